@@ -5,3 +5,4 @@
 pub mod agent;
 pub mod llm;
 pub mod upstream;
+pub mod secret;
