@@ -3,6 +3,9 @@
 //! `fc` → `app` → `protocol` → `identity` → `mcp` → `agent` (⇄ `llm`, `mcp`) → `protocol` → `fc`.
 
 pub mod agent;
+pub mod app;
+pub mod config;
+pub mod fc;
 pub mod llm;
-pub mod upstream;
 pub mod secret;
+pub mod upstream;

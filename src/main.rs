@@ -1,1 +1,33 @@
-fn main() {}
+//! config → App → fc::run; nothing else.
+
+use std::process::ExitCode;
+
+use fc_identity_agent::{app::App, config::Config, fc};
+
+fn main() -> ExitCode {
+    fc::init_logging();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(variable = error.variable, "invalid configuration: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!(%error, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(App::new(config).run()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(%error, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! The response body: a whole buffer, or a stream of chunks sent as they are produced.
+
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use tokio::sync::mpsc;
+
+/// A response body. `Streaming` bodies go out with `Transfer-Encoding: chunked`, each chunk written and
+/// flushed when it is produced — which is also how FC recognises a streaming response.
+pub struct Body(Kind);
+
+enum Kind {
+    Full(Option<Bytes>),
+    Streaming(mpsc::Receiver<Bytes>),
+}
+
+/// The producing half of a streaming body. Sending fails once the client has gone away, which is the
+/// producer's signal to stop upstream work.
+#[derive(Clone)]
+pub struct BodySender(mpsc::Sender<Bytes>);
+
+/// The client went away; nobody reads the body any more.
+#[derive(Debug, thiserror::Error)]
+#[error("the client closed the connection")]
+pub struct ClientGone;
+
+impl Body {
+    pub fn empty() -> Body {
+        Body(Kind::Full(None))
+    }
+
+    pub fn full(bytes: impl Into<Bytes>) -> Body {
+        let bytes = bytes.into();
+        Body(Kind::Full((!bytes.is_empty()).then_some(bytes)))
+    }
+
+    /// A streaming body and its sender. A small buffer keeps memory flat: a slow client applies
+    /// backpressure to the producer instead of letting chunks pile up.
+    pub fn channel() -> (BodySender, Body) {
+        let (tx, rx) = mpsc::channel(32);
+        (BodySender(tx), Body(Kind::Streaming(rx)))
+    }
+}
+
+impl BodySender {
+    pub async fn send(&self, chunk: impl Into<Bytes>) -> Result<(), ClientGone> {
+        self.0.send(chunk.into()).await.map_err(|_| ClientGone)
+    }
+
+    /// Resolves when the body has been dropped (client disconnected or response finished).
+    pub async fn closed(&self) {
+        self.0.closed().await
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.0.is_closed()
+    }
+}
+
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match &mut self.0 {
+            Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            Kind::Streaming(rx) => rx
+                .poll_recv(cx)
+                .map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(&self.0, Kind::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.0 {
+            Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
+            Kind::Full(None) => SizeHint::with_exact(0),
+            Kind::Streaming(_) => SizeHint::default(),
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! Logs: JSON lines on stdout (FC ships stdout to the function's SLS logstore), level from `RUST_LOG`.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the JSON subscriber once. Every line inside an invocation carries its `request_id` (from
+/// the `invocation` span). FC prints its own `FC Invoke Start/End` markers, so we never do.
+pub fn init_logging() {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(true)
+        .with_span_list(false)
+        .flatten_event(true)
+        .with_target(false)
+        .with_writer(std::io::stdout)
+        .try_init();
+}
