@@ -1,0 +1,56 @@
+# fc-identity-agent — every command a developer or CI needs.
+SHELL := /bin/bash
+TARGET := x86_64-unknown-linux-gnu
+GLIBC := 2.28
+DIST := dist
+BIN := fc-identity-agent
+PY := python3
+
+.PHONY: dev run test test-deps release check-release deploy fmt lint bench
+
+## Run the whole flow locally against the built-in stand-ins (no cloud account).
+dev:
+	cargo run -- dev
+
+## Run against the real cloud with the environment you have set (see README: Configuration).
+run:
+	cargo run --release --no-default-features
+
+## Everything CI runs: unit + integration tests over real sockets, and the s.yaml schema check.
+test: test-deps
+	cargo test --all-targets
+	$(PY) tests/deploy/check_s_yaml.py
+
+test-deps:
+	@$(PY) -c 'import jsonschema, yaml' 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check jsonschema pyyaml
+
+## The FC binary: glibc 2.28 (custom.debian10), rustls, no stand-ins, into dist/ with bootstrap.
+release:
+	@command -v cargo-zigbuild >/dev/null || cargo install --locked cargo-zigbuild
+	@$(PY) -c 'import ziglang' 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check ziglang
+	cargo zigbuild --release --no-default-features --target $(TARGET).$(GLIBC)
+	rm -rf $(DIST) && mkdir -p $(DIST)
+	cp target/$(TARGET)/release/$(BIN) $(DIST)/$(BIN)
+	cp bootstrap $(DIST)/bootstrap && chmod +x $(DIST)/bootstrap $(DIST)/$(BIN)
+	$(MAKE) check-release
+
+## Fails if the release binary needs a glibc newer than 2.28 or links OpenSSL.
+check-release:
+	@newest=$$(objdump -T $(DIST)/$(BIN) | grep -o 'GLIBC_[0-9.]*' | sort -t. -k1,1 -k2,2n -k3,3n -V | uniq | tail -n1); \
+	echo "highest glibc symbol version: $$newest"; \
+	if printf '%s\n' "$$newest" "GLIBC_$(GLIBC)" | sort -V | tail -n1 | grep -qv "^GLIBC_$(GLIBC)$$"; then \
+	  echo "error: $$newest is newer than GLIBC_$(GLIBC)"; exit 1; fi
+	@if objdump -p $(DIST)/$(BIN) | grep NEEDED | grep -Eiq 'ssl|crypto'; then \
+	  echo "error: the binary links OpenSSL"; exit 1; fi
+	@objdump -p $(DIST)/$(BIN) | grep NEEDED
+	@ls -l $(DIST)
+
+deploy: release
+	s deploy -y
+
+fmt:
+	cargo fmt --all
+
+lint:
+	cargo fmt --all -- --check
+	cargo clippy --all-targets -- -D warnings
