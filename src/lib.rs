@@ -4,5 +4,6 @@
 
 pub mod agent;
 pub mod llm;
-pub mod upstream;
+pub mod protocol;
 pub mod secret;
+pub mod upstream;
