@@ -198,11 +198,7 @@ fn recognise(value: &Value) -> Option<TriggerKind> {
             "cdn" => TriggerKind::Cdn,
             _ => TriggerKind::Events,
         })
-    } else if has("TopicOwner") && has("Message") {
-        Some(TriggerKind::Mns)
-    } else if obj.get("body").is_some_and(Value::is_string)
-        && obj.keys().all(|k| k == "body" || k == "attrs")
-    {
+    } else if is_mns(obj) {
         Some(TriggerKind::Mns)
     } else if has("rawPath") && has("requestContext") {
         Some(TriggerKind::Http)
@@ -217,6 +213,14 @@ fn recognise(value: &Value) -> Option<TriggerKind> {
     } else {
         None
     }
+}
+
+/// MNS topic: the JSON form `{TopicOwner, Message, …}` or the `{body, attrs}` form.
+fn is_mns(obj: &Map<String, Value>) -> bool {
+    let json_form = obj.contains_key("TopicOwner") && obj.contains_key("Message");
+    let body_form = obj.get("body").is_some_and(Value::is_string)
+        && obj.keys().all(|k| k == "body" || k == "attrs");
+    json_form || body_form
 }
 
 fn is_cloud_event(obj: &Map<String, Value>) -> bool {
