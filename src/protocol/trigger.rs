@@ -288,7 +288,7 @@ fn truncate(text: &str, max_chars: usize) -> String {
     }
 }
 
-/// A body that is not UTF-8: lossy text when it is mostly text, else size (and base64 when small).
+/// A body that is not UTF-8: lossy text when at most a tenth of it is undecodable, else size (and base64 when small).
 fn opaque(body: &[u8], instruction: &str, request_id: &str) -> EventInvocation {
     let lossy = String::from_utf8_lossy(body);
     let total = lossy.chars().count().max(1);
@@ -296,7 +296,7 @@ fn opaque(body: &[u8], instruction: &str, request_id: &str) -> EventInvocation {
         .chars()
         .filter(|c| *c == char::REPLACEMENT_CHARACTER)
         .count();
-    let (kind, text) = if replaced * 100 <= total {
+    let (kind, text) = if replaced * 10 <= total {
         (TriggerKind::Text, lossy.into_owned())
     } else if body.len() <= MAX_BASE64_BYTES {
         let b64 = base64::engine::general_purpose::STANDARD.encode(body);
@@ -321,5 +321,46 @@ fn opaque(body: &[u8], instruction: &str, request_id: &str) -> EventInvocation {
     EventInvocation {
         kind,
         request: AgentRequest::from_text(text, Some(request_id.to_owned())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::ContentItem;
+
+    #[test]
+    fn trailing_commas_go_but_commas_in_strings_stay() {
+        assert_eq!(
+            strip_trailing_commas(r#"{"a": [1, 2, ], "b": ",}",  }"#),
+            r#"{"a": [1, 2 ], "b": ",}"  }"#
+        );
+        assert_eq!(
+            strip_trailing_commas(r#"{"q": "\",]", }"#),
+            r#"{"q": "\",]" }"#
+        );
+    }
+
+    #[test]
+    fn truncation_cuts_on_a_char_boundary_and_says_so() {
+        assert_eq!(truncate("héllo", 10), "héllo");
+        assert_eq!(truncate("héllo", 2), "hé… (truncated; 6 bytes in all)");
+    }
+
+    #[test]
+    fn descriptions_are_bounded() {
+        let huge = format!(
+            r#"{{"events":[{{"eventSource":"acs:oss","k":"{}"}}]}}"#,
+            "x".repeat(200_000)
+        );
+        let req = request_from_event(huge.as_bytes(), "i", "r").unwrap();
+        let [msg] = req.input.as_slice() else {
+            panic!()
+        };
+        let [ContentItem::Text(text)] = msg.content.as_slice() else {
+            panic!()
+        };
+        assert!(text.chars().count() < MAX_DESCRIPTION_CHARS + 100);
+        assert!(text.ends_with("bytes in all)"));
     }
 }
