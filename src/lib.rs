@@ -7,5 +7,6 @@ pub mod app;
 pub mod config;
 pub mod fc;
 pub mod llm;
+pub mod protocol;
 pub mod secret;
 pub mod upstream;

@@ -1,0 +1,434 @@
+//! Turns a turn's `AgentEvent`s into the protocol's event sequence (see process-protocol.md, "Event
+//! sequence"): response created/in_progress, then per message an in_progress event, content deltas, the
+//! completed content and the completed message, and at the end the final `response`.
+//!
+//! Lifecycle rules:
+//! - A reasoning message is opened by the first `ReasoningDelta` and closed by any other event; an answer
+//!   message likewise by `TextDelta`. At most one of the two is open at a time.
+//! - A tool call message is opened by `ToolCallStarted` (or the first event naming its call id) and closed
+//!   by `ToolCallCompleted`; several may be open at once.
+//! - `ToolResult` is one completed `plugin_call_output` message.
+//! - `Finished` closes whatever is still open as completed (a tool call with the arguments received so
+//!   far) and emits the final response; events after it are ignored.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::wire::{
+    ContentBody, ContentObject, ErrorObject, Event, MessageKind, MessageObject, MessageRole,
+    ResponseObject, Status, ToolData,
+};
+use crate::agent::{AgentEvent, FailureCode, TurnEnd, TurnError};
+use crate::llm::Usage;
+
+struct OpenText {
+    msg_id: String,
+    kind: MessageKind,
+    text: String,
+}
+
+struct OpenCall {
+    msg_id: String,
+    call_id: String,
+    name: String,
+    arguments: String,
+}
+
+/// Builds one response. Streaming: send every returned [`Event`] as a frame. Non-streaming: build it
+/// with [`ResponseBuilder::silent`] (no events are made, numbering is identical) and take
+/// [`ResponseBuilder::response`] at the end.
+pub struct ResponseBuilder {
+    frames: bool,
+    started: bool,
+    finished: bool,
+    seq: u64,
+    id: String,
+    created_at: u64,
+    session_id: Option<String>,
+    output: Vec<MessageObject>,
+    open_text: Option<OpenText>,
+    open_calls: Vec<OpenCall>,
+    usage: Option<Usage>,
+    last: Option<ResponseObject>,
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4())
+}
+
+impl ResponseBuilder {
+    /// A builder whose `start`/`push` return the events to stream. `created_at` is now.
+    pub fn new(session_id: Option<String>) -> Self {
+        ResponseBuilder {
+            frames: true,
+            started: false,
+            finished: false,
+            seq: 0,
+            id: new_id("response"),
+            created_at: now_secs(),
+            session_id,
+            output: Vec::new(),
+            open_text: None,
+            open_calls: Vec::new(),
+            usage: None,
+            last: None,
+        }
+    }
+
+    /// A builder that returns no events (for `stream:false` and event invocations); only
+    /// [`ResponseBuilder::response`] matters. The final object equals what the streaming builder's last
+    /// event would carry.
+    pub fn silent(session_id: Option<String>) -> Self {
+        ResponseBuilder {
+            frames: false,
+            ..ResponseBuilder::new(session_id)
+        }
+    }
+
+    /// `response_<uuid4>` of this response.
+    pub fn response_id(&self) -> &str {
+        &self.id
+    }
+
+    /// True once `Finished` was pushed.
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+
+    /// The final response object. A turn that never reported `Finished` (its task died) ends here as
+    /// failed with code `internal`.
+    pub fn into_response(mut self) -> ResponseObject {
+        match self.last.take() {
+            Some(last) if self.finished => last,
+            _ => {
+                let end = TurnEnd::Failed(TurnError::new(
+                    FailureCode::Internal,
+                    "the turn ended without reporting how",
+                ));
+                self.start();
+                self.finish(&mut Vec::new(), &end)
+            }
+        }
+    }
+
+    /// The latest response object: the final one once finished (`None` before `start`).
+    pub fn response(&self) -> Option<&ResponseObject> {
+        self.last.as_ref()
+    }
+
+    /// Response `created` and `in_progress`. Called implicitly by the first `push`; a second call is a no-op.
+    pub fn start(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        if !self.started {
+            self.started = true;
+            for status in [Status::Created, Status::InProgress] {
+                let r = self.response_object(status, None, None);
+                self.emit(&mut out, || Event::Response(r.clone()));
+                self.last = Some(r);
+            }
+        }
+        out
+    }
+
+    /// The events for one agent event, in order.
+    pub fn push(&mut self, event: &AgentEvent) -> Vec<Event> {
+        let mut out = self.start();
+        if self.is_finished() {
+            return out;
+        }
+        match event {
+            AgentEvent::ReasoningDelta(delta) => {
+                self.text_delta(&mut out, MessageKind::Reasoning, delta)
+            }
+            AgentEvent::TextDelta(delta) => self.text_delta(&mut out, MessageKind::Message, delta),
+            AgentEvent::ToolCallStarted { call_id, name } => {
+                self.close_text(&mut out);
+                self.open_call(&mut out, call_id, name);
+            }
+            AgentEvent::ToolCallArgumentsDelta { call_id, delta } => {
+                self.close_text(&mut out);
+                let i = self.open_call(&mut out, call_id, "");
+                let call = &mut self.open_calls[i];
+                call.arguments.push_str(delta);
+                let content = ContentObject {
+                    sequence_number: None,
+                    status: Status::InProgress,
+                    index: 0,
+                    delta: true,
+                    msg_id: call.msg_id.clone(),
+                    body: ContentBody::Data(ToolData::Call {
+                        call_id: call.call_id.clone(),
+                        name: call.name.clone(),
+                        arguments: delta.clone(),
+                    }),
+                };
+                self.emit_content(&mut out, content);
+            }
+            AgentEvent::ToolCallCompleted {
+                call_id,
+                name,
+                arguments,
+            } => {
+                self.close_text(&mut out);
+                let i = self.open_call(&mut out, call_id, name);
+                let mut call = self.open_calls.remove(i);
+                if !name.is_empty() {
+                    call.name = name.clone();
+                }
+                call.arguments = arguments.clone();
+                self.close_call(&mut out, call);
+            }
+            AgentEvent::ToolResult {
+                call_id,
+                name,
+                output,
+            } => {
+                self.close_text(&mut out);
+                if let Some(i) = self.open_calls.iter().position(|c| &c.call_id == call_id) {
+                    let call = self.open_calls.remove(i);
+                    self.close_call(&mut out, call);
+                }
+                let msg_id = new_id("msg");
+                let content = ContentObject {
+                    sequence_number: None,
+                    status: Status::Completed,
+                    index: 0,
+                    delta: false,
+                    msg_id: msg_id.clone(),
+                    body: ContentBody::Data(ToolData::Output {
+                        call_id: call_id.clone(),
+                        name: name.clone(),
+                        output: output.clone(),
+                    }),
+                };
+                let seq = self.next_seq();
+                let msg = message(
+                    seq,
+                    Status::Completed,
+                    msg_id,
+                    MessageKind::PluginCallOutput,
+                    Some(vec![content]),
+                );
+                self.emit(&mut out, || Event::Message(msg.clone()));
+                self.output.push(msg);
+            }
+            AgentEvent::Usage(usage) => {
+                self.close_text(&mut out);
+                *self.usage.get_or_insert_with(Usage::default) += *usage;
+            }
+            AgentEvent::Finished(end) => {
+                self.finish(&mut out, end);
+            }
+        }
+        out
+    }
+
+    fn next_seq(&mut self) -> u64 {
+        let seq = self.seq;
+        self.seq += 1;
+        seq
+    }
+
+    fn emit(&self, out: &mut Vec<Event>, make: impl FnOnce() -> Event) {
+        if self.frames {
+            out.push(make());
+        }
+    }
+
+    fn emit_content(&mut self, out: &mut Vec<Event>, mut content: ContentObject) -> ContentObject {
+        content.sequence_number = Some(self.next_seq());
+        self.emit(out, || Event::Content(content.clone()));
+        content
+    }
+
+    fn response_object(
+        &mut self,
+        status: Status,
+        error: Option<ErrorObject>,
+        completed: Option<u64>,
+    ) -> ResponseObject {
+        let finished = completed.is_some();
+        ResponseObject {
+            sequence_number: self.next_seq(),
+            object: "response",
+            status,
+            error,
+            id: self.id.clone(),
+            created_at: self.created_at,
+            completed_at: completed,
+            output: finished.then(|| self.output.clone()),
+            usage: self.usage,
+            session_id: self.session_id.clone(),
+        }
+    }
+
+    fn text_delta(&mut self, out: &mut Vec<Event>, kind: MessageKind, delta: &str) {
+        if self.open_text.as_ref().is_some_and(|t| t.kind != kind) {
+            self.close_text(out);
+        }
+        if self.open_text.is_none() {
+            let msg_id = new_id("msg");
+            let seq = self.next_seq();
+            let msg = message(seq, Status::InProgress, msg_id.clone(), kind, None);
+            self.emit(out, || Event::Message(msg));
+            self.open_text = Some(OpenText {
+                msg_id,
+                kind,
+                text: String::new(),
+            });
+        }
+        let Some(open) = self.open_text.as_mut() else {
+            return;
+        };
+        open.text.push_str(delta);
+        let content = ContentObject {
+            sequence_number: None,
+            status: Status::InProgress,
+            index: 0,
+            delta: true,
+            msg_id: open.msg_id.clone(),
+            body: ContentBody::Text(delta.to_owned()),
+        };
+        self.emit_content(out, content);
+    }
+
+    fn close_text(&mut self, out: &mut Vec<Event>) {
+        let Some(open) = self.open_text.take() else {
+            return;
+        };
+        let content = ContentObject {
+            sequence_number: None,
+            status: Status::Completed,
+            index: 0,
+            delta: false,
+            msg_id: open.msg_id.clone(),
+            body: ContentBody::Text(open.text),
+        };
+        let content = self.emit_content(out, content);
+        self.complete_message(out, open.msg_id, open.kind, content);
+    }
+
+    /// Index of the open call `call_id`, opening it (message in_progress) when it is not open yet.
+    fn open_call(&mut self, out: &mut Vec<Event>, call_id: &str, name: &str) -> usize {
+        if let Some(i) = self.open_calls.iter().position(|c| c.call_id == call_id) {
+            if self.open_calls[i].name.is_empty() {
+                self.open_calls[i].name = name.to_owned();
+            }
+            return i;
+        }
+        let msg_id = new_id("msg");
+        let seq = self.next_seq();
+        let msg = message(
+            seq,
+            Status::InProgress,
+            msg_id.clone(),
+            MessageKind::PluginCall,
+            None,
+        );
+        self.emit(out, || Event::Message(msg));
+        self.open_calls.push(OpenCall {
+            msg_id,
+            call_id: call_id.to_owned(),
+            name: name.to_owned(),
+            arguments: String::new(),
+        });
+        self.open_calls.len() - 1
+    }
+
+    fn close_call(&mut self, out: &mut Vec<Event>, call: OpenCall) {
+        let content = ContentObject {
+            sequence_number: None,
+            status: Status::Completed,
+            index: 0,
+            delta: false,
+            msg_id: call.msg_id.clone(),
+            body: ContentBody::Data(ToolData::Call {
+                call_id: call.call_id,
+                name: call.name,
+                arguments: call.arguments,
+            }),
+        };
+        let content = self.emit_content(out, content);
+        self.complete_message(out, call.msg_id, MessageKind::PluginCall, content);
+    }
+
+    fn complete_message(
+        &mut self,
+        out: &mut Vec<Event>,
+        msg_id: String,
+        kind: MessageKind,
+        content: ContentObject,
+    ) {
+        let seq = self.next_seq();
+        let msg = message(seq, Status::Completed, msg_id, kind, Some(vec![content]));
+        self.emit(out, || Event::Message(msg.clone()));
+        self.output.push(msg);
+    }
+
+    fn finish(&mut self, out: &mut Vec<Event>, end: &TurnEnd) -> ResponseObject {
+        self.finished = true;
+        self.close_text(out);
+        for call in std::mem::take(&mut self.open_calls) {
+            self.close_call(out, call);
+        }
+        let (status, error) = match end {
+            TurnEnd::Completed => (Status::Completed, None),
+            TurnEnd::Incomplete(e) => (Status::Incomplete, Some(e)),
+            TurnEnd::Failed(e) => (Status::Failed, Some(e)),
+        };
+        let error = error.map(|e| ErrorObject {
+            code: e.code.as_str().to_owned(),
+            message: e.message.clone(),
+        });
+        let r = self.response_object(status, error, Some(now_secs()));
+        self.emit(out, || Event::Response(r.clone()));
+        self.last = Some(r.clone());
+        r
+    }
+}
+
+fn message(
+    seq: u64,
+    status: Status,
+    id: String,
+    kind: MessageKind,
+    content: Option<Vec<ContentObject>>,
+) -> MessageObject {
+    let role = if kind == MessageKind::PluginCallOutput {
+        MessageRole::Tool
+    } else {
+        MessageRole::Assistant
+    };
+    MessageObject {
+        sequence_number: seq,
+        object: "message",
+        status,
+        error: None,
+        id,
+        kind,
+        role,
+        content,
+        code: None,
+        message: None,
+        usage: None,
+        metadata: None,
+    }
+}
+
+/// The final response of a whole turn at once (non-streaming), for callers that already hold the events.
+pub fn aggregate<'a>(
+    session_id: Option<String>,
+    events: impl IntoIterator<Item = &'a AgentEvent>,
+) -> ResponseObject {
+    let mut builder = ResponseBuilder::silent(session_id);
+    for event in events {
+        builder.push(event);
+    }
+    builder.into_response()
+}

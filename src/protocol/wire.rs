@@ -1,0 +1,251 @@
+//! The protocol's objects as they go on the wire. Strict clients depend on key order, and serde_json
+//! (without `preserve_order`) sorts `Value` maps, so every object is a struct whose field order is the
+//! spec's key order, or a hand-written `Serialize` that writes the keys in that order. Every key is always
+//! present (null when unset).
+
+use serde::Serialize;
+use serde::ser::{SerializeMap, Serializer};
+use serde_json::Value;
+
+use crate::llm::Usage;
+
+/// `status` of responses, messages and content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Created,
+    InProgress,
+    Completed,
+    Failed,
+    Incomplete,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::InProgress => "in_progress",
+            Status::Completed => "completed",
+            Status::Failed => "failed",
+            Status::Incomplete => "incomplete",
+        }
+    }
+}
+
+/// `error` of a failed or incomplete response: `{code, message}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorObject {
+    pub code: String,
+    pub message: String,
+}
+
+/// `{"error":{"code","message"}}` — the body of an error answered before any stream starts.
+pub fn error_body(code: &str, message: &str) -> String {
+    #[derive(Serialize)]
+    struct Body<'a> {
+        error: ErrorRef<'a>,
+    }
+    #[derive(Serialize)]
+    struct ErrorRef<'a> {
+        code: &'a str,
+        message: &'a str,
+    }
+    to_json(&Body {
+        error: ErrorRef { code, message },
+    })
+}
+
+/// Our own structs only hold strings, numbers and options, so serialization cannot fail; should it ever,
+/// a client still gets valid JSON naming the problem instead of a panic.
+pub(crate) fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|e| {
+        format!(r#"{{"error":{{"code":"internal","message":"serialization failed: {e}"}}}}"#)
+    })
+}
+
+/// The `response` object.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ResponseObject {
+    pub sequence_number: u64,
+    pub object: &'static str,
+    pub status: Status,
+    pub error: Option<ErrorObject>,
+    pub id: String,
+    pub created_at: u64,
+    pub completed_at: Option<u64>,
+    pub output: Option<Vec<MessageObject>>,
+    pub usage: Option<Usage>,
+    pub session_id: Option<String>,
+}
+
+impl ResponseObject {
+    /// Compact JSON, as an SSE event or the non-streaming body carries it.
+    pub fn to_json(&self) -> String {
+        to_json(self)
+    }
+}
+
+/// `type` of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageKind {
+    Message,
+    Reasoning,
+    PluginCall,
+    PluginCallOutput,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MessageRole {
+    Assistant,
+    Tool,
+}
+
+/// The `message` object. `error`, `code`, `message`, `usage` and `metadata` are always null in what we
+/// send; they are here because every event carries every key of its object type.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MessageObject {
+    pub sequence_number: u64,
+    pub object: &'static str,
+    pub status: Status,
+    pub error: Option<ErrorObject>,
+    pub id: String,
+    #[serde(rename = "type")]
+    pub kind: MessageKind,
+    pub role: MessageRole,
+    /// Null while in progress; the completed content items once completed.
+    pub content: Option<Vec<ContentObject>>,
+    pub code: Option<String>,
+    pub message: Option<String>,
+    pub usage: Option<Usage>,
+    pub metadata: Option<Value>,
+}
+
+/// The `content` object: text (`…, msg_id, text`) or data (`…, msg_id, data`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContentObject {
+    /// Null for a content item that never travelled as an event of its own (a tool result's).
+    pub sequence_number: Option<u64>,
+    pub status: Status,
+    pub index: u32,
+    pub delta: bool,
+    pub msg_id: String,
+    pub body: ContentBody,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ContentBody {
+    Text(String),
+    Data(ToolData),
+}
+
+/// `data` of a content item: a call or a call's output, keys in this order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum ToolData {
+    Call {
+        call_id: String,
+        name: String,
+        arguments: String,
+    },
+    Output {
+        call_id: String,
+        name: String,
+        output: String,
+    },
+}
+
+impl Serialize for ContentObject {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut map = s.serialize_map(Some(9))?;
+        map.serialize_entry("sequence_number", &self.sequence_number)?;
+        map.serialize_entry("object", "content")?;
+        map.serialize_entry("status", &self.status)?;
+        map.serialize_entry("error", &None::<ErrorObject>)?;
+        match &self.body {
+            ContentBody::Text(_) => map.serialize_entry("type", "text")?,
+            ContentBody::Data(_) => map.serialize_entry("type", "data")?,
+        }
+        map.serialize_entry("index", &self.index)?;
+        map.serialize_entry("delta", &self.delta)?;
+        map.serialize_entry("msg_id", &self.msg_id)?;
+        match &self.body {
+            ContentBody::Text(text) => map.serialize_entry("text", text)?,
+            ContentBody::Data(data) => map.serialize_entry("data", data)?,
+        }
+        map.end()
+    }
+}
+
+/// One event of the stream.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    Response(ResponseObject),
+    Message(MessageObject),
+    Content(ContentObject),
+}
+
+impl Serialize for Event {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Event::Response(r) => r.serialize(s),
+            Event::Message(m) => m.serialize(s),
+            Event::Content(c) => c.serialize(s),
+        }
+    }
+}
+
+impl Event {
+    /// Compact JSON of the event.
+    pub fn to_json(&self) -> String {
+        to_json(self)
+    }
+
+    /// The SSE frame: `data: <compact JSON>\n\n` (no `event:`/`id:` lines).
+    pub fn sse_frame(&self) -> String {
+        format!("data: {}\n\n", self.to_json())
+    }
+
+    pub fn sequence_number(&self) -> Option<u64> {
+        match self {
+            Event::Response(r) => Some(r.sequence_number),
+            Event::Message(m) => Some(m.sequence_number),
+            Event::Content(c) => c.sequence_number,
+        }
+    }
+
+    /// `object`: `response`, `message` or `content`.
+    pub fn object(&self) -> &'static str {
+        match self {
+            Event::Response(_) => "response",
+            Event::Message(_) => "message",
+            Event::Content(_) => "content",
+        }
+    }
+
+    /// `type`: none for a response, the message type, or `text`/`data` for content.
+    pub fn kind(&self) -> Option<&'static str> {
+        match self {
+            Event::Response(_) => None,
+            Event::Message(m) => Some(match m.kind {
+                MessageKind::Message => "message",
+                MessageKind::Reasoning => "reasoning",
+                MessageKind::PluginCall => "plugin_call",
+                MessageKind::PluginCallOutput => "plugin_call_output",
+            }),
+            Event::Content(c) => Some(match c.body {
+                ContentBody::Text(_) => "text",
+                ContentBody::Data(_) => "data",
+            }),
+        }
+    }
+
+    pub fn status(&self) -> Status {
+        match self {
+            Event::Response(r) => r.status,
+            Event::Message(m) => m.status,
+            Event::Content(c) => c.status,
+        }
+    }
+}
