@@ -3,6 +3,8 @@
 //! `fc` → `app` → `protocol` → `identity` → `mcp` → `agent` (⇄ `llm`, `mcp`) → `protocol` → `fc`.
 
 pub mod agent;
+#[cfg(feature = "devstack")]
+pub mod devstack;
 pub mod llm;
-pub mod upstream;
 pub mod secret;
+pub mod upstream;
