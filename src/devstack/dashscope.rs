@@ -317,6 +317,9 @@ fn sse_body(
                     return Some((Ok(Bytes::from(format!("data: {data}\n\n"))), (steps, guard)));
                 }
                 Step::Abort => {
+                    // An error item makes hyper drop the connection at once, unflushed chunks included; a
+                    // pending poll first lets the text already produced reach the client, as in a real cut.
+                    tokio::time::sleep(Duration::from_millis(20)).await;
                     guard.finished = true;
                     let err =
                         std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "scripted cut");

@@ -117,19 +117,18 @@ impl StepAccumulator {
         let index = delta.index.unwrap_or(self.last_index);
         self.last_index = index;
         let call = self.calls.entry(index).or_default();
-        if call.id.is_empty() {
-            if let Some(id) = delta.id.filter(|s| !s.is_empty()) {
-                call.id = id;
-            }
+        if let Some(id) = delta.id.filter(|s| !s.is_empty() && call.id.is_empty()) {
+            call.id = id;
         }
         let function = delta.function.unwrap_or(FunctionDelta {
             name: None,
             arguments: None,
         });
-        if call.name.is_empty() {
-            if let Some(name) = function.name.filter(|s| !s.is_empty()) {
-                call.name = name;
-            }
+        if let Some(name) = function
+            .name
+            .filter(|s| !s.is_empty() && call.name.is_empty())
+        {
+            call.name = name;
         }
         if let Some(fragment) = function.arguments.filter(|s| !s.is_empty()) {
             call.arguments.push_str(&fragment);

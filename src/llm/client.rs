@@ -233,10 +233,9 @@ impl LlmClient {
             }
             Ok::<_, reqwest::Error>(())
         };
-        match tokio::time::timeout_at(deadline, read).await {
-            Err(_) => return Err(LlmError::DeadlineExceeded),
-            // A body cut short still leaves the status, which is what classifies the error.
-            Ok(Err(_)) | Ok(Ok(())) => {}
+        // A body cut short still leaves the status, which is what classifies the error: read errors are moot.
+        if tokio::time::timeout_at(deadline, read).await.is_err() {
+            return Err(LlmError::DeadlineExceeded);
         }
         let upstream =
             UpstreamError::from_body(status.as_u16(), &body, request_id, &self.inner.api_key);
