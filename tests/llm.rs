@@ -341,7 +341,8 @@ async fn retries_never_wait_past_the_deadline() {
         ),
         "{result:?}"
     );
-    assert_eq!(standin.request_count(), 1);
+    // On a loaded machine the first attempt itself may hit the deadline (0 recorded); never a retry.
+    assert!(standin.request_count() <= 1, "{:?}", standin.requests());
 }
 
 #[tokio::test]
