@@ -544,3 +544,52 @@ async fn no_error_or_client_debug_contains_the_key() {
         "{printed}"
     );
 }
+
+#[tokio::test]
+async fn the_stand_in_script_picks_tools_by_suffix() {
+    let standin = standin().await;
+    let client = client(&standin);
+    let offered = tools(&[
+        "s1__getutctime",
+        "s1__helloworld",
+        "s2__rendezvous",
+        "s2__broken",
+    ]);
+    let cases: [(&str, &[(&str, &str)]); 4] = [
+        (
+            "Please say hello to Bob",
+            &[("s1__helloworld", r#"{"name":"Bob"}"#)],
+        ),
+        (
+            "rendezvous now",
+            &[("s2__rendezvous", "{}"), ("s2__rendezvous", "{}")],
+        ),
+        ("use the broken tool", &[("s2__broken", "{}")]),
+        ("anything else", &[("s1__getutctime", "{}")]),
+    ];
+    for (question, expected) in cases {
+        let mut request = ask(question);
+        request.tools = offered.clone();
+        let step = run(&client, &request).await.1.expect(question);
+        let calls: Vec<(&str, &str)> = step
+            .tool_calls
+            .iter()
+            .map(|c| (c.function.name.as_str(), c.function.arguments.as_str()))
+            .collect();
+        assert_eq!(calls, expected, "{question}");
+    }
+
+    // "loop forever" keeps calling even after a result (for max-iteration tests).
+    let mut request = ask("loop forever");
+    request.tools = offered.clone();
+    request.messages.push(ChatMessage::Assistant {
+        content: None,
+        tool_calls: vec![ToolCall::new("c1", "s1__getutctime", "{}")],
+    });
+    request.messages.push(ChatMessage::Tool {
+        tool_call_id: "c1".into(),
+        content: "noon".into(),
+    });
+    let step = run(&client, &request).await.1.expect("loop step");
+    assert_eq!(step.tool_calls.len(), 1);
+}
