@@ -5,6 +5,8 @@
 pub mod agent;
 pub mod app;
 pub mod config;
+#[cfg(feature = "devstack")]
+pub mod devstack;
 pub mod fc;
 pub mod llm;
 pub mod protocol;

@@ -1,5 +1,24 @@
-//! The DashScope chat client and the conversation types it speaks.
+//! The DashScope chat client (OpenAI-compatible mode, always streaming) and the conversation types it speaks.
+//!
+//! ```ignore
+//! let client = LlmClient::new(settings)?;
+//! let mut stream = client.stream(&ChatRequest::new(messages), deadline).await?;
+//! while let Some(event) = stream.next().await {
+//!     match event? {
+//!         StreamEvent::TextDelta(t) => { /* … */ }
+//!         StreamEvent::Done(step) => { /* step.tool_calls, step.usage */ }
+//!         _ => {}
+//!     }
+//! }
+//! ```
 
+mod accumulate;
+mod client;
+mod error;
+mod stream;
 mod types;
 
+pub use client::{ChatRequest, LlmClient, LlmSettings, Sampling, Stop};
+pub use error::{LlmError, UpstreamError};
+pub use stream::{ChatStream, FinishReason, StepResult, StreamEvent};
 pub use types::{ChatMessage, FunctionCall, ToolCall, ToolSpec, Usage};

@@ -1,0 +1,329 @@
+//! The HTTP side: request body, sending, error responses, retries before the stream starts.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue};
+use serde::Serialize;
+use tokio::time::Instant;
+
+use super::error::{LlmError, UpstreamError};
+use super::stream::ChatStream;
+use super::types::{ChatMessage, ToolSpec};
+use crate::secret::Secret;
+
+/// Retries after the first attempt, for throttling and server errors only.
+const MAX_RETRIES: u32 = 2;
+const BACKOFF_BASE: Duration = Duration::from_millis(200);
+/// Error bodies are small JSON; anything longer is cut rather than buffered.
+const MAX_ERROR_BODY: usize = 16 * 1024;
+/// Where DashScope (and the gateways in front of it) put the request id when the body has none.
+const REQUEST_ID_HEADERS: [&str; 3] = ["x-request-id", "x-dashscope-request-id", "request-id"];
+
+/// How to reach DashScope. `base_url` is the compatible-mode base, e.g.
+/// `https://dashscope.aliyuncs.com/compatible-mode/v1` (keys only work in their own region).
+#[derive(Debug, Clone)]
+pub struct LlmSettings {
+    pub base_url: String,
+    pub api_key: Secret,
+    /// Used when a [`ChatRequest`] names no model.
+    pub model: String,
+    /// Sent as `enable_thinking` only when set: model defaults differ.
+    pub enable_thinking: Option<bool>,
+}
+
+/// The DashScope chat client. Cheap to clone; all clones share one connection pool.
+#[derive(Debug, Clone)]
+pub struct LlmClient {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    http: reqwest::Client,
+    endpoint: String,
+    api_key: Secret,
+    model: String,
+    enable_thinking: Option<bool>,
+}
+
+/// One model call.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChatRequest {
+    /// `None` uses [`LlmSettings::model`].
+    pub model: Option<String>,
+    pub messages: Vec<ChatMessage>,
+    /// When empty, no tool fields are sent at all.
+    pub tools: Vec<ToolSpec>,
+    pub sampling: Sampling,
+}
+
+impl ChatRequest {
+    pub fn new(messages: Vec<ChatMessage>) -> Self {
+        ChatRequest {
+            messages,
+            ..ChatRequest::default()
+        }
+    }
+}
+
+/// Sampling parameters passed through unchanged; unset ones are not sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Sampling {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_tokens: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stop: Option<Stop>,
+}
+
+/// `stop` is either one string or a list, as the caller gave it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Stop {
+    One(String),
+    Many(Vec<String>),
+}
+
+#[derive(Serialize)]
+struct WireRequest<'a> {
+    model: &'a str,
+    messages: &'a [ChatMessage],
+    stream: bool,
+    stream_options: StreamOptions,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    tools: &'a [ToolSpec],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parallel_tool_calls: Option<bool>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    enable_thinking: Option<bool>,
+    #[serde(flatten)]
+    sampling: &'a Sampling,
+}
+
+#[derive(Serialize)]
+struct StreamOptions {
+    include_usage: bool,
+}
+
+impl LlmClient {
+    /// Builds the client (and its one `reqwest::Client`). Fails only if the TLS stack cannot initialise.
+    pub fn new(settings: LlmSettings) -> Result<Self, LlmError> {
+        let http = crate::upstream::client_builder()
+            .build()
+            .map_err(|e| LlmError::transport(&e))?;
+        let endpoint = format!(
+            "{}/chat/completions",
+            settings.base_url.trim_end_matches('/')
+        );
+        Ok(LlmClient {
+            inner: Arc::new(Inner {
+                http,
+                endpoint,
+                api_key: settings.api_key,
+                model: settings.model,
+                enable_thinking: settings.enable_thinking,
+            }),
+        })
+    }
+
+    pub fn default_model(&self) -> &str {
+        &self.inner.model
+    }
+
+    /// The exact JSON body [`LlmClient::stream`] sends for `request`.
+    pub fn request_body(&self, request: &ChatRequest) -> serde_json::Value {
+        serde_json::to_value(self.wire(request)).unwrap_or(serde_json::Value::Null)
+    }
+
+    fn wire<'a>(&'a self, request: &'a ChatRequest) -> WireRequest<'a> {
+        let has_tools = !request.tools.is_empty();
+        WireRequest {
+            model: request.model.as_deref().unwrap_or(&self.inner.model),
+            messages: &request.messages,
+            stream: true,
+            stream_options: StreamOptions {
+                include_usage: true,
+            },
+            tools: &request.tools,
+            tool_choice: has_tools.then_some("auto"),
+            parallel_tool_calls: has_tools.then_some(true),
+            enable_thinking: self.inner.enable_thinking,
+            sampling: &request.sampling,
+        }
+    }
+
+    /// Starts one streaming model call. Returns once DashScope answered 200; error statuses come back as
+    /// `Err`. Throttling and server errors are retried (at most twice, jittered backoff) — here, before the
+    /// caller has seen any event, and never past `deadline`. Once the [`ChatStream`] exists nothing is retried.
+    pub async fn stream(
+        &self,
+        request: &ChatRequest,
+        deadline: Instant,
+    ) -> Result<ChatStream, LlmError> {
+        let body = Bytes::from(serde_json::to_vec(&self.wire(request)).map_err(|e| {
+            LlmError::Malformed {
+                detail: format!("request body: {e}"),
+                request_id: None,
+            }
+        })?);
+        let mut attempt = 0;
+        loop {
+            let err = match self.send_once(body.clone(), deadline).await {
+                Ok(stream) => return Ok(stream),
+                Err(err) => err,
+            };
+            if !err.is_retryable() || attempt >= MAX_RETRIES {
+                return Err(err);
+            }
+            let wait = backoff(attempt);
+            if Instant::now() + wait >= deadline {
+                return Err(err);
+            }
+            tracing::warn!(error = %err, attempt, wait_ms = wait.as_millis() as u64, "retrying model call");
+            tokio::time::sleep(wait).await;
+            attempt += 1;
+        }
+    }
+
+    async fn send_once(&self, body: Bytes, deadline: Instant) -> Result<ChatStream, LlmError> {
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", self.inner.api_key.expose()))
+            .map_err(|_| LlmError::Transport {
+                detail: "the API key contains characters not allowed in a header".into(),
+            })?;
+        auth.set_sensitive(true);
+        let send = self
+            .inner
+            .http
+            .post(&self.inner.endpoint)
+            .header(AUTHORIZATION, auth)
+            .header(CONTENT_TYPE, "application/json")
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .body(body)
+            .send();
+        let mut response = tokio::time::timeout_at(deadline, send)
+            .await
+            .map_err(|_| LlmError::DeadlineExceeded)?
+            .map_err(|e| LlmError::transport(&e))?;
+        let status = response.status();
+        let request_id = header_request_id(response.headers());
+        if status.is_success() {
+            return Ok(ChatStream::new(
+                response,
+                deadline,
+                request_id,
+                self.inner.api_key.clone(),
+            ));
+        }
+        let mut body = Vec::new();
+        let read = async {
+            while let Some(chunk) = response.chunk().await? {
+                body.extend_from_slice(&chunk);
+                if body.len() >= MAX_ERROR_BODY {
+                    break;
+                }
+            }
+            Ok::<_, reqwest::Error>(())
+        };
+        // A body cut short still leaves the status, which is what classifies the error: read errors are moot.
+        if tokio::time::timeout_at(deadline, read).await.is_err() {
+            return Err(LlmError::DeadlineExceeded);
+        }
+        let upstream =
+            UpstreamError::from_body(status.as_u16(), &body, request_id, &self.inner.api_key);
+        Err(LlmError::from_status(upstream))
+    }
+}
+
+fn backoff(attempt: u32) -> Duration {
+    let base = BACKOFF_BASE * 2u32.pow(attempt);
+    // Full range 50–150 % so clients throttled together do not come back together.
+    base.mul_f64(0.5 + fastrand::f64())
+}
+
+fn header_request_id(headers: &HeaderMap) -> Option<String> {
+    REQUEST_ID_HEADERS.iter().find_map(|name| {
+        headers
+            .get(*name)?
+            .to_str()
+            .ok()
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn client(thinking: Option<bool>) -> LlmClient {
+        LlmClient::new(LlmSettings {
+            base_url: "http://127.0.0.1:1/compatible-mode/v1/".into(),
+            api_key: Secret::new("k"),
+            model: "qwen-max".into(),
+            enable_thinking: thinking,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn body_without_tools_omits_tool_fields_and_thinking() {
+        let c = client(None);
+        let body = c.request_body(&ChatRequest::new(vec![ChatMessage::User {
+            content: "hi".into(),
+        }]));
+        assert_eq!(
+            body,
+            json!({"model":"qwen-max","messages":[{"role":"user","content":"hi"}],"stream":true,
+                   "stream_options":{"include_usage":true}})
+        );
+        assert_eq!(
+            c.inner.endpoint,
+            "http://127.0.0.1:1/compatible-mode/v1/chat/completions"
+        );
+    }
+
+    #[test]
+    fn body_with_tools_sampling_and_thinking() {
+        let c = client(Some(false));
+        let request = ChatRequest {
+            model: Some("qwen-plus".into()),
+            messages: vec![],
+            tools: vec![ToolSpec {
+                name: "t".into(),
+                description: "d".into(),
+                parameters: json!({}),
+            }],
+            sampling: Sampling {
+                temperature: Some(0.5),
+                top_p: None,
+                max_tokens: Some(10),
+                seed: Some(1),
+                stop: Some(Stop::Many(vec!["x".into()])),
+            },
+        };
+        let body = c.request_body(&request);
+        assert_eq!(body["model"], "qwen-plus");
+        assert_eq!(body["tool_choice"], "auto");
+        assert_eq!(body["parallel_tool_calls"], true);
+        assert_eq!(body["enable_thinking"], false);
+        assert_eq!(body["temperature"], 0.5);
+        assert_eq!(body["stop"], json!(["x"]));
+        assert!(body.get("top_p").is_none());
+        assert_eq!(body["tools"][0]["function"]["name"], "t");
+        let one = Sampling {
+            stop: Some(Stop::One("end".into())),
+            ..Sampling::default()
+        };
+        assert_eq!(serde_json::to_value(one).unwrap(), json!({"stop":"end"}));
+    }
+}

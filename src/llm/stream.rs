@@ -1,0 +1,219 @@
+//! Reading one model step: SSE decoding (eventsource-stream), typed events, the final [`StepResult`].
+
+use std::collections::VecDeque;
+use std::pin::Pin;
+
+use eventsource_stream::{Event, EventStreamError, Eventsource};
+use futures_util::{FutureExt, Stream, StreamExt};
+use tokio::time::Instant;
+
+use super::accumulate::{Chunk, StepAccumulator};
+use super::error::{ErrorEnvelope, LlmError, UpstreamError, error_chain};
+use super::types::{ToolCall, Usage};
+use crate::secret::Secret;
+
+/// What a running model step reports, in stream order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    /// A fragment of `reasoning_content` (thinking models); always before the answer.
+    ReasoningDelta(String),
+    /// A fragment of the answer text.
+    TextDelta(String),
+    /// The model began tool call `index`. Comes once per call, before any of its `ToolCallArguments`.
+    /// `id` is the model's, or `call_<uuid>` if the model never sent one.
+    ToolCallStarted {
+        index: u32,
+        id: String,
+        name: String,
+    },
+    /// A fragment of the JSON arguments of call `index`.
+    ToolCallArguments { index: u32, fragment: String },
+    /// The step finished; always the last event.
+    Done(StepResult),
+}
+
+/// Everything one model step produced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepResult {
+    pub text: String,
+    pub reasoning: String,
+    /// In `index` order; `arguments` concatenated, `{}` when the model sent none.
+    pub tool_calls: Vec<ToolCall>,
+    /// `None` only if the stream said `[DONE]` without ever giving one.
+    pub finish_reason: Option<FinishReason>,
+    /// Present when the upstream sent its usage chunk (we always ask for it).
+    pub usage: Option<Usage>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FinishReason {
+    Stop,
+    /// `max_tokens` was hit: the answer is cut.
+    Length,
+    ToolCalls,
+    ContentFilter,
+    Other(String),
+}
+
+impl FinishReason {
+    pub(crate) fn from_wire(reason: &str) -> Self {
+        match reason {
+            "stop" => FinishReason::Stop,
+            "length" => FinishReason::Length,
+            "tool_calls" => FinishReason::ToolCalls,
+            "content_filter" => FinishReason::ContentFilter,
+            other => FinishReason::Other(other.to_owned()),
+        }
+    }
+}
+
+type SseStream =
+    Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
+
+/// One streaming model call in progress. Read it with [`ChatStream::next`] until `Done` or an error; after
+/// either, `next` returns `None`. Dropping it drops the HTTP response, which closes the upstream
+/// connection and so cancels generation.
+pub struct ChatStream {
+    /// `None` once the step ended: the response is released as soon as it is no longer needed.
+    events: Option<SseStream>,
+    deadline: Instant,
+    request_id: Option<String>,
+    api_key: Secret,
+    acc: StepAccumulator,
+    pending: VecDeque<StreamEvent>,
+}
+
+impl std::fmt::Debug for ChatStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChatStream")
+            .field("open", &self.events.is_some())
+            .field("request_id", &self.request_id)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ChatStream {
+    pub(crate) fn new(
+        response: reqwest::Response,
+        deadline: Instant,
+        request_id: Option<String>,
+        api_key: Secret,
+    ) -> Self {
+        ChatStream {
+            events: Some(Box::pin(response.bytes_stream().eventsource())),
+            deadline,
+            request_id,
+            api_key,
+            acc: StepAccumulator::default(),
+            pending: VecDeque::new(),
+        }
+    }
+
+    /// The upstream request id (header, or the first chunk's `id`), for logs and error messages.
+    pub fn request_id(&self) -> Option<&str> {
+        self.request_id.as_deref()
+    }
+
+    /// The next event, `Some(Err(_))` once on failure, then `None`. Never waits past the deadline.
+    pub async fn next(&mut self) -> Option<Result<StreamEvent, LlmError>> {
+        loop {
+            if let Some(event) = self.pending.pop_front() {
+                return Some(Ok(event));
+            }
+            let events = self.events.as_mut()?;
+            let item = match tokio::time::timeout_at(self.deadline, events.next()).await {
+                Ok(item) => item,
+                Err(_) => return Some(Err(self.fail(LlmError::DeadlineExceeded))),
+            };
+            let step = match item {
+                // The spec counts EOF as success only after `finish_reason` (the usage chunk may be lost).
+                None if self.acc.finish_reason.is_some() => self.complete(),
+                None => Err(LlmError::Truncated {
+                    detail: "the stream ended before finish_reason or [DONE]".into(),
+                    request_id: self.request_id.clone(),
+                }),
+                Some(Err(EventStreamError::Transport(e))) => Err(LlmError::Truncated {
+                    detail: error_chain(&e),
+                    request_id: self.request_id.clone(),
+                }),
+                Some(Err(e)) => Err(LlmError::Malformed {
+                    detail: e.to_string(),
+                    request_id: self.request_id.clone(),
+                }),
+                Some(Ok(event)) => self.handle(&event.data),
+            };
+            if let Err(err) = step {
+                return Some(Err(self.fail(err)));
+            }
+        }
+    }
+
+    /// The same events as a `futures` stream, for callers that prefer combinators.
+    pub fn into_stream(self) -> impl Stream<Item = Result<StreamEvent, LlmError>> + Send {
+        futures_util::stream::unfold(
+            self,
+            |mut s| async move { s.next().await.map(|item| (item, s)) },
+        )
+    }
+
+    fn handle(&mut self, data: &str) -> Result<(), LlmError> {
+        let data = data.trim();
+        if data.is_empty() {
+            return Ok(());
+        }
+        if data == "[DONE]" {
+            return self.complete();
+        }
+        let chunk: Chunk = serde_json::from_str(data).map_err(|e| LlmError::Malformed {
+            detail: format!("chunk is not valid JSON: {e}"),
+            request_id: self.request_id.clone(),
+        })?;
+        if self.request_id.is_none() {
+            self.request_id = chunk
+                .id
+                .clone()
+                .or_else(|| chunk.request_id.clone())
+                .filter(|id| !id.is_empty());
+        }
+        if let Some(error) = chunk.error {
+            let envelope = ErrorEnvelope {
+                error: Some(error),
+                request_id: chunk.request_id,
+                ..ErrorEnvelope::default()
+            };
+            let upstream =
+                UpstreamError::from_envelope(200, envelope, self.request_id.clone(), &self.api_key);
+            return Err(LlmError::mid_stream(upstream));
+        }
+        self.acc.apply(chunk, &mut self.pending);
+        Ok(())
+    }
+
+    fn complete(&mut self) -> Result<(), LlmError> {
+        let result = self
+            .acc
+            .finish(&mut self.pending)
+            .map_err(|detail| LlmError::Malformed {
+                detail,
+                request_id: self.request_id.clone(),
+            })?;
+        self.pending.push_back(StreamEvent::Done(result));
+        if let Some(mut events) = self.events.take() {
+            // Reading the body to its end (already buffered right after `[DONE]`) lets the connection go
+            // back to the pool instead of being closed; never wait for it.
+            for _ in 0..4 {
+                match events.next().now_or_never() {
+                    Some(Some(_)) => continue,
+                    _ => break,
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn fail(&mut self, err: LlmError) -> LlmError {
+        self.events = None;
+        self.pending.clear();
+        err
+    }
+}
