@@ -1,0 +1,163 @@
+//! The ReAct loop: model step → concurrent tool calls → results back to the model, until it answers.
+
+use futures_util::future::join_all;
+use serde_json::Value;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::event::{AgentEvent, FailureCode, TurnEnd, TurnError};
+use super::toolbox::{Toolbox, error_output};
+use crate::llm::{ChatMessage, ChatRequest, FinishReason, LlmClient, LlmError, Sampling, StepResult, StreamEvent};
+
+/// Everything one turn needs besides its clients.
+#[derive(Debug, Clone)]
+pub struct Turn {
+    /// System prompt, prior turns and the user's message, in order.
+    pub messages: Vec<ChatMessage>,
+    /// `None`: the configured model.
+    pub model: Option<String>,
+    pub sampling: Sampling,
+    /// Model calls allowed (`AGENT_MAX_ITERS`).
+    pub max_iters: u32,
+    pub deadline: Instant,
+}
+
+/// Why the loop stopped early.
+enum Stop {
+    /// Nobody listens any more (client gone): end at once, which drops every upstream request.
+    Gone,
+    End(TurnEnd),
+}
+
+impl From<TurnError> for Stop {
+    fn from(error: TurnError) -> Self {
+        Stop::End(TurnEnd::Failed(error))
+    }
+}
+
+/// Runs one turn, reporting on `events`; the last event is always `Finished` unless the receiver is gone.
+pub async fn run_turn(llm: &LlmClient, tools: Option<&Toolbox>, turn: Turn, events: mpsc::Sender<AgentEvent>) {
+    let deadline = turn.deadline;
+    let outcome = match tokio::time::timeout_at(deadline, steps(llm, tools, turn, &events)).await {
+        Ok(Ok(())) => TurnEnd::Completed,
+        Ok(Err(Stop::Gone)) => return,
+        Ok(Err(Stop::End(end))) => end,
+        Err(_elapsed) => {
+            TurnEnd::Failed(TurnError::new(FailureCode::DeadlineExceeded, "the function timeout was reached"))
+        }
+    };
+    if let TurnEnd::Failed(error) = &outcome {
+        tracing::warn!(code = %error.code, message = %error.message, "turn failed");
+    }
+    let _ = events.send(AgentEvent::Finished(outcome)).await;
+}
+
+async fn steps(
+    llm: &LlmClient,
+    tools: Option<&Toolbox>,
+    turn: Turn,
+    events: &mpsc::Sender<AgentEvent>,
+) -> Result<(), Stop> {
+    let emit = |event| async move { events.send(event).await.map_err(|_| Stop::Gone) };
+    let mut messages = turn.messages;
+    for _ in 0..turn.max_iters {
+        let specs = match tools {
+            Some(toolbox) => toolbox.specs().await,
+            None => Vec::new(),
+        };
+        let request = ChatRequest { model: turn.model.clone(), messages: messages.clone(), tools: specs, sampling: turn.sampling.clone() };
+        let step = model_step(llm, &request, turn.deadline, events).await?;
+        if let Some(usage) = step.usage {
+            emit(AgentEvent::Usage(usage)).await?;
+        }
+        if step.finish_reason == Some(FinishReason::ContentFilter) {
+            return Err(TurnError::new(FailureCode::ContentFiltered, "the model service filtered the answer").into());
+        }
+        if step.tool_calls.is_empty() {
+            return Ok(());
+        }
+        for call in &step.tool_calls {
+            emit(AgentEvent::ToolCallCompleted {
+                call_id: call.id.clone(),
+                name: call.function.name.clone(),
+                arguments: call.function.arguments.clone(),
+            })
+            .await?;
+        }
+        let Some(toolbox) = tools else {
+            return Err(TurnError::new(FailureCode::ModelError, "the model called a tool although none was offered").into());
+        };
+        let results = join_all(step.tool_calls.iter().map(|call| async move {
+            match serde_json::from_str::<Value>(&call.function.arguments) {
+                Ok(arguments) => toolbox.call(&call.function.name, arguments).await,
+                Err(error) => Ok(error_output(&format!("the arguments are not valid JSON: {error}"))),
+            }
+        }))
+        .await;
+        messages.push(ChatMessage::Assistant {
+            content: (!step.text.is_empty()).then_some(step.text),
+            tool_calls: step.tool_calls.clone(),
+        });
+        for (call, result) in step.tool_calls.into_iter().zip(results) {
+            let output = result?;
+            emit(AgentEvent::ToolResult { call_id: call.id.clone(), name: call.function.name, output: output.content_json })
+                .await?;
+            messages.push(ChatMessage::Tool { tool_call_id: call.id, content: output.text });
+        }
+    }
+    Err(Stop::End(TurnEnd::Incomplete(TurnError::new(
+        FailureCode::MaxIterations,
+        format!("stopped after {} model calls (AGENT_MAX_ITERS) without a final answer", turn.max_iters),
+    ))))
+}
+
+/// One streaming model call, forwarding its deltas as they arrive.
+async fn model_step(
+    llm: &LlmClient,
+    request: &ChatRequest,
+    deadline: Instant,
+    events: &mpsc::Sender<AgentEvent>,
+) -> Result<StepResult, Stop> {
+    let mut stream = llm.stream(request, deadline).await.map_err(model_failure)?;
+    // Call ids by the model's `index`, so argument fragments can be attributed.
+    let mut call_ids: Vec<(u32, String)> = Vec::new();
+    loop {
+        let event = match stream.next().await {
+            Some(Ok(event)) => event,
+            Some(Err(error)) => return Err(model_failure(error).into()),
+            None => {
+                return Err(TurnError::new(FailureCode::ModelError, "the model stream ended without a result").into());
+            }
+        };
+        let out = match event {
+            StreamEvent::Done(step) => return Ok(step),
+            StreamEvent::ReasoningDelta(text) => AgentEvent::ReasoningDelta(text),
+            StreamEvent::TextDelta(text) => AgentEvent::TextDelta(text),
+            StreamEvent::ToolCallStarted { index, id, name } => {
+                call_ids.push((index, id.clone()));
+                AgentEvent::ToolCallStarted { call_id: id, name }
+            }
+            StreamEvent::ToolCallArguments { index, fragment } => {
+                let Some((_, call_id)) = call_ids.iter().find(|(i, _)| *i == index) else { continue };
+                AgentEvent::ToolCallArgumentsDelta { call_id: call_id.clone(), delta: fragment }
+            }
+        };
+        events.send(out).await.map_err(|_| Stop::Gone)?;
+    }
+}
+
+fn model_failure(error: LlmError) -> TurnError {
+    let code = match &error {
+        LlmError::Unauthorized(_) => FailureCode::ModelUnauthorized,
+        LlmError::Throttled(_) | LlmError::Quota(_) => FailureCode::ModelThrottled,
+        LlmError::BadRequest(_) => FailureCode::ModelBadRequest,
+        LlmError::ContentFiltered(_) => FailureCode::ContentFiltered,
+        LlmError::DeadlineExceeded => FailureCode::DeadlineExceeded,
+        LlmError::Server(_)
+        | LlmError::MidStream(_)
+        | LlmError::Truncated { .. }
+        | LlmError::Malformed { .. }
+        | LlmError::Transport { .. } => FailureCode::ModelError,
+    };
+    TurnError::new(code, error.to_string())
+}
