@@ -2,7 +2,11 @@
 //! WorkloadAccessToken as the bearer for the MCP tools. Data flows one way (see DESIGN.md):
 //! `fc` → `app` → `protocol` → `identity` → `mcp` → `agent` (⇄ `llm`, `mcp`) → `protocol` → `fc`.
 
+pub mod acs;
 pub mod agent;
+#[cfg(feature = "devstack")]
+pub mod devstack;
+pub mod identity;
 pub mod llm;
-pub mod upstream;
 pub mod secret;
+pub mod upstream;

@@ -1,0 +1,3 @@
+//! Local stand-ins for the upstreams, for tests and `make dev`.
+
+pub mod agent_identity;
