@@ -13,4 +13,4 @@ pub use credentials::{
 };
 pub use credentials_uri::{CredentialsUriProvider, ENV_CREDENTIALS_URI};
 pub use error::AcsError;
-pub use rpc::{Param, RetryPolicy, RpcClient};
+pub use rpc::{Param, RETRY_AFTER_HEADER, RetryPolicy, RpcClient, anonymous_query};
