@@ -1,4 +1,5 @@
 //! acs + identity against the SDK-made vectors and the devstack Agent Identity stand-in (real sockets).
+#![cfg(feature = "devstack")]
 
 use std::collections::BTreeMap;
 use std::io::Write;

@@ -248,24 +248,39 @@ fn error_answer(host: &str, request_id: &str, status: u16, code: &str, message: 
     }
 }
 
+const SIGNATURE_ECHO: &str = "The request signature does not conform to Aliyun standards. \
+                              server string to sign is:ACS3-HMAC-SHA256\n0000";
+
 fn fault_answer(fault: Fault, host: &str, request_id: &str) -> Answer {
-    let (status, code, message) = match fault {
-        Fault::Throttling { retry_after_ms } => {
-            let mut answer = error_answer(host, request_id, 429, "Throttling.User", "Request was denied due to user flow control.");
-            answer.retry_after_ms = retry_after_ms;
-            return answer;
-        }
-        Fault::ServerError => (500, "InternalError".to_owned(), "The request processing has failed due to some unknown error.".to_owned()),
-        Fault::ServiceUnavailable => (503, "ServiceUnavailable".to_owned(), "The request has failed due to a temporary failure of the server.".to_owned()),
-        Fault::SignatureDoesNotMatch => (
-            400,
-            "SignatureDoesNotMatch".to_owned(),
-            "The request signature does not conform to Aliyun standards. server string to sign is:ACS3-HMAC-SHA256\n0000".to_owned(),
+    let fixed =
+        |status, code: &str, message: &str| error_answer(host, request_id, status, code, message);
+    match fault {
+        Fault::Throttling { retry_after_ms } => Answer {
+            retry_after_ms,
+            ..fixed(
+                429,
+                "Throttling.User",
+                "Request was denied due to user flow control.",
+            )
+        },
+        Fault::ServerError => fixed(500, "InternalError", "The request processing has failed."),
+        Fault::ServiceUnavailable => fixed(
+            503,
+            "ServiceUnavailable",
+            "The service is temporarily unavailable.",
         ),
-        Fault::SecurityTokenExpired => (400, "InvalidSecurityToken.Expired".to_owned(), "Specified SecurityToken is expired.".to_owned()),
-        Fault::Error { status, code, message } => (status, code, message),
-    };
-    error_answer(host, request_id, status, &code, &message)
+        Fault::SignatureDoesNotMatch => fixed(400, "SignatureDoesNotMatch", SIGNATURE_ECHO),
+        Fault::SecurityTokenExpired => fixed(
+            400,
+            "InvalidSecurityToken.Expired",
+            "Specified SecurityToken is expired.",
+        ),
+        Fault::Error {
+            status,
+            code,
+            message,
+        } => fixed(status, &code, &message),
+    }
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
@@ -470,7 +485,7 @@ fn serve_action(
                 "UserContext": { "UserId": subject },
                 "Issuer": claims.get("iss").cloned().unwrap_or(Value::Null),
                 "Subject": subject,
-                "Audiences": claims.get("aud").cloned().map(|a| if a.is_array() { a } else { json!([a]) }).unwrap_or(json!([])),
+                "Audiences": audiences(&claims),
                 "JTI": claims.get("jti").cloned().unwrap_or(Value::Null),
                 "JwtClaims": claims.to_string(),
             }))
@@ -559,4 +574,13 @@ fn jwt_claims(jwt: &str) -> Option<Value> {
     serde_json::from_slice::<Value>(&bytes)
         .ok()
         .filter(Value::is_object)
+}
+
+/// `aud` may be a string or an array; the API always answers an array.
+fn audiences(claims: &Value) -> Value {
+    match claims.get("aud") {
+        Some(Value::Array(list)) => Value::Array(list.clone()),
+        Some(one) => json!([one]),
+        None => json!([]),
+    }
 }
