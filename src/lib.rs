@@ -2,12 +2,14 @@
 //! WorkloadAccessToken as the bearer for the MCP tools. Data flows one way (see DESIGN.md):
 //! `fc` → `app` → `protocol` → `identity` → `mcp` → `agent` (⇄ `llm`, `mcp`) → `protocol` → `fc`.
 
+pub mod acs;
 pub mod agent;
 pub mod app;
 pub mod config;
 #[cfg(feature = "devstack")]
 pub mod devstack;
 pub mod fc;
+pub mod identity;
 pub mod llm;
 pub mod protocol;
 pub mod secret;

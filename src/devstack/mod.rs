@@ -1,3 +1,5 @@
-//! Local stand-ins for the upstreams, for tests and `make dev`.
+//! Local stand-ins for the upstreams, speaking their real protocols over real sockets. Used by the tests
+//! and by `make dev`; release builds for FC leave them out (`--no-default-features`).
 
+pub mod agent_identity;
 pub mod dashscope;

@@ -1,0 +1,342 @@
+//! Credentials and the providers that find them, in the spirit of aws-config: each provider either yields
+//! credentials, says it has none ([`CredentialsError::Missing`], so a chain moves on), or fails.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use futures_util::future::BoxFuture;
+
+use crate::secret::Secret;
+
+pub const ENV_ACCESS_KEY_ID: &str = "ALIBABA_CLOUD_ACCESS_KEY_ID";
+pub const ENV_ACCESS_KEY_SECRET: &str = "ALIBABA_CLOUD_ACCESS_KEY_SECRET";
+pub const ENV_SECURITY_TOKEN: &str = "ALIBABA_CLOUD_SECURITY_TOKEN";
+
+/// An AccessKey pair, plus the STS token and expiry when it is temporary.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub access_key_id: String,
+    pub access_key_secret: Secret,
+    pub security_token: Option<Secret>,
+    pub expiration: Option<SystemTime>,
+}
+
+impl Credentials {
+    /// Long-term AccessKey credentials.
+    pub fn access_key(
+        access_key_id: impl Into<String>,
+        access_key_secret: impl Into<Secret>,
+    ) -> Self {
+        Credentials {
+            access_key_id: access_key_id.into(),
+            access_key_secret: access_key_secret.into(),
+            security_token: None,
+            expiration: None,
+        }
+    }
+
+    /// STS credentials (the function role's triple on FC).
+    pub fn sts(
+        access_key_id: impl Into<String>,
+        access_key_secret: impl Into<Secret>,
+        security_token: impl Into<Secret>,
+    ) -> Self {
+        Credentials {
+            security_token: Some(security_token.into()),
+            ..Credentials::access_key(access_key_id, access_key_secret)
+        }
+    }
+
+    pub fn with_expiration(mut self, expiration: SystemTime) -> Self {
+        self.expiration = Some(expiration);
+        self
+    }
+}
+
+impl fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Credentials")
+            .field("access_key_id", &self.access_key_id)
+            .field("access_key_secret", &"***")
+            .field(
+                "security_token",
+                &self.security_token.as_ref().map(|_| "***"),
+            )
+            .field(
+                "expiration",
+                &self.expiration.map(humantime::format_rfc3339_seconds),
+            )
+            .finish()
+    }
+}
+
+impl fmt::Display for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = if self.security_token.is_some() {
+            "sts"
+        } else {
+            "access key"
+        };
+        write!(f, "{kind} credentials {}", self.access_key_id)
+    }
+}
+
+/// Parses an STS `Expiration` (`2025-12-01T09:30:00Z`, UTC, fractional seconds allowed).
+pub fn parse_expiration(text: &str) -> Option<SystemTime> {
+    humantime::parse_rfc3339_weak(text.trim().trim_end_matches('Z')).ok()
+}
+
+/// Why no credentials came back. Never carries a secret.
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
+pub enum CredentialsError {
+    /// No provider had anything; `tried` names them in order.
+    #[error("no Alibaba Cloud credentials found (tried: {})", .tried.join(", "))]
+    Missing { tried: Vec<&'static str> },
+    /// A source exists but is half-configured (e.g. an AccessKey id without its secret).
+    #[error("credentials from {provider} are incomplete: {detail}")]
+    Incomplete {
+        provider: &'static str,
+        detail: String,
+    },
+    /// A source exists but fetching from it failed.
+    #[error("credentials from {provider} could not be loaded: {detail}")]
+    Unavailable {
+        provider: &'static str,
+        detail: String,
+    },
+}
+
+/// A source of credentials. Object-safe so the app can hold `Arc<dyn CredentialsProvider>` and chain them.
+pub trait CredentialsProvider: Send + Sync {
+    /// Short name used in [`CredentialsError::Missing`] and logs.
+    fn name(&self) -> &'static str;
+    fn provide(&self) -> BoxFuture<'_, Result<Credentials, CredentialsError>>;
+}
+
+impl<P: CredentialsProvider + ?Sized> CredentialsProvider for Arc<P> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn provide(&self) -> BoxFuture<'_, Result<Credentials, CredentialsError>> {
+        (**self).provide()
+    }
+}
+
+impl<P: CredentialsProvider + ?Sized> CredentialsProvider for Box<P> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn provide(&self) -> BoxFuture<'_, Result<Credentials, CredentialsError>> {
+        (**self).provide()
+    }
+}
+
+/// Credentials known up front, e.g. the per-invocation `x-fc-access-key-*` headers the app already parsed.
+#[derive(Debug, Clone)]
+pub struct StaticProvider {
+    name: &'static str,
+    credentials: Option<Credentials>,
+}
+
+impl StaticProvider {
+    pub fn new(name: &'static str, credentials: Option<Credentials>) -> Self {
+        StaticProvider { name, credentials }
+    }
+
+    /// The FC invocation headers' triple (always fresh, so first in the chain).
+    pub fn invocation(credentials: Option<Credentials>) -> Self {
+        StaticProvider::new("fc-invocation-headers", credentials)
+    }
+}
+
+impl CredentialsProvider for StaticProvider {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+    fn provide(&self) -> BoxFuture<'_, Result<Credentials, CredentialsError>> {
+        let result = self
+            .credentials
+            .clone()
+            .ok_or_else(|| CredentialsError::Missing {
+                tried: vec![self.name],
+            });
+        Box::pin(async move { result })
+    }
+}
+
+/// `ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` / `_SECURITY_TOKEN`, read once at construction.
+#[derive(Debug, Clone)]
+pub struct EnvProvider {
+    result: Result<Credentials, CredentialsError>,
+}
+
+impl EnvProvider {
+    pub const NAME: &'static str = "environment";
+
+    /// Reads through `lookup` (tests pass a map; the app passes `std::env::var`). Empty values count as unset.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let result = match (get(ENV_ACCESS_KEY_ID), get(ENV_ACCESS_KEY_SECRET)) {
+            (None, None) => Err(CredentialsError::Missing {
+                tried: vec![Self::NAME],
+            }),
+            (Some(_), None) => Err(CredentialsError::Incomplete {
+                provider: Self::NAME,
+                detail: format!("{ENV_ACCESS_KEY_ID} is set but {ENV_ACCESS_KEY_SECRET} is not"),
+            }),
+            (None, Some(_)) => Err(CredentialsError::Incomplete {
+                provider: Self::NAME,
+                detail: format!("{ENV_ACCESS_KEY_SECRET} is set but {ENV_ACCESS_KEY_ID} is not"),
+            }),
+            (Some(id), Some(secret)) => Ok(Credentials {
+                access_key_id: id,
+                access_key_secret: Secret::new(secret),
+                security_token: get(ENV_SECURITY_TOKEN).map(Secret::new),
+                expiration: None,
+            }),
+        };
+        EnvProvider { result }
+    }
+
+    pub fn from_process_env() -> Self {
+        EnvProvider::from_lookup(|name| std::env::var(name).ok())
+    }
+}
+
+impl CredentialsProvider for EnvProvider {
+    fn name(&self) -> &'static str {
+        Self::NAME
+    }
+    fn provide(&self) -> BoxFuture<'_, Result<Credentials, CredentialsError>> {
+        let result = self.result.clone();
+        Box::pin(async move { result })
+    }
+}
+
+/// Asks each provider in order; the first with credentials wins. A provider that has none is skipped; one
+/// that is misconfigured or failing stops the chain, because silently using a lower-priority identity
+/// would be worse than failing.
+pub struct ChainProvider {
+    providers: Vec<Arc<dyn CredentialsProvider>>,
+}
+
+impl ChainProvider {
+    pub fn new(providers: Vec<Arc<dyn CredentialsProvider>>) -> Self {
+        ChainProvider { providers }
+    }
+}
+
+impl fmt::Debug for ChainProvider {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<_> = self.providers.iter().map(|p| p.name()).collect();
+        f.debug_struct("ChainProvider")
+            .field("providers", &names)
+            .finish()
+    }
+}
+
+impl CredentialsProvider for ChainProvider {
+    fn name(&self) -> &'static str {
+        "chain"
+    }
+    fn provide(&self) -> BoxFuture<'_, Result<Credentials, CredentialsError>> {
+        Box::pin(async move {
+            let mut tried = Vec::with_capacity(self.providers.len());
+            for provider in &self.providers {
+                match provider.provide().await {
+                    Ok(credentials) => {
+                        tracing::debug!(provider = provider.name(), "credentials loaded");
+                        return Ok(credentials);
+                    }
+                    Err(CredentialsError::Missing { tried: inner }) => tried.extend(inner),
+                    Err(other) => return Err(other),
+                }
+            }
+            Err(CredentialsError::Missing { tried })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn env(pairs: &[(&str, &str)]) -> EnvProvider {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        EnvProvider::from_lookup(move |k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn debug_and_display_hide_secret_and_token() {
+        let c = Credentials::sts("STS.id", "sentinel-secret", "sentinel-token");
+        let shown = format!("{c:?} {c}");
+        assert!(shown.contains("STS.id"));
+        assert!(!shown.contains("sentinel"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn env_provider_reads_triple_and_treats_empty_as_unset() {
+        let p = env(&[
+            (ENV_ACCESS_KEY_ID, "id"),
+            (ENV_ACCESS_KEY_SECRET, "s"),
+            (ENV_SECURITY_TOKEN, ""),
+        ]);
+        let c = p.provide().await.unwrap();
+        assert_eq!(c.access_key_id, "id");
+        assert!(c.security_token.is_none());
+
+        let missing = env(&[]).provide().await.unwrap_err();
+        assert_eq!(
+            missing,
+            CredentialsError::Missing {
+                tried: vec!["environment"]
+            }
+        );
+
+        let half = env(&[(ENV_ACCESS_KEY_ID, "id")])
+            .provide()
+            .await
+            .unwrap_err();
+        assert!(matches!(half, CredentialsError::Incomplete { .. }));
+    }
+
+    #[tokio::test]
+    async fn chain_prefers_earlier_providers_and_lists_what_it_tried() {
+        let invocation = Arc::new(StaticProvider::invocation(Some(Credentials::sts(
+            "STS.hdr", "s", "t",
+        ))));
+        let environment = Arc::new(env(&[
+            (ENV_ACCESS_KEY_ID, "env-id"),
+            (ENV_ACCESS_KEY_SECRET, "s"),
+        ]));
+        let chain = ChainProvider::new(vec![invocation, environment.clone()]);
+        assert_eq!(chain.provide().await.unwrap().access_key_id, "STS.hdr");
+
+        let chain = ChainProvider::new(vec![
+            Arc::new(StaticProvider::invocation(None)),
+            environment,
+        ]);
+        assert_eq!(chain.provide().await.unwrap().access_key_id, "env-id");
+
+        let chain = ChainProvider::new(vec![
+            Arc::new(StaticProvider::invocation(None)),
+            Arc::new(env(&[])),
+        ]);
+        let err = chain.provide().await.unwrap_err();
+        assert_eq!(
+            err,
+            CredentialsError::Missing {
+                tried: vec!["fc-invocation-headers", "environment"]
+            }
+        );
+        assert!(
+            err.to_string()
+                .contains("fc-invocation-headers, environment")
+        );
+    }
+}

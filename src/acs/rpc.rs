@@ -1,0 +1,420 @@
+//! A small Alibaba Cloud RPC client: `POST /` with a sorted form body, ACS3-signed, JSON back. Retries only
+//! what can get better (throttling, 5xx, `ServiceUnavailable`) and never sleeps past the caller's deadline.
+
+use std::time::{Duration, SystemTime};
+
+use reqwest::Url;
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::credentials::Credentials;
+use super::error::{AcsError, sanitize_message};
+use super::signer::{self, FORM_CONTENT_TYPE, RpcHeaders, SigningInput};
+
+/// Response header with the server's requested pause before a retry. Alibaba Cloud does not document its
+/// unit; we read it as **milliseconds** (an integer, as the Darabonba SDK core does), which errs on the side
+/// of retrying sooner rather than stalling a user's turn for minutes on a misread value.
+pub const RETRY_AFTER_HEADER: &str = "x-acs-retry-after";
+
+/// One form parameter. Values marked secret (tokens) are masked out of any upstream message we keep.
+#[derive(Clone, Copy)]
+pub struct Param<'a> {
+    name: &'a str,
+    value: &'a str,
+    secret: bool,
+}
+
+impl<'a> Param<'a> {
+    pub fn plain(name: &'a str, value: &'a str) -> Self {
+        Param {
+            name,
+            value,
+            secret: false,
+        }
+    }
+
+    pub fn secret(name: &'a str, value: &'a crate::secret::Secret) -> Self {
+        Param {
+            name,
+            value: value.expose(),
+            secret: true,
+        }
+    }
+}
+
+impl std::fmt::Debug for Param<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let value = if self.secret { "***" } else { self.value };
+        write!(f, "{}={value}", self.name)
+    }
+}
+
+/// How hard to retry retryable failures. The deadline always wins over these numbers.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Total tries, first one included.
+    pub max_attempts: u32,
+    /// Backoff before retry n is `base_delay * 2^(n-1)` capped at `max_delay`, jittered to 50–100 %.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(2),
+        }
+    }
+}
+
+impl RetryPolicy {
+    fn backoff(&self, retry: u32) -> Duration {
+        let exp = self
+            .base_delay
+            .saturating_mul(1u32 << retry.saturating_sub(1).min(16));
+        let full = exp.min(self.max_delay).as_millis() as u64;
+        Duration::from_millis(fastrand::u64(full / 2..=full))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RpcClient {
+    url: Url,
+    /// `host[:port]` exactly as sent in the `Host` header (the port only when not the scheme's default).
+    host: String,
+    version: String,
+    http: reqwest::Client,
+    retry: RetryPolicy,
+}
+
+impl RpcClient {
+    /// `endpoint` is a host (`agentidentitydata.cn-beijing.aliyuncs.com` → https) or a full URL
+    /// (`http://127.0.0.1:PORT` for tests).
+    pub fn new(
+        endpoint: &str,
+        version: impl Into<String>,
+        http: reqwest::Client,
+    ) -> Result<Self, AcsError> {
+        let invalid = |detail: &str| AcsError::InvalidEndpoint {
+            endpoint: endpoint.to_owned(),
+            detail: detail.into(),
+        };
+        let text = if endpoint.contains("://") {
+            endpoint.to_owned()
+        } else {
+            format!("https://{endpoint}/")
+        };
+        let url = Url::parse(&text).map_err(|e| invalid(&e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") {
+            return Err(invalid("scheme must be http or https"));
+        }
+        let host_name = url.host_str().ok_or_else(|| invalid("no host"))?;
+        let host = match url.port() {
+            Some(port) => format!("{host_name}:{port}"),
+            None => host_name.to_owned(),
+        };
+        Ok(RpcClient {
+            url,
+            host,
+            version: version.into(),
+            http,
+            retry: RetryPolicy::default(),
+        })
+    }
+
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// The signed `Host` value.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// A signed call (ACS3-HMAC-SHA256 with `credentials`).
+    pub async fn call(
+        &self,
+        action: &str,
+        params: &[Param<'_>],
+        credentials: &Credentials,
+        deadline: Instant,
+    ) -> Result<Value, AcsError> {
+        self.execute(action, params, Some(credentials), deadline)
+            .await
+    }
+
+    /// An unsigned call in the legacy RPC form (`Action, Format, Version, Timestamp, SignatureNonce` in the
+    /// query), as the SDK sends anonymous actions such as AssumeRoleForWorkloadIdentity.
+    pub async fn call_anonymous(
+        &self,
+        action: &str,
+        params: &[Param<'_>],
+        deadline: Instant,
+    ) -> Result<Value, AcsError> {
+        self.execute(action, params, None, deadline).await
+    }
+
+    async fn execute(
+        &self,
+        action: &str,
+        params: &[Param<'_>],
+        credentials: Option<&Credentials>,
+        deadline: Instant,
+    ) -> Result<Value, AcsError> {
+        let pairs: Vec<(&str, &str)> = params.iter().map(|p| (p.name, p.value)).collect();
+        let body = signer::form_body(&pairs);
+        let mut secrets: Vec<&str> = params
+            .iter()
+            .filter(|p| p.secret)
+            .map(|p| p.value)
+            .collect();
+        if let Some(c) = credentials {
+            secrets.push(c.access_key_secret.expose());
+            secrets.extend(c.security_token.as_ref().map(|t| t.expose()));
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let request = self.build(action, &body, credentials);
+            let sent =
+                tokio::time::timeout_at(deadline, self.send(action, request, &secrets)).await;
+            let error = match sent {
+                Ok(Ok(value)) => return Ok(value),
+                Ok(Err(error)) => error,
+                Err(_) => {
+                    return Err(AcsError::Deadline {
+                        action: action.to_owned(),
+                        attempts: attempt,
+                    });
+                }
+            };
+            tracing::warn!(
+                action,
+                attempt,
+                status = error.status(),
+                code = error.code(),
+                request_id = error.request_id(),
+                "Alibaba Cloud call failed"
+            );
+            if !error.is_retryable() || attempt >= self.retry.max_attempts {
+                return Err(error);
+            }
+            let delay = match &error {
+                AcsError::Api {
+                    retry_after: Some(wait),
+                    ..
+                } => *wait,
+                _ => self.retry.backoff(attempt),
+            };
+            if Instant::now() + delay >= deadline {
+                return Err(error);
+            }
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    /// A fresh request: new `x-acs-date` and nonce each time, so a retry is never a replay.
+    fn build(
+        &self,
+        action: &str,
+        body: &str,
+        credentials: Option<&Credentials>,
+    ) -> reqwest::RequestBuilder {
+        let date = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
+        let Some(credentials) = credentials else {
+            let query = anonymous_query(action, &self.version, &date, &nonce);
+            let pairs: Vec<(&str, &str)> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let mut url = self.url.clone();
+            url.set_query(Some(&signer::canonical_query(&pairs)));
+            return self
+                .http
+                .post(url)
+                .header("accept", "application/json")
+                .header("host", &self.host)
+                .header("x-acs-version", &self.version)
+                .header("x-acs-action", action)
+                .header("content-type", FORM_CONTENT_TYPE)
+                .body(body.to_owned());
+        };
+        let body_sha256 = signer::hex_sha256(body.as_bytes());
+        let headers = RpcHeaders {
+            host: &self.host,
+            action,
+            version: &self.version,
+            date: &date,
+            nonce: &nonce,
+            body_sha256: &body_sha256,
+            security_token: credentials.security_token.as_ref().map(|t| t.expose()),
+        }
+        .to_vec();
+        let signature = signer::sign(
+            &SigningInput {
+                method: "POST",
+                path: "/",
+                canonical_query: "",
+                headers: &headers,
+                body_sha256: &body_sha256,
+            },
+            &credentials.access_key_id,
+            credentials.access_key_secret.expose(),
+        );
+        let base = self
+            .http
+            .post(self.url.clone())
+            .header("accept", "application/json")
+            .body(body.to_owned());
+        headers
+            .iter()
+            .fold(base, |request, (name, value)| request.header(*name, value))
+            .header("authorization", signature.authorization)
+    }
+
+    async fn send(
+        &self,
+        action: &str,
+        request: reqwest::RequestBuilder,
+        secrets: &[&str],
+    ) -> Result<Value, AcsError> {
+        let transport = |e: reqwest::Error| AcsError::Transport {
+            action: action.to_owned(),
+            detail: error_chain(e),
+        };
+        let response = request.send().await.map_err(transport)?;
+        let status = response.status().as_u16();
+        let request_id_header = header_str(&response, "x-acs-request-id");
+        let retry_after = header_str(&response, RETRY_AFTER_HEADER)
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_millis);
+        let bytes = response.bytes().await.map_err(transport)?;
+        let json: Option<Value> = serde_json::from_slice(&bytes).ok();
+        if (200..300).contains(&status) {
+            return match json {
+                Some(value @ Value::Object(_)) => Ok(value),
+                _ => Err(AcsError::InvalidResponse {
+                    action: action.to_owned(),
+                    status,
+                }),
+            };
+        }
+        let field = |name: &str| {
+            json.as_ref()
+                .and_then(|j| j.get(name))
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+        };
+        let code = field("Code").unwrap_or_else(|| format!("HTTP{status}"));
+        let message = sanitize_message(&code, &field("Message").unwrap_or_default(), secrets);
+        Err(AcsError::Api {
+            action: action.to_owned(),
+            status,
+            request_id: field("RequestId").or(request_id_header),
+            code,
+            message,
+            retry_after,
+        })
+    }
+}
+
+/// The query of an anonymous (unsigned) RPC request, in the SDK's order.
+pub fn anonymous_query(
+    action: &str,
+    version: &str,
+    timestamp: &str,
+    nonce: &str,
+) -> Vec<(&'static str, String)> {
+    vec![
+        ("Action", action.to_owned()),
+        ("Format", "json".to_owned()),
+        ("Version", version.to_owned()),
+        ("Timestamp", timestamp.to_owned()),
+        ("SignatureNonce", nonce.to_owned()),
+    ]
+}
+
+fn header_str(response: &reqwest::Response, name: &str) -> Option<String> {
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+/// reqwest's Display is terse ("error sending request"); the cause is in the source chain. URLs are
+/// dropped: ours carry no secrets, but a query string could one day.
+fn error_chain(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn client(endpoint: &str) -> Result<RpcClient, AcsError> {
+        RpcClient::new(
+            endpoint,
+            "2025-11-27",
+            crate::upstream::client_builder().build().unwrap(),
+        )
+    }
+
+    #[test]
+    fn endpoint_host_or_url() {
+        assert_eq!(
+            client("agentidentitydata.cn-beijing.aliyuncs.com")
+                .unwrap()
+                .host(),
+            "agentidentitydata.cn-beijing.aliyuncs.com"
+        );
+        assert_eq!(
+            client("http://127.0.0.1:8123").unwrap().host(),
+            "127.0.0.1:8123"
+        );
+        assert_eq!(
+            client("https://example.com:443/").unwrap().host(),
+            "example.com"
+        );
+        assert!(matches!(
+            client("ftp://x"),
+            Err(AcsError::InvalidEndpoint { .. })
+        ));
+        assert!(matches!(
+            client("http://"),
+            Err(AcsError::InvalidEndpoint { .. })
+        ));
+    }
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        let policy = RetryPolicy::default();
+        for retry in 1..10 {
+            let d = policy.backoff(retry);
+            assert!(d <= policy.max_delay);
+            assert!(d >= policy.base_delay.min(policy.max_delay) / 2);
+        }
+    }
+
+    #[test]
+    fn param_debug_masks_secrets() {
+        let token = crate::secret::Secret::new("sentinel-wat");
+        let shown = format!(
+            "{:?}",
+            [
+                Param::plain("UserId", "u1"),
+                Param::secret("WorkloadAccessToken", &token)
+            ]
+        );
+        assert_eq!(shown, "[UserId=u1, WorkloadAccessToken=***]");
+    }
+}

@@ -1,0 +1,189 @@
+//! The Agent Identity data API (`agentidentitydata`, 2025-11-27): the actions this agent uses.
+
+use serde_json::Value;
+use tokio::time::Instant;
+
+use super::error::IdentityError;
+use crate::acs::{Credentials, Param, RpcClient, parse_expiration};
+use crate::secret::Secret;
+
+pub const API_VERSION: &str = "2025-11-27";
+
+/// `agentidentitydata.<region>.aliyuncs.com`.
+pub fn default_endpoint(region: &str) -> String {
+    format!("agentidentitydata.{region}.aliyuncs.com")
+}
+
+#[derive(Debug, Clone)]
+pub struct IdentityClient {
+    rpc: RpcClient,
+}
+
+impl IdentityClient {
+    /// `endpoint`: a host (https) or a full URL (`http://127.0.0.1:PORT` for the devstack).
+    pub fn new(endpoint: &str, http: reqwest::Client) -> Result<Self, IdentityError> {
+        Ok(IdentityClient {
+            rpc: RpcClient::new(endpoint, API_VERSION, http)?,
+        })
+    }
+
+    pub fn from_rpc(rpc: RpcClient) -> Self {
+        IdentityClient { rpc }
+    }
+
+    /// A WAT for a user id the caller vouches for.
+    pub async fn get_workload_access_token_for_user_id(
+        &self,
+        workload_identity_name: &str,
+        user_id: &str,
+        credentials: &Credentials,
+        deadline: Instant,
+    ) -> Result<Secret, IdentityError> {
+        const ACTION: &str = "GetWorkloadAccessTokenForUserId";
+        let params = [
+            Param::plain("WorkloadIdentityName", workload_identity_name),
+            Param::plain("UserId", user_id),
+        ];
+        let response = self
+            .rpc
+            .call(ACTION, &params, credentials, deadline)
+            .await?;
+        secret_field(ACTION, &response, "WorkloadAccessToken")
+    }
+
+    /// A WAT for the user of an IdP token (Agent Identity verifies it).
+    pub async fn get_workload_access_token_for_jwt(
+        &self,
+        workload_identity_name: &str,
+        user_token: &Secret,
+        credentials: &Credentials,
+        deadline: Instant,
+    ) -> Result<Secret, IdentityError> {
+        const ACTION: &str = "GetWorkloadAccessTokenForJWT";
+        let params = [
+            Param::plain("WorkloadIdentityName", workload_identity_name),
+            Param::secret("UserToken", user_token),
+        ];
+        let response = self
+            .rpc
+            .call(ACTION, &params, credentials, deadline)
+            .await?;
+        secret_field(ACTION, &response, "WorkloadAccessToken")
+    }
+
+    /// A WAT for the agent itself (no user).
+    pub async fn get_workload_access_token(
+        &self,
+        workload_identity_name: &str,
+        credentials: &Credentials,
+        deadline: Instant,
+    ) -> Result<Secret, IdentityError> {
+        const ACTION: &str = "GetWorkloadAccessToken";
+        let params = [Param::plain("WorkloadIdentityName", workload_identity_name)];
+        let response = self
+            .rpc
+            .call(ACTION, &params, credentials, deadline)
+            .await?;
+        secret_field(ACTION, &response, "WorkloadAccessToken")
+    }
+
+    /// The API key held by a resource credential provider (e.g. the DashScope key), for a WAT.
+    pub async fn get_resource_api_key(
+        &self,
+        resource_credential_provider_name: &str,
+        workload_access_token: &Secret,
+        token_vault_name: Option<&str>,
+        credentials: &Credentials,
+        deadline: Instant,
+    ) -> Result<Secret, IdentityError> {
+        const ACTION: &str = "GetResourceAPIKey";
+        let mut params = vec![
+            Param::plain(
+                "ResourceCredentialProviderName",
+                resource_credential_provider_name,
+            ),
+            Param::secret("WorkloadAccessToken", workload_access_token),
+        ];
+        params.extend(token_vault_name.map(|v| Param::plain("TokenVaultName", v)));
+        let response = self
+            .rpc
+            .call(ACTION, &params, credentials, deadline)
+            .await?;
+        secret_field(ACTION, &response, "APIKey")
+    }
+
+    /// STS credentials for the workload identity's role, from a WAT alone (unsigned call).
+    pub async fn assume_role_for_workload_identity(
+        &self,
+        workload_access_token: &Secret,
+        role_session_name: &str,
+        duration_seconds: u32,
+        policy: Option<&str>,
+        deadline: Instant,
+    ) -> Result<Credentials, IdentityError> {
+        const ACTION: &str = "AssumeRoleForWorkloadIdentity";
+        let duration = duration_seconds.to_string();
+        let mut params = vec![
+            Param::secret("WorkloadAccessToken", workload_access_token),
+            Param::plain("RoleSessionName", role_session_name),
+            Param::plain("DurationSeconds", &duration),
+        ];
+        params.extend(policy.map(|p| Param::plain("Policy", p)));
+        let response = self.rpc.call_anonymous(ACTION, &params, deadline).await?;
+        let missing = |field| IdentityError::MissingField {
+            action: ACTION,
+            field,
+            request_id: request_id(&response),
+        };
+        let creds = response
+            .get("Credentials")
+            .ok_or_else(|| missing("Credentials"))?;
+        let text = |field: &'static str| {
+            creds
+                .get(field)
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .ok_or_else(|| missing(field))
+        };
+        Ok(Credentials {
+            access_key_id: text("AccessKeyId")?.to_owned(),
+            access_key_secret: Secret::new(text("AccessKeySecret")?),
+            security_token: Some(Secret::new(text("SecurityToken")?)),
+            expiration: text("Expiration").ok().and_then(parse_expiration),
+        })
+    }
+}
+
+fn request_id(response: &Value) -> Option<String> {
+    response
+        .get("RequestId")
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+}
+
+fn secret_field(
+    action: &'static str,
+    response: &Value,
+    field: &'static str,
+) -> Result<Secret, IdentityError> {
+    let request_id = request_id(response);
+    match response
+        .get(field)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+    {
+        Some(value) => {
+            tracing::debug!(
+                action,
+                request_id = request_id.as_deref(),
+                "Agent Identity issued {field}"
+            );
+            Ok(Secret::new(value))
+        }
+        None => Err(IdentityError::MissingField {
+            action,
+            field,
+            request_id,
+        }),
+    }
+}

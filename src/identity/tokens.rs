@@ -1,0 +1,128 @@
+//! [`WorkloadTokens`]: the one call the app makes per invocation — "the WAT for this subject".
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::cache::{CacheKey, TokenCache};
+use super::client::{IdentityClient, default_endpoint};
+use super::error::IdentityError;
+use super::subject::Subject;
+use crate::acs::CredentialsProvider;
+use crate::secret::Secret;
+
+pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(300);
+
+/// Plain settings (config.rs fills them from `AGENT_IDENTITY_*`).
+#[derive(Debug, Clone)]
+pub struct IdentitySettings {
+    /// `AGENT_IDENTITY_DATA_ENDPOINT`: host or full URL; None → `agentidentitydata.<region>.aliyuncs.com`.
+    pub endpoint: Option<String>,
+    /// `AGENT_IDENTITY_REGION_ID`.
+    pub region: String,
+    /// `AGENT_IDENTITY_WORKLOAD_IDENTITY_NAME`.
+    pub workload_identity_name: String,
+    /// `AGENT_IDENTITY_TOKEN_TTL_SECS`.
+    pub token_ttl: Duration,
+    /// `AGENT_IDENTITY_WORKLOAD_ACCESS_TOKEN`: when set, it is the answer for every subject, no call made.
+    pub preset_token: Option<Secret>,
+}
+
+pub struct WorkloadTokens {
+    client: IdentityClient,
+    workload_identity_name: String,
+    preset_token: Option<Secret>,
+    cache: TokenCache,
+}
+
+impl WorkloadTokens {
+    /// `http` is the Agent Identity upstream's client (built once from `upstream::client_builder()`).
+    pub fn new(settings: IdentitySettings, http: reqwest::Client) -> Result<Self, IdentityError> {
+        let endpoint = settings
+            .endpoint
+            .clone()
+            .unwrap_or_else(|| default_endpoint(&settings.region));
+        Ok(WorkloadTokens {
+            client: IdentityClient::new(&endpoint, http)?,
+            workload_identity_name: settings.workload_identity_name,
+            preset_token: settings.preset_token.filter(|t| !t.is_empty()),
+            cache: TokenCache::new(settings.token_ttl, TokenCache::DEFAULT_CAPACITY),
+        })
+    }
+
+    /// The underlying client, for the less common actions (API keys, AssumeRole).
+    pub fn client(&self) -> &IdentityClient {
+        &self.client
+    }
+
+    /// The WAT for `subject`: the preset one, a cached one, or a fresh one from Agent Identity signed
+    /// with `credentials` (only asked for on a miss). Concurrent misses for one subject share one call.
+    pub async fn token(
+        &self,
+        subject: &Subject,
+        credentials: &dyn CredentialsProvider,
+        deadline: Instant,
+    ) -> Result<Secret, IdentityError> {
+        if let Some(preset) = &self.preset_token {
+            return Ok(preset.clone());
+        }
+        let key = CacheKey::new(&self.workload_identity_name, subject);
+        let lookup = self
+            .cache
+            .get_or_fetch(key, subject, || self.fetch(subject, credentials, deadline));
+        tokio::time::timeout_at(deadline, lookup)
+            .await
+            .map_err(|_| IdentityError::Deadline)?
+    }
+
+    /// Forget the cached token for `subject` (e.g. a downstream said 401): the next `token` call fetches.
+    pub fn invalidate(&self, subject: &Subject) {
+        self.cache
+            .invalidate(&CacheKey::new(&self.workload_identity_name, subject));
+    }
+
+    /// Forget `rejected` if it is still the cached token for `subject`. Prefer this over [`invalidate`]
+    /// when many requests may report the same refused token: they cause one refresh between them.
+    ///
+    /// [`invalidate`]: WorkloadTokens::invalidate
+    pub fn invalidate_token(&self, subject: &Subject, rejected: &Secret) {
+        self.cache.invalidate_token(
+            &CacheKey::new(&self.workload_identity_name, subject),
+            rejected,
+        );
+    }
+
+    async fn fetch(
+        &self,
+        subject: &Subject,
+        credentials: &dyn CredentialsProvider,
+        deadline: Instant,
+    ) -> Result<Secret, IdentityError> {
+        let credentials = tokio::time::timeout_at(deadline, credentials.provide())
+            .await
+            .map_err(|_| IdentityError::Deadline)??;
+        let workload = self.workload_identity_name.as_str();
+        match subject {
+            Subject::Jwt(jwt) => {
+                self.client
+                    .get_workload_access_token_for_jwt(workload, jwt, &credentials, deadline)
+                    .await
+            }
+            Subject::UserId(user_id) => {
+                self.client
+                    .get_workload_access_token_for_user_id(
+                        workload,
+                        user_id,
+                        &credentials,
+                        deadline,
+                    )
+                    .await
+            }
+            Subject::Agent => {
+                self.client
+                    .get_workload_access_token(workload, &credentials, deadline)
+                    .await
+            }
+        }
+    }
+}
