@@ -4,5 +4,8 @@
 
 pub mod agent;
 pub mod llm;
+pub mod mcp;
 pub mod upstream;
 pub mod secret;
+#[cfg(feature = "devstack")]
+pub mod devstack;
