@@ -26,11 +26,14 @@ use axum::middleware::{Next, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use http_body::{Body as _, Frame, SizeHint};
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
-use rmcp::model::{CallToolResult, ContentBlock, ProtocolVersion};
+use rmcp::model::{
+    CallToolResult, ContentBlock, ListToolsResult, PaginatedRequestParams, ProtocolVersion, Tool,
+};
+use rmcp::service::{RequestContext, RoleServer};
 use rmcp::transport::streamable_http_server::{
     StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
 };
-use rmcp::{ServerHandler, tool, tool_handler, tool_router};
+use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
 use tokio::sync::oneshot;
 
 /// Decides whether a bearer token is accepted (the dev stack plugs in the Agent Identity stand-in's tokens).
@@ -61,6 +64,10 @@ pub struct StandInOptions {
     pub token_check: TokenCheck,
     /// A token containing this marker gets 403 (plain text, no challenge), as a gateway policy denial.
     pub forbidden_marker: Option<String>,
+    /// Also list a tool `phantom` that is not served: calling it is a JSON-RPC error (-32602).
+    pub phantom_tool: bool,
+    /// Split `tools/list` into pages of this many tools, linked by `nextCursor`.
+    pub page_size: Option<usize>,
 }
 
 impl StandInOptions {
@@ -72,6 +79,8 @@ impl StandInOptions {
             tool_prefix: String::new(),
             token_check: Arc::new(token_check),
             forbidden_marker: None,
+            phantom_tool: false,
+            page_size: None,
         }
     }
 
@@ -89,6 +98,8 @@ impl fmt::Debug for StandInOptions {
             .field("sessions", &self.sessions)
             .field("only_2025_03_26", &self.only_2025_03_26)
             .field("tool_prefix", &self.tool_prefix)
+            .field("phantom_tool", &self.phantom_tool)
+            .field("page_size", &self.page_size)
             .finish_non_exhaustive()
     }
 }
@@ -111,10 +122,13 @@ impl McpStandIn {
 
         let mut config = StreamableHttpServerConfig::default();
         if options.sessions == SessionMode::StatelessJson {
-            config = config.with_legacy_session_mode(false).with_json_response(true).with_sse_keep_alive(None);
+            config = config
+                .with_legacy_session_mode(false)
+                .with_json_response(true)
+                .with_sse_keep_alive(None);
         }
         let cancel_token = config.cancellation_token.clone();
-        let tools = StandInTools::new(rendezvous, &options.tool_prefix, options.only_2025_03_26);
+        let tools = StandInTools::new(rendezvous, &options);
         let service: StreamableHttpService<StandInTools, LocalSessionManager> =
             StreamableHttpService::new(move || Ok(tools.clone()), Default::default(), config);
 
@@ -123,7 +137,9 @@ impl McpStandIn {
             token_check: options.token_check,
             forbidden_marker: options.forbidden_marker,
         });
-        let app = axum::Router::new().nest_service("/mcp", service).layer(from_fn_with_state(gate, guard));
+        let app = axum::Router::new()
+            .nest_service("/mcp", service)
+            .layer(from_fn_with_state(gate, guard));
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -158,7 +174,12 @@ impl McpStandIn {
     }
 
     pub fn method_count(&self, method: &str) -> usize {
-        self.stats.lock().methods.iter().filter(|m| *m == method).count()
+        self.stats
+            .lock()
+            .methods
+            .iter()
+            .filter(|m| *m == method)
+            .count()
     }
 
     /// Requests per `Mcp-Session-Id` (the `initialize` that created a session counts for it; `""` collects
@@ -203,7 +224,9 @@ impl Drop for McpStandIn {
 
 impl fmt::Debug for McpStandIn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("McpStandIn").field("url", &self.url).finish_non_exhaustive()
+        f.debug_struct("McpStandIn")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
     }
 }
 
@@ -223,7 +246,9 @@ struct StatsInner {
 
 impl Stats {
     fn lock(&self) -> MutexGuard<'_, StatsInner> {
-        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn count_session(&self, session: &str) {
@@ -246,22 +271,39 @@ async fn guard(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> R
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
     };
-    gate.stats.lock().methods.push(request_label(&parts.method, &bytes));
+    gate.stats
+        .lock()
+        .methods
+        .push(request_label(&parts.method, &bytes));
     let request_session = session_id(&parts.headers);
 
     if let Some(rejection) = gate.reject(&parts.headers) {
-        gate.stats.count_session(request_session.as_deref().unwrap_or_default());
+        gate.stats
+            .count_session(request_session.as_deref().unwrap_or_default());
         return rejection;
     }
 
-    let mut pending = PendingGuard { stats: gate.stats.clone(), armed: true };
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let mut pending = PendingGuard {
+        stats: gate.stats.clone(),
+        armed: true,
+    };
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
     pending.armed = false;
 
     let session = request_session.or_else(|| session_id(response.headers()));
-    gate.stats.count_session(session.as_deref().unwrap_or_default());
+    gate.stats
+        .count_session(session.as_deref().unwrap_or_default());
     let (parts, body) = response.into_parts();
-    Response::from_parts(parts, Body::new(TrackedBody { inner: body, stats: gate.stats.clone(), finished: false }))
+    Response::from_parts(
+        parts,
+        Body::new(TrackedBody {
+            inner: body,
+            stats: gate.stats.clone(),
+            finished: false,
+        }),
+    )
 }
 
 impl Gate {
@@ -272,12 +314,24 @@ impl Gate {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
         let unauthorized = || {
-            (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "invalid or missing bearer token")
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "invalid or missing bearer token",
+            )
                 .into_response()
         };
-        let Some(token) = token else { return Some(unauthorized()) };
-        if self.forbidden_marker.as_deref().is_some_and(|marker| token.contains(marker)) {
-            return Some((StatusCode::FORBIDDEN, "access to this MCP server is denied").into_response());
+        let Some(token) = token else {
+            return Some(unauthorized());
+        };
+        if self
+            .forbidden_marker
+            .as_deref()
+            .is_some_and(|marker| token.contains(marker))
+        {
+            return Some(
+                (StatusCode::FORBIDDEN, "access to this MCP server is denied").into_response(),
+            );
         }
         if !(self.token_check)(token) {
             return Some(unauthorized());
@@ -287,7 +341,10 @@ impl Gate {
 }
 
 fn session_id(headers: &HeaderMap) -> Option<String> {
-    headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned)
+    headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
 }
 
 fn request_label(method: &Method, body: &[u8]) -> String {
@@ -333,7 +390,10 @@ impl http_body::Body for TrackedBody {
     type Data = Bytes;
     type Error = axum::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
             self.finished = true;
@@ -369,7 +429,10 @@ struct Rendezvous {
 impl Rendezvous {
     async fn meet(&self) -> bool {
         let arrived = {
-            let mut slot = self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut slot = self
+                .waiting
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             // A sender whose caller gave up fails to send; then this call waits in its place.
             if let Some(partner) = slot.take()
                 && partner.send(()).is_ok()
@@ -380,7 +443,10 @@ impl Rendezvous {
             *slot = Some(tx);
             rx
         };
-        matches!(tokio::time::timeout(RENDEZVOUS_WAIT, arrived).await, Ok(Ok(())))
+        matches!(
+            tokio::time::timeout(RENDEZVOUS_WAIT, arrived).await,
+            Ok(Ok(()))
+        )
     }
 }
 
@@ -395,10 +461,13 @@ struct StandInTools {
     tool_router: ToolRouter<Self>,
     rendezvous: Arc<Rendezvous>,
     only_2025_03_26: bool,
+    phantom_tool: bool,
+    page_size: Option<usize>,
 }
 
 impl StandInTools {
-    fn new(rendezvous: Arc<Rendezvous>, prefix: &str, only_2025_03_26: bool) -> Self {
+    fn new(rendezvous: Arc<Rendezvous>, options: &StandInOptions) -> Self {
+        let prefix = options.tool_prefix.as_str();
         let mut tool_router = Self::tool_router();
         if !prefix.is_empty() {
             let mut renamed = ToolRouter::new();
@@ -408,7 +477,27 @@ impl StandInTools {
             }
             tool_router = renamed;
         }
-        StandInTools { tool_router, rendezvous, only_2025_03_26 }
+        StandInTools {
+            tool_router,
+            rendezvous,
+            only_2025_03_26: options.only_2025_03_26,
+            phantom_tool: options.phantom_tool,
+            page_size: options.page_size,
+        }
+    }
+
+    fn listed_tools(&self) -> Vec<Tool> {
+        let mut tools = self.tool_router.list_all();
+        if self.phantom_tool {
+            let schema = serde_json::json!({"type": "object"});
+            let schema = schema.as_object().cloned().unwrap_or_default();
+            tools.push(Tool::new(
+                "phantom",
+                "Listed but not served.",
+                Arc::new(schema),
+            ));
+        }
+        tools
     }
 }
 
@@ -429,7 +518,9 @@ impl StandInTools {
         CallToolResult::error(vec![ContentBlock::text("the broken tool always fails")])
     }
 
-    #[tool(description = "Answers \"met\" once a second concurrent rendezvous call arrives (waits up to 5 s).")]
+    #[tool(
+        description = "Answers \"met\" once a second concurrent rendezvous call arrives (waits up to 5 s)."
+    )]
     async fn rendezvous(&self) -> CallToolResult {
         if self.rendezvous.meet().await {
             CallToolResult::success(vec![ContentBlock::text("met")])
@@ -441,6 +532,28 @@ impl StandInTools {
 
 #[tool_handler(router = self.tool_router)]
 impl ServerHandler for StandInTools {
+    async fn list_tools(
+        &self,
+        request: Option<PaginatedRequestParams>,
+        _context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        let tools = self.listed_tools();
+        let Some(page_size) = self.page_size.filter(|&n| n > 0) else {
+            return Ok(ListToolsResult::with_all_items(tools));
+        };
+        let start = match request.and_then(|r| r.cursor) {
+            Some(cursor) => cursor
+                .parse::<usize>()
+                .map_err(|_| ErrorData::invalid_params("bad cursor", None))?,
+            None => 0,
+        };
+        let end = (start + page_size).min(tools.len());
+        let mut page =
+            ListToolsResult::with_all_items(tools.get(start..end).unwrap_or_default().to_vec());
+        page.next_cursor = (end < tools.len()).then(|| end.to_string());
+        Ok(page)
+    }
+
     fn supported_protocol_versions(&self) -> Cow<'static, [ProtocolVersion]> {
         if self.only_2025_03_26 {
             Cow::Borrowed(ProtocolVersion::known_up_to(&ProtocolVersion::V_2025_03_26))

@@ -3,7 +3,9 @@
 use std::error::Error as StdError;
 
 use rmcp::service::{ClientInitializeError, ServiceError};
-use rmcp::transport::streamable_http_client::{AuthRequiredError, InsufficientScopeError, StreamableHttpError};
+use rmcp::transport::streamable_http_client::{
+    AuthRequiredError, InsufficientScopeError, StreamableHttpError,
+};
 
 use crate::secret::Secret;
 
@@ -19,14 +21,21 @@ pub enum McpError {
     #[error("MCP server {server} refused access (HTTP 403)")]
     Forbidden { server: String },
     #[error("MCP server {server}: {operation} timed out")]
-    Timeout { server: String, operation: &'static str },
+    Timeout {
+        server: String,
+        operation: &'static str,
+    },
     #[error("no MCP server offers a tool named {name:?}")]
     UnknownTool { name: String },
     #[error("MCP tool {name:?}: arguments must be a JSON object")]
     InvalidArguments { name: String },
     /// A JSON-RPC error answer (e.g. -32602 for an unknown tool or bad arguments).
     #[error("MCP server {server}: JSON-RPC error {code}: {message}")]
-    Protocol { server: String, code: i32, message: String },
+    Protocol {
+        server: String,
+        code: i32,
+        message: String,
+    },
     /// An HTTP failure other than 401/403 (429, 5xx).
     #[error("MCP server {server}: HTTP {status}")]
     HttpStatus { server: String, status: u16 },
@@ -48,7 +57,10 @@ impl McpError {
 
     /// True for 401 and 403: both map to the turn failure `tool_unauthorized`.
     pub fn is_auth_failure(&self) -> bool {
-        matches!(self, McpError::Unauthorized { .. } | McpError::Forbidden { .. })
+        matches!(
+            self,
+            McpError::Unauthorized { .. } | McpError::Forbidden { .. }
+        )
     }
 
     /// The server the error is about, if it is about one.
@@ -107,70 +119,109 @@ impl ErrorScope<'_> {
     }
 
     pub fn timeout(&self, operation: &'static str) -> McpError {
-        McpError::Timeout { server: self.server(), operation }
+        McpError::Timeout {
+            server: self.server(),
+            operation,
+        }
     }
 
-    pub fn from_init(&self, error: ClientInitializeError) -> McpError {
+    pub fn classify_init(&self, error: ClientInitializeError) -> McpError {
         match error {
             ClientInitializeError::JsonRpcError(data) => self.protocol(data.code.0, &data.message),
-            ClientInitializeError::TransportError { error, .. } => self.from_transport(&error),
-            ClientInitializeError::LegacyFallbackFailed { fallback, .. } => self.from_init(*fallback),
+            ClientInitializeError::TransportError { error, .. } => self.classify_transport(&error),
+            ClientInitializeError::LegacyFallbackFailed { fallback, .. } => {
+                self.classify_init(*fallback)
+            }
             other => self.transport_detail(&other),
         }
     }
 
-    pub fn from_service(&self, error: ServiceError) -> McpError {
+    pub fn classify_service(&self, error: ServiceError) -> McpError {
         match error {
             ServiceError::McpError(data) => self.protocol(data.code.0, &data.message),
-            ServiceError::TransportSend(error) => self.from_transport(&error),
+            ServiceError::TransportSend(error) => self.classify_transport(&error),
             ServiceError::Timeout { .. } => self.timeout("request"),
             other => self.transport_detail(&other),
         }
     }
 
     fn protocol(&self, code: i32, message: &str) -> McpError {
-        McpError::Protocol { server: self.server(), code, message: self.scrub(message) }
+        McpError::Protocol {
+            server: self.server(),
+            code,
+            message: self.scrub(message),
+        }
     }
 
     fn transport_detail(&self, error: &(dyn StdError + 'static)) -> McpError {
-        McpError::Transport { server: self.server(), detail: self.scrub(&chain_text(error)) }
+        McpError::Transport {
+            server: self.server(),
+            detail: self.scrub(&chain_text(error)),
+        }
     }
 
     /// Walks the source chain for the streamable-HTTP error rmcp wraps inside its dynamic transport error.
-    fn from_transport(&self, error: &(dyn StdError + 'static)) -> McpError {
+    fn classify_transport(&self, error: &(dyn StdError + 'static)) -> McpError {
         let mut current: Option<&(dyn StdError + 'static)> = Some(error);
         while let Some(err) = current {
             if err.is::<AuthRequiredError>() {
-                return McpError::Unauthorized { server: self.server() };
+                return McpError::Unauthorized {
+                    server: self.server(),
+                };
             }
             if err.is::<InsufficientScopeError>() {
-                return McpError::Forbidden { server: self.server() };
+                return McpError::Forbidden {
+                    server: self.server(),
+                };
             }
             if let Some(http) = err.downcast_ref::<StreamableHttpError<reqwest::Error>>() {
-                return self.from_http(http);
+                return self.classify_http(http);
             }
             current = err.source();
         }
         self.transport_detail(error)
     }
 
-    fn from_http(&self, error: &StreamableHttpError<reqwest::Error>) -> McpError {
+    fn classify_http(&self, error: &StreamableHttpError<reqwest::Error>) -> McpError {
         match error {
-            StreamableHttpError::AuthRequired(_) => McpError::Unauthorized { server: self.server() },
-            StreamableHttpError::InsufficientScope(_) => McpError::Forbidden { server: self.server() },
-            StreamableHttpError::HttpStatus(status) => McpError::HttpStatus { server: self.server(), status: status.status },
+            StreamableHttpError::AuthRequired(_) => McpError::Unauthorized {
+                server: self.server(),
+            },
+            StreamableHttpError::InsufficientScope(_) => McpError::Forbidden {
+                server: self.server(),
+            },
+            StreamableHttpError::HttpStatus(status) => McpError::HttpStatus {
+                server: self.server(),
+                status: status.status,
+            },
             // A 401/403 without a WWW-Authenticate challenge (Higress answers in plain text) only survives in
             // rmcp's message, which is "HTTP {status}: {body}"; the body is never copied into our error.
-            StreamableHttpError::UnexpectedServerResponse(message) => match http_status_prefix(message) {
-                Some(401) => McpError::Unauthorized { server: self.server() },
-                Some(403) => McpError::Forbidden { server: self.server() },
-                Some(status) => McpError::HttpStatus { server: self.server(), status },
-                None => self.transport_detail(error),
-            },
+            StreamableHttpError::UnexpectedServerResponse(message) => {
+                match http_status_prefix(message) {
+                    Some(401) => McpError::Unauthorized {
+                        server: self.server(),
+                    },
+                    Some(403) => McpError::Forbidden {
+                        server: self.server(),
+                    },
+                    Some(status) => McpError::HttpStatus {
+                        server: self.server(),
+                        status,
+                    },
+                    None => self.transport_detail(error),
+                }
+            }
             StreamableHttpError::Client(inner) => match inner.status().map(|s| s.as_u16()) {
-                Some(401) => McpError::Unauthorized { server: self.server() },
-                Some(403) => McpError::Forbidden { server: self.server() },
-                Some(status) => McpError::HttpStatus { server: self.server(), status },
+                Some(401) => McpError::Unauthorized {
+                    server: self.server(),
+                },
+                Some(403) => McpError::Forbidden {
+                    server: self.server(),
+                },
+                Some(status) => McpError::HttpStatus {
+                    server: self.server(),
+                    status,
+                },
                 None => self.transport_detail(error),
             },
             _ => self.transport_detail(error),
@@ -219,13 +270,20 @@ mod tests {
     fn scrub_removes_bearer_and_raw_url() {
         let bearer = Secret::new("tok-SENTINEL");
         let raw = "http://h/mcp?key=K";
-        let scope = ErrorScope { server: "http://h/mcp", raw_url: raw, bearer: &bearer };
+        let scope = ErrorScope {
+            server: "http://h/mcp",
+            raw_url: raw,
+            bearer: &bearer,
+        };
         let err = McpError::Transport {
             server: "x".into(),
             detail: scope.scrub("failed for http://h/mcp?key=K with Bearer tok-SENTINEL"),
         };
         let shown = format!("{err} {err:?}");
-        assert!(!shown.contains("tok-SENTINEL") && !shown.contains("key=K"), "{shown}");
+        assert!(
+            !shown.contains("tok-SENTINEL") && !shown.contains("key=K"),
+            "{shown}"
+        );
     }
 
     #[test]

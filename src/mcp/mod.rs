@@ -41,7 +41,11 @@ pub struct McpSettings {
 
 impl McpSettings {
     pub fn new(servers: Vec<String>, tool_timeout: Duration) -> Self {
-        McpSettings { servers, tool_timeout, delete_session_on_close: false }
+        McpSettings {
+            servers,
+            tool_timeout,
+            delete_session_on_close: false,
+        }
     }
 }
 
@@ -70,16 +74,19 @@ impl McpClient {
                 let raw = raw.trim();
                 let shown = redact_url(raw);
                 match reqwest::Url::parse(raw) {
-                    Ok(url) if matches!(url.scheme(), "http" | "https") => {
-                        Ok(ServerUrl { url: Arc::from(raw), shown })
-                    }
+                    Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(ServerUrl {
+                        url: Arc::from(raw),
+                        shown,
+                    }),
                     _ => Err(McpError::InvalidServerUrl { server: shown }),
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
         let http = crate::upstream::client_builder()
             .build()
-            .map_err(|e| McpError::HttpClient { detail: e.without_url().to_string() })?;
+            .map_err(|e| McpError::HttpClient {
+                detail: e.without_url().to_string(),
+            })?;
         Ok(McpClient {
             servers: servers.into(),
             http,
@@ -96,7 +103,11 @@ impl McpClient {
     /// Opens one session per server, concurrently, and lists their tools. Fails as a whole when any server
     /// fails (the first error wins and the other handshakes are cancelled), so a 401 surfaces for the
     /// caller's single token refresh. Everything is bounded by `deadline`.
-    pub async fn open(&self, bearer: &Secret, deadline: tokio::time::Instant) -> Result<ToolSession, McpError> {
+    pub async fn open(
+        &self,
+        bearer: &Secret,
+        deadline: tokio::time::Instant,
+    ) -> Result<ToolSession, McpError> {
         session::open(self, bearer, deadline).await
     }
 }
