@@ -15,7 +15,9 @@ use std::sync::Arc;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
-use crate::acs::{CredentialsProvider, CredentialsUriProvider, EnvProvider, StaticProvider, Credentials};
+use crate::acs::{
+    Credentials, CredentialsProvider, CredentialsUriProvider, EnvProvider, StaticProvider,
+};
 use crate::config::Config;
 use crate::fc::{self, Body, Invocation};
 use crate::identity::{IdentityError, IdentitySettings, WorkloadTokens};
@@ -97,7 +99,11 @@ impl App {
 
     /// Options for the FC adapter derived from the configuration.
     pub fn run_options(&self) -> fc::RunOptions {
-        fc::RunOptions { port: self.config.port, default_timeout: self.config.function_timeout, ..fc::RunOptions::default() }
+        fc::RunOptions {
+            port: self.config.port,
+            default_timeout: self.config.function_timeout,
+            ..fc::RunOptions::default()
+        }
     }
 
     /// Serves until SIGTERM/SIGINT.
@@ -133,7 +139,10 @@ impl App {
             _ => fc::error_response(
                 StatusCode::NOT_FOUND,
                 "not_found",
-                &format!("no route for {}; see GET / for the endpoints", request.uri().path()),
+                &format!(
+                    "no route for {}; see GET / for the endpoints",
+                    request.uri().path()
+                ),
             ),
         }
     }
@@ -157,8 +166,13 @@ fn index() -> Response<Body> {
 }
 
 fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut response =
-        fc::error_response(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &format!("this endpoint accepts {allow}"));
-    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
+    let mut response = fc::error_response(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        &format!("this endpoint accepts {allow}"),
+    );
+    response
+        .headers_mut()
+        .insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }

@@ -18,7 +18,11 @@ impl App {
     pub(super) async fn process(self: &Arc<Self>, request: Request<Incoming>) -> Response<Body> {
         let (parts, body) = request.into_parts();
         let Some(context) = parts.extensions.get::<FcContext>().cloned() else {
-            return fc::error_response(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no invocation context");
+            return fc::error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                "no invocation context",
+            );
         };
         let limit = self.config.max_request_bytes;
         // Content-Type is not checked: curl users forget it, and a body that parses is accepted.
@@ -32,20 +36,38 @@ impl App {
                 );
             }
             Err(error) => {
-                return fc::error_response(StatusCode::BAD_REQUEST, "invalid_request", &format!("body: {error}"));
+                return fc::error_response(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    &format!("body: {error}"),
+                );
             }
         };
         let agent_request = match AgentRequest::from_slice(&bytes) {
             Ok(request) => request,
-            Err(error) => return fc::error_response(StatusCode::BAD_REQUEST, "invalid_request", &error.to_string()),
+            Err(error) => {
+                return fc::error_response(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_request",
+                    &error.to_string(),
+                );
+            }
         };
         let model = match self.pick_model(&agent_request) {
             Ok(model) => model,
-            Err(message) => return fc::error_response(StatusCode::BAD_REQUEST, "invalid_request", &message),
+            Err(message) => {
+                return fc::error_response(StatusCode::BAD_REQUEST, "invalid_request", &message);
+            }
         };
-        let subject = match user::http_subject(&self.config.identity.user_source, &parts.headers, &agent_request) {
+        let subject = match user::http_subject(
+            &self.config.identity.user_source,
+            &parts.headers,
+            &agent_request,
+        ) {
             Ok(subject) => subject,
-            Err(refusal) => return fc::error_response(refusal.status, refusal.code, &refusal.message),
+            Err(refusal) => {
+                return fc::error_response(refusal.status, refusal.code, &refusal.message);
+            }
         };
         let session_id = agent_request.session_id().map(str::to_owned);
         let plan = Plan {
@@ -61,14 +83,20 @@ impl App {
     }
 
     /// The request's `model`, if the configuration allows callers to choose one.
-    fn pick_model(&self, request: &AgentRequest) -> Result<Option<String>, String> {
+    pub(super) fn pick_model(&self, request: &AgentRequest) -> Result<Option<String>, String> {
         match request.model.as_deref().filter(|m| !m.is_empty()) {
             None => Ok(None),
-            Some(model) if self.config.model.allowed_models.iter().any(|m| m == model) => Ok(Some(model.to_owned())),
-            Some(_) if self.config.model.allowed_models.is_empty() => {
-                Err("model: choosing a model is not enabled (DASHSCOPE_ALLOWED_MODELS is empty)".to_owned())
+            Some(model) if self.config.model.allowed_models.iter().any(|m| m == model) => {
+                Ok(Some(model.to_owned()))
             }
-            Some(_) => Err(format!("model: must be one of {}", self.config.model.allowed_models.join(", "))),
+            Some(_) if self.config.model.allowed_models.is_empty() => Err(
+                "model: choosing a model is not enabled (DASHSCOPE_ALLOWED_MODELS is empty)"
+                    .to_owned(),
+            ),
+            Some(_) => Err(format!(
+                "model: must be one of {}",
+                self.config.model.allowed_models.join(", ")
+            )),
         }
     }
 
@@ -109,7 +137,10 @@ impl App {
         tokio::spawn(task.instrument(tracing::Span::current()));
         let mut response = Response::new(body);
         let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream; charset=utf-8"),
+        );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         response
     }

@@ -27,9 +27,16 @@ pub struct Plan {
 
 impl App {
     /// Builds the model turn for a parsed request: system prompt + the conversation, sampling fields.
-    pub(super) fn turn_for(&self, request: &AgentRequest, model: Option<String>, deadline: Instant) -> Turn {
+    pub(super) fn turn_for(
+        &self,
+        request: &AgentRequest,
+        model: Option<String>,
+        deadline: Instant,
+    ) -> Turn {
         let mut messages = Vec::with_capacity(request.input.len() + 1);
-        messages.push(ChatMessage::System { content: self.config.agent.system_prompt.clone() });
+        messages.push(ChatMessage::System {
+            content: self.config.agent.system_prompt.clone(),
+        });
         messages.extend(request.to_chat_messages());
         Turn {
             messages,
@@ -53,7 +60,9 @@ impl App {
             Ok(toolbox) => toolbox,
             Err(error) => {
                 tracing::warn!(code = %error.code, message = %error.message, "turn failed before the model");
-                let _ = events.send(AgentEvent::Finished(TurnEnd::Failed(error))).await;
+                let _ = events
+                    .send(AgentEvent::Finished(TurnEnd::Failed(error)))
+                    .await;
                 return;
             }
         };
@@ -64,7 +73,11 @@ impl App {
     }
 
     /// Runs the plan to its end and returns the final response object (`stream:false`, events).
-    pub(super) async fn run_to_response(self: &Arc<Self>, plan: Plan, session_id: Option<String>) -> ResponseObject {
+    pub(super) async fn run_to_response(
+        self: &Arc<Self>,
+        plan: Plan,
+        session_id: Option<String>,
+    ) -> ResponseObject {
         let (tx, mut rx) = mpsc::channel(64);
         let mut builder = ResponseBuilder::silent(session_id);
         let collect = async {
@@ -78,14 +91,24 @@ impl App {
 
     /// The user's WorkloadAccessToken and an MCP session opened with it. No MCP server configured: no
     /// token is needed, so Agent Identity is not called at all.
-    async fn open_tools(self: &Arc<Self>, plan: &Plan, deadline: Instant) -> Result<Option<Toolbox>, TurnError> {
+    async fn open_tools(
+        self: &Arc<Self>,
+        plan: &Plan,
+        deadline: Instant,
+    ) -> Result<Option<Toolbox>, TurnError> {
         if !self.mcp.has_servers() {
             return Ok(None);
         }
         let credentials = Arc::new(self.credentials_for(plan.role.clone()));
-        let token = self.tokens.token(&plan.subject, credentials.as_ref(), deadline).await.map_err(identity_failure)?;
+        let token = self
+            .tokens
+            .token(&plan.subject, credentials.as_ref(), deadline)
+            .await
+            .map_err(identity_failure)?;
         let refresh = self.refresher(plan.subject.clone(), token.clone(), credentials, deadline);
-        Toolbox::open(self.mcp.clone(), token, refresh, deadline).await.map(Some)
+        Toolbox::open(self.mcp.clone(), token, refresh, deadline)
+            .await
+            .map(Some)
     }
 
     /// After the gateway refused `rejected`: drop it from the cache and fetch once more.
@@ -98,10 +121,18 @@ impl App {
     ) -> Refresh {
         let app = self.clone();
         Box::new(move || {
-            let (app, subject, rejected, credentials) = (app.clone(), subject.clone(), rejected.clone(), credentials.clone());
+            let (app, subject, rejected, credentials) = (
+                app.clone(),
+                subject.clone(),
+                rejected.clone(),
+                credentials.clone(),
+            );
             Box::pin(async move {
                 app.tokens.invalidate_token(&subject, &rejected);
-                app.tokens.token(&subject, credentials.as_ref(), deadline).await.map_err(identity_failure)
+                app.tokens
+                    .token(&subject, credentials.as_ref(), deadline)
+                    .await
+                    .map_err(identity_failure)
             })
         })
     }

@@ -16,7 +16,11 @@ pub struct Refusal {
 }
 
 /// The subject of an HTTP invocation.
-pub fn http_subject(source: &UserSource, headers: &HeaderMap, request: &AgentRequest) -> Result<Subject, Refusal> {
+pub fn http_subject(
+    source: &UserSource,
+    headers: &HeaderMap,
+    request: &AgentRequest,
+) -> Result<Subject, Refusal> {
     match source {
         UserSource::Auto => match bearer(headers) {
             Some(jwt) => Ok(Subject::Jwt(jwt)),
@@ -25,7 +29,9 @@ pub fn http_subject(source: &UserSource, headers: &HeaderMap, request: &AgentReq
         UserSource::Jwt => bearer(headers).map(Subject::Jwt).ok_or_else(|| Refusal {
             status: StatusCode::UNAUTHORIZED,
             code: "unauthenticated",
-            message: "Authorization: Bearer <end-user JWT> is required (AGENT_IDENTITY_USER_SOURCE=jwt)".to_owned(),
+            message:
+                "Authorization: Bearer <end-user JWT> is required (AGENT_IDENTITY_USER_SOURCE=jwt)"
+                    .to_owned(),
         }),
         UserSource::Body => body_user(request),
         UserSource::Header(name) => headers
@@ -76,7 +82,8 @@ mod tests {
     }
 
     const WITH_USER: &str = r#"{"input":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"user_id":"u1","session_id":"s1"}"#;
-    const SESSION_ONLY: &str = r#"{"input":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"session_id":"s1"}"#;
+    const SESSION_ONLY: &str =
+        r#"{"input":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"session_id":"s1"}"#;
     const NOBODY: &str = r#"{"input":[{"role":"user","content":[{"type":"text","text":"hi"}]}]}"#;
 
     fn with_auth(value: &'static str) -> HeaderMap {
@@ -87,29 +94,58 @@ mod tests {
 
     #[test]
     fn auto_prefers_the_bearer_jwt_then_the_body() {
-        let jwt = http_subject(&UserSource::Auto, &with_auth("Bearer eyJ.x.y"), &request(WITH_USER)).unwrap();
+        let jwt = http_subject(
+            &UserSource::Auto,
+            &with_auth("Bearer eyJ.x.y"),
+            &request(WITH_USER),
+        )
+        .unwrap();
         assert_eq!(jwt, Subject::Jwt(Secret::new("eyJ.x.y")));
         let body = http_subject(&UserSource::Auto, &HeaderMap::new(), &request(WITH_USER)).unwrap();
         assert_eq!(body, Subject::UserId("u1".into()));
-        let session = http_subject(&UserSource::Auto, &HeaderMap::new(), &request(SESSION_ONLY)).unwrap();
+        let session =
+            http_subject(&UserSource::Auto, &HeaderMap::new(), &request(SESSION_ONLY)).unwrap();
         assert_eq!(session, Subject::UserId("s1".into()));
-        let refused = http_subject(&UserSource::Auto, &HeaderMap::new(), &request(NOBODY)).unwrap_err();
-        assert_eq!((refused.status, refused.code), (StatusCode::BAD_REQUEST, "invalid_request"));
+        let refused =
+            http_subject(&UserSource::Auto, &HeaderMap::new(), &request(NOBODY)).unwrap_err();
+        assert_eq!(
+            (refused.status, refused.code),
+            (StatusCode::BAD_REQUEST, "invalid_request")
+        );
     }
 
     #[test]
     fn jwt_source_requires_a_bearer() {
-        let refused = http_subject(&UserSource::Jwt, &HeaderMap::new(), &request(WITH_USER)).unwrap_err();
-        assert_eq!((refused.status, refused.code), (StatusCode::UNAUTHORIZED, "unauthenticated"));
-        let basic = http_subject(&UserSource::Jwt, &with_auth("Basic abc"), &request(WITH_USER)).unwrap_err();
+        let refused =
+            http_subject(&UserSource::Jwt, &HeaderMap::new(), &request(WITH_USER)).unwrap_err();
+        assert_eq!(
+            (refused.status, refused.code),
+            (StatusCode::UNAUTHORIZED, "unauthenticated")
+        );
+        let basic = http_subject(
+            &UserSource::Jwt,
+            &with_auth("Basic abc"),
+            &request(WITH_USER),
+        )
+        .unwrap_err();
         assert_eq!(basic.status, StatusCode::UNAUTHORIZED);
-        let ok = http_subject(&UserSource::Jwt, &with_auth("bearer  tok "), &request(NOBODY)).unwrap();
+        let ok = http_subject(
+            &UserSource::Jwt,
+            &with_auth("bearer  tok "),
+            &request(NOBODY),
+        )
+        .unwrap();
         assert_eq!(ok, Subject::Jwt(Secret::new("tok")));
     }
 
     #[test]
     fn body_source_ignores_the_bearer() {
-        let s = http_subject(&UserSource::Body, &with_auth("Bearer eyJ"), &request(WITH_USER)).unwrap();
+        let s = http_subject(
+            &UserSource::Body,
+            &with_auth("Bearer eyJ"),
+            &request(WITH_USER),
+        )
+        .unwrap();
         assert_eq!(s, Subject::UserId("u1".into()));
     }
 
@@ -118,15 +154,28 @@ mod tests {
         let name = http::HeaderName::from_static("x-user-id");
         let mut headers = HeaderMap::new();
         headers.insert(name.clone(), HeaderValue::from_static("alice"));
-        let s = http_subject(&UserSource::Header(name.clone()), &headers, &request(WITH_USER)).unwrap();
+        let s = http_subject(
+            &UserSource::Header(name.clone()),
+            &headers,
+            &request(WITH_USER),
+        )
+        .unwrap();
         assert_eq!(s, Subject::UserId("alice".into()));
-        let refused = http_subject(&UserSource::Header(name), &HeaderMap::new(), &request(WITH_USER)).unwrap_err();
+        let refused = http_subject(
+            &UserSource::Header(name),
+            &HeaderMap::new(),
+            &request(WITH_USER),
+        )
+        .unwrap_err();
         assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     }
 
     #[test]
     fn events_use_the_user_id_or_the_agent() {
-        assert_eq!(event_subject(&request(WITH_USER)), Subject::UserId("u1".into()));
+        assert_eq!(
+            event_subject(&request(WITH_USER)),
+            Subject::UserId("u1".into())
+        );
         assert_eq!(event_subject(&request(SESSION_ONLY)), Subject::Agent);
     }
 }

@@ -3,3 +3,4 @@
 
 pub mod agent_identity;
 pub mod dashscope;
+pub mod mcp_server;
