@@ -188,6 +188,11 @@ impl McpStandIn {
         self.stats.lock().sessions.clone()
     }
 
+    /// The `MCP-Protocol-Version` header of each request that carried one (all but `initialize`).
+    pub fn protocol_versions(&self) -> Vec<String> {
+        self.stats.lock().protocol_versions.clone()
+    }
+
     /// Requests whose response the client abandoned (connection closed before the response ended).
     pub fn cancelled_count(&self) -> usize {
         self.stats.cancelled.load(Ordering::SeqCst)
@@ -197,6 +202,7 @@ impl McpStandIn {
         let mut inner = self.stats.lock();
         inner.methods.clear();
         inner.sessions.clear();
+        inner.protocol_versions.clear();
         self.stats.cancelled.store(0, Ordering::SeqCst);
     }
 
@@ -242,6 +248,7 @@ struct Stats {
 struct StatsInner {
     methods: Vec<String>,
     sessions: HashMap<String, usize>,
+    protocol_versions: Vec<String>,
 }
 
 impl Stats {
@@ -271,10 +278,14 @@ async fn guard(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> R
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
     };
-    gate.stats
-        .lock()
-        .methods
-        .push(request_label(&parts.method, &bytes));
+    {
+        let mut stats = gate.stats.lock();
+        stats.methods.push(request_label(&parts.method, &bytes));
+        let version = parts.headers.get("mcp-protocol-version");
+        if let Some(version) = version.and_then(|v| v.to_str().ok()) {
+            stats.protocol_versions.push(version.to_owned());
+        }
+    }
     let request_session = session_id(&parts.headers);
 
     if let Some(rejection) = gate.reject(&parts.headers) {
