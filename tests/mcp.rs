@@ -1,6 +1,8 @@
 //! The MCP tool client against the rmcp stand-in, over real sockets.
 #![cfg(feature = "devstack")]
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use fc_identity_agent::devstack::mcp_server::{McpStandIn, SessionMode, StandInOptions};
@@ -39,7 +41,7 @@ fn assert_no_sentinel(error: &McpError) {
 }
 
 /// One session: list, call, close — and exactly the four requests of a one-tool turn at the server.
-async fn one_tool_turn(options: StandInOptions) {
+async fn one_tool_turn(options: StandInOptions, negotiated: &str) {
     let server = start(options).await;
     let client = client(&[&server], Duration::from_secs(10));
     let session = open(&client, TOKEN).await.expect("session opens");
@@ -59,21 +61,44 @@ async fn one_tool_turn(options: StandInOptions) {
 
     session.close().await;
     assert_eq!(server.methods(), ONE_TOOL_TURN);
+    assert_eq!(server.protocol_versions(), [negotiated; 3]);
 }
 
 #[tokio::test]
 async fn stateful_server_one_tool_turn_takes_four_requests() {
-    one_tool_turn(StandInOptions::accepting(TOKEN)).await;
+    one_tool_turn(StandInOptions::accepting(TOKEN), "2025-06-18").await;
 }
 
 #[tokio::test]
 async fn stateless_json_server_one_tool_turn_takes_four_requests() {
+<<<<<<< HEAD
     one_tool_turn(StandInOptions { sessions: SessionMode::StatelessJson, ..StandInOptions::accepting(TOKEN) }).await;
+=======
+    one_tool_turn(
+        StandInOptions {
+            sessions: SessionMode::StatelessJson,
+            ..StandInOptions::accepting(TOKEN)
+        },
+        "2025-06-18",
+    )
+    .await;
+>>>>>>> mcp
 }
 
 #[tokio::test]
 async fn server_limited_to_2025_03_26_works() {
+<<<<<<< HEAD
     one_tool_turn(StandInOptions { only_2025_03_26: true, ..StandInOptions::accepting(TOKEN) }).await;
+=======
+    one_tool_turn(
+        StandInOptions {
+            only_2025_03_26: true,
+            ..StandInOptions::accepting(TOKEN)
+        },
+        "2025-03-26",
+    )
+    .await;
+>>>>>>> mcp
 }
 
 #[tokio::test]
@@ -244,6 +269,23 @@ async fn wrong_bearer_is_unauthorized_and_forbidden_token_is_forbidden() {
 }
 
 #[tokio::test]
+async fn token_rejected_mid_session_makes_the_call_unauthorized() {
+    let accepting = Arc::new(AtomicBool::new(true));
+    let gate = accepting.clone();
+    let server = start(StandInOptions::new(move |token| {
+        token == TOKEN && gate.load(Ordering::SeqCst)
+    }))
+    .await;
+    let client = client(&[&server], Duration::from_secs(10));
+    let session = open(&client, TOKEN).await.unwrap();
+    accepting.store(false, Ordering::SeqCst);
+    let err = session.call("getutctime", json!({})).await.unwrap_err();
+    assert!(err.is_unauthorized(), "{err:?}");
+    assert_no_sentinel(&err);
+    session.close().await;
+}
+
+#[tokio::test]
 async fn two_concurrent_calls_on_one_session_meet() {
     for sessions in [SessionMode::Stateful, SessionMode::StatelessJson] {
         let server = start(StandInOptions { sessions, ..StandInOptions::accepting(TOKEN) }).await;
@@ -295,6 +337,15 @@ async fn unreachable_server_is_a_transport_error_without_secrets() {
     let shown = format!("{err} {err:?}");
     assert!(!shown.contains("QUERY-SECRET"), "{shown}");
     assert!(shown.contains("/mcp"), "names the server: {shown}");
+    let settings = McpSettings::new(
+        vec!["http://h/mcp?key=QUERY-SECRET".into()],
+        Duration::from_secs(1),
+    );
+    let debug = format!(
+        "{settings:?} {:?}",
+        McpClient::new(settings.clone()).unwrap()
+    );
+    assert!(!debug.contains("QUERY-SECRET"), "{debug}");
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ mod names;
 mod output;
 mod session;
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,7 +29,7 @@ pub use session::{ToolDef, ToolSession};
 use crate::secret::Secret;
 
 /// What the tool client needs from the configuration.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct McpSettings {
     /// Streamable-HTTP endpoints (`AI_GATEWAY_MCP_SERVER`, already split). Empty: no tools.
     pub servers: Vec<String>,
@@ -49,11 +50,35 @@ impl McpSettings {
     }
 }
 
+/// Server URLs may carry keys in their query strings: Debug shows them redacted.
+impl fmt::Debug for McpSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("McpSettings")
+            .field(
+                "servers",
+                &self
+                    .servers
+                    .iter()
+                    .map(|s| redact_url(s))
+                    .collect::<Vec<_>>(),
+            )
+            .field("tool_timeout", &self.tool_timeout)
+            .field("delete_session_on_close", &self.delete_session_on_close)
+            .finish()
+    }
+}
+
 /// A configured MCP server: the URL we send to, and the redacted form every error and log line uses.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct ServerUrl {
     pub url: Arc<str>,
     pub shown: String,
+}
+
+impl fmt::Debug for ServerUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
 }
 
 /// Built once at start; cheap to share. Holds the one reqwest client all MCP sessions use.

@@ -114,7 +114,9 @@ impl ToolSession {
             raw_url: &connection.server.url,
             bearer: &self.bearer,
         };
-        let deadline = (Instant::now() + self.tool_timeout).min(self.deadline);
+        let deadline = Instant::now()
+            .checked_add(self.tool_timeout)
+            .map_or(self.deadline, |limit| limit.min(self.deadline));
         match timeout_at(deadline, connection.service.peer().call_tool(params)).await {
             Err(_elapsed) => Err(scope.timeout("tools/call")),
             Ok(Err(error)) => Err(scope.classify_service(error)),
