@@ -1,25 +1,38 @@
-//! config → App → fc::run; nothing else.
+//! config → App → fc::run; nothing else. (`fc-identity-agent dev` runs the same App against the built-in
+//! stand-ins, when built with the `devstack` feature.)
 
 use std::process::ExitCode;
 
 use fc_identity_agent::{app::App, config::Config, fc};
 
 fn main() -> ExitCode {
-    fc::init_logging();
-    let config = match Config::from_env() {
-        Ok(config) => config,
-        Err(error) => {
-            tracing::error!(variable = error.variable, "invalid configuration: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            tracing::error!(%error, "cannot start the async runtime");
+            eprintln!("cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match std::env::args().nth(1).as_deref() {
+        None => runtime.block_on(serve()),
+        #[cfg(feature = "devstack")]
+        Some("dev") => runtime.block_on(dev()),
+        Some(other) => {
+            eprintln!("unknown argument {other:?}; usage: fc-identity-agent [dev]");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve() -> ExitCode {
+    fc::init_logging();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(error) => {
+            tracing::error!(variable = error.variable, "invalid configuration: {error}");
             return ExitCode::FAILURE;
         }
     };
@@ -30,10 +43,22 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(app.run()) {
+    match app.run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(feature = "devstack")]
+async fn dev() -> ExitCode {
+    fc::init_logging_for_humans();
+    match fc_identity_agent::devstack::dev::run().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("dev stack failed: {error}");
             ExitCode::FAILURE
         }
     }

@@ -3,6 +3,7 @@
 
 pub mod agent_identity;
 pub mod dashscope;
+pub mod dev;
 pub mod mcp_server;
 mod stack;
 

@@ -17,3 +17,14 @@ pub fn init_logging() {
         .with_writer(std::io::stdout)
         .try_init();
 }
+
+/// Compact, human-readable lines for a terminal (`make dev`); same filter.
+pub fn init_logging_for_humans() {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
+    let _ = tracing_subscriber::fmt()
+        .compact()
+        .with_env_filter(filter)
+        .with_target(false)
+        .try_init();
+}

@@ -15,7 +15,7 @@ mod server;
 pub use body::{Body, BodySender, ClientGone};
 pub use context::{FcContext, RoleCredentials};
 pub use dispatch::{Event, Handler, Invocation, error_response, json_response};
-pub use log::init_logging;
+pub use log::{init_logging, init_logging_for_humans};
 pub use server::{RunOptions, run, serve};
 
 /// Why the adapter could not serve.
