@@ -149,11 +149,22 @@ fn fatal(error: McpError) -> TurnError {
     TurnError::new(code, error.to_string())
 }
 
+/// An MCP text content block, keys in wire order.
+#[derive(serde::Serialize)]
+struct TextBlock<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    text: &'a str,
+}
+
 /// A tool answer that reports a failure to the model, shaped like an MCP content list.
 pub(super) fn error_output(message: &str) -> ToolOutput {
     let text = format!("Error: {message}");
     ToolOutput {
-        content_json: serde_json::json!([{ "type": "text", "text": text }]).to_string(),
+        content_json: crate::mcp::to_python_json(&[TextBlock {
+            kind: "text",
+            text: &text,
+        }]),
         text,
         is_error: true,
     }

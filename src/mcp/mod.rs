@@ -16,6 +16,7 @@ mod error;
 mod http;
 mod names;
 mod output;
+mod pyjson;
 mod session;
 
 use std::fmt;
@@ -24,6 +25,7 @@ use std::time::Duration;
 
 pub use error::{McpError, redact_url};
 pub use output::ToolOutput;
+pub use pyjson::to_python_json;
 pub use session::{ToolDef, ToolSession};
 
 use crate::secret::Secret;

@@ -9,8 +9,8 @@ pub struct ToolOutput {
     /// For the model: text blocks joined by newlines; `structuredContent` as JSON when no text block carries
     /// it; images, audio and blobs summarised as `[image image/png, 1234 bytes]`.
     pub text: String,
-    /// JSON text of the MCP content list, e.g. `[{"type":"text","text":"…"}]`, as the AgentScope protocol shows
-    /// a tool output.
+    /// JSON text of the MCP content list as the AgentScope runtime shows a tool output (Python
+    /// `json.dumps` style), e.g. `[{"type": "text", "text": "…"}]`.
     pub content_json: String,
     pub is_error: bool,
 }
@@ -64,8 +64,7 @@ impl From<CallToolResult> for ToolOutput {
         if !has_text && let Some(structured) = &result.structured_content {
             parts.push(structured.to_string());
         }
-        let content_json =
-            serde_json::to_string(&result.content).unwrap_or_else(|_| "[]".to_owned());
+        let content_json = super::pyjson::to_python_json(&result.content);
         ToolOutput {
             text: parts.join("\n"),
             content_json,
