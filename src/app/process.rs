@@ -11,6 +11,7 @@ use tracing::Instrument;
 use super::App;
 use super::turn::Plan;
 use super::user;
+use crate::agent::{AgentEvent, FailureCode, TurnEnd, TurnError};
 use crate::fc::{self, Body, FcContext};
 use crate::protocol::{AgentRequest, ResponseBuilder};
 
@@ -118,11 +119,11 @@ impl App {
                 }
                 if !builder.is_finished() {
                     // The turn's task ended without saying how: say so rather than stop silently.
-                    let end = crate::agent::TurnEnd::Failed(crate::agent::TurnError::new(
-                        crate::agent::FailureCode::Internal,
+                    let end = TurnEnd::Failed(TurnError::new(
+                        FailureCode::Internal,
                         "the turn ended without a result",
                     ));
-                    for frame in builder.push(&crate::agent::AgentEvent::Finished(end)) {
+                    for frame in builder.push(&AgentEvent::Finished(end)) {
                         sender.send(frame.sse_frame()).await?;
                     }
                 }
