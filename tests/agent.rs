@@ -250,6 +250,37 @@ async fn plain_turn_without_tools_streams_the_answer() {
     assert!(text(&events).contains("Hello there"), "{}", text(&events));
     assert!(rig.request(0).get("tools").is_none(), "no tools offered: {}", rig.request(0));
     assert_eq!(rig.mcp.request_count(), 0);
+
+    // Through the function with no MCP server configured: no token is fetched, no tool is offered.
+    let f = Function::start(&[("AI_GATEWAY_MCP_SERVER", "")]).await;
+    let events = f.process(&user_request("Hello there")).await;
+    assert_eq!(events.last().unwrap()["status"], "completed", "{:?}", events.last());
+    assert!(f.stack.identity.requests().is_empty());
+    assert_eq!(f.stack.mcp.request_count(), 0);
+    assert!(f.stack.dashscope.requests()[0].body.get("tools").is_none());
+}
+
+#[tokio::test]
+async fn reasoning_is_forwarded_before_the_answer() {
+    let rig = Rig::start().await;
+    let thinking = LlmClient::new(LlmSettings {
+        base_url: rig.dashscope.base_url(),
+        api_key: Secret::new(KEY),
+        model: "qwen-plus".into(),
+        enable_thinking: Some(true),
+    })
+    .unwrap();
+    let events = run(&thinking, None, turn("Why is the sky blue?")).await;
+    assert_eq!(end(&events), &TurnEnd::Completed);
+    let first_text = events.iter().position(|e| matches!(e, AgentEvent::TextDelta(_))).expect("an answer");
+    let reasoning: String = events[..first_text]
+        .iter()
+        .map(|e| match e {
+            AgentEvent::ReasoningDelta(r) => r.as_str(),
+            other => panic!("before the answer: {other:?}"),
+        })
+        .collect();
+    assert_eq!(reasoning, "Let me think about the question step by step.");
 }
 
 #[tokio::test]
@@ -363,6 +394,42 @@ async fn unauthorized_model_fails_without_retry() {
     .unwrap();
     let events = run(&wrong, None, turn("Hi")).await;
     assert_eq!(failure(&events).code, FailureCode::ModelUnauthorized);
+}
+
+#[tokio::test]
+async fn other_model_failures_map_to_their_codes() {
+    let rig = Rig::start().await;
+    let cases = [
+        ("[fault:quota]", FailureCode::ModelThrottled),
+        ("[fault:404]", FailureCode::ModelBadRequest),
+        ("[fault:filter]", FailureCode::ContentFiltered),
+        ("[fault:midstream-filter]", FailureCode::ContentFiltered),
+        ("[fault:eof]", FailureCode::ModelError),
+        ("[fault:malformed]", FailureCode::ModelError),
+    ];
+    for (fault, code) in cases {
+        let before = rig.dashscope.request_count();
+        let events = run(&rig.llm, None, turn(&format!("Hi {fault}"))).await;
+        assert_eq!(failure(&events).code, code, "{fault}: {events:#?}");
+        assert_eq!(rig.dashscope.request_count(), before + 1, "{fault} is not retried");
+    }
+    // Pre-stream failures name the upstream's code and request id.
+    let events = run(&rig.llm, None, turn("Hi [fault:401]")).await;
+    let message = &failure(&events).message;
+    assert!(message.contains("invalid_api_key") && message.contains("standin-"), "{message}");
+}
+
+#[tokio::test]
+async fn failed_token_refresh_ends_the_turn_with_its_error() {
+    let rig = Rig::start().await;
+    let refresh: Refresh =
+        Box::new(|| Box::pin(async { Err(TurnError::new(FailureCode::IdentityError, "Agent Identity answered 500")) }));
+    let toolbox = Toolbox::open(rig.tools.clone(), Secret::new(WAT), refresh, deadline()).await.unwrap();
+    rig.accept_only(&[]);
+    let events = run(&rig.llm, Some(&toolbox), turn("What time is it?")).await;
+    toolbox.close().await;
+    let error = failure(&events);
+    assert_eq!((error.code, error.message.as_str()), (FailureCode::IdentityError, "Agent Identity answered 500"));
 }
 
 #[tokio::test]
