@@ -45,7 +45,13 @@ pub async fn run_turn(
     events: mpsc::Sender<AgentEvent>,
 ) {
     let deadline = turn.deadline;
-    let outcome = match tokio::time::timeout_at(deadline, steps(llm, tools, turn, &events)).await {
+    let bounded = tokio::time::timeout_at(deadline, steps(llm, tools, turn, &events));
+    // A send only fails at the next event; a stalled model or tool would keep the turn alive until then.
+    let result = tokio::select! {
+        result = bounded => result,
+        () = events.closed() => return,
+    };
+    let outcome = match result {
         Ok(Ok(())) => TurnEnd::Completed,
         Ok(Err(Stop::Gone)) => return,
         Ok(Err(Stop::End(end))) => end,
