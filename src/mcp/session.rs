@@ -50,7 +50,8 @@ struct Route {
 }
 
 /// The MCP sessions of one turn. `call` takes `&self`, so a step's tool calls can run concurrently.
-/// Dropping the session (or a `call` future) cancels its in-flight HTTP requests; [`ToolSession::close`]
+/// Dropping a `call` future makes rmcp send `notifications/cancelled` for it; dropping the session stops
+/// its workers and their in-flight HTTP requests; [`ToolSession::close`]
 /// does the same and waits for rmcp's workers to stop.
 pub struct ToolSession {
     connections: Vec<Connection>,
