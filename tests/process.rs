@@ -134,7 +134,9 @@ async fn earlier_turns_in_input_reach_the_model_without_reasoning() {
     let answer = output.iter().find(|m| m["type"] == "message").unwrap()["content"][0]["text"].clone();
     let mut input = user_request("Tell me the time in UTC")["input"].as_array().unwrap().clone();
     input.extend(output.iter().cloned());
-    input.push(json!({"role": "user", "type": "message", "content": [{"type": "text", "text": "Now no tools, thanks"}]}));
+    input.push(
+        json!({"role": "user", "type": "message", "content": [{"type": "text", "text": "Now no tools, thanks"}]}),
+    );
     let second = final_response(&f.post_process(&[], &json!({"input": input, "user_id": "u1"})).await);
     assert_eq!(ending(&second), ("completed".into(), None), "{second}");
 
@@ -178,9 +180,8 @@ async fn auto_source_uses_the_bearer_jwt() {
     let f = Function::start(&[]).await;
     let token = jwt("alice");
     let bearer = format!("Bearer {token}");
-    let last = final_response(
-        &f.post_process(&[("authorization", &bearer)], &user_request("Tell me the time in UTC")).await,
-    );
+    let last =
+        final_response(&f.post_process(&[("authorization", &bearer)], &user_request("Tell me the time in UTC")).await);
     assert_eq!(ending(&last), ("completed".into(), None), "{last}");
     assert_eq!(identity_calls(&f), [("GetWorkloadAccessTokenForJWT".into(), params(&[("UserToken", &token)]))]);
     let minted = f.stack.identity.issued_tokens();
@@ -217,9 +218,8 @@ async fn jwt_source_refuses_a_request_without_a_bearer_before_any_stream() {
 
     let token = jwt("bob");
     let bearer = format!("Bearer {token}");
-    let last = final_response(
-        &f.post_process(&[("authorization", &bearer)], &user_request("Tell me the time in UTC")).await,
-    );
+    let last =
+        final_response(&f.post_process(&[("authorization", &bearer)], &user_request("Tell me the time in UTC")).await);
     assert_eq!(ending(&last), ("completed".into(), None), "{last}");
     assert_eq!(identity_calls(&f), [("GetWorkloadAccessTokenForJWT".into(), params(&[("UserToken", &token)]))]);
 }
@@ -228,9 +228,8 @@ async fn jwt_source_refuses_a_request_without_a_bearer_before_any_stream() {
 async fn body_source_ignores_the_bearer() {
     let f = Function::start(&[("AGENT_IDENTITY_USER_SOURCE", "body")]).await;
     let bearer = format!("Bearer {}", jwt("mallory"));
-    let last = final_response(
-        &f.post_process(&[("authorization", &bearer)], &user_request("Tell me the time in UTC")).await,
-    );
+    let last =
+        final_response(&f.post_process(&[("authorization", &bearer)], &user_request("Tell me the time in UTC")).await);
     assert_eq!(ending(&last), ("completed".into(), None), "{last}");
     assert_eq!(identity_calls(&f), [("GetWorkloadAccessTokenForUserId".into(), params(&[("UserId", "u1")]))]);
 }
@@ -238,9 +237,8 @@ async fn body_source_ignores_the_bearer() {
 #[tokio::test]
 async fn header_source_reads_the_named_header() {
     let f = Function::start(&[("AGENT_IDENTITY_USER_SOURCE", "header:x-user-id")]).await;
-    let last = final_response(
-        &f.post_process(&[("x-user-id", "carol")], &user_request("Tell me the time in UTC")).await,
-    );
+    let last =
+        final_response(&f.post_process(&[("x-user-id", "carol")], &user_request("Tell me the time in UTC")).await);
     assert_eq!(ending(&last), ("completed".into(), None), "{last}");
     assert_eq!(identity_calls(&f), [("GetWorkloadAccessTokenForUserId".into(), params(&[("UserId", "carol")]))]);
     let refused = f.post_process(&[], &user_request("Tell me the time in UTC")).await;
@@ -250,14 +248,21 @@ async fn header_source_reads_the_named_header() {
 
 #[tokio::test]
 async fn bad_requests_are_refused_before_any_upstream_call() {
-    let f = Function::start(&[("MAX_REQUEST_BYTES", "2048"), ("DASHSCOPE_ALLOWED_MODELS", "qwen-plus,qwen-turbo")])
-        .await;
+    let f =
+        Function::start(&[("MAX_REQUEST_BYTES", "2048"), ("DASHSCOPE_ALLOWED_MODELS", "qwen-plus,qwen-turbo")]).await;
     let cases: Vec<(&str, &str, String, u16, &str, &str)> = vec![
         ("POST", "/process", "{not json".into(), 400, "invalid_request", "JSON"),
         ("POST", "/process", r#"{"session_id":"s1","user_id":"u1"}"#.into(), 400, "invalid_request", "input"),
         ("POST", "/process", r#"{"input":[],"user_id":"u1"}"#.into(), 400, "invalid_request", "input"),
         ("POST", "/process", r#"{"input":"hi","user_id":"u1"}"#.into(), 400, "invalid_request", "input"),
-        ("POST", "/process", user_request(&"x".repeat(4096)).to_string(), 413, "payload_too_large", "MAX_REQUEST_BYTES"),
+        (
+            "POST",
+            "/process",
+            user_request(&"x".repeat(4096)).to_string(),
+            413,
+            "payload_too_large",
+            "MAX_REQUEST_BYTES",
+        ),
         ("GET", "/process", String::new(), 405, "method_not_allowed", "POST"),
         ("POST", "/no-such-path", user_request("hi").to_string(), 404, "not_found", "/no-such-path"),
     ];
@@ -300,7 +305,10 @@ async fn an_allowed_model_and_sampling_fields_pass_through() {
     let last = final_response(&f.post_process(&[], &request).await);
     assert_eq!(ending(&last), ("completed".into(), None), "{last}");
     let sent = &f.stack.dashscope.requests()[0].body;
-    assert_eq!((&sent["model"], &sent["temperature"], &sent["max_tokens"]), (&json!("qwen-plus"), &json!(0.25), &json!(64)));
+    assert_eq!(
+        (&sent["model"], &sent["temperature"], &sent["max_tokens"]),
+        (&json!("qwen-plus"), &json!(0.25), &json!(64))
+    );
     let default = final_response(&f.post_process(&[], &user_request("hi again")).await);
     assert_eq!(ending(&default).0, "completed");
     assert_eq!(f.stack.dashscope.requests()[1].body["model"], "qwen-max", "DASHSCOPE_MODEL's default otherwise");
@@ -336,9 +344,8 @@ async fn an_mcp_server_refusing_the_token_fails_with_tool_unauthorized() {
 #[tokio::test]
 async fn the_function_timeout_ends_the_turn_with_deadline_exceeded() {
     let f = Function::start(&[]).await;
-    let answer = f
-        .post_process(&[("x-fc-function-timeout", "1")], &user_request("Tell me the time in UTC [fault:slow]"))
-        .await;
+    let answer =
+        f.post_process(&[("x-fc-function-timeout", "1")], &user_request("Tell me the time in UTC [fault:slow]")).await;
     let last = final_response(&answer);
     assert_eq!(ending(&last), ("failed".into(), Some("deadline_exceeded".into())), "{last}");
 }

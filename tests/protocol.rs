@@ -5,7 +5,6 @@
 #[path = "common/json_order.rs"]
 mod json_order;
 
-use json_order::{J, key_lists_by_class};
 use fc_identity_agent::agent::{AgentEvent, FailureCode, TurnEnd, TurnError};
 use fc_identity_agent::llm::{ChatMessage, ToolCall, Usage};
 use fc_identity_agent::protocol::trigger::{TriggerKind, parse_event, request_from_event};
@@ -13,6 +12,7 @@ use fc_identity_agent::protocol::{
     AgentRequest, ContentItem, Event, MAX_INPUT_MESSAGES, MessageType, RequestError, ResponseBuilder, Role, Status,
     aggregate, error_body,
 };
+use json_order::{J, key_lists_by_class};
 use serde_json::{Value, json};
 
 const REFERENCE: &str =

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-
 #[derive(Debug)]
 pub enum J {
     Obj(Vec<(String, J)>),
