@@ -317,7 +317,14 @@ async fn an_allowed_model_and_sampling_fields_pass_through() {
 #[tokio::test]
 async fn model_throttling_and_server_errors_fail_the_turn() {
     let f = Function::start(&[]).await;
-    for (fault, code) in [("[fault:429]", "model_throttled"), ("[fault:500]", "model_error")] {
+    let faults = [
+        ("[fault:429]", "model_throttled"),
+        ("[fault:500]", "model_error"),
+        ("[fault:401]", "model_unauthorized"),
+        ("[fault:filter]", "content_filtered"),
+        ("[fault:midstream-error]", "model_error"),
+    ];
+    for (fault, code) in faults {
         let answer = f.post_process(&[], &user_request(&format!("Tell me the time {fault}"))).await;
         let last = final_response(&answer);
         assert_eq!(ending(&last), ("failed".into(), Some(code.into())), "{fault}: {last}");
@@ -412,4 +419,75 @@ async fn fc_credential_headers_take_precedence_over_the_environment() {
     let signed: Vec<_> =
         g.stack.identity.requests().into_iter().map(|r| (r.access_key_id, r.security_token_sent)).collect();
     assert_eq!(signed, [(Some(Keys::STS_ID.to_owned()), true)]);
+}
+
+#[tokio::test]
+async fn a_client_that_leaves_a_non_streaming_request_cancels_the_model_call() {
+    let f = Function::start(&[NO_MCP]).await;
+    let mut request = user_request("Tell me a long story [fault:slow]");
+    request["stream"] = json!(false);
+    let url = f.url("/process");
+    let pending = tokio::spawn(async move { Function::client().post(url).body(request.to_string()).send().await });
+    while f.stack.dashscope.request_count() == 0 {
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    pending.abort();
+    assert!(f.stack.dashscope.wait_cancelled(1, Duration::from_secs(10)).await, "the model stream was not abandoned");
+}
+
+#[tokio::test]
+async fn the_iteration_bound_ends_the_turn_incomplete() {
+    let f = Function::start(&[("AGENT_MAX_ITERS", "2")]).await;
+    let last = final_response(&f.post_process(&[], &user_request("What time is it? loop forever")).await);
+    assert_eq!(ending(&last), ("incomplete".into(), Some("max_iterations".into())), "{last}");
+    assert_eq!(f.stack.dashscope.request_count(), 2);
+    assert_eq!(output_types(&last), ["plugin_call", "plugin_call_output", "plugin_call", "plugin_call_output"]);
+}
+
+#[tokio::test]
+async fn a_jwt_agent_identity_refuses_fails_with_identity_error_without_echoing_it() {
+    let f = Function::start(&[]).await;
+    let token = "not-a-jwt-SENTINEL";
+    let bearer = format!("Bearer {token}");
+    let answer = f.post_process(&[("authorization", &bearer)], &user_request("Tell me the time in UTC")).await;
+    let last = final_response(&answer);
+    assert_eq!(ending(&last), ("failed".into(), Some("identity_error".into())), "{last}");
+    let message = last["error"]["message"].as_str().unwrap();
+    assert!(message.contains("InvalidParameter.UserToken"), "the upstream code is named: {message:?}");
+    assert!(!answer.text.contains("SENTINEL"), "the JWT leaked: {}", answer.text);
+    assert_eq!(f.stack.dashscope.request_count(), 0);
+}
+
+#[tokio::test]
+async fn no_secret_reaches_the_stream() {
+    let f = Function::start(&[]).await;
+    let answer = f.post_process(&[], &user_request("Tell me the time in UTC")).await;
+    assert_eq!(ending(&final_response(&answer)).0, "completed");
+    let mut secrets = vec![
+        fc_identity_agent::devstack::DASHSCOPE_KEY.to_owned(),
+        Keys::STS_SECRET.to_owned(),
+        Keys::STS_TOKEN.to_owned(),
+    ];
+    secrets.extend(f.stack.identity.issued_tokens());
+    assert_eq!(secrets.len(), 4, "one WAT was minted");
+    for secret in secrets {
+        assert!(!answer.text.contains(&secret), "a secret reached the client");
+    }
+}
+
+#[tokio::test]
+async fn an_anonymous_caller_needs_no_user_id_when_no_tools_are_configured() {
+    let anonymous = json!({"input": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]});
+    let f = Function::start(&[NO_MCP]).await;
+    let last = final_response(&f.post_process(&[], &anonymous).await);
+    assert_eq!(ending(&last), ("completed".into(), None), "{last}");
+    assert_eq!(last["session_id"], Value::Null);
+    assert_eq!(identity_calls(&f), []);
+
+    // With tools a user is needed for the token: refused before any stream, naming the field.
+    let g = Function::start(&[]).await;
+    let refused = g.post_process(&[], &anonymous).await;
+    assert_eq!((refused.status, refused.error_code()), (400, "invalid_request".into()), "{}", refused.text);
+    assert!(refused.text.contains("user_id"), "{}", refused.text);
 }

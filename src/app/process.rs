@@ -12,6 +12,7 @@ use super::App;
 use super::turn::Plan;
 use super::user;
 use crate::fc::{self, Body, FcContext};
+use crate::identity::Subject;
 use crate::protocol::{AgentRequest, ResponseBuilder};
 
 impl App {
@@ -65,6 +66,13 @@ impl App {
             &agent_request,
         ) {
             Ok(subject) => subject,
+            // The user only matters for the WorkloadAccessToken, which is fetched for the MCP servers alone:
+            // without any, an anonymous caller is fine. A configured source's 401 still applies.
+            Err(refusal)
+                if refusal.status == StatusCode::BAD_REQUEST && !self.mcp.has_servers() =>
+            {
+                Subject::Agent
+            }
             Err(refusal) => {
                 return fc::error_response(refusal.status, refusal.code, &refusal.message);
             }
