@@ -147,3 +147,12 @@ async fn an_invalid_agent_request_is_a_failed_invocation() {
     assert_eq!(answer.error_code(), "invalid_request");
     assert_eq!(f.stack.dashscope.request_count(), 0);
 }
+
+#[tokio::test]
+async fn an_event_over_max_request_bytes_is_refused() {
+    let f = Function::start(&[("MAX_REQUEST_BYTES", "4096")]).await;
+    let answer = f.invoke("req-big", timer(&"x".repeat(8192))).await;
+    assert_eq!((answer.status, answer.header("x-fc-status")), (404, Some("404")), "{}", answer.text);
+    assert_eq!(answer.error_code(), "payload_too_large");
+    assert_eq!(f.stack.dashscope.request_count(), 0);
+}

@@ -81,7 +81,7 @@ impl App {
         let plan = Plan {
             subject,
             role: context.credentials.clone(),
-            turn: self.turn_for(&agent_request, model, context.deadline),
+            turn: self.turn_for(&agent_request, model, &context),
         };
         if !agent_request.stream {
             let response = self.run_to_response(plan, session_id).await;
