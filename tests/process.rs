@@ -328,7 +328,8 @@ async fn model_throttling_and_server_errors_fail_the_turn() {
         let answer = f.post_process(&[], &user_request(&format!("Tell me the time {fault}"))).await;
         let last = final_response(&answer);
         assert_eq!(ending(&last), ("failed".into(), Some(code.into())), "{fault}: {last}");
-        assert!(last["error"]["message"].as_str().is_some_and(|m| !m.is_empty()));
+        let message = last["error"]["message"].as_str().unwrap();
+        assert!(message.contains("(request_id standin-"), "{fault}: the upstream request id is named: {message:?}");
         assert!(!answer.text.contains(r#""object":"response","status":"completed""#), "{fault}: never completed");
     }
 }
@@ -340,8 +341,9 @@ async fn an_mcp_server_refusing_the_token_fails_with_tool_unauthorized() {
     let f = Function::with_stack(stack, &[]).await;
     let last = final_response(&f.post_process(&[], &user_request("Tell me the time in UTC")).await);
     assert_eq!(ending(&last), ("failed".into(), Some("tool_unauthorized".into())), "{last}");
-    let calls = identity_calls(&f);
-    assert!(!calls.is_empty() && calls.iter().all(|(action, _)| action == "GetWorkloadAccessTokenForUserId"));
+    // The refused token is dropped and a fresh one fetched once, before giving up.
+    let fetch = ("GetWorkloadAccessTokenForUserId".to_owned(), params(&[("UserId", "u1")]));
+    assert_eq!(identity_calls(&f), [fetch.clone(), fetch]);
     let message = last["error"]["message"].as_str().unwrap();
     for token in f.stack.identity.issued_tokens() {
         assert!(!message.contains(&token), "the WAT leaked into {message:?}");
@@ -351,10 +353,15 @@ async fn an_mcp_server_refusing_the_token_fails_with_tool_unauthorized() {
 #[tokio::test]
 async fn the_function_timeout_ends_the_turn_with_deadline_exceeded() {
     let f = Function::start(&[]).await;
-    let answer =
-        f.post_process(&[("x-fc-function-timeout", "1")], &user_request("Tell me the time in UTC [fault:slow]")).await;
-    let last = final_response(&answer);
+    let timeout = [("x-fc-function-timeout", "1")];
+    let streaming = user_request("Tell me the time in UTC [fault:slow]");
+    let mut single = streaming.clone();
+    single["stream"] = json!(false);
+    let (streamed, single) = tokio::join!(f.post_process(&timeout, &streaming), f.post_process(&timeout, &single));
+    let last = final_response(&streamed);
     assert_eq!(ending(&last), ("failed".into(), Some("deadline_exceeded".into())), "{last}");
+    assert_eq!(single.status, 200, "{}", single.text);
+    assert_eq!(ending(&single.json()), ("failed".into(), Some("deadline_exceeded".into())), "{}", single.text);
 }
 
 #[tokio::test]
@@ -490,4 +497,21 @@ async fn an_anonymous_caller_needs_no_user_id_when_no_tools_are_configured() {
     let refused = g.post_process(&[], &anonymous).await;
     assert_eq!((refused.status, refused.error_code()), (400, "invalid_request".into()), "{}", refused.text);
     assert!(refused.text.contains("user_id"), "{}", refused.text);
+}
+
+#[tokio::test]
+async fn health_index_and_a_trailing_slash() {
+    let f = Function::start(&[NO_MCP]).await;
+    let health = f.send("GET", "/health", &[], "").await;
+    assert_eq!((health.status, health.json()), (200, json!({"status": "healthy", "runner": "ready"})));
+    let index = f.send("GET", "/", &[], "").await;
+    assert_eq!(index.status, 200);
+    assert_eq!(index.json()["endpoints"]["process"], "POST /process");
+    let wrong = f.send("POST", "/health", &[], "").await;
+    assert_eq!(
+        (wrong.status, wrong.error_code(), wrong.header("allow")),
+        (405, "method_not_allowed".into(), Some("GET"))
+    );
+    let last = final_response(&f.send("POST", "/process/", &[], user_request("hi").to_string()).await);
+    assert_eq!(ending(&last), ("completed".into(), None), "{last}");
 }
