@@ -42,7 +42,7 @@ impl App {
         let plan = Plan {
             subject: user::event_subject(&request),
             role: context.credentials.clone(),
-            turn: self.turn_for(&request, model, context.deadline),
+            turn: self.turn_for(&request, model, &context),
         };
         let response = self.run_to_response(plan, session_id).await;
         match (response.status, &response.error) {

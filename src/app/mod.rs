@@ -102,6 +102,8 @@ impl App {
         fc::RunOptions {
             port: self.config.port,
             default_timeout: self.config.function_timeout,
+            // An event is a request body like any other; FC's own limit (32 MiB) is far above what a turn uses.
+            max_event_bytes: self.config.max_request_bytes,
             ..fc::RunOptions::default()
         }
     }

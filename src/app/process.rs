@@ -13,6 +13,7 @@ use super::turn::Plan;
 use super::user;
 use crate::agent::{AgentEvent, FailureCode, TurnEnd, TurnError};
 use crate::fc::{self, Body, FcContext};
+use crate::identity::Subject;
 use crate::protocol::{AgentRequest, ResponseBuilder};
 
 impl App {
@@ -66,6 +67,13 @@ impl App {
             &agent_request,
         ) {
             Ok(subject) => subject,
+            // The user only matters for the WorkloadAccessToken, which is fetched for the MCP servers alone:
+            // without any, an anonymous caller is fine. A configured source's 401 still applies.
+            Err(refusal)
+                if refusal.status == StatusCode::BAD_REQUEST && !self.mcp.has_servers() =>
+            {
+                Subject::Agent
+            }
             Err(refusal) => {
                 return fc::error_response(refusal.status, refusal.code, &refusal.message);
             }
@@ -74,7 +82,7 @@ impl App {
         let plan = Plan {
             subject,
             role: context.credentials.clone(),
-            turn: self.turn_for(&agent_request, model, context.deadline),
+            turn: self.turn_for(&agent_request, model, &context),
         };
         if !agent_request.stream {
             let response = self.run_to_response(plan, session_id).await;

@@ -3,13 +3,15 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::App;
 use crate::acs::{ChainProvider, Credentials, CredentialsProvider, StaticProvider};
 use crate::agent::{self, AgentEvent, FailureCode, Refresh, Toolbox, Turn, TurnEnd, TurnError};
-use crate::fc::RoleCredentials;
+use crate::fc::{FcContext, RoleCredentials};
 use crate::identity::{IdentityError, Subject};
 use crate::llm::{ChatMessage, Sampling, Stop};
 use crate::protocol::AgentRequest;
@@ -31,8 +33,9 @@ impl App {
         &self,
         request: &AgentRequest,
         model: Option<String>,
-        deadline: Instant,
+        context: &FcContext,
     ) -> Turn {
+        let deadline = turn_deadline(context);
         let mut messages = Vec::with_capacity(request.input.len() + 1);
         messages.push(ChatMessage::System {
             content: self.config.agent.system_prompt.clone(),
@@ -154,6 +157,19 @@ impl App {
     }
 }
 
+/// Most of a turn's time a turn may use: FC's clock started before the request reached us, and a turn cut at
+/// its deadline still has to write its `failed` event, so it ends a little before the invocation must.
+const MAX_RESERVE: Duration = Duration::from_secs(1);
+
+/// The invocation's deadline less a reserve of 5 % of its timeout (at most [`MAX_RESERVE`]).
+fn turn_deadline(context: &FcContext) -> Instant {
+    let reserve = (context.timeout / 20).min(MAX_RESERVE);
+    context
+        .deadline
+        .checked_sub(reserve)
+        .unwrap_or(context.deadline)
+}
+
 fn identity_failure(error: IdentityError) -> TurnError {
     let code = if error.is_credentials_missing() {
         FailureCode::CredentialsMissing
@@ -163,4 +179,29 @@ fn identity_failure(error: IdentityError) -> TurnError {
         FailureCode::IdentityError
     };
     TurnError::new(code, error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(timeout_secs: u64) -> FcContext {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            "x-fc-function-timeout",
+            timeout_secs.to_string().parse().unwrap(),
+        );
+        FcContext::from_headers(&headers, Duration::from_secs(600))
+    }
+
+    #[test]
+    fn the_turn_ends_before_the_invocation_must_answer() {
+        let long = context(600);
+        assert_eq!(long.deadline - turn_deadline(&long), MAX_RESERVE);
+        let short = context(1);
+        assert_eq!(
+            short.deadline - turn_deadline(&short),
+            Duration::from_millis(50)
+        );
+    }
 }
