@@ -52,11 +52,7 @@ impl Toolbox {
             mcp,
             refresh,
             deadline,
-            current: Mutex::new(Current {
-                session: Arc::new(session),
-                generation: 0,
-                refreshed,
-            }),
+            current: Mutex::new(Current { session: Arc::new(session), generation: 0, refreshed }),
         })
     }
 
@@ -97,10 +93,7 @@ impl Toolbox {
     }
 
     /// A session opened with a fresh token, or `None` if this turn already used its one refresh.
-    async fn reauthorize(
-        &self,
-        seen_generation: u64,
-    ) -> Result<Option<Arc<ToolSession>>, TurnError> {
+    async fn reauthorize(&self, seen_generation: u64) -> Result<Option<Arc<ToolSession>>, TurnError> {
         let mut current = self.current.lock().await;
         if current.generation != seen_generation {
             return Ok(Some(current.session.clone()));
@@ -141,11 +134,7 @@ fn recoverable(error: &McpError) -> bool {
 }
 
 fn fatal(error: McpError) -> TurnError {
-    let code = if error.is_auth_failure() {
-        FailureCode::ToolUnauthorized
-    } else {
-        FailureCode::ToolError
-    };
+    let code = if error.is_auth_failure() { FailureCode::ToolUnauthorized } else { FailureCode::ToolError };
     TurnError::new(code, error.to_string())
 }
 
@@ -161,10 +150,7 @@ struct TextBlock<'a> {
 pub(super) fn error_output(message: &str) -> ToolOutput {
     let text = format!("Error: {message}");
     ToolOutput {
-        content_json: crate::mcp::to_python_json(&[TextBlock {
-            kind: "text",
-            text: &text,
-        }]),
+        content_json: crate::mcp::to_python_json(&[TextBlock { kind: "text", text: &text }]),
         text,
         is_error: true,
     }

@@ -59,10 +59,7 @@ impl Default for StandInOptions {
 
 impl StandInOptions {
     pub fn with_key(api_key: impl Into<String>) -> Self {
-        StandInOptions {
-            api_key: api_key.into(),
-            ..StandInOptions::default()
-        }
+        StandInOptions { api_key: api_key.into(), ..StandInOptions::default() }
     }
 }
 
@@ -113,27 +110,17 @@ impl DashScopeStandIn {
             seen: Mutex::new(HashSet::new()),
             cancelled: watch::Sender::new(0),
         });
-        let app = Router::new()
-            .route(CHAT_PATH, post(chat))
-            .with_state(shared.clone());
+        let app = Router::new().route(CHAT_PATH, post(chat)).with_state(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;
             };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
                 tracing::error!(error = %e, "dashscope stand-in stopped");
             }
         });
-        Ok(DashScopeStandIn {
-            addr,
-            shared,
-            stop: Some(stop),
-            task: Some(task),
-        })
+        Ok(DashScopeStandIn { addr, shared, stop: Some(stop), task: Some(task) })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -161,9 +148,7 @@ impl DashScopeStandIn {
     /// Waits until at least `count` streams were abandoned; `false` if that did not happen `within`.
     pub async fn wait_cancelled(&self, count: usize, within: Duration) -> bool {
         let mut rx = self.shared.cancelled.subscribe();
-        tokio::time::timeout(within, rx.wait_for(|n| *n >= count))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(within, rx.wait_for(|n| *n >= count)).await.is_ok_and(|r| r.is_ok())
     }
 
     /// Stops accepting and waits for in-flight responses to end.
@@ -191,12 +176,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
     let index = {
         let mut requests = shared.requests();
         let body = parsed.clone().unwrap_or(Value::Null);
-        requests.push(RecordedRequest {
-            body,
-            status: 0,
-            elapsed: None,
-            cancelled: false,
-        });
+        requests.push(RecordedRequest { body, status: 0, elapsed: None, cancelled: false });
         requests.len() - 1
     };
     let request_id = format!("standin-{:08}", index + 1);
@@ -207,11 +187,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
     };
     shared.requests()[index].status = status;
     match reply {
-        Reply::Error {
-            status,
-            code,
-            message,
-        } => {
+        Reply::Error { status, code, message } => {
             shared.requests()[index].elapsed = Some(started.elapsed());
             let body = json!({"error": {"message": message, "type": code, "param": null, "code": code},
                 "request_id": request_id});
@@ -223,12 +199,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
                 .unwrap_or_default()
         }
         Reply::Stream(steps) => {
-            let guard = StreamGuard {
-                shared: shared.clone(),
-                index,
-                started,
-                finished: false,
-            };
+            let guard = StreamGuard { shared: shared.clone(), index, started, finished: false };
             Response::builder()
                 .header(header::CONTENT_TYPE, "text/event-stream;charset=UTF-8")
                 .header(header::CACHE_CONTROL, "no-cache")
@@ -241,23 +212,12 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
 
 fn decide(shared: &Shared, headers: &HeaderMap, body: Option<&Value>, request_id: &str) -> Reply {
     let expected = format!("Bearer {}", shared.api_key);
-    let authorized = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        == Some(expected.as_str());
+    let authorized = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) == Some(expected.as_str());
     if !authorized {
-        return Reply::Error {
-            status: 401,
-            code: "invalid_api_key",
-            message: "Incorrect API key provided. ",
-        };
+        return Reply::Error { status: 401, code: "invalid_api_key", message: "Incorrect API key provided. " };
     }
     let Some(body) = body else {
-        return Reply::Error {
-            status: 400,
-            code: "invalid_parameter_error",
-            message: "The body is not valid JSON.",
-        };
+        return Reply::Error { status: 400, code: "invalid_parameter_error", message: "The body is not valid JSON." };
     };
     if body["stream"] != true {
         // The real service also answers non-streaming calls; this one only streams, so a client bug shows.
@@ -324,8 +284,7 @@ fn sse_body(
                     // pending poll first lets the text already produced reach the client, as in a real cut.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     guard.finished = true;
-                    let err =
-                        std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "scripted cut");
+                    let err = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "scripted cut");
                     return Some((Err(err), (steps, guard)));
                 }
             }

@@ -109,10 +109,7 @@ impl McpStandIn {
 
         let mut config = StreamableHttpServerConfig::default();
         if options.sessions == SessionMode::StatelessJson {
-            config = config
-                .with_legacy_session_mode(false)
-                .with_json_response(true)
-                .with_sse_keep_alive(None);
+            config = config.with_legacy_session_mode(false).with_json_response(true).with_sse_keep_alive(None);
         }
         let cancel_token = config.cancellation_token.clone();
         let tools = StandInTools::new(rendezvous, &options);
@@ -124,9 +121,7 @@ impl McpStandIn {
             token_check: options.token_check,
             forbidden_marker: options.forbidden_marker,
         });
-        let app = axum::Router::new()
-            .nest_service("/mcp", service)
-            .layer(from_fn_with_state(gate, guard));
+        let app = axum::Router::new().nest_service("/mcp", service).layer(from_fn_with_state(gate, guard));
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -161,12 +156,7 @@ impl McpStandIn {
     }
 
     pub fn method_count(&self, method: &str) -> usize {
-        self.stats
-            .lock()
-            .methods
-            .iter()
-            .filter(|m| *m == method)
-            .count()
+        self.stats.lock().methods.iter().filter(|m| *m == method).count()
     }
 
     /// Requests per `Mcp-Session-Id` (the `initialize` that created a session counts for it; `""` collects
@@ -217,8 +207,6 @@ impl Drop for McpStandIn {
 
 impl fmt::Debug for McpStandIn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("McpStandIn")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
+        f.debug_struct("McpStandIn").field("url", &self.url).finish_non_exhaustive()
     }
 }

@@ -25,12 +25,7 @@ pub struct StackOptions {
 impl Default for StackOptions {
     fn default() -> Self {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
-        StackOptions {
-            identity_addr: any,
-            dashscope_addr: any,
-            mcp_addr: any,
-            mcp_sessions: SessionMode::default(),
-        }
+        StackOptions { identity_addr: any, dashscope_addr: any, mcp_addr: any, mcp_sessions: SessionMode::default() }
     }
 }
 
@@ -65,11 +60,7 @@ impl Stack {
             ..mcp_server::StandInOptions::new(identity.token_checker())
         })
         .await?;
-        Ok(Stack {
-            identity,
-            dashscope,
-            mcp,
-        })
+        Ok(Stack { identity, dashscope, mcp })
     }
 
     /// The function's environment pointing at the stand-ins, with the role's STS credentials in the
@@ -77,22 +68,10 @@ impl Stack {
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AGENT_IDENTITY_DATA_ENDPOINT", self.identity.url()),
-            (
-                "AGENT_IDENTITY_WORKLOAD_IDENTITY_NAME",
-                WORKLOAD_IDENTITY.to_owned(),
-            ),
-            (
-                "ALIBABA_CLOUD_ACCESS_KEY_ID",
-                agent_identity::StandInOptions::STS_ID.to_owned(),
-            ),
-            (
-                "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-                agent_identity::StandInOptions::STS_SECRET.to_owned(),
-            ),
-            (
-                "ALIBABA_CLOUD_SECURITY_TOKEN",
-                agent_identity::StandInOptions::STS_TOKEN.to_owned(),
-            ),
+            ("AGENT_IDENTITY_WORKLOAD_IDENTITY_NAME", WORKLOAD_IDENTITY.to_owned()),
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", agent_identity::StandInOptions::STS_ID.to_owned()),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", agent_identity::StandInOptions::STS_SECRET.to_owned()),
+            ("ALIBABA_CLOUD_SECURITY_TOKEN", agent_identity::StandInOptions::STS_TOKEN.to_owned()),
             ("DASHSCOPE_API_KEY", DASHSCOPE_KEY.to_owned()),
             ("DASHSCOPE_BASE_URL", self.dashscope.base_url()),
             ("AI_GATEWAY_MCP_SERVER", self.mcp.url().to_owned()),

@@ -15,8 +15,7 @@ use http::{HeaderName, HeaderValue};
 use rmcp::model::ClientJsonRpcMessage;
 use rmcp::transport::common::client_side_sse::BoxedSseResponse;
 use rmcp::transport::streamable_http_client::{
-    StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
-    StreamableHttpResponseLimits,
+    StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse, StreamableHttpResponseLimits,
 };
 
 type HttpError = StreamableHttpError<reqwest::Error>;
@@ -69,15 +68,7 @@ impl StreamableHttpClient for SessionHttp {
     ) -> Result<StreamableHttpPostResponse, HttpError> {
         let mut limits = StreamableHttpResponseLimits::default();
         limits.max_sse_event_size = max_sse_event_size;
-        self.post_message_with_response_limits(
-            uri,
-            message,
-            session_id,
-            auth_header,
-            custom_headers,
-            limits,
-        )
-        .await
+        self.post_message_with_response_limits(uri, message, session_id, auth_header, custom_headers, limits).await
     }
 
     async fn post_message_with_response_limits(
@@ -90,14 +81,7 @@ impl StreamableHttpClient for SessionHttp {
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
         self.inner
-            .post_message_with_response_limits(
-                uri,
-                message,
-                session_id,
-                auth_header,
-                custom_headers,
-                limits,
-            )
+            .post_message_with_response_limits(uri, message, session_id, auth_header, custom_headers, limits)
             .await
             .map_err(without_url)
     }
@@ -112,10 +96,7 @@ impl StreamableHttpClient for SessionHttp {
         if !self.delete_on_close {
             return Ok(());
         }
-        self.inner
-            .delete_session(uri, session_id, auth_header, custom_headers)
-            .await
-            .map_err(without_url)
+        self.inner.delete_session(uri, session_id, auth_header, custom_headers).await.map_err(without_url)
     }
 
     async fn get_stream(
@@ -129,10 +110,7 @@ impl StreamableHttpClient for SessionHttp {
         if last_event_id.is_none() {
             return Err(StreamableHttpError::ServerDoesNotSupportSse);
         }
-        self.inner
-            .get_stream(uri, session_id, last_event_id, auth_header, custom_headers)
-            .await
-            .map_err(without_url)
+        self.inner.get_stream(uri, session_id, last_event_id, auth_header, custom_headers).await.map_err(without_url)
     }
 
     async fn get_stream_with_max_sse_event_size(

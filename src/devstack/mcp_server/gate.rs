@@ -33,9 +33,7 @@ pub(super) struct StatsInner {
 
 impl Stats {
     pub(super) fn lock(&self) -> MutexGuard<'_, StatsInner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn count_session(&self, session: &str) {
@@ -69,32 +67,18 @@ pub(super) async fn guard(State(gate): State<Arc<Gate>>, request: Request, next:
     let request_session = session_id(&parts.headers);
 
     if let Some(rejection) = gate.reject(&parts.headers) {
-        gate.stats
-            .count_session(request_session.as_deref().unwrap_or_default());
+        gate.stats.count_session(request_session.as_deref().unwrap_or_default());
         return rejection;
     }
 
-    let mut pending = PendingGuard {
-        stats: gate.stats.clone(),
-        armed: true,
-    };
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    let mut pending = PendingGuard { stats: gate.stats.clone(), armed: true };
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     pending.armed = false;
 
     let session = request_session.or_else(|| session_id(response.headers()));
-    gate.stats
-        .count_session(session.as_deref().unwrap_or_default());
+    gate.stats.count_session(session.as_deref().unwrap_or_default());
     let (parts, body) = response.into_parts();
-    Response::from_parts(
-        parts,
-        Body::new(TrackedBody {
-            inner: body,
-            stats: gate.stats.clone(),
-            finished: false,
-        }),
-    )
+    Response::from_parts(parts, Body::new(TrackedBody { inner: body, stats: gate.stats.clone(), finished: false }))
 }
 
 impl Gate {
@@ -105,24 +89,14 @@ impl Gate {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
         let unauthorized = || {
-            (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                "invalid or missing bearer token",
-            )
+            (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "invalid or missing bearer token")
                 .into_response()
         };
         let Some(token) = token else {
             return Some(unauthorized());
         };
-        if self
-            .forbidden_marker
-            .as_deref()
-            .is_some_and(|marker| token.contains(marker))
-        {
-            return Some(
-                (StatusCode::FORBIDDEN, "access to this MCP server is denied").into_response(),
-            );
+        if self.forbidden_marker.as_deref().is_some_and(|marker| token.contains(marker)) {
+            return Some((StatusCode::FORBIDDEN, "access to this MCP server is denied").into_response());
         }
         if !(self.token_check)(token) {
             return Some(unauthorized());
@@ -132,10 +106,7 @@ impl Gate {
 }
 
 fn session_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 fn request_label(method: &Method, body: &[u8]) -> String {
@@ -181,10 +152,7 @@ impl http_body::Body for TrackedBody {
     type Data = Bytes;
     type Error = axum::Error;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
             self.finished = true;
