@@ -75,11 +75,9 @@ impl http_body::Body for Body {
         matches!(&self.0, Kind::Full(None))
     }
 
+    /// Never an exact size, so hyper frames every response chunked and never writes `content-length`,
+    /// one of the response headers FC reserves for itself.
     fn size_hint(&self) -> SizeHint {
-        match &self.0 {
-            Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            Kind::Full(None) => SizeHint::with_exact(0),
-            Kind::Streaming(_) => SizeHint::default(),
-        }
+        SizeHint::default()
     }
 }

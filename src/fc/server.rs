@@ -131,7 +131,8 @@ async fn serve_connection<H: Handler>(
             }))
         }
     });
-    let conn = http1::Builder::new().keep_alive(true).serve_connection(io, service);
+    // `date` is one of the response headers FC reserves; it adds its own.
+    let conn = http1::Builder::new().keep_alive(true).auto_date_header(false).serve_connection(io, service);
     tokio::pin!(conn);
     let tick = header_read_timeout / 4;
     let mut stopping = *stop.borrow();
