@@ -11,6 +11,7 @@ pub mod devstack;
 pub mod fc;
 pub mod identity;
 pub mod llm;
+pub mod mcp;
 pub mod protocol;
 pub mod secret;
 pub mod upstream;

@@ -10,15 +10,11 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use fc_identity_agent::acs::signer::{self, RpcHeaders, SigningInput};
 use fc_identity_agent::acs::{
-    AcsError, ChainProvider, Credentials, CredentialsError, CredentialsProvider,
-    CredentialsUriProvider, EnvProvider, RetryPolicy, RpcClient, StaticProvider, anonymous_query,
+    AcsError, ChainProvider, Credentials, CredentialsError, CredentialsProvider, CredentialsUriProvider, EnvProvider,
+    RetryPolicy, RpcClient, StaticProvider, anonymous_query,
 };
-use fc_identity_agent::devstack::agent_identity::{
-    AgentIdentityStandIn, Fault, KnownKey, StandInOptions,
-};
-use fc_identity_agent::identity::{
-    IdentityClient, IdentityError, IdentitySettings, Subject, WorkloadTokens,
-};
+use fc_identity_agent::devstack::agent_identity::{AgentIdentityStandIn, Fault, KnownKey, StandInOptions};
+use fc_identity_agent::identity::{IdentityClient, IdentityError, IdentitySettings, Subject, WorkloadTokens};
 use fc_identity_agent::secret::Secret;
 use serde_json::Value;
 use tokio::time::Instant;
@@ -26,42 +22,21 @@ use tokio::time::Instant;
 // ---------- vectors ----------
 
 fn vector(name: &str) -> Value {
-    let path = format!(
-        "{}/../shared/vectors/acs3/{name}.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    serde_json::from_str(&std::fs::read_to_string(&path).expect("vector file"))
-        .expect("vector json")
+    let path = format!("{}/../shared/vectors/acs3/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    serde_json::from_str(&std::fs::read_to_string(&path).expect("vector file")).expect("vector json")
 }
 
 fn s<'a>(v: &'a Value, pointer: &str) -> &'a str {
-    v.pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or_else(|| panic!("{pointer} missing"))
+    v.pointer(pointer).and_then(Value::as_str).unwrap_or_else(|| panic!("{pointer} missing"))
 }
 
 fn params_of(v: &Value) -> Vec<(String, String)> {
-    let obj = v
-        .pointer("/input/params")
-        .and_then(Value::as_object)
-        .expect("params");
-    obj.iter()
-        .map(|(k, val)| {
-            (
-                k.clone(),
-                val.as_str()
-                    .map(str::to_owned)
-                    .unwrap_or_else(|| val.to_string()),
-            )
-        })
-        .collect()
+    let obj = v.pointer("/input/params").and_then(Value::as_object).expect("params");
+    obj.iter().map(|(k, val)| (k.clone(), val.as_str().map(str::to_owned).unwrap_or_else(|| val.to_string()))).collect()
 }
 
 fn refs(pairs: &[(String, String)]) -> Vec<(&str, &str)> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str()))
-        .collect()
+    pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 const SIGNED_VECTORS: [&str; 7] = [
@@ -82,11 +57,7 @@ fn signing_minimal_reproduces_every_vector_byte_for_byte() {
         let body = signer::form_body(&refs(&params));
         assert_eq!(body, s(&v, "/request/body"), "{name}: body");
         let body_sha256 = signer::hex_sha256(body.as_bytes());
-        assert_eq!(
-            body_sha256,
-            s(&v, "/request/body_sha256"),
-            "{name}: body sha256"
-        );
+        assert_eq!(body_sha256, s(&v, "/request/body_sha256"), "{name}: body sha256");
 
         let headers = RpcHeaders {
             host: s(&v, "/input/endpoint"),
@@ -114,11 +85,7 @@ fn signing_minimal_reproduces_every_vector_byte_for_byte() {
             headers: &headers,
             body_sha256: &body_sha256,
         };
-        let sig = signer::sign(
-            &input,
-            s(&v, "/input/access_key_id"),
-            s(&v, "/input/access_key_secret"),
-        );
+        let sig = signer::sign(&input, s(&v, "/input/access_key_id"), s(&v, "/input/access_key_secret"));
         let m = &v["signing_minimal"];
         assert_eq!(sig.canonical_headers, s(m, "/canonical_headers"), "{name}");
         assert_eq!(sig.signed_headers, s(m, "/signed_headers"), "{name}");
@@ -131,11 +98,7 @@ fn signing_minimal_reproduces_every_vector_byte_for_byte() {
 
 #[test]
 fn signing_sdk_exact_reproduces_every_vector_given_the_sdk_headers() {
-    for name in SIGNED_VECTORS
-        .iter()
-        .copied()
-        .chain(["00_public_doc_example"])
-    {
+    for name in SIGNED_VECTORS.iter().copied().chain(["00_public_doc_example"]) {
         let v = vector(name);
         let headers: Vec<(&str, &str)> = v["request"]["headers"]
             .as_object()
@@ -162,11 +125,7 @@ fn signing_sdk_exact_reproduces_every_vector_given_the_sdk_headers() {
             headers: &headers,
             body_sha256: &body_sha256,
         };
-        let sig = signer::sign(
-            &input,
-            s(&v, "/input/access_key_id"),
-            s(&v, "/input/access_key_secret"),
-        );
+        let sig = signer::sign(&input, s(&v, "/input/access_key_id"), s(&v, "/input/access_key_secret"));
         assert_eq!(sig.canonical_request, s(e, "/canonical_request"), "{name}");
         assert_eq!(sig.string_to_sign, s(e, "/string_to_sign"), "{name}");
         assert_eq!(sig.signature, s(e, "/signature"), "{name}");
@@ -182,32 +141,19 @@ fn signing_sdk_exact_reproduces_every_vector_given_the_sdk_headers() {
 #[test]
 fn anonymous_assume_role_request_matches_vector_08() {
     let v = vector("08_assume_role_for_workload_identity_anonymous");
-    let query = anonymous_query(
-        s(&v, "/input/action"),
-        s(&v, "/input/version"),
-        s(&v, "/input/date"),
-        s(&v, "/input/nonce"),
-    );
+    let query =
+        anonymous_query(s(&v, "/input/action"), s(&v, "/input/version"), s(&v, "/input/date"), s(&v, "/input/nonce"));
     let ours: BTreeMap<&str, &str> = query.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    let theirs: BTreeMap<&str, &str> = v["request"]["query"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
-        .collect();
+    let theirs: BTreeMap<&str, &str> =
+        v["request"]["query"].as_object().unwrap().iter().map(|(k, v)| (k.as_str(), v.as_str().unwrap())).collect();
     assert_eq!(ours, theirs);
-    assert_eq!(
-        signer::form_body(&refs(&params_of(&v))),
-        s(&v, "/request/body")
-    );
+    assert_eq!(signer::form_body(&refs(&params_of(&v))), s(&v, "/request/body"));
 }
 
 // ---------- stand-in helpers ----------
 
 fn http() -> reqwest::Client {
-    fc_identity_agent::upstream::client_builder()
-        .build()
-        .expect("client")
+    fc_identity_agent::upstream::client_builder().build().expect("client")
 }
 
 fn far() -> Instant {
@@ -215,23 +161,15 @@ fn far() -> Instant {
 }
 
 fn fast_retry() -> RetryPolicy {
-    RetryPolicy {
-        max_attempts: 4,
-        base_delay: Duration::from_millis(1),
-        max_delay: Duration::from_millis(5),
-    }
+    RetryPolicy { max_attempts: 4, base_delay: Duration::from_millis(1), max_delay: Duration::from_millis(5) }
 }
 
 async fn stand_in() -> AgentIdentityStandIn {
-    AgentIdentityStandIn::start(StandInOptions::default())
-        .await
-        .expect("stand-in")
+    AgentIdentityStandIn::start(StandInOptions::default()).await.expect("stand-in")
 }
 
 fn client(stand_in: &AgentIdentityStandIn) -> IdentityClient {
-    let rpc = RpcClient::new(&stand_in.url(), "2025-11-27", http())
-        .unwrap()
-        .with_retry(fast_retry());
+    let rpc = RpcClient::new(&stand_in.url(), "2025-11-27", http()).unwrap().with_retry(fast_retry());
     IdentityClient::from_rpc(rpc)
 }
 
@@ -247,19 +185,11 @@ fn settings(endpoint: String, preset: Option<Secret>) -> IdentitySettings {
 
 fn jwt(claims: &str) -> Secret {
     let e = |t: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(t);
-    Secret::new(format!(
-        "{}.{}.{}",
-        e(r#"{"alg":"RS256"}"#),
-        e(claims),
-        e("sig")
-    ))
+    Secret::new(format!("{}.{}.{}", e(r#"{"alg":"RS256"}"#), e(claims), e("sig")))
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs()
 }
 
 // ---------- signed calls over real sockets ----------
@@ -270,37 +200,16 @@ async fn stand_in_accepts_our_signatures_with_ak_and_sts_and_token_header_only_w
     let c = client(&si);
     let ak = AgentIdentityStandIn::access_key_credentials();
     let sts = AgentIdentityStandIn::sts_credentials();
-    let a = c
-        .get_workload_access_token_for_user_id(
-            "fc-agent",
-            "张三 o'Brien+a*b~c/d=e&f%g 😀",
-            &ak,
-            far(),
-        )
-        .await
-        .unwrap();
-    let b = c
-        .get_workload_access_token_for_user_id("fc-agent", "u1", &sts, far())
-        .await
-        .unwrap();
-    let agent = c
-        .get_workload_access_token("fc-agent", &sts, far())
-        .await
-        .unwrap();
+    let a =
+        c.get_workload_access_token_for_user_id("fc-agent", "张三 o'Brien+a*b~c/d=e&f%g 😀", &ak, far()).await.unwrap();
+    let b = c.get_workload_access_token_for_user_id("fc-agent", "u1", &sts, far()).await.unwrap();
+    let agent = c.get_workload_access_token("fc-agent", &sts, far()).await.unwrap();
     let for_jwt = c
-        .get_workload_access_token_for_jwt(
-            "fc-agent",
-            &jwt(r#"{"sub":"alice","iss":"idp"}"#),
-            &ak,
-            far(),
-        )
+        .get_workload_access_token_for_jwt("fc-agent", &jwt(r#"{"sub":"alice","iss":"idp"}"#), &ak, far())
         .await
         .unwrap();
     assert!(si.issued(a.expose()) && si.issued(b.expose()) && si.issued(agent.expose()));
-    assert_eq!(
-        si.subject_of(a.expose()).as_deref(),
-        Some("张三 o'Brien+a*b~c/d=e&f%g 😀")
-    );
+    assert_eq!(si.subject_of(a.expose()).as_deref(), Some("张三 o'Brien+a*b~c/d=e&f%g 😀"));
     assert_eq!(for_jwt.expose(), "wat-alice-4");
     assert!(!si.issued("wat-forged-1"));
 
@@ -308,20 +217,8 @@ async fn stand_in_accepts_our_signatures_with_ak_and_sts_and_token_header_only_w
     assert_eq!(reqs.len(), 4);
     assert!(reqs.iter().all(|r| r.status == 200), "{reqs:?}");
     assert_eq!(reqs[0].params["UserId"], "张三 o'Brien+a*b~c/d=e&f%g 😀");
-    assert_eq!(
-        (
-            reqs[0].access_key_id.as_deref(),
-            reqs[0].security_token_sent
-        ),
-        (Some(StandInOptions::AK_ID), false)
-    );
-    assert_eq!(
-        (
-            reqs[1].access_key_id.as_deref(),
-            reqs[1].security_token_sent
-        ),
-        (Some(StandInOptions::STS_ID), true)
-    );
+    assert_eq!((reqs[0].access_key_id.as_deref(), reqs[0].security_token_sent), (Some(StandInOptions::AK_ID), false));
+    assert_eq!((reqs[1].access_key_id.as_deref(), reqs[1].security_token_sent), (Some(StandInOptions::STS_ID), true));
     assert_eq!(reqs[2].action, "GetWorkloadAccessToken");
     assert!(!reqs[3].security_token_sent);
 }
@@ -331,28 +228,16 @@ async fn stand_in_rejects_wrong_secret_wrong_token_unknown_key() {
     let si = stand_in().await;
     let c = client(&si);
     let cases = [
-        (
-            Credentials::access_key(StandInOptions::AK_ID, "wrong"),
-            "SignatureDoesNotMatch",
-        ),
+        (Credentials::access_key(StandInOptions::AK_ID, "wrong"), "SignatureDoesNotMatch"),
         (
             Credentials::sts(StandInOptions::STS_ID, StandInOptions::STS_SECRET, "other"),
             "InvalidSecurityToken.MismatchWithAccessKey",
         ),
-        (
-            Credentials::access_key(StandInOptions::STS_ID, StandInOptions::STS_SECRET),
-            "MissingSecurityToken",
-        ),
-        (
-            Credentials::access_key("LTAI-unknown", "x"),
-            "InvalidAccessKeyId.NotFound",
-        ),
+        (Credentials::access_key(StandInOptions::STS_ID, StandInOptions::STS_SECRET), "MissingSecurityToken"),
+        (Credentials::access_key("LTAI-unknown", "x"), "InvalidAccessKeyId.NotFound"),
     ];
     for (creds, code) in cases {
-        let err = c
-            .get_workload_access_token("fc-agent", &creds, far())
-            .await
-            .unwrap_err();
+        let err = c.get_workload_access_token("fc-agent", &creds, far()).await.unwrap_err();
         assert_eq!(err.code(), Some(code), "{err}");
         assert!(!err.is_credentials_missing());
         assert!(err.request_id().is_some());
@@ -375,18 +260,9 @@ async fn raw_signed(si: &AgentIdentityStandIn, date: &str, nonce: &str) -> Value
         security_token: None,
     }
     .to_vec();
-    let input = SigningInput {
-        method: "POST",
-        path: "/",
-        canonical_query: "",
-        headers: &headers,
-        body_sha256: &sha,
-    };
+    let input = SigningInput { method: "POST", path: "/", canonical_query: "", headers: &headers, body_sha256: &sha };
     let sig = signer::sign(&input, StandInOptions::AK_ID, StandInOptions::AK_SECRET);
-    let mut req = http()
-        .post(si.url())
-        .body(body)
-        .header("authorization", sig.authorization);
+    let mut req = http().post(si.url()).body(body).header("authorization", sig.authorization);
     for (k, v) in &headers {
         req = req.header(*k, v);
     }
@@ -397,18 +273,9 @@ async fn raw_signed(si: &AgentIdentityStandIn, date: &str, nonce: &str) -> Value
 async fn stand_in_rejects_replayed_nonce_and_stale_date() {
     let si = stand_in().await;
     let now = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
-    assert!(
-        raw_signed(&si, &now, "nonce-1")
-            .await
-            .get("WorkloadAccessToken")
-            .is_some()
-    );
-    assert_eq!(
-        raw_signed(&si, &now, "nonce-1").await["Code"],
-        "SignatureNonceUsed"
-    );
-    let stale = humantime::format_rfc3339_seconds(SystemTime::now() - Duration::from_secs(16 * 60))
-        .to_string();
+    assert!(raw_signed(&si, &now, "nonce-1").await.get("WorkloadAccessToken").is_some());
+    assert_eq!(raw_signed(&si, &now, "nonce-1").await["Code"], "SignatureNonceUsed");
+    let stale = humantime::format_rfc3339_seconds(SystemTime::now() - Duration::from_secs(16 * 60)).to_string();
     let err = raw_signed(&si, &stale, "nonce-2").await;
     assert_eq!(err["Code"], "InvalidTimeStamp.Expired");
     for key in ["RequestId", "HostId", "Code", "Message", "Recommend"] {
@@ -420,52 +287,24 @@ async fn stand_in_rejects_replayed_nonce_and_stale_date() {
 async fn api_key_hosting_flow_assume_role_then_signed_with_the_new_credentials() {
     let si = stand_in().await;
     let c = client(&si);
-    let wat = c
-        .get_workload_access_token("fc-agent", &AgentIdentityStandIn::sts_credentials(), far())
-        .await
-        .unwrap();
-    let role = c
-        .assume_role_for_workload_identity(&wat, "fc-agent-session", 900, None, far())
-        .await
-        .unwrap();
-    assert!(
-        role.access_key_id.starts_with("STS.")
-            && role.security_token.is_some()
-            && role.expiration.is_some()
-    );
-    let key = c
-        .get_resource_api_key("dashscope", &wat, None, &role, far())
-        .await
-        .unwrap();
+    let wat = c.get_workload_access_token("fc-agent", &AgentIdentityStandIn::sts_credentials(), far()).await.unwrap();
+    let role = c.assume_role_for_workload_identity(&wat, "fc-agent-session", 900, None, far()).await.unwrap();
+    assert!(role.access_key_id.starts_with("STS.") && role.security_token.is_some() && role.expiration.is_some());
+    let key = c.get_resource_api_key("dashscope", &wat, None, &role, far()).await.unwrap();
     assert_eq!(key.expose(), "sk-dashscope-devstack");
 
     let reqs = si.requests();
     let assume = &reqs[1];
-    assert_eq!(
-        assume.access_key_id, None,
-        "AssumeRoleForWorkloadIdentity must be unsigned"
-    );
-    for (k, v) in [
-        ("Action", "AssumeRoleForWorkloadIdentity"),
-        ("Format", "json"),
-        ("Version", "2025-11-27"),
-    ] {
+    assert_eq!(assume.access_key_id, None, "AssumeRoleForWorkloadIdentity must be unsigned");
+    for (k, v) in [("Action", "AssumeRoleForWorkloadIdentity"), ("Format", "json"), ("Version", "2025-11-27")] {
         assert_eq!(assume.params[k], v);
     }
-    assert!(
-        assume.params.contains_key("Timestamp") && assume.params.contains_key("SignatureNonce")
-    );
+    assert!(assume.params.contains_key("Timestamp") && assume.params.contains_key("SignatureNonce"));
     assert_eq!(assume.params["DurationSeconds"], "900");
     assert_eq!(assume.params["WorkloadAccessToken"], wat.expose());
-    assert_eq!(
-        reqs[2].access_key_id.as_deref(),
-        Some(role.access_key_id.as_str())
-    );
+    assert_eq!(reqs[2].access_key_id.as_deref(), Some(role.access_key_id.as_str()));
 
-    let bad = c
-        .get_resource_api_key("dashscope", &Secret::new("wat-forged"), None, &role, far())
-        .await
-        .unwrap_err();
+    let bad = c.get_resource_api_key("dashscope", &Secret::new("wat-forged"), None, &role, far()).await.unwrap_err();
     assert_eq!(bad.code(), Some("InvalidWorkloadAccessToken"));
 }
 
@@ -476,35 +315,21 @@ async fn retries_throttling_5xx_and_service_unavailable_only() {
     let si = stand_in().await;
     let c = client(&si);
     let creds = AgentIdentityStandIn::sts_credentials();
-    si.inject(Fault::Throttling {
-        retry_after_ms: Some(1),
-    });
-    si.inject(Fault::Throttling {
-        retry_after_ms: None,
-    });
+    si.inject(Fault::Throttling { retry_after_ms: Some(1) });
+    si.inject(Fault::Throttling { retry_after_ms: None });
     si.inject(Fault::ServerError);
-    c.get_workload_access_token("fc-agent", &creds, far())
-        .await
-        .expect("succeeds on the 4th try");
+    c.get_workload_access_token("fc-agent", &creds, far()).await.expect("succeeds on the 4th try");
     assert_eq!(si.requests().len(), 4);
 
     si.inject(Fault::ServiceUnavailable);
-    c.get_workload_access_token("fc-agent", &creds, far())
-        .await
-        .expect("retried");
+    c.get_workload_access_token("fc-agent", &creds, far()).await.expect("retried");
     assert_eq!(si.requests().len(), 6);
 
     for fault in [Fault::SignatureDoesNotMatch, Fault::SecurityTokenExpired] {
         let before = si.requests().len();
         si.inject(fault);
-        let err = c
-            .get_workload_access_token("fc-agent", &creds, far())
-            .await
-            .unwrap_err();
-        assert!(matches!(
-            err.code(),
-            Some("SignatureDoesNotMatch" | "InvalidSecurityToken.Expired")
-        ));
+        let err = c.get_workload_access_token("fc-agent", &creds, far()).await.unwrap_err();
+        assert!(matches!(err.code(), Some("SignatureDoesNotMatch" | "InvalidSecurityToken.Expired")));
         assert_eq!(si.requests().len(), before + 1, "{err} must not be retried");
     }
 
@@ -512,34 +337,19 @@ async fn retries_throttling_5xx_and_service_unavailable_only() {
         si.inject(Fault::ServerError);
     }
     let before = si.requests().len();
-    let err = c
-        .get_workload_access_token("fc-agent", &creds, far())
-        .await
-        .unwrap_err();
+    let err = c.get_workload_access_token("fc-agent", &creds, far()).await.unwrap_err();
     assert_eq!(err.code(), Some("InternalError"));
-    assert_eq!(
-        si.requests().len(),
-        before + 4,
-        "gives up after max_attempts"
-    );
+    assert_eq!(si.requests().len(), before + 4, "gives up after max_attempts");
 }
 
 #[tokio::test]
 async fn retry_after_beyond_the_deadline_returns_the_error_instead_of_sleeping() {
     let si = stand_in().await;
     let c = client(&si);
-    si.inject(Fault::Throttling {
-        retry_after_ms: Some(3_600_000),
-    });
+    si.inject(Fault::Throttling { retry_after_ms: Some(3_600_000) });
     let deadline = Instant::now() + Duration::from_secs(5);
-    let err = c
-        .get_workload_access_token(
-            "fc-agent",
-            &AgentIdentityStandIn::sts_credentials(),
-            deadline,
-        )
-        .await
-        .unwrap_err();
+    let err =
+        c.get_workload_access_token("fc-agent", &AgentIdentityStandIn::sts_credentials(), deadline).await.unwrap_err();
     assert_eq!(err.code(), Some("Throttling.User"));
     assert_eq!(si.requests().len(), 1);
 }
@@ -557,19 +367,10 @@ async fn a_silent_upstream_ends_at_the_deadline() {
     let rpc = RpcClient::new(&format!("http://{addr}"), "2025-11-27", http()).unwrap();
     let c = IdentityClient::from_rpc(rpc);
     let deadline = Instant::now() + Duration::from_millis(200);
-    let err = c
-        .get_workload_access_token(
-            "fc-agent",
-            &AgentIdentityStandIn::sts_credentials(),
-            deadline,
-        )
-        .await
-        .unwrap_err();
+    let err =
+        c.get_workload_access_token("fc-agent", &AgentIdentityStandIn::sts_credentials(), deadline).await.unwrap_err();
     assert!(err.is_deadline(), "{err}");
-    assert!(matches!(
-        err,
-        IdentityError::Upstream(AcsError::Deadline { attempts: 1, .. })
-    ));
+    assert!(matches!(err, IdentityError::Upstream(AcsError::Deadline { attempts: 1, .. })));
     held.abort();
 }
 
@@ -579,19 +380,15 @@ async fn a_silent_upstream_ends_at_the_deadline() {
 async fn concurrent_misses_for_one_user_make_one_upstream_call() {
     let si = stand_in().await;
     let tokens = Arc::new(WorkloadTokens::new(settings(si.url(), None), http()).unwrap());
-    let creds: Arc<dyn CredentialsProvider> = Arc::new(StaticProvider::invocation(Some(
-        AgentIdentityStandIn::sts_credentials(),
-    )));
+    let creds: Arc<dyn CredentialsProvider> =
+        Arc::new(StaticProvider::invocation(Some(AgentIdentityStandIn::sts_credentials())));
     let barrier = Arc::new(tokio::sync::Barrier::new(100));
     let mut tasks = Vec::new();
     for _ in 0..100 {
         let (tokens, creds, barrier) = (tokens.clone(), creds.clone(), barrier.clone());
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            tokens
-                .token(&Subject::UserId("bob".into()), creds.as_ref(), far())
-                .await
-                .unwrap()
+            tokens.token(&Subject::UserId("bob".into()), creds.as_ref(), far()).await.unwrap()
         }));
     }
     let mut got = Vec::new();
@@ -607,29 +404,12 @@ async fn subjects_are_cached_separately_and_invalidate_forces_exactly_one_refres
     let si = stand_in().await;
     let tokens = Arc::new(WorkloadTokens::new(settings(si.url(), None), http()).unwrap());
     let creds = StaticProvider::invocation(Some(AgentIdentityStandIn::sts_credentials()));
-    let alice_jwt = Subject::Jwt(jwt(&format!(
-        r#"{{"sub":"alice","exp":{}}}"#,
-        unix_now() + 3600
-    )));
+    let alice_jwt = Subject::Jwt(jwt(&format!(r#"{{"sub":"alice","exp":{}}}"#, unix_now() + 3600)));
     let bob = Subject::UserId("bob".into());
     let first = tokens.token(&bob, &creds, far()).await.unwrap();
     assert_eq!(tokens.token(&bob, &creds, far()).await.unwrap(), first);
-    assert_eq!(
-        tokens
-            .token(&alice_jwt, &creds, far())
-            .await
-            .unwrap()
-            .expose(),
-        "wat-alice-2"
-    );
-    assert_eq!(
-        tokens
-            .token(&Subject::Agent, &creds, far())
-            .await
-            .unwrap()
-            .expose(),
-        "wat-agent-3"
-    );
+    assert_eq!(tokens.token(&alice_jwt, &creds, far()).await.unwrap().expose(), "wat-alice-2");
+    assert_eq!(tokens.token(&Subject::Agent, &creds, far()).await.unwrap().expose(), "wat-agent-3");
     assert_eq!(si.requests().len(), 3);
     assert_eq!(si.requests()[1].action, "GetWorkloadAccessTokenForJWT");
 
@@ -638,13 +418,8 @@ async fn subjects_are_cached_separately_and_invalidate_forces_exactly_one_refres
     let barrier = Arc::new(tokio::sync::Barrier::new(10));
     let mut tasks = Vec::new();
     for _ in 0..10 {
-        let (tokens, creds, barrier, first, bob) = (
-            tokens.clone(),
-            creds.clone(),
-            barrier.clone(),
-            first.clone(),
-            bob.clone(),
-        );
+        let (tokens, creds, barrier, first, bob) =
+            (tokens.clone(), creds.clone(), barrier.clone(), first.clone(), bob.clone());
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
             tokens.invalidate_token(&bob, &first);
@@ -657,35 +432,17 @@ async fn subjects_are_cached_separately_and_invalidate_forces_exactly_one_refres
     assert_eq!(si.requests().len(), 4);
 
     tokens.invalidate(&bob);
-    assert_eq!(
-        tokens
-            .token(&bob, creds.as_ref(), far())
-            .await
-            .unwrap()
-            .expose(),
-        "wat-bob-5"
-    );
-    assert_eq!(
-        tokens
-            .token(&bob, creds.as_ref(), far())
-            .await
-            .unwrap()
-            .expose(),
-        "wat-bob-5"
-    );
+    assert_eq!(tokens.token(&bob, creds.as_ref(), far()).await.unwrap().expose(), "wat-bob-5");
+    assert_eq!(tokens.token(&bob, creds.as_ref(), far()).await.unwrap().expose(), "wat-bob-5");
     assert_eq!(si.requests().len(), 5);
 }
 
 #[tokio::test]
 async fn preset_token_means_no_upstream_call_and_no_credentials_needed() {
     let si = stand_in().await;
-    let tokens =
-        WorkloadTokens::new(settings(si.url(), Some(Secret::new("preset-wat"))), http()).unwrap();
+    let tokens = WorkloadTokens::new(settings(si.url(), Some(Secret::new("preset-wat"))), http()).unwrap();
     let nothing = StaticProvider::invocation(None);
-    let t = tokens
-        .token(&Subject::UserId("u".into()), &nothing, far())
-        .await
-        .unwrap();
+    let t = tokens.token(&Subject::UserId("u".into()), &nothing, far()).await.unwrap();
     assert_eq!(t.expose(), "preset-wat");
     assert!(si.requests().is_empty());
 }
@@ -699,19 +456,10 @@ async fn no_credentials_anywhere_is_credentials_missing_naming_the_sources() {
         Arc::new(EnvProvider::from_lookup(|_| None)),
         Arc::new(CredentialsUriProvider::new(None, http())),
     ]);
-    let err = tokens
-        .token(&Subject::Agent, &chain, far())
-        .await
-        .unwrap_err();
+    let err = tokens.token(&Subject::Agent, &chain, far()).await.unwrap_err();
     assert!(err.is_credentials_missing());
-    assert!(
-        matches!(&err, IdentityError::Credentials(CredentialsError::Missing { tried }) if tried.len() == 3)
-    );
-    assert!(
-        err.to_string()
-            .contains("fc-invocation-headers, environment, credentials-uri"),
-        "{err}"
-    );
+    assert!(matches!(&err, IdentityError::Credentials(CredentialsError::Missing { tried }) if tried.len() == 3));
+    assert!(err.to_string().contains("fc-invocation-headers, environment, credentials-uri"), "{err}");
     assert!(si.requests().is_empty());
 }
 
@@ -726,8 +474,7 @@ async fn credentials_uri_server(expires_in: Duration) -> (String, Arc<AtomicUsiz
             let counter = counter.clone();
             async move {
                 let n = counter.fetch_add(1, Ordering::SeqCst) + 1;
-                let exp =
-                    humantime::format_rfc3339_seconds(SystemTime::now() + expires_in).to_string();
+                let exp = humantime::format_rfc3339_seconds(SystemTime::now() + expires_in).to_string();
                 axum::Json(serde_json::json!({
                     "Code": "Success",
                     "AccessKeyId": format!("STS.uri{n}"),
@@ -760,10 +507,7 @@ async fn credentials_uri_is_cached_single_flight_and_refreshed_15_minutes_before
     for t in tasks {
         let c = t.await.unwrap();
         assert_eq!(c.access_key_id, "STS.uri1");
-        assert_eq!(
-            c.security_token.as_ref().map(Secret::expose),
-            Some("uri-token")
-        );
+        assert_eq!(c.security_token.as_ref().map(Secret::expose), Some("uri-token"));
     }
     assert_eq!(hits.load(Ordering::SeqCst), 1);
 
@@ -788,33 +532,12 @@ async fn chain_order_is_invocation_then_env_then_uri() {
     let uri = Arc::new(CredentialsUriProvider::new(Some(url), http()));
     let hdr = Some(Credentials::sts("STS.header", "s", "t"));
     let chain = |hdr: Option<Credentials>, id| {
-        ChainProvider::new(vec![
-            Arc::new(StaticProvider::invocation(hdr)),
-            env(id),
-            uri.clone(),
-        ])
+        ChainProvider::new(vec![Arc::new(StaticProvider::invocation(hdr)), env(id), uri.clone()])
     };
-    assert_eq!(
-        chain(hdr, Some("LTAI.env"))
-            .provide()
-            .await
-            .unwrap()
-            .access_key_id,
-        "STS.header"
-    );
-    assert_eq!(
-        chain(None, Some("LTAI.env"))
-            .provide()
-            .await
-            .unwrap()
-            .access_key_id,
-        "LTAI.env"
-    );
+    assert_eq!(chain(hdr, Some("LTAI.env")).provide().await.unwrap().access_key_id, "STS.header");
+    assert_eq!(chain(None, Some("LTAI.env")).provide().await.unwrap().access_key_id, "LTAI.env");
     assert_eq!(hits.load(Ordering::SeqCst), 0);
-    assert_eq!(
-        chain(None, None).provide().await.unwrap().access_key_id,
-        "STS.uri1"
-    );
+    assert_eq!(chain(None, None).provide().await.unwrap().access_key_id, "STS.uri1");
 }
 
 // ---------- no secret in logs or errors ----------
@@ -845,8 +568,7 @@ fn global_capture() -> Captured {
                 .with_writer(move || sink.clone())
                 .with_ansi(false)
                 .finish();
-            tracing::subscriber::set_global_default(subscriber)
-                .expect("no other global subscriber");
+            tracing::subscriber::set_global_default(subscriber).expect("no other global subscriber");
             captured
         })
         .clone()
@@ -870,36 +592,21 @@ async fn sentinel_secrets_never_reach_logs_or_error_strings() {
     let si = AgentIdentityStandIn::start(options).await.unwrap();
     let good = Credentials::sts("STS.sentinel", SECRET, TOKEN);
     let wrong_secret = Credentials::sts("STS.sentinel", "SENTINEL-WRONG-SECRET-0b7e", TOKEN);
-    let user_jwt = jwt(&format!(
-        r#"{{"sub":"{JWT_SUB}","exp":{}}}"#,
-        unix_now() + 3600
-    ));
+    let user_jwt = jwt(&format!(r#"{{"sub":"{JWT_SUB}","exp":{}}}"#, unix_now() + 3600));
     let c = client(&si);
     let tokens = WorkloadTokens::new(settings(si.url(), None), http()).unwrap();
 
     let mut shown = Vec::new();
     let wat = tokens
-        .token(
-            &Subject::Jwt(user_jwt.clone()),
-            &StaticProvider::invocation(Some(good.clone())),
-            far(),
-        )
+        .token(&Subject::Jwt(user_jwt.clone()), &StaticProvider::invocation(Some(good.clone())), far())
         .await
         .unwrap();
     shown.push(format!("{wat:?} {wat} {good:?} {good}"));
-    si.inject(Fault::Throttling {
-        retry_after_ms: Some(1),
-    });
-    c.get_workload_access_token_for_jwt("fc-agent", &user_jwt, &good, far())
-        .await
-        .unwrap();
+    si.inject(Fault::Throttling { retry_after_ms: Some(1) });
+    c.get_workload_access_token_for_jwt("fc-agent", &user_jwt, &good, far()).await.unwrap();
     let errors = [
-        c.get_workload_access_token_for_jwt("fc-agent", &user_jwt, &wrong_secret, far())
-            .await
-            .unwrap_err(),
-        c.get_resource_api_key("p", &Secret::new("SENTINEL-WAT-forged"), None, &good, far())
-            .await
-            .unwrap_err(),
+        c.get_workload_access_token_for_jwt("fc-agent", &user_jwt, &wrong_secret, far()).await.unwrap_err(),
+        c.get_resource_api_key("p", &Secret::new("SENTINEL-WAT-forged"), None, &good, far()).await.unwrap_err(),
         c.get_workload_access_token(
             "fc-agent",
             &Credentials::sts("STS.sentinel", SECRET, "SENTINEL-WRONG-TOKEN"),
@@ -915,10 +622,7 @@ async fn sentinel_secrets_never_reach_logs_or_error_strings() {
     drop(si);
 
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
-    assert!(
-        logs.contains("Alibaba Cloud call failed"),
-        "the capture must see our log lines:\n{logs}"
-    );
+    assert!(logs.contains("Alibaba Cloud call failed"), "the capture must see our log lines:\n{logs}");
     let everything = format!("{logs}\n{}", shown.join("\n"));
     for sentinel in [
         SECRET,
@@ -930,9 +634,6 @@ async fn sentinel_secrets_never_reach_logs_or_error_strings() {
         "SENTINEL-WAT",
         "server string to sign",
     ] {
-        assert!(
-            !everything.contains(sentinel),
-            "{sentinel:?} leaked into:\n{everything}"
-        );
+        assert!(!everything.contains(sentinel), "{sentinel:?} leaked into:\n{everything}");
     }
 }

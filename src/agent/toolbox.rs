@@ -33,7 +33,12 @@ struct Current {
 
 impl Toolbox {
     /// Opens the session (initialize + tools/list). A 401 gets one token refresh and a second attempt.
-    pub async fn open(mcp: McpClient, bearer: Secret, refresh: Refresh, deadline: Instant) -> Result<Toolbox, TurnError> {
+    pub async fn open(
+        mcp: McpClient,
+        bearer: Secret,
+        refresh: Refresh,
+        deadline: Instant,
+    ) -> Result<Toolbox, TurnError> {
         let (session, refreshed) = match mcp.open(&bearer, deadline).await {
             Ok(session) => (session, false),
             Err(error) if error.is_unauthorized() => {
@@ -47,7 +52,11 @@ impl Toolbox {
             mcp,
             refresh,
             deadline,
-            current: Mutex::new(Current { session: Arc::new(session), generation: 0, refreshed }),
+            current: Mutex::new(Current {
+                session: Arc::new(session),
+                generation: 0,
+                refreshed,
+            }),
         })
     }
 
@@ -88,7 +97,10 @@ impl Toolbox {
     }
 
     /// A session opened with a fresh token, or `None` if this turn already used its one refresh.
-    async fn reauthorize(&self, seen_generation: u64) -> Result<Option<Arc<ToolSession>>, TurnError> {
+    async fn reauthorize(
+        &self,
+        seen_generation: u64,
+    ) -> Result<Option<Arc<ToolSession>>, TurnError> {
         let mut current = self.current.lock().await;
         if current.generation != seen_generation {
             return Ok(Some(current.session.clone()));
@@ -129,7 +141,11 @@ fn recoverable(error: &McpError) -> bool {
 }
 
 fn fatal(error: McpError) -> TurnError {
-    let code = if error.is_auth_failure() { FailureCode::ToolUnauthorized } else { FailureCode::ToolError };
+    let code = if error.is_auth_failure() {
+        FailureCode::ToolUnauthorized
+    } else {
+        FailureCode::ToolError
+    };
     TurnError::new(code, error.to_string())
 }
 

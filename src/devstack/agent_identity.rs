@@ -185,6 +185,23 @@ impl AgentIdentityStandIn {
         self.shared.lock().issued.contains_key(token)
     }
 
+    /// A check the MCP stand-in can own: accepts exactly the WATs this stand-in minted and has not revoked.
+    pub fn token_checker(&self) -> impl Fn(&str) -> bool + Send + Sync + 'static {
+        let shared = self.shared.clone();
+        move |token| shared.lock().issued.contains_key(token)
+    }
+
+    /// Forget a minted WAT, so the MCP stand-in refuses it from now on (as a gateway does with an
+    /// expired token); the function must fetch a new one.
+    pub fn revoke(&self, token: &str) -> bool {
+        self.shared.lock().issued.remove(token).is_some()
+    }
+
+    /// Every WAT minted so far.
+    pub fn issued_tokens(&self) -> Vec<String> {
+        self.shared.lock().issued.keys().cloned().collect()
+    }
+
     /// The subject (`user id`, JWT `sub`, or `agent`) a WAT was minted for.
     pub fn subject_of(&self, token: &str) -> Option<String> {
         self.shared.lock().issued.get(token).cloned()

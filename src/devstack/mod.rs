@@ -3,3 +3,7 @@
 
 pub mod agent_identity;
 pub mod dashscope;
+pub mod mcp_server;
+mod stack;
+
+pub use stack::{DASHSCOPE_KEY, Stack, StackOptions, WORKLOAD_IDENTITY};

@@ -5,7 +5,8 @@ use tracing_subscriber::EnvFilter;
 /// Installs the JSON subscriber once. Every line inside an invocation carries its `request_id` (from
 /// the `invocation` span). FC prints its own `FC Invoke Start/End` markers, so we never do.
 pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)

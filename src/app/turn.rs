@@ -1,0 +1,166 @@
+//! One invocation's turn, end to end: token for the user → the user's tools → the agent loop.
+//! Failures anywhere become the turn's final `Finished(Failed)` event, never a silent `completed`.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::App;
+use crate::acs::{ChainProvider, Credentials, CredentialsProvider, StaticProvider};
+use crate::agent::{self, AgentEvent, FailureCode, Refresh, Toolbox, Turn, TurnEnd, TurnError};
+use crate::fc::RoleCredentials;
+use crate::identity::{IdentityError, Subject};
+use crate::llm::{ChatMessage, Sampling, Stop};
+use crate::protocol::AgentRequest;
+use crate::protocol::ResponseBuilder;
+use crate::protocol::ResponseObject;
+use crate::secret::Secret;
+
+/// What an invocation asks for, resolved and validated before anything streams.
+pub struct Plan {
+    pub subject: Subject,
+    /// The function role's credentials from this invocation's FC headers, if FC sent them.
+    pub role: Option<RoleCredentials>,
+    pub turn: Turn,
+}
+
+impl App {
+    /// Builds the model turn for a parsed request: system prompt + the conversation, sampling fields.
+    pub(super) fn turn_for(
+        &self,
+        request: &AgentRequest,
+        model: Option<String>,
+        deadline: Instant,
+    ) -> Turn {
+        let mut messages = Vec::with_capacity(request.input.len() + 1);
+        messages.push(ChatMessage::System {
+            content: self.config.agent.system_prompt.clone(),
+        });
+        messages.extend(request.to_chat_messages());
+        Turn {
+            messages,
+            model,
+            sampling: Sampling {
+                temperature: request.temperature,
+                top_p: request.top_p,
+                max_tokens: request.max_tokens,
+                seed: request.seed,
+                stop: request.stop.clone().map(Stop::Many),
+            },
+            max_iters: self.config.agent.max_iters,
+            deadline,
+        }
+    }
+
+    /// Runs the plan, reporting on `events`; always ends with `Finished` unless the receiver is gone.
+    pub(super) async fn run_plan(self: &Arc<Self>, plan: Plan, events: mpsc::Sender<AgentEvent>) {
+        let deadline = plan.turn.deadline;
+        let toolbox = match self.open_tools(&plan, deadline).await {
+            Ok(toolbox) => toolbox,
+            Err(error) => {
+                tracing::warn!(code = %error.code, message = %error.message, "turn failed before the model");
+                let _ = events
+                    .send(AgentEvent::Finished(TurnEnd::Failed(error)))
+                    .await;
+                return;
+            }
+        };
+        agent::run_turn(&self.llm, toolbox.as_ref(), plan.turn, events).await;
+        if let Some(toolbox) = toolbox {
+            toolbox.close().await;
+        }
+    }
+
+    /// Runs the plan to its end and returns the final response object (`stream:false`, events).
+    pub(super) async fn run_to_response(
+        self: &Arc<Self>,
+        plan: Plan,
+        session_id: Option<String>,
+    ) -> ResponseObject {
+        let (tx, mut rx) = mpsc::channel(64);
+        let mut builder = ResponseBuilder::silent(session_id);
+        let collect = async {
+            while let Some(event) = rx.recv().await {
+                builder.push(&event);
+            }
+        };
+        tokio::join!(self.run_plan(plan, tx), collect);
+        builder.into_response()
+    }
+
+    /// The user's WorkloadAccessToken and an MCP session opened with it. No MCP server configured: no
+    /// token is needed, so Agent Identity is not called at all.
+    async fn open_tools(
+        self: &Arc<Self>,
+        plan: &Plan,
+        deadline: Instant,
+    ) -> Result<Option<Toolbox>, TurnError> {
+        if !self.mcp.has_servers() {
+            return Ok(None);
+        }
+        let credentials = Arc::new(self.credentials_for(plan.role.clone()));
+        let token = self
+            .tokens
+            .token(&plan.subject, credentials.as_ref(), deadline)
+            .await
+            .map_err(identity_failure)?;
+        let refresh = self.refresher(plan.subject.clone(), token.clone(), credentials, deadline);
+        Toolbox::open(self.mcp.clone(), token, refresh, deadline)
+            .await
+            .map(Some)
+    }
+
+    /// After the gateway refused `rejected`: drop it from the cache and fetch once more.
+    fn refresher(
+        self: &Arc<Self>,
+        subject: Subject,
+        rejected: Secret,
+        credentials: Arc<ChainProvider>,
+        deadline: Instant,
+    ) -> Refresh {
+        let app = self.clone();
+        Box::new(move || {
+            let (app, subject, rejected, credentials) = (
+                app.clone(),
+                subject.clone(),
+                rejected.clone(),
+                credentials.clone(),
+            );
+            Box::pin(async move {
+                app.tokens.invalidate_token(&subject, &rejected);
+                app.tokens
+                    .token(&subject, credentials.as_ref(), deadline)
+                    .await
+                    .map_err(identity_failure)
+            })
+        })
+    }
+
+    /// The credentials chain of DESIGN.md: this invocation's FC headers, then the environment, then the
+    /// credentials URI (whose cache lives in the shared provider).
+    fn credentials_for(&self, role: Option<RoleCredentials>) -> ChainProvider {
+        let invocation = role.map(|r| Credentials {
+            access_key_id: r.access_key_id,
+            access_key_secret: r.access_key_secret,
+            security_token: r.security_token,
+            expiration: None,
+        });
+        ChainProvider::new(vec![
+            Arc::new(StaticProvider::invocation(invocation)) as Arc<dyn CredentialsProvider>,
+            self.env_credentials.clone(),
+            self.uri_credentials.clone(),
+        ])
+    }
+}
+
+fn identity_failure(error: IdentityError) -> TurnError {
+    let code = if error.is_credentials_missing() {
+        FailureCode::CredentialsMissing
+    } else if error.is_deadline() {
+        FailureCode::DeadlineExceeded
+    } else {
+        FailureCode::IdentityError
+    };
+    TurnError::new(code, error.to_string())
+}

@@ -1,0 +1,224 @@
+//! The MCP server stand-in: a real rmcp streamable-HTTP server behind a bearer check, like an AI Gateway
+//! MCP endpoint, with tools `getutctime`, `helloworld {name}`, `broken` (always `isError`) and `rendezvous`
+//! (answers "met" only when a second `rendezvous` call is in flight at the same time, so tests can prove
+//! concurrency without clocks). It counts every HTTP request and every response the client abandoned.
+//!
+//! ```ignore
+//! let mcp = McpStandIn::start(StandInOptions::accepting("dev-token")).await?;
+//! // ... point the client at mcp.url() ...
+//! assert_eq!(mcp.methods(), ["initialize", "notifications/initialized", "tools/list", "tools/call"]);
+//! ```
+
+mod gate;
+mod tools;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use axum::middleware::from_fn_with_state;
+use rmcp::transport::streamable_http_server::{
+    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
+};
+use tokio::sync::oneshot;
+
+use gate::{Gate, Stats, guard};
+use tools::{Rendezvous, StandInTools};
+
+/// Decides whether a bearer token is accepted (the dev stack plugs in the Agent Identity stand-in's tokens).
+pub type TokenCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SessionMode {
+    /// `Mcp-Session-Id` sessions, SSE replies (rmcp's default).
+    #[default]
+    Stateful,
+    /// No sessions; each reply is one JSON body.
+    StatelessJson,
+}
+
+#[derive(Clone)]
+pub struct StandInOptions {
+    /// `127.0.0.1:0` unless `make dev` wants a fixed port.
+    pub bind: SocketAddr,
+    pub sessions: SessionMode,
+    /// Negotiate at most protocol revision 2025-03-26 (the oldest streamable-HTTP revision).
+    pub only_2025_03_26: bool,
+    /// Prepended to every tool name, e.g. `"my.tools/"` to serve names the model API refuses.
+    pub tool_prefix: String,
+    pub token_check: TokenCheck,
+    /// A token containing this marker gets 403 (plain text, no challenge), as a gateway policy denial.
+    pub forbidden_marker: Option<String>,
+    /// Also list a tool `phantom` that is not served: calling it is a JSON-RPC error (-32602).
+    pub phantom_tool: bool,
+    /// Split `tools/list` into pages of this many tools, linked by `nextCursor`.
+    pub page_size: Option<usize>,
+}
+
+impl StandInOptions {
+    pub fn new(token_check: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        StandInOptions {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            sessions: SessionMode::default(),
+            only_2025_03_26: false,
+            tool_prefix: String::new(),
+            token_check: Arc::new(token_check),
+            forbidden_marker: None,
+            phantom_tool: false,
+            page_size: None,
+        }
+    }
+
+    /// Accepts exactly `token`.
+    pub fn accepting(token: impl Into<String>) -> Self {
+        let token = token.into();
+        Self::new(move |candidate| candidate == token)
+    }
+}
+
+impl fmt::Debug for StandInOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StandInOptions")
+            .field("bind", &self.bind)
+            .field("sessions", &self.sessions)
+            .field("only_2025_03_26", &self.only_2025_03_26)
+            .field("tool_prefix", &self.tool_prefix)
+            .field("phantom_tool", &self.phantom_tool)
+            .field("page_size", &self.page_size)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A running stand-in. Dropping it (or [`McpStandIn::shutdown`]) ends its sessions and stops listening.
+pub struct McpStandIn {
+    url: String,
+    stats: Arc<Stats>,
+    stop: Option<oneshot::Sender<()>>,
+    end_sessions: Box<dyn Fn() + Send + Sync>,
+    server: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl McpStandIn {
+    pub async fn start(options: StandInOptions) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind(options.bind).await?;
+        let addr = listener.local_addr()?;
+        let stats = Arc::new(Stats::default());
+        let rendezvous = Arc::new(Rendezvous::default());
+
+        let mut config = StreamableHttpServerConfig::default();
+        if options.sessions == SessionMode::StatelessJson {
+            config = config
+                .with_legacy_session_mode(false)
+                .with_json_response(true)
+                .with_sse_keep_alive(None);
+        }
+        let cancel_token = config.cancellation_token.clone();
+        let tools = StandInTools::new(rendezvous, &options);
+        let service: StreamableHttpService<StandInTools, LocalSessionManager> =
+            StreamableHttpService::new(move || Ok(tools.clone()), Default::default(), config);
+
+        let gate = Arc::new(Gate {
+            stats: stats.clone(),
+            token_check: options.token_check,
+            forbidden_marker: options.forbidden_marker,
+        });
+        let app = axum::Router::new()
+            .nest_service("/mcp", service)
+            .layer(from_fn_with_state(gate, guard));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await;
+        });
+        Ok(McpStandIn {
+            url: format!("http://{addr}/mcp"),
+            stats,
+            stop: Some(stop),
+            end_sessions: Box::new(move || cancel_token.cancel()),
+            server: Some(server),
+        })
+    }
+
+    /// The streamable-HTTP endpoint, `http://127.0.0.1:<port>/mcp`.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// HTTP requests received (rejected ones included).
+    pub fn request_count(&self) -> usize {
+        self.stats.lock().methods.len()
+    }
+
+    /// Each request in arrival order: the JSON-RPC method of a POST (`"initialize"`, `"tools/call"`, …,
+    /// `"response"` for a reply to the server), or the HTTP method of a `GET`/`DELETE`.
+    pub fn methods(&self) -> Vec<String> {
+        self.stats.lock().methods.clone()
+    }
+
+    pub fn method_count(&self, method: &str) -> usize {
+        self.stats
+            .lock()
+            .methods
+            .iter()
+            .filter(|m| *m == method)
+            .count()
+    }
+
+    /// Requests per `Mcp-Session-Id` (the `initialize` that created a session counts for it; `""` collects
+    /// stateless and rejected requests).
+    pub fn session_request_counts(&self) -> HashMap<String, usize> {
+        self.stats.lock().sessions.clone()
+    }
+
+    /// The `MCP-Protocol-Version` header of each request that carried one (all but `initialize`).
+    pub fn protocol_versions(&self) -> Vec<String> {
+        self.stats.lock().protocol_versions.clone()
+    }
+
+    /// Requests whose response the client abandoned (connection closed before the response ended).
+    pub fn cancelled_count(&self) -> usize {
+        self.stats.cancelled.load(Ordering::SeqCst)
+    }
+
+    pub fn reset_counts(&self) {
+        let mut inner = self.stats.lock();
+        inner.methods.clear();
+        inner.sessions.clear();
+        inner.protocol_versions.clear();
+        self.stats.cancelled.store(0, Ordering::SeqCst);
+    }
+
+    /// Ends all sessions and waits until the listener has stopped.
+    pub async fn shutdown(mut self) {
+        self.stop_now();
+        if let Some(server) = self.server.take() {
+            let _ = server.await;
+        }
+    }
+
+    fn stop_now(&mut self) {
+        (self.end_sessions)();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+impl Drop for McpStandIn {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+impl fmt::Debug for McpStandIn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("McpStandIn")
+            .field("url", &self.url)
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,210 @@
+//! The bearer check in front of the rmcp service, and the request accounting tests assert on.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body::{Body as _, Frame, SizeHint};
+
+use super::TokenCheck;
+
+const MAX_BODY_BYTES: usize = 1 << 20;
+const SESSION_HEADER: &str = "mcp-session-id";
+
+#[derive(Default)]
+pub(super) struct Stats {
+    inner: Mutex<StatsInner>,
+    pub(super) cancelled: AtomicUsize,
+}
+
+#[derive(Default)]
+pub(super) struct StatsInner {
+    pub(super) methods: Vec<String>,
+    pub(super) sessions: HashMap<String, usize>,
+    pub(super) protocol_versions: Vec<String>,
+}
+
+impl Stats {
+    pub(super) fn lock(&self) -> MutexGuard<'_, StatsInner> {
+        self.inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn count_session(&self, session: &str) {
+        *self.lock().sessions.entry(session.to_owned()).or_default() += 1;
+    }
+
+    fn count_cancelled(&self) {
+        self.cancelled.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+pub(super) struct Gate {
+    pub(super) stats: Arc<Stats>,
+    pub(super) token_check: TokenCheck,
+    pub(super) forbidden_marker: Option<String>,
+}
+
+pub(super) async fn guard(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
+        return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
+    };
+    {
+        let mut stats = gate.stats.lock();
+        stats.methods.push(request_label(&parts.method, &bytes));
+        let version = parts.headers.get("mcp-protocol-version");
+        if let Some(version) = version.and_then(|v| v.to_str().ok()) {
+            stats.protocol_versions.push(version.to_owned());
+        }
+    }
+    let request_session = session_id(&parts.headers);
+
+    if let Some(rejection) = gate.reject(&parts.headers) {
+        gate.stats
+            .count_session(request_session.as_deref().unwrap_or_default());
+        return rejection;
+    }
+
+    let mut pending = PendingGuard {
+        stats: gate.stats.clone(),
+        armed: true,
+    };
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes)))
+        .await;
+    pending.armed = false;
+
+    let session = request_session.or_else(|| session_id(response.headers()));
+    gate.stats
+        .count_session(session.as_deref().unwrap_or_default());
+    let (parts, body) = response.into_parts();
+    Response::from_parts(
+        parts,
+        Body::new(TrackedBody {
+            inner: body,
+            stats: gate.stats.clone(),
+            finished: false,
+        }),
+    )
+}
+
+impl Gate {
+    fn reject(&self, headers: &HeaderMap) -> Option<Response> {
+        let token = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(str::trim);
+        let unauthorized = || {
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer")],
+                "invalid or missing bearer token",
+            )
+                .into_response()
+        };
+        let Some(token) = token else {
+            return Some(unauthorized());
+        };
+        if self
+            .forbidden_marker
+            .as_deref()
+            .is_some_and(|marker| token.contains(marker))
+        {
+            return Some(
+                (StatusCode::FORBIDDEN, "access to this MCP server is denied").into_response(),
+            );
+        }
+        if !(self.token_check)(token) {
+            return Some(unauthorized());
+        }
+        None
+    }
+}
+
+fn session_id(headers: &HeaderMap) -> Option<String> {
+    headers
+        .get(SESSION_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+}
+
+fn request_label(method: &Method, body: &[u8]) -> String {
+    if method != Method::POST {
+        return method.as_str().to_owned();
+    }
+    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return "invalid".to_owned();
+    };
+    if let Some(rpc_method) = value.get("method").and_then(|m| m.as_str()) {
+        rpc_method.to_owned()
+    } else if value.get("result").is_some() || value.get("error").is_some() {
+        "response".to_owned()
+    } else if value.is_array() {
+        "batch".to_owned()
+    } else {
+        "invalid".to_owned()
+    }
+}
+
+/// Counts a cancellation when the handler future is dropped before it produced a response.
+struct PendingGuard {
+    stats: Arc<Stats>,
+    armed: bool,
+}
+
+impl Drop for PendingGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            self.stats.count_cancelled();
+        }
+    }
+}
+
+/// Counts a cancellation when a response body (e.g. an SSE stream) is dropped before its end.
+struct TrackedBody {
+    inner: Body,
+    stats: Arc<Stats>,
+    finished: bool,
+}
+
+impl http_body::Body for TrackedBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
+            self.finished = true;
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for TrackedBody {
+    fn drop(&mut self) {
+        if !self.finished && !self.inner.is_end_stream() {
+            self.stats.count_cancelled();
+        }
+    }
+}

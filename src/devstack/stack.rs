@@ -1,0 +1,113 @@
+//! The three stand-ins wired together as the function sees the cloud: the MCP server accepts exactly the
+//! WorkloadAccessTokens the Agent Identity stand-in minted. Tests, `make dev` and the benchmark use it.
+
+use std::net::SocketAddr;
+
+use super::agent_identity::{self, AgentIdentityStandIn};
+use super::dashscope::{self, DashScopeStandIn};
+use super::mcp_server::{self, McpStandIn, SessionMode};
+use crate::config::{Config, ConfigError};
+
+/// The DashScope key the stand-in accepts.
+pub const DASHSCOPE_KEY: &str = "sk-devstack-dashscope-key";
+/// The workload identity the Agent Identity stand-in serves.
+pub const WORKLOAD_IDENTITY: &str = "fc-identity-agent-dev";
+
+/// Where the stand-ins listen: ephemeral loopback ports unless given.
+#[derive(Debug, Clone)]
+pub struct StackOptions {
+    pub identity_addr: SocketAddr,
+    pub dashscope_addr: SocketAddr,
+    pub mcp_addr: SocketAddr,
+    pub mcp_sessions: SessionMode,
+}
+
+impl Default for StackOptions {
+    fn default() -> Self {
+        let any = SocketAddr::from(([127, 0, 0, 1], 0));
+        StackOptions {
+            identity_addr: any,
+            dashscope_addr: any,
+            mcp_addr: any,
+            mcp_sessions: SessionMode::default(),
+        }
+    }
+}
+
+pub struct Stack {
+    pub identity: AgentIdentityStandIn,
+    pub dashscope: DashScopeStandIn,
+    pub mcp: McpStandIn,
+}
+
+impl Stack {
+    pub async fn start() -> std::io::Result<Stack> {
+        Stack::start_with(StackOptions::default()).await
+    }
+
+    pub async fn start_with(options: StackOptions) -> std::io::Result<Stack> {
+        let identity = AgentIdentityStandIn::bind(
+            agent_identity::StandInOptions {
+                workload_identity_name: Some(WORKLOAD_IDENTITY.to_owned()),
+                ..agent_identity::StandInOptions::default()
+            },
+            options.identity_addr,
+        )
+        .await?;
+        let dashscope = DashScopeStandIn::start(dashscope::StandInOptions {
+            bind: options.dashscope_addr,
+            ..dashscope::StandInOptions::with_key(DASHSCOPE_KEY)
+        })
+        .await?;
+        let mcp = McpStandIn::start(mcp_server::StandInOptions {
+            bind: options.mcp_addr,
+            sessions: options.mcp_sessions,
+            ..mcp_server::StandInOptions::new(identity.token_checker())
+        })
+        .await?;
+        Ok(Stack {
+            identity,
+            dashscope,
+            mcp,
+        })
+    }
+
+    /// The function's environment pointing at the stand-ins, with the role's STS credentials in the
+    /// environment as FC provides them.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("AGENT_IDENTITY_DATA_ENDPOINT", self.identity.url()),
+            (
+                "AGENT_IDENTITY_WORKLOAD_IDENTITY_NAME",
+                WORKLOAD_IDENTITY.to_owned(),
+            ),
+            (
+                "ALIBABA_CLOUD_ACCESS_KEY_ID",
+                agent_identity::StandInOptions::STS_ID.to_owned(),
+            ),
+            (
+                "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
+                agent_identity::StandInOptions::STS_SECRET.to_owned(),
+            ),
+            (
+                "ALIBABA_CLOUD_SECURITY_TOKEN",
+                agent_identity::StandInOptions::STS_TOKEN.to_owned(),
+            ),
+            ("DASHSCOPE_API_KEY", DASHSCOPE_KEY.to_owned()),
+            ("DASHSCOPE_BASE_URL", self.dashscope.base_url()),
+            ("AI_GATEWAY_MCP_SERVER", self.mcp.url().to_owned()),
+        ]
+    }
+
+    /// The configuration the function would read from [`Stack::env`], with `overrides` applied on top
+    /// (an empty value unsets a variable).
+    pub fn config(&self, overrides: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env = self.env();
+        Config::from_lookup(|name| {
+            if let Some((_, value)) = overrides.iter().find(|(k, _)| *k == name) {
+                return Some((*value).to_owned());
+            }
+            env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
+        })
+    }
+}

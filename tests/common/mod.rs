@@ -1,0 +1,87 @@
+//! The function served on a loopback port against the stand-in stack, for integration tests.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use fc_identity_agent::app::App;
+use fc_identity_agent::devstack::Stack;
+use fc_identity_agent::fc;
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+pub struct Function {
+    pub stack: Stack,
+    pub app: Arc<App>,
+    pub addr: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+}
+
+impl Function {
+    /// The stack plus the function configured for it (`overrides` on top of the stack's environment).
+    pub async fn start(overrides: &[(&str, &str)]) -> Function {
+        let stack = Stack::start().await.expect("stand-ins start");
+        Function::with_stack(stack, overrides).await
+    }
+
+    pub async fn with_stack(stack: Stack, overrides: &[(&str, &str)]) -> Function {
+        let config = stack.config(overrides).expect("valid config");
+        let app = App::new(config).expect("app builds");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let options = app.run_options();
+        let handler = app.handler();
+        tokio::spawn(async move {
+            let _ = fc::serve(listener, options, handler, async {
+                let _ = stopped.await;
+            })
+            .await;
+        });
+        Function { stack, app, addr, stop: Some(stop) }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    pub fn client() -> reqwest::Client {
+        fc_identity_agent::upstream::client_builder().build().unwrap()
+    }
+
+    /// POST /process and collect every SSE event as JSON.
+    pub async fn process(&self, body: &Value) -> Vec<Value> {
+        let response = Function::client().post(self.url("/process")).json(body).send().await.unwrap();
+        assert_eq!(response.status(), 200, "process answered {}", response.status());
+        let text = response.text().await.unwrap();
+        parse_sse(&text)
+    }
+}
+
+impl Drop for Function {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// Splits `data: <json>\n\n` frames.
+pub fn parse_sse(text: &str) -> Vec<Value> {
+    text.split("\n\n")
+        .filter(|frame| !frame.trim().is_empty())
+        .map(|frame| {
+            let data = frame.strip_prefix("data: ").unwrap_or_else(|| panic!("not an SSE data frame: {frame:?}"));
+            serde_json::from_str(data).unwrap_or_else(|e| panic!("not JSON ({e}): {data}"))
+        })
+        .collect()
+}
+
+/// The sample's request body with one user text.
+pub fn user_request(text: &str) -> Value {
+    serde_json::json!({
+        "input": [{"role": "user", "type": "message", "content": [{"type": "text", "text": text}]}],
+        "session_id": "s1",
+        "user_id": "u1",
+    })
+}
