@@ -8,8 +8,8 @@
 //! cover the same surfaces with coverage guidance (see docs/fuzzing.md).
 
 mod hostile {
+    pub mod arb;
     pub mod encoder;
-    pub mod gen;
     pub mod request;
     pub mod sse;
     pub mod trigger;

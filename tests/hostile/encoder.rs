@@ -9,18 +9,18 @@ use fc_identity_agent::protocol::{Event, ResponseBuilder, Status};
 use proptest::prelude::*;
 use serde_json::Value;
 
-use super::gen;
+use super::arb;
 
 fn call_id() -> impl Strategy<Value = String> {
     prop_oneof![
         6 => prop::sample::select(&["c1", "c2", "c3"][..]).prop_map(str::to_owned),
         1 => Just(String::new()),
-        1 => gen::any_text(6),
+        1 => arb::any_text(6),
     ]
 }
 
 fn name() -> impl Strategy<Value = String> {
-    prop_oneof![3 => Just("getutctime".to_owned()), 1 => Just(String::new()), 1 => gen::any_text(6)]
+    prop_oneof![3 => Just("getutctime".to_owned()), 1 => Just(String::new()), 1 => arb::any_text(6)]
 }
 
 fn usage() -> impl Strategy<Value = Usage> {
@@ -28,26 +28,29 @@ fn usage() -> impl Strategy<Value = Usage> {
     (n(), n(), n()).prop_map(|(p, c, t)| Usage { prompt_tokens: p, completion_tokens: c, total_tokens: t })
 }
 
+fn turn_error() -> impl Strategy<Value = TurnError> {
+    (prop::sample::select(&[FailureCode::ModelError, FailureCode::MaxIterations][..]), arb::any_text(8))
+        .prop_map(|(code, message)| TurnError::new(code, message))
+}
+
 pub fn turn_end() -> impl Strategy<Value = TurnEnd> {
-    let error = (prop::sample::select(&[FailureCode::ModelError, FailureCode::MaxIterations][..]), gen::any_text(8))
-        .prop_map(|(code, message)| TurnError::new(code, message));
     prop_oneof![
         Just(TurnEnd::Completed),
-        error.clone().prop_map(TurnEnd::Incomplete),
-        error.prop_map(TurnEnd::Failed),
+        turn_error().prop_map(TurnEnd::Incomplete),
+        turn_error().prop_map(TurnEnd::Failed),
     ]
 }
 
 pub fn agent_event() -> impl Strategy<Value = AgentEvent> {
     prop_oneof![
-        3 => gen::any_text(8).prop_map(AgentEvent::ReasoningDelta),
-        4 => gen::any_text(8).prop_map(AgentEvent::TextDelta),
+        3 => arb::any_text(8).prop_map(AgentEvent::ReasoningDelta),
+        4 => arb::any_text(8).prop_map(AgentEvent::TextDelta),
         3 => (call_id(), name()).prop_map(|(call_id, name)| AgentEvent::ToolCallStarted { call_id, name }),
-        3 => (call_id(), gen::any_text(6))
+        3 => (call_id(), arb::any_text(6))
             .prop_map(|(call_id, delta)| AgentEvent::ToolCallArgumentsDelta { call_id, delta }),
-        3 => (call_id(), name(), gen::any_text(6))
+        3 => (call_id(), name(), arb::any_text(6))
             .prop_map(|(call_id, name, arguments)| AgentEvent::ToolCallCompleted { call_id, name, arguments }),
-        2 => (call_id(), name(), gen::any_text(6))
+        2 => (call_id(), name(), arb::any_text(6))
             .prop_map(|(call_id, name, output)| AgentEvent::ToolResult { call_id, name, output }),
         2 => usage().prop_map(AgentEvent::Usage),
         1 => turn_end().prop_map(AgentEvent::Finished),
@@ -177,23 +180,15 @@ fn check_sequence(input: &[AgentEvent]) -> Result<(), TestCaseError> {
     Ok(())
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
-
-    #[test]
-    fn any_event_sequence_encodes_to_a_well_formed_stream(input in agent_events()) {
-        check_sequence(&input)?;
-    }
+#[test]
+fn any_event_sequence_encodes_to_a_well_formed_stream() {
+    arb::check(256, agent_events, |input| check_sequence(&input));
 }
 
 #[test]
 fn usage_sums_saturate_instead_of_overflowing() {
     let huge = Usage { prompt_tokens: u64::MAX, completion_tokens: u64::MAX - 1, total_tokens: 1 };
-    let input = [
-        AgentEvent::Usage(huge),
-        AgentEvent::Usage(huge),
-        AgentEvent::Finished(TurnEnd::Completed),
-    ];
+    let input = [AgentEvent::Usage(huge), AgentEvent::Usage(huge), AgentEvent::Finished(TurnEnd::Completed)];
     check_sequence(&input).unwrap();
     let mut builder = ResponseBuilder::silent(None);
     for e in &input {

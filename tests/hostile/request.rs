@@ -6,12 +6,23 @@ use fc_identity_agent::protocol::{AgentRequest, RequestError};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use super::gen::{self, MARK};
+use super::arb::{self, MARK};
 
 /// The fields a rejection may name first; anything else means the message is not about the request.
 const FIELDS: &[&str] = &[
-    "body", "input", "stream", "session_id", "user_id", "model", "temperature", "top_p", "max_tokens", "stop",
-    "seed", "tools", "id",
+    "body",
+    "input",
+    "stream",
+    "session_id",
+    "user_id",
+    "model",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "stop",
+    "seed",
+    "tools",
+    "id",
 ];
 
 /// A rejection is a 400 message: non-empty, about a known field (or the body as a whole), never quoting
@@ -101,17 +112,17 @@ fn call_id() -> impl Strategy<Value = Value> {
     prop_oneof![
         4 => prop::sample::select(&["c1", "c2", "c3"][..]).prop_map(Value::from),
         1 => Just(Value::from("")),
-        1 => gen::json_leaf(),
+        1 => arb::json_leaf(),
     ]
 }
 
 fn data_item() -> impl Strategy<Value = Value> {
-    let args = prop_oneof![gen::any_text(6).prop_map(Value::from), gen::json()];
+    let args = prop_oneof![arb::any_text(6).prop_map(Value::from), arb::json()];
     (
         prop::option::of(call_id()),
-        prop::option::of(prop_oneof![gen::word().prop_map(Value::from), gen::json_leaf()]),
+        prop::option::of(prop_oneof![arb::word().prop_map(Value::from), arb::json_leaf()]),
         prop::option::of(args),
-        prop::option::of(gen::json()),
+        prop::option::of(arb::json()),
     )
         .prop_map(|(id, name, args, output)| {
             json!({"type": "data", "data": object([
@@ -122,39 +133,39 @@ fn data_item() -> impl Strategy<Value = Value> {
 
 fn content_item() -> impl Strategy<Value = Value> {
     prop_oneof![
-        4 => gen::any_text(8).prop_map(|t| json!({"type": "text", "text": t})),
+        4 => arb::any_text(8).prop_map(|t| json!({"type": "text", "text": t})),
         4 => data_item(),
-        1 => gen::word().prop_map(|w| json!({"type": w, "image_url": "http://x/§", "filename": "f"})),
-        1 => gen::json(),
+        1 => arb::word().prop_map(|w| json!({"type": w, "image_url": "http://x/§", "filename": "f"})),
+        1 => arb::json(),
     ]
 }
 
 fn message() -> impl Strategy<Value = Value> {
-    let role = prop_oneof![4 => gen::word().prop_map(Value::from), 1 => gen::json_leaf()];
+    let role = prop_oneof![4 => arb::word().prop_map(Value::from), 1 => arb::json_leaf()];
     let kind = prop_oneof![
         4 => prop::sample::select(
             &["message", "function_call", "function_call_output", "plugin_call", "plugin_call_output"][..]
         )
         .prop_map(Value::from),
-        1 => gen::word().prop_map(Value::from),
-        1 => gen::json_leaf(),
+        1 => arb::word().prop_map(Value::from),
+        1 => arb::json_leaf(),
     ];
     let content = prop_oneof![
         6 => prop::collection::vec(content_item(), 0..4).prop_map(Value::Array),
-        1 => gen::any_text(6).prop_map(Value::from),
-        1 => gen::json(),
+        1 => arb::any_text(6).prop_map(Value::from),
+        1 => arb::json(),
     ];
     (prop::option::of(role), prop::option::of(kind), prop::option::of(content))
         .prop_map(|(r, k, c)| object([maybe("role", r), maybe("type", k), maybe("content", c)]))
 }
 
 pub fn request_like() -> impl Strategy<Value = Value> {
-    let scalar = || prop::option::of(gen::json_leaf());
+    let scalar = || prop::option::of(arb::json_leaf());
     (
         prop::collection::vec(message(), 0..10),
-        prop::option::of(prop_oneof![any::<bool>().prop_map(Value::Bool), gen::json_leaf()]),
+        prop::option::of(prop_oneof![any::<bool>().prop_map(Value::Bool), arb::json_leaf()]),
         (scalar(), scalar(), scalar(), scalar(), scalar()),
-        prop::option::of(prop_oneof![gen::json(), prop::collection::vec(gen::json(), 0..3).prop_map(Value::Array)]),
+        prop::option::of(prop_oneof![arb::json(), prop::collection::vec(arb::json(), 0..3).prop_map(Value::Array)]),
     )
         .prop_map(|(input, stream, (session, temp, top_p, max_tokens, stop), tools)| {
             object([
@@ -195,36 +206,46 @@ fn valid_base() -> impl Strategy<Value = Value> {
     ]
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+const CASES: u32 = 256;
 
-    #[test]
-    fn arbitrary_bytes_are_rejected_or_accepted_cleanly(body in prop::collection::vec(any::<u8>(), 0..256)) {
-        check_body(&body)?;
-    }
+#[test]
+fn arbitrary_bytes_are_rejected_or_accepted_cleanly() {
+    arb::check(CASES, || prop::collection::vec(any::<u8>(), 0..256), |body| check_body(&body).map(drop));
+}
 
-    #[test]
-    fn arbitrary_json_is_rejected_with_a_named_field(value in gen::json()) {
-        check_body(value.to_string().as_bytes())?;
-    }
+#[test]
+fn arbitrary_json_is_rejected_with_a_named_field() {
+    arb::check(CASES, arb::json, |value| check_body(value.to_string().as_bytes()).map(drop));
+}
 
-    #[test]
-    fn request_shaped_json_keeps_the_invariants(value in request_like()) {
-        check_body(value.to_string().as_bytes())?;
-    }
+#[test]
+fn request_shaped_json_keeps_the_invariants() {
+    arb::check(CASES, request_like, |value| check_body(value.to_string().as_bytes()).map(drop));
+}
 
-    #[test]
-    fn mutated_requests_keep_the_invariants(mut value in valid_base(), edits in gen::mutations(5)) {
-        gen::mutate(&mut value, &edits);
-        check_body(value.to_string().as_bytes())?;
-    }
+#[test]
+fn mutated_requests_keep_the_invariants() {
+    arb::check(
+        CASES,
+        || (valid_base(), arb::mutations(5)),
+        |(mut value, edits)| {
+            arb::mutate(&mut value, &edits);
+            check_body(value.to_string().as_bytes()).map(drop)
+        },
+    );
+}
 
-    #[test]
-    fn damaged_request_bytes_keep_the_invariants(value in valid_base(), edits in gen::byte_edits(4)) {
-        let mut body = value.to_string().into_bytes();
-        gen::damage(&mut body, &edits);
-        check_body(&body)?;
-    }
+#[test]
+fn damaged_request_bytes_keep_the_invariants() {
+    arb::check(
+        CASES,
+        || (valid_base(), arb::byte_edits(4)),
+        |(value, edits)| {
+            let mut body = value.to_string().into_bytes();
+            arb::damage(&mut body, &edits);
+            check_body(&body).map(drop)
+        },
+    );
 }
 
 // ------------------------------------------------------------------------------------------------

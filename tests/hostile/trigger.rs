@@ -9,7 +9,7 @@ use fc_identity_agent::protocol::trigger::{TriggerKind, parse_event, request_fro
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use super::gen;
+use super::arb;
 use super::request::{check_conversation, check_rejection, request_like};
 
 const EVENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fc3/events");
@@ -70,8 +70,8 @@ fn texty_bytes() -> impl Strategy<Value = Vec<u8>> {
 fn envelope() -> impl Strategy<Value = Value> {
     let payload = prop_oneof![
         request_like().prop_map(|r| r.to_string()),
-        gen::any_text(16),
-        gen::json().prop_map(|v| v.to_string()),
+        arb::any_text(16),
+        arb::json().prop_map(|v| v.to_string()),
     ];
     (payload, prop::collection::vec(any::<u8>(), 0..64), 0..5u8).prop_map(|(payload, raw, kind)| match kind {
         0 => json!({"triggerTime":"2024-01-01T00:00:00Z","triggerName":"t","payload":payload}),
@@ -84,45 +84,63 @@ fn envelope() -> impl Strategy<Value = Value> {
 }
 
 fn id() -> impl Strategy<Value = String> {
-    prop_oneof![Just("req-1".to_owned()), gen::any_text(6)]
+    prop_oneof![Just("req-1".to_owned()), arb::any_text(6)]
 }
 
-proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
+const CASES: u32 = 256;
 
-    #[test]
-    fn arbitrary_bytes_become_a_request(body in prop::collection::vec(any::<u8>(), 0..256),
-                                        instruction in gen::any_text(8), request_id in id()) {
-        check_event(&body, &instruction, &request_id)?;
-    }
+#[test]
+fn arbitrary_bytes_become_a_request() {
+    arb::check(
+        CASES,
+        || (prop::collection::vec(any::<u8>(), 0..256), arb::any_text(8), id()),
+        |(body, instruction, request_id)| check_event(&body, &instruction, &request_id),
+    );
+}
 
-    #[test]
-    fn json_looking_bytes_become_a_request(body in texty_bytes(), request_id in id()) {
-        check_event(&body, "Handle this event.", &request_id)?;
-    }
+#[test]
+fn json_looking_bytes_become_a_request() {
+    arb::check(CASES, || (texty_bytes(), id()), |(body, request_id)| check_event(&body, "Handle this.", &request_id));
+}
 
-    #[test]
-    fn damaged_real_events_become_a_request(mut body in real_event(), edits in gen::byte_edits(6)) {
-        gen::damage(&mut body, &edits);
-        check_event(&body, "Handle this event.", "req-1")?;
-    }
+#[test]
+fn damaged_real_events_become_a_request() {
+    arb::check(
+        CASES,
+        || (real_event(), arb::byte_edits(6)),
+        |(mut body, edits)| {
+            arb::damage(&mut body, &edits);
+            check_event(&body, "Handle this event.", "req-1")
+        },
+    );
+}
 
-    #[test]
-    fn mutated_real_events_become_a_request(body in real_event(), edits in gen::mutations(5)) {
-        // Trailing commas in some samples make them invalid for the strict parser; the lenient one reads them.
-        let fixed = String::from_utf8_lossy(&body).replace(",\n}", "\n}").replace(",\n  }", "\n  }");
-        let mut value: Value = serde_json::from_str(&fixed).unwrap_or(Value::Null);
-        gen::mutate(&mut value, &edits);
-        check_event(value.to_string().as_bytes(), "Handle this event.", "req-1")?;
-    }
+#[test]
+fn mutated_real_events_become_a_request() {
+    arb::check(
+        CASES,
+        || (real_event(), arb::mutations(5)),
+        |(body, edits)| {
+            // Some samples carry trailing commas (the lenient parser reads them); strict JSON is needed here.
+            let fixed = String::from_utf8_lossy(&body).replace(",\n}", "\n}").replace(",\n  }", "\n  }");
+            let mut value: Value = serde_json::from_str(&fixed).unwrap_or(Value::Null);
+            arb::mutate(&mut value, &edits);
+            check_event(value.to_string().as_bytes(), "Handle this event.", "req-1")
+        },
+    );
+}
 
-    #[test]
-    fn envelopes_with_hostile_payloads_become_a_request(value in envelope(), edits in gen::mutations(3)) {
-        check_event(value.to_string().as_bytes(), "", "req-1")?;
-        let mut value = value;
-        gen::mutate(&mut value, &edits);
-        check_event(value.to_string().as_bytes(), "", "req-1")?;
-    }
+#[test]
+fn envelopes_with_hostile_payloads_become_a_request() {
+    arb::check(
+        CASES,
+        || (envelope(), arb::mutations(3)),
+        |(mut value, edits)| {
+            check_event(value.to_string().as_bytes(), "", "req-1")?;
+            arb::mutate(&mut value, &edits);
+            check_event(value.to_string().as_bytes(), "", "req-1")
+        },
+    );
 }
 
 #[test]

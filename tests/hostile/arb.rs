@@ -2,6 +2,7 @@
 //! carry a sentinel, and structure-aware mutation of JSON trees.
 
 use proptest::prelude::*;
+use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Map, Value};
 
 /// Starts every generated free-text string, so a test can tell whether an error message echoes input.
@@ -9,18 +10,77 @@ pub const MARK: char = '§';
 
 /// Keys the request, history and trigger code read; random keys would almost never hit them.
 const KEYS: &[&str] = &[
-    "input", "role", "type", "content", "text", "data", "call_id", "name", "arguments", "output", "stream",
-    "session_id", "user_id", "model", "temperature", "top_p", "max_tokens", "stop", "seed", "tools", "id",
-    "image_url", "filename", "refusal", "events", "eventSource", "specversion", "source", "triggerTime",
-    "triggerName", "payload", "TopicOwner", "Message", "body", "attrs", "rawPath", "requestContext",
-    "isBase64Encoded", "jobName", "Records", "Version",
+    "input",
+    "role",
+    "type",
+    "content",
+    "text",
+    "data",
+    "call_id",
+    "name",
+    "arguments",
+    "output",
+    "stream",
+    "session_id",
+    "user_id",
+    "model",
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "stop",
+    "seed",
+    "tools",
+    "id",
+    "image_url",
+    "filename",
+    "refusal",
+    "events",
+    "eventSource",
+    "specversion",
+    "source",
+    "triggerTime",
+    "triggerName",
+    "payload",
+    "TopicOwner",
+    "Message",
+    "body",
+    "attrs",
+    "rawPath",
+    "requestContext",
+    "isBase64Encoded",
+    "jobName",
+    "Records",
+    "Version",
 ];
 
 /// Values with meaning somewhere (roles, message and content types, call ids that collide).
 const WORDS: &[&str] = &[
-    "user", "assistant", "system", "tool", "message", "function_call", "function_call_output", "plugin_call",
-    "plugin_call_output", "reasoning", "text", "data", "image", "file", "audio", "refusal", "mcp_call", "c1",
-    "c2", "c3", "", "1.0", "acs:oss", "cdn", "{}", "[DONE]",
+    "user",
+    "assistant",
+    "system",
+    "tool",
+    "message",
+    "function_call",
+    "function_call_output",
+    "plugin_call",
+    "plugin_call_output",
+    "reasoning",
+    "text",
+    "data",
+    "image",
+    "file",
+    "audio",
+    "refusal",
+    "mcp_call",
+    "c1",
+    "c2",
+    "c3",
+    "",
+    "1.0",
+    "acs:oss",
+    "cdn",
+    "{}",
+    "[DONE]",
 ];
 
 /// Any characters, control characters, quotes and astral planes included.
@@ -155,10 +215,11 @@ fn retype(value: &Value) -> Value {
         Value::Null => Value::Bool(false),
         Value::Bool(b) => Value::String(b.to_string()),
         Value::Number(n) => Value::String(n.to_string()),
-        Value::String(s) => s.parse::<f64>().ok().and_then(serde_json::Number::from_f64).map_or_else(
-            || Value::Array(vec![Value::String(s.clone())]),
-            Value::Number,
-        ),
+        Value::String(s) => s
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map_or_else(|| Value::Array(vec![Value::String(s.clone())]), Value::Number),
         Value::Array(items) => Value::Object(
             items.iter().enumerate().map(|(i, v)| (i.to_string(), v.clone())).collect::<Map<String, Value>>(),
         ),
@@ -201,5 +262,25 @@ pub fn damage(bytes: &mut Vec<u8>, edits: &[ByteEdit]) {
             ByteEdit::Truncate(at) => bytes.truncate(at % (len + 1)),
             _ => {}
         }
+    }
+}
+
+/// Runs a property for `cases` cases (or `PROPTEST_CASES`) on a thread with a large stack: generating
+/// nested JSON through layers of strategy combinators is deep recursion in a debug build, more than the
+/// 2 MiB of a test thread. The strategy is made on that thread (boxed strategies are not `Send`).
+pub fn check<S: Strategy>(
+    cases: u32,
+    make: impl FnOnce() -> S + Send + 'static,
+    test: impl Fn(S::Value) -> Result<(), TestCaseError> + Send + 'static,
+) {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(cases);
+    let worker = std::thread::Builder::new().stack_size(64 << 20).spawn(move || {
+        let mut runner = TestRunner::new(Config { cases, failure_persistence: None, ..Config::default() });
+        if let Err(failure) = runner.run(&make(), test) {
+            panic!("{failure}");
+        }
+    });
+    if let Err(panic) = worker.expect("spawn a property thread").join() {
+        std::panic::resume_unwind(panic);
     }
 }
