@@ -71,34 +71,16 @@ async fn stateful_server_one_tool_turn_takes_four_requests() {
 
 #[tokio::test]
 async fn stateless_json_server_one_tool_turn_takes_four_requests() {
-<<<<<<< HEAD
-    one_tool_turn(StandInOptions { sessions: SessionMode::StatelessJson, ..StandInOptions::accepting(TOKEN) }).await;
-=======
     one_tool_turn(
-        StandInOptions {
-            sessions: SessionMode::StatelessJson,
-            ..StandInOptions::accepting(TOKEN)
-        },
+        StandInOptions { sessions: SessionMode::StatelessJson, ..StandInOptions::accepting(TOKEN) },
         "2025-06-18",
     )
     .await;
->>>>>>> mcp
 }
 
 #[tokio::test]
 async fn server_limited_to_2025_03_26_works() {
-<<<<<<< HEAD
-    one_tool_turn(StandInOptions { only_2025_03_26: true, ..StandInOptions::accepting(TOKEN) }).await;
-=======
-    one_tool_turn(
-        StandInOptions {
-            only_2025_03_26: true,
-            ..StandInOptions::accepting(TOKEN)
-        },
-        "2025-03-26",
-    )
-    .await;
->>>>>>> mcp
+    one_tool_turn(StandInOptions { only_2025_03_26: true, ..StandInOptions::accepting(TOKEN) }, "2025-03-26").await;
 }
 
 #[tokio::test]
@@ -272,10 +254,7 @@ async fn wrong_bearer_is_unauthorized_and_forbidden_token_is_forbidden() {
 async fn token_rejected_mid_session_makes_the_call_unauthorized() {
     let accepting = Arc::new(AtomicBool::new(true));
     let gate = accepting.clone();
-    let server = start(StandInOptions::new(move |token| {
-        token == TOKEN && gate.load(Ordering::SeqCst)
-    }))
-    .await;
+    let server = start(StandInOptions::new(move |token| token == TOKEN && gate.load(Ordering::SeqCst))).await;
     let client = client(&[&server], Duration::from_secs(10));
     let session = open(&client, TOKEN).await.unwrap();
     accepting.store(false, Ordering::SeqCst);
@@ -337,14 +316,8 @@ async fn unreachable_server_is_a_transport_error_without_secrets() {
     let shown = format!("{err} {err:?}");
     assert!(!shown.contains("QUERY-SECRET"), "{shown}");
     assert!(shown.contains("/mcp"), "names the server: {shown}");
-    let settings = McpSettings::new(
-        vec!["http://h/mcp?key=QUERY-SECRET".into()],
-        Duration::from_secs(1),
-    );
-    let debug = format!(
-        "{settings:?} {:?}",
-        McpClient::new(settings.clone()).unwrap()
-    );
+    let settings = McpSettings::new(vec!["http://h/mcp?key=QUERY-SECRET".into()], Duration::from_secs(1));
+    let debug = format!("{settings:?} {:?}", McpClient::new(settings.clone()).unwrap());
     assert!(!debug.contains("QUERY-SECRET"), "{debug}");
 }
 
