@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use fc_identity_agent::llm::{
-    ChatMessage, ChatRequest, LlmClient, LlmError, LlmSettings, StepResult, StreamEvent, ToolCall,
+    ChatMessage, ChatRequest, LlmClient, LlmError, LlmSettings, StepResult, StreamEvent, ToolCall, decode_body,
 };
 use fc_identity_agent::secret::Secret;
 use proptest::prelude::*;
@@ -343,8 +343,12 @@ fn valid_streams_split_anywhere_decode_to_what_was_sent() {
         CASES,
         || (valid_stream(), cuts()),
         |(stream, cuts)| {
-            let (events, result) = server().call(split(&stream.body(), &cuts));
+            let chunks = split(&stream.body(), &cuts);
+            let direct = runtime().block_on(decode_body(chunks.iter().cloned().map(Into::into).collect()));
+            let (events, result) = server().call(chunks);
             check_events(&events, &result)?;
+            // The fuzzer's socket-free path must decode exactly like the real one.
+            prop_assert_eq!(&direct, &(events.clone(), result.clone()));
             let step = result.map_err(|e| TestCaseError::fail(format!("{e}")))?;
             prop_assert_eq!(&step.text, &stream.expected(|p| if let Piece::Text(t) = p { Some(t) } else { None }));
             prop_assert_eq!(
