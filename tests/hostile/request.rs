@@ -90,6 +90,7 @@ fn check_body(body: &[u8]) -> Result<Option<AgentRequest>, TestCaseError> {
                 Some(other) => prop_assert!(false, "accepted stream = {other}"),
             }
             let messages = req.to_chat_messages();
+            prop_assert!(!messages.is_empty(), "accepted a request the model would get nothing of");
             check_conversation(&messages).map_err(TestCaseError::fail)?;
             prop_assert!(serde_json::to_string(&messages).is_ok());
             Ok(Some(req))
@@ -304,4 +305,23 @@ fn the_reference_conversation_maps_to_a_valid_conversation() {
     let messages = req.to_chat_messages();
     check_conversation(&messages).unwrap();
     assert_eq!(messages.len(), 5, "{messages:?}");
+}
+
+#[test]
+fn a_conversation_the_model_could_not_read_is_refused() {
+    for body in [
+        r#"{"input":[{}]}"#,
+        r#"{"input":[{"role":"user","content":[]}]}"#,
+        r#"{"input":[{"role":"user","content":[{"type":"text","text":""}]}]}"#,
+        r#"{"input":[{"type":"reasoning","content":[{"type":"text","text":"hm"}]}]}"#,
+        r#"{"input":[{"role":"tool","content":"orphan"}]}"#,
+        r#"{"input":[{"type":"function_call","content":[{"type":"data","data":{"call_id":"a","name":"f"}}]}]}"#,
+        r#"{"input":[{"type":"mcp_list_tools","content":[]}]}"#,
+    ] {
+        let text = rejection(body.as_bytes());
+        assert!(text.starts_with("input: holds no message the model can read"), "{body}: {text}");
+    }
+    let answered = r#"{"input":[{"type":"function_call","content":[{"type":"data","data":{"call_id":"a","name":"f"}}]},
+        {"type":"function_call_output","content":[{"type":"data","data":{"call_id":"a","output":"1"}}]}]}"#;
+    assert_eq!(AgentRequest::from_slice(answered.as_bytes()).unwrap().to_chat_messages().len(), 2);
 }
