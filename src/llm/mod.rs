@@ -20,5 +20,7 @@ mod types;
 
 pub use client::{ChatRequest, LlmClient, LlmSettings, Sampling, Stop};
 pub use error::{LlmError, UpstreamError};
+#[doc(hidden)]
+pub use stream::decode_body;
 pub use stream::{ChatStream, FinishReason, StepResult, StreamEvent};
 pub use types::{ChatMessage, FunctionCall, ToolCall, ToolSpec, Usage};

@@ -194,3 +194,34 @@ impl ChatStream {
         err
     }
 }
+
+/// Decodes a whole response body, delivered in `chunks`, exactly as a live [`ChatStream`] would: the
+/// events before the end, then the step or the error. Exists for the fuzzer (`fuzz/`, target
+/// `sse_stream`), which cannot afford a socket per input; not an API. Needs a tokio runtime with time.
+#[doc(hidden)]
+pub async fn decode_body(
+    chunks: Vec<bytes::Bytes>,
+) -> (Vec<StreamEvent>, Result<StepResult, LlmError>) {
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(
+        chunks.into_iter().map(Ok::<_, std::io::Error>),
+    ));
+    let response = reqwest::Response::from(http::Response::new(body));
+    let deadline = Instant::now() + std::time::Duration::from_secs(60);
+    let mut stream = ChatStream::new(response, deadline, None, Secret::new(""));
+    let mut events = Vec::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(StreamEvent::Done(step)) => return (events, Ok(step)),
+            Ok(event) => events.push(event),
+            Err(err) => return (events, Err(err)),
+        }
+    }
+    let never = "the stream ended without Done or an error".to_owned();
+    (
+        events,
+        Err(LlmError::Malformed {
+            detail: never,
+            request_id: None,
+        }),
+    )
+}

@@ -100,11 +100,13 @@ pub struct Usage {
     pub total_tokens: u64,
 }
 
+/// Saturating: the counts come from the upstream's JSON, and a hostile or broken one could send values
+/// whose sum overflows `u64` (a panic in debug builds, a wrapped total in release).
 impl std::ops::AddAssign for Usage {
     fn add_assign(&mut self, rhs: Usage) {
-        self.prompt_tokens += rhs.prompt_tokens;
-        self.completion_tokens += rhs.completion_tokens;
-        self.total_tokens += rhs.total_tokens;
+        self.prompt_tokens = self.prompt_tokens.saturating_add(rhs.prompt_tokens);
+        self.completion_tokens = self.completion_tokens.saturating_add(rhs.completion_tokens);
+        self.total_tokens = self.total_tokens.saturating_add(rhs.total_tokens);
     }
 }
 

@@ -101,7 +101,7 @@ impl AgentRequest {
         }
         let obj = value.as_object().ok_or_else(|| field("body", "expected a JSON object"))?;
         let input = parse_input(obj.get("input"))?;
-        Ok(AgentRequest {
+        let request = AgentRequest {
             input,
             session_id: opt_string(obj, "session_id")?,
             user_id: opt_string(obj, "user_id")?,
@@ -140,7 +140,16 @@ impl AgentRequest {
                 Some(_) => return Err(field("tools", "expected a list of tool objects")),
             },
             id: opt_string(obj, "id")?,
-        })
+        };
+        // `[{}]`, only reasoning, only unanswered calls …: the model would get the system prompt alone, after
+        // a token exchange and an MCP session were spent on it. Cheaper and clearer to refuse it here.
+        if request.to_chat_messages().is_empty() {
+            return Err(field(
+                "input",
+                "holds no message the model can read (text, or a call with its output)",
+            ));
+        }
+        Ok(request)
     }
 
     /// A request holding one user text message — what an event invocation becomes.
