@@ -199,12 +199,8 @@ impl ChatStream {
 /// events before the end, then the step or the error. Exists for the fuzzer (`fuzz/`, target
 /// `sse_stream`), which cannot afford a socket per input; not an API. Needs a tokio runtime with time.
 #[doc(hidden)]
-pub async fn decode_body(
-    chunks: Vec<bytes::Bytes>,
-) -> (Vec<StreamEvent>, Result<StepResult, LlmError>) {
-    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(
-        chunks.into_iter().map(Ok::<_, std::io::Error>),
-    ));
+pub async fn decode_body(chunks: Vec<bytes::Bytes>) -> (Vec<StreamEvent>, Result<StepResult, LlmError>) {
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>)));
     let response = reqwest::Response::from(http::Response::new(body));
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
     let mut stream = ChatStream::new(response, deadline, None, Secret::new(""));
@@ -217,11 +213,5 @@ pub async fn decode_body(
         }
     }
     let never = "the stream ended without Done or an error".to_owned();
-    (
-        events,
-        Err(LlmError::Malformed {
-            detail: never,
-            request_id: None,
-        }),
-    )
+    (events, Err(LlmError::Malformed { detail: never, request_id: None }))
 }
