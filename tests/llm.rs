@@ -1,4 +1,5 @@
 //! The DashScope client against the scripted stand-in, over real loopback sockets.
+#![cfg(feature = "devstack")]
 
 use std::collections::HashMap;
 use std::time::Duration;
