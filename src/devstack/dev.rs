@@ -25,7 +25,7 @@ pub enum DevError {
 pub async fn run() -> Result<(), DevError> {
     let stack = Stack::start().await?;
     let real = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-    let config = dev_config(&stack, &real)?;
+    let config = dev_config(&stack, real)?;
     let port = config.port;
     let uses_real_model = real("DASHSCOPE_API_KEY").is_some();
     let app = App::new(config)?;

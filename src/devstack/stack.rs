@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use super::agent_identity::{self, AgentIdentityStandIn};
+use super::agent_identity::{self, AgentIdentityStandIn, KnownKey};
 use super::dashscope::{self, DashScopeStandIn};
 use super::mcp_server::{self, McpStandIn, SessionMode};
 use crate::config::{Config, ConfigError};
@@ -20,6 +20,7 @@ pub struct StackOptions {
     pub dashscope_addr: SocketAddr,
     pub mcp_addr: SocketAddr,
     pub mcp_sessions: SessionMode,
+    pub secrets: StackSecrets,
 }
 
 impl Default for StackOptions {
@@ -30,6 +31,32 @@ impl Default for StackOptions {
             dashscope_addr: any,
             mcp_addr: any,
             mcp_sessions: SessionMode::default(),
+            secrets: StackSecrets::default(),
+        }
+    }
+}
+
+/// The secrets the stand-ins accept and [`Stack::env`] hands the function. Tests swap in sentinel values
+/// and then look for them in logs and response bodies.
+#[derive(Debug, Clone)]
+pub struct StackSecrets {
+    pub dashscope_key: String,
+    /// The function role's STS triple.
+    pub sts_access_key_id: String,
+    pub sts_access_key_secret: String,
+    pub sts_security_token: String,
+    /// Minted WATs start with this.
+    pub wat_prefix: String,
+}
+
+impl Default for StackSecrets {
+    fn default() -> Self {
+        StackSecrets {
+            dashscope_key: DASHSCOPE_KEY.to_owned(),
+            sts_access_key_id: agent_identity::StandInOptions::STS_ID.to_owned(),
+            sts_access_key_secret: agent_identity::StandInOptions::STS_SECRET.to_owned(),
+            sts_security_token: agent_identity::StandInOptions::STS_TOKEN.to_owned(),
+            wat_prefix: "wat-".to_owned(),
         }
     }
 }
@@ -38,6 +65,7 @@ pub struct Stack {
     pub identity: AgentIdentityStandIn,
     pub dashscope: DashScopeStandIn,
     pub mcp: McpStandIn,
+    secrets: StackSecrets,
 }
 
 impl Stack {
@@ -46,17 +74,21 @@ impl Stack {
     }
 
     pub async fn start_with(options: StackOptions) -> std::io::Result<Stack> {
-        let identity = AgentIdentityStandIn::bind(
-            agent_identity::StandInOptions {
-                workload_identity_name: Some(WORKLOAD_IDENTITY.to_owned()),
-                ..agent_identity::StandInOptions::default()
-            },
-            options.identity_addr,
-        )
-        .await?;
+        let secrets = options.secrets;
+        let mut identity_options = agent_identity::StandInOptions {
+            workload_identity_name: Some(WORKLOAD_IDENTITY.to_owned()),
+            token_prefix: secrets.wat_prefix.clone(),
+            ..agent_identity::StandInOptions::default()
+        };
+        identity_options.keys.push(KnownKey {
+            access_key_id: secrets.sts_access_key_id.clone(),
+            access_key_secret: secrets.sts_access_key_secret.clone(),
+            security_token: Some(secrets.sts_security_token.clone()),
+        });
+        let identity = AgentIdentityStandIn::bind(identity_options, options.identity_addr).await?;
         let dashscope = DashScopeStandIn::start(dashscope::StandInOptions {
             bind: options.dashscope_addr,
-            ..dashscope::StandInOptions::with_key(DASHSCOPE_KEY)
+            ..dashscope::StandInOptions::with_key(secrets.dashscope_key.clone())
         })
         .await?;
         let mcp = McpStandIn::start(mcp_server::StandInOptions {
@@ -69,6 +101,7 @@ impl Stack {
             identity,
             dashscope,
             mcp,
+            secrets,
         })
     }
 
@@ -83,17 +116,17 @@ impl Stack {
             ),
             (
                 "ALIBABA_CLOUD_ACCESS_KEY_ID",
-                agent_identity::StandInOptions::STS_ID.to_owned(),
+                self.secrets.sts_access_key_id.clone(),
             ),
             (
                 "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-                agent_identity::StandInOptions::STS_SECRET.to_owned(),
+                self.secrets.sts_access_key_secret.clone(),
             ),
             (
                 "ALIBABA_CLOUD_SECURITY_TOKEN",
-                agent_identity::StandInOptions::STS_TOKEN.to_owned(),
+                self.secrets.sts_security_token.clone(),
             ),
-            ("DASHSCOPE_API_KEY", DASHSCOPE_KEY.to_owned()),
+            ("DASHSCOPE_API_KEY", self.secrets.dashscope_key.clone()),
             ("DASHSCOPE_BASE_URL", self.dashscope.base_url()),
             ("AI_GATEWAY_MCP_SERVER", self.mcp.url().to_owned()),
         ]
