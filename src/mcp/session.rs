@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::time::{Instant, timeout_at};
 
 use super::error::{ErrorScope, McpError};
-use super::http::SessionHttp;
+use super::http::{SessionHttp, SessionOwner};
 use super::names::NameAllocator;
 use super::output::ToolOutput;
 use super::{McpClient, ServerUrl};
@@ -42,6 +42,8 @@ pub struct ToolDef {
 struct Connection {
     server: ServerUrl,
     service: RunningService<RoleClient, ClientConfig>,
+    /// Dropped with the connection: whatever rmcp's worker still has in flight is abandoned.
+    _owner: SessionOwner,
 }
 
 struct Route {
@@ -127,7 +129,12 @@ impl ToolSession {
     /// Ends the turn's sessions. Errors are of no use to the turn at this point and are dropped.
     pub async fn close(self) {
         join_all(self.connections.into_iter().map(|connection| async move {
-            let mut service = connection.service;
+            // The owner lives until the close is done: the optional DELETE goes out during it.
+            let Connection {
+                mut service,
+                _owner,
+                ..
+            } = connection;
             let _ = service.close_with_timeout(CLOSE_TIMEOUT).await;
         }))
         .await;
@@ -197,13 +204,11 @@ async fn open_one(
         raw_url: &server.url,
         bearer,
     };
+    // Dropped on any early return (failure, deadline): the handshake's requests end with it.
+    let (http, owner) = SessionHttp::new(client.http.clone(), client.delete_session_on_close);
     let handshake = async {
         let config = StreamableHttpClientTransportConfig::with_uri(server.url.clone())
             .custom_headers(HashMap::from([(AUTHORIZATION, authorization)]));
-        let http = SessionHttp {
-            inner: client.http.clone(),
-            delete_on_close: client.delete_session_on_close,
-        };
         let transport = StreamableHttpClientTransport::with_client(http, config);
         let service = client_config()
             .serve(transport)
@@ -222,6 +227,7 @@ async fn open_one(
     let connection = Connection {
         server: server.clone(),
         service,
+        _owner: owner,
     };
     Ok((connection, tools))
 }
