@@ -2,6 +2,8 @@
 //! stream checked for shape, the `/pre-stop` drain probe, a port nobody listens on.
 #![allow(dead_code)]
 
+pub mod binary;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
