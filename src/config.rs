@@ -11,7 +11,8 @@ use crate::secret::Secret;
 
 const DEFAULT_DASHSCOPE_BASE_URL: &str = "https://dashscope.aliyuncs.com/compatible-mode/v1";
 const DEFAULT_SYSTEM_PROMPT: &str = "You're a helpful assistant named Friday.";
-const DEFAULT_EVENT_INSTRUCTION: &str = "An event was delivered to you by Alibaba Cloud Function Compute. Handle it and reply with a short summary.";
+const DEFAULT_EVENT_INSTRUCTION: &str =
+    "An event was delivered to you by Alibaba Cloud Function Compute. Handle it and reply with a short summary.";
 
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -99,12 +100,8 @@ impl Config {
     /// Reads variables through `lookup` (tests pass a map). Empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let env = Env(&lookup);
-        let region = env
-            .get("AGENT_IDENTITY_REGION_ID")
-            .unwrap_or_else(|| "cn-beijing".to_owned());
-        let preset_token = env
-            .get("AGENT_IDENTITY_WORKLOAD_ACCESS_TOKEN")
-            .map(Secret::new);
+        let region = env.get("AGENT_IDENTITY_REGION_ID").unwrap_or_else(|| "cn-beijing".to_owned());
+        let preset_token = env.get("AGENT_IDENTITY_WORKLOAD_ACCESS_TOKEN").map(Secret::new);
         let workload_identity_name = match env.get("AGENT_IDENTITY_WORKLOAD_IDENTITY_NAME") {
             Some(name) => name,
             None if preset_token.is_some() => String::new(),
@@ -130,16 +127,11 @@ impl Config {
                 token_ttl: Duration::from_secs(env.positive("AGENT_IDENTITY_TOKEN_TTL_SECS", 300)?),
             },
             model: ModelConfig {
-                api_key: Secret::new(
-                    env.get("DASHSCOPE_API_KEY")
-                        .ok_or_else(|| missing("DASHSCOPE_API_KEY"))?,
-                ),
-                base_url: env.url("DASHSCOPE_BASE_URL")?.unwrap_or_else(|| {
-                    Url::parse(DEFAULT_DASHSCOPE_BASE_URL).expect("the default base URL is valid")
-                }),
-                model: env
-                    .get("DASHSCOPE_MODEL")
-                    .unwrap_or_else(|| "qwen-max".to_owned()),
+                api_key: Secret::new(env.get("DASHSCOPE_API_KEY").ok_or_else(|| missing("DASHSCOPE_API_KEY"))?),
+                base_url: env
+                    .url("DASHSCOPE_BASE_URL")?
+                    .unwrap_or_else(|| Url::parse(DEFAULT_DASHSCOPE_BASE_URL).expect("the default base URL is valid")),
+                model: env.get("DASHSCOPE_MODEL").unwrap_or_else(|| "qwen-max".to_owned()),
                 allowed_models: env.list("DASHSCOPE_ALLOWED_MODELS"),
                 enable_thinking: env.boolean("DASHSCOPE_ENABLE_THINKING")?,
             },
@@ -150,9 +142,7 @@ impl Config {
                 .collect::<Result<_, _>>()?,
             agent: AgentConfig {
                 name: env.get("AGENT_NAME").unwrap_or_else(|| "Friday".to_owned()),
-                system_prompt: env
-                    .get("AGENT_SYSTEM_PROMPT")
-                    .unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.to_owned()),
+                system_prompt: env.get("AGENT_SYSTEM_PROMPT").unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.to_owned()),
                 max_iters: env.positive("AGENT_MAX_ITERS", 10)?,
                 event_instruction: env
                     .get("AGENT_EVENT_INSTRUCTION")
@@ -169,21 +159,13 @@ struct Env<'a>(&'a dyn Fn(&str) -> Option<String>);
 
 impl Env<'_> {
     fn get(&self, name: &str) -> Option<String> {
-        (self.0)(name)
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
+        (self.0)(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty())
     }
 
-    fn number<T: std::str::FromStr>(
-        &self,
-        name: &'static str,
-        default: T,
-    ) -> Result<T, ConfigError> {
+    fn number<T: std::str::FromStr>(&self, name: &'static str, default: T) -> Result<T, ConfigError> {
         match self.get(name) {
             None => Ok(default),
-            Some(raw) => raw
-                .parse()
-                .map_err(|_| invalid(name, format!("{raw:?} is not a valid number"))),
+            Some(raw) => raw.parse().map_err(|_| invalid(name, format!("{raw:?} is not a valid number"))),
         }
     }
 
@@ -214,22 +196,13 @@ impl Env<'_> {
 
     fn list(&self, name: &str) -> Vec<String> {
         self.get(name)
-            .map(|raw| {
-                raw.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
+            .map(|raw| raw.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default()
     }
 }
 
 fn missing(variable: &'static str) -> ConfigError {
-    ConfigError {
-        variable,
-        problem: "required but not set".to_owned(),
-    }
+    ConfigError { variable, problem: "required but not set".to_owned() }
 }
 
 fn invalid(variable: &'static str, problem: String) -> ConfigError {
@@ -237,13 +210,9 @@ fn invalid(variable: &'static str, problem: String) -> ConfigError {
 }
 
 fn parse_url(variable: &'static str, raw: &str) -> Result<Url, ConfigError> {
-    let url =
-        Url::parse(raw).map_err(|e| invalid(variable, format!("{raw:?} is not a URL: {e}")))?;
+    let url = Url::parse(raw).map_err(|e| invalid(variable, format!("{raw:?} is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(invalid(
-            variable,
-            format!("{raw:?} must be an http(s) URL with a host"),
-        ));
+        return Err(invalid(variable, format!("{raw:?} must be an http(s) URL with a host")));
     }
     Ok(url)
 }
@@ -254,17 +223,10 @@ fn validate_endpoint(raw: String) -> Result<String, ConfigError> {
     if raw.contains("://") {
         parse_url(NAME, &raw)?;
     } else {
-        parse_url(NAME, &format!("https://{raw}")).map_err(|_| {
-            invalid(
-                NAME,
-                format!("{raw:?} is neither a host nor an http(s) URL"),
-            )
-        })?;
+        parse_url(NAME, &format!("https://{raw}"))
+            .map_err(|_| invalid(NAME, format!("{raw:?} is neither a host nor an http(s) URL")))?;
         if raw.contains('/') {
-            return Err(invalid(
-                NAME,
-                format!("{raw:?}: a bare host must not have a path"),
-            ));
+            return Err(invalid(NAME, format!("{raw:?}: a bare host must not have a path")));
         }
     }
     Ok(raw)
@@ -280,15 +242,10 @@ fn user_source(raw: Option<String>) -> Result<UserSource, ConfigError> {
         "jwt" => Ok(UserSource::Jwt),
         "body" => Ok(UserSource::Body),
         _ => match raw.strip_prefix("header:").map(str::trim) {
-            Some(header) if !header.is_empty() => {
-                http::HeaderName::from_bytes(header.to_ascii_lowercase().as_bytes())
-                    .map(UserSource::Header)
-                    .map_err(|_| invalid(NAME, format!("{header:?} is not a valid header name")))
-            }
-            _ => Err(invalid(
-                NAME,
-                format!("{raw:?}: expected auto, jwt, body or header:<name>"),
-            )),
+            Some(header) if !header.is_empty() => http::HeaderName::from_bytes(header.to_ascii_lowercase().as_bytes())
+                .map(UserSource::Header)
+                .map_err(|_| invalid(NAME, format!("{header:?} is not a valid header name"))),
+            _ => Err(invalid(NAME, format!("{raw:?}: expected auto, jwt, body or header:<name>"))),
         },
     }
 }
@@ -298,11 +255,9 @@ fn env_credentials(env: &Env) -> Result<Option<EnvCredentials>, ConfigError> {
     let secret = env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
     let token = env.get("ALIBABA_CLOUD_SECURITY_TOKEN").map(Secret::new);
     match (id, secret) {
-        (Some(access_key_id), Some(secret)) => Ok(Some(EnvCredentials {
-            access_key_id,
-            access_key_secret: Secret::new(secret),
-            security_token: token,
-        })),
+        (Some(access_key_id), Some(secret)) => {
+            Ok(Some(EnvCredentials { access_key_id, access_key_secret: Secret::new(secret), security_token: token }))
+        }
         (None, None) => Ok(None),
         (Some(_), None) => Err(missing("ALIBABA_CLOUD_ACCESS_KEY_SECRET")),
         (None, Some(_)) => Err(missing("ALIBABA_CLOUD_ACCESS_KEY_ID")),
@@ -315,13 +270,11 @@ mod tests {
     use std::collections::HashMap;
 
     fn config(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let mut map: HashMap<String, String> = [
-            ("AGENT_IDENTITY_WORKLOAD_IDENTITY_NAME", "fc-agent"),
-            ("DASHSCOPE_API_KEY", "sk-test"),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
+        let mut map: HashMap<String, String> =
+            [("AGENT_IDENTITY_WORKLOAD_IDENTITY_NAME", "fc-agent"), ("DASHSCOPE_API_KEY", "sk-test")]
+                .into_iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect();
         for (k, v) in pairs {
             map.insert((*k).to_owned(), (*v).to_owned());
         }
@@ -337,10 +290,7 @@ mod tests {
         let c = config(&[]).unwrap();
         assert_eq!(c.port, 9000);
         assert_eq!(c.identity.region, "cn-beijing");
-        assert_eq!(
-            c.identity.endpoint,
-            "agentidentitydata.cn-beijing.aliyuncs.com"
-        );
+        assert_eq!(c.identity.endpoint, "agentidentitydata.cn-beijing.aliyuncs.com");
         assert_eq!(c.identity.user_source, UserSource::Auto);
         assert_eq!(c.identity.token_ttl, Duration::from_secs(300));
         assert_eq!(c.model.base_url.as_str(), DEFAULT_DASHSCOPE_BASE_URL);
@@ -360,36 +310,17 @@ mod tests {
     #[test]
     fn port_precedence() {
         assert_eq!(config(&[("FC_SERVER_PORT", "8080")]).unwrap().port, 8080);
-        assert_eq!(
-            config(&[
-                ("FC_SERVER_PORT", "8080"),
-                ("FC_CUSTOM_LISTEN_PORT", "9100")
-            ])
-            .unwrap()
-            .port,
-            9100
-        );
-        assert_eq!(
-            error(&[("FC_CUSTOM_LISTEN_PORT", "70000")]).variable,
-            "FC_CUSTOM_LISTEN_PORT"
-        );
-        assert_eq!(
-            error(&[("FC_SERVER_PORT", "http")]).variable,
-            "FC_SERVER_PORT"
-        );
+        assert_eq!(config(&[("FC_SERVER_PORT", "8080"), ("FC_CUSTOM_LISTEN_PORT", "9100")]).unwrap().port, 9100);
+        assert_eq!(error(&[("FC_CUSTOM_LISTEN_PORT", "70000")]).variable, "FC_CUSTOM_LISTEN_PORT");
+        assert_eq!(error(&[("FC_SERVER_PORT", "http")]).variable, "FC_SERVER_PORT");
     }
 
     #[test]
     fn required_values_are_named() {
         let e = Config::from_lookup(|_| None).unwrap_err();
-        assert_eq!(
-            e.to_string(),
-            "AGENT_IDENTITY_WORKLOAD_IDENTITY_NAME: required but not set"
-        );
-        let e = Config::from_lookup(|n| {
-            (n == "AGENT_IDENTITY_WORKLOAD_IDENTITY_NAME").then(|| "w".to_owned())
-        })
-        .unwrap_err();
+        assert_eq!(e.to_string(), "AGENT_IDENTITY_WORKLOAD_IDENTITY_NAME: required but not set");
+        let e = Config::from_lookup(|n| (n == "AGENT_IDENTITY_WORKLOAD_IDENTITY_NAME").then(|| "w".to_owned()))
+            .unwrap_err();
         assert_eq!(e.variable, "DASHSCOPE_API_KEY");
         // A preset token makes the workload name unnecessary: no data API call is made.
         let c = Config::from_lookup(|n| match n {
@@ -398,61 +329,34 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        assert_eq!(
-            c.identity.preset_token.as_ref().map(Secret::expose),
-            Some("wat")
-        );
+        assert_eq!(c.identity.preset_token.as_ref().map(Secret::expose), Some("wat"));
     }
 
     #[test]
     fn urls_and_endpoints() {
-        assert_eq!(
-            error(&[("DASHSCOPE_BASE_URL", "not a url")]).variable,
-            "DASHSCOPE_BASE_URL"
-        );
-        assert_eq!(
-            error(&[("DASHSCOPE_BASE_URL", "ftp://x/y")]).variable,
-            "DASHSCOPE_BASE_URL"
-        );
-        let c = config(&[(
-            "AI_GATEWAY_MCP_SERVER",
-            "https://gw.example.com/mcp-servers/a, http://127.0.0.1:1/mcp",
-        )])
-        .unwrap();
+        assert_eq!(error(&[("DASHSCOPE_BASE_URL", "not a url")]).variable, "DASHSCOPE_BASE_URL");
+        assert_eq!(error(&[("DASHSCOPE_BASE_URL", "ftp://x/y")]).variable, "DASHSCOPE_BASE_URL");
+        let c = config(&[("AI_GATEWAY_MCP_SERVER", "https://gw.example.com/mcp-servers/a, http://127.0.0.1:1/mcp")])
+            .unwrap();
         assert_eq!(c.mcp_servers.len(), 2);
+        assert_eq!(error(&[("AI_GATEWAY_MCP_SERVER", "https://ok/x,nope")]).variable, "AI_GATEWAY_MCP_SERVER");
         assert_eq!(
-            error(&[("AI_GATEWAY_MCP_SERVER", "https://ok/x,nope")]).variable,
-            "AI_GATEWAY_MCP_SERVER"
-        );
-        assert_eq!(
-            config(&[("AGENT_IDENTITY_REGION_ID", "cn-hangzhou")])
-                .unwrap()
-                .identity
-                .endpoint,
+            config(&[("AGENT_IDENTITY_REGION_ID", "cn-hangzhou")]).unwrap().identity.endpoint,
             "agentidentitydata.cn-hangzhou.aliyuncs.com"
         );
         assert_eq!(
-            config(&[("AGENT_IDENTITY_DATA_ENDPOINT", "http://127.0.0.1:8123")])
-                .unwrap()
-                .identity
-                .endpoint,
+            config(&[("AGENT_IDENTITY_DATA_ENDPOINT", "http://127.0.0.1:8123")]).unwrap().identity.endpoint,
             "http://127.0.0.1:8123"
         );
         assert_eq!(
-            config(&[("AGENT_IDENTITY_DATA_ENDPOINT", "example.com:8443")])
-                .unwrap()
-                .identity
-                .endpoint,
+            config(&[("AGENT_IDENTITY_DATA_ENDPOINT", "example.com:8443")]).unwrap().identity.endpoint,
             "example.com:8443"
         );
         assert_eq!(
             error(&[("AGENT_IDENTITY_DATA_ENDPOINT", "example.com/path")]).variable,
             "AGENT_IDENTITY_DATA_ENDPOINT"
         );
-        assert_eq!(
-            error(&[("ALIBABA_CLOUD_CREDENTIALS_URI", "::")]).variable,
-            "ALIBABA_CLOUD_CREDENTIALS_URI"
-        );
+        assert_eq!(error(&[("ALIBABA_CLOUD_CREDENTIALS_URI", "::")]).variable, "ALIBABA_CLOUD_CREDENTIALS_URI");
     }
 
     #[test]
@@ -461,81 +365,35 @@ mod tests {
         assert_eq!(src("jwt").unwrap(), UserSource::Jwt);
         assert_eq!(src("body").unwrap(), UserSource::Body);
         assert_eq!(src("auto").unwrap(), UserSource::Auto);
-        assert_eq!(
-            src("header:X-User-Id").unwrap(),
-            UserSource::Header(http::HeaderName::from_static("x-user-id"))
-        );
+        assert_eq!(src("header:X-User-Id").unwrap(), UserSource::Header(http::HeaderName::from_static("x-user-id")));
         for bad in ["header:", "header:bad header", "cookie", "JWT"] {
-            assert_eq!(
-                src(bad).unwrap_err().variable,
-                "AGENT_IDENTITY_USER_SOURCE",
-                "{bad}"
-            );
+            assert_eq!(src(bad).unwrap_err().variable, "AGENT_IDENTITY_USER_SOURCE", "{bad}");
         }
     }
 
     #[test]
     fn numbers_and_booleans() {
-        assert_eq!(
-            error(&[("AGENT_MAX_ITERS", "0")]).to_string(),
-            "AGENT_MAX_ITERS: must be greater than 0"
-        );
-        assert_eq!(
-            error(&[("AGENT_MAX_ITERS", "-1")]).variable,
-            "AGENT_MAX_ITERS"
-        );
-        assert_eq!(
-            error(&[("MAX_REQUEST_BYTES", "1MB")]).variable,
-            "MAX_REQUEST_BYTES"
-        );
-        assert_eq!(
-            error(&[("AGENT_TOOL_TIMEOUT_SECS", "x")]).variable,
-            "AGENT_TOOL_TIMEOUT_SECS"
-        );
-        assert_eq!(
-            error(&[("FUNCTION_TIMEOUT_SECS", "0")]).variable,
-            "FUNCTION_TIMEOUT_SECS"
-        );
-        assert_eq!(
-            error(&[("AGENT_IDENTITY_TOKEN_TTL_SECS", "0")]).variable,
-            "AGENT_IDENTITY_TOKEN_TTL_SECS"
-        );
+        assert_eq!(error(&[("AGENT_MAX_ITERS", "0")]).to_string(), "AGENT_MAX_ITERS: must be greater than 0");
+        assert_eq!(error(&[("AGENT_MAX_ITERS", "-1")]).variable, "AGENT_MAX_ITERS");
+        assert_eq!(error(&[("MAX_REQUEST_BYTES", "1MB")]).variable, "MAX_REQUEST_BYTES");
+        assert_eq!(error(&[("AGENT_TOOL_TIMEOUT_SECS", "x")]).variable, "AGENT_TOOL_TIMEOUT_SECS");
+        assert_eq!(error(&[("FUNCTION_TIMEOUT_SECS", "0")]).variable, "FUNCTION_TIMEOUT_SECS");
+        assert_eq!(error(&[("AGENT_IDENTITY_TOKEN_TTL_SECS", "0")]).variable, "AGENT_IDENTITY_TOKEN_TTL_SECS");
         // Empty counts as unset: FC consoles often keep a variable with no value.
         assert_eq!(
-            config(&[("AGENT_IDENTITY_TOKEN_TTL_SECS", "")])
-                .unwrap()
-                .identity
-                .token_ttl,
+            config(&[("AGENT_IDENTITY_TOKEN_TTL_SECS", "")]).unwrap().identity.token_ttl,
             Duration::from_secs(300)
         );
-        assert_eq!(
-            config(&[("DASHSCOPE_ENABLE_THINKING", "true")])
-                .unwrap()
-                .model
-                .enable_thinking,
-            Some(true)
-        );
-        assert_eq!(
-            config(&[("DASHSCOPE_ENABLE_THINKING", "False")])
-                .unwrap()
-                .model
-                .enable_thinking,
-            Some(false)
-        );
-        assert_eq!(
-            error(&[("DASHSCOPE_ENABLE_THINKING", "maybe")]).variable,
-            "DASHSCOPE_ENABLE_THINKING"
-        );
+        assert_eq!(config(&[("DASHSCOPE_ENABLE_THINKING", "true")]).unwrap().model.enable_thinking, Some(true));
+        assert_eq!(config(&[("DASHSCOPE_ENABLE_THINKING", "False")]).unwrap().model.enable_thinking, Some(false));
+        assert_eq!(error(&[("DASHSCOPE_ENABLE_THINKING", "maybe")]).variable, "DASHSCOPE_ENABLE_THINKING");
         let c = config(&[("DASHSCOPE_ALLOWED_MODELS", "qwen-max, qwen-plus,,")]).unwrap();
         assert_eq!(c.model.allowed_models, vec!["qwen-max", "qwen-plus"]);
     }
 
     #[test]
     fn partial_access_keys_are_rejected_and_secrets_hidden() {
-        assert_eq!(
-            error(&[("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAI")]).variable,
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET"
-        );
+        assert_eq!(error(&[("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAI")]).variable, "ALIBABA_CLOUD_ACCESS_KEY_SECRET");
         let c = config(&[
             ("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAI"),
             ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", "SENTINEL-AK-SECRET"),

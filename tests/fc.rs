@@ -269,6 +269,19 @@ async fn half_sent_request_head_is_cut_off_but_idle_keep_alive_is_not() {
     assert!(second.starts_with("HTTP/1.1 200"), "{second}");
 }
 
+#[tokio::test]
+async fn responses_leave_fc_reserved_headers_alone() {
+    let server = start(options()).await;
+    let mut conn = TcpStream::connect(server.addr).await.unwrap();
+    conn.write_all(b"GET /ctx HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+    let response = read_response(&mut conn).await.to_ascii_lowercase();
+    let head = response.split("\r\n\r\n").next().unwrap();
+    for reserved in ["\r\ndate:", "\r\ncontent-length:", "\r\nserver:", "\r\nconnection:", "\r\nkeep-alive:"] {
+        assert!(!head.contains(reserved), "{reserved:?} set in:\n{head}");
+    }
+    assert!(head.contains("\r\ntransfer-encoding: chunked"), "{head}");
+}
+
 async fn read_response(conn: &mut TcpStream) -> String {
     let mut buf = vec![0u8; 4096];
     let n = tokio::time::timeout(Duration::from_secs(5), conn.read(&mut buf)).await.unwrap().unwrap();

@@ -1,7 +1,9 @@
 //! The AgentScope wire format: request parsing, history mapping, the event builder against the seed's
 //! real output, and event-invocation envelopes against real trigger payloads.
 
-use std::collections::BTreeMap;
+// Only the JSON helper: the rest of `common` needs the devstack feature, and this file does not.
+#[path = "common/json_order.rs"]
+mod json_order;
 
 use fc_identity_agent::agent::{AgentEvent, FailureCode, TurnEnd, TurnError};
 use fc_identity_agent::llm::{ChatMessage, ToolCall, Usage};
@@ -10,7 +12,7 @@ use fc_identity_agent::protocol::{
     AgentRequest, ContentItem, Event, MAX_INPUT_MESSAGES, MessageType, RequestError, ResponseBuilder, Role, Status,
     aggregate, error_body,
 };
-use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+use json_order::{J, key_lists_by_class};
 use serde_json::{Value, json};
 
 const REFERENCE: &str =
@@ -262,105 +264,6 @@ fn history_is_always_a_valid_conversation() {
             ChatMessage::Tool { tool_call_id: "a".into(), content: "A2".into() },
         ]
     );
-}
-
-// ---------------------------------------------------------------------------------------------------
-// An order-preserving view of JSON (serde_json::Value sorts keys, which is what we must not rely on).
-
-#[derive(Debug)]
-enum J {
-    Obj(Vec<(String, J)>),
-    Arr(Vec<J>),
-    Str(String),
-    Other,
-}
-
-impl<'de> Deserialize<'de> for J {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<J, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = J;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("JSON")
-            }
-            fn visit_bool<E>(self, _: bool) -> Result<J, E> {
-                Ok(J::Other)
-            }
-            fn visit_i64<E>(self, _: i64) -> Result<J, E> {
-                Ok(J::Other)
-            }
-            fn visit_u64<E>(self, _: u64) -> Result<J, E> {
-                Ok(J::Other)
-            }
-            fn visit_f64<E>(self, _: f64) -> Result<J, E> {
-                Ok(J::Other)
-            }
-            fn visit_unit<E>(self) -> Result<J, E> {
-                Ok(J::Other)
-            }
-            fn visit_str<E>(self, s: &str) -> Result<J, E> {
-                Ok(J::Str(s.to_owned()))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<J, A::Error> {
-                let mut items = Vec::new();
-                while let Some(x) = seq.next_element()? {
-                    items.push(x);
-                }
-                Ok(J::Arr(items))
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<J, A::Error> {
-                let mut entries = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, J>()? {
-                    entries.push((k, v));
-                }
-                Ok(J::Obj(entries))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-/// Every object in `j`, classified (`response`, `message`, `content/text`, `content/data`, `data/call`,
-/// `data/output`, …), with its keys in order.
-fn key_lists(j: &J, into: &mut Vec<(String, Vec<String>)>) {
-    match j {
-        J::Obj(entries) => {
-            let keys: Vec<String> = entries.iter().map(|(k, _)| k.clone()).collect();
-            let has = |k: &str| keys.iter().any(|x| x == k);
-            let object = entries.iter().find(|(k, _)| k == "object").and_then(|(_, v)| match v {
-                J::Str(s) => Some(s.as_str()),
-                _ => None,
-            });
-            let class = match object {
-                Some("content") if has("text") => "content/text".to_owned(),
-                Some("content") if has("data") => "content/data".to_owned(),
-                Some(o) => o.to_owned(),
-                None if has("arguments") => "data/call".to_owned(),
-                None if has("output") => "data/output".to_owned(),
-                None if has("prompt_tokens") => "usage".to_owned(),
-                None => format!("other:{keys:?}"),
-            };
-            into.push((class, keys));
-            entries.iter().for_each(|(_, v)| key_lists(v, into));
-        }
-        J::Arr(items) => items.iter().for_each(|v| key_lists(v, into)),
-        J::Str(_) | J::Other => {}
-    }
-}
-
-/// One key list per class; panics if one class shows two different lists.
-fn key_lists_by_class<'a>(lines: impl Iterator<Item = &'a str>) -> BTreeMap<String, Vec<String>> {
-    let mut by_class = BTreeMap::new();
-    for line in lines {
-        let j: J = serde_json::from_str(line).unwrap();
-        let mut found = Vec::new();
-        key_lists(&j, &mut found);
-        for (class, keys) in found {
-            let seen = by_class.entry(class.clone()).or_insert_with(|| keys.clone());
-            assert_eq!(seen, &keys, "two key orders for {class} in {line}");
-        }
-    }
-    by_class
 }
 
 // ---------------------------------------------------------------------------------------------------

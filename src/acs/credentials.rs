@@ -24,10 +24,7 @@ pub struct Credentials {
 
 impl Credentials {
     /// Long-term AccessKey credentials.
-    pub fn access_key(
-        access_key_id: impl Into<String>,
-        access_key_secret: impl Into<Secret>,
-    ) -> Self {
+    pub fn access_key(access_key_id: impl Into<String>, access_key_secret: impl Into<Secret>) -> Self {
         Credentials {
             access_key_id: access_key_id.into(),
             access_key_secret: access_key_secret.into(),
@@ -59,25 +56,15 @@ impl fmt::Debug for Credentials {
         f.debug_struct("Credentials")
             .field("access_key_id", &self.access_key_id)
             .field("access_key_secret", &"***")
-            .field(
-                "security_token",
-                &self.security_token.as_ref().map(|_| "***"),
-            )
-            .field(
-                "expiration",
-                &self.expiration.map(humantime::format_rfc3339_seconds),
-            )
+            .field("security_token", &self.security_token.as_ref().map(|_| "***"))
+            .field("expiration", &self.expiration.map(humantime::format_rfc3339_seconds))
             .finish()
     }
 }
 
 impl fmt::Display for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let kind = if self.security_token.is_some() {
-            "sts"
-        } else {
-            "access key"
-        };
+        let kind = if self.security_token.is_some() { "sts" } else { "access key" };
         write!(f, "{kind} credentials {}", self.access_key_id)
     }
 }
@@ -95,16 +82,10 @@ pub enum CredentialsError {
     Missing { tried: Vec<&'static str> },
     /// A source exists but is half-configured (e.g. an AccessKey id without its secret).
     #[error("credentials from {provider} are incomplete: {detail}")]
-    Incomplete {
-        provider: &'static str,
-        detail: String,
-    },
+    Incomplete { provider: &'static str, detail: String },
     /// A source exists but fetching from it failed.
     #[error("credentials from {provider} could not be loaded: {detail}")]
-    Unavailable {
-        provider: &'static str,
-        detail: String,
-    },
+    Unavailable { provider: &'static str, detail: String },
 }
 
 /// A source of credentials. Object-safe so the app can hold `Arc<dyn CredentialsProvider>` and chain them.
@@ -155,12 +136,7 @@ impl CredentialsProvider for StaticProvider {
         self.name
     }
     fn provide(&self) -> BoxFuture<'_, Result<Credentials, CredentialsError>> {
-        let result = self
-            .credentials
-            .clone()
-            .ok_or_else(|| CredentialsError::Missing {
-                tried: vec![self.name],
-            });
+        let result = self.credentials.clone().ok_or_else(|| CredentialsError::Missing { tried: vec![self.name] });
         Box::pin(async move { result })
     }
 }
@@ -178,9 +154,7 @@ impl EnvProvider {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let result = match (get(ENV_ACCESS_KEY_ID), get(ENV_ACCESS_KEY_SECRET)) {
-            (None, None) => Err(CredentialsError::Missing {
-                tried: vec![Self::NAME],
-            }),
+            (None, None) => Err(CredentialsError::Missing { tried: vec![Self::NAME] }),
             (Some(_), None) => Err(CredentialsError::Incomplete {
                 provider: Self::NAME,
                 detail: format!("{ENV_ACCESS_KEY_ID} is set but {ENV_ACCESS_KEY_SECRET} is not"),
@@ -230,9 +204,7 @@ impl ChainProvider {
 impl fmt::Debug for ChainProvider {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<_> = self.providers.iter().map(|p| p.name()).collect();
-        f.debug_struct("ChainProvider")
-            .field("providers", &names)
-            .finish()
+        f.debug_struct("ChainProvider").field("providers", &names).finish()
     }
 }
 
@@ -264,10 +236,7 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> EnvProvider {
-        let map: HashMap<String, String> = pairs
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         EnvProvider::from_lookup(move |k| map.get(k).cloned())
     }
 
@@ -281,62 +250,31 @@ mod tests {
 
     #[tokio::test]
     async fn env_provider_reads_triple_and_treats_empty_as_unset() {
-        let p = env(&[
-            (ENV_ACCESS_KEY_ID, "id"),
-            (ENV_ACCESS_KEY_SECRET, "s"),
-            (ENV_SECURITY_TOKEN, ""),
-        ]);
+        let p = env(&[(ENV_ACCESS_KEY_ID, "id"), (ENV_ACCESS_KEY_SECRET, "s"), (ENV_SECURITY_TOKEN, "")]);
         let c = p.provide().await.unwrap();
         assert_eq!(c.access_key_id, "id");
         assert!(c.security_token.is_none());
 
         let missing = env(&[]).provide().await.unwrap_err();
-        assert_eq!(
-            missing,
-            CredentialsError::Missing {
-                tried: vec!["environment"]
-            }
-        );
+        assert_eq!(missing, CredentialsError::Missing { tried: vec!["environment"] });
 
-        let half = env(&[(ENV_ACCESS_KEY_ID, "id")])
-            .provide()
-            .await
-            .unwrap_err();
+        let half = env(&[(ENV_ACCESS_KEY_ID, "id")]).provide().await.unwrap_err();
         assert!(matches!(half, CredentialsError::Incomplete { .. }));
     }
 
     #[tokio::test]
     async fn chain_prefers_earlier_providers_and_lists_what_it_tried() {
-        let invocation = Arc::new(StaticProvider::invocation(Some(Credentials::sts(
-            "STS.hdr", "s", "t",
-        ))));
-        let environment = Arc::new(env(&[
-            (ENV_ACCESS_KEY_ID, "env-id"),
-            (ENV_ACCESS_KEY_SECRET, "s"),
-        ]));
+        let invocation = Arc::new(StaticProvider::invocation(Some(Credentials::sts("STS.hdr", "s", "t"))));
+        let environment = Arc::new(env(&[(ENV_ACCESS_KEY_ID, "env-id"), (ENV_ACCESS_KEY_SECRET, "s")]));
         let chain = ChainProvider::new(vec![invocation, environment.clone()]);
         assert_eq!(chain.provide().await.unwrap().access_key_id, "STS.hdr");
 
-        let chain = ChainProvider::new(vec![
-            Arc::new(StaticProvider::invocation(None)),
-            environment,
-        ]);
+        let chain = ChainProvider::new(vec![Arc::new(StaticProvider::invocation(None)), environment]);
         assert_eq!(chain.provide().await.unwrap().access_key_id, "env-id");
 
-        let chain = ChainProvider::new(vec![
-            Arc::new(StaticProvider::invocation(None)),
-            Arc::new(env(&[])),
-        ]);
+        let chain = ChainProvider::new(vec![Arc::new(StaticProvider::invocation(None)), Arc::new(env(&[]))]);
         let err = chain.provide().await.unwrap_err();
-        assert_eq!(
-            err,
-            CredentialsError::Missing {
-                tried: vec!["fc-invocation-headers", "environment"]
-            }
-        );
-        assert!(
-            err.to_string()
-                .contains("fc-invocation-headers, environment")
-        );
+        assert_eq!(err, CredentialsError::Missing { tried: vec!["fc-invocation-headers", "environment"] });
+        assert!(err.to_string().contains("fc-invocation-headers, environment"));
     }
 }

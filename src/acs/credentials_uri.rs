@@ -41,18 +41,11 @@ impl CredentialsUriProvider {
     /// `uri` is the value of `ALIBABA_CLOUD_CREDENTIALS_URI` (None or empty: this provider has nothing).
     pub fn new(uri: Option<String>, http: reqwest::Client) -> Self {
         let uri = uri.filter(|u| !u.trim().is_empty());
-        CredentialsUriProvider {
-            uri,
-            http,
-            cached: Mutex::new(None),
-        }
+        CredentialsUriProvider { uri, http, cached: Mutex::new(None) }
     }
 
     async fn fetch(&self, uri: &str) -> Result<(Credentials, SystemTime), CredentialsError> {
-        let unavailable = |detail: String| CredentialsError::Unavailable {
-            provider: Self::NAME,
-            detail,
-        };
+        let unavailable = |detail: String| CredentialsError::Unavailable { provider: Self::NAME, detail };
         let response = self
             .http
             .get(uri)
@@ -64,10 +57,8 @@ impl CredentialsUriProvider {
         if !status.is_success() {
             return Err(unavailable(format!("HTTP {}", status.as_u16())));
         }
-        let body: UriResponse = response
-            .json()
-            .await
-            .map_err(|_| unavailable("response is not the expected JSON object".into()))?;
+        let body: UriResponse =
+            response.json().await.map_err(|_| unavailable("response is not the expected JSON object".into()))?;
         if let Some(code) = body.code.as_deref().filter(|c| *c != "Success") {
             return Err(unavailable(format!("Code {code}")));
         }
@@ -75,24 +66,20 @@ impl CredentialsUriProvider {
             return Err(unavailable("AccessKeyId or AccessKeySecret missing".into()));
         };
         let expiration = match body.expiration.as_deref() {
-            Some(text) => Some(parse_expiration(text).ok_or_else(|| {
-                unavailable(format!("Expiration {text:?} is not an RFC 3339 UTC time"))
-            })?),
+            Some(text) => Some(
+                parse_expiration(text)
+                    .ok_or_else(|| unavailable(format!("Expiration {text:?} is not an RFC 3339 UTC time")))?,
+            ),
             None => None,
         };
         let refresh_at = match expiration {
-            Some(exp) => exp
-                .checked_sub(REFRESH_BEFORE_EXPIRY)
-                .unwrap_or(SystemTime::UNIX_EPOCH),
+            Some(exp) => exp.checked_sub(REFRESH_BEFORE_EXPIRY).unwrap_or(SystemTime::UNIX_EPOCH),
             None => SystemTime::now() + TTL_WITHOUT_EXPIRATION,
         };
         let credentials = Credentials {
             access_key_id: id,
             access_key_secret: Secret::new(secret),
-            security_token: body
-                .security_token
-                .filter(|t| !t.is_empty())
-                .map(Secret::new),
+            security_token: body.security_token.filter(|t| !t.is_empty()).map(Secret::new),
             expiration,
         };
         Ok((credentials, refresh_at))
@@ -107,9 +94,7 @@ impl CredentialsProvider for CredentialsUriProvider {
     fn provide(&self) -> BoxFuture<'_, Result<Credentials, CredentialsError>> {
         Box::pin(async move {
             let Some(uri) = self.uri.as_deref() else {
-                return Err(CredentialsError::Missing {
-                    tried: vec![Self::NAME],
-                });
+                return Err(CredentialsError::Missing { tried: vec![Self::NAME] });
             };
             let mut cached = self.cached.lock().await;
             if let Some((credentials, refresh_at)) = cached.as_ref()

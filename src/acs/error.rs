@@ -33,18 +33,11 @@ pub enum AcsError {
 }
 
 fn request_id_suffix(request_id: &Option<String>) -> String {
-    request_id
-        .as_deref()
-        .map(|id| format!(" (request id {id})"))
-        .unwrap_or_default()
+    request_id.as_deref().map(|id| format!(" (request id {id})")).unwrap_or_default()
 }
 
 fn message_suffix(message: &str) -> String {
-    if message.is_empty() {
-        String::new()
-    } else {
-        format!(": {message}")
-    }
+    if message.is_empty() { String::new() } else { format!(": {message}") }
 }
 
 impl AcsError {
@@ -65,9 +58,7 @@ impl AcsError {
 
     pub fn status(&self) -> Option<u16> {
         match self {
-            AcsError::Api { status, .. } | AcsError::InvalidResponse { status, .. } => {
-                Some(*status)
-            }
+            AcsError::Api { status, .. } | AcsError::InvalidResponse { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -129,23 +120,14 @@ mod tests {
 
     #[test]
     fn display_names_code_and_request_id() {
-        assert_eq!(
-            api("Forbidden.RAM", 403).to_string(),
-            "A failed: HTTP 403 Forbidden.RAM (request id rid)"
-        );
+        assert_eq!(api("Forbidden.RAM", 403).to_string(), "A failed: HTTP 403 Forbidden.RAM (request id rid)");
     }
 
     #[test]
     fn messages_are_sanitized() {
         let echoed = "The request signature does not conform. server string to sign is:ACS3-HMAC-SHA256\nabc";
         assert!(!sanitize_message("SignatureDoesNotMatch", echoed, &[]).contains("ACS3"));
-        assert_eq!(
-            sanitize_message("X", "token tok-123456 bad", &["tok-123456"]),
-            "token *** bad"
-        );
-        assert_eq!(
-            sanitize_message("X", &"a".repeat(500), &[]).chars().count(),
-            MAX_MESSAGE_CHARS + 1
-        );
+        assert_eq!(sanitize_message("X", "token tok-123456 bad", &["tok-123456"]), "token *** bad");
+        assert_eq!(sanitize_message("X", &"a".repeat(500), &[]).chars().count(), MAX_MESSAGE_CHARS + 1);
     }
 }

@@ -8,8 +8,8 @@ mod rpc;
 pub mod signer;
 
 pub use credentials::{
-    ChainProvider, Credentials, CredentialsError, CredentialsProvider, ENV_ACCESS_KEY_ID,
-    ENV_ACCESS_KEY_SECRET, ENV_SECURITY_TOKEN, EnvProvider, StaticProvider, parse_expiration,
+    ChainProvider, Credentials, CredentialsError, CredentialsProvider, ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET,
+    ENV_SECURITY_TOKEN, EnvProvider, StaticProvider, parse_expiration,
 };
 pub use credentials_uri::{CredentialsUriProvider, ENV_CREDENTIALS_URI};
 pub use error::AcsError;

@@ -26,19 +26,11 @@ pub struct Param<'a> {
 
 impl<'a> Param<'a> {
     pub fn plain(name: &'a str, value: &'a str) -> Self {
-        Param {
-            name,
-            value,
-            secret: false,
-        }
+        Param { name, value, secret: false }
     }
 
     pub fn secret(name: &'a str, value: &'a crate::secret::Secret) -> Self {
-        Param {
-            name,
-            value: value.expose(),
-            secret: true,
-        }
+        Param { name, value: value.expose(), secret: true }
     }
 }
 
@@ -61,19 +53,13 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy {
-            max_attempts: 4,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(2),
-        }
+        RetryPolicy { max_attempts: 4, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(2) }
     }
 }
 
 impl RetryPolicy {
     fn backoff(&self, retry: u32) -> Duration {
-        let exp = self
-            .base_delay
-            .saturating_mul(1u32 << retry.saturating_sub(1).min(16));
+        let exp = self.base_delay.saturating_mul(1u32 << retry.saturating_sub(1).min(16));
         let full = exp.min(self.max_delay).as_millis() as u64;
         Duration::from_millis(fastrand::u64(full / 2..=full))
     }
@@ -92,20 +78,9 @@ pub struct RpcClient {
 impl RpcClient {
     /// `endpoint` is a host (`agentidentitydata.cn-beijing.aliyuncs.com` → https) or a full URL
     /// (`http://127.0.0.1:PORT` for tests).
-    pub fn new(
-        endpoint: &str,
-        version: impl Into<String>,
-        http: reqwest::Client,
-    ) -> Result<Self, AcsError> {
-        let invalid = |detail: &str| AcsError::InvalidEndpoint {
-            endpoint: endpoint.to_owned(),
-            detail: detail.into(),
-        };
-        let text = if endpoint.contains("://") {
-            endpoint.to_owned()
-        } else {
-            format!("https://{endpoint}/")
-        };
+    pub fn new(endpoint: &str, version: impl Into<String>, http: reqwest::Client) -> Result<Self, AcsError> {
+        let invalid = |detail: &str| AcsError::InvalidEndpoint { endpoint: endpoint.to_owned(), detail: detail.into() };
+        let text = if endpoint.contains("://") { endpoint.to_owned() } else { format!("https://{endpoint}/") };
         let url = Url::parse(&text).map_err(|e| invalid(&e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(invalid("scheme must be http or https"));
@@ -115,13 +90,7 @@ impl RpcClient {
             Some(port) => format!("{host_name}:{port}"),
             None => host_name.to_owned(),
         };
-        Ok(RpcClient {
-            url,
-            host,
-            version: version.into(),
-            http,
-            retry: RetryPolicy::default(),
-        })
+        Ok(RpcClient { url, host, version: version.into(), http, retry: RetryPolicy::default() })
     }
 
     pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
@@ -142,8 +111,7 @@ impl RpcClient {
         credentials: &Credentials,
         deadline: Instant,
     ) -> Result<Value, AcsError> {
-        self.execute(action, params, Some(credentials), deadline)
-            .await
+        self.execute(action, params, Some(credentials), deadline).await
     }
 
     /// An unsigned call in the legacy RPC form (`Action, Format, Version, Timestamp, SignatureNonce` in the
@@ -166,11 +134,7 @@ impl RpcClient {
     ) -> Result<Value, AcsError> {
         let pairs: Vec<(&str, &str)> = params.iter().map(|p| (p.name, p.value)).collect();
         let body = signer::form_body(&pairs);
-        let mut secrets: Vec<&str> = params
-            .iter()
-            .filter(|p| p.secret)
-            .map(|p| p.value)
-            .collect();
+        let mut secrets: Vec<&str> = params.iter().filter(|p| p.secret).map(|p| p.value).collect();
         if let Some(c) = credentials {
             secrets.push(c.access_key_secret.expose());
             secrets.extend(c.security_token.as_ref().map(|t| t.expose()));
@@ -179,16 +143,12 @@ impl RpcClient {
         loop {
             attempt += 1;
             let request = self.build(action, &body, credentials);
-            let sent =
-                tokio::time::timeout_at(deadline, self.send(action, request, &secrets)).await;
+            let sent = tokio::time::timeout_at(deadline, self.send(action, request, &secrets)).await;
             let error = match sent {
                 Ok(Ok(value)) => return Ok(value),
                 Ok(Err(error)) => error,
                 Err(_) => {
-                    return Err(AcsError::Deadline {
-                        action: action.to_owned(),
-                        attempts: attempt,
-                    });
+                    return Err(AcsError::Deadline { action: action.to_owned(), attempts: attempt });
                 }
             };
             tracing::warn!(
@@ -203,10 +163,7 @@ impl RpcClient {
                 return Err(error);
             }
             let delay = match &error {
-                AcsError::Api {
-                    retry_after: Some(wait),
-                    ..
-                } => *wait,
+                AcsError::Api { retry_after: Some(wait), .. } => *wait,
                 _ => self.retry.backoff(attempt),
             };
             if Instant::now() + delay >= deadline {
@@ -217,12 +174,7 @@ impl RpcClient {
     }
 
     /// A fresh request: new `x-acs-date` and nonce each time, so a retry is never a replay.
-    fn build(
-        &self,
-        action: &str,
-        body: &str,
-        credentials: Option<&Credentials>,
-    ) -> reqwest::RequestBuilder {
+    fn build(&self, action: &str, body: &str, credentials: Option<&Credentials>) -> reqwest::RequestBuilder {
         let date = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let Some(credentials) = credentials else {
@@ -262,27 +214,15 @@ impl RpcClient {
             &credentials.access_key_id,
             credentials.access_key_secret.expose(),
         );
-        let base = self
-            .http
-            .post(self.url.clone())
-            .header("accept", "application/json")
-            .body(body.to_owned());
+        let base = self.http.post(self.url.clone()).header("accept", "application/json").body(body.to_owned());
         headers
             .iter()
             .fold(base, |request, (name, value)| request.header(*name, value))
             .header("authorization", signature.authorization)
     }
 
-    async fn send(
-        &self,
-        action: &str,
-        request: reqwest::RequestBuilder,
-        secrets: &[&str],
-    ) -> Result<Value, AcsError> {
-        let transport = |e: reqwest::Error| AcsError::Transport {
-            action: action.to_owned(),
-            detail: error_chain(e),
-        };
+    async fn send(&self, action: &str, request: reqwest::RequestBuilder, secrets: &[&str]) -> Result<Value, AcsError> {
+        let transport = |e: reqwest::Error| AcsError::Transport { action: action.to_owned(), detail: error_chain(e) };
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
         let request_id_header = header_str(&response, "x-acs-request-id");
@@ -294,18 +234,10 @@ impl RpcClient {
         if (200..300).contains(&status) {
             return match json {
                 Some(value @ Value::Object(_)) => Ok(value),
-                _ => Err(AcsError::InvalidResponse {
-                    action: action.to_owned(),
-                    status,
-                }),
+                _ => Err(AcsError::InvalidResponse { action: action.to_owned(), status }),
             };
         }
-        let field = |name: &str| {
-            json.as_ref()
-                .and_then(|j| j.get(name))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
+        let field = |name: &str| json.as_ref().and_then(|j| j.get(name)).and_then(Value::as_str).map(str::to_owned);
         let code = field("Code").unwrap_or_else(|| format!("HTTP{status}"));
         let message = sanitize_message(&code, &field("Message").unwrap_or_default(), secrets);
         Err(AcsError::Api {
@@ -320,12 +252,7 @@ impl RpcClient {
 }
 
 /// The query of an anonymous (unsigned) RPC request, in the SDK's order.
-pub fn anonymous_query(
-    action: &str,
-    version: &str,
-    timestamp: &str,
-    nonce: &str,
-) -> Vec<(&'static str, String)> {
+pub fn anonymous_query(action: &str, version: &str, timestamp: &str, nonce: &str) -> Vec<(&'static str, String)> {
     vec![
         ("Action", action.to_owned()),
         ("Format", "json".to_owned()),
@@ -336,11 +263,7 @@ pub fn anonymous_query(
 }
 
 fn header_str(response: &reqwest::Response, name: &str) -> Option<String> {
-    response
-        .headers()
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 /// reqwest's Display is terse ("error sending request"); the cause is in the source chain. URLs are
@@ -362,37 +285,19 @@ mod tests {
     use super::*;
 
     fn client(endpoint: &str) -> Result<RpcClient, AcsError> {
-        RpcClient::new(
-            endpoint,
-            "2025-11-27",
-            crate::upstream::client_builder().build().unwrap(),
-        )
+        RpcClient::new(endpoint, "2025-11-27", crate::upstream::client_builder().build().unwrap())
     }
 
     #[test]
     fn endpoint_host_or_url() {
         assert_eq!(
-            client("agentidentitydata.cn-beijing.aliyuncs.com")
-                .unwrap()
-                .host(),
+            client("agentidentitydata.cn-beijing.aliyuncs.com").unwrap().host(),
             "agentidentitydata.cn-beijing.aliyuncs.com"
         );
-        assert_eq!(
-            client("http://127.0.0.1:8123").unwrap().host(),
-            "127.0.0.1:8123"
-        );
-        assert_eq!(
-            client("https://example.com:443/").unwrap().host(),
-            "example.com"
-        );
-        assert!(matches!(
-            client("ftp://x"),
-            Err(AcsError::InvalidEndpoint { .. })
-        ));
-        assert!(matches!(
-            client("http://"),
-            Err(AcsError::InvalidEndpoint { .. })
-        ));
+        assert_eq!(client("http://127.0.0.1:8123").unwrap().host(), "127.0.0.1:8123");
+        assert_eq!(client("https://example.com:443/").unwrap().host(), "example.com");
+        assert!(matches!(client("ftp://x"), Err(AcsError::InvalidEndpoint { .. })));
+        assert!(matches!(client("http://"), Err(AcsError::InvalidEndpoint { .. })));
     }
 
     #[test]
@@ -408,13 +313,7 @@ mod tests {
     #[test]
     fn param_debug_masks_secrets() {
         let token = crate::secret::Secret::new("sentinel-wat");
-        let shown = format!(
-            "{:?}",
-            [
-                Param::plain("UserId", "u1"),
-                Param::secret("WorkloadAccessToken", &token)
-            ]
-        );
+        let shown = format!("{:?}", [Param::plain("UserId", "u1"), Param::secret("WorkloadAccessToken", &token)]);
         assert_eq!(shown, "[UserId=u1, WorkloadAccessToken=***]");
     }
 }

@@ -113,9 +113,7 @@ pub struct Signature {
 // The canonical request embeds the security token, so it must not reach logs via Debug.
 impl std::fmt::Debug for Signature {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Signature")
-            .field("signed_headers", &self.signed_headers)
-            .finish_non_exhaustive()
+        f.debug_struct("Signature").field("signed_headers", &self.signed_headers).finish_non_exhaustive()
     }
 }
 
@@ -131,10 +129,8 @@ pub struct SigningInput<'a, H: AsRef<str>, V: AsRef<str>> {
 
 /// Builds `(canonical_headers, signed_headers)` from headers: lowercase names, sorted, values trimmed.
 pub fn canonical_headers<H: AsRef<str>, V: AsRef<str>>(headers: &[(H, V)]) -> (String, String) {
-    let mut lowered: Vec<(String, &str)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_ref().to_ascii_lowercase(), v.as_ref().trim()))
-        .collect();
+    let mut lowered: Vec<(String, &str)> =
+        headers.iter().map(|(n, v)| (n.as_ref().to_ascii_lowercase(), v.as_ref().trim())).collect();
     lowered.sort_by(|a, b| a.0.cmp(&b.0));
     let mut canonical = String::new();
     let mut signed = String::new();
@@ -170,26 +166,13 @@ pub fn sign<H: AsRef<str>, V: AsRef<str>>(
     let (canonical_headers, signed_headers) = canonical_headers(input.headers);
     let canonical_request = format!(
         "{}\n{}\n{}\n{}\n{}\n{}",
-        input.method,
-        input.path,
-        input.canonical_query,
-        canonical_headers,
-        signed_headers,
-        input.body_sha256
+        input.method, input.path, input.canonical_query, canonical_headers, signed_headers, input.body_sha256
     );
     let string_to_sign = format!("{ALGORITHM}\n{}", hex_sha256(canonical_request.as_bytes()));
     let signature = hmac_sha256_hex(access_key_secret.as_bytes(), string_to_sign.as_bytes());
-    let authorization = format!(
-        "{ALGORITHM} Credential={access_key_id},SignedHeaders={signed_headers},Signature={signature}"
-    );
-    Signature {
-        canonical_headers,
-        signed_headers,
-        canonical_request,
-        string_to_sign,
-        signature,
-        authorization,
-    }
+    let authorization =
+        format!("{ALGORITHM} Credential={access_key_id},SignedHeaders={signed_headers},Signature={signature}");
+    Signature { canonical_headers, signed_headers, canonical_request, string_to_sign, signature, authorization }
 }
 
 /// Splits an `Authorization` value into `(access_key_id, signed_headers, signature)`; None if malformed.
@@ -214,10 +197,7 @@ mod tests {
 
     #[test]
     fn form_encoding_matches_python_urlencode() {
-        let body = form_body(&[
-            ("WorkloadIdentityName", "fc-agent"),
-            ("UserId", "张三 o'Brien+a*b~c/d=e&f%g 😀"),
-        ]);
+        let body = form_body(&[("WorkloadIdentityName", "fc-agent"), ("UserId", "张三 o'Brien+a*b~c/d=e&f%g 😀")]);
         assert_eq!(
             body,
             "UserId=%E5%BC%A0%E4%B8%89+o%27Brien%2Ba%2Ab~c%2Fd%3De%26f%25g+%F0%9F%98%80&WorkloadIdentityName=fc-agent"
@@ -228,10 +208,7 @@ mod tests {
     #[test]
     fn authorization_round_trips() {
         let auth = "ACS3-HMAC-SHA256 Credential=AK,SignedHeaders=host;x-acs-date,Signature=ab12";
-        assert_eq!(
-            parse_authorization(auth),
-            Some(("AK", "host;x-acs-date", "ab12"))
-        );
+        assert_eq!(parse_authorization(auth), Some(("AK", "host;x-acs-date", "ab12")));
         assert_eq!(parse_authorization("Bearer x"), None);
         assert_eq!(parse_authorization("ACS3-HMAC-SHA256 Credential=AK"), None);
     }

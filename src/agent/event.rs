@@ -14,18 +14,10 @@ pub enum AgentEvent {
     /// A fragment of that call's JSON arguments.
     ToolCallArgumentsDelta { call_id: String, delta: String },
     /// The call's arguments are complete (the concatenation of every delta, or `{}` when there were none).
-    ToolCallCompleted {
-        call_id: String,
-        name: String,
-        arguments: String,
-    },
+    ToolCallCompleted { call_id: String, name: String, arguments: String },
     /// The tool answered. `output` is the JSON text of the MCP content list, e.g.
     /// `[{"type": "text", "text": "…"}]` — what the AgentScope protocol carries.
-    ToolResult {
-        call_id: String,
-        name: String,
-        output: String,
-    },
+    ToolResult { call_id: String, name: String, output: String },
     /// Token usage of one model call; consumers sum them.
     Usage(Usage),
     /// The last event of every turn.
@@ -51,10 +43,7 @@ pub struct TurnError {
 
 impl TurnError {
     pub fn new(code: FailureCode, message: impl Into<String>) -> Self {
-        TurnError {
-            code,
-            message: message.into(),
-        }
+        TurnError { code, message: message.into() }
     }
 }
 

@@ -44,12 +44,7 @@ impl Toolbox {
             Err(error) if error.is_unauthorized() => {
                 tracing::info!(%error, "MCP refused the token; refreshing it once");
                 let fresh = refresh().await?;
-                (
-                    mcp.open(&fresh, deadline)
-                        .await
-                        .map_err(|e| fatal(e, deadline))?,
-                    true,
-                )
+                (mcp.open(&fresh, deadline).await.map_err(|e| fatal(e, deadline))?, true)
             }
             Err(error) => return Err(fatal(error, deadline)),
         };
@@ -57,11 +52,7 @@ impl Toolbox {
             mcp,
             refresh,
             deadline,
-            current: Mutex::new(Current {
-                session: Arc::new(session),
-                generation: 0,
-                refreshed,
-            }),
+            current: Mutex::new(Current { session: Arc::new(session), generation: 0, refreshed }),
         })
     }
 
@@ -102,10 +93,7 @@ impl Toolbox {
     }
 
     /// A session opened with a fresh token, or `None` if this turn already used its one refresh.
-    async fn reauthorize(
-        &self,
-        seen_generation: u64,
-    ) -> Result<Option<Arc<ToolSession>>, TurnError> {
+    async fn reauthorize(&self, seen_generation: u64) -> Result<Option<Arc<ToolSession>>, TurnError> {
         let mut current = self.current.lock().await;
         if current.generation != seen_generation {
             return Ok(Some(current.session.clone()));
@@ -116,12 +104,7 @@ impl Toolbox {
         current.refreshed = true;
         tracing::info!("MCP refused the token mid-turn; refreshing it once");
         let fresh = (self.refresh)().await?;
-        let session = Arc::new(
-            self.mcp
-                .open(&fresh, self.deadline)
-                .await
-                .map_err(|e| fatal(e, self.deadline))?,
-        );
+        let session = Arc::new(self.mcp.open(&fresh, self.deadline).await.map_err(|e| fatal(e, self.deadline))?);
         let old = std::mem::replace(&mut current.session, session.clone());
         current.generation += 1;
         drop(current);
@@ -174,10 +157,7 @@ struct TextBlock<'a> {
 pub(super) fn error_output(message: &str) -> ToolOutput {
     let text = format!("Error: {message}");
     ToolOutput {
-        content_json: crate::mcp::to_python_json(&[TextBlock {
-            kind: "text",
-            text: &text,
-        }]),
+        content_json: crate::mcp::to_python_json(&[TextBlock { kind: "text", text: &text }]),
         text,
         is_error: true,
     }

@@ -7,9 +7,7 @@ use tokio::time::Instant;
 
 use super::event::{AgentEvent, FailureCode, TurnEnd, TurnError};
 use super::toolbox::{Toolbox, error_output};
-use crate::llm::{
-    ChatMessage, ChatRequest, FinishReason, LlmClient, LlmError, Sampling, StepResult, StreamEvent,
-};
+use crate::llm::{ChatMessage, ChatRequest, FinishReason, LlmClient, LlmError, Sampling, StepResult, StreamEvent};
 
 /// Everything one turn needs besides its clients.
 #[derive(Debug, Clone)]
@@ -38,21 +36,21 @@ impl From<TurnError> for Stop {
 }
 
 /// Runs one turn, reporting on `events`; the last event is always `Finished` unless the receiver is gone.
-pub async fn run_turn(
-    llm: &LlmClient,
-    tools: Option<&Toolbox>,
-    turn: Turn,
-    events: mpsc::Sender<AgentEvent>,
-) {
+pub async fn run_turn(llm: &LlmClient, tools: Option<&Toolbox>, turn: Turn, events: mpsc::Sender<AgentEvent>) {
     let deadline = turn.deadline;
-    let outcome = match tokio::time::timeout_at(deadline, steps(llm, tools, turn, &events)).await {
+    let bounded = tokio::time::timeout_at(deadline, steps(llm, tools, turn, &events));
+    // A send only fails at the next event; a stalled model or tool would keep the turn alive until then.
+    let result = tokio::select! {
+        result = bounded => result,
+        () = events.closed() => return,
+    };
+    let outcome = match result {
         Ok(Ok(())) => TurnEnd::Completed,
         Ok(Err(Stop::Gone)) => return,
         Ok(Err(Stop::End(end))) => end,
-        Err(_elapsed) => TurnEnd::Failed(TurnError::new(
-            FailureCode::DeadlineExceeded,
-            "the function timeout was reached",
-        )),
+        Err(_elapsed) => {
+            TurnEnd::Failed(TurnError::new(FailureCode::DeadlineExceeded, "the function timeout was reached"))
+        }
     };
     if let TurnEnd::Failed(error) = &outcome {
         tracing::warn!(code = %error.code, message = %error.message, "turn failed");
@@ -84,11 +82,7 @@ async fn steps(
             emit(AgentEvent::Usage(usage)).await?;
         }
         if step.finish_reason == Some(FinishReason::ContentFilter) {
-            return Err(TurnError::new(
-                FailureCode::ContentFiltered,
-                "the model service filtered the answer",
-            )
-            .into());
+            return Err(TurnError::new(FailureCode::ContentFiltered, "the model service filtered the answer").into());
         }
         if step.tool_calls.is_empty() {
             return Ok(());
@@ -102,18 +96,14 @@ async fn steps(
             .await?;
         }
         let Some(toolbox) = tools else {
-            return Err(TurnError::new(
-                FailureCode::ModelError,
-                "the model called a tool although none was offered",
-            )
-            .into());
+            return Err(
+                TurnError::new(FailureCode::ModelError, "the model called a tool although none was offered").into()
+            );
         };
         let results = join_all(step.tool_calls.iter().map(|call| async move {
             match serde_json::from_str::<Value>(&call.function.arguments) {
                 Ok(arguments) => toolbox.call(&call.function.name, arguments).await,
-                Err(error) => Ok(error_output(&format!(
-                    "the arguments are not valid JSON: {error}"
-                ))),
+                Err(error) => Ok(error_output(&format!("the arguments are not valid JSON: {error}"))),
             }
         }))
         .await;
@@ -129,18 +119,12 @@ async fn steps(
                 output: output.content_json,
             })
             .await?;
-            messages.push(ChatMessage::Tool {
-                tool_call_id: call.id,
-                content: output.text,
-            });
+            messages.push(ChatMessage::Tool { tool_call_id: call.id, content: output.text });
         }
     }
     Err(Stop::End(TurnEnd::Incomplete(TurnError::new(
         FailureCode::MaxIterations,
-        format!(
-            "stopped after {} model calls (AGENT_MAX_ITERS) without a final answer",
-            turn.max_iters
-        ),
+        format!("stopped after {} model calls (AGENT_MAX_ITERS) without a final answer", turn.max_iters),
     ))))
 }
 
@@ -159,11 +143,7 @@ async fn model_step(
             Some(Ok(event)) => event,
             Some(Err(error)) => return Err(model_failure(error).into()),
             None => {
-                return Err(TurnError::new(
-                    FailureCode::ModelError,
-                    "the model stream ended without a result",
-                )
-                .into());
+                return Err(TurnError::new(FailureCode::ModelError, "the model stream ended without a result").into());
             }
         };
         let out = match event {
@@ -178,10 +158,7 @@ async fn model_step(
                 let Some((_, call_id)) = call_ids.iter().find(|(i, _)| *i == index) else {
                     continue;
                 };
-                AgentEvent::ToolCallArgumentsDelta {
-                    call_id: call_id.clone(),
-                    delta: fragment,
-                }
+                AgentEvent::ToolCallArgumentsDelta { call_id: call_id.clone(), delta: fragment }
             }
         };
         events.send(out).await.map_err(|_| Stop::Gone)?;

@@ -7,17 +7,18 @@
 
 mod event;
 mod process;
+mod rejection;
 mod turn;
 mod user;
+
+pub use rejection::Rejection;
 
 use std::sync::Arc;
 
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
-use crate::acs::{
-    Credentials, CredentialsProvider, CredentialsUriProvider, EnvProvider, StaticProvider,
-};
+use crate::acs::{Credentials, CredentialsProvider, CredentialsUriProvider, EnvProvider, StaticProvider};
 use crate::config::Config;
 use crate::fc::{self, Body, Invocation};
 use crate::identity::{IdentityError, IdentitySettings, WorkloadTokens};
@@ -102,6 +103,8 @@ impl App {
         fc::RunOptions {
             port: self.config.port,
             default_timeout: self.config.function_timeout,
+            // An event is a request body like any other; FC's own limit (32 MiB) is far above what a turn uses.
+            max_event_bytes: self.config.max_request_bytes,
             ..fc::RunOptions::default()
         }
     }
@@ -139,10 +142,7 @@ impl App {
             _ => fc::error_response(
                 StatusCode::NOT_FOUND,
                 "not_found",
-                &format!(
-                    "no route for {}; see GET / for the endpoints",
-                    request.uri().path()
-                ),
+                &format!("no route for {}; see GET / for the endpoints", request.uri().path()),
             ),
         }
     }
@@ -171,8 +171,6 @@ fn method_not_allowed(allow: &'static str) -> Response<Body> {
         "method_not_allowed",
         &format!("this endpoint accepts {allow}"),
     );
-    response
-        .headers_mut()
-        .insert(header::ALLOW, HeaderValue::from_static(allow));
+    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }

@@ -3,18 +3,18 @@
 
 use std::sync::Arc;
 
+use std::time::Duration;
+
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::App;
+use super::{App, Rejection};
 use crate::acs::{ChainProvider, Credentials, CredentialsProvider, StaticProvider};
 use crate::agent::{self, AgentEvent, FailureCode, Refresh, Toolbox, Turn, TurnEnd, TurnError};
-use crate::fc::RoleCredentials;
+use crate::fc::{FcContext, RoleCredentials};
 use crate::identity::{IdentityError, Subject};
 use crate::llm::{ChatMessage, Sampling, Stop};
-use crate::protocol::AgentRequest;
-use crate::protocol::ResponseBuilder;
-use crate::protocol::ResponseObject;
+use crate::protocol::{AgentRequest, ResponseBuilder, ResponseObject};
 use crate::secret::Secret;
 
 /// What an invocation asks for, resolved and validated before anything streams.
@@ -26,17 +26,35 @@ pub struct Plan {
 }
 
 impl App {
-    /// Builds the model turn for a parsed request: system prompt + the conversation, sampling fields.
-    pub(super) fn turn_for(
+    /// The plan for a validated request: the model it may use, the turn, who it runs as.
+    pub(super) fn plan(
         &self,
         request: &AgentRequest,
-        model: Option<String>,
-        deadline: Instant,
-    ) -> Turn {
+        subject: Subject,
+        context: &FcContext,
+    ) -> Result<Plan, Rejection> {
+        let model = self.pick_model(request)?;
+        Ok(Plan { subject, role: context.credentials.clone(), turn: self.turn_for(request, model, context) })
+    }
+
+    /// The request's `model`, if the configuration allows callers to choose one.
+    fn pick_model(&self, request: &AgentRequest) -> Result<Option<String>, Rejection> {
+        let allowed = &self.config.model.allowed_models;
+        match request.model.as_deref().filter(|m| !m.is_empty()) {
+            None => Ok(None),
+            Some(model) if allowed.iter().any(|m| m == model) => Ok(Some(model.to_owned())),
+            Some(_) if allowed.is_empty() => Err(Rejection::invalid_request(
+                "model: choosing a model is not enabled (DASHSCOPE_ALLOWED_MODELS is empty)",
+            )),
+            Some(_) => Err(Rejection::invalid_request(format!("model: must be one of {}", allowed.join(", ")))),
+        }
+    }
+
+    /// Builds the model turn for a parsed request: system prompt + the conversation, sampling fields.
+    pub(super) fn turn_for(&self, request: &AgentRequest, model: Option<String>, context: &FcContext) -> Turn {
+        let deadline = turn_deadline(context);
         let mut messages = Vec::with_capacity(request.input.len() + 1);
-        messages.push(ChatMessage::System {
-            content: self.config.agent.system_prompt.clone(),
-        });
+        messages.push(ChatMessage::System { content: self.config.agent.system_prompt.clone() });
         messages.extend(request.to_chat_messages());
         Turn {
             messages,
@@ -60,9 +78,7 @@ impl App {
             Ok(toolbox) => toolbox,
             Err(error) => {
                 tracing::warn!(code = %error.code, message = %error.message, "turn failed before the model");
-                let _ = events
-                    .send(AgentEvent::Finished(TurnEnd::Failed(error)))
-                    .await;
+                let _ = events.send(AgentEvent::Finished(TurnEnd::Failed(error))).await;
                 return;
             }
         };
@@ -73,11 +89,7 @@ impl App {
     }
 
     /// Runs the plan to its end and returns the final response object (`stream:false`, events).
-    pub(super) async fn run_to_response(
-        self: &Arc<Self>,
-        plan: Plan,
-        session_id: Option<String>,
-    ) -> ResponseObject {
+    pub(super) async fn run_to_response(self: &Arc<Self>, plan: Plan, session_id: Option<String>) -> ResponseObject {
         let (tx, mut rx) = mpsc::channel(64);
         let mut builder = ResponseBuilder::silent(session_id);
         let collect = async {
@@ -91,24 +103,14 @@ impl App {
 
     /// The user's WorkloadAccessToken and an MCP session opened with it. No MCP server configured: no
     /// token is needed, so Agent Identity is not called at all.
-    async fn open_tools(
-        self: &Arc<Self>,
-        plan: &Plan,
-        deadline: Instant,
-    ) -> Result<Option<Toolbox>, TurnError> {
+    async fn open_tools(self: &Arc<Self>, plan: &Plan, deadline: Instant) -> Result<Option<Toolbox>, TurnError> {
         if !self.mcp.has_servers() {
             return Ok(None);
         }
         let credentials = Arc::new(self.credentials_for(plan.role.clone()));
-        let token = self
-            .tokens
-            .token(&plan.subject, credentials.as_ref(), deadline)
-            .await
-            .map_err(identity_failure)?;
+        let token = self.tokens.token(&plan.subject, credentials.as_ref(), deadline).await.map_err(identity_failure)?;
         let refresh = self.refresher(plan.subject.clone(), token.clone(), credentials, deadline);
-        Toolbox::open(self.mcp.clone(), token, refresh, deadline)
-            .await
-            .map(Some)
+        Toolbox::open(self.mcp.clone(), token, refresh, deadline).await.map(Some)
     }
 
     /// After the gateway refused `rejected`: drop it from the cache and fetch once more.
@@ -121,18 +123,11 @@ impl App {
     ) -> Refresh {
         let app = self.clone();
         Box::new(move || {
-            let (app, subject, rejected, credentials) = (
-                app.clone(),
-                subject.clone(),
-                rejected.clone(),
-                credentials.clone(),
-            );
+            let (app, subject, rejected, credentials) =
+                (app.clone(), subject.clone(), rejected.clone(), credentials.clone());
             Box::pin(async move {
                 app.tokens.invalidate_token(&subject, &rejected);
-                app.tokens
-                    .token(&subject, credentials.as_ref(), deadline)
-                    .await
-                    .map_err(identity_failure)
+                app.tokens.token(&subject, credentials.as_ref(), deadline).await.map_err(identity_failure)
             })
         })
     }
@@ -154,6 +149,16 @@ impl App {
     }
 }
 
+/// Most of a turn's time a turn may use: FC's clock started before the request reached us, and a turn cut at
+/// its deadline still has to write its `failed` event, so it ends a little before the invocation must.
+const MAX_RESERVE: Duration = Duration::from_secs(1);
+
+/// The invocation's deadline less a reserve of 5 % of its timeout (at most [`MAX_RESERVE`]).
+fn turn_deadline(context: &FcContext) -> Instant {
+    let reserve = (context.timeout / 20).min(MAX_RESERVE);
+    context.deadline.checked_sub(reserve).unwrap_or(context.deadline)
+}
+
 fn identity_failure(error: IdentityError) -> TurnError {
     let code = if error.is_credentials_missing() {
         FailureCode::CredentialsMissing
@@ -163,4 +168,23 @@ fn identity_failure(error: IdentityError) -> TurnError {
         FailureCode::IdentityError
     };
     TurnError::new(code, error.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(timeout_secs: u64) -> FcContext {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-fc-function-timeout", timeout_secs.to_string().parse().unwrap());
+        FcContext::from_headers(&headers, Duration::from_secs(600))
+    }
+
+    #[test]
+    fn the_turn_ends_before_the_invocation_must_answer() {
+        let long = context(600);
+        assert_eq!(long.deadline - turn_deadline(&long), MAX_RESERVE);
+        let short = context(1);
+        assert_eq!(short.deadline - turn_deadline(&short), Duration::from_millis(50));
+    }
 }

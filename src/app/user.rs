@@ -1,37 +1,25 @@
 //! Who the end user is, per `AGENT_IDENTITY_USER_SOURCE` (DESIGN.md, "Who the user is").
 
-use http::{HeaderMap, StatusCode, header};
+use http::{HeaderMap, header};
+
+use super::Rejection;
 
 use crate::config::UserSource;
 use crate::identity::Subject;
 use crate::protocol::AgentRequest;
 use crate::secret::Secret;
 
-/// A request the function cannot attribute to a user: answered before any stream starts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Refusal {
-    pub status: StatusCode,
-    pub code: &'static str,
-    pub message: String,
-}
-
 /// The subject of an HTTP invocation.
-pub fn http_subject(
-    source: &UserSource,
-    headers: &HeaderMap,
-    request: &AgentRequest,
-) -> Result<Subject, Refusal> {
+pub fn http_subject(source: &UserSource, headers: &HeaderMap, request: &AgentRequest) -> Result<Subject, Rejection> {
     match source {
         UserSource::Auto => match bearer(headers) {
             Some(jwt) => Ok(Subject::Jwt(jwt)),
             None => body_user(request),
         },
-        UserSource::Jwt => bearer(headers).map(Subject::Jwt).ok_or_else(|| Refusal {
-            status: StatusCode::UNAUTHORIZED,
-            code: "unauthenticated",
-            message:
-                "Authorization: Bearer <end-user JWT> is required (AGENT_IDENTITY_USER_SOURCE=jwt)"
-                    .to_owned(),
+        UserSource::Jwt => bearer(headers).map(Subject::Jwt).ok_or_else(|| {
+            Rejection::unauthenticated(
+                "Authorization: Bearer <end-user JWT> is required (AGENT_IDENTITY_USER_SOURCE=jwt)",
+            )
         }),
         UserSource::Body => body_user(request),
         UserSource::Header(name) => headers
@@ -40,11 +28,7 @@ pub fn http_subject(
             .map(str::trim)
             .filter(|v| !v.is_empty())
             .map(|v| Subject::UserId(v.to_owned()))
-            .ok_or_else(|| Refusal {
-                status: StatusCode::UNAUTHORIZED,
-                code: "unauthenticated",
-                message: format!("the {name} header identifying the user is missing"),
-            }),
+            .ok_or_else(|| Rejection::unauthenticated(format!("the {name} header identifying the user is missing"))),
     }
 }
 
@@ -57,11 +41,11 @@ pub fn event_subject(request: &AgentRequest) -> Subject {
 }
 
 /// Body `user_id`, falling back to `session_id` as the Python sample does.
-fn body_user(request: &AgentRequest) -> Result<Subject, Refusal> {
-    request.user_id().or(request.session_id()).map(|u| Subject::UserId(u.to_owned())).ok_or_else(|| Refusal {
-        status: StatusCode::BAD_REQUEST,
-        code: "invalid_request",
-        message: "user_id: required to identify the user (or session_id, or an Authorization: Bearer JWT)".to_owned(),
+fn body_user(request: &AgentRequest) -> Result<Subject, Rejection> {
+    request.user_id().or(request.session_id()).map(|u| Subject::UserId(u.to_owned())).ok_or_else(|| {
+        Rejection::invalid_request(
+            "user_id: required to identify the user (or session_id, or an Authorization: Bearer JWT)",
+        )
     })
 }
 
@@ -75,13 +59,14 @@ fn bearer(headers: &HeaderMap) -> Option<Secret> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use http::HeaderValue;
+    use http::{HeaderValue, StatusCode};
 
     fn request(json: &str) -> AgentRequest {
         AgentRequest::from_slice(json.as_bytes()).unwrap()
     }
 
-    const WITH_USER: &str = r#"{"input":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"user_id":"u1","session_id":"s1"}"#;
+    const WITH_USER: &str =
+        r#"{"input":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"user_id":"u1","session_id":"s1"}"#;
     const SESSION_ONLY: &str =
         r#"{"input":[{"role":"user","content":[{"type":"text","text":"hi"}]}],"session_id":"s1"}"#;
     const NOBODY: &str = r#"{"input":[{"role":"user","content":[{"type":"text","text":"hi"}]}]}"#;
@@ -94,58 +79,29 @@ mod tests {
 
     #[test]
     fn auto_prefers_the_bearer_jwt_then_the_body() {
-        let jwt = http_subject(
-            &UserSource::Auto,
-            &with_auth("Bearer eyJ.x.y"),
-            &request(WITH_USER),
-        )
-        .unwrap();
+        let jwt = http_subject(&UserSource::Auto, &with_auth("Bearer eyJ.x.y"), &request(WITH_USER)).unwrap();
         assert_eq!(jwt, Subject::Jwt(Secret::new("eyJ.x.y")));
         let body = http_subject(&UserSource::Auto, &HeaderMap::new(), &request(WITH_USER)).unwrap();
         assert_eq!(body, Subject::UserId("u1".into()));
-        let session =
-            http_subject(&UserSource::Auto, &HeaderMap::new(), &request(SESSION_ONLY)).unwrap();
+        let session = http_subject(&UserSource::Auto, &HeaderMap::new(), &request(SESSION_ONLY)).unwrap();
         assert_eq!(session, Subject::UserId("s1".into()));
-        let refused =
-            http_subject(&UserSource::Auto, &HeaderMap::new(), &request(NOBODY)).unwrap_err();
-        assert_eq!(
-            (refused.status, refused.code),
-            (StatusCode::BAD_REQUEST, "invalid_request")
-        );
+        let refused = http_subject(&UserSource::Auto, &HeaderMap::new(), &request(NOBODY)).unwrap_err();
+        assert_eq!((refused.status, refused.code), (StatusCode::BAD_REQUEST, "invalid_request"));
     }
 
     #[test]
     fn jwt_source_requires_a_bearer() {
-        let refused =
-            http_subject(&UserSource::Jwt, &HeaderMap::new(), &request(WITH_USER)).unwrap_err();
-        assert_eq!(
-            (refused.status, refused.code),
-            (StatusCode::UNAUTHORIZED, "unauthenticated")
-        );
-        let basic = http_subject(
-            &UserSource::Jwt,
-            &with_auth("Basic abc"),
-            &request(WITH_USER),
-        )
-        .unwrap_err();
+        let refused = http_subject(&UserSource::Jwt, &HeaderMap::new(), &request(WITH_USER)).unwrap_err();
+        assert_eq!((refused.status, refused.code), (StatusCode::UNAUTHORIZED, "unauthenticated"));
+        let basic = http_subject(&UserSource::Jwt, &with_auth("Basic abc"), &request(WITH_USER)).unwrap_err();
         assert_eq!(basic.status, StatusCode::UNAUTHORIZED);
-        let ok = http_subject(
-            &UserSource::Jwt,
-            &with_auth("bearer  tok "),
-            &request(NOBODY),
-        )
-        .unwrap();
+        let ok = http_subject(&UserSource::Jwt, &with_auth("bearer  tok "), &request(NOBODY)).unwrap();
         assert_eq!(ok, Subject::Jwt(Secret::new("tok")));
     }
 
     #[test]
     fn body_source_ignores_the_bearer() {
-        let s = http_subject(
-            &UserSource::Body,
-            &with_auth("Bearer eyJ"),
-            &request(WITH_USER),
-        )
-        .unwrap();
+        let s = http_subject(&UserSource::Body, &with_auth("Bearer eyJ"), &request(WITH_USER)).unwrap();
         assert_eq!(s, Subject::UserId("u1".into()));
     }
 
@@ -154,28 +110,15 @@ mod tests {
         let name = http::HeaderName::from_static("x-user-id");
         let mut headers = HeaderMap::new();
         headers.insert(name.clone(), HeaderValue::from_static("alice"));
-        let s = http_subject(
-            &UserSource::Header(name.clone()),
-            &headers,
-            &request(WITH_USER),
-        )
-        .unwrap();
+        let s = http_subject(&UserSource::Header(name.clone()), &headers, &request(WITH_USER)).unwrap();
         assert_eq!(s, Subject::UserId("alice".into()));
-        let refused = http_subject(
-            &UserSource::Header(name),
-            &HeaderMap::new(),
-            &request(WITH_USER),
-        )
-        .unwrap_err();
+        let refused = http_subject(&UserSource::Header(name), &HeaderMap::new(), &request(WITH_USER)).unwrap_err();
         assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
     }
 
     #[test]
     fn events_use_the_user_id_or_the_agent() {
-        assert_eq!(
-            event_subject(&request(WITH_USER)),
-            Subject::UserId("u1".into())
-        );
+        assert_eq!(event_subject(&request(WITH_USER)), Subject::UserId("u1".into()));
         assert_eq!(event_subject(&request(SESSION_ONLY)), Subject::Agent);
     }
 }

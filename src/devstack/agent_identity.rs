@@ -78,11 +78,7 @@ pub enum Fault {
     /// 400 `InvalidSecurityToken.Expired`.
     SecurityTokenExpired,
     /// Any other error answer.
-    Error {
-        status: u16,
-        code: String,
-        message: String,
-    },
+    Error { status: u16, code: String, message: String },
     /// Accept the request and never answer (not even the status line).
     Hang,
     /// 200 and a JSON body one byte per [`DRIP_INTERVAL`], never finishing.
@@ -151,15 +147,8 @@ impl AgentIdentityStandIn {
     pub async fn bind(options: StandInOptions, addr: SocketAddr) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let inner = Inner {
-            keys: options.keys.clone(),
-            ..Inner::default()
-        };
-        let shared = Arc::new(Shared {
-            options,
-            inner: Mutex::new(inner),
-            abandoned: Default::default(),
-        });
+        let inner = Inner { keys: options.keys.clone(), ..Inner::default() };
+        let shared = Arc::new(Shared { options, inner: Mutex::new(inner), abandoned: Default::default() });
         let router = Router::new().fallback(handle).with_state(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -170,12 +159,7 @@ impl AgentIdentityStandIn {
                 tracing::error!(%error, "agent identity stand-in stopped");
             }
         });
-        Ok(AgentIdentityStandIn {
-            addr,
-            shared,
-            shutdown: Some(tx),
-            task: Some(task),
-        })
+        Ok(AgentIdentityStandIn { addr, shared, shutdown: Some(tx), task: Some(task) })
     }
 
     /// `http://127.0.0.1:PORT` — what `AGENT_IDENTITY_DATA_ENDPOINT` should be.
@@ -194,9 +178,7 @@ impl AgentIdentityStandIn {
 
     /// Responses to [`Fault::Hang`]/[`Fault::Drip`] the client abandoned (proof it let go of them).
     pub fn abandoned(&self) -> usize {
-        self.shared
-            .abandoned
-            .load(std::sync::atomic::Ordering::SeqCst)
+        self.shared.abandoned.load(std::sync::atomic::Ordering::SeqCst)
     }
 
     /// Waits until at least `count` responses were abandoned; `false` if that did not happen `within`.
@@ -248,11 +230,7 @@ impl AgentIdentityStandIn {
 
     /// The default STS triple as client credentials.
     pub fn sts_credentials() -> Credentials {
-        Credentials::sts(
-            StandInOptions::STS_ID,
-            StandInOptions::STS_SECRET,
-            StandInOptions::STS_TOKEN,
-        )
+        Credentials::sts(StandInOptions::STS_ID, StandInOptions::STS_SECRET, StandInOptions::STS_TOKEN)
     }
 
     /// Stops serving and waits for the server task.
@@ -302,46 +280,25 @@ fn error_answer(host: &str, request_id: &str, status: u16, code: &str, message: 
         "Message": message,
         "Recommend": format!("https://api.aliyun.com/troubleshoot?q={code}&product=AgentIdentityData"),
     });
-    Answer {
-        status,
-        body,
-        retry_after_ms: None,
-        transport: None,
-    }
+    Answer { status, body, retry_after_ms: None, transport: None }
 }
 
 const SIGNATURE_ECHO: &str = "The request signature does not conform to Aliyun standards. \
                               server string to sign is:ACS3-HMAC-SHA256\n0000";
 
 fn fault_answer(fault: Fault, host: &str, request_id: &str) -> Answer {
-    let fixed =
-        |status, code: &str, message: &str| error_answer(host, request_id, status, code, message);
+    let fixed = |status, code: &str, message: &str| error_answer(host, request_id, status, code, message);
     match fault {
-        Fault::Throttling { retry_after_ms } => Answer {
-            retry_after_ms,
-            ..fixed(
-                429,
-                "Throttling.User",
-                "Request was denied due to user flow control.",
-            )
-        },
+        Fault::Throttling { retry_after_ms } => {
+            Answer { retry_after_ms, ..fixed(429, "Throttling.User", "Request was denied due to user flow control.") }
+        }
         Fault::ServerError => fixed(500, "InternalError", "The request processing has failed."),
-        Fault::ServiceUnavailable => fixed(
-            503,
-            "ServiceUnavailable",
-            "The service is temporarily unavailable.",
-        ),
+        Fault::ServiceUnavailable => fixed(503, "ServiceUnavailable", "The service is temporarily unavailable."),
         Fault::SignatureDoesNotMatch => fixed(400, "SignatureDoesNotMatch", SIGNATURE_ECHO),
-        Fault::SecurityTokenExpired => fixed(
-            400,
-            "InvalidSecurityToken.Expired",
-            "Specified SecurityToken is expired.",
-        ),
-        Fault::Error {
-            status,
-            code,
-            message,
-        } => fixed(status, &code, &message),
+        Fault::SecurityTokenExpired => {
+            fixed(400, "InvalidSecurityToken.Expired", "Specified SecurityToken is expired.")
+        }
+        Fault::Error { status, code, message } => fixed(status, &code, &message),
         Fault::Hang => transport(TransportFault::Hang, 0),
         Fault::Drip => transport(TransportFault::Drip, 200),
         Fault::Cut => transport(TransportFault::Cut, 200),
@@ -350,12 +307,7 @@ fn fault_answer(fault: Fault, host: &str, request_id: &str) -> Answer {
 }
 
 fn transport(fault: TransportFault, status: u16) -> Answer {
-    Answer {
-        status,
-        body: Value::Null,
-        retry_after_ms: None,
-        transport: Some(fault),
-    }
+    Answer { status, body: Value::Null, retry_after_ms: None, transport: Some(fault) }
 }
 
 /// Counts the response as abandoned when dropped before its end.
@@ -367,31 +319,15 @@ struct Abandon {
 impl Drop for Abandon {
     fn drop(&mut self) {
         if !self.finished {
-            self.shared
-                .abandoned
-                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            self.shared.abandoned.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
     }
 }
 
-async fn transport_answer(
-    shared: Arc<Shared>,
-    fault: TransportFault,
-    request_id: &str,
-) -> Response {
-    let mut guard = Abandon {
-        shared,
-        finished: false,
-    };
+async fn transport_answer(shared: Arc<Shared>, fault: TransportFault, request_id: &str) -> Response {
+    let mut guard = Abandon { shared, finished: false };
     let json = |body: Body| {
-        (
-            [
-                ("content-type", "application/json;charset=utf-8"),
-                ("x-acs-request-id", request_id),
-            ],
-            body,
-        )
-            .into_response()
+        ([("content-type", "application/json;charset=utf-8"), ("x-acs-request-id", request_id)], body).into_response()
     };
     match fault {
         TransportFault::Hang => std::future::pending().await,
@@ -403,10 +339,7 @@ async fn transport_answer(
             guard.finished = true;
             let parts: Vec<Result<Bytes, std::io::Error>> = vec![
                 Ok(Bytes::from_static(b"{\"RequestId\":\"cut\",\"WorkloadAcc")),
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionAborted,
-                    "scripted cut",
-                )),
+                Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "scripted cut")),
             ];
             json(Body::from_stream(futures_util::stream::iter(parts)))
         }
@@ -422,16 +355,10 @@ async fn transport_answer(
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, 1 << 20)
-        .await
-        .unwrap_or_default();
+    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
     let query = parts.uri.query().unwrap_or_default();
     let headers = &parts.headers;
-    let host = headers
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let request_id = uuid::Uuid::new_v4().to_string().to_uppercase();
 
     let mut params: BTreeMap<String, String> = form_decode(query).into_iter().collect();
@@ -447,19 +374,13 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         return transport_answer(shared, fault, &request_id).await;
     }
     let mut response = (
-        http::StatusCode::from_u16(answer.status)
-            .unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
-        [
-            ("content-type", "application/json;charset=utf-8"),
-            ("x-acs-request-id", request_id.as_str()),
-        ],
+        http::StatusCode::from_u16(answer.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
+        [("content-type", "application/json;charset=utf-8"), ("x-acs-request-id", request_id.as_str())],
         Body::from(answer.body.to_string()),
     )
         .into_response();
     if let Some(ms) = answer.retry_after_ms {
-        response
-            .headers_mut()
-            .insert("x-acs-retry-after", http::HeaderValue::from(ms));
+        response.headers_mut().insert("x-acs-retry-after", http::HeaderValue::from(ms));
     }
     response
 }
@@ -477,45 +398,21 @@ fn record_and_answer(
     let query = parts.uri.query().unwrap_or_default();
     let headers = &parts.headers;
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
-    let access_key_id = authorization
-        .and_then(crate::acs::signer::parse_authorization)
-        .map(|(id, _, _)| id.to_owned());
+    let access_key_id = authorization.and_then(crate::acs::signer::parse_authorization).map(|(id, _, _)| id.to_owned());
     let mut inner = shared.lock();
     let answer = if let Some(fault) = inner.faults.pop_front() {
         fault_answer(fault, host, request_id)
     } else if action == "AssumeRoleForWorkloadIdentity" && authorization.is_none() {
-        serve_action(
-            &shared.options,
-            &mut inner,
-            &action,
-            &params,
-            host,
-            request_id,
-        )
+        serve_action(&shared.options, &mut inner, &action, &params, host, request_id)
     } else {
         let Inner { keys, nonces, .. } = &mut *inner;
-        let verifier = Verifier {
-            keys,
-            max_skew: shared.options.max_skew,
-        };
+        let verifier = Verifier { keys, max_skew: shared.options.max_skew };
         let method = parts.method.as_str();
-        let verified = verifier.verify(method, parts.uri.path(), query, headers, body, |nonce| {
-            !nonces.insert(nonce.to_owned())
-        });
+        let verified =
+            verifier.verify(method, parts.uri.path(), query, headers, body, |nonce| !nonces.insert(nonce.to_owned()));
         match verified {
-            Ok(_) => serve_action(
-                &shared.options,
-                &mut inner,
-                &action,
-                &params,
-                host,
-                request_id,
-            ),
-            Err(Rejection {
-                status,
-                code,
-                message,
-            }) => error_answer(host, request_id, status, code, &message),
+            Ok(_) => serve_action(&shared.options, &mut inner, &action, &params, host, request_id),
+            Err(Rejection { status, code, message }) => error_answer(host, request_id, status, code, &message),
         }
     };
     inner.requests.push(RecordedRequest {
@@ -524,11 +421,7 @@ fn record_and_answer(
         access_key_id,
         security_token_sent: headers.contains_key("x-acs-security-token"),
         status: answer.status,
-        code: answer
-            .body
-            .get("Code")
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        code: answer.body.get("Code").and_then(Value::as_str).map(str::to_owned),
     });
     drop(inner);
     answer
@@ -551,29 +444,14 @@ fn serve_action(
             &format!("{name} is mandatory for this action."),
         )
     };
-    let ok = |body: Value| Answer {
-        status: 200,
-        body,
-        retry_after_ms: None,
-        transport: None,
-    };
+    let ok = |body: Value| Answer { status: 200, body, retry_after_ms: None, transport: None };
     let workload = params.get("WorkloadIdentityName");
-    let arn =
-        |name: &str| format!("acs:agentidentity:cn-beijing:1234567890:workloadidentity/{name}");
-    if matches!(
-        action,
-        "GetWorkloadAccessTokenForUserId"
-            | "GetWorkloadAccessTokenForJWT"
-            | "GetWorkloadAccessToken"
-    ) {
+    let arn = |name: &str| format!("acs:agentidentity:cn-beijing:1234567890:workloadidentity/{name}");
+    if matches!(action, "GetWorkloadAccessTokenForUserId" | "GetWorkloadAccessTokenForJWT" | "GetWorkloadAccessToken") {
         let Some(workload) = workload.filter(|w| !w.is_empty()) else {
             return missing("WorkloadIdentityName");
         };
-        if options
-            .workload_identity_name
-            .as_ref()
-            .is_some_and(|known| known != workload)
-        {
+        if options.workload_identity_name.as_ref().is_some_and(|known| known != workload) {
             return error_answer(
                 host,
                 request_id,
@@ -610,28 +488,11 @@ fn serve_action(
                     "The UserToken is not a valid JWT.",
                 );
             };
-            let now = SystemTime::now()
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .unwrap_or_default()
-                .as_secs_f64();
-            if claims
-                .get("exp")
-                .and_then(Value::as_f64)
-                .is_some_and(|exp| exp <= now)
-            {
-                return error_answer(
-                    host,
-                    request_id,
-                    400,
-                    "InvalidParameter.UserToken",
-                    "The UserToken is expired.",
-                );
+            let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+            if claims.get("exp").and_then(Value::as_f64).is_some_and(|exp| exp <= now) {
+                return error_answer(host, request_id, 400, "InvalidParameter.UserToken", "The UserToken is expired.");
             }
-            let subject = claims
-                .get("sub")
-                .and_then(Value::as_str)
-                .unwrap_or("anonymous")
-                .to_owned();
+            let subject = claims.get("sub").and_then(Value::as_str).unwrap_or("anonymous").to_owned();
             let token = mint(inner, &options.token_prefix, &subject);
             ok(json!({
                 "RequestId": request_id,
@@ -647,18 +508,16 @@ fn serve_action(
         }
         "GetWorkloadAccessToken" => {
             let token = mint(inner, &options.token_prefix, "agent");
-            ok(
-                json!({ "RequestId": request_id, "WorkloadAccessToken": token, "WorkloadIdentityArn": arn(&workload) }),
-            )
+            ok(json!({ "RequestId": request_id, "WorkloadAccessToken": token, "WorkloadIdentityArn": arn(&workload) }))
         }
         "GetResourceAPIKey" => {
             let Some(provider) = params.get("ResourceCredentialProviderName") else {
                 return missing("ResourceCredentialProviderName");
             };
             match params.get("WorkloadAccessToken") {
-                Some(wat) if inner.issued.contains_key(wat) => ok(
-                    json!({ "RequestId": request_id, "APIKey": format!("sk-{provider}-devstack") }),
-                ),
+                Some(wat) if inner.issued.contains_key(wat) => {
+                    ok(json!({ "RequestId": request_id, "APIKey": format!("sk-{provider}-devstack") }))
+                }
                 _ => error_answer(
                     host,
                     request_id,
@@ -677,13 +536,8 @@ fn serve_action(
                     access_key_secret: format!("workload-role-secret-{n}"),
                     security_token: Some(format!("workload-role-token-{n}")),
                 };
-                let duration = params
-                    .get("DurationSeconds")
-                    .and_then(|d| d.parse::<u64>().ok())
-                    .unwrap_or(3600);
-                let expiration = humantime::format_rfc3339_seconds(
-                    SystemTime::now() + Duration::from_secs(duration),
-                );
+                let duration = params.get("DurationSeconds").and_then(|d| d.parse::<u64>().ok()).unwrap_or(3600);
+                let expiration = humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(duration));
                 let body = json!({
                     "RequestId": request_id,
                     "Credentials": {
@@ -723,12 +577,8 @@ fn mint(inner: &mut Inner, prefix: &str, subject: &str) -> String {
 
 fn jwt_claims(jwt: &str) -> Option<Value> {
     let payload = jwt.split('.').nth(1)?;
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload.trim_end_matches('='))
-        .ok()?;
-    serde_json::from_slice::<Value>(&bytes)
-        .ok()
-        .filter(Value::is_object)
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    serde_json::from_slice::<Value>(&bytes).ok().filter(Value::is_object)
 }
 
 /// `aud` may be a string or an array; the API always answers an array.

@@ -61,10 +61,7 @@ impl Default for StandInOptions {
 
 impl StandInOptions {
     pub fn with_key(api_key: impl Into<String>) -> Self {
-        StandInOptions {
-            api_key: api_key.into(),
-            ..StandInOptions::default()
-        }
+        StandInOptions { api_key: api_key.into(), ..StandInOptions::default() }
     }
 }
 
@@ -115,27 +112,17 @@ impl DashScopeStandIn {
             seen: Mutex::new(HashSet::new()),
             cancelled: watch::Sender::new(0),
         });
-        let app = Router::new()
-            .route(CHAT_PATH, post(chat))
-            .with_state(shared.clone());
+        let app = Router::new().route(CHAT_PATH, post(chat)).with_state(shared.clone());
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             let shutdown = async {
                 let _ = stopped.await;
             };
-            if let Err(e) = axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await
-            {
+            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
                 tracing::error!(error = %e, "dashscope stand-in stopped");
             }
         });
-        Ok(DashScopeStandIn {
-            addr,
-            shared,
-            stop: Some(stop),
-            task: Some(task),
-        })
+        Ok(DashScopeStandIn { addr, shared, stop: Some(stop), task: Some(task) })
     }
 
     pub fn addr(&self) -> SocketAddr {
@@ -163,9 +150,7 @@ impl DashScopeStandIn {
     /// Waits until at least `count` streams were abandoned; `false` if that did not happen `within`.
     pub async fn wait_cancelled(&self, count: usize, within: Duration) -> bool {
         let mut rx = self.shared.cancelled.subscribe();
-        tokio::time::timeout(within, rx.wait_for(|n| *n >= count))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(within, rx.wait_for(|n| *n >= count)).await.is_ok_and(|r| r.is_ok())
     }
 
     /// Stops accepting and waits for in-flight responses to end.
@@ -193,12 +178,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
     let index = {
         let mut requests = shared.requests();
         let body = parsed.clone().unwrap_or(Value::Null);
-        requests.push(RecordedRequest {
-            body,
-            status: 0,
-            elapsed: None,
-            cancelled: false,
-        });
+        requests.push(RecordedRequest { body, status: 0, elapsed: None, cancelled: false });
         requests.len() - 1
     };
     let request_id = format!("standin-{:08}", index + 1);
@@ -210,12 +190,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
     };
     shared.requests()[index].status = status;
     match reply {
-        Reply::Error {
-            status,
-            code,
-            message,
-            retry_after,
-        } => {
+        Reply::Error { status, code, message, retry_after } => {
             shared.requests()[index].elapsed = Some(started.elapsed());
             let body = json!({"error": {"message": message, "type": code, "param": null, "code": code},
                 "request_id": request_id});
@@ -226,27 +201,15 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
             if let Some(seconds) = retry_after {
                 response = response.header(header::RETRY_AFTER, seconds);
             }
-            response
-                .body(Body::from(body.to_string()))
-                .unwrap_or_default()
+            response.body(Body::from(body.to_string())).unwrap_or_default()
         }
         Reply::Hang => {
             // Dropped (and counted as cancelled) when the client gives up on the connection.
-            let _guard = StreamGuard {
-                shared: shared.clone(),
-                index,
-                started,
-                finished: false,
-            };
+            let _guard = StreamGuard { shared: shared.clone(), index, started, finished: false };
             std::future::pending::<Response>().await
         }
         Reply::Stream(steps) => {
-            let guard = StreamGuard {
-                shared: shared.clone(),
-                index,
-                started,
-                finished: false,
-            };
+            let guard = StreamGuard { shared: shared.clone(), index, started, finished: false };
             Response::builder()
                 .header(header::CONTENT_TYPE, "text/event-stream;charset=UTF-8")
                 .header(header::CACHE_CONTROL, "no-cache")
@@ -259,10 +222,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
 
 fn decide(shared: &Shared, headers: &HeaderMap, body: Option<&Value>, request_id: &str) -> Reply {
     let expected = format!("Bearer {}", shared.api_key);
-    let authorized = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        == Some(expected.as_str());
+    let authorized = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) == Some(expected.as_str());
     if !authorized {
         return Reply::Error {
             status: 401,
@@ -352,8 +312,7 @@ fn sse_body(
                     // pending poll first lets the text already produced reach the client, as in a real cut.
                     tokio::time::sleep(Duration::from_millis(20)).await;
                     guard.finished = true;
-                    let err =
-                        std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "scripted cut");
+                    let err = std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "scripted cut");
                     return Some((Err(err), (steps, guard)));
                 }
             }

@@ -42,10 +42,7 @@ pub async fn run() -> Result<(), DevError> {
 ///   Agent Identity stand-in (`AGENT_IDENTITY_*` and `ALIBABA_CLOUD_*` then come from the environment).
 ///
 /// Variables the stack does not set (port, limits, prompts, `RUST_LOG`) are read from the environment.
-pub fn dev_config(
-    stack: &Stack,
-    real: impl Fn(&str) -> Option<String>,
-) -> Result<Config, ConfigError> {
+pub fn dev_config(stack: &Stack, real: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
     let env = stack.env();
     let replaced = |name: &str| {
         if name.starts_with("DASHSCOPE_") {
@@ -53,8 +50,7 @@ pub fn dev_config(
         } else if name == "AI_GATEWAY_MCP_SERVER" {
             real(name).is_some()
         } else if name.starts_with("AGENT_IDENTITY_") || name.starts_with("ALIBABA_CLOUD_") {
-            real("AGENT_IDENTITY_DATA_ENDPOINT").is_some()
-                || real("AGENT_IDENTITY_WORKLOAD_ACCESS_TOKEN").is_some()
+            real("AGENT_IDENTITY_DATA_ENDPOINT").is_some() || real("AGENT_IDENTITY_WORKLOAD_ACCESS_TOKEN").is_some()
         } else {
             true
         }
@@ -66,11 +62,8 @@ pub fn dev_config(
 }
 
 fn print_banner(stack: &Stack, port: u16, uses_real_model: bool) {
-    let model = if uses_real_model {
-        "your DASHSCOPE_API_KEY (real DashScope)".to_owned()
-    } else {
-        stack.dashscope.base_url()
-    };
+    let model =
+        if uses_real_model { "your DASHSCOPE_API_KEY (real DashScope)".to_owned() } else { stack.dashscope.base_url() };
     println!(
         "\nfc-identity-agent dev stack\n\
          \x20 function          http://127.0.0.1:{port}  (POST /process, GET /health, POST /invoke)\n\

@@ -33,10 +33,7 @@ use tools::{Rendezvous, StandInTools};
 pub enum Fault {
     /// This HTTP status with a short plain-text body; `retry_after` is sent as `Retry-After` (seconds).
     /// 401 carries `WWW-Authenticate: Bearer` like the real gateway.
-    Status {
-        status: u16,
-        retry_after: Option<u64>,
-    },
+    Status { status: u16, retry_after: Option<u64> },
     /// Accept the request and never answer (not even the status line).
     Hang,
     /// 200 `text/event-stream` that sends one SSE comment line per [`DRIP_INTERVAL`] and never an event.
@@ -133,10 +130,7 @@ impl McpStandIn {
 
         let mut config = StreamableHttpServerConfig::default();
         if options.sessions == SessionMode::StatelessJson {
-            config = config
-                .with_legacy_session_mode(false)
-                .with_json_response(true)
-                .with_sse_keep_alive(None);
+            config = config.with_legacy_session_mode(false).with_json_response(true).with_sse_keep_alive(None);
         }
         let cancel_token = config.cancellation_token.clone();
         let tools = StandInTools::new(rendezvous, &options);
@@ -150,9 +144,7 @@ impl McpStandIn {
             faults: Default::default(),
         });
         let faults = gate.faults.clone();
-        let app = axum::Router::new()
-            .nest_service("/mcp", service)
-            .layer(from_fn_with_state(gate, guard));
+        let app = axum::Router::new().nest_service("/mcp", service).layer(from_fn_with_state(gate, guard));
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app)
@@ -179,10 +171,7 @@ impl McpStandIn {
     /// Answer the next request whose JSON-RPC method is `method` (`"initialize"`, `"tools/list"`,
     /// `"tools/call"`, …) with `fault`, after the bearer check. Faults queue up per method, in order.
     pub fn inject(&self, method: &str, fault: Fault) {
-        self.faults
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((method.to_owned(), fault));
+        self.faults.lock().unwrap_or_else(|p| p.into_inner()).push((method.to_owned(), fault));
     }
 
     /// HTTP requests received (rejected ones included).
@@ -197,12 +186,7 @@ impl McpStandIn {
     }
 
     pub fn method_count(&self, method: &str) -> usize {
-        self.stats
-            .lock()
-            .methods
-            .iter()
-            .filter(|m| *m == method)
-            .count()
+        self.stats.lock().methods.iter().filter(|m| *m == method).count()
     }
 
     /// Requests per `Mcp-Session-Id` (the `initialize` that created a session counts for it; `""` collects
@@ -253,8 +237,6 @@ impl Drop for McpStandIn {
 
 impl fmt::Debug for McpStandIn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("McpStandIn")
-            .field("url", &self.url)
-            .finish_non_exhaustive()
+        f.debug_struct("McpStandIn").field("url", &self.url).finish_non_exhaustive()
     }
 }

@@ -97,12 +97,7 @@ impl Stack {
             ..mcp_server::StandInOptions::new(identity.token_checker())
         })
         .await?;
-        Ok(Stack {
-            identity,
-            dashscope,
-            mcp,
-            secrets,
-        })
+        Ok(Stack { identity, dashscope, mcp, secrets })
     }
 
     /// The function's environment pointing at the stand-ins, with the role's STS credentials in the
@@ -110,22 +105,10 @@ impl Stack {
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![
             ("AGENT_IDENTITY_DATA_ENDPOINT", self.identity.url()),
-            (
-                "AGENT_IDENTITY_WORKLOAD_IDENTITY_NAME",
-                WORKLOAD_IDENTITY.to_owned(),
-            ),
-            (
-                "ALIBABA_CLOUD_ACCESS_KEY_ID",
-                self.secrets.sts_access_key_id.clone(),
-            ),
-            (
-                "ALIBABA_CLOUD_ACCESS_KEY_SECRET",
-                self.secrets.sts_access_key_secret.clone(),
-            ),
-            (
-                "ALIBABA_CLOUD_SECURITY_TOKEN",
-                self.secrets.sts_security_token.clone(),
-            ),
+            ("AGENT_IDENTITY_WORKLOAD_IDENTITY_NAME", WORKLOAD_IDENTITY.to_owned()),
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", self.secrets.sts_access_key_id.clone()),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", self.secrets.sts_access_key_secret.clone()),
+            ("ALIBABA_CLOUD_SECURITY_TOKEN", self.secrets.sts_security_token.clone()),
             ("DASHSCOPE_API_KEY", self.secrets.dashscope_key.clone()),
             ("DASHSCOPE_BASE_URL", self.dashscope.base_url()),
             ("AI_GATEWAY_MCP_SERVER", self.mcp.url().to_owned()),

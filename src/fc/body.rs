@@ -64,15 +64,10 @@ impl http_body::Body for Body {
     type Data = Bytes;
     type Error = Infallible;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match &mut self.0 {
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Streaming(rx) => rx
-                .poll_recv(cx)
-                .map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
+            Kind::Streaming(rx) => rx.poll_recv(cx).map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
         }
     }
 
@@ -80,11 +75,9 @@ impl http_body::Body for Body {
         matches!(&self.0, Kind::Full(None))
     }
 
+    /// Never an exact size, so hyper frames every response chunked and never writes `content-length`,
+    /// one of the response headers FC reserves for itself.
     fn size_hint(&self) -> SizeHint {
-        match &self.0 {
-            Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
-            Kind::Full(None) => SizeHint::with_exact(0),
-            Kind::Streaming(_) => SizeHint::default(),
-        }
+        SizeHint::default()
     }
 }

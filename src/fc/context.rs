@@ -59,11 +59,7 @@ impl FcContext {
 
 /// A non-empty, valid-UTF-8 header value. FC sends empty credential headers when the function has no role.
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers
-        .get(name)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
+    headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim).filter(|v| !v.is_empty())
 }
 
 fn role_credentials(headers: &HeaderMap) -> Option<RoleCredentials> {
@@ -110,10 +106,7 @@ mod tests {
         let creds = ctx.credentials.expect("credentials");
         assert_eq!(creds.access_key_id, "STS.id");
         assert_eq!(creds.access_key_secret.expose(), "sec");
-        assert_eq!(
-            creds.security_token.as_ref().map(Secret::expose),
-            Some("tok")
-        );
+        assert_eq!(creds.security_token.as_ref().map(Secret::expose), Some("tok"));
         assert_eq!(ctx.function_name.as_deref(), Some("agent"));
         assert_eq!(ctx.region.as_deref(), Some("cn-beijing"));
         assert_eq!(ctx.account_id.as_deref(), Some("123"));
@@ -126,11 +119,7 @@ mod tests {
     #[test]
     fn empty_credential_headers_mean_no_role() {
         let ctx = FcContext::from_headers(
-            &headers(&[
-                ("x-fc-access-key-id", ""),
-                ("x-fc-access-key-secret", ""),
-                ("x-fc-security-token", ""),
-            ]),
+            &headers(&[("x-fc-access-key-id", ""), ("x-fc-access-key-secret", ""), ("x-fc-security-token", "")]),
             Duration::from_secs(600),
         );
         assert!(ctx.credentials.is_none());
@@ -139,11 +128,7 @@ mod tests {
     #[test]
     fn access_key_without_token_is_kept() {
         let ctx = FcContext::from_headers(
-            &headers(&[
-                ("x-fc-access-key-id", "LTAI"),
-                ("x-fc-access-key-secret", "s"),
-                ("x-fc-security-token", ""),
-            ]),
+            &headers(&[("x-fc-access-key-id", "LTAI"), ("x-fc-access-key-secret", "s"), ("x-fc-security-token", "")]),
             Duration::from_secs(600),
         );
         assert!(ctx.credentials.expect("creds").security_token.is_none());
@@ -155,10 +140,7 @@ mod tests {
         assert!(ctx.request_id.starts_with("local-"));
         assert!(ctx.credentials.is_none());
         assert_eq!(ctx.timeout, Duration::from_secs(42));
-        let bad = FcContext::from_headers(
-            &headers(&[("x-fc-function-timeout", "soon")]),
-            Duration::from_secs(7),
-        );
+        let bad = FcContext::from_headers(&headers(&[("x-fc-function-timeout", "soon")]), Duration::from_secs(7));
         assert_eq!(bad.timeout, Duration::from_secs(7));
     }
 

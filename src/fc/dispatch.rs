@@ -51,25 +51,14 @@ pub(super) struct Shared<H> {
 
 impl<H> Shared<H> {
     pub(super) fn new(handler: H, options: RunOptions) -> Self {
-        Shared {
-            handler,
-            options,
-            in_flight: Arc::default(),
-        }
+        Shared { handler, options, in_flight: Arc::default() }
     }
 }
 
-pub(super) async fn dispatch<H: Handler>(
-    mut req: Request<Incoming>,
-    shared: Arc<Shared<H>>,
-) -> Response<Body> {
+pub(super) async fn dispatch<H: Handler>(mut req: Request<Incoming>, shared: Arc<Shared<H>>) -> Response<Body> {
     let context = FcContext::from_headers(req.headers(), shared.options.default_timeout);
     let span = tracing::info_span!("invocation", request_id = %context.request_id);
-    let control_path = req
-        .headers()
-        .get("x-fc-control-path")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
+    let control_path = req.headers().get("x-fc-control-path").and_then(|v| v.to_str().ok()).map(str::to_owned);
     async move {
         match control_path.as_deref() {
             None | Some("/http-invoke") => {
@@ -83,20 +72,14 @@ pub(super) async fn dispatch<H: Handler>(
             }
             Some("/pre-stop") => {
                 // Our own request is in flight too; wait for the others, bounded by the grace period.
-                let drained = tokio::time::timeout(
-                    shared.options.shutdown_grace,
-                    shared.in_flight.wait_until_at_most(1),
-                )
-                .await
-                .is_ok();
+                let drained =
+                    tokio::time::timeout(shared.options.shutdown_grace, shared.in_flight.wait_until_at_most(1))
+                        .await
+                        .is_ok();
                 tracing::info!(drained, "pre-stop hook");
                 json_response(
                     StatusCode::OK,
-                    if drained {
-                        r#"{"status":"drained"}"#
-                    } else {
-                        r#"{"status":"draining"}"#
-                    },
+                    if drained { r#"{"status":"drained"}"# } else { r#"{"status":"draining"}"# },
                 )
             }
             Some(other) => error_response(
@@ -110,11 +93,7 @@ pub(super) async fn dispatch<H: Handler>(
     .await
 }
 
-async fn invoke<H: Handler>(
-    req: Request<Incoming>,
-    context: FcContext,
-    shared: &Shared<H>,
-) -> Response<Body> {
+async fn invoke<H: Handler>(req: Request<Incoming>, context: FcContext, shared: &Shared<H>) -> Response<Body> {
     if req.method() != Method::POST {
         return event_failure(error_response(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -140,10 +119,7 @@ async fn invoke<H: Handler>(
             ));
         }
     };
-    let response = shared
-        .handler
-        .call(Invocation::Event(Event { payload, context }))
-        .await;
+    let response = shared.handler.call(Invocation::Event(Event { payload, context })).await;
     event_result(response).await
 }
 
@@ -156,29 +132,20 @@ async fn event_result(response: Response<Body>) -> Response<Body> {
     };
     let mut out = Response::new(Body::full(bytes));
     if let Some(content_type) = parts.headers.get(header::CONTENT_TYPE) {
-        out.headers_mut()
-            .insert(header::CONTENT_TYPE, content_type.clone());
+        out.headers_mut().insert(header::CONTENT_TYPE, content_type.clone());
     }
-    if parts.status.is_success() {
-        event_success(out)
-    } else {
-        event_failure(out)
-    }
+    if parts.status.is_success() { event_success(out) } else { event_failure(out) }
 }
 
 fn event_success(mut response: Response<Body>) -> Response<Body> {
     *response.status_mut() = StatusCode::OK;
-    response
-        .headers_mut()
-        .insert("x-fc-status", HeaderValue::from_static("200"));
+    response.headers_mut().insert("x-fc-status", HeaderValue::from_static("200"));
     response
 }
 
 fn event_failure(mut response: Response<Body>) -> Response<Body> {
     *response.status_mut() = StatusCode::NOT_FOUND;
-    response
-        .headers_mut()
-        .insert("x-fc-status", HeaderValue::from_static("404"));
+    response.headers_mut().insert("x-fc-status", HeaderValue::from_static("404"));
     response
 }
 
@@ -186,10 +153,7 @@ fn event_failure(mut response: Response<Body>) -> Response<Body> {
 pub fn json_response(status: StatusCode, json: impl Into<Bytes>) -> Response<Body> {
     let mut response = Response::new(Body::full(json));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/json"),
-    );
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     response
 }
 

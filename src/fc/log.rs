@@ -5,8 +5,7 @@ use tracing_subscriber::EnvFilter;
 /// Installs the JSON subscriber once. Every line inside an invocation carries its `request_id` (from
 /// the `invocation` span). FC prints its own `FC Invoke Start/End` markers, so we never do.
 pub fn init_logging() {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
@@ -20,11 +19,6 @@ pub fn init_logging() {
 
 /// Compact, human-readable lines for a terminal (`make dev`); same filter.
 pub fn init_logging_for_humans() {
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
-    let _ = tracing_subscriber::fmt()
-        .compact()
-        .with_env_filter(filter)
-        .with_target(false)
-        .try_init();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
+    let _ = tracing_subscriber::fmt().compact().with_env_filter(filter).with_target(false).try_init();
 }

@@ -22,8 +22,5 @@ pub use server::{RunOptions, run, serve};
 #[derive(Debug, thiserror::Error)]
 pub enum FcError {
     #[error("cannot listen on {addr}: {source}")]
-    Bind {
-        addr: std::net::SocketAddr,
-        source: std::io::Error,
-    },
+    Bind { addr: std::net::SocketAddr, source: std::io::Error },
 }

@@ -50,9 +50,7 @@ impl Default for RunOptions {
 /// Binds `0.0.0.0:port` and serves until SIGTERM or SIGINT, then drains and returns.
 pub async fn run<H: Handler>(options: RunOptions, handler: H) -> Result<(), FcError> {
     let addr = SocketAddr::from(([0, 0, 0, 0], options.port));
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|source| FcError::Bind { addr, source })?;
+    let listener = TcpListener::bind(addr).await.map_err(|source| FcError::Bind { addr, source })?;
     tracing::info!(%addr, "listening");
     serve(listener, options, handler, shutdown_signal()).await
 }
@@ -91,20 +89,11 @@ pub async fn serve<H: Handler>(
         }
     }
     drop(listener);
-    tracing::info!(
-        in_flight = shared.in_flight.count(),
-        "shutting down: draining in-flight requests"
-    );
+    tracing::info!(in_flight = shared.in_flight.count(), "shutting down: draining in-flight requests");
     let _ = stop_tx.send(true);
     drop(alive_tx);
-    if tokio::time::timeout(options.shutdown_grace, alive_rx.recv())
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            in_flight = shared.in_flight.count(),
-            "grace period over; abandoning requests"
-        );
+    if tokio::time::timeout(options.shutdown_grace, alive_rx.recv()).await.is_err() {
+        tracing::warn!(in_flight = shared.in_flight.count(), "grace period over; abandoning requests");
     }
     Ok(())
 }
@@ -127,10 +116,7 @@ async fn serve_connection<H: Handler>(
 ) {
     let _ = stream.set_nodelay(true);
     let guard = Arc::new(StallGuard::default());
-    let io = TokioIo::new(Watched {
-        io: stream,
-        guard: guard.clone(),
-    });
+    let io = TokioIo::new(Watched { io: stream, guard: guard.clone() });
     let service_guard = guard.clone();
     let service = service_fn(move |req: hyper::Request<Incoming>| {
         let shared = shared.clone();
@@ -145,9 +131,8 @@ async fn serve_connection<H: Handler>(
             }))
         }
     });
-    let conn = http1::Builder::new()
-        .keep_alive(true)
-        .serve_connection(io, service);
+    // `date` is one of the response headers FC reserves; it adds its own.
+    let conn = http1::Builder::new().keep_alive(true).auto_date_header(false).serve_connection(io, service);
     tokio::pin!(conn);
     let tick = header_read_timeout / 4;
     let mut stopping = *stop.borrow();
@@ -197,12 +182,7 @@ fn now_ms() -> u64 {
 impl StallGuard {
     fn on_bytes_read(&self) {
         if self.in_request.load(Ordering::Acquire) == 0 {
-            let _ = self.head_started_ms.compare_exchange(
-                0,
-                now_ms(),
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            );
+            let _ = self.head_started_ms.compare_exchange(0, now_ms(), Ordering::AcqRel, Ordering::Acquire);
         }
     }
 
@@ -260,11 +240,7 @@ struct Watched {
 }
 
 impl AsyncRead for Watched {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         let before = buf.filled().len();
         let polled = Pin::new(&mut self.io).poll_read(cx, buf);
         if matches!(polled, Poll::Ready(Ok(()))) && buf.filled().len() > before {
@@ -275,11 +251,7 @@ impl AsyncRead for Watched {
 }
 
 impl AsyncWrite for Watched {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.io).poll_write(cx, buf)
     }
 

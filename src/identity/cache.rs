@@ -34,10 +34,7 @@ impl CacheKey {
             Subject::UserId(id) => SubjectKey::UserId(id.clone()),
             Subject::Agent => SubjectKey::Agent,
         };
-        CacheKey {
-            workload: workload.to_owned(),
-            subject,
-        }
+        CacheKey { workload: workload.to_owned(), subject }
     }
 }
 
@@ -65,22 +62,12 @@ impl TokenCache {
     pub const DEFAULT_CAPACITY: usize = 10_000;
 
     pub fn new(ttl: Duration, capacity: usize) -> Self {
-        TokenCache {
-            ttl,
-            capacity: capacity.max(1),
-            slots: Mutex::new(HashMap::new()),
-            next_seq: AtomicU64::new(0),
-        }
+        TokenCache { ttl, capacity: capacity.max(1), slots: Mutex::new(HashMap::new()), next_seq: AtomicU64::new(0) }
     }
 
     /// The cached token for `subject`, or the result of `fetch` (which is then cached). Errors are not
     /// cached. The entry lives for the TTL, but never past a JWT subject's `exp`.
-    pub async fn get_or_fetch<F, Fut, E>(
-        &self,
-        key: CacheKey,
-        subject: &Subject,
-        fetch: F,
-    ) -> Result<Secret, E>
+    pub async fn get_or_fetch<F, Fut, E>(&self, key: CacheKey, subject: &Subject, fetch: F) -> Result<Secret, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Secret, E>>,
@@ -95,10 +82,7 @@ impl TokenCache {
         *state = None;
         let token = fetch().await?;
         if let Some(lifetime) = self.lifetime(subject) {
-            *state = Some(Cached {
-                token: token.clone(),
-                expires_at: Instant::now() + lifetime,
-            });
+            *state = Some(Cached { token: token.clone(), expires_at: Instant::now() + lifetime });
         }
         Ok(token)
     }
@@ -112,13 +96,11 @@ impl TokenCache {
     /// refused downstream thus cause exactly one refresh, not one each.
     pub fn invalidate_token(&self, key: &CacheKey, rejected: &Secret) {
         let mut slots = self.lock_slots();
-        let stale = slots
-            .get(key)
-            .is_some_and(|slot| match slot.state.try_lock() {
-                Ok(state) => state.as_ref().is_some_and(|c| &c.token == rejected),
-                // A fetch is under way: its token is newer than the rejected one.
-                Err(_) => false,
-            });
+        let stale = slots.get(key).is_some_and(|slot| match slot.state.try_lock() {
+            Ok(state) => state.as_ref().is_some_and(|c| &c.token == rejected),
+            // A fetch is under way: its token is newer than the rejected one.
+            Err(_) => false,
+        });
         if stale {
             slots.remove(key);
         }
@@ -137,19 +119,14 @@ impl TokenCache {
             return Some(self.ttl);
         };
         match jwt_expiry(jwt.expose()) {
-            Some(exp) => exp
-                .duration_since(SystemTime::now())
-                .ok()
-                .map(|left| left.min(self.ttl)),
+            Some(exp) => exp.duration_since(SystemTime::now()).ok().map(|left| left.min(self.ttl)),
             None => Some(self.ttl),
         }
     }
 
     fn lock_slots(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, Arc<Slot>>> {
         // A panic while holding this lock leaves the map consistent (every operation is one call).
-        self.slots
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.slots.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn slot(&self, key: CacheKey) -> Arc<Slot> {
@@ -160,10 +137,8 @@ impl TokenCache {
         if slots.len() >= self.capacity {
             evict(&mut slots, self.capacity);
         }
-        let slot = Arc::new(Slot {
-            seq: self.next_seq.fetch_add(1, Ordering::Relaxed),
-            state: tokio::sync::Mutex::new(None),
-        });
+        let slot =
+            Arc::new(Slot { seq: self.next_seq.fetch_add(1, Ordering::Relaxed), state: tokio::sync::Mutex::new(None) });
         slots.insert(key, slot.clone());
         slot
     }
@@ -203,11 +178,7 @@ mod tests {
         (CacheKey::new("w", &subject), subject)
     }
 
-    async fn get(
-        cache: &TokenCache,
-        (key, subject): &(CacheKey, Subject),
-        calls: &AtomicUsize,
-    ) -> Secret {
+    async fn get(cache: &TokenCache, (key, subject): &(CacheKey, Subject), calls: &AtomicUsize) -> Secret {
         cache
             .get_or_fetch(key.clone(), subject, || async {
                 let n = calls.fetch_add(1, Ordering::SeqCst) + 1;
@@ -231,13 +202,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn jwt_exp_bounds_the_entry() {
-        let exp = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 60;
-        let payload =
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{exp}}}"#));
+        let exp = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() + 60;
+        let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!(r#"{{"exp":{exp}}}"#));
         let subject = Subject::Jwt(Secret::new(format!("h.{payload}.s")));
         let key = CacheKey::new("w", &subject);
         let cache = TokenCache::new(Duration::from_secs(300), 10);
@@ -247,22 +213,14 @@ mod tests {
         tokio::time::advance(Duration::from_secs(30)).await;
         assert_eq!(get(&cache, &entry, &calls).await.expose(), "wat-1");
         tokio::time::advance(Duration::from_secs(31)).await;
-        assert_eq!(
-            get(&cache, &entry, &calls).await.expose(),
-            "wat-2",
-            "entry outlived the JWT's exp"
-        );
+        assert_eq!(get(&cache, &entry, &calls).await.expose(), "wat-2", "entry outlived the JWT's exp");
 
         let expired = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(r#"{"exp":1000}"#);
         let subject = Subject::Jwt(Secret::new(format!("h.{expired}.s")));
         let entry = (CacheKey::new("w", &subject), subject);
         get(&cache, &entry, &calls).await;
         get(&cache, &entry, &calls).await;
-        assert_eq!(
-            calls.load(Ordering::SeqCst),
-            4,
-            "a token for an expired JWT must not be cached"
-        );
+        assert_eq!(calls.load(Ordering::SeqCst), 4, "a token for an expired JWT must not be cached");
     }
 
     #[tokio::test]

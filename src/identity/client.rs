@@ -22,9 +22,7 @@ pub struct IdentityClient {
 impl IdentityClient {
     /// `endpoint`: a host (https) or a full URL (`http://127.0.0.1:PORT` for the devstack).
     pub fn new(endpoint: &str, http: reqwest::Client) -> Result<Self, IdentityError> {
-        Ok(IdentityClient {
-            rpc: RpcClient::new(endpoint, API_VERSION, http)?,
-        })
+        Ok(IdentityClient { rpc: RpcClient::new(endpoint, API_VERSION, http)? })
     }
 
     pub fn from_rpc(rpc: RpcClient) -> Self {
@@ -40,14 +38,8 @@ impl IdentityClient {
         deadline: Instant,
     ) -> Result<Secret, IdentityError> {
         const ACTION: &str = "GetWorkloadAccessTokenForUserId";
-        let params = [
-            Param::plain("WorkloadIdentityName", workload_identity_name),
-            Param::plain("UserId", user_id),
-        ];
-        let response = self
-            .rpc
-            .call(ACTION, &params, credentials, deadline)
-            .await?;
+        let params = [Param::plain("WorkloadIdentityName", workload_identity_name), Param::plain("UserId", user_id)];
+        let response = self.rpc.call(ACTION, &params, credentials, deadline).await?;
         secret_field(ACTION, &response, "WorkloadAccessToken")
     }
 
@@ -60,14 +52,9 @@ impl IdentityClient {
         deadline: Instant,
     ) -> Result<Secret, IdentityError> {
         const ACTION: &str = "GetWorkloadAccessTokenForJWT";
-        let params = [
-            Param::plain("WorkloadIdentityName", workload_identity_name),
-            Param::secret("UserToken", user_token),
-        ];
-        let response = self
-            .rpc
-            .call(ACTION, &params, credentials, deadline)
-            .await?;
+        let params =
+            [Param::plain("WorkloadIdentityName", workload_identity_name), Param::secret("UserToken", user_token)];
+        let response = self.rpc.call(ACTION, &params, credentials, deadline).await?;
         secret_field(ACTION, &response, "WorkloadAccessToken")
     }
 
@@ -80,10 +67,7 @@ impl IdentityClient {
     ) -> Result<Secret, IdentityError> {
         const ACTION: &str = "GetWorkloadAccessToken";
         let params = [Param::plain("WorkloadIdentityName", workload_identity_name)];
-        let response = self
-            .rpc
-            .call(ACTION, &params, credentials, deadline)
-            .await?;
+        let response = self.rpc.call(ACTION, &params, credentials, deadline).await?;
         secret_field(ACTION, &response, "WorkloadAccessToken")
     }
 
@@ -98,17 +82,11 @@ impl IdentityClient {
     ) -> Result<Secret, IdentityError> {
         const ACTION: &str = "GetResourceAPIKey";
         let mut params = vec![
-            Param::plain(
-                "ResourceCredentialProviderName",
-                resource_credential_provider_name,
-            ),
+            Param::plain("ResourceCredentialProviderName", resource_credential_provider_name),
             Param::secret("WorkloadAccessToken", workload_access_token),
         ];
         params.extend(token_vault_name.map(|v| Param::plain("TokenVaultName", v)));
-        let response = self
-            .rpc
-            .call(ACTION, &params, credentials, deadline)
-            .await?;
+        let response = self.rpc.call(ACTION, &params, credentials, deadline).await?;
         secret_field(ACTION, &response, "APIKey")
     }
 
@@ -130,20 +108,10 @@ impl IdentityClient {
         ];
         params.extend(policy.map(|p| Param::plain("Policy", p)));
         let response = self.rpc.call_anonymous(ACTION, &params, deadline).await?;
-        let missing = |field| IdentityError::MissingField {
-            action: ACTION,
-            field,
-            request_id: request_id(&response),
-        };
-        let creds = response
-            .get("Credentials")
-            .ok_or_else(|| missing("Credentials"))?;
+        let missing = |field| IdentityError::MissingField { action: ACTION, field, request_id: request_id(&response) };
+        let creds = response.get("Credentials").ok_or_else(|| missing("Credentials"))?;
         let text = |field: &'static str| {
-            creds
-                .get(field)
-                .and_then(Value::as_str)
-                .filter(|s| !s.is_empty())
-                .ok_or_else(|| missing(field))
+            creds.get(field).and_then(Value::as_str).filter(|s| !s.is_empty()).ok_or_else(|| missing(field))
         };
         Ok(Credentials {
             access_key_id: text("AccessKeyId")?.to_owned(),
@@ -155,35 +123,16 @@ impl IdentityClient {
 }
 
 fn request_id(response: &Value) -> Option<String> {
-    response
-        .get("RequestId")
-        .and_then(Value::as_str)
-        .map(str::to_owned)
+    response.get("RequestId").and_then(Value::as_str).map(str::to_owned)
 }
 
-fn secret_field(
-    action: &'static str,
-    response: &Value,
-    field: &'static str,
-) -> Result<Secret, IdentityError> {
+fn secret_field(action: &'static str, response: &Value, field: &'static str) -> Result<Secret, IdentityError> {
     let request_id = request_id(response);
-    match response
-        .get(field)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
-    {
+    match response.get(field).and_then(Value::as_str).filter(|s| !s.is_empty()) {
         Some(value) => {
-            tracing::debug!(
-                action,
-                request_id = request_id.as_deref(),
-                "Agent Identity issued {field}"
-            );
+            tracing::debug!(action, request_id = request_id.as_deref(), "Agent Identity issued {field}");
             Ok(Secret::new(value))
         }
-        None => Err(IdentityError::MissingField {
-            action,
-            field,
-            request_id,
-        }),
+        None => Err(IdentityError::MissingField { action, field, request_id }),
     }
 }

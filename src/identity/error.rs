@@ -13,11 +13,7 @@ pub enum IdentityError {
     Upstream(#[from] AcsError),
     /// A 2xx answer without the field we asked for.
     #[error("Agent Identity {action} answered without {field} (request id {})", .request_id.as_deref().unwrap_or("-"))]
-    MissingField {
-        action: &'static str,
-        field: &'static str,
-        request_id: Option<String>,
-    },
+    MissingField { action: &'static str, field: &'static str, request_id: Option<String> },
     /// The deadline passed before credentials or a token were available.
     #[error("Agent Identity: deadline exceeded")]
     Deadline,
@@ -29,10 +25,7 @@ impl IdentityError {
     }
 
     pub fn is_deadline(&self) -> bool {
-        matches!(
-            self,
-            IdentityError::Deadline | IdentityError::Upstream(AcsError::Deadline { .. })
-        )
+        matches!(self, IdentityError::Deadline | IdentityError::Upstream(AcsError::Deadline { .. }))
     }
 
     /// The upstream `Code` (e.g. `Forbidden.RAM`), when Agent Identity sent one.

@@ -36,19 +36,13 @@ mod tests {
     use super::*;
 
     fn jwt(payload: &str) -> String {
-        format!(
-            "eyJhbGciOiJub25lIn0.{}.sig",
-            URL_SAFE_NO_PAD.encode(payload)
-        )
+        format!("eyJhbGciOiJub25lIn0.{}.sig", URL_SAFE_NO_PAD.encode(payload))
     }
 
     #[test]
     fn reads_exp_without_verifying() {
         let exp = jwt_expiry(&jwt(r#"{"sub":"u","exp":1764577800}"#)).unwrap();
-        assert_eq!(
-            exp,
-            SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_577_800)
-        );
+        assert_eq!(exp, SystemTime::UNIX_EPOCH + Duration::from_secs(1_764_577_800));
         assert_eq!(jwt_expiry(&jwt(r#"{"sub":"u"}"#)), None);
         assert_eq!(jwt_expiry("not-a-jwt"), None);
         assert_eq!(jwt_expiry("a.!!!.c"), None);

@@ -38,10 +38,7 @@ pub struct WorkloadTokens {
 impl WorkloadTokens {
     /// `http` is the Agent Identity upstream's client (built once from `upstream::client_builder()`).
     pub fn new(settings: IdentitySettings, http: reqwest::Client) -> Result<Self, IdentityError> {
-        let endpoint = settings
-            .endpoint
-            .clone()
-            .unwrap_or_else(|| default_endpoint(&settings.region));
+        let endpoint = settings.endpoint.clone().unwrap_or_else(|| default_endpoint(&settings.region));
         Ok(WorkloadTokens {
             client: IdentityClient::new(&endpoint, http)?,
             workload_identity_name: settings.workload_identity_name,
@@ -67,18 +64,13 @@ impl WorkloadTokens {
             return Ok(preset.clone());
         }
         let key = CacheKey::new(&self.workload_identity_name, subject);
-        let lookup = self
-            .cache
-            .get_or_fetch(key, subject, || self.fetch(subject, credentials, deadline));
-        tokio::time::timeout_at(deadline, lookup)
-            .await
-            .map_err(|_| IdentityError::Deadline)?
+        let lookup = self.cache.get_or_fetch(key, subject, || self.fetch(subject, credentials, deadline));
+        tokio::time::timeout_at(deadline, lookup).await.map_err(|_| IdentityError::Deadline)?
     }
 
     /// Forget the cached token for `subject` (e.g. a downstream said 401): the next `token` call fetches.
     pub fn invalidate(&self, subject: &Subject) {
-        self.cache
-            .invalidate(&CacheKey::new(&self.workload_identity_name, subject));
+        self.cache.invalidate(&CacheKey::new(&self.workload_identity_name, subject));
     }
 
     /// Forget `rejected` if it is still the cached token for `subject`. Prefer this over [`invalidate`]
@@ -86,10 +78,7 @@ impl WorkloadTokens {
     ///
     /// [`invalidate`]: WorkloadTokens::invalidate
     pub fn invalidate_token(&self, subject: &Subject, rejected: &Secret) {
-        self.cache.invalidate_token(
-            &CacheKey::new(&self.workload_identity_name, subject),
-            rejected,
-        );
+        self.cache.invalidate_token(&CacheKey::new(&self.workload_identity_name, subject), rejected);
     }
 
     async fn fetch(
@@ -98,31 +87,17 @@ impl WorkloadTokens {
         credentials: &dyn CredentialsProvider,
         deadline: Instant,
     ) -> Result<Secret, IdentityError> {
-        let credentials = tokio::time::timeout_at(deadline, credentials.provide())
-            .await
-            .map_err(|_| IdentityError::Deadline)??;
+        let credentials =
+            tokio::time::timeout_at(deadline, credentials.provide()).await.map_err(|_| IdentityError::Deadline)??;
         let workload = self.workload_identity_name.as_str();
         match subject {
             Subject::Jwt(jwt) => {
-                self.client
-                    .get_workload_access_token_for_jwt(workload, jwt, &credentials, deadline)
-                    .await
+                self.client.get_workload_access_token_for_jwt(workload, jwt, &credentials, deadline).await
             }
             Subject::UserId(user_id) => {
-                self.client
-                    .get_workload_access_token_for_user_id(
-                        workload,
-                        user_id,
-                        &credentials,
-                        deadline,
-                    )
-                    .await
+                self.client.get_workload_access_token_for_user_id(workload, user_id, &credentials, deadline).await
             }
-            Subject::Agent => {
-                self.client
-                    .get_workload_access_token(workload, &credentials, deadline)
-                    .await
-            }
+            Subject::Agent => self.client.get_workload_access_token(workload, &credentials, deadline).await,
         }
     }
 }

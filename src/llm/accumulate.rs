@@ -120,14 +120,8 @@ impl StepAccumulator {
         if let Some(id) = delta.id.filter(|s| !s.is_empty() && call.id.is_empty()) {
             call.id = id;
         }
-        let function = delta.function.unwrap_or(FunctionDelta {
-            name: None,
-            arguments: None,
-        });
-        if let Some(name) = function
-            .name
-            .filter(|s| !s.is_empty() && call.name.is_empty())
-        {
+        let function = delta.function.unwrap_or(FunctionDelta { name: None, arguments: None });
+        if let Some(name) = function.name.filter(|s| !s.is_empty() && call.name.is_empty()) {
             call.name = name;
         }
         if let Some(fragment) = function.arguments.filter(|s| !s.is_empty()) {
@@ -159,11 +153,7 @@ impl StepAccumulator {
         let tool_calls = std::mem::take(&mut self.calls)
             .into_values()
             .map(|c| {
-                let arguments = if c.arguments.trim().is_empty() {
-                    "{}".to_owned()
-                } else {
-                    c.arguments
-                };
+                let arguments = if c.arguments.trim().is_empty() { "{}".to_owned() } else { c.arguments };
                 ToolCall::new(c.id, c.name, arguments)
             })
             .collect();
@@ -179,16 +169,9 @@ impl StepAccumulator {
 
 fn announce(index: u32, call: &mut CallState, out: &mut VecDeque<StreamEvent>) {
     call.announced = true;
-    out.push_back(StreamEvent::ToolCallStarted {
-        index,
-        id: call.id.clone(),
-        name: call.name.clone(),
-    });
+    out.push_back(StreamEvent::ToolCallStarted { index, id: call.id.clone(), name: call.name.clone() });
     if !call.held.is_empty() {
-        out.push_back(StreamEvent::ToolCallArguments {
-            index,
-            fragment: std::mem::take(&mut call.held),
-        });
+        out.push_back(StreamEvent::ToolCallArguments { index, fragment: std::mem::take(&mut call.held) });
     }
 }
 
@@ -215,26 +198,15 @@ mod tests {
             r#"{"choices":[{"index":0,"delta":{"tool_calls":[{"index":1,"id":"","function":{"name":"f"}}]}}]}"#,
         );
         assert!(named.is_empty(), "no id yet: {named:?}");
-        let later = feed(
-            &mut acc,
-            r#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":":1}"}}]}}]}"#,
-        );
+        let later = feed(&mut acc, r#"{"choices":[{"delta":{"tool_calls":[{"function":{"arguments":":1}"}}]}}]}"#);
         assert!(later.is_empty());
         let mut out = VecDeque::new();
         let result = acc.finish(&mut out).unwrap();
         let out: Vec<_> = out.into();
-        let StreamEvent::ToolCallStarted { index: 1, id, name } = &out[0] else {
-            panic!("{out:?}")
-        };
+        let StreamEvent::ToolCallStarted { index: 1, id, name } = &out[0] else { panic!("{out:?}") };
         assert!(id.starts_with("call_"));
         assert_eq!(name, "f");
-        assert_eq!(
-            out[1],
-            StreamEvent::ToolCallArguments {
-                index: 1,
-                fragment: "{\"a\":1}".into()
-            }
-        );
+        assert_eq!(out[1], StreamEvent::ToolCallArguments { index: 1, fragment: "{\"a\":1}".into() });
         assert_eq!(result.tool_calls[0].function.arguments, "{\"a\":1}");
         assert_eq!(&result.tool_calls[0].id, id);
     }
@@ -242,10 +214,7 @@ mod tests {
     #[test]
     fn nameless_call_is_an_error() {
         let mut acc = StepAccumulator::default();
-        feed(
-            &mut acc,
-            r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c1","function":{}}]}}]}"#,
-        );
+        feed(&mut acc, r#"{"choices":[{"delta":{"tool_calls":[{"index":0,"id":"c1","function":{}}]}}]}"#);
         assert!(acc.finish(&mut VecDeque::new()).is_err());
     }
 }

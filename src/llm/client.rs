@@ -61,10 +61,7 @@ pub struct ChatRequest {
 
 impl ChatRequest {
     pub fn new(messages: Vec<ChatMessage>) -> Self {
-        ChatRequest {
-            messages,
-            ..ChatRequest::default()
-        }
+        ChatRequest { messages, ..ChatRequest::default() }
     }
 }
 
@@ -117,13 +114,8 @@ struct StreamOptions {
 impl LlmClient {
     /// Builds the client (and its one `reqwest::Client`). Fails only if the TLS stack cannot initialise.
     pub fn new(settings: LlmSettings) -> Result<Self, LlmError> {
-        let http = crate::upstream::client_builder()
-            .build()
-            .map_err(|e| LlmError::transport(&e))?;
-        let endpoint = format!(
-            "{}/chat/completions",
-            settings.base_url.trim_end_matches('/')
-        );
+        let http = crate::upstream::client_builder().build().map_err(|e| LlmError::transport(&e))?;
+        let endpoint = format!("{}/chat/completions", settings.base_url.trim_end_matches('/'));
         Ok(LlmClient {
             inner: Arc::new(Inner {
                 http,
@@ -150,9 +142,7 @@ impl LlmClient {
             model: request.model.as_deref().unwrap_or(&self.inner.model),
             messages: &request.messages,
             stream: true,
-            stream_options: StreamOptions {
-                include_usage: true,
-            },
+            stream_options: StreamOptions { include_usage: true },
             tools: &request.tools,
             tool_choice: has_tools.then_some("auto"),
             parallel_tool_calls: has_tools.then_some(true),
@@ -164,17 +154,11 @@ impl LlmClient {
     /// Starts one streaming model call. Returns once DashScope answered 200; error statuses come back as
     /// `Err`. Throttling and server errors are retried (at most twice, jittered backoff) — here, before the
     /// caller has seen any event, and never past `deadline`. Once the [`ChatStream`] exists nothing is retried.
-    pub async fn stream(
-        &self,
-        request: &ChatRequest,
-        deadline: Instant,
-    ) -> Result<ChatStream, LlmError> {
-        let body = Bytes::from(serde_json::to_vec(&self.wire(request)).map_err(|e| {
-            LlmError::Malformed {
-                detail: format!("request body: {e}"),
-                request_id: None,
-            }
-        })?);
+    pub async fn stream(&self, request: &ChatRequest, deadline: Instant) -> Result<ChatStream, LlmError> {
+        let body = Bytes::from(
+            serde_json::to_vec(&self.wire(request))
+                .map_err(|e| LlmError::Malformed { detail: format!("request body: {e}"), request_id: None })?,
+        );
         let mut attempt = 0;
         loop {
             let err = match self.send_once(body.clone(), deadline).await {
@@ -195,10 +179,9 @@ impl LlmClient {
     }
 
     async fn send_once(&self, body: Bytes, deadline: Instant) -> Result<ChatStream, LlmError> {
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", self.inner.api_key.expose()))
-            .map_err(|_| LlmError::Transport {
-                detail: "the API key contains characters not allowed in a header".into(),
-            })?;
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", self.inner.api_key.expose())).map_err(|_| {
+            LlmError::Transport { detail: "the API key contains characters not allowed in a header".into() }
+        })?;
         auth.set_sensitive(true);
         let send = self
             .inner
@@ -216,12 +199,7 @@ impl LlmClient {
         let status = response.status();
         let request_id = header_request_id(response.headers());
         if status.is_success() {
-            return Ok(ChatStream::new(
-                response,
-                deadline,
-                request_id,
-                self.inner.api_key.clone(),
-            ));
+            return Ok(ChatStream::new(response, deadline, request_id, self.inner.api_key.clone()));
         }
         let mut body = Vec::new();
         let read = async {
@@ -237,8 +215,7 @@ impl LlmClient {
         if tokio::time::timeout_at(deadline, read).await.is_err() {
             return Err(LlmError::DeadlineExceeded);
         }
-        let upstream =
-            UpstreamError::from_body(status.as_u16(), &body, request_id, &self.inner.api_key);
+        let upstream = UpstreamError::from_body(status.as_u16(), &body, request_id, &self.inner.api_key);
         Err(LlmError::from_status(upstream))
     }
 }
@@ -250,14 +227,9 @@ fn backoff(attempt: u32) -> Duration {
 }
 
 fn header_request_id(headers: &HeaderMap) -> Option<String> {
-    REQUEST_ID_HEADERS.iter().find_map(|name| {
-        headers
-            .get(*name)?
-            .to_str()
-            .ok()
-            .filter(|v| !v.is_empty())
-            .map(str::to_owned)
-    })
+    REQUEST_ID_HEADERS
+        .iter()
+        .find_map(|name| headers.get(*name)?.to_str().ok().filter(|v| !v.is_empty()).map(str::to_owned))
 }
 
 #[cfg(test)]
@@ -278,18 +250,13 @@ mod tests {
     #[test]
     fn body_without_tools_omits_tool_fields_and_thinking() {
         let c = client(None);
-        let body = c.request_body(&ChatRequest::new(vec![ChatMessage::User {
-            content: "hi".into(),
-        }]));
+        let body = c.request_body(&ChatRequest::new(vec![ChatMessage::User { content: "hi".into() }]));
         assert_eq!(
             body,
             json!({"model":"qwen-max","messages":[{"role":"user","content":"hi"}],"stream":true,
                    "stream_options":{"include_usage":true}})
         );
-        assert_eq!(
-            c.inner.endpoint,
-            "http://127.0.0.1:1/compatible-mode/v1/chat/completions"
-        );
+        assert_eq!(c.inner.endpoint, "http://127.0.0.1:1/compatible-mode/v1/chat/completions");
     }
 
     #[test]
@@ -298,11 +265,7 @@ mod tests {
         let request = ChatRequest {
             model: Some("qwen-plus".into()),
             messages: vec![],
-            tools: vec![ToolSpec {
-                name: "t".into(),
-                description: "d".into(),
-                parameters: json!({}),
-            }],
+            tools: vec![ToolSpec { name: "t".into(), description: "d".into(), parameters: json!({}) }],
             sampling: Sampling {
                 temperature: Some(0.5),
                 top_p: None,
@@ -320,10 +283,7 @@ mod tests {
         assert_eq!(body["stop"], json!(["x"]));
         assert!(body.get("top_p").is_none());
         assert_eq!(body["tools"][0]["function"]["name"], "t");
-        let one = Sampling {
-            stop: Some(Stop::One("end".into())),
-            ..Sampling::default()
-        };
+        let one = Sampling { stop: Some(Stop::One("end".into())), ..Sampling::default() };
         assert_eq!(serde_json::to_value(one).unwrap(), json!({"stop":"end"}));
     }
 }

@@ -67,16 +67,10 @@ pub enum LlmError {
     MidStream(UpstreamError),
     /// The stream ended (or the connection broke) before `finish_reason` / `[DONE]`.
     #[error("model stream ended early{}: {detail}", RequestIdSuffix(request_id))]
-    Truncated {
-        detail: String,
-        request_id: Option<String>,
-    },
+    Truncated { detail: String, request_id: Option<String> },
     /// A chunk that is not the JSON we expect.
     #[error("malformed model stream{}: {detail}", RequestIdSuffix(request_id))]
-    Malformed {
-        detail: String,
-        request_id: Option<String>,
-    },
+    Malformed { detail: String, request_id: Option<String> },
     /// The request could not be sent or its response not read (connect, TLS, reset).
     #[error("model service unreachable: {detail}")]
     Transport { detail: String },
@@ -141,9 +135,7 @@ impl LlmError {
     }
 
     pub(crate) fn transport(err: &reqwest::Error) -> LlmError {
-        LlmError::Transport {
-            detail: error_chain(err),
-        }
+        LlmError::Transport { detail: error_chain(err) }
     }
 }
 
@@ -186,12 +178,7 @@ pub(crate) struct ErrorObject {
 
 impl UpstreamError {
     /// Builds the error from a response body (JSON or not). `api_key` is scrubbed from the message.
-    pub(crate) fn from_body(
-        status: u16,
-        body: &[u8],
-        header_request_id: Option<String>,
-        api_key: &Secret,
-    ) -> Self {
+    pub(crate) fn from_body(status: u16, body: &[u8], header_request_id: Option<String>, api_key: &Secret) -> Self {
         match serde_json::from_slice::<ErrorEnvelope>(body) {
             Ok(envelope) => Self::from_envelope(status, envelope, header_request_id, api_key),
             Err(_) => UpstreamError {
@@ -210,20 +197,13 @@ impl UpstreamError {
         api_key: &Secret,
     ) -> Self {
         let object = envelope.error.unwrap_or_default();
-        let code = object
-            .code
-            .or(envelope.code)
-            .and_then(code_text)
-            .or(object.kind);
+        let code = object.code.or(envelope.code).and_then(code_text).or(object.kind);
         let message = object.message.or(envelope.message).unwrap_or_default();
         UpstreamError {
             status,
             code: code.map(|c| clean_message(&c, api_key)),
             message: clean_message(&message, api_key),
-            request_id: envelope
-                .request_id
-                .filter(|id| !id.is_empty())
-                .or(header_request_id),
+            request_id: envelope.request_id.filter(|id| !id.is_empty()).or(header_request_id),
         }
     }
 }
@@ -258,15 +238,8 @@ mod tests {
     #[test]
     fn parses_compatible_mode_error_and_scrubs_the_key() {
         let body = br#"{"error":{"message":"Incorrect API key sk-sentinel-key","type":"invalid_request_error","param":null,"code":"invalid_api_key"},"request_id":"r-1"}"#;
-        let err = LlmError::from_status(UpstreamError::from_body(
-            401,
-            body,
-            Some("h-1".into()),
-            &key(),
-        ));
-        let LlmError::Unauthorized(up) = &err else {
-            panic!("{err:?}")
-        };
+        let err = LlmError::from_status(UpstreamError::from_body(401, body, Some("h-1".into()), &key()));
+        let LlmError::Unauthorized(up) = &err else { panic!("{err:?}") };
         assert_eq!(up.code.as_deref(), Some("invalid_api_key"));
         assert_eq!(up.request_id.as_deref(), Some("r-1"));
         assert!(!format!("{err} {err:?}").contains("sk-sentinel-key"));
@@ -279,8 +252,7 @@ mod tests {
             LlmError::from_status(UpstreamError::from_body(400, native, None, &key())),
             LlmError::Quota(_)
         ));
-        let html =
-            UpstreamError::from_body(502, b"<html>bad gateway</html>", Some("h-3".into()), &key());
+        let html = UpstreamError::from_body(502, b"<html>bad gateway</html>", Some("h-3".into()), &key());
         assert_eq!(html.request_id.as_deref(), Some("h-3"));
         assert!(LlmError::from_status(html).is_retryable());
     }
@@ -293,34 +265,13 @@ mod tests {
             message: String::new(),
             request_id: None,
         };
-        assert!(matches!(
-            LlmError::from_status(up(403, "Model.AccessDenied")),
-            LlmError::Unauthorized(_)
-        ));
-        assert!(matches!(
-            LlmError::from_status(up(429, "Throttling")),
-            LlmError::Throttled(_)
-        ));
-        assert!(matches!(
-            LlmError::from_status(up(429, "insufficient_quota")),
-            LlmError::Quota(_)
-        ));
-        assert!(matches!(
-            LlmError::from_status(up(400, "invalid_parameter_error")),
-            LlmError::BadRequest(_)
-        ));
-        assert!(matches!(
-            LlmError::from_status(up(404, "model_not_found")),
-            LlmError::BadRequest(_)
-        ));
-        assert!(matches!(
-            LlmError::from_status(up(400, "data_inspection_failed")),
-            LlmError::ContentFiltered(_)
-        ));
-        assert!(matches!(
-            LlmError::from_status(up(503, "ModelUnavailable")),
-            LlmError::Server(_)
-        ));
+        assert!(matches!(LlmError::from_status(up(403, "Model.AccessDenied")), LlmError::Unauthorized(_)));
+        assert!(matches!(LlmError::from_status(up(429, "Throttling")), LlmError::Throttled(_)));
+        assert!(matches!(LlmError::from_status(up(429, "insufficient_quota")), LlmError::Quota(_)));
+        assert!(matches!(LlmError::from_status(up(400, "invalid_parameter_error")), LlmError::BadRequest(_)));
+        assert!(matches!(LlmError::from_status(up(404, "model_not_found")), LlmError::BadRequest(_)));
+        assert!(matches!(LlmError::from_status(up(400, "data_inspection_failed")), LlmError::ContentFiltered(_)));
+        assert!(matches!(LlmError::from_status(up(503, "ModelUnavailable")), LlmError::Server(_)));
         assert!(!LlmError::from_status(up(429, "insufficient_quota")).is_retryable());
     }
 }

@@ -21,11 +21,7 @@ pub enum StreamEvent {
     TextDelta(String),
     /// The model began tool call `index`. Comes once per call, before any of its `ToolCallArguments`.
     /// `id` is the model's, or `call_<uuid>` if the model never sent one.
-    ToolCallStarted {
-        index: u32,
-        id: String,
-        name: String,
-    },
+    ToolCallStarted { index: u32, id: String, name: String },
     /// A fragment of the JSON arguments of call `index`.
     ToolCallArguments { index: u32, fragment: String },
     /// The step finished; always the last event.
@@ -67,8 +63,7 @@ impl FinishReason {
     }
 }
 
-type SseStream =
-    Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
+type SseStream = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
 
 /// One streaming model call in progress. Read it with [`ChatStream::next`] until `Done` or an error; after
 /// either, `next` returns `None`. Dropping it drops the HTTP response, which closes the upstream
@@ -132,14 +127,10 @@ impl ChatStream {
                     detail: "the stream ended before finish_reason or [DONE]".into(),
                     request_id: self.request_id.clone(),
                 }),
-                Some(Err(EventStreamError::Transport(e))) => Err(LlmError::Truncated {
-                    detail: error_chain(&e),
-                    request_id: self.request_id.clone(),
-                }),
-                Some(Err(e)) => Err(LlmError::Malformed {
-                    detail: e.to_string(),
-                    request_id: self.request_id.clone(),
-                }),
+                Some(Err(EventStreamError::Transport(e))) => {
+                    Err(LlmError::Truncated { detail: error_chain(&e), request_id: self.request_id.clone() })
+                }
+                Some(Err(e)) => Err(LlmError::Malformed { detail: e.to_string(), request_id: self.request_id.clone() }),
                 Some(Ok(event)) => self.handle(&event.data),
             };
             if let Err(err) = step {
@@ -150,10 +141,7 @@ impl ChatStream {
 
     /// The same events as a `futures` stream, for callers that prefer combinators.
     pub fn into_stream(self) -> impl Stream<Item = Result<StreamEvent, LlmError>> + Send {
-        futures_util::stream::unfold(
-            self,
-            |mut s| async move { s.next().await.map(|item| (item, s)) },
-        )
+        futures_util::stream::unfold(self, |mut s| async move { s.next().await.map(|item| (item, s)) })
     }
 
     fn handle(&mut self, data: &str) -> Result<(), LlmError> {
@@ -169,20 +157,12 @@ impl ChatStream {
             request_id: self.request_id.clone(),
         })?;
         if self.request_id.is_none() {
-            self.request_id = chunk
-                .id
-                .clone()
-                .or_else(|| chunk.request_id.clone())
-                .filter(|id| !id.is_empty());
+            self.request_id = chunk.id.clone().or_else(|| chunk.request_id.clone()).filter(|id| !id.is_empty());
         }
         if let Some(error) = chunk.error {
-            let envelope = ErrorEnvelope {
-                error: Some(error),
-                request_id: chunk.request_id,
-                ..ErrorEnvelope::default()
-            };
-            let upstream =
-                UpstreamError::from_envelope(200, envelope, self.request_id.clone(), &self.api_key);
+            let envelope =
+                ErrorEnvelope { error: Some(error), request_id: chunk.request_id, ..ErrorEnvelope::default() };
+            let upstream = UpstreamError::from_envelope(200, envelope, self.request_id.clone(), &self.api_key);
             return Err(LlmError::mid_stream(upstream));
         }
         self.acc.apply(chunk, &mut self.pending);
@@ -193,10 +173,7 @@ impl ChatStream {
         let result = self
             .acc
             .finish(&mut self.pending)
-            .map_err(|detail| LlmError::Malformed {
-                detail,
-                request_id: self.request_id.clone(),
-            })?;
+            .map_err(|detail| LlmError::Malformed { detail, request_id: self.request_id.clone() })?;
         self.pending.push_back(StreamEvent::Done(result));
         if let Some(mut events) = self.events.take() {
             // Reading the body to its end (already buffered right after `[DONE]`) lets the connection go

@@ -49,18 +49,11 @@ fn function_type() -> String {
 }
 
 impl ToolCall {
-    pub fn new(
-        id: impl Into<String>,
-        name: impl Into<String>,
-        arguments: impl Into<String>,
-    ) -> Self {
+    pub fn new(id: impl Into<String>, name: impl Into<String>, arguments: impl Into<String>) -> Self {
         ToolCall {
             id: id.into(),
             kind: function_type(),
-            function: FunctionCall {
-                name: name.into(),
-                arguments: arguments.into(),
-            },
+            function: FunctionCall { name: name.into(), arguments: arguments.into() },
         }
     }
 }
@@ -90,11 +83,7 @@ impl Serialize for ToolSpec {
         }
         Wire {
             kind: "function",
-            function: Function {
-                name: &self.name,
-                description: &self.description,
-                parameters: &self.parameters,
-            },
+            function: Function { name: &self.name, description: &self.description, parameters: &self.parameters },
         }
         .serialize(s)
     }
@@ -127,17 +116,9 @@ mod tests {
     #[test]
     fn messages_serialize_in_openai_shape() {
         let msgs = vec![
-            ChatMessage::System {
-                content: "sys".into(),
-            },
-            ChatMessage::Assistant {
-                content: None,
-                tool_calls: vec![ToolCall::new("call_1", "getutctime", "{}")],
-            },
-            ChatMessage::Tool {
-                tool_call_id: "call_1".into(),
-                content: "12:00".into(),
-            },
+            ChatMessage::System { content: "sys".into() },
+            ChatMessage::Assistant { content: None, tool_calls: vec![ToolCall::new("call_1", "getutctime", "{}")] },
+            ChatMessage::Tool { tool_call_id: "call_1".into(), content: "12:00".into() },
         ];
         assert_eq!(
             serde_json::to_value(&msgs).unwrap(),
@@ -151,11 +132,7 @@ mod tests {
 
     #[test]
     fn tool_spec_serializes_nested() {
-        let spec = ToolSpec {
-            name: "t".into(),
-            description: "d".into(),
-            parameters: json!({"type":"object"}),
-        };
+        let spec = ToolSpec { name: "t".into(), description: "d".into(), parameters: json!({"type":"object"}) };
         assert_eq!(
             serde_json::to_value(&spec).unwrap(),
             json!({"type":"function","function":{"name":"t","description":"d","parameters":{"type":"object"}}})

@@ -3,9 +3,7 @@
 use std::error::Error as StdError;
 
 use rmcp::service::{ClientInitializeError, ServiceError};
-use rmcp::transport::streamable_http_client::{
-    AuthRequiredError, InsufficientScopeError, StreamableHttpError,
-};
+use rmcp::transport::streamable_http_client::{AuthRequiredError, InsufficientScopeError, StreamableHttpError};
 
 use crate::secret::Secret;
 
@@ -21,21 +19,14 @@ pub enum McpError {
     #[error("MCP server {server} refused access (HTTP 403)")]
     Forbidden { server: String },
     #[error("MCP server {server}: {operation} timed out")]
-    Timeout {
-        server: String,
-        operation: &'static str,
-    },
+    Timeout { server: String, operation: &'static str },
     #[error("no MCP server offers a tool named {name:?}")]
     UnknownTool { name: String },
     #[error("MCP tool {name:?}: arguments must be a JSON object")]
     InvalidArguments { name: String },
     /// A JSON-RPC error answer (e.g. -32602 for an unknown tool or bad arguments).
     #[error("MCP server {server}: JSON-RPC error {code}: {message}")]
-    Protocol {
-        server: String,
-        code: i32,
-        message: String,
-    },
+    Protocol { server: String, code: i32, message: String },
     /// An HTTP failure other than 401/403 (429, 5xx).
     #[error("MCP server {server}: HTTP {status}")]
     HttpStatus { server: String, status: u16 },
@@ -57,10 +48,7 @@ impl McpError {
 
     /// True for 401 and 403: both map to the turn failure `tool_unauthorized`.
     pub fn is_auth_failure(&self) -> bool {
-        matches!(
-            self,
-            McpError::Unauthorized { .. } | McpError::Forbidden { .. }
-        )
+        matches!(self, McpError::Unauthorized { .. } | McpError::Forbidden { .. })
     }
 
     /// The server the error is about, if it is about one.
@@ -119,19 +107,14 @@ impl ErrorScope<'_> {
     }
 
     pub fn timeout(&self, operation: &'static str) -> McpError {
-        McpError::Timeout {
-            server: self.server(),
-            operation,
-        }
+        McpError::Timeout { server: self.server(), operation }
     }
 
     pub fn classify_init(&self, error: ClientInitializeError) -> McpError {
         match error {
             ClientInitializeError::JsonRpcError(data) => self.protocol(data.code.0, &data.message),
             ClientInitializeError::TransportError { error, .. } => self.classify_transport(&error),
-            ClientInitializeError::LegacyFallbackFailed { fallback, .. } => {
-                self.classify_init(*fallback)
-            }
+            ClientInitializeError::LegacyFallbackFailed { fallback, .. } => self.classify_init(*fallback),
             other => self.transport_detail(&other),
         }
     }
@@ -146,18 +129,11 @@ impl ErrorScope<'_> {
     }
 
     fn protocol(&self, code: i32, message: &str) -> McpError {
-        McpError::Protocol {
-            server: self.server(),
-            code,
-            message: self.scrub(message),
-        }
+        McpError::Protocol { server: self.server(), code, message: self.scrub(message) }
     }
 
     fn transport_detail(&self, error: &(dyn StdError + 'static)) -> McpError {
-        McpError::Transport {
-            server: self.server(),
-            detail: self.scrub(&chain_text(error)),
-        }
+        McpError::Transport { server: self.server(), detail: self.scrub(&chain_text(error)) }
     }
 
     /// Walks the source chain for the streamable-HTTP error rmcp wraps inside its dynamic transport error.
@@ -165,14 +141,10 @@ impl ErrorScope<'_> {
         let mut current: Option<&(dyn StdError + 'static)> = Some(error);
         while let Some(err) = current {
             if err.is::<AuthRequiredError>() {
-                return McpError::Unauthorized {
-                    server: self.server(),
-                };
+                return McpError::Unauthorized { server: self.server() };
             }
             if err.is::<InsufficientScopeError>() {
-                return McpError::Forbidden {
-                    server: self.server(),
-                };
+                return McpError::Forbidden { server: self.server() };
             }
             if let Some(http) = err.downcast_ref::<StreamableHttpError<reqwest::Error>>() {
                 return self.classify_http(http);
@@ -184,44 +156,23 @@ impl ErrorScope<'_> {
 
     fn classify_http(&self, error: &StreamableHttpError<reqwest::Error>) -> McpError {
         match error {
-            StreamableHttpError::AuthRequired(_) => McpError::Unauthorized {
-                server: self.server(),
-            },
-            StreamableHttpError::InsufficientScope(_) => McpError::Forbidden {
-                server: self.server(),
-            },
-            StreamableHttpError::HttpStatus(status) => McpError::HttpStatus {
-                server: self.server(),
-                status: status.status,
-            },
+            StreamableHttpError::AuthRequired(_) => McpError::Unauthorized { server: self.server() },
+            StreamableHttpError::InsufficientScope(_) => McpError::Forbidden { server: self.server() },
+            StreamableHttpError::HttpStatus(status) => {
+                McpError::HttpStatus { server: self.server(), status: status.status }
+            }
             // A 401/403 without a WWW-Authenticate challenge (Higress answers in plain text) only survives in
             // rmcp's message, which is "HTTP {status}: {body}"; the body is never copied into our error.
-            StreamableHttpError::UnexpectedServerResponse(message) => {
-                match http_status_prefix(message) {
-                    Some(401) => McpError::Unauthorized {
-                        server: self.server(),
-                    },
-                    Some(403) => McpError::Forbidden {
-                        server: self.server(),
-                    },
-                    Some(status) => McpError::HttpStatus {
-                        server: self.server(),
-                        status,
-                    },
-                    None => self.transport_detail(error),
-                }
-            }
+            StreamableHttpError::UnexpectedServerResponse(message) => match http_status_prefix(message) {
+                Some(401) => McpError::Unauthorized { server: self.server() },
+                Some(403) => McpError::Forbidden { server: self.server() },
+                Some(status) => McpError::HttpStatus { server: self.server(), status },
+                None => self.transport_detail(error),
+            },
             StreamableHttpError::Client(inner) => match inner.status().map(|s| s.as_u16()) {
-                Some(401) => McpError::Unauthorized {
-                    server: self.server(),
-                },
-                Some(403) => McpError::Forbidden {
-                    server: self.server(),
-                },
-                Some(status) => McpError::HttpStatus {
-                    server: self.server(),
-                    status,
-                },
+                Some(401) => McpError::Unauthorized { server: self.server() },
+                Some(403) => McpError::Forbidden { server: self.server() },
+                Some(status) => McpError::HttpStatus { server: self.server(), status },
                 None => self.transport_detail(error),
             },
             _ => self.transport_detail(error),
@@ -270,20 +221,13 @@ mod tests {
     fn scrub_removes_bearer_and_raw_url() {
         let bearer = Secret::new("tok-SENTINEL");
         let raw = "http://h/mcp?key=K";
-        let scope = ErrorScope {
-            server: "http://h/mcp",
-            raw_url: raw,
-            bearer: &bearer,
-        };
+        let scope = ErrorScope { server: "http://h/mcp", raw_url: raw, bearer: &bearer };
         let err = McpError::Transport {
             server: "x".into(),
             detail: scope.scrub("failed for http://h/mcp?key=K with Bearer tok-SENTINEL"),
         };
         let shown = format!("{err} {err:?}");
-        assert!(
-            !shown.contains("tok-SENTINEL") && !shown.contains("key=K"),
-            "{shown}"
-        );
+        assert!(!shown.contains("tok-SENTINEL") && !shown.contains("key=K"), "{shown}");
     }
 
     #[test]

@@ -23,8 +23,7 @@ use http::{HeaderName, HeaderValue};
 use rmcp::model::ClientJsonRpcMessage;
 use rmcp::transport::common::client_side_sse::BoxedSseResponse;
 use rmcp::transport::streamable_http_client::{
-    StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse,
-    StreamableHttpResponseLimits,
+    StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse, StreamableHttpResponseLimits,
 };
 use tokio::sync::watch;
 
@@ -42,16 +41,9 @@ pub(crate) struct SessionHttp {
 }
 
 impl SessionHttp {
-    pub(crate) fn new(
-        inner: reqwest::Client,
-        delete_on_close: bool,
-    ) -> (SessionHttp, SessionOwner) {
+    pub(crate) fn new(inner: reqwest::Client, delete_on_close: bool) -> (SessionHttp, SessionOwner) {
         let (owner, alive) = watch::channel(());
-        let http = SessionHttp {
-            inner,
-            delete_on_close,
-            owner: alive,
-        };
+        let http = SessionHttp { inner, delete_on_close, owner: alive };
         (http, SessionOwner(owner))
     }
 
@@ -61,10 +53,7 @@ impl SessionHttp {
         async move { while alive.changed().await.is_ok() {} }
     }
 
-    async fn while_owned<T>(
-        &self,
-        request: impl Future<Output = Result<T, HttpError>>,
-    ) -> Result<T, HttpError> {
+    async fn while_owned<T>(&self, request: impl Future<Output = Result<T, HttpError>>) -> Result<T, HttpError> {
         tokio::select! {
             result = request => result,
             () = self.owner_gone() => Err(StreamableHttpError::TransportChannelClosed),
@@ -127,15 +116,7 @@ impl StreamableHttpClient for SessionHttp {
     ) -> Result<StreamableHttpPostResponse, HttpError> {
         let mut limits = StreamableHttpResponseLimits::default();
         limits.max_sse_event_size = max_sse_event_size;
-        self.post_message_with_response_limits(
-            uri,
-            message,
-            session_id,
-            auth_header,
-            custom_headers,
-            limits,
-        )
-        .await
+        self.post_message_with_response_limits(uri, message, session_id, auth_header, custom_headers, limits).await
     }
 
     async fn post_message_with_response_limits(
@@ -147,14 +128,8 @@ impl StreamableHttpClient for SessionHttp {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
-        let post = self.inner.post_message_with_response_limits(
-            uri,
-            message,
-            session_id,
-            auth_header,
-            custom_headers,
-            limits,
-        );
+        let post =
+            self.inner.post_message_with_response_limits(uri, message, session_id, auth_header, custom_headers, limits);
         let response = self.while_owned(post).await.map_err(without_url)?;
         Ok(self.post_while_owned(response))
     }
@@ -169,9 +144,7 @@ impl StreamableHttpClient for SessionHttp {
         if !self.delete_on_close {
             return Ok(());
         }
-        let delete = self
-            .inner
-            .delete_session(uri, session_id, auth_header, custom_headers);
+        let delete = self.inner.delete_session(uri, session_id, auth_header, custom_headers);
         self.while_owned(delete).await.map_err(without_url)
     }
 
@@ -186,9 +159,7 @@ impl StreamableHttpClient for SessionHttp {
         if last_event_id.is_none() {
             return Err(StreamableHttpError::ServerDoesNotSupportSse);
         }
-        let get =
-            self.inner
-                .get_stream(uri, session_id, last_event_id, auth_header, custom_headers);
+        let get = self.inner.get_stream(uri, session_id, last_event_id, auth_header, custom_headers);
         let stream = self.while_owned(get).await.map_err(without_url)?;
         Ok(self.stream_while_owned(stream))
     }

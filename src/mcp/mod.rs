@@ -44,11 +44,7 @@ pub struct McpSettings {
 
 impl McpSettings {
     pub fn new(servers: Vec<String>, tool_timeout: Duration) -> Self {
-        McpSettings {
-            servers,
-            tool_timeout,
-            delete_session_on_close: false,
-        }
+        McpSettings { servers, tool_timeout, delete_session_on_close: false }
     }
 }
 
@@ -56,14 +52,7 @@ impl McpSettings {
 impl fmt::Debug for McpSettings {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("McpSettings")
-            .field(
-                "servers",
-                &self
-                    .servers
-                    .iter()
-                    .map(|s| redact_url(s))
-                    .collect::<Vec<_>>(),
-            )
+            .field("servers", &self.servers.iter().map(|s| redact_url(s)).collect::<Vec<_>>())
             .field("tool_timeout", &self.tool_timeout)
             .field("delete_session_on_close", &self.delete_session_on_close)
             .finish()
@@ -101,19 +90,14 @@ impl McpClient {
                 let raw = raw.trim();
                 let shown = redact_url(raw);
                 match reqwest::Url::parse(raw) {
-                    Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(ServerUrl {
-                        url: Arc::from(raw),
-                        shown,
-                    }),
+                    Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(ServerUrl { url: Arc::from(raw), shown }),
                     _ => Err(McpError::InvalidServerUrl { server: shown }),
                 }
             })
             .collect::<Result<Vec<_>, _>>()?;
         let http = crate::upstream::client_builder()
             .build()
-            .map_err(|e| McpError::HttpClient {
-                detail: e.without_url().to_string(),
-            })?;
+            .map_err(|e| McpError::HttpClient { detail: e.without_url().to_string() })?;
         Ok(McpClient {
             servers: servers.into(),
             http,
@@ -130,11 +114,7 @@ impl McpClient {
     /// Opens one session per server, concurrently, and lists their tools. Fails as a whole when any server
     /// fails (the first error wins and the other handshakes are cancelled), so a 401 surfaces for the
     /// caller's single token refresh. Everything is bounded by `deadline`.
-    pub async fn open(
-        &self,
-        bearer: &Secret,
-        deadline: tokio::time::Instant,
-    ) -> Result<ToolSession, McpError> {
+    pub async fn open(&self, bearer: &Secret, deadline: tokio::time::Instant) -> Result<ToolSession, McpError> {
         session::open(self, bearer, deadline).await
     }
 }

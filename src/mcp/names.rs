@@ -9,13 +9,7 @@ const MAX_LEN: usize = 64;
 pub fn sanitize(name: &str) -> String {
     let mut out: String = name
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
         .take(MAX_LEN)
         .collect();
     if out.is_empty() {
@@ -39,11 +33,7 @@ impl NameAllocator {
         }
         let mut attempt = 1usize;
         loop {
-            let suffix = if attempt == 1 {
-                format!("_{server_index}")
-            } else {
-                format!("_{server_index}_{attempt}")
-            };
+            let suffix = if attempt == 1 { format!("_{server_index}") } else { format!("_{server_index}_{attempt}") };
             let keep = MAX_LEN.saturating_sub(suffix.len());
             // `base` is ASCII, so byte slicing is on a char boundary.
             let candidate = format!("{}{suffix}", &base[..base.len().min(keep)]);
@@ -60,10 +50,7 @@ mod tests {
     use super::*;
 
     fn valid(name: &str) -> bool {
-        (1..=64).contains(&name.len())
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
     }
 
     #[test]

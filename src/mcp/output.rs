@@ -25,23 +25,14 @@ impl From<CallToolResult> for ToolOutput {
                     has_text = true;
                     parts.push(text.text.clone());
                 }
-                ContentBlock::Image(image) => {
-                    parts.push(binary_summary("image", &image.mime_type, &image.data))
-                }
-                ContentBlock::Audio(audio) => {
-                    parts.push(binary_summary("audio", &audio.mime_type, &audio.data))
-                }
+                ContentBlock::Image(image) => parts.push(binary_summary("image", &image.mime_type, &image.data)),
+                ContentBlock::Audio(audio) => parts.push(binary_summary("audio", &audio.mime_type, &audio.data)),
                 ContentBlock::Resource(embedded) => match &embedded.resource {
                     ResourceContents::TextResourceContents { text, .. } => {
                         has_text = true;
                         parts.push(text.clone());
                     }
-                    ResourceContents::BlobResourceContents {
-                        uri,
-                        mime_type,
-                        blob,
-                        ..
-                    } => parts.push(format!(
+                    ResourceContents::BlobResourceContents { uri, mime_type, blob, .. } => parts.push(format!(
                         "[resource {uri} {}, {} bytes]",
                         mime_type.as_deref().unwrap_or("application/octet-stream"),
                         base64_decoded_len(blob)
@@ -52,10 +43,7 @@ impl From<CallToolResult> for ToolOutput {
                     "[resource_link {} {}{}]",
                     link.uri,
                     link.name,
-                    link.mime_type
-                        .as_deref()
-                        .map(|m| format!(", {m}"))
-                        .unwrap_or_default()
+                    link.mime_type.as_deref().map(|m| format!(", {m}")).unwrap_or_default()
                 )),
                 other => parts.push(format!("[{} content]", block_type(other))),
             }
@@ -65,11 +53,7 @@ impl From<CallToolResult> for ToolOutput {
             parts.push(structured.to_string());
         }
         let content_json = super::pyjson::to_python_json(&result.content);
-        ToolOutput {
-            text: parts.join("\n"),
-            content_json,
-            is_error: result.is_error.unwrap_or(false),
-        }
+        ToolOutput { text: parts.join("\n"), content_json, is_error: result.is_error.unwrap_or(false) }
     }
 }
 
@@ -107,10 +91,7 @@ mod tests {
         assert_eq!(out.text, "a\nb");
         assert!(!out.is_error);
         let wire: serde_json::Value = serde_json::from_str(&out.content_json).unwrap();
-        assert_eq!(
-            wire,
-            json!([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}])
-        );
+        assert_eq!(wire, json!([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]));
     }
 
     #[test]

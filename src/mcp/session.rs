@@ -6,9 +6,7 @@ use std::time::Duration;
 
 use futures_util::future::{join_all, try_join_all};
 use http::{HeaderValue, header::AUTHORIZATION};
-use rmcp::model::{
-    CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, ProtocolVersion, Tool,
-};
+use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, ProtocolVersion, Tool};
 use rmcp::service::{RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -52,7 +50,8 @@ struct Route {
 }
 
 /// The MCP sessions of one turn. `call` takes `&self`, so a step's tool calls can run concurrently.
-/// Dropping the session (or a `call` future) cancels its in-flight HTTP requests; [`ToolSession::close`]
+/// Dropping a `call` future makes rmcp send `notifications/cancelled` for it; dropping the session stops
+/// its workers and their in-flight HTTP requests; [`ToolSession::close`]
 /// does the same and waits for rmcp's workers to stop.
 pub struct ToolSession {
     connections: Vec<Connection>,
@@ -67,22 +66,8 @@ pub struct ToolSession {
 impl fmt::Debug for ToolSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ToolSession")
-            .field(
-                "servers",
-                &self
-                    .connections
-                    .iter()
-                    .map(|c| c.server.shown.as_str())
-                    .collect::<Vec<_>>(),
-            )
-            .field(
-                "tools",
-                &self
-                    .tools
-                    .iter()
-                    .map(|t| t.name.as_str())
-                    .collect::<Vec<_>>(),
-            )
+            .field("servers", &self.connections.iter().map(|c| c.server.shown.as_str()).collect::<Vec<_>>())
+            .field("tools", &self.tools.iter().map(|t| t.name.as_str()).collect::<Vec<_>>())
             .field("tool_timeout", &self.tool_timeout)
             .finish_non_exhaustive()
     }
@@ -97,28 +82,20 @@ impl ToolSession {
     /// Calls a tool by its model-facing name. A tool that reports `isError` is an `Ok` with
     /// `is_error: true`; `Err` means the call itself failed (auth, transport, JSON-RPC error, timeout).
     pub async fn call(&self, name: &str, arguments: Value) -> Result<ToolOutput, McpError> {
-        let route = self.routes.get(name).ok_or_else(|| McpError::UnknownTool {
-            name: name.to_owned(),
-        })?;
+        let route = self.routes.get(name).ok_or_else(|| McpError::UnknownTool { name: name.to_owned() })?;
         let connection = &self.connections[route.connection];
         let mut params = CallToolRequestParams::new(route.original.clone());
         match arguments {
             Value::Null => {}
             Value::Object(map) => params = params.with_arguments(map),
             _ => {
-                return Err(McpError::InvalidArguments {
-                    name: name.to_owned(),
-                });
+                return Err(McpError::InvalidArguments { name: name.to_owned() });
             }
         }
-        let scope = ErrorScope {
-            server: &connection.server.shown,
-            raw_url: &connection.server.url,
-            bearer: &self.bearer,
-        };
-        let deadline = Instant::now()
-            .checked_add(self.tool_timeout)
-            .map_or(self.deadline, |limit| limit.min(self.deadline));
+        let scope =
+            ErrorScope { server: &connection.server.shown, raw_url: &connection.server.url, bearer: &self.bearer };
+        let deadline =
+            Instant::now().checked_add(self.tool_timeout).map_or(self.deadline, |limit| limit.min(self.deadline));
         match timeout_at(deadline, connection.service.peer().call_tool(params)).await {
             Err(_elapsed) => Err(scope.timeout("tools/call")),
             Ok(Err(error)) => Err(scope.classify_service(error)),
@@ -130,22 +107,14 @@ impl ToolSession {
     pub async fn close(self) {
         join_all(self.connections.into_iter().map(|connection| async move {
             // The owner lives until the close is done: the optional DELETE goes out during it.
-            let Connection {
-                mut service,
-                _owner,
-                ..
-            } = connection;
+            let Connection { mut service, _owner, .. } = connection;
             let _ = service.close_with_timeout(CLOSE_TIMEOUT).await;
         }))
         .await;
     }
 }
 
-pub(super) async fn open(
-    client: &McpClient,
-    bearer: &Secret,
-    deadline: Instant,
-) -> Result<ToolSession, McpError> {
+pub(super) async fn open(client: &McpClient, bearer: &Secret, deadline: Instant) -> Result<ToolSession, McpError> {
     let mut session = ToolSession {
         connections: Vec::new(),
         tools: Vec::new(),
@@ -157,16 +126,13 @@ pub(super) async fn open(
     if client.servers.is_empty() {
         return Ok(session);
     }
-    let mut authorization = HeaderValue::from_str(&format!("Bearer {}", bearer.expose()))
-        .map_err(|_| McpError::InvalidBearer)?;
+    let mut authorization =
+        HeaderValue::from_str(&format!("Bearer {}", bearer.expose())).map_err(|_| McpError::InvalidBearer)?;
     // Sensitive values print as "Sensitive" in Debug, and rmcp's transport config derives Debug.
     authorization.set_sensitive(true);
 
     let opened = try_join_all(
-        client
-            .servers
-            .iter()
-            .map(|server| open_one(client, server, authorization.clone(), bearer, deadline)),
+        client.servers.iter().map(|server| open_one(client, server, authorization.clone(), bearer, deadline)),
     )
     .await?;
 
@@ -179,13 +145,7 @@ pub(super) async fn open(
                 description: tool.description.as_deref().unwrap_or_default().to_owned(),
                 input_schema: Value::Object(JsonObject::clone(&tool.input_schema)),
             });
-            session.routes.insert(
-                name,
-                Route {
-                    connection: index,
-                    original: tool.name.into_owned(),
-                },
-            );
+            session.routes.insert(name, Route { connection: index, original: tool.name.into_owned() });
         }
         session.connections.push(connection);
     }
@@ -199,36 +159,19 @@ async fn open_one(
     bearer: &Secret,
     deadline: Instant,
 ) -> Result<(Connection, Vec<Tool>), McpError> {
-    let scope = ErrorScope {
-        server: &server.shown,
-        raw_url: &server.url,
-        bearer,
-    };
+    let scope = ErrorScope { server: &server.shown, raw_url: &server.url, bearer };
     // Dropped on any early return (failure, deadline): the handshake's requests end with it.
     let (http, owner) = SessionHttp::new(client.http.clone(), client.delete_session_on_close);
     let handshake = async {
         let config = StreamableHttpClientTransportConfig::with_uri(server.url.clone())
             .custom_headers(HashMap::from([(AUTHORIZATION, authorization)]));
         let transport = StreamableHttpClientTransport::with_client(http, config);
-        let service = client_config()
-            .serve(transport)
-            .await
-            .map_err(|e| scope.classify_init(e))?;
-        let tools = service
-            .peer()
-            .list_all_tools()
-            .await
-            .map_err(|e| scope.classify_service(e))?;
+        let service = client_config().serve(transport).await.map_err(|e| scope.classify_init(e))?;
+        let tools = service.peer().list_all_tools().await.map_err(|e| scope.classify_service(e))?;
         Ok((service, tools))
     };
-    let (service, tools) = timeout_at(deadline, handshake)
-        .await
-        .map_err(|_| scope.timeout("session open"))??;
-    let connection = Connection {
-        server: server.clone(),
-        service,
-        _owner: owner,
-    };
+    let (service, tools) = timeout_at(deadline, handshake).await.map_err(|_| scope.timeout("session open"))??;
+    let connection = Connection { server: server.clone(), service, _owner: owner };
     Ok((connection, tools))
 }
 

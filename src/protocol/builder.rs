@@ -14,8 +14,8 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::wire::{
-    ContentBody, ContentObject, ErrorObject, Event, MessageKind, MessageObject, MessageRole,
-    ResponseObject, Status, ToolData,
+    ContentBody, ContentObject, ErrorObject, Event, MessageKind, MessageObject, MessageRole, ResponseObject, Status,
+    ToolData,
 };
 use crate::agent::{AgentEvent, FailureCode, TurnEnd, TurnError};
 use crate::llm::Usage;
@@ -52,10 +52,7 @@ pub struct ResponseBuilder {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 fn new_id(prefix: &str) -> String {
@@ -85,10 +82,7 @@ impl ResponseBuilder {
     /// [`ResponseBuilder::response`] matters. The final object equals what the streaming builder's last
     /// event would carry.
     pub fn silent(session_id: Option<String>) -> Self {
-        ResponseBuilder {
-            frames: false,
-            ..ResponseBuilder::new(session_id)
-        }
+        ResponseBuilder { frames: false, ..ResponseBuilder::new(session_id) }
     }
 
     /// `response_<uuid4>` of this response.
@@ -107,10 +101,8 @@ impl ResponseBuilder {
         match self.last.take() {
             Some(last) if self.finished => last,
             _ => {
-                let end = TurnEnd::Failed(TurnError::new(
-                    FailureCode::Internal,
-                    "the turn ended without reporting how",
-                ));
+                let end =
+                    TurnEnd::Failed(TurnError::new(FailureCode::Internal, "the turn ended without reporting how"));
                 self.start();
                 self.finish(&mut Vec::new(), &end)
             }
@@ -143,9 +135,7 @@ impl ResponseBuilder {
             return out;
         }
         match event {
-            AgentEvent::ReasoningDelta(delta) => {
-                self.text_delta(&mut out, MessageKind::Reasoning, delta)
-            }
+            AgentEvent::ReasoningDelta(delta) => self.text_delta(&mut out, MessageKind::Reasoning, delta),
             AgentEvent::TextDelta(delta) => self.text_delta(&mut out, MessageKind::Message, delta),
             AgentEvent::ToolCallStarted { call_id, name } => {
                 self.close_text(&mut out);
@@ -170,11 +160,7 @@ impl ResponseBuilder {
                 };
                 self.emit_content(&mut out, content);
             }
-            AgentEvent::ToolCallCompleted {
-                call_id,
-                name,
-                arguments,
-            } => {
+            AgentEvent::ToolCallCompleted { call_id, name, arguments } => {
                 self.close_text(&mut out);
                 let i = self.open_call(&mut out, call_id, name);
                 let mut call = self.open_calls.remove(i);
@@ -184,11 +170,7 @@ impl ResponseBuilder {
                 call.arguments = arguments.clone();
                 self.close_call(&mut out, call);
             }
-            AgentEvent::ToolResult {
-                call_id,
-                name,
-                output,
-            } => {
+            AgentEvent::ToolResult { call_id, name, output } => {
                 self.close_text(&mut out);
                 if let Some(i) = self.open_calls.iter().position(|c| &c.call_id == call_id) {
                     let call = self.open_calls.remove(i);
@@ -208,13 +190,7 @@ impl ResponseBuilder {
                     }),
                 };
                 let seq = self.next_seq();
-                let msg = message(
-                    seq,
-                    Status::Completed,
-                    msg_id,
-                    MessageKind::PluginCallOutput,
-                    Some(vec![content]),
-                );
+                let msg = message(seq, Status::Completed, msg_id, MessageKind::PluginCallOutput, Some(vec![content]));
                 self.emit(&mut out, || Event::Message(msg.clone()));
                 self.output.push(msg);
             }
@@ -277,11 +253,7 @@ impl ResponseBuilder {
             let seq = self.next_seq();
             let msg = message(seq, Status::InProgress, msg_id.clone(), kind, None);
             self.emit(out, || Event::Message(msg));
-            self.open_text = Some(OpenText {
-                msg_id,
-                kind,
-                text: String::new(),
-            });
+            self.open_text = Some(OpenText { msg_id, kind, text: String::new() });
         }
         let Some(open) = self.open_text.as_mut() else {
             return;
@@ -324,13 +296,7 @@ impl ResponseBuilder {
         }
         let msg_id = new_id("msg");
         let seq = self.next_seq();
-        let msg = message(
-            seq,
-            Status::InProgress,
-            msg_id.clone(),
-            MessageKind::PluginCall,
-            None,
-        );
+        let msg = message(seq, Status::InProgress, msg_id.clone(), MessageKind::PluginCall, None);
         self.emit(out, || Event::Message(msg));
         self.open_calls.push(OpenCall {
             msg_id,
@@ -358,13 +324,7 @@ impl ResponseBuilder {
         self.complete_message(out, call.msg_id, MessageKind::PluginCall, content);
     }
 
-    fn complete_message(
-        &mut self,
-        out: &mut Vec<Event>,
-        msg_id: String,
-        kind: MessageKind,
-        content: ContentObject,
-    ) {
+    fn complete_message(&mut self, out: &mut Vec<Event>, msg_id: String, kind: MessageKind, content: ContentObject) {
         let seq = self.next_seq();
         let msg = message(seq, Status::Completed, msg_id, kind, Some(vec![content]));
         self.emit(out, || Event::Message(msg.clone()));
@@ -382,10 +342,7 @@ impl ResponseBuilder {
             TurnEnd::Incomplete(e) => (Status::Incomplete, Some(e)),
             TurnEnd::Failed(e) => (Status::Failed, Some(e)),
         };
-        let error = error.map(|e| ErrorObject {
-            code: e.code.as_str().to_owned(),
-            message: e.message.clone(),
-        });
+        let error = error.map(|e| ErrorObject { code: e.code.as_str().to_owned(), message: e.message.clone() });
         let r = self.response_object(status, error, Some(now_secs()));
         self.emit(out, || Event::Response(r.clone()));
         self.last = Some(r.clone());
@@ -400,11 +357,7 @@ fn message(
     kind: MessageKind,
     content: Option<Vec<ContentObject>>,
 ) -> MessageObject {
-    let role = if kind == MessageKind::PluginCallOutput {
-        MessageRole::Tool
-    } else {
-        MessageRole::Assistant
-    };
+    let role = if kind == MessageKind::PluginCallOutput { MessageRole::Tool } else { MessageRole::Assistant };
     MessageObject {
         sequence_number: seq,
         object: "message",
@@ -422,10 +375,7 @@ fn message(
 }
 
 /// The final response of a whole turn at once (non-streaming), for callers that already hold the events.
-pub fn aggregate<'a>(
-    session_id: Option<String>,
-    events: impl IntoIterator<Item = &'a AgentEvent>,
-) -> ResponseObject {
+pub fn aggregate<'a>(session_id: Option<String>, events: impl IntoIterator<Item = &'a AgentEvent>) -> ResponseObject {
     let mut builder = ResponseBuilder::silent(session_id);
     for event in events {
         builder.push(event);

@@ -37,10 +37,9 @@ impl AgentRequest {
 fn items_of(msg: &InputMessage) -> Vec<Item> {
     match msg.kind {
         MessageType::Message => text_message(msg).map(Item::Message).into_iter().collect(),
-        MessageType::FunctionCall | MessageType::PluginCall => data_items(msg)
-            .filter_map(call_of)
-            .map(Item::Call)
-            .collect(),
+        MessageType::FunctionCall | MessageType::PluginCall => {
+            data_items(msg).filter_map(call_of).map(Item::Call).collect()
+        }
         MessageType::FunctionCallOutput | MessageType::PluginCallOutput => {
             data_items(msg).filter_map(output_of).collect()
         }
@@ -56,9 +55,7 @@ fn data_items(msg: &InputMessage) -> impl Iterator<Item = &Map<String, Value>> {
 }
 
 fn non_empty_str<'a>(data: &'a Map<String, Value>, key: &str) -> Option<&'a str> {
-    data.get(key)
-        .and_then(Value::as_str)
-        .filter(|s| !s.is_empty())
+    data.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
 }
 
 /// A JSON value as the text the model sees: strings as they are, anything else compact.
@@ -82,37 +79,24 @@ fn call_of(data: &Map<String, Value>) -> Option<ToolCall> {
 
 fn output_of(data: &Map<String, Value>) -> Option<Item> {
     let call_id = non_empty_str(data, "call_id")?;
-    Some(Item::Output {
-        call_id: call_id.to_owned(),
-        content: as_text(data.get("output")),
-    })
+    Some(Item::Output { call_id: call_id.to_owned(), content: as_text(data.get("output")) })
 }
 
 fn text_message(msg: &InputMessage) -> Option<ChatMessage> {
-    let text = msg
-        .content
-        .iter()
-        .filter_map(text_of)
-        .collect::<Vec<_>>()
-        .join("\n");
+    let text = msg.content.iter().filter_map(text_of).collect::<Vec<_>>().join("\n");
     if text.is_empty() {
         return None;
     }
     match msg.role.unwrap_or(Role::User) {
         Role::User => Some(ChatMessage::User { content: text }),
         Role::System => Some(ChatMessage::System { content: text }),
-        Role::Assistant => Some(ChatMessage::Assistant {
-            content: Some(text),
-            tool_calls: Vec::new(),
-        }),
+        Role::Assistant => Some(ChatMessage::Assistant { content: Some(text), tool_calls: Vec::new() }),
         Role::Tool => None,
     }
 }
 
 fn text_of(item: &ContentItem) -> Option<String> {
-    let note = |what: &str, detail: Option<&String>| match detail
-        .filter(|d| d.chars().count() <= MAX_NOTE_CHARS)
-    {
+    let note = |what: &str, detail: Option<&String>| match detail.filter(|d| d.chars().count() <= MAX_NOTE_CHARS) {
         Some(d) => format!("[{what}: {d}]"),
         None => format!("[{what}]"),
     };
@@ -152,10 +136,7 @@ fn assemble(items: &[Item]) -> Vec<ChatMessage> {
                     if let Some(k) = find_output(items, &consumed, i, &call.id) {
                         consumed[k] = true;
                         if let Item::Output { content, .. } = &items[k] {
-                            outputs.push(ChatMessage::Tool {
-                                tool_call_id: call.id.clone(),
-                                content: content.clone(),
-                            });
+                            outputs.push(ChatMessage::Tool { tool_call_id: call.id.clone(), content: content.clone() });
                         }
                         answered.push(call);
                     }
@@ -164,13 +145,8 @@ fn assemble(items: &[Item]) -> Vec<ChatMessage> {
                     continue;
                 }
                 match out.last_mut() {
-                    Some(ChatMessage::Assistant { tool_calls, .. }) if tool_calls.is_empty() => {
-                        *tool_calls = answered
-                    }
-                    _ => out.push(ChatMessage::Assistant {
-                        content: None,
-                        tool_calls: answered,
-                    }),
+                    Some(ChatMessage::Assistant { tool_calls, .. }) if tool_calls.is_empty() => *tool_calls = answered,
+                    _ => out.push(ChatMessage::Assistant { content: None, tool_calls: answered }),
                 }
                 out.extend(outputs);
             }

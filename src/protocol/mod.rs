@@ -17,12 +17,11 @@ mod wire;
 
 pub use builder::{ResponseBuilder, aggregate};
 pub use request::{
-    AgentRequest, ContentItem, InputMessage, MAX_CONTENT_ITEMS, MAX_DEPTH, MAX_INPUT_MESSAGES,
-    MessageType, Role,
+    AgentRequest, ContentItem, InputMessage, MAX_CONTENT_ITEMS, MAX_DEPTH, MAX_INPUT_MESSAGES, MessageType, Role,
 };
 pub use wire::{
-    ContentBody, ContentObject, ErrorObject, Event, MessageKind, MessageObject, MessageRole,
-    ResponseObject, Status, ToolData, error_body,
+    ContentBody, ContentObject, ErrorObject, Event, MessageKind, MessageObject, MessageRole, ResponseObject, Status,
+    ToolData, error_body,
 };
 
 /// A body that is not an acceptable `AgentRequest`. `Display` names the field and why, never a value from

@@ -89,11 +89,8 @@ pub enum ContentItem {
 impl AgentRequest {
     /// Parses and validates a request body.
     pub fn from_slice(body: &[u8]) -> Result<AgentRequest, RequestError> {
-        let text = std::str::from_utf8(body).map_err(|e| RequestError::NotUtf8 {
-            at: e.valid_up_to(),
-        })?;
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| RequestError::NotJson(e.to_string()))?;
+        let text = std::str::from_utf8(body).map_err(|e| RequestError::NotUtf8 { at: e.valid_up_to() })?;
+        let value: Value = serde_json::from_str(text).map_err(|e| RequestError::NotJson(e.to_string()))?;
         AgentRequest::from_value(&value)
     }
 
@@ -102,9 +99,7 @@ impl AgentRequest {
         if depth(value) > MAX_DEPTH {
             return Err(RequestError::TooDeep { max: MAX_DEPTH });
         }
-        let obj = value
-            .as_object()
-            .ok_or_else(|| field("body", "expected a JSON object"))?;
+        let obj = value.as_object().ok_or_else(|| field("body", "expected a JSON object"))?;
         let input = parse_input(obj.get("input"))?;
         Ok(AgentRequest {
             input,
@@ -117,12 +112,7 @@ impl AgentRequest {
             },
             model: opt_string(obj, "model")?,
             temperature: opt_number(obj, "temperature", |t| t >= 0.0, "must be a number ≥ 0")?,
-            top_p: opt_number(
-                obj,
-                "top_p",
-                |p| p > 0.0 && p <= 1.0,
-                "must be a number in (0, 1]",
-            )?,
+            top_p: opt_number(obj, "top_p", |p| p > 0.0 && p <= 1.0, "must be a number in (0, 1]")?,
             max_tokens: match obj.get("max_tokens") {
                 None | Some(Value::Null) => None,
                 Some(v) => Some(
@@ -135,10 +125,7 @@ impl AgentRequest {
             stop: parse_stop(obj.get("stop"))?,
             seed: match obj.get("seed") {
                 None | Some(Value::Null) => None,
-                Some(v) => Some(
-                    v.as_u64()
-                        .ok_or_else(|| field("seed", "expected a non-negative integer"))?,
-                ),
+                Some(v) => Some(v.as_u64().ok_or_else(|| field("seed", "expected a non-negative integer"))?),
             },
             tools: match obj.get("tools") {
                 None | Some(Value::Null) => None,
@@ -190,10 +177,7 @@ impl AgentRequest {
 }
 
 fn field(name: impl Into<String>, reason: impl Into<String>) -> RequestError {
-    RequestError::Field {
-        field: name.into(),
-        reason: reason.into(),
-    }
+    RequestError::Field { field: name.into(), reason: reason.into() }
 }
 
 /// Depth of nested arrays/objects, iteratively (a recursive walk is what the bound is there to avoid).
@@ -244,11 +228,7 @@ fn parse_stop(value: Option<&Value>) -> Result<Option<Vec<String>>, RequestError
         Some(Value::Array(items)) => items
             .iter()
             .enumerate()
-            .map(|(i, v)| {
-                v.as_str()
-                    .map(str::to_owned)
-                    .ok_or_else(|| field(format!("stop[{i}]"), "expected a string"))
-            })
+            .map(|(i, v)| v.as_str().map(str::to_owned).ok_or_else(|| field(format!("stop[{i}]"), "expected a string")))
             .collect::<Result<Vec<_>, _>>()
             .map(Some),
         Some(_) => Err(field("stop", "expected a string or a list of strings")),
@@ -265,23 +245,14 @@ fn parse_input(value: Option<&Value>) -> Result<Vec<InputMessage>, RequestError>
         return Err(field("input", "must hold at least one message"));
     }
     if items.len() > MAX_INPUT_MESSAGES {
-        return Err(field(
-            "input",
-            format!("more than {MAX_INPUT_MESSAGES} messages"),
-        ));
+        return Err(field("input", format!("more than {MAX_INPUT_MESSAGES} messages")));
     }
-    items
-        .iter()
-        .enumerate()
-        .map(|(i, m)| parse_message(i, m))
-        .collect()
+    items.iter().enumerate().map(|(i, m)| parse_message(i, m)).collect()
 }
 
 fn parse_message(i: usize, value: &Value) -> Result<InputMessage, RequestError> {
     let at = |key: &str| format!("input[{i}].{key}");
-    let obj = value
-        .as_object()
-        .ok_or_else(|| field(format!("input[{i}]"), "expected a message object"))?;
+    let obj = value.as_object().ok_or_else(|| field(format!("input[{i}]"), "expected a message object"))?;
     let role = match obj.get("role") {
         None | Some(Value::Null) => None,
         Some(Value::String(s)) => Some(match s.as_str() {
@@ -290,10 +261,7 @@ fn parse_message(i: usize, value: &Value) -> Result<InputMessage, RequestError> 
             "system" => Role::System,
             "tool" => Role::Tool,
             _ => {
-                return Err(field(
-                    at("role"),
-                    "expected one of user, assistant, system, tool",
-                ));
+                return Err(field(at("role"), "expected one of user, assistant, system, tool"));
             }
         }),
         Some(_) => return Err(field(at("role"), "expected a string")),
@@ -317,10 +285,7 @@ fn parse_message(i: usize, value: &Value) -> Result<InputMessage, RequestError> 
         Some(Value::String(s)) => vec![ContentItem::Text(s.clone())],
         Some(Value::Array(items)) => {
             if items.len() > MAX_CONTENT_ITEMS {
-                return Err(field(
-                    at("content"),
-                    format!("more than {MAX_CONTENT_ITEMS} items"),
-                ));
+                return Err(field(at("content"), format!("more than {MAX_CONTENT_ITEMS} items")));
             }
             items
                 .iter()
@@ -330,17 +295,11 @@ fn parse_message(i: usize, value: &Value) -> Result<InputMessage, RequestError> 
         }
         Some(_) => return Err(field(at("content"), "expected a list of content items")),
     };
-    Ok(InputMessage {
-        role,
-        kind,
-        content,
-    })
+    Ok(InputMessage { role, kind, content })
 }
 
 fn parse_content(at: &str, value: &Value) -> Result<ContentItem, RequestError> {
-    let obj = value
-        .as_object()
-        .ok_or_else(|| field(at, "expected a content object"))?;
+    let obj = value.as_object().ok_or_else(|| field(at, "expected a content object"))?;
     let sub = |key: &str| format!("{at}.{key}");
     let kind = match obj.get("type") {
         Some(Value::String(s)) => s.as_str(),
@@ -349,18 +308,13 @@ fn parse_content(at: &str, value: &Value) -> Result<ContentItem, RequestError> {
     };
     Ok(match kind {
         "text" => ContentItem::Text(
-            opt_string(obj, "text")
-                .map_err(|_| field(sub("text"), "expected a string"))?
-                .unwrap_or_default(),
+            opt_string(obj, "text").map_err(|_| field(sub("text"), "expected a string"))?.unwrap_or_default(),
         ),
         "refusal" => ContentItem::Refusal(
-            opt_string(obj, "refusal")
-                .map_err(|_| field(sub("refusal"), "expected a string"))?
-                .unwrap_or_default(),
+            opt_string(obj, "refusal").map_err(|_| field(sub("refusal"), "expected a string"))?.unwrap_or_default(),
         ),
         "image" => ContentItem::Image {
-            url: opt_string(obj, "image_url")
-                .map_err(|_| field(sub("image_url"), "expected a string"))?,
+            url: opt_string(obj, "image_url").map_err(|_| field(sub("image_url"), "expected a string"))?,
         },
         "data" => ContentItem::Data(match obj.get("data") {
             None | Some(Value::Null) => Map::new(),

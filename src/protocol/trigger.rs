@@ -66,32 +66,18 @@ pub struct EventInvocation {
 }
 
 /// The request an event body asks for. Errors only for a body that is an invalid `AgentRequest`.
-pub fn request_from_event(
-    body: &[u8],
-    instruction: &str,
-    request_id: &str,
-) -> Result<AgentRequest, RequestError> {
+pub fn request_from_event(body: &[u8], instruction: &str, request_id: &str) -> Result<AgentRequest, RequestError> {
     parse_event(body, instruction, request_id).map(|e| e.request)
 }
 
 /// [`request_from_event`], also saying what kind of event it was.
-pub fn parse_event(
-    body: &[u8],
-    instruction: &str,
-    request_id: &str,
-) -> Result<EventInvocation, RequestError> {
+pub fn parse_event(body: &[u8], instruction: &str, request_id: &str) -> Result<EventInvocation, RequestError> {
     let session = || Some(request_id.to_owned());
-    let text_request = |kind, text: String| EventInvocation {
-        kind,
-        request: AgentRequest::from_text(text, session()),
-    };
+    let text_request = |kind, text: String| EventInvocation { kind, request: AgentRequest::from_text(text, session()) };
     let Some(value) = parse_lenient(body) else {
         return Ok(match std::str::from_utf8(body) {
             Ok(text) if !text.trim().is_empty() => text_request(TriggerKind::Text, text.to_owned()),
-            Ok(_) => text_request(
-                TriggerKind::Text,
-                describe(instruction, "empty", "(no payload)"),
-            ),
+            Ok(_) => text_request(TriggerKind::Text, describe(instruction, "empty", "(no payload)")),
             Err(_) => opaque(body, instruction, request_id),
         });
     };
@@ -100,10 +86,7 @@ pub fn parse_event(
     {
         let mut request = AgentRequest::from_value(&value)?;
         default_session(&mut request, request_id);
-        return Ok(EventInvocation {
-            kind: TriggerKind::AgentRequest,
-            request,
-        });
+        return Ok(EventInvocation { kind: TriggerKind::AgentRequest, request });
     }
     let Some(kind) = recognise(&value) else {
         let text = String::from_utf8_lossy(body).into_owned();
@@ -118,15 +101,8 @@ pub fn parse_event(
             return Ok(text_request(kind, payload));
         }
     }
-    let shown = if kind == TriggerKind::Http {
-        http_summary(&value)
-    } else {
-        value
-    };
-    Ok(text_request(
-        kind,
-        describe(instruction, kind.as_str(), &shown.to_string()),
-    ))
+    let shown = if kind == TriggerKind::Http { http_summary(&value) } else { value };
+    Ok(text_request(kind, describe(instruction, kind.as_str(), &shown.to_string())))
 }
 
 fn default_session(request: &mut AgentRequest, request_id: &str) {
@@ -175,10 +151,7 @@ fn strip_trailing_commas(text: &str) -> String {
 
 fn recognise(value: &Value) -> Option<TriggerKind> {
     if let Value::Array(items) = value {
-        let all_cloud = !items.is_empty()
-            && items
-                .iter()
-                .all(|v| v.as_object().is_some_and(is_cloud_event));
+        let all_cloud = !items.is_empty() && items.iter().all(|v| v.as_object().is_some_and(is_cloud_event));
         return all_cloud.then_some(TriggerKind::CloudEvents);
     }
     let obj = value.as_object()?;
@@ -188,11 +161,7 @@ fn recognise(value: &Value) -> Option<TriggerKind> {
     } else if has("triggerTime") && has("triggerName") {
         Some(TriggerKind::Timer)
     } else if let Some(Value::Array(events)) = obj.get("events") {
-        let source = events
-            .first()
-            .and_then(|e| e.get("eventSource"))
-            .and_then(Value::as_str)
-            .unwrap_or("");
+        let source = events.first().and_then(|e| e.get("eventSource")).and_then(Value::as_str).unwrap_or("");
         Some(match source {
             "acs:oss" => TriggerKind::Oss,
             "cdn" => TriggerKind::Cdn,
@@ -202,11 +171,7 @@ fn recognise(value: &Value) -> Option<TriggerKind> {
         Some(TriggerKind::Mns)
     } else if has("rawPath") && has("requestContext") {
         Some(TriggerKind::Http)
-    } else if obj
-        .get("source")
-        .is_some_and(|s| s.get("logstoreName").is_some())
-        && has("jobName")
-    {
+    } else if obj.get("source").is_some_and(|s| s.get("logstoreName").is_some()) && has("jobName") {
         Some(TriggerKind::Sls)
     } else if obj.get("Records").is_some_and(Value::is_array) && has("Version") {
         Some(TriggerKind::Tablestore)
@@ -218,15 +183,12 @@ fn recognise(value: &Value) -> Option<TriggerKind> {
 /// MNS topic: the JSON form `{TopicOwner, Message, …}` or the `{body, attrs}` form.
 fn is_mns(obj: &Map<String, Value>) -> bool {
     let json_form = obj.contains_key("TopicOwner") && obj.contains_key("Message");
-    let body_form = obj.get("body").is_some_and(Value::is_string)
-        && obj.keys().all(|k| k == "body" || k == "attrs");
+    let body_form = obj.get("body").is_some_and(Value::is_string) && obj.keys().all(|k| k == "body" || k == "attrs");
     json_form || body_form
 }
 
 fn is_cloud_event(obj: &Map<String, Value>) -> bool {
-    obj.get("specversion")
-        .and_then(Value::as_str)
-        .is_some_and(|v| v.starts_with('1'))
+    obj.get("specversion").and_then(Value::as_str).is_some_and(|v| v.starts_with('1'))
         && obj.get("type").is_some_and(Value::is_string)
         && obj.get("source").is_some_and(Value::is_string)
 }
@@ -245,9 +207,7 @@ fn carried_payload(kind: TriggerKind, value: &Value) -> Option<String> {
 fn http_body(value: &Value) -> Option<String> {
     let body = value.get("body").and_then(Value::as_str)?;
     if value.get("isBase64Encoded").and_then(Value::as_bool) == Some(true) {
-        let bytes = base64::engine::general_purpose::STANDARD
-            .decode(body)
-            .ok()?;
+        let bytes = base64::engine::general_purpose::STANDARD.decode(body).ok()?;
         return String::from_utf8(bytes).ok();
     }
     Some(body.to_owned())
@@ -292,36 +252,16 @@ fn truncate(text: &str, max_chars: usize) -> String {
 fn opaque(body: &[u8], instruction: &str, request_id: &str) -> EventInvocation {
     let lossy = String::from_utf8_lossy(body);
     let total = lossy.chars().count().max(1);
-    let replaced = lossy
-        .chars()
-        .filter(|c| *c == char::REPLACEMENT_CHARACTER)
-        .count();
+    let replaced = lossy.chars().filter(|c| *c == char::REPLACEMENT_CHARACTER).count();
     let (kind, text) = if replaced * 10 <= total {
         (TriggerKind::Text, lossy.into_owned())
     } else if body.len() <= MAX_BASE64_BYTES {
         let b64 = base64::engine::general_purpose::STANDARD.encode(body);
-        (
-            TriggerKind::Binary,
-            describe(
-                instruction,
-                "binary",
-                &format!("{} bytes, base64: {b64}", body.len()),
-            ),
-        )
+        (TriggerKind::Binary, describe(instruction, "binary", &format!("{} bytes, base64: {b64}", body.len())))
     } else {
-        (
-            TriggerKind::Binary,
-            describe(
-                instruction,
-                "binary",
-                &format!("{} bytes (not shown)", body.len()),
-            ),
-        )
+        (TriggerKind::Binary, describe(instruction, "binary", &format!("{} bytes (not shown)", body.len())))
     };
-    EventInvocation {
-        kind,
-        request: AgentRequest::from_text(text, Some(request_id.to_owned())),
-    }
+    EventInvocation { kind, request: AgentRequest::from_text(text, Some(request_id.to_owned())) }
 }
 
 #[cfg(test)]
@@ -331,14 +271,8 @@ mod tests {
 
     #[test]
     fn trailing_commas_go_but_commas_in_strings_stay() {
-        assert_eq!(
-            strip_trailing_commas(r#"{"a": [1, 2, ], "b": ",}",  }"#),
-            r#"{"a": [1, 2 ], "b": ",}"  }"#
-        );
-        assert_eq!(
-            strip_trailing_commas(r#"{"q": "\",]", }"#),
-            r#"{"q": "\",]" }"#
-        );
+        assert_eq!(strip_trailing_commas(r#"{"a": [1, 2, ], "b": ",}",  }"#), r#"{"a": [1, 2 ], "b": ",}"  }"#);
+        assert_eq!(strip_trailing_commas(r#"{"q": "\",]", }"#), r#"{"q": "\",]" }"#);
     }
 
     #[test]
@@ -349,17 +283,10 @@ mod tests {
 
     #[test]
     fn descriptions_are_bounded() {
-        let huge = format!(
-            r#"{{"events":[{{"eventSource":"acs:oss","k":"{}"}}]}}"#,
-            "x".repeat(200_000)
-        );
+        let huge = format!(r#"{{"events":[{{"eventSource":"acs:oss","k":"{}"}}]}}"#, "x".repeat(200_000));
         let req = request_from_event(huge.as_bytes(), "i", "r").unwrap();
-        let [msg] = req.input.as_slice() else {
-            panic!()
-        };
-        let [ContentItem::Text(text)] = msg.content.as_slice() else {
-            panic!()
-        };
+        let [msg] = req.input.as_slice() else { panic!() };
+        let [ContentItem::Text(text)] = msg.content.as_slice() else { panic!() };
         assert!(text.chars().count() < MAX_DESCRIPTION_CHARS + 100);
         assert!(text.ends_with("bytes in all)"));
     }

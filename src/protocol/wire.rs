@@ -50,17 +50,14 @@ pub fn error_body(code: &str, message: &str) -> String {
         code: &'a str,
         message: &'a str,
     }
-    to_json(&Body {
-        error: ErrorRef { code, message },
-    })
+    to_json(&Body { error: ErrorRef { code, message } })
 }
 
 /// Our own structs only hold strings, numbers and options, so serialization cannot fail; should it ever,
 /// a client still gets valid JSON naming the problem instead of a panic.
 pub(crate) fn to_json<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|e| {
-        format!(r#"{{"error":{{"code":"internal","message":"serialization failed: {e}"}}}}"#)
-    })
+    serde_json::to_string(value)
+        .unwrap_or_else(|e| format!(r#"{{"error":{{"code":"internal","message":"serialization failed: {e}"}}}}"#))
 }
 
 /// The `response` object.
@@ -144,16 +141,8 @@ pub enum ContentBody {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ToolData {
-    Call {
-        call_id: String,
-        name: String,
-        arguments: String,
-    },
-    Output {
-        call_id: String,
-        name: String,
-        output: String,
-    },
+    Call { call_id: String, name: String, arguments: String },
+    Output { call_id: String, name: String, output: String },
 }
 
 impl Serialize for ContentObject {

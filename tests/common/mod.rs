@@ -1,6 +1,8 @@
 //! The function served on a loopback port against the stand-in stack, for integration tests.
 #![allow(dead_code)]
 
+pub mod json_order;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -55,6 +57,62 @@ impl Function {
         assert_eq!(response.status(), 200, "process answered {}", response.status());
         let text = response.text().await.unwrap();
         parse_sse(&text)
+    }
+}
+
+/// One HTTP answer, read to its end.
+pub struct Answer {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub text: String,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.text))
+    }
+
+    pub fn events(&self) -> Vec<Value> {
+        parse_sse(&self.text)
+    }
+
+    /// The `{"error":{code,message}}` body's code, after checking the body has that shape.
+    pub fn error_code(&self) -> String {
+        let body = self.json();
+        assert!(body["error"]["message"].is_string(), "no error message in {body}");
+        assert_eq!(self.header("content-type"), Some("application/json"), "{}", self.text);
+        body["error"]["code"].as_str().unwrap_or_else(|| panic!("no error code in {body}")).to_owned()
+    }
+}
+
+impl Function {
+    /// A request with exactly these headers (no Content-Type unless given) and body.
+    pub async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: impl Into<Vec<u8>>) -> Answer {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = Function::client().request(method, self.url(path)).body(body.into());
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        Answer { status, headers, text }
+    }
+
+    /// POST /process with `body` as JSON text and the given headers.
+    pub async fn post_process(&self, headers: &[(&str, &str)], body: &Value) -> Answer {
+        self.send("POST", "/process", headers, body.to_string()).await
+    }
+
+    /// An event invocation as FC sends it: `POST /invoke`, `x-fc-control-path: /invoke`, the request id.
+    pub async fn invoke(&self, request_id: &str, payload: impl Into<Vec<u8>>) -> Answer {
+        let headers = [("x-fc-control-path", "/invoke"), ("x-fc-request-id", request_id)];
+        self.send("POST", "/invoke", &headers, payload).await
     }
 }
 

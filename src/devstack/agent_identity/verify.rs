@@ -25,11 +25,7 @@ pub struct Rejection {
 }
 
 fn reject(status: u16, code: &'static str, message: impl Into<String>) -> Rejection {
-    Rejection {
-        status,
-        code,
-        message: message.into(),
-    }
+    Rejection { status, code, message: message.into() }
 }
 
 /// `application/x-www-form-urlencoded` (and query string) decoding: `+` is a space, `%XX` a byte.
@@ -51,10 +47,7 @@ fn decode_component(text: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
+                match std::str::from_utf8(&bytes[i + 1..i + 3]).ok().and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(b) => {
                         out.push(b);
                         i += 2;
@@ -90,60 +83,25 @@ impl Verifier<'_> {
         body: &[u8],
         seen_nonce: impl FnOnce(&str) -> bool,
     ) -> Result<KnownKey, Rejection> {
-        let authorization = header(headers, "authorization").ok_or_else(|| {
-            reject(
-                400,
-                "MissingAuthorization",
-                "Authorization header is required.",
-            )
-        })?;
+        let authorization = header(headers, "authorization")
+            .ok_or_else(|| reject(400, "MissingAuthorization", "Authorization header is required."))?;
         let (ak_id, signed_headers, signature) = signer::parse_authorization(authorization)
-            .ok_or_else(|| {
-                reject(
-                    400,
-                    "IncompleteSignature",
-                    "The Authorization header is malformed.",
-                )
-            })?;
+            .ok_or_else(|| reject(400, "IncompleteSignature", "The Authorization header is malformed."))?;
         let key = self
             .keys
             .iter()
             .find(|k| k.access_key_id == ak_id)
-            .ok_or_else(|| {
-                reject(
-                    404,
-                    "InvalidAccessKeyId.NotFound",
-                    "Specified access key is not found.",
-                )
-            })?;
+            .ok_or_else(|| reject(404, "InvalidAccessKeyId.NotFound", "Specified access key is not found."))?;
 
         let signed: HashSet<&str> = signed_headers.split(';').collect();
-        for required in [
-            "host",
-            "x-acs-date",
-            "x-acs-signature-nonce",
-            "x-acs-content-sha256",
-            "x-acs-action",
-        ] {
+        for required in ["host", "x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256", "x-acs-action"] {
             if !signed.contains(required) {
-                return Err(reject(
-                    400,
-                    "IncompleteSignature",
-                    format!("{required} must be signed."),
-                ));
+                return Err(reject(400, "IncompleteSignature", format!("{required} must be signed.")));
             }
         }
-        for name in headers
-            .keys()
-            .map(|n| n.as_str())
-            .filter(|n| n.starts_with("x-acs-"))
-        {
+        for name in headers.keys().map(|n| n.as_str()).filter(|n| n.starts_with("x-acs-")) {
             if !signed.contains(name) {
-                return Err(reject(
-                    400,
-                    "IncompleteSignature",
-                    format!("{name} must be signed."),
-                ));
+                return Err(reject(400, "IncompleteSignature", format!("{name} must be signed.")));
             }
         }
 
@@ -151,11 +109,7 @@ impl Verifier<'_> {
         if ak_id.starts_with("STS.") {
             match (sent_token, key.security_token.as_deref()) {
                 (None, _) => {
-                    return Err(reject(
-                        400,
-                        "MissingSecurityToken",
-                        "SecurityToken is mandatory for STS.",
-                    ));
+                    return Err(reject(400, "MissingSecurityToken", "SecurityToken is mandatory for STS."));
                 }
                 (Some(sent), Some(known)) if sent == known => {}
                 _ => {
@@ -170,50 +124,26 @@ impl Verifier<'_> {
 
         let body_sha256 = signer::hex_sha256(body);
         if header(headers, "x-acs-content-sha256") != Some(body_sha256.as_str()) {
-            return Err(reject(
-                400,
-                "InvalidContentSha256",
-                "x-acs-content-sha256 does not match the body.",
-            ));
+            return Err(reject(400, "InvalidContentSha256", "x-acs-content-sha256 does not match the body."));
         }
 
         let date = header(headers, "x-acs-date").unwrap_or_default();
-        let at = humantime::parse_rfc3339(date).map_err(|_| {
-            reject(
-                400,
-                "InvalidTimeStamp.Format",
-                "x-acs-date must be yyyy-MM-ddTHH:mm:ssZ.",
-            )
-        })?;
+        let at = humantime::parse_rfc3339(date)
+            .map_err(|_| reject(400, "InvalidTimeStamp.Format", "x-acs-date must be yyyy-MM-ddTHH:mm:ssZ."))?;
         let now = SystemTime::now();
-        let skew = now
-            .duration_since(at)
-            .or_else(|_| at.duration_since(now))
-            .unwrap_or_default();
+        let skew = now.duration_since(at).or_else(|_| at.duration_since(now)).unwrap_or_default();
         if skew > self.max_skew {
-            return Err(reject(
-                400,
-                "InvalidTimeStamp.Expired",
-                "Specified time stamp or date value is expired.",
-            ));
+            return Err(reject(400, "InvalidTimeStamp.Expired", "Specified time stamp or date value is expired."));
         }
 
         let mut signed_values = Vec::new();
         for name in signed_headers.split(';') {
-            let value = header(headers, name).ok_or_else(|| {
-                reject(
-                    400,
-                    "IncompleteSignature",
-                    format!("signed header {name} was not sent."),
-                )
-            })?;
+            let value = header(headers, name)
+                .ok_or_else(|| reject(400, "IncompleteSignature", format!("signed header {name} was not sent.")))?;
             signed_values.push((name, value));
         }
         let query_pairs = form_decode(query);
-        let query_refs: Vec<(&str, &str)> = query_pairs
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
+        let query_refs: Vec<(&str, &str)> = query_pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
         let canonical_query = signer::canonical_query(&query_refs);
         let input = SigningInput {
             method,
@@ -237,11 +167,7 @@ impl Verifier<'_> {
 
         let nonce = header(headers, "x-acs-signature-nonce").unwrap_or_default();
         if nonce.is_empty() || seen_nonce(nonce) {
-            return Err(reject(
-                400,
-                "SignatureNonceUsed",
-                "Specified signature nonce was used already.",
-            ));
+            return Err(reject(400, "SignatureNonceUsed", "Specified signature nonce was used already."));
         }
         Ok(key.clone())
     }
@@ -257,9 +183,6 @@ mod tests {
         let body = signer::form_body(&params);
         let decoded = form_decode(&body);
         assert_eq!(decoded[0], ("UserId".to_string(), params[0].1.to_string()));
-        assert_eq!(
-            form_decode("a=%zz&b=%4"),
-            vec![("a".into(), "%zz".into()), ("b".into(), "%4".into())]
-        );
+        assert_eq!(form_decode("a=%zz&b=%4"), vec![("a".into(), "%zz".into()), ("b".into(), "%4".into())]);
     }
 }

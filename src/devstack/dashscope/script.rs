@@ -48,14 +48,9 @@ struct Conversation {
 
 impl Conversation {
     fn parse(body: &Value) -> Self {
-        let messages = body["messages"]
-            .as_array()
-            .map(Vec::as_slice)
-            .unwrap_or(&[]);
+        let messages = body["messages"].as_array().map(Vec::as_slice).unwrap_or(&[]);
         let last_user = messages.iter().rposition(|m| m["role"] == "user");
-        let question = last_user
-            .map(|i| content_text(&messages[i]["content"]))
-            .unwrap_or_default();
+        let question = last_user.map(|i| content_text(&messages[i]["content"])).unwrap_or_default();
         let tool_results = last_user
             .map(|i| &messages[i + 1..])
             .unwrap_or(&[])
@@ -88,11 +83,7 @@ impl Conversation {
 fn content_text(content: &Value) -> String {
     match content {
         Value::String(s) => s.clone(),
-        Value::Array(parts) => parts
-            .iter()
-            .filter_map(|p| p["text"].as_str())
-            .collect::<Vec<_>>()
-            .join(""),
+        Value::Array(parts) => parts.iter().filter_map(|p| p["text"].as_str()).collect::<Vec<_>>().join(""),
         Value::Null => String::new(),
         other => other.to_string(),
     }
@@ -107,12 +98,7 @@ fn fault(question: &str, name: &str) -> bool {
 pub(super) fn plan(body: &Value, request_id: &str, first_time: bool, slow: Duration) -> Reply {
     let convo = Conversation::parse(body);
     let q = convo.question.as_str();
-    let error = |status, code, message| Reply::Error {
-        status,
-        code,
-        message,
-        retry_after: None,
-    };
+    let error = |status, code, message| Reply::Error { status, code, message, retry_after: None };
     if fault(q, "hang") {
         return Reply::Hang;
     }
@@ -131,53 +117,25 @@ pub(super) fn plan(body: &Value, request_id: &str, first_time: bool, slow: Durat
         };
     }
     if fault(q, "429") || (fault(q, "429-once") && first_time) {
-        return error(
-            429,
-            "Throttling",
-            "Requests rate limit exceeded, please try again later.",
-        );
+        return error(429, "Throttling", "Requests rate limit exceeded, please try again later.");
     }
     if fault(q, "quota") {
-        return error(
-            429,
-            "insufficient_quota",
-            "You exceeded your current quota, please check your plan.",
-        );
+        return error(429, "insufficient_quota", "You exceeded your current quota, please check your plan.");
     }
     if fault(q, "500") || (fault(q, "500-once") && first_time) {
-        return error(
-            500,
-            "internal_error",
-            "An internal error has occured, please try again later.",
-        );
+        return error(500, "internal_error", "An internal error has occured, please try again later.");
     }
     if fault(q, "503") {
-        return error(
-            503,
-            "ModelServingError",
-            "Too many requests. Your requests are being throttled.",
-        );
+        return error(503, "ModelServingError", "Too many requests. Your requests are being throttled.");
     }
     if fault(q, "404") {
-        return error(
-            404,
-            "model_not_found",
-            "The model does not exist or you do not have access to it.",
-        );
+        return error(404, "model_not_found", "The model does not exist or you do not have access to it.");
     }
     if fault(q, "filter") {
-        return error(
-            400,
-            "data_inspection_failed",
-            "Input data may contain inappropriate content.",
-        );
+        return error(400, "data_inspection_failed", "Input data may contain inappropriate content.");
     }
 
-    let mut out = Chunks::new(
-        request_id,
-        &convo.model,
-        if fault(q, "slow") { Some(slow) } else { None },
-    );
+    let mut out = Chunks::new(request_id, &convo.model, if fault(q, "slow") { Some(slow) } else { None });
     if convo.thinking {
         for part in ["Let me think", " about the question", " step by step."] {
             out.delta(json!({"content": null, "reasoning_content": part}));
@@ -185,9 +143,7 @@ pub(super) fn plan(body: &Value, request_id: &str, first_time: bool, slow: Durat
     }
     if fault(q, "malformed") {
         out.delta(json!({"content": "Hmm"}));
-        out.raw(
-            r#"{"id":"chatcmpl-bad","choices":[{"index":0,"delta":{"content":"oops"#.to_owned(),
-        );
+        out.raw(r#"{"id":"chatcmpl-bad","choices":[{"index":0,"delta":{"content":"oops"#.to_owned());
     }
     if fault(q, "drip") {
         out.text("A very slow answer");
@@ -197,20 +153,12 @@ pub(super) fn plan(body: &Value, request_id: &str, first_time: bool, slow: Durat
         out.steps.push(Step::DripForever(chunk.to_string(), slow));
         return Reply::Stream(out.steps);
     }
-    if fault(q, "midstream-error")
-        || fault(q, "midstream-filter")
-        || fault(q, "cut")
-        || fault(q, "eof")
-    {
+    if fault(q, "midstream-error") || fault(q, "midstream-filter") || fault(q, "cut") || fault(q, "eof") {
         out.text("Partial answer that will not finish");
         if fault(q, "cut") {
             out.steps.push(Step::Abort);
         } else if !fault(q, "eof") {
-            let code = if fault(q, "midstream-filter") {
-                "data_inspection_failed"
-            } else {
-                "internal_error"
-            };
+            let code = if fault(q, "midstream-filter") { "data_inspection_failed" } else { "internal_error" };
             let error = json!({"error": {"code": code, "message": "The stream failed while generating.",
                 "type": code, "param": null}, "request_id": request_id});
             out.raw(error.to_string());
@@ -220,25 +168,16 @@ pub(super) fn plan(body: &Value, request_id: &str, first_time: bool, slow: Durat
 
     let lower = q.to_lowercase();
     let wants_tools = !convo.tools.is_empty() && !lower.contains("no tools");
-    let calls = if wants_tools && (convo.tool_results.is_empty() || lower.contains("loop forever"))
-    {
+    let calls = if wants_tools && (convo.tool_results.is_empty() || lower.contains("loop forever")) {
         choose_calls(&convo, &lower)
     } else {
         Vec::new()
     };
     if calls.is_empty() {
         let answer = if convo.tool_results.is_empty() {
-            format!(
-                "You asked: \"{}\". This is the scripted answer.",
-                excerpt(q)
-            )
+            format!("You asked: \"{}\". This is the scripted answer.", excerpt(q))
         } else {
-            convo
-                .tool_results
-                .iter()
-                .map(|r| format!("The tool said: {r}"))
-                .collect::<Vec<_>>()
-                .join(" ")
+            convo.tool_results.iter().map(|r| format!("The tool said: {r}")).collect::<Vec<_>>().join(" ")
         };
         out.text(&answer);
         out.finish("stop");
@@ -261,17 +200,9 @@ fn choose_calls(convo: &Conversation, lower: &str) -> Vec<(String, String)> {
     if lower.contains("broken tool") {
         return vec![(named("broken"), "{}".into())];
     }
-    let hello = lower
-        .contains("hello")
-        .then(|| convo.tool("helloworld"))
-        .flatten();
+    let hello = lower.contains("hello").then(|| convo.tool("helloworld")).flatten();
     let time = convo.tool("getutctime");
-    let hello_call = |tool: String| {
-        (
-            tool,
-            json!({"name": greeted(&convo.question, lower)}).to_string(),
-        )
-    };
+    let hello_call = |tool: String| (tool, json!({"name": greeted(&convo.question, lower)}).to_string());
     match (hello, time) {
         (Some(h), Some(t)) if lower.contains("time") => vec![(t, "{}".into()), hello_call(h)],
         (Some(h), _) => vec![hello_call(h)],
@@ -287,33 +218,16 @@ fn greeted(question: &str, lower: &str) -> String {
         return "world".into();
     };
     // Lower-casing may change byte lengths outside ASCII; then the lower-cased name is the best we have.
-    let source = if question.len() == lower.len() {
-        question
-    } else {
-        lower
-    };
+    let source = if question.len() == lower.len() { question } else { lower };
     let rest = &source[at + MARKER.len()..];
-    let end = rest
-        .find(|c: char| ".,!?[\n".contains(c))
-        .unwrap_or(rest.len());
+    let end = rest.find(|c: char| ".,!?[\n".contains(c)).unwrap_or(rest.len());
     let rest = &rest[..end];
     let rest = rest.split(" and ").next().unwrap_or(rest).trim();
-    if rest.is_empty() {
-        "world".into()
-    } else {
-        rest.to_owned()
-    }
+    if rest.is_empty() { "world".into() } else { rest.to_owned() }
 }
 
 fn excerpt(question: &str) -> String {
-    let cleaned: String = question
-        .split("[fault:")
-        .next()
-        .unwrap_or("")
-        .trim()
-        .chars()
-        .take(60)
-        .collect();
+    let cleaned: String = question.split("[fault:").next().unwrap_or("").trim().chars().take(60).collect();
     cleaned
 }
 
@@ -358,10 +272,7 @@ impl Chunks {
             delta["role"] = json!("assistant");
         }
         self.deltas += 1;
-        self.chunk(
-            json!([{"index": 0, "delta": delta, "finish_reason": null, "logprobs": null}]),
-            Value::Null,
-        );
+        self.chunk(json!([{"index": 0, "delta": delta, "finish_reason": null, "logprobs": null}]), Value::Null);
     }
 
     /// The text in several chunks of a few words each.
@@ -375,9 +286,7 @@ impl Chunks {
     /// Calls in the shapes the spec lists: the first chunk of each has id, name and a first fragment; the
     /// rest carry `"id":""`, `"function":{}` or no id at all, interleaved across calls.
     fn tool_calls(&mut self, calls: &[(String, String)]) {
-        let ids: Vec<String> = (0..calls.len())
-            .map(|i| format!("call_{}_{i}", self.id))
-            .collect();
+        let ids: Vec<String> = (0..calls.len()).map(|i| format!("call_{}_{i}", self.id)).collect();
         let parts: Vec<[String; 3]> = calls.iter().map(|(_, args)| split3(args)).collect();
         for (i, (name, _)) in calls.iter().enumerate() {
             let call = json!({"index": i, "id": ids[i], "type": "function",
@@ -387,9 +296,7 @@ impl Chunks {
         for (i, part) in parts.iter().enumerate() {
             let second = json!({"index": i, "id": "", "type": "function", "function": {"arguments": part[1]}});
             self.delta(json!({"content": null, "tool_calls": [second]}));
-            self.delta(
-                json!({"content": null, "tool_calls": [{"index": i, "id": "", "function": {}}]}),
-            );
+            self.delta(json!({"content": null, "tool_calls": [{"index": i, "id": "", "function": {}}]}));
             let third = json!({"index": i, "type": "function", "function": {"arguments": part[2]}});
             self.delta(json!({"content": null, "tool_calls": [third]}));
         }
@@ -413,11 +320,7 @@ fn split3(text: &str) -> [String; 3] {
     let chars: Vec<char> = text.chars().collect();
     let a = chars.len() / 3;
     let b = 2 * chars.len() / 3;
-    [
-        chars[..a].iter().collect(),
-        chars[a..b].iter().collect(),
-        chars[b..].iter().collect(),
-    ]
+    [chars[..a].iter().collect(), chars[a..b].iter().collect(), chars[b..].iter().collect()]
 }
 
 #[cfg(test)]

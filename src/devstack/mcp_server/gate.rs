@@ -33,9 +33,7 @@ pub(super) struct StatsInner {
 
 impl Stats {
     pub(super) fn lock(&self) -> MutexGuard<'_, StatsInner> {
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     fn count_session(&self, session: &str) {
@@ -72,38 +70,23 @@ pub(super) async fn guard(State(gate): State<Arc<Gate>>, request: Request, next:
     let request_session = session_id(&parts.headers);
 
     if let Some(rejection) = gate.reject(&parts.headers) {
-        gate.stats
-            .count_session(request_session.as_deref().unwrap_or_default());
+        gate.stats.count_session(request_session.as_deref().unwrap_or_default());
         return rejection;
     }
 
     if let Some(fault) = gate.take_fault(&label) {
-        gate.stats
-            .count_session(request_session.as_deref().unwrap_or_default());
+        gate.stats.count_session(request_session.as_deref().unwrap_or_default());
         return fault_response(fault, &gate.stats).await;
     }
 
-    let mut pending = PendingGuard {
-        stats: gate.stats.clone(),
-        armed: true,
-    };
-    let response = next
-        .run(Request::from_parts(parts, Body::from(bytes)))
-        .await;
+    let mut pending = PendingGuard { stats: gate.stats.clone(), armed: true };
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     pending.armed = false;
 
     let session = request_session.or_else(|| session_id(response.headers()));
-    gate.stats
-        .count_session(session.as_deref().unwrap_or_default());
+    gate.stats.count_session(session.as_deref().unwrap_or_default());
     let (parts, body) = response.into_parts();
-    Response::from_parts(
-        parts,
-        Body::new(TrackedBody {
-            inner: body,
-            stats: gate.stats.clone(),
-            finished: false,
-        }),
-    )
+    Response::from_parts(parts, Body::new(TrackedBody { inner: body, stats: gate.stats.clone(), finished: false }))
 }
 
 impl Gate {
@@ -120,24 +103,14 @@ impl Gate {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim);
         let unauthorized = || {
-            (
-                StatusCode::UNAUTHORIZED,
-                [(header::WWW_AUTHENTICATE, "Bearer")],
-                "invalid or missing bearer token",
-            )
+            (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "invalid or missing bearer token")
                 .into_response()
         };
         let Some(token) = token else {
             return Some(unauthorized());
         };
-        if self
-            .forbidden_marker
-            .as_deref()
-            .is_some_and(|marker| token.contains(marker))
-        {
-            return Some(
-                (StatusCode::FORBIDDEN, "access to this MCP server is denied").into_response(),
-            );
+        if self.forbidden_marker.as_deref().is_some_and(|marker| token.contains(marker)) {
+            return Some((StatusCode::FORBIDDEN, "access to this MCP server is denied").into_response());
         }
         if !(self.token_check)(token) {
             return Some(unauthorized());
@@ -147,13 +120,7 @@ impl Gate {
 }
 
 async fn fault_response(fault: Fault, stats: &Arc<Stats>) -> Response {
-    let tracked = |body: Body| {
-        Body::new(TrackedBody {
-            inner: body,
-            stats: stats.clone(),
-            finished: false,
-        })
-    };
+    let tracked = |body: Body| Body::new(TrackedBody { inner: body, stats: stats.clone(), finished: false });
     let sse = |body: Body| {
         Response::builder()
             .header(header::CONTENT_TYPE, "text/event-stream")
@@ -162,51 +129,32 @@ async fn fault_response(fault: Fault, stats: &Arc<Stats>) -> Response {
             .unwrap_or_default()
     };
     match fault {
-        Fault::Status {
-            status,
-            retry_after,
-        } => {
+        Fault::Status { status, retry_after } => {
             let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             let mut response = (status, "injected fault").into_response();
             if let Some(seconds) = retry_after {
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, seconds.into());
+                response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
             }
             if status == StatusCode::UNAUTHORIZED {
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    header::HeaderValue::from_static("Bearer"),
-                );
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
             }
             response
         }
         Fault::Hang => {
-            let _pending = PendingGuard {
-                stats: stats.clone(),
-                armed: true,
-            };
+            let _pending = PendingGuard { stats: stats.clone(), armed: true };
             std::future::pending().await
         }
         Fault::Drip => {
             let drip = futures_util::stream::unfold((), |()| async {
                 tokio::time::sleep(DRIP_INTERVAL).await;
-                Some((
-                    Ok::<_, std::io::Error>(Bytes::from_static(b": drip\n\n")),
-                    (),
-                ))
+                Some((Ok::<_, std::io::Error>(Bytes::from_static(b": drip\n\n")), ()))
             });
             sse(Body::from_stream(drip))
         }
         Fault::Cut => {
             let parts: Vec<Result<Bytes, std::io::Error>> = vec![
-                Ok(Bytes::from_static(
-                    b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":",
-                )),
-                Err(std::io::Error::new(
-                    std::io::ErrorKind::ConnectionAborted,
-                    "scripted cut",
-                )),
+                Ok(Bytes::from_static(b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":")),
+                Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "scripted cut")),
             ];
             sse(Body::from_stream(futures_util::stream::iter(parts)))
         }
@@ -218,10 +166,7 @@ async fn fault_response(fault: Fault, stats: &Arc<Stats>) -> Response {
 }
 
 fn session_id(headers: &HeaderMap) -> Option<String> {
-    headers
-        .get(SESSION_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 fn request_label(method: &Method, body: &[u8]) -> String {
@@ -267,10 +212,7 @@ impl http_body::Body for TrackedBody {
     type Data = Bytes;
     type Error = axum::Error;
 
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
             self.finished = true;

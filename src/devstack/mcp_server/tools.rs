@@ -5,9 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use rmcp::handler::server::{router::tool::ToolRouter, wrapper::Parameters};
-use rmcp::model::{
-    CallToolResult, ContentBlock, ListToolsResult, PaginatedRequestParams, ProtocolVersion, Tool,
-};
+use rmcp::model::{CallToolResult, ContentBlock, ListToolsResult, PaginatedRequestParams, ProtocolVersion, Tool};
 use rmcp::service::{RequestContext, RoleServer};
 use rmcp::{ErrorData, ServerHandler, tool, tool_handler, tool_router};
 use tokio::sync::oneshot;
@@ -25,10 +23,7 @@ pub(super) struct Rendezvous {
 impl Rendezvous {
     async fn meet(&self) -> bool {
         let arrived = {
-            let mut slot = self
-                .waiting
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut slot = self.waiting.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             // A sender whose caller gave up fails to send; then this call waits in its place.
             if let Some(partner) = slot.take()
                 && partner.send(()).is_ok()
@@ -39,10 +34,7 @@ impl Rendezvous {
             *slot = Some(tx);
             rx
         };
-        matches!(
-            tokio::time::timeout(RENDEZVOUS_WAIT, arrived).await,
-            Ok(Ok(()))
-        )
+        matches!(tokio::time::timeout(RENDEZVOUS_WAIT, arrived).await, Ok(Ok(())))
     }
 }
 
@@ -87,11 +79,7 @@ impl StandInTools {
         if self.phantom_tool {
             let schema = serde_json::json!({"type": "object"});
             let schema = schema.as_object().cloned().unwrap_or_default();
-            tools.push(Tool::new(
-                "phantom",
-                "Listed but not served.",
-                Arc::new(schema),
-            ));
+            tools.push(Tool::new("phantom", "Listed but not served.", Arc::new(schema)));
         }
         tools
     }
@@ -114,9 +102,7 @@ impl StandInTools {
         CallToolResult::error(vec![ContentBlock::text("the broken tool always fails")])
     }
 
-    #[tool(
-        description = "Answers \"met\" once a second concurrent rendezvous call arrives (waits up to 5 s)."
-    )]
+    #[tool(description = "Answers \"met\" once a second concurrent rendezvous call arrives (waits up to 5 s).")]
     async fn rendezvous(&self) -> CallToolResult {
         if self.rendezvous.meet().await {
             CallToolResult::success(vec![ContentBlock::text("met")])
@@ -138,14 +124,11 @@ impl ServerHandler for StandInTools {
             return Ok(ListToolsResult::with_all_items(tools));
         };
         let start = match request.and_then(|r| r.cursor) {
-            Some(cursor) => cursor
-                .parse::<usize>()
-                .map_err(|_| ErrorData::invalid_params("bad cursor", None))?,
+            Some(cursor) => cursor.parse::<usize>().map_err(|_| ErrorData::invalid_params("bad cursor", None))?,
             None => 0,
         };
         let end = (start + page_size).min(tools.len());
-        let mut page =
-            ListToolsResult::with_all_items(tools.get(start..end).unwrap_or_default().to_vec());
+        let mut page = ListToolsResult::with_all_items(tools.get(start..end).unwrap_or_default().to_vec());
         page.next_cursor = (end < tools.len()).then(|| end.to_string());
         Ok(page)
     }
