@@ -44,9 +44,9 @@ impl Toolbox {
             Err(error) if error.is_unauthorized() => {
                 tracing::info!(%error, "MCP refused the token; refreshing it once");
                 let fresh = refresh().await?;
-                (mcp.open(&fresh, deadline).await.map_err(fatal)?, true)
+                (mcp.open(&fresh, deadline).await.map_err(|e| fatal(e, deadline))?, true)
             }
-            Err(error) => return Err(fatal(error)),
+            Err(error) => return Err(fatal(error, deadline)),
         };
         Ok(Toolbox {
             mcp,
@@ -88,7 +88,7 @@ impl Toolbox {
         match result {
             Ok(output) => Ok(output),
             Err(error) if recoverable(&error) => Ok(error_output(&error.to_string())),
-            Err(error) => Err(fatal(error)),
+            Err(error) => Err(fatal(error, self.deadline)),
         }
     }
 
@@ -104,7 +104,7 @@ impl Toolbox {
         current.refreshed = true;
         tracing::info!("MCP refused the token mid-turn; refreshing it once");
         let fresh = (self.refresh)().await?;
-        let session = Arc::new(self.mcp.open(&fresh, self.deadline).await.map_err(fatal)?);
+        let session = Arc::new(self.mcp.open(&fresh, self.deadline).await.map_err(|e| fatal(e, self.deadline))?);
         let old = std::mem::replace(&mut current.session, session.clone());
         current.generation += 1;
         drop(current);
@@ -133,8 +133,15 @@ fn recoverable(error: &McpError) -> bool {
     )
 }
 
-fn fatal(error: McpError) -> TurnError {
-    let code = if error.is_auth_failure() { FailureCode::ToolUnauthorized } else { FailureCode::ToolError };
+fn fatal(error: McpError, deadline: Instant) -> TurnError {
+    let code = if error.is_auth_failure() {
+        FailureCode::ToolUnauthorized
+    } else if matches!(error, McpError::Timeout { .. }) && Instant::now() >= deadline {
+        // The function timeout cut the MCP exchange short: the server may be fine, time ran out.
+        FailureCode::DeadlineExceeded
+    } else {
+        FailureCode::ToolError
+    };
     TurnError::new(code, error.to_string())
 }
 

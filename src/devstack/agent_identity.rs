@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -29,6 +29,8 @@ pub struct StandInOptions {
     /// When set, other `WorkloadIdentityName`s are refused as not found.
     pub workload_identity_name: Option<String>,
     pub max_skew: Duration,
+    /// Minted WATs are `<token_prefix><subject>-<n>` (tests use a sentinel prefix to find leaks).
+    pub token_prefix: String,
 }
 
 impl StandInOptions {
@@ -57,6 +59,7 @@ impl Default for StandInOptions {
             ],
             workload_identity_name: None,
             max_skew: Duration::from_secs(15 * 60),
+            token_prefix: "wat-".into(),
         }
     }
 }
@@ -76,7 +79,18 @@ pub enum Fault {
     SecurityTokenExpired,
     /// Any other error answer.
     Error { status: u16, code: String, message: String },
+    /// Accept the request and never answer (not even the status line).
+    Hang,
+    /// 200 and a JSON body one byte per [`DRIP_INTERVAL`], never finishing.
+    Drip,
+    /// 200 and half a JSON body, then the connection breaks.
+    Cut,
+    /// 200 with a complete body that is not JSON.
+    Malformed,
 }
+
+/// The pace of [`Fault::Drip`].
+pub const DRIP_INTERVAL: Duration = Duration::from_millis(100);
 
 /// One request as the stand-in saw it.
 #[derive(Debug, Clone)]
@@ -106,6 +120,8 @@ struct Inner {
 struct Shared {
     options: StandInOptions,
     inner: Mutex<Inner>,
+    /// Responses the client gave up on before their end (hung or dripping answers).
+    abandoned: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -132,7 +148,7 @@ impl AgentIdentityStandIn {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let inner = Inner { keys: options.keys.clone(), ..Inner::default() };
-        let shared = Arc::new(Shared { options, inner: Mutex::new(inner) });
+        let shared = Arc::new(Shared { options, inner: Mutex::new(inner), abandoned: Default::default() });
         let router = Router::new().fallback(handle).with_state(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -158,6 +174,21 @@ impl AgentIdentityStandIn {
     /// Every request so far, in arrival order.
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.lock().requests.clone()
+    }
+
+    /// Responses to [`Fault::Hang`]/[`Fault::Drip`] the client abandoned (proof it let go of them).
+    pub fn abandoned(&self) -> usize {
+        self.shared.abandoned.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until at least `count` responses were abandoned; `false` if that did not happen `within`.
+    pub async fn wait_abandoned(&self, count: usize, within: Duration) -> bool {
+        let waited = tokio::time::timeout(within, async {
+            while self.abandoned() < count {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        });
+        waited.await.is_ok()
     }
 
     /// Answer the next request with `fault` (faults queue up: one per request, in order).
@@ -229,6 +260,16 @@ struct Answer {
     status: u16,
     body: Value,
     retry_after_ms: Option<u64>,
+    /// Set for the faults that are about the connection rather than an error body.
+    transport: Option<TransportFault>,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum TransportFault {
+    Hang,
+    Drip,
+    Cut,
+    Malformed,
 }
 
 fn error_answer(host: &str, request_id: &str, status: u16, code: &str, message: &str) -> Answer {
@@ -239,7 +280,7 @@ fn error_answer(host: &str, request_id: &str, status: u16, code: &str, message: 
         "Message": message,
         "Recommend": format!("https://api.aliyun.com/troubleshoot?q={code}&product=AgentIdentityData"),
     });
-    Answer { status, body, retry_after_ms: None }
+    Answer { status, body, retry_after_ms: None, transport: None }
 }
 
 const SIGNATURE_ECHO: &str = "The request signature does not conform to Aliyun standards. \
@@ -258,6 +299,57 @@ fn fault_answer(fault: Fault, host: &str, request_id: &str) -> Answer {
             fixed(400, "InvalidSecurityToken.Expired", "Specified SecurityToken is expired.")
         }
         Fault::Error { status, code, message } => fixed(status, &code, &message),
+        Fault::Hang => transport(TransportFault::Hang, 0),
+        Fault::Drip => transport(TransportFault::Drip, 200),
+        Fault::Cut => transport(TransportFault::Cut, 200),
+        Fault::Malformed => transport(TransportFault::Malformed, 200),
+    }
+}
+
+fn transport(fault: TransportFault, status: u16) -> Answer {
+    Answer { status, body: Value::Null, retry_after_ms: None, transport: Some(fault) }
+}
+
+/// Counts the response as abandoned when dropped before its end.
+struct Abandon {
+    shared: Arc<Shared>,
+    finished: bool,
+}
+
+impl Drop for Abandon {
+    fn drop(&mut self) {
+        if !self.finished {
+            self.shared.abandoned.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+}
+
+async fn transport_answer(shared: Arc<Shared>, fault: TransportFault, request_id: &str) -> Response {
+    let mut guard = Abandon { shared, finished: false };
+    let json = |body: Body| {
+        ([("content-type", "application/json;charset=utf-8"), ("x-acs-request-id", request_id)], body).into_response()
+    };
+    match fault {
+        TransportFault::Hang => std::future::pending().await,
+        TransportFault::Malformed => {
+            guard.finished = true;
+            json(Body::from("<html><body>Bad Gateway</body></html>"))
+        }
+        TransportFault::Cut => {
+            guard.finished = true;
+            let parts: Vec<Result<Bytes, std::io::Error>> = vec![
+                Ok(Bytes::from_static(b"{\"RequestId\":\"cut\",\"WorkloadAcc")),
+                Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "scripted cut")),
+            ];
+            json(Body::from_stream(futures_util::stream::iter(parts)))
+        }
+        TransportFault::Drip => {
+            let drip = futures_util::stream::unfold(guard, |guard| async move {
+                tokio::time::sleep(DRIP_INTERVAL).await;
+                Some((Ok::<_, std::io::Error>(Bytes::from_static(b" ")), guard))
+            });
+            json(Body::from_stream(drip))
+        }
     }
 }
 
@@ -277,23 +369,50 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         .map(str::to_owned)
         .or_else(|| params.get("Action").cloned())
         .unwrap_or_default();
+    let answer = record_and_answer(&shared, &parts, &body, params, action, &host, &request_id);
+    if let Some(fault) = answer.transport {
+        return transport_answer(shared, fault, &request_id).await;
+    }
+    let mut response = (
+        http::StatusCode::from_u16(answer.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
+        [("content-type", "application/json;charset=utf-8"), ("x-acs-request-id", request_id.as_str())],
+        Body::from(answer.body.to_string()),
+    )
+        .into_response();
+    if let Some(ms) = answer.retry_after_ms {
+        response.headers_mut().insert("x-acs-retry-after", http::HeaderValue::from(ms));
+    }
+    response
+}
+
+/// Verifies and serves the request (or takes the next fault), and records it.
+fn record_and_answer(
+    shared: &Shared,
+    parts: &http::request::Parts,
+    body: &[u8],
+    params: BTreeMap<String, String>,
+    action: String,
+    host: &str,
+    request_id: &str,
+) -> Answer {
+    let query = parts.uri.query().unwrap_or_default();
+    let headers = &parts.headers;
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
     let access_key_id = authorization.and_then(crate::acs::signer::parse_authorization).map(|(id, _, _)| id.to_owned());
-
     let mut inner = shared.lock();
     let answer = if let Some(fault) = inner.faults.pop_front() {
-        fault_answer(fault, &host, &request_id)
+        fault_answer(fault, host, request_id)
     } else if action == "AssumeRoleForWorkloadIdentity" && authorization.is_none() {
-        serve_action(&shared.options, &mut inner, &action, &params, &host, &request_id)
+        serve_action(&shared.options, &mut inner, &action, &params, host, request_id)
     } else {
         let Inner { keys, nonces, .. } = &mut *inner;
         let verifier = Verifier { keys, max_skew: shared.options.max_skew };
         let method = parts.method.as_str();
         let verified =
-            verifier.verify(method, parts.uri.path(), query, headers, &body, |nonce| !nonces.insert(nonce.to_owned()));
+            verifier.verify(method, parts.uri.path(), query, headers, body, |nonce| !nonces.insert(nonce.to_owned()));
         match verified {
-            Ok(_) => serve_action(&shared.options, &mut inner, &action, &params, &host, &request_id),
-            Err(Rejection { status, code, message }) => error_answer(&host, &request_id, status, code, &message),
+            Ok(_) => serve_action(&shared.options, &mut inner, &action, &params, host, request_id),
+            Err(Rejection { status, code, message }) => error_answer(host, request_id, status, code, &message),
         }
     };
     inner.requests.push(RecordedRequest {
@@ -305,17 +424,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         code: answer.body.get("Code").and_then(Value::as_str).map(str::to_owned),
     });
     drop(inner);
-
-    let mut response = (
-        http::StatusCode::from_u16(answer.status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR),
-        [("content-type", "application/json;charset=utf-8"), ("x-acs-request-id", request_id.as_str())],
-        Body::from(answer.body.to_string()),
-    )
-        .into_response();
-    if let Some(ms) = answer.retry_after_ms {
-        response.headers_mut().insert("x-acs-retry-after", http::HeaderValue::from(ms));
-    }
-    response
+    answer
 }
 
 fn serve_action(
@@ -335,7 +444,7 @@ fn serve_action(
             &format!("{name} is mandatory for this action."),
         )
     };
-    let ok = |body: Value| Answer { status: 200, body, retry_after_ms: None };
+    let ok = |body: Value| Answer { status: 200, body, retry_after_ms: None, transport: None };
     let workload = params.get("WorkloadIdentityName");
     let arn = |name: &str| format!("acs:agentidentity:cn-beijing:1234567890:workloadidentity/{name}");
     if matches!(action, "GetWorkloadAccessTokenForUserId" | "GetWorkloadAccessTokenForJWT" | "GetWorkloadAccessToken") {
@@ -358,7 +467,7 @@ fn serve_action(
             let Some(user_id) = params.get("UserId").filter(|u| !u.is_empty()) else {
                 return missing("UserId");
             };
-            let token = mint(inner, user_id);
+            let token = mint(inner, &options.token_prefix, user_id);
             ok(json!({
                 "RequestId": request_id,
                 "WorkloadAccessToken": token,
@@ -384,7 +493,7 @@ fn serve_action(
                 return error_answer(host, request_id, 400, "InvalidParameter.UserToken", "The UserToken is expired.");
             }
             let subject = claims.get("sub").and_then(Value::as_str).unwrap_or("anonymous").to_owned();
-            let token = mint(inner, &subject);
+            let token = mint(inner, &options.token_prefix, &subject);
             ok(json!({
                 "RequestId": request_id,
                 "WorkloadAccessToken": token,
@@ -398,7 +507,7 @@ fn serve_action(
             }))
         }
         "GetWorkloadAccessToken" => {
-            let token = mint(inner, "agent");
+            let token = mint(inner, &options.token_prefix, "agent");
             ok(json!({ "RequestId": request_id, "WorkloadAccessToken": token, "WorkloadIdentityArn": arn(&workload) }))
         }
         "GetResourceAPIKey" => {
@@ -459,9 +568,9 @@ fn serve_action(
     }
 }
 
-fn mint(inner: &mut Inner, subject: &str) -> String {
+fn mint(inner: &mut Inner, prefix: &str, subject: &str) -> String {
     inner.counter += 1;
-    let token = format!("wat-{subject}-{}", inner.counter);
+    let token = format!("{prefix}{subject}-{}", inner.counter);
     inner.issued.insert(token.clone(), subject.to_owned());
     token
 }

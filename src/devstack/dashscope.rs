@@ -11,7 +11,9 @@
 //! - faults in the text: `[fault:429]`, `[fault:429-once]`, `[fault:500]`, `[fault:500-once]`, `[fault:503]`,
 //!   `[fault:401]`, `[fault:404]`, `[fault:quota]`, `[fault:filter]`, `[fault:midstream-error]`,
 //!   `[fault:midstream-filter]`, `[fault:cut]` (connection broken), `[fault:eof]` (clean end without
-//!   finish/[DONE]), `[fault:slow]` (a pause before every chunk), `[fault:malformed]`.
+//!   finish/[DONE]), `[fault:slow]` (a pause before every chunk), `[fault:malformed]`, `[fault:403]`,
+//!   `[fault:429-retry-after]` (429 with `Retry-After: 30`), `[fault:hang]` (never answers, not even the
+//!   status line), `[fault:drip]` (a few words, then one `.` chunk per `slow_interval`, forever).
 //!
 //! It records every request and counts responses the client abandoned mid-stream (proof of cancellation).
 
@@ -184,19 +186,27 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
     let status = match &reply {
         Reply::Error { status, .. } => *status,
         Reply::Stream(_) => 200,
+        Reply::Hang => 0,
     };
     shared.requests()[index].status = status;
     match reply {
-        Reply::Error { status, code, message } => {
+        Reply::Error { status, code, message, retry_after } => {
             shared.requests()[index].elapsed = Some(started.elapsed());
             let body = json!({"error": {"message": message, "type": code, "param": null, "code": code},
                 "request_id": request_id});
-            Response::builder()
+            let mut response = Response::builder()
                 .status(StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR))
                 .header(header::CONTENT_TYPE, "application/json")
-                .header("x-request-id", &request_id)
-                .body(Body::from(body.to_string()))
-                .unwrap_or_default()
+                .header("x-request-id", &request_id);
+            if let Some(seconds) = retry_after {
+                response = response.header(header::RETRY_AFTER, seconds);
+            }
+            response.body(Body::from(body.to_string())).unwrap_or_default()
+        }
+        Reply::Hang => {
+            // Dropped (and counted as cancelled) when the client gives up on the connection.
+            let _guard = StreamGuard { shared: shared.clone(), index, started, finished: false };
+            std::future::pending::<Response>().await
         }
         Reply::Stream(steps) => {
             let guard = StreamGuard { shared: shared.clone(), index, started, finished: false };
@@ -214,10 +224,20 @@ fn decide(shared: &Shared, headers: &HeaderMap, body: Option<&Value>, request_id
     let expected = format!("Bearer {}", shared.api_key);
     let authorized = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) == Some(expected.as_str());
     if !authorized {
-        return Reply::Error { status: 401, code: "invalid_api_key", message: "Incorrect API key provided. " };
+        return Reply::Error {
+            status: 401,
+            code: "invalid_api_key",
+            message: "Incorrect API key provided. ",
+            retry_after: None,
+        };
     }
     let Some(body) = body else {
-        return Reply::Error { status: 400, code: "invalid_parameter_error", message: "The body is not valid JSON." };
+        return Reply::Error {
+            status: 400,
+            code: "invalid_parameter_error",
+            message: "The body is not valid JSON.",
+            retry_after: None,
+        };
     };
     if body["stream"] != true {
         // The real service also answers non-streaming calls; this one only streams, so a client bug shows.
@@ -225,6 +245,7 @@ fn decide(shared: &Shared, headers: &HeaderMap, body: Option<&Value>, request_id
             status: 400,
             code: "invalid_parameter_error",
             message: "The stand-in only supports stream=true.",
+            retry_after: None,
         };
     }
     let mut hasher = DefaultHasher::new();
@@ -278,6 +299,13 @@ fn sse_body(
                 Step::Pause(pause) => tokio::time::sleep(pause).await,
                 Step::Data(data) => {
                     return Some((Ok(Bytes::from(format!("data: {data}\n\n"))), (steps, guard)));
+                }
+                Step::DripForever(data, every) => {
+                    guard.finished = false;
+                    tokio::time::sleep(every).await;
+                    let line = Bytes::from(format!("data: {data}\n\n"));
+                    steps.push_front(Step::DripForever(data, every));
+                    return Some((Ok(line), (steps, guard)));
                 }
                 Step::Abort => {
                     // An error item makes hyper drop the connection at once, unflushed chunks included; a

@@ -2,6 +2,7 @@
 //! MCP endpoint, with tools `getutctime`, `helloworld {name}`, `broken` (always `isError`) and `rendezvous`
 //! (answers "met" only when a second `rendezvous` call is in flight at the same time, so tests can prove
 //! concurrency without clocks). It counts every HTTP request and every response the client abandoned.
+//! [`McpStandIn::inject`] queues a [`Fault`] for the next request of a given JSON-RPC method.
 //!
 //! ```ignore
 //! let mcp = McpStandIn::start(StandInOptions::accepting("dev-token")).await?;
@@ -26,6 +27,25 @@ use tokio::sync::oneshot;
 
 use gate::{Gate, Stats, guard};
 use tools::{Rendezvous, StandInTools};
+
+/// A failure to answer one request with instead of serving it (see [`McpStandIn::inject`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fault {
+    /// This HTTP status with a short plain-text body; `retry_after` is sent as `Retry-After` (seconds).
+    /// 401 carries `WWW-Authenticate: Bearer` like the real gateway.
+    Status { status: u16, retry_after: Option<u64> },
+    /// Accept the request and never answer (not even the status line).
+    Hang,
+    /// 200 `text/event-stream` that sends one SSE comment line per [`DRIP_INTERVAL`] and never an event.
+    Drip,
+    /// 200 `text/event-stream` with half an event, then the connection breaks.
+    Cut,
+    /// 200 `application/json` with a body that is not JSON.
+    Malformed,
+}
+
+/// The pace of [`Fault::Drip`].
+pub const DRIP_INTERVAL: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// Decides whether a bearer token is accepted (the dev stack plugs in the Agent Identity stand-in's tokens).
 pub type TokenCheck = Arc<dyn Fn(&str) -> bool + Send + Sync>;
@@ -94,6 +114,7 @@ impl fmt::Debug for StandInOptions {
 /// A running stand-in. Dropping it (or [`McpStandIn::shutdown`]) ends its sessions and stops listening.
 pub struct McpStandIn {
     url: String,
+    faults: Arc<std::sync::Mutex<Vec<(String, Fault)>>>,
     stats: Arc<Stats>,
     stop: Option<oneshot::Sender<()>>,
     end_sessions: Box<dyn Fn() + Send + Sync>,
@@ -120,7 +141,9 @@ impl McpStandIn {
             stats: stats.clone(),
             token_check: options.token_check,
             forbidden_marker: options.forbidden_marker,
+            faults: Default::default(),
         });
+        let faults = gate.faults.clone();
         let app = axum::Router::new().nest_service("/mcp", service).layer(from_fn_with_state(gate, guard));
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -132,6 +155,7 @@ impl McpStandIn {
         });
         Ok(McpStandIn {
             url: format!("http://{addr}/mcp"),
+            faults,
             stats,
             stop: Some(stop),
             end_sessions: Box::new(move || cancel_token.cancel()),
@@ -142,6 +166,12 @@ impl McpStandIn {
     /// The streamable-HTTP endpoint, `http://127.0.0.1:<port>/mcp`.
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// Answer the next request whose JSON-RPC method is `method` (`"initialize"`, `"tools/list"`,
+    /// `"tools/call"`, …) with `fault`, after the bearer check. Faults queue up per method, in order.
+    pub fn inject(&self, method: &str, fault: Fault) {
+        self.faults.lock().unwrap_or_else(|p| p.into_inner()).push((method.to_owned(), fault));
     }
 
     /// HTTP requests received (rejected ones included).

@@ -7,4 +7,4 @@ pub mod dev;
 pub mod mcp_server;
 mod stack;
 
-pub use stack::{DASHSCOPE_KEY, Stack, StackOptions, WORKLOAD_IDENTITY};
+pub use stack::{DASHSCOPE_KEY, Stack, StackOptions, StackSecrets, WORKLOAD_IDENTITY};

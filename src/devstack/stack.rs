@@ -3,7 +3,7 @@
 
 use std::net::SocketAddr;
 
-use super::agent_identity::{self, AgentIdentityStandIn};
+use super::agent_identity::{self, AgentIdentityStandIn, KnownKey};
 use super::dashscope::{self, DashScopeStandIn};
 use super::mcp_server::{self, McpStandIn, SessionMode};
 use crate::config::{Config, ConfigError};
@@ -20,12 +20,44 @@ pub struct StackOptions {
     pub dashscope_addr: SocketAddr,
     pub mcp_addr: SocketAddr,
     pub mcp_sessions: SessionMode,
+    pub secrets: StackSecrets,
 }
 
 impl Default for StackOptions {
     fn default() -> Self {
         let any = SocketAddr::from(([127, 0, 0, 1], 0));
-        StackOptions { identity_addr: any, dashscope_addr: any, mcp_addr: any, mcp_sessions: SessionMode::default() }
+        StackOptions {
+            identity_addr: any,
+            dashscope_addr: any,
+            mcp_addr: any,
+            mcp_sessions: SessionMode::default(),
+            secrets: StackSecrets::default(),
+        }
+    }
+}
+
+/// The secrets the stand-ins accept and [`Stack::env`] hands the function. Tests swap in sentinel values
+/// and then look for them in logs and response bodies.
+#[derive(Debug, Clone)]
+pub struct StackSecrets {
+    pub dashscope_key: String,
+    /// The function role's STS triple.
+    pub sts_access_key_id: String,
+    pub sts_access_key_secret: String,
+    pub sts_security_token: String,
+    /// Minted WATs start with this.
+    pub wat_prefix: String,
+}
+
+impl Default for StackSecrets {
+    fn default() -> Self {
+        StackSecrets {
+            dashscope_key: DASHSCOPE_KEY.to_owned(),
+            sts_access_key_id: agent_identity::StandInOptions::STS_ID.to_owned(),
+            sts_access_key_secret: agent_identity::StandInOptions::STS_SECRET.to_owned(),
+            sts_security_token: agent_identity::StandInOptions::STS_TOKEN.to_owned(),
+            wat_prefix: "wat-".to_owned(),
+        }
     }
 }
 
@@ -33,6 +65,7 @@ pub struct Stack {
     pub identity: AgentIdentityStandIn,
     pub dashscope: DashScopeStandIn,
     pub mcp: McpStandIn,
+    secrets: StackSecrets,
 }
 
 impl Stack {
@@ -41,17 +74,21 @@ impl Stack {
     }
 
     pub async fn start_with(options: StackOptions) -> std::io::Result<Stack> {
-        let identity = AgentIdentityStandIn::bind(
-            agent_identity::StandInOptions {
-                workload_identity_name: Some(WORKLOAD_IDENTITY.to_owned()),
-                ..agent_identity::StandInOptions::default()
-            },
-            options.identity_addr,
-        )
-        .await?;
+        let secrets = options.secrets;
+        let mut identity_options = agent_identity::StandInOptions {
+            workload_identity_name: Some(WORKLOAD_IDENTITY.to_owned()),
+            token_prefix: secrets.wat_prefix.clone(),
+            ..agent_identity::StandInOptions::default()
+        };
+        identity_options.keys.push(KnownKey {
+            access_key_id: secrets.sts_access_key_id.clone(),
+            access_key_secret: secrets.sts_access_key_secret.clone(),
+            security_token: Some(secrets.sts_security_token.clone()),
+        });
+        let identity = AgentIdentityStandIn::bind(identity_options, options.identity_addr).await?;
         let dashscope = DashScopeStandIn::start(dashscope::StandInOptions {
             bind: options.dashscope_addr,
-            ..dashscope::StandInOptions::with_key(DASHSCOPE_KEY)
+            ..dashscope::StandInOptions::with_key(secrets.dashscope_key.clone())
         })
         .await?;
         let mcp = McpStandIn::start(mcp_server::StandInOptions {
@@ -60,7 +97,7 @@ impl Stack {
             ..mcp_server::StandInOptions::new(identity.token_checker())
         })
         .await?;
-        Ok(Stack { identity, dashscope, mcp })
+        Ok(Stack { identity, dashscope, mcp, secrets })
     }
 
     /// The function's environment pointing at the stand-ins, with the role's STS credentials in the
@@ -69,10 +106,10 @@ impl Stack {
         vec![
             ("AGENT_IDENTITY_DATA_ENDPOINT", self.identity.url()),
             ("AGENT_IDENTITY_WORKLOAD_IDENTITY_NAME", WORKLOAD_IDENTITY.to_owned()),
-            ("ALIBABA_CLOUD_ACCESS_KEY_ID", agent_identity::StandInOptions::STS_ID.to_owned()),
-            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", agent_identity::StandInOptions::STS_SECRET.to_owned()),
-            ("ALIBABA_CLOUD_SECURITY_TOKEN", agent_identity::StandInOptions::STS_TOKEN.to_owned()),
-            ("DASHSCOPE_API_KEY", DASHSCOPE_KEY.to_owned()),
+            ("ALIBABA_CLOUD_ACCESS_KEY_ID", self.secrets.sts_access_key_id.clone()),
+            ("ALIBABA_CLOUD_ACCESS_KEY_SECRET", self.secrets.sts_access_key_secret.clone()),
+            ("ALIBABA_CLOUD_SECURITY_TOKEN", self.secrets.sts_security_token.clone()),
+            ("DASHSCOPE_API_KEY", self.secrets.dashscope_key.clone()),
             ("DASHSCOPE_BASE_URL", self.dashscope.base_url()),
             ("AI_GATEWAY_MCP_SERVER", self.mcp.url().to_owned()),
         ]

@@ -7,9 +7,17 @@
 //! with "server does not support SSE" (rmcp then skips it quietly) and make `DELETE` opt-in. A `GET` that
 //! resumes an interrupted response stream (`Last-Event-ID` present) still goes out: without it that call
 //! would fail.
+//!
+//! rmcp runs each session's HTTP requests in a worker task of its own, and that worker does not stop an
+//! in-flight request when the session's owner goes away (e.g. the handshake is abandoned at the deadline):
+//! a hung server would keep the task and its connection forever. So every request and response stream here
+//! also ends when the owner's [`SessionOwner`] is dropped.
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
+
+use futures_util::StreamExt;
 
 use http::{HeaderName, HeaderValue};
 use rmcp::model::ClientJsonRpcMessage;
@@ -17,13 +25,53 @@ use rmcp::transport::common::client_side_sse::BoxedSseResponse;
 use rmcp::transport::streamable_http_client::{
     StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse, StreamableHttpResponseLimits,
 };
+use tokio::sync::watch;
 
 type HttpError = StreamableHttpError<reqwest::Error>;
+
+/// Held by whoever owns the session (the handshake, then the open session); dropping it abandons every
+/// request of the session still in flight.
+pub(crate) struct SessionOwner(#[allow(dead_code)] watch::Sender<()>);
 
 #[derive(Clone)]
 pub(crate) struct SessionHttp {
     pub inner: reqwest::Client,
     pub delete_on_close: bool,
+    owner: watch::Receiver<()>,
+}
+
+impl SessionHttp {
+    pub(crate) fn new(inner: reqwest::Client, delete_on_close: bool) -> (SessionHttp, SessionOwner) {
+        let (owner, alive) = watch::channel(());
+        let http = SessionHttp { inner, delete_on_close, owner: alive };
+        (http, SessionOwner(owner))
+    }
+
+    /// Resolves once the owner is gone.
+    fn owner_gone(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut alive = self.owner.clone();
+        async move { while alive.changed().await.is_ok() {} }
+    }
+
+    async fn while_owned<T>(&self, request: impl Future<Output = Result<T, HttpError>>) -> Result<T, HttpError> {
+        tokio::select! {
+            result = request => result,
+            () = self.owner_gone() => Err(StreamableHttpError::TransportChannelClosed),
+        }
+    }
+
+    fn stream_while_owned(&self, stream: BoxedSseResponse) -> BoxedSseResponse {
+        stream.take_until(self.owner_gone()).boxed()
+    }
+
+    fn post_while_owned(&self, response: StreamableHttpPostResponse) -> StreamableHttpPostResponse {
+        match response {
+            StreamableHttpPostResponse::Sse(stream, session) => {
+                StreamableHttpPostResponse::Sse(self.stream_while_owned(stream), session)
+            }
+            other => other,
+        }
+    }
 }
 
 /// reqwest errors carry the request URL, and rmcp logs transport errors at `error` level; a gateway URL
@@ -80,10 +128,10 @@ impl StreamableHttpClient for SessionHttp {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
-        self.inner
-            .post_message_with_response_limits(uri, message, session_id, auth_header, custom_headers, limits)
-            .await
-            .map_err(without_url)
+        let post =
+            self.inner.post_message_with_response_limits(uri, message, session_id, auth_header, custom_headers, limits);
+        let response = self.while_owned(post).await.map_err(without_url)?;
+        Ok(self.post_while_owned(response))
     }
 
     async fn delete_session(
@@ -96,7 +144,8 @@ impl StreamableHttpClient for SessionHttp {
         if !self.delete_on_close {
             return Ok(());
         }
-        self.inner.delete_session(uri, session_id, auth_header, custom_headers).await.map_err(without_url)
+        let delete = self.inner.delete_session(uri, session_id, auth_header, custom_headers);
+        self.while_owned(delete).await.map_err(without_url)
     }
 
     async fn get_stream(
@@ -110,7 +159,9 @@ impl StreamableHttpClient for SessionHttp {
         if last_event_id.is_none() {
             return Err(StreamableHttpError::ServerDoesNotSupportSse);
         }
-        self.inner.get_stream(uri, session_id, last_event_id, auth_header, custom_headers).await.map_err(without_url)
+        let get = self.inner.get_stream(uri, session_id, last_event_id, auth_header, custom_headers);
+        let stream = self.while_owned(get).await.map_err(without_url)?;
+        Ok(self.stream_while_owned(stream))
     }
 
     async fn get_stream_with_max_sse_event_size(
@@ -125,16 +176,15 @@ impl StreamableHttpClient for SessionHttp {
         if last_event_id.is_none() {
             return Err(StreamableHttpError::ServerDoesNotSupportSse);
         }
-        self.inner
-            .get_stream_with_max_sse_event_size(
-                uri,
-                session_id,
-                last_event_id,
-                auth_header,
-                custom_headers,
-                max_sse_event_size,
-            )
-            .await
-            .map_err(without_url)
+        let get = self.inner.get_stream_with_max_sse_event_size(
+            uri,
+            session_id,
+            last_event_id,
+            auth_header,
+            custom_headers,
+            max_sse_event_size,
+        );
+        let stream = self.while_owned(get).await.map_err(without_url)?;
+        Ok(self.stream_while_owned(stream))
     }
 }

@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::time::{Instant, timeout_at};
 
 use super::error::{ErrorScope, McpError};
-use super::http::SessionHttp;
+use super::http::{SessionHttp, SessionOwner};
 use super::names::NameAllocator;
 use super::output::ToolOutput;
 use super::{McpClient, ServerUrl};
@@ -40,6 +40,8 @@ pub struct ToolDef {
 struct Connection {
     server: ServerUrl,
     service: RunningService<RoleClient, ClientConfig>,
+    /// Dropped with the connection: whatever rmcp's worker still has in flight is abandoned.
+    _owner: SessionOwner,
 }
 
 struct Route {
@@ -104,7 +106,8 @@ impl ToolSession {
     /// Ends the turn's sessions. Errors are of no use to the turn at this point and are dropped.
     pub async fn close(self) {
         join_all(self.connections.into_iter().map(|connection| async move {
-            let mut service = connection.service;
+            // The owner lives until the close is done: the optional DELETE goes out during it.
+            let Connection { mut service, _owner, .. } = connection;
             let _ = service.close_with_timeout(CLOSE_TIMEOUT).await;
         }))
         .await;
@@ -157,17 +160,18 @@ async fn open_one(
     deadline: Instant,
 ) -> Result<(Connection, Vec<Tool>), McpError> {
     let scope = ErrorScope { server: &server.shown, raw_url: &server.url, bearer };
+    // Dropped on any early return (failure, deadline): the handshake's requests end with it.
+    let (http, owner) = SessionHttp::new(client.http.clone(), client.delete_session_on_close);
     let handshake = async {
         let config = StreamableHttpClientTransportConfig::with_uri(server.url.clone())
             .custom_headers(HashMap::from([(AUTHORIZATION, authorization)]));
-        let http = SessionHttp { inner: client.http.clone(), delete_on_close: client.delete_session_on_close };
         let transport = StreamableHttpClientTransport::with_client(http, config);
         let service = client_config().serve(transport).await.map_err(|e| scope.classify_init(e))?;
         let tools = service.peer().list_all_tools().await.map_err(|e| scope.classify_service(e))?;
         Ok((service, tools))
     };
     let (service, tools) = timeout_at(deadline, handshake).await.map_err(|_| scope.timeout("session open"))??;
-    let connection = Connection { server: server.clone(), service };
+    let connection = Connection { server: server.clone(), service, _owner: owner };
     Ok((connection, tools))
 }
 

@@ -11,8 +11,16 @@ const CREATED: u64 = 1_735_113_344;
 /// The reply to one request.
 #[derive(Debug)]
 pub(super) enum Reply {
-    Error { status: u16, code: &'static str, message: &'static str },
+    Error {
+        status: u16,
+        code: &'static str,
+        message: &'static str,
+        /// Sent as `Retry-After` (seconds) when set.
+        retry_after: Option<&'static str>,
+    },
     Stream(Vec<Step>),
+    /// Accept the request and never answer (not even the status line).
+    Hang,
 }
 
 #[derive(Debug)]
@@ -22,6 +30,8 @@ pub(super) enum Step {
     Pause(Duration),
     /// Break the connection (the body errors, so the response is cut mid-chunked-encoding).
     Abort,
+    /// Send this `data:` line, pause, and repeat for as long as the client listens (a very slow model).
+    DripForever(String, Duration),
 }
 
 /// The conversation as the script sees it.
@@ -88,9 +98,23 @@ fn fault(question: &str, name: &str) -> bool {
 pub(super) fn plan(body: &Value, request_id: &str, first_time: bool, slow: Duration) -> Reply {
     let convo = Conversation::parse(body);
     let q = convo.question.as_str();
-    let error = |status, code, message| Reply::Error { status, code, message };
+    let error = |status, code, message| Reply::Error { status, code, message, retry_after: None };
+    if fault(q, "hang") {
+        return Reply::Hang;
+    }
     if fault(q, "401") {
         return error(401, "invalid_api_key", "Incorrect API key provided. ");
+    }
+    if fault(q, "403") {
+        return error(403, "Model.AccessDenied", "Model access denied.");
+    }
+    if fault(q, "429-retry-after") {
+        return Reply::Error {
+            status: 429,
+            code: "Throttling",
+            message: "Requests rate limit exceeded, please try again later.",
+            retry_after: Some("30"),
+        };
     }
     if fault(q, "429") || (fault(q, "429-once") && first_time) {
         return error(429, "Throttling", "Requests rate limit exceeded, please try again later.");
@@ -120,6 +144,14 @@ pub(super) fn plan(body: &Value, request_id: &str, first_time: bool, slow: Durat
     if fault(q, "malformed") {
         out.delta(json!({"content": "Hmm"}));
         out.raw(r#"{"id":"chatcmpl-bad","choices":[{"index":0,"delta":{"content":"oops"#.to_owned());
+    }
+    if fault(q, "drip") {
+        out.text("A very slow answer");
+        let chunk = json!({"id": out.id, "object": "chat.completion.chunk", "created": CREATED,
+            "model": out.model, "system_fingerprint": null, "usage": null,
+            "choices": [{"index": 0, "delta": {"content": "."}, "finish_reason": null, "logprobs": null}]});
+        out.steps.push(Step::DripForever(chunk.to_string(), slow));
+        return Reply::Stream(out.steps);
     }
     if fault(q, "midstream-error") || fault(q, "midstream-filter") || fault(q, "cut") || fault(q, "eof") {
         out.text("Partial answer that will not finish");

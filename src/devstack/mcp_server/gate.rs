@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Body as _, Frame, SizeHint};
 
-use super::TokenCheck;
+use super::{DRIP_INTERVAL, Fault, TokenCheck};
 
 const MAX_BODY_BYTES: usize = 1 << 20;
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -49,6 +49,8 @@ pub(super) struct Gate {
     pub(super) stats: Arc<Stats>,
     pub(super) token_check: TokenCheck,
     pub(super) forbidden_marker: Option<String>,
+    /// Injected faults, each for the next request of its JSON-RPC method.
+    pub(super) faults: Arc<Mutex<Vec<(String, Fault)>>>,
 }
 
 pub(super) async fn guard(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
@@ -56,9 +58,10 @@ pub(super) async fn guard(State(gate): State<Arc<Gate>>, request: Request, next:
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
     };
+    let label = request_label(&parts.method, &bytes);
     {
         let mut stats = gate.stats.lock();
-        stats.methods.push(request_label(&parts.method, &bytes));
+        stats.methods.push(label.clone());
         let version = parts.headers.get("mcp-protocol-version");
         if let Some(version) = version.and_then(|v| v.to_str().ok()) {
             stats.protocol_versions.push(version.to_owned());
@@ -69,6 +72,11 @@ pub(super) async fn guard(State(gate): State<Arc<Gate>>, request: Request, next:
     if let Some(rejection) = gate.reject(&parts.headers) {
         gate.stats.count_session(request_session.as_deref().unwrap_or_default());
         return rejection;
+    }
+
+    if let Some(fault) = gate.take_fault(&label) {
+        gate.stats.count_session(request_session.as_deref().unwrap_or_default());
+        return fault_response(fault, &gate.stats).await;
     }
 
     let mut pending = PendingGuard { stats: gate.stats.clone(), armed: true };
@@ -82,6 +90,12 @@ pub(super) async fn guard(State(gate): State<Arc<Gate>>, request: Request, next:
 }
 
 impl Gate {
+    fn take_fault(&self, label: &str) -> Option<Fault> {
+        let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
+        let at = faults.iter().position(|(method, _)| method == label)?;
+        Some(faults.remove(at).1)
+    }
+
     fn reject(&self, headers: &HeaderMap) -> Option<Response> {
         let token = headers
             .get(header::AUTHORIZATION)
@@ -102,6 +116,52 @@ impl Gate {
             return Some(unauthorized());
         }
         None
+    }
+}
+
+async fn fault_response(fault: Fault, stats: &Arc<Stats>) -> Response {
+    let tracked = |body: Body| Body::new(TrackedBody { inner: body, stats: stats.clone(), finished: false });
+    let sse = |body: Body| {
+        Response::builder()
+            .header(header::CONTENT_TYPE, "text/event-stream")
+            .header(header::CACHE_CONTROL, "no-cache")
+            .body(tracked(body))
+            .unwrap_or_default()
+    };
+    match fault {
+        Fault::Status { status, retry_after } => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let mut response = (status, "injected fault").into_response();
+            if let Some(seconds) = retry_after {
+                response.headers_mut().insert(header::RETRY_AFTER, seconds.into());
+            }
+            if status == StatusCode::UNAUTHORIZED {
+                response.headers_mut().insert(header::WWW_AUTHENTICATE, header::HeaderValue::from_static("Bearer"));
+            }
+            response
+        }
+        Fault::Hang => {
+            let _pending = PendingGuard { stats: stats.clone(), armed: true };
+            std::future::pending().await
+        }
+        Fault::Drip => {
+            let drip = futures_util::stream::unfold((), |()| async {
+                tokio::time::sleep(DRIP_INTERVAL).await;
+                Some((Ok::<_, std::io::Error>(Bytes::from_static(b": drip\n\n")), ()))
+            });
+            sse(Body::from_stream(drip))
+        }
+        Fault::Cut => {
+            let parts: Vec<Result<Bytes, std::io::Error>> = vec![
+                Ok(Bytes::from_static(b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":")),
+                Err(std::io::Error::new(std::io::ErrorKind::ConnectionAborted, "scripted cut")),
+            ];
+            sse(Body::from_stream(futures_util::stream::iter(parts)))
+        }
+        Fault::Malformed => Response::builder()
+            .header(header::CONTENT_TYPE, "application/json")
+            .body(Body::from("<html><body>Bad Gateway</body></html>"))
+            .unwrap_or_default(),
     }
 }
 

@@ -1,0 +1,202 @@
+//! No secret ever reaches a log line or a response: the real binary, logging at TRACE, runs against a
+//! stand-in stack whose AccessKey secret, STS token, WATs and DashScope key are sentinel strings, and
+//! callers send a sentinel JWT. Representative flows — tool turns, a JWT user, FC credential headers, event
+//! invocations, `stream:false`, every fault class of every upstream, errors before the stream — and then
+//! not one sentinel may appear in anything the process wrote or answered.
+#![cfg(feature = "devstack")]
+
+mod common;
+mod kit;
+
+use base64::Engine as _;
+use fc_identity_agent::devstack::agent_identity::Fault as IdentityFault;
+use fc_identity_agent::devstack::mcp_server::Fault as McpFault;
+use fc_identity_agent::devstack::{Stack, StackOptions, StackSecrets};
+use kit::binary::Binary;
+use kit::{HANG_GUARD, SHORT_DEADLINE, request};
+use serde_json::{Value, json};
+
+const AK_ID: &str = "STS.SentinelKeyId";
+const AK_SECRET: &str = "SENTINEL-AK-SECRET-6b1f0e";
+const STS_TOKEN: &str = "SENTINEL-STS-TOKEN-93ad27";
+const WAT_PREFIX: &str = "SENTINEL-WAT-";
+const DASHSCOPE_KEY: &str = "SENTINEL-DASHSCOPE-KEY-5c8e41";
+const JWT_SIGNATURE: &str = "SENTINEL-JWT-SIGNATURE-d40f9a";
+
+/// A JWT the Agent Identity stand-in accepts (it reads claims; the signature is the sentinel).
+fn jwt(sub: &str) -> String {
+    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let header = b64(json!({"alg": "RS256", "typ": "JWT"}));
+    let claims = b64(json!({"sub": sub, "iss": "https://idp.example", "aud": "agent", "exp": 4_102_444_800u64}));
+    format!("{header}.{claims}.{JWT_SIGNATURE}")
+}
+
+/// Everything the callers got back.
+#[derive(Default)]
+struct Transcript {
+    answers: Vec<String>,
+}
+
+struct Caller<'a> {
+    function: &'a Binary,
+    client: reqwest::Client,
+}
+
+impl Caller<'_> {
+    async fn send(&self, method: &str, path: &str, headers: &[(&str, &str)], body: String) -> String {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut request = self.client.request(method, self.function.url(path)).body(body);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        let exchange = async {
+            let response = request.send().await.expect("the function answers");
+            let mut text = format!("HTTP {}\n", response.status());
+            for (name, value) in response.headers() {
+                text.push_str(&format!("{name}: {}\n", String::from_utf8_lossy(value.as_bytes())));
+            }
+            text.push_str(&response.text().await.expect("the body arrives whole"));
+            text
+        };
+        tokio::time::timeout(HANG_GUARD, exchange).await.unwrap_or_else(|_| panic!("{path} hung"))
+    }
+
+    async fn process(&self, headers: &[(&str, &str)], body: &Value) -> String {
+        self.send("POST", "/process", headers, body.to_string()).await
+    }
+
+    async fn invoke(&self, payload: String) -> String {
+        let headers = [("x-fc-control-path", "/invoke"), ("x-fc-request-id", "secrets-invoke")];
+        self.send("POST", "/invoke", &headers, payload).await
+    }
+}
+
+async fn sentinel_stack() -> Stack {
+    Stack::start_with(StackOptions {
+        secrets: StackSecrets {
+            dashscope_key: DASHSCOPE_KEY.into(),
+            sts_access_key_id: AK_ID.into(),
+            sts_access_key_secret: AK_SECRET.into(),
+            sts_security_token: STS_TOKEN.into(),
+            wat_prefix: WAT_PREFIX.into(),
+        },
+        ..StackOptions::default()
+    })
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_sentinel_secret_appears_in_any_log_line_or_response() {
+    let stack = sentinel_stack().await;
+    let function = Binary::start(&stack, &[("RUST_LOG", "trace")]).await;
+    let caller = Caller { function: &function, client: fc_identity_agent::upstream::client_builder().build().unwrap() };
+    let mut seen = Transcript::default();
+    let fc_role =
+        [("x-fc-access-key-id", AK_ID), ("x-fc-access-key-secret", AK_SECRET), ("x-fc-security-token", STS_TOKEN)];
+    let deadline = [("x-fc-function-timeout", SHORT_DEADLINE)];
+
+    // Turns that work: body user, JWT user, FC credential headers, stream:false, events.
+    let tool_turn = caller.process(&[], &request("alice", "Tell me the time and say hello to Alice")).await;
+    assert!(tool_turn.contains(r#""status":"completed""#), "{tool_turn}");
+    seen.answers.push(tool_turn);
+    let bearer = format!("Bearer {}", jwt("jwt-user"));
+    let jwt_turn = caller.process(&[("authorization", &bearer)], &request("ignored", "Tell me the time")).await;
+    assert!(jwt_turn.contains(r#""status":"completed""#), "{jwt_turn}");
+    seen.answers.push(jwt_turn);
+    seen.answers.push(caller.process(&fc_role, &request("bob", "Tell me the time")).await);
+    let mut single = request("carol", "Tell me the time");
+    single["stream"] = json!(false);
+    seen.answers.push(caller.process(&[], &single).await);
+    seen.answers.push(caller.invoke(request("dave", "Tell me the time").to_string()).await);
+    let timer = json!({"triggerTime": "2024-01-01T00:00:00Z", "triggerName": "every-hour", "payload": "tick"});
+    seen.answers.push(caller.invoke(timer.to_string()).await);
+    let oss = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fc3/events/oss.json")).unwrap();
+    seen.answers.push(caller.invoke(oss).await);
+
+    // Errors before the stream.
+    seen.answers.push(caller.send("POST", "/process", &[("authorization", &bearer)], "{not json".into()).await);
+    let mut pick = request("erin", "hi");
+    pick["model"] = json!("qwen-turbo");
+    seen.answers.push(caller.process(&[("authorization", &bearer)], &pick).await);
+    seen.answers.push(caller.send("GET", "/process", &fc_role, String::new()).await);
+    seen.answers.push(caller.send("GET", "/nowhere", &[("authorization", &bearer)], String::new()).await);
+    seen.answers.push(caller.invoke("not an event".into()).await);
+
+    // Agent Identity faults (each on a fresh user, so the token cache does not hide them).
+    let identity_faults = [
+        vec![IdentityFault::SignatureDoesNotMatch],
+        vec![IdentityFault::SecurityTokenExpired],
+        vec![IdentityFault::Error { status: 403, code: "Forbidden.RAM".into(), message: "denied".into() }],
+        vec![IdentityFault::Throttling { retry_after_ms: Some(3_600_000) }],
+        vec![IdentityFault::ServerError, IdentityFault::Malformed],
+        vec![IdentityFault::Cut],
+    ];
+    for (n, faults) in identity_faults.into_iter().enumerate() {
+        for fault in faults {
+            stack.identity.inject(fault);
+        }
+        seen.answers.push(caller.process(&fc_role, &request(&format!("identity-fault-{n}"), "Tell me the time")).await);
+    }
+    let jwt_fault =
+        IdentityFault::Error { status: 400, code: "InvalidParameter.UserToken".into(), message: "bad".into() };
+    stack.identity.inject(jwt_fault);
+    let other_jwt = format!("Bearer {}", jwt("jwt-user-2"));
+    seen.answers.push(caller.process(&[("authorization", &other_jwt)], &request("x", "Tell me the time")).await);
+
+    // MCP faults.
+    let unauthorized = || McpFault::Status { status: 401, retry_after: None };
+    let mcp_faults = [
+        ("initialize", vec![unauthorized(), unauthorized()]),
+        ("tools/call", vec![unauthorized(), unauthorized()]),
+        ("tools/call", vec![McpFault::Status { status: 403, retry_after: None }]),
+        ("initialize", vec![McpFault::Status { status: 429, retry_after: Some(1) }]),
+        ("tools/list", vec![McpFault::Status { status: 500, retry_after: None }]),
+        ("tools/list", vec![McpFault::Malformed]),
+        ("tools/call", vec![McpFault::Cut]),
+    ];
+    for (n, (method, faults)) in mcp_faults.into_iter().enumerate() {
+        for fault in faults {
+            stack.mcp.inject(method, fault);
+        }
+        seen.answers.push(caller.process(&[], &request(&format!("mcp-fault-{n}"), "Tell me the time")).await);
+    }
+
+    // DashScope faults.
+    for fault in ["401", "403", "429", "quota", "500", "filter", "malformed", "cut", "eof", "midstream-error"] {
+        seen.answers.push(caller.process(&[], &request("frank", &format!("Tell me the time [fault:{fault}]"))).await);
+    }
+
+    // The deadline while each upstream hangs or drips, all at once.
+    stack.identity.inject(IdentityFault::Hang);
+    stack.mcp.inject("tools/call", McpFault::Drip);
+    let slow = futures_util::future::join_all([
+        caller.process(&deadline, &request("slow-identity", "Tell me the time")),
+        caller.process(&deadline, &request("slow-mcp", "Tell me the time")),
+        caller.process(&deadline, &request("slow-model", "Tell me a story [fault:hang]")),
+        caller.process(&deadline, &request("slow-model", "Tell me a story [fault:drip]")),
+    ])
+    .await;
+    seen.answers.extend(slow);
+
+    function.terminate();
+    let (status, logs) = function.wait().await;
+    assert!(status.success(), "{status}");
+
+    // The sentinels were really in use: the stand-ins saw them, and the logs are the TRACE firehose.
+    assert!(stack.identity.requests().iter().any(|r| r.access_key_id.as_deref() == Some(AK_ID)));
+    assert!(stack.identity.issued_tokens().iter().all(|t| t.starts_with(WAT_PREFIX)));
+    assert!(stack.identity.issued_tokens().len() > 10);
+    assert!(logs.lines().count() > 100, "too few log lines to mean anything: {logs}");
+    assert!(logs.contains(r#""level":"TRACE""#), "not logging at TRACE");
+
+    let mut sentinels = vec![AK_SECRET, STS_TOKEN, WAT_PREFIX, DASHSCOPE_KEY, JWT_SIGNATURE];
+    let jwts = [jwt("jwt-user"), jwt("jwt-user-2")];
+    sentinels.extend(jwts.iter().map(String::as_str));
+    let mut leaks = Vec::new();
+    for sentinel in &sentinels {
+        leaks.extend(logs.lines().filter(|l| l.contains(sentinel)).map(|l| format!("log: {l}")));
+        leaks.extend(seen.answers.iter().filter(|a| a.contains(sentinel)).map(|a| format!("answer: {a}")));
+    }
+    assert!(leaks.is_empty(), "{} leaks:\n{}", leaks.len(), leaks.join("\n"));
+}
