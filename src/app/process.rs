@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::turn::Plan;
+use super::turn::{Plan, shutting_down};
 use super::{App, Rejection, user};
 use crate::agent::{AgentEvent, FailureCode, TurnEnd, TurnError};
 use crate::fc::{self, Body, FcContext};
@@ -69,6 +69,7 @@ impl App {
         let task = async move {
             let mut builder = ResponseBuilder::new(session_id);
             let (events_tx, mut events_rx) = mpsc::channel(64);
+            let drain = plan.drain.clone();
             let forward = async {
                 for event in builder.start() {
                     sender.send(event.sse_frame()).await?;
@@ -78,19 +79,27 @@ impl App {
                         sender.send(frame.sse_frame()).await?;
                     }
                 }
-                if !builder.is_finished() {
-                    // The turn's task ended without saying how: say so rather than stop silently.
-                    let end = TurnEnd::Failed(TurnError::new(FailureCode::Internal, "the turn ended without a result"));
-                    for frame in builder.push(&AgentEvent::Finished(end)) {
-                        sender.send(frame.sse_frame()).await?;
-                    }
-                }
                 Ok::<_, fc::ClientGone>(())
             };
-            tokio::select! {
-                _ = async { tokio::join!(app.run_plan(plan, events_tx), forward) } => {}
+            let end = tokio::select! {
+                _ = async { tokio::join!(app.run_plan(plan, events_tx), forward) } => None,
                 // Client gone: dropping the turn here cancels every upstream request at once.
-                _ = sender.closed() => tracing::info!("client disconnected; turn cancelled"),
+                _ = sender.closed() => {
+                    tracing::info!("client disconnected; turn cancelled");
+                    return;
+                }
+                _ = drain.cutoff() => Some(shutting_down()),
+            };
+            if !builder.is_finished() {
+                // The turn's task ended without saying how: say so rather than stop silently.
+                let end = end.unwrap_or_else(|| {
+                    TurnEnd::Failed(TurnError::new(FailureCode::Internal, "the turn ended without a result"))
+                });
+                for frame in builder.push(&AgentEvent::Finished(end)) {
+                    if sender.send(frame.sse_frame()).await.is_err() {
+                        return;
+                    }
+                }
             }
         };
         tokio::spawn(task.instrument(tracing::Span::current()));

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::{App, Rejection};
 use crate::acs::{ChainProvider, Credentials, CredentialsProvider, StaticProvider};
 use crate::agent::{self, AgentEvent, FailureCode, Refresh, Toolbox, Turn, TurnEnd, TurnError};
-use crate::fc::{FcContext, RoleCredentials};
+use crate::fc::{Drain, FcContext, RoleCredentials};
 use crate::identity::{IdentityError, Subject};
 use crate::llm::{ChatMessage, Sampling, Stop};
 use crate::protocol::{AgentRequest, ResponseBuilder, ResponseObject};
@@ -23,6 +23,8 @@ pub struct Plan {
     /// The function role's credentials from this invocation's FC headers, if FC sent them.
     pub role: Option<RoleCredentials>,
     pub turn: Turn,
+    /// When a shutdown in progress will cut the invocation off.
+    pub drain: Drain,
 }
 
 impl App {
@@ -34,7 +36,12 @@ impl App {
         context: &FcContext,
     ) -> Result<Plan, Rejection> {
         let model = self.pick_model(request)?;
-        Ok(Plan { subject, role: context.credentials.clone(), turn: self.turn_for(request, model, context) })
+        Ok(Plan {
+            subject,
+            role: context.credentials.clone(),
+            turn: self.turn_for(request, model, context),
+            drain: context.drain.clone(),
+        })
     }
 
     /// The request's `model`, if the configuration allows callers to choose one.
@@ -92,12 +99,18 @@ impl App {
     pub(super) async fn run_to_response(self: &Arc<Self>, plan: Plan, session_id: Option<String>) -> ResponseObject {
         let (tx, mut rx) = mpsc::channel(64);
         let mut builder = ResponseBuilder::silent(session_id);
+        let drain = plan.drain.clone();
         let collect = async {
             while let Some(event) = rx.recv().await {
                 builder.push(&event);
             }
         };
-        tokio::join!(self.run_plan(plan, tx), collect);
+        tokio::select! {
+            _ = async { tokio::join!(self.run_plan(plan, tx), collect) } => {}
+            _ = drain.cutoff() => {
+                builder.push(&AgentEvent::Finished(shutting_down()));
+            }
+        }
         builder.into_response()
     }
 
@@ -157,6 +170,14 @@ const MAX_RESERVE: Duration = Duration::from_secs(1);
 fn turn_deadline(context: &FcContext) -> Instant {
     let reserve = (context.timeout / 20).min(MAX_RESERVE);
     context.deadline.checked_sub(reserve).unwrap_or(context.deadline)
+}
+
+/// How a turn ends when the instance shuts down before it could finish.
+pub(super) fn shutting_down() -> TurnEnd {
+    TurnEnd::Failed(TurnError::new(
+        FailureCode::DeadlineExceeded,
+        "the function instance is shutting down; the turn was stopped before it finished",
+    ))
 }
 
 fn identity_failure(error: IdentityError) -> TurnError {

@@ -5,6 +5,7 @@ use std::time::Duration;
 use http::HeaderMap;
 use tokio::time::Instant;
 
+use super::Drain;
 use crate::secret::Secret;
 
 /// The function role's STS credentials as FC passes them per invocation (`x-fc-access-key-*`).
@@ -31,6 +32,8 @@ pub struct FcContext {
     pub timeout: Duration,
     /// When the invocation must have answered; every upstream call is bounded by it.
     pub deadline: Instant,
+    /// When a shutdown in progress will cut this invocation off.
+    pub drain: Drain,
 }
 
 impl FcContext {
@@ -53,6 +56,7 @@ impl FcContext {
             memory_mb: header(headers, "x-fc-function-memory").and_then(|v| v.parse().ok()),
             timeout,
             deadline: Instant::now() + timeout,
+            drain: Drain::never(),
         }
     }
 }

@@ -10,7 +10,7 @@ use hyper::body::Incoming;
 use tracing::Instrument;
 
 use super::server::{InFlight, RunOptions};
-use super::{Body, FcContext};
+use super::{Body, Drain, FcContext};
 
 /// What FC asks of the function.
 pub enum Invocation {
@@ -46,17 +46,19 @@ where
 pub(super) struct Shared<H> {
     handler: H,
     options: RunOptions,
+    drain: Drain,
     pub(super) in_flight: Arc<InFlight>,
 }
 
 impl<H> Shared<H> {
-    pub(super) fn new(handler: H, options: RunOptions) -> Self {
-        Shared { handler, options, in_flight: Arc::default() }
+    pub(super) fn new(handler: H, options: RunOptions, drain: Drain) -> Self {
+        Shared { handler, options, drain, in_flight: Arc::default() }
     }
 }
 
 pub(super) async fn dispatch<H: Handler>(mut req: Request<Incoming>, shared: Arc<Shared<H>>) -> Response<Body> {
-    let context = FcContext::from_headers(req.headers(), shared.options.default_timeout);
+    let mut context = FcContext::from_headers(req.headers(), shared.options.default_timeout);
+    context.drain = shared.drain.clone();
     let span = tracing::info_span!("invocation", request_id = %context.request_id);
     let control_path = req.headers().get("x-fc-control-path").and_then(|v| v.to_str().ok()).map(str::to_owned);
     async move {

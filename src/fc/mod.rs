@@ -9,12 +9,14 @@
 mod body;
 mod context;
 mod dispatch;
+mod drain;
 mod log;
 mod server;
 
 pub use body::{Body, BodySender, ClientGone};
 pub use context::{FcContext, RoleCredentials};
 pub use dispatch::{Event, Handler, Invocation, error_response, json_response};
+pub use drain::Drain;
 pub use log::{init_logging, init_logging_for_humans};
 pub use server::{RunOptions, run, serve};
 

@@ -18,7 +18,7 @@ use tokio::sync::{Notify, mpsc, watch};
 use tokio::time::Instant;
 
 use super::dispatch::{self, Handler};
-use super::{Body, FcError};
+use super::{Body, Drain, FcError};
 
 /// How the server behaves; [`RunOptions::default`] is what FC needs.
 #[derive(Debug, Clone)]
@@ -63,7 +63,8 @@ pub async fn serve<H: Handler>(
     handler: H,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), FcError> {
-    let shared = Arc::new(dispatch::Shared::new(handler, options.clone()));
+    let (drain_tx, drain) = Drain::channel();
+    let shared = Arc::new(dispatch::Shared::new(handler, options.clone(), drain));
     let (stop_tx, stop_rx) = watch::channel(false);
     // Each connection task holds a sender; when all are gone, every connection has closed.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
@@ -90,6 +91,7 @@ pub async fn serve<H: Handler>(
     }
     drop(listener);
     tracing::info!(in_flight = shared.in_flight.count(), "shutting down: draining in-flight requests");
+    let _ = drain_tx.send(Some(Drain::cutoff_after(options.shutdown_grace)));
     let _ = stop_tx.send(true);
     drop(alive_tx);
     if tokio::time::timeout(options.shutdown_grace, alive_rx.recv()).await.is_err() {
