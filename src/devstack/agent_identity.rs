@@ -94,6 +94,8 @@ pub struct RecordedRequest {
     pub status: u16,
     /// The error Code answered, if any.
     pub code: Option<String>,
+    /// From arrival until the answer was ready (the benchmark subtracts it from its wall time).
+    pub elapsed: Duration,
 }
 
 #[derive(Default)]
@@ -301,6 +303,7 @@ fn fault_answer(fault: Fault, host: &str, request_id: &str) -> Answer {
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, 1 << 20)
         .await
@@ -376,6 +379,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
             .get("Code")
             .and_then(Value::as_str)
             .map(str::to_owned),
+        elapsed: started.elapsed(),
     });
     drop(inner);
 

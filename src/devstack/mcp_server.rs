@@ -17,6 +17,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::middleware::from_fn_with_state;
 use rmcp::transport::streamable_http_server::{
@@ -180,6 +181,12 @@ impl McpStandIn {
         self.stats.lock().protocol_versions.clone()
     }
 
+    /// How long each answered request took, from arrival to the end of its response body, in completion
+    /// order (requests still streaming are not in it yet). The benchmark subtracts these from its wall time.
+    pub fn elapsed(&self) -> Vec<Duration> {
+        self.stats.lock().elapsed.clone()
+    }
+
     /// Requests whose response the client abandoned (connection closed before the response ended).
     pub fn cancelled_count(&self) -> usize {
         self.stats.cancelled.load(Ordering::SeqCst)
@@ -190,6 +197,7 @@ impl McpStandIn {
         inner.methods.clear();
         inner.sessions.clear();
         inner.protocol_versions.clear();
+        inner.elapsed.clear();
         self.stats.cancelled.store(0, Ordering::SeqCst);
     }
 
