@@ -148,7 +148,7 @@ impl AgentIdentityStandIn {
         let router = Router::new().fallback(handle).with_state(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async {
+            let serve = axum::serve(super::no_delay(listener), router).with_graceful_shutdown(async {
                 let _ = rx.await;
             });
             if let Err(error) = serve.await {

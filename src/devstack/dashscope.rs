@@ -121,7 +121,7 @@ impl DashScopeStandIn {
             let shutdown = async {
                 let _ = stopped.await;
             };
-            if let Err(e) = axum::serve(listener, app)
+            if let Err(e) = axum::serve(super::no_delay(listener), app)
                 .with_graceful_shutdown(shutdown)
                 .await
             {

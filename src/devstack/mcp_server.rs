@@ -130,7 +130,7 @@ impl McpStandIn {
             .layer(from_fn_with_state(gate, guard));
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
+            let _ = axum::serve(super::no_delay(listener), app)
                 .with_graceful_shutdown(async move {
                     let _ = stopped.await;
                 })
