@@ -148,9 +148,10 @@ impl AgentIdentityStandIn {
         let router = Router::new().fallback(handle).with_state(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let serve = axum::serve(super::no_delay(listener), router).with_graceful_shutdown(async {
-                let _ = rx.await;
-            });
+            let serve =
+                axum::serve(super::no_delay(listener), router).with_graceful_shutdown(async {
+                    let _ = rx.await;
+                });
             if let Err(error) = serve.await {
                 tracing::error!(%error, "agent identity stand-in stopped");
             }
