@@ -68,6 +68,28 @@ impl Function {
         format!("http://{}{path}", self.addr)
     }
 
+    /// CPU time the function's live threads have used so far (`/proc/<pid>/task/*/schedstat`, in ns),
+    /// which the machine's other load does not inflate the way it inflates wall time.
+    pub fn cpu_time(&self) -> Result<Duration, String> {
+        let dir = format!("/proc/{}/task", self.pid());
+        let tasks = std::fs::read_dir(&dir).map_err(|e| format!("{dir}: {e}"))?;
+        let mut total = Duration::ZERO;
+        for task in tasks.flatten() {
+            let path = task.path().join("schedstat");
+            // A thread may exit between listing and reading; it then no longer counts.
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let ns = text
+                .split_whitespace()
+                .next()
+                .and_then(|n| n.parse::<u64>().ok())
+                .ok_or_else(|| format!("{}: unexpected {text:?}", path.display()))?;
+            total += Duration::from_nanos(ns);
+        }
+        Ok(total)
+    }
+
     /// The kernel's view of the process's memory now.
     pub fn memory(&self) -> Result<Memory, String> {
         Memory::of(self.pid())
@@ -88,6 +110,9 @@ pub struct Memory {
     pub rss_kib: u64,
     /// `VmHWM`: the highest `VmRSS` the process ever had.
     pub hwm_kib: u64,
+    /// `RssAnon`: heap, stacks, written data; the rest of `VmRSS` is the binary and libraries' pages
+    /// (`RssFile`), which the kernel maps in around every page the process touches.
+    pub anon_kib: u64,
     /// OS threads.
     pub threads: u64,
 }
@@ -107,6 +132,7 @@ impl Memory {
         Ok(Memory {
             rss_kib: field("VmRSS")?,
             hwm_kib: field("VmHWM")?,
+            anon_kib: field("RssAnon")?,
             threads: field("Threads")?,
         })
     }
@@ -134,4 +160,17 @@ fn healthy(addr: SocketAddr) -> bool {
     }
     let mut head = [0u8; 12];
     stream.read_exact(&mut head).is_ok() && &head == b"HTTP/1.1 200"
+}
+
+/// Spawn → exit of a process that does nothing (`/bin/true`): the floor under any cold start here.
+pub fn spawn_floor() -> Result<Duration, String> {
+    let began = Instant::now();
+    let status = Command::new("/bin/true")
+        .env_clear()
+        .status()
+        .map_err(|e| format!("/bin/true: {e}"))?;
+    if !status.success() {
+        return Err(format!("/bin/true: {status}"));
+    }
+    Ok(began.elapsed())
 }

@@ -106,17 +106,22 @@ async fn run(options: Options) -> Result<(), String> {
     let binary = options.function.clone();
     let starts = tokio::task::spawn_blocking({
         let (binary, env) = (binary.clone(), env.clone());
-        move || -> Result<Vec<Duration>, String> {
+        move || -> Result<(Vec<Duration>, Vec<Duration>), String> {
             drop(Function::start(&binary, &env)?);
-            (0..options.starts)
-                .map(|_| Function::start(&binary, &env).map(|f| f.started_in))
-                .collect()
+            let mut starts = Vec::with_capacity(options.starts);
+            let mut floors = Vec::with_capacity(options.starts);
+            for _ in 0..options.starts {
+                starts.push(Function::start(&binary, &env)?.started_in);
+                floors.push(child::spawn_floor()?);
+            }
+            Ok((starts, floors))
         }
     })
     .await
     .map_err(|e| e.to_string())??;
-    let mut sorted = starts;
+    let (mut sorted, mut floors) = starts;
     sorted.sort();
+    floors.sort();
     let cold_median = percentile(&sorted, 50.0);
     rows.push(Row::new(
         "Cold start: spawn → first 200 from /health (median / p90)",
@@ -130,6 +135,17 @@ async fn run(options: Options) -> Result<(), String> {
         Some(cold_median <= Duration::from_millis(6)),
         "1.80 s",
     ));
+    rows.push(Row::new(
+        "Floor: spawn → exit of /bin/true, interleaved (median / p90)",
+        format!(
+            "{} / {}",
+            ms(percentile(&floors, 50.0)),
+            ms(percentile(&floors, 90.0))
+        ),
+        "",
+        None,
+        "",
+    ));
 
     // One long-lived instance for everything else.
     let function = tokio::task::spawn_blocking({
@@ -140,8 +156,13 @@ async fn run(options: Options) -> Result<(), String> {
     .map_err(|e| e.to_string())??;
     let idle = function.memory()?;
     rows.push(Row::new(
-        "RSS idle after start (VmRSS)",
-        format!("{} ({} threads)", mib(idle.rss_kib), idle.threads),
+        "RSS idle after start (VmRSS; RssAnon)",
+        format!(
+            "{} ({}; {} threads)",
+            mib(idle.rss_kib),
+            mib(idle.anon_kib),
+            idle.threads
+        ),
         "",
         None,
         "",
@@ -155,8 +176,8 @@ async fn run(options: Options) -> Result<(), String> {
     let after_one = function.memory()?;
     let warm = counted_turn(&stack, &driver, "bench-first").await?;
     rows.push(Row::new(
-        "Peak RSS after one tool turn (VmHWM)",
-        mib(after_one.hwm_kib),
+        "Peak RSS after one tool turn (VmHWM; RssAnon now)",
+        format!("{} ({})", mib(after_one.hwm_kib), mib(after_one.anon_kib)),
         "≤ 10 MiB",
         Some(after_one.hwm_kib <= 10 * 1024),
         "200 MiB",
@@ -186,6 +207,7 @@ async fn run(options: Options) -> Result<(), String> {
     }
     settle(&stack).await?;
     let mut marks = Vec::with_capacity(options.turns);
+    let cpu_before = function.cpu_time()?;
     for _ in 0..options.turns {
         let before = Counts::now(&stack);
         let outcome = driver.turn("bench-seq").await;
@@ -193,6 +215,8 @@ async fn run(options: Options) -> Result<(), String> {
         settle(&stack).await?;
         marks.push((before, Counts::now(&stack), outcome.wall));
     }
+    let cpu_per_turn =
+        function.cpu_time()?.saturating_sub(cpu_before) / options.turns.max(1) as u32;
     let times = StandInTimes::read(&stack);
     let mut overheads: Vec<Duration> = marks
         .iter()
@@ -218,6 +242,13 @@ async fn run(options: Options) -> Result<(), String> {
         Some(overhead_median <= Duration::from_millis(2)),
         "63 ms",
     ));
+    rows.push(Row::new(
+        "CPU time of the function per tool turn (all threads, mean)",
+        ms(cpu_per_turn),
+        "",
+        None,
+        "",
+    ));
     let mut spent = spent;
     spent.sort();
     notes.push(format!(
@@ -229,7 +260,9 @@ async fn run(options: Options) -> Result<(), String> {
 
     // A burst of new users at once.
     eprintln!("{} concurrent tool turns", options.burst);
+    let cpu_before = function.cpu_time()?;
     let outcomes = driver.burst("bench-burst", options.burst).await;
+    let burst_cpu = function.cpu_time()?.saturating_sub(cpu_before);
     let burst_errors = errors(&outcomes);
     let after_burst = function.memory()?;
     rows.push(Row::new(
@@ -248,9 +281,10 @@ async fn run(options: Options) -> Result<(), String> {
             options.burst
         ),
         format!(
-            "{} ({} threads)",
+            "{} ({} threads; CPU {} per turn)",
             mib(after_burst.hwm_kib),
-            after_burst.threads
+            after_burst.threads,
+            ms(burst_cpu / options.burst.max(1) as u32)
         ),
         "",
         None,
@@ -291,8 +325,9 @@ async fn run(options: Options) -> Result<(), String> {
     }
     let end = function.memory()?;
     notes.push(format!(
-        "After all turns: VmRSS {}, VmHWM {}, {} threads.",
+        "After all turns: VmRSS {} (RssAnon {}), VmHWM {}, {} threads.",
         mib(end.rss_kib),
+        mib(end.anon_kib),
         mib(end.hwm_kib),
         end.threads
     ));
