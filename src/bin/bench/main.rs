@@ -5,7 +5,8 @@
 //! `/proc`. Prints the results and, with `--out`, writes them into BENCHMARKS.md between markers.
 //!
 //! ```text
-//! bench --function target/bench/fc-identity-agent [--out BENCHMARKS.md] [--starts 30] [--turns 300] [--quick]
+//! bench --function target/bench/fc-identity-agent [--out BENCHMARKS.md] [--env KEY=VALUE]... [--starts 30]
+//!       [--turns 300] [--quick]
 //! ```
 //!
 //! "Own overhead" of a turn is the client's wall time minus the time the stand-ins report spending on that
@@ -29,6 +30,9 @@ use report::{Machine, Row, mib, ms, percentile};
 struct Options {
     function: PathBuf,
     out: Option<PathBuf>,
+    /// Extra environment for the function (`--env KEY=VALUE`), for experiments such as
+    /// `TOKIO_WORKER_THREADS=1`.
+    env: Vec<(&'static str, String)>,
     starts: usize,
     turns: usize,
     burst: usize,
@@ -40,6 +44,7 @@ impl Options {
         let mut options = Options {
             function: PathBuf::from("target/release/fc-identity-agent"),
             out: None,
+            env: Vec::new(),
             starts: 30,
             turns: 300,
             burst: 200,
@@ -55,6 +60,16 @@ impl Options {
             match arg.as_str() {
                 "--function" => options.function = value("--function")?.into(),
                 "--out" => options.out = Some(value("--out")?.into()),
+                "--env" => {
+                    let pair = value("--env")?;
+                    let (key, val) = pair
+                        .split_once('=')
+                        .ok_or_else(|| format!("--env {pair}: expected KEY=VALUE"))?;
+                    // Leaked: a handful of short strings for the life of the process.
+                    options
+                        .env
+                        .push((Box::leak(key.to_owned().into_boxed_str()), val.to_owned()));
+                }
                 "--starts" => options.starts = number(value("--starts")?, "--starts")?,
                 "--turns" => options.turns = number(value("--turns")?, "--turns")?,
                 "--quick" => {
@@ -63,7 +78,7 @@ impl Options {
                     options.throughput_turns = 200;
                 }
                 "--help" | "-h" => {
-                    return Err("usage: bench --function PATH [--out BENCHMARKS.md] [--starts N] [--turns N] \
+                    return Err("usage: bench --function PATH [--out BENCHMARKS.md] [--env KEY=VALUE]... [--starts N] [--turns N] \
                                 [--quick]"
                         .into());
                 }
@@ -96,7 +111,8 @@ async fn run(options: Options) -> Result<(), String> {
     let stack = Stack::start()
         .await
         .map_err(|e| format!("stand-ins: {e}"))?;
-    let env = stack.env();
+    let mut env = stack.env();
+    env.extend(options.env.iter().cloned());
     let mut rows = Vec::new();
     let mut notes = Vec::new();
 
