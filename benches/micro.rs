@@ -44,48 +44,63 @@ fn acs3_sign(bencher: Bencher) {
     });
 }
 
-/// A DashScope step as the SSE body arrives: `chunks` text deltas, a finish chunk, usage, `[DONE]`.
-fn sse_body(chunks: usize) -> Vec<u8> {
+/// A DashScope step as its SSE events: `chunks` text deltas, a finish chunk, usage, `[DONE]`.
+fn sse_events(chunks: usize) -> Vec<bytes::Bytes> {
     let head = r#"{"id":"chatcmpl-0f7c","object":"chat.completion.chunk","created":1735689600,"model":"qwen-max","system_fingerprint":null,"choices":[{"index":0,"#;
-    let mut body = String::new();
-    for i in 0..chunks {
-        let role = if i == 0 { r#""role":"assistant","# } else { "" };
-        body.push_str(&format!(
-            "data: {head}\"delta\":{{{role}\"content\":\"word{i} \"}},\"finish_reason\":null,\"logprobs\":null}}]}}\n\n"
-        ));
-    }
-    body.push_str(&format!(
+    let mut events: Vec<String> = (0..chunks)
+        .map(|i| {
+            let role = if i == 0 { r#""role":"assistant","# } else { "" };
+            format!("data: {head}\"delta\":{{{role}\"content\":\"word{i} \"}},\"finish_reason\":null,\"logprobs\":null}}]}}\n\n")
+        })
+        .collect();
+    events.push(format!(
         "data: {head}\"delta\":{{\"content\":\"\"}},\"finish_reason\":\"stop\",\"logprobs\":null}}]}}\n\n"
     ));
-    body.push_str(
+    events.push(
         "data: {\"id\":\"chatcmpl-0f7c\",\"object\":\"chat.completion.chunk\",\"created\":1735689600,\"model\":\
-         \"qwen-max\",\"choices\":[],\"usage\":{\"prompt_tokens\":120,\"completion_tokens\":64,\"total_tokens\":184}}\n\n",
+         \"qwen-max\",\"choices\":[],\"usage\":{\"prompt_tokens\":120,\"completion_tokens\":64,\"total_tokens\":184}}\n\n"
+            .to_owned(),
     );
-    body.push_str("data: [DONE]\n\n");
-    body.into_bytes()
+    events.push("data: [DONE]\n\n".to_owned());
+    events.into_iter().map(bytes::Bytes::from).collect()
 }
 
-/// Decoding one model step of `chunks` text chunks into events, the body already in memory.
+/// Reads one step to its end; the body arrives as the given pieces.
+fn decode(runtime: &tokio::runtime::Runtime, pieces: Vec<bytes::Bytes>) -> usize {
+    runtime.block_on(async {
+        let stream = futures_util::stream::iter(pieces.into_iter().map(Ok::<_, std::io::Error>));
+        let response = http::Response::builder()
+            .header("content-type", "text/event-stream")
+            .body(reqwest::Body::wrap_stream(stream))
+            .unwrap();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let mut stream = ChatStream::from_response(reqwest::Response::from(response), deadline);
+        let mut events = 0usize;
+        while let Some(event) = stream.next().await {
+            if let Ok(StreamEvent::Done(step)) = event {
+                black_box(step);
+            }
+            events += 1;
+        }
+        events
+    })
+}
+
+/// Decoding one model step of `chunks` text chunks, each SSE event in its own read (as they stream).
 #[divan::bench(args = [8, 64, 512])]
 fn sse_decode_step(bencher: Bencher, chunks: usize) {
     let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
-    let body = bytes::Bytes::from(sse_body(chunks));
-    bencher.bench_local(|| {
-        runtime.block_on(async {
-            let response =
-                http::Response::builder().header("content-type", "text/event-stream").body(body.clone()).unwrap();
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-            let mut stream = ChatStream::from_response(reqwest::Response::from(response), deadline);
-            let mut events = 0usize;
-            while let Some(event) = stream.next().await {
-                if let Ok(StreamEvent::Done(step)) = event {
-                    black_box(step);
-                }
-                events += 1;
-            }
-            events
-        })
-    });
+    let events = sse_events(chunks);
+    bencher.bench_local(|| decode(&runtime, events.clone()));
+}
+
+/// The same step arriving in one read (a reader that fell behind): the decoder's cost per event then grows
+/// with the bytes still buffered.
+#[divan::bench(args = [8, 64, 512])]
+fn sse_decode_step_one_read(bencher: Bencher, chunks: usize) {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+    let body = bytes::Bytes::from(sse_events(chunks).concat());
+    bencher.bench_local(|| decode(&runtime, vec![body.clone()]));
 }
 
 /// The agent events of a one-tool turn whose answer arrives in `deltas` fragments.
