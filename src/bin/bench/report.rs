@@ -107,7 +107,7 @@ fn git_commit() -> String {
         return "unknown".into();
     };
     let dirty =
-        run(&["status", "--porcelain", "--untracked-files=no"]).is_some_and(|s| !s.is_empty());
+        run(&["status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md"]).is_some_and(|s| !s.is_empty());
     if dirty {
         format!("{commit} + uncommitted changes")
     } else {
