@@ -106,8 +106,15 @@ fn git_commit() -> String {
     let Some(commit) = run(&["rev-parse", "--short=12", "HEAD"]) else {
         return "unknown".into();
     };
-    let dirty =
-        run(&["status", "--porcelain", "--untracked-files=no", "--", ".", ":!BENCHMARKS.md"]).is_some_and(|s| !s.is_empty());
+    let dirty = run(&[
+        "status",
+        "--porcelain",
+        "--untracked-files=no",
+        "--",
+        ".",
+        ":!BENCHMARKS.md",
+    ])
+    .is_some_and(|s| !s.is_empty());
     if dirty {
         format!("{commit} + uncommitted changes")
     } else {
