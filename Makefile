@@ -6,7 +6,7 @@ DIST := dist
 BIN := fc-identity-agent
 PY := python3
 
-.PHONY: dev run test test-deps release check-release deploy fmt lint bench
+.PHONY: dev run test test-deps release check-release deploy fmt lint bench bench-micro
 
 ## Run the whole flow locally against the built-in stand-ins (no cloud account).
 dev:
@@ -44,6 +44,19 @@ check-release:
 	  echo "error: the binary links OpenSSL"; exit 1; fi
 	@objdump -p $(DIST)/$(BIN) | grep NEEDED
 	@ls -l $(DIST)
+
+## Benchmarks (not tests): the release binary FC runs, driven as a separate process against the stand-ins.
+## Prints the figures and writes them into BENCHMARKS.md. BENCH_ARGS=--quick for a short smoke run.
+BENCH_FN := target/bench/$(BIN)
+bench:
+	cargo build --release --no-default-features --bin $(BIN)
+	mkdir -p $(dir $(BENCH_FN)) && cp target/release/$(BIN) $(BENCH_FN)
+	cargo build --release --bin bench
+	target/release/bench --function $(BENCH_FN) --out BENCHMARKS.md $(BENCH_ARGS)
+
+## Micro-benchmarks (divan): signer, SSE decoding, event encoding.
+bench-micro:
+	cargo bench --bench micro
 
 deploy: release
 	s deploy -y

@@ -2,12 +2,24 @@
 //!
 //! reqwest is compiled with `rustls-no-provider`: we pick rustls' ring provider ourselves (no OpenSSL, no
 //! aws-lc C build in the FC cross-compile) and install it once, before the first client exists.
+//!
+//! Certificates are checked by rustls-platform-verifier against the system's roots, as reqwest would do on
+//! its own; but reqwest reads and parses every file in `/etc/ssl/certs` for each client it builds, at
+//! build time. That was most of the cold start (three clients, ~440 files) and a root store per client in
+//! memory. Here all clients share one TLS configuration whose verifier loads the roots once, on the first
+//! HTTPS handshake.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use once_cell::sync::OnceCell;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
 
 static TLS_PROVIDER: OnceCell<()> = OnceCell::new();
+static TLS_CONFIG: OnceCell<(rustls::ClientConfig, Arc<LazyPlatformVerifier>)> = OnceCell::new();
 
 /// Installs the process-wide rustls crypto provider (idempotent).
 pub fn install_tls_provider() {
@@ -20,10 +32,112 @@ pub fn install_tls_provider() {
 /// A client builder with the settings all upstreams share: rustls, a connect timeout, pooled keep-alive
 /// connections that survive between warm invocations. Each upstream adds its own timeouts and builds once.
 pub fn client_builder() -> reqwest::ClientBuilder {
-    install_tls_provider();
     reqwest::Client::builder()
+        .tls_backend_preconfigured(tls_config().0.clone())
         .connect_timeout(Duration::from_secs(5))
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
         .user_agent(concat!("fc-identity-agent/", env!("CARGO_PKG_VERSION")))
+}
+
+/// TLS 1.2 and 1.3 with the ring provider and the system's roots (loaded on first use), no client
+/// certificate; what reqwest builds by default, minus the eager root loading.
+fn tls_config() -> &'static (rustls::ClientConfig, Arc<LazyPlatformVerifier>) {
+    TLS_CONFIG.get_or_init(|| {
+        install_tls_provider();
+        let provider = CryptoProvider::get_default()
+            .cloned()
+            .unwrap_or_else(|| Arc::new(rustls::crypto::ring::default_provider()));
+        let verifier = Arc::new(LazyPlatformVerifier::new(provider.clone()));
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .expect("the ring provider supports the default TLS versions")
+            .dangerous()
+            .with_custom_certificate_verifier(verifier.clone())
+            .with_no_client_auth();
+        (config, verifier)
+    })
+}
+
+/// rustls-platform-verifier's verifier, built on the first certificate to verify.
+#[derive(Debug)]
+struct LazyPlatformVerifier {
+    provider: Arc<CryptoProvider>,
+    // A failure (no readable roots) is kept: the system's certificate files will not appear later, and
+    // every handshake then fails with the same cause instead of rereading the directory.
+    inner: OnceCell<Result<rustls_platform_verifier::Verifier, rustls::Error>>,
+}
+
+impl LazyPlatformVerifier {
+    fn new(provider: Arc<CryptoProvider>) -> Self {
+        LazyPlatformVerifier { provider, inner: OnceCell::new() }
+    }
+
+    fn verifier(&self) -> Result<&rustls_platform_verifier::Verifier, rustls::Error> {
+        self.inner
+            .get_or_init(|| rustls_platform_verifier::Verifier::new(self.provider.clone()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+impl ServerCertVerifier for LazyPlatformVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        self.verifier()?.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verifier()?.verify_tls12_signature(message, cert, dss)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        self.verifier()?.verify_tls13_signature(message, cert, dss)
+    }
+
+    /// Asked while writing the ClientHello, before any certificate arrives: answered from the provider
+    /// (which is what the platform verifier answers too) so a plain-HTTP-only process never loads roots.
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn building_clients_reads_no_roots() {
+        let _a = client_builder().build().expect("client builds");
+        let _b = client_builder().build().expect("client builds");
+        assert!(tls_config().1.inner.get().is_none(), "roots loaded before any handshake");
+    }
+
+    #[test]
+    fn the_first_certificate_loads_the_platform_verifier_which_decides() {
+        let verifier = LazyPlatformVerifier::new(Arc::new(rustls::crypto::ring::default_provider()));
+        assert!(!verifier.supported_verify_schemes().is_empty());
+        assert!(verifier.inner.get().is_none());
+        let name = ServerName::try_from("example.com").unwrap();
+        let not_a_certificate = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x00]);
+        let verdict = verifier.verify_server_cert(&not_a_certificate, &[], &name, &[], UnixTime::now());
+        assert!(verdict.is_err());
+        assert!(verifier.inner.get().is_some(), "the platform verifier was not consulted");
+    }
 }

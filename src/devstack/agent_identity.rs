@@ -104,6 +104,8 @@ pub struct RecordedRequest {
     pub status: u16,
     /// The error Code answered, if any.
     pub code: Option<String>,
+    /// From arrival until the answer was ready (the benchmark subtracts it from its wall time).
+    pub elapsed: Duration,
 }
 
 #[derive(Default)]
@@ -152,7 +154,7 @@ impl AgentIdentityStandIn {
         let router = Router::new().fallback(handle).with_state(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let serve = axum::serve(listener, router).with_graceful_shutdown(async {
+            let serve = axum::serve(super::no_delay(listener), router).with_graceful_shutdown(async {
                 let _ = rx.await;
             });
             if let Err(error) = serve.await {
@@ -354,6 +356,7 @@ async fn transport_answer(shared: Arc<Shared>, fault: TransportFault, request_id
 }
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
+    let started = std::time::Instant::now();
     let (parts, body) = request.into_parts();
     let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
     let query = parts.uri.query().unwrap_or_default();
@@ -369,7 +372,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         .map(str::to_owned)
         .or_else(|| params.get("Action").cloned())
         .unwrap_or_default();
-    let answer = record_and_answer(&shared, &parts, &body, params, action, &host, &request_id);
+    let answer = record_and_answer(&shared, &parts, &body, params, action, &host, &request_id, started);
     if let Some(fault) = answer.transport {
         return transport_answer(shared, fault, &request_id).await;
     }
@@ -394,6 +397,7 @@ fn record_and_answer(
     action: String,
     host: &str,
     request_id: &str,
+    started: std::time::Instant,
 ) -> Answer {
     let query = parts.uri.query().unwrap_or_default();
     let headers = &parts.headers;
@@ -422,6 +426,7 @@ fn record_and_answer(
         security_token_sent: headers.contains_key("x-acs-security-token"),
         status: answer.status,
         code: answer.body.get("Code").and_then(Value::as_str).map(str::to_owned),
+        elapsed: started.elapsed(),
     });
     drop(inner);
     answer

@@ -118,7 +118,7 @@ impl DashScopeStandIn {
             let shutdown = async {
                 let _ = stopped.await;
             };
-            if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+            if let Err(e) = axum::serve(super::no_delay(listener), app).with_graceful_shutdown(shutdown).await {
                 tracing::error!(error = %e, "dashscope stand-in stopped");
             }
         });

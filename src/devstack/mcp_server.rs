@@ -18,6 +18,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use axum::middleware::from_fn_with_state;
 use rmcp::transport::streamable_http_server::{
@@ -147,7 +148,7 @@ impl McpStandIn {
         let app = axum::Router::new().nest_service("/mcp", service).layer(from_fn_with_state(gate, guard));
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, app)
+            let _ = axum::serve(super::no_delay(listener), app)
                 .with_graceful_shutdown(async move {
                     let _ = stopped.await;
                 })
@@ -200,6 +201,12 @@ impl McpStandIn {
         self.stats.lock().protocol_versions.clone()
     }
 
+    /// How long each answered request took, from arrival to the end of its response body, in completion
+    /// order (requests still streaming are not in it yet). The benchmark subtracts these from its wall time.
+    pub fn elapsed(&self) -> Vec<Duration> {
+        self.stats.lock().elapsed.clone()
+    }
+
     /// Requests whose response the client abandoned (connection closed before the response ended).
     pub fn cancelled_count(&self) -> usize {
         self.stats.cancelled.load(Ordering::SeqCst)
@@ -210,6 +217,7 @@ impl McpStandIn {
         inner.methods.clear();
         inner.sessions.clear();
         inner.protocol_versions.clear();
+        inner.elapsed.clear();
         self.stats.cancelled.store(0, Ordering::SeqCst);
     }
 

@@ -104,6 +104,13 @@ impl ChatStream {
         }
     }
 
+    /// Reads a step from a response already in hand, e.g. one built from bytes; no request is made. For
+    /// the SSE decoding micro-benchmark (`benches/micro.rs`).
+    #[doc(hidden)]
+    pub fn from_response(response: reqwest::Response, deadline: Instant) -> Self {
+        ChatStream::new(response, deadline, None, Secret::new(String::new()))
+    }
+
     /// The upstream request id (header, or the first chunk's `id`), for logs and error messages.
     pub fn request_id(&self) -> Option<&str> {
         self.request_id.as_deref()

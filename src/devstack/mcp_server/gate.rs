@@ -5,6 +5,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -29,6 +30,8 @@ pub(super) struct StatsInner {
     pub(super) methods: Vec<String>,
     pub(super) sessions: HashMap<String, usize>,
     pub(super) protocol_versions: Vec<String>,
+    /// Per answered request, arrival to the end of its response body, in completion order.
+    pub(super) elapsed: Vec<Duration>,
 }
 
 impl Stats {
@@ -38,6 +41,10 @@ impl Stats {
 
     fn count_session(&self, session: &str) {
         *self.lock().sessions.entry(session.to_owned()).or_default() += 1;
+    }
+
+    fn record_elapsed(&self, started: Instant) {
+        self.lock().elapsed.push(started.elapsed());
     }
 
     fn count_cancelled(&self) {
@@ -54,6 +61,7 @@ pub(super) struct Gate {
 }
 
 pub(super) async fn guard(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
+    let started = Instant::now();
     let (parts, body) = request.into_parts();
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
@@ -71,6 +79,7 @@ pub(super) async fn guard(State(gate): State<Arc<Gate>>, request: Request, next:
 
     if let Some(rejection) = gate.reject(&parts.headers) {
         gate.stats.count_session(request_session.as_deref().unwrap_or_default());
+        gate.stats.record_elapsed(started);
         return rejection;
     }
 
@@ -79,14 +88,17 @@ pub(super) async fn guard(State(gate): State<Arc<Gate>>, request: Request, next:
         return fault_response(fault, &gate.stats).await;
     }
 
-    let mut pending = PendingGuard { stats: gate.stats.clone(), armed: true };
+    let mut pending = PendingGuard { stats: gate.stats.clone(), armed: true, started };
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     pending.armed = false;
 
     let session = request_session.or_else(|| session_id(response.headers()));
     gate.stats.count_session(session.as_deref().unwrap_or_default());
     let (parts, body) = response.into_parts();
-    Response::from_parts(parts, Body::new(TrackedBody { inner: body, stats: gate.stats.clone(), finished: false }))
+    Response::from_parts(
+        parts,
+        Body::new(TrackedBody { inner: body, stats: gate.stats.clone(), finished: false, started: Some(started) }),
+    )
 }
 
 impl Gate {
@@ -120,7 +132,8 @@ impl Gate {
 }
 
 async fn fault_response(fault: Fault, stats: &Arc<Stats>) -> Response {
-    let tracked = |body: Body| Body::new(TrackedBody { inner: body, stats: stats.clone(), finished: false });
+    let tracked =
+        |body: Body| Body::new(TrackedBody { inner: body, stats: stats.clone(), finished: false, started: None });
     let sse = |body: Body| {
         Response::builder()
             .header(header::CONTENT_TYPE, "text/event-stream")
@@ -141,7 +154,7 @@ async fn fault_response(fault: Fault, stats: &Arc<Stats>) -> Response {
             response
         }
         Fault::Hang => {
-            let _pending = PendingGuard { stats: stats.clone(), armed: true };
+            let _pending = PendingGuard { stats: stats.clone(), armed: true, started: Instant::now() };
             std::future::pending().await
         }
         Fault::Drip => {
@@ -191,12 +204,14 @@ fn request_label(method: &Method, body: &[u8]) -> String {
 struct PendingGuard {
     stats: Arc<Stats>,
     armed: bool,
+    started: Instant,
 }
 
 impl Drop for PendingGuard {
     fn drop(&mut self) {
         if self.armed {
             self.stats.count_cancelled();
+            self.stats.record_elapsed(self.started);
         }
     }
 }
@@ -206,6 +221,16 @@ struct TrackedBody {
     inner: Body,
     stats: Arc<Stats>,
     finished: bool,
+    /// Taken when the elapsed time is recorded (at the end of the body, or at drop if it never ended).
+    started: Option<Instant>,
+}
+
+impl TrackedBody {
+    fn record_elapsed(&mut self) {
+        if let Some(started) = self.started.take() {
+            self.stats.record_elapsed(started);
+        }
+    }
 }
 
 impl http_body::Body for TrackedBody {
@@ -216,6 +241,9 @@ impl http_body::Body for TrackedBody {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
             self.finished = true;
+            self.record_elapsed();
+        } else if self.inner.is_end_stream() {
+            self.record_elapsed();
         }
         polled
     }
@@ -234,5 +262,6 @@ impl Drop for TrackedBody {
         if !self.finished && !self.inner.is_end_stream() {
             self.stats.count_cancelled();
         }
+        self.record_elapsed();
     }
 }

@@ -1,0 +1,343 @@
+//! `make bench`: how light and fast the function is on this machine.
+//!
+//! Starts the three stand-ins in this process (no added latency), runs the release binary of the function
+//! as a separate process pointed at them, drives tool turns over HTTP and reads the child's memory from
+//! `/proc`. Prints the results and, with `--out`, writes them into BENCHMARKS.md between markers.
+//!
+//! ```text
+//! bench --function target/bench/fc-identity-agent [--out BENCHMARKS.md] [--env KEY=VALUE]... [--starts 30]
+//!       [--turns 300] [--quick]
+//! ```
+//!
+//! "Own overhead" of a turn is the client's wall time minus the time the stand-ins report spending on that
+//! turn's requests (arrival → end of response body). It so includes loopback transfer and the client's own
+//! HTTP work, and the stand-ins and this load generator share the machine's cores with the function.
+
+mod child;
+mod drive;
+mod report;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use fc_identity_agent::devstack::Stack;
+
+use child::Function;
+use drive::{Counts, Driver, StandInTimes, TurnOutcome, settle};
+use report::{Machine, Row, mib, ms, percentile};
+
+struct Options {
+    function: PathBuf,
+    out: Option<PathBuf>,
+    /// Extra environment for the function (`--env KEY=VALUE`), for experiments such as
+    /// `TOKIO_WORKER_THREADS=1`.
+    env: Vec<(&'static str, String)>,
+    starts: usize,
+    turns: usize,
+    burst: usize,
+    throughput_turns: usize,
+}
+
+impl Options {
+    fn parse() -> Result<Options, String> {
+        let mut options = Options {
+            function: PathBuf::from("target/release/fc-identity-agent"),
+            out: None,
+            env: Vec::new(),
+            starts: 30,
+            turns: 300,
+            burst: 200,
+            throughput_turns: 1000,
+        };
+        let mut args = std::env::args().skip(1);
+        while let Some(arg) = args.next() {
+            let mut value = |name: &str| args.next().ok_or_else(|| format!("{name} needs a value"));
+            let number =
+                |text: String, name: &str| text.parse::<usize>().map_err(|_| format!("{name}: not a number: {text}"));
+            match arg.as_str() {
+                "--function" => options.function = value("--function")?.into(),
+                "--out" => options.out = Some(value("--out")?.into()),
+                "--env" => {
+                    let pair = value("--env")?;
+                    let (key, val) = pair.split_once('=').ok_or_else(|| format!("--env {pair}: expected KEY=VALUE"))?;
+                    // Leaked: a handful of short strings for the life of the process.
+                    options.env.push((Box::leak(key.to_owned().into_boxed_str()), val.to_owned()));
+                }
+                "--starts" => options.starts = number(value("--starts")?, "--starts")?,
+                "--turns" => options.turns = number(value("--turns")?, "--turns")?,
+                "--quick" => {
+                    options.starts = 5;
+                    options.turns = 30;
+                    options.throughput_turns = 200;
+                }
+                "--help" | "-h" => {
+                    return Err("usage: bench --function PATH [--out BENCHMARKS.md] [--env KEY=VALUE]... [--starts N] [--turns N] \
+                                [--quick]"
+                        .into());
+                }
+                other => return Err(format!("unknown argument {other}")),
+            }
+        }
+        Ok(options)
+    }
+}
+
+fn main() -> std::process::ExitCode {
+    let result = Options::parse().and_then(|options| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("runtime: {e}"))?
+            .block_on(run(options))
+    });
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bench: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(options: Options) -> Result<(), String> {
+    let load_before = report::load_average();
+    let stack = Stack::start().await.map_err(|e| format!("stand-ins: {e}"))?;
+    let mut env = stack.env();
+    env.extend(options.env.iter().cloned());
+    let mut rows = Vec::new();
+    let mut notes = Vec::new();
+
+    // Cold start. The first start pays for paging the binary in from disk; FC's would too, but that is the
+    // platform's cost, and a warm page cache makes the starts comparable.
+    eprintln!("cold start: {} starts", options.starts);
+    let binary = options.function.clone();
+    let starts = tokio::task::spawn_blocking({
+        let (binary, env) = (binary.clone(), env.clone());
+        move || -> Result<(Vec<Duration>, Vec<Duration>), String> {
+            drop(Function::start(&binary, &env)?);
+            let mut starts = Vec::with_capacity(options.starts);
+            let mut floors = Vec::with_capacity(options.starts);
+            for _ in 0..options.starts {
+                starts.push(Function::start(&binary, &env)?.started_in);
+                floors.push(child::spawn_floor()?);
+            }
+            Ok((starts, floors))
+        }
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let (mut sorted, mut floors) = starts;
+    sorted.sort();
+    floors.sort();
+    let cold_median = percentile(&sorted, 50.0);
+    rows.push(Row::new(
+        "Cold start: spawn → first 200 from /health (median / p90)",
+        format!("{} / {} (n={})", ms(cold_median), ms(percentile(&sorted, 90.0)), sorted.len()),
+        "≤ 6 ms",
+        Some(cold_median <= Duration::from_millis(6)),
+        "1.80 s",
+    ));
+    rows.push(Row::new(
+        "Floor: spawn → exit of /bin/true, interleaved (median / p90)",
+        format!("{} / {}", ms(percentile(&floors, 50.0)), ms(percentile(&floors, 90.0))),
+        "",
+        None,
+        "",
+    ));
+
+    // One long-lived instance for everything else.
+    let function = tokio::task::spawn_blocking({
+        let (binary, env) = (binary.clone(), env.clone());
+        move || Function::start(&binary, &env)
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let idle = function.memory()?;
+    rows.push(Row::new(
+        "RSS idle after start (VmRSS; RssAnon)",
+        format!("{} ({}; {} threads)", mib(idle.rss_kib), mib(idle.anon_kib), idle.threads),
+        "",
+        None,
+        "",
+    ));
+
+    let driver = Arc::new(Driver::new(function.url("/process"))?);
+
+    // Request counts: a user's first turn (no cached token) and their second.
+    eprintln!("upstream requests per tool turn");
+    let cold = counted_turn(&stack, &driver, "bench-first").await?;
+    let after_one = function.memory()?;
+    let warm = counted_turn(&stack, &driver, "bench-first").await?;
+    rows.push(Row::new(
+        "Peak RSS after one tool turn (VmHWM; RssAnon now)",
+        format!("{} ({})", mib(after_one.hwm_kib), mib(after_one.anon_kib)),
+        "≤ 10 MiB",
+        Some(after_one.hwm_kib <= 10 * 1024),
+        "200 MiB",
+    ));
+    for (label, counts) in [("cold user", cold), ("warm user", warm)] {
+        rows.push(Row::new(
+            &format!("Upstream requests per tool turn, {label}: Agent Identity / MCP / model"),
+            format!("{} / {} / {}", counts.identity, counts.mcp, counts.model),
+            if label == "warm user" { "0 / ≤ 4 / –" } else { "– / ≤ 4 / –" },
+            Some(counts.mcp <= 4 && (label == "cold user" || counts.identity == 0)),
+            "",
+        ));
+    }
+    notes.push(format!("MCP methods of one warm tool turn: {}.", last_methods(&stack, warm.mcp).join(", ")));
+
+    // Own overhead, sequential turns of a warm user.
+    eprintln!("own overhead: {} sequential turns", options.turns);
+    for _ in 0..20 {
+        expect_ok(&driver.turn("bench-seq").await)?;
+    }
+    settle(&stack).await?;
+    let mut marks = Vec::with_capacity(options.turns);
+    let cpu_before = function.cpu_time()?;
+    for _ in 0..options.turns {
+        let before = Counts::now(&stack);
+        let outcome = driver.turn("bench-seq").await;
+        expect_ok(&outcome)?;
+        settle(&stack).await?;
+        marks.push((before, Counts::now(&stack), outcome.wall));
+    }
+    let cpu_per_turn = function.cpu_time()?.saturating_sub(cpu_before) / options.turns.max(1) as u32;
+    let times = StandInTimes::read(&stack);
+    let mut overheads: Vec<Duration> =
+        marks.iter().map(|(from, to, wall)| wall.saturating_sub(times.between(*from, *to))).collect();
+    let mut walls: Vec<Duration> = marks.iter().map(|m| m.2).collect();
+    let spent: Vec<Duration> = marks.iter().map(|(f, t, _)| times.between(*f, *t)).collect();
+    overheads.sort();
+    walls.sort();
+    let overhead_median = percentile(&overheads, 50.0);
+    rows.push(Row::new(
+        "Own overhead per tool turn (median / p99)",
+        format!("{} / {} (n={})", ms(overhead_median), ms(percentile(&overheads, 99.0)), overheads.len()),
+        "≤ 2 ms",
+        Some(overhead_median <= Duration::from_millis(2)),
+        "63 ms",
+    ));
+    rows.push(Row::new("CPU time of the function per tool turn (all threads, mean)", ms(cpu_per_turn), "", None, ""));
+    let mut spent = spent;
+    spent.sort();
+    notes.push(format!(
+        "Sequential tool turns: wall median {} (p99 {}), of which the stand-ins reported median {}.",
+        ms(percentile(&walls, 50.0)),
+        ms(percentile(&walls, 99.0)),
+        ms(percentile(&spent, 50.0)),
+    ));
+
+    // A burst of new users at once.
+    eprintln!("{} concurrent tool turns", options.burst);
+    let cpu_before = function.cpu_time()?;
+    let outcomes = driver.burst("bench-burst", options.burst).await;
+    let burst_cpu = function.cpu_time()?.saturating_sub(cpu_before);
+    let burst_errors = errors(&outcomes);
+    let after_burst = function.memory()?;
+    rows.push(Row::new(
+        &format!("{} concurrent tool turns (new users): errors", options.burst),
+        burst_errors.to_string(),
+        "0",
+        Some(burst_errors == 0),
+        "",
+    ));
+    rows.push(Row::new(
+        &format!("Peak RSS after {} concurrent tool turns (VmHWM)", options.burst),
+        format!(
+            "{} ({} threads; CPU {} per turn)",
+            mib(after_burst.hwm_kib),
+            after_burst.threads,
+            ms(burst_cpu / options.burst.max(1) as u32)
+        ),
+        "",
+        None,
+        "",
+    ));
+
+    // Throughput with warm users.
+    for concurrency in [10, 100] {
+        eprintln!("throughput at concurrency {concurrency}");
+        let prefix = format!("bench-c{concurrency}");
+        let _ = driver.run_concurrent(&prefix, concurrency, concurrency).await;
+        let (outcomes, took) = driver.run_concurrent(&prefix, concurrency, options.throughput_turns).await;
+        let failed = errors(&outcomes);
+        let rate = outcomes.len() as f64 / took.as_secs_f64();
+        let mut latencies: Vec<Duration> = outcomes.iter().map(|o| o.wall).collect();
+        latencies.sort();
+        rows.push(Row::new(
+            &format!("Throughput at concurrency {concurrency} (errors)"),
+            format!("{rate:.0} turns/s ({failed})"),
+            "0 errors",
+            Some(failed == 0),
+            if concurrency == 10 { "15.8 turns/s" } else { "" },
+        ));
+        notes.push(format!(
+            "Concurrency {concurrency}: {} turns, latency median {} / p99 {}.",
+            outcomes.len(),
+            ms(percentile(&latencies, 50.0)),
+            ms(percentile(&latencies, 99.0)),
+        ));
+    }
+    let end = function.memory()?;
+    notes.push(format!(
+        "After all turns: VmRSS {} (RssAnon {}), VmHWM {}, {} threads.",
+        mib(end.rss_kib),
+        mib(end.anon_kib),
+        mib(end.hwm_kib),
+        end.threads
+    ));
+    drop(function);
+
+    let size = std::fs::metadata(&binary).map_err(|e| format!("{}: {e}", binary.display()))?.len();
+    rows.push(Row::new(
+        "Release binary size",
+        format!("{:.2} MB ({})", size as f64 / 1e6, binary.display()),
+        "≤ 15 MB",
+        Some(size <= 15_000_000),
+        "",
+    ));
+    notes.push(
+        "The stand-ins and the load generator run in the harness process and compete with the function for \
+         the same cores; own overhead includes loopback transfer and the harness client's HTTP work."
+            .into(),
+    );
+
+    let machine = Machine::describe(load_before);
+    let section = report::render(&machine, &rows, &notes);
+    println!("{section}");
+    if let Some(out) = &options.out {
+        report::write_section(out, &section).map_err(|e| format!("{}: {e}", out.display()))?;
+        eprintln!("written to {}", out.display());
+    }
+    Ok(())
+}
+
+/// One turn for `user`, returning how many requests each stand-in received for it.
+async fn counted_turn(stack: &Stack, driver: &Driver, user: &str) -> Result<Counts, String> {
+    settle(stack).await?;
+    let before = Counts::now(stack);
+    expect_ok(&driver.turn(user).await)?;
+    settle(stack).await?;
+    Ok(Counts::now(stack).since(before))
+}
+
+fn last_methods(stack: &Stack, count: usize) -> Vec<String> {
+    let methods = stack.mcp.methods();
+    methods[methods.len().saturating_sub(count)..].to_vec()
+}
+
+fn expect_ok(outcome: &TurnOutcome) -> Result<(), String> {
+    match &outcome.error {
+        None => Ok(()),
+        Some(error) => Err(format!("a tool turn failed: {error}")),
+    }
+}
+
+fn errors(outcomes: &[TurnOutcome]) -> usize {
+    let failed: Vec<&String> = outcomes.iter().filter_map(|o| o.error.as_ref()).collect();
+    if let Some(first) = failed.first() {
+        eprintln!("{} turns failed; first: {first}", failed.len());
+    }
+    failed.len()
+}
