@@ -38,6 +38,7 @@ impl From<TurnError> for Stop {
 /// Runs one turn, reporting on `events`; the last event is always `Finished` unless the receiver is gone.
 pub async fn run_turn(llm: &LlmClient, tools: Option<&Toolbox>, turn: Turn, events: mpsc::Sender<AgentEvent>) {
     let deadline = turn.deadline;
+    let started = std::time::Instant::now();
     let bounded = tokio::time::timeout_at(deadline, steps(llm, tools, turn, &events));
     // A send only fails at the next event; a stalled model or tool would keep the turn alive until then.
     let result = tokio::select! {
@@ -52,8 +53,14 @@ pub async fn run_turn(llm: &LlmClient, tools: Option<&Toolbox>, turn: Turn, even
             TurnEnd::Failed(TurnError::new(FailureCode::DeadlineExceeded, "the function timeout was reached"))
         }
     };
-    if let TurnEnd::Failed(error) = &outcome {
-        tracing::warn!(code = %error.code, message = %error.message, "turn failed");
+    // One line per turn for operators: how it ended and how long it took.
+    let elapsed_ms = started.elapsed().as_millis() as u64;
+    match &outcome {
+        TurnEnd::Completed => tracing::info!(elapsed_ms, "turn completed"),
+        TurnEnd::Incomplete(error) => tracing::info!(code = %error.code, elapsed_ms, "turn incomplete"),
+        TurnEnd::Failed(error) => {
+            tracing::warn!(code = %error.code, message = %error.message, elapsed_ms, "turn failed")
+        }
     }
     let _ = events.send(AgentEvent::Finished(outcome)).await;
 }
