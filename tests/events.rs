@@ -4,10 +4,7 @@
 
 mod common;
 
-use std::collections::BTreeMap;
-
-use common::{Answer, Function};
-use fc_identity_agent::devstack::WORKLOAD_IDENTITY;
+use common::{Answer, Function, identity_calls, params};
 use serde_json::{Value, json};
 
 const EVENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fc3/events");
@@ -24,28 +21,6 @@ fn completed(answer: &Answer, request_id: &str) -> Value {
     assert_eq!(body["error"], Value::Null, "{request_id}: {body}");
     assert!(body["output"].as_array().is_some_and(|o| !o.is_empty()), "{request_id}: {body}");
     body
-}
-
-fn identity_calls(f: &Function) -> Vec<(String, BTreeMap<String, String>)> {
-    f.stack
-        .identity
-        .requests()
-        .into_iter()
-        .map(|r| {
-            let params = r
-                .params
-                .into_iter()
-                .filter(|(k, _)| ["WorkloadIdentityName", "UserId"].contains(&k.as_str()))
-                .collect();
-            (r.action, params)
-        })
-        .collect()
-}
-
-fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    let mut all: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
-    all.insert("WorkloadIdentityName".into(), WORKLOAD_IDENTITY.into());
-    all
 }
 
 /// The text of the last user message in the `index`th model request.

@@ -4,15 +4,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use base64::Engine as _;
 use common::json_order::shape;
-use common::{Answer, Function, user_request};
+use common::{Answer, Function, identity_calls, params, user_request};
+use fc_identity_agent::devstack::Stack;
 use fc_identity_agent::devstack::agent_identity::StandInOptions as Keys;
 use fc_identity_agent::devstack::mcp_server::{McpStandIn, StandInOptions as McpOptions};
-use fc_identity_agent::devstack::{Stack, WORKLOAD_IDENTITY};
 use serde_json::{Value, json};
 
 const NO_MCP: (&str, &str) = ("AI_GATEWAY_MCP_SERVER", "");
@@ -43,29 +42,6 @@ fn ending(last: &Value) -> (String, Option<String>) {
 
 fn output_types(last: &Value) -> Vec<String> {
     last["output"].as_array().unwrap().iter().map(|m| m["type"].as_str().unwrap().to_owned()).collect()
-}
-
-/// `(action, params)` of every Agent Identity request, with the signature-related parameters left out.
-fn identity_calls(f: &Function) -> Vec<(String, BTreeMap<String, String>)> {
-    f.stack
-        .identity
-        .requests()
-        .into_iter()
-        .map(|r| {
-            let params = r
-                .params
-                .into_iter()
-                .filter(|(k, _)| ["WorkloadIdentityName", "UserId", "UserToken"].contains(&k.as_str()))
-                .collect();
-            (r.action, params)
-        })
-        .collect()
-}
-
-fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    let mut all: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
-    all.insert("WorkloadIdentityName".into(), WORKLOAD_IDENTITY.into());
-    all
 }
 
 /// A JWT the Agent Identity stand-in reads (it checks claims, not the signature).

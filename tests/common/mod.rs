@@ -3,11 +3,12 @@
 
 pub mod json_order;
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use fc_identity_agent::app::App;
-use fc_identity_agent::devstack::Stack;
+use fc_identity_agent::devstack::{Stack, WORKLOAD_IDENTITY};
 use fc_identity_agent::fc;
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -142,4 +143,28 @@ pub fn user_request(text: &str) -> Value {
         "session_id": "s1",
         "user_id": "u1",
     })
+}
+
+/// `(action, params)` of every Agent Identity request, with the signature-related parameters left out.
+pub fn identity_calls(f: &Function) -> Vec<(String, BTreeMap<String, String>)> {
+    f.stack
+        .identity
+        .requests()
+        .into_iter()
+        .map(|r| {
+            let params = r
+                .params
+                .into_iter()
+                .filter(|(k, _)| ["WorkloadIdentityName", "UserId", "UserToken"].contains(&k.as_str()))
+                .collect();
+            (r.action, params)
+        })
+        .collect()
+}
+
+/// Expected identity parameters: `pairs` plus the stack's workload identity.
+pub fn params(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut all: BTreeMap<String, String> = pairs.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+    all.insert("WorkloadIdentityName".into(), WORKLOAD_IDENTITY.into());
+    all
 }
