@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 use base64::Engine;
 use fc_identity_agent::acs::signer::{self, RpcHeaders, SigningInput};
 use fc_identity_agent::acs::{
-    AcsError, ChainProvider, Credentials, CredentialsError, CredentialsProvider, CredentialsUriProvider, EnvProvider,
-    RetryPolicy, RpcClient, StaticProvider, anonymous_query,
+    AcsError, ChainProvider, Credentials, CredentialsError, CredentialsProvider, CredentialsUriProvider, RetryPolicy,
+    RpcClient, StaticProvider, anonymous_query,
 };
 use fc_identity_agent::devstack::agent_identity::{AgentIdentityStandIn, Fault, KnownKey, StandInOptions};
 use fc_identity_agent::identity::{IdentityClient, IdentityError, IdentitySettings, Subject, WorkloadTokens};
@@ -453,7 +453,7 @@ async fn no_credentials_anywhere_is_credentials_missing_naming_the_sources() {
     let tokens = WorkloadTokens::new(settings(si.url(), None), http()).unwrap();
     let chain = ChainProvider::new(vec![
         Arc::new(StaticProvider::invocation(None)),
-        Arc::new(EnvProvider::from_lookup(|_| None)),
+        Arc::new(StaticProvider::environment(None)),
         Arc::new(CredentialsUriProvider::new(None, http())),
     ]);
     let err = tokens.token(&Subject::Agent, &chain, far()).await.unwrap_err();
@@ -523,11 +523,7 @@ async fn credentials_uri_is_cached_single_flight_and_refreshed_15_minutes_before
 async fn chain_order_is_invocation_then_env_then_uri() {
     let (url, hits) = credentials_uri_server(Duration::from_secs(3600)).await;
     let env = |id: Option<&'static str>| {
-        Arc::new(EnvProvider::from_lookup(move |k| match k {
-            "ALIBABA_CLOUD_ACCESS_KEY_ID" => id.map(str::to_owned),
-            "ALIBABA_CLOUD_ACCESS_KEY_SECRET" => id.map(|_| "env-secret".to_owned()),
-            _ => None,
-        }))
+        Arc::new(StaticProvider::environment(id.map(|id| Credentials::access_key(id, "env-secret"))))
     };
     let uri = Arc::new(CredentialsUriProvider::new(Some(url), http()));
     let hdr = Some(Credentials::sts("STS.header", "s", "t"));

@@ -9,10 +9,6 @@ use futures_util::future::BoxFuture;
 
 use crate::secret::Secret;
 
-pub const ENV_ACCESS_KEY_ID: &str = "ALIBABA_CLOUD_ACCESS_KEY_ID";
-pub const ENV_ACCESS_KEY_SECRET: &str = "ALIBABA_CLOUD_ACCESS_KEY_SECRET";
-pub const ENV_SECURITY_TOKEN: &str = "ALIBABA_CLOUD_SECURITY_TOKEN";
-
 /// An AccessKey pair, plus the STS token and expiry when it is temporary.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
@@ -129,6 +125,12 @@ impl StaticProvider {
     pub fn invocation(credentials: Option<Credentials>) -> Self {
         StaticProvider::new("fc-invocation-headers", credentials)
     }
+
+    /// `ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` / `_SECURITY_TOKEN`, as `config.rs` parsed and validated them
+    /// at start (one parser of those variables, not two).
+    pub fn environment(credentials: Option<Credentials>) -> Self {
+        StaticProvider::new("environment", credentials)
+    }
 }
 
 impl CredentialsProvider for StaticProvider {
@@ -137,53 +139,6 @@ impl CredentialsProvider for StaticProvider {
     }
     fn provide(&self) -> BoxFuture<'_, Result<Credentials, CredentialsError>> {
         let result = self.credentials.clone().ok_or_else(|| CredentialsError::Missing { tried: vec![self.name] });
-        Box::pin(async move { result })
-    }
-}
-
-/// `ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` / `_SECURITY_TOKEN`, read once at construction.
-#[derive(Debug, Clone)]
-pub struct EnvProvider {
-    result: Result<Credentials, CredentialsError>,
-}
-
-impl EnvProvider {
-    pub const NAME: &'static str = "environment";
-
-    /// Reads through `lookup` (tests pass a map; the app passes `std::env::var`). Empty values count as unset.
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Self {
-        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
-        let result = match (get(ENV_ACCESS_KEY_ID), get(ENV_ACCESS_KEY_SECRET)) {
-            (None, None) => Err(CredentialsError::Missing { tried: vec![Self::NAME] }),
-            (Some(_), None) => Err(CredentialsError::Incomplete {
-                provider: Self::NAME,
-                detail: format!("{ENV_ACCESS_KEY_ID} is set but {ENV_ACCESS_KEY_SECRET} is not"),
-            }),
-            (None, Some(_)) => Err(CredentialsError::Incomplete {
-                provider: Self::NAME,
-                detail: format!("{ENV_ACCESS_KEY_SECRET} is set but {ENV_ACCESS_KEY_ID} is not"),
-            }),
-            (Some(id), Some(secret)) => Ok(Credentials {
-                access_key_id: id,
-                access_key_secret: Secret::new(secret),
-                security_token: get(ENV_SECURITY_TOKEN).map(Secret::new),
-                expiration: None,
-            }),
-        };
-        EnvProvider { result }
-    }
-
-    pub fn from_process_env() -> Self {
-        EnvProvider::from_lookup(|name| std::env::var(name).ok())
-    }
-}
-
-impl CredentialsProvider for EnvProvider {
-    fn name(&self) -> &'static str {
-        Self::NAME
-    }
-    fn provide(&self) -> BoxFuture<'_, Result<Credentials, CredentialsError>> {
-        let result = self.result.clone();
         Box::pin(async move { result })
     }
 }
@@ -233,12 +188,6 @@ impl CredentialsProvider for ChainProvider {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    fn env(pairs: &[(&str, &str)]) -> EnvProvider {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        EnvProvider::from_lookup(move |k| map.get(k).cloned())
-    }
 
     #[test]
     fn debug_and_display_hide_secret_and_token() {
@@ -249,30 +198,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn env_provider_reads_triple_and_treats_empty_as_unset() {
-        let p = env(&[(ENV_ACCESS_KEY_ID, "id"), (ENV_ACCESS_KEY_SECRET, "s"), (ENV_SECURITY_TOKEN, "")]);
-        let c = p.provide().await.unwrap();
-        assert_eq!(c.access_key_id, "id");
-        assert!(c.security_token.is_none());
-
-        let missing = env(&[]).provide().await.unwrap_err();
-        assert_eq!(missing, CredentialsError::Missing { tried: vec!["environment"] });
-
-        let half = env(&[(ENV_ACCESS_KEY_ID, "id")]).provide().await.unwrap_err();
-        assert!(matches!(half, CredentialsError::Incomplete { .. }));
-    }
-
-    #[tokio::test]
     async fn chain_prefers_earlier_providers_and_lists_what_it_tried() {
         let invocation = Arc::new(StaticProvider::invocation(Some(Credentials::sts("STS.hdr", "s", "t"))));
-        let environment = Arc::new(env(&[(ENV_ACCESS_KEY_ID, "env-id"), (ENV_ACCESS_KEY_SECRET, "s")]));
+        let environment = Arc::new(StaticProvider::environment(Some(Credentials::access_key("env-id", "s"))));
         let chain = ChainProvider::new(vec![invocation, environment.clone()]);
         assert_eq!(chain.provide().await.unwrap().access_key_id, "STS.hdr");
 
         let chain = ChainProvider::new(vec![Arc::new(StaticProvider::invocation(None)), environment]);
         assert_eq!(chain.provide().await.unwrap().access_key_id, "env-id");
 
-        let chain = ChainProvider::new(vec![Arc::new(StaticProvider::invocation(None)), Arc::new(env(&[]))]);
+        let chain = ChainProvider::new(vec![
+            Arc::new(StaticProvider::invocation(None)),
+            Arc::new(StaticProvider::environment(None)),
+        ]);
         let err = chain.provide().await.unwrap_err();
         assert_eq!(err, CredentialsError::Missing { tried: vec!["fc-invocation-headers", "environment"] });
         assert!(err.to_string().contains("fc-invocation-headers, environment"));

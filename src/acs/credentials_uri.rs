@@ -10,8 +10,6 @@ use tokio::sync::Mutex;
 use super::credentials::{Credentials, CredentialsError, CredentialsProvider, parse_expiration};
 use crate::secret::Secret;
 
-pub const ENV_CREDENTIALS_URI: &str = "ALIBABA_CLOUD_CREDENTIALS_URI";
-
 /// The SDK treats STS credentials as stale this long before `Expiration`; so do we.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(15 * 60);
 /// An answer without `Expiration` is reused this long, so a broken endpoint cannot pin stale keys forever.

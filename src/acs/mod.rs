@@ -8,9 +8,8 @@ mod rpc;
 pub mod signer;
 
 pub use credentials::{
-    ChainProvider, Credentials, CredentialsError, CredentialsProvider, ENV_ACCESS_KEY_ID, ENV_ACCESS_KEY_SECRET,
-    ENV_SECURITY_TOKEN, EnvProvider, StaticProvider, parse_expiration,
+    ChainProvider, Credentials, CredentialsError, CredentialsProvider, StaticProvider, parse_expiration,
 };
-pub use credentials_uri::{CredentialsUriProvider, ENV_CREDENTIALS_URI};
+pub use credentials_uri::CredentialsUriProvider;
 pub use error::AcsError;
 pub use rpc::{Param, RETRY_AFTER_HEADER, RetryPolicy, RpcClient, anonymous_query};

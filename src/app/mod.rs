@@ -18,7 +18,7 @@ use std::sync::Arc;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
-use crate::acs::{Credentials, CredentialsProvider, CredentialsUriProvider, EnvProvider, StaticProvider};
+use crate::acs::{Credentials, CredentialsProvider, CredentialsUriProvider, StaticProvider};
 use crate::config::Config;
 use crate::fc::{self, Body, Invocation};
 use crate::identity::{IdentityError, IdentitySettings, WorkloadTokens};
@@ -85,7 +85,7 @@ impl App {
             llm,
             mcp,
             tokens,
-            env_credentials: Arc::new(StaticProvider::new(EnvProvider::NAME, env_credentials)),
+            env_credentials: Arc::new(StaticProvider::environment(env_credentials)),
             uri_credentials: Arc::new(CredentialsUriProvider::new(
                 config.credentials_uri.as_ref().map(ToString::to_string),
                 identity_http,
