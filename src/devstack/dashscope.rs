@@ -72,6 +72,8 @@ pub struct RecordedRequest {
     pub body: Value,
     /// The HTTP status answered.
     pub status: u16,
+    /// When the request reached the handler (the benchmark lays turns out on a timeline with it).
+    pub arrived: Instant,
     /// From arrival until the response body ended or was abandoned; `None` while still streaming.
     pub elapsed: Option<Duration>,
     /// The client went away before the stream's last chunk.
@@ -178,7 +180,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
     let index = {
         let mut requests = shared.requests();
         let body = parsed.clone().unwrap_or(Value::Null);
-        requests.push(RecordedRequest { body, status: 0, elapsed: None, cancelled: false });
+        requests.push(RecordedRequest { body, status: 0, arrived: started, elapsed: None, cancelled: false });
         requests.len() - 1
     };
     let request_id = format!("standin-{:08}", index + 1);

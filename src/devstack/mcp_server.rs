@@ -18,7 +18,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::middleware::from_fn_with_state;
 use rmcp::transport::streamable_http_server::{
@@ -28,6 +28,15 @@ use tokio::sync::oneshot;
 
 use gate::{Gate, Stats, guard};
 use tools::{Rendezvous, StandInTools};
+
+/// One answered request: its JSON-RPC method (or HTTP method), when it reached the stand-in and how long it
+/// took to the end of its response body. The benchmark lays a turn out on a timeline with these.
+#[derive(Debug, Clone)]
+pub struct Served {
+    pub method: String,
+    pub arrived: Instant,
+    pub elapsed: Duration,
+}
 
 /// A failure to answer one request with instead of serving it (see [`McpStandIn::inject`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -204,7 +213,12 @@ impl McpStandIn {
     /// How long each answered request took, from arrival to the end of its response body, in completion
     /// order (requests still streaming are not in it yet). The benchmark subtracts these from its wall time.
     pub fn elapsed(&self) -> Vec<Duration> {
-        self.stats.lock().elapsed.clone()
+        self.stats.lock().served.iter().map(|served| served.elapsed).collect()
+    }
+
+    /// Each answered request with its JSON-RPC method, arrival and duration, in completion order.
+    pub fn served(&self) -> Vec<Served> {
+        self.stats.lock().served.clone()
     }
 
     /// Requests whose response the client abandoned (connection closed before the response ended).
@@ -217,7 +231,7 @@ impl McpStandIn {
         inner.methods.clear();
         inner.sessions.clear();
         inner.protocol_versions.clear();
-        inner.elapsed.clear();
+        inner.served.clear();
         self.stats.cancelled.store(0, Ordering::SeqCst);
     }
 

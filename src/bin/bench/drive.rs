@@ -18,6 +18,8 @@ pub struct Driver {
 
 /// One turn as the client saw it.
 pub struct TurnOutcome {
+    /// When the request was sent.
+    pub began: Instant,
     /// Request sent → last byte of the SSE body received.
     pub wall: Duration,
     /// `None` when the turn ended `completed` with the tool's output in it; else what went wrong.
@@ -56,7 +58,7 @@ impl Driver {
             Ok((status, _)) if status != 200 => Some(format!("HTTP {status}")),
             Ok((_, bytes)) => check_completed(&bytes).err(),
         };
-        TurnOutcome { wall, error }
+        TurnOutcome { began, wall, error }
     }
 
     /// `total` turns by `concurrency` workers; worker `i` is user `{prefix}-{i}`. Returns the outcomes and
@@ -86,7 +88,11 @@ impl Driver {
         for worker in workers {
             match worker.await {
                 Ok(mine) => outcomes.extend(mine),
-                Err(e) => outcomes.push(TurnOutcome { wall: Duration::ZERO, error: Some(format!("worker: {e}")) }),
+                Err(e) => outcomes.push(TurnOutcome {
+                    began: Instant::now(),
+                    wall: Duration::ZERO,
+                    error: Some(format!("worker: {e}")),
+                }),
             }
         }
         (outcomes, began.elapsed())
@@ -107,9 +113,11 @@ impl Driver {
             .collect();
         let mut outcomes = Vec::with_capacity(count);
         for turn in turns {
-            outcomes.push(
-                turn.await.unwrap_or_else(|e| TurnOutcome { wall: Duration::ZERO, error: Some(format!("task: {e}")) }),
-            );
+            outcomes.push(turn.await.unwrap_or_else(|e| TurnOutcome {
+                began: Instant::now(),
+                wall: Duration::ZERO,
+                error: Some(format!("task: {e}")),
+            }));
         }
         outcomes
     }

@@ -7,6 +7,7 @@
 //! ```text
 //! bench --function target/bench/fc-identity-agent [--out BENCHMARKS.md] [--env KEY=VALUE]... [--starts 30]
 //!       [--turns 300] [--quick]
+//! bench --stand-ins     # only the stand-ins; prints the function's environment, for profiling by hand
 //! ```
 //!
 //! "Own overhead" of a turn is the client's wall time minus the time the stand-ins report spending on that
@@ -16,6 +17,7 @@
 mod child;
 mod drive;
 mod report;
+mod timeline;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -37,6 +39,9 @@ struct Options {
     turns: usize,
     burst: usize,
     throughput_turns: usize,
+    /// Only start the stand-ins, print their environment and wait: for running the function by hand under
+    /// a profiler (`strace -c`, `valgrind --tool=callgrind`).
+    stand_ins_only: bool,
 }
 
 impl Options {
@@ -49,6 +54,7 @@ impl Options {
             turns: 300,
             burst: 200,
             throughput_turns: 1000,
+            stand_ins_only: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -66,6 +72,7 @@ impl Options {
                 }
                 "--starts" => options.starts = number(value("--starts")?, "--starts")?,
                 "--turns" => options.turns = number(value("--turns")?, "--turns")?,
+                "--stand-ins" => options.stand_ins_only = true,
                 "--quick" => {
                     options.starts = 5;
                     options.turns = 30;
@@ -73,7 +80,7 @@ impl Options {
                 }
                 "--help" | "-h" => {
                     return Err("usage: bench --function PATH [--out BENCHMARKS.md] [--env KEY=VALUE]... [--starts N] [--turns N] \
-                                [--quick]"
+                                [--quick] | bench --stand-ins"
                         .into());
                 }
                 other => return Err(format!("unknown argument {other}")),
@@ -105,6 +112,13 @@ async fn run(options: Options) -> Result<(), String> {
     let stack = Stack::start().await.map_err(|e| format!("stand-ins: {e}"))?;
     let mut env = stack.env();
     env.extend(options.env.iter().cloned());
+    if options.stand_ins_only {
+        for (key, value) in &env {
+            println!("{key}={value}");
+        }
+        eprintln!("stand-ins running; the function's environment is above. Ctrl-C ends.");
+        return tokio::signal::ctrl_c().await.map_err(|e| e.to_string());
+    }
     let mut rows = Vec::new();
     let mut notes = Vec::new();
 
@@ -194,6 +208,7 @@ async fn run(options: Options) -> Result<(), String> {
     }
     settle(&stack).await?;
     let mut marks = Vec::with_capacity(options.turns);
+    let mut sends = Vec::with_capacity(options.turns);
     let cpu_before = function.cpu_time()?;
     for _ in 0..options.turns {
         let before = Counts::now(&stack);
@@ -201,6 +216,7 @@ async fn run(options: Options) -> Result<(), String> {
         expect_ok(&outcome)?;
         settle(&stack).await?;
         marks.push((before, Counts::now(&stack), outcome.wall));
+        sends.push((outcome.began, outcome.wall));
     }
     let cpu_per_turn = function.cpu_time()?.saturating_sub(cpu_before) / options.turns.max(1) as u32;
     let times = StandInTimes::read(&stack);
@@ -227,6 +243,7 @@ async fn run(options: Options) -> Result<(), String> {
         ms(percentile(&walls, 99.0)),
         ms(percentile(&spent, 50.0)),
     ));
+    notes.push(timeline::describe(&timeline::gaps(&stack, &sends)));
 
     // A burst of new users at once.
     eprintln!("{} concurrent tool turns", options.burst);

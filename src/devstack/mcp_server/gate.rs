@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -14,7 +14,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Body as _, Frame, SizeHint};
 
-use super::{DRIP_INTERVAL, Fault, TokenCheck};
+use super::{DRIP_INTERVAL, Fault, Served, TokenCheck};
 
 const MAX_BODY_BYTES: usize = 1 << 20;
 const SESSION_HEADER: &str = "mcp-session-id";
@@ -30,8 +30,8 @@ pub(super) struct StatsInner {
     pub(super) methods: Vec<String>,
     pub(super) sessions: HashMap<String, usize>,
     pub(super) protocol_versions: Vec<String>,
-    /// Per answered request, arrival to the end of its response body, in completion order.
-    pub(super) elapsed: Vec<Duration>,
+    /// Per answered request, in completion order.
+    pub(super) served: Vec<Served>,
 }
 
 impl Stats {
@@ -43,8 +43,9 @@ impl Stats {
         *self.lock().sessions.entry(session.to_owned()).or_default() += 1;
     }
 
-    fn record_elapsed(&self, started: Instant) {
-        self.lock().elapsed.push(started.elapsed());
+    fn record_elapsed(&self, label: &str, started: Instant) {
+        let served = Served { method: label.to_owned(), arrived: started, elapsed: started.elapsed() };
+        self.lock().served.push(served);
     }
 
     fn count_cancelled(&self) {
@@ -79,16 +80,16 @@ pub(super) async fn guard(State(gate): State<Arc<Gate>>, request: Request, next:
 
     if let Some(rejection) = gate.reject(&parts.headers) {
         gate.stats.count_session(request_session.as_deref().unwrap_or_default());
-        gate.stats.record_elapsed(started);
+        gate.stats.record_elapsed(&label, started);
         return rejection;
     }
 
     if let Some(fault) = gate.take_fault(&label) {
         gate.stats.count_session(request_session.as_deref().unwrap_or_default());
-        return fault_response(fault, &gate.stats).await;
+        return fault_response(fault, &gate.stats, label).await;
     }
 
-    let mut pending = PendingGuard { stats: gate.stats.clone(), armed: true, started };
+    let mut pending = PendingGuard { stats: gate.stats.clone(), armed: true, started, label: label.clone() };
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     pending.armed = false;
 
@@ -97,7 +98,13 @@ pub(super) async fn guard(State(gate): State<Arc<Gate>>, request: Request, next:
     let (parts, body) = response.into_parts();
     Response::from_parts(
         parts,
-        Body::new(TrackedBody { inner: body, stats: gate.stats.clone(), finished: false, started: Some(started) }),
+        Body::new(TrackedBody {
+            inner: body,
+            stats: gate.stats.clone(),
+            finished: false,
+            started: Some(started),
+            label,
+        }),
     )
 }
 
@@ -131,9 +138,11 @@ impl Gate {
     }
 }
 
-async fn fault_response(fault: Fault, stats: &Arc<Stats>) -> Response {
-    let tracked =
-        |body: Body| Body::new(TrackedBody { inner: body, stats: stats.clone(), finished: false, started: None });
+async fn fault_response(fault: Fault, stats: &Arc<Stats>, label: String) -> Response {
+    let tracked = |body: Body| {
+        let label = label.clone();
+        Body::new(TrackedBody { inner: body, stats: stats.clone(), finished: false, started: None, label })
+    };
     let sse = |body: Body| {
         Response::builder()
             .header(header::CONTENT_TYPE, "text/event-stream")
@@ -154,7 +163,7 @@ async fn fault_response(fault: Fault, stats: &Arc<Stats>) -> Response {
             response
         }
         Fault::Hang => {
-            let _pending = PendingGuard { stats: stats.clone(), armed: true, started: Instant::now() };
+            let _pending = PendingGuard { stats: stats.clone(), armed: true, started: Instant::now(), label };
             std::future::pending().await
         }
         Fault::Drip => {
@@ -205,13 +214,14 @@ struct PendingGuard {
     stats: Arc<Stats>,
     armed: bool,
     started: Instant,
+    label: String,
 }
 
 impl Drop for PendingGuard {
     fn drop(&mut self) {
         if self.armed {
             self.stats.count_cancelled();
-            self.stats.record_elapsed(self.started);
+            self.stats.record_elapsed(&self.label, self.started);
         }
     }
 }
@@ -223,12 +233,13 @@ struct TrackedBody {
     finished: bool,
     /// Taken when the elapsed time is recorded (at the end of the body, or at drop if it never ended).
     started: Option<Instant>,
+    label: String,
 }
 
 impl TrackedBody {
     fn record_elapsed(&mut self) {
         if let Some(started) = self.started.take() {
-            self.stats.record_elapsed(started);
+            self.stats.record_elapsed(&self.label, started);
         }
     }
 }
