@@ -15,6 +15,7 @@
 mod accumulate;
 mod client;
 mod error;
+mod sse;
 mod stream;
 mod types;
 

@@ -1,14 +1,15 @@
-//! Reading one model step: SSE decoding (eventsource-stream), typed events, the final [`StepResult`].
+//! Reading one model step: SSE decoding ([`super::sse`]), typed events, the final [`StepResult`].
 
 use std::collections::VecDeque;
 use std::pin::Pin;
 
-use eventsource_stream::{Event, EventStreamError, Eventsource};
+use bytes::Bytes;
 use futures_util::{FutureExt, Stream, StreamExt};
 use tokio::time::Instant;
 
 use super::accumulate::{Chunk, StepAccumulator};
 use super::error::{ErrorEnvelope, LlmError, UpstreamError, error_chain};
+use super::sse::SseDecoder;
 use super::types::{ToolCall, Usage};
 use crate::secret::Secret;
 
@@ -63,14 +64,15 @@ impl FinishReason {
     }
 }
 
-type SseStream = Pin<Box<dyn Stream<Item = Result<Event, EventStreamError<reqwest::Error>>> + Send>>;
+type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
 
 /// One streaming model call in progress. Read it with [`ChatStream::next`] until `Done` or an error; after
 /// either, `next` returns `None`. Dropping it drops the HTTP response, which closes the upstream
 /// connection and so cancels generation.
 pub struct ChatStream {
     /// `None` once the step ended: the response is released as soon as it is no longer needed.
-    events: Option<SseStream>,
+    body: Option<BodyStream>,
+    sse: SseDecoder,
     deadline: Instant,
     request_id: Option<String>,
     api_key: Secret,
@@ -81,7 +83,7 @@ pub struct ChatStream {
 impl std::fmt::Debug for ChatStream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ChatStream")
-            .field("open", &self.events.is_some())
+            .field("open", &self.body.is_some())
             .field("request_id", &self.request_id)
             .finish_non_exhaustive()
     }
@@ -95,7 +97,8 @@ impl ChatStream {
         api_key: Secret,
     ) -> Self {
         ChatStream {
-            events: Some(Box::pin(response.bytes_stream().eventsource())),
+            body: Some(Box::pin(response.bytes_stream())),
+            sse: SseDecoder::default(),
             deadline,
             request_id,
             api_key,
@@ -122,23 +125,26 @@ impl ChatStream {
             if let Some(event) = self.pending.pop_front() {
                 return Some(Ok(event));
             }
-            let events = self.events.as_mut()?;
-            let item = match tokio::time::timeout_at(self.deadline, events.next()).await {
-                Ok(item) => item,
-                Err(_) => return Some(Err(self.fail(LlmError::DeadlineExceeded))),
-            };
-            let step = match item {
-                // The spec counts EOF as success only after `finish_reason` (the usage chunk may be lost).
-                None if self.acc.finish_reason.is_some() => self.complete(),
-                None => Err(LlmError::Truncated {
-                    detail: "the stream ended before finish_reason or [DONE]".into(),
-                    request_id: self.request_id.clone(),
-                }),
-                Some(Err(EventStreamError::Transport(e))) => {
-                    Err(LlmError::Truncated { detail: error_chain(&e), request_id: self.request_id.clone() })
-                }
-                Some(Err(e)) => Err(LlmError::Malformed { detail: e.to_string(), request_id: self.request_id.clone() }),
-                Some(Ok(event)) => self.handle(&event.data),
+            let body = self.body.as_mut()?;
+            let step = match self.sse.next_event() {
+                Ok(Some(data)) => self.handle(&data),
+                Ok(None) => match tokio::time::timeout_at(self.deadline, body.next()).await {
+                    Err(_) => return Some(Err(self.fail(LlmError::DeadlineExceeded))),
+                    Ok(Some(Ok(bytes))) => {
+                        self.sse.push(&bytes);
+                        Ok(())
+                    }
+                    Ok(Some(Err(e))) => {
+                        Err(LlmError::Truncated { detail: error_chain(&e), request_id: self.request_id.clone() })
+                    }
+                    // The spec counts EOF as success only after `finish_reason` (the usage chunk may be lost).
+                    Ok(None) if self.acc.finish_reason.is_some() => self.complete(),
+                    Ok(None) => Err(LlmError::Truncated {
+                        detail: "the stream ended before finish_reason or [DONE]".into(),
+                        request_id: self.request_id.clone(),
+                    }),
+                },
+                Err(e) => Err(LlmError::Malformed { detail: e.to_string(), request_id: self.request_id.clone() }),
             };
             if let Err(err) = step {
                 return Some(Err(self.fail(err)));
@@ -182,11 +188,11 @@ impl ChatStream {
             .finish(&mut self.pending)
             .map_err(|detail| LlmError::Malformed { detail, request_id: self.request_id.clone() })?;
         self.pending.push_back(StreamEvent::Done(result));
-        if let Some(mut events) = self.events.take() {
+        if let Some(mut body) = self.body.take() {
             // Reading the body to its end (already buffered right after `[DONE]`) lets the connection go
             // back to the pool instead of being closed; never wait for it.
             for _ in 0..4 {
-                match events.next().now_or_never() {
+                match body.next().now_or_never() {
                     Some(Some(_)) => continue,
                     _ => break,
                 }
@@ -196,7 +202,7 @@ impl ChatStream {
     }
 
     fn fail(&mut self, err: LlmError) -> LlmError {
-        self.events = None;
+        self.body = None;
         self.pending.clear();
         err
     }

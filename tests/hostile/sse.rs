@@ -187,9 +187,9 @@ fn valid_stream() -> impl Strategy<Value = ValidStream> {
             pieces,
             finish,
             usage,
-            // eventsource-stream holds a trailing CR back (it could be half of a CRLF) and drops it at EOF,
-            // so a bare-CR stream loses its last event; with `[DONE]` last, that is harmless.
-            done: done || eol == "\r",
+            // With or without `[DONE]` and whatever the line ends: a bare CR at the very end still
+            // dispatches the last event.
+            done,
             eol,
             keepalives,
         })
@@ -408,4 +408,21 @@ fn an_error_object_mid_stream_is_typed_and_final() {
     let (events, result) = server().call(vec![body.as_bytes().to_vec()]);
     assert_eq!(events, vec![StreamEvent::TextDelta("a".into())]);
     assert!(matches!(result, Err(LlmError::ContentFiltered(_))), "{result:?}");
+}
+
+#[test]
+fn a_line_that_never_ends_fails_at_the_size_limit_not_the_deadline() {
+    // 1 MiB is the most one event may hold; the stream sends 4 MiB of one line and would go on.
+    let start = b"data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"".to_vec();
+    let mut chunks = vec![start];
+    chunks.extend(std::iter::repeat_n(vec![b'x'; 64 * 1024], 64));
+    let _serial = exclusive();
+    let began = std::time::Instant::now();
+    let (events, result) = server().call(chunks);
+    assert!(events.is_empty(), "{events:?}");
+    match result {
+        Err(LlmError::Malformed { detail, .. }) => assert!(detail.contains("exceeds"), "{detail}"),
+        other => panic!("expected Malformed, got {other:?}"),
+    }
+    assert!(began.elapsed() < CLIENT_DEADLINE, "ended by the deadline, not the limit");
 }
