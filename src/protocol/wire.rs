@@ -191,9 +191,18 @@ impl Event {
         to_json(self)
     }
 
-    /// The SSE frame: `data: <compact JSON>\n\n` (no `event:`/`id:` lines).
+    /// The SSE frame: `data: <compact JSON>\n\n` (no `event:`/`id:` lines). Serialized straight into the
+    /// frame: one buffer per event, sized for a typical one, instead of a JSON string copied into a second.
     pub fn sse_frame(&self) -> String {
-        format!("data: {}\n\n", self.to_json())
+        let mut frame = Vec::with_capacity(512);
+        frame.extend_from_slice(b"data: ");
+        if serde_json::to_writer(&mut frame, self).is_err() {
+            frame.truncate(b"data: ".len());
+            frame.extend_from_slice(self.to_json().as_bytes());
+        }
+        frame.extend_from_slice(b"\n\n");
+        // serde_json writes UTF-8 only; the lossy path is never taken.
+        String::from_utf8(frame).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
     }
 
     pub fn sequence_number(&self) -> Option<u64> {
