@@ -320,14 +320,12 @@ async fn model_server_errors_are_retried_twice_then_fail_with_model_error() {
 }
 
 #[tokio::test]
-async fn model_throttling_is_retried_twice_with_or_without_retry_after_then_fails() {
+async fn model_throttling_is_retried_twice_then_fails() {
     let f = Function::start(&[]).await;
-    for fault in ["429", "429-retry-after"] {
-        let before = model_attempts(&f);
-        let reply = process(&f, &[], &request("u-model-429", &format!("Tell me the time [fault:{fault}]"))).await;
-        assert_eq!(reply.ending(), failed("model_throttled"), "{fault}: {}", reply.text);
-        assert_eq!(model_attempts(&f) - before, 3, "{fault}: one call and two retries");
-    }
+    let before = model_attempts(&f);
+    let reply = process(&f, &[], &request("u-model-429", "Tell me the time [fault:429]")).await;
+    assert_eq!(reply.ending(), failed("model_throttled"), "{}", reply.text);
+    assert_eq!(model_attempts(&f) - before, 3, "one call and two retries");
     let before = model_attempts(&f);
     let reply = process(&f, &[], &request("u-model-429", "Tell me the time [fault:quota]")).await;
     assert_eq!(reply.ending(), failed("model_throttled"), "{}", reply.text);
@@ -337,6 +335,30 @@ async fn model_throttling_is_retried_twice_with_or_without_retry_after_then_fail
     assert_eq!(reply.ending(), completed(), "{}", reply.text);
     assert_eq!(model_attempts(&f) - before, 2);
     still_serves(&f, "u-after-model-429").await;
+}
+
+#[tokio::test]
+async fn model_retry_after_is_waited_out_when_short_and_refused_when_long() {
+    let f = Function::start(&[]).await;
+    // `Retry-After: 1`: the retry comes no sooner than the hint (our own first backoff is 100–300 ms).
+    let before = model_attempts(&f);
+    let reply =
+        process(&f, &[], &request("u-model-hint", "Tell me a joke [fault:429-retry-after-1-once] no tools")).await;
+    assert_eq!(reply.ending(), completed(), "{}", reply.text);
+    let arrivals: Vec<_> = f.stack.dashscope.requests()[before..].iter().map(|r| r.arrived).collect();
+    assert_eq!(arrivals.len(), 2, "one 429, one retry");
+    assert!(
+        arrivals[1] - arrivals[0] >= Duration::from_secs(1),
+        "retried before the hint: {:?}",
+        arrivals[1] - arrivals[0]
+    );
+    // `Retry-After: 30` is more than a turn waits (10 s): it fails at once and says why.
+    let before = model_attempts(&f);
+    let reply = process(&f, &[], &request("u-model-hint", "Tell me the time [fault:429-retry-after]")).await;
+    assert_eq!(reply.ending(), failed("model_throttled"), "{}", reply.text);
+    assert!(message(&reply).contains("retry after 30 s"), "{}", reply.text);
+    assert_eq!(model_attempts(&f) - before, 1, "no retry the service asked not to make that soon");
+    still_serves(&f, "u-after-model-hint").await;
 }
 
 #[tokio::test]

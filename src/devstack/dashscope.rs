@@ -12,7 +12,8 @@
 //!   `[fault:401]`, `[fault:404]`, `[fault:quota]`, `[fault:filter]`, `[fault:midstream-error]`,
 //!   `[fault:midstream-filter]`, `[fault:cut]` (connection broken), `[fault:eof]` (clean end without
 //!   finish/[DONE]), `[fault:slow]` (a pause before every chunk), `[fault:malformed]`, `[fault:403]`,
-//!   `[fault:429-retry-after]` (429 with `Retry-After: 30`), `[fault:hang]` (never answers, not even the
+//!   `[fault:429-retry-after]` (429 with `Retry-After: 30`), `[fault:429-retry-after-1-once]` (429 with
+//!   `Retry-After: 1` the first time), `[fault:hang]` (never answers, not even the
 //!   status line), `[fault:drip]` (a few words, then one `.` chunk per `slow_interval`, forever).
 //!
 //! It records every request and counts responses the client abandoned mid-stream (proof of cancellation).

@@ -16,6 +16,9 @@ use crate::secret::Secret;
 /// Retries after the first attempt, for throttling and server errors only.
 const MAX_RETRIES: u32 = 2;
 const BACKOFF_BASE: Duration = Duration::from_millis(200);
+/// The longest `Retry-After` we wait out. A service that asks for more is told no: the turn fails at once
+/// (`model_throttled`, the hint in the message) rather than sit silent in front of its caller.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
 /// Error bodies are small JSON; anything longer is cut rather than buffered.
 const MAX_ERROR_BODY: usize = 16 * 1024;
 /// Where DashScope (and the gateways in front of it) put the request id when the body has none.
@@ -152,8 +155,9 @@ impl LlmClient {
     }
 
     /// Starts one streaming model call. Returns once DashScope answered 200; error statuses come back as
-    /// `Err`. Throttling and server errors are retried (at most twice, jittered backoff) — here, before the
-    /// caller has seen any event, and never past `deadline`. Once the [`ChatStream`] exists nothing is retried.
+    /// `Err`. Throttling and server errors are retried (at most twice, after the upstream's `Retry-After` up
+    /// to 10 s, else a jittered backoff) — here, before the caller has seen any event, and never past
+    /// `deadline`. Once the [`ChatStream`] exists nothing is retried.
     pub async fn stream(&self, request: &ChatRequest, deadline: Instant) -> Result<ChatStream, LlmError> {
         let body = Bytes::from(
             serde_json::to_vec(&self.wire(request))
@@ -168,7 +172,11 @@ impl LlmClient {
             if !err.is_retryable() || attempt >= MAX_RETRIES {
                 return Err(err);
             }
-            let wait = backoff(attempt);
+            let wait = match err.upstream().and_then(|upstream| upstream.retry_after) {
+                Some(hint) if hint > MAX_RETRY_AFTER => return Err(err),
+                Some(hint) => hint,
+                None => backoff(attempt),
+            };
             if Instant::now() + wait >= deadline {
                 return Err(err);
             }
@@ -198,6 +206,7 @@ impl LlmClient {
             .map_err(|e| LlmError::transport(&e))?;
         let status = response.status();
         let request_id = header_request_id(response.headers());
+        let retry_after = header_retry_after(response.headers());
         if status.is_success() {
             return Ok(ChatStream::new(response, deadline, request_id, self.inner.api_key.clone()));
         }
@@ -215,7 +224,8 @@ impl LlmClient {
         if tokio::time::timeout_at(deadline, read).await.is_err() {
             return Err(LlmError::DeadlineExceeded);
         }
-        let upstream = UpstreamError::from_body(status.as_u16(), &body, request_id, &self.inner.api_key);
+        let mut upstream = UpstreamError::from_body(status.as_u16(), &body, request_id, &self.inner.api_key);
+        upstream.retry_after = retry_after;
         Err(LlmError::from_status(upstream))
     }
 }
@@ -224,6 +234,12 @@ fn backoff(attempt: u32) -> Duration {
     let base = BACKOFF_BASE * 2u32.pow(attempt);
     // Full range 50–150 % so clients throttled together do not come back together.
     base.mul_f64(0.5 + fastrand::f64())
+}
+
+/// `Retry-After: <seconds>`; the HTTP-date form is left to our own backoff.
+fn header_retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 fn header_request_id(headers: &HeaderMap) -> Option<String> {

@@ -4,6 +4,7 @@
 //! no `Display`/`Debug` of an [`LlmError`] can carry the key even if the upstream echoed it.
 
 use std::fmt;
+use std::time::Duration;
 
 use serde::Deserialize;
 
@@ -22,6 +23,8 @@ pub struct UpstreamError {
     pub message: String,
     /// `request_id` from the body, else from a request-id response header.
     pub request_id: Option<String>,
+    /// The response's `Retry-After`, when it was a number of seconds (an HTTP date is not read).
+    pub retry_after: Option<Duration>,
 }
 
 impl fmt::Display for UpstreamError {
@@ -35,6 +38,9 @@ impl fmt::Display for UpstreamError {
         }
         if let Some(id) = &self.request_id {
             write!(f, " (request_id {id})")?;
+        }
+        if let Some(wait) = self.retry_after {
+            write!(f, " (retry after {} s)", wait.as_secs())?;
         }
         Ok(())
     }
@@ -186,6 +192,7 @@ impl UpstreamError {
                 code: None,
                 message: clean_message(&String::from_utf8_lossy(body), api_key),
                 request_id: header_request_id,
+                retry_after: None,
             },
         }
     }
@@ -204,6 +211,7 @@ impl UpstreamError {
             code: code.map(|c| clean_message(&c, api_key)),
             message: clean_message(&message, api_key),
             request_id: envelope.request_id.filter(|id| !id.is_empty()).or(header_request_id),
+            retry_after: None,
         }
     }
 }
@@ -264,6 +272,7 @@ mod tests {
             code: Some(code.into()),
             message: String::new(),
             request_id: None,
+            retry_after: None,
         };
         assert!(matches!(LlmError::from_status(up(403, "Model.AccessDenied")), LlmError::Unauthorized(_)));
         assert!(matches!(LlmError::from_status(up(429, "Throttling")), LlmError::Throttled(_)));

@@ -143,7 +143,11 @@ mod tests {
         for eol in ["\n", "\r\n", "\r"] {
             let input = format!("data: one{eol}{eol}data: two{eol}data: 2{eol}{eol}:c{eol}data: [DONE]{eol}{eol}");
             for split in 1..input.len() {
-                assert_eq!(decode_split(input.as_bytes(), split), ["one", "two\n2", "[DONE]"], "eol {eol:?} split {split}");
+                assert_eq!(
+                    decode_split(input.as_bytes(), split),
+                    ["one", "two\n2", "[DONE]"],
+                    "eol {eol:?} split {split}"
+                );
             }
         }
     }

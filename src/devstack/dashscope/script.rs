@@ -116,6 +116,14 @@ pub(super) fn plan(body: &Value, request_id: &str, first_time: bool, slow: Durat
             retry_after: Some("30"),
         };
     }
+    if fault(q, "429-retry-after-1-once") && first_time {
+        return Reply::Error {
+            status: 429,
+            code: "Throttling",
+            message: "Requests rate limit exceeded, please try again later.",
+            retry_after: Some("1"),
+        };
+    }
     if fault(q, "429") || (fault(q, "429-once") && first_time) {
         return error(429, "Throttling", "Requests rate limit exceeded, please try again later.");
     }
