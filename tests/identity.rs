@@ -374,6 +374,44 @@ async fn a_silent_upstream_ends_at_the_deadline() {
     held.abort();
 }
 
+#[tokio::test]
+async fn a_connection_that_cannot_be_made_is_retried() {
+    // A port with nobody listening yet: the first attempts are refused, then a server appears on it.
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut buf = vec![0u8; 64 * 1024];
+        let _ = tokio::io::AsyncReadExt::read(&mut conn, &mut buf).await;
+        let body = r#"{"RequestId":"r-1","WorkloadAccessToken":"wat-after-retry"}"#;
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        tokio::io::AsyncWriteExt::write_all(&mut conn, format!("{head}{body}").as_bytes()).await.unwrap();
+    });
+    let retry =
+        RetryPolicy { max_attempts: 6, base_delay: Duration::from_millis(40), max_delay: Duration::from_millis(40) };
+    let rpc = RpcClient::new(&format!("http://{addr}"), "2025-11-27", http()).unwrap().with_retry(retry);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let value = rpc
+        .call("GetWorkloadAccessToken", &[], &AgentIdentityStandIn::sts_credentials(), deadline)
+        .await
+        .expect("retried until the server was up");
+    assert_eq!(value["WorkloadAccessToken"], "wat-after-retry");
+    server.await.unwrap();
+}
+
+#[tokio::test]
+async fn a_connection_refused_for_good_fails_after_the_retries() {
+    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    let rpc = RpcClient::new(&format!("http://{addr}"), "2025-11-27", http()).unwrap().with_retry(fast_retry());
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let err = rpc.call("GetWorkloadAccessToken", &[], &AgentIdentityStandIn::sts_credentials(), deadline).await;
+    assert!(matches!(err, Err(AcsError::Transport { unsent: true, .. })), "{err:?}");
+}
+
 // ---------- WorkloadTokens ----------
 
 #[tokio::test]

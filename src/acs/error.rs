@@ -19,9 +19,10 @@ pub enum AcsError {
         /// How long the server asked us to wait (`x-acs-retry-after`, milliseconds).
         retry_after: Option<Duration>,
     },
-    /// The request never got an answer (connect, TLS, reset, body read).
+    /// The request never got an answer (connect, TLS, reset, body read). `unsent`: the connection could
+    /// not be made (DNS, refused), so the server cannot have seen the request.
     #[error("{action} failed: transport error: {detail}")]
-    Transport { action: String, detail: String },
+    Transport { action: String, detail: String, unsent: bool },
     /// A 2xx answer that is not a JSON object.
     #[error("{action} failed: HTTP {status} with a body that is not a JSON object")]
     InvalidResponse { action: String, status: u16 },
@@ -63,13 +64,15 @@ impl AcsError {
         }
     }
 
-    /// Throttling, 5xx and `ServiceUnavailable` are worth another try; nothing else is (a bad signature or
-    /// a refused user will not get better by repeating it).
+    /// Throttling, 5xx, `ServiceUnavailable` and a connection that could not be made (a DNS or network
+    /// blip, often on an instance's first call) are worth another try; nothing else is (a bad signature or
+    /// a refused user will not get better by repeating it, and a request cut mid-answer may have been served).
     pub fn is_retryable(&self) -> bool {
         match self {
             AcsError::Api { status, code, .. } => {
                 code.starts_with("Throttling") || code == "ServiceUnavailable" || *status >= 500
             }
+            AcsError::Transport { unsent, .. } => *unsent,
             _ => false,
         }
     }

@@ -222,7 +222,11 @@ impl RpcClient {
     }
 
     async fn send(&self, action: &str, request: reqwest::RequestBuilder, secrets: &[&str]) -> Result<Value, AcsError> {
-        let transport = |e: reqwest::Error| AcsError::Transport { action: action.to_owned(), detail: error_chain(e) };
+        let transport = |e: reqwest::Error| AcsError::Transport {
+            action: action.to_owned(),
+            unsent: e.is_connect(),
+            detail: error_chain(e),
+        };
         let response = request.send().await.map_err(transport)?;
         let status = response.status().as_u16();
         let request_id_header = header_str(&response, "x-acs-request-id");
