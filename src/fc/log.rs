@@ -2,10 +2,16 @@
 
 use tracing_subscriber::EnvFilter;
 
+/// Without `RUST_LOG`: our own lines from `info`; rmcp's from `warn`, except its transport worker's, which
+/// reports every MCP refusal (a 401 we answer with a fresh token included) as an ERROR "worker quit with
+/// fatal" outside any request's span. The turn logs each MCP failure itself, classified, with the request
+/// id; `RUST_LOG=info,rmcp=debug` brings rmcp's lines back.
+const DEFAULT_FILTER: &str = "info,rmcp=warn,rmcp::transport::worker=off";
+
 /// Installs the JSON subscriber once. Every line inside an invocation carries its `request_id` (from
 /// the `invocation` span). FC prints its own `FC Invoke Start/End` markers, so we never do.
 pub fn init_logging() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
@@ -19,6 +25,6 @@ pub fn init_logging() {
 
 /// Compact, human-readable lines for a terminal (`make dev`); same filter.
 pub fn init_logging_for_humans() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rmcp=warn"));
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let _ = tracing_subscriber::fmt().compact().with_env_filter(filter).with_target(false).try_init();
 }
