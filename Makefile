@@ -19,6 +19,8 @@ run:
 ## Everything CI runs: unit + integration tests over real sockets, and the s.yaml schema check.
 test: test-deps
 	cargo test --all-targets
+	@# `make dev` and `make run` rely on `cargo run` reaching the function (the crate has two binaries).
+	@cargo run -q -- --help 2>&1 | grep -q 'usage: fc-identity-agent' || { echo 'cargo run does not start fc-identity-agent'; exit 1; }
 	$(PY) tests/deploy/check_s_yaml.py
 
 test-deps:
