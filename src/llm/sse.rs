@@ -22,6 +22,8 @@ pub(crate) struct SseDecoder {
     /// Bytes received and not yet consumed; `buf[..start]` is consumed, compacted away on the next push.
     buf: Vec<u8>,
     start: usize,
+    /// `buf[start..scanned]` holds no line end: a line arriving in many small reads is searched once.
+    scanned: usize,
     /// The current event's data lines, each followed by `\n` (the last one is removed on dispatch).
     data: Vec<u8>,
     has_data: bool,
@@ -29,6 +31,9 @@ pub(crate) struct SseDecoder {
     /// it arrives in the next read.
     after_cr: bool,
     limit: usize,
+    /// Bytes the line-end search has looked at, for the test that proves it linear.
+    #[cfg(test)]
+    examined: usize,
 }
 
 impl Default for SseDecoder {
@@ -39,12 +44,23 @@ impl Default for SseDecoder {
 
 impl SseDecoder {
     pub(crate) fn with_limit(limit: usize) -> Self {
-        SseDecoder { buf: Vec::new(), start: 0, data: Vec::new(), has_data: false, after_cr: false, limit }
+        SseDecoder {
+            buf: Vec::new(),
+            start: 0,
+            scanned: 0,
+            data: Vec::new(),
+            has_data: false,
+            after_cr: false,
+            limit,
+            #[cfg(test)]
+            examined: 0,
+        }
     }
 
     pub(crate) fn push(&mut self, bytes: &[u8]) {
         if self.start > 0 {
             self.buf.drain(..self.start);
+            self.scanned = self.scanned.saturating_sub(self.start);
             self.start = 0;
         }
         self.buf.extend_from_slice(bytes);
@@ -60,14 +76,20 @@ impl SseDecoder {
             if std::mem::take(&mut self.after_cr) && self.buf[self.start] == b'\n' {
                 self.start += 1;
             }
-            let rest = &self.buf[self.start..];
-            let Some(end) = rest.iter().position(|&b| b == b'\n' || b == b'\r') else {
-                if self.data.len() + rest.len() > self.limit {
+            let from = self.scanned.max(self.start);
+            let found = self.buf[from..].iter().position(|&b| b == b'\n' || b == b'\r');
+            #[cfg(test)]
+            {
+                self.examined += found.map_or(self.buf.len() - from, |at| at + 1);
+            }
+            let Some(end) = found.map(|at| from - self.start + at) else {
+                self.scanned = self.buf.len();
+                if self.data.len() + (self.buf.len() - self.start) > self.limit {
                     return Err(SseError::TooLarge { limit: self.limit });
                 }
                 return Ok(None);
             };
-            self.after_cr = rest[end] == b'\r';
+            self.after_cr = self.buf[self.start + end] == b'\r';
             let line_start = self.start;
             self.start += end + 1;
             if end == 0 {
@@ -191,6 +213,19 @@ mod tests {
             }
         }
         assert_eq!(result, Err(SseError::TooLarge { limit: 64 }));
+    }
+
+    #[test]
+    fn a_long_line_in_tiny_reads_is_searched_once() {
+        let line = format!("data: {}\n\n", "x".repeat(100_000));
+        let mut decoder = SseDecoder::default();
+        let mut out = Vec::new();
+        for byte in line.as_bytes() {
+            decoder.push(std::slice::from_ref(byte));
+            out.extend(events(&mut decoder));
+        }
+        assert_eq!(out.len(), 1);
+        assert!(decoder.examined <= 2 * line.len(), "examined {} bytes of {}", decoder.examined, line.len());
     }
 
     #[test]
