@@ -11,9 +11,9 @@ use super::credentials::Credentials;
 use super::error::{AcsError, sanitize_message};
 use super::signer::{self, FORM_CONTENT_TYPE, RpcHeaders, SigningInput};
 
-/// Response header with the server's requested pause before a retry. Alibaba Cloud does not document its
-/// unit; we read it as **milliseconds** (an integer, as the Darabonba SDK core does), which errs on the side
-/// of retrying sooner rather than stalling a user's turn for minutes on a misread value.
+/// Response header with the server's requested pause before a retry, in **milliseconds**. The API docs do
+/// not name the unit; the official OpenAPI SDK's own tests do (aliyun/darabonba-openapi: its throttling mock
+/// sends the header from a `RetryAfterMs` value, and `GetThrottlingTimeLeft("2000")` is 2000 ms).
 pub const RETRY_AFTER_HEADER: &str = "x-acs-retry-after";
 
 /// One form parameter. Values marked secret (tokens) are masked out of any upstream message we keep.
