@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -64,16 +65,14 @@ impl App {
 
     /// Starts the turn and answers at once with a chunked SSE body that carries its events as they happen.
     fn stream(self: &Arc<Self>, plan: Plan, session_id: Option<String>) -> Response<Body> {
-        let (sender, body) = Body::channel();
+        let mut builder = ResponseBuilder::new(session_id);
+        let created = builder.start().iter().map(|event| Bytes::from(event.sse_frame())).collect();
+        let (sender, body) = Body::channel_starting_with(created);
         let app = self.clone();
         let task = async move {
-            let mut builder = ResponseBuilder::new(session_id);
             let (events_tx, mut events_rx) = mpsc::channel(64);
             let drain = plan.drain.clone();
             let forward = async {
-                for event in builder.start() {
-                    sender.send(event.sse_frame()).await?;
-                }
                 while let Some(event) = events_rx.recv().await {
                     for frame in builder.push(&event) {
                         sender.send(frame.sse_frame()).await?;

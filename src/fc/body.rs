@@ -1,5 +1,6 @@
 //! The response body: a whole buffer, or a stream of chunks sent as they are produced.
 
+use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -14,7 +15,8 @@ pub struct Body(Kind);
 
 enum Kind {
     Full(Option<Bytes>),
-    Streaming(mpsc::Receiver<Bytes>),
+    /// Chunks known when the response was made come first, then whatever the sender sends.
+    Streaming(VecDeque<Bytes>, mpsc::Receiver<Bytes>),
 }
 
 /// The producing half of a streaming body. Sending fails once the client has gone away, which is the
@@ -40,8 +42,14 @@ impl Body {
     /// A streaming body and its sender. A small buffer keeps memory flat: a slow client applies
     /// backpressure to the producer instead of letting chunks pile up.
     pub fn channel() -> (BodySender, Body) {
+        Body::channel_starting_with(Vec::new())
+    }
+
+    /// A streaming body whose first chunks are already known: they leave in the same write as the
+    /// response head instead of one write (and one wake-up of the client) later.
+    pub fn channel_starting_with(first: Vec<Bytes>) -> (BodySender, Body) {
         let (tx, rx) = mpsc::channel(32);
-        (BodySender(tx), Body(Kind::Streaming(rx)))
+        (BodySender(tx), Body(Kind::Streaming(first.into(), rx)))
     }
 }
 
@@ -67,7 +75,10 @@ impl http_body::Body for Body {
     fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
         match &mut self.0 {
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Streaming(rx) => rx.poll_recv(cx).map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
+            Kind::Streaming(first, rx) => match first.pop_front() {
+                Some(chunk) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
+                None => rx.poll_recv(cx).map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
+            },
         }
     }
 
@@ -79,5 +90,20 @@ impl http_body::Body for Body {
     /// one of the response headers FC reserves for itself.
     fn size_hint(&self) -> SizeHint {
         SizeHint::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn the_first_chunks_come_before_the_sent_ones() {
+        let (sender, body) = Body::channel_starting_with(vec![Bytes::from_static(b"a"), Bytes::from_static(b"b")]);
+        sender.send("c").await.unwrap();
+        drop(sender);
+        assert_eq!(&body.collect().await.unwrap().to_bytes()[..], b"abc");
     }
 }
