@@ -6,7 +6,7 @@
 //! and an upstream that never ends a line or an event cannot make us buffer without limit.
 
 /// One event may not exceed this (data plus the line being read). DashScope's chunks are a few KiB.
-pub(crate) const MAX_EVENT_BYTES: usize = 1 << 20;
+const MAX_EVENT_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum SseError {
@@ -24,9 +24,9 @@ pub(crate) struct SseDecoder {
     start: usize,
     /// `buf[start..scanned]` holds no line end: a line arriving in many small reads is searched once.
     scanned: usize,
-    /// The current event's data lines, each followed by `\n` (the last one is removed on dispatch).
+    /// The current event's data lines, each followed by `\n` (the last one is removed on dispatch); empty
+    /// until the event has a `data` line, even an empty one.
     data: Vec<u8>,
-    has_data: bool,
     /// The previous line ended with CR: an LF right after it belongs to the same line ending, even when
     /// it arrives in the next read.
     after_cr: bool,
@@ -49,7 +49,6 @@ impl SseDecoder {
             start: 0,
             scanned: 0,
             data: Vec::new(),
-            has_data: false,
             after_cr: false,
             limit,
             #[cfg(test)]
@@ -121,17 +120,14 @@ impl SseDecoder {
         }
         self.data.extend_from_slice(value);
         self.data.push(b'\n');
-        self.has_data = true;
         Ok(())
     }
 
     fn dispatch(&mut self) -> Result<Option<String>, SseError> {
-        if !self.has_data {
-            return Ok(None);
+        let mut data = std::mem::take(&mut self.data);
+        if data.pop().is_none() {
+            return Ok(None); // no `data` line: nothing to dispatch
         }
-        self.has_data = false;
-        self.data.pop(); // the `\n` after the last data line
-        let data = std::mem::take(&mut self.data);
         String::from_utf8(data).map(Some).map_err(|_| SseError::NotUtf8)
     }
 }

@@ -208,22 +208,20 @@ async fn run(options: Options) -> Result<(), String> {
     }
     settle(&stack).await?;
     let mut marks = Vec::with_capacity(options.turns);
-    let mut sends = Vec::with_capacity(options.turns);
     let cpu_before = function.cpu_time()?;
     for _ in 0..options.turns {
         let before = Counts::now(&stack);
         let outcome = driver.turn("bench-seq").await;
         expect_ok(&outcome)?;
         settle(&stack).await?;
-        marks.push((before, Counts::now(&stack), outcome.wall));
-        sends.push((outcome.began, outcome.wall));
+        marks.push((before, Counts::now(&stack), outcome.wall, outcome.began));
     }
     let cpu_per_turn = function.cpu_time()?.saturating_sub(cpu_before) / options.turns.max(1) as u32;
     let times = StandInTimes::read(&stack);
     let mut overheads: Vec<Duration> =
-        marks.iter().map(|(from, to, wall)| wall.saturating_sub(times.between(*from, *to))).collect();
+        marks.iter().map(|(from, to, wall, _)| wall.saturating_sub(times.between(*from, *to))).collect();
     let mut walls: Vec<Duration> = marks.iter().map(|m| m.2).collect();
-    let spent: Vec<Duration> = marks.iter().map(|(f, t, _)| times.between(*f, *t)).collect();
+    let spent: Vec<Duration> = marks.iter().map(|(f, t, _, _)| times.between(*f, *t)).collect();
     overheads.sort();
     walls.sort();
     let overhead_median = percentile(&overheads, 50.0);
@@ -243,6 +241,7 @@ async fn run(options: Options) -> Result<(), String> {
         ms(percentile(&walls, 99.0)),
         ms(percentile(&spent, 50.0)),
     ));
+    let sends: Vec<_> = marks.iter().map(|&(_, _, wall, began)| (began, wall)).collect();
     notes.push(timeline::describe(&timeline::gaps(&stack, &sends)));
 
     // A burst of new users at once.

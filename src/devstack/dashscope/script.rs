@@ -108,24 +108,20 @@ pub(super) fn plan(body: &Value, request_id: &str, first_time: bool, slow: Durat
     if fault(q, "403") {
         return error(403, "Model.AccessDenied", "Model access denied.");
     }
+    let throttled = |retry_after| Reply::Error {
+        status: 429,
+        code: "Throttling",
+        message: "Requests rate limit exceeded, please try again later.",
+        retry_after,
+    };
     if fault(q, "429-retry-after") {
-        return Reply::Error {
-            status: 429,
-            code: "Throttling",
-            message: "Requests rate limit exceeded, please try again later.",
-            retry_after: Some("30"),
-        };
+        return throttled(Some("30"));
     }
     if fault(q, "429-retry-after-1-once") && first_time {
-        return Reply::Error {
-            status: 429,
-            code: "Throttling",
-            message: "Requests rate limit exceeded, please try again later.",
-            retry_after: Some("1"),
-        };
+        return throttled(Some("1"));
     }
     if fault(q, "429") || (fault(q, "429-once") && first_time) {
-        return error(429, "Throttling", "Requests rate limit exceeded, please try again later.");
+        return throttled(None);
     }
     if fault(q, "quota") {
         return error(429, "insufficient_quota", "You exceeded your current quota, please check your plan.");

@@ -43,8 +43,8 @@ impl Stats {
         *self.lock().sessions.entry(session.to_owned()).or_default() += 1;
     }
 
-    fn record_elapsed(&self, label: &str, started: Instant) {
-        let served = Served { method: label.to_owned(), arrived: started, elapsed: started.elapsed() };
+    fn record_served(&self, method: &str, started: Instant) {
+        let served = Served { method: method.to_owned(), arrived: started, elapsed: started.elapsed() };
         self.lock().served.push(served);
     }
 
@@ -80,7 +80,7 @@ pub(super) async fn guard(State(gate): State<Arc<Gate>>, request: Request, next:
 
     if let Some(rejection) = gate.reject(&parts.headers) {
         gate.stats.count_session(request_session.as_deref().unwrap_or_default());
-        gate.stats.record_elapsed(&label, started);
+        gate.stats.record_served(&label, started);
         return rejection;
     }
 
@@ -221,7 +221,7 @@ impl Drop for PendingGuard {
     fn drop(&mut self) {
         if self.armed {
             self.stats.count_cancelled();
-            self.stats.record_elapsed(&self.label, self.started);
+            self.stats.record_served(&self.label, self.started);
         }
     }
 }
@@ -237,9 +237,9 @@ struct TrackedBody {
 }
 
 impl TrackedBody {
-    fn record_elapsed(&mut self) {
+    fn record_served(&mut self) {
         if let Some(started) = self.started.take() {
-            self.stats.record_elapsed(&self.label, started);
+            self.stats.record_served(&self.label, started);
         }
     }
 }
@@ -252,9 +252,9 @@ impl http_body::Body for TrackedBody {
         let polled = Pin::new(&mut self.inner).poll_frame(cx);
         if matches!(polled, Poll::Ready(None | Some(Err(_)))) {
             self.finished = true;
-            self.record_elapsed();
+            self.record_served();
         } else if self.inner.is_end_stream() {
-            self.record_elapsed();
+            self.record_served();
         }
         polled
     }
@@ -273,6 +273,6 @@ impl Drop for TrackedBody {
         if !self.finished && !self.inner.is_end_stream() {
             self.stats.count_cancelled();
         }
-        self.record_elapsed();
+        self.record_served();
     }
 }
