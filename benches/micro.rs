@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use divan::{AllocProfiler, Bencher, black_box};
 use fc_identity_agent::acs::signer::{self, SigningInput};
-use fc_identity_agent::agent::{AgentEvent, TurnEnd};
+use fc_identity_agent::agent::{TurnEnd, TurnEvent};
 use fc_identity_agent::llm::{ChatStream, StreamEvent, Usage};
-use fc_identity_agent::protocol::ResponseBuilder;
+use fc_identity_agent::mcp::{Content, ToolOutput};
+use fc_identity_agent::protocol::agentscope::ResponseBuilder;
 
 #[global_allocator]
 static ALLOC: AllocProfiler = AllocProfiler::system();
@@ -104,20 +105,24 @@ fn sse_decode_step_one_read(bencher: Bencher, chunks: usize) {
 }
 
 /// The agent events of a one-tool turn whose answer arrives in `deltas` fragments.
-fn tool_turn_events(deltas: usize) -> Vec<AgentEvent> {
+fn tool_turn_events(deltas: usize) -> Vec<TurnEvent> {
     let mut events = vec![
-        AgentEvent::ToolCallStarted { call_id: "call_0".into(), name: "getutctime".into() },
-        AgentEvent::ToolCallArgumentsDelta { call_id: "call_0".into(), delta: "{}".into() },
-        AgentEvent::ToolCallCompleted { call_id: "call_0".into(), name: "getutctime".into(), arguments: "{}".into() },
-        AgentEvent::ToolResult {
+        TurnEvent::ToolCallStarted { call_id: "call_0".into(), name: "getutctime".into() },
+        TurnEvent::ToolCallArgumentsDelta { call_id: "call_0".into(), delta: "{}".into() },
+        TurnEvent::ToolCallCompleted { call_id: "call_0".into(), name: "getutctime".into(), arguments: "{}".into() },
+        TurnEvent::ToolResult {
             call_id: "call_0".into(),
             name: "getutctime".into(),
-            output: r#"[{"type":"text","text":"2026-01-01T00:00:00Z"}]"#.into(),
+            output: ToolOutput {
+                text: "2026-01-01T00:00:00Z".into(),
+                content: vec![Content::text("2026-01-01T00:00:00Z")],
+                is_error: false,
+            },
         },
     ];
-    events.extend((0..deltas).map(|i| AgentEvent::TextDelta(format!("word{i} "))));
-    events.push(AgentEvent::Usage(Usage { prompt_tokens: 120, completion_tokens: 64, total_tokens: 184 }));
-    events.push(AgentEvent::Finished(TurnEnd::Completed));
+    events.extend((0..deltas).map(|i| TurnEvent::TextDelta(format!("word{i} "))));
+    events.push(TurnEvent::Usage(Usage { prompt_tokens: 120, completion_tokens: 64, total_tokens: 184 }));
+    events.push(TurnEvent::Finished(TurnEnd::Completed));
     events
 }
 

@@ -1,6 +1,7 @@
 //! fc-identity-agent: one agent turn per Function Compute invocation, with the caller's Agent Identity
-//! WorkloadAccessToken as the bearer for the MCP tools. Data flows one way (see DESIGN.md):
-//! `fc` → `app` → `protocol` → `identity` → `mcp` → `agent` (⇄ `llm`, `mcp`) → `protocol` → `fc`.
+//! WorkloadAccessToken as the bearer for the MCP tools. Data flows one way (docs/architecture.md):
+//! `fc` → `app` → `protocol` (parse) → `pipeline` (plan → identity → mcp → `agent` ⇄ `llm`, `mcp`) →
+//! `protocol` (render) → `fc`.
 
 pub mod acs;
 pub mod agent;
@@ -8,10 +9,13 @@ pub mod app;
 pub mod config;
 #[cfg(feature = "devstack")]
 pub mod devstack;
+pub mod failure;
 pub mod fc;
 pub mod identity;
 pub mod llm;
 pub mod mcp;
+pub mod pipeline;
 pub mod protocol;
+pub mod rejection;
 pub mod secret;
 pub mod upstream;

@@ -1,4 +1,4 @@
-//! The agent loop (`agent::run_turn` + `Toolbox`) against the stand-ins over real sockets, and through the
+//! The agent loop (`agent::run_turn` + `mcp::Tools`) against the stand-ins over real sockets, and through the
 //! whole function where the flow spans identity, tools and model.
 #![cfg(feature = "devstack")]
 
@@ -10,12 +10,14 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Function, user_request};
-use fc_identity_agent::agent::{self, AgentEvent, FailureCode, Refresh, Toolbox, Turn, TurnEnd, TurnError};
+use fc_identity_agent::agent::{self, Turn, TurnEnd, TurnEvent};
 use fc_identity_agent::devstack::dashscope::{self, DashScopeStandIn};
 use fc_identity_agent::devstack::mcp_server::{self, McpStandIn};
+use fc_identity_agent::failure::{Failure, FailureCode};
 use fc_identity_agent::llm::{ChatMessage, LlmClient, LlmSettings, Sampling};
-use fc_identity_agent::mcp::{McpClient, McpSettings};
+use fc_identity_agent::mcp::{McpClient, McpError, McpSettings, TokenError, TokenSource, Tools};
 use fc_identity_agent::secret::Secret;
+use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -77,25 +79,53 @@ impl Rig {
         self.refreshes.load(Ordering::SeqCst)
     }
 
-    /// A refresh that hands out `FRESH_WAT` and counts how often it was asked.
-    fn refresher(&self) -> Refresh {
-        let count = self.refreshes.clone();
-        Box::new(move || {
-            count.fetch_add(1, Ordering::SeqCst);
-            Box::pin(async { Ok::<_, TurnError>(Secret::new(FRESH_WAT)) })
-        })
+    /// A token source that hands out `WAT`, then `FRESH_WAT` once `WAT` was refused, counting refreshes.
+    fn source(&self) -> Arc<dyn TokenSource> {
+        Arc::new(RigTokens { current: Mutex::new(WAT), refreshes: self.refreshes.clone(), refresh_fails: false })
     }
 
-    async fn open_toolbox(&self) -> Result<Toolbox, TurnError> {
-        Toolbox::open(self.tools.clone(), Secret::new(WAT), self.refresher(), deadline()).await
+    async fn open_toolbox(&self) -> Result<Tools, McpError> {
+        Tools::open(self.tools.clone(), self.source(), deadline()).await
     }
 
-    async fn toolbox(&self) -> Toolbox {
+    async fn toolbox(&self) -> Tools {
         self.open_toolbox().await.expect("toolbox opens")
     }
 
     fn request(&self, index: usize) -> Value {
         self.dashscope.requests()[index].body.clone()
+    }
+}
+
+struct RigTokens {
+    current: Mutex<&'static str>,
+    refreshes: Arc<AtomicUsize>,
+    /// After a refusal, the source cannot give a token (Agent Identity failing during the refresh).
+    refresh_fails: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("Agent Identity answered 500")]
+struct RefreshFailed;
+
+impl TokenSource for RigTokens {
+    fn token(&self) -> BoxFuture<'_, Result<Secret, TokenError>> {
+        let current = *self.current.lock().unwrap();
+        let refreshed = current == FRESH_WAT;
+        Box::pin(async move {
+            if refreshed && self.refresh_fails {
+                return Err(Box::new(RefreshFailed) as TokenError);
+            }
+            Ok(Secret::new(current))
+        })
+    }
+
+    fn refused(&self, token: &Secret) {
+        let mut current = self.current.lock().unwrap();
+        if token.expose() == *current {
+            self.refreshes.fetch_add(1, Ordering::SeqCst);
+            *current = FRESH_WAT;
+        }
     }
 }
 
@@ -117,7 +147,7 @@ fn turn(text: &str) -> Turn {
 }
 
 /// Runs the turn to its end, collecting every event; checks the invariants every turn has.
-async fn run(llm: &LlmClient, tools: Option<&Toolbox>, turn: Turn) -> Vec<AgentEvent> {
+async fn run(llm: &LlmClient, tools: Option<&Tools>, turn: Turn) -> Vec<TurnEvent> {
     let (tx, mut rx) = mpsc::channel(4);
     let collect = async {
         let mut events = Vec::new();
@@ -127,9 +157,9 @@ async fn run(llm: &LlmClient, tools: Option<&Toolbox>, turn: Turn) -> Vec<AgentE
         events
     };
     let ((), events) = tokio::join!(agent::run_turn(llm, tools, turn, tx), collect);
-    let finished = events.iter().filter(|e| matches!(e, AgentEvent::Finished(_))).count();
+    let finished = events.iter().filter(|e| matches!(e, TurnEvent::Finished(_))).count();
     assert_eq!(finished, 1, "exactly one Finished: {events:#?}");
-    assert!(matches!(events.last(), Some(AgentEvent::Finished(_))), "Finished is last: {events:#?}");
+    assert!(matches!(events.last(), Some(TurnEvent::Finished(_))), "Finished is last: {events:#?}");
     let shown = format!("{events:?}");
     for secret in [KEY, WAT, FRESH_WAT] {
         assert!(!shown.contains(secret), "secret in events: {shown}");
@@ -137,37 +167,37 @@ async fn run(llm: &LlmClient, tools: Option<&Toolbox>, turn: Turn) -> Vec<AgentE
     events
 }
 
-fn end(events: &[AgentEvent]) -> &TurnEnd {
+fn end(events: &[TurnEvent]) -> &TurnEnd {
     match events.last() {
-        Some(AgentEvent::Finished(end)) => end,
+        Some(TurnEvent::Finished(end)) => end,
         other => panic!("not finished: {other:?}"),
     }
 }
 
-fn failure(events: &[AgentEvent]) -> &TurnError {
+fn failure(events: &[TurnEvent]) -> &Failure {
     match end(events) {
         TurnEnd::Failed(error) => error,
         other => panic!("expected a failure, got {other:?}: {events:#?}"),
     }
 }
 
-fn text(events: &[AgentEvent]) -> String {
+fn text(events: &[TurnEvent]) -> String {
     events
         .iter()
         .filter_map(|e| match e {
-            AgentEvent::TextDelta(t) => Some(t.as_str()),
+            TurnEvent::TextDelta(t) => Some(t.as_str()),
             _ => None,
         })
         .collect()
 }
 
 /// `(call_id, name, output)` of every ToolResult, in order.
-fn tool_results(events: &[AgentEvent]) -> Vec<(String, String, Value)> {
+fn tool_results(events: &[TurnEvent]) -> Vec<(String, String, Value)> {
     events
         .iter()
         .filter_map(|e| match e {
-            AgentEvent::ToolResult { call_id, name, output } => {
-                Some((call_id.clone(), name.clone(), serde_json::from_str(output).expect("output is JSON")))
+            TurnEvent::ToolResult { call_id, name, output } => {
+                Some((call_id.clone(), name.clone(), serde_json::to_value(&output.content).expect("content is JSON")))
             }
             _ => None,
         })
@@ -193,16 +223,16 @@ async fn tool_turn_reports_call_result_answer_usage_in_order() {
     toolbox.close().await;
 
     // One Usage per model call, the last one right before Finished.
-    let usages = events.iter().filter(|e| matches!(e, AgentEvent::Usage(_))).count();
+    let usages = events.iter().filter(|e| matches!(e, TurnEvent::Usage(_))).count();
     assert_eq!(usages, 2, "{events:#?}");
-    assert!(matches!(events[events.len() - 2], AgentEvent::Usage(_)), "{events:#?}");
+    assert!(matches!(events[events.len() - 2], TurnEvent::Usage(_)), "{events:#?}");
 
-    let steps: Vec<&AgentEvent> = events.iter().filter(|e| !matches!(e, AgentEvent::Usage(_))).collect();
-    let AgentEvent::ToolCallStarted { call_id, name } = steps[0] else { panic!("first: {:?}", steps[0]) };
+    let steps: Vec<&TurnEvent> = events.iter().filter(|e| !matches!(e, TurnEvent::Usage(_))).collect();
+    let TurnEvent::ToolCallStarted { call_id, name } = steps[0] else { panic!("first: {:?}", steps[0]) };
     assert_eq!(name, "getutctime");
     let mut at = 1;
     let mut arguments = String::new();
-    while let AgentEvent::ToolCallArgumentsDelta { call_id: id, delta } = steps[at] {
+    while let TurnEvent::ToolCallArgumentsDelta { call_id: id, delta } = steps[at] {
         assert_eq!(id, call_id);
         arguments.push_str(delta);
         at += 1;
@@ -211,17 +241,17 @@ async fn tool_turn_reports_call_result_answer_usage_in_order() {
     assert_eq!(arguments, "{}");
     assert_eq!(
         steps[at],
-        &AgentEvent::ToolCallCompleted { call_id: call_id.clone(), name: name.clone(), arguments: "{}".into() }
+        &TurnEvent::ToolCallCompleted { call_id: call_id.clone(), name: name.clone(), arguments: "{}".into() }
     );
-    let AgentEvent::ToolResult { call_id: result_id, name: result_name, output } = steps[at + 1] else {
+    let TurnEvent::ToolResult { call_id: result_id, name: result_name, output } = steps[at + 1] else {
         panic!("after completion: {:?}", steps[at + 1])
     };
     assert_eq!((result_id, result_name), (call_id, name));
-    let output: Value = serde_json::from_str(output).unwrap();
+    let output = serde_json::to_value(&output.content).unwrap();
     let time = output[0]["text"].as_str().expect("text content").to_owned();
     assert_eq!(output, json!([{"type": "text", "text": time}]));
     let rest = &steps[at + 2..steps.len() - 1];
-    assert!(!rest.is_empty() && rest.iter().all(|e| matches!(e, AgentEvent::TextDelta(_))), "{rest:#?}");
+    assert!(!rest.is_empty() && rest.iter().all(|e| matches!(e, TurnEvent::TextDelta(_))), "{rest:#?}");
     assert_eq!(text(&events), format!("The tool said: {time}"));
     assert_eq!(end(&events), &TurnEnd::Completed);
 
@@ -245,8 +275,8 @@ async fn plain_turn_without_tools_streams_the_answer() {
     let events = run(&rig.llm, None, turn("Hello there")).await;
     assert_eq!(end(&events), &TurnEnd::Completed);
     let n = events.len();
-    assert!(matches!(events[n - 2], AgentEvent::Usage(_)), "{events:#?}");
-    assert!(n > 2 && events[..n - 2].iter().all(|e| matches!(e, AgentEvent::TextDelta(_))), "{events:#?}");
+    assert!(matches!(events[n - 2], TurnEvent::Usage(_)), "{events:#?}");
+    assert!(n > 2 && events[..n - 2].iter().all(|e| matches!(e, TurnEvent::TextDelta(_))), "{events:#?}");
     assert!(text(&events).contains("Hello there"), "{}", text(&events));
     assert!(rig.request(0).get("tools").is_none(), "no tools offered: {}", rig.request(0));
     assert_eq!(rig.mcp.request_count(), 0);
@@ -272,11 +302,11 @@ async fn reasoning_is_forwarded_before_the_answer() {
     .unwrap();
     let events = run(&thinking, None, turn("Why is the sky blue?")).await;
     assert_eq!(end(&events), &TurnEnd::Completed);
-    let first_text = events.iter().position(|e| matches!(e, AgentEvent::TextDelta(_))).expect("an answer");
+    let first_text = events.iter().position(|e| matches!(e, TurnEvent::TextDelta(_))).expect("an answer");
     let reasoning: String = events[..first_text]
         .iter()
         .map(|e| match e {
-            AgentEvent::ReasoningDelta(r) => r.as_str(),
+            TurnEvent::ReasoningDelta(r) => r.as_str(),
             other => panic!("before the answer: {other:?}"),
         })
         .collect();
@@ -330,7 +360,7 @@ async fn max_iterations_ends_incomplete() {
 }
 
 /// A plain turn with `question`; returns its events and how many requests the model stand-in saw.
-async fn model_turn(question: &str) -> (Vec<AgentEvent>, usize) {
+async fn model_turn(question: &str) -> (Vec<TurnEvent>, usize) {
     let rig = Rig::start().await;
     let events = run(&rig.llm, None, turn(question)).await;
     (events, rig.dashscope.request_count())
@@ -422,9 +452,8 @@ async fn other_model_failures_map_to_their_codes() {
 #[tokio::test]
 async fn failed_token_refresh_ends_the_turn_with_its_error() {
     let rig = Rig::start().await;
-    let refresh: Refresh =
-        Box::new(|| Box::pin(async { Err(TurnError::new(FailureCode::IdentityError, "Agent Identity answered 500")) }));
-    let toolbox = Toolbox::open(rig.tools.clone(), Secret::new(WAT), refresh, deadline()).await.unwrap();
+    let source = RigTokens { current: Mutex::new(WAT), refreshes: rig.refreshes.clone(), refresh_fails: true };
+    let toolbox = Tools::open(rig.tools.clone(), Arc::new(source), deadline()).await.unwrap();
     rig.accept_only(&[]);
     let events = run(&rig.llm, Some(&toolbox), turn("What time is it?")).await;
     toolbox.close().await;
@@ -463,7 +492,7 @@ async fn mcp_401_at_open_refreshes_once_and_only_once_per_turn() {
     let rig = Rig::start().await;
     rig.accept_only(&[]);
     let error = rig.open_toolbox().await.err().expect("open fails");
-    assert_eq!(error.code, FailureCode::ToolUnauthorized);
+    assert_eq!(Failure::tools(&error, deadline()).code, FailureCode::ToolUnauthorized);
     assert_eq!(rig.refreshes(), 1);
 
     // Refused, the refreshed token works; when that one is refused mid-turn there is no second refresh.

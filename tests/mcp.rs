@@ -56,7 +56,7 @@ async fn one_tool_turn(options: StandInOptions, negotiated: &str) {
     let out = session.call("helloworld", json!({"name": "Ada"})).await.expect("call succeeds");
     assert_eq!(out.text, "Hello, Ada!");
     assert!(!out.is_error);
-    let content: serde_json::Value = serde_json::from_str(&out.content_json).unwrap();
+    let content = serde_json::to_value(&out.content).unwrap();
     assert_eq!(content, json!([{"type": "text", "text": "Hello, Ada!"}]));
 
     session.close().await;

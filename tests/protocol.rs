@@ -5,13 +5,18 @@
 #[path = "common/json_order.rs"]
 mod json_order;
 
-use fc_identity_agent::agent::{AgentEvent, FailureCode, TurnEnd, TurnError};
+use fc_identity_agent::agent::{TurnEnd, TurnEvent};
+use fc_identity_agent::failure::{Failure, FailureCode};
 use fc_identity_agent::llm::{ChatMessage, ToolCall, Usage};
-use fc_identity_agent::protocol::trigger::{TriggerKind, parse_event, request_from_event};
-use fc_identity_agent::protocol::{
-    AgentRequest, ContentItem, Event, MAX_INPUT_MESSAGES, MessageType, RequestError, ResponseBuilder, Role, Status,
-    aggregate, error_body,
+use fc_identity_agent::mcp::{Content, ToolOutput};
+use fc_identity_agent::pipeline::Renderer;
+use fc_identity_agent::protocol::RequestError;
+use fc_identity_agent::protocol::agentscope::{
+    AgentRequest, AgentScopeAnswer, AgentScopeStream, ContentItem, MAX_INPUT_MESSAGES, MessageType, ResponseBuilder,
+    Role, StreamObject,
 };
+use fc_identity_agent::protocol::triggers::{TriggerKind, parse_event, request_from_event};
+use fc_identity_agent::rejection::{ErrorBody, Rejection};
 use json_order::{J, key_lists_by_class};
 use serde_json::{Value, json};
 
@@ -186,9 +191,16 @@ fn error_messages_do_not_echo_values() {
 
 #[test]
 fn error_bodies_are_code_then_message() {
-    assert_eq!(error_body("not_found", "no route"), r#"{"error":{"code":"not_found","message":"no route"}}"#);
-    let err = AgentRequest::from_slice(b"{}").unwrap_err();
-    assert_eq!(err.to_error_body(), r#"{"error":{"code":"invalid_request","message":"input: required"}}"#);
+    assert_eq!(
+        ErrorBody::new("not_found", "no route").to_json(),
+        r#"{"error":{"code":"not_found","message":"no route"}}"#
+    );
+    let rejection = Rejection::from(AgentRequest::from_slice(b"{}").unwrap_err());
+    assert_eq!((rejection.status.as_u16(), rejection.code), (400, "invalid_request"));
+    assert_eq!(
+        ErrorBody::new(rejection.code, &rejection.message).to_json(),
+        r#"{"error":{"code":"invalid_request","message":"input: required"}}"#
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -269,33 +281,52 @@ fn history_is_always_a_valid_conversation() {
 // ---------------------------------------------------------------------------------------------------
 // Event builder
 
-fn usage(p: u64, c: u64) -> AgentEvent {
-    AgentEvent::Usage(Usage { prompt_tokens: p, completion_tokens: c, total_tokens: p + c })
+fn usage(p: u64, c: u64) -> TurnEvent {
+    TurnEvent::Usage(Usage { prompt_tokens: p, completion_tokens: c, total_tokens: p + c })
 }
 
-fn tool_turn() -> Vec<AgentEvent> {
+fn tool_turn() -> Vec<TurnEvent> {
     vec![
-        AgentEvent::ReasoningDelta("The user wants the time. ".into()),
-        AgentEvent::ReasoningDelta("Call the tool.".into()),
-        AgentEvent::ToolCallStarted { call_id: "c1".into(), name: "getutctime".into() },
-        AgentEvent::ToolCallArgumentsDelta { call_id: "c1".into(), delta: "{".into() },
-        AgentEvent::ToolCallArgumentsDelta { call_id: "c1".into(), delta: "}".into() },
-        AgentEvent::ToolCallCompleted { call_id: "c1".into(), name: "getutctime".into(), arguments: "{}".into() },
+        TurnEvent::ReasoningDelta("The user wants the time. ".into()),
+        TurnEvent::ReasoningDelta("Call the tool.".into()),
+        TurnEvent::ToolCallStarted { call_id: "c1".into(), name: "getutctime".into() },
+        TurnEvent::ToolCallArgumentsDelta { call_id: "c1".into(), delta: "{".into() },
+        TurnEvent::ToolCallArgumentsDelta { call_id: "c1".into(), delta: "}".into() },
+        TurnEvent::ToolCallCompleted { call_id: "c1".into(), name: "getutctime".into(), arguments: "{}".into() },
         usage(100, 20),
-        AgentEvent::ToolResult {
+        TurnEvent::ToolResult {
             call_id: "c1".into(),
             name: "getutctime".into(),
-            output: r#"[{"type": "text", "text": "2026-01-01T00:00:00Z"}]"#.into(),
+            output: text_output("2026-01-01T00:00:00Z"),
         },
-        AgentEvent::ReasoningDelta("Report it.".into()),
-        AgentEvent::TextDelta("The current ".into()),
-        AgentEvent::TextDelta("UTC time is 2026-01-01T00:00:00Z.".into()),
+        TurnEvent::ReasoningDelta("Report it.".into()),
+        TurnEvent::TextDelta("The current ".into()),
+        TurnEvent::TextDelta("UTC time is 2026-01-01T00:00:00Z.".into()),
         usage(150, 30),
-        AgentEvent::Finished(TurnEnd::Completed),
+        TurnEvent::Finished(TurnEnd::Completed),
     ]
 }
 
-fn run(builder: &mut ResponseBuilder, events: &[AgentEvent]) -> Vec<Event> {
+/// A tool's answer of one text block, as an MCP server sends it.
+fn text_output(text: &str) -> ToolOutput {
+    ToolOutput { text: text.into(), content: vec![Content::text(text)], is_error: false }
+}
+
+/// Everything a renderer writes for `events`, opening included, as one string.
+fn rendered(mut renderer: impl Renderer, events: &[TurnEvent]) -> String {
+    let mut out = renderer.opening();
+    for event in events {
+        renderer.render(event, &mut out);
+    }
+    out.iter().map(|b| std::str::from_utf8(b).unwrap()).collect()
+}
+
+/// The `stream:false` answer for `events`.
+fn aggregate(session_id: Option<String>, events: &[TurnEvent]) -> String {
+    rendered(AgentScopeAnswer::new(session_id), events)
+}
+
+fn run(builder: &mut ResponseBuilder, events: &[TurnEvent]) -> Vec<StreamObject> {
     let mut out = builder.start();
     for e in events {
         out.extend(builder.push(e));
@@ -303,11 +334,11 @@ fn run(builder: &mut ResponseBuilder, events: &[AgentEvent]) -> Vec<Event> {
     out
 }
 
-fn pattern(events: &[Event]) -> Vec<(&'static str, Option<&'static str>, &'static str)> {
+fn pattern(events: &[StreamObject]) -> Vec<(&'static str, Option<&'static str>, &'static str)> {
     events.iter().map(|e| (e.object(), e.kind(), e.status().as_str())).collect()
 }
 
-fn as_value(e: &Event) -> Value {
+fn as_value(e: &StreamObject) -> Value {
     serde_json::from_str(&e.to_json()).unwrap()
 }
 
@@ -389,7 +420,7 @@ fn every_object_has_the_seed_key_order() {
     }
 
     let mut builder = ResponseBuilder::new(Some("s1".into()));
-    let frames: Vec<String> = run(&mut builder, &tool_turn()).iter().map(Event::to_json).collect();
+    let frames: Vec<String> = run(&mut builder, &tool_turn()).iter().map(StreamObject::to_json).collect();
     let mut ours = key_lists_by_class(frames.iter().map(String::as_str));
     // The seed never reports usage; the spec fixes its keys.
     assert_eq!(ours.remove("usage").unwrap(), ["prompt_tokens", "completion_tokens", "total_tokens"]);
@@ -412,13 +443,13 @@ fn every_object_has_the_seed_key_order() {
 fn sse_frames_are_data_lines_only() {
     let mut builder = ResponseBuilder::new(Some("s1".into()));
     let events =
-        run(&mut builder, &[AgentEvent::TextDelta("a\nb \"q\"".into()), AgentEvent::Finished(TurnEnd::Completed)]);
+        run(&mut builder, &[TurnEvent::TextDelta("a\nb \"q\"".into()), TurnEvent::Finished(TurnEnd::Completed)]);
     for e in &events {
         let frame = e.sse_frame();
         assert_eq!(frame, format!("data: {}\n\n", e.to_json()));
         assert_eq!(frame.matches('\n').count(), 2, "newlines in text are escaped: {frame:?}");
     }
-    let stream: String = events.iter().map(Event::sse_frame).collect();
+    let stream: String = events.iter().map(StreamObject::sse_frame).collect();
     assert!(!stream.contains("event:") && !stream.contains("id:") && !stream.contains("[DONE]"));
     assert_eq!(
         events[3].sse_frame(),
@@ -435,11 +466,11 @@ fn failed_turn_closes_open_messages_and_carries_the_error() {
     let events = run(
         &mut builder,
         &[
-            AgentEvent::ReasoningDelta("thinking".into()),
-            AgentEvent::TextDelta("partial answer".into()),
-            AgentEvent::ToolCallStarted { call_id: "c7".into(), name: "t".into() },
-            AgentEvent::ToolCallArgumentsDelta { call_id: "c7".into(), delta: "{\"a\":".into() },
-            AgentEvent::Finished(TurnEnd::Failed(TurnError::new(
+            TurnEvent::ReasoningDelta("thinking".into()),
+            TurnEvent::TextDelta("partial answer".into()),
+            TurnEvent::ToolCallStarted { call_id: "c7".into(), name: "t".into() },
+            TurnEvent::ToolCallArgumentsDelta { call_id: "c7".into(), delta: "{\"a\":".into() },
+            TurnEvent::Finished(TurnEnd::Failed(Failure::new(
                 FailureCode::ModelThrottled,
                 "DashScope 429 Throttling (request id r-1)",
             ))),
@@ -461,19 +492,18 @@ fn failed_turn_closes_open_messages_and_carries_the_error() {
     );
     assert_eq!(last["usage"], Value::Null, "no Usage events → null");
     assert!(builder.is_finished());
-    assert!(builder.push(&AgentEvent::TextDelta("late".into())).is_empty(), "nothing after Finished");
+    assert!(builder.push(&TurnEvent::TextDelta("late".into())).is_empty(), "nothing after Finished");
 }
 
 #[test]
 fn incomplete_turn_reports_max_iterations() {
     let events = [
-        AgentEvent::TextDelta("so far".into()),
+        TurnEvent::TextDelta("so far".into()),
         usage(1, 2),
         usage(3, 4),
-        AgentEvent::Finished(TurnEnd::Incomplete(TurnError::new(FailureCode::MaxIterations, "10 model calls"))),
+        TurnEvent::Finished(TurnEnd::Incomplete(Failure::new(FailureCode::MaxIterations, "10 model calls"))),
     ];
-    let r = aggregate(Some("s".into()), &events);
-    let v: Value = serde_json::from_str(&r.to_json()).unwrap();
+    let v: Value = serde_json::from_str(&aggregate(Some("s".into()), &events)).unwrap();
     assert_eq!(v["status"], "incomplete");
     assert_eq!(v["error"], json!({"code":"max_iterations","message":"10 model calls"}));
     assert_eq!(v["output"].as_array().unwrap().len(), 1);
@@ -486,15 +516,15 @@ fn parallel_calls_get_one_message_each() {
     let events = run(
         &mut builder,
         &[
-            AgentEvent::ToolCallStarted { call_id: "a".into(), name: "ta".into() },
-            AgentEvent::ToolCallStarted { call_id: "b".into(), name: "tb".into() },
-            AgentEvent::ToolCallArgumentsDelta { call_id: "a".into(), delta: "{}".into() },
-            AgentEvent::ToolCallArgumentsDelta { call_id: "b".into(), delta: "{}".into() },
-            AgentEvent::ToolCallCompleted { call_id: "b".into(), name: "tb".into(), arguments: "{}".into() },
-            AgentEvent::ToolCallCompleted { call_id: "a".into(), name: "ta".into(), arguments: "{}".into() },
-            AgentEvent::ToolResult { call_id: "a".into(), name: "ta".into(), output: "A".into() },
-            AgentEvent::ToolResult { call_id: "b".into(), name: "tb".into(), output: "B".into() },
-            AgentEvent::Finished(TurnEnd::Completed),
+            TurnEvent::ToolCallStarted { call_id: "a".into(), name: "ta".into() },
+            TurnEvent::ToolCallStarted { call_id: "b".into(), name: "tb".into() },
+            TurnEvent::ToolCallArgumentsDelta { call_id: "a".into(), delta: "{}".into() },
+            TurnEvent::ToolCallArgumentsDelta { call_id: "b".into(), delta: "{}".into() },
+            TurnEvent::ToolCallCompleted { call_id: "b".into(), name: "tb".into(), arguments: "{}".into() },
+            TurnEvent::ToolCallCompleted { call_id: "a".into(), name: "ta".into(), arguments: "{}".into() },
+            TurnEvent::ToolResult { call_id: "a".into(), name: "ta".into(), output: text_output("A") },
+            TurnEvent::ToolResult { call_id: "b".into(), name: "tb".into(), output: text_output("B") },
+            TurnEvent::Finished(TurnEnd::Completed),
         ],
     );
     let v: Vec<Value> = events.iter().map(as_value).collect();
@@ -537,23 +567,20 @@ fn normalized(json: &str) -> Value {
 }
 
 #[test]
-fn non_streaming_gives_the_last_event_without_frames() {
-    let mut streaming = ResponseBuilder::new(Some("s1".into()));
-    let events = run(&mut streaming, &tool_turn());
-
-    let mut silent = ResponseBuilder::silent(Some("s1".into()));
-    assert!(run(&mut silent, &tool_turn()).is_empty(), "a silent builder makes no events");
-    let body = silent.into_response().to_json();
-    assert_eq!(normalized(&body), normalized(&events.last().unwrap().to_json()));
-    assert_eq!(normalized(&aggregate(Some("s1".into()), &tool_turn()).to_json()), normalized(&body));
+fn non_streaming_answers_the_last_event_of_the_stream() {
+    let stream = rendered(AgentScopeStream::new(Some("s1".into())), &tool_turn());
+    let last = stream.trim_end().rsplit("\n\n").next().unwrap().strip_prefix("data: ").unwrap();
+    let body = aggregate(Some("s1".into()), &tool_turn());
+    assert_eq!(normalized(&body), normalized(last));
 }
 
 #[test]
-fn a_turn_that_never_finishes_ends_failed() {
-    let r = aggregate(None, &[AgentEvent::TextDelta("hi".into())]);
-    assert_eq!(r.status, Status::Failed);
-    assert_eq!(r.error.as_ref().map(|e| e.code.as_str()), Some("internal"));
-    assert_eq!(r.output.as_ref().map(Vec::len), Some(1));
+fn an_answer_is_written_only_once_the_turn_has_finished() {
+    // The pump always ends a turn with `Finished` (tests/faults.rs); before it the answer has nothing to say.
+    assert_eq!(aggregate(None, &[TurnEvent::TextDelta("hi".into())]), "");
+    let body = aggregate(None, &[TurnEvent::TextDelta("hi".into()), TurnEvent::Finished(TurnEnd::Completed)]);
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((v["status"].as_str(), v["output"].as_array().map(Vec::len)), (Some("completed"), Some(1)));
 }
 
 // ---------------------------------------------------------------------------------------------------

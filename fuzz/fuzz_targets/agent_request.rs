@@ -3,7 +3,8 @@
 #![no_main]
 
 use fc_identity_agent::llm::ChatMessage;
-use fc_identity_agent::protocol::{AgentRequest, RequestError};
+use fc_identity_agent::protocol::RequestError;
+use fc_identity_agent::protocol::agentscope::AgentRequest;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|body: &[u8]| {

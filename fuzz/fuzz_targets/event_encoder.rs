@@ -1,13 +1,14 @@
-//! `ResponseBuilder` on any sequence of `AgentEvent`s decoded from the input bytes.
+//! `ResponseBuilder` on any sequence of `TurnEvent`s decoded from the input bytes.
 //!
 //! Each event is an opcode byte, then (where needed) a call-id byte (one of four ids, `""` included) and a
 //! length-prefixed string. Checks: contiguous sequence numbers, every frame `data: <JSON>\n\n`, exactly
 //! one terminal response once `Finished` arrives, and nothing after it.
 #![no_main]
 
-use fc_identity_agent::agent::{AgentEvent, FailureCode, TurnEnd, TurnError};
+use fc_identity_agent::agent::{TurnEnd, TurnEvent};
+use fc_identity_agent::failure::{Failure, FailureCode};
 use fc_identity_agent::llm::Usage;
-use fc_identity_agent::protocol::{Event, ResponseBuilder, Status};
+use fc_identity_agent::protocol::agentscope::{ResponseBuilder, Status, StreamObject};
 use libfuzzer_sys::fuzz_target;
 
 struct Reader<'a>(&'a [u8]);
@@ -37,22 +38,22 @@ impl Reader<'_> {
         }
     }
 
-    fn event(&mut self) -> Option<AgentEvent> {
+    fn event(&mut self) -> Option<TurnEvent> {
         Some(match self.byte()? % 10 {
-            0 => AgentEvent::ReasoningDelta(self.text()),
-            1 => AgentEvent::TextDelta(self.text()),
-            2 => AgentEvent::ToolCallStarted { call_id: self.id(), name: self.text() },
-            3 => AgentEvent::ToolCallArgumentsDelta { call_id: self.id(), delta: self.text() },
-            4 => AgentEvent::ToolCallCompleted { call_id: self.id(), name: self.text(), arguments: self.text() },
-            5 => AgentEvent::ToolResult { call_id: self.id(), name: self.text(), output: self.text() },
-            6 => AgentEvent::Usage(Usage {
+            0 => TurnEvent::ReasoningDelta(self.text()),
+            1 => TurnEvent::TextDelta(self.text()),
+            2 => TurnEvent::ToolCallStarted { call_id: self.id(), name: self.text() },
+            3 => TurnEvent::ToolCallArgumentsDelta { call_id: self.id(), delta: self.text() },
+            4 => TurnEvent::ToolCallCompleted { call_id: self.id(), name: self.text(), arguments: self.text() },
+            5 => TurnEvent::ToolResult { call_id: self.id(), name: self.text(), output: self.text() },
+            6 => TurnEvent::Usage(Usage {
                 prompt_tokens: self.number(),
                 completion_tokens: self.number(),
                 total_tokens: self.number(),
             }),
-            7 => AgentEvent::Finished(TurnEnd::Completed),
-            8 => AgentEvent::Finished(TurnEnd::Failed(TurnError::new(FailureCode::ModelError, self.text()))),
-            _ => AgentEvent::Finished(TurnEnd::Incomplete(TurnError::new(FailureCode::MaxIterations, self.text()))),
+            7 => TurnEvent::Finished(TurnEnd::Completed),
+            8 => TurnEvent::Finished(TurnEnd::Failed(Failure::new(FailureCode::ModelError, self.text()))),
+            _ => TurnEvent::Finished(TurnEnd::Incomplete(Failure::new(FailureCode::MaxIterations, self.text()))),
         })
     }
 }
@@ -71,7 +72,7 @@ fuzz_target!(|data: &[u8]| {
         if finished {
             assert!(out.is_empty(), "events after the final response");
         }
-        finished |= matches!(agent_event, AgentEvent::Finished(_));
+        finished |= matches!(agent_event, TurnEvent::Finished(_));
         events.extend(out);
     }
     for (seq, event) in events.iter().enumerate() {

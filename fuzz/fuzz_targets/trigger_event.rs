@@ -2,8 +2,9 @@
 //! is an invalid `AgentRequest`.
 #![no_main]
 
-use fc_identity_agent::protocol::{ContentItem, RequestError};
-use fc_identity_agent::protocol::trigger::{TriggerKind, parse_event};
+use fc_identity_agent::protocol::RequestError;
+use fc_identity_agent::protocol::agentscope::ContentItem;
+use fc_identity_agent::protocol::triggers::{TriggerKind, parse_event};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|body: &[u8]| {

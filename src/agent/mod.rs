@@ -1,9 +1,7 @@
-//! One agent turn: the ReAct loop over the model and the tools, reported as [`AgentEvent`]s.
+//! One agent turn: the ReAct loop over the model and the tools, reported as [`TurnEvent`]s.
 
-mod event;
-mod toolbox;
-mod turn;
+mod events;
+mod react;
 
-pub use event::{AgentEvent, FailureCode, TurnEnd, TurnError};
-pub use toolbox::{Refresh, Toolbox};
-pub use turn::{Turn, run_turn};
+pub use events::{TurnEnd, TurnEvent};
+pub use react::{Turn, run_turn};

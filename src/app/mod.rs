@@ -1,112 +1,59 @@
-//! The function's routes, and the edge where every module's error becomes an HTTP status or a final event.
+//! The edge: the function's routes, each a wire face's parser → the planner → the pipeline with the
+//! face's renderer. The one place where a request becomes a [`Rejection`] or a turn.
 //!
-//! - `process.rs`: `POST /process` (SSE or JSON)
-//! - `event.rs`: event invocations (`/invoke`)
-//! - `turn.rs`: one turn end to end (identity → tools → agent), shared by both
-//! - `user.rs`: who the end user is
+//! - `process.rs`: `POST /process` (AgentScope SSE, or one JSON answer)
+//! - `invoke.rs`: event invocations (`/invoke`)
 
-mod event;
+mod invoke;
 mod process;
-mod rejection;
-mod turn;
-mod user;
-
-pub use rejection::Rejection;
 
 use std::sync::Arc;
 
+use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
-use crate::acs::{Credentials, CredentialsProvider, CredentialsUriProvider, StaticProvider};
-use crate::config::Config;
-use crate::fc::{self, Body, Invocation};
-use crate::identity::{IdentityError, IdentitySettings, WorkloadTokens};
-use crate::llm::{LlmClient, LlmError, LlmSettings};
-use crate::mcp::{McpClient, McpError, McpSettings};
+use crate::acs::Credentials;
+use crate::config::{Config, UserSource};
+use crate::fc::{self, Body, FcContext, Invocation};
+use crate::pipeline::{self, Pipeline, PipelineError, Planner};
+use crate::rejection::Rejection;
 
-/// Everything built once at start and shared by all invocations: the configuration and one client per
-/// upstream (their connection pools survive between warm invocations).
+/// Everything built once at start and shared by all invocations.
 pub struct App {
-    config: Config,
-    llm: LlmClient,
-    mcp: McpClient,
-    tokens: WorkloadTokens,
-    env_credentials: Arc<dyn CredentialsProvider>,
-    uri_credentials: Arc<dyn CredentialsProvider>,
+    pipeline: Arc<Pipeline>,
+    planner: Planner,
+    user_source: UserSource,
+    event_instruction: String,
+    max_request_bytes: usize,
+    options: fc::RunOptions,
 }
 
-/// A client that could not be built from the configuration.
-#[derive(Debug, thiserror::Error)]
-pub enum AppError {
-    #[error("Agent Identity client: {0}")]
-    Identity(#[from] IdentityError),
-    #[error("DashScope client: {0}")]
-    Model(#[from] LlmError),
-    #[error("MCP client: {0}")]
-    Tools(#[from] McpError),
-    #[error("Agent Identity HTTP client: {0}")]
-    HttpClient(String),
-}
+/// The function could not be built from its configuration.
+pub type AppError = PipelineError;
 
 impl App {
     pub fn new(config: Config) -> Result<Arc<App>, AppError> {
-        let llm = LlmClient::new(LlmSettings {
-            base_url: config.model.base_url.to_string(),
-            api_key: config.model.api_key.clone(),
-            model: config.model.model.clone(),
-            enable_thinking: config.model.enable_thinking,
-        })?;
-        let mcp = McpClient::new(McpSettings::new(
-            config.mcp_servers.iter().map(ToString::to_string).collect(),
-            config.agent.tool_timeout,
-        ))?;
-        let identity_http = crate::upstream::client_builder()
-            .timeout(std::time::Duration::from_secs(30))
-            .build()
-            .map_err(|e| AppError::HttpClient(e.to_string()))?;
-        let tokens = WorkloadTokens::new(
-            IdentitySettings {
-                endpoint: Some(config.identity.endpoint.clone()),
-                region: config.identity.region.clone(),
-                workload_identity_name: config.identity.workload_identity_name.clone(),
-                token_ttl: config.identity.token_ttl,
-                preset_token: config.identity.preset_token.clone(),
-            },
-            identity_http.clone(),
-        )?;
-        let env_credentials = config.env_credentials.clone().map(|c| Credentials {
-            access_key_id: c.access_key_id,
-            access_key_secret: c.access_key_secret,
-            security_token: c.security_token,
-            expiration: None,
-        });
         Ok(Arc::new(App {
-            llm,
-            mcp,
-            tokens,
-            env_credentials: Arc::new(StaticProvider::environment(env_credentials)),
-            uri_credentials: Arc::new(CredentialsUriProvider::new(
-                config.credentials_uri.as_ref().map(ToString::to_string),
-                identity_http,
-            )),
-            config,
+            pipeline: Arc::new(Pipeline::new(&config)?),
+            planner: Planner::new(&config),
+            user_source: config.identity.user_source.clone(),
+            event_instruction: config.agent.event_instruction.clone(),
+            max_request_bytes: config.max_request_bytes,
+            options: fc::RunOptions {
+                port: config.port,
+                default_timeout: config.function_timeout,
+                // An event is a request body like any other; FC's own limit (32 MiB) is far above a turn's.
+                max_event_bytes: config.max_request_bytes,
+                ..fc::RunOptions::default()
+            },
         }))
-    }
-
-    pub fn config(&self) -> &Config {
-        &self.config
     }
 
     /// Options for the FC adapter derived from the configuration.
     pub fn run_options(&self) -> fc::RunOptions {
-        fc::RunOptions {
-            port: self.config.port,
-            default_timeout: self.config.function_timeout,
-            // An event is a request body like any other; FC's own limit (32 MiB) is far above what a turn uses.
-            max_event_bytes: self.config.max_request_bytes,
-            ..fc::RunOptions::default()
-        }
+        self.options.clone()
     }
 
     /// Serves until SIGTERM/SIGINT.
@@ -124,32 +71,61 @@ impl App {
         }
     }
 
-    pub async fn handle(self: &Arc<Self>, invocation: Invocation) -> Response<Body> {
-        match invocation {
+    async fn handle(self: &Arc<Self>, invocation: Invocation) -> Response<Body> {
+        let answer = match invocation {
             Invocation::Http(request) => self.route(request).await,
             Invocation::Event(event) => self.event(event).await,
-        }
+        };
+        answer.unwrap_or_else(Rejection::into_response)
     }
 
-    async fn route(self: &Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+    async fn route(self: &Arc<Self>, request: Request<Incoming>) -> Result<Response<Body>, Rejection> {
         let path = request.uri().path().trim_end_matches('/');
         match (path, request.method()) {
             ("/process", &Method::POST) => self.process(request).await,
-            ("/health", &Method::GET | &Method::HEAD) => health(),
-            ("", &Method::GET | &Method::HEAD) => index(),
-            ("/process", _) => method_not_allowed("POST"),
-            ("/health" | "", _) => method_not_allowed("GET"),
-            _ => fc::error_response(
-                StatusCode::NOT_FOUND,
-                "not_found",
-                &format!("no route for {}; see GET / for the endpoints", request.uri().path()),
-            ),
+            ("/health", &Method::GET | &Method::HEAD) => Ok(health()),
+            ("", &Method::GET | &Method::HEAD) => Ok(index()),
+            ("/process", _) => Err(Rejection::method_not_allowed("POST")),
+            ("/health" | "", _) => Err(Rejection::method_not_allowed("GET")),
+            _ => Err(Rejection::not_found(request.uri().path())),
         }
     }
 }
 
+/// What the planner needs to know about an invocation from FC's context.
+fn invocation(context: &FcContext) -> pipeline::Invocation {
+    pipeline::Invocation {
+        timeout: context.timeout,
+        deadline: context.deadline,
+        role: context.credentials.clone().map(|role| Credentials {
+            access_key_id: role.access_key_id,
+            access_key_secret: role.access_key_secret,
+            security_token: role.security_token,
+            expiration: None,
+        }),
+        drain: context.drain.clone(),
+    }
+}
+
+/// A request body, at most `limit` bytes. Content-Type is not checked: curl users forget it, and a body
+/// that parses is accepted.
+async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Rejection> {
+    match Limited::new(body, limit).collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(Rejection::payload_too_large(limit)),
+        Err(error) => Err(Rejection::invalid_request(format!("body: {error}"))),
+    }
+}
+
+fn json_response(body: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(Body::full(body));
+    *response.status_mut() = StatusCode::OK;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
 fn health() -> Response<Body> {
-    fc::json_response(StatusCode::OK, r#"{"status":"healthy","runner":"ready"}"#)
+    json_response(r#"{"status":"healthy","runner":"ready"}"#)
 }
 
 fn index() -> Response<Body> {
@@ -162,15 +138,5 @@ fn index() -> Response<Body> {
             "events": "POST /invoke with x-fc-control-path: /invoke",
         },
     });
-    fc::json_response(StatusCode::OK, body.to_string())
-}
-
-fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut response = fc::error_response(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        &format!("this endpoint accepts {allow}"),
-    );
-    response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
-    response
+    json_response(body.to_string())
 }

@@ -1,15 +1,17 @@
 //! Agent Identity: the data API client ([`IdentityClient`]) and the façade the app calls per invocation
 //! ([`WorkloadTokens`]): who the user is ([`Subject`]) in, a WorkloadAccessToken out, cached per
-//! workload + subject ([`TokenCache`]).
+//! workload + subject ([`TokenCache`]); [`UserTokens`] hands it to the MCP client as its token source.
 
 mod cache;
 mod client;
 mod error;
+mod source;
 mod subject;
 mod tokens;
 
 pub use cache::{CacheKey, TokenCache};
 pub use client::{API_VERSION, IdentityClient, default_endpoint};
 pub use error::IdentityError;
+pub use source::UserTokens;
 pub use subject::{Subject, jwt_expiry};
 pub use tokens::{DEFAULT_TOKEN_TTL, IdentitySettings, WorkloadTokens};

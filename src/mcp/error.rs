@@ -38,6 +38,9 @@ pub enum McpError {
     InvalidBearer,
     #[error("building the MCP HTTP client: {detail}")]
     HttpClient { detail: String },
+    /// The token source could not give a bearer (e.g. Agent Identity failed during a refresh).
+    #[error("{0}")]
+    Token(super::token::TokenError),
 }
 
 impl McpError {

@@ -1,23 +1,26 @@
-//! The tool client: MCP over streamable HTTP (rmcp), with the WorkloadAccessToken as bearer.
+//! The tool client: MCP over streamable HTTP (rmcp), with a [`TokenSource`]'s bearer (the caller's
+//! WorkloadAccessToken). Transport ([`http`]) apart from protocol ([`session`]); the turn uses [`Tools`],
+//! which asks the source for a token and reports a 401 to it, refreshing once.
 //!
 //! One [`ToolSession`] per turn and server set: `initialize`, `notifications/initialized`, `tools/list`
 //! (following cursors), then every `tools/call` of the turn on that session — four HTTP requests for a
 //! one-tool turn, counted at the server. See [`http`] for the two requests rmcp would otherwise add.
 //!
 //! ```ignore
-//! let client = McpClient::new(McpSettings::new(servers, Duration::from_secs(30)))?;
-//! let session = client.open(&wat, deadline).await?;      // McpError::is_unauthorized → refresh, retry once
-//! for tool in session.tools() { /* ToolDef → llm::ToolSpec */ }
-//! let out = session.call("helloworld", json!({"name": "Ada"})).await?;  // out.is_error: tool failed
-//! session.close().await;
+//! let client = McpClient::new(settings)?;                       // once per process
+//! let tools = Tools::open(client.clone(), source, deadline).await?;  // a 401 → source.refused, once more
+//! for tool in tools.definitions().await { /* ToolDef → llm::ToolSpec */ }
+//! let out = tools.call("helloworld", json!({"name": "Ada"})).await?;  // out.is_error: the tool failed
+//! tools.close().await;
 //! ```
 
 mod error;
 mod http;
 mod names;
 mod output;
-mod pyjson;
 mod session;
+mod token;
+mod tools;
 
 use std::fmt;
 use std::sync::Arc;
@@ -25,8 +28,10 @@ use std::time::Duration;
 
 pub use error::{McpError, redact_url};
 pub use output::ToolOutput;
-pub use pyjson::to_python_json;
+pub use rmcp::model::ContentBlock as Content;
 pub use session::{ToolDef, ToolSession};
+pub use token::{TokenError, TokenSource};
+pub use tools::Tools;
 
 use crate::secret::Secret;
 

@@ -1,18 +1,27 @@
-//! A `tools/call` result turned into what the model reads and what the AgentScope protocol shows.
+//! A `tools/call` result: the MCP content as the server sent it (each wire face renders it its own way)
+//! and the text the model reads.
 
 use rmcp::model::{CallToolResult, ContentBlock, ResourceContents};
 use serde_json::Value;
 
 /// The outcome of one tool call. `is_error: true` is a tool-level failure the model should see, not an `Err`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ToolOutput {
     /// For the model: text blocks joined by newlines; `structuredContent` as JSON when no text block carries
     /// it; images, audio and blobs summarised as `[image image/png, 1234 bytes]`.
     pub text: String,
-    /// JSON text of the MCP content list as the AgentScope runtime shows a tool output (Python
-    /// `json.dumps` style), e.g. `[{"type": "text", "text": "…"}]`.
-    pub content_json: String,
+    /// The MCP content blocks, as the server sent them.
+    pub content: Vec<ContentBlock>,
     pub is_error: bool,
+}
+
+impl ToolOutput {
+    /// A tool answer that reports a failure to the model (bad arguments, unknown tool, a timeout…),
+    /// shaped like a server's `isError` result: one text block.
+    pub fn error(message: &str) -> ToolOutput {
+        let text = format!("Error: {message}");
+        ToolOutput { content: vec![ContentBlock::text(text.clone())], text, is_error: true }
+    }
 }
 
 impl From<CallToolResult> for ToolOutput {
@@ -52,8 +61,7 @@ impl From<CallToolResult> for ToolOutput {
         if !has_text && let Some(structured) = &result.structured_content {
             parts.push(structured.to_string());
         }
-        let content_json = super::pyjson::to_python_json(&result.content);
-        ToolOutput { text: parts.join("\n"), content_json, is_error: result.is_error.unwrap_or(false) }
+        ToolOutput { text: parts.join("\n"), content: result.content, is_error: result.is_error.unwrap_or(false) }
     }
 }
 
@@ -84,14 +92,16 @@ mod tests {
     }
 
     #[test]
-    fn text_blocks_join_and_content_json_keeps_the_wire_shape() {
+    fn text_blocks_join_and_the_content_is_kept_as_sent() {
         let out = ToolOutput::from(result(json!({"content": [
             {"type": "text", "text": "a"}, {"type": "text", "text": "b"}
         ]})));
         assert_eq!(out.text, "a\nb");
         assert!(!out.is_error);
-        let wire: serde_json::Value = serde_json::from_str(&out.content_json).unwrap();
-        assert_eq!(wire, json!([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]));
+        assert_eq!(
+            serde_json::to_value(&out.content).unwrap(),
+            json!([{"type": "text", "text": "a"}, {"type": "text", "text": "b"}])
+        );
     }
 
     #[test]

@@ -103,6 +103,11 @@ impl ToolSession {
         }
     }
 
+    /// The bearer the session was opened with (to report it refused).
+    pub(super) fn bearer(&self) -> &Secret {
+        &self.bearer
+    }
+
     /// Ends the turn's sessions. Errors are of no use to the turn at this point and are dropped.
     pub async fn close(self) {
         join_all(self.connections.into_iter().map(|connection| async move {

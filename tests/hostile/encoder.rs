@@ -1,11 +1,13 @@
-//! `ResponseBuilder` on arbitrary `AgentEvent` sequences: deltas of any text, tool calls with repeated,
+//! `ResponseBuilder` on arbitrary `TurnEvent` sequences: deltas of any text, tool calls with repeated,
 //! empty and unknown ids, huge usage, `Finished` anywhere or never.
 
 use std::collections::HashMap;
 
-use fc_identity_agent::agent::{AgentEvent, FailureCode, TurnEnd, TurnError};
+use fc_identity_agent::agent::{TurnEnd, TurnEvent};
+use fc_identity_agent::failure::{Failure, FailureCode};
 use fc_identity_agent::llm::Usage;
-use fc_identity_agent::protocol::{Event, ResponseBuilder, Status};
+use fc_identity_agent::mcp::{Content, ToolOutput};
+use fc_identity_agent::protocol::agentscope::{ResponseBuilder, Status, StreamObject};
 use proptest::prelude::*;
 use serde_json::Value;
 
@@ -28,9 +30,9 @@ fn usage() -> impl Strategy<Value = Usage> {
     (n(), n(), n()).prop_map(|(p, c, t)| Usage { prompt_tokens: p, completion_tokens: c, total_tokens: t })
 }
 
-fn turn_error() -> impl Strategy<Value = TurnError> {
+fn turn_error() -> impl Strategy<Value = Failure> {
     (prop::sample::select(&[FailureCode::ModelError, FailureCode::MaxIterations][..]), arb::any_text(8))
-        .prop_map(|(code, message)| TurnError::new(code, message))
+        .prop_map(|(code, message)| Failure::new(code, message))
 }
 
 pub fn turn_end() -> impl Strategy<Value = TurnEnd> {
@@ -41,26 +43,30 @@ pub fn turn_end() -> impl Strategy<Value = TurnEnd> {
     ]
 }
 
-pub fn agent_event() -> impl Strategy<Value = AgentEvent> {
+pub fn agent_event() -> impl Strategy<Value = TurnEvent> {
     prop_oneof![
-        3 => arb::any_text(8).prop_map(AgentEvent::ReasoningDelta),
-        4 => arb::any_text(8).prop_map(AgentEvent::TextDelta),
-        3 => (call_id(), name()).prop_map(|(call_id, name)| AgentEvent::ToolCallStarted { call_id, name }),
+        3 => arb::any_text(8).prop_map(TurnEvent::ReasoningDelta),
+        4 => arb::any_text(8).prop_map(TurnEvent::TextDelta),
+        3 => (call_id(), name()).prop_map(|(call_id, name)| TurnEvent::ToolCallStarted { call_id, name }),
         3 => (call_id(), arb::any_text(6))
-            .prop_map(|(call_id, delta)| AgentEvent::ToolCallArgumentsDelta { call_id, delta }),
+            .prop_map(|(call_id, delta)| TurnEvent::ToolCallArgumentsDelta { call_id, delta }),
         3 => (call_id(), name(), arb::any_text(6))
-            .prop_map(|(call_id, name, arguments)| AgentEvent::ToolCallCompleted { call_id, name, arguments }),
+            .prop_map(|(call_id, name, arguments)| TurnEvent::ToolCallCompleted { call_id, name, arguments }),
         2 => (call_id(), name(), arb::any_text(6))
-            .prop_map(|(call_id, name, output)| AgentEvent::ToolResult { call_id, name, output }),
-        2 => usage().prop_map(AgentEvent::Usage),
-        1 => turn_end().prop_map(AgentEvent::Finished),
+            .prop_map(|(call_id, name, text)| TurnEvent::ToolResult { call_id, name, output: ToolOutput {
+                content: vec![Content::text(text.clone())],
+                text,
+                is_error: false,
+            } }),
+        2 => usage().prop_map(TurnEvent::Usage),
+        1 => turn_end().prop_map(TurnEvent::Finished),
     ]
 }
 
 /// Events in any order; half the time a `Finished` is appended (it may also occur earlier, or never).
-pub fn agent_events() -> impl Strategy<Value = Vec<AgentEvent>> {
+pub fn agent_events() -> impl Strategy<Value = Vec<TurnEvent>> {
     (prop::collection::vec(agent_event(), 0..40), prop::option::of(turn_end())).prop_map(|(mut events, end)| {
-        events.extend(end.map(AgentEvent::Finished));
+        events.extend(end.map(TurnEvent::Finished));
         events
     })
 }
@@ -70,7 +76,7 @@ fn is_terminal(status: Status) -> bool {
 }
 
 /// Checks one frame and returns its parsed JSON.
-fn check_frame(event: &Event, seq: u64) -> Result<Value, TestCaseError> {
+fn check_frame(event: &StreamObject, seq: u64) -> Result<Value, TestCaseError> {
     prop_assert_eq!(event.sequence_number(), Some(seq));
     let frame = event.sse_frame();
     let json = frame
@@ -87,27 +93,27 @@ fn check_frame(event: &Event, seq: u64) -> Result<Value, TestCaseError> {
 
 /// Every message opened (`in_progress`) is completed exactly once, content only refers to an open
 /// message, and the final response lists the completed messages in order.
-fn check_lifecycle(events: &[Event], finished: bool) -> Result<(), TestCaseError> {
+fn check_lifecycle(events: &[StreamObject], finished: bool) -> Result<(), TestCaseError> {
     let mut open: HashMap<String, ()> = HashMap::new();
     let mut completed: Vec<String> = Vec::new();
     for event in events {
         match event {
-            Event::Message(m) if m.status == Status::InProgress => {
+            StreamObject::Message(m) if m.status == Status::InProgress => {
                 prop_assert!(open.insert(m.id.clone(), ()).is_none(), "message {} opened twice", m.id);
             }
-            Event::Message(m) => {
+            StreamObject::Message(m) => {
                 prop_assert_eq!(m.status, Status::Completed);
                 prop_assert!(!completed.contains(&m.id), "message {} completed twice", m.id);
                 open.remove(&m.id);
                 completed.push(m.id.clone());
             }
-            Event::Content(c) => prop_assert!(open.contains_key(&c.msg_id), "content for closed {}", c.msg_id),
-            Event::Response(r) if is_terminal(r.status) => {
+            StreamObject::Content(c) => prop_assert!(open.contains_key(&c.msg_id), "content for closed {}", c.msg_id),
+            StreamObject::Response(r) if is_terminal(r.status) => {
                 prop_assert!(open.is_empty(), "final response leaves {:?} open", open.keys());
                 let listed: Vec<String> = r.output.iter().flatten().map(|m| m.id.clone()).collect();
                 prop_assert_eq!(&listed, &completed);
             }
-            Event::Response(_) => {}
+            StreamObject::Response(_) => {}
         }
     }
     if finished {
@@ -116,30 +122,27 @@ fn check_lifecycle(events: &[Event], finished: bool) -> Result<(), TestCaseError
     Ok(())
 }
 
-fn check_sequence(input: &[AgentEvent]) -> Result<(), TestCaseError> {
+fn check_sequence(input: &[TurnEvent]) -> Result<(), TestCaseError> {
     let mut builder = ResponseBuilder::new(Some("s".into()));
-    let mut silent = ResponseBuilder::silent(Some("s".into()));
     let mut events = builder.start();
-    prop_assert!(silent.start().is_empty());
-    let first_finish = input.iter().position(|e| matches!(e, AgentEvent::Finished(_)));
+    let first_finish = input.iter().position(|e| matches!(e, TurnEvent::Finished(_)));
     for (i, agent_event) in input.iter().enumerate() {
         let out = builder.push(agent_event);
-        prop_assert!(silent.push(agent_event).is_empty(), "a silent builder emitted events");
         if first_finish.is_some_and(|f| i > f) {
             prop_assert!(out.is_empty(), "events after the final response: {out:?}");
         }
         events.extend(out);
     }
     prop_assert!(events.len() >= 2);
-    prop_assert!(matches!(&events[0], Event::Response(r) if r.status == Status::Created));
-    prop_assert!(matches!(&events[1], Event::Response(r) if r.status == Status::InProgress));
+    prop_assert!(matches!(&events[0], StreamObject::Response(r) if r.status == Status::Created));
+    prop_assert!(matches!(&events[1], StreamObject::Response(r) if r.status == Status::InProgress));
     for (seq, event) in events.iter().enumerate() {
         check_frame(event, seq as u64)?;
     }
     let terminal: Vec<usize> = events
         .iter()
         .enumerate()
-        .filter(|(_, e)| matches!(e, Event::Response(r) if is_terminal(r.status)))
+        .filter(|(_, e)| matches!(e, StreamObject::Response(r) if is_terminal(r.status)))
         .map(|(i, _)| i)
         .collect();
     check_lifecycle(&events, first_finish.is_some())?;
@@ -147,8 +150,8 @@ fn check_sequence(input: &[AgentEvent]) -> Result<(), TestCaseError> {
         Some(f) => {
             prop_assert_eq!(&terminal, &vec![events.len() - 1], "one final response, last");
             prop_assert!(builder.is_finished());
-            let Event::Response(last) = &events[events.len() - 1] else { unreachable!() };
-            let AgentEvent::Finished(end) = &input[f] else { unreachable!() };
+            let StreamObject::Response(last) = &events[events.len() - 1] else { unreachable!() };
+            let TurnEvent::Finished(end) = &input[f] else { unreachable!() };
             let expected = match end {
                 TurnEnd::Completed => Status::Completed,
                 TurnEnd::Incomplete(_) => Status::Incomplete,
@@ -163,19 +166,11 @@ fn check_sequence(input: &[AgentEvent]) -> Result<(), TestCaseError> {
             None
         }
     };
-    let quiet = silent.into_response();
-    let loud = builder.into_response();
-    prop_assert_eq!(quiet.sequence_number, loud.sequence_number);
-    prop_assert_eq!(quiet.status, loud.status);
-    prop_assert_eq!(&quiet.error, &loud.error);
-    prop_assert_eq!(quiet.usage, loud.usage);
-    prop_assert_eq!(quiet.output.as_ref().map(Vec::len), loud.output.as_ref().map(Vec::len));
+    // What a `stream:false` answer sends: the final object, equal to the stream's last event.
+    let latest = builder.response().cloned().expect("a started builder has a response");
     match streamed_final {
-        Some(last) => prop_assert_eq!(&loud, &last),
-        None => {
-            prop_assert_eq!(loud.status, Status::Failed);
-            prop_assert_eq!(loud.error.as_ref().map(|e| e.code.as_str()), Some("internal"));
-        }
+        Some(last) => prop_assert_eq!(&latest, &last),
+        None => prop_assert!(!is_terminal(latest.status), "terminal without Finished"),
     }
     Ok(())
 }
@@ -188,12 +183,12 @@ fn any_event_sequence_encodes_to_a_well_formed_stream() {
 #[test]
 fn usage_sums_saturate_instead_of_overflowing() {
     let huge = Usage { prompt_tokens: u64::MAX, completion_tokens: u64::MAX - 1, total_tokens: 1 };
-    let input = [AgentEvent::Usage(huge), AgentEvent::Usage(huge), AgentEvent::Finished(TurnEnd::Completed)];
+    let input = [TurnEvent::Usage(huge), TurnEvent::Usage(huge), TurnEvent::Finished(TurnEnd::Completed)];
     check_sequence(&input).unwrap();
-    let mut builder = ResponseBuilder::silent(None);
+    let mut builder = ResponseBuilder::new(None);
     for e in &input {
         builder.push(e);
     }
-    let usage = builder.into_response().usage.unwrap();
+    let usage = builder.response().and_then(|r| r.usage).unwrap();
     assert_eq!((usage.prompt_tokens, usage.completion_tokens, usage.total_tokens), (u64::MAX, u64::MAX, 2));
 }

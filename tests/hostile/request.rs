@@ -2,7 +2,8 @@
 //! bodies.
 
 use fc_identity_agent::llm::ChatMessage;
-use fc_identity_agent::protocol::{AgentRequest, RequestError};
+use fc_identity_agent::protocol::RequestError;
+use fc_identity_agent::protocol::agentscope::AgentRequest;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

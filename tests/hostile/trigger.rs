@@ -4,8 +4,9 @@
 use std::sync::OnceLock;
 
 use base64::Engine as _;
-use fc_identity_agent::protocol::trigger::{TriggerKind, parse_event, request_from_event};
-use fc_identity_agent::protocol::{ContentItem, RequestError};
+use fc_identity_agent::protocol::RequestError;
+use fc_identity_agent::protocol::agentscope::ContentItem;
+use fc_identity_agent::protocol::triggers::{TriggerKind, parse_event, request_from_event};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

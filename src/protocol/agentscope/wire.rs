@@ -39,20 +39,6 @@ pub struct ErrorObject {
     pub message: String,
 }
 
-/// `{"error":{"code","message"}}` — the body of an error answered before any stream starts.
-pub fn error_body(code: &str, message: &str) -> String {
-    #[derive(Serialize)]
-    struct Body<'a> {
-        error: ErrorRef<'a>,
-    }
-    #[derive(Serialize)]
-    struct ErrorRef<'a> {
-        code: &'a str,
-        message: &'a str,
-    }
-    to_json(&Body { error: ErrorRef { code, message } })
-}
-
 /// Our own structs only hold strings, numbers and options, so serialization cannot fail; should it ever,
 /// a client still gets valid JSON naming the problem instead of a panic.
 pub(crate) fn to_json<T: Serialize>(value: &T) -> String {
@@ -167,25 +153,25 @@ impl Serialize for ContentObject {
     }
 }
 
-/// One event of the stream.
+/// One event of the stream: a response, message or content object.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Event {
+pub enum StreamObject {
     Response(ResponseObject),
     Message(MessageObject),
     Content(ContentObject),
 }
 
-impl Serialize for Event {
+impl Serialize for StreamObject {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         match self {
-            Event::Response(r) => r.serialize(s),
-            Event::Message(m) => m.serialize(s),
-            Event::Content(c) => c.serialize(s),
+            StreamObject::Response(r) => r.serialize(s),
+            StreamObject::Message(m) => m.serialize(s),
+            StreamObject::Content(c) => c.serialize(s),
         }
     }
 }
 
-impl Event {
+impl StreamObject {
     /// Compact JSON of the event.
     pub fn to_json(&self) -> String {
         to_json(self)
@@ -207,32 +193,32 @@ impl Event {
 
     pub fn sequence_number(&self) -> Option<u64> {
         match self {
-            Event::Response(r) => Some(r.sequence_number),
-            Event::Message(m) => Some(m.sequence_number),
-            Event::Content(c) => c.sequence_number,
+            StreamObject::Response(r) => Some(r.sequence_number),
+            StreamObject::Message(m) => Some(m.sequence_number),
+            StreamObject::Content(c) => c.sequence_number,
         }
     }
 
     /// `object`: `response`, `message` or `content`.
     pub fn object(&self) -> &'static str {
         match self {
-            Event::Response(_) => "response",
-            Event::Message(_) => "message",
-            Event::Content(_) => "content",
+            StreamObject::Response(_) => "response",
+            StreamObject::Message(_) => "message",
+            StreamObject::Content(_) => "content",
         }
     }
 
     /// `type`: none for a response, the message type, or `text`/`data` for content.
     pub fn kind(&self) -> Option<&'static str> {
         match self {
-            Event::Response(_) => None,
-            Event::Message(m) => Some(match m.kind {
+            StreamObject::Response(_) => None,
+            StreamObject::Message(m) => Some(match m.kind {
                 MessageKind::Message => "message",
                 MessageKind::Reasoning => "reasoning",
                 MessageKind::PluginCall => "plugin_call",
                 MessageKind::PluginCallOutput => "plugin_call_output",
             }),
-            Event::Content(c) => Some(match c.body {
+            StreamObject::Content(c) => Some(match c.body {
                 ContentBody::Text(_) => "text",
                 ContentBody::Data(_) => "data",
             }),
@@ -241,9 +227,9 @@ impl Event {
 
     pub fn status(&self) -> Status {
         match self {
-            Event::Response(r) => r.status,
-            Event::Message(m) => m.status,
-            Event::Content(c) => c.status,
+            StreamObject::Response(r) => r.status,
+            StreamObject::Message(m) => m.status,
+            StreamObject::Content(c) => c.status,
         }
     }
 }

@@ -3,7 +3,9 @@
 
 use serde_json::{Map, Value};
 
-use super::RequestError;
+use crate::llm::{Sampling, Stop};
+use crate::pipeline::{Ask, UserClaim};
+use crate::protocol::RequestError;
 
 /// More messages than this in `input` is refused: a conversation that long is a client bug or an attack,
 /// and the model could not take it anyway.
@@ -179,6 +181,28 @@ impl AgentRequest {
     /// `user_id` when sent and non-empty (no fallback to `session_id` here).
     pub fn user_id(&self) -> Option<&str> {
         self.user_id.as_deref().filter(|s| !s.is_empty())
+    }
+
+    /// The user an HTTP caller names in the body: `user_id`, falling back to `session_id` as the Python
+    /// sample does.
+    pub fn named_user(&self) -> Option<&str> {
+        self.user_id().or(self.session_id())
+    }
+
+    /// What the pipeline is asked: the conversation, the model and sampling, and who the caller is.
+    pub fn to_ask(&self, user: UserClaim) -> Ask {
+        Ask {
+            messages: self.to_chat_messages(),
+            model: self.model.clone(),
+            sampling: Sampling {
+                temperature: self.temperature,
+                top_p: self.top_p,
+                max_tokens: self.max_tokens,
+                seed: self.seed,
+                stop: self.stop.clone().map(Stop::Many),
+            },
+            user,
+        }
     }
 }
 

@@ -5,9 +5,10 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::event::{AgentEvent, FailureCode, TurnEnd, TurnError};
-use super::toolbox::{Toolbox, error_output};
-use crate::llm::{ChatMessage, ChatRequest, FinishReason, LlmClient, LlmError, Sampling, StepResult, StreamEvent};
+use super::events::{TurnEnd, TurnEvent};
+use crate::failure::{Failure, FailureCode};
+use crate::llm::{ChatMessage, ChatRequest, FinishReason, LlmClient, Sampling, StepResult, StreamEvent, ToolSpec};
+use crate::mcp::{McpError, ToolOutput, Tools};
 
 /// Everything one turn needs besides its clients.
 #[derive(Debug, Clone)]
@@ -29,14 +30,14 @@ enum Stop {
     End(TurnEnd),
 }
 
-impl From<TurnError> for Stop {
-    fn from(error: TurnError) -> Self {
+impl From<Failure> for Stop {
+    fn from(error: Failure) -> Self {
         Stop::End(TurnEnd::Failed(error))
     }
 }
 
 /// Runs one turn, reporting on `events`; the last event is always `Finished` unless the receiver is gone.
-pub async fn run_turn(llm: &LlmClient, tools: Option<&Toolbox>, turn: Turn, events: mpsc::Sender<AgentEvent>) {
+pub async fn run_turn(llm: &LlmClient, tools: Option<&Tools>, turn: Turn, events: mpsc::Sender<TurnEvent>) {
     let deadline = turn.deadline;
     let started = std::time::Instant::now();
     let bounded = tokio::time::timeout_at(deadline, steps(llm, tools, turn, &events));
@@ -50,7 +51,7 @@ pub async fn run_turn(llm: &LlmClient, tools: Option<&Toolbox>, turn: Turn, even
         Ok(Err(Stop::Gone)) => return,
         Ok(Err(Stop::End(end))) => end,
         Err(_elapsed) => {
-            TurnEnd::Failed(TurnError::new(FailureCode::DeadlineExceeded, "the function timeout was reached"))
+            TurnEnd::Failed(Failure::new(FailureCode::DeadlineExceeded, "the function timeout was reached"))
         }
     };
     // One line per turn for operators: how it ended and how long it took.
@@ -62,20 +63,20 @@ pub async fn run_turn(llm: &LlmClient, tools: Option<&Toolbox>, turn: Turn, even
             tracing::warn!(code = %error.code, message = %error.message, elapsed_ms, "turn failed")
         }
     }
-    let _ = events.send(AgentEvent::Finished(outcome)).await;
+    let _ = events.send(TurnEvent::Finished(outcome)).await;
 }
 
 async fn steps(
     llm: &LlmClient,
-    tools: Option<&Toolbox>,
+    tools: Option<&Tools>,
     turn: Turn,
-    events: &mpsc::Sender<AgentEvent>,
+    events: &mpsc::Sender<TurnEvent>,
 ) -> Result<(), Stop> {
     let emit = |event| async move { events.send(event).await.map_err(|_| Stop::Gone) };
     let mut messages = turn.messages;
     for _ in 0..turn.max_iters {
         let specs = match tools {
-            Some(toolbox) => toolbox.specs().await,
+            Some(tools) => offered(tools).await,
             None => Vec::new(),
         };
         let request = ChatRequest {
@@ -86,31 +87,31 @@ async fn steps(
         };
         let step = model_step(llm, &request, turn.deadline, events).await?;
         if let Some(usage) = step.usage {
-            emit(AgentEvent::Usage(usage)).await?;
+            emit(TurnEvent::Usage(usage)).await?;
         }
         if step.finish_reason == Some(FinishReason::ContentFilter) {
-            return Err(TurnError::new(FailureCode::ContentFiltered, "the model service filtered the answer").into());
+            return Err(Failure::new(FailureCode::ContentFiltered, "the model service filtered the answer").into());
         }
         if step.tool_calls.is_empty() {
             return Ok(());
         }
         for call in &step.tool_calls {
-            emit(AgentEvent::ToolCallCompleted {
+            emit(TurnEvent::ToolCallCompleted {
                 call_id: call.id.clone(),
                 name: call.function.name.clone(),
                 arguments: call.function.arguments.clone(),
             })
             .await?;
         }
-        let Some(toolbox) = tools else {
+        let Some(tools) = tools else {
             return Err(
-                TurnError::new(FailureCode::ModelError, "the model called a tool although none was offered").into()
+                Failure::new(FailureCode::ModelError, "the model called a tool although none was offered").into()
             );
         };
         let results = join_all(step.tool_calls.iter().map(|call| async move {
             match serde_json::from_str::<Value>(&call.function.arguments) {
-                Ok(arguments) => toolbox.call(&call.function.name, arguments).await,
-                Err(error) => Ok(error_output(&format!("the arguments are not valid JSON: {error}"))),
+                Ok(arguments) => call_tool(tools, &call.function.name, arguments, turn.deadline).await,
+                Err(error) => Ok(ToolOutput::error(&format!("the arguments are not valid JSON: {error}"))),
             }
         }))
         .await;
@@ -120,16 +121,12 @@ async fn steps(
         });
         for (call, result) in step.tool_calls.into_iter().zip(results) {
             let output = result?;
-            emit(AgentEvent::ToolResult {
-                call_id: call.id.clone(),
-                name: call.function.name,
-                output: output.content_json,
-            })
-            .await?;
-            messages.push(ChatMessage::Tool { tool_call_id: call.id, content: output.text });
+            let content = output.text.clone();
+            emit(TurnEvent::ToolResult { call_id: call.id.clone(), name: call.function.name, output }).await?;
+            messages.push(ChatMessage::Tool { tool_call_id: call.id, content });
         }
     }
-    Err(Stop::End(TurnEnd::Incomplete(TurnError::new(
+    Err(Stop::End(TurnEnd::Incomplete(Failure::new(
         FailureCode::MaxIterations,
         format!("stopped after {} model calls (AGENT_MAX_ITERS) without a final answer", turn.max_iters),
     ))))
@@ -140,50 +137,64 @@ async fn model_step(
     llm: &LlmClient,
     request: &ChatRequest,
     deadline: Instant,
-    events: &mpsc::Sender<AgentEvent>,
+    events: &mpsc::Sender<TurnEvent>,
 ) -> Result<StepResult, Stop> {
-    let mut stream = llm.stream(request, deadline).await.map_err(model_failure)?;
+    let mut stream = llm.stream(request, deadline).await.map_err(|e| Failure::model(&e))?;
     // Call ids by the model's `index`, so argument fragments can be attributed.
     let mut call_ids: Vec<(u32, String)> = Vec::new();
     loop {
         let event = match stream.next().await {
             Some(Ok(event)) => event,
-            Some(Err(error)) => return Err(model_failure(error).into()),
+            Some(Err(error)) => return Err(Failure::model(&error).into()),
             None => {
-                return Err(TurnError::new(FailureCode::ModelError, "the model stream ended without a result").into());
+                return Err(Failure::new(FailureCode::ModelError, "the model stream ended without a result").into());
             }
         };
         let out = match event {
             StreamEvent::Done(step) => return Ok(step),
-            StreamEvent::ReasoningDelta(text) => AgentEvent::ReasoningDelta(text),
-            StreamEvent::TextDelta(text) => AgentEvent::TextDelta(text),
+            StreamEvent::ReasoningDelta(text) => TurnEvent::ReasoningDelta(text),
+            StreamEvent::TextDelta(text) => TurnEvent::TextDelta(text),
             StreamEvent::ToolCallStarted { index, id, name } => {
                 call_ids.push((index, id.clone()));
-                AgentEvent::ToolCallStarted { call_id: id, name }
+                TurnEvent::ToolCallStarted { call_id: id, name }
             }
             StreamEvent::ToolCallArguments { index, fragment } => {
                 let Some((_, call_id)) = call_ids.iter().find(|(i, _)| *i == index) else {
                     continue;
                 };
-                AgentEvent::ToolCallArgumentsDelta { call_id: call_id.clone(), delta: fragment }
+                TurnEvent::ToolCallArgumentsDelta { call_id: call_id.clone(), delta: fragment }
             }
         };
         events.send(out).await.map_err(|_| Stop::Gone)?;
     }
 }
 
-fn model_failure(error: LlmError) -> TurnError {
-    let code = match &error {
-        LlmError::Unauthorized(_) => FailureCode::ModelUnauthorized,
-        LlmError::Throttled(_) | LlmError::Quota(_) => FailureCode::ModelThrottled,
-        LlmError::BadRequest(_) => FailureCode::ModelBadRequest,
-        LlmError::ContentFiltered(_) => FailureCode::ContentFiltered,
-        LlmError::DeadlineExceeded => FailureCode::DeadlineExceeded,
-        LlmError::Server(_)
-        | LlmError::MidStream(_)
-        | LlmError::Truncated { .. }
-        | LlmError::Malformed { .. }
-        | LlmError::Transport { .. } => FailureCode::ModelError,
-    };
-    TurnError::new(code, error.to_string())
+/// The tools as the model is offered them.
+async fn offered(tools: &Tools) -> Vec<ToolSpec> {
+    let definitions = tools.definitions().await;
+    definitions
+        .into_iter()
+        .map(|tool| ToolSpec { name: tool.name, description: tool.description, parameters: tool.input_schema })
+        .collect()
+}
+
+/// Calls a tool. Failures the model can act on (bad arguments, unknown tool, timeout, JSON-RPC error)
+/// come back as an `is_error` output for the model; auth and transport failures end the turn.
+async fn call_tool(tools: &Tools, name: &str, arguments: Value, deadline: Instant) -> Result<ToolOutput, Failure> {
+    match tools.call(name, arguments).await {
+        Ok(output) => Ok(output),
+        Err(error) if for_the_model(&error) => Ok(ToolOutput::error(&error.to_string())),
+        Err(error) => Err(Failure::tools(&error, deadline)),
+    }
+}
+
+/// MCP failures the model is told about as the tool's answer (it can fix its call or do without).
+fn for_the_model(error: &McpError) -> bool {
+    matches!(
+        error,
+        McpError::Timeout { .. }
+            | McpError::UnknownTool { .. }
+            | McpError::InvalidArguments { .. }
+            | McpError::Protocol { .. }
+    )
 }

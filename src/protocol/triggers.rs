@@ -14,7 +14,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value, json};
 
 use super::RequestError;
-use super::request::AgentRequest;
+use super::agentscope::AgentRequest;
 
 /// Longest event JSON put in a prompt; a larger one is cut with a note (the model has a context limit).
 pub const MAX_DESCRIPTION_CHARS: usize = 64 * 1024;
@@ -267,7 +267,7 @@ fn opaque(body: &[u8], instruction: &str, request_id: &str) -> EventInvocation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::ContentItem;
+    use crate::protocol::agentscope::ContentItem;
 
     #[test]
     fn trailing_commas_go_but_commas_in_strings_stay() {

@@ -1,4 +1,4 @@
-//! Turns a turn's `AgentEvent`s into the protocol's event sequence (see process-protocol.md, "Event
+//! Turns a turn's `TurnEvent`s into the protocol's event sequence (see process-protocol.md, "Event
 //! sequence"): response created/in_progress, then per message an in_progress event, content deltas, the
 //! completed content and the completed message, and at the end the final `response`.
 //!
@@ -13,11 +13,12 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use super::pyjson::to_python_json;
 use super::wire::{
-    ContentBody, ContentObject, ErrorObject, Event, MessageKind, MessageObject, MessageRole, ResponseObject, Status,
-    ToolData,
+    ContentBody, ContentObject, ErrorObject, MessageKind, MessageObject, MessageRole, ResponseObject, Status,
+    StreamObject, ToolData,
 };
-use crate::agent::{AgentEvent, FailureCode, TurnEnd, TurnError};
+use crate::agent::{TurnEnd, TurnEvent};
 use crate::llm::Usage;
 
 struct OpenText {
@@ -33,11 +34,10 @@ struct OpenCall {
     arguments: String,
 }
 
-/// Builds one response. Streaming: send every returned [`Event`] as a frame. Non-streaming: build it
-/// with [`ResponseBuilder::silent`] (no events are made, numbering is identical) and take
-/// [`ResponseBuilder::response`] at the end.
+/// Builds one response: every `push` returns the objects to stream, in order, and the final
+/// [`ResponseObject`] (the non-streaming body) is kept. The two renderers ([`super::AgentScopeStream`],
+/// [`super::AgentScopeAnswer`]) use it the same way; only what they keep differs.
 pub struct ResponseBuilder {
-    frames: bool,
     started: bool,
     finished: bool,
     seq: u64,
@@ -60,10 +60,9 @@ fn new_id(prefix: &str) -> String {
 }
 
 impl ResponseBuilder {
-    /// A builder whose `start`/`push` return the events to stream. `created_at` is now.
+    /// A builder for a response created now.
     pub fn new(session_id: Option<String>) -> Self {
         ResponseBuilder {
-            frames: true,
             started: false,
             finished: false,
             seq: 0,
@@ -78,13 +77,6 @@ impl ResponseBuilder {
         }
     }
 
-    /// A builder that returns no events (for `stream:false` and event invocations); only
-    /// [`ResponseBuilder::response`] matters. The final object equals what the streaming builder's last
-    /// event would carry.
-    pub fn silent(session_id: Option<String>) -> Self {
-        ResponseBuilder { frames: false, ..ResponseBuilder::new(session_id) }
-    }
-
     /// `response_<uuid4>` of this response.
     pub fn response_id(&self) -> &str {
         &self.id
@@ -95,33 +87,19 @@ impl ResponseBuilder {
         self.finished
     }
 
-    /// The final response object. A turn that never reported `Finished` (its task died) ends here as
-    /// failed with code `internal`.
-    pub fn into_response(mut self) -> ResponseObject {
-        match self.last.take() {
-            Some(last) if self.finished => last,
-            _ => {
-                let end =
-                    TurnEnd::Failed(TurnError::new(FailureCode::Internal, "the turn ended without reporting how"));
-                self.start();
-                self.finish(&mut Vec::new(), &end)
-            }
-        }
-    }
-
     /// The latest response object: the final one once finished (`None` before `start`).
     pub fn response(&self) -> Option<&ResponseObject> {
         self.last.as_ref()
     }
 
     /// Response `created` and `in_progress`. Called implicitly by the first `push`; a second call is a no-op.
-    pub fn start(&mut self) -> Vec<Event> {
+    pub fn start(&mut self) -> Vec<StreamObject> {
         let mut out = Vec::new();
         if !self.started {
             self.started = true;
             for status in [Status::Created, Status::InProgress] {
                 let r = self.response_object(status, None, None);
-                self.emit(&mut out, || Event::Response(r.clone()));
+                self.emit(&mut out, || StreamObject::Response(r.clone()));
                 self.last = Some(r);
             }
         }
@@ -129,19 +107,19 @@ impl ResponseBuilder {
     }
 
     /// The events for one agent event, in order.
-    pub fn push(&mut self, event: &AgentEvent) -> Vec<Event> {
+    pub fn push(&mut self, event: &TurnEvent) -> Vec<StreamObject> {
         let mut out = self.start();
         if self.is_finished() {
             return out;
         }
         match event {
-            AgentEvent::ReasoningDelta(delta) => self.text_delta(&mut out, MessageKind::Reasoning, delta),
-            AgentEvent::TextDelta(delta) => self.text_delta(&mut out, MessageKind::Message, delta),
-            AgentEvent::ToolCallStarted { call_id, name } => {
+            TurnEvent::ReasoningDelta(delta) => self.text_delta(&mut out, MessageKind::Reasoning, delta),
+            TurnEvent::TextDelta(delta) => self.text_delta(&mut out, MessageKind::Message, delta),
+            TurnEvent::ToolCallStarted { call_id, name } => {
                 self.close_text(&mut out);
                 self.open_call(&mut out, call_id, name);
             }
-            AgentEvent::ToolCallArgumentsDelta { call_id, delta } => {
+            TurnEvent::ToolCallArgumentsDelta { call_id, delta } => {
                 self.close_text(&mut out);
                 let i = self.open_call(&mut out, call_id, "");
                 let call = &mut self.open_calls[i];
@@ -160,7 +138,7 @@ impl ResponseBuilder {
                 };
                 self.emit_content(&mut out, content);
             }
-            AgentEvent::ToolCallCompleted { call_id, name, arguments } => {
+            TurnEvent::ToolCallCompleted { call_id, name, arguments } => {
                 self.close_text(&mut out);
                 let i = self.open_call(&mut out, call_id, name);
                 let mut call = self.open_calls.remove(i);
@@ -170,7 +148,7 @@ impl ResponseBuilder {
                 call.arguments = arguments.clone();
                 self.close_call(&mut out, call);
             }
-            AgentEvent::ToolResult { call_id, name, output } => {
+            TurnEvent::ToolResult { call_id, name, output } => {
                 self.close_text(&mut out);
                 if let Some(i) = self.open_calls.iter().position(|c| &c.call_id == call_id) {
                     let call = self.open_calls.remove(i);
@@ -183,22 +161,23 @@ impl ResponseBuilder {
                     index: 0,
                     delta: false,
                     msg_id: msg_id.clone(),
+                    // The AgentScope runtime puts the MCP content list into `output` with `json.dumps`.
                     body: ContentBody::Data(ToolData::Output {
                         call_id: call_id.clone(),
                         name: name.clone(),
-                        output: output.clone(),
+                        output: to_python_json(&output.content),
                     }),
                 };
                 let seq = self.next_seq();
                 let msg = message(seq, Status::Completed, msg_id, MessageKind::PluginCallOutput, Some(vec![content]));
-                self.emit(&mut out, || Event::Message(msg.clone()));
+                self.emit(&mut out, || StreamObject::Message(msg.clone()));
                 self.output.push(msg);
             }
-            AgentEvent::Usage(usage) => {
+            TurnEvent::Usage(usage) => {
                 self.close_text(&mut out);
                 *self.usage.get_or_insert_with(Usage::default) += *usage;
             }
-            AgentEvent::Finished(end) => {
+            TurnEvent::Finished(end) => {
                 self.finish(&mut out, end);
             }
         }
@@ -211,15 +190,13 @@ impl ResponseBuilder {
         seq
     }
 
-    fn emit(&self, out: &mut Vec<Event>, make: impl FnOnce() -> Event) {
-        if self.frames {
-            out.push(make());
-        }
+    fn emit(&self, out: &mut Vec<StreamObject>, make: impl FnOnce() -> StreamObject) {
+        out.push(make());
     }
 
-    fn emit_content(&mut self, out: &mut Vec<Event>, mut content: ContentObject) -> ContentObject {
+    fn emit_content(&mut self, out: &mut Vec<StreamObject>, mut content: ContentObject) -> ContentObject {
         content.sequence_number = Some(self.next_seq());
-        self.emit(out, || Event::Content(content.clone()));
+        self.emit(out, || StreamObject::Content(content.clone()));
         content
     }
 
@@ -244,7 +221,7 @@ impl ResponseBuilder {
         }
     }
 
-    fn text_delta(&mut self, out: &mut Vec<Event>, kind: MessageKind, delta: &str) {
+    fn text_delta(&mut self, out: &mut Vec<StreamObject>, kind: MessageKind, delta: &str) {
         if self.open_text.as_ref().is_some_and(|t| t.kind != kind) {
             self.close_text(out);
         }
@@ -252,7 +229,7 @@ impl ResponseBuilder {
             let msg_id = new_id("msg");
             let seq = self.next_seq();
             let msg = message(seq, Status::InProgress, msg_id.clone(), kind, None);
-            self.emit(out, || Event::Message(msg));
+            self.emit(out, || StreamObject::Message(msg));
             self.open_text = Some(OpenText { msg_id, kind, text: String::new() });
         }
         let Some(open) = self.open_text.as_mut() else {
@@ -270,7 +247,7 @@ impl ResponseBuilder {
         self.emit_content(out, content);
     }
 
-    fn close_text(&mut self, out: &mut Vec<Event>) {
+    fn close_text(&mut self, out: &mut Vec<StreamObject>) {
         let Some(open) = self.open_text.take() else {
             return;
         };
@@ -287,7 +264,7 @@ impl ResponseBuilder {
     }
 
     /// Index of the open call `call_id`, opening it (message in_progress) when it is not open yet.
-    fn open_call(&mut self, out: &mut Vec<Event>, call_id: &str, name: &str) -> usize {
+    fn open_call(&mut self, out: &mut Vec<StreamObject>, call_id: &str, name: &str) -> usize {
         if let Some(i) = self.open_calls.iter().position(|c| c.call_id == call_id) {
             if self.open_calls[i].name.is_empty() {
                 self.open_calls[i].name = name.to_owned();
@@ -297,7 +274,7 @@ impl ResponseBuilder {
         let msg_id = new_id("msg");
         let seq = self.next_seq();
         let msg = message(seq, Status::InProgress, msg_id.clone(), MessageKind::PluginCall, None);
-        self.emit(out, || Event::Message(msg));
+        self.emit(out, || StreamObject::Message(msg));
         self.open_calls.push(OpenCall {
             msg_id,
             call_id: call_id.to_owned(),
@@ -307,7 +284,7 @@ impl ResponseBuilder {
         self.open_calls.len() - 1
     }
 
-    fn close_call(&mut self, out: &mut Vec<Event>, call: OpenCall) {
+    fn close_call(&mut self, out: &mut Vec<StreamObject>, call: OpenCall) {
         let content = ContentObject {
             sequence_number: None,
             status: Status::Completed,
@@ -324,14 +301,20 @@ impl ResponseBuilder {
         self.complete_message(out, call.msg_id, MessageKind::PluginCall, content);
     }
 
-    fn complete_message(&mut self, out: &mut Vec<Event>, msg_id: String, kind: MessageKind, content: ContentObject) {
+    fn complete_message(
+        &mut self,
+        out: &mut Vec<StreamObject>,
+        msg_id: String,
+        kind: MessageKind,
+        content: ContentObject,
+    ) {
         let seq = self.next_seq();
         let msg = message(seq, Status::Completed, msg_id, kind, Some(vec![content]));
-        self.emit(out, || Event::Message(msg.clone()));
+        self.emit(out, || StreamObject::Message(msg.clone()));
         self.output.push(msg);
     }
 
-    fn finish(&mut self, out: &mut Vec<Event>, end: &TurnEnd) -> ResponseObject {
+    fn finish(&mut self, out: &mut Vec<StreamObject>, end: &TurnEnd) -> ResponseObject {
         self.finished = true;
         self.close_text(out);
         for call in std::mem::take(&mut self.open_calls) {
@@ -344,7 +327,7 @@ impl ResponseBuilder {
         };
         let error = error.map(|e| ErrorObject { code: e.code.as_str().to_owned(), message: e.message.clone() });
         let r = self.response_object(status, error, Some(now_secs()));
-        self.emit(out, || Event::Response(r.clone()));
+        self.emit(out, || StreamObject::Response(r.clone()));
         self.last = Some(r.clone());
         r
     }
@@ -372,13 +355,4 @@ fn message(
         usage: None,
         metadata: None,
     }
-}
-
-/// The final response of a whole turn at once (non-streaming), for callers that already hold the events.
-pub fn aggregate<'a>(session_id: Option<String>, events: impl IntoIterator<Item = &'a AgentEvent>) -> ResponseObject {
-    let mut builder = ResponseBuilder::silent(session_id);
-    for event in events {
-        builder.push(event);
-    }
-    builder.into_response()
 }

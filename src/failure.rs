@@ -1,0 +1,125 @@
+//! How a turn fails once its stream has started: the failure codes of DESIGN.md ("Errors") and the one
+//! table from upstream errors to those codes. Every face renders a [`Failure`] in its own shape (the
+//! AgentScope `error:{code,message}`, an OpenAI `response.failed`, an A2A failed task…); none of them
+//! classifies upstream errors itself.
+
+use std::fmt;
+
+use tokio::time::Instant;
+
+use crate::identity::IdentityError;
+use crate::llm::LlmError;
+use crate::mcp::McpError;
+
+/// A failure after the stream started. `message` names the cause and the upstream's request id/code
+/// where one exists, never a secret (the upstream error types scrub their text before it gets here).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub code: FailureCode,
+    pub message: String,
+}
+
+/// The failure codes of DESIGN.md ("Errors").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FailureCode {
+    IdentityError,
+    CredentialsMissing,
+    ToolUnauthorized,
+    ToolError,
+    ModelUnauthorized,
+    ModelThrottled,
+    ModelBadRequest,
+    ContentFiltered,
+    ModelError,
+    DeadlineExceeded,
+    MaxIterations,
+    Internal,
+}
+
+impl Failure {
+    pub fn new(code: FailureCode, message: impl Into<String>) -> Self {
+        Failure { code, message: message.into() }
+    }
+
+    /// The model call failed.
+    pub fn model(error: &LlmError) -> Failure {
+        let code = match error {
+            LlmError::Unauthorized(_) => FailureCode::ModelUnauthorized,
+            LlmError::Throttled(_) | LlmError::Quota(_) => FailureCode::ModelThrottled,
+            LlmError::BadRequest(_) => FailureCode::ModelBadRequest,
+            LlmError::ContentFiltered(_) => FailureCode::ContentFiltered,
+            LlmError::DeadlineExceeded => FailureCode::DeadlineExceeded,
+            LlmError::Server(_)
+            | LlmError::MidStream(_)
+            | LlmError::Truncated { .. }
+            | LlmError::Malformed { .. }
+            | LlmError::Transport { .. } => FailureCode::ModelError,
+        };
+        Failure::new(code, error.to_string())
+    }
+
+    /// The tools failed in a way the model cannot act on. `deadline` tells a timeout caused by the
+    /// function's own deadline (the server may be fine, time ran out) from a slow server.
+    pub fn tools(error: &McpError, deadline: Instant) -> Failure {
+        let code = match error {
+            McpError::Unauthorized { .. } | McpError::Forbidden { .. } => FailureCode::ToolUnauthorized,
+            McpError::Timeout { .. } if Instant::now() >= deadline => FailureCode::DeadlineExceeded,
+            // The token source's own error decides: a refresh that failed is an identity failure.
+            McpError::Token(source) => match source.downcast_ref::<IdentityError>() {
+                Some(identity) => identity_code(identity),
+                None => FailureCode::IdentityError,
+            },
+            _ => FailureCode::ToolError,
+        };
+        Failure::new(code, error.to_string())
+    }
+
+    /// The instance is shutting down before the turn could finish.
+    pub fn shutting_down() -> Failure {
+        Failure::new(
+            FailureCode::DeadlineExceeded,
+            "the function instance is shutting down; the turn was stopped before it finished",
+        )
+    }
+}
+
+fn identity_code(error: &IdentityError) -> FailureCode {
+    if error.is_credentials_missing() {
+        FailureCode::CredentialsMissing
+    } else if error.is_deadline() {
+        FailureCode::DeadlineExceeded
+    } else {
+        FailureCode::IdentityError
+    }
+}
+
+impl FailureCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailureCode::IdentityError => "identity_error",
+            FailureCode::CredentialsMissing => "credentials_missing",
+            FailureCode::ToolUnauthorized => "tool_unauthorized",
+            FailureCode::ToolError => "tool_error",
+            FailureCode::ModelUnauthorized => "model_unauthorized",
+            FailureCode::ModelThrottled => "model_throttled",
+            FailureCode::ModelBadRequest => "model_bad_request",
+            FailureCode::ContentFiltered => "content_filtered",
+            FailureCode::ModelError => "model_error",
+            FailureCode::DeadlineExceeded => "deadline_exceeded",
+            FailureCode::MaxIterations => "max_iterations",
+            FailureCode::Internal => "internal",
+        }
+    }
+}
+
+impl fmt::Display for FailureCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}

@@ -1,0 +1,137 @@
+//! One turn, whatever face asked for it: plan (pure) → identity → tools → the agent loop → the pump →
+//! the face's renderer.
+//!
+//! - [`plan`]: an [`Ask`] and the invocation's limits become a [`Plan`], or the 4xx refusing it.
+//! - [`caller`]: who the caller says it is ([`UserClaim`]), per `AGENT_IDENTITY_USER_SOURCE`.
+//! - [`pump`]: the one pump and the [`Renderer`] interface every wire face implements.
+//!
+//! Built once per process ([`Pipeline::new`]): one client per upstream, so connection pools and the token
+//! cache survive between warm invocations.
+
+mod caller;
+mod plan;
+mod pump;
+
+pub use caller::{UserClaim, event_claim, http_claim};
+pub use plan::{Ask, Invocation, Plan, Planner};
+pub use pump::Renderer;
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use crate::acs::{ChainProvider, Credentials, CredentialsProvider, CredentialsUriProvider, StaticProvider};
+use crate::agent::{self, TurnEnd, TurnEvent};
+use crate::config::Config;
+use crate::failure::Failure;
+use crate::identity::{IdentityError, IdentitySettings, UserTokens, WorkloadTokens};
+use crate::llm::{LlmClient, LlmError, LlmSettings};
+use crate::mcp::{McpClient, McpError, McpSettings, Tools};
+
+/// Everything a turn needs besides its plan: one client per upstream and the credential providers.
+pub struct Pipeline {
+    llm: LlmClient,
+    mcp: McpClient,
+    tokens: Arc<WorkloadTokens>,
+    env_credentials: Arc<dyn CredentialsProvider>,
+    uri_credentials: Arc<dyn CredentialsProvider>,
+}
+
+/// A client that could not be built from the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error("Agent Identity client: {0}")]
+    Identity(#[from] IdentityError),
+    #[error("DashScope client: {0}")]
+    Model(#[from] LlmError),
+    #[error("MCP client: {0}")]
+    Tools(#[from] McpError),
+    #[error("Agent Identity HTTP client: {0}")]
+    HttpClient(String),
+}
+
+impl Pipeline {
+    pub fn new(config: &Config) -> Result<Pipeline, PipelineError> {
+        let llm = LlmClient::new(LlmSettings {
+            base_url: config.model.base_url.to_string(),
+            api_key: config.model.api_key.clone(),
+            model: config.model.model.clone(),
+            enable_thinking: config.model.enable_thinking,
+        })?;
+        let mcp = McpClient::new(McpSettings::new(
+            config.mcp_servers.iter().map(ToString::to_string).collect(),
+            config.agent.tool_timeout,
+        ))?;
+        let identity_http = crate::upstream::client_builder()
+            .timeout(std::time::Duration::from_secs(30))
+            .build()
+            .map_err(|e| PipelineError::HttpClient(e.to_string()))?;
+        let tokens = WorkloadTokens::new(
+            IdentitySettings {
+                endpoint: Some(config.identity.endpoint.clone()),
+                region: config.identity.region.clone(),
+                workload_identity_name: config.identity.workload_identity_name.clone(),
+                token_ttl: config.identity.token_ttl,
+                preset_token: config.identity.preset_token.clone(),
+            },
+            identity_http.clone(),
+        )?;
+        let env_credentials = config.env_credentials.clone().map(|c| Credentials {
+            access_key_id: c.access_key_id,
+            access_key_secret: c.access_key_secret,
+            security_token: c.security_token,
+            expiration: None,
+        });
+        Ok(Pipeline {
+            llm,
+            mcp,
+            tokens: Arc::new(tokens),
+            env_credentials: Arc::new(StaticProvider::environment(env_credentials)),
+            uri_credentials: Arc::new(CredentialsUriProvider::new(
+                config.credentials_uri.as_ref().map(ToString::to_string),
+                identity_http,
+            )),
+        })
+    }
+
+    /// Runs the plan, reporting on `events`; always ends with `Finished` unless the receiver is gone.
+    async fn run(&self, plan: Plan, events: mpsc::Sender<TurnEvent>) {
+        let tools = match self.open_tools(&plan).await {
+            Ok(tools) => tools,
+            Err(failure) => {
+                tracing::warn!(code = %failure.code, message = %failure.message, "turn failed before the model");
+                let _ = events.send(TurnEvent::Finished(TurnEnd::Failed(failure))).await;
+                return;
+            }
+        };
+        agent::run_turn(&self.llm, tools.as_ref(), plan.turn, events).await;
+        if let Some(tools) = tools {
+            tools.close().await;
+        }
+    }
+
+    /// An MCP session opened with the user's WorkloadAccessToken. No MCP server configured: no token is
+    /// needed, so Agent Identity is not called at all.
+    async fn open_tools(&self, plan: &Plan) -> Result<Option<Tools>, Failure> {
+        if !self.mcp.has_servers() {
+            return Ok(None);
+        }
+        let deadline = plan.turn.deadline;
+        let credentials = Arc::new(self.credentials_for(plan.role.clone()));
+        let source = UserTokens::new(self.tokens.clone(), plan.subject.clone(), credentials, deadline);
+        match Tools::open(self.mcp.clone(), Arc::new(source), deadline).await {
+            Ok(tools) => Ok(Some(tools)),
+            Err(error) => Err(Failure::tools(&error, deadline)),
+        }
+    }
+
+    /// The credentials chain of DESIGN.md: this invocation's FC headers, then the environment, then the
+    /// credentials URI (whose cache lives in the shared provider).
+    fn credentials_for(&self, role: Option<Credentials>) -> ChainProvider {
+        ChainProvider::new(vec![
+            Arc::new(StaticProvider::invocation(role)) as Arc<dyn CredentialsProvider>,
+            self.env_credentials.clone(),
+            self.uri_credentials.clone(),
+        ])
+    }
+}

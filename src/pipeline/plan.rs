@@ -1,0 +1,209 @@
+//! The pure planning step: what a face parsed (an [`Ask`]) plus what the platform says about the
+//! invocation becomes a [`Plan`] — who the user is, which model, which messages, whether tools are
+//! fetched, until when. No I/O: unit tests call it without sockets.
+
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use super::caller::UserClaim;
+use crate::acs::Credentials;
+use crate::agent::Turn;
+use crate::config::Config;
+use crate::fc::Drain;
+use crate::identity::Subject;
+use crate::llm::{ChatMessage, Sampling};
+use crate::rejection::Rejection;
+
+/// What a wire face asks the pipeline for, in no face's vocabulary.
+#[derive(Debug, Clone)]
+pub struct Ask {
+    /// The conversation the face carried, oldest first, without the system prompt.
+    pub messages: Vec<ChatMessage>,
+    /// The model the request names (`None`: the configured one).
+    pub model: Option<String>,
+    pub sampling: Sampling,
+    /// Who the caller says it is.
+    pub user: UserClaim,
+}
+
+/// What Function Compute says about this invocation that the plan needs.
+#[derive(Debug, Clone)]
+pub struct Invocation {
+    /// The function timeout in force.
+    pub timeout: Duration,
+    /// When the invocation must have answered.
+    pub deadline: Instant,
+    /// The function role's credentials FC sent with this invocation, if any.
+    pub role: Option<Credentials>,
+    /// When a shutdown in progress will cut the invocation off.
+    pub drain: Drain,
+}
+
+/// A request resolved and validated before anything streams.
+pub struct Plan {
+    pub subject: Subject,
+    pub role: Option<Credentials>,
+    pub turn: Turn,
+    pub drain: Drain,
+}
+
+/// The parts of the configuration planning reads, taken once at start.
+#[derive(Debug, Clone)]
+pub struct Planner {
+    system_prompt: String,
+    max_iters: u32,
+    allowed_models: Vec<String>,
+    /// Without MCP servers no token is fetched, so an anonymous caller is fine.
+    has_tools: bool,
+}
+
+/// Most of a turn's time a turn may use: FC's clock started before the request reached us, and a turn cut at
+/// its deadline still has to write its `failed` event, so it ends a little before the invocation must.
+const MAX_RESERVE: Duration = Duration::from_secs(1);
+
+impl Planner {
+    pub fn new(config: &Config) -> Planner {
+        Planner {
+            system_prompt: config.agent.system_prompt.clone(),
+            max_iters: config.agent.max_iters,
+            allowed_models: config.model.allowed_models.clone(),
+            has_tools: !config.mcp_servers.is_empty(),
+        }
+    }
+
+    /// The plan for `ask`, or the 4xx that refuses it.
+    pub fn plan(&self, ask: Ask, invocation: Invocation) -> Result<Plan, Rejection> {
+        let subject = self.subject(ask.user)?;
+        let model = self.pick_model(ask.model)?;
+        let mut messages = Vec::with_capacity(ask.messages.len() + 1);
+        messages.push(ChatMessage::System { content: self.system_prompt.clone() });
+        messages.extend(ask.messages);
+        let turn = Turn {
+            messages,
+            model,
+            sampling: ask.sampling,
+            max_iters: self.max_iters,
+            deadline: turn_deadline(invocation.timeout, invocation.deadline),
+        };
+        Ok(Plan { subject, role: invocation.role, turn, drain: invocation.drain })
+    }
+
+    /// The user only matters for the WorkloadAccessToken, which is fetched for the MCP servers alone:
+    /// without any, a caller who names nobody is served as the agent. A source that demands a credential
+    /// (a JWT, a header) still refuses a caller without one.
+    fn subject(&self, claim: UserClaim) -> Result<Subject, Rejection> {
+        match claim {
+            UserClaim::Jwt(jwt) => Ok(Subject::Jwt(jwt)),
+            UserClaim::UserId(user) => Ok(Subject::UserId(user)),
+            UserClaim::Agent => Ok(Subject::Agent),
+            UserClaim::Unnamed { .. } if !self.has_tools => Ok(Subject::Agent),
+            UserClaim::Unnamed { reason } => Err(Rejection::invalid_request(reason)),
+            UserClaim::Unauthenticated { reason } => Err(Rejection::unauthenticated(reason)),
+        }
+    }
+
+    /// The request's `model`, if the configuration allows callers to choose one.
+    fn pick_model(&self, model: Option<String>) -> Result<Option<String>, Rejection> {
+        let allowed = &self.allowed_models;
+        match model.filter(|m| !m.is_empty()) {
+            None => Ok(None),
+            Some(model) if allowed.contains(&model) => Ok(Some(model)),
+            Some(_) if allowed.is_empty() => Err(Rejection::invalid_request(
+                "model: choosing a model is not enabled (DASHSCOPE_ALLOWED_MODELS is empty)",
+            )),
+            Some(_) => Err(Rejection::invalid_request(format!("model: must be one of {}", allowed.join(", ")))),
+        }
+    }
+}
+
+/// The invocation's deadline less a reserve of 5 % of its timeout (at most [`MAX_RESERVE`]).
+fn turn_deadline(timeout: Duration, deadline: Instant) -> Instant {
+    let reserve = (timeout / 20).min(MAX_RESERVE);
+    deadline.checked_sub(reserve).unwrap_or(deadline)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::secret::Secret;
+
+    fn planner(allowed: &[&str], has_tools: bool) -> Planner {
+        Planner {
+            system_prompt: "be brief".into(),
+            max_iters: 3,
+            allowed_models: allowed.iter().map(|m| (*m).to_owned()).collect(),
+            has_tools,
+        }
+    }
+
+    fn ask(user: UserClaim, model: Option<&str>) -> Ask {
+        Ask {
+            messages: vec![ChatMessage::User { content: "hi".into() }],
+            model: model.map(str::to_owned),
+            sampling: Sampling::default(),
+            user,
+        }
+    }
+
+    fn invocation(timeout_secs: u64) -> Invocation {
+        let timeout = Duration::from_secs(timeout_secs);
+        Invocation { timeout, deadline: Instant::now() + timeout, role: None, drain: Drain::never() }
+    }
+
+    fn unnamed() -> UserClaim {
+        UserClaim::Unnamed { reason: "user_id: required".into() }
+    }
+
+    #[test]
+    fn the_turn_is_the_system_prompt_then_the_conversation() {
+        let plan = planner(&[], true).plan(ask(UserClaim::UserId("u1".into()), None), invocation(60)).unwrap();
+        assert_eq!(plan.subject, Subject::UserId("u1".into()));
+        assert_eq!(
+            plan.turn.messages,
+            vec![ChatMessage::System { content: "be brief".into() }, ChatMessage::User { content: "hi".into() }]
+        );
+        assert_eq!((plan.turn.model, plan.turn.max_iters), (None, 3));
+    }
+
+    #[test]
+    fn the_turn_ends_before_the_invocation_must_answer() {
+        let long = invocation(600);
+        assert_eq!(long.deadline - turn_deadline(long.timeout, long.deadline), MAX_RESERVE);
+        let short = invocation(1);
+        assert_eq!(short.deadline - turn_deadline(short.timeout, short.deadline), Duration::from_millis(50));
+    }
+
+    #[test]
+    fn a_model_is_chosen_only_from_the_allow_list() {
+        let open = planner(&["qwen-plus", "qwen-max"], false);
+        let plan = open.plan(ask(UserClaim::Agent, Some("qwen-plus")), invocation(60)).unwrap();
+        assert_eq!(plan.turn.model.as_deref(), Some("qwen-plus"));
+        let refused = open.plan(ask(UserClaim::Agent, Some("gpt-4")), invocation(60)).err().unwrap();
+        assert_eq!((refused.status.as_u16(), refused.code), (400, "invalid_request"));
+        assert!(refused.message.contains("qwen-plus, qwen-max"), "{}", refused.message);
+        let closed = planner(&[], false).plan(ask(UserClaim::Agent, Some("qwen-plus")), invocation(60)).err().unwrap();
+        assert!(closed.message.contains("DASHSCOPE_ALLOWED_MODELS"), "{}", closed.message);
+        let empty = planner(&[], false).plan(ask(UserClaim::Agent, Some("")), invocation(60)).unwrap();
+        assert_eq!(empty.turn.model, None);
+    }
+
+    #[test]
+    fn an_unnamed_caller_is_the_agent_only_when_no_token_is_needed() {
+        let without_tools = planner(&[], false).plan(ask(unnamed(), None), invocation(60)).unwrap();
+        assert_eq!(without_tools.subject, Subject::Agent);
+        let with_tools = planner(&[], true).plan(ask(unnamed(), None), invocation(60)).err().unwrap();
+        assert_eq!((with_tools.status.as_u16(), with_tools.code), (400, "invalid_request"));
+    }
+
+    #[test]
+    fn a_missing_required_credential_is_refused_with_or_without_tools() {
+        for has_tools in [false, true] {
+            let claim = UserClaim::Unauthenticated { reason: "Authorization: Bearer required".into() };
+            let refused = planner(&[], has_tools).plan(ask(claim, None), invocation(60)).err().unwrap();
+            assert_eq!((refused.status.as_u16(), refused.code), (401, "unauthenticated"));
+        }
+        let jwt = planner(&[], true).plan(ask(UserClaim::Jwt(Secret::new("eyJ")), None), invocation(60)).unwrap();
+        assert_eq!(jwt.subject, Subject::Jwt(Secret::new("eyJ")));
+    }
+}

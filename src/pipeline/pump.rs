@@ -1,0 +1,146 @@
+//! The one pump: runs a planned turn and hands its events, in order, to a wire face's [`Renderer`].
+//! It owns every way a turn can end — the agent's own `Finished`, the client going away (the turn is
+//! dropped, which cancels every upstream request at once), a shutdown cutting it off, or the turn's task
+//! ending without saying how — so no face writes its own ending.
+
+use std::future::Future;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use super::Pipeline;
+use super::plan::Plan;
+use crate::agent::{TurnEnd, TurnEvent};
+use crate::failure::{Failure, FailureCode};
+use crate::fc::{Body, BodySender, ClientGone};
+
+/// Events a turn may run ahead of its renderer; the renderer's writes apply backpressure beyond it.
+const EVENT_BUFFER: usize = 64;
+
+/// How one wire face turns a turn's events into the bytes its clients read. The pump calls
+/// [`Renderer::render`] for every event in order; the last one is always `TurnEvent::Finished`, exactly
+/// once. A face whose body streams (SSE) is started with [`Pipeline::stream`]; a face that answers with
+/// one body when the turn is over, with [`Pipeline::answer`]. Neither needs a pump of its own.
+pub trait Renderer: Send + 'static {
+    /// The response's `content-type`.
+    fn content_type(&self) -> &'static str;
+
+    /// Bytes the body starts with, known before the turn has produced anything. A streamed body sends
+    /// them with the response head.
+    fn opening(&mut self) -> Vec<Bytes> {
+        Vec::new()
+    }
+
+    /// Appends the bytes for one event to `out` (none is fine).
+    fn render(&mut self, event: &TurnEvent, out: &mut Vec<Bytes>);
+
+    /// The response's status. A streamed body reads it before the turn starts; an answer reads it after
+    /// `Finished`, so it can tell success from failure.
+    fn status(&self) -> StatusCode {
+        StatusCode::OK
+    }
+}
+
+/// Where the pump puts each event.
+trait Sink: Send {
+    fn accept(&mut self, event: &TurnEvent) -> impl Future<Output = Result<(), ClientGone>> + Send;
+}
+
+/// Renders each event and sends its bytes at once.
+struct Streamed<R> {
+    renderer: R,
+    sender: BodySender,
+    frames: Vec<Bytes>,
+}
+
+impl<R: Renderer> Sink for Streamed<R> {
+    async fn accept(&mut self, event: &TurnEvent) -> Result<(), ClientGone> {
+        self.renderer.render(event, &mut self.frames);
+        for frame in self.frames.drain(..) {
+            self.sender.send(frame).await?;
+        }
+        Ok(())
+    }
+}
+
+/// Renders each event into one body, answered when the turn is over.
+struct Collected<R> {
+    renderer: R,
+    body: Vec<Bytes>,
+}
+
+impl<R: Renderer> Sink for Collected<R> {
+    async fn accept(&mut self, event: &TurnEvent) -> Result<(), ClientGone> {
+        self.renderer.render(event, &mut self.body);
+        Ok(())
+    }
+}
+
+impl Pipeline {
+    /// Starts the turn and answers at once with a body that carries the renderer's bytes as they are made.
+    pub fn stream<R: Renderer>(self: &Arc<Self>, plan: Plan, mut renderer: R) -> Response<Body> {
+        let content_type = renderer.content_type();
+        let status = renderer.status();
+        let (sender, body) = Body::channel_starting_with(renderer.opening());
+        let pipeline = self.clone();
+        let task = async move {
+            let gone = sender.clone();
+            let mut sink = Streamed { renderer, sender, frames: Vec::new() };
+            pipeline.drive(plan, &mut sink, gone.closed()).await;
+        };
+        tokio::spawn(task.instrument(tracing::Span::current()));
+        let mut response = Response::new(body);
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        response
+    }
+
+    /// Runs the turn to its end and answers with everything the renderer wrote, as one body.
+    pub async fn answer<R: Renderer>(self: &Arc<Self>, plan: Plan, renderer: R) -> Response<Body> {
+        let mut sink = Collected { renderer, body: Vec::new() };
+        self.drive(plan, &mut sink, std::future::pending()).await;
+        let Collected { renderer, body } = sink;
+        let mut response = Response::new(Body::full(body.concat()));
+        *response.status_mut() = renderer.status();
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(renderer.content_type()));
+        response
+    }
+
+    /// Runs the plan, giving every event to `sink`, and makes sure the sink sees exactly one `Finished`
+    /// — unless the client is gone (`gone` resolved or a write failed), in which case the turn is dropped.
+    async fn drive<S: Sink>(self: &Arc<Self>, plan: Plan, sink: &mut S, gone: impl Future<Output = ()>) {
+        let (events_tx, mut events_rx) = mpsc::channel(EVENT_BUFFER);
+        let drain = plan.drain.clone();
+        let mut finished = false;
+        let forward = async {
+            while let Some(event) = events_rx.recv().await {
+                finished |= matches!(event, TurnEvent::Finished(_));
+                sink.accept(&event).await?;
+            }
+            Ok::<_, ClientGone>(())
+        };
+        let cut_short = tokio::select! {
+            (_, forwarded) = async { tokio::join!(self.run(plan, events_tx), forward) } => match forwarded {
+                Ok(()) => None,
+                Err(ClientGone) => return,
+            },
+            // Client gone: dropping the turn here cancels every upstream request at once.
+            () = gone => {
+                tracing::info!("client disconnected; turn cancelled");
+                return;
+            }
+            () = drain.cutoff() => Some(Failure::shutting_down()),
+        };
+        if !finished {
+            // The turn's task ended without saying how: say so rather than stop silently.
+            let failure =
+                cut_short.unwrap_or_else(|| Failure::new(FailureCode::Internal, "the turn ended without a result"));
+            let _ = sink.accept(&TurnEvent::Finished(TurnEnd::Failed(failure))).await;
+        }
+    }
+}

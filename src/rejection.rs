@@ -1,0 +1,107 @@
+//! A request refused before any turn runs, and the one writer of the error body of DESIGN.md
+//! (`{"error":{"code":"…","message":"…"}}`). Like an axum rejection, a [`Rejection`] renders itself
+//! ([`Rejection::into_response`]); handlers just return it.
+
+use http::{HeaderValue, Response, StatusCode, header};
+use serde::Serialize;
+
+use crate::fc::Body;
+
+/// A 4xx/5xx answered instead of a turn. `message` names the field or header and why, never a value
+/// that could be a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// The `Allow` header of a 405.
+    allow: Option<&'static str>,
+}
+
+impl Rejection {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Rejection {
+        Rejection { status, code, message: message.into(), allow: None }
+    }
+
+    pub fn invalid_request(message: impl Into<String>) -> Rejection {
+        Rejection::new(StatusCode::BAD_REQUEST, "invalid_request", message)
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> Rejection {
+        Rejection::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
+    }
+
+    pub fn payload_too_large(limit: usize) -> Rejection {
+        Rejection::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body exceeds MAX_REQUEST_BYTES ({limit} bytes)"),
+        )
+    }
+
+    pub fn not_found(path: &str) -> Rejection {
+        Rejection::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {path}; see GET / for the endpoints"))
+    }
+
+    pub fn method_not_allowed(allow: &'static str) -> Rejection {
+        let message = format!("this endpoint accepts {allow}");
+        Rejection {
+            allow: Some(allow),
+            ..Rejection::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message)
+        }
+    }
+
+    /// The JSON error response.
+    pub fn into_response(self) -> Response<Body> {
+        let mut response = Response::new(Body::full(ErrorBody::new(self.code, &self.message).to_json()));
+        *response.status_mut() = self.status;
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        if let Some(allow) = self.allow {
+            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+        }
+        response
+    }
+}
+
+/// `{"error":{"code","message"}}`: the body of a rejection, and of an event invocation whose turn failed.
+#[derive(Debug, Serialize)]
+pub struct ErrorBody<'a> {
+    error: ErrorFields<'a>,
+}
+
+#[derive(Debug, Serialize)]
+struct ErrorFields<'a> {
+    code: &'a str,
+    message: &'a str,
+}
+
+impl<'a> ErrorBody<'a> {
+    pub fn new(code: &'a str, message: &'a str) -> Self {
+        ErrorBody { error: ErrorFields { code, message } }
+    }
+
+    pub fn to_json(&self) -> String {
+        // Two strings cannot fail to serialize; the fallback keeps the body JSON should that change.
+        serde_json::to_string(self).unwrap_or_else(|_| r#"{"error":{"code":"internal","message":""}}"#.to_owned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_body_escapes_and_keeps_its_key_order() {
+        let json = ErrorBody::new("invalid_request", "input[0]: \"x\"\n").to_json();
+        assert_eq!(json, r#"{"error":{"code":"invalid_request","message":"input[0]: \"x\"\n"}}"#);
+    }
+
+    #[test]
+    fn a_405_names_what_is_allowed() {
+        let response = Rejection::method_not_allowed("POST").into_response();
+        assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(response.headers()[header::ALLOW], "POST");
+        assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");
+    }
+}
