@@ -8,6 +8,7 @@
 use fc_identity_agent::agent::{TurnEnd, TurnEvent};
 use fc_identity_agent::failure::{Failure, FailureCode};
 use fc_identity_agent::llm::Usage;
+use fc_identity_agent::mcp::{Content, ToolOutput};
 use fc_identity_agent::protocol::agentscope::{ResponseBuilder, Status, StreamObject};
 use libfuzzer_sys::fuzz_target;
 
@@ -45,7 +46,11 @@ impl Reader<'_> {
             2 => TurnEvent::ToolCallStarted { call_id: self.id(), name: self.text() },
             3 => TurnEvent::ToolCallArgumentsDelta { call_id: self.id(), delta: self.text() },
             4 => TurnEvent::ToolCallCompleted { call_id: self.id(), name: self.text(), arguments: self.text() },
-            5 => TurnEvent::ToolResult { call_id: self.id(), name: self.text(), output: self.text() },
+            5 => {
+                let text = self.text();
+                let output = ToolOutput { content: vec![Content::text(text.clone())], text, is_error: false };
+                TurnEvent::ToolResult { call_id: self.id(), name: self.text(), output }
+            }
             6 => TurnEvent::Usage(Usage {
                 prompt_tokens: self.number(),
                 completion_tokens: self.number(),
@@ -58,8 +63,8 @@ impl Reader<'_> {
     }
 }
 
-fn terminal(event: &Event) -> bool {
-    matches!(event, Event::Response(r) if matches!(r.status, Status::Completed | Status::Failed | Status::Incomplete))
+fn terminal(event: &StreamObject) -> bool {
+    matches!(event, StreamObject::Response(r) if matches!(r.status, Status::Completed | Status::Failed | Status::Incomplete))
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -88,5 +93,5 @@ fuzz_target!(|data: &[u8]| {
     if finished {
         assert!(terminal(events.last().expect("events")));
     }
-    let _ = builder.into_response().to_json();
+    let _ = builder.response().map(|r| r.to_json());
 });
