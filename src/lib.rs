@@ -8,6 +8,7 @@ pub mod app;
 pub mod config;
 #[cfg(feature = "devstack")]
 pub mod devstack;
+pub mod error_chain;
 pub mod fc;
 pub mod identity;
 pub mod llm;

@@ -18,12 +18,12 @@ use std::sync::Arc;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
 
-use crate::acs::{Credentials, CredentialsProvider, CredentialsUriProvider, StaticProvider};
+use crate::acs::{CredentialsProvider, CredentialsUriProvider, StaticProvider};
 use crate::config::Config;
 use crate::fc::{self, Body, Invocation};
-use crate::identity::{IdentityError, IdentitySettings, WorkloadTokens};
-use crate::llm::{LlmClient, LlmError, LlmSettings};
-use crate::mcp::{McpClient, McpError, McpSettings};
+use crate::identity::{IdentityError, WorkloadTokens};
+use crate::llm::{LlmClient, LlmError};
+use crate::mcp::{McpClient, McpError};
 
 /// Everything built once at start and shared by all invocations: the configuration and one client per
 /// upstream (their connection pools survive between warm invocations).
@@ -51,45 +51,20 @@ pub enum AppError {
 
 impl App {
     pub fn new(config: Config) -> Result<Arc<App>, AppError> {
-        let llm = LlmClient::new(LlmSettings {
-            base_url: config.model.base_url.to_string(),
-            api_key: config.model.api_key.clone(),
-            model: config.model.model.clone(),
-            enable_thinking: config.model.enable_thinking,
-        })?;
-        let mcp = McpClient::new(McpSettings::new(
-            config.mcp_servers.iter().map(ToString::to_string).collect(),
-            config.agent.tool_timeout,
-        ))?;
+        // The config parser built each client's settings (URLs validated there): they are passed on as they are.
+        let llm = LlmClient::new(config.model.clone())?;
+        let mcp = McpClient::new(config.mcp.clone())?;
         let identity_http = crate::upstream::client_builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .map_err(|e| AppError::HttpClient(e.to_string()))?;
-        let tokens = WorkloadTokens::new(
-            IdentitySettings {
-                endpoint: Some(config.identity.endpoint.clone()),
-                region: config.identity.region.clone(),
-                workload_identity_name: config.identity.workload_identity_name.clone(),
-                token_ttl: config.identity.token_ttl,
-                preset_token: config.identity.preset_token.clone(),
-            },
-            identity_http.clone(),
-        )?;
-        let env_credentials = config.env_credentials.clone().map(|c| Credentials {
-            access_key_id: c.access_key_id,
-            access_key_secret: c.access_key_secret,
-            security_token: c.security_token,
-            expiration: None,
-        });
+        let tokens = WorkloadTokens::new(config.identity.clone(), identity_http.clone());
         Ok(Arc::new(App {
             llm,
             mcp,
             tokens,
-            env_credentials: Arc::new(StaticProvider::environment(env_credentials)),
-            uri_credentials: Arc::new(CredentialsUriProvider::new(
-                config.credentials_uri.as_ref().map(ToString::to_string),
-                identity_http,
-            )),
+            env_credentials: Arc::new(StaticProvider::environment(config.env_credentials.clone())),
+            uri_credentials: Arc::new(CredentialsUriProvider::new(config.credentials_uri.clone(), identity_http)),
             config,
         }))
     }

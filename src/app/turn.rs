@@ -148,12 +148,7 @@ impl App {
     /// The credentials chain of DESIGN.md: this invocation's FC headers, then the environment, then the
     /// credentials URI (whose cache lives in the shared provider).
     fn credentials_for(&self, role: Option<RoleCredentials>) -> ChainProvider {
-        let invocation = role.map(|r| Credentials {
-            access_key_id: r.access_key_id,
-            access_key_secret: r.access_key_secret,
-            security_token: r.security_token,
-            expiration: None,
-        });
+        let invocation = role.map(|r| Credentials::from_parts(r.access_key_id, r.access_key_secret, r.security_token));
         ChainProvider::new(vec![
             Arc::new(StaticProvider::invocation(invocation)) as Arc<dyn CredentialsProvider>,
             self.env_credentials.clone(),
