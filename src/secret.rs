@@ -112,7 +112,10 @@ mod tests {
     #[test]
     fn redact_removes_every_secret_then_cuts() {
         let (key, token) = (Secret::new("sk-sentinel"), Secret::new("tok-sk-sentinel-2"));
-        assert_eq!(redact("  bad key sk-sentinel, token tok-sk-sentinel-2 \n", &[&key, &token]), "bad key ***, token ***");
+        assert_eq!(
+            redact("  bad key sk-sentinel, token tok-sk-sentinel-2 \n", &[&key, &token]),
+            "bad key ***, token ***"
+        );
         // An empty secret would otherwise match everywhere.
         assert_eq!(redact("as is", &[&Secret::default()]), "as is");
         let long = redact(&format!("{}sk-sentinel", "a".repeat(MAX_UPSTREAM_TEXT_CHARS - 2)), &[&key]);

@@ -45,13 +45,9 @@ impl CredentialsUriProvider {
 
     async fn fetch(&self, uri: &Endpoint) -> Result<(Credentials, SystemTime), CredentialsError> {
         let unavailable = |detail: String| CredentialsError::Unavailable { provider: Self::NAME, detail };
-        let response = self
-            .http
-            .get(uri.url().clone())
-            .timeout(FETCH_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| unavailable(format!("request failed: {}", redact(&ErrorChain(&e.without_url()).to_string(), &[]))))?;
+        let response = self.http.get(uri.url().clone()).timeout(FETCH_TIMEOUT).send().await.map_err(|e| {
+            unavailable(format!("request failed: {}", redact(&ErrorChain(&e.without_url()).to_string(), &[])))
+        })?;
         let status = response.status();
         if !status.is_success() {
             return Err(unavailable(format!("HTTP {}", status.as_u16())));
