@@ -5,26 +5,36 @@
 
 use std::time::Duration;
 
-use reqwest::Url;
-
+use crate::acs::Credentials;
+use crate::identity::{self, IdentitySettings};
+use crate::llm::LlmSettings;
+use crate::mcp::McpSettings;
 use crate::secret::Secret;
+use crate::upstream::Endpoint;
+
+pub use crate::identity::UserSource;
 
 const DEFAULT_DASHSCOPE_BASE_URL: &str = "https://dashscope.aliyuncs.com/compatible-mode/v1";
 const DEFAULT_SYSTEM_PROMPT: &str = "You're a helpful assistant named Friday.";
 const DEFAULT_EVENT_INSTRUCTION: &str =
     "An event was delivered to you by Alibaba Cloud Function Compute. Handle it and reply with a short summary.";
 
+/// The parsed environment. Each upstream's variables are parsed straight into the settings type its client
+/// takes, so building the clients is passing these on; every URL is already an [`Endpoint`].
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `FC_CUSTOM_LISTEN_PORT`, else `FC_SERVER_PORT`, else 9000.
     pub port: u16,
     /// `ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET/_SECURITY_TOKEN`, when set (FC sets them for the role).
-    pub env_credentials: Option<EnvCredentials>,
-    pub credentials_uri: Option<Url>,
-    pub identity: IdentityConfig,
-    pub model: ModelConfig,
-    /// `AI_GATEWAY_MCP_SERVER`, split on commas; empty = no tools.
-    pub mcp_servers: Vec<Url>,
+    pub env_credentials: Option<Credentials>,
+    /// `ALIBABA_CLOUD_CREDENTIALS_URI`.
+    pub credentials_uri: Option<Endpoint>,
+    /// `AGENT_IDENTITY_*`.
+    pub identity: IdentitySettings,
+    /// `DASHSCOPE_*`.
+    pub model: LlmSettings,
+    /// `AI_GATEWAY_MCP_SERVER` and `AGENT_TOOL_TIMEOUT_SECS`.
+    pub mcp: McpSettings,
     pub agent: AgentConfig,
     /// `FUNCTION_TIMEOUT_SECS`: the turn deadline when FC does not send `x-fc-function-timeout`.
     pub function_timeout: Duration,
@@ -32,55 +42,14 @@ pub struct Config {
     pub max_request_bytes: usize,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct EnvCredentials {
-    pub access_key_id: String,
-    pub access_key_secret: Secret,
-    pub security_token: Option<Secret>,
-}
-
-#[derive(Debug, Clone)]
-pub struct IdentityConfig {
-    pub region: String,
-    /// `AGENT_IDENTITY_DATA_ENDPOINT`: a host (→ https) or a full URL, as given.
-    pub endpoint: String,
-    /// Required unless a preset token is configured.
-    pub workload_identity_name: String,
-    pub preset_token: Option<Secret>,
-    pub user_source: UserSource,
-    pub token_ttl: Duration,
-}
-
-/// Where the end user's identity comes from on HTTP invocations (`AGENT_IDENTITY_USER_SOURCE`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UserSource {
-    /// Bearer JWT if present, else body `user_id`.
-    Auto,
-    /// A bearer JWT is required.
-    Jwt,
-    /// Body `user_id` (falling back to `session_id`).
-    Body,
-    /// A header set by the trigger (lowercase name), e.g. a JWT claim FC forwards.
-    Header(http::HeaderName),
-}
-
-#[derive(Debug, Clone)]
-pub struct ModelConfig {
-    pub api_key: Secret,
-    pub base_url: Url,
-    pub model: String,
-    /// Models a request's `model` field may select; empty = the field is refused.
-    pub allowed_models: Vec<String>,
-    pub enable_thinking: Option<bool>,
-}
-
+/// `AGENT_*`: what the app itself does with a turn.
 #[derive(Debug, Clone)]
 pub struct AgentConfig {
+    /// `AGENT_NAME`; not read yet: the A2A agent card will show it.
     pub name: String,
     pub system_prompt: String,
     pub max_iters: u32,
     pub event_instruction: String,
-    pub tool_timeout: Duration,
 }
 
 /// A configuration value that is missing or malformed.
@@ -100,46 +69,31 @@ impl Config {
     /// Reads variables through `lookup` (tests pass a map). Empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let env = Env(&lookup);
-        let region = env.get("AGENT_IDENTITY_REGION_ID").unwrap_or_else(|| "cn-beijing".to_owned());
-        let preset_token = env.get("AGENT_IDENTITY_WORKLOAD_ACCESS_TOKEN").map(Secret::new);
-        let workload_identity_name = match env.get("AGENT_IDENTITY_WORKLOAD_IDENTITY_NAME") {
-            Some(name) => name,
-            None if preset_token.is_some() => String::new(),
-            None => return Err(missing("AGENT_IDENTITY_WORKLOAD_IDENTITY_NAME")),
-        };
-        let endpoint = match env.get("AGENT_IDENTITY_DATA_ENDPOINT") {
-            Some(endpoint) => validate_endpoint(endpoint)?,
-            None => format!("agentidentitydata.{region}.aliyuncs.com"),
-        };
         Ok(Config {
             port: match env.get("FC_CUSTOM_LISTEN_PORT") {
                 Some(_) => env.number("FC_CUSTOM_LISTEN_PORT", 9000)?,
                 None => env.number("FC_SERVER_PORT", 9000)?,
             },
             env_credentials: env_credentials(&env)?,
-            credentials_uri: env.url("ALIBABA_CLOUD_CREDENTIALS_URI")?,
-            identity: IdentityConfig {
-                region,
-                endpoint,
-                workload_identity_name,
-                preset_token,
-                user_source: user_source(env.get("AGENT_IDENTITY_USER_SOURCE"))?,
-                token_ttl: Duration::from_secs(env.positive("AGENT_IDENTITY_TOKEN_TTL_SECS", 300)?),
-            },
-            model: ModelConfig {
+            credentials_uri: env.endpoint("ALIBABA_CLOUD_CREDENTIALS_URI")?,
+            identity: identity_settings(&env)?,
+            model: LlmSettings {
                 api_key: Secret::new(env.get("DASHSCOPE_API_KEY").ok_or_else(|| missing("DASHSCOPE_API_KEY"))?),
-                base_url: env
-                    .url("DASHSCOPE_BASE_URL")?
-                    .unwrap_or_else(|| Url::parse(DEFAULT_DASHSCOPE_BASE_URL).expect("the default base URL is valid")),
+                base_url: match env.endpoint("DASHSCOPE_BASE_URL")? {
+                    Some(endpoint) => endpoint,
+                    None => Endpoint::parse(DEFAULT_DASHSCOPE_BASE_URL).expect("the default base URL is valid"),
+                },
                 model: env.get("DASHSCOPE_MODEL").unwrap_or_else(|| "qwen-max".to_owned()),
                 allowed_models: env.list("DASHSCOPE_ALLOWED_MODELS"),
                 enable_thinking: env.boolean("DASHSCOPE_ENABLE_THINKING")?,
             },
-            mcp_servers: env
-                .list("AI_GATEWAY_MCP_SERVER")
-                .into_iter()
-                .map(|url| parse_url("AI_GATEWAY_MCP_SERVER", &url))
-                .collect::<Result<_, _>>()?,
+            mcp: McpSettings::new(
+                env.list("AI_GATEWAY_MCP_SERVER")
+                    .iter()
+                    .map(|url| parse_endpoint("AI_GATEWAY_MCP_SERVER", url))
+                    .collect::<Result<_, _>>()?,
+                Duration::from_secs(env.positive("AGENT_TOOL_TIMEOUT_SECS", 30)?),
+            ),
             agent: AgentConfig {
                 name: env.get("AGENT_NAME").unwrap_or_else(|| "Friday".to_owned()),
                 system_prompt: env.get("AGENT_SYSTEM_PROMPT").unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.to_owned()),
@@ -147,7 +101,6 @@ impl Config {
                 event_instruction: env
                     .get("AGENT_EVENT_INSTRUCTION")
                     .unwrap_or_else(|| DEFAULT_EVENT_INSTRUCTION.to_owned()),
-                tool_timeout: Duration::from_secs(env.positive("AGENT_TOOL_TIMEOUT_SECS", 30)?),
             },
             function_timeout: Duration::from_secs(env.positive("FUNCTION_TIMEOUT_SECS", 600)?),
             max_request_bytes: env.positive("MAX_REQUEST_BYTES", 1_048_576)?,
@@ -190,8 +143,8 @@ impl Env<'_> {
         }
     }
 
-    fn url(&self, name: &'static str) -> Result<Option<Url>, ConfigError> {
-        self.get(name).map(|raw| parse_url(name, &raw)).transpose()
+    fn endpoint(&self, name: &'static str) -> Result<Option<Endpoint>, ConfigError> {
+        self.get(name).map(|raw| parse_endpoint(name, &raw)).transpose()
     }
 
     fn list(&self, name: &str) -> Vec<String> {
@@ -209,27 +162,48 @@ fn invalid(variable: &'static str, problem: String) -> ConfigError {
     ConfigError { variable, problem }
 }
 
-fn parse_url(variable: &'static str, raw: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(raw).map_err(|e| invalid(variable, format!("{raw:?} is not a URL: {e}")))?;
-    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(invalid(variable, format!("{raw:?} must be an http(s) URL with a host")));
-    }
-    Ok(url)
+/// The one URL check: every upstream address in the environment becomes an [`Endpoint`] here.
+fn parse_endpoint(variable: &'static str, raw: &str) -> Result<Endpoint, ConfigError> {
+    Endpoint::parse(raw).map_err(|e| invalid(variable, format!("{raw:?}: {e}")))
 }
 
-/// A bare host (`agentidentitydata.cn-beijing.aliyuncs.com`, optionally `:port`) or an http(s) URL.
-fn validate_endpoint(raw: String) -> Result<String, ConfigError> {
-    const NAME: &str = "AGENT_IDENTITY_DATA_ENDPOINT";
+/// A bare host (`agentidentitydata.cn-beijing.aliyuncs.com`, optionally `:port`, meaning https) or an http(s)
+/// URL.
+fn host_or_url(variable: &'static str, raw: &str) -> Result<Endpoint, ConfigError> {
     if raw.contains("://") {
-        parse_url(NAME, &raw)?;
-    } else {
-        parse_url(NAME, &format!("https://{raw}"))
-            .map_err(|_| invalid(NAME, format!("{raw:?} is neither a host nor an http(s) URL")))?;
-        if raw.contains('/') {
-            return Err(invalid(NAME, format!("{raw:?}: a bare host must not have a path")));
-        }
+        return parse_endpoint(variable, raw);
     }
-    Ok(raw)
+    if raw.contains('/') {
+        return Err(invalid(variable, format!("{raw:?}: a bare host must not have a path")));
+    }
+    Endpoint::parse(&format!("https://{raw}"))
+        .map_err(|_| invalid(variable, format!("{raw:?} is neither a host nor an http(s) URL")))
+}
+
+fn identity_settings(env: &Env) -> Result<IdentitySettings, ConfigError> {
+    let preset_token = env.get("AGENT_IDENTITY_WORKLOAD_ACCESS_TOKEN").map(Secret::new);
+    let workload_identity_name = match env.get("AGENT_IDENTITY_WORKLOAD_IDENTITY_NAME") {
+        Some(name) => name,
+        // No data API call is made with a preset token, so there is nothing to name.
+        None if preset_token.is_some() => String::new(),
+        None => return Err(missing("AGENT_IDENTITY_WORKLOAD_IDENTITY_NAME")),
+    };
+    let endpoint = match env.get("AGENT_IDENTITY_DATA_ENDPOINT") {
+        Some(endpoint) => host_or_url("AGENT_IDENTITY_DATA_ENDPOINT", &endpoint)?,
+        None => {
+            let region = env.get("AGENT_IDENTITY_REGION_ID").unwrap_or_else(|| "cn-beijing".to_owned());
+            host_or_url("AGENT_IDENTITY_REGION_ID", &identity::default_endpoint(&region))?
+        }
+    };
+    Ok(IdentitySettings {
+        endpoint,
+        workload_identity_name,
+        token_ttl: Duration::from_secs(
+            env.positive("AGENT_IDENTITY_TOKEN_TTL_SECS", identity::DEFAULT_TOKEN_TTL.as_secs())?,
+        ),
+        preset_token,
+        user_source: user_source(env.get("AGENT_IDENTITY_USER_SOURCE"))?,
+    })
 }
 
 fn user_source(raw: Option<String>) -> Result<UserSource, ConfigError> {
@@ -250,13 +224,13 @@ fn user_source(raw: Option<String>) -> Result<UserSource, ConfigError> {
     }
 }
 
-fn env_credentials(env: &Env) -> Result<Option<EnvCredentials>, ConfigError> {
+fn env_credentials(env: &Env) -> Result<Option<Credentials>, ConfigError> {
     let id = env.get("ALIBABA_CLOUD_ACCESS_KEY_ID");
     let secret = env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
     let token = env.get("ALIBABA_CLOUD_SECURITY_TOKEN").map(Secret::new);
     match (id, secret) {
         (Some(access_key_id), Some(secret)) => {
-            Ok(Some(EnvCredentials { access_key_id, access_key_secret: Secret::new(secret), security_token: token }))
+            Ok(Some(Credentials::from_parts(access_key_id, Secret::new(secret), token)))
         }
         (None, None) => Ok(None),
         (Some(_), None) => Err(missing("ALIBABA_CLOUD_ACCESS_KEY_SECRET")),
@@ -289,19 +263,18 @@ mod tests {
     fn defaults() {
         let c = config(&[]).unwrap();
         assert_eq!(c.port, 9000);
-        assert_eq!(c.identity.region, "cn-beijing");
-        assert_eq!(c.identity.endpoint, "agentidentitydata.cn-beijing.aliyuncs.com");
+        assert_eq!(c.identity.endpoint.as_str(), "https://agentidentitydata.cn-beijing.aliyuncs.com/");
         assert_eq!(c.identity.user_source, UserSource::Auto);
         assert_eq!(c.identity.token_ttl, Duration::from_secs(300));
         assert_eq!(c.model.base_url.as_str(), DEFAULT_DASHSCOPE_BASE_URL);
         assert_eq!(c.model.model, "qwen-max");
         assert!(c.model.allowed_models.is_empty());
         assert_eq!(c.model.enable_thinking, None);
-        assert!(c.mcp_servers.is_empty());
+        assert!(c.mcp.servers.is_empty());
+        assert_eq!(c.mcp.tool_timeout, Duration::from_secs(30));
         assert_eq!(c.agent.name, "Friday");
         assert_eq!(c.agent.system_prompt, DEFAULT_SYSTEM_PROMPT);
         assert_eq!(c.agent.max_iters, 10);
-        assert_eq!(c.agent.tool_timeout, Duration::from_secs(30));
         assert_eq!(c.function_timeout, Duration::from_secs(600));
         assert_eq!(c.max_request_bytes, 1_048_576);
         assert!(c.env_credentials.is_none());
@@ -338,25 +311,32 @@ mod tests {
         assert_eq!(error(&[("DASHSCOPE_BASE_URL", "ftp://x/y")]).variable, "DASHSCOPE_BASE_URL");
         let c = config(&[("AI_GATEWAY_MCP_SERVER", "https://gw.example.com/mcp-servers/a, http://127.0.0.1:1/mcp")])
             .unwrap();
-        assert_eq!(c.mcp_servers.len(), 2);
+        assert_eq!(c.mcp.servers.len(), 2);
         assert_eq!(error(&[("AI_GATEWAY_MCP_SERVER", "https://ok/x,nope")]).variable, "AI_GATEWAY_MCP_SERVER");
         assert_eq!(
-            config(&[("AGENT_IDENTITY_REGION_ID", "cn-hangzhou")]).unwrap().identity.endpoint,
-            "agentidentitydata.cn-hangzhou.aliyuncs.com"
+            config(&[("AGENT_IDENTITY_REGION_ID", "cn-hangzhou")]).unwrap().identity.endpoint.as_str(),
+            "https://agentidentitydata.cn-hangzhou.aliyuncs.com/"
+        );
+        assert_eq!(error(&[("AGENT_IDENTITY_REGION_ID", "cn beijing")]).variable, "AGENT_IDENTITY_REGION_ID");
+        assert_eq!(
+            config(&[("AGENT_IDENTITY_DATA_ENDPOINT", "http://127.0.0.1:8123")]).unwrap().identity.endpoint.as_str(),
+            "http://127.0.0.1:8123/"
         );
         assert_eq!(
-            config(&[("AGENT_IDENTITY_DATA_ENDPOINT", "http://127.0.0.1:8123")]).unwrap().identity.endpoint,
-            "http://127.0.0.1:8123"
+            config(&[("AGENT_IDENTITY_DATA_ENDPOINT", "example.com:8443")]).unwrap().identity.endpoint.as_str(),
+            "https://example.com:8443/"
         );
         assert_eq!(
-            config(&[("AGENT_IDENTITY_DATA_ENDPOINT", "example.com:8443")]).unwrap().identity.endpoint,
-            "example.com:8443"
+            error(&[("AGENT_IDENTITY_DATA_ENDPOINT", "ftp://example.com")]).variable,
+            "AGENT_IDENTITY_DATA_ENDPOINT"
         );
         assert_eq!(
             error(&[("AGENT_IDENTITY_DATA_ENDPOINT", "example.com/path")]).variable,
             "AGENT_IDENTITY_DATA_ENDPOINT"
         );
         assert_eq!(error(&[("ALIBABA_CLOUD_CREDENTIALS_URI", "::")]).variable, "ALIBABA_CLOUD_CREDENTIALS_URI");
+        let c = config(&[("ALIBABA_CLOUD_CREDENTIALS_URI", "http://100.100.100.200/creds?token=T")]).unwrap();
+        assert_eq!(c.credentials_uri.unwrap().as_str(), "http://100.100.100.200/creds?token=T");
     }
 
     #[test]
@@ -400,10 +380,14 @@ mod tests {
             ("ALIBABA_CLOUD_SECURITY_TOKEN", "SENTINEL-STS"),
             ("AGENT_IDENTITY_WORKLOAD_ACCESS_TOKEN", "SENTINEL-WAT"),
             ("DASHSCOPE_API_KEY", "SENTINEL-KEY"),
+            ("AI_GATEWAY_MCP_SERVER", "https://gw.example.com/mcp?key=SENTINEL-QUERY"),
+            ("ALIBABA_CLOUD_CREDENTIALS_URI", "http://u:SENTINEL-PW@127.0.0.1/creds"),
         ])
         .unwrap();
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("SENTINEL"), "{dbg}");
-        assert!(dbg.contains("LTAI"));
+        assert!(dbg.contains("LTAI") && dbg.contains("https://gw.example.com/mcp"), "{dbg}");
+        let creds = c.env_credentials.unwrap();
+        assert_eq!((creds.access_key_secret.expose(), creds.expiration), ("SENTINEL-AK-SECRET", None));
     }
 }

@@ -9,6 +9,7 @@ pub mod app;
 pub mod config;
 #[cfg(feature = "devstack")]
 pub mod devstack;
+pub mod error_chain;
 pub mod failure;
 pub mod fc;
 pub mod identity;

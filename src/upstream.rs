@@ -1,4 +1,5 @@
-//! The one way upstream HTTP clients are built, so every upstream gets the same TLS and timeouts.
+//! The one way upstream HTTP clients are built, so every upstream gets the same TLS and timeouts, and the one
+//! type every upstream is addressed by ([`Endpoint`], validated once, in `config.rs`).
 //!
 //! reqwest is compiled with `rustls-no-provider`: we pick rustls' ring provider ourselves (no OpenSSL, no
 //! aws-lc C build in the FC cross-compile) and install it once, before the first client exists.
@@ -9,6 +10,7 @@
 //! memory. Here all clients share one TLS configuration whose verifier loads the roots once, on the first
 //! HTTPS handshake.
 
+use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,6 +19,8 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
+
+use crate::secret::redact_url;
 
 static TLS_PROVIDER: OnceCell<()> = OnceCell::new();
 static TLS_CONFIG: OnceCell<(rustls::ClientConfig, Arc<LazyPlatformVerifier>)> = OnceCell::new();
@@ -38,6 +42,58 @@ pub fn client_builder() -> reqwest::ClientBuilder {
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)
         .user_agent(concat!("fc-identity-agent/", env!("CARGO_PKG_VERSION")))
+}
+
+/// An http(s) URL with a host: what every upstream (DashScope, MCP servers, Agent Identity, the credentials
+/// URI) is reached at. Parsed and checked once, by the config parser, so clients take it as given and have no
+/// "invalid URL" error of their own. `Debug` shows it redacted ([`redact_url`]): gateways put keys in queries.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Endpoint(reqwest::Url);
+
+/// Why a string is not an [`Endpoint`]. Never repeats the string: it may carry a key (config adds the
+/// variable's name).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EndpointError {
+    /// The URL parser's reason (e.g. "relative URL without a base").
+    #[error("not a URL: {0}")]
+    NotAUrl(String),
+    #[error("must be an http(s) URL with a host")]
+    NotHttp,
+}
+
+impl Endpoint {
+    pub fn parse(raw: &str) -> Result<Endpoint, EndpointError> {
+        let url = reqwest::Url::parse(raw).map_err(|e| EndpointError::NotAUrl(e.to_string()))?;
+        if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
+            return Err(EndpointError::NotHttp);
+        }
+        Ok(Endpoint(url))
+    }
+
+    pub fn url(&self) -> &reqwest::Url {
+        &self.0
+    }
+
+    /// The full URL, query included, for the one place that sends to it.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+
+    /// The host name (never empty: checked by [`Endpoint::parse`]).
+    pub fn host(&self) -> &str {
+        self.0.host_str().unwrap_or_default()
+    }
+
+    /// The URL as errors and logs show it ([`redact_url`]).
+    pub fn redacted(&self) -> String {
+        redact_url(&self.0)
+    }
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
 }
 
 /// TLS 1.2 and 1.3 with the ring provider and the system's roots (loaded on first use), no client
@@ -121,6 +177,18 @@ impl ServerCertVerifier for LazyPlatformVerifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn endpoints_are_http_urls_with_a_host_and_debug_redacted() {
+        let endpoint = Endpoint::parse("https://u:p@gw.example.com:8443/mcp?key=K").unwrap();
+        assert_eq!(endpoint.host(), "gw.example.com");
+        assert_eq!(endpoint.as_str(), "https://u:p@gw.example.com:8443/mcp?key=K");
+        assert_eq!(format!("{endpoint:?}"), "https://gw.example.com:8443/mcp");
+        assert!(matches!(Endpoint::parse("not a url"), Err(EndpointError::NotAUrl(_))));
+        for bad in ["ftp://x/mcp", "mailto:a@b", "file:///etc/passwd"] {
+            assert_eq!(Endpoint::parse(bad), Err(EndpointError::NotHttp), "{bad}");
+        }
+    }
 
     #[test]
     fn building_clients_reads_no_roots() {

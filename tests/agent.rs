@@ -17,6 +17,7 @@ use fc_identity_agent::failure::{Failure, FailureCode};
 use fc_identity_agent::llm::{ChatMessage, LlmClient, LlmSettings, Sampling};
 use fc_identity_agent::mcp::{McpClient, McpError, McpSettings, TokenError, TokenSource, Tools};
 use fc_identity_agent::secret::Secret;
+use fc_identity_agent::upstream::Endpoint;
 use futures_util::future::BoxFuture;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -59,14 +60,16 @@ impl Rig {
                 .await
                 .expect("mcp stand-in starts");
         let llm = LlmClient::new(LlmSettings {
-            base_url: dashscope.base_url(),
+            base_url: Endpoint::parse(&dashscope.base_url()).expect("a valid base URL"),
             api_key: Secret::new(KEY),
             model: "qwen-max".into(),
+            allowed_models: Vec::new(),
             enable_thinking: None,
         })
         .expect("llm client builds");
-        let tools = McpClient::new(McpSettings::new(vec![mcp.url().to_owned()], Duration::from_secs(10)))
-            .expect("mcp client builds");
+        let tools =
+            McpClient::new(McpSettings::new(vec![Endpoint::parse(mcp.url()).unwrap()], Duration::from_secs(10)))
+                .expect("mcp client builds");
         Rig { dashscope, mcp, accepted, refreshes: Arc::new(AtomicUsize::new(0)), llm, tools }
     }
 
@@ -294,9 +297,10 @@ async fn plain_turn_without_tools_streams_the_answer() {
 async fn reasoning_is_forwarded_before_the_answer() {
     let rig = Rig::start().await;
     let thinking = LlmClient::new(LlmSettings {
-        base_url: rig.dashscope.base_url(),
+        base_url: Endpoint::parse(&rig.dashscope.base_url()).expect("a valid base URL"),
         api_key: Secret::new(KEY),
         model: "qwen-plus".into(),
+        allowed_models: Vec::new(),
         enable_thinking: Some(true),
     })
     .unwrap();
@@ -416,9 +420,10 @@ async fn unauthorized_model_fails_without_retry() {
     // A wrong key: same code, and the key is not in the message (`run` checks the sentinels).
     let rig = Rig::start().await;
     let wrong = LlmClient::new(LlmSettings {
-        base_url: rig.dashscope.base_url(),
+        base_url: Endpoint::parse(&rig.dashscope.base_url()).expect("a valid base URL"),
         api_key: Secret::new(WAT),
         model: "qwen-max".into(),
+        allowed_models: Vec::new(),
         enable_thinking: None,
     })
     .unwrap();

@@ -14,8 +14,11 @@ use fc_identity_agent::acs::{
     RpcClient, StaticProvider, anonymous_query,
 };
 use fc_identity_agent::devstack::agent_identity::{AgentIdentityStandIn, Fault, KnownKey, StandInOptions};
-use fc_identity_agent::identity::{IdentityClient, IdentityError, IdentitySettings, Subject, WorkloadTokens};
+use fc_identity_agent::identity::{
+    IdentityClient, IdentityError, IdentitySettings, Subject, UserSource, WorkloadTokens,
+};
 use fc_identity_agent::secret::Secret;
+use fc_identity_agent::upstream::Endpoint;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -152,6 +155,10 @@ fn anonymous_assume_role_request_matches_vector_08() {
 
 // ---------- stand-in helpers ----------
 
+fn endpoint(url: &str) -> Endpoint {
+    Endpoint::parse(url).expect("a valid endpoint")
+}
+
 fn http() -> reqwest::Client {
     fc_identity_agent::upstream::client_builder().build().expect("client")
 }
@@ -169,17 +176,17 @@ async fn stand_in() -> AgentIdentityStandIn {
 }
 
 fn client(stand_in: &AgentIdentityStandIn) -> IdentityClient {
-    let rpc = RpcClient::new(&stand_in.url(), "2025-11-27", http()).unwrap().with_retry(fast_retry());
+    let rpc = RpcClient::new(&endpoint(&stand_in.url()), "2025-11-27", http()).with_retry(fast_retry());
     IdentityClient::from_rpc(rpc)
 }
 
-fn settings(endpoint: String, preset: Option<Secret>) -> IdentitySettings {
+fn settings(url: String, preset: Option<Secret>) -> IdentitySettings {
     IdentitySettings {
-        endpoint: Some(endpoint),
-        region: "cn-beijing".into(),
+        endpoint: endpoint(&url),
         workload_identity_name: "fc-agent".into(),
         token_ttl: Duration::from_secs(300),
         preset_token: preset,
+        user_source: UserSource::Auto,
     }
 }
 
@@ -364,7 +371,7 @@ async fn a_silent_upstream_ends_at_the_deadline() {
             conns.push(conn); // accept, never answer
         }
     });
-    let rpc = RpcClient::new(&format!("http://{addr}"), "2025-11-27", http()).unwrap();
+    let rpc = RpcClient::new(&endpoint(&format!("http://{addr}")), "2025-11-27", http());
     let c = IdentityClient::from_rpc(rpc);
     let deadline = Instant::now() + Duration::from_millis(200);
     let err =
@@ -393,7 +400,7 @@ async fn a_connection_that_cannot_be_made_is_retried() {
     });
     let retry =
         RetryPolicy { max_attempts: 6, base_delay: Duration::from_millis(40), max_delay: Duration::from_millis(40) };
-    let rpc = RpcClient::new(&format!("http://{addr}"), "2025-11-27", http()).unwrap().with_retry(retry);
+    let rpc = RpcClient::new(&endpoint(&format!("http://{addr}")), "2025-11-27", http()).with_retry(retry);
     let deadline = Instant::now() + Duration::from_secs(5);
     let value = rpc
         .call("GetWorkloadAccessToken", &[], &AgentIdentityStandIn::sts_credentials(), deadline)
@@ -406,7 +413,7 @@ async fn a_connection_that_cannot_be_made_is_retried() {
 #[tokio::test]
 async fn a_connection_refused_for_good_fails_after_the_retries() {
     let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
-    let rpc = RpcClient::new(&format!("http://{addr}"), "2025-11-27", http()).unwrap().with_retry(fast_retry());
+    let rpc = RpcClient::new(&endpoint(&format!("http://{addr}")), "2025-11-27", http()).with_retry(fast_retry());
     let deadline = Instant::now() + Duration::from_secs(5);
     let err = rpc.call("GetWorkloadAccessToken", &[], &AgentIdentityStandIn::sts_credentials(), deadline).await;
     assert!(matches!(err, Err(AcsError::Transport { unsent: true, .. })), "{err:?}");
@@ -417,7 +424,7 @@ async fn a_connection_refused_for_good_fails_after_the_retries() {
 #[tokio::test]
 async fn concurrent_misses_for_one_user_make_one_upstream_call() {
     let si = stand_in().await;
-    let tokens = Arc::new(WorkloadTokens::new(settings(si.url(), None), http()).unwrap());
+    let tokens = Arc::new(WorkloadTokens::new(settings(si.url(), None), http()));
     let creds: Arc<dyn CredentialsProvider> =
         Arc::new(StaticProvider::invocation(Some(AgentIdentityStandIn::sts_credentials())));
     let barrier = Arc::new(tokio::sync::Barrier::new(100));
@@ -440,7 +447,7 @@ async fn concurrent_misses_for_one_user_make_one_upstream_call() {
 #[tokio::test]
 async fn subjects_are_cached_separately_and_invalidate_forces_exactly_one_refresh() {
     let si = stand_in().await;
-    let tokens = Arc::new(WorkloadTokens::new(settings(si.url(), None), http()).unwrap());
+    let tokens = Arc::new(WorkloadTokens::new(settings(si.url(), None), http()));
     let creds = StaticProvider::invocation(Some(AgentIdentityStandIn::sts_credentials()));
     let alice_jwt = Subject::Jwt(jwt(&format!(r#"{{"sub":"alice","exp":{}}}"#, unix_now() + 3600)));
     let bob = Subject::UserId("bob".into());
@@ -478,7 +485,7 @@ async fn subjects_are_cached_separately_and_invalidate_forces_exactly_one_refres
 #[tokio::test]
 async fn preset_token_means_no_upstream_call_and_no_credentials_needed() {
     let si = stand_in().await;
-    let tokens = WorkloadTokens::new(settings(si.url(), Some(Secret::new("preset-wat"))), http()).unwrap();
+    let tokens = WorkloadTokens::new(settings(si.url(), Some(Secret::new("preset-wat"))), http());
     let nothing = StaticProvider::invocation(None);
     let t = tokens.token(&Subject::UserId("u".into()), &nothing, far()).await.unwrap();
     assert_eq!(t.expose(), "preset-wat");
@@ -488,7 +495,7 @@ async fn preset_token_means_no_upstream_call_and_no_credentials_needed() {
 #[tokio::test]
 async fn no_credentials_anywhere_is_credentials_missing_naming_the_sources() {
     let si = stand_in().await;
-    let tokens = WorkloadTokens::new(settings(si.url(), None), http()).unwrap();
+    let tokens = WorkloadTokens::new(settings(si.url(), None), http());
     let chain = ChainProvider::new(vec![
         Arc::new(StaticProvider::invocation(None)),
         Arc::new(StaticProvider::environment(None)),
@@ -532,7 +539,7 @@ async fn credentials_uri_server(expires_in: Duration) -> (String, Arc<AtomicUsiz
 #[tokio::test]
 async fn credentials_uri_is_cached_single_flight_and_refreshed_15_minutes_before_expiry() {
     let (url, hits) = credentials_uri_server(Duration::from_secs(3600)).await;
-    let provider = Arc::new(CredentialsUriProvider::new(Some(url), http()));
+    let provider = Arc::new(CredentialsUriProvider::new(Some(endpoint(&url)), http()));
     let barrier = Arc::new(tokio::sync::Barrier::new(20));
     let mut tasks = Vec::new();
     for _ in 0..20 {
@@ -551,7 +558,7 @@ async fn credentials_uri_is_cached_single_flight_and_refreshed_15_minutes_before
 
     // Expiring in 10 minutes is already inside the 15-minute refresh window: every call refreshes.
     let (url, hits) = credentials_uri_server(Duration::from_secs(600)).await;
-    let provider = CredentialsUriProvider::new(Some(url), http());
+    let provider = CredentialsUriProvider::new(Some(endpoint(&url)), http());
     assert_eq!(provider.provide().await.unwrap().access_key_id, "STS.uri1");
     assert_eq!(provider.provide().await.unwrap().access_key_id, "STS.uri2");
     assert_eq!(hits.load(Ordering::SeqCst), 2);
@@ -563,7 +570,7 @@ async fn chain_order_is_invocation_then_env_then_uri() {
     let env = |id: Option<&'static str>| {
         Arc::new(StaticProvider::environment(id.map(|id| Credentials::access_key(id, "env-secret"))))
     };
-    let uri = Arc::new(CredentialsUriProvider::new(Some(url), http()));
+    let uri = Arc::new(CredentialsUriProvider::new(Some(endpoint(&url)), http()));
     let hdr = Some(Credentials::sts("STS.header", "s", "t"));
     let chain = |hdr: Option<Credentials>, id| {
         ChainProvider::new(vec![Arc::new(StaticProvider::invocation(hdr)), env(id), uri.clone()])
@@ -628,7 +635,7 @@ async fn sentinel_secrets_never_reach_logs_or_error_strings() {
     let wrong_secret = Credentials::sts("STS.sentinel", "SENTINEL-WRONG-SECRET-0b7e", TOKEN);
     let user_jwt = jwt(&format!(r#"{{"sub":"{JWT_SUB}","exp":{}}}"#, unix_now() + 3600));
     let c = client(&si);
-    let tokens = WorkloadTokens::new(settings(si.url(), None), http()).unwrap();
+    let tokens = WorkloadTokens::new(settings(si.url(), None), http());
 
     let mut shown = Vec::new();
     let wat = tokens

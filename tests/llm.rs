@@ -10,6 +10,7 @@ use fc_identity_agent::llm::{
     StreamEvent, ToolCall, ToolSpec,
 };
 use fc_identity_agent::secret::Secret;
+use fc_identity_agent::upstream::Endpoint;
 use serde_json::json;
 use tokio::time::Instant;
 
@@ -21,9 +22,10 @@ async fn standin() -> DashScopeStandIn {
 
 fn client_with(standin: &DashScopeStandIn, key: &str, thinking: Option<bool>) -> LlmClient {
     LlmClient::new(LlmSettings {
-        base_url: standin.base_url(),
+        base_url: Endpoint::parse(&standin.base_url()).expect("a valid base URL"),
         api_key: Secret::new(key),
         model: "qwen-max".into(),
+        allowed_models: Vec::new(),
         enable_thinking: thinking,
     })
     .expect("client builds")

@@ -19,14 +19,16 @@ pub struct Credentials {
 }
 
 impl Credentials {
+    /// The triple as another source holds it: the `ALIBABA_CLOUD_*` variables (config.rs) and FC's
+    /// per-invocation `x-fc-access-key-*` headers both become credentials through here, and nowhere else. No
+    /// expiration: neither says when its keys expire (FC's are fresh for the invocation that carries them).
+    pub fn from_parts(access_key_id: String, access_key_secret: Secret, security_token: Option<Secret>) -> Self {
+        Credentials { access_key_id, access_key_secret, security_token, expiration: None }
+    }
+
     /// Long-term AccessKey credentials.
     pub fn access_key(access_key_id: impl Into<String>, access_key_secret: impl Into<Secret>) -> Self {
-        Credentials {
-            access_key_id: access_key_id.into(),
-            access_key_secret: access_key_secret.into(),
-            security_token: None,
-            expiration: None,
-        }
+        Credentials::from_parts(access_key_id.into(), access_key_secret.into(), None)
     }
 
     /// STS credentials (the function role's triple on FC).
@@ -126,8 +128,8 @@ impl StaticProvider {
         StaticProvider::new("fc-invocation-headers", credentials)
     }
 
-    /// `ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` / `_SECURITY_TOKEN`, as `config.rs` parsed and validated them
-    /// at start (one parser of those variables, not two).
+    /// `ALIBABA_CLOUD_ACCESS_KEY_ID` / `_SECRET` / `_SECURITY_TOKEN`, as `config.rs` parsed them into
+    /// [`Credentials`] at start (one parser of those variables, not two).
     pub fn environment(credentials: Option<Credentials>) -> Self {
         StaticProvider::new("environment", credentials)
     }

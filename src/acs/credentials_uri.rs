@@ -8,7 +8,9 @@ use serde::Deserialize;
 use tokio::sync::Mutex;
 
 use super::credentials::{Credentials, CredentialsError, CredentialsProvider, parse_expiration};
-use crate::secret::Secret;
+use crate::error_chain::ErrorChain;
+use crate::secret::{Secret, redact};
+use crate::upstream::Endpoint;
 
 /// The SDK treats STS credentials as stale this long before `Expiration`; so do we.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(15 * 60);
@@ -17,7 +19,7 @@ const TTL_WITHOUT_EXPIRATION: Duration = Duration::from_secs(5 * 60);
 const FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub struct CredentialsUriProvider {
-    uri: Option<String>,
+    uri: Option<Endpoint>,
     http: reqwest::Client,
     /// Held across the fetch: concurrent callers on a stale cache wait for one request (single-flight).
     cached: Mutex<Option<(Credentials, SystemTime)>>,
@@ -36,21 +38,16 @@ struct UriResponse {
 impl CredentialsUriProvider {
     pub const NAME: &'static str = "credentials-uri";
 
-    /// `uri` is the value of `ALIBABA_CLOUD_CREDENTIALS_URI` (None or empty: this provider has nothing).
-    pub fn new(uri: Option<String>, http: reqwest::Client) -> Self {
-        let uri = uri.filter(|u| !u.trim().is_empty());
+    /// `uri` is `ALIBABA_CLOUD_CREDENTIALS_URI` as config.rs parsed it (None: this provider has nothing).
+    pub fn new(uri: Option<Endpoint>, http: reqwest::Client) -> Self {
         CredentialsUriProvider { uri, http, cached: Mutex::new(None) }
     }
 
-    async fn fetch(&self, uri: &str) -> Result<(Credentials, SystemTime), CredentialsError> {
+    async fn fetch(&self, uri: &Endpoint) -> Result<(Credentials, SystemTime), CredentialsError> {
         let unavailable = |detail: String| CredentialsError::Unavailable { provider: Self::NAME, detail };
-        let response = self
-            .http
-            .get(uri)
-            .timeout(FETCH_TIMEOUT)
-            .send()
-            .await
-            .map_err(|e| unavailable(format!("request failed: {}", e.without_url())))?;
+        let response = self.http.get(uri.url().clone()).timeout(FETCH_TIMEOUT).send().await.map_err(|e| {
+            unavailable(format!("request failed: {}", redact(&ErrorChain(&e.without_url()).to_string(), &[])))
+        })?;
         let status = response.status();
         if !status.is_success() {
             return Err(unavailable(format!("HTTP {}", status.as_u16())));
@@ -91,7 +88,7 @@ impl CredentialsProvider for CredentialsUriProvider {
 
     fn provide(&self) -> BoxFuture<'_, Result<Credentials, CredentialsError>> {
         Box::pin(async move {
-            let Some(uri) = self.uri.as_deref() else {
+            let Some(uri) = self.uri.as_ref() else {
                 return Err(CredentialsError::Missing { tried: vec![Self::NAME] });
             };
             let mut cached = self.cached.lock().await;

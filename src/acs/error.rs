@@ -3,8 +3,7 @@
 
 use std::time::Duration;
 
-/// Messages are cut to this many characters: enough to diagnose, too short to carry a dump.
-const MAX_MESSAGE_CHARS: usize = 200;
+use crate::secret::{Secret, redact};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum AcsError {
@@ -29,8 +28,6 @@ pub enum AcsError {
     /// The caller's deadline passed before an answer (after `attempts` tries).
     #[error("{action} failed: deadline exceeded after {attempts} attempt(s)")]
     Deadline { action: String, attempts: u32 },
-    #[error("invalid endpoint {endpoint:?}: {detail}")]
-    InvalidEndpoint { endpoint: String, detail: String },
 }
 
 fn request_id_suffix(request_id: &Option<String>) -> String {
@@ -79,20 +76,13 @@ impl AcsError {
 }
 
 /// Makes an upstream `Message` safe to keep: the signature errors echo the server's string-to-sign (which
-/// names our security token's hash and more), so they are dropped; known secrets are masked; the rest is
-/// cut short.
-pub(crate) fn sanitize_message(code: &str, message: &str, secrets: &[&str]) -> String {
+/// names our security token's hash and more), so they are dropped; everything else goes through the one
+/// redaction rule ([`redact`]: known secrets masked, cut short).
+pub(crate) fn sanitize_message(code: &str, message: &str, secrets: &[&Secret]) -> String {
     if matches!(code, "SignatureDoesNotMatch" | "IncompleteSignature") {
         return "(server message omitted: it echoes the string to sign)".to_owned();
     }
-    let mut text = message.to_owned();
-    for secret in secrets.iter().filter(|s| s.len() >= 4) {
-        text = text.replace(secret, "***");
-    }
-    if text.chars().count() > MAX_MESSAGE_CHARS {
-        text = text.chars().take(MAX_MESSAGE_CHARS).collect::<String>() + "…";
-    }
-    text
+    redact(message, secrets)
 }
 
 #[cfg(test)]
@@ -130,7 +120,9 @@ mod tests {
     fn messages_are_sanitized() {
         let echoed = "The request signature does not conform. server string to sign is:ACS3-HMAC-SHA256\nabc";
         assert!(!sanitize_message("SignatureDoesNotMatch", echoed, &[]).contains("ACS3"));
-        assert_eq!(sanitize_message("X", "token tok-123456 bad", &["tok-123456"]), "token *** bad");
-        assert_eq!(sanitize_message("X", &"a".repeat(500), &[]).chars().count(), MAX_MESSAGE_CHARS + 1);
+        let token = Secret::new("tok-123456");
+        assert_eq!(sanitize_message("X", "token tok-123456 bad", &[&token]), "token *** bad");
+        let long = sanitize_message("X", &"a".repeat(5000), &[]);
+        assert_eq!(long.chars().count(), crate::secret::MAX_UPSTREAM_TEXT_CHARS + 1);
     }
 }

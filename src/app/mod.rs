@@ -97,12 +97,10 @@ fn invocation(context: &FcContext) -> pipeline::Invocation {
     pipeline::Invocation {
         timeout: context.timeout,
         deadline: context.deadline,
-        role: context.credentials.clone().map(|role| Credentials {
-            access_key_id: role.access_key_id,
-            access_key_secret: role.access_key_secret,
-            security_token: role.security_token,
-            expiration: None,
-        }),
+        role: context
+            .credentials
+            .clone()
+            .map(|r| Credentials::from_parts(r.access_key_id, r.access_key_secret, r.security_token)),
         drain: context.drain.clone(),
     }
 }

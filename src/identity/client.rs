@@ -6,10 +6,11 @@ use tokio::time::Instant;
 use super::error::IdentityError;
 use crate::acs::{Credentials, Param, RpcClient, parse_expiration};
 use crate::secret::Secret;
+use crate::upstream::Endpoint;
 
 pub const API_VERSION: &str = "2025-11-27";
 
-/// `agentidentitydata.<region>.aliyuncs.com`.
+/// `agentidentitydata.<region>.aliyuncs.com`: the data endpoint's host when none is configured.
 pub fn default_endpoint(region: &str) -> String {
     format!("agentidentitydata.{region}.aliyuncs.com")
 }
@@ -20,9 +21,9 @@ pub struct IdentityClient {
 }
 
 impl IdentityClient {
-    /// `endpoint`: a host (https) or a full URL (`http://127.0.0.1:PORT` for the devstack).
-    pub fn new(endpoint: &str, http: reqwest::Client) -> Result<Self, IdentityError> {
-        Ok(IdentityClient { rpc: RpcClient::new(endpoint, API_VERSION, http)? })
+    /// `endpoint`: the data API (`http://127.0.0.1:PORT` for the devstack), validated by config.rs.
+    pub fn new(endpoint: &Endpoint, http: reqwest::Client) -> Self {
+        IdentityClient { rpc: RpcClient::new(endpoint, API_VERSION, http) }
     }
 
     pub fn from_rpc(rpc: RpcClient) -> Self {

@@ -18,6 +18,19 @@ pub enum Subject {
     Agent,
 }
 
+/// Where the end user's identity comes from on HTTP invocations (`AGENT_IDENTITY_USER_SOURCE`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserSource {
+    /// Bearer JWT if present, else body `user_id`.
+    Auto,
+    /// A bearer JWT is required.
+    Jwt,
+    /// Body `user_id` (falling back to `session_id`).
+    Body,
+    /// A header set by the trigger (lowercase name), e.g. a JWT claim FC forwards.
+    Header(http::HeaderName),
+}
+
 /// The `exp` claim of a JWT, read without verifying anything (Agent Identity verifies; we only need to
 /// not cache a WAT past the token it was minted from). None when absent or unreadable.
 pub fn jwt_expiry(jwt: &str) -> Option<SystemTime> {

@@ -5,27 +5,29 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 use super::cache::{CacheKey, TokenCache};
-use super::client::{IdentityClient, default_endpoint};
+use super::client::IdentityClient;
 use super::error::IdentityError;
-use super::subject::Subject;
+use super::subject::{Subject, UserSource};
 use crate::acs::CredentialsProvider;
 use crate::secret::Secret;
+use crate::upstream::Endpoint;
 
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(300);
 
-/// Plain settings (config.rs fills them from `AGENT_IDENTITY_*`).
+/// The `AGENT_IDENTITY_*` variables, as config.rs parses them (straight into this type, no copy in between).
 #[derive(Debug, Clone)]
 pub struct IdentitySettings {
-    /// `AGENT_IDENTITY_DATA_ENDPOINT`: host or full URL; None → `agentidentitydata.<region>.aliyuncs.com`.
-    pub endpoint: Option<String>,
-    /// `AGENT_IDENTITY_REGION_ID`.
-    pub region: String,
-    /// `AGENT_IDENTITY_WORKLOAD_IDENTITY_NAME`.
+    /// `AGENT_IDENTITY_DATA_ENDPOINT` (a bare host meaning https), else the data API of
+    /// `AGENT_IDENTITY_REGION_ID` ([`super::default_endpoint`]).
+    pub endpoint: Endpoint,
+    /// `AGENT_IDENTITY_WORKLOAD_IDENTITY_NAME`; empty when a preset token makes it unnecessary.
     pub workload_identity_name: String,
     /// `AGENT_IDENTITY_TOKEN_TTL_SECS`.
     pub token_ttl: Duration,
     /// `AGENT_IDENTITY_WORKLOAD_ACCESS_TOKEN`: when set, it is the answer for every subject, no call made.
     pub preset_token: Option<Secret>,
+    /// `AGENT_IDENTITY_USER_SOURCE`: read by the app, which decides the [`Subject`] before asking for a token.
+    pub user_source: UserSource,
 }
 
 pub struct WorkloadTokens {
@@ -37,14 +39,13 @@ pub struct WorkloadTokens {
 
 impl WorkloadTokens {
     /// `http` is the Agent Identity upstream's client (built once from `upstream::client_builder()`).
-    pub fn new(settings: IdentitySettings, http: reqwest::Client) -> Result<Self, IdentityError> {
-        let endpoint = settings.endpoint.clone().unwrap_or_else(|| default_endpoint(&settings.region));
-        Ok(WorkloadTokens {
-            client: IdentityClient::new(&endpoint, http)?,
+    pub fn new(settings: IdentitySettings, http: reqwest::Client) -> Self {
+        WorkloadTokens {
+            client: IdentityClient::new(&settings.endpoint, http),
             workload_identity_name: settings.workload_identity_name,
             preset_token: settings.preset_token.filter(|t| !t.is_empty()),
             cache: TokenCache::new(settings.token_ttl, TokenCache::DEFAULT_CAPACITY),
-        })
+        }
     }
 
     /// The underlying client, for the less common actions (API keys, AssumeRole).

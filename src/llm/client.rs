@@ -12,6 +12,7 @@ use super::error::{LlmError, UpstreamError};
 use super::stream::ChatStream;
 use super::types::{ChatMessage, ToolSpec};
 use crate::secret::Secret;
+use crate::upstream::Endpoint;
 
 /// Retries after the first attempt, for throttling and server errors only.
 const MAX_RETRIES: u32 = 2;
@@ -24,15 +25,20 @@ const MAX_ERROR_BODY: usize = 16 * 1024;
 /// Where DashScope (and the gateways in front of it) put the request id when the body has none.
 const REQUEST_ID_HEADERS: [&str; 3] = ["x-request-id", "x-dashscope-request-id", "request-id"];
 
-/// How to reach DashScope. `base_url` is the compatible-mode base, e.g.
-/// `https://dashscope.aliyuncs.com/compatible-mode/v1` (keys only work in their own region).
+/// The `DASHSCOPE_*` variables, as config.rs parses them (straight into this type, no copy in between).
 #[derive(Debug, Clone)]
 pub struct LlmSettings {
-    pub base_url: String,
+    /// `DASHSCOPE_BASE_URL`: the compatible-mode base, e.g. `https://dashscope.aliyuncs.com/compatible-mode/v1`
+    /// (keys only work in their own region).
+    pub base_url: Endpoint,
+    /// `DASHSCOPE_API_KEY`.
     pub api_key: Secret,
-    /// Used when a [`ChatRequest`] names no model.
+    /// `DASHSCOPE_MODEL`: used when a [`ChatRequest`] names no model.
     pub model: String,
-    /// Sent as `enable_thinking` only when set: model defaults differ.
+    /// `DASHSCOPE_ALLOWED_MODELS`: the models a caller's request may select (empty: none). Enforced by the app
+    /// when it builds the [`ChatRequest`]; the client sends whatever model it is given.
+    pub allowed_models: Vec<String>,
+    /// `DASHSCOPE_ENABLE_THINKING`: sent as `enable_thinking` only when set, since model defaults differ.
     pub enable_thinking: Option<bool>,
 }
 
@@ -118,7 +124,7 @@ impl LlmClient {
     /// Builds the client (and its one `reqwest::Client`). Fails only if the TLS stack cannot initialise.
     pub fn new(settings: LlmSettings) -> Result<Self, LlmError> {
         let http = crate::upstream::client_builder().build().map_err(|e| LlmError::transport(&e))?;
-        let endpoint = format!("{}/chat/completions", settings.base_url.trim_end_matches('/'));
+        let endpoint = format!("{}/chat/completions", settings.base_url.as_str().trim_end_matches('/'));
         Ok(LlmClient {
             inner: Arc::new(Inner {
                 http,
@@ -255,9 +261,10 @@ mod tests {
 
     fn client(thinking: Option<bool>) -> LlmClient {
         LlmClient::new(LlmSettings {
-            base_url: "http://127.0.0.1:1/compatible-mode/v1/".into(),
+            base_url: Endpoint::parse("http://127.0.0.1:1/compatible-mode/v1/").unwrap(),
             api_key: Secret::new("k"),
             model: "qwen-max".into(),
+            allowed_models: Vec::new(),
             enable_thinking: thinking,
         })
         .unwrap()

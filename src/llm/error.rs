@@ -1,17 +1,16 @@
 //! Typed DashScope failures (spec: "Errors before the stream" and "Stream").
 //!
-//! Every upstream message passes through [`UpstreamError::from_body`], which scrubs the API key out of it, so
-//! no `Display`/`Debug` of an [`LlmError`] can carry the key even if the upstream echoed it.
+//! Every upstream message passes through [`UpstreamError::from_body`], which redacts the API key out of it
+//! ([`redact`], which also bounds its length), so no `Display`/`Debug` of an [`LlmError`] can carry the key
+//! even if the upstream echoed it.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::secret::Secret;
-
-/// Upstream messages are capped so a huge error body cannot flood a log line or an event.
-const MAX_MESSAGE_CHARS: usize = 512;
+use crate::error_chain::ErrorChain;
+use crate::secret::{Secret, redact};
 
 /// What the upstream told us about a failure.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -140,21 +139,11 @@ impl LlmError {
         }
     }
 
+    /// `reqwest::Error`'s own Display hides the useful part (e.g. "connection refused") in its sources. Its
+    /// chain never holds a request header, so there is no secret to redact; the length bound still applies.
     pub(crate) fn transport(err: &reqwest::Error) -> LlmError {
-        LlmError::Transport { detail: error_chain(err) }
+        LlmError::Transport { detail: redact(&ErrorChain(err).to_string(), &[]) }
     }
-}
-
-/// `reqwest::Error`'s own Display hides the useful part (e.g. "connection refused") in its sources.
-pub(crate) fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// Both error shapes DashScope uses: compatible mode nests `error`, the native API puts `code`/`message` at
@@ -190,7 +179,7 @@ impl UpstreamError {
             Err(_) => UpstreamError {
                 status,
                 code: None,
-                message: clean_message(&String::from_utf8_lossy(body), api_key),
+                message: redact(&String::from_utf8_lossy(body), &[api_key]),
                 request_id: header_request_id,
                 retry_after: None,
             },
@@ -208,8 +197,8 @@ impl UpstreamError {
         let message = object.message.or(envelope.message).unwrap_or_default();
         UpstreamError {
             status,
-            code: code.map(|c| clean_message(&c, api_key)),
-            message: clean_message(&message, api_key),
+            code: code.map(|c| redact(&c, &[api_key])),
+            message: redact(&message, &[api_key]),
             request_id: envelope.request_id.filter(|id| !id.is_empty()).or(header_request_id),
             retry_after: None,
         }
@@ -222,17 +211,6 @@ fn code_text(value: serde_json::Value) -> Option<String> {
         serde_json::Value::Number(n) => Some(n.to_string()),
         _ => None,
     }
-}
-
-fn clean_message(text: &str, api_key: &Secret) -> String {
-    let mut text = text.trim().to_owned();
-    if !api_key.is_empty() && text.contains(api_key.expose()) {
-        text = text.replace(api_key.expose(), "***");
-    }
-    if text.chars().count() > MAX_MESSAGE_CHARS {
-        text = text.chars().take(MAX_MESSAGE_CHARS).collect::<String>() + "…";
-    }
-    text
 }
 
 #[cfg(test)]

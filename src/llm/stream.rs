@@ -8,10 +8,11 @@ use futures_util::{FutureExt, Stream, StreamExt};
 use tokio::time::Instant;
 
 use super::accumulate::{Chunk, StepAccumulator};
-use super::error::{ErrorEnvelope, LlmError, UpstreamError, error_chain};
+use super::error::{ErrorEnvelope, LlmError, UpstreamError};
 use super::sse::SseDecoder;
 use super::types::{ToolCall, Usage};
-use crate::secret::Secret;
+use crate::error_chain::ErrorChain;
+use crate::secret::{Secret, redact};
 
 /// What a running model step reports, in stream order.
 #[derive(Debug, Clone, PartialEq)]
@@ -135,7 +136,8 @@ impl ChatStream {
                         Ok(())
                     }
                     Ok(Some(Err(e))) => {
-                        Err(LlmError::Truncated { detail: error_chain(&e), request_id: self.request_id.clone() })
+                        let detail = redact(&ErrorChain(&e).to_string(), &[&self.api_key]);
+                        Err(LlmError::Truncated { detail, request_id: self.request_id.clone() })
                     }
                     // The spec counts EOF as success only after `finish_reason` (the usage chunk may be lost).
                     Ok(None) if self.acc.finish_reason.is_some() => self.complete(),

@@ -5,10 +5,11 @@ use std::error::Error as StdError;
 use rmcp::service::{ClientInitializeError, ServiceError};
 use rmcp::transport::streamable_http_client::{AuthRequiredError, InsufficientScopeError, StreamableHttpError};
 
-use crate::secret::Secret;
+use crate::error_chain::ErrorChain;
+use crate::secret::{Secret, redact};
 
-/// Every variant names the server by its URL without userinfo, query or fragment (see [`redact_url`]);
-/// none carries the bearer.
+/// Every variant names the server by its URL without userinfo, query or fragment
+/// ([`crate::secret::redact_url`]); none carries the bearer.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum McpError {
@@ -32,8 +33,6 @@ pub enum McpError {
     HttpStatus { server: String, status: u16 },
     #[error("MCP server {server}: {detail}")]
     Transport { server: String, detail: String },
-    #[error("invalid MCP server URL {server:?}")]
-    InvalidServerUrl { server: String },
     #[error("the bearer token is not a valid HTTP header value")]
     InvalidBearer,
     #[error("building the MCP HTTP client: {detail}")]
@@ -62,47 +61,30 @@ impl McpError {
             | McpError::Timeout { server, .. }
             | McpError::Protocol { server, .. }
             | McpError::HttpStatus { server, .. }
-            | McpError::Transport { server, .. }
-            | McpError::InvalidServerUrl { server } => Some(server),
+            | McpError::Transport { server, .. } => Some(server),
             _ => None,
         }
     }
 }
 
-/// The server URL as errors and logs may show it: scheme, host, port and path only, since gateways put keys
-/// in query strings and userinfo.
-pub fn redact_url(url: &str) -> String {
-    match reqwest::Url::parse(url) {
-        Ok(mut parsed) => {
-            parsed.set_query(None);
-            parsed.set_fragment(None);
-            // Both fail only for URLs that cannot carry credentials in the first place.
-            let _ = parsed.set_username("");
-            let _ = parsed.set_password(None);
-            parsed.to_string()
-        }
-        Err(_) => "<unparseable URL>".to_owned(),
-    }
-}
-
 /// What an error is about, so classification can name the server and scrub what must not leak.
 pub(crate) struct ErrorScope<'a> {
+    /// The redacted URL.
     pub server: &'a str,
+    /// The URL as sent, query and all.
     pub raw_url: &'a str,
     pub bearer: &'a Secret,
 }
 
 impl ErrorScope<'_> {
-    /// Removes the bearer and the unredacted URL from text that came from an upstream or a library.
+    /// Text that came from an upstream or a library, with the unredacted URL shown redacted, then through the
+    /// one redaction rule (the bearer masked, the length bounded).
     fn scrub(&self, text: &str) -> String {
-        let mut out = text.to_owned();
-        if !self.bearer.is_empty() {
-            out = out.replace(self.bearer.expose(), "***");
+        if self.raw_url != self.server && !self.raw_url.is_empty() && text.contains(self.raw_url) {
+            redact(&text.replace(self.raw_url, self.server), &[self.bearer])
+        } else {
+            redact(text, &[self.bearer])
         }
-        if self.raw_url != self.server && !self.raw_url.is_empty() {
-            out = out.replace(self.raw_url, self.server);
-        }
-        out
     }
 
     fn server(&self) -> String {
@@ -136,7 +118,7 @@ impl ErrorScope<'_> {
     }
 
     fn transport_detail(&self, error: &(dyn StdError + 'static)) -> McpError {
-        McpError::Transport { server: self.server(), detail: self.scrub(&chain_text(error)) }
+        McpError::Transport { server: self.server(), detail: self.scrub(&ErrorChain(error).to_string()) }
     }
 
     /// Walks the source chain for the streamable-HTTP error rmcp wraps inside its dynamic transport error.
@@ -192,33 +174,9 @@ fn http_status_prefix(message: &str) -> Option<u16> {
     digits.parse().ok()
 }
 
-/// The error and its sources, without repeating a source whose text the parent already includes.
-fn chain_text(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut current = error.source();
-    while let Some(err) = current {
-        let part = err.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        current = err.source();
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redact_url_drops_query_userinfo_and_fragment() {
-        assert_eq!(
-            redact_url("https://user:pw@gw.example.com:8443/mcp-servers/time?key=SECRET#frag"),
-            "https://gw.example.com:8443/mcp-servers/time"
-        );
-        assert_eq!(redact_url("not a url"), "<unparseable URL>");
-    }
 
     #[test]
     fn scrub_removes_bearer_and_raw_url() {

@@ -26,7 +26,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use error::{McpError, redact_url};
+pub use error::McpError;
 pub use output::ToolOutput;
 pub use rmcp::model::ContentBlock as Content;
 pub use session::{ToolDef, ToolSession};
@@ -34,12 +34,14 @@ pub use token::{TokenError, TokenSource};
 pub use tools::Tools;
 
 use crate::secret::Secret;
+use crate::upstream::Endpoint;
 
-/// What the tool client needs from the configuration.
-#[derive(Clone)]
+/// What the tool client needs, as config.rs parses it (straight into this type, no copy in between). `Debug`
+/// shows the servers redacted: their URLs may carry keys in query strings.
+#[derive(Debug, Clone)]
 pub struct McpSettings {
-    /// Streamable-HTTP endpoints (`AI_GATEWAY_MCP_SERVER`, already split). Empty: no tools.
-    pub servers: Vec<String>,
+    /// Streamable-HTTP endpoints (`AI_GATEWAY_MCP_SERVER`, split on commas). Empty: no tools.
+    pub servers: Vec<Endpoint>,
     /// Bound on one `tools/call` (`AGENT_TOOL_TIMEOUT_SECS`); the turn deadline bounds it too.
     pub tool_timeout: Duration,
     /// Send `DELETE` with the session id at close. Off by default: it would be a fifth request per one-tool
@@ -48,23 +50,13 @@ pub struct McpSettings {
 }
 
 impl McpSettings {
-    pub fn new(servers: Vec<String>, tool_timeout: Duration) -> Self {
+    pub fn new(servers: Vec<Endpoint>, tool_timeout: Duration) -> Self {
         McpSettings { servers, tool_timeout, delete_session_on_close: false }
     }
 }
 
-/// Server URLs may carry keys in their query strings: Debug shows them redacted.
-impl fmt::Debug for McpSettings {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("McpSettings")
-            .field("servers", &self.servers.iter().map(|s| redact_url(s)).collect::<Vec<_>>())
-            .field("tool_timeout", &self.tool_timeout)
-            .field("delete_session_on_close", &self.delete_session_on_close)
-            .finish()
-    }
-}
-
-/// A configured MCP server: the URL we send to, and the redacted form every error and log line uses.
+/// A configured MCP server: the URL we send to (rmcp takes it as a string), and the redacted form every
+/// error and log line uses.
 #[derive(Clone)]
 pub(crate) struct ServerUrl {
     pub url: Arc<str>,
@@ -88,18 +80,11 @@ pub struct McpClient {
 
 impl McpClient {
     pub fn new(settings: McpSettings) -> Result<Self, McpError> {
-        let servers = settings
+        let servers: Vec<ServerUrl> = settings
             .servers
             .iter()
-            .map(|raw| {
-                let raw = raw.trim();
-                let shown = redact_url(raw);
-                match reqwest::Url::parse(raw) {
-                    Ok(url) if matches!(url.scheme(), "http" | "https") => Ok(ServerUrl { url: Arc::from(raw), shown }),
-                    _ => Err(McpError::InvalidServerUrl { server: shown }),
-                }
-            })
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|endpoint| ServerUrl { url: Arc::from(endpoint.as_str()), shown: endpoint.redacted() })
+            .collect();
         let http = crate::upstream::client_builder()
             .build()
             .map_err(|e| McpError::HttpClient { detail: e.without_url().to_string() })?;

@@ -24,9 +24,9 @@ use crate::acs::{ChainProvider, Credentials, CredentialsProvider, CredentialsUri
 use crate::agent::{self, TurnEnd, TurnEvent};
 use crate::config::Config;
 use crate::failure::Failure;
-use crate::identity::{IdentityError, IdentitySettings, UserTokens, WorkloadTokens};
-use crate::llm::{LlmClient, LlmError, LlmSettings};
-use crate::mcp::{McpClient, McpError, McpSettings, Tools};
+use crate::identity::{UserTokens, WorkloadTokens};
+use crate::llm::{LlmClient, LlmError};
+use crate::mcp::{McpClient, McpError, Tools};
 
 /// Everything a turn needs besides its plan: one client per upstream and the credential providers.
 pub struct Pipeline {
@@ -40,8 +40,6 @@ pub struct Pipeline {
 /// A client that could not be built from the configuration.
 #[derive(Debug, thiserror::Error)]
 pub enum PipelineError {
-    #[error("Agent Identity client: {0}")]
-    Identity(#[from] IdentityError),
     #[error("DashScope client: {0}")]
     Model(#[from] LlmError),
     #[error("MCP client: {0}")]
@@ -52,45 +50,20 @@ pub enum PipelineError {
 
 impl Pipeline {
     pub fn new(config: &Config) -> Result<Pipeline, PipelineError> {
-        let llm = LlmClient::new(LlmSettings {
-            base_url: config.model.base_url.to_string(),
-            api_key: config.model.api_key.clone(),
-            model: config.model.model.clone(),
-            enable_thinking: config.model.enable_thinking,
-        })?;
-        let mcp = McpClient::new(McpSettings::new(
-            config.mcp_servers.iter().map(ToString::to_string).collect(),
-            config.agent.tool_timeout,
-        ))?;
+        // The config parser built each client's settings (URLs validated there): they are passed on as they are.
+        let llm = LlmClient::new(config.model.clone())?;
+        let mcp = McpClient::new(config.mcp.clone())?;
         let identity_http = crate::upstream::client_builder()
             .timeout(std::time::Duration::from_secs(30))
             .build()
             .map_err(|e| PipelineError::HttpClient(e.to_string()))?;
-        let tokens = WorkloadTokens::new(
-            IdentitySettings {
-                endpoint: Some(config.identity.endpoint.clone()),
-                region: config.identity.region.clone(),
-                workload_identity_name: config.identity.workload_identity_name.clone(),
-                token_ttl: config.identity.token_ttl,
-                preset_token: config.identity.preset_token.clone(),
-            },
-            identity_http.clone(),
-        )?;
-        let env_credentials = config.env_credentials.clone().map(|c| Credentials {
-            access_key_id: c.access_key_id,
-            access_key_secret: c.access_key_secret,
-            security_token: c.security_token,
-            expiration: None,
-        });
+        let tokens = WorkloadTokens::new(config.identity.clone(), identity_http.clone());
         Ok(Pipeline {
             llm,
             mcp,
             tokens: Arc::new(tokens),
-            env_credentials: Arc::new(StaticProvider::environment(env_credentials)),
-            uri_credentials: Arc::new(CredentialsUriProvider::new(
-                config.credentials_uri.as_ref().map(ToString::to_string),
-                identity_http,
-            )),
+            env_credentials: Arc::new(StaticProvider::environment(config.env_credentials.clone())),
+            uri_credentials: Arc::new(CredentialsUriProvider::new(config.credentials_uri.clone(), identity_http)),
         })
     }
 

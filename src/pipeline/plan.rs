@@ -68,7 +68,7 @@ impl Planner {
             system_prompt: config.agent.system_prompt.clone(),
             max_iters: config.agent.max_iters,
             allowed_models: config.model.allowed_models.clone(),
-            has_tools: !config.mcp_servers.is_empty(),
+            has_tools: !config.mcp.servers.is_empty(),
         }
     }
 

@@ -10,6 +10,7 @@ use fc_identity_agent::llm::{
     ChatMessage, ChatRequest, LlmClient, LlmError, LlmSettings, StepResult, StreamEvent, ToolCall, decode_body,
 };
 use fc_identity_agent::secret::Secret;
+use fc_identity_agent::upstream::Endpoint;
 use proptest::prelude::*;
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -48,9 +49,10 @@ impl Server {
             }
         });
         let client = LlmClient::new(LlmSettings {
-            base_url: format!("http://{addr}/v1"),
+            base_url: Endpoint::parse(&format!("http://{addr}/v1")).expect("a valid base URL"),
             api_key: Secret::new("sk-hostile"),
             model: "qwen-max".into(),
+            allowed_models: Vec::new(),
             enable_thinking: None,
         })
         .expect("client");
