@@ -1,6 +1,7 @@
 //! fc-identity-agent: one agent turn per Function Compute invocation, with the caller's Agent Identity
 //! WorkloadAccessToken as the bearer for the MCP tools. Data flows one way (see DESIGN.md):
-//! `fc` → `app` → `protocol` → `identity` → `mcp` → `agent` (⇄ `llm`, `mcp`) → `protocol` → `fc`.
+//! `fc_runtime` → `app` → `protocol` → `identity` → `mcp` → `agent` (⇄ `llm`, `mcp`) → `protocol` →
+//! `fc_runtime` (the FC adapter is its own crate, `crates/fc-runtime`).
 
 pub mod acs;
 pub mod agent;
@@ -8,7 +9,6 @@ pub mod app;
 pub mod config;
 #[cfg(feature = "devstack")]
 pub mod devstack;
-pub mod fc;
 pub mod identity;
 pub mod llm;
 pub mod mcp;

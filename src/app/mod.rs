@@ -12,15 +12,15 @@ mod turn;
 mod user;
 
 pub use rejection::Rejection;
+use rejection::{error_response, json_response};
 
 use std::sync::Arc;
 
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
-use hyper::body::Incoming;
+use fc_runtime::{Body, Invocation, Request};
+use http::{HeaderValue, Method, Response, StatusCode, header};
 
 use crate::acs::{Credentials, CredentialsProvider, CredentialsUriProvider, StaticProvider};
 use crate::config::Config;
-use crate::fc::{self, Body, Invocation};
 use crate::identity::{IdentityError, IdentitySettings, WorkloadTokens};
 use crate::llm::{LlmClient, LlmError, LlmSettings};
 use crate::mcp::{McpClient, McpError, McpSettings};
@@ -99,24 +99,22 @@ impl App {
     }
 
     /// Options for the FC adapter derived from the configuration.
-    pub fn run_options(&self) -> fc::RunOptions {
-        fc::RunOptions {
+    pub fn run_options(&self) -> fc_runtime::Options {
+        fc_runtime::Options {
             port: self.config.port,
             default_timeout: self.config.function_timeout,
-            // An event is a request body like any other; FC's own limit (32 MiB) is far above what a turn uses.
-            max_event_bytes: self.config.max_request_bytes,
-            ..fc::RunOptions::default()
+            ..fc_runtime::Options::default()
         }
     }
 
     /// Serves until SIGTERM/SIGINT.
-    pub async fn run(self: Arc<App>) -> Result<(), fc::FcError> {
+    pub async fn run(self: Arc<App>) -> Result<(), fc_runtime::Error> {
         let options = self.run_options();
-        fc::run(options, self.handler()).await
+        fc_runtime::run_with(options, self.handler()).await
     }
 
-    /// The FC handler: what `fc::run` / `fc::serve` call per invocation.
-    pub fn handler(self: &Arc<App>) -> impl fc::Handler {
+    /// The FC handler: what `fc_runtime::run_with` / `fc_runtime::serve` call per invocation.
+    pub fn handler(self: &Arc<App>) -> impl fc_runtime::Handler {
         let app = self.clone();
         move |invocation| {
             let app = app.clone();
@@ -131,7 +129,7 @@ impl App {
         }
     }
 
-    async fn route(self: &Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+    async fn route(self: &Arc<Self>, request: Request) -> Response<Body> {
         let path = request.uri().path().trim_end_matches('/');
         match (path, request.method()) {
             ("/process", &Method::POST) => self.process(request).await,
@@ -139,7 +137,7 @@ impl App {
             ("", &Method::GET | &Method::HEAD) => index(),
             ("/process", _) => method_not_allowed("POST"),
             ("/health" | "", _) => method_not_allowed("GET"),
-            _ => fc::error_response(
+            _ => error_response(
                 StatusCode::NOT_FOUND,
                 "not_found",
                 &format!("no route for {}; see GET / for the endpoints", request.uri().path()),
@@ -149,7 +147,7 @@ impl App {
 }
 
 fn health() -> Response<Body> {
-    fc::json_response(StatusCode::OK, r#"{"status":"healthy","runner":"ready"}"#)
+    json_response(StatusCode::OK, r#"{"status":"healthy","runner":"ready"}"#)
 }
 
 fn index() -> Response<Body> {
@@ -162,11 +160,11 @@ fn index() -> Response<Body> {
             "events": "POST /invoke with x-fc-control-path: /invoke",
         },
     });
-    fc::json_response(StatusCode::OK, body.to_string())
+    json_response(StatusCode::OK, body.to_string())
 }
 
 fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut response = fc::error_response(
+    let mut response = error_response(
         StatusCode::METHOD_NOT_ALLOWED,
         "method_not_allowed",
         &format!("this endpoint accepts {allow}"),

@@ -3,26 +3,26 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode, header};
+use fc_runtime::{Body, ClientGone, Request};
+use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::turn::{Plan, shutting_down};
+use super::rejection::json_response;
 use super::{App, Rejection, user};
 use crate::agent::{AgentEvent, FailureCode, TurnEnd, TurnError};
-use crate::fc::{self, Body, FcContext};
 use crate::identity::Subject;
 use crate::protocol::{AgentRequest, ResponseBuilder};
 
 impl App {
-    pub(super) async fn process(self: &Arc<Self>, request: Request<Incoming>) -> Response<Body> {
+    pub(super) async fn process(self: &Arc<Self>, request: Request) -> Response<Body> {
         match self.plan_process(request).await {
             Ok((plan, session_id, true)) => self.stream(plan, session_id),
             Ok((plan, session_id, false)) => {
                 let response = self.run_to_response(plan, session_id).await;
-                fc::json_response(StatusCode::OK, response.to_json())
+                json_response(StatusCode::OK, response.to_json())
             }
             Err(rejection) => rejection.into_response(),
         }
@@ -30,12 +30,8 @@ impl App {
 
     /// Everything checked before a stream may start: body size, the AgentRequest, the model, the user.
     /// Returns the plan, the session id and whether to stream.
-    async fn plan_process(&self, request: Request<Incoming>) -> Result<(Plan, Option<String>, bool), Rejection> {
-        let (parts, body) = request.into_parts();
-        let context =
-            parts.extensions.get::<FcContext>().cloned().ok_or_else(|| {
-                Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "no invocation context")
-            })?;
+    async fn plan_process(&self, request: Request) -> Result<(Plan, Option<String>, bool), Rejection> {
+        let (parts, body, context) = request.into_parts();
         let limit = self.config.max_request_bytes;
         // Content-Type is not checked: curl users forget it, and a body that parses is accepted.
         let bytes = match Limited::new(body, limit).collect().await {
@@ -78,7 +74,7 @@ impl App {
                         sender.send(frame.sse_frame()).await?;
                     }
                 }
-                Ok::<_, fc::ClientGone>(())
+                Ok::<_, ClientGone>(())
             };
             let end = tokio::select! {
                 _ = async { tokio::join!(app.run_plan(plan, events_tx), forward) } => None,

@@ -1,8 +1,9 @@
-//! An answer given before any stream starts: `{"error":{"code","message"}}` with its HTTP status.
+//! An answer given before any stream starts: `{"error":{"code","message"}}` with its HTTP status — the
+//! function's one error-body shape (the FC adapter writes none of its own).
 
-use http::{Response, StatusCode};
-
-use crate::fc::{self, Body};
+use bytes::Bytes;
+use fc_runtime::Body;
+use http::{HeaderValue, Response, StatusCode, header};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rejection {
@@ -25,6 +26,20 @@ impl Rejection {
     }
 
     pub fn into_response(self) -> Response<Body> {
-        fc::error_response(self.status, self.code, &self.message)
+        error_response(self.status, self.code, &self.message)
     }
+}
+
+/// A JSON response with the given body text.
+pub(crate) fn json_response(status: StatusCode, json: impl Into<Bytes>) -> Response<Body> {
+    let mut response = Response::new(Body::full(json));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+/// The error shape of DESIGN.md: `{"error":{"code":"…","message":"…"}}`.
+pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response<Body> {
+    let body = serde_json::json!({ "error": { "code": code, "message": message } });
+    json_response(status, body.to_string())
 }

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 use super::{App, Rejection};
 use crate::acs::{ChainProvider, Credentials, CredentialsProvider, StaticProvider};
 use crate::agent::{self, AgentEvent, FailureCode, Refresh, Toolbox, Turn, TurnEnd, TurnError};
-use crate::fc::{Drain, FcContext, RoleCredentials};
+use fc_runtime::{Context, Drain, RoleCredentials};
 use crate::identity::{IdentityError, Subject};
 use crate::llm::{ChatMessage, Sampling, Stop};
 use crate::protocol::{AgentRequest, ResponseBuilder, ResponseObject};
@@ -33,14 +33,14 @@ impl App {
         &self,
         request: &AgentRequest,
         subject: Subject,
-        context: &FcContext,
+        context: &Context,
     ) -> Result<Plan, Rejection> {
         let model = self.pick_model(request)?;
         Ok(Plan {
             subject,
-            role: context.credentials.clone(),
+            role: context.credentials().cloned(),
             turn: self.turn_for(request, model, context),
-            drain: context.drain.clone(),
+            drain: context.drain().clone(),
         })
     }
 
@@ -58,7 +58,7 @@ impl App {
     }
 
     /// Builds the model turn for a parsed request: system prompt + the conversation, sampling fields.
-    pub(super) fn turn_for(&self, request: &AgentRequest, model: Option<String>, context: &FcContext) -> Turn {
+    pub(super) fn turn_for(&self, request: &AgentRequest, model: Option<String>, context: &Context) -> Turn {
         let deadline = turn_deadline(context);
         let mut messages = Vec::with_capacity(request.input.len() + 1);
         messages.push(ChatMessage::System { content: self.config.agent.system_prompt.clone() });
@@ -149,9 +149,9 @@ impl App {
     /// credentials URI (whose cache lives in the shared provider).
     fn credentials_for(&self, role: Option<RoleCredentials>) -> ChainProvider {
         let invocation = role.map(|r| Credentials {
-            access_key_id: r.access_key_id,
-            access_key_secret: r.access_key_secret,
-            security_token: r.security_token,
+            access_key_id: r.access_key_id().to_owned(),
+            access_key_secret: Secret::new(r.access_key_secret()),
+            security_token: r.security_token().map(Secret::new),
             expiration: None,
         });
         ChainProvider::new(vec![
@@ -167,9 +167,9 @@ impl App {
 const MAX_RESERVE: Duration = Duration::from_secs(1);
 
 /// The invocation's deadline less a reserve of 5 % of its timeout (at most [`MAX_RESERVE`]).
-fn turn_deadline(context: &FcContext) -> Instant {
-    let reserve = (context.timeout / 20).min(MAX_RESERVE);
-    context.deadline.checked_sub(reserve).unwrap_or(context.deadline)
+fn turn_deadline(context: &Context) -> Instant {
+    let reserve = (context.timeout() / 20).min(MAX_RESERVE);
+    context.deadline().checked_sub(reserve).unwrap_or(context.deadline())
 }
 
 /// How a turn ends when the instance shuts down before it could finish.
@@ -195,17 +195,17 @@ fn identity_failure(error: IdentityError) -> TurnError {
 mod tests {
     use super::*;
 
-    fn context(timeout_secs: u64) -> FcContext {
+    fn context(timeout_secs: u64) -> Context {
         let mut headers = http::HeaderMap::new();
         headers.insert("x-fc-function-timeout", timeout_secs.to_string().parse().unwrap());
-        FcContext::from_headers(&headers, Duration::from_secs(600))
+        Context::from_headers(&headers, Duration::from_secs(600))
     }
 
     #[test]
     fn the_turn_ends_before_the_invocation_must_answer() {
         let long = context(600);
-        assert_eq!(long.deadline - turn_deadline(&long), MAX_RESERVE);
+        assert_eq!(long.deadline() - turn_deadline(&long), MAX_RESERVE);
         let short = context(1);
-        assert_eq!(short.deadline - turn_deadline(&short), Duration::from_millis(50));
+        assert_eq!(short.deadline() - turn_deadline(&short), Duration::from_millis(50));
     }
 }
