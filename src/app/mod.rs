@@ -164,11 +164,8 @@ fn index() -> Response<Body> {
 }
 
 fn method_not_allowed(allow: &'static str) -> Response<Body> {
-    let mut response = error_response(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        &format!("this endpoint accepts {allow}"),
-    );
+    let mut response =
+        error_response(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", &format!("this endpoint accepts {allow}"));
     response.headers_mut().insert(header::ALLOW, HeaderValue::from_static(allow));
     response
 }

@@ -9,8 +9,8 @@ use http_body_util::{BodyExt, Limited};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::turn::{Plan, shutting_down};
 use super::rejection::json_response;
+use super::turn::{Plan, shutting_down};
 use super::{App, Rejection, user};
 use crate::agent::{AgentEvent, FailureCode, TurnEnd, TurnError};
 use crate::identity::Subject;

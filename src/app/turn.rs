@@ -5,13 +5,13 @@ use std::sync::Arc;
 
 use std::time::Duration;
 
+use fc_runtime::{Context, Drain, RoleCredentials};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::{App, Rejection};
 use crate::acs::{ChainProvider, Credentials, CredentialsProvider, StaticProvider};
 use crate::agent::{self, AgentEvent, FailureCode, Refresh, Toolbox, Turn, TurnEnd, TurnError};
-use fc_runtime::{Context, Drain, RoleCredentials};
 use crate::identity::{IdentityError, Subject};
 use crate::llm::{ChatMessage, Sampling, Stop};
 use crate::protocol::{AgentRequest, ResponseBuilder, ResponseObject};
@@ -29,12 +29,7 @@ pub struct Plan {
 
 impl App {
     /// The plan for a validated request: the model it may use, the turn, who it runs as.
-    pub(super) fn plan(
-        &self,
-        request: &AgentRequest,
-        subject: Subject,
-        context: &Context,
-    ) -> Result<Plan, Rejection> {
+    pub(super) fn plan(&self, request: &AgentRequest, subject: Subject, context: &Context) -> Result<Plan, Rejection> {
         let model = self.pick_model(request)?;
         Ok(Plan {
             subject,

@@ -67,9 +67,8 @@ async fn initialize<H: Handler>(context: &Context, shared: &Shared<H>) -> Respon
 
 async fn pre_stop<H: Handler>(context: &Context, shared: &Shared<H>) -> Response<Body> {
     // Our own request is in flight too; wait for the others, bounded by the grace period.
-    let drained = tokio::time::timeout(shared.options.shutdown_grace, shared.in_flight.wait_until_at_most(1))
-        .await
-        .is_ok();
+    let drained =
+        tokio::time::timeout(shared.options.shutdown_grace, shared.in_flight.wait_until_at_most(1)).await.is_ok();
     if let Err(error) = shared.handler.pre_stop(context).await {
         tracing::error!(%error, drained, "pre-stop hook failed");
         return plain_text(StatusCode::INTERNAL_SERVER_ERROR, format!("pre-stop failed: {error}\n"));

@@ -170,4 +170,3 @@ impl http_body::Body for Guarded {
         self.body.size_hint()
     }
 }
-

@@ -101,4 +101,3 @@ impl AsyncWrite for Watched {
         self.io.is_write_vectored()
     }
 }
-

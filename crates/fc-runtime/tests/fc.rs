@@ -231,8 +231,7 @@ async fn lifecycle_hooks_answer_2xx() {
     assert_eq!(init.unwrap().status(), 200);
     let stop = client().get(format!("{}/pre-stop", server.base)).header("x-fc-control-path", "/pre-stop").send().await;
     assert_eq!(stop.unwrap().status(), 200);
-    let unknown =
-        client().get(format!("{}/x", server.base)).header("x-fc-control-path", "/nope").send().await.unwrap();
+    let unknown = client().get(format!("{}/x", server.base)).header("x-fc-control-path", "/nope").send().await.unwrap();
     assert_eq!(unknown.status(), 400);
     assert!(unknown.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
     assert!(unknown.text().await.unwrap().contains("/nope"));
@@ -367,8 +366,12 @@ async fn lifecycle_hooks_run_the_functions_code() {
         .unwrap();
     assert_eq!(init.status(), 200);
     assert_eq!(init.text().await.unwrap(), r#"{"status":"initialized"}"#);
-    let stop =
-        client().get(format!("{}/pre-stop", server.base)).header("x-fc-control-path", "/pre-stop").send().await.unwrap();
+    let stop = client()
+        .get(format!("{}/pre-stop", server.base))
+        .header("x-fc-control-path", "/pre-stop")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(stop.status(), 200);
     assert_eq!((hooked.initialized.load(Ordering::SeqCst), hooked.pre_stopped.load(Ordering::SeqCst)), (1, 1));
     let call = client().get(format!("{}/anything", server.base)).send().await.unwrap();
