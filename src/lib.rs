@@ -1,7 +1,7 @@
 //! fc-identity-agent: one agent turn per Function Compute invocation, with the caller's Agent Identity
 //! WorkloadAccessToken as the bearer for the MCP tools. Data flows one way (docs/architecture.md):
-//! `fc` → `app` → `protocol` (parse) → `pipeline` (plan → identity → mcp → `agent` ⇄ `llm`, `mcp`) →
-//! `protocol` (render) → `fc`.
+//! `fc_runtime` → `app` → `protocol` (parse) → `pipeline` (plan → identity → mcp → `agent` ⇄ `llm`, `mcp`) →
+//! `protocol` (render) → `fc_runtime`.
 
 pub mod acs;
 pub mod agent;
@@ -11,7 +11,6 @@ pub mod config;
 pub mod devstack;
 pub mod error_chain;
 pub mod failure;
-pub mod fc;
 pub mod identity;
 pub mod llm;
 pub mod mcp;

@@ -1,9 +1,11 @@
-//! config → App → fc::run; nothing else. (`fc-identity-agent dev` runs the same App against the built-in
+//! config → App → fc_runtime::run_with; nothing else. (`fc-identity-agent dev` runs the same App against the built-in
 //! stand-ins, when built with the `devstack` feature.)
+
+mod logging;
 
 use std::process::ExitCode;
 
-use fc_identity_agent::{app::App, config::Config, fc};
+use fc_identity_agent::{app::App, config::Config};
 
 fn main() -> ExitCode {
     let runtime = match runtime().build() {
@@ -38,7 +40,7 @@ fn runtime() -> tokio::runtime::Builder {
 }
 
 async fn serve() -> ExitCode {
-    fc::init_logging();
+    logging::init_logging();
     let config = match Config::from_env() {
         Ok(config) => config,
         Err(error) => {
@@ -64,7 +66,7 @@ async fn serve() -> ExitCode {
 
 #[cfg(feature = "devstack")]
 async fn dev() -> ExitCode {
-    fc::init_logging_for_humans();
+    logging::init_logging_for_humans();
     match fc_identity_agent::devstack::dev::run().await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

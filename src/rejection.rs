@@ -5,7 +5,7 @@
 use http::{HeaderValue, Response, StatusCode, header};
 use serde::Serialize;
 
-use crate::fc::Body;
+use fc_runtime::Body;
 
 /// A 4xx/5xx answered instead of a turn. `message` names the field or header and why, never a value
 /// that could be a secret.

@@ -9,7 +9,7 @@ use std::time::Duration;
 use common::{parse_sse, user_request};
 use fc_identity_agent::app::App;
 use fc_identity_agent::devstack::Stack;
-use fc_identity_agent::fc::{self, RunOptions};
+use fc_runtime::Options;
 use tokio::sync::oneshot;
 
 #[tokio::test]
@@ -18,9 +18,9 @@ async fn turns_still_running_at_the_end_of_the_grace_period_end_with_a_final_eve
     let app = App::new(stack.config(&[]).unwrap()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    let options = RunOptions { shutdown_grace: Duration::from_secs(2), ..app.run_options() };
+    let options = Options { shutdown_grace: Duration::from_secs(2), ..app.run_options() };
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(fc::serve(listener, options, app.handler(), async {
+    let server = tokio::spawn(fc_runtime::serve(listener, options, app.handler(), async {
         let _ = stopped.await;
     }));
 

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use fc_runtime::{Body, Event, PayloadError};
 use http::Response;
 
 use super::{App, invocation};
-use crate::fc::{Body, Event};
 use crate::pipeline::event_claim;
 use crate::protocol::agentscope::EventAnswer;
 use crate::protocol::triggers;
@@ -13,9 +13,14 @@ use crate::rejection::Rejection;
 
 impl App {
     pub(super) async fn event(self: &Arc<Self>, event: Event) -> Result<Response<Body>, Rejection> {
-        let context = event.context;
-        let request = triggers::request_from_event(&event.payload, &self.event_instruction, &context.request_id)?;
-        let session_id = request.session_id().unwrap_or(&context.request_id).to_owned();
+        // An event is a request body like any other; FC's own limit (32 MiB) is far above what a turn uses.
+        let (context, payload) = event.payload(self.max_request_bytes).await.map_err(|error| match error {
+            PayloadError::TooLarge { limit } => Rejection::payload_too_large(limit),
+            other => Rejection::invalid_request(format!("body: {other}")),
+        })?;
+        let request_id = context.request_id();
+        let request = triggers::request_from_event(&payload, &self.event_instruction, request_id)?;
+        let session_id = request.session_id().unwrap_or(request_id).to_owned();
         let plan = self.planner.plan(request.to_ask(event_claim(request.user_id())), invocation(&context))?;
         Ok(self.pipeline.answer(plan, EventAnswer::new(Some(session_id))).await)
     }

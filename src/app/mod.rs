@@ -10,15 +10,16 @@ mod process;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{HeaderValue, Method, Request, Response, StatusCode, header};
+use fc_runtime::{Body, Context, Invocation, Request};
+use http::{HeaderValue, Method, Response, StatusCode, header};
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::acs::Credentials;
 use crate::config::{Config, UserSource};
-use crate::fc::{self, Body, FcContext, Invocation};
 use crate::pipeline::{self, Pipeline, PipelineError, Planner};
 use crate::rejection::Rejection;
+use crate::secret::Secret;
 
 /// Everything built once at start and shared by all invocations.
 pub struct App {
@@ -27,7 +28,7 @@ pub struct App {
     user_source: UserSource,
     event_instruction: String,
     max_request_bytes: usize,
-    options: fc::RunOptions,
+    options: fc_runtime::Options,
 }
 
 /// The function could not be built from its configuration.
@@ -41,29 +42,27 @@ impl App {
             user_source: config.identity.user_source.clone(),
             event_instruction: config.agent.event_instruction.clone(),
             max_request_bytes: config.max_request_bytes,
-            options: fc::RunOptions {
+            options: fc_runtime::Options {
                 port: config.port,
                 default_timeout: config.function_timeout,
-                // An event is a request body like any other; FC's own limit (32 MiB) is far above a turn's.
-                max_event_bytes: config.max_request_bytes,
-                ..fc::RunOptions::default()
+                ..fc_runtime::Options::default()
             },
         }))
     }
 
     /// Options for the FC adapter derived from the configuration.
-    pub fn run_options(&self) -> fc::RunOptions {
+    pub fn run_options(&self) -> fc_runtime::Options {
         self.options.clone()
     }
 
     /// Serves until SIGTERM/SIGINT.
-    pub async fn run(self: Arc<App>) -> Result<(), fc::FcError> {
+    pub async fn run(self: Arc<App>) -> Result<(), fc_runtime::Error> {
         let options = self.run_options();
-        fc::run(options, self.handler()).await
+        fc_runtime::run_with(options, self.handler()).await
     }
 
-    /// The FC handler: what `fc::run` / `fc::serve` call per invocation.
-    pub fn handler(self: &Arc<App>) -> impl fc::Handler {
+    /// The FC handler: what `fc_runtime::run_with` / `fc_runtime::serve` call per invocation.
+    pub fn handler(self: &Arc<App>) -> impl fc_runtime::Handler {
         let app = self.clone();
         move |invocation| {
             let app = app.clone();
@@ -79,7 +78,7 @@ impl App {
         answer.unwrap_or_else(Rejection::into_response)
     }
 
-    async fn route(self: &Arc<Self>, request: Request<Incoming>) -> Result<Response<Body>, Rejection> {
+    async fn route(self: &Arc<Self>, request: Request) -> Result<Response<Body>, Rejection> {
         let path = request.uri().path().trim_end_matches('/');
         match (path, request.method()) {
             ("/process", &Method::POST) => self.process(request).await,
@@ -93,15 +92,18 @@ impl App {
 }
 
 /// What the planner needs to know about an invocation from FC's context.
-fn invocation(context: &FcContext) -> pipeline::Invocation {
+fn invocation(context: &Context) -> pipeline::Invocation {
     pipeline::Invocation {
-        timeout: context.timeout,
-        deadline: context.deadline,
-        role: context
-            .credentials
-            .clone()
-            .map(|r| Credentials::from_parts(r.access_key_id, r.access_key_secret, r.security_token)),
-        drain: context.drain.clone(),
+        timeout: context.timeout(),
+        deadline: context.deadline(),
+        role: context.credentials().map(|role| {
+            Credentials::from_parts(
+                role.access_key_id().to_owned(),
+                Secret::new(role.access_key_secret()),
+                role.security_token().map(Secret::new),
+            )
+        }),
+        drain: context.drain().clone(),
     }
 }
 

@@ -2,22 +2,18 @@
 
 use std::sync::Arc;
 
-use http::{Request, Response};
-use hyper::body::Incoming;
+use fc_runtime::{Body, Request};
+use http::Response;
 
 use super::{App, invocation, read_body};
-use crate::fc::{Body, FcContext};
 use crate::pipeline::http_claim;
 use crate::protocol::agentscope::{AgentRequest, AgentScopeAnswer, AgentScopeStream};
 use crate::rejection::Rejection;
 
 impl App {
     /// Everything is checked before a stream may start: body size, the AgentRequest, the model, the user.
-    pub(super) async fn process(self: &Arc<Self>, request: Request<Incoming>) -> Result<Response<Body>, Rejection> {
-        let (parts, body) = request.into_parts();
-        let context = parts.extensions.get::<FcContext>().cloned().ok_or_else(|| {
-            Rejection::new(http::StatusCode::INTERNAL_SERVER_ERROR, "internal", "no invocation context")
-        })?;
+    pub(super) async fn process(self: &Arc<Self>, request: Request) -> Result<Response<Body>, Rejection> {
+        let (parts, body, context) = request.into_parts();
         let bytes = read_body(body, self.max_request_bytes).await?;
         let request = AgentRequest::from_slice(&bytes)?;
         let claim = http_claim(&self.user_source, &parts.headers, request.named_user());

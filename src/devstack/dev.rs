@@ -18,7 +18,7 @@ pub enum DevError {
     #[error("{0}")]
     App(#[from] crate::app::AppError),
     #[error("{0}")]
-    Serve(#[from] crate::fc::FcError),
+    Serve(#[from] fc_runtime::Error),
 }
 
 /// Starts the stand-ins and serves the function until Ctrl-C.

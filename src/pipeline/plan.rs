@@ -10,10 +10,10 @@ use super::caller::UserClaim;
 use crate::acs::Credentials;
 use crate::agent::Turn;
 use crate::config::Config;
-use crate::fc::Drain;
 use crate::identity::Subject;
 use crate::llm::{ChatMessage, Sampling};
 use crate::rejection::Rejection;
+use fc_runtime::Drain;
 
 /// What a wire face asks the pipeline for, in no face's vocabulary.
 #[derive(Debug, Clone)]

@@ -15,7 +15,7 @@ use super::Pipeline;
 use super::plan::Plan;
 use crate::agent::{TurnEnd, TurnEvent};
 use crate::failure::{Failure, FailureCode};
-use crate::fc::{Body, BodySender, ClientGone};
+use fc_runtime::{Body, BodySender, ClientGone};
 
 /// Events a turn may run ahead of its renderer; the renderer's writes apply backpressure beyond it.
 const EVENT_BUFFER: usize = 64;

@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use fc_identity_agent::app::App;
 use fc_identity_agent::devstack::{Stack, WORKLOAD_IDENTITY};
-use fc_identity_agent::fc;
 use serde_json::Value;
 use tokio::sync::oneshot;
 
@@ -36,7 +35,7 @@ impl Function {
         let options = app.run_options();
         let handler = app.handler();
         tokio::spawn(async move {
-            let _ = fc::serve(listener, options, handler, async {
+            let _ = fc_runtime::serve(listener, options, handler, async {
                 let _ = stopped.await;
             })
             .await;

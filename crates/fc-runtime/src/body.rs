@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http_body::{Frame, SizeHint};
 use tokio::sync::mpsc;
 
-/// A response body. `Streaming` bodies go out with `Transfer-Encoding: chunked`, each chunk written and
+/// A response body: [`Body::full`] or [`Body::empty`], or a stream from [`Body::channel`]. Streaming bodies go out with `Transfer-Encoding: chunked`, each chunk written and
 /// flushed when it is produced — which is also how FC recognises a streaming response.
 pub struct Body(Kind);
 
@@ -21,7 +21,7 @@ enum Kind {
 
 /// The producing half of a streaming body. Sending fails once the client has gone away, which is the
 /// producer's signal to stop upstream work.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct BodySender(mpsc::Sender<Bytes>);
 
 /// The client went away; nobody reads the body any more.
@@ -30,10 +30,12 @@ pub struct BodySender(mpsc::Sender<Bytes>);
 pub struct ClientGone;
 
 impl Body {
+    /// A body with no bytes.
     pub fn empty() -> Body {
         Body(Kind::Full(None))
     }
 
+    /// A body that is all there at once.
     pub fn full(bytes: impl Into<Bytes>) -> Body {
         let bytes = bytes.into();
         Body(Kind::Full((!bytes.is_empty()).then_some(bytes)))
@@ -54,6 +56,8 @@ impl Body {
 }
 
 impl BodySender {
+    /// Sends one chunk; it is written and flushed to the client as soon as the connection takes it. Waits
+    /// while the client is slow (backpressure); fails once the client has gone away.
     pub async fn send(&self, chunk: impl Into<Bytes>) -> Result<(), ClientGone> {
         self.0.send(chunk.into()).await.map_err(|_| ClientGone)
     }
@@ -63,8 +67,19 @@ impl BodySender {
         self.0.closed().await
     }
 
+    /// Whether the body has been dropped already (see [`BodySender::closed`]).
     pub fn is_closed(&self) -> bool {
         self.0.is_closed()
+    }
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match &self.0 {
+            Kind::Full(_) => "full",
+            Kind::Streaming(..) => "streaming",
+        };
+        f.debug_tuple("Body").field(&kind).finish()
     }
 }
 

@@ -8,25 +8,26 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// The moment, once a shutdown has begun, after which the server abandons in-flight requests (minus a
-/// margin to write a last event). Rides in [`super::FcContext`].
+/// margin to write a last event). Reached through [`crate::Context::drain`]; select on [`Drain::cutoff`] next
+/// to long-running work to end it with a final answer of your own.
 #[derive(Clone)]
 pub struct Drain(watch::Receiver<Option<Instant>>);
 
 impl Drain {
-    /// A drain that never comes (contexts made outside a running server).
+    /// A drain that never comes (contexts made outside a running server, tests).
     pub fn never() -> Drain {
         let (_tx, rx) = watch::channel(None);
         Drain(rx)
     }
 
-    pub(super) fn channel() -> (watch::Sender<Option<Instant>>, Drain) {
+    pub(crate) fn channel() -> (watch::Sender<Option<Instant>>, Drain) {
         let (tx, rx) = watch::channel(None);
         (tx, Drain(rx))
     }
 
     /// The cut-off for a shutdown starting now: the end of the grace period less a margin (a quarter of
     /// it, at most one second) to send a final event.
-    pub(super) fn cutoff_after(grace: Duration) -> Instant {
+    pub(crate) fn cutoff_after(grace: Duration) -> Instant {
         Instant::now() + grace - (grace / 4).min(Duration::from_secs(1))
     }
 

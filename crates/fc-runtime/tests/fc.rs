@@ -1,15 +1,19 @@
-//! The FC adapter over real sockets: control-path dispatch, FcContext, x-fc-status, streaming, lifecycle.
+//! The FC adapter over real sockets: control-path dispatch, Context, x-fc-status, streaming, lifecycle.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use fc_identity_agent::fc::{self, Body, FcContext, Invocation, RunOptions};
-use http::{Response, StatusCode};
+use fc_runtime::{Body, Context, Handler, HookError, Invocation, Options, PayloadError};
+use http::{HeaderValue, Response, StatusCode, header};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Notify, oneshot};
+
+/// Events larger than this are refused by the test function (with its own 413).
+const MAX_EVENT_BYTES: usize = 16;
 
 struct Server {
     base: String,
@@ -19,68 +23,82 @@ struct Server {
     release: Arc<Notify>,
 }
 
-fn context_json(ctx: &FcContext) -> Value {
+fn context_json(ctx: &Context) -> Value {
     json!({
-        "request_id": ctx.request_id,
-        "access_key_id": ctx.credentials.as_ref().map(|c| c.access_key_id.clone()),
-        "has_token": ctx.credentials.as_ref().map(|c| c.security_token.is_some()),
-        "function_name": ctx.function_name,
-        "region": ctx.region,
-        "account_id": ctx.account_id,
-        "qualifier": ctx.qualifier,
-        "memory_mb": ctx.memory_mb,
-        "timeout_secs": ctx.timeout.as_secs(),
+        "request_id": ctx.request_id(),
+        "access_key_id": ctx.credentials().map(|c| c.access_key_id()),
+        "has_token": ctx.credentials().map(|c| c.security_token().is_some()),
+        "function_name": ctx.function_name(),
+        "region": ctx.region(),
+        "account_id": ctx.account_id(),
+        "qualifier": ctx.qualifier(),
+        "memory_mb": ctx.memory_mb(),
+        "timeout_secs": ctx.timeout().as_secs(),
     })
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response<Body> {
+    let mut response = Response::new(Body::full(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
 }
 
 async fn handler(invocation: Invocation, release: Arc<Notify>) -> Response<Body> {
     match invocation {
-        Invocation::Http(req) => {
-            let ctx = req.extensions().get::<FcContext>().expect("FcContext in extensions").clone();
-            match req.uri().path() {
-                "/stream" => {
-                    let (tx, body) = Body::channel();
-                    tokio::spawn(async move {
-                        let _ = tx.send("data: first\n\n").await;
-                        // The handler cannot finish until the test has seen the first chunk.
-                        release.notified().await;
-                        let _ = tx.send("data: second\n\n").await;
-                    });
-                    Response::new(body)
-                }
-                "/slow" => {
+        Invocation::Http(req) => match req.uri().path() {
+            "/stream" => {
+                let (tx, body) = Body::channel();
+                tokio::spawn(async move {
+                    let _ = tx.send("data: first\n\n").await;
+                    // The handler cannot finish until the test has seen the first chunk.
                     release.notified().await;
-                    fc::json_response(StatusCode::OK, r#"{"slow":"done"}"#)
-                }
-                _ => fc::json_response(
-                    StatusCode::OK,
-                    json!({"kind":"http","method":req.method().as_str(),"path":req.uri().path(),"ctx":context_json(&ctx)})
-                        .to_string(),
-                ),
+                    let _ = tx.send("data: second\n\n").await;
+                });
+                Response::new(body)
             }
-        }
+            "/slow" => {
+                release.notified().await;
+                json_response(StatusCode::OK, json!({"slow":"done"}))
+            }
+            _ => json_response(
+                StatusCode::OK,
+                json!({"kind":"http","method":req.method().as_str(),"path":req.uri().path(),"ctx":context_json(req.context())}),
+            ),
+        },
         Invocation::Event(event) => {
-            if event.payload.as_ref() == b"fail" {
-                return fc::error_response(StatusCode::BAD_GATEWAY, "model_error", "upstream failed");
+            let (context, payload) = match event.payload(MAX_EVENT_BYTES).await {
+                Ok(read) => read,
+                Err(error @ PayloadError::TooLarge { .. }) => {
+                    return json_response(StatusCode::PAYLOAD_TOO_LARGE, json!({"refused": error.to_string()}));
+                }
+                Err(error) => return json_response(StatusCode::BAD_REQUEST, json!({"refused": error.to_string()})),
+            };
+            if payload.as_ref() == b"fail" {
+                return json_response(StatusCode::BAD_GATEWAY, json!({"error":"upstream failed"}));
             }
             let body = json!({
                 "kind": "event",
-                "payload": String::from_utf8_lossy(&event.payload),
-                "ctx": context_json(&event.context),
+                "payload": String::from_utf8_lossy(&payload),
+                "ctx": context_json(&context),
             });
-            fc::json_response(StatusCode::OK, body.to_string())
+            json_response(StatusCode::OK, body)
         }
     }
 }
 
-async fn start(options: RunOptions) -> Server {
+async fn start(options: Options) -> Server {
+    let release = Arc::new(Notify::new());
+    let r = release.clone();
+    start_with(options, move |inv| handler(inv, r.clone()), release).await
+}
+
+async fn start_with(options: Options, handler: impl Handler, release: Arc<Notify>) -> Server {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
-    let release = Arc::new(Notify::new());
-    let r = release.clone();
     let done = tokio::spawn(async move {
-        fc::serve(listener, options, move |inv| handler(inv, r.clone()), async {
+        fc_runtime::serve(listener, options, handler, async {
             let _ = stopped.await;
         })
         .await
@@ -89,17 +107,17 @@ async fn start(options: RunOptions) -> Server {
     Server { base: format!("http://{addr}"), addr, stop: Some(stop), done, release }
 }
 
-fn options() -> RunOptions {
-    RunOptions {
+fn options() -> Options {
+    Options {
         header_read_timeout: Duration::from_millis(400),
         shutdown_grace: Duration::from_secs(5),
         default_timeout: Duration::from_secs(77),
-        ..RunOptions::default()
+        ..Options::default()
     }
 }
 
 fn client() -> reqwest::Client {
-    fc_identity_agent::upstream::client_builder().build().unwrap()
+    reqwest::Client::new()
 }
 
 #[tokio::test]
@@ -112,7 +130,7 @@ async fn http_passthrough_with_and_without_control_path() {
         }
         let resp = req.send().await.unwrap();
         assert_eq!(resp.status(), 200);
-        let body: Value = resp.json().await.unwrap();
+        let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
         assert_eq!(body["kind"], "http");
         assert_eq!(body["method"], "POST");
         assert_eq!(body["path"], "/some/path");
@@ -140,7 +158,7 @@ async fn fc_context_comes_from_headers() {
         .send()
         .await
         .unwrap();
-    let body: Value = resp.json().await.unwrap();
+    let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
     assert_eq!(
         body["ctx"],
         json!({"request_id":"req-123","access_key_id":"STS.abc","has_token":true,"function_name":"agent",
@@ -162,7 +180,7 @@ async fn events_report_success_and_failure_in_x_fc_status() {
         .unwrap();
     assert_eq!(ok.status(), 200);
     assert_eq!(ok.headers()["x-fc-status"], "200");
-    let body: Value = ok.json().await.unwrap();
+    let body: Value = serde_json::from_slice(&ok.bytes().await.unwrap()).unwrap();
     assert_eq!(body["kind"], "event");
     assert_eq!(body["payload"], "hello event");
     assert_eq!(body["ctx"]["request_id"], "evt-1");
@@ -177,18 +195,21 @@ async fn events_report_success_and_failure_in_x_fc_status() {
     assert_eq!(failed.status(), 404);
     assert_eq!(failed.headers()["x-fc-status"], "404");
     assert_eq!(failed.headers()["content-type"], "application/json");
-    let body: Value = failed.json().await.unwrap();
-    assert_eq!(body, json!({"error":{"code":"model_error","message":"upstream failed"}}));
+    // The function's own body is kept as it was.
+    let body: Value = serde_json::from_slice(&failed.bytes().await.unwrap()).unwrap();
+    assert_eq!(body, json!({"error":"upstream failed"}));
 
     let wrong_method =
         client().get(format!("{}/invoke", server.base)).header("x-fc-control-path", "/invoke").send().await.unwrap();
     assert_eq!(wrong_method.status(), 404);
     assert_eq!(wrong_method.headers()["x-fc-status"], "404");
+    assert!(wrong_method.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(wrong_method.text().await.unwrap().contains("POST /invoke"));
 }
 
 #[tokio::test]
-async fn oversized_event_is_refused() {
-    let server = start(RunOptions { max_event_bytes: 16, ..options() }).await;
+async fn oversized_event_payload_is_reported_to_the_function() {
+    let server = start(options()).await;
     let resp = client()
         .post(format!("{}/invoke", server.base))
         .header("x-fc-control-path", "/invoke")
@@ -196,9 +217,10 @@ async fn oversized_event_is_refused() {
         .send()
         .await
         .unwrap();
+    assert_eq!(resp.status(), 404);
     assert_eq!(resp.headers()["x-fc-status"], "404");
-    let body: Value = resp.json().await.unwrap();
-    assert_eq!(body["error"]["code"], "payload_too_large");
+    let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
+    assert_eq!(body["refused"], format!("the event body exceeds {MAX_EVENT_BYTES} bytes"));
 }
 
 #[tokio::test]
@@ -209,8 +231,10 @@ async fn lifecycle_hooks_answer_2xx() {
     assert_eq!(init.unwrap().status(), 200);
     let stop = client().get(format!("{}/pre-stop", server.base)).header("x-fc-control-path", "/pre-stop").send().await;
     assert_eq!(stop.unwrap().status(), 200);
-    let unknown = client().get(format!("{}/x", server.base)).header("x-fc-control-path", "/nope").send().await;
-    assert_eq!(unknown.unwrap().status(), 400);
+    let unknown = client().get(format!("{}/x", server.base)).header("x-fc-control-path", "/nope").send().await.unwrap();
+    assert_eq!(unknown.status(), 400);
+    assert!(unknown.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(unknown.text().await.unwrap().contains("/nope"));
 }
 
 #[tokio::test]
@@ -227,7 +251,7 @@ async fn pre_stop_waits_for_in_flight_requests() {
     assert_eq!(slow.await.unwrap().unwrap().status(), 200);
     let resp = pre_stop.await.unwrap().unwrap();
     assert_eq!(resp.status(), 200);
-    assert_eq!(resp.json::<Value>().await.unwrap()["status"], "drained");
+    assert_eq!(serde_json::from_slice::<Value>(&resp.bytes().await.unwrap()).unwrap()["status"], "drained");
 }
 
 #[tokio::test]
@@ -302,4 +326,70 @@ async fn shutdown_lets_in_flight_streams_finish() {
     assert_eq!(resp.chunk().await.unwrap(), Some(Bytes::from_static(b"data: second\n\n")));
     assert_eq!(resp.chunk().await.unwrap(), None);
     tokio::time::timeout(Duration::from_secs(5), &mut server.done).await.expect("server drained").unwrap();
+}
+
+/// A function with lifecycle hooks of its own: counts them, and fails `/initialize` when told to.
+#[derive(Clone, Default)]
+struct Hooked {
+    initialized: Arc<AtomicUsize>,
+    pre_stopped: Arc<AtomicUsize>,
+    fail_initialize: bool,
+}
+
+impl Handler for Hooked {
+    async fn call(&self, _invocation: Invocation) -> Response<Body> {
+        Response::new(Body::full("called"))
+    }
+
+    async fn initialize(&self, context: &Context) -> Result<(), HookError> {
+        assert_eq!(context.request_id(), "init-1");
+        self.initialized.fetch_add(1, Ordering::SeqCst);
+        if self.fail_initialize { Err("no config".into()) } else { Ok(()) }
+    }
+
+    async fn pre_stop(&self, _context: &Context) -> Result<(), HookError> {
+        self.pre_stopped.fetch_add(1, Ordering::SeqCst);
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn lifecycle_hooks_run_the_functions_code() {
+    let hooked = Hooked::default();
+    let server = start_with(options(), hooked.clone(), Arc::default()).await;
+    let init = client()
+        .post(format!("{}/initialize", server.base))
+        .header("x-fc-control-path", "/initialize")
+        .header("x-fc-request-id", "init-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(init.status(), 200);
+    assert_eq!(init.text().await.unwrap(), r#"{"status":"initialized"}"#);
+    let stop = client()
+        .get(format!("{}/pre-stop", server.base))
+        .header("x-fc-control-path", "/pre-stop")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stop.status(), 200);
+    assert_eq!((hooked.initialized.load(Ordering::SeqCst), hooked.pre_stopped.load(Ordering::SeqCst)), (1, 1));
+    let call = client().get(format!("{}/anything", server.base)).send().await.unwrap();
+    assert_eq!(call.text().await.unwrap(), "called");
+}
+
+#[tokio::test]
+async fn a_failed_initialize_hook_is_a_500() {
+    let hooked = Hooked { fail_initialize: true, ..Hooked::default() };
+    let server = start_with(options(), hooked, Arc::default()).await;
+    let init = client()
+        .post(format!("{}/initialize", server.base))
+        .header("x-fc-control-path", "/initialize")
+        .header("x-fc-request-id", "init-1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(init.status(), 500);
+    assert!(init.headers()["content-type"].to_str().unwrap().starts_with("text/plain"));
+    assert!(init.text().await.unwrap().contains("no config"));
 }

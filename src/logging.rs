@@ -1,4 +1,5 @@
 //! Logs: JSON lines on stdout (FC ships stdout to the function's SLS logstore), level from `RUST_LOG`.
+//! The function's own choice, with filters for its own dependencies; the FC adapter only emits events.
 
 use tracing_subscriber::EnvFilter;
 
@@ -9,7 +10,7 @@ use tracing_subscriber::EnvFilter;
 const DEFAULT_FILTER: &str = "info,rmcp=warn,rmcp::transport::worker=off";
 
 /// Installs the JSON subscriber once. Every line inside an invocation carries its `request_id` (from
-/// the `invocation` span). FC prints its own `FC Invoke Start/End` markers, so we never do.
+/// fc-runtime's `invocation` span). FC prints its own `FC Invoke Start/End` markers, so we never do.
 pub fn init_logging() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let _ = tracing_subscriber::fmt()
@@ -24,6 +25,7 @@ pub fn init_logging() {
 }
 
 /// Compact, human-readable lines for a terminal (`make dev`); same filter.
+#[cfg(feature = "devstack")]
 pub fn init_logging_for_humans() {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let _ = tracing_subscriber::fmt().compact().with_env_filter(filter).with_target(false).try_init();
