@@ -7,7 +7,7 @@ use std::time::Duration;
 use divan::{AllocProfiler, Bencher, black_box};
 use fc_identity_agent::acs::signer::{self, SigningInput};
 use fc_identity_agent::agent::{TurnEnd, TurnEvent};
-use fc_identity_agent::llm::{ChatStream, StreamEvent, Usage};
+use fc_identity_agent::llm::{ChatStream, StreamItem, Usage};
 use fc_identity_agent::mcp::{Content, ToolOutput};
 use fc_identity_agent::protocol::agentscope::ResponseBuilder;
 
@@ -78,7 +78,7 @@ fn decode(runtime: &tokio::runtime::Runtime, pieces: Vec<bytes::Bytes>) -> usize
         let mut stream = ChatStream::from_response(reqwest::Response::from(response), deadline);
         let mut events = 0usize;
         while let Some(event) = stream.next().await {
-            if let Ok(StreamEvent::Done(step)) = event {
+            if let Ok(StreamItem::Done(step)) = event {
                 black_box(step);
             }
             events += 1;

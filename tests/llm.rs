@@ -7,7 +7,7 @@ use std::time::Duration;
 use fc_identity_agent::devstack::dashscope::{DashScopeStandIn, StandInOptions};
 use fc_identity_agent::llm::{
     ChatMessage, ChatRequest, ChatStream, FinishReason, LlmClient, LlmError, LlmSettings, Sampling, StepResult, Stop,
-    StreamEvent, ToolCall, ToolSpec,
+    StreamItem, ToolCall, ToolSpec,
 };
 use fc_identity_agent::secret::Secret;
 use fc_identity_agent::upstream::Endpoint;
@@ -54,11 +54,11 @@ fn deadline() -> Instant {
 }
 
 /// Reads the stream to its end: the events before the end, and either the step result or the error.
-async fn drain(mut stream: ChatStream) -> (Vec<StreamEvent>, Result<StepResult, LlmError>) {
+async fn drain(mut stream: ChatStream) -> (Vec<StreamItem>, Result<StepResult, LlmError>) {
     let mut events = Vec::new();
     while let Some(item) = stream.next().await {
         match item {
-            Ok(StreamEvent::Done(step)) => {
+            Ok(StreamItem::Done(step)) => {
                 assert!(stream.next().await.is_none(), "nothing after Done");
                 return (events, Ok(step));
             }
@@ -72,15 +72,15 @@ async fn drain(mut stream: ChatStream) -> (Vec<StreamEvent>, Result<StepResult, 
     panic!("stream ended without Done or an error");
 }
 
-async fn run(client: &LlmClient, request: &ChatRequest) -> (Vec<StreamEvent>, Result<StepResult, LlmError>) {
+async fn run(client: &LlmClient, request: &ChatRequest) -> (Vec<StreamItem>, Result<StepResult, LlmError>) {
     match client.stream(request, deadline()).await {
         Ok(stream) => drain(stream).await,
         Err(err) => (Vec::new(), Err(err)),
     }
 }
 
-fn text_of(events: &[StreamEvent]) -> String {
-    events.iter().filter_map(|e| if let StreamEvent::TextDelta(t) = e { Some(t.as_str()) } else { None }).collect()
+fn text_of(events: &[StreamItem]) -> String {
+    events.iter().filter_map(|e| if let StreamItem::TextDelta(t) = e { Some(t.as_str()) } else { None }).collect()
 }
 
 #[tokio::test]
@@ -93,7 +93,7 @@ async fn plain_turn_streams_text_usage_and_sends_the_expected_body() {
     let (events, step) = run(&client, &request).await;
     let step = step.expect("plain turn succeeds");
 
-    let deltas = events.iter().filter(|e| matches!(e, StreamEvent::TextDelta(_))).count();
+    let deltas = events.iter().filter(|e| matches!(e, StreamItem::TextDelta(_))).count();
     assert!(deltas > 1, "answer arrives in several chunks: {events:?}");
     assert_eq!(text_of(&events), step.text);
     assert!(step.text.contains("What is the capital of France?"), "{}", step.text);
@@ -137,10 +137,10 @@ async fn parallel_tool_calls_accumulate_by_index() {
     let mut fragments: HashMap<u32, String> = HashMap::new();
     for event in &events {
         match event {
-            StreamEvent::ToolCallStarted { index, id, name } => {
+            StreamItem::ToolCallStarted { index, id, name } => {
                 assert!(started.insert(*index, (id.clone(), name.clone())).is_none(), "started twice: {index}");
             }
-            StreamEvent::ToolCallArguments { index, fragment } => {
+            StreamItem::ToolCallArguments { index, fragment } => {
                 assert!(started.contains_key(index), "fragment of call {index} before it started");
                 fragments.entry(*index).or_default().push_str(fragment);
             }
@@ -183,17 +183,17 @@ async fn reasoning_precedes_the_answer() {
     let client = client_with(&standin, KEY, Some(true));
     let (events, step) = run(&client, &ask("Why is the sky blue?")).await;
     let step = step.expect("thinking step succeeds");
-    let first_text = events.iter().position(|e| matches!(e, StreamEvent::TextDelta(_))).expect("some text");
+    let first_text = events.iter().position(|e| matches!(e, StreamItem::TextDelta(_))).expect("some text");
     let reasoning: String = events[..first_text]
         .iter()
         .map(|e| match e {
-            StreamEvent::ReasoningDelta(r) => r.as_str(),
+            StreamItem::ReasoningDelta(r) => r.as_str(),
             other => panic!("only reasoning before the answer: {other:?}"),
         })
         .collect();
     assert!(!reasoning.is_empty());
     assert_eq!(reasoning, step.reasoning);
-    assert!(!events[first_text..].iter().any(|e| matches!(e, StreamEvent::ReasoningDelta(_))));
+    assert!(!events[first_text..].iter().any(|e| matches!(e, StreamItem::ReasoningDelta(_))));
     assert_eq!(standin.requests()[0].body["enable_thinking"], true);
 }
 
@@ -324,7 +324,7 @@ async fn dropping_the_stream_closes_the_upstream_connection() {
     let client = client(&standin);
     let mut stream = client.stream(&ask("Tell me a long story [fault:slow]"), deadline()).await.expect("stream starts");
     let first = stream.next().await.expect("an event").expect("not an error");
-    assert!(matches!(first, StreamEvent::TextDelta(_)), "{first:?}");
+    assert!(matches!(first, StreamItem::TextDelta(_)), "{first:?}");
     assert_eq!(standin.cancelled(), 0);
     drop(stream);
     assert!(standin.wait_cancelled(1, Duration::from_secs(5)).await, "the stand-in saw the client leave");
@@ -337,7 +337,7 @@ async fn the_stream_also_works_as_a_futures_stream() {
     let standin = standin().await;
     let stream = client(&standin).stream(&ask("Hello there"), deadline()).await.expect("stream starts");
     let items: Vec<_> = stream.into_stream().collect().await;
-    assert!(matches!(items.last(), Some(Ok(StreamEvent::Done(_)))), "{items:?}");
+    assert!(matches!(items.last(), Some(Ok(StreamItem::Done(_)))), "{items:?}");
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@
 use std::sync::OnceLock;
 
 use bytes::Bytes;
-use fc_identity_agent::llm::{StreamEvent, decode_body};
+use fc_identity_agent::llm::{StreamItem, decode_body};
 use libfuzzer_sys::fuzz_target;
 use tokio::runtime::Runtime;
 
@@ -24,20 +24,20 @@ fuzz_target!(|data: &[u8]| {
     let mut started: Vec<u32> = Vec::new();
     for event in &events {
         match event {
-            StreamEvent::ToolCallStarted { index, id, name } => {
+            StreamItem::ToolCallStarted { index, id, name } => {
                 assert!(!id.is_empty() && !name.is_empty());
                 assert!(!started.contains(index), "call {index} started twice");
                 started.push(*index);
             }
-            StreamEvent::ToolCallArguments { index, .. } => assert!(started.contains(index), "fragment first"),
-            StreamEvent::Done(_) => panic!("Done before the end"),
+            StreamItem::ToolCallArguments { index, .. } => assert!(started.contains(index), "fragment first"),
+            StreamItem::Done(_) => panic!("Done before the end"),
             _ => {}
         }
     }
     if let Ok(step) = result {
         assert_eq!(step.tool_calls.len(), started.len());
         let text: String =
-            events.iter().filter_map(|e| if let StreamEvent::TextDelta(t) = e { Some(t.as_str()) } else { None }).collect();
+            events.iter().filter_map(|e| if let StreamItem::TextDelta(t) = e { Some(t.as_str()) } else { None }).collect();
         assert_eq!(text, step.text);
     }
 });

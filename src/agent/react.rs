@@ -7,7 +7,7 @@ use tokio::time::Instant;
 
 use super::events::{TurnEnd, TurnEvent};
 use crate::failure::{Failure, FailureCode};
-use crate::llm::{ChatMessage, ChatRequest, FinishReason, LlmClient, Sampling, StepResult, StreamEvent, ToolSpec};
+use crate::llm::{ChatMessage, ChatRequest, FinishReason, LlmClient, Sampling, StepResult, StreamItem, ToolSpec};
 use crate::mcp::{McpError, ToolOutput, Tools};
 
 /// Everything one turn needs besides its clients.
@@ -151,14 +151,14 @@ async fn model_step(
             }
         };
         let out = match event {
-            StreamEvent::Done(step) => return Ok(step),
-            StreamEvent::ReasoningDelta(text) => TurnEvent::ReasoningDelta(text),
-            StreamEvent::TextDelta(text) => TurnEvent::TextDelta(text),
-            StreamEvent::ToolCallStarted { index, id, name } => {
+            StreamItem::Done(step) => return Ok(step),
+            StreamItem::ReasoningDelta(text) => TurnEvent::ReasoningDelta(text),
+            StreamItem::TextDelta(text) => TurnEvent::TextDelta(text),
+            StreamItem::ToolCallStarted { index, id, name } => {
                 call_ids.push((index, id.clone()));
                 TurnEvent::ToolCallStarted { call_id: id, name }
             }
-            StreamEvent::ToolCallArguments { index, fragment } => {
+            StreamItem::ToolCallArguments { index, fragment } => {
                 let Some((_, call_id)) = call_ids.iter().find(|(i, _)| *i == index) else {
                     continue;
                 };

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::Deserialize;
 
-use super::stream::{FinishReason, StepResult, StreamEvent};
+use super::stream::{FinishReason, StepResult, StreamItem};
 use super::types::{ToolCall, Usage};
 
 /// One `data:` chunk of the stream (fields we do not use are ignored).
@@ -89,7 +89,7 @@ pub(crate) struct StepAccumulator {
 
 impl StepAccumulator {
     /// Applies the choices and usage of one chunk, queueing what the caller should see.
-    pub fn apply(&mut self, chunk: Chunk, out: &mut VecDeque<StreamEvent>) {
+    pub fn apply(&mut self, chunk: Chunk, out: &mut VecDeque<StreamItem>) {
         if let Some(usage) = chunk.usage {
             self.usage = Some(usage);
         }
@@ -98,11 +98,11 @@ impl StepAccumulator {
             let delta = choice.delta.unwrap_or_default();
             if let Some(reasoning) = delta.reasoning_content.filter(|s| !s.is_empty()) {
                 self.reasoning.push_str(&reasoning);
-                out.push_back(StreamEvent::ReasoningDelta(reasoning));
+                out.push_back(StreamItem::ReasoningDelta(reasoning));
             }
             if let Some(text) = delta.content.filter(|s| !s.is_empty()) {
                 self.text.push_str(&text);
-                out.push_back(StreamEvent::TextDelta(text));
+                out.push_back(StreamItem::TextDelta(text));
             }
             for call in delta.tool_calls.unwrap_or_default() {
                 self.apply_call(call, out);
@@ -113,7 +113,7 @@ impl StepAccumulator {
         }
     }
 
-    fn apply_call(&mut self, delta: ToolCallDelta, out: &mut VecDeque<StreamEvent>) {
+    fn apply_call(&mut self, delta: ToolCallDelta, out: &mut VecDeque<StreamItem>) {
         let index = delta.index.unwrap_or(self.last_index);
         self.last_index = index;
         let call = self.calls.entry(index).or_default();
@@ -127,7 +127,7 @@ impl StepAccumulator {
         if let Some(fragment) = function.arguments.filter(|s| !s.is_empty()) {
             call.arguments.push_str(&fragment);
             if call.announced {
-                out.push_back(StreamEvent::ToolCallArguments { index, fragment });
+                out.push_back(StreamItem::ToolCallArguments { index, fragment });
             } else {
                 call.held.push_str(&fragment);
             }
@@ -139,7 +139,7 @@ impl StepAccumulator {
 
     /// Ends the step: announces calls whose id never came (with a made-up id) and returns the result.
     /// Fails when a call never got a name — it could not be executed.
-    pub fn finish(&mut self, out: &mut VecDeque<StreamEvent>) -> Result<StepResult, String> {
+    pub fn finish(&mut self, out: &mut VecDeque<StreamItem>) -> Result<StepResult, String> {
         for (index, call) in self.calls.iter_mut() {
             if call.announced {
                 continue;
@@ -167,11 +167,11 @@ impl StepAccumulator {
     }
 }
 
-fn announce(index: u32, call: &mut CallState, out: &mut VecDeque<StreamEvent>) {
+fn announce(index: u32, call: &mut CallState, out: &mut VecDeque<StreamItem>) {
     call.announced = true;
-    out.push_back(StreamEvent::ToolCallStarted { index, id: call.id.clone(), name: call.name.clone() });
+    out.push_back(StreamItem::ToolCallStarted { index, id: call.id.clone(), name: call.name.clone() });
     if !call.held.is_empty() {
-        out.push_back(StreamEvent::ToolCallArguments { index, fragment: std::mem::take(&mut call.held) });
+        out.push_back(StreamItem::ToolCallArguments { index, fragment: std::mem::take(&mut call.held) });
     }
 }
 
@@ -179,7 +179,7 @@ fn announce(index: u32, call: &mut CallState, out: &mut VecDeque<StreamEvent>) {
 mod tests {
     use super::*;
 
-    fn feed(acc: &mut StepAccumulator, json: &str) -> Vec<StreamEvent> {
+    fn feed(acc: &mut StepAccumulator, json: &str) -> Vec<StreamItem> {
         let mut out = VecDeque::new();
         acc.apply(serde_json::from_str(json).unwrap(), &mut out);
         out.into()
@@ -203,10 +203,10 @@ mod tests {
         let mut out = VecDeque::new();
         let result = acc.finish(&mut out).unwrap();
         let out: Vec<_> = out.into();
-        let StreamEvent::ToolCallStarted { index: 1, id, name } = &out[0] else { panic!("{out:?}") };
+        let StreamItem::ToolCallStarted { index: 1, id, name } = &out[0] else { panic!("{out:?}") };
         assert!(id.starts_with("call_"));
         assert_eq!(name, "f");
-        assert_eq!(out[1], StreamEvent::ToolCallArguments { index: 1, fragment: "{\"a\":1}".into() });
+        assert_eq!(out[1], StreamItem::ToolCallArguments { index: 1, fragment: "{\"a\":1}".into() });
         assert_eq!(result.tool_calls[0].function.arguments, "{\"a\":1}");
         assert_eq!(&result.tool_calls[0].id, id);
     }

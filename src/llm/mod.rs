@@ -5,8 +5,8 @@
 //! let mut stream = client.stream(&ChatRequest::new(messages), deadline).await?;
 //! while let Some(event) = stream.next().await {
 //!     match event? {
-//!         StreamEvent::TextDelta(t) => { /* … */ }
-//!         StreamEvent::Done(step) => { /* step.tool_calls, step.usage */ }
+//!         StreamItem::TextDelta(t) => { /* … */ }
+//!         StreamItem::Done(step) => { /* step.tool_calls, step.usage */ }
 //!         _ => {}
 //!     }
 //! }
@@ -23,5 +23,5 @@ pub use client::{ChatRequest, LlmClient, LlmSettings, Sampling, Stop};
 pub use error::{LlmError, UpstreamError};
 #[doc(hidden)]
 pub use stream::decode_body;
-pub use stream::{ChatStream, FinishReason, StepResult, StreamEvent};
+pub use stream::{ChatStream, FinishReason, StepResult, StreamItem};
 pub use types::{ChatMessage, FunctionCall, ToolCall, ToolSpec, Usage};

@@ -16,7 +16,7 @@ use crate::secret::{Secret, redact};
 
 /// What a running model step reports, in stream order.
 #[derive(Debug, Clone, PartialEq)]
-pub enum StreamEvent {
+pub enum StreamItem {
     /// A fragment of `reasoning_content` (thinking models); always before the answer.
     ReasoningDelta(String),
     /// A fragment of the answer text.
@@ -78,7 +78,7 @@ pub struct ChatStream {
     request_id: Option<String>,
     api_key: Secret,
     acc: StepAccumulator,
-    pending: VecDeque<StreamEvent>,
+    pending: VecDeque<StreamItem>,
 }
 
 impl std::fmt::Debug for ChatStream {
@@ -121,7 +121,7 @@ impl ChatStream {
     }
 
     /// The next event, `Some(Err(_))` once on failure, then `None`. Never waits past the deadline.
-    pub async fn next(&mut self) -> Option<Result<StreamEvent, LlmError>> {
+    pub async fn next(&mut self) -> Option<Result<StreamItem, LlmError>> {
         loop {
             if let Some(event) = self.pending.pop_front() {
                 return Some(Ok(event));
@@ -155,7 +155,7 @@ impl ChatStream {
     }
 
     /// The same events as a `futures` stream, for callers that prefer combinators.
-    pub fn into_stream(self) -> impl Stream<Item = Result<StreamEvent, LlmError>> + Send {
+    pub fn into_stream(self) -> impl Stream<Item = Result<StreamItem, LlmError>> + Send {
         futures_util::stream::unfold(self, |mut s| async move { s.next().await.map(|item| (item, s)) })
     }
 
@@ -189,7 +189,7 @@ impl ChatStream {
             .acc
             .finish(&mut self.pending)
             .map_err(|detail| LlmError::Malformed { detail, request_id: self.request_id.clone() })?;
-        self.pending.push_back(StreamEvent::Done(result));
+        self.pending.push_back(StreamItem::Done(result));
         if let Some(mut body) = self.body.take() {
             // Reading the body to its end (already buffered right after `[DONE]`) lets the connection go
             // back to the pool instead of being closed; never wait for it.
@@ -214,7 +214,7 @@ impl ChatStream {
 /// events before the end, then the step or the error. Exists for the fuzzer (`fuzz/`, target
 /// `sse_stream`), which cannot afford a socket per input; not an API. Needs a tokio runtime with time.
 #[doc(hidden)]
-pub async fn decode_body(chunks: Vec<bytes::Bytes>) -> (Vec<StreamEvent>, Result<StepResult, LlmError>) {
+pub async fn decode_body(chunks: Vec<bytes::Bytes>) -> (Vec<StreamItem>, Result<StepResult, LlmError>) {
     let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks.into_iter().map(Ok::<_, std::io::Error>)));
     let response = reqwest::Response::from(http::Response::new(body));
     let deadline = Instant::now() + std::time::Duration::from_secs(60);
@@ -222,7 +222,7 @@ pub async fn decode_body(chunks: Vec<bytes::Bytes>) -> (Vec<StreamEvent>, Result
     let mut events = Vec::new();
     while let Some(item) = stream.next().await {
         match item {
-            Ok(StreamEvent::Done(step)) => return (events, Ok(step)),
+            Ok(StreamItem::Done(step)) => return (events, Ok(step)),
             Ok(event) => events.push(event),
             Err(err) => return (events, Err(err)),
         }

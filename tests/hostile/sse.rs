@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use fc_identity_agent::llm::{
-    ChatMessage, ChatRequest, LlmClient, LlmError, LlmSettings, StepResult, StreamEvent, ToolCall, decode_body,
+    ChatMessage, ChatRequest, LlmClient, LlmError, LlmSettings, StepResult, StreamItem, ToolCall, decode_body,
 };
 use fc_identity_agent::secret::Secret;
 use fc_identity_agent::upstream::Endpoint;
@@ -60,7 +60,7 @@ impl Server {
     }
 
     /// One model call answered with `chunks`: the events before the end, and the result or the error.
-    fn call(&self, chunks: Vec<Vec<u8>>) -> (Vec<StreamEvent>, Result<StepResult, LlmError>) {
+    fn call(&self, chunks: Vec<Vec<u8>>) -> (Vec<StreamItem>, Result<StepResult, LlmError>) {
         *self.script.lock().expect("script") = chunks;
         let request = ChatRequest::new(vec![ChatMessage::User { content: "hi".into() }]);
         let run = async {
@@ -72,7 +72,7 @@ impl Server {
             let mut events = Vec::new();
             while let Some(item) = stream.next().await {
                 match item {
-                    Ok(StreamEvent::Done(step)) => {
+                    Ok(StreamItem::Done(step)) => {
                         assert!(stream.next().await.is_none(), "an event after Done");
                         return (events, Ok(step));
                     }
@@ -278,21 +278,21 @@ fn cuts() -> impl Strategy<Value = Vec<usize>> {
 
 /// What must hold whatever the stream was: each call announced once, before its fragments; the fragments
 /// add up to the result's arguments; text and reasoning deltas add up to the result's.
-fn check_events(events: &[StreamEvent], result: &Result<StepResult, LlmError>) -> Result<(), TestCaseError> {
+fn check_events(events: &[StreamItem], result: &Result<StepResult, LlmError>) -> Result<(), TestCaseError> {
     let mut started: Vec<(u32, String)> = Vec::new();
     let mut args: std::collections::BTreeMap<u32, String> = Default::default();
     for event in events {
         match event {
-            StreamEvent::ToolCallStarted { index, id, name } => {
+            StreamItem::ToolCallStarted { index, id, name } => {
                 prop_assert!(!id.is_empty() && !name.is_empty());
                 prop_assert!(!started.iter().any(|(i, _)| i == index), "call {index} started twice");
                 started.push((*index, id.clone()));
             }
-            StreamEvent::ToolCallArguments { index, fragment } => {
+            StreamItem::ToolCallArguments { index, fragment } => {
                 prop_assert!(started.iter().any(|(i, _)| i == index), "fragment before start of {index}");
                 args.entry(*index).or_default().push_str(fragment);
             }
-            StreamEvent::Done(_) => prop_assert!(false, "Done among the events"),
+            StreamItem::Done(_) => prop_assert!(false, "Done among the events"),
             _ => {}
         }
     }
@@ -300,7 +300,7 @@ fn check_events(events: &[StreamEvent], result: &Result<StepResult, LlmError>) -
         Ok(step) => {
             let text: String = events
                 .iter()
-                .filter_map(|e| if let StreamEvent::TextDelta(t) = e { Some(t.as_str()) } else { None })
+                .filter_map(|e| if let StreamItem::TextDelta(t) = e { Some(t.as_str()) } else { None })
                 .collect();
             prop_assert_eq!(&text, &step.text);
             started.sort();
@@ -408,7 +408,7 @@ fn an_error_object_mid_stream_is_typed_and_final() {
                 data: {\"choices\":[{\"index\":0,\"delta\":{\"content\":\"b\"}}]}\n\n";
     let _serial = exclusive();
     let (events, result) = server().call(vec![body.as_bytes().to_vec()]);
-    assert_eq!(events, vec![StreamEvent::TextDelta("a".into())]);
+    assert_eq!(events, vec![StreamItem::TextDelta("a".into())]);
     assert!(matches!(result, Err(LlmError::ContentFiltered(_))), "{result:?}");
 }
 
