@@ -6,8 +6,6 @@ pub mod acs;
 pub mod agent;
 pub mod app;
 pub mod config;
-#[cfg(feature = "devstack")]
-pub mod devstack;
 pub mod fc;
 pub mod identity;
 pub mod llm;

@@ -1,5 +1,5 @@
-//! config → App → fc::run; nothing else. (`fc-identity-agent dev` runs the same App against the built-in
-//! stand-ins, when built with the `devstack` feature.)
+//! config → App → fc::run; nothing else. (`make dev` runs this binary against the local stand-ins: the
+//! `devstack` crate's binary.)
 
 use std::process::ExitCode;
 
@@ -15,10 +15,9 @@ fn main() -> ExitCode {
     };
     match std::env::args().nth(1).as_deref() {
         None => runtime.block_on(serve()),
-        #[cfg(feature = "devstack")]
-        Some("dev") => runtime.block_on(dev()),
+        // No arguments: FC starts the binary bare and configures it by environment (README: Configuration).
         Some(other) => {
-            eprintln!("unknown argument {other:?}; usage: fc-identity-agent [dev]");
+            eprintln!("unknown argument {other:?}; usage: fc-identity-agent (configured by environment)");
             ExitCode::FAILURE
         }
     }
@@ -62,14 +61,3 @@ async fn serve() -> ExitCode {
     }
 }
 
-#[cfg(feature = "devstack")]
-async fn dev() -> ExitCode {
-    fc::init_logging_for_humans();
-    match fc_identity_agent::devstack::dev::run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("dev stack failed: {error}");
-            ExitCode::FAILURE
-        }
-    }
-}
