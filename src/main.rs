@@ -60,4 +60,3 @@ async fn serve() -> ExitCode {
         }
     }
 }
-

@@ -28,10 +28,7 @@ pub struct TurnOutcome {
 
 impl Driver {
     pub fn new(process_url: String) -> Result<Driver, String> {
-        let client = devstack::client_builder()
-            .timeout(TURN_LIMIT)
-            .build()
-            .map_err(|e| format!("client: {e}"))?;
+        let client = devstack::client_builder().timeout(TURN_LIMIT).build().map_err(|e| format!("client: {e}"))?;
         Ok(Driver { client, process_url })
     }
 

@@ -18,8 +18,8 @@ use base64::Engine;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-pub use verify::KnownKey;
 use acs3::form_decode;
+pub use verify::KnownKey;
 use verify::{Rejection, Verifier};
 
 /// What the stand-in knows and enforces.

@@ -86,7 +86,8 @@ pub fn expected(received: &Received<'_>, access_key_secret: &str) -> Expected {
 pub fn canonical_query(pairs: &[(String, String)]) -> String {
     let mut sorted: Vec<&(String, String)> = pairs.iter().collect();
     sorted.sort_unstable();
-    let encoded: Vec<String> = sorted.iter().map(|(name, value)| format!("{}={}", rfc3986(name), rfc3986(value))).collect();
+    let encoded: Vec<String> =
+        sorted.iter().map(|(name, value)| format!("{}={}", rfc3986(name), rfc3986(value))).collect();
     encoded.join("&")
 }
 
@@ -155,7 +156,8 @@ mod tests {
     #[test]
     fn form_decode_reads_plus_and_percent_escapes() {
         // The body of vector 03: the SDK's encoding of a UserId with every character that needs escaping.
-        let body = "UserId=%E5%BC%A0%E4%B8%89+o%27Brien%2Ba%2Ab~c%2Fd%3De%26f%25g+%F0%9F%98%80&WorkloadIdentityName=fc-agent";
+        let body =
+            "UserId=%E5%BC%A0%E4%B8%89+o%27Brien%2Ba%2Ab~c%2Fd%3De%26f%25g+%F0%9F%98%80&WorkloadIdentityName=fc-agent";
         let decoded = form_decode(body);
         assert_eq!(decoded[0], ("UserId".to_owned(), "张三 o'Brien+a*b~c/d=e&f%g 😀".to_owned()));
         assert_eq!(decoded[1], ("WorkloadIdentityName".to_owned(), "fc-agent".to_owned()));

@@ -30,7 +30,8 @@ fn reject(status: u16, code: &'static str, message: impl Into<String>) -> Reject
 
 /// Headers a signature must cover whatever else it lists (the spec's minimum, less `content-type`, which a
 /// request without a body does not send).
-const ALWAYS_SIGNED: [&str; 5] = ["host", "x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256", "x-acs-action"];
+const ALWAYS_SIGNED: [&str; 5] =
+    ["host", "x-acs-date", "x-acs-signature-nonce", "x-acs-content-sha256", "x-acs-action"];
 
 fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
@@ -94,7 +95,8 @@ impl Verifier<'_> {
             signed_values.push((name, value));
         }
         let query = acs3::form_decode(query);
-        let received = Received { method, path, query: &query, signed_headers: &signed_values, body_sha256: &body_sha256 };
+        let received =
+            Received { method, path, query: &query, signed_headers: &signed_values, body_sha256: &body_sha256 };
         let expected = acs3::expected(&received, &key.access_key_secret);
         if expected.signature != authorization.signature {
             // What a signer bug is found with: diff this against the client's own canonical request.

@@ -53,8 +53,9 @@ fn headers_sent(request: &Value, signing: &Value) -> HeaderMap {
 /// The query as a client would send it (the vectors give it as a map).
 fn query_sent(request: &Value) -> String {
     let pairs = request["query"].as_object().map(|q| q.iter()).into_iter().flatten();
-    let encoded: Vec<String> =
-        pairs.map(|(name, value)| format!("{}={}", acs3::rfc3986(name), acs3::rfc3986(value.as_str().unwrap()))).collect();
+    let encoded: Vec<String> = pairs
+        .map(|(name, value)| format!("{}={}", acs3::rfc3986(name), acs3::rfc3986(value.as_str().unwrap())))
+        .collect();
     encoded.join("&")
 }
 
@@ -71,7 +72,9 @@ fn every_step_matches_the_sdk() {
     let mut checked = 0;
     for (file, vector) in vectors() {
         let request = &vector["request"];
-        for signing in ["signing_sdk_exact", "signing_minimal"].map(|name| &vector[name]).into_iter().filter(|s| s.is_object()) {
+        for signing in
+            ["signing_sdk_exact", "signing_minimal"].map(|name| &vector[name]).into_iter().filter(|s| s.is_object())
+        {
             let headers = headers_sent(request, signing);
             let authorization = acs3::parse_authorization(text(signing, "authorization")).unwrap();
             assert_eq!(authorization.signed_headers, text(signing, "signed_headers"), "{file}");
@@ -108,7 +111,9 @@ fn the_verifier_accepts_every_vector_and_refuses_a_wrong_secret() {
     let mut checked = 0;
     for (file, vector) in vectors() {
         let request = &vector["request"];
-        for signing in ["signing_sdk_exact", "signing_minimal"].map(|name| &vector[name]).into_iter().filter(|s| s.is_object()) {
+        for signing in
+            ["signing_sdk_exact", "signing_minimal"].map(|name| &vector[name]).into_iter().filter(|s| s.is_object())
+        {
             let headers = headers_sent(request, signing);
             let (method, path, query, body) =
                 (text(request, "method"), text(request, "path"), query_sent(request), text(request, "body").as_bytes());
