@@ -50,23 +50,17 @@ pub struct Received<'a> {
     pub body_sha256: &'a str,
 }
 
-/// The server's side of the computation, every step kept so that a mismatch can be explained.
-pub struct Expected {
-    pub canonical_request: String,
-    pub string_to_sign: String,
-    pub signature: String,
-}
-
 pub fn hex_sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-pub fn expected(received: &Received<'_>, access_key_secret: &str) -> Expected {
+/// Signed headers sorted by name, each as `name:trimmed-value\n`; the names again, joined by `;`.
+pub fn canonical_request(received: &Received<'_>) -> String {
     let mut headers: Vec<(&str, &str)> = received.signed_headers.to_vec();
     headers.sort_unstable();
     let canonical_headers: String = headers.iter().map(|(name, value)| format!("{name}:{}\n", value.trim())).collect();
     let signed_names: Vec<&str> = headers.iter().map(|(name, _)| *name).collect();
-    let canonical_request = [
+    [
         received.method,
         received.path,
         &canonical_query(received.query),
@@ -74,12 +68,18 @@ pub fn expected(received: &Received<'_>, access_key_secret: &str) -> Expected {
         &signed_names.join(";"),
         received.body_sha256,
     ]
-    .join("\n");
-    let string_to_sign = format!("{ALGORITHM}\n{}", hex_sha256(canonical_request.as_bytes()));
+    .join("\n")
+}
+
+pub fn string_to_sign(canonical_request: &str) -> String {
+    format!("{ALGORITHM}\n{}", hex_sha256(canonical_request.as_bytes()))
+}
+
+/// Lowercase hex, as clients send it.
+pub fn signature(string_to_sign: &str, access_key_secret: &str) -> String {
     let mut mac = Hmac::<Sha256>::new_from_slice(access_key_secret.as_bytes()).expect("HMAC takes a key of any length");
     mac.update(string_to_sign.as_bytes());
-    let signature = hex::encode(mac.finalize().into_bytes());
-    Expected { canonical_request, string_to_sign, signature }
+    hex::encode(mac.finalize().into_bytes())
 }
 
 /// Sorted by name (then value), each side RFC 3986 encoded, joined by `&`.

@@ -94,10 +94,12 @@ fn every_step_matches_the_sdk() {
                 signed_headers: &signed,
                 body_sha256: &body_sha256,
             };
-            let expected = acs3::expected(&received, text(&vector["input"], "access_key_secret"));
-            assert_eq!(expected.canonical_request, text(signing, "canonical_request"), "{file}");
-            assert_eq!(expected.string_to_sign, text(signing, "string_to_sign"), "{file}");
-            assert_eq!(expected.signature, text(signing, "signature"), "{file}");
+            let canonical_request = acs3::canonical_request(&received);
+            assert_eq!(canonical_request, text(signing, "canonical_request"), "{file}");
+            let string_to_sign = acs3::string_to_sign(&canonical_request);
+            assert_eq!(string_to_sign, text(signing, "string_to_sign"), "{file}");
+            let signature = acs3::signature(&string_to_sign, text(&vector["input"], "access_key_secret"));
+            assert_eq!(signature, text(signing, "signature"), "{file}");
             checked += 1;
         }
     }
