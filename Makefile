@@ -8,18 +8,21 @@ PY := python3
 
 .PHONY: dev run test test-deps release check-release deploy fmt lint bench bench-micro
 
-## Run the whole flow locally against the built-in stand-ins (no cloud account).
+## Run the whole flow locally against the stand-ins (no cloud account): the devstack binary starts them and
+## runs the freshly built function as its child.
 dev:
-	cargo run -- dev
+	cargo build --bin $(BIN)
+	cargo run -p devstack -- --function target/debug/$(BIN)
 
 ## Run against the real cloud with the environment you have set (see README: Configuration).
 run:
-	cargo run --release --no-default-features
+	cargo run --release --bin $(BIN)
 
-## Everything CI runs: unit + integration tests over real sockets, and the s.yaml schema check.
+## Everything CI runs: unit + integration tests over real sockets (the function's, the stand-ins' and the
+## bench harness's), and the s.yaml schema check.
 test: test-deps
-	cargo test --all-targets
-	@# `make dev` and `make run` rely on `cargo run` reaching the function (the crate has two binaries).
+	cargo test --workspace --all-targets
+	@# A bare `cargo run` at the root must reach the function, not one of the workspace's other binaries.
 	@cargo run -q -- --help 2>&1 | grep -q 'usage: fc-identity-agent' || { echo 'cargo run does not start fc-identity-agent'; exit 1; }
 	$(PY) tests/deploy/check_s_yaml.py
 
@@ -30,7 +33,7 @@ test-deps:
 release:
 	@command -v cargo-zigbuild >/dev/null || cargo install --locked cargo-zigbuild
 	@$(PY) -c 'import ziglang' 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check ziglang
-	cargo zigbuild --release --no-default-features --target $(TARGET).$(GLIBC)
+	cargo zigbuild --release --bin $(BIN) --target $(TARGET).$(GLIBC)
 	rm -rf $(DIST) && mkdir -p $(DIST)
 	cp target/$(TARGET)/release/$(BIN) $(DIST)/$(BIN)
 	cp bootstrap $(DIST)/bootstrap && chmod +x $(DIST)/bootstrap $(DIST)/$(BIN)
@@ -51,10 +54,9 @@ check-release:
 ## Prints the figures and writes them into BENCHMARKS.md. BENCH_ARGS=--quick for a short smoke run.
 BENCH_FN := target/bench/$(BIN)
 bench:
-	cargo build --release --no-default-features --bin $(BIN)
+	cargo build --release --bin $(BIN)
 	mkdir -p $(dir $(BENCH_FN)) && cp target/release/$(BIN) $(BENCH_FN)
-	cargo build --release --bin bench
-	target/release/bench --function $(BENCH_FN) --out BENCHMARKS.md $(BENCH_ARGS)
+	cargo run --release -p bench -- --function $(BENCH_FN) --out BENCHMARKS.md $(BENCH_ARGS)
 
 ## Micro-benchmarks (divan): signer, SSE decoding, event encoding.
 bench-micro:
@@ -68,4 +70,4 @@ fmt:
 
 lint:
 	cargo fmt --all -- --check
-	cargo clippy --all-targets -- -D warnings
+	cargo clippy --workspace --all-targets -- -D warnings

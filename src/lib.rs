@@ -7,8 +7,6 @@ pub mod acs;
 pub mod agent;
 pub mod app;
 pub mod config;
-#[cfg(feature = "devstack")]
-pub mod devstack;
 pub mod error_chain;
 pub mod failure;
 pub mod identity;

@@ -23,10 +23,3 @@ pub fn init_logging() {
         .with_writer(std::io::stdout)
         .try_init();
 }
-
-/// Compact, human-readable lines for a terminal (`make dev`); same filter.
-#[cfg(feature = "devstack")]
-pub fn init_logging_for_humans() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
-    let _ = tracing_subscriber::fmt().compact().with_env_filter(filter).with_target(false).try_init();
-}

@@ -1,5 +1,5 @@
-//! config → App → fc_runtime::run_with; nothing else. (`fc-identity-agent dev` runs the same App against the built-in
-//! stand-ins, when built with the `devstack` feature.)
+//! config → App → fc_runtime::run_with; nothing else. (`make dev` runs this binary against the local
+//! stand-ins: the `devstack` crate's binary.)
 
 mod logging;
 
@@ -17,10 +17,9 @@ fn main() -> ExitCode {
     };
     match std::env::args().nth(1).as_deref() {
         None => runtime.block_on(serve()),
-        #[cfg(feature = "devstack")]
-        Some("dev") => runtime.block_on(dev()),
+        // No arguments: FC starts the binary bare and configures it by environment (README: Configuration).
         Some(other) => {
-            eprintln!("unknown argument {other:?}; usage: fc-identity-agent [dev]");
+            eprintln!("unknown argument {other:?}; usage: fc-identity-agent (configured by environment)");
             ExitCode::FAILURE
         }
     }
@@ -59,18 +58,6 @@ async fn serve() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server failed");
-            ExitCode::FAILURE
-        }
-    }
-}
-
-#[cfg(feature = "devstack")]
-async fn dev() -> ExitCode {
-    logging::init_logging_for_humans();
-    match fc_identity_agent::devstack::dev::run().await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!("dev stack failed: {error}");
             ExitCode::FAILURE
         }
     }

@@ -1,6 +1,5 @@
 //! The agent loop (`agent::run_turn` + `mcp::Tools`) against the stand-ins over real sockets, and through the
 //! whole function where the flow spans identity, tools and model.
-#![cfg(feature = "devstack")]
 
 mod common;
 
@@ -10,9 +9,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::{Function, user_request};
+use devstack::dashscope::{self, DashScopeStandIn};
+use devstack::mcp_server::{self, McpStandIn};
 use fc_identity_agent::agent::{self, Turn, TurnEnd, TurnEvent};
-use fc_identity_agent::devstack::dashscope::{self, DashScopeStandIn};
-use fc_identity_agent::devstack::mcp_server::{self, McpStandIn};
 use fc_identity_agent::failure::{Failure, FailureCode};
 use fc_identity_agent::llm::{ChatMessage, LlmClient, LlmSettings, Sampling};
 use fc_identity_agent::mcp::{McpClient, McpError, McpSettings, TokenError, TokenSource, Tools};

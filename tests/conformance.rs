@@ -1,7 +1,6 @@
 //! The live stream against the AgentScope runtime protocol: the spec's event sequence, sequence numbers,
 //! and for every object type the seed's key list in its order (read from the raw text: `serde_json::Value`
 //! sorts keys).
-#![cfg(feature = "devstack")]
 
 mod common;
 

@@ -1,6 +1,5 @@
 //! Event invocations (`POST /invoke`, `x-fc-control-path: /invoke`) end to end over real sockets: real
 //! trigger payloads, timer events, who the user is, and how a failed turn is reported to FC.
-#![cfg(feature = "devstack")]
 
 mod common;
 

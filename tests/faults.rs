@@ -4,7 +4,6 @@
 //! event (docs/faults.md is this file as a table), within the deadline (a hang guard, not a timing
 //! assertion), with the stand-in seeing its connection dropped, `/pre-stop` finding nothing in flight, and
 //! the same function serving a normal turn right after.
-#![cfg(feature = "devstack")]
 
 mod common;
 mod kit;
@@ -12,8 +11,8 @@ mod kit;
 use std::time::Duration;
 
 use common::Function;
-use fc_identity_agent::devstack::agent_identity::Fault as IdentityFault;
-use fc_identity_agent::devstack::mcp_server::Fault as McpFault;
+use devstack::agent_identity::Fault as IdentityFault;
+use devstack::mcp_server::Fault as McpFault;
 use kit::{Reply, closed_port_url, completed, failed, process, process_with_deadline, request};
 use serde_json::json;
 

@@ -1,5 +1,6 @@
 //! acs + identity against the SDK-made vectors and the devstack Agent Identity stand-in (real sockets).
-#![cfg(feature = "devstack")]
+
+mod common;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -8,12 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use base64::Engine;
+use devstack::agent_identity::{AgentIdentityStandIn, Fault, KnownKey, StandInOptions};
 use fc_identity_agent::acs::signer::{self, RpcHeaders, SigningInput};
 use fc_identity_agent::acs::{
     AcsError, ChainProvider, Credentials, CredentialsError, CredentialsProvider, CredentialsUriProvider, RetryPolicy,
     RpcClient, StaticProvider, anonymous_query,
 };
-use fc_identity_agent::devstack::agent_identity::{AgentIdentityStandIn, Fault, KnownKey, StandInOptions};
 use fc_identity_agent::identity::{
     IdentityClient, IdentityError, IdentitySettings, Subject, UserSource, WorkloadTokens,
 };
@@ -205,8 +206,8 @@ fn unix_now() -> u64 {
 async fn stand_in_accepts_our_signatures_with_ak_and_sts_and_token_header_only_with_sts() {
     let si = stand_in().await;
     let c = client(&si);
-    let ak = AgentIdentityStandIn::access_key_credentials();
-    let sts = AgentIdentityStandIn::sts_credentials();
+    let ak = common::stand_in_access_key();
+    let sts = common::stand_in_sts();
     let a =
         c.get_workload_access_token_for_user_id("fc-agent", "张三 o'Brien+a*b~c/d=e&f%g 😀", &ak, far()).await.unwrap();
     let b = c.get_workload_access_token_for_user_id("fc-agent", "u1", &sts, far()).await.unwrap();
@@ -294,7 +295,7 @@ async fn stand_in_rejects_replayed_nonce_and_stale_date() {
 async fn api_key_hosting_flow_assume_role_then_signed_with_the_new_credentials() {
     let si = stand_in().await;
     let c = client(&si);
-    let wat = c.get_workload_access_token("fc-agent", &AgentIdentityStandIn::sts_credentials(), far()).await.unwrap();
+    let wat = c.get_workload_access_token("fc-agent", &common::stand_in_sts(), far()).await.unwrap();
     let role = c.assume_role_for_workload_identity(&wat, "fc-agent-session", 900, None, far()).await.unwrap();
     assert!(role.access_key_id.starts_with("STS.") && role.security_token.is_some() && role.expiration.is_some());
     let key = c.get_resource_api_key("dashscope", &wat, None, &role, far()).await.unwrap();
@@ -321,7 +322,7 @@ async fn api_key_hosting_flow_assume_role_then_signed_with_the_new_credentials()
 async fn retries_throttling_5xx_and_service_unavailable_only() {
     let si = stand_in().await;
     let c = client(&si);
-    let creds = AgentIdentityStandIn::sts_credentials();
+    let creds = common::stand_in_sts();
     si.inject(Fault::Throttling { retry_after_ms: Some(1) });
     si.inject(Fault::Throttling { retry_after_ms: None });
     si.inject(Fault::ServerError);
@@ -355,8 +356,7 @@ async fn retry_after_beyond_the_deadline_returns_the_error_instead_of_sleeping()
     let c = client(&si);
     si.inject(Fault::Throttling { retry_after_ms: Some(3_600_000) });
     let deadline = Instant::now() + Duration::from_secs(5);
-    let err =
-        c.get_workload_access_token("fc-agent", &AgentIdentityStandIn::sts_credentials(), deadline).await.unwrap_err();
+    let err = c.get_workload_access_token("fc-agent", &common::stand_in_sts(), deadline).await.unwrap_err();
     assert_eq!(err.code(), Some("Throttling.User"));
     assert_eq!(si.requests().len(), 1);
 }
@@ -374,8 +374,7 @@ async fn a_silent_upstream_ends_at_the_deadline() {
     let rpc = RpcClient::new(&endpoint(&format!("http://{addr}")), "2025-11-27", http());
     let c = IdentityClient::from_rpc(rpc);
     let deadline = Instant::now() + Duration::from_millis(200);
-    let err =
-        c.get_workload_access_token("fc-agent", &AgentIdentityStandIn::sts_credentials(), deadline).await.unwrap_err();
+    let err = c.get_workload_access_token("fc-agent", &common::stand_in_sts(), deadline).await.unwrap_err();
     assert!(err.is_deadline(), "{err}");
     assert!(matches!(err, IdentityError::Upstream(AcsError::Deadline { attempts: 1, .. })));
     held.abort();
@@ -403,7 +402,7 @@ async fn a_connection_that_cannot_be_made_is_retried() {
     let rpc = RpcClient::new(&endpoint(&format!("http://{addr}")), "2025-11-27", http()).with_retry(retry);
     let deadline = Instant::now() + Duration::from_secs(5);
     let value = rpc
-        .call("GetWorkloadAccessToken", &[], &AgentIdentityStandIn::sts_credentials(), deadline)
+        .call("GetWorkloadAccessToken", &[], &common::stand_in_sts(), deadline)
         .await
         .expect("retried until the server was up");
     assert_eq!(value["WorkloadAccessToken"], "wat-after-retry");
@@ -415,7 +414,7 @@ async fn a_connection_refused_for_good_fails_after_the_retries() {
     let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     let rpc = RpcClient::new(&endpoint(&format!("http://{addr}")), "2025-11-27", http()).with_retry(fast_retry());
     let deadline = Instant::now() + Duration::from_secs(5);
-    let err = rpc.call("GetWorkloadAccessToken", &[], &AgentIdentityStandIn::sts_credentials(), deadline).await;
+    let err = rpc.call("GetWorkloadAccessToken", &[], &common::stand_in_sts(), deadline).await;
     assert!(matches!(err, Err(AcsError::Transport { unsent: true, .. })), "{err:?}");
 }
 
@@ -425,8 +424,7 @@ async fn a_connection_refused_for_good_fails_after_the_retries() {
 async fn concurrent_misses_for_one_user_make_one_upstream_call() {
     let si = stand_in().await;
     let tokens = Arc::new(WorkloadTokens::new(settings(si.url(), None), http()));
-    let creds: Arc<dyn CredentialsProvider> =
-        Arc::new(StaticProvider::invocation(Some(AgentIdentityStandIn::sts_credentials())));
+    let creds: Arc<dyn CredentialsProvider> = Arc::new(StaticProvider::invocation(Some(common::stand_in_sts())));
     let barrier = Arc::new(tokio::sync::Barrier::new(100));
     let mut tasks = Vec::new();
     for _ in 0..100 {
@@ -448,7 +446,7 @@ async fn concurrent_misses_for_one_user_make_one_upstream_call() {
 async fn subjects_are_cached_separately_and_invalidate_forces_exactly_one_refresh() {
     let si = stand_in().await;
     let tokens = Arc::new(WorkloadTokens::new(settings(si.url(), None), http()));
-    let creds = StaticProvider::invocation(Some(AgentIdentityStandIn::sts_credentials()));
+    let creds = StaticProvider::invocation(Some(common::stand_in_sts()));
     let alice_jwt = Subject::Jwt(jwt(&format!(r#"{{"sub":"alice","exp":{}}}"#, unix_now() + 3600)));
     let bob = Subject::UserId("bob".into());
     let first = tokens.token(&bob, &creds, far()).await.unwrap();

@@ -1,10 +1,9 @@
 //! The DashScope client against the scripted stand-in, over real loopback sockets.
-#![cfg(feature = "devstack")]
 
 use std::collections::HashMap;
 use std::time::Duration;
 
-use fc_identity_agent::devstack::dashscope::{DashScopeStandIn, StandInOptions};
+use devstack::dashscope::{DashScopeStandIn, StandInOptions};
 use fc_identity_agent::llm::{
     ChatMessage, ChatRequest, ChatStream, FinishReason, LlmClient, LlmError, LlmSettings, Sampling, StepResult, Stop,
     StreamItem, ToolCall, ToolSpec,

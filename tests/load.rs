@@ -1,6 +1,5 @@
 //! Load and lifecycle: 200 concurrent `/process` streams in one process, and streams in flight when FC
 //! stops the instance (SIGTERM, `/pre-stop`). Concurrency is proven with barriers, never with clocks.
-#![cfg(feature = "devstack")]
 
 mod common;
 mod kit;
@@ -8,7 +7,7 @@ mod kit;
 use std::sync::Arc;
 
 use common::Function;
-use fc_identity_agent::devstack::Stack;
+use devstack::Stack;
 use kit::binary::{self, Binary};
 use kit::{HANG_GUARD, Reply, completed, request};
 use tokio::sync::Barrier;

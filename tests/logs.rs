@@ -1,13 +1,12 @@
 //! What an operator sees with the default log filter: the real binary, no `RUST_LOG`, JSON lines on stdout.
 //! A failure the function handles (the gateway refuses a token once; it is refreshed and the turn completes)
 //! must not page anyone: no line at ERROR.
-#![cfg(feature = "devstack")]
 
 mod common;
 mod kit;
 
-use fc_identity_agent::devstack::Stack;
-use fc_identity_agent::devstack::mcp_server::Fault as McpFault;
+use devstack::Stack;
+use devstack::mcp_server::Fault as McpFault;
 use kit::binary::Binary;
 use kit::request;
 

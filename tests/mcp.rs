@@ -1,11 +1,10 @@
 //! The MCP tool client against the rmcp stand-in, over real sockets.
-#![cfg(feature = "devstack")]
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use fc_identity_agent::devstack::mcp_server::{McpStandIn, SessionMode, StandInOptions};
+use devstack::mcp_server::{McpStandIn, SessionMode, StandInOptions};
 use fc_identity_agent::mcp::{McpClient, McpError, McpSettings, ToolSession};
 use fc_identity_agent::secret::Secret;
 use fc_identity_agent::upstream::Endpoint;

@@ -1,6 +1,5 @@
 //! POST /process end to end over real sockets against the stand-ins: turns, conversation memory, identity
 //! sources, errors before and after the stream starts, cancellation, credentials.
-#![cfg(feature = "devstack")]
 
 mod common;
 
@@ -9,9 +8,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use common::json_order::shape;
 use common::{Answer, Function, identity_calls, params, user_request};
-use fc_identity_agent::devstack::Stack;
-use fc_identity_agent::devstack::agent_identity::StandInOptions as Keys;
-use fc_identity_agent::devstack::mcp_server::{McpStandIn, StandInOptions as McpOptions};
+use devstack::Stack;
+use devstack::agent_identity::StandInOptions as Keys;
+use devstack::mcp_server::{McpStandIn, StandInOptions as McpOptions};
 use serde_json::{Value, json};
 
 const NO_MCP: (&str, &str) = ("AI_GATEWAY_MCP_SERVER", "");
@@ -447,11 +446,7 @@ async fn no_secret_reaches_the_stream() {
     let f = Function::start(&[]).await;
     let answer = f.post_process(&[], &user_request("Tell me the time in UTC")).await;
     assert_eq!(ending(&final_response(&answer)).0, "completed");
-    let mut secrets = vec![
-        fc_identity_agent::devstack::DASHSCOPE_KEY.to_owned(),
-        Keys::STS_SECRET.to_owned(),
-        Keys::STS_TOKEN.to_owned(),
-    ];
+    let mut secrets = vec![devstack::DASHSCOPE_KEY.to_owned(), Keys::STS_SECRET.to_owned(), Keys::STS_TOKEN.to_owned()];
     secrets.extend(f.stack.identity.issued_tokens());
     assert_eq!(secrets.len(), 4, "one WAT was minted");
     for secret in secrets {

@@ -1,7 +1,7 @@
 //! The AgentScope wire format: request parsing, history mapping, the event builder against the seed's
 //! real output, and event-invocation envelopes against real trigger payloads.
 
-// Only the JSON helper: the rest of `common` needs the devstack feature, and this file does not.
+// Only the JSON helper: the rest of `common` starts the stand-ins, and this file needs none.
 #[path = "common/json_order.rs"]
 mod json_order;
 

@@ -3,15 +3,14 @@
 //! callers send a sentinel JWT. Representative flows — tool turns, a JWT user, FC credential headers, event
 //! invocations, `stream:false`, every fault class of every upstream, errors before the stream — and then
 //! not one sentinel may appear in anything the process wrote or answered.
-#![cfg(feature = "devstack")]
 
 mod common;
 mod kit;
 
 use base64::Engine as _;
-use fc_identity_agent::devstack::agent_identity::Fault as IdentityFault;
-use fc_identity_agent::devstack::mcp_server::Fault as McpFault;
-use fc_identity_agent::devstack::{Stack, StackOptions, StackSecrets};
+use devstack::agent_identity::Fault as IdentityFault;
+use devstack::mcp_server::Fault as McpFault;
+use devstack::{Stack, StackOptions, StackSecrets};
 use kit::binary::Binary;
 use kit::{HANG_GUARD, SHORT_DEADLINE, request};
 use serde_json::{Value, json};

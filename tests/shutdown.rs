@@ -1,21 +1,20 @@
 //! A shutdown that outlasts a turn: the turn still ends with a final `failed` event (or JSON answer)
 //! before the grace period runs out, instead of being cut mid-stream.
-#![cfg(feature = "devstack")]
 
 mod common;
 
 use std::time::Duration;
 
 use common::{parse_sse, user_request};
+use devstack::Stack;
 use fc_identity_agent::app::App;
-use fc_identity_agent::devstack::Stack;
 use fc_runtime::Options;
 use tokio::sync::oneshot;
 
 #[tokio::test]
 async fn turns_still_running_at_the_end_of_the_grace_period_end_with_a_final_event() {
     let stack = Stack::start().await.unwrap();
-    let app = App::new(stack.config(&[]).unwrap()).unwrap();
+    let app = App::new(common::config(&stack, &[]).unwrap()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let options = Options { shutdown_grace: Duration::from_secs(2), ..app.run_options() };

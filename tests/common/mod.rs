@@ -7,10 +7,30 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use devstack::agent_identity::StandInOptions as IdentityKeys;
+use devstack::{Stack, WORKLOAD_IDENTITY};
+use fc_identity_agent::acs::Credentials;
 use fc_identity_agent::app::App;
-use fc_identity_agent::devstack::{Stack, WORKLOAD_IDENTITY};
+use fc_identity_agent::config::{Config, ConfigError};
 use serde_json::Value;
 use tokio::sync::oneshot;
+
+/// The configuration the function reads from the stack's environment with `overrides` on top (an empty
+/// value unsets a variable): what the binary would see, without a process.
+pub fn config(stack: &Stack, overrides: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    let env = stack.env_with(overrides);
+    Config::from_lookup(|name| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()))
+}
+
+/// The Agent Identity stand-in's default long-term AccessKey, as the function's credentials.
+pub fn stand_in_access_key() -> Credentials {
+    Credentials::access_key(IdentityKeys::AK_ID, IdentityKeys::AK_SECRET)
+}
+
+/// The Agent Identity stand-in's default STS triple, as the function's credentials.
+pub fn stand_in_sts() -> Credentials {
+    Credentials::sts(IdentityKeys::STS_ID, IdentityKeys::STS_SECRET, IdentityKeys::STS_TOKEN)
+}
 
 pub struct Function {
     pub stack: Stack,
@@ -27,7 +47,7 @@ impl Function {
     }
 
     pub async fn with_stack(stack: Stack, overrides: &[(&str, &str)]) -> Function {
-        let config = stack.config(overrides).expect("valid config");
+        let config = config(&stack, overrides).expect("valid config");
         let app = App::new(config).expect("app builds");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

@@ -3,7 +3,7 @@
 use std::process::{ExitStatus, Stdio};
 use std::time::Duration;
 
-use fc_identity_agent::devstack::Stack;
+use devstack::Stack;
 use tokio::io::AsyncReadExt;
 use tokio::task::JoinHandle;
 

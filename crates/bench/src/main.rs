@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use fc_identity_agent::devstack::Stack;
+use devstack::Stack;
 
 use child::Function;
 use drive::{Counts, Driver, StandInTimes, TurnOutcome, settle};

@@ -2,6 +2,7 @@
 //! (`wat-<subject>-<n>`), answers errors in the real JSON shape, injects faults on demand and records
 //! every request. Used by tests and by `make dev`.
 
+mod acs3;
 mod verify;
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
@@ -17,10 +18,9 @@ use base64::Engine;
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
+use acs3::form_decode;
 pub use verify::KnownKey;
-use verify::{Rejection, Verifier, form_decode};
-
-use crate::acs::Credentials;
+use verify::{Rejection, Verifier};
 
 /// What the stand-in knows and enforces.
 #[derive(Debug, Clone)]
@@ -225,16 +225,6 @@ impl AgentIdentityStandIn {
         self.shared.lock().issued.get(token).cloned()
     }
 
-    /// The default long-term AccessKey as client credentials.
-    pub fn access_key_credentials() -> Credentials {
-        Credentials::access_key(StandInOptions::AK_ID, StandInOptions::AK_SECRET)
-    }
-
-    /// The default STS triple as client credentials.
-    pub fn sts_credentials() -> Credentials {
-        Credentials::sts(StandInOptions::STS_ID, StandInOptions::STS_SECRET, StandInOptions::STS_TOKEN)
-    }
-
     /// Stops serving and waits for the server task.
     pub async fn shutdown(mut self) {
         if let Some(tx) = self.shutdown.take() {
@@ -402,7 +392,7 @@ fn record_and_answer(
     let query = parts.uri.query().unwrap_or_default();
     let headers = &parts.headers;
     let authorization = headers.get("authorization").and_then(|v| v.to_str().ok());
-    let access_key_id = authorization.and_then(crate::acs::signer::parse_authorization).map(|(id, _, _)| id.to_owned());
+    let access_key_id = authorization.and_then(acs3::parse_authorization).map(|a| a.access_key_id.to_owned());
     let mut inner = shared.lock();
     let answer = if let Some(fault) = inner.faults.pop_front() {
         fault_answer(fault, host, request_id)

@@ -1,12 +1,12 @@
 //! The three stand-ins wired together as the function sees the cloud: the MCP server accepts exactly the
-//! WorkloadAccessTokens the Agent Identity stand-in minted. Tests, `make dev` and the benchmark use it.
+//! WorkloadAccessTokens the Agent Identity stand-in minted. Tests, `make dev` and the benchmark use it; the
+//! function is configured for it by environment ([`Stack::env`]), as FC configures it.
 
 use std::net::SocketAddr;
 
 use super::agent_identity::{self, AgentIdentityStandIn, KnownKey};
 use super::dashscope::{self, DashScopeStandIn};
 use super::mcp_server::{self, McpStandIn, SessionMode};
-use crate::config::{Config, ConfigError};
 
 /// The DashScope key the stand-in accepts.
 pub const DASHSCOPE_KEY: &str = "sk-devstack-dashscope-key";
@@ -115,15 +115,35 @@ impl Stack {
         ]
     }
 
-    /// The configuration the function would read from [`Stack::env`], with `overrides` applied on top
-    /// (an empty value unsets a variable).
-    pub fn config(&self, overrides: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env = self.env();
-        Config::from_lookup(|name| {
-            if let Some((_, value)) = overrides.iter().find(|(k, _)| *k == name) {
-                return Some((*value).to_owned());
-            }
-            env.iter().find(|(k, _)| *k == name).map(|(_, v)| v.clone())
-        })
+    /// [`Stack::env`] with `overrides` applied on top: a new value replaces the stack's (or is added), an
+    /// empty value unsets the variable.
+    pub fn env_with(&self, overrides: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env: Vec<(String, String)> = self
+            .env()
+            .into_iter()
+            .filter(|(name, _)| !overrides.iter().any(|(overridden, _)| overridden == name))
+            .map(|(name, value)| (name.to_owned(), value))
+            .collect();
+        let set = overrides.iter().filter(|(_, value)| !value.is_empty());
+        env.extend(set.map(|(name, value)| ((*name).to_owned(), (*value).to_owned())));
+        env
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn env_with_replaces_adds_and_unsets() {
+        let stack = Stack::start().await.unwrap();
+        let env = stack.env_with(&[("DASHSCOPE_API_KEY", "sk-other"), ("AI_GATEWAY_MCP_SERVER", ""), ("X_NEW", "1")]);
+        let get = |name: &str| env.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect::<Vec<_>>();
+        assert_eq!(get("DASHSCOPE_API_KEY"), ["sk-other"]);
+        assert!(get("AI_GATEWAY_MCP_SERVER").is_empty());
+        assert_eq!(get("X_NEW"), ["1"]);
+        assert_eq!(get("DASHSCOPE_BASE_URL"), [stack.dashscope.base_url()]);
+        // One variable added, one unset.
+        assert_eq!(env.len(), stack.env().len());
     }
 }

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use fc_identity_agent::devstack::Stack;
+use devstack::Stack;
 
 use crate::report::{ms, percentile};
 

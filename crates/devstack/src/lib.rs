@@ -1,12 +1,15 @@
-//! Local stand-ins for the upstreams, speaking their real protocols over real sockets. Used by the tests
-//! and by `make dev`; release builds for FC leave them out (`--no-default-features`).
+//! Local stand-ins for the function's upstreams (Agent Identity, DashScope, an MCP server), speaking their
+//! real protocols over real sockets. The function's integration tests, `make dev` (this crate's binary)
+//! and `make bench` run against them. A crate of its own, not depending on the function: the function is
+//! only ever their client, and none of this can end up in the binary FC runs.
 
 pub mod agent_identity;
+mod client;
 pub mod dashscope;
-pub mod dev;
 pub mod mcp_server;
 mod stack;
 
+pub use client::client_builder;
 pub use stack::{DASHSCOPE_KEY, Stack, StackOptions, StackSecrets, WORKLOAD_IDENTITY};
 
 /// Turns Nagle off on every accepted connection, as the real upstreams' front ends do: otherwise a small

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use fc_identity_agent::devstack::Stack;
+use devstack::Stack;
 use serde_json::{Value, json};
 
 /// The question the DashScope stand-in answers with one `getutctime` call, then a text answer.
@@ -28,11 +28,7 @@ pub struct TurnOutcome {
 
 impl Driver {
     pub fn new(process_url: String) -> Result<Driver, String> {
-        let client = fc_identity_agent::upstream::client_builder()
-            .no_proxy()
-            .timeout(TURN_LIMIT)
-            .build()
-            .map_err(|e| format!("client: {e}"))?;
+        let client = devstack::client_builder().timeout(TURN_LIMIT).build().map_err(|e| format!("client: {e}"))?;
         Ok(Driver { client, process_url })
     }
 

@@ -1,0 +1,102 @@
+//! The dev binary's two pieces of policy: which of the stack's variables the function gets (the developer
+//! can swap a stand-in for the real service), and the banner. Part of the binary, not of the library.
+
+use devstack::Stack;
+
+/// The tool turn of the Python sample's README.
+pub const SAMPLE_BODY: &str = r#"{"input":[{"role":"user","type":"message","content":[{"type":"text","text":"Tell me the time in UTC"}]}],"session_id":"s1","user_id":"u1"}"#;
+
+/// The stack's variables the function gets on top of the developer's environment, leaving out the upstreams
+/// the developer points elsewhere (`real` is a non-blank variable of the developer's environment):
+/// - a real `DASHSCOPE_API_KEY` replaces the model stand-in (`DASHSCOPE_*` then come from the environment,
+///   the base URL defaulting to DashScope's);
+/// - a real `AI_GATEWAY_MCP_SERVER` replaces the MCP stand-in;
+/// - a real `AGENT_IDENTITY_DATA_ENDPOINT` or preset `AGENT_IDENTITY_WORKLOAD_ACCESS_TOKEN` replaces the
+///   Agent Identity stand-in (`AGENT_IDENTITY_*` and `ALIBABA_CLOUD_*` then come from the environment).
+///
+/// Variables the stack does not set (port, limits, prompts, `RUST_LOG`) the function reads from the
+/// environment it inherits.
+pub fn stand_in_env(
+    stack_env: Vec<(&'static str, String)>,
+    real: impl Fn(&str) -> Option<String>,
+) -> Vec<(&'static str, String)> {
+    let real_model = real("DASHSCOPE_API_KEY").is_some();
+    let real_mcp = real("AI_GATEWAY_MCP_SERVER").is_some();
+    let real_identity =
+        real("AGENT_IDENTITY_DATA_ENDPOINT").is_some() || real("AGENT_IDENTITY_WORKLOAD_ACCESS_TOKEN").is_some();
+    let replaced = |name: &str| {
+        if name.starts_with("DASHSCOPE_") {
+            real_model
+        } else if name == "AI_GATEWAY_MCP_SERVER" {
+            real_mcp
+        } else if name.starts_with("AGENT_IDENTITY_") || name.starts_with("ALIBABA_CLOUD_") {
+            real_identity
+        } else {
+            false
+        }
+    };
+    stack_env.into_iter().filter(|(name, _)| !replaced(name)).collect()
+}
+
+pub fn print_banner(stack: &Stack, port: u16, uses_real_model: bool) {
+    let model =
+        if uses_real_model { "your DASHSCOPE_API_KEY (real DashScope)".to_owned() } else { stack.dashscope.base_url() };
+    println!(
+        "\nfc-identity-agent dev stack\n\
+         \x20 function          http://127.0.0.1:{port}  (POST /process, GET /health, POST /invoke)\n\
+         \x20 Agent Identity    {identity}  (verifies ACS3 signatures)\n\
+         \x20 MCP server        {mcp}  (getutctime, helloworld; requires the WorkloadAccessToken)\n\
+         \x20 DashScope         {model}\n\n\
+         Try the sample's tool turn (streamed):\n\
+         \x20 curl -N http://127.0.0.1:{port}/process -H 'content-type: application/json' -d '{SAMPLE_BODY}'\n\n\
+         And an event invocation, as a timer trigger would send it:\n\
+         \x20 curl http://127.0.0.1:{port}/invoke -H 'x-fc-control-path: /invoke' -d '{{\"triggerTime\":\"2026-01-01T08:00:00Z\",\"triggerName\":\"daily\",\"payload\":\"say hello to Alice\"}}'\n\n\
+         Ctrl-C stops everything.\n",
+        identity = stack.identity.url(),
+        mcp = stack.mcp.url(),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stack_env() -> Vec<(&'static str, String)> {
+        [
+            "AGENT_IDENTITY_DATA_ENDPOINT",
+            "AGENT_IDENTITY_WORKLOAD_IDENTITY_NAME",
+            "ALIBABA_CLOUD_ACCESS_KEY_ID",
+            "DASHSCOPE_API_KEY",
+            "DASHSCOPE_BASE_URL",
+            "AI_GATEWAY_MCP_SERVER",
+        ]
+        .map(|name| (name, format!("stand-in {name}")))
+        .to_vec()
+    }
+
+    fn kept(real: &[(&str, &str)]) -> Vec<&'static str> {
+        let lookup = |name: &str| real.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned());
+        stand_in_env(stack_env(), lookup).into_iter().map(|(name, _)| name).collect()
+    }
+
+    #[test]
+    fn with_nothing_real_every_stand_in_stays() {
+        assert_eq!(kept(&[]), stack_env().into_iter().map(|(name, _)| name).collect::<Vec<_>>());
+        // Only these variables count as "real": a developer's other settings replace nothing.
+        assert_eq!(kept(&[("DASHSCOPE_BASE_URL", "https://x"), ("ALIBABA_CLOUD_ACCESS_KEY_ID", "LTAI")]).len(), 6);
+    }
+
+    #[test]
+    fn each_real_upstream_replaces_only_its_stand_in() {
+        let model = kept(&[("DASHSCOPE_API_KEY", "sk-real")]);
+        assert!(!model.iter().any(|name| name.starts_with("DASHSCOPE_")), "{model:?}");
+        assert_eq!(model.len(), 4);
+
+        assert!(!kept(&[("AI_GATEWAY_MCP_SERVER", "https://gw/mcp")]).contains(&"AI_GATEWAY_MCP_SERVER"));
+
+        for identity in ["AGENT_IDENTITY_DATA_ENDPOINT", "AGENT_IDENTITY_WORKLOAD_ACCESS_TOKEN"] {
+            let kept = kept(&[(identity, "real")]);
+            assert_eq!(kept, ["DASHSCOPE_API_KEY", "DASHSCOPE_BASE_URL", "AI_GATEWAY_MCP_SERVER"], "{identity}");
+        }
+    }
+}

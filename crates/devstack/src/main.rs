@@ -1,0 +1,171 @@
+//! `make dev`: the stand-ins on localhost and the function as a child process configured for them, so the
+//! whole flow runs with no cloud account. Real upstreams can replace stand-ins one at a time (README).
+//!
+//! ```text
+//! devstack [--function PATH]     # default target/debug/fc-identity-agent (what `make dev` builds)
+//! ```
+//!
+//! The function is the binary FC would run, started the way FC starts it (bare, configured by
+//! environment); its output is this process's output. Ctrl-C stops the function, then the stand-ins.
+
+mod dev;
+
+use std::path::PathBuf;
+use std::process::{ExitCode, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use devstack::Stack;
+use tokio::process::{Child, Command};
+
+const DEFAULT_FUNCTION: &str = "target/debug/fc-identity-agent";
+/// The function's own default port (config.rs), unless the environment names one.
+const DEFAULT_PORT: u16 = 9000;
+/// A debug build starting on a busy machine; beyond this it is broken, not slow.
+const START_LIMIT: Duration = Duration::from_secs(30);
+const HEALTH_POLL_INTERVAL: Duration = Duration::from_millis(50);
+/// The function drains in-flight turns on SIGTERM; after this it is killed.
+const STOP_LIMIT: Duration = Duration::from_secs(15);
+
+fn main() -> ExitCode {
+    let function = match function_path(std::env::args().skip(1)) {
+        Ok(function) => function,
+        Err(error) => {
+            eprintln!("{error}\nusage: devstack [--function PATH]   (default {DEFAULT_FUNCTION})");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("devstack: cannot start the async runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(function)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("devstack: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn function_path(mut args: impl Iterator<Item = String>) -> Result<PathBuf, String> {
+    let mut function = PathBuf::from(DEFAULT_FUNCTION);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--function" => function = args.next().ok_or("--function needs a path")?.into(),
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(function)
+}
+
+async fn run(function: PathBuf) -> Result<(), String> {
+    let stack = Stack::start().await.map_err(|e| format!("starting the stand-ins: {e}"))?;
+    let real = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    let port = port(&real)?;
+    let mut child = Command::new(&function)
+        .envs(dev::stand_in_env(stack.env(), real))
+        // Set, not inherited: the banner and the health check must use the port the function listens on.
+        .env("FC_CUSTOM_LISTEN_PORT", port.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot start {} ({e}); build it first: cargo build", function.display()))?;
+    wait_healthy(&mut child, port).await?;
+    dev::print_banner(&stack, port, real("DASHSCOPE_API_KEY").is_some());
+
+    tokio::select! {
+        interrupted = tokio::signal::ctrl_c() => {
+            interrupted.map_err(|e| format!("waiting for Ctrl-C: {e}"))?;
+            let status = stop(&mut child).await?;
+            // SIGTERM is how FC stops it too, so anything but a clean exit is worth knowing about.
+            if !status.success() {
+                eprintln!("devstack: the function stopped with {status}");
+            }
+            Ok(())
+        }
+        exited = child.wait() => {
+            let status = exited.map_err(|e| format!("waiting for the function: {e}"))?;
+            Err(format!("the function exited on its own: {status}"))
+        }
+    }
+}
+
+/// `FC_CUSTOM_LISTEN_PORT`, else `FC_SERVER_PORT`, else 9000: the function's own order (config.rs).
+fn port(real: &impl Fn(&str) -> Option<String>) -> Result<u16, String> {
+    let Some((name, text)) = ["FC_CUSTOM_LISTEN_PORT", "FC_SERVER_PORT"].into_iter().find_map(|n| Some((n, real(n)?)))
+    else {
+        return Ok(DEFAULT_PORT);
+    };
+    text.trim().parse().map_err(|_| format!("{name}={text:?} is not a port"))
+}
+
+/// Polls `GET /health` until it answers 200; fails if the function exits first or takes too long.
+async fn wait_healthy(child: &mut Child, port: u16) -> Result<(), String> {
+    let client = devstack::client_builder().build().map_err(|e| format!("HTTP client: {e}"))?;
+    let url = format!("http://127.0.0.1:{port}/health");
+    let began = Instant::now();
+    loop {
+        if let Ok(response) = client.get(&url).send().await
+            && response.status() == 200
+        {
+            return Ok(());
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(format!("the function exited before it was healthy: {status}"));
+        }
+        if began.elapsed() > START_LIMIT {
+            return Err(format!("no 200 from {url} within {START_LIMIT:?}"));
+        }
+        tokio::time::sleep(HEALTH_POLL_INTERVAL).await;
+    }
+}
+
+/// SIGTERM (the function drains and exits), then SIGKILL if it is still there after [`STOP_LIMIT`].
+async fn stop(child: &mut Child) -> Result<ExitStatus, String> {
+    if let Some(pid) = child.id() {
+        let pid = libc::pid_t::try_from(pid).map_err(|_| format!("pid {pid} out of range"))?;
+        // SAFETY: kill(2) takes plain integers; the pid is our own child, not yet reaped (id() is Some).
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    match tokio::time::timeout(STOP_LIMIT, child.wait()).await {
+        Ok(exited) => exited.map_err(|e| format!("waiting for the function: {e}")),
+        Err(_) => {
+            eprintln!("devstack: the function did not stop within {STOP_LIMIT:?}; killing it");
+            child.kill().await.map_err(|e| format!("killing the function: {e}"))?;
+            child.wait().await.map_err(|e| format!("waiting for the function: {e}"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(list: &[&str]) -> Result<PathBuf, String> {
+        function_path(list.iter().map(|s| (*s).to_owned()))
+    }
+
+    #[test]
+    fn function_path_defaults_to_the_debug_build() {
+        assert_eq!(args(&[]), Ok(PathBuf::from(DEFAULT_FUNCTION)));
+        assert_eq!(args(&["--function", "target/release/f"]), Ok(PathBuf::from("target/release/f")));
+        assert!(args(&["--function"]).is_err());
+        assert!(args(&["dev"]).is_err());
+    }
+
+    #[test]
+    fn port_follows_the_function_s_order() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+        };
+        assert_eq!(port(&env(&[])), Ok(DEFAULT_PORT));
+        assert_eq!(port(&env(&[("FC_SERVER_PORT", "8080")])), Ok(8080));
+        assert_eq!(port(&env(&[("FC_SERVER_PORT", "8080"), ("FC_CUSTOM_LISTEN_PORT", "9100")])), Ok(9100));
+        assert!(port(&env(&[("FC_CUSTOM_LISTEN_PORT", "70000")])).is_err());
+    }
+}
