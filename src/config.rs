@@ -12,7 +12,7 @@ use crate::mcp::McpSettings;
 use crate::secret::Secret;
 use crate::upstream::Endpoint;
 
-pub use crate::identity::UserSource;
+pub(crate) use crate::identity::UserSource;
 
 const DEFAULT_DASHSCOPE_BASE_URL: &str = "https://dashscope.aliyuncs.com/compatible-mode/v1";
 const DEFAULT_SYSTEM_PROMPT: &str = "You're a helpful assistant named Friday.";
@@ -24,32 +24,32 @@ const DEFAULT_EVENT_INSTRUCTION: &str =
 #[derive(Debug, Clone)]
 pub struct Config {
     /// `FC_CUSTOM_LISTEN_PORT`, else `FC_SERVER_PORT`, else 9000.
-    pub port: u16,
+    pub(crate) port: u16,
     /// `ALIBABA_CLOUD_ACCESS_KEY_ID/_SECRET/_SECURITY_TOKEN`, when set (FC sets them for the role).
-    pub env_credentials: Option<Credentials>,
+    pub(crate) env_credentials: Option<Credentials>,
     /// `ALIBABA_CLOUD_CREDENTIALS_URI`.
-    pub credentials_uri: Option<Endpoint>,
+    pub(crate) credentials_uri: Option<Endpoint>,
     /// `AGENT_IDENTITY_*`.
-    pub identity: IdentitySettings,
+    pub(crate) identity: IdentitySettings,
     /// `DASHSCOPE_*`.
-    pub model: LlmSettings,
+    pub(crate) model: LlmSettings,
     /// `AI_GATEWAY_MCP_SERVER` and `AGENT_TOOL_TIMEOUT_SECS`.
-    pub mcp: McpSettings,
-    pub agent: AgentConfig,
+    pub(crate) mcp: McpSettings,
+    pub(crate) agent: AgentConfig,
     /// `FUNCTION_TIMEOUT_SECS`: the turn deadline when FC does not send `x-fc-function-timeout`.
-    pub function_timeout: Duration,
+    pub(crate) function_timeout: Duration,
     /// `MAX_REQUEST_BYTES`: larger bodies get 413.
-    pub max_request_bytes: usize,
+    pub(crate) max_request_bytes: usize,
 }
 
 /// `AGENT_*`: what the app itself does with a turn.
 #[derive(Debug, Clone)]
-pub struct AgentConfig {
+pub(crate) struct AgentConfig {
     /// `AGENT_NAME`; not read yet: the A2A agent card will show it.
-    pub name: String,
-    pub system_prompt: String,
-    pub max_iters: u32,
-    pub event_instruction: String,
+    pub(crate) name: String,
+    pub(crate) system_prompt: String,
+    pub(crate) max_iters: u32,
+    pub(crate) event_instruction: String,
 }
 
 /// A configuration value that is missing or malformed.
@@ -57,7 +57,7 @@ pub struct AgentConfig {
 #[error("{variable}: {problem}")]
 pub struct ConfigError {
     pub variable: &'static str,
-    pub problem: String,
+    pub(crate) problem: String,
 }
 
 impl Config {

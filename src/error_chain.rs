@@ -10,7 +10,7 @@ use std::fmt;
 /// Displays `outer: cause: cause…`. A cause whose message is empty, or already part of the message before it
 /// (errors written as `"{context}: {source}"` repeat their source), is skipped.
 #[derive(Clone, Copy)]
-pub struct ErrorChain<'a>(pub &'a dyn Error);
+pub(crate) struct ErrorChain<'a>(pub &'a dyn Error);
 
 impl fmt::Display for ErrorChain<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

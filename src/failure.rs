@@ -42,7 +42,7 @@ impl Failure {
     }
 
     /// The model call failed.
-    pub fn model(error: &LlmError) -> Failure {
+    pub(crate) fn model(error: &LlmError) -> Failure {
         let code = match error {
             LlmError::Unauthorized(_) => FailureCode::ModelUnauthorized,
             LlmError::Throttled(_) | LlmError::Quota(_) => FailureCode::ModelThrottled,
@@ -75,7 +75,7 @@ impl Failure {
     }
 
     /// The instance is shutting down before the turn could finish.
-    pub fn shutting_down() -> Failure {
+    pub(crate) fn shutting_down() -> Failure {
         Failure::new(
             FailureCode::DeadlineExceeded,
             "the function instance is shutting down; the turn was stopped before it finished",
@@ -94,7 +94,7 @@ fn identity_code(error: &IdentityError) -> FailureCode {
 }
 
 impl FailureCode {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             FailureCode::IdentityError => "identity_error",
             FailureCode::CredentialsMissing => "credentials_missing",

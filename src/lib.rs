@@ -1,3 +1,4 @@
+#![warn(unreachable_pub)]
 //! fc-identity-agent: one agent turn per Function Compute invocation, with the caller's Agent Identity
 //! WorkloadAccessToken as the bearer for the MCP tools. Data flows one way (docs/architecture.md):
 //! `fc_runtime` → `app` → `protocol` (parse) → `pipeline` (plan → identity → mcp → `agent` ⇄ `llm`, `mcp`) →
@@ -7,7 +8,7 @@ pub mod acs;
 pub mod agent;
 pub mod app;
 pub mod config;
-pub mod error_chain;
+pub(crate) mod error_chain;
 pub mod failure;
 pub mod identity;
 pub mod llm;

@@ -19,19 +19,19 @@ pub struct Rejection {
 }
 
 impl Rejection {
-    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Rejection {
+    pub(crate) fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Rejection {
         Rejection { status, code, message: message.into(), allow: None }
     }
 
-    pub fn invalid_request(message: impl Into<String>) -> Rejection {
+    pub(crate) fn invalid_request(message: impl Into<String>) -> Rejection {
         Rejection::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }
 
-    pub fn unauthenticated(message: impl Into<String>) -> Rejection {
+    pub(crate) fn unauthenticated(message: impl Into<String>) -> Rejection {
         Rejection::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
     }
 
-    pub fn payload_too_large(limit: usize) -> Rejection {
+    pub(crate) fn payload_too_large(limit: usize) -> Rejection {
         Rejection::new(
             StatusCode::PAYLOAD_TOO_LARGE,
             "payload_too_large",
@@ -39,11 +39,11 @@ impl Rejection {
         )
     }
 
-    pub fn not_found(path: &str) -> Rejection {
+    pub(crate) fn not_found(path: &str) -> Rejection {
         Rejection::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {path}; see GET / for the endpoints"))
     }
 
-    pub fn method_not_allowed(allow: &'static str) -> Rejection {
+    pub(crate) fn method_not_allowed(allow: &'static str) -> Rejection {
         let message = format!("this endpoint accepts {allow}");
         Rejection {
             allow: Some(allow),
@@ -52,7 +52,7 @@ impl Rejection {
     }
 
     /// The JSON error response.
-    pub fn into_response(self) -> Response<Body> {
+    pub(crate) fn into_response(self) -> Response<Body> {
         let mut response = Response::new(Body::full(ErrorBody::new(self.code, &self.message).to_json()));
         *response.status_mut() = self.status;
         let headers = response.headers_mut();

@@ -11,7 +11,7 @@ use reqwest::Url;
 /// The longest upstream text [`redact`] keeps, in characters. Long enough for a server's message plus a
 /// transport error chain (hyper/rustls causes run to ~200 characters); short enough that an HTML error page
 /// or a dumped request cannot flood a log line or a turn's failure event.
-pub const MAX_UPSTREAM_TEXT_CHARS: usize = 512;
+pub(crate) const MAX_UPSTREAM_TEXT_CHARS: usize = 512;
 
 /// What a removed secret is replaced by (the same as `Secret`'s `Debug`/`Display`).
 const MASK: &str = "***";
@@ -32,7 +32,7 @@ impl Secret {
         &self.0
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 }
@@ -66,7 +66,7 @@ impl From<&str> for Secret {
 ///
 /// Longer secrets are replaced first, so one that contains another (a token embedding a key) leaves no
 /// tail behind; and the cut comes after the replacement, so it can never leave a secret's prefix behind.
-pub fn redact(text: &str, secrets: &[&Secret]) -> String {
+pub(crate) fn redact(text: &str, secrets: &[&Secret]) -> String {
     let mut secrets: Vec<&str> = secrets.iter().map(|s| s.expose()).filter(|s| !s.is_empty()).collect();
     secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
     let mut text = text.trim().to_owned();
@@ -87,7 +87,7 @@ pub fn redact(text: &str, secrets: &[&Secret]) -> String {
 
 /// A URL as errors, logs and `Debug` may show it: scheme, host, port and path only, since gateways put keys in
 /// query strings and userinfo (and a fragment has no business in a log line either).
-pub fn redact_url(url: &Url) -> String {
+pub(crate) fn redact_url(url: &Url) -> String {
     let mut shown = url.clone();
     shown.set_query(None);
     shown.set_fragment(None);

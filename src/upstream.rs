@@ -26,7 +26,7 @@ static TLS_PROVIDER: OnceCell<()> = OnceCell::new();
 static TLS_CONFIG: OnceCell<(rustls::ClientConfig, Arc<LazyPlatformVerifier>)> = OnceCell::new();
 
 /// Installs the process-wide rustls crypto provider (idempotent).
-pub fn install_tls_provider() {
+pub(crate) fn install_tls_provider() {
     TLS_PROVIDER.get_or_init(|| {
         // Err means another provider is already installed, which serves equally well.
         let _ = rustls::crypto::ring::default_provider().install_default();
@@ -70,22 +70,22 @@ impl Endpoint {
         Ok(Endpoint(url))
     }
 
-    pub fn url(&self) -> &reqwest::Url {
+    pub(crate) fn url(&self) -> &reqwest::Url {
         &self.0
     }
 
     /// The full URL, query included, for the one place that sends to it.
-    pub fn as_str(&self) -> &str {
+    pub(crate) fn as_str(&self) -> &str {
         self.0.as_str()
     }
 
     /// The host name (never empty: checked by [`Endpoint::parse`]).
-    pub fn host(&self) -> &str {
+    pub(crate) fn host(&self) -> &str {
         self.0.host_str().unwrap_or_default()
     }
 
     /// The URL as errors and logs show it ([`redact_url`]).
-    pub fn redacted(&self) -> String {
+    pub(crate) fn redacted(&self) -> String {
         redact_url(&self.0)
     }
 }

@@ -472,12 +472,13 @@ async fn an_anonymous_caller_needs_no_user_id_when_no_tools_are_configured() {
 
 #[tokio::test]
 async fn health_index_and_a_trailing_slash() {
-    let f = Function::start(&[NO_MCP]).await;
+    let f = Function::start(&[NO_MCP, ("AGENT_NAME", "Jarvis")]).await;
     let health = f.send("GET", "/health", &[], "").await;
     assert_eq!((health.status, health.json()), (200, json!({"status": "healthy", "runner": "ready"})));
     let index = f.send("GET", "/", &[], "").await;
     assert_eq!(index.status, 200);
     assert_eq!(index.json()["endpoints"]["process"], "POST /process");
+    assert_eq!(index.json()["agent"], "Jarvis", "the index names the agent (AGENT_NAME)");
     let wrong = f.send("POST", "/health", &[], "").await;
     assert_eq!(
         (wrong.status, wrong.error_code(), wrong.header("allow")),

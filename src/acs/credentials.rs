@@ -13,7 +13,7 @@ use crate::secret::Secret;
 #[derive(Clone, PartialEq, Eq)]
 pub struct Credentials {
     pub access_key_id: String,
-    pub access_key_secret: Secret,
+    pub(crate) access_key_secret: Secret,
     pub security_token: Option<Secret>,
     pub expiration: Option<SystemTime>,
 }
@@ -22,7 +22,7 @@ impl Credentials {
     /// The triple as another source holds it: the `ALIBABA_CLOUD_*` variables (config.rs) and FC's
     /// per-invocation `x-fc-access-key-*` headers both become credentials through here, and nowhere else. No
     /// expiration: neither says when its keys expire (FC's are fresh for the invocation that carries them).
-    pub fn from_parts(access_key_id: String, access_key_secret: Secret, security_token: Option<Secret>) -> Self {
+    pub(crate) fn from_parts(access_key_id: String, access_key_secret: Secret, security_token: Option<Secret>) -> Self {
         Credentials { access_key_id, access_key_secret, security_token, expiration: None }
     }
 
@@ -41,11 +41,6 @@ impl Credentials {
             security_token: Some(security_token.into()),
             ..Credentials::access_key(access_key_id, access_key_secret)
         }
-    }
-
-    pub fn with_expiration(mut self, expiration: SystemTime) -> Self {
-        self.expiration = Some(expiration);
-        self
     }
 }
 
@@ -119,7 +114,7 @@ pub struct StaticProvider {
 }
 
 impl StaticProvider {
-    pub fn new(name: &'static str, credentials: Option<Credentials>) -> Self {
+    pub(crate) fn new(name: &'static str, credentials: Option<Credentials>) -> Self {
         StaticProvider { name, credentials }
     }
 

@@ -36,7 +36,7 @@ struct UriResponse {
 }
 
 impl CredentialsUriProvider {
-    pub const NAME: &'static str = "credentials-uri";
+    pub(crate) const NAME: &'static str = "credentials-uri";
 
     /// `uri` is `ALIBABA_CLOUD_CREDENTIALS_URI` as config.rs parsed it (None: this provider has nothing).
     pub fn new(uri: Option<Endpoint>, http: reqwest::Client) -> Self {

@@ -40,21 +40,21 @@ fn message_suffix(message: &str) -> String {
 
 impl AcsError {
     /// The upstream error `Code`, when the server sent one.
-    pub fn code(&self) -> Option<&str> {
+    pub(crate) fn code(&self) -> Option<&str> {
         match self {
             AcsError::Api { code, .. } => Some(code),
             _ => None,
         }
     }
 
-    pub fn request_id(&self) -> Option<&str> {
+    pub(crate) fn request_id(&self) -> Option<&str> {
         match self {
             AcsError::Api { request_id, .. } => request_id.as_deref(),
             _ => None,
         }
     }
 
-    pub fn status(&self) -> Option<u16> {
+    pub(crate) fn status(&self) -> Option<u16> {
         match self {
             AcsError::Api { status, .. } | AcsError::InvalidResponse { status, .. } => Some(*status),
             _ => None,
@@ -64,7 +64,7 @@ impl AcsError {
     /// Throttling, 5xx, `ServiceUnavailable` and a connection that could not be made (a DNS or network
     /// blip, often on an instance's first call) are worth another try; nothing else is (a bad signature or
     /// a refused user will not get better by repeating it, and a request cut mid-answer may have been served).
-    pub fn is_retryable(&self) -> bool {
+    pub(crate) fn is_retryable(&self) -> bool {
         match self {
             AcsError::Api { status, code, .. } => {
                 code.starts_with("Throttling") || code == "ServiceUnavailable" || *status >= 500

@@ -29,11 +29,11 @@ pub struct Param<'a> {
 }
 
 impl<'a> Param<'a> {
-    pub fn plain(name: &'a str, value: &'a str) -> Self {
+    pub(crate) fn plain(name: &'a str, value: &'a str) -> Self {
         Param { name, value, secret: None }
     }
 
-    pub fn secret(name: &'a str, value: &'a Secret) -> Self {
+    pub(crate) fn secret(name: &'a str, value: &'a Secret) -> Self {
         Param { name, value: value.expose(), secret: Some(value) }
     }
 }
@@ -97,7 +97,8 @@ impl RpcClient {
     }
 
     /// The signed `Host` value.
-    pub fn host(&self) -> &str {
+    #[cfg(test)]
+    pub(crate) fn host(&self) -> &str {
         &self.host
     }
 
@@ -114,7 +115,7 @@ impl RpcClient {
 
     /// An unsigned call in the legacy RPC form (`Action, Format, Version, Timestamp, SignatureNonce` in the
     /// query), as the SDK sends anonymous actions such as AssumeRoleForWorkloadIdentity.
-    pub async fn call_anonymous(
+    pub(crate) async fn call_anonymous(
         &self,
         action: &str,
         params: &[Param<'_>],

@@ -10,8 +10,8 @@
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-pub const ALGORITHM: &str = "ACS3-HMAC-SHA256";
-pub const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
+pub(crate) const ALGORITHM: &str = "ACS3-HMAC-SHA256";
+pub(crate) const FORM_CONTENT_TYPE: &str = "application/x-www-form-urlencoded";
 
 pub fn hex_sha256(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
@@ -38,7 +38,8 @@ fn percent_encode_into(out: &mut String, value: &str, space_as_plus: bool) {
 }
 
 /// RFC 3986 encoding for canonical query values: space is `%20`.
-pub fn percent_encode(value: &str) -> String {
+#[cfg(test)]
+pub(crate) fn percent_encode(value: &str) -> String {
     let mut out = String::with_capacity(value.len());
     percent_encode_into(&mut out, value, false);
     out
@@ -128,7 +129,7 @@ pub struct SigningInput<'a, H: AsRef<str>, V: AsRef<str>> {
 }
 
 /// Builds `(canonical_headers, signed_headers)` from headers: lowercase names, sorted, values trimmed.
-pub fn canonical_headers<H: AsRef<str>, V: AsRef<str>>(headers: &[(H, V)]) -> (String, String) {
+pub(crate) fn canonical_headers<H: AsRef<str>, V: AsRef<str>>(headers: &[(H, V)]) -> (String, String) {
     let mut lowered: Vec<(String, &str)> =
         headers.iter().map(|(n, v)| (n.as_ref().to_ascii_lowercase(), v.as_ref().trim())).collect();
     lowered.sort_by(|a, b| a.0.cmp(&b.0));
@@ -147,7 +148,7 @@ pub fn canonical_headers<H: AsRef<str>, V: AsRef<str>>(headers: &[(H, V)]) -> (S
     (canonical, signed)
 }
 
-pub fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
+pub(crate) fn hmac_sha256_hex(key: &[u8], message: &[u8]) -> String {
     // HMAC accepts keys of any length; the error branch is unreachable but must not panic.
     match Hmac::<Sha256>::new_from_slice(key) {
         Ok(mut mac) => {
@@ -176,7 +177,8 @@ pub fn sign<H: AsRef<str>, V: AsRef<str>>(
 }
 
 /// Splits an `Authorization` value into `(access_key_id, signed_headers, signature)`; None if malformed.
-pub fn parse_authorization(value: &str) -> Option<(&str, &str, &str)> {
+#[cfg(test)]
+pub(crate) fn parse_authorization(value: &str) -> Option<(&str, &str, &str)> {
     let rest = value.strip_prefix(ALGORITHM)?.trim_start();
     let (mut credential, mut signed, mut signature) = (None, None, None);
     for part in rest.split(',') {

@@ -29,10 +29,12 @@ pub struct App {
     event_instruction: String,
     max_request_bytes: usize,
     options: fc_runtime::Options,
+    /// `GET /`, made once: it names the agent (`AGENT_NAME`) and the endpoints.
+    index: Bytes,
 }
 
 /// The function could not be built from its configuration.
-pub type AppError = PipelineError;
+pub(crate) type AppError = PipelineError;
 
 impl App {
     pub fn new(config: Config) -> Result<Arc<App>, AppError> {
@@ -42,6 +44,7 @@ impl App {
             user_source: config.identity.user_source.clone(),
             event_instruction: config.agent.event_instruction.clone(),
             max_request_bytes: config.max_request_bytes,
+            index: index(&config.agent.name),
             options: fc_runtime::Options {
                 port: config.port,
                 default_timeout: config.function_timeout,
@@ -83,7 +86,7 @@ impl App {
         match (path, request.method()) {
             ("/process", &Method::POST) => self.process(request).await,
             ("/health", &Method::GET | &Method::HEAD) => Ok(health()),
-            ("", &Method::GET | &Method::HEAD) => Ok(index()),
+            ("", &Method::GET | &Method::HEAD) => Ok(json_response(self.index.clone())),
             ("/process", _) => Err(Rejection::method_not_allowed("POST")),
             ("/health" | "", _) => Err(Rejection::method_not_allowed("GET")),
             _ => Err(Rejection::not_found(request.uri().path())),
@@ -128,9 +131,10 @@ fn health() -> Response<Body> {
     json_response(r#"{"status":"healthy","runner":"ready"}"#)
 }
 
-fn index() -> Response<Body> {
+fn index(agent_name: &str) -> Bytes {
     let body = serde_json::json!({
         "service": env!("CARGO_PKG_NAME"),
+        "agent": agent_name,
         "version": env!("CARGO_PKG_VERSION"),
         "endpoints": {
             "process": "POST /process",
@@ -138,5 +142,5 @@ fn index() -> Response<Body> {
             "events": "POST /invoke with x-fc-control-path: /invoke",
         },
     });
-    json_response(body.to_string())
+    Bytes::from(body.to_string())
 }

@@ -15,7 +15,7 @@ use crate::secret::Secret;
 
 /// Identifies one cached token. JWTs are keyed by their SHA-256, so the raw token is never held as a key.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct CacheKey {
+pub(crate) struct CacheKey {
     workload: String,
     subject: SubjectKey,
 }
@@ -28,7 +28,7 @@ enum SubjectKey {
 }
 
 impl CacheKey {
-    pub fn new(workload: &str, subject: &Subject) -> Self {
+    pub(crate) fn new(workload: &str, subject: &Subject) -> Self {
         let subject = match subject {
             Subject::Jwt(jwt) => SubjectKey::Jwt(Sha256::digest(jwt.expose().as_bytes()).into()),
             Subject::UserId(id) => SubjectKey::UserId(id.clone()),
@@ -51,7 +51,7 @@ struct Slot {
     state: tokio::sync::Mutex<Option<Cached>>,
 }
 
-pub struct TokenCache {
+pub(crate) struct TokenCache {
     ttl: Duration,
     capacity: usize,
     slots: Mutex<HashMap<CacheKey, Arc<Slot>>>,
@@ -59,15 +59,15 @@ pub struct TokenCache {
 }
 
 impl TokenCache {
-    pub const DEFAULT_CAPACITY: usize = 10_000;
+    pub(crate) const DEFAULT_CAPACITY: usize = 10_000;
 
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
+    pub(crate) fn new(ttl: Duration, capacity: usize) -> Self {
         TokenCache { ttl, capacity: capacity.max(1), slots: Mutex::new(HashMap::new()), next_seq: AtomicU64::new(0) }
     }
 
     /// The cached token for `subject`, or the result of `fetch` (which is then cached). Errors are not
     /// cached. The entry lives for the TTL, but never past a JWT subject's `exp`.
-    pub async fn get_or_fetch<F, Fut, E>(&self, key: CacheKey, subject: &Subject, fetch: F) -> Result<Secret, E>
+    pub(crate) async fn get_or_fetch<F, Fut, E>(&self, key: CacheKey, subject: &Subject, fetch: F) -> Result<Secret, E>
     where
         F: FnOnce() -> Fut,
         Fut: Future<Output = Result<Secret, E>>,
@@ -88,13 +88,13 @@ impl TokenCache {
     }
 
     /// Forgets the token for `key`: the next caller fetches a fresh one (concurrent callers share it).
-    pub fn invalidate(&self, key: &CacheKey) {
+    pub(crate) fn invalidate(&self, key: &CacheKey) {
         self.lock_slots().remove(key);
     }
 
     /// Forgets the token for `key` only if it is still `rejected`. Many callers that saw the same token
     /// refused downstream thus cause exactly one refresh, not one each.
-    pub fn invalidate_token(&self, key: &CacheKey, rejected: &Secret) {
+    pub(crate) fn invalidate_token(&self, key: &CacheKey, rejected: &Secret) {
         let mut slots = self.lock_slots();
         let stale = slots.get(key).is_some_and(|slot| match slot.state.try_lock() {
             Ok(state) => state.as_ref().is_some_and(|c| &c.token == rejected),
@@ -106,12 +106,9 @@ impl TokenCache {
         }
     }
 
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
         self.lock_slots().len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     fn lifetime(&self, subject: &Subject) -> Option<Duration> {

@@ -22,7 +22,7 @@ pub struct IdentityClient {
 
 impl IdentityClient {
     /// `endpoint`: the data API (`http://127.0.0.1:PORT` for the devstack), validated by config.rs.
-    pub fn new(endpoint: &Endpoint, http: reqwest::Client) -> Self {
+    pub(crate) fn new(endpoint: &Endpoint, http: reqwest::Client) -> Self {
         IdentityClient { rpc: RpcClient::new(endpoint, API_VERSION, http) }
     }
 

@@ -9,9 +9,8 @@ mod source;
 mod subject;
 mod tokens;
 
-pub use cache::{CacheKey, TokenCache};
 pub use client::{API_VERSION, IdentityClient, default_endpoint};
 pub use error::IdentityError;
-pub use source::UserTokens;
+pub(crate) use source::UserTokens;
 pub use subject::{Subject, UserSource, jwt_expiry};
 pub use tokens::{DEFAULT_TOKEN_TTL, IdentitySettings, WorkloadTokens};

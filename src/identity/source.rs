@@ -14,7 +14,7 @@ use crate::secret::Secret;
 
 /// One turn's view of the token cache: this subject's token, fetched with these credentials, within
 /// this deadline.
-pub struct UserTokens {
+pub(crate) struct UserTokens {
     tokens: Arc<WorkloadTokens>,
     subject: Subject,
     credentials: Arc<dyn CredentialsProvider>,
@@ -22,7 +22,7 @@ pub struct UserTokens {
 }
 
 impl UserTokens {
-    pub fn new(
+    pub(crate) fn new(
         tokens: Arc<WorkloadTokens>,
         subject: Subject,
         credentials: Arc<dyn CredentialsProvider>,

@@ -48,11 +48,6 @@ impl WorkloadTokens {
         }
     }
 
-    /// The underlying client, for the less common actions (API keys, AssumeRole).
-    pub fn client(&self) -> &IdentityClient {
-        &self.client
-    }
-
     /// The WAT for `subject`: the preset one, a cached one, or a fresh one from Agent Identity signed
     /// with `credentials` (only asked for on a miss). Concurrent misses for one subject share one call.
     pub async fn token(

@@ -16,53 +16,53 @@ use super::types::{ToolCall, Usage};
 #[derive(Debug, Deserialize)]
 pub(crate) struct Chunk {
     #[serde(default)]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     #[serde(default)]
-    pub choices: Vec<Choice>,
+    pub(crate) choices: Vec<Choice>,
     #[serde(default)]
-    pub usage: Option<Usage>,
+    pub(crate) usage: Option<Usage>,
     #[serde(default)]
-    pub error: Option<super::error::ErrorObject>,
+    pub(crate) error: Option<super::error::ErrorObject>,
     #[serde(default)]
-    pub request_id: Option<String>,
+    pub(crate) request_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct Choice {
     #[serde(default)]
-    pub index: u32,
+    pub(crate) index: u32,
     #[serde(default)]
-    pub delta: Option<Delta>,
+    pub(crate) delta: Option<Delta>,
     #[serde(default)]
-    pub finish_reason: Option<String>,
+    pub(crate) finish_reason: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct Delta {
     #[serde(default)]
-    pub content: Option<String>,
+    pub(crate) content: Option<String>,
     #[serde(default)]
-    pub reasoning_content: Option<String>,
+    pub(crate) reasoning_content: Option<String>,
     #[serde(default)]
-    pub tool_calls: Option<Vec<ToolCallDelta>>,
+    pub(crate) tool_calls: Option<Vec<ToolCallDelta>>,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct ToolCallDelta {
     #[serde(default)]
-    pub index: Option<u32>,
+    pub(crate) index: Option<u32>,
     #[serde(default)]
-    pub id: Option<String>,
+    pub(crate) id: Option<String>,
     #[serde(default)]
-    pub function: Option<FunctionDelta>,
+    pub(crate) function: Option<FunctionDelta>,
 }
 
 #[derive(Debug, Deserialize)]
 pub(crate) struct FunctionDelta {
     #[serde(default)]
-    pub name: Option<String>,
+    pub(crate) name: Option<String>,
     #[serde(default)]
-    pub arguments: Option<String>,
+    pub(crate) arguments: Option<String>,
 }
 
 #[derive(Debug, Default)]
@@ -83,13 +83,13 @@ pub(crate) struct StepAccumulator {
     calls: BTreeMap<u32, CallState>,
     /// For tool-call deltas that omit `index`: they continue the call seen last.
     last_index: u32,
-    pub finish_reason: Option<FinishReason>,
+    pub(crate) finish_reason: Option<FinishReason>,
     usage: Option<Usage>,
 }
 
 impl StepAccumulator {
     /// Applies the choices and usage of one chunk, queueing what the caller should see.
-    pub fn apply(&mut self, chunk: Chunk, out: &mut VecDeque<StreamItem>) {
+    pub(crate) fn apply(&mut self, chunk: Chunk, out: &mut VecDeque<StreamItem>) {
         if let Some(usage) = chunk.usage {
             self.usage = Some(usage);
         }
@@ -139,7 +139,7 @@ impl StepAccumulator {
 
     /// Ends the step: announces calls whose id never came (with a made-up id) and returns the result.
     /// Fails when a call never got a name — it could not be executed.
-    pub fn finish(&mut self, out: &mut VecDeque<StreamItem>) -> Result<StepResult, String> {
+    pub(crate) fn finish(&mut self, out: &mut VecDeque<StreamItem>) -> Result<StepResult, String> {
         for (index, call) in self.calls.iter_mut() {
             if call.announced {
                 continue;

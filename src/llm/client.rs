@@ -61,7 +61,7 @@ struct Inner {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChatRequest {
     /// `None` uses [`LlmSettings::model`].
-    pub model: Option<String>,
+    pub(crate) model: Option<String>,
     pub messages: Vec<ChatMessage>,
     /// When empty, no tool fields are sent at all.
     pub tools: Vec<ToolSpec>,
@@ -136,12 +136,9 @@ impl LlmClient {
         })
     }
 
-    pub fn default_model(&self) -> &str {
-        &self.inner.model
-    }
-
     /// The exact JSON body [`LlmClient::stream`] sends for `request`.
-    pub fn request_body(&self, request: &ChatRequest) -> serde_json::Value {
+    #[cfg(test)]
+    pub(crate) fn request_body(&self, request: &ChatRequest) -> serde_json::Value {
         serde_json::to_value(self.wire(request)).unwrap_or(serde_json::Value::Null)
     }
 

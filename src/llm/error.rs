@@ -19,11 +19,11 @@ pub struct UpstreamError {
     pub status: u16,
     /// DashScope's `error.code` (e.g. `Throttling`, `invalid_api_key`), when it sent one.
     pub code: Option<String>,
-    pub message: String,
+    pub(crate) message: String,
     /// `request_id` from the body, else from a request-id response header.
     pub request_id: Option<String>,
     /// The response's `Retry-After`, when it was a number of seconds (an HTTP date is not read).
-    pub retry_after: Option<Duration>,
+    pub(crate) retry_after: Option<Duration>,
 }
 
 impl fmt::Display for UpstreamError {
@@ -97,7 +97,7 @@ impl fmt::Display for RequestIdSuffix<'_> {
 
 impl LlmError {
     /// Rate limiting and server errors: worth another attempt while nothing has been streamed yet.
-    pub fn is_retryable(&self) -> bool {
+    pub(crate) fn is_retryable(&self) -> bool {
         matches!(self, LlmError::Throttled(_) | LlmError::Server(_))
     }
 
@@ -151,24 +151,24 @@ impl LlmError {
 #[derive(Deserialize, Default)]
 pub(crate) struct ErrorEnvelope {
     #[serde(default)]
-    pub error: Option<ErrorObject>,
+    pub(crate) error: Option<ErrorObject>,
     #[serde(default)]
-    pub code: Option<serde_json::Value>,
+    pub(crate) code: Option<serde_json::Value>,
     #[serde(default)]
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
     #[serde(default)]
-    pub request_id: Option<String>,
+    pub(crate) request_id: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
 pub(crate) struct ErrorObject {
     #[serde(default)]
-    pub message: Option<String>,
+    pub(crate) message: Option<String>,
     #[serde(default, rename = "type")]
-    pub kind: Option<String>,
+    pub(crate) kind: Option<String>,
     /// Usually a string; tolerated as any JSON value.
     #[serde(default)]
-    pub code: Option<serde_json::Value>,
+    pub(crate) code: Option<serde_json::Value>,
 }
 
 impl UpstreamError {

@@ -115,11 +115,6 @@ impl ChatStream {
         ChatStream::new(response, deadline, None, Secret::new(String::new()))
     }
 
-    /// The upstream request id (header, or the first chunk's `id`), for logs and error messages.
-    pub fn request_id(&self) -> Option<&str> {
-        self.request_id.as_deref()
-    }
-
     /// The next event, `Some(Err(_))` once on failure, then `None`. Never waits past the deadline.
     pub async fn next(&mut self) -> Option<Result<StreamItem, LlmError>> {
         loop {

@@ -52,28 +52,15 @@ impl McpError {
     pub fn is_auth_failure(&self) -> bool {
         matches!(self, McpError::Unauthorized { .. } | McpError::Forbidden { .. })
     }
-
-    /// The server the error is about, if it is about one.
-    pub fn server(&self) -> Option<&str> {
-        match self {
-            McpError::Unauthorized { server }
-            | McpError::Forbidden { server }
-            | McpError::Timeout { server, .. }
-            | McpError::Protocol { server, .. }
-            | McpError::HttpStatus { server, .. }
-            | McpError::Transport { server, .. } => Some(server),
-            _ => None,
-        }
-    }
 }
 
 /// What an error is about, so classification can name the server and scrub what must not leak.
 pub(crate) struct ErrorScope<'a> {
     /// The redacted URL.
-    pub server: &'a str,
+    pub(crate) server: &'a str,
     /// The URL as sent, query and all.
-    pub raw_url: &'a str,
-    pub bearer: &'a Secret,
+    pub(crate) raw_url: &'a str,
+    pub(crate) bearer: &'a Secret,
 }
 
 impl ErrorScope<'_> {
@@ -91,11 +78,11 @@ impl ErrorScope<'_> {
         self.server.to_owned()
     }
 
-    pub fn timeout(&self, operation: &'static str) -> McpError {
+    pub(crate) fn timeout(&self, operation: &'static str) -> McpError {
         McpError::Timeout { server: self.server(), operation }
     }
 
-    pub fn classify_init(&self, error: ClientInitializeError) -> McpError {
+    pub(crate) fn classify_init(&self, error: ClientInitializeError) -> McpError {
         match error {
             ClientInitializeError::JsonRpcError(data) => self.protocol(data.code.0, &data.message),
             ClientInitializeError::TransportError { error, .. } => self.classify_transport(&error),
@@ -104,7 +91,7 @@ impl ErrorScope<'_> {
         }
     }
 
-    pub fn classify_service(&self, error: ServiceError) -> McpError {
+    pub(crate) fn classify_service(&self, error: ServiceError) -> McpError {
         match error {
             ServiceError::McpError(data) => self.protocol(data.code.0, &data.message),
             ServiceError::TransportSend(error) => self.classify_transport(&error),

@@ -35,8 +35,8 @@ pub(crate) struct SessionOwner(#[allow(dead_code)] watch::Sender<()>);
 
 #[derive(Clone)]
 pub(crate) struct SessionHttp {
-    pub inner: reqwest::Client,
-    pub delete_on_close: bool,
+    pub(crate) inner: reqwest::Client,
+    pub(crate) delete_on_close: bool,
     owner: watch::Receiver<()>,
 }
 

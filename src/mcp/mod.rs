@@ -59,8 +59,8 @@ impl McpSettings {
 /// error and log line uses.
 #[derive(Clone)]
 pub(crate) struct ServerUrl {
-    pub url: Arc<str>,
-    pub shown: String,
+    pub(crate) url: Arc<str>,
+    pub(crate) shown: String,
 }
 
 impl fmt::Debug for ServerUrl {

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 const MAX_LEN: usize = 64;
 
 /// Replaces every character the model API refuses with `_` and cuts to 64 characters.
-pub fn sanitize(name: &str) -> String {
+pub(crate) fn sanitize(name: &str) -> String {
     let mut out: String = name
         .chars()
         .map(|c| if c.is_ascii_alphanumeric() || c == '_' || c == '-' { c } else { '_' })
@@ -21,12 +21,12 @@ pub fn sanitize(name: &str) -> String {
 /// Hands out unique model-facing names. The first tool to claim a sanitized name keeps it; later ones get
 /// `_<server index>` (and `_<n>` if that is taken too), so the common single-server case stays unchanged.
 #[derive(Default)]
-pub struct NameAllocator {
+pub(crate) struct NameAllocator {
     taken: HashSet<String>,
 }
 
 impl NameAllocator {
-    pub fn allocate(&mut self, server_index: usize, original: &str) -> String {
+    pub(crate) fn allocate(&mut self, server_index: usize, original: &str) -> String {
         let base = sanitize(original);
         if self.taken.insert(base.clone()) {
             return base;

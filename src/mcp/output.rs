@@ -18,7 +18,7 @@ pub struct ToolOutput {
 impl ToolOutput {
     /// A tool answer that reports a failure to the model (bad arguments, unknown tool, a timeout…),
     /// shaped like a server's `isError` result: one text block.
-    pub fn error(message: &str) -> ToolOutput {
+    pub(crate) fn error(message: &str) -> ToolOutput {
         let text = format!("Error: {message}");
         ToolOutput { content: vec![ContentBlock::text(text.clone())], text, is_error: true }
     }

@@ -49,7 +49,7 @@ impl Tools {
     }
 
     /// The tools as the model is offered them (the current session's; a re-opened session may differ).
-    pub async fn definitions(&self) -> Vec<ToolDef> {
+    pub(crate) async fn definitions(&self) -> Vec<ToolDef> {
         self.current.lock().await.session.tools().to_vec()
     }
 

@@ -9,7 +9,7 @@ use crate::secret::Secret;
 
 /// What an invocation tells about its end user.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum UserClaim {
+pub(crate) enum UserClaim {
     /// A bearer JWT (Agent Identity verifies it).
     Jwt(Secret),
     /// A user id the caller asserts, or a header the trigger set.
@@ -24,7 +24,7 @@ pub enum UserClaim {
 
 /// The claim of an HTTP invocation: the source's rule over the headers and the body's user field
 /// (`body_user`, already with the face's fallback applied — the sample falls back to `session_id`).
-pub fn http_claim(source: &UserSource, headers: &HeaderMap, body_user: Option<&str>) -> UserClaim {
+pub(crate) fn http_claim(source: &UserSource, headers: &HeaderMap, body_user: Option<&str>) -> UserClaim {
     let from_body = || match body_user.map(str::trim).filter(|u| !u.is_empty()) {
         Some(user) => UserClaim::UserId(user.to_owned()),
         None => UserClaim::Unnamed {
@@ -50,7 +50,7 @@ pub fn http_claim(source: &UserSource, headers: &HeaderMap, body_user: Option<&s
 }
 
 /// The claim of an event invocation: the request's `user_id`, else the agent itself.
-pub fn event_claim(user_id: Option<&str>) -> UserClaim {
+pub(crate) fn event_claim(user_id: Option<&str>) -> UserClaim {
     match user_id.filter(|u| !u.is_empty()) {
         Some(user) => UserClaim::UserId(user.to_owned()),
         None => UserClaim::Agent,

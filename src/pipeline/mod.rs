@@ -12,8 +12,8 @@ mod caller;
 mod plan;
 mod pump;
 
-pub use caller::{UserClaim, event_claim, http_claim};
-pub use plan::{Ask, Invocation, Plan, Planner};
+pub(crate) use caller::{UserClaim, event_claim, http_claim};
+pub(crate) use plan::{Ask, Invocation, Plan, Planner};
 pub use pump::Renderer;
 
 use std::sync::Arc;
@@ -29,7 +29,7 @@ use crate::llm::{LlmClient, LlmError};
 use crate::mcp::{McpClient, McpError, Tools};
 
 /// Everything a turn needs besides its plan: one client per upstream and the credential providers.
-pub struct Pipeline {
+pub(crate) struct Pipeline {
     llm: LlmClient,
     mcp: McpClient,
     tokens: Arc<WorkloadTokens>,
@@ -49,7 +49,7 @@ pub enum PipelineError {
 }
 
 impl Pipeline {
-    pub fn new(config: &Config) -> Result<Pipeline, PipelineError> {
+    pub(crate) fn new(config: &Config) -> Result<Pipeline, PipelineError> {
         // The config parser built each client's settings (URLs validated there): they are passed on as they are.
         let llm = LlmClient::new(config.model.clone())?;
         let mcp = McpClient::new(config.mcp.clone())?;

@@ -17,40 +17,40 @@ use fc_runtime::Drain;
 
 /// What a wire face asks the pipeline for, in no face's vocabulary.
 #[derive(Debug, Clone)]
-pub struct Ask {
+pub(crate) struct Ask {
     /// The conversation the face carried, oldest first, without the system prompt.
-    pub messages: Vec<ChatMessage>,
+    pub(crate) messages: Vec<ChatMessage>,
     /// The model the request names (`None`: the configured one).
-    pub model: Option<String>,
-    pub sampling: Sampling,
+    pub(crate) model: Option<String>,
+    pub(crate) sampling: Sampling,
     /// Who the caller says it is.
-    pub user: UserClaim,
+    pub(crate) user: UserClaim,
 }
 
 /// What Function Compute says about this invocation that the plan needs.
 #[derive(Debug, Clone)]
-pub struct Invocation {
+pub(crate) struct Invocation {
     /// The function timeout in force.
-    pub timeout: Duration,
+    pub(crate) timeout: Duration,
     /// When the invocation must have answered.
-    pub deadline: Instant,
+    pub(crate) deadline: Instant,
     /// The function role's credentials FC sent with this invocation, if any.
-    pub role: Option<Credentials>,
+    pub(crate) role: Option<Credentials>,
     /// When a shutdown in progress will cut the invocation off.
-    pub drain: Drain,
+    pub(crate) drain: Drain,
 }
 
 /// A request resolved and validated before anything streams.
-pub struct Plan {
-    pub subject: Subject,
-    pub role: Option<Credentials>,
-    pub turn: Turn,
-    pub drain: Drain,
+pub(crate) struct Plan {
+    pub(crate) subject: Subject,
+    pub(crate) role: Option<Credentials>,
+    pub(crate) turn: Turn,
+    pub(crate) drain: Drain,
 }
 
 /// The parts of the configuration planning reads, taken once at start.
 #[derive(Debug, Clone)]
-pub struct Planner {
+pub(crate) struct Planner {
     system_prompt: String,
     max_iters: u32,
     allowed_models: Vec<String>,
@@ -63,7 +63,7 @@ pub struct Planner {
 const MAX_RESERVE: Duration = Duration::from_secs(1);
 
 impl Planner {
-    pub fn new(config: &Config) -> Planner {
+    pub(crate) fn new(config: &Config) -> Planner {
         Planner {
             system_prompt: config.agent.system_prompt.clone(),
             max_iters: config.agent.max_iters,
@@ -73,7 +73,7 @@ impl Planner {
     }
 
     /// The plan for `ask`, or the 4xx that refuses it.
-    pub fn plan(&self, ask: Ask, invocation: Invocation) -> Result<Plan, Rejection> {
+    pub(crate) fn plan(&self, ask: Ask, invocation: Invocation) -> Result<Plan, Rejection> {
         let subject = self.subject(ask.user)?;
         let model = self.pick_model(ask.model)?;
         let mut messages = Vec::with_capacity(ask.messages.len() + 1);

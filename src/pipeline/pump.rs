@@ -81,7 +81,7 @@ impl<R: Renderer> Sink for Collected<R> {
 
 impl Pipeline {
     /// Starts the turn and answers at once with a body that carries the renderer's bytes as they are made.
-    pub fn stream<R: Renderer>(self: &Arc<Self>, plan: Plan, mut renderer: R) -> Response<Body> {
+    pub(crate) fn stream<R: Renderer>(self: &Arc<Self>, plan: Plan, mut renderer: R) -> Response<Body> {
         let content_type = renderer.content_type();
         let status = renderer.status();
         let (sender, body) = Body::channel_starting_with(renderer.opening());
@@ -101,7 +101,7 @@ impl Pipeline {
     }
 
     /// Runs the turn to its end and answers with everything the renderer wrote, as one body.
-    pub async fn answer<R: Renderer>(self: &Arc<Self>, plan: Plan, renderer: R) -> Response<Body> {
+    pub(crate) async fn answer<R: Renderer>(self: &Arc<Self>, plan: Plan, renderer: R) -> Response<Body> {
         let mut sink = Collected { renderer, body: Vec::new() };
         self.drive(plan, &mut sink, std::future::pending()).await;
         let Collected { renderer, body } = sink;

@@ -17,9 +17,9 @@ use super::RequestError;
 use super::agentscope::AgentRequest;
 
 /// Longest event JSON put in a prompt; a larger one is cut with a note (the model has a context limit).
-pub const MAX_DESCRIPTION_CHARS: usize = 64 * 1024;
+pub(crate) const MAX_DESCRIPTION_CHARS: usize = 64 * 1024;
 /// Largest non-text body quoted as base64; above it only the size is reported.
-pub const MAX_BASE64_BYTES: usize = 8 * 1024;
+pub(crate) const MAX_BASE64_BYTES: usize = 8 * 1024;
 
 /// What kind of event a body was recognised as (for logs and the prompt).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -6,7 +6,7 @@
 //! - render: [`ResponseBuilder`] turns turn events into the protocol's [`StreamObject`]s (each one SSE
 //!   frame via [`StreamObject::sse_frame`]) and keeps the final [`ResponseObject`]; the renderers
 //!   [`AgentScopeStream`], [`AgentScopeAnswer`] and [`EventAnswer`] send them.
-//! - [`to_python_json`]: a tool's MCP content as the runtime's `output` string (`json.dumps` style).
+//! - `pyjson`: a tool's MCP content as the runtime's `output` string (`json.dumps` style).
 
 mod builder;
 mod history;
@@ -16,7 +16,6 @@ mod request;
 mod wire;
 
 pub use builder::ResponseBuilder;
-pub use pyjson::to_python_json;
 pub use render::{AgentScopeAnswer, AgentScopeStream, EventAnswer};
 pub use request::{
     AgentRequest, ContentItem, InputMessage, MAX_CONTENT_ITEMS, MAX_DEPTH, MAX_INPUT_MESSAGES, MessageType, Role,

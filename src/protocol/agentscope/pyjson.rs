@@ -38,7 +38,7 @@ impl Formatter for PythonFormatter {
 }
 
 /// `value` as Python's `json.dumps(value)` would print it.
-pub fn to_python_json<T: Serialize + ?Sized>(value: &T) -> String {
+pub(crate) fn to_python_json<T: Serialize + ?Sized>(value: &T) -> String {
     let mut out = Vec::new();
     let mut serializer = Serializer::with_formatter(&mut out, PythonFormatter);
     match value.serialize(&mut serializer) {

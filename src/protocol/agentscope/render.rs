@@ -72,7 +72,7 @@ pub struct EventAnswer {
 }
 
 impl EventAnswer {
-    pub fn new(session_id: Option<String>) -> Self {
+    pub(crate) fn new(session_id: Option<String>) -> Self {
         EventAnswer { builder: ResponseBuilder::new(session_id), status: StatusCode::OK }
     }
 }

@@ -25,7 +25,7 @@ pub struct AgentRequest {
     pub session_id: Option<String>,
     /// As sent (may be empty); see [`AgentRequest::user_id`]. The seed falls back to `session_id`; the app
     /// decides whether to.
-    pub user_id: Option<String>,
+    pub(crate) user_id: Option<String>,
     /// Defaults to true.
     pub stream: bool,
     pub model: Option<String>,
@@ -152,7 +152,7 @@ impl AgentRequest {
     }
 
     /// A request holding one user text message — what an event invocation becomes.
-    pub fn from_text(text: impl Into<String>, session_id: Option<String>) -> AgentRequest {
+    pub(crate) fn from_text(text: impl Into<String>, session_id: Option<String>) -> AgentRequest {
         AgentRequest {
             input: vec![InputMessage {
                 role: Some(Role::User),
@@ -185,12 +185,12 @@ impl AgentRequest {
 
     /// The user an HTTP caller names in the body: `user_id`, falling back to `session_id` as the Python
     /// sample does.
-    pub fn named_user(&self) -> Option<&str> {
+    pub(crate) fn named_user(&self) -> Option<&str> {
         self.user_id().or(self.session_id())
     }
 
     /// What the pipeline is asked: the conversation, the model and sampling, and who the caller is.
-    pub fn to_ask(&self, user: UserClaim) -> Ask {
+    pub(crate) fn to_ask(&self, user: UserClaim) -> Ask {
         Ask {
             messages: self.to_chat_messages(),
             model: self.model.clone(),

@@ -35,8 +35,8 @@ impl Status {
 /// `error` of a failed or incomplete response: `{code, message}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ErrorObject {
-    pub code: String,
-    pub message: String,
+    pub(crate) code: String,
+    pub(crate) message: String,
 }
 
 /// Our own structs only hold strings, numbers and options, so serialization cannot fail; should it ever,
@@ -49,16 +49,16 @@ pub(crate) fn to_json<T: Serialize>(value: &T) -> String {
 /// The `response` object.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ResponseObject {
-    pub sequence_number: u64,
-    pub object: &'static str,
+    pub(crate) sequence_number: u64,
+    pub(crate) object: &'static str,
     pub status: Status,
     pub error: Option<ErrorObject>,
-    pub id: String,
+    pub(crate) id: String,
     pub created_at: u64,
-    pub completed_at: Option<u64>,
+    pub(crate) completed_at: Option<u64>,
     pub output: Option<Vec<MessageObject>>,
     pub usage: Option<Usage>,
-    pub session_id: Option<String>,
+    pub(crate) session_id: Option<String>,
 }
 
 impl ResponseObject {
@@ -89,32 +89,32 @@ pub enum MessageRole {
 /// send; they are here because every event carries every key of its object type.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MessageObject {
-    pub sequence_number: u64,
-    pub object: &'static str,
+    pub(crate) sequence_number: u64,
+    pub(crate) object: &'static str,
     pub status: Status,
-    pub error: Option<ErrorObject>,
+    pub(crate) error: Option<ErrorObject>,
     pub id: String,
     #[serde(rename = "type")]
-    pub kind: MessageKind,
-    pub role: MessageRole,
+    pub(crate) kind: MessageKind,
+    pub(crate) role: MessageRole,
     /// Null while in progress; the completed content items once completed.
-    pub content: Option<Vec<ContentObject>>,
-    pub code: Option<String>,
-    pub message: Option<String>,
-    pub usage: Option<Usage>,
-    pub metadata: Option<Value>,
+    pub(crate) content: Option<Vec<ContentObject>>,
+    pub(crate) code: Option<String>,
+    pub(crate) message: Option<String>,
+    pub(crate) usage: Option<Usage>,
+    pub(crate) metadata: Option<Value>,
 }
 
 /// The `content` object: text (`…, msg_id, text`) or data (`…, msg_id, data`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContentObject {
     /// Null for a content item that never travelled as an event of its own (a tool result's).
-    pub sequence_number: Option<u64>,
-    pub status: Status,
-    pub index: u32,
-    pub delta: bool,
+    pub(crate) sequence_number: Option<u64>,
+    pub(crate) status: Status,
+    pub(crate) index: u32,
+    pub(crate) delta: bool,
     pub msg_id: String,
-    pub body: ContentBody,
+    pub(crate) body: ContentBody,
 }
 
 #[derive(Debug, Clone, PartialEq)]
