@@ -9,8 +9,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use serde::Deserialize;
 
-use super::stream::{FinishReason, StepResult, StreamItem};
-use super::types::{ToolCall, Usage};
+use super::types::{FinishReason, StepResult, StreamItem, ToolCall, Usage};
 
 /// One `data:` chunk of the stream (fields we do not use are ignored).
 #[derive(Debug, Deserialize)]

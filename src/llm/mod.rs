@@ -21,7 +21,7 @@ mod types;
 
 pub use client::{ChatRequest, LlmClient, LlmSettings, Sampling, Stop};
 pub use error::{LlmError, UpstreamError};
+pub use stream::ChatStream;
 #[doc(hidden)]
 pub use stream::decode_body;
-pub use stream::{ChatStream, FinishReason, StepResult, StreamItem};
-pub use types::{ChatMessage, FunctionCall, ToolCall, ToolSpec, Usage};
+pub use types::{ChatMessage, FinishReason, FunctionCall, StepResult, StreamItem, ToolCall, ToolSpec, Usage};

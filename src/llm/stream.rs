@@ -10,60 +10,9 @@ use tokio::time::Instant;
 use super::accumulate::{Chunk, StepAccumulator};
 use super::error::{ErrorEnvelope, LlmError, UpstreamError};
 use super::sse::SseDecoder;
-use super::types::{ToolCall, Usage};
+use super::types::{StepResult, StreamItem};
 use crate::error_chain::ErrorChain;
 use crate::secret::{Secret, redact};
-
-/// What a running model step reports, in stream order.
-#[derive(Debug, Clone, PartialEq)]
-pub enum StreamItem {
-    /// A fragment of `reasoning_content` (thinking models); always before the answer.
-    ReasoningDelta(String),
-    /// A fragment of the answer text.
-    TextDelta(String),
-    /// The model began tool call `index`. Comes once per call, before any of its `ToolCallArguments`.
-    /// `id` is the model's, or `call_<uuid>` if the model never sent one.
-    ToolCallStarted { index: u32, id: String, name: String },
-    /// A fragment of the JSON arguments of call `index`.
-    ToolCallArguments { index: u32, fragment: String },
-    /// The step finished; always the last event.
-    Done(StepResult),
-}
-
-/// Everything one model step produced.
-#[derive(Debug, Clone, PartialEq)]
-pub struct StepResult {
-    pub text: String,
-    pub reasoning: String,
-    /// In `index` order; `arguments` concatenated, `{}` when the model sent none.
-    pub tool_calls: Vec<ToolCall>,
-    /// `None` only if the stream said `[DONE]` without ever giving one.
-    pub finish_reason: Option<FinishReason>,
-    /// Present when the upstream sent its usage chunk (we always ask for it).
-    pub usage: Option<Usage>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum FinishReason {
-    Stop,
-    /// `max_tokens` was hit: the answer is cut.
-    Length,
-    ToolCalls,
-    ContentFilter,
-    Other(String),
-}
-
-impl FinishReason {
-    pub(crate) fn from_wire(reason: &str) -> Self {
-        match reason {
-            "stop" => FinishReason::Stop,
-            "length" => FinishReason::Length,
-            "tool_calls" => FinishReason::ToolCalls,
-            "content_filter" => FinishReason::ContentFilter,
-            other => FinishReason::Other(other.to_owned()),
-        }
-    }
-}
 
 type BodyStream = Pin<Box<dyn Stream<Item = Result<Bytes, reqwest::Error>> + Send>>;
 
