@@ -20,8 +20,11 @@ impl App {
         })?;
         let request_id = context.request_id();
         let request = triggers::request_from_event(&payload, &self.event_instruction, request_id)?;
-        let session_id = request.session_id().unwrap_or(request_id).to_owned();
-        let plan = self.planner.plan(request.to_ask(event_claim(request.user_id())), invocation(&context))?;
-        Ok(self.pipeline.answer(plan, EventAnswer::new(Some(session_id))).await)
+        let mut ask = request.to_ask(event_claim(request.user_id()));
+        // An event names no conversation of its own: its answer carries the request id, as before.
+        ask.session_id.get_or_insert_with(|| request_id.to_owned());
+        let plan = self.planner.plan(ask, invocation(&context))?;
+        let session_id = plan.session_id.clone();
+        Ok(self.pipeline.answer(plan, EventAnswer::new(session_id)).await)
     }
 }

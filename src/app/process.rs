@@ -18,7 +18,7 @@ impl App {
         let request = AgentRequest::from_slice(&bytes)?;
         let claim = http_claim(&self.user_source, &parts.headers, request.named_user());
         let plan = self.planner.plan(request.to_ask(claim), invocation(&context))?;
-        let session_id = request.session_id().map(str::to_owned);
+        let session_id = plan.session_id.clone();
         Ok(if request.stream {
             self.pipeline.stream(plan, AgentScopeStream::new(session_id))
         } else {

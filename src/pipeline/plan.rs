@@ -25,6 +25,9 @@ pub(crate) struct Ask {
     pub(crate) sampling: Sampling,
     /// Who the caller says it is.
     pub(crate) user: UserClaim,
+    /// The conversation this turn belongs to, as the face names it (`session_id`, a Responses
+    /// `conversation`, an A2A `contextId`, an AG-UI `threadId`); `None` when the face names none.
+    pub(crate) session_id: Option<String>,
 }
 
 /// What Function Compute says about this invocation that the plan needs.
@@ -42,6 +45,8 @@ pub(crate) struct Invocation {
 
 /// A request resolved and validated before anything streams.
 pub(crate) struct Plan {
+    /// The conversation the turn belongs to (see [`Ask::session_id`]).
+    pub(crate) session_id: Option<String>,
     pub(crate) subject: Subject,
     pub(crate) role: Option<Credentials>,
     pub(crate) turn: Turn,
@@ -86,7 +91,7 @@ impl Planner {
             max_iters: self.max_iters,
             deadline: turn_deadline(invocation.timeout, invocation.deadline),
         };
-        Ok(Plan { subject, role: invocation.role, turn, drain: invocation.drain })
+        Ok(Plan { session_id: ask.session_id, subject, role: invocation.role, turn, drain: invocation.drain })
     }
 
     /// The user only matters for the WorkloadAccessToken, which is fetched for the MCP servers alone:
@@ -143,6 +148,7 @@ mod tests {
             model: model.map(str::to_owned),
             sampling: Sampling::default(),
             user,
+            session_id: None,
         }
     }
 

@@ -202,6 +202,7 @@ impl AgentRequest {
                 stop: self.stop.clone().map(Stop::Many),
             },
             user,
+            session_id: self.session_id().map(str::to_owned),
         }
     }
 }
