@@ -183,7 +183,8 @@ mod tests {
         write_fc_sized_section(&path, "sized two\n").unwrap();
         write_section(&path, "three\n").unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
-        assert!(text.contains("three\n") && !text.contains("two\n") && text.contains("sized two\n"), "{text}");
+        assert!(text.contains("-->\nthree\n") && !text.contains("-->\ntwo\n"), "{text}");
+        assert!(text.contains("-->\nsized two\n"), "{text}");
         assert!(!text.contains("sized one"), "{text}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
