@@ -176,6 +176,7 @@ impl Group {
                     cpu,
                     peak_bytes: read_number(&dir.join("memory.peak"))?,
                     oom_kills: keyed(&events, "oom_kill").unwrap_or(0),
+                    kernel_peak_bytes: None,
                 })
             }
             Hierarchy::V1 { .. } => {
@@ -185,6 +186,7 @@ impl Group {
                     cpu: CpuStat::parse_v1(&read(&cpu.join("cpu.stat"))?),
                     peak_bytes: read_number(&memory.join("memory.max_usage_in_bytes"))?,
                     oom_kills: keyed(&oom, "oom_kill").unwrap_or(0),
+                    kernel_peak_bytes: read_number(&memory.join("memory.kmem.max_usage_in_bytes")).ok(),
                 })
             }
         }
@@ -214,6 +216,9 @@ pub struct GroupStats {
     pub peak_bytes: u64,
     /// Processes the kernel's OOM killer ended inside the group.
     pub oom_kills: u64,
+    /// v1 only (`memory.kmem.max_usage_in_bytes`): the kernel's share of the peak (socket buffers when
+    /// accounted, page tables, slab); the rest is the process's own pages.
+    pub kernel_peak_bytes: Option<u64>,
 }
 
 /// `cpu.stat`: how often the quota ran out and for how long the group then waited.

@@ -23,6 +23,7 @@ pub struct Measured {
     pub wall: Duration,
     pub p50: Duration,
     pub idle_bytes: u64,
+    pub kernel_peak_bytes: Option<u64>,
     pub throttle: CpuStat,
     /// The function's CPU time during the burst (its threads' schedstat), per turn.
     pub cpu_per_turn: Option<Duration>,
@@ -103,6 +104,7 @@ async fn one_burst(plan: &Plan<'_>, group: &Group, size: Limits, burst: usize) -
         wall,
         p50: percentile(&latencies, 50.0),
         idle_bytes,
+        kernel_peak_bytes: after.kernel_peak_bytes,
         throttle: after.cpu.since(before.cpu),
         cpu_per_turn,
         threads,
@@ -153,7 +155,7 @@ fn render(hierarchy: &Hierarchy, plan: &Plan<'_>, measured: &[Measured], load_be
     let _ = writeln!(
         out,
         "| vCPU / memory | burst | errors | OOM kills | burst wall | p50 / p99 turn | throttled (periods) | \
-         peak charged | idle charged | per stream | CPU per turn | per 1,000 turns |"
+         peak charged (kernel) | idle charged | per stream | CPU per turn | per 1,000 turns |"
     );
     let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
     for m in measured {
@@ -162,7 +164,7 @@ fn render(hierarchy: &Hierarchy, plan: &Plan<'_>, measured: &[Measured], load_be
         let per_stream = v.peak_bytes.saturating_sub(m.idle_bytes) / v.burst.max(1) as u64;
         let _ = writeln!(
             out,
-            "| {} / {} MiB | {} | {} | {} | {} | {} / {} | {} ({}/{}) | {} | {} | {:.0} KiB | {} | {:.1} vCPU-s, {:.1} GB-s |",
+            "| {} / {} MiB | {} | {} | {} | {} | {} / {} | {} ({}/{}) | {} ({}) | {} | {:.0} KiB | {} | {:.1} vCPU-s, {:.1} GB-s |",
             v.size.vcpu,
             v.size.memory_mib,
             v.burst,
@@ -175,6 +177,7 @@ fn render(hierarchy: &Hierarchy, plan: &Plan<'_>, measured: &[Measured], load_be
             m.throttle.throttled_periods,
             m.throttle.periods,
             mib(v.peak_bytes),
+            m.kernel_peak_bytes.map(mib).unwrap_or_else(|| "–".into()),
             mib(m.idle_bytes),
             per_stream as f64 / 1024.0,
             m.cpu_per_turn.map(ms).unwrap_or_else(|| "–".into()),
