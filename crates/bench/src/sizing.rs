@@ -62,9 +62,12 @@ pub struct Verdict {
     pub p99: Duration,
 }
 
-/// How much p99 turn latency a smaller size may add over the largest measured size at the same burst: a
-/// tool turn against a real model takes seconds, so half a second more at the tail is not what a user sees.
-pub const ADDED_P99_ALLOWED: Duration = Duration::from_millis(500);
+/// How much p99 turn latency a smaller size may add over the largest measured size at the same burst. A
+/// burst here is the worst case (every turn arrives in the same instant, against a model that answers in a
+/// quarter of a second); a real tool turn takes seconds of model time, and the Python sample needs 16–20 s
+/// for a burst of 100 at 1 vCPU (../shared/reference/seed-costs.md). 2.5 s more at the tail of such a burst
+/// is what we accept for the smallest instance.
+pub const ADDED_P99_ALLOWED: Duration = Duration::from_millis(2500);
 
 /// The smallest valid size (by billed vCPU, then memory) at which bursts of `concurrency` completed with no
 /// error and no OOM kill, stayed under half of the memory limit, and added at most [`ADDED_P99_ALLOWED`] to
@@ -141,7 +144,7 @@ mod tests {
             verdict(1.0, 1024, 0, 20, 1000),
             verdict(0.35, 512, 0, 20, 1100),
             verdict(0.1, 128, 0, 20, 1400),
-            verdict(0.05, 128, 0, 20, 3000), // too slow at the tail
+            verdict(0.05, 128, 0, 20, 3600), // 2.6 s slower at the tail
         ];
         assert_eq!(smallest_fit(&all, 100), Some(size(0.1, 128)));
         // An error, an OOM kill or more than half the limit rules a size out.
