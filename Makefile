@@ -58,6 +58,14 @@ bench:
 	mkdir -p $(dir $(BENCH_FN)) && cp target/release/$(BIN) $(BENCH_FN)
 	cargo run --release -p bench -- --function $(BENCH_FN) --out BENCHMARKS.md $(BENCH_ARGS)
 
+## The FC-sized mode (root, cgroups): the function inside a cgroup per FC instance size, bursts of 10/100/200
+## concurrent tool turns; writes its own section of BENCHMARKS.md. BENCH_ARGS="--sizes 0.05/128 --bursts 100".
+.PHONY: bench-fc-sized
+bench-fc-sized:
+	cargo build --release --bin $(BIN)
+	mkdir -p $(dir $(BENCH_FN)) && cp target/release/$(BIN) $(BENCH_FN)
+	cargo run --release -p bench -- --fc-sized --function $(BENCH_FN) --out BENCHMARKS.md $(BENCH_ARGS)
+
 ## Micro-benchmarks (divan): signer, SSE decoding, event encoding.
 bench-micro:
 	cargo bench --bench micro

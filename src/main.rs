@@ -26,7 +26,7 @@ fn main() -> ExitCode {
 }
 
 /// One worker thread unless `TOKIO_WORKER_THREADS` says otherwise. The function waits on upstreams almost
-/// all the time and is deployed with a fraction of a vCPU (s.yaml: `cpu: 0.35`); a second worker only adds
+/// all the time and is deployed with a fraction of a vCPU (s.yaml: `cpu: 0.05`); a second worker only adds
 /// cross-thread wake-ups on every upstream hand-off. Measured (BENCHMARKS.md): ~25 % less CPU and ~10 %
 /// less own overhead per tool turn than one worker per core.
 fn runtime() -> tokio::runtime::Builder {

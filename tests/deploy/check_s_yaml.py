@@ -33,6 +33,13 @@ def is_int_above(value, floor):
     return isinstance(value, int) and value > floor
 
 
+def fc_size_ok(props):
+    """FC's rules the schema leaves out: vCPU in steps of 0.05 and memory (GB) / vCPU within 1-4."""
+    cpu, memory = props.get("cpu", 0.35), props.get("memorySize", 512)
+    steps = cpu / 0.05
+    return abs(steps - round(steps)) < 1e-9 and 1.0 <= memory / 1024 / cpu <= 4.0
+
+
 def main() -> int:
     schema = json.loads(SCHEMA.read_text())
     jsonschema.Draft7Validator.check_schema(schema)
@@ -61,6 +68,7 @@ def main() -> int:
                 t.get("triggerType") == "http" and {"GET", "POST"} <= set(t["triggerConfig"].get("methods", []))
                 for t in props.get("triggers", [])
             ),
+            "FC's instance rules: cpu a multiple of 0.05, 1-4 GB of memory per vCPU": fc_size_ok(props),
             "a pre-deploy build": any("make release" in a.get("run", "") for a in resource.get("actions", {}).get("pre-deploy", [])),
         }
         for what, ok in checks.items():

@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -23,10 +23,33 @@ pub struct Function {
 impl Function {
     /// Spawns `binary` with `env` on a free loopback port and waits until `/health` answers 200.
     pub fn start(binary: &Path, env: &[(&'static str, String)]) -> Result<Function, String> {
+        Function::launch(Command::new(binary), binary, env)
+    }
+
+    /// Like [`Function::start`], but the process first writes its pid into each of `procs_files` (a
+    /// cgroup's `cgroup.procs`) and only then execs the function, so everything the function ever touches
+    /// is charged to that group. A tiny `/bin/sh` does it: no code runs between fork and exec in the
+    /// harness, and a failed join exits before the function starts (status 97).
+    pub fn start_in(
+        binary: &Path,
+        env: &[(&'static str, String)],
+        procs_files: &[PathBuf],
+    ) -> Result<Function, String> {
+        let mut command = Command::new("/bin/sh");
+        command
+            .arg("-c")
+            .arg(r#"bin=$1; shift; for f in "$@"; do echo $$ > "$f" || exit 97; done; exec "$bin""#)
+            .arg("sh")
+            .arg(binary)
+            .args(procs_files);
+        Function::launch(command, binary, env)
+    }
+
+    fn launch(mut command: Command, binary: &Path, env: &[(&'static str, String)]) -> Result<Function, String> {
         let port = free_port()?;
         let addr = SocketAddr::from(([127, 0, 0, 1], port));
         let began = Instant::now();
-        let mut child = Command::new(binary)
+        let mut child = command
             .env_clear()
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .env("FC_CUSTOM_LISTEN_PORT", port.to_string())
@@ -52,6 +75,11 @@ impl Function {
             }
             std::thread::sleep(POLL_INTERVAL);
         }
+    }
+
+    /// `Some(status)` once the process has ended (killed by the OOM killer, say).
+    pub fn exited(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
     }
 
     pub fn pid(&self) -> u32 {

@@ -8,15 +8,20 @@
 //! bench --function target/bench/fc-identity-agent [--out BENCHMARKS.md] [--env KEY=VALUE]... [--starts 30]
 //!       [--turns 300] [--quick]
 //! bench --stand-ins     # only the stand-ins; prints the function's environment, for profiling by hand
+//! bench --fc-sized [--sizes 0.05/128,0.35/512] [--bursts 10,100,200] [--chunk-delay-ms 20] [--out …]
+//!                       # the function inside a cgroup per FC size (root; see fc_sized.rs)
 //! ```
 //!
 //! "Own overhead" of a turn is the client's wall time minus the time the stand-ins report spending on that
 //! turn's requests (arrival → end of response body). It so includes loopback transfer and the client's own
 //! HTTP work, and the stand-ins and this load generator share the machine's cores with the function.
 
+mod cgroup;
 mod child;
 mod drive;
+mod fc_sized;
 mod report;
+mod sizing;
 mod timeline;
 
 use std::path::PathBuf;
@@ -42,6 +47,11 @@ struct Options {
     /// Only start the stand-ins, print their environment and wait: for running the function by hand under
     /// a profiler (`strace -c`, `valgrind --tool=callgrind`).
     stand_ins_only: bool,
+    /// `--fc-sized`: only the FC-sized mode, at these sizes and bursts.
+    fc_sized: bool,
+    sizes: Vec<cgroup::Limits>,
+    bursts: Vec<usize>,
+    chunk_delay: Duration,
 }
 
 impl Options {
@@ -55,6 +65,11 @@ impl Options {
             burst: 200,
             throughput_turns: 1000,
             stand_ins_only: false,
+            fc_sized: false,
+            sizes: sizing::SIZES.to_vec(),
+            bursts: sizing::BURSTS.to_vec(),
+            // As in ../shared/reference/seed-costs.md, so the two sides of the cost table compare.
+            chunk_delay: Duration::from_millis(20),
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -73,6 +88,17 @@ impl Options {
                 "--starts" => options.starts = number(value("--starts")?, "--starts")?,
                 "--turns" => options.turns = number(value("--turns")?, "--turns")?,
                 "--stand-ins" => options.stand_ins_only = true,
+                "--fc-sized" => options.fc_sized = true,
+                "--sizes" => options.sizes = parse_sizes(&value("--sizes")?)?,
+                "--bursts" => {
+                    let list = value("--bursts")?;
+                    options.bursts =
+                        list.split(',').map(|n| number(n.trim().to_owned(), "--bursts")).collect::<Result<_, _>>()?;
+                }
+                "--chunk-delay-ms" => {
+                    options.chunk_delay =
+                        Duration::from_millis(number(value("--chunk-delay-ms")?, "--chunk-delay-ms")? as u64)
+                }
                 "--quick" => {
                     options.starts = 5;
                     options.turns = 30;
@@ -80,7 +106,7 @@ impl Options {
                 }
                 "--help" | "-h" => {
                     return Err("usage: bench --function PATH [--out BENCHMARKS.md] [--env KEY=VALUE]... [--starts N] [--turns N] \
-                                [--quick] | bench --stand-ins"
+                                [--quick] | bench --stand-ins | bench --fc-sized [--sizes V/MIB,…] [--bursts N,…] [--chunk-delay-ms N] [--out F]"
                         .into());
                 }
                 other => return Err(format!("unknown argument {other}")),
@@ -107,7 +133,23 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// `0.05/128,0.35/512` → sizes (vCPU / MiB).
+fn parse_sizes(list: &str) -> Result<Vec<cgroup::Limits>, String> {
+    list.split(',')
+        .map(|item| {
+            let (vcpu, memory) =
+                item.trim().split_once('/').ok_or_else(|| format!("--sizes {item}: expected VCPU/MIB"))?;
+            let vcpu: f64 = vcpu.parse().map_err(|_| format!("--sizes {item}: bad vCPU"))?;
+            let memory_mib: u64 = memory.parse().map_err(|_| format!("--sizes {item}: bad MiB"))?;
+            Ok(cgroup::Limits { vcpu, memory_mib })
+        })
+        .collect()
+}
+
 async fn run(options: Options) -> Result<(), String> {
+    if options.fc_sized {
+        return run_fc_sized(options).await;
+    }
     let load_before = report::load_average();
     let stack = Stack::start().await.map_err(|e| format!("stand-ins: {e}"))?;
     let mut env = stack.env();
@@ -324,6 +366,31 @@ async fn run(options: Options) -> Result<(), String> {
     println!("{section}");
     if let Some(out) = &options.out {
         report::write_section(out, &section).map_err(|e| format!("{}: {e}", out.display()))?;
+        eprintln!("written to {}", out.display());
+    }
+    Ok(())
+}
+
+async fn run_fc_sized(options: Options) -> Result<(), String> {
+    let stack = Stack::start_with(devstack::StackOptions {
+        model_chunk_delay: options.chunk_delay,
+        ..devstack::StackOptions::default()
+    })
+    .await
+    .map_err(|e| format!("stand-ins: {e}"))?;
+    let mut env = stack.env();
+    env.extend(options.env.iter().cloned());
+    let section = fc_sized::run(fc_sized::Plan {
+        binary: &options.function,
+        env: &env,
+        sizes: &options.sizes,
+        bursts: &options.bursts,
+        chunk_delay: options.chunk_delay,
+    })
+    .await?;
+    println!("{section}");
+    if let Some(out) = &options.out {
+        report::write_fc_sized_section(out, &section).map_err(|e| format!("{}: {e}", out.display()))?;
         eprintln!("written to {}", out.display());
     }
     Ok(())

@@ -48,6 +48,9 @@ pub struct StandInOptions {
     pub bind: SocketAddr,
     /// Pause before each chunk under `[fault:slow]`.
     pub slow_interval: Duration,
+    /// Pause before every chunk of every stream (zero: none). The FC-sized benchmark sets a few ms so that
+    /// concurrent streams overlap the way a real model's token pace makes them overlap.
+    pub chunk_delay: Duration,
 }
 
 impl Default for StandInOptions {
@@ -56,6 +59,7 @@ impl Default for StandInOptions {
             api_key: "sk-devstack".into(),
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             slow_interval: Duration::from_millis(200),
+            chunk_delay: Duration::ZERO,
         }
     }
 }
@@ -84,6 +88,7 @@ pub struct RecordedRequest {
 struct Shared {
     api_key: String,
     slow_interval: Duration,
+    chunk_delay: Duration,
     requests: Mutex<Vec<RecordedRequest>>,
     seen: Mutex<HashSet<u64>>,
     cancelled: watch::Sender<usize>,
@@ -111,6 +116,7 @@ impl DashScopeStandIn {
         let shared = Arc::new(Shared {
             api_key: options.api_key,
             slow_interval: options.slow_interval,
+            chunk_delay: options.chunk_delay,
             requests: Mutex::new(Vec::new()),
             seen: Mutex::new(HashSet::new()),
             cancelled: watch::Sender::new(0),
@@ -261,7 +267,7 @@ fn decide(shared: &Shared, headers: &HeaderMap, body: Option<&Value>, request_id
         }
         seen.insert(hasher.finish())
     };
-    script::plan(body, request_id, first_time, shared.slow_interval)
+    script::plan(body, request_id, first_time, shared.slow_interval, shared.chunk_delay)
 }
 
 /// Records how the response ended when the body is dropped: by finishing, or by the client leaving.

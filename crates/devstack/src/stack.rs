@@ -21,6 +21,8 @@ pub struct StackOptions {
     pub mcp_addr: SocketAddr,
     pub mcp_sessions: SessionMode,
     pub secrets: StackSecrets,
+    /// The DashScope stand-in's pause before every stream chunk (zero by default).
+    pub model_chunk_delay: std::time::Duration,
 }
 
 impl Default for StackOptions {
@@ -32,6 +34,7 @@ impl Default for StackOptions {
             mcp_addr: any,
             mcp_sessions: SessionMode::default(),
             secrets: StackSecrets::default(),
+            model_chunk_delay: std::time::Duration::ZERO,
         }
     }
 }
@@ -88,6 +91,7 @@ impl Stack {
         let identity = AgentIdentityStandIn::bind(identity_options, options.identity_addr).await?;
         let dashscope = DashScopeStandIn::start(dashscope::StandInOptions {
             bind: options.dashscope_addr,
+            chunk_delay: options.model_chunk_delay,
             ..dashscope::StandInOptions::with_key(secrets.dashscope_key.clone())
         })
         .await?;

@@ -95,7 +95,7 @@ fn fault(question: &str, name: &str) -> bool {
 }
 
 /// Builds the reply. `first_time` says whether this exact conversation was seen before (for `-once`).
-pub(super) fn plan(body: &Value, request_id: &str, first_time: bool, slow: Duration) -> Reply {
+pub(super) fn plan(body: &Value, request_id: &str, first_time: bool, slow: Duration, chunk_delay: Duration) -> Reply {
     let convo = Conversation::parse(body);
     let q = convo.question.as_str();
     let error = |status, code, message| Reply::Error { status, code, message, retry_after: None };
@@ -139,7 +139,8 @@ pub(super) fn plan(body: &Value, request_id: &str, first_time: bool, slow: Durat
         return error(400, "data_inspection_failed", "Input data may contain inappropriate content.");
     }
 
-    let mut out = Chunks::new(request_id, &convo.model, if fault(q, "slow") { Some(slow) } else { None });
+    let pause = if fault(q, "slow") { Some(slow) } else { Some(chunk_delay).filter(|delay| !delay.is_zero()) };
+    let mut out = Chunks::new(request_id, &convo.model, pause);
     if convo.thinking {
         for part in ["Let me think", " about the question", " step by step."] {
             out.delta(json!({"content": null, "reasoning_content": part}));
@@ -342,5 +343,22 @@ mod tests {
     fn split3_rejoins() {
         assert_eq!(split3("{}").concat(), "{}");
         assert_eq!(split3(r#"{"name":"Zoë"}"#).concat(), r#"{"name":"Zoë"}"#);
+    }
+
+    #[test]
+    fn a_chunk_delay_pauses_before_every_chunk_and_none_without_it() {
+        let body = json!({"model": "qwen-plus", "messages": [{"role": "user", "content": "Tell me the time"}],
+            "tools": [{"type": "function", "function": {"name": "getutctime"}}]});
+        let steps = |delay| match plan(&body, "r1", true, Duration::from_secs(9), delay) {
+            Reply::Stream(steps) => steps,
+            other => panic!("{other:?}"),
+        };
+        let delayed = steps(Duration::from_millis(7));
+        let data = delayed.iter().filter(|s| matches!(s, Step::Data(_))).count();
+        let pauses = delayed.iter().filter(|s| matches!(s, Step::Pause(d) if *d == Duration::from_millis(7))).count();
+        assert!(data > 1, "{delayed:?}");
+        // Every chunk but the closing `[DONE]` line waits first.
+        assert_eq!(pauses, data - 1, "{delayed:?}");
+        assert!(!steps(Duration::ZERO).iter().any(|s| matches!(s, Step::Pause(_))));
     }
 }
