@@ -36,7 +36,8 @@ impl App {
                     Ok(send) => send,
                     Err(error) => return fail(error),
                 };
-                let claim = http_claim(&self.user_source, &parts.headers, send.user_id.as_deref());
+                // A bearer JWT, else `metadata.user_id`, else the agent-only token (a required JWT stays required).
+                let claim = http_claim(&self.user_source, &parts.headers, send.user_id.as_deref()).or_agent();
                 let plan = match self.planner.plan(send.to_ask(claim), invocation(&context)) {
                     Ok(plan) => plan,
                     Err(rejection) => return Ok(refused(version, &id, rejection)),

@@ -57,6 +57,12 @@ async def main():
         got = await send.get_task(TaskQueryParams(id=task.id))
         check(got.status.state == TaskState.completed and answer_of(got) == answer_of(task), "tasks/get")
 
+        # A caller naming no user runs as the agent (the agent-only token), tools included.
+        anonymous = Message(role=Role.user, parts=[Part(root=TextPart(text="say hello to Bo"))],
+                            message_id=uuid.uuid4().hex)
+        task, _ = [e async for e in send.send_message(anonymous)][0]
+        check(task.status.state == TaskState.completed and "Hello, Bo!" in answer_of(task), f"no user: {task}")
+
         # message/stream: status and artifact updates as they happen, then the final status.
         events = await stream(streaming, "say hello to Grace")
         updates = [u for _, u in events if u is not None]
