@@ -45,11 +45,14 @@ pub struct Config {
 /// `AGENT_*`: what the app itself does with a turn.
 #[derive(Debug, Clone)]
 pub(crate) struct AgentConfig {
-    /// `AGENT_NAME`; not read yet: the A2A agent card will show it.
+    /// `AGENT_NAME`: `GET /` and the A2A agent card show it.
     pub(crate) name: String,
     pub(crate) system_prompt: String,
     pub(crate) max_iters: u32,
     pub(crate) event_instruction: String,
+    /// `A2A_PUBLIC_URL`: the A2A endpoint's URL as callers reach it (the card's `url`); unset, it is
+    /// derived from each card request's `Host` / `X-Forwarded-*`.
+    pub(crate) a2a_public_url: Option<Endpoint>,
 }
 
 /// A configuration value that is missing or malformed.
@@ -101,6 +104,7 @@ impl Config {
                 event_instruction: env
                     .get("AGENT_EVENT_INSTRUCTION")
                     .unwrap_or_else(|| DEFAULT_EVENT_INSTRUCTION.to_owned()),
+                a2a_public_url: env.endpoint("A2A_PUBLIC_URL")?,
             },
             function_timeout: Duration::from_secs(env.positive("FUNCTION_TIMEOUT_SECS", 600)?),
             max_request_bytes: env.positive("MAX_REQUEST_BYTES", 1_048_576)?,

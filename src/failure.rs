@@ -33,6 +33,8 @@ pub enum FailureCode {
     ModelError,
     DeadlineExceeded,
     MaxIterations,
+    /// Someone with the right to stop the turn did (A2A `tasks/cancel`).
+    Cancelled,
     Internal,
 }
 
@@ -81,6 +83,11 @@ impl Failure {
             "the function instance is shutting down; the turn was stopped before it finished",
         )
     }
+
+    /// The turn was cancelled on request before it finished.
+    pub(crate) fn cancelled() -> Failure {
+        Failure::new(FailureCode::Cancelled, "the task was cancelled before the turn finished")
+    }
 }
 
 fn identity_code(error: &IdentityError) -> FailureCode {
@@ -107,6 +114,7 @@ impl FailureCode {
             FailureCode::ModelError => "model_error",
             FailureCode::DeadlineExceeded => "deadline_exceeded",
             FailureCode::MaxIterations => "max_iterations",
+            FailureCode::Cancelled => "cancelled",
             FailureCode::Internal => "internal",
         }
     }

@@ -3,7 +3,11 @@
 //!
 //! - `process.rs`: `POST /process` (AgentScope SSE, or one JSON answer)
 //! - `invoke.rs`: event invocations (`/invoke`)
+//! - `a2a.rs`: `POST /a2a` (A2A JSON-RPC) and the agent card
+//! - `agui.rs`: `POST /ag-ui` (AG-UI SSE)
 
+mod a2a;
+mod agui;
 mod invoke;
 mod process;
 
@@ -18,6 +22,7 @@ use hyper::body::Incoming;
 use crate::acs::Credentials;
 use crate::config::{Config, UserSource};
 use crate::pipeline::{self, Pipeline, PipelineError, Planner};
+use crate::protocol::a2a::{CardSettings, Tasks};
 use crate::rejection::Rejection;
 use crate::secret::Secret;
 
@@ -31,6 +36,9 @@ pub struct App {
     options: fc_runtime::Options,
     /// `GET /`, made once: it names the agent (`AGENT_NAME`) and the endpoints.
     index: Bytes,
+    /// The A2A tasks this instance ran or is running.
+    tasks: Arc<Tasks>,
+    card: CardSettings,
 }
 
 /// The function could not be built from its configuration.
@@ -45,6 +53,12 @@ impl App {
             event_instruction: config.agent.event_instruction.clone(),
             max_request_bytes: config.max_request_bytes,
             index: index(&config.agent.name),
+            tasks: Arc::new(Tasks::default()),
+            card: CardSettings {
+                name: config.agent.name.clone(),
+                public_url: config.agent.a2a_public_url.clone(),
+                user_source: config.identity.user_source.clone(),
+            },
             options: fc_runtime::Options {
                 port: config.port,
                 default_timeout: config.function_timeout,
@@ -85,9 +99,17 @@ impl App {
         let path = request.uri().path().trim_end_matches('/');
         match (path, request.method()) {
             ("/process", &Method::POST) => self.process(request).await,
+            ("/a2a", &Method::POST) => self.a2a(request).await,
+            ("/ag-ui", &Method::POST) => self.agui(request).await,
+            ("/.well-known/agent-card.json" | "/.well-known/agent.json", &Method::GET | &Method::HEAD) => {
+                Ok(self.agent_card(&request))
+            }
             ("/health", &Method::GET | &Method::HEAD) => Ok(health()),
             ("", &Method::GET | &Method::HEAD) => Ok(json_response(self.index.clone())),
-            ("/process", _) => Err(Rejection::method_not_allowed("POST")),
+            ("/process" | "/a2a" | "/ag-ui", _) => Err(Rejection::method_not_allowed("POST")),
+            ("/.well-known/agent-card.json" | "/.well-known/agent.json", _) => {
+                Err(Rejection::method_not_allowed("GET"))
+            }
             ("/health" | "", _) => Err(Rejection::method_not_allowed("GET")),
             _ => Err(Rejection::not_found(request.uri().path())),
         }
@@ -138,6 +160,8 @@ fn index(agent_name: &str) -> Bytes {
         "version": env!("CARGO_PKG_VERSION"),
         "endpoints": {
             "process": "POST /process",
+            "a2a": "POST /a2a (card: GET /.well-known/agent-card.json)",
+            "ag-ui": "POST /ag-ui",
             "health": "GET /health",
             "events": "POST /invoke with x-fc-control-path: /invoke",
         },

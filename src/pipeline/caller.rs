@@ -49,6 +49,17 @@ pub(crate) fn http_claim(source: &UserSource, headers: &HeaderMap, body_user: Op
     }
 }
 
+impl UserClaim {
+    /// A caller that names nobody runs as the agent itself (the agent-only token) rather than being
+    /// refused: what A2A callers get, since another agent calling has no end user to name.
+    pub(crate) fn or_agent(self) -> UserClaim {
+        match self {
+            UserClaim::Unnamed { .. } => UserClaim::Agent,
+            claim => claim,
+        }
+    }
+}
+
 /// The claim of an event invocation: the request's `user_id`, else the agent itself.
 pub(crate) fn event_claim(user_id: Option<&str>) -> UserClaim {
     match user_id.filter(|u| !u.is_empty()) {
@@ -114,6 +125,14 @@ mod tests {
         let claim = http_claim(&UserSource::Header(name.clone()), &headers, Some("u1"));
         assert_eq!(claim, UserClaim::UserId("alice".into()));
         assert!(is_unauthenticated(&http_claim(&UserSource::Header(name), &HeaderMap::new(), Some("u1"))));
+    }
+
+    #[test]
+    fn or_agent_replaces_only_an_unnamed_caller() {
+        assert_eq!(http_claim(&UserSource::Auto, &HeaderMap::new(), None).or_agent(), UserClaim::Agent);
+        let user = http_claim(&UserSource::Auto, &HeaderMap::new(), Some("u1")).or_agent();
+        assert_eq!(user, UserClaim::UserId("u1".into()));
+        assert!(is_unauthenticated(&http_claim(&UserSource::Jwt, &HeaderMap::new(), None).or_agent()));
     }
 
     #[test]

@@ -81,7 +81,18 @@ impl<R: Renderer> Sink for Collected<R> {
 
 impl Pipeline {
     /// Starts the turn and answers at once with a body that carries the renderer's bytes as they are made.
-    pub(crate) fn stream<R: Renderer>(self: &Arc<Self>, plan: Plan, mut renderer: R) -> Response<Body> {
+    pub(crate) fn stream<R: Renderer>(self: &Arc<Self>, plan: Plan, renderer: R) -> Response<Body> {
+        self.stream_until(plan, renderer, std::future::pending())
+    }
+
+    /// [`Pipeline::stream`] for a turn that someone other than its client may stop (A2A `tasks/cancel`):
+    /// when `cancel` resolves the turn is dropped — every upstream request with it — and the renderer gets
+    /// a `Finished` failing with `cancelled`.
+    pub(crate) fn stream_until<R, C>(self: &Arc<Self>, plan: Plan, mut renderer: R, cancel: C) -> Response<Body>
+    where
+        R: Renderer,
+        C: Future<Output = ()> + Send + 'static,
+    {
         let content_type = renderer.content_type();
         let status = renderer.status();
         let (sender, body) = Body::channel_starting_with(renderer.opening());
@@ -89,7 +100,7 @@ impl Pipeline {
         let task = async move {
             let gone = sender.clone();
             let mut sink = Streamed { renderer, sender, frames: Vec::new() };
-            pipeline.drive(plan, &mut sink, gone.closed()).await;
+            pipeline.drive(plan, &mut sink, gone.closed(), cancel).await;
         };
         tokio::spawn(task.instrument(tracing::Span::current()));
         let mut response = Response::new(body);
@@ -102,8 +113,18 @@ impl Pipeline {
 
     /// Runs the turn to its end and answers with everything the renderer wrote, as one body.
     pub(crate) async fn answer<R: Renderer>(self: &Arc<Self>, plan: Plan, renderer: R) -> Response<Body> {
+        self.answer_until(plan, renderer, std::future::pending()).await
+    }
+
+    /// [`Pipeline::answer`] for a turn that `cancel` may stop (see [`Pipeline::stream_until`]).
+    pub(crate) async fn answer_until<R: Renderer>(
+        self: &Arc<Self>,
+        plan: Plan,
+        renderer: R,
+        cancel: impl Future<Output = ()>,
+    ) -> Response<Body> {
         let mut sink = Collected { renderer, body: Vec::new() };
-        self.drive(plan, &mut sink, std::future::pending()).await;
+        self.drive(plan, &mut sink, std::future::pending(), cancel).await;
         let Collected { renderer, body } = sink;
         let mut response = Response::new(Body::full(body.concat()));
         *response.status_mut() = renderer.status();
@@ -113,7 +134,14 @@ impl Pipeline {
 
     /// Runs the plan, giving every event to `sink`, and makes sure the sink sees exactly one `Finished`
     /// — unless the client is gone (`gone` resolved or a write failed), in which case the turn is dropped.
-    async fn drive<S: Sink>(self: &Arc<Self>, plan: Plan, sink: &mut S, gone: impl Future<Output = ()>) {
+    /// `cancel` resolving drops the turn too, but the sink still hears how it ended.
+    async fn drive<S: Sink>(
+        self: &Arc<Self>,
+        plan: Plan,
+        sink: &mut S,
+        gone: impl Future<Output = ()>,
+        cancel: impl Future<Output = ()>,
+    ) {
         let (events_tx, mut events_rx) = mpsc::channel(EVENT_BUFFER);
         let drain = plan.drain.clone();
         let mut finished = false;
@@ -135,6 +163,10 @@ impl Pipeline {
                 return;
             }
             () = drain.cutoff() => Some(Failure::shutting_down()),
+            () = cancel => {
+                tracing::info!("turn cancelled on request");
+                Some(Failure::cancelled())
+            }
         };
         if !finished {
             // The turn's task ended without saying how: say so rather than stop silently.

@@ -3,9 +3,13 @@
 //! turn itself.
 //!
 //! - [`agentscope`]: `POST /process` (the AgentScope runtime protocol) and the answer to an event.
+//! - [`a2a`]: `POST /a2a` (A2A 0.3 and 1.0 over JSON-RPC) and the agent card.
+//! - [`agui`]: `POST /ag-ui` (AG-UI events over SSE).
 //! - [`triggers`]: whatever an FC trigger delivers to `/invoke`, as an AgentScope request.
 
+pub(crate) mod a2a;
 pub mod agentscope;
+pub(crate) mod agui;
 pub mod triggers;
 
 use crate::rejection::Rejection;

@@ -14,6 +14,18 @@ const TURN_LIMIT: Duration = Duration::from_secs(60);
 pub struct Driver {
     client: reqwest::Client,
     process_url: String,
+    face: Face,
+}
+
+/// The wire face a driver speaks; each sends the same tool turn and checks it completed its own way.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Face {
+    /// `POST /process`, AgentScope SSE.
+    Process,
+    /// `POST /a2a`, A2A 0.3 `message/stream`.
+    A2a,
+    /// `POST /ag-ui`, AG-UI events.
+    AgUi,
 }
 
 /// One turn as the client saw it.
@@ -28,17 +40,33 @@ pub struct TurnOutcome {
 
 impl Driver {
     pub fn new(process_url: String) -> Result<Driver, String> {
+        Driver::for_face(process_url, Face::Process)
+    }
+
+    /// A driver of `face` at `url` (the face's endpoint).
+    pub fn for_face(url: String, face: Face) -> Result<Driver, String> {
         let client = devstack::client_builder().timeout(TURN_LIMIT).build().map_err(|e| format!("client: {e}"))?;
-        Ok(Driver { client, process_url })
+        Ok(Driver { client, process_url: url, face })
+    }
+
+    fn body(&self, user: &str) -> Value {
+        match self.face {
+            Face::Process => json!({
+                "input": [{"role": "user", "type": "message", "content": [{"type": "text", "text": TOOL_TURN}]}],
+                "session_id": format!("bench-{user}"),
+                "user_id": user,
+            }),
+            Face::A2a => json!({"jsonrpc": "2.0", "id": 1, "method": "message/stream", "params": {"message": {
+                "kind": "message", "role": "user", "messageId": "m", "contextId": format!("bench-{user}"),
+                "parts": [{"kind": "text", "text": TOOL_TURN}], "metadata": {"user_id": user}}}}),
+            Face::AgUi => json!({"threadId": format!("bench-{user}"), "runId": "r",
+                "messages": [{"id": "m", "role": "user", "content": TOOL_TURN}], "forwardedProps": {"user_id": user}}),
+        }
     }
 
     /// One streamed tool turn for `user`.
     pub async fn turn(&self, user: &str) -> TurnOutcome {
-        let body = json!({
-            "input": [{"role": "user", "type": "message", "content": [{"type": "text", "text": TOOL_TURN}]}],
-            "session_id": format!("bench-{user}"),
-            "user_id": user,
-        });
+        let body = self.body(user);
         let began = Instant::now();
         let received = async {
             let response =
@@ -52,7 +80,12 @@ impl Driver {
         let error = match received {
             Err(error) => Some(error),
             Ok((status, _)) if status != 200 => Some(format!("HTTP {status}")),
-            Ok((_, bytes)) => check_completed(&bytes).err(),
+            Ok((_, bytes)) => match self.face {
+                Face::Process => check_completed(&bytes),
+                Face::A2a => check_a2a_completed(&bytes),
+                Face::AgUi => check_agui_completed(&bytes),
+            }
+            .err(),
         };
         TurnOutcome { began, wall, error }
     }
@@ -138,6 +171,46 @@ fn check_completed(body: &[u8]) -> Result<(), String> {
         .unwrap_or_default();
     if kinds != ["plugin_call", "plugin_call_output", "message"] {
         return Err(format!("output items {kinds:?}, not one tool call and an answer"));
+    }
+    Ok(())
+}
+
+/// The SSE frames of a body, as JSON.
+fn frames(body: &[u8]) -> Result<Vec<Value>, String> {
+    let text = std::str::from_utf8(body).map_err(|_| "body is not UTF-8".to_owned())?;
+    text.split("\n\n")
+        .filter_map(|frame| frame.trim().strip_prefix("data:"))
+        .map(|data| serde_json::from_str(data.trim()).map_err(|e| format!("frame: {e}")))
+        .collect()
+}
+
+/// An A2A stream: a tool status, the answer streamed, and the final status `completed`.
+fn check_a2a_completed(body: &[u8]) -> Result<(), String> {
+    let frames = frames(body)?;
+    let results: Vec<&Value> = frames.iter().map(|f| &f["result"]).collect();
+    let last = results.last().ok_or_else(|| "no SSE data frame".to_owned())?;
+    if last["kind"] != "status-update" || last["status"]["state"] != "completed" || last["final"] != true {
+        return Err(format!("ended {last}"));
+    }
+    let tool = results
+        .iter()
+        .any(|r| r["status"]["message"]["parts"][0]["text"].as_str().is_some_and(|t| t.contains("getutctime")));
+    let answer = results.iter().any(|r| r["kind"] == "artifact-update");
+    if !(tool && answer) {
+        return Err("no tool status or no answer chunk".into());
+    }
+    Ok(())
+}
+
+/// An AG-UI run: a tool call with its result, answer text, and `RUN_FINISHED` last.
+fn check_agui_completed(body: &[u8]) -> Result<(), String> {
+    let frames = frames(body)?;
+    let types: Vec<&str> = frames.iter().filter_map(|f| f["type"].as_str()).collect();
+    if types.last() != Some(&"RUN_FINISHED") {
+        return Err(format!("ended {:?}", types.last()));
+    }
+    if !["TOOL_CALL_RESULT", "TEXT_MESSAGE_CONTENT"].iter().all(|t| types.contains(t)) {
+        return Err(format!("events {types:?}, not one tool call and an answer"));
     }
     Ok(())
 }

@@ -31,7 +31,7 @@ use std::time::Duration;
 use devstack::Stack;
 
 use child::Function;
-use drive::{Counts, Driver, StandInTimes, TurnOutcome, settle};
+use drive::{Counts, Driver, Face, StandInTimes, TurnOutcome, settle};
 use report::{Machine, Row, mib, ms, percentile};
 
 struct Options {
@@ -245,19 +245,8 @@ async fn run(options: Options) -> Result<(), String> {
 
     // Own overhead, sequential turns of a warm user.
     eprintln!("own overhead: {} sequential turns", options.turns);
-    for _ in 0..20 {
-        expect_ok(&driver.turn("bench-seq").await)?;
-    }
-    settle(&stack).await?;
-    let mut marks = Vec::with_capacity(options.turns);
     let cpu_before = function.cpu_time()?;
-    for _ in 0..options.turns {
-        let before = Counts::now(&stack);
-        let outcome = driver.turn("bench-seq").await;
-        expect_ok(&outcome)?;
-        settle(&stack).await?;
-        marks.push((before, Counts::now(&stack), outcome.wall, outcome.began));
-    }
+    let marks = sequential_turns(&stack, &driver, options.turns).await?;
     let cpu_per_turn = function.cpu_time()?.saturating_sub(cpu_before) / options.turns.max(1) as u32;
     let times = StandInTimes::read(&stack);
     let mut overheads: Vec<Duration> =
@@ -275,6 +264,25 @@ async fn run(options: Options) -> Result<(), String> {
         "63 ms",
     ));
     rows.push(Row::new("CPU time of the function per tool turn (all threads, mean)", ms(cpu_per_turn), "", None, ""));
+    // The other faces: the same warm tool turn, own overhead within 10 % of /process's.
+    for (face, path) in [(Face::A2a, "/a2a"), (Face::AgUi, "/ag-ui")] {
+        eprintln!("own overhead, POST {path}: {} sequential turns", options.turns);
+        let face_driver = Driver::for_face(function.url(path), face)?;
+        let face_marks = sequential_turns(&stack, &face_driver, options.turns).await?;
+        let times = StandInTimes::read(&stack);
+        let mut face_overheads: Vec<Duration> =
+            face_marks.iter().map(|(from, to, wall, _)| wall.saturating_sub(times.between(*from, *to))).collect();
+        face_overheads.sort();
+        let median = percentile(&face_overheads, 50.0);
+        let limit = overhead_median.mul_f64(1.1);
+        rows.push(Row::new(
+            &format!("Own overhead per tool turn, POST {path} (median / p99)"),
+            format!("{} / {} (n={})", ms(median), ms(percentile(&face_overheads, 99.0)), face_overheads.len()),
+            "≤ /process + 10 %",
+            Some(median <= limit),
+            "",
+        ));
+    }
     let mut spent = spent;
     spent.sort();
     notes.push(format!(
@@ -408,6 +416,28 @@ async fn counted_turn(stack: &Stack, driver: &Driver, user: &str) -> Result<Coun
 fn last_methods(stack: &Stack, count: usize) -> Vec<String> {
     let methods = stack.mcp.methods();
     methods[methods.len().saturating_sub(count)..].to_vec()
+}
+
+/// 20 warm-up turns, then `turns` sequential turns of one warm user, each with the stand-ins' counts
+/// before and after and the client's wall time.
+async fn sequential_turns(
+    stack: &Stack,
+    driver: &Driver,
+    turns: usize,
+) -> Result<Vec<(Counts, Counts, Duration, std::time::Instant)>, String> {
+    for _ in 0..20 {
+        expect_ok(&driver.turn("bench-seq").await)?;
+    }
+    settle(stack).await?;
+    let mut marks = Vec::with_capacity(turns);
+    for _ in 0..turns {
+        let before = Counts::now(stack);
+        let outcome = driver.turn("bench-seq").await;
+        expect_ok(&outcome)?;
+        settle(stack).await?;
+        marks.push((before, Counts::now(stack), outcome.wall, outcome.began));
+    }
+    Ok(marks)
 }
 
 fn expect_ok(outcome: &TurnOutcome) -> Result<(), String> {

@@ -1,0 +1,247 @@
+//! The tasks this instance ran or is running, so `tasks/get` can answer and `tasks/cancel` can stop a
+//! turn. Bounded ([`MAX_TASKS`], oldest dropped first) and kept for [`TASK_TTL`] after their last change:
+//! an FC instance lives for hours and must not grow without bound. A task lives on the instance that ran
+//! it; another instance answers -32001 for it.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use super::request::new_id;
+use super::wire::{Ids, TaskState, Version};
+use crate::agent::{TurnEnd, TurnEvent};
+use crate::failure::{Failure, FailureCode};
+
+pub(crate) const MAX_TASKS: usize = 1000;
+pub(crate) const TASK_TTL: Duration = Duration::from_secs(3600);
+
+/// What is known of one task.
+#[derive(Debug)]
+struct TaskRecord {
+    context_id: String,
+    user_message_id: String,
+    question: String,
+    artifact_id: String,
+    state: TaskState,
+    answer: String,
+    /// The agent's status message (a tool in use, the failure).
+    note: Option<String>,
+    failure: Option<Failure>,
+    /// Stops the running turn (see [`Tasks::cancel`]).
+    stop: Arc<Notify>,
+    created: Instant,
+    touched: Instant,
+}
+
+/// What an event changed, for a streaming renderer to send.
+#[derive(Debug, PartialEq)]
+pub(crate) enum Change {
+    Nothing,
+    Text { delta: String, first: bool },
+    Status { state: TaskState, note: Option<String> },
+}
+
+/// `tasks/cancel` could not cancel.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum CancelError {
+    #[error("no such task")]
+    NotFound,
+    #[error("task already {0}")]
+    Finished(&'static str),
+}
+
+/// This instance's tasks.
+#[derive(Debug, Default)]
+pub(crate) struct Tasks {
+    records: Mutex<HashMap<String, TaskRecord>>,
+}
+
+impl Tasks {
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, TaskRecord>> {
+        // A panic while holding the lock cannot leave a record half-written in a way that matters more
+        // than losing every task: keep serving.
+        self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Registers a new, submitted task; returns its id and the future that resolves when it is cancelled.
+    pub(crate) fn submit(
+        &self,
+        context_id: &str,
+        user_message_id: &str,
+        question: &str,
+    ) -> (String, impl Future<Output = ()> + Send + 'static) {
+        let id = new_id();
+        let now = Instant::now();
+        let stop = Arc::new(Notify::new());
+        let record = TaskRecord {
+            context_id: context_id.to_owned(),
+            user_message_id: user_message_id.to_owned(),
+            question: question.to_owned(),
+            artifact_id: new_id(),
+            state: TaskState::Submitted,
+            answer: String::new(),
+            note: None,
+            failure: None,
+            stop: stop.clone(),
+            created: now,
+            touched: now,
+        };
+        let mut records = self.lock();
+        records.retain(|_, r| now.duration_since(r.touched) < TASK_TTL);
+        while records.len() >= MAX_TASKS {
+            let Some(oldest) = records.iter().min_by_key(|(_, r)| r.created).map(|(id, _)| id.clone()) else {
+                break;
+            };
+            records.remove(&oldest);
+        }
+        records.insert(id.clone(), record);
+        // `notify_one` keeps a permit when nobody waits yet, so a cancel before the turn starts still counts.
+        (id, async move { stop.notified().await })
+    }
+
+    /// Applies one of the task's turn events. A task already cancelled stays cancelled.
+    pub(crate) fn apply(&self, id: &str, event: &TurnEvent) -> Change {
+        let mut records = self.lock();
+        let Some(record) = records.get_mut(id) else {
+            return Change::Nothing;
+        };
+        record.touched = Instant::now();
+        if record.state.is_terminal() && !matches!(event, TurnEvent::Finished(_)) {
+            return Change::Nothing;
+        }
+        let (state, note) = match event {
+            TurnEvent::TextDelta(delta) if !delta.is_empty() => {
+                let first = record.answer.is_empty();
+                record.answer.push_str(delta);
+                record.state = TaskState::Working;
+                return Change::Text { delta: delta.clone(), first };
+            }
+            TurnEvent::ToolCallStarted { name, .. } => (TaskState::Working, Some(format!("calling tool {name}"))),
+            TurnEvent::ToolResult { name, output, .. } => {
+                let outcome = if output.is_error { "failed" } else { "answered" };
+                (TaskState::Working, Some(format!("tool {name} {outcome}")))
+            }
+            TurnEvent::Finished(end) => {
+                if !record.state.is_terminal() {
+                    let (state, failure) = ending(end);
+                    record.state = state;
+                    record.note = failure.as_ref().map(|f| f.to_string());
+                    record.failure = failure;
+                }
+                return Change::Status { state: record.state, note: record.note.clone() };
+            }
+            _ => return Change::Nothing,
+        };
+        record.state = state;
+        record.note = note.clone();
+        Change::Status { state, note }
+    }
+
+    /// Marks a running task cancelled and stops its turn.
+    pub(crate) fn cancel(&self, id: &str, version: Version) -> Result<Value, CancelError> {
+        let mut records = self.lock();
+        let record = records.get_mut(id).ok_or(CancelError::NotFound)?;
+        if record.state.is_terminal() {
+            return Err(CancelError::Finished(state_word(record.state)));
+        }
+        record.state = TaskState::Canceled;
+        record.note = Some(Failure::cancelled().to_string());
+        record.failure = Some(Failure::cancelled());
+        record.touched = Instant::now();
+        record.stop.notify_one();
+        Ok(render(version, id, record))
+    }
+
+    /// The task as the caller's version shows it, answer and question included.
+    pub(crate) fn get(&self, id: &str, version: Version) -> Option<Value> {
+        self.lock().get(id).map(|record| render(version, id, record))
+    }
+
+    /// The failure the task ended with, if any.
+    pub(crate) fn failure(&self, id: &str) -> Option<Failure> {
+        self.lock().get(id).and_then(|r| r.failure.clone())
+    }
+
+    pub(crate) fn artifact_id(&self, id: &str) -> String {
+        self.lock().get(id).map(|r| r.artifact_id.clone()).unwrap_or_default()
+    }
+}
+
+/// A turn's end as a task state: a cancelled turn is `canceled`; a bound hit is a failure (the answer
+/// so far stays in the artifact), since A2A has no "incomplete".
+fn ending(end: &TurnEnd) -> (TaskState, Option<Failure>) {
+    match end {
+        TurnEnd::Completed => (TaskState::Completed, None),
+        TurnEnd::Failed(f) if f.code == FailureCode::Cancelled => (TaskState::Canceled, Some(f.clone())),
+        TurnEnd::Incomplete(f) | TurnEnd::Failed(f) => (TaskState::Failed, Some(f.clone())),
+    }
+}
+
+fn state_word(state: TaskState) -> &'static str {
+    match state {
+        TaskState::Completed => "completed",
+        TaskState::Failed => "failed",
+        TaskState::Canceled => "canceled",
+        TaskState::Submitted | TaskState::Working => "running",
+    }
+}
+
+fn render(version: Version, id: &str, record: &TaskRecord) -> Value {
+    let ids = Ids { task_id: id, context_id: &record.context_id };
+    let note = record.note.as_deref().map(|text| version.message(&ids, &format!("{id}-status"), false, text));
+    let artifacts =
+        if record.answer.is_empty() { Vec::new() } else { vec![version.artifact(&record.artifact_id, &record.answer)] };
+    let history = vec![version.message(&ids, &record.user_message_id, true, &record.question)];
+    version.task(&ids, version.status(record.state, note), artifacts, history)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_cancel_stops_the_turn_and_sticks() {
+        let tasks = Tasks::default();
+        let (id, stopped) = tasks.submit("c1", "m1", "hi");
+        assert_eq!(
+            tasks.apply(&id, &TurnEvent::TextDelta("he".into())),
+            Change::Text { delta: "he".into(), first: true }
+        );
+        let task = tasks.cancel(&id, Version::V03).unwrap();
+        assert_eq!(task["status"]["state"], "canceled");
+        // The permit is kept: the turn's future resolves even though nobody waited when cancel came.
+        tokio::time::timeout(Duration::from_secs(5), stopped).await.expect("the turn is told to stop");
+        let late = tasks.apply(&id, &TurnEvent::Finished(TurnEnd::Completed));
+        assert_eq!(late, Change::Status { state: TaskState::Canceled, note: Some(Failure::cancelled().to_string()) });
+        assert_eq!(tasks.cancel(&id, Version::V03), Err(CancelError::Finished("canceled")));
+        assert_eq!(tasks.cancel("nope", Version::V03), Err(CancelError::NotFound));
+        let got = tasks.get(&id, Version::V10).unwrap();
+        assert_eq!(got["artifacts"][0]["parts"][0]["text"], "he");
+        assert_eq!(got["history"][0]["role"], "ROLE_USER");
+    }
+
+    #[test]
+    fn the_registry_is_bounded_oldest_first() {
+        let tasks = Tasks::default();
+        let (first, _) = tasks.submit("c", "m", "q");
+        for _ in 0..MAX_TASKS {
+            let _ = tasks.submit("c", "m", "q");
+        }
+        assert!(tasks.get(&first, Version::V03).is_none());
+        assert_eq!(tasks.lock().len(), MAX_TASKS);
+    }
+
+    #[test]
+    fn a_failed_turn_fails_the_task_with_its_code() {
+        let tasks = Tasks::default();
+        let (id, _) = tasks.submit("c", "m", "q");
+        let failure = Failure::new(FailureCode::ModelError, "boom");
+        tasks.apply(&id, &TurnEvent::Finished(TurnEnd::Failed(failure.clone())));
+        assert_eq!(tasks.failure(&id), Some(failure));
+        assert_eq!(tasks.get(&id, Version::V03).unwrap()["status"]["state"], "failed");
+    }
+}

@@ -1,0 +1,230 @@
+//! The turn as AG-UI events, each a `data: <json>\n\n` frame: `RUN_STARTED`; the answer as
+//! `TEXT_MESSAGE_START/CONTENT/END`; reasoning as `REASONING_START`, `REASONING_MESSAGE_*`,
+//! `REASONING_END`; tool use as `TOOL_CALL_START/ARGS/END` and `TOOL_CALL_RESULT`; then `RUN_FINISHED`, or
+//! `RUN_ERROR` with our failure code. Whatever is open is closed before anything else starts and before
+//! the run ends, so the stream passes `@ag-ui/client`'s verifier.
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use super::request::RunInput;
+use crate::agent::{TurnEnd, TurnEvent};
+use crate::pipeline::Renderer;
+
+/// What is open in the stream.
+#[derive(Debug, PartialEq)]
+enum Open {
+    Nothing,
+    Text(String),
+    Reasoning(String),
+    /// A tool call whose arguments are still arriving; `args_sent` says whether any delta went out.
+    ToolCall {
+        id: String,
+        args_sent: bool,
+    },
+}
+
+/// `POST /ag-ui`: the run's events as they happen.
+pub(crate) struct AguiStream {
+    thread_id: String,
+    run_id: String,
+    open: Open,
+    /// Ids of this run's messages are `<runId>-<n>`: unique within the thread, readable in a log.
+    next_id: u64,
+}
+
+impl AguiStream {
+    pub(crate) fn new(run: &RunInput) -> Self {
+        AguiStream { thread_id: run.thread_id.clone(), run_id: run.run_id.clone(), open: Open::Nothing, next_id: 0 }
+    }
+
+    fn new_id(&mut self, kind: &str) -> String {
+        self.next_id += 1;
+        format!("{}-{kind}-{}", self.run_id, self.next_id)
+    }
+
+    /// Closes whatever is open (a tool call still taking arguments is left: it ends with its own event).
+    fn close(&mut self, out: &mut Vec<Bytes>) {
+        match std::mem::replace(&mut self.open, Open::Nothing) {
+            Open::Nothing => {}
+            Open::Text(id) => out.push(frame(json!({"type": "TEXT_MESSAGE_END", "messageId": id}))),
+            Open::Reasoning(id) => {
+                out.push(frame(json!({"type": "REASONING_MESSAGE_END", "messageId": id})));
+                out.push(frame(json!({"type": "REASONING_END", "messageId": id})));
+            }
+            Open::ToolCall { id, .. } => out.push(frame(json!({"type": "TOOL_CALL_END", "toolCallId": id}))),
+        }
+    }
+
+    fn text(&mut self, delta: &str, out: &mut Vec<Bytes>) {
+        if !matches!(self.open, Open::Text(_)) {
+            self.close(out);
+            let id = self.new_id("text");
+            out.push(frame(json!({"type": "TEXT_MESSAGE_START", "messageId": id, "role": "assistant"})));
+            self.open = Open::Text(id);
+        }
+        if let Open::Text(id) = &self.open {
+            out.push(frame(json!({"type": "TEXT_MESSAGE_CONTENT", "messageId": id, "delta": delta})));
+        }
+    }
+
+    fn reasoning(&mut self, delta: &str, out: &mut Vec<Bytes>) {
+        if !matches!(self.open, Open::Reasoning(_)) {
+            self.close(out);
+            let id = self.new_id("reasoning");
+            out.push(frame(json!({"type": "REASONING_START", "messageId": id})));
+            out.push(frame(json!({"type": "REASONING_MESSAGE_START", "messageId": id, "role": "reasoning"})));
+            self.open = Open::Reasoning(id);
+        }
+        if let Open::Reasoning(id) = &self.open {
+            out.push(frame(json!({"type": "REASONING_MESSAGE_CONTENT", "messageId": id, "delta": delta})));
+        }
+    }
+
+    fn finish(&mut self, end: &TurnEnd, out: &mut Vec<Bytes>) {
+        self.close(out);
+        let (thread_id, run_id) = (&self.thread_id, &self.run_id);
+        out.push(frame(match end {
+            TurnEnd::Completed => json!({
+                "type": "RUN_FINISHED", "threadId": thread_id, "runId": run_id, "outcome": {"type": "success"},
+            }),
+            // A bound hit is no success: the client must not read the run as completed.
+            TurnEnd::Incomplete(failure) | TurnEnd::Failed(failure) => {
+                json!({"type": "RUN_ERROR", "message": failure.message, "code": failure.code.as_str()})
+            }
+        }));
+    }
+}
+
+fn frame(event: Value) -> Bytes {
+    Bytes::from(format!("data: {event}\n\n"))
+}
+
+impl Renderer for AguiStream {
+    fn content_type(&self) -> &'static str {
+        "text/event-stream; charset=utf-8"
+    }
+
+    /// `RUN_STARTED` leaves with the response head; 1.0 producers declare their protocol version there.
+    fn opening(&mut self) -> Vec<Bytes> {
+        vec![frame(json!({
+            "type": "RUN_STARTED", "threadId": self.thread_id, "runId": self.run_id, "protocolVersion": "1.0",
+        }))]
+    }
+
+    fn render(&mut self, event: &TurnEvent, out: &mut Vec<Bytes>) {
+        match event {
+            TurnEvent::TextDelta(delta) if !delta.is_empty() => self.text(delta, out),
+            TurnEvent::ReasoningDelta(delta) if !delta.is_empty() => self.reasoning(delta, out),
+            TurnEvent::ToolCallStarted { call_id, name } => {
+                self.close(out);
+                out.push(frame(json!({"type": "TOOL_CALL_START", "toolCallId": call_id, "toolCallName": name})));
+                self.open = Open::ToolCall { id: call_id.clone(), args_sent: false };
+            }
+            TurnEvent::ToolCallArgumentsDelta { call_id, delta } if !delta.is_empty() => {
+                if let Open::ToolCall { id, args_sent } = &mut self.open
+                    && id == call_id
+                {
+                    *args_sent = true;
+                    out.push(frame(json!({"type": "TOOL_CALL_ARGS", "toolCallId": call_id, "delta": delta})));
+                }
+            }
+            TurnEvent::ToolCallCompleted { call_id, name, arguments } => {
+                let open_here = matches!(&self.open, Open::ToolCall { id, .. } if id == call_id);
+                if !open_here {
+                    // A call reported only when complete: open it here so START precedes ARGS.
+                    self.close(out);
+                    out.push(frame(json!({"type": "TOOL_CALL_START", "toolCallId": call_id, "toolCallName": name})));
+                    self.open = Open::ToolCall { id: call_id.clone(), args_sent: false };
+                }
+                if let Open::ToolCall { args_sent: false, .. } = self.open {
+                    out.push(frame(json!({"type": "TOOL_CALL_ARGS", "toolCallId": call_id, "delta": arguments})));
+                }
+                self.close(out);
+            }
+            TurnEvent::ToolResult { call_id, output, .. } => {
+                self.close(out);
+                let id = self.new_id("tool");
+                out.push(frame(json!({
+                    "type": "TOOL_CALL_RESULT", "messageId": id, "toolCallId": call_id, "content": output.text,
+                    "role": "tool",
+                })));
+            }
+            TurnEvent::Finished(end) => self.finish(end, out),
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::failure::{Failure, FailureCode};
+
+    fn run() -> AguiStream {
+        let input = RunInput::from_slice(
+            br#"{"threadId":"t","runId":"r","messages":[{"id":"1","role":"user","content":"hi"}]}"#,
+        );
+        AguiStream::new(&input.unwrap())
+    }
+
+    fn types(events: &[TurnEvent]) -> Vec<String> {
+        let mut stream = run();
+        let mut out = stream.opening();
+        for event in events {
+            stream.render(event, &mut out);
+        }
+        out.iter()
+            .map(|b| {
+                let text = std::str::from_utf8(b).unwrap();
+                let value: Value = serde_json::from_str(text.trim().strip_prefix("data: ").unwrap()).unwrap();
+                value["type"].as_str().unwrap().to_owned()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn everything_opened_is_closed_in_order() {
+        let events = [
+            TurnEvent::ReasoningDelta("hm".into()),
+            TurnEvent::TextDelta("a".into()),
+            TurnEvent::ToolCallStarted { call_id: "c".into(), name: "time".into() },
+            TurnEvent::ToolCallCompleted { call_id: "c".into(), name: "time".into(), arguments: "{}".into() },
+            TurnEvent::ToolResult {
+                call_id: "c".into(),
+                name: "time".into(),
+                output: crate::mcp::ToolOutput::error("noon"),
+            },
+            TurnEvent::TextDelta("b".into()),
+            TurnEvent::Finished(TurnEnd::Completed),
+        ];
+        assert_eq!(
+            types(&events),
+            [
+                "RUN_STARTED",
+                "REASONING_START",
+                "REASONING_MESSAGE_START",
+                "REASONING_MESSAGE_CONTENT",
+                "REASONING_MESSAGE_END",
+                "REASONING_END",
+                "TEXT_MESSAGE_START",
+                "TEXT_MESSAGE_CONTENT",
+                "TEXT_MESSAGE_END",
+                "TOOL_CALL_START",
+                "TOOL_CALL_ARGS",
+                "TOOL_CALL_END",
+                "TOOL_CALL_RESULT",
+                "TEXT_MESSAGE_START",
+                "TEXT_MESSAGE_CONTENT",
+                "TEXT_MESSAGE_END",
+                "RUN_FINISHED",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_failed_turn_is_a_run_error_with_our_code() {
+        let failed = TurnEvent::Finished(TurnEnd::Failed(Failure::new(FailureCode::ModelError, "boom")));
+        assert_eq!(types(&[TurnEvent::TextDelta("a".into()), failed]).last().unwrap(), "RUN_ERROR");
+    }
+}

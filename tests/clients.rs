@@ -1,0 +1,106 @@
+//! The official client SDKs our users run, against the real function binary with the devstack stand-ins.
+//! Each SDK is pinned in `tests/clients/requirements-<name>.txt` and installed from PyPI into its own
+//! virtual environment under `target/clients/` (built once, rebuilt when the requirements change); its
+//! checks are a Python script in `tests/clients/`, which exits non-zero naming the check that broke. This
+//! file starts the function and runs each script, asserting its exit status. One function per SDK.
+
+mod common;
+mod kit;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use devstack::Stack;
+use kit::binary::Binary;
+
+/// A liveness bound for one script (venv building excluded), not a timing assertion.
+const SCRIPT_GUARD: Duration = Duration::from_secs(180);
+
+/// pip runs one at a time: the machine is small and the venvs share pip's cache.
+static PIP: Mutex<()> = Mutex::new(());
+
+fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+/// The Python of `target/clients/venv-<name>`, created from `requirements-<name>.txt` unless the venv was
+/// made from exactly these requirements already.
+fn venv(name: &str) -> PathBuf {
+    let requirements = clients_dir().join(format!("requirements-{name}.txt"));
+    let pinned = std::fs::read_to_string(&requirements).expect("the requirements file exists");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/clients/venv-{name}"));
+    let python = dir.join("bin/python");
+    let stamp = dir.join("requirements.installed");
+    let _one_at_a_time = PIP.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|installed| installed == pinned) {
+        return python;
+    }
+    let run = |command: &mut std::process::Command, what: &str| {
+        let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(output.status.success(), "{what} failed:\n{}", text(&output));
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    run(std::process::Command::new("python3").args(["-m", "venv"]).arg(&dir), "python3 -m venv");
+    run(
+        std::process::Command::new(&python)
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "-r"])
+            .arg(&requirements),
+        "pip install",
+    );
+    std::fs::write(&stamp, pinned).expect("the stamp is written");
+    python
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// Runs `tests/clients/<script>` with the venv's Python against `binary`, asserting it passes.
+async fn run_script(python: PathBuf, script: &str, binary: &Binary, env: &[(&str, &str)]) {
+    let mut command = tokio::process::Command::new(python);
+    command
+        .arg(clients_dir().join(script))
+        .env("FUNCTION_URL", binary.url(""))
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(SCRIPT_GUARD, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("{script} hung"))
+        .expect("the script starts");
+    assert!(output.status.success(), "{script} failed:\n{}", text(&output));
+}
+
+/// An A2A SDK's script: the card, message/send, message/stream, tasks/get, tasks/cancel on a running
+/// turn, a failing model, the JSON-RPC errors. The cancel must stop the model's stream, not just the task.
+async fn a2a_client(requirements: &'static str, script: &str) {
+    let python = tokio::task::spawn_blocking(move || venv(requirements)).await.unwrap();
+    let stack = Stack::start().await.unwrap();
+    let binary = Binary::start(&stack, &[("AGENT_NAME", "Client Probe")]).await;
+    run_script(python, script, &binary, &[("AGENT_NAME", "Client Probe")]).await;
+    assert!(
+        stack.dashscope.wait_cancelled(1, Duration::from_secs(10)).await,
+        "tasks/cancel did not stop the model's stream"
+    );
+}
+
+#[tokio::test]
+async fn a2a_sdk_0_3() {
+    a2a_client("a2a03", "a2a03.py").await;
+}
+
+#[tokio::test]
+async fn a2a_sdk_1() {
+    a2a_client("a2a1", "a2a1.py").await;
+}
+
+/// AG-UI with a reasoning model, so reasoning events are in the stream too.
+#[tokio::test]
+async fn ag_ui_protocol() {
+    let python = tokio::task::spawn_blocking(|| venv("agui")).await.unwrap();
+    let stack = Stack::start().await.unwrap();
+    let binary = Binary::start(&stack, &[("DASHSCOPE_ENABLE_THINKING", "true")]).await;
+    run_script(python, "agui.py", &binary, &[]).await;
+}

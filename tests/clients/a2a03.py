@@ -1,0 +1,120 @@
+"""The official a2a-sdk 0.3 client (what the AgentScope runtime pins) against the function's /a2a.
+
+Run by tests/clients.rs with FUNCTION_URL (the function's base URL) and AGENT_NAME. Exits non-zero, naming
+the check, when any behaviour breaks.
+"""
+import asyncio
+import os
+import uuid
+
+import httpx
+from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
+from a2a.client.errors import A2AClientJSONRPCError
+from a2a.types import (
+    Message, Part, Role, TaskArtifactUpdateEvent, TaskIdParams, TaskQueryParams, TaskState,
+    TaskStatusUpdateEvent, TextPart,
+)
+
+BASE = os.environ["FUNCTION_URL"]
+
+
+def check(condition, what):
+    if not condition:
+        raise SystemExit(f"a2a 0.3: {what}")
+
+
+def message(text, context_id=None):
+    return Message(role=Role.user, parts=[Part(root=TextPart(text=text))], message_id=uuid.uuid4().hex,
+                   context_id=context_id, metadata={"user_id": "alice"})
+
+
+def answer_of(task):
+    return "".join(p.root.text for a in task.artifacts or [] for p in a.parts)
+
+
+async def stream(client, text):
+    """Every (task, update) the client yields."""
+    return [event async for event in client.send_message(message(text))]
+
+
+async def main():
+    async with httpx.AsyncClient(timeout=30) as http:
+        for path in ["/.well-known/agent-card.json", "/.well-known/agent.json"]:
+            card = await A2ACardResolver(http, BASE, agent_card_path=path).get_agent_card()
+            check(card.name == os.environ["AGENT_NAME"], f"card name {card.name!r}")
+            check(card.capabilities.streaming is True, "card says streaming")
+            check(card.url == BASE + "/a2a", f"card url {card.url!r} is where we reached it")
+        send = ClientFactory(ClientConfig(httpx_client=http, streaming=False)).create(card)
+        streaming = ClientFactory(ClientConfig(httpx_client=http, streaming=True)).create(card)
+
+        # message/send: a completed task, the answer (after a tool call) as its artifact.
+        events = await stream(send, "say hello to Ada")
+        check(len(events) == 1, f"message/send yields one result, got {len(events)}")
+        task, _ = events[0]
+        check(task.status.state == TaskState.completed, f"send state {task.status.state}")
+        check("Hello, Ada!" in answer_of(task), f"send answer {answer_of(task)!r}")
+        check(task.context_id, "a generated contextId is returned")
+        got = await send.get_task(TaskQueryParams(id=task.id))
+        check(got.status.state == TaskState.completed and answer_of(got) == answer_of(task), "tasks/get")
+
+        # A caller naming no user runs as the agent (the agent-only token), tools included.
+        anonymous = Message(role=Role.user, parts=[Part(root=TextPart(text="say hello to Bo"))],
+                            message_id=uuid.uuid4().hex)
+        task, _ = [e async for e in send.send_message(anonymous)][0]
+        check(task.status.state == TaskState.completed and "Hello, Bo!" in answer_of(task), f"no user: {task}")
+
+        # message/stream: status and artifact updates as they happen, then the final status.
+        events = await stream(streaming, "say hello to Grace")
+        updates = [u for _, u in events if u is not None]
+        chunks = [u for u in updates if isinstance(u, TaskArtifactUpdateEvent)]
+        statuses = [u for u in updates if isinstance(u, TaskStatusUpdateEvent)]
+        check(len(chunks) >= 2, f"more than one streamed chunk, got {len(chunks)}")
+        tool_notes = [s.status.message.parts[0].root.text for s in statuses if s.status.message]
+        check(any("helloworld" in n for n in tool_notes), f"tool use shows as a status message: {tool_notes}")
+        check(statuses[-1].final and statuses[-1].status.state == TaskState.completed, "stream ends completed")
+        check(updates[-1] is statuses[-1], "the final status is the last event")
+        check(all(not s.final for s in statuses[:-1]), "only the last status is final")
+        final_task = events[-1][0]
+        check("Hello, Grace!" in answer_of(final_task), f"streamed answer {answer_of(final_task)!r}")
+
+        # tasks/cancel on a running turn (the stand-in model drips forever): the stream ends canceled.
+        seen, cancelled = [], None
+        async for task, update in streaming.send_message(message("[fault:drip] count slowly")):
+            seen.append(update)
+            if isinstance(update, TaskArtifactUpdateEvent) and cancelled is None:
+                cancelled = await send.cancel_task(TaskIdParams(id=task.id))
+        check(cancelled is not None and cancelled.status.state == TaskState.canceled, "tasks/cancel answers canceled")
+        last = seen[-1]
+        check(isinstance(last, TaskStatusUpdateEvent) and last.final and last.status.state == TaskState.canceled,
+              f"the cancelled stream ends canceled: {last}")
+        again = await send.get_task(TaskQueryParams(id=cancelled.id))
+        check(again.status.state == TaskState.canceled, "tasks/get after cancel")
+        try:
+            await send.cancel_task(TaskIdParams(id=cancelled.id))
+            check(False, "a finished task is not cancelable")
+        except A2AClientJSONRPCError as e:
+            check(e.error.code == -32002, f"cancel twice: {e.error.code}")
+
+        # A failing model: the task fails with our failure code, after the partial answer streamed.
+        events = await stream(streaming, "[fault:midstream-error] explain")
+        last = [u for _, u in events if u is not None][-1]
+        check(last.status.state == TaskState.failed and last.final, f"failing model ends failed: {last}")
+        check(last.metadata["error"]["code"] == "model_error", f"failure code {last.metadata}")
+        task, _ = (await stream(send, "[fault:401] hi"))[0]
+        check(task.status.state == TaskState.failed, "message/send with a failing model")
+
+        # JSON-RPC errors the spec names.
+        try:
+            await send.get_task(TaskQueryParams(id="no-such-task"))
+            check(False, "unknown task")
+        except A2AClientJSONRPCError as e:
+            check(e.error.code == -32001, f"unknown task: {e.error.code}")
+        raw = await http.post(BASE + "/a2a", json={"jsonrpc": "2.0", "id": 9, "method": "tasks/nothing", "params": {}})
+        check(raw.json()["error"]["code"] == -32601 and raw.json()["id"] == 9, f"unknown method: {raw.text}")
+        raw = await http.post(BASE + "/a2a", json={"jsonrpc": "2.0", "id": 9, "method": "message/send",
+                                                   "params": {"message": {"role": "user", "parts": []}}})
+        check(raw.json()["error"]["code"] == -32602, f"bad params: {raw.text}")
+    print("a2a 0.3: ok")
+
+
+asyncio.run(main())

@@ -1,0 +1,112 @@
+"""AG-UI: every event of POST /ag-ui validated with the official ag-ui-protocol types, in the order the
+@ag-ui/client verifier enforces (spec/ag-ui.md, "Ordering rules").
+
+Run by tests/clients.rs with FUNCTION_URL against a function whose model reasons (DASHSCOPE_ENABLE_THINKING).
+Exits non-zero, naming the check, when any behaviour breaks.
+"""
+import http.client
+import json
+import os
+import sys
+import urllib.parse
+
+from pydantic import TypeAdapter
+from ag_ui.core import Event, EventType, RunAgentInput, UserMessage
+
+URL = urllib.parse.urlparse(os.environ["FUNCTION_URL"])
+EVENTS = TypeAdapter(Event)
+
+
+def check(condition, what):
+    if not condition:
+        raise SystemExit(f"ag-ui: {what}")
+
+
+def run(text, thread="thread-1", run_id="run-1"):
+    """POSTs a RunAgentInput built with the SDK's own model; returns the validated events in order."""
+    body = RunAgentInput(thread_id=thread, run_id=run_id, state=None, tools=[], context=[],
+                         forwarded_props={"user_id": "alice"},
+                         messages=[UserMessage(id="m1", role="user", content=text)])
+    conn = http.client.HTTPConnection(URL.hostname, URL.port, timeout=30)
+    conn.request("POST", "/ag-ui", body.model_dump_json(by_alias=True, exclude_none=True),
+                 {"Content-Type": "application/json", "Accept": "text/event-stream"})
+    response = conn.getresponse()
+    if response.status != 200:
+        check(False, f"status {response.status}: {response.read()!r}")
+    check(response.getheader("content-type", "").startswith("text/event-stream"), "content-type")
+    events = []
+    for line in response:
+        line = line.decode().rstrip("\n")
+        if not line.startswith("data: "):
+            check(line == "", f"only data lines: {line!r}")
+            continue
+        raw = json.loads(line[len("data: "):])
+        event = EVENTS.validate_python(raw)
+        check(not event.model_extra, f"{raw['type']} carries keys the schema does not know: {event.model_extra}")
+        events.append(event)
+    conn.close()
+    verify(events)
+    return events
+
+
+def verify(events):
+    """The @ag-ui/client verifier's rules."""
+    check(events and events[0].type == EventType.RUN_STARTED, f"RUN_STARTED first: {events[:1]}")
+    check(events[0].protocol_version == "1.0", "the producer declares protocol 1.0")
+    texts, tools, reasoning, ended = set(), set(), set(), False
+    for e in events[1:]:
+        check(not ended, f"nothing after the run ended: {e.type}")
+        t = e.type
+        if t == EventType.TEXT_MESSAGE_START:
+            check(e.message_id not in texts, "text id not open"); texts.add(e.message_id)
+        elif t in (EventType.TEXT_MESSAGE_CONTENT, EventType.TEXT_MESSAGE_END):
+            check(e.message_id in texts, f"{t} needs an open text")
+            if t == EventType.TEXT_MESSAGE_END:
+                texts.discard(e.message_id)
+        elif t == EventType.TOOL_CALL_START:
+            check(e.tool_call_id not in tools, "tool id not open"); tools.add(e.tool_call_id)
+        elif t in (EventType.TOOL_CALL_ARGS, EventType.TOOL_CALL_END):
+            check(e.tool_call_id in tools, f"{t} needs an open tool call")
+            if t == EventType.TOOL_CALL_END:
+                tools.discard(e.tool_call_id)
+        elif t == EventType.REASONING_START:
+            reasoning.add(e.message_id)
+        elif t == EventType.REASONING_END:
+            check(e.message_id in reasoning, "reasoning end needs a start"); reasoning.discard(e.message_id)
+        elif t in (EventType.RUN_FINISHED, EventType.RUN_ERROR):
+            check(not (texts or tools or reasoning), f"{t} with something still open")
+            ended = True
+        elif t == EventType.RUN_STARTED:
+            check(False, "RUN_STARTED while a run is active")
+    check(ended, "the run ends with RUN_FINISHED or RUN_ERROR")
+
+
+def main():
+    events = run("say hello to Ada")
+    types = [e.type for e in events]
+    check(types[-1] == EventType.RUN_FINISHED and events[-1].thread_id == "thread-1", f"finished: {types}")
+    for needed in [EventType.REASONING_MESSAGE_CONTENT, EventType.TOOL_CALL_START, EventType.TOOL_CALL_ARGS,
+                   EventType.TOOL_CALL_END, EventType.TOOL_CALL_RESULT, EventType.TEXT_MESSAGE_CONTENT]:
+        check(needed in types, f"{needed} in {types}")
+    check(types.index(EventType.TOOL_CALL_RESULT) < len(types) - 1 - types[::-1].index(EventType.TEXT_MESSAGE_CONTENT),
+          "the answer follows the tool result")
+    result = next(e for e in events if e.type == EventType.TOOL_CALL_RESULT)
+    start = next(e for e in events if e.type == EventType.TOOL_CALL_START)
+    check(result.tool_call_id == start.tool_call_id and "Hello, Ada!" in result.content, f"tool result {result}")
+    answer = "".join(e.delta for e in events if e.type == EventType.TEXT_MESSAGE_CONTENT)
+    check("Hello, Ada!" in answer, f"answer {answer!r}")
+    args = "".join(e.delta for e in events if e.type == EventType.TOOL_CALL_ARGS)
+    check(json.loads(args) == {"name": "Ada"}, f"tool arguments {args!r}")
+
+    failed = run("[fault:midstream-error] explain", run_id="run-2")
+    check(failed[-1].type == EventType.RUN_ERROR and failed[-1].code == "model_error", f"failing model: {failed[-1]}")
+
+    conn = http.client.HTTPConnection(URL.hostname, URL.port, timeout=30)
+    conn.request("POST", "/ag-ui", json.dumps({"runId": "r", "messages": []}), {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    body = json.loads(response.read())
+    check(response.status == 400 and "threadId" in body["error"]["message"], f"bad input: {body}")
+    print("ag-ui: ok")
+
+
+main()
