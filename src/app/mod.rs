@@ -3,9 +3,11 @@
 //!
 //! - `process.rs`: `POST /process` (AgentScope SSE, or one JSON answer)
 //! - `invoke.rs`: event invocations (`/invoke`)
+//! - `sessions.rs`: `GET` / `DELETE /sessions/{session_id}` (session memory)
 
 mod invoke;
 mod process;
+mod sessions;
 
 use std::sync::Arc;
 
@@ -87,6 +89,11 @@ impl App {
             ("/process", &Method::POST) => self.process(request).await,
             ("/health", &Method::GET | &Method::HEAD) => Ok(health()),
             ("", &Method::GET | &Method::HEAD) => Ok(json_response(self.index.clone())),
+            (path, &Method::GET | &Method::DELETE) if path.starts_with("/sessions/") => {
+                let session_id = path["/sessions/".len()..].to_owned();
+                self.session(request, &session_id).await
+            }
+            (path, _) if path.starts_with("/sessions/") => Err(Rejection::method_not_allowed("GET, DELETE")),
             ("/process", _) => Err(Rejection::method_not_allowed("POST")),
             ("/health" | "", _) => Err(Rejection::method_not_allowed("GET")),
             _ => Err(Rejection::not_found(request.uri().path())),
@@ -140,6 +147,7 @@ fn index(agent_name: &str) -> Bytes {
             "process": "POST /process",
             "health": "GET /health",
             "events": "POST /invoke with x-fc-control-path: /invoke",
+            "sessions": "GET or DELETE /sessions/{session_id}",
         },
     });
     Bytes::from(body.to_string())
