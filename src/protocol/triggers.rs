@@ -78,7 +78,7 @@ pub fn parse_event(body: &[u8], instruction: &str, request_id: &str) -> Result<E
         return Ok(match std::str::from_utf8(body) {
             Ok(text) if !text.trim().is_empty() => text_request(TriggerKind::Text, text.to_owned()),
             Ok(_) => text_request(TriggerKind::Text, describe(instruction, "empty", "(no payload)")),
-            Err(_) => opaque(body, instruction, request_id),
+            Err(_) => opaque(body, instruction),
         });
     };
     if let Some(obj) = value.as_object()
@@ -241,7 +241,7 @@ fn truncate(text: &str, max_chars: usize) -> String {
 }
 
 /// A body that is not UTF-8: lossy text when at most a tenth of it is undecodable, else size (and base64 when small).
-fn opaque(body: &[u8], instruction: &str, request_id: &str) -> EventInvocation {
+fn opaque(body: &[u8], instruction: &str) -> EventInvocation {
     let lossy = String::from_utf8_lossy(body);
     let total = lossy.chars().count().max(1);
     let replaced = lossy.chars().filter(|c| *c == char::REPLACEMENT_CHARACTER).count();

@@ -60,9 +60,11 @@ else
   if stored == 0 then separator = '' end
   value = head .. separator .. table.concat(fresh, ',') .. ']}'
 end
-redis.call('SET', KEYS[1], value, 'EX', ARGV[3])
+-- The index first: a script is not rolled back, so a failing SADD (say the key holds another type) must
+-- come before the session is written, or the turn would be reported unsaved although it was saved.
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
+redis.call('SET', KEYS[1], value, 'EX', ARGV[3])
 return #fresh
 "#;
 
