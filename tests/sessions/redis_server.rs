@@ -1,5 +1,6 @@
 //! A real `redis-server` (the Debian package; `.ci/run` installs it) on a free loopback port, with no
 //! persistence, killed when dropped.
+#![allow(dead_code)]
 
 use std::process::Stdio;
 use std::time::Duration;
@@ -8,23 +9,30 @@ use tokio::process::{Child, Command};
 
 pub struct RedisServer {
     pub port: u16,
+    password: Option<String>,
     child: Option<Child>,
 }
 
 impl RedisServer {
     pub async fn start() -> RedisServer {
+        RedisServer::start_with(&[], None).await
+    }
+
+    /// With extra `redis-server` arguments; `password`: the one `PING` needs (`--requirepass`).
+    pub async fn start_with(extra: &[&str], password: Option<&str>) -> RedisServer {
         let port = {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
         let child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
             .expect("redis-server is installed (apt-get install -y redis-server; .ci/run does it)");
-        let server = RedisServer { port, child: Some(child) };
+        let server = RedisServer { port, child: Some(child), password: password.map(str::to_owned) };
         // Liveness wait, not a timing assertion: the server is up once it answers PING.
         for _ in 0..200 {
             if let Ok(mut c) = server.connection().await
@@ -38,7 +46,10 @@ impl RedisServer {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        match &self.password {
+            Some(password) => format!("redis://default:{password}@127.0.0.1:{}/0", self.port),
+            None => format!("redis://127.0.0.1:{}/0", self.port),
+        }
     }
 
     pub async fn connection(&self) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
