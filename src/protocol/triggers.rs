@@ -8,8 +8,7 @@
 //! - Anything else is the user's message as it is: the body text (lossy UTF-8 when it is mostly text),
 //!   else a note with the size and, for small bodies, base64.
 //!
-//! A request carries a session only when the payload names one (session memory keeps nothing for the
-//! others; the answer carries the request id instead, `app/invoke.rs`). Nothing here panics on any bytes.
+//! The session id defaults to the request id. Nothing here panics on any bytes.
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
@@ -73,18 +72,20 @@ pub fn request_from_event(body: &[u8], instruction: &str, request_id: &str) -> R
 
 /// [`request_from_event`], also saying what kind of event it was.
 pub fn parse_event(body: &[u8], instruction: &str, request_id: &str) -> Result<EventInvocation, RequestError> {
-    let text_request = |kind, text: String| EventInvocation { kind, request: AgentRequest::from_text(text, None) };
+    let session = || Some(request_id.to_owned());
+    let text_request = |kind, text: String| EventInvocation { kind, request: AgentRequest::from_text(text, session()) };
     let Some(value) = parse_lenient(body) else {
         return Ok(match std::str::from_utf8(body) {
             Ok(text) if !text.trim().is_empty() => text_request(TriggerKind::Text, text.to_owned()),
             Ok(_) => text_request(TriggerKind::Text, describe(instruction, "empty", "(no payload)")),
-            Err(_) => opaque(body, instruction),
+            Err(_) => opaque(body, instruction, request_id),
         });
     };
     if let Some(obj) = value.as_object()
         && obj.contains_key("input")
     {
-        let request = AgentRequest::from_value(&value)?;
+        let mut request = AgentRequest::from_value(&value)?;
+        default_session(&mut request, request_id);
         return Ok(EventInvocation { kind: TriggerKind::AgentRequest, request });
     }
     let Some(kind) = recognise(&value) else {
@@ -92,7 +93,8 @@ pub fn parse_event(body: &[u8], instruction: &str, request_id: &str) -> Result<E
         return Ok(text_request(TriggerKind::Text, text));
     };
     if let Some(payload) = carried_payload(kind, &value) {
-        if let Some(request) = embedded_request(&payload) {
+        if let Some(mut request) = embedded_request(&payload) {
+            default_session(&mut request, request_id);
             return Ok(EventInvocation { kind, request });
         }
         if kind == TriggerKind::Timer && !payload.trim().is_empty() {
@@ -101,6 +103,12 @@ pub fn parse_event(body: &[u8], instruction: &str, request_id: &str) -> Result<E
     }
     let shown = if kind == TriggerKind::Http { http_summary(&value) } else { value };
     Ok(text_request(kind, describe(instruction, kind.as_str(), &shown.to_string())))
+}
+
+fn default_session(request: &mut AgentRequest, request_id: &str) {
+    if request.session_id().is_none() {
+        request.session_id = Some(request_id.to_owned());
+    }
 }
 
 /// Strict JSON, else JSON with trailing commas removed (some real trigger samples carry them).
@@ -241,7 +249,7 @@ fn truncate(text: &str, max_chars: usize) -> String {
 }
 
 /// A body that is not UTF-8: lossy text when at most a tenth of it is undecodable, else size (and base64 when small).
-fn opaque(body: &[u8], instruction: &str) -> EventInvocation {
+fn opaque(body: &[u8], instruction: &str, request_id: &str) -> EventInvocation {
     let lossy = String::from_utf8_lossy(body);
     let total = lossy.chars().count().max(1);
     let replaced = lossy.chars().filter(|c| *c == char::REPLACEMENT_CHARACTER).count();
@@ -253,7 +261,7 @@ fn opaque(body: &[u8], instruction: &str) -> EventInvocation {
     } else {
         (TriggerKind::Binary, describe(instruction, "binary", &format!("{} bytes (not shown)", body.len())))
     };
-    EventInvocation { kind, request: AgentRequest::from_text(text, None) }
+    EventInvocation { kind, request: AgentRequest::from_text(text, Some(request_id.to_owned())) }
 }
 
 #[cfg(test)]
