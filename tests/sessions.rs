@@ -335,3 +335,37 @@ async fn redis_a_write_that_fails_after_the_answer_says_so_in_the_final_event() 
     assert!(message.contains("not saved"), "{message}");
     assert_eq!(redis.get("session:u:s").await, None, "nothing half-written");
 }
+
+/// A JWT the Agent Identity stand-in accepts (it reads the claims); `jti` makes two tokens of one user differ.
+fn jwt(sub: &str, jti: &str) -> String {
+    use base64::Engine as _;
+    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let header = b64(json!({"alg": "RS256", "typ": "JWT"}));
+    let claims =
+        b64(json!({"sub": sub, "jti": jti, "iss": "https://idp.example", "aud": "agent", "exp": 4_102_444_800u64}));
+    format!("{header}.{claims}.signature")
+}
+
+#[tokio::test]
+async fn a_jwt_caller_is_keyed_by_its_verified_subject() {
+    let f = Function::start(&[("AGENT_IDENTITY_USER_SOURCE", "jwt"), ("AI_GATEWAY_MCP_SERVER", "")]).await;
+    let first = format!("Bearer {}", jwt("alice", "1"));
+    let reply = process(&f, &[("authorization", &first)], &turn("ignored", "j", "remember the number 7")).await;
+    assert_eq!(reply.ending(), completed());
+    // No tools are configured, yet Agent Identity verified the JWT before its subject keyed the session.
+    let verified = f.stack.identity.requests().iter().filter(|r| r.action == "GetWorkloadAccessTokenForJWT").count();
+    assert_eq!(verified, 1);
+    let before = f.stack.dashscope.request_count();
+    let another_token = format!("Bearer {}", jwt("alice", "2"));
+    process(&f, &[("authorization", &another_token)], &turn("ignored", "j", "which number?")).await;
+    assert_eq!(sent(&f, before).len(), 4, "alice's second token sees alice's session: {:?}", sent(&f, before));
+    let before = f.stack.dashscope.request_count();
+    let bob = format!("Bearer {}", jwt("bob", "3"));
+    process(&f, &[("authorization", &bob)], &turn("alice", "j", "which number?")).await;
+    assert_eq!(sent(&f, before).len(), 2, "bob naming alice's session sees nothing: {:?}", sent(&f, before));
+    let read = send(&f, "GET", "/sessions/j", &[("authorization", &first)], Vec::new()).await;
+    assert_eq!(read.status, 200, "{}", read.text);
+    assert_eq!(read.json()["user_id"], "alice");
+    let unauthenticated = send(&f, "GET", "/sessions/j?user_id=alice", &[], Vec::new()).await;
+    assert_eq!(unauthenticated.status, 401, "the jwt source demands a bearer: {}", unauthenticated.text);
+}

@@ -21,8 +21,22 @@ pub(crate) struct MemoryStore {
 }
 
 struct Entry {
-    messages: Vec<StoredMessage>,
+    /// Each message as its compact JSON: about a quarter of the memory of the parsed struct (whose dozen
+    /// small strings and metadata map are each an allocation), for a parse per message on load.
+    messages: Vec<Kept>,
     last_used: Instant,
+}
+
+struct Kept {
+    id: Box<str>,
+    json: Box<str>,
+}
+
+impl Kept {
+    fn new(message: &StoredMessage) -> Option<Kept> {
+        let json = serde_json::to_string(message).ok()?;
+        Some(Kept { id: message.id.as_str().into(), json: json.into() })
+    }
 }
 
 impl MemoryStore {
@@ -69,7 +83,8 @@ impl MemoryStore {
             return None;
         }
         entry.last_used = now;
-        Some(entry.messages.clone())
+        // Our own serialization, so it parses; a message that somehow did not is left out, not a panic.
+        Some(entry.messages.iter().filter_map(|kept| serde_json::from_str(&kept.json).ok()).collect())
     }
 
     fn append_now(&self, key: &SessionKey, messages: Vec<StoredMessage>) {
@@ -83,8 +98,9 @@ impl MemoryStore {
         }
         let entry = sessions.entry(key.clone()).or_insert_with(|| Entry { messages: Vec::new(), last_used: now });
         entry.last_used = now;
-        let mut known: HashSet<String> = entry.messages.iter().map(|m| m.id.clone()).collect();
-        entry.messages.extend(messages.into_iter().filter(|m| known.insert(m.id.clone())));
+        let mut known: HashSet<String> = entry.messages.iter().map(|m| m.id.to_string()).collect();
+        let fresh = messages.iter().filter(|m| known.insert(m.id.clone())).filter_map(Kept::new);
+        entry.messages.extend(fresh);
         let excess = entry.messages.len().saturating_sub(self.max_messages);
         entry.messages.drain(..excess);
     }
