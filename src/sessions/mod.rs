@@ -101,7 +101,7 @@ pub(crate) struct SessionSettings {
 impl SessionSettings {
     pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(86_400);
     pub(crate) const DEFAULT_MAX_SESSIONS: usize = 1_000;
-    pub(crate) const DEFAULT_MAX_MESSAGES: usize = 200;
+    pub(crate) const DEFAULT_MAX_MESSAGES: usize = 100;
     pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
     pub(crate) const DEFAULT_WINDOW: Window = Window { messages: 60, chars: 120_000 };
 }
