@@ -10,6 +10,7 @@ use crate::identity::{self, IdentitySettings};
 use crate::llm::LlmSettings;
 use crate::mcp::McpSettings;
 use crate::secret::Secret;
+use crate::sessions::{SessionSettings, StoreKind, Window};
 use crate::upstream::Endpoint;
 
 pub(crate) use crate::identity::UserSource;
@@ -40,6 +41,8 @@ pub struct Config {
     pub(crate) function_timeout: Duration,
     /// `MAX_REQUEST_BYTES`: larger bodies get 413.
     pub(crate) max_request_bytes: usize,
+    /// `SESSION_*`: session memory.
+    pub(crate) sessions: SessionSettings,
 }
 
 /// `AGENT_*`: what the app itself does with a turn.
@@ -108,6 +111,7 @@ impl Config {
             },
             function_timeout: Duration::from_secs(env.positive("FUNCTION_TIMEOUT_SECS", 600)?),
             max_request_bytes: env.positive("MAX_REQUEST_BYTES", 1_048_576)?,
+            sessions: session_settings(&env)?,
         })
     }
 }
@@ -182,6 +186,37 @@ fn host_or_url(variable: &'static str, raw: &str) -> Result<Endpoint, ConfigErro
     }
     Endpoint::parse(&format!("https://{raw}"))
         .map_err(|_| invalid(variable, format!("{raw:?} is neither a host nor an http(s) URL")))
+}
+
+/// `SESSION_STORE` (`memory` by default, `none`, or a `redis://` / `rediss://` URL) and its bounds.
+fn session_settings(env: &Env) -> Result<SessionSettings, ConfigError> {
+    let store = match env.get("SESSION_STORE") {
+        None => StoreKind::Memory,
+        Some(raw) => match raw.to_ascii_lowercase().as_str() {
+            "memory" => StoreKind::Memory,
+            "none" => StoreKind::None,
+            lower if lower.starts_with("redis://") || lower.starts_with("rediss://") => {
+                StoreKind::Redis(Secret::new(raw))
+            }
+            // The value may be a URL with a password in it: it is not echoed.
+            _ => return Err(invalid("SESSION_STORE", "expected memory, none, or a redis:// or rediss:// URL".into())),
+        },
+    };
+    let defaults = SessionSettings::DEFAULT_WINDOW;
+    Ok(SessionSettings {
+        store,
+        ttl: Duration::from_secs(env.positive("SESSION_TTL_SECS", SessionSettings::DEFAULT_TTL.as_secs())?),
+        max_sessions: env.positive("SESSION_MAX_SESSIONS", SessionSettings::DEFAULT_MAX_SESSIONS)?,
+        max_messages: env.positive("SESSION_MAX_MESSAGES", SessionSettings::DEFAULT_MAX_MESSAGES)?,
+        timeout: Duration::from_millis(
+            env.positive("SESSION_STORE_TIMEOUT_MS", SessionSettings::DEFAULT_TIMEOUT.as_millis() as u64)?,
+        ),
+        key_prefix: env.get("SESSION_KEY_PREFIX").unwrap_or_default(),
+        window: Window {
+            messages: env.positive("SESSION_WINDOW_MESSAGES", defaults.messages)?,
+            chars: env.positive("SESSION_WINDOW_CHARS", defaults.chars)?,
+        },
+    })
 }
 
 fn identity_settings(env: &Env) -> Result<IdentitySettings, ConfigError> {

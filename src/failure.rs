@@ -10,6 +10,7 @@ use tokio::time::Instant;
 use crate::identity::IdentityError;
 use crate::llm::LlmError;
 use crate::mcp::McpError;
+use crate::sessions::SessionError;
 
 /// A failure after the stream started. `message` names the cause and the upstream's request id/code
 /// where one exists, never a secret (the upstream error types scrub their text before it gets here).
@@ -36,6 +37,8 @@ pub enum FailureCode {
     /// Someone with the right to stop the turn did (A2A `tasks/cancel`).
     Cancelled,
     Internal,
+    /// The session store could not load or save the conversation (`sessions/`).
+    SessionError,
 }
 
 impl Failure {
@@ -74,6 +77,21 @@ impl Failure {
             _ => FailureCode::ToolError,
         };
         Failure::new(code, error.to_string())
+    }
+
+    /// The session store failed before the turn (nothing was sent to the model).
+    pub(crate) fn session(error: &SessionError) -> Failure {
+        Failure::new(FailureCode::SessionError, error.to_string())
+    }
+
+    /// The turn's answer was given but could not be stored: the caller must know the session lacks it.
+    pub(crate) fn session_not_saved(error: &SessionError) -> Failure {
+        Failure::new(FailureCode::SessionError, format!("the answer was not saved to the session: {error}"))
+    }
+
+    /// Agent Identity refused or failed a token asked for directly (not through the tools).
+    pub(crate) fn identity(error: &IdentityError) -> Failure {
+        Failure::new(identity_code(error), error.to_string())
     }
 
     /// The instance is shutting down before the turn could finish.
@@ -116,6 +134,7 @@ impl FailureCode {
             FailureCode::MaxIterations => "max_iterations",
             FailureCode::Cancelled => "cancelled",
             FailureCode::Internal => "internal",
+            FailureCode::SessionError => "session_error",
         }
     }
 }

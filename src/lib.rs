@@ -17,4 +17,5 @@ pub mod pipeline;
 pub mod protocol;
 pub mod rejection;
 pub mod secret;
+pub(crate) mod sessions;
 pub mod upstream;

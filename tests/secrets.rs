@@ -6,6 +6,8 @@
 
 mod common;
 mod kit;
+#[path = "sessions/redis_server.rs"]
+mod redis_server;
 
 use base64::Engine as _;
 use devstack::agent_identity::Fault as IdentityFault;
@@ -198,4 +200,40 @@ async fn no_sentinel_secret_appears_in_any_log_line_or_response() {
         leaks.extend(seen.answers.iter().filter(|a| a.contains(sentinel)).map(|a| format!("answer: {a}")));
     }
     assert!(leaks.is_empty(), "{} leaks:\n{}", leaks.len(), leaks.join("\n"));
+}
+
+const REDIS_PASSWORD: &str = "SENTINEL-REDIS-PASSWORD-71c2e8";
+
+/// A session store URL with a password: a `rediss://` one nobody answers, and a `redis://` one a real
+/// `redis-server` refuses (wrong password). The password is in no log line and no answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_store_password_appears_in_no_log_line_or_response() {
+    let redis = redis_server::RedisServer::start_with(&["--requirepass", "the-right-one"], Some("the-right-one")).await;
+    let closed = kit::closed_port_url().await.replace("http://", "");
+    let urls = [
+        format!("rediss://default:{REDIS_PASSWORD}@{closed}/0"),
+        format!("redis://default:{REDIS_PASSWORD}@127.0.0.1:{}/0", redis.port),
+    ];
+    for url in urls {
+        let stack = sentinel_stack().await;
+        let function = Binary::start(
+            &stack,
+            &[("RUST_LOG", "trace"), ("SESSION_STORE", &url), ("SESSION_STORE_TIMEOUT_MS", "1000")],
+        )
+        .await;
+        let caller =
+            Caller { function: &function, client: fc_identity_agent::upstream::client_builder().build().unwrap() };
+        let turn = caller.process(&[], &request("alice", "Tell me the time")).await;
+        assert!(turn.contains(r#""code":"session_error""#), "{turn}");
+        let read = caller.send("GET", "/sessions/s-alice?user_id=alice", &[], String::new()).await;
+        assert!(read.starts_with("HTTP 503"), "{read}");
+        function.terminate();
+        let (status, logs) = function.wait().await;
+        assert!(status.success(), "{status}");
+        assert!(logs.contains("session"), "the failure is logged: {logs}");
+        for text in [&turn, &read, &logs] {
+            let leaks: Vec<&str> = text.lines().filter(|l| l.contains(REDIS_PASSWORD)).collect();
+            assert!(leaks.is_empty(), "{url}: the store password leaked:\n{}", leaks.join("\n"));
+        }
+    }
 }

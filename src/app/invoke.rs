@@ -21,10 +21,14 @@ impl App {
         let request_id = context.request_id();
         let request = triggers::request_from_event(&payload, &self.event_instruction, request_id)?;
         let mut ask = request.to_ask(event_claim(request.user_id()));
-        // An event names no conversation of its own: its answer carries the request id, as before.
-        ask.session_id.get_or_insert_with(|| request_id.to_owned());
+        // `triggers` defaults an event's session to its request id so that the answer names one; such a
+        // session lasts one invocation, and remembering it would only fill the store.
+        if ask.session_id.as_deref() == Some(request_id) {
+            ask.session_id = None;
+        }
         let plan = self.planner.plan(ask, invocation(&context))?;
-        let session_id = plan.session_id.clone();
-        Ok(self.pipeline.answer(plan, EventAnswer::new(session_id)).await)
+        // An event that names no conversation has no memory; its answer carries the request id, as before.
+        let answer_id = plan.session_id.clone().unwrap_or_else(|| request_id.to_owned());
+        Ok(self.pipeline.answer(plan, EventAnswer::new(Some(answer_id))).await)
     }
 }

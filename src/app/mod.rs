@@ -5,11 +5,13 @@
 //! - `invoke.rs`: event invocations (`/invoke`)
 //! - `a2a.rs`: `POST /a2a` (A2A JSON-RPC) and the agent card
 //! - `agui.rs`: `POST /ag-ui` (AG-UI SSE)
+//! - `sessions.rs`: `GET` / `DELETE /sessions/{session_id}` (session memory)
 
 mod a2a;
 mod agui;
 mod invoke;
 mod process;
+mod sessions;
 
 use std::sync::Arc;
 
@@ -106,6 +108,11 @@ impl App {
             }
             ("/health", &Method::GET | &Method::HEAD) => Ok(health()),
             ("", &Method::GET | &Method::HEAD) => Ok(json_response(self.index.clone())),
+            (path, &Method::GET | &Method::DELETE) if path.starts_with("/sessions/") => {
+                let session_id = path["/sessions/".len()..].to_owned();
+                self.session(request, &session_id).await
+            }
+            (path, _) if path.starts_with("/sessions/") => Err(Rejection::method_not_allowed("GET, DELETE")),
             ("/process" | "/a2a" | "/ag-ui", _) => Err(Rejection::method_not_allowed("POST")),
             ("/.well-known/agent-card.json" | "/.well-known/agent.json", _) => {
                 Err(Rejection::method_not_allowed("GET"))
@@ -164,6 +171,7 @@ fn index(agent_name: &str) -> Bytes {
             "ag-ui": "POST /ag-ui",
             "health": "GET /health",
             "events": "POST /invoke with x-fc-control-path: /invoke",
+            "sessions": "GET or DELETE /sessions/{session_id}",
         },
     });
     Bytes::from(body.to_string())

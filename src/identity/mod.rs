@@ -12,5 +12,6 @@ mod tokens;
 pub use client::{API_VERSION, IdentityClient, default_endpoint};
 pub use error::IdentityError;
 pub(crate) use source::UserTokens;
+pub(crate) use subject::jwt_subject;
 pub use subject::{Subject, UserSource, jwt_expiry};
 pub use tokens::{DEFAULT_TOKEN_TTL, IdentitySettings, WorkloadTokens};

@@ -31,12 +31,23 @@ pub enum UserSource {
     Header(http::HeaderName),
 }
 
+/// The `sub` claim of a JWT, read without verifying anything: only trust it once Agent Identity has accepted
+/// the token (session memory keys by it after a GetWorkloadAccessTokenForJWT succeeded). None when absent.
+pub(crate) fn jwt_subject(jwt: &str) -> Option<String> {
+    let claims = jwt_claims(jwt)?;
+    claims.get("sub")?.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
+}
+
+fn jwt_claims(jwt: &str) -> Option<serde_json::Value> {
+    let payload = jwt.split('.').nth(1)?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
+    serde_json::from_slice(&bytes).ok()
+}
+
 /// The `exp` claim of a JWT, read without verifying anything (Agent Identity verifies; we only need to
 /// not cache a WAT past the token it was minted from). None when absent or unreadable.
 pub fn jwt_expiry(jwt: &str) -> Option<SystemTime> {
-    let payload = jwt.split('.').nth(1)?;
-    let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
-    let claims: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
+    let claims = jwt_claims(jwt)?;
     let exp = claims.get("exp")?.as_f64()?;
     if !(exp.is_finite() && exp >= 0.0) {
         return None;
@@ -60,5 +71,7 @@ mod tests {
         assert_eq!(jwt_expiry("not-a-jwt"), None);
         assert_eq!(jwt_expiry("a.!!!.c"), None);
         assert_eq!(jwt_expiry(&jwt(r#"{"exp":-5}"#)), None);
+        assert_eq!(jwt_subject(&jwt(r#"{"sub":"alice","exp":1}"#)).as_deref(), Some("alice"));
+        assert_eq!(jwt_subject(&jwt(r#"{"sub":""}"#)), None);
     }
 }

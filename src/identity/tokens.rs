@@ -64,6 +64,12 @@ impl WorkloadTokens {
         tokio::time::timeout_at(deadline, lookup).await.map_err(|_| IdentityError::Deadline)?
     }
 
+    /// Whether [`WorkloadTokens::token`] asks Agent Identity (which verifies a JWT) rather than handing out
+    /// the preset token (`AGENT_IDENTITY_WORKLOAD_ACCESS_TOKEN`), which verifies nothing.
+    pub(crate) fn verifies_jwts(&self) -> bool {
+        self.preset_token.is_none()
+    }
+
     /// Forget the cached token for `subject` (e.g. a downstream said 401): the next `token` call fetches.
     pub fn invalidate(&self, subject: &Subject) {
         self.cache.invalidate(&CacheKey::new(&self.workload_identity_name, subject));

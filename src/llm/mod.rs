@@ -14,6 +14,7 @@
 
 mod accumulate;
 mod client;
+pub(crate) mod conversation;
 mod error;
 mod sse;
 mod stream;

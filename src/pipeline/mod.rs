@@ -9,6 +9,7 @@
 //! cache survive between warm invocations.
 
 mod caller;
+mod memory;
 mod plan;
 mod pump;
 
@@ -27,6 +28,7 @@ use crate::failure::Failure;
 use crate::identity::{UserTokens, WorkloadTokens};
 use crate::llm::{LlmClient, LlmError};
 use crate::mcp::{McpClient, McpError, Tools};
+use crate::sessions::Sessions;
 
 /// Everything a turn needs besides its plan: one client per upstream and the credential providers.
 pub(crate) struct Pipeline {
@@ -35,6 +37,10 @@ pub(crate) struct Pipeline {
     tokens: Arc<WorkloadTokens>,
     env_credentials: Arc<dyn CredentialsProvider>,
     uri_credentials: Arc<dyn CredentialsProvider>,
+    /// `SESSION_STORE`; `None` for `none`.
+    sessions: Option<Sessions>,
+    /// `AGENT_NAME`: the name stored messages of the agent carry (`metadata.original_name`).
+    agent_name: String,
 }
 
 /// A client that could not be built from the configuration.
@@ -46,6 +52,9 @@ pub enum PipelineError {
     Tools(#[from] McpError),
     #[error("Agent Identity HTTP client: {0}")]
     HttpClient(String),
+    /// `SESSION_STORE` names a store that cannot be built (a malformed Redis URL).
+    #[error("session store: {0}")]
+    Sessions(String),
 }
 
 impl Pipeline {
@@ -64,11 +73,22 @@ impl Pipeline {
             tokens: Arc::new(tokens),
             env_credentials: Arc::new(StaticProvider::environment(config.env_credentials.clone())),
             uri_credentials: Arc::new(CredentialsUriProvider::new(config.credentials_uri.clone(), identity_http)),
+            sessions: Sessions::new(&config.sessions).map_err(|e| PipelineError::Sessions(e.to_string()))?,
+            agent_name: config.agent.name.clone(),
         })
     }
 
     /// Runs the plan, reporting on `events`; always ends with `Finished` unless the receiver is gone.
-    async fn run(&self, plan: Plan, events: mpsc::Sender<TurnEvent>) {
+    async fn run(&self, mut plan: Plan, events: mpsc::Sender<TurnEvent>) {
+        // The session first: a store that cannot answer fails the turn before anything is spent on it.
+        let memory = match self.recall(&mut plan).await {
+            Ok(memory) => memory,
+            Err(failure) => {
+                tracing::warn!(code = %failure.code, message = %failure.message, "turn failed before the model");
+                let _ = events.send(TurnEvent::Finished(TurnEnd::Failed(failure))).await;
+                return;
+            }
+        };
         let tools = match self.open_tools(&plan).await {
             Ok(tools) => tools,
             Err(failure) => {
@@ -77,10 +97,23 @@ impl Pipeline {
                 return;
             }
         };
-        agent::run_turn(&self.llm, tools.as_ref(), plan.turn, events).await;
+        match memory {
+            None => agent::run_turn(&self.llm, tools.as_ref(), plan.turn, events).await,
+            Some(memory) => {
+                let (turn_tx, turn_rx) = mpsc::channel(pump::EVENT_BUFFER);
+                let deadline = plan.turn.deadline;
+                let turn = agent::run_turn(&self.llm, tools.as_ref(), plan.turn, turn_tx);
+                tokio::join!(turn, memory.relay(turn_rx, events, deadline));
+            }
+        }
         if let Some(tools) = tools {
             tools.close().await;
         }
+    }
+
+    /// The session store, unless `SESSION_STORE=none`.
+    pub(crate) fn session_store(&self) -> Option<&Arc<dyn crate::sessions::Store>> {
+        self.sessions.as_ref().map(|sessions| &sessions.store)
     }
 
     /// An MCP session opened with the user's WorkloadAccessToken. No MCP server configured: no token is

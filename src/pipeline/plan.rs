@@ -13,6 +13,7 @@ use crate::config::Config;
 use crate::identity::Subject;
 use crate::llm::{ChatMessage, Sampling};
 use crate::rejection::Rejection;
+use crate::sessions::{StoredMessage, check_session_id};
 use fc_runtime::Drain;
 
 /// What a wire face asks the pipeline for, in no face's vocabulary.
@@ -28,6 +29,9 @@ pub(crate) struct Ask {
     /// The conversation this turn belongs to, as the face names it (`session_id`, a Responses
     /// `conversation`, an A2A `contextId`, an AG-UI `threadId`); `None` when the face names none.
     pub(crate) session_id: Option<String>,
+    /// The request's new input as a session stores it, each message with its `id` (the client's, or a fresh
+    /// one), so memory can skip what is already stored. Empty: the face keeps no ids (`messages` is stored).
+    pub(crate) records: Vec<StoredMessage>,
 }
 
 /// What Function Compute says about this invocation that the plan needs.
@@ -47,6 +51,8 @@ pub(crate) struct Invocation {
 pub(crate) struct Plan {
     /// The conversation the turn belongs to (see [`Ask::session_id`]).
     pub(crate) session_id: Option<String>,
+    /// See [`Ask::records`]; the session memory takes them.
+    pub(crate) records: Vec<StoredMessage>,
     pub(crate) subject: Subject,
     pub(crate) role: Option<Credentials>,
     pub(crate) turn: Turn,
@@ -79,6 +85,9 @@ impl Planner {
 
     /// The plan for `ask`, or the 4xx that refuses it.
     pub(crate) fn plan(&self, ask: Ask, invocation: Invocation) -> Result<Plan, Rejection> {
+        if let Some(session_id) = &ask.session_id {
+            check_session_id(session_id).map_err(Rejection::invalid_request)?;
+        }
         let subject = self.subject(ask.user)?;
         let model = self.pick_model(ask.model)?;
         let mut messages = Vec::with_capacity(ask.messages.len() + 1);
@@ -91,13 +100,17 @@ impl Planner {
             max_iters: self.max_iters,
             deadline: turn_deadline(invocation.timeout, invocation.deadline),
         };
-        Ok(Plan { session_id: ask.session_id, subject, role: invocation.role, turn, drain: invocation.drain })
+        let records = match ask.records.is_empty() {
+            false => ask.records,
+            true => crate::sessions::record::from_chat(&turn.messages[1..]),
+        };
+        Ok(Plan { session_id: ask.session_id, records, subject, role: invocation.role, turn, drain: invocation.drain })
     }
 
     /// The user only matters for the WorkloadAccessToken, which is fetched for the MCP servers alone:
     /// without any, a caller who names nobody is served as the agent. A source that demands a credential
     /// (a JWT, a header) still refuses a caller without one.
-    fn subject(&self, claim: UserClaim) -> Result<Subject, Rejection> {
+    pub(crate) fn subject(&self, claim: UserClaim) -> Result<Subject, Rejection> {
         match claim {
             UserClaim::Jwt(jwt) => Ok(Subject::Jwt(jwt)),
             UserClaim::UserId(user) => Ok(Subject::UserId(user)),
@@ -149,6 +162,7 @@ mod tests {
             sampling: Sampling::default(),
             user,
             session_id: None,
+            records: Vec::new(),
         }
     }
 

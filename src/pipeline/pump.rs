@@ -18,7 +18,7 @@ use crate::failure::{Failure, FailureCode};
 use fc_runtime::{Body, BodySender, ClientGone};
 
 /// Events a turn may run ahead of its renderer; the renderer's writes apply backpressure beyond it.
-const EVENT_BUFFER: usize = 64;
+pub(super) const EVENT_BUFFER: usize = 64;
 
 /// How one wire face turns a turn's events into the bytes its clients read. The pump calls
 /// [`Renderer::render`] for every event in order; the last one is always `TurnEvent::Finished`, exactly

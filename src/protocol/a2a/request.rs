@@ -157,6 +157,8 @@ impl SendParams {
             model: None,
             sampling: Sampling::default(),
             user,
+            // The session memory stores this face's input as the model messages it became.
+            records: Vec::new(),
             session_id: Some(self.context_id.clone()),
         }
     }

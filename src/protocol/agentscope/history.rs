@@ -4,29 +4,28 @@
 //!
 //! Decisions:
 //! - `reasoning` messages are dropped (as the seed does); unknown message types too.
-//! - A call without an output later in `input` is left out (the model would refuse the conversation),
-//!   and so is an output without a preceding call.
-//! - Consecutive calls become one assistant message; an assistant text directly before them is its `content`.
-//! - Within such a group a repeated `call_id` keeps the last item (the seed sends a partial and a full one).
-//! - A tool's output is placed right after its call group even if other messages came between them.
+//! - Calls and outputs are paired by `llm::conversation::assemble` (its docs give the rules).
 //! - A plain message with role `tool` has no call id to answer, so it is dropped.
 //! - Non-text content becomes a short bracketed note; empty messages are skipped.
 
 use serde_json::{Map, Value};
 
 use super::request::{AgentRequest, ContentItem, InputMessage, MessageType, Role};
+use crate::llm::conversation::{Piece as Item, assemble};
 use crate::llm::{ChatMessage, ToolCall};
+use crate::sessions::StoredMessage;
+use crate::sessions::message::{Part, new_message_id};
 
 /// Longest URL or file name quoted in a note; data: URLs can be megabytes of base64.
 const MAX_NOTE_CHARS: usize = 200;
 
-enum Item {
-    Message(ChatMessage),
-    Call(ToolCall),
-    Output { call_id: String, content: String },
-}
-
 impl AgentRequest {
+    /// `input` as a session stores it: runtime Messages with the client's ids (fresh ones where it sent
+    /// none), `status:"completed"`; content other than text and data is kept as the note the model reads.
+    pub(crate) fn to_records(&self) -> Vec<StoredMessage> {
+        self.input.iter().map(record_of).collect()
+    }
+
     /// The conversation in `input`, in order, as model messages (see the module docs for the rules).
     pub fn to_chat_messages(&self) -> Vec<ChatMessage> {
         let items: Vec<Item> = self.input.iter().flat_map(items_of).collect();
@@ -110,60 +109,30 @@ fn text_of(item: &ContentItem) -> Option<String> {
     }
 }
 
-fn assemble(items: &[Item]) -> Vec<ChatMessage> {
-    let mut consumed = vec![false; items.len()];
-    let mut out: Vec<ChatMessage> = Vec::new();
-    let mut i = 0;
-    while i < items.len() {
-        match &items[i] {
-            Item::Message(m) => {
-                out.push(m.clone());
-                i += 1;
-            }
-            Item::Output { .. } => i += 1, // placed with its call, or an orphan: either way not here
-            Item::Call(_) => {
-                let mut group: Vec<ToolCall> = Vec::new();
-                while let Some(Item::Call(call)) = items.get(i) {
-                    match group.iter_mut().find(|c| c.id == call.id) {
-                        Some(earlier) => *earlier = call.clone(),
-                        None => group.push(call.clone()),
-                    }
-                    i += 1;
-                }
-                let mut answered = Vec::new();
-                let mut outputs = Vec::new();
-                for call in group {
-                    if let Some(k) = find_output(items, &consumed, i, &call.id) {
-                        consumed[k] = true;
-                        if let Item::Output { content, .. } = &items[k] {
-                            outputs.push(ChatMessage::Tool { tool_call_id: call.id.clone(), content: content.clone() });
-                        }
-                        answered.push(call);
-                    }
-                }
-                if answered.is_empty() {
-                    continue;
-                }
-                match out.last_mut() {
-                    Some(ChatMessage::Assistant { tool_calls, .. }) if tool_calls.is_empty() => *tool_calls = answered,
-                    _ => out.push(ChatMessage::Assistant { content: None, tool_calls: answered }),
-                }
-                out.extend(outputs);
-            }
-        }
-    }
-    out
-}
-
-/// The first unused output for `call_id` after position `from`, not looking past a later call that
-/// reuses the id (stand-ins and some clients number calls per turn, so ids repeat across turns).
-fn find_output(items: &[Item], consumed: &[bool], from: usize, call_id: &str) -> Option<usize> {
-    for (k, item) in items.iter().enumerate().skip(from) {
-        match item {
-            Item::Call(c) if c.id == call_id => return None,
-            Item::Output { call_id: id, .. } if id == call_id && !consumed[k] => return Some(k),
-            _ => {}
-        }
-    }
-    None
+fn record_of(msg: &InputMessage) -> StoredMessage {
+    let kind = match &msg.kind {
+        MessageType::Message => "message",
+        MessageType::FunctionCall => "function_call",
+        MessageType::FunctionCallOutput => "function_call_output",
+        MessageType::PluginCall => "plugin_call",
+        MessageType::PluginCallOutput => "plugin_call_output",
+        MessageType::Reasoning => "reasoning",
+        MessageType::Other(other) => other.as_str(),
+    };
+    let role = match msg.role.unwrap_or(Role::User) {
+        Role::User => "user",
+        Role::Assistant => "assistant",
+        Role::System => "system",
+        Role::Tool => "tool",
+    };
+    let parts = msg
+        .content
+        .iter()
+        .filter_map(|item| match item {
+            ContentItem::Data(data) => Some(Part::Data(data.clone())),
+            other => text_of(other).map(Part::Text),
+        })
+        .collect();
+    let id = msg.id.clone().unwrap_or_else(new_message_id);
+    StoredMessage::completed(id.clone(), kind, role, parts, &id, role)
 }

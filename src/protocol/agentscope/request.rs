@@ -43,6 +43,8 @@ pub struct AgentRequest {
 /// One message of `input`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputMessage {
+    /// The message's `id` when sent: session memory stores a message once per id.
+    pub id: Option<String>,
     /// `None` when absent or null (treated as `user` for plain messages).
     pub role: Option<Role>,
     pub kind: MessageType,
@@ -155,6 +157,7 @@ impl AgentRequest {
     pub(crate) fn from_text(text: impl Into<String>, session_id: Option<String>) -> AgentRequest {
         AgentRequest {
             input: vec![InputMessage {
+                id: None,
                 role: Some(Role::User),
                 kind: MessageType::Message,
                 content: vec![ContentItem::Text(text.into())],
@@ -203,6 +206,7 @@ impl AgentRequest {
             },
             user,
             session_id: self.session_id().map(str::to_owned),
+            records: self.to_records(),
         }
     }
 }
@@ -326,7 +330,9 @@ fn parse_message(i: usize, value: &Value) -> Result<InputMessage, RequestError> 
         }
         Some(_) => return Err(field(at("content"), "expected a list of content items")),
     };
-    Ok(InputMessage { role, kind, content })
+    // Lenient: ids were ignored before session memory, so a client's non-string id is not a reason to refuse.
+    let id = obj.get("id").and_then(Value::as_str).filter(|id| !id.is_empty()).map(str::to_owned);
+    Ok(InputMessage { id, role, kind, content })
 }
 
 fn parse_content(at: &str, value: &Value) -> Result<ContentItem, RequestError> {

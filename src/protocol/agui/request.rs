@@ -61,6 +61,8 @@ impl RunInput {
             model: None,
             sampling: Sampling::default(),
             user,
+            // The session memory stores this face's input as the model messages it became.
+            records: Vec::new(),
             session_id: Some(self.thread_id.clone()),
         }
     }

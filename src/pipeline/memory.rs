@@ -1,0 +1,131 @@
+//! Session memory around a turn: before it, the stored conversation is loaded and put before the request's
+//! new messages (de-duplicated by message id, trimmed to the window); after it, the request's input and the
+//! turn's completed output are appended — before the final event goes out, so a failed write is reported
+//! in that event instead of a success. A failed turn stores nothing: the caller will send its message again.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::Pipeline;
+use super::plan::Plan;
+use crate::acs::Credentials;
+use crate::agent::{TurnEnd, TurnEvent};
+use crate::failure::{Failure, FailureCode};
+use crate::identity::{Subject, jwt_subject};
+use crate::sessions::record::Recorder;
+use crate::sessions::{SessionError, SessionKey, Store, StoredMessage, replay};
+
+/// A turn's session: where to append, and what of the request's input is new.
+pub(crate) struct Memory {
+    store: Arc<dyn Store>,
+    key: SessionKey,
+    input: Vec<StoredMessage>,
+    agent_name: String,
+}
+
+/// A store call bounded by the turn's deadline.
+async fn bounded<T>(deadline: Instant, call: impl Future<Output = Result<T, SessionError>>) -> Result<T, SessionError> {
+    tokio::time::timeout_at(deadline, call).await.map_err(|_| SessionError::Timeout)?
+}
+
+impl Pipeline {
+    /// The session's key for `subject`: the user the function trusts. A JWT's `sub` is used only after
+    /// Agent Identity accepted the JWT (a cached WAT for it counts: it was minted from a verified token);
+    /// a preset WAT verifies nothing, so JWT callers get no memory then. A caller without a user (an event
+    /// naming none) is keyed by the session itself, as the seed does (`user_id := session_id`).
+    pub(crate) async fn session_key(
+        &self,
+        subject: &Subject,
+        role: Option<Credentials>,
+        session_id: &str,
+        deadline: Instant,
+    ) -> Result<SessionKey, Failure> {
+        let user_id = match subject {
+            Subject::UserId(user) => user.clone(),
+            Subject::Agent => session_id.to_owned(),
+            Subject::Jwt(jwt) => {
+                if !self.tokens.verifies_jwts() {
+                    return Err(Failure::new(
+                        FailureCode::SessionError,
+                        "session memory needs a verified user, and with AGENT_IDENTITY_WORKLOAD_ACCESS_TOKEN preset \
+                         the bearer JWT is never verified",
+                    ));
+                }
+                let credentials = self.credentials_for(role);
+                self.tokens.token(subject, &credentials, deadline).await.map_err(|e| Failure::identity(&e))?;
+                jwt_subject(jwt.expose()).ok_or_else(|| {
+                    Failure::new(FailureCode::SessionError, "the bearer JWT has no sub claim to keep a session by")
+                })?
+            }
+        };
+        Ok(SessionKey { user_id, session_id: session_id.to_owned() })
+    }
+
+    /// Loads the plan's session into its conversation. `None`: no store, or the request names no session.
+    pub(super) async fn recall(&self, plan: &mut Plan) -> Result<Option<Memory>, Failure> {
+        let (Some(sessions), Some(session_id)) = (&self.sessions, plan.session_id.clone()) else {
+            return Ok(None);
+        };
+        let deadline = plan.turn.deadline;
+        let key = self.session_key(&plan.subject, plan.role.clone(), &session_id, deadline).await?;
+        let stored = bounded(deadline, sessions.store.load(&key)).await.map_err(|e| Failure::session(&e))?;
+        let stored = stored.unwrap_or_default();
+        let records = std::mem::take(&mut plan.records);
+        let sent = records.len();
+        let mut known: HashSet<String> = stored.iter().map(|m| m.id.clone()).collect();
+        let input: Vec<StoredMessage> = records.into_iter().filter(|m| known.insert(m.id.clone())).collect();
+        // A first turn whose input holds no repeat is exactly what the face mapped: leave it as it is.
+        if !stored.is_empty() || input.len() < sent {
+            let mut conversation = stored;
+            conversation.extend(input.iter().cloned());
+            let messages = replay::fit(replay::to_chat(&conversation), sessions.window);
+            plan.turn.messages.truncate(1); // the system prompt the planner put first
+            plan.turn.messages.extend(messages);
+        }
+        let agent_name = self.agent_name.clone();
+        Ok(Some(Memory { store: sessions.store.clone(), key, input, agent_name }))
+    }
+}
+
+impl Memory {
+    /// Forwards the turn's events from `turn` to `events`, recording them; the final event goes out after
+    /// the session was written (or says that it was not).
+    pub(super) async fn relay(
+        self,
+        mut turn: mpsc::Receiver<TurnEvent>,
+        events: mpsc::Sender<TurnEvent>,
+        deadline: Instant,
+    ) {
+        let mut recorder = Recorder::new(&self.agent_name);
+        while let Some(event) = turn.recv().await {
+            let TurnEvent::Finished(end) = event else {
+                recorder.observe(&event);
+                if events.send(event).await.is_err() {
+                    return; // the client is gone; dropping `turn` stops the agent
+                }
+                continue;
+            };
+            let end = self.save(end, recorder.into_messages(), deadline).await;
+            let _ = events.send(TurnEvent::Finished(end)).await;
+            return;
+        }
+    }
+
+    async fn save(self, end: TurnEnd, output: Vec<StoredMessage>, deadline: Instant) -> TurnEnd {
+        if matches!(end, TurnEnd::Failed(_)) {
+            return end;
+        }
+        let mut messages = self.input;
+        messages.extend(output);
+        match bounded(deadline, self.store.append(&self.key, messages)).await {
+            Ok(()) => end,
+            Err(error) => {
+                tracing::warn!(error = %error, "the turn's messages were not saved to the session");
+                TurnEnd::Failed(Failure::session_not_saved(&error))
+            }
+        }
+    }
+}

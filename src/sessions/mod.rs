@@ -1,0 +1,137 @@
+//! Session memory: the conversation of one (user, session) kept between stateless invocations
+//! (`../shared/spec/sessions.md`). The pipeline loads it before a turn and appends the request's input and
+//! the turn's completed output after it, so every face that names a session gets memory for free.
+//!
+//! - [`message`]: the AgentScope runtime's `Session`/`Message` JSON, what every store keeps.
+//! - [`replay`]: stored messages → what the model is sent, trimmed to the [`Window`].
+//! - [`record`]: a turn's events → the messages to store.
+//! - [`memory`]: the in-process store (bounded LRU, message cap, idle TTL); [`redis`]: Redis/Tair with the
+//!   AgentScope key layout and an atomic, de-duplicating append. `SESSION_STORE=none` builds no store.
+
+pub(crate) mod memory;
+pub(crate) mod message;
+pub(crate) mod record;
+pub(crate) mod redis;
+pub(crate) mod replay;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+
+use crate::secret::Secret;
+pub(crate) use message::{Session, StoredMessage};
+pub(crate) use replay::Window;
+
+/// Longest `session_id` accepted (the FC affinity header allows 64; clients' own ids are often uuids).
+pub(crate) const MAX_SESSION_ID_CHARS: usize = 128;
+
+/// Whose conversation: the user the function trusts and the session the caller names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct SessionKey {
+    pub(crate) user_id: String,
+    pub(crate) session_id: String,
+}
+
+/// Where conversations are kept. Every call is bounded by the caller (the turn's deadline).
+pub(crate) trait Store: Send + Sync {
+    /// The stored messages, oldest first; `None` when the session does not exist (or has expired).
+    fn load<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<Option<Vec<StoredMessage>>, SessionError>>;
+
+    /// Appends `messages`, skipping any whose `id` is already stored, atomically with respect to other
+    /// appends to the same session; refreshes the TTL. Creates the session when missing.
+    fn append<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        messages: Vec<StoredMessage>,
+    ) -> BoxFuture<'a, Result<(), SessionError>>;
+
+    /// Forgets the session; `false` when there was none.
+    fn delete<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<bool, SessionError>>;
+}
+
+/// Why a store could not answer. Messages never carry the store's password.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum SessionError {
+    #[error("the session store is unreachable: {0}")]
+    Unreachable(String),
+    #[error("the session store did not answer in time")]
+    Timeout,
+    #[error("the stored session {session:?} does not parse ({reason}); it was left as it is")]
+    Corrupt { session: String, reason: String },
+    #[error("the session store refused the command: {0}")]
+    Refused(String),
+}
+
+impl From<tokio::time::error::Elapsed> for SessionError {
+    fn from(_: tokio::time::error::Elapsed) -> Self {
+        SessionError::Timeout
+    }
+}
+
+/// `SESSION_STORE`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum StoreKind {
+    None,
+    Memory,
+    /// A `redis://` or `rediss://` URL (it may hold a password: a [`Secret`]).
+    Redis(Secret),
+}
+
+/// `SESSION_*`: which store, its bounds and the model's window.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct SessionSettings {
+    pub(crate) store: StoreKind,
+    /// `SESSION_TTL_SECS`: a session idle this long is forgotten (memory: since last use; Redis: since
+    /// last write, the key's `EX`).
+    pub(crate) ttl: Duration,
+    /// `SESSION_MAX_SESSIONS` (memory): least recently used sessions are evicted beyond it.
+    pub(crate) max_sessions: usize,
+    /// `SESSION_MAX_MESSAGES` (memory): the oldest messages of a session are dropped beyond it.
+    pub(crate) max_messages: usize,
+    /// `SESSION_STORE_TIMEOUT_MS` (Redis): one command, connecting included; a turn fails `session_error`
+    /// rather than wait longer.
+    pub(crate) timeout: Duration,
+    /// `SESSION_KEY_PREFIX` (Redis): put before `session:` and `session_index:`.
+    pub(crate) key_prefix: String,
+    /// `SESSION_WINDOW_MESSAGES` / `SESSION_WINDOW_CHARS`.
+    pub(crate) window: Window,
+}
+
+impl SessionSettings {
+    pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(86_400);
+    pub(crate) const DEFAULT_MAX_SESSIONS: usize = 1_000;
+    pub(crate) const DEFAULT_MAX_MESSAGES: usize = 100;
+    pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
+    pub(crate) const DEFAULT_WINDOW: Window = Window { messages: 60, chars: 120_000 };
+}
+
+/// The configured store and window, built once per process; `None` for `SESSION_STORE=none`.
+pub(crate) struct Sessions {
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) window: Window,
+}
+
+impl Sessions {
+    pub(crate) fn new(settings: &SessionSettings) -> Result<Option<Sessions>, SessionError> {
+        let store: Arc<dyn Store> = match &settings.store {
+            StoreKind::None => return Ok(None),
+            StoreKind::Memory => Arc::new(memory::MemoryStore::new(settings)),
+            StoreKind::Redis(url) => Arc::new(redis::RedisStore::new(url, settings)?),
+        };
+        Ok(Some(Sessions { store, window: settings.window }))
+    }
+}
+
+/// A `session_id` that can be a key: non-empty, at most [`MAX_SESSION_ID_CHARS`], no control characters,
+/// and no `:` — the Redis key is `session:{user}:{session}`, so a colon in the session id would let user
+/// `a:b` with session `c` and user `a` with session `b:c` share a key.
+pub(crate) fn check_session_id(session_id: &str) -> Result<(), String> {
+    if session_id.chars().count() > MAX_SESSION_ID_CHARS {
+        return Err(format!("session_id: longer than {MAX_SESSION_ID_CHARS} characters"));
+    }
+    if session_id.chars().any(|c| c == ':' || c.is_control()) {
+        return Err("session_id: must not contain ':' or control characters".to_owned());
+    }
+    Ok(())
+}
