@@ -8,9 +8,12 @@ mod error;
 mod source;
 mod subject;
 mod tokens;
+mod vault;
 
 pub use client::{API_VERSION, IdentityClient, default_endpoint};
 pub use error::IdentityError;
 pub(crate) use source::UserTokens;
 pub use subject::{Subject, UserSource, jwt_expiry};
 pub use tokens::{DEFAULT_TOKEN_TTL, IdentitySettings, WorkloadTokens};
+pub use vault::ApiKeys;
+pub(crate) use vault::VaultKey;

@@ -15,12 +15,14 @@
 mod accumulate;
 mod client;
 mod error;
+mod key;
 mod sse;
 mod stream;
 mod types;
 
 pub use client::{ChatRequest, LlmClient, LlmSettings, Sampling, Stop};
 pub use error::{LlmError, UpstreamError};
+pub use key::{KeyError, KeySource};
 pub use stream::ChatStream;
 #[doc(hidden)]
 pub use stream::decode_body;

@@ -24,7 +24,7 @@ use crate::acs::{ChainProvider, Credentials, CredentialsProvider, CredentialsUri
 use crate::agent::{self, TurnEnd, TurnEvent};
 use crate::config::Config;
 use crate::failure::Failure;
-use crate::identity::{UserTokens, WorkloadTokens};
+use crate::identity::{ApiKeys, UserTokens, VaultKey, WorkloadTokens};
 use crate::llm::{LlmClient, LlmError};
 use crate::mcp::{McpClient, McpError, Tools};
 
@@ -33,6 +33,8 @@ pub(crate) struct Pipeline {
     llm: LlmClient,
     mcp: McpClient,
     tokens: Arc<WorkloadTokens>,
+    /// `DASHSCOPE_API_KEY_PROVIDER` set: the model key comes from the vault (cached for the process).
+    api_keys: Option<Arc<ApiKeys>>,
     env_credentials: Arc<dyn CredentialsProvider>,
     uri_credentials: Arc<dyn CredentialsProvider>,
 }
@@ -58,10 +60,15 @@ impl Pipeline {
             .build()
             .map_err(|e| PipelineError::HttpClient(e.to_string()))?;
         let tokens = WorkloadTokens::new(config.identity.clone(), identity_http.clone());
+        let api_keys = config
+            .model_key_provider
+            .as_ref()
+            .map(|provider| Arc::new(ApiKeys::new(provider.clone(), &config.identity.endpoint, identity_http.clone())));
         Ok(Pipeline {
             llm,
             mcp,
             tokens: Arc::new(tokens),
+            api_keys,
             env_credentials: Arc::new(StaticProvider::environment(config.env_credentials.clone())),
             uri_credentials: Arc::new(CredentialsUriProvider::new(config.credentials_uri.clone(), identity_http)),
         })
@@ -77,7 +84,8 @@ impl Pipeline {
                 return;
             }
         };
-        agent::run_turn(&self.llm, tools.as_ref(), plan.turn, events).await;
+        let llm = self.model_for(&plan);
+        agent::run_turn(&llm, tools.as_ref(), plan.turn, events).await;
         if let Some(tools) = tools {
             tools.close().await;
         }
@@ -96,6 +104,18 @@ impl Pipeline {
             Ok(tools) => Ok(Some(tools)),
             Err(error) => Err(Failure::tools(&error, deadline)),
         }
+    }
+
+    /// The chat client for this turn: with the configured key, or asking the vault (which is called only
+    /// when its cached key is missing or was refused, with this turn's subject and credentials).
+    fn model_for(&self, plan: &Plan) -> LlmClient {
+        let Some(api_keys) = &self.api_keys else {
+            return self.llm.clone();
+        };
+        let credentials = Arc::new(self.credentials_for(plan.role.clone()));
+        let source =
+            VaultKey::new(api_keys.clone(), self.tokens.clone(), plan.subject.clone(), credentials, plan.turn.deadline);
+        self.llm.with_keys(Arc::new(source))
     }
 
     /// The credentials chain of DESIGN.md: this invocation's FC headers, then the environment, then the
