@@ -548,10 +548,12 @@ fn serve_action(
             Some(wat) if inner.issued.contains_key(wat) => {
                 inner.counter += 1;
                 let n = inner.counter;
+                // The issued secret and token carry the token prefix too, so a sentinel prefix covers them.
+                let prefix = &options.token_prefix;
                 let key = KnownKey {
                     access_key_id: format!("STS.WorkloadRole{n}"),
-                    access_key_secret: format!("workload-role-secret-{n}"),
-                    security_token: Some(format!("workload-role-token-{n}")),
+                    access_key_secret: format!("{prefix}role-secret-{n}"),
+                    security_token: Some(format!("{prefix}role-token-{n}")),
                 };
                 let duration = params.get("DurationSeconds").and_then(|d| d.parse::<u64>().ok()).unwrap_or(3600);
                 let expiration = humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(duration));
