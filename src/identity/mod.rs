@@ -15,5 +15,4 @@ pub use error::IdentityError;
 pub(crate) use source::UserTokens;
 pub use subject::{Subject, UserSource, jwt_expiry};
 pub use tokens::{DEFAULT_TOKEN_TTL, IdentitySettings, WorkloadTokens};
-pub use vault::ApiKeys;
-pub(crate) use vault::VaultKey;
+pub(crate) use vault::{ApiKeys, VaultKey};

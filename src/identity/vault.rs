@@ -46,7 +46,7 @@ struct CachedRole {
 }
 
 /// The vault-held model key of one provider, for the whole process.
-pub struct ApiKeys {
+pub(crate) struct ApiKeys {
     client: IdentityClient,
     provider: String,
     key: Mutex<Option<CachedKey>>,
@@ -61,12 +61,12 @@ impl ApiKeys {
         ApiKeys::from_client(provider, IdentityClient::new(endpoint, http))
     }
 
-    pub fn from_client(provider: String, client: IdentityClient) -> Self {
+    fn from_client(provider: String, client: IdentityClient) -> Self {
         ApiKeys { client, provider, key: Mutex::new(None), role: Mutex::new(None), flight: tokio::sync::Mutex::new(()) }
     }
 
     /// The cached key, or a fresh one: `wat` is awaited only then, for the WAT to exchange.
-    pub async fn key<W>(&self, wat: W, deadline: Instant) -> Result<Secret, IdentityError>
+    pub(crate) async fn key<W>(&self, wat: W, deadline: Instant) -> Result<Secret, IdentityError>
     where
         W: Future<Output = Result<Secret, IdentityError>>,
     {
@@ -88,7 +88,7 @@ impl ApiKeys {
 
     /// DashScope refused `key`: forget it if it is still the cached one (many turns refused with the same
     /// key cause one refetch between them).
-    pub fn refused(&self, key: &Secret) {
+    pub(crate) fn refused(&self, key: &Secret) {
         let mut cached = lock(&self.key);
         if cached.as_ref().is_some_and(|c| &c.key == key) {
             *cached = None;

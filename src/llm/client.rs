@@ -140,7 +140,7 @@ impl LlmClient {
     }
 
     /// The same client (same connection pool) asking `keys` for its key: one turn's view of the vault.
-    pub fn with_keys(&self, keys: Arc<dyn KeySource>) -> LlmClient {
+    pub(crate) fn with_keys(&self, keys: Arc<dyn KeySource>) -> LlmClient {
         LlmClient { inner: self.inner.clone(), keys }
     }
 

@@ -49,7 +49,7 @@ impl PartialEq for KeyError {
 impl Eq for KeyError {}
 
 /// The DashScope API key for the model calls of one turn.
-pub trait KeySource: Send + Sync {
+pub(crate) trait KeySource: Send + Sync {
     /// The key to send now (a cached one when the source has it).
     fn key(&self) -> BoxFuture<'_, Result<Secret, KeyError>>;
 

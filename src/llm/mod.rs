@@ -22,7 +22,8 @@ mod types;
 
 pub use client::{ChatRequest, LlmClient, LlmSettings, Sampling, Stop};
 pub use error::{LlmError, UpstreamError};
-pub use key::{KeyError, KeySource};
+pub use key::KeyError;
+pub(crate) use key::KeySource;
 pub use stream::ChatStream;
 #[doc(hidden)]
 pub use stream::decode_body;
