@@ -43,6 +43,9 @@ pub struct Config {
     pub(crate) max_request_bytes: usize,
     /// `SESSION_*`: session memory.
     pub(crate) sessions: SessionSettings,
+    /// `DASHSCOPE_API_KEY_PROVIDER`: the Agent Identity API-key credential provider holding the model key
+    /// (then `DASHSCOPE_API_KEY` must not be set).
+    pub(crate) model_key_provider: Option<String>,
 }
 
 /// `AGENT_*`: what the app itself does with a turn.
@@ -84,7 +87,7 @@ impl Config {
             credentials_uri: env.endpoint("ALIBABA_CLOUD_CREDENTIALS_URI")?,
             identity: identity_settings(&env)?,
             model: LlmSettings {
-                api_key: Secret::new(env.get("DASHSCOPE_API_KEY").ok_or_else(|| missing("DASHSCOPE_API_KEY"))?),
+                api_key: model_key(&env)?,
                 base_url: match env.endpoint("DASHSCOPE_BASE_URL")? {
                     Some(endpoint) => endpoint,
                     None => Endpoint::parse(DEFAULT_DASHSCOPE_BASE_URL).expect("the default base URL is valid"),
@@ -112,6 +115,7 @@ impl Config {
             function_timeout: Duration::from_secs(env.positive("FUNCTION_TIMEOUT_SECS", 600)?),
             max_request_bytes: env.positive("MAX_REQUEST_BYTES", 1_048_576)?,
             sessions: session_settings(&env)?,
+            model_key_provider: env.get("DASHSCOPE_API_KEY_PROVIDER"),
         })
     }
 }
@@ -217,6 +221,27 @@ fn session_settings(env: &Env) -> Result<SessionSettings, ConfigError> {
             chars: env.positive("SESSION_WINDOW_CHARS", defaults.chars)?,
         },
     })
+}
+
+/// `DASHSCOPE_API_KEY`, or nothing when `DASHSCOPE_API_KEY_PROVIDER` names the vault's provider instead.
+/// Both set is refused: which one wins would be a guess, and a stale plain-text key is what the vault removes.
+fn model_key(env: &Env) -> Result<Secret, ConfigError> {
+    match (env.get("DASHSCOPE_API_KEY"), env.get("DASHSCOPE_API_KEY_PROVIDER")) {
+        (Some(_), Some(_)) => Err(invalid(
+            "DASHSCOPE_API_KEY",
+            "set together with DASHSCOPE_API_KEY_PROVIDER; set only one of DASHSCOPE_API_KEY and \
+             DASHSCOPE_API_KEY_PROVIDER"
+                .to_owned(),
+        )),
+        (Some(key), None) => Ok(Secret::new(key)),
+        (None, Some(_)) => Ok(Secret::default()),
+        (None, None) => Err(ConfigError {
+            variable: "DASHSCOPE_API_KEY",
+            problem: "required but not set (or set DASHSCOPE_API_KEY_PROVIDER to take the key from the Agent \
+                      Identity vault)"
+                .to_owned(),
+        }),
+    }
 }
 
 fn identity_settings(env: &Env) -> Result<IdentitySettings, ConfigError> {
@@ -342,6 +367,18 @@ mod tests {
         })
         .unwrap();
         assert_eq!(c.identity.preset_token.as_ref().map(Secret::expose), Some("wat"));
+    }
+
+    #[test]
+    fn the_model_key_comes_from_the_environment_or_the_vault_never_both() {
+        let vault = config(&[("DASHSCOPE_API_KEY", ""), ("DASHSCOPE_API_KEY_PROVIDER", "dashscope-key")]).unwrap();
+        assert_eq!(vault.model_key_provider.as_deref(), Some("dashscope-key"));
+        assert!(vault.model.api_key.is_empty());
+        assert_eq!(config(&[]).unwrap().model_key_provider, None);
+        let both = error(&[("DASHSCOPE_API_KEY_PROVIDER", "dashscope-key")]);
+        assert_eq!(both.variable, "DASHSCOPE_API_KEY");
+        let shown = both.to_string();
+        assert!(shown.contains("DASHSCOPE_API_KEY_PROVIDER") && !shown.contains("sk-test"), "{shown}");
     }
 
     #[test]

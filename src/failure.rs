@@ -59,6 +59,11 @@ impl Failure {
             | LlmError::Truncated { .. }
             | LlmError::Malformed { .. }
             | LlmError::Transport { .. } => FailureCode::ModelError,
+            // The key source's own error decides: a vault that refused is an identity failure.
+            LlmError::Key(source) => match source.downcast_ref::<IdentityError>() {
+                Some(identity) => identity_code(identity),
+                None => FailureCode::Internal,
+            },
         };
         Failure::new(code, error.to_string())
     }

@@ -23,6 +23,8 @@ const STS_TOKEN: &str = "SENTINEL-STS-TOKEN-93ad27";
 const WAT_PREFIX: &str = "SENTINEL-WAT-";
 const DASHSCOPE_KEY: &str = "SENTINEL-DASHSCOPE-KEY-5c8e41";
 const JWT_SIGNATURE: &str = "SENTINEL-JWT-SIGNATURE-d40f9a";
+/// The vault's DashScope key after a rotation (the first one is `DASHSCOPE_KEY`).
+const ROTATED_KEY: &str = "SENTINEL-ROTATED-KEY-77a0c3";
 
 /// A JWT the Agent Identity stand-in accepts (it reads claims; the signature is the sentinel).
 fn jwt(sub: &str) -> String {
@@ -236,4 +238,66 @@ async fn a_session_store_password_appears_in_no_log_line_or_response() {
             assert!(leaks.is_empty(), "{url}: the store password leaked:\n{}", leaks.join("\n"));
         }
     }
+}
+
+/// The model key from the vault: the key (before and after a rotation), the role's STS credentials that
+/// AssumeRoleForWorkloadIdentity issued (they carry the WAT sentinel prefix) and the WATs exchanged for
+/// them appear in no log line or answer — through a working turn, a rotation (DashScope 401), a key
+/// DashScope refuses, vault faults and an unknown provider.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_vault_secret_appears_in_any_log_line_or_response() {
+    let stack = sentinel_stack().await;
+    let vault = [
+        ("RUST_LOG", "trace"),
+        ("DASHSCOPE_API_KEY", ""),
+        ("DASHSCOPE_API_KEY_PROVIDER", devstack::DASHSCOPE_KEY_PROVIDER),
+    ];
+    let function = Binary::start(&stack, &vault).await;
+    let client = fc_identity_agent::upstream::client_builder().build().unwrap();
+    let caller = Caller { function: &function, client: client.clone() };
+    let mut answers = Vec::new();
+
+    let first = caller.process(&[], &request("alice", "Tell me the time")).await;
+    assert!(first.contains(r#""status":"completed""#), "{first}");
+    answers.push(first);
+    stack.rotate_dashscope_key(ROTATED_KEY);
+    let rotated = caller.process(&[], &request("alice", "Tell me the time")).await;
+    assert!(rotated.contains(r#""status":"completed""#), "{rotated}");
+    answers.push(rotated);
+    // The vault now holds a key DashScope refuses (the old one).
+    stack.identity.set_api_key(devstack::DASHSCOPE_KEY_PROVIDER, DASHSCOPE_KEY);
+    stack.dashscope.set_api_key(ROTATED_KEY);
+    let refused = caller.process(&[], &request("bob", "Tell me the time [fault:401]")).await;
+    answers.push(refused);
+    // alice's WAT and role are cached, so the refetch after the 401 meets each fault in the vault calls
+    // themselves: GetResourceAPIKey, then (the role dropped after that error) AssumeRoleForWorkloadIdentity.
+    for fault in [IdentityFault::SignatureDoesNotMatch, IdentityFault::SecurityTokenExpired, IdentityFault::Cut] {
+        stack.identity.inject(fault);
+        answers.push(caller.process(&[], &request("alice", "hi")).await);
+    }
+    function.terminate();
+    let (status, logs) = function.wait().await;
+    assert!(status.success(), "{status}");
+
+    let other =
+        Binary::start(&stack, &[("DASHSCOPE_API_KEY", ""), ("DASHSCOPE_API_KEY_PROVIDER", "no-such-provider")]).await;
+    let caller = Caller { function: &other, client: client.clone() };
+    let unknown = caller.process(&[], &request("carol", "hi")).await;
+    assert!(unknown.contains("EntityNotExists.APIKeyCredentialProvider"), "{unknown}");
+    answers.push(unknown);
+    other.terminate();
+    let (_, other_logs) = other.wait().await;
+
+    // The vault was really used: keys were fetched with role credentials it issued.
+    let fetched = stack.identity.requests().into_iter().filter(|r| r.action == "GetResourceAPIKey").count();
+    assert!(fetched >= 3, "{fetched}");
+    assert!(logs.contains(r#""level":"TRACE""#), "not logging at TRACE");
+    let mut leaks = Vec::new();
+    for sentinel in [AK_SECRET, STS_TOKEN, WAT_PREFIX, DASHSCOPE_KEY, ROTATED_KEY] {
+        for line in logs.lines().chain(other_logs.lines()).filter(|l| l.contains(sentinel)) {
+            leaks.push(format!("log: {line}"));
+        }
+        leaks.extend(answers.iter().filter(|a| a.contains(sentinel)).map(|a| format!("answer: {a}")));
+    }
+    assert!(leaks.is_empty(), "{} leaks:\n{}", leaks.len(), leaks.join("\n"));
 }

@@ -8,6 +8,7 @@ mod error;
 mod source;
 mod subject;
 mod tokens;
+mod vault;
 
 pub use client::{API_VERSION, IdentityClient, default_endpoint};
 pub use error::IdentityError;
@@ -15,3 +16,4 @@ pub(crate) use source::UserTokens;
 pub(crate) use subject::jwt_subject;
 pub use subject::{Subject, UserSource, jwt_expiry};
 pub use tokens::{DEFAULT_TOKEN_TTL, IdentitySettings, WorkloadTokens};
+pub(crate) use vault::{ApiKeys, VaultKey};

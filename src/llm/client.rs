@@ -9,6 +9,7 @@ use serde::Serialize;
 use tokio::time::Instant;
 
 use super::error::{LlmError, UpstreamError};
+use super::key::{FixedKey, KeySource};
 use super::stream::ChatStream;
 use super::types::{ChatMessage, ToolSpec};
 use crate::secret::Secret;
@@ -31,7 +32,8 @@ pub struct LlmSettings {
     /// `DASHSCOPE_BASE_URL`: the compatible-mode base, e.g. `https://dashscope.aliyuncs.com/compatible-mode/v1`
     /// (keys only work in their own region).
     pub base_url: Endpoint,
-    /// `DASHSCOPE_API_KEY`.
+    /// `DASHSCOPE_API_KEY`; empty when `DASHSCOPE_API_KEY_PROVIDER` says the key comes from the vault (the
+    /// pipeline then gives each turn's client a [`KeySource`] with [`LlmClient::with_keys`]).
     pub api_key: Secret,
     /// `DASHSCOPE_MODEL`: used when a [`ChatRequest`] names no model.
     pub model: String,
@@ -43,16 +45,22 @@ pub struct LlmSettings {
 }
 
 /// The DashScope chat client. Cheap to clone; all clones share one connection pool.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LlmClient {
     inner: Arc<Inner>,
+    keys: Arc<dyn KeySource>,
+}
+
+impl std::fmt::Debug for LlmClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LlmClient").field("inner", &self.inner).finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug)]
 struct Inner {
     http: reqwest::Client,
     endpoint: String,
-    api_key: Secret,
     model: String,
     enable_thinking: Option<bool>,
 }
@@ -126,14 +134,14 @@ impl LlmClient {
         let http = crate::upstream::client_builder().build().map_err(|e| LlmError::transport(&e))?;
         let endpoint = format!("{}/chat/completions", settings.base_url.as_str().trim_end_matches('/'));
         Ok(LlmClient {
-            inner: Arc::new(Inner {
-                http,
-                endpoint,
-                api_key: settings.api_key,
-                model: settings.model,
-                enable_thinking: settings.enable_thinking,
-            }),
+            inner: Arc::new(Inner { http, endpoint, model: settings.model, enable_thinking: settings.enable_thinking }),
+            keys: Arc::new(FixedKey(settings.api_key)),
         })
+    }
+
+    /// The same client (same connection pool) asking `keys` for its key: one turn's view of the vault.
+    pub(crate) fn with_keys(&self, keys: Arc<dyn KeySource>) -> LlmClient {
+        LlmClient { inner: self.inner.clone(), keys }
     }
 
     /// The exact JSON body [`LlmClient::stream`] sends for `request`.
@@ -161,17 +169,30 @@ impl LlmClient {
     /// `Err`. Throttling and server errors are retried (at most twice, after the upstream's `Retry-After` up
     /// to 10 s, else a jittered backoff) — here, before the caller has seen any event, and never past
     /// `deadline`. Once the [`ChatStream`] exists nothing is retried.
+    ///
+    /// A 401 is reported to the key source; when it says a fresh key may differ (a vault-held key that was
+    /// rotated), the call is made once more with the fresh key — once, so a key that is simply wrong
+    /// costs one refetch, not a loop.
     pub async fn stream(&self, request: &ChatRequest, deadline: Instant) -> Result<ChatStream, LlmError> {
         let body = Bytes::from(
             serde_json::to_vec(&self.wire(request))
                 .map_err(|e| LlmError::Malformed { detail: format!("request body: {e}"), request_id: None })?,
         );
+        let mut key = self.key(deadline).await?;
+        let mut refreshed = false;
         let mut attempt = 0;
         loop {
-            let err = match self.send_once(body.clone(), deadline).await {
+            let err = match self.send_once(body.clone(), &key, deadline).await {
                 Ok(stream) => return Ok(stream),
                 Err(err) => err,
             };
+            let refused = matches!(&err, LlmError::Unauthorized(up) if up.status == 401);
+            if refused && !refreshed && self.keys.refused(&key) {
+                tracing::warn!(error = %err, "the model key was refused; fetching it again");
+                refreshed = true;
+                key = self.key(deadline).await?;
+                continue;
+            }
             if !err.is_retryable() || attempt >= MAX_RETRIES {
                 return Err(err);
             }
@@ -189,8 +210,15 @@ impl LlmClient {
         }
     }
 
-    async fn send_once(&self, body: Bytes, deadline: Instant) -> Result<ChatStream, LlmError> {
-        let mut auth = HeaderValue::from_str(&format!("Bearer {}", self.inner.api_key.expose())).map_err(|_| {
+    async fn key(&self, deadline: Instant) -> Result<Secret, LlmError> {
+        match tokio::time::timeout_at(deadline, self.keys.key()).await {
+            Ok(key) => key.map_err(LlmError::Key),
+            Err(_) => Err(LlmError::DeadlineExceeded),
+        }
+    }
+
+    async fn send_once(&self, body: Bytes, api_key: &Secret, deadline: Instant) -> Result<ChatStream, LlmError> {
+        let mut auth = HeaderValue::from_str(&format!("Bearer {}", api_key.expose())).map_err(|_| {
             LlmError::Transport { detail: "the API key contains characters not allowed in a header".into() }
         })?;
         auth.set_sensitive(true);
@@ -211,7 +239,7 @@ impl LlmClient {
         let request_id = header_request_id(response.headers());
         let retry_after = header_retry_after(response.headers());
         if status.is_success() {
-            return Ok(ChatStream::new(response, deadline, request_id, self.inner.api_key.clone()));
+            return Ok(ChatStream::new(response, deadline, request_id, api_key.clone()));
         }
         let mut body = Vec::new();
         let read = async {
@@ -227,7 +255,7 @@ impl LlmClient {
         if tokio::time::timeout_at(deadline, read).await.is_err() {
             return Err(LlmError::DeadlineExceeded);
         }
-        let mut upstream = UpstreamError::from_body(status.as_u16(), &body, request_id, &self.inner.api_key);
+        let mut upstream = UpstreamError::from_body(status.as_u16(), &body, request_id, api_key);
         upstream.retry_after = retry_after;
         Err(LlmError::from_status(upstream))
     }

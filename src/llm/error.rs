@@ -82,6 +82,9 @@ pub enum LlmError {
     /// The turn's deadline passed while waiting for the model.
     #[error("deadline exceeded waiting for the model")]
     DeadlineExceeded,
+    /// The key source could not give a key (e.g. the Agent Identity vault refused).
+    #[error("no DashScope API key: {0}")]
+    Key(super::key::KeyError),
 }
 
 struct RequestIdSuffix<'a>(&'a Option<String>);

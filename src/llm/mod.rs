@@ -16,12 +16,15 @@ mod accumulate;
 mod client;
 pub(crate) mod conversation;
 mod error;
+mod key;
 mod sse;
 mod stream;
 mod types;
 
 pub use client::{ChatRequest, LlmClient, LlmSettings, Sampling, Stop};
 pub use error::{LlmError, UpstreamError};
+pub use key::KeyError;
+pub(crate) use key::KeySource;
 pub use stream::ChatStream;
 #[doc(hidden)]
 pub use stream::decode_body;

@@ -25,7 +25,7 @@ use crate::acs::{ChainProvider, Credentials, CredentialsProvider, CredentialsUri
 use crate::agent::{self, TurnEnd, TurnEvent};
 use crate::config::Config;
 use crate::failure::Failure;
-use crate::identity::{UserTokens, WorkloadTokens};
+use crate::identity::{ApiKeys, UserTokens, VaultKey, WorkloadTokens};
 use crate::llm::{LlmClient, LlmError};
 use crate::mcp::{McpClient, McpError, Tools};
 use crate::sessions::Sessions;
@@ -35,6 +35,8 @@ pub(crate) struct Pipeline {
     llm: LlmClient,
     mcp: McpClient,
     tokens: Arc<WorkloadTokens>,
+    /// `DASHSCOPE_API_KEY_PROVIDER` set: the model key comes from the vault (cached for the process).
+    api_keys: Option<Arc<ApiKeys>>,
     env_credentials: Arc<dyn CredentialsProvider>,
     uri_credentials: Arc<dyn CredentialsProvider>,
     /// `SESSION_STORE`; `None` for `none`.
@@ -67,10 +69,15 @@ impl Pipeline {
             .build()
             .map_err(|e| PipelineError::HttpClient(e.to_string()))?;
         let tokens = WorkloadTokens::new(config.identity.clone(), identity_http.clone());
+        let api_keys = config
+            .model_key_provider
+            .as_ref()
+            .map(|provider| Arc::new(ApiKeys::new(provider.clone(), &config.identity.endpoint, identity_http.clone())));
         Ok(Pipeline {
             llm,
             mcp,
             tokens: Arc::new(tokens),
+            api_keys,
             env_credentials: Arc::new(StaticProvider::environment(config.env_credentials.clone())),
             uri_credentials: Arc::new(CredentialsUriProvider::new(config.credentials_uri.clone(), identity_http)),
             sessions: Sessions::new(&config.sessions).map_err(|e| PipelineError::Sessions(e.to_string()))?,
@@ -97,12 +104,13 @@ impl Pipeline {
                 return;
             }
         };
+        let llm = self.model_for(&plan);
         match memory {
-            None => agent::run_turn(&self.llm, tools.as_ref(), plan.turn, events).await,
+            None => agent::run_turn(&llm, tools.as_ref(), plan.turn, events).await,
             Some(memory) => {
                 let (turn_tx, turn_rx) = mpsc::channel(pump::EVENT_BUFFER);
                 let deadline = plan.turn.deadline;
-                let turn = agent::run_turn(&self.llm, tools.as_ref(), plan.turn, turn_tx);
+                let turn = agent::run_turn(&llm, tools.as_ref(), plan.turn, turn_tx);
                 tokio::join!(turn, memory.relay(turn_rx, events, deadline));
             }
         }
@@ -129,6 +137,18 @@ impl Pipeline {
             Ok(tools) => Ok(Some(tools)),
             Err(error) => Err(Failure::tools(&error, deadline)),
         }
+    }
+
+    /// The chat client for this turn: with the configured key, or asking the vault (which is called only
+    /// when its cached key is missing or was refused, with this turn's subject and credentials).
+    fn model_for(&self, plan: &Plan) -> LlmClient {
+        let Some(api_keys) = &self.api_keys else {
+            return self.llm.clone();
+        };
+        let credentials = Arc::new(self.credentials_for(plan.role.clone()));
+        let source =
+            VaultKey::new(api_keys.clone(), self.tokens.clone(), plan.subject.clone(), credentials, plan.turn.deadline);
+        self.llm.with_keys(Arc::new(source))
     }
 
     /// The credentials chain of DESIGN.md: this invocation's FC headers, then the environment, then the

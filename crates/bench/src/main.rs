@@ -242,6 +242,7 @@ async fn run(options: Options) -> Result<(), String> {
         ));
     }
     notes.push(format!("MCP methods of one warm tool turn: {}.", last_methods(&stack, warm.mcp).join(", ")));
+    rows.extend(vault_rows(&stack, &binary, &env).await?);
 
     // Own overhead, sequential turns of a warm user.
     eprintln!("own overhead: {} sequential turns", options.turns);
@@ -405,6 +406,44 @@ async fn run_fc_sized(options: Options) -> Result<(), String> {
 }
 
 /// One turn for `user`, returning how many requests each stand-in received for it.
+/// The model key from the vault (`DASHSCOPE_API_KEY_PROVIDER`), on an instance of its own: a warm turn
+/// with the key cached must cost no Agent Identity request more than with a plain key (0 for a warm user);
+/// another user's first turn pays only for its own WAT, not for the key again.
+async fn vault_rows(
+    stack: &Stack,
+    binary: &std::path::Path,
+    env: &[(&'static str, String)],
+) -> Result<Vec<Row>, String> {
+    eprintln!("upstream requests per tool turn, model key from the vault");
+    let mut env: Vec<(&'static str, String)> = env.iter().filter(|(k, _)| *k != "DASHSCOPE_API_KEY").cloned().collect();
+    env.push(("DASHSCOPE_API_KEY_PROVIDER", devstack::DASHSCOPE_KEY_PROVIDER.to_owned()));
+    let function = tokio::task::spawn_blocking({
+        let binary = binary.to_owned();
+        move || Function::start(&binary, &env)
+    })
+    .await
+    .map_err(|e| e.to_string())??;
+    let driver = Driver::new(function.url("/process"))?;
+    let cold = counted_turn(stack, &driver, "bench-vault").await?;
+    let warm = counted_turn(stack, &driver, "bench-vault").await?;
+    let other = counted_turn(stack, &driver, "bench-vault-2").await?;
+    let row = |label: &str, counts: Counts, target: &str, met: bool| {
+        Row::new(
+            &format!("Upstream requests per tool turn, vault key, {label}: Agent Identity / MCP / model"),
+            format!("{} / {} / {}", counts.identity, counts.mcp, counts.model),
+            target,
+            Some(met),
+            "",
+        )
+    };
+    Ok(vec![
+        // WAT + AssumeRoleForWorkloadIdentity + GetResourceAPIKey.
+        row("cold", cold, "3 / ≤ 4 / –", cold.identity == 3 && cold.mcp <= 4),
+        row("warm user, key cached", warm, "0 / ≤ 4 / –", warm.identity == 0 && warm.mcp <= 4),
+        row("new user, key cached", other, "1 / ≤ 4 / –", other.identity == 1 && other.mcp <= 4),
+    ])
+}
+
 async fn counted_turn(stack: &Stack, driver: &Driver, user: &str) -> Result<Counts, String> {
     settle(stack).await?;
     let before = Counts::now(stack);

@@ -31,6 +31,8 @@ pub struct StandInOptions {
     pub max_skew: Duration,
     /// Minted WATs are `<token_prefix><subject>-<n>` (tests use a sentinel prefix to find leaks).
     pub token_prefix: String,
+    /// The API-key credential providers of the vault: name → the key `GetResourceAPIKey` hands out.
+    pub api_keys: BTreeMap<String, String>,
 }
 
 impl StandInOptions {
@@ -60,6 +62,7 @@ impl Default for StandInOptions {
             workload_identity_name: None,
             max_skew: Duration::from_secs(15 * 60),
             token_prefix: "wat-".into(),
+            api_keys: BTreeMap::from([("dashscope".to_owned(), "sk-dashscope-devstack".to_owned())]),
         }
     }
 }
@@ -111,6 +114,8 @@ pub struct RecordedRequest {
 #[derive(Default)]
 struct Inner {
     keys: Vec<KnownKey>,
+    /// The vault's API-key providers (rotated with [`AgentIdentityStandIn::set_api_key`]).
+    api_keys: BTreeMap<String, String>,
     requests: Vec<RecordedRequest>,
     faults: VecDeque<Fault>,
     nonces: HashSet<String>,
@@ -149,7 +154,7 @@ impl AgentIdentityStandIn {
     pub async fn bind(options: StandInOptions, addr: SocketAddr) -> std::io::Result<Self> {
         let listener = tokio::net::TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
-        let inner = Inner { keys: options.keys.clone(), ..Inner::default() };
+        let inner = Inner { keys: options.keys.clone(), api_keys: options.api_keys.clone(), ..Inner::default() };
         let shared = Arc::new(Shared { options, inner: Mutex::new(inner), abandoned: Default::default() });
         let router = Router::new().fallback(handle).with_state(shared.clone());
         let (tx, rx) = oneshot::channel::<()>();
@@ -171,6 +176,16 @@ impl AgentIdentityStandIn {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// Puts `key` in the vault under `provider` (a new provider, or a rotation of its key).
+    pub fn set_api_key(&self, provider: &str, key: &str) {
+        self.shared.lock().api_keys.insert(provider.to_owned(), key.to_owned());
+    }
+
+    /// How many requests of `action` arrived so far.
+    pub fn count(&self, action: &str) -> usize {
+        self.shared.lock().requests.iter().filter(|r| r.action == action).count()
     }
 
     /// Every request so far, in arrival order.
@@ -510,9 +525,16 @@ fn serve_action(
                 return missing("ResourceCredentialProviderName");
             };
             match params.get("WorkloadAccessToken") {
-                Some(wat) if inner.issued.contains_key(wat) => {
-                    ok(json!({ "RequestId": request_id, "APIKey": format!("sk-{provider}-devstack") }))
-                }
+                Some(wat) if inner.issued.contains_key(wat) => match inner.api_keys.get(provider) {
+                    Some(key) => ok(json!({ "RequestId": request_id, "APIKey": key })),
+                    None => error_answer(
+                        host,
+                        request_id,
+                        404,
+                        "EntityNotExists.APIKeyCredentialProvider",
+                        &format!("The API key credential provider {provider} does not exist."),
+                    ),
+                },
                 _ => error_answer(
                     host,
                     request_id,
@@ -526,10 +548,12 @@ fn serve_action(
             Some(wat) if inner.issued.contains_key(wat) => {
                 inner.counter += 1;
                 let n = inner.counter;
+                // The issued secret and token carry the token prefix too, so a sentinel prefix covers them.
+                let prefix = &options.token_prefix;
                 let key = KnownKey {
                     access_key_id: format!("STS.WorkloadRole{n}"),
-                    access_key_secret: format!("workload-role-secret-{n}"),
-                    security_token: Some(format!("workload-role-token-{n}")),
+                    access_key_secret: format!("{prefix}role-secret-{n}"),
+                    security_token: Some(format!("{prefix}role-token-{n}")),
                 };
                 let duration = params.get("DurationSeconds").and_then(|d| d.parse::<u64>().ok()).unwrap_or(3600);
                 let expiration = humantime::format_rfc3339_seconds(SystemTime::now() + Duration::from_secs(duration));

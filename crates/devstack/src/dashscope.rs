@@ -86,7 +86,8 @@ pub struct RecordedRequest {
 }
 
 struct Shared {
-    api_key: String,
+    /// Replaced by [`DashScopeStandIn::set_api_key`] (a key rotation).
+    api_key: Mutex<String>,
     slow_interval: Duration,
     chunk_delay: Duration,
     requests: Mutex<Vec<RecordedRequest>>,
@@ -114,7 +115,7 @@ impl DashScopeStandIn {
         let listener = tokio::net::TcpListener::bind(options.bind).await?;
         let addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
-            api_key: options.api_key,
+            api_key: Mutex::new(options.api_key),
             slow_interval: options.slow_interval,
             chunk_delay: options.chunk_delay,
             requests: Mutex::new(Vec::new()),
@@ -136,6 +137,11 @@ impl DashScopeStandIn {
 
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// From now on only `key` is accepted (the key was rotated; the old one answers 401).
+    pub fn set_api_key(&self, key: impl Into<String>) {
+        *self.shared.api_key.lock().unwrap_or_else(|p| p.into_inner()) = key.into();
     }
 
     /// `http://127.0.0.1:PORT/compatible-mode/v1`, to use as `DASHSCOPE_BASE_URL`.
@@ -230,7 +236,7 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
 }
 
 fn decide(shared: &Shared, headers: &HeaderMap, body: Option<&Value>, request_id: &str) -> Reply {
-    let expected = format!("Bearer {}", shared.api_key);
+    let expected = format!("Bearer {}", shared.api_key.lock().unwrap_or_else(|p| p.into_inner()));
     let authorized = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) == Some(expected.as_str());
     if !authorized {
         return Reply::Error {

@@ -10,6 +10,8 @@ pub const SAMPLE_BODY: &str = r#"{"input":[{"role":"user","type":"message","cont
 /// the developer points elsewhere (`real` is a non-blank variable of the developer's environment):
 /// - a real `DASHSCOPE_API_KEY` replaces the model stand-in (`DASHSCOPE_*` then come from the environment,
 ///   the base URL defaulting to DashScope's);
+/// - `DASHSCOPE_API_KEY_PROVIDER` (e.g. `dashscope-key`, the provider the stand-in vault holds) leaves the
+///   stack's `DASHSCOPE_API_KEY` out: the function then takes the key from the Agent Identity vault;
 /// - a real `AI_GATEWAY_MCP_SERVER` replaces the MCP stand-in;
 /// - a real `AGENT_IDENTITY_DATA_ENDPOINT` or preset `AGENT_IDENTITY_WORKLOAD_ACCESS_TOKEN` replaces the
 ///   Agent Identity stand-in (`AGENT_IDENTITY_*` and `ALIBABA_CLOUD_*` then come from the environment).
@@ -21,11 +23,14 @@ pub fn stand_in_env(
     real: impl Fn(&str) -> Option<String>,
 ) -> Vec<(&'static str, String)> {
     let real_model = real("DASHSCOPE_API_KEY").is_some();
+    let vault_key = real("DASHSCOPE_API_KEY_PROVIDER").is_some();
     let real_mcp = real("AI_GATEWAY_MCP_SERVER").is_some();
     let real_identity =
         real("AGENT_IDENTITY_DATA_ENDPOINT").is_some() || real("AGENT_IDENTITY_WORKLOAD_ACCESS_TOKEN").is_some();
     let replaced = |name: &str| {
-        if name.starts_with("DASHSCOPE_") {
+        if name == "DASHSCOPE_API_KEY" && vault_key {
+            true
+        } else if name.starts_with("DASHSCOPE_") {
             real_model
         } else if name == "AI_GATEWAY_MCP_SERVER" {
             real_mcp
@@ -51,7 +56,9 @@ pub fn print_banner(stack: &Stack, port: u16, uses_real_model: bool) {
          \x20 curl -N http://127.0.0.1:{port}/process -H 'content-type: application/json' -d '{SAMPLE_BODY}'\n\n\
          And an event invocation, as a timer trigger would send it:\n\
          \x20 curl http://127.0.0.1:{port}/invoke -H 'x-fc-control-path: /invoke' -d '{{\"triggerTime\":\"2026-01-01T08:00:00Z\",\"triggerName\":\"daily\",\"payload\":\"say hello to Alice\"}}'\n\n\
+         The model key from the Agent Identity vault instead: DASHSCOPE_API_KEY_PROVIDER={provider} make dev\n\n\
          Ctrl-C stops everything.\n",
+        provider = devstack::DASHSCOPE_KEY_PROVIDER,
         identity = stack.identity.url(),
         mcp = stack.mcp.url(),
     );
@@ -93,6 +100,10 @@ mod tests {
         assert_eq!(model.len(), 4);
 
         assert!(!kept(&[("AI_GATEWAY_MCP_SERVER", "https://gw/mcp")]).contains(&"AI_GATEWAY_MCP_SERVER"));
+
+        let vault = kept(&[("DASHSCOPE_API_KEY_PROVIDER", "dashscope-key")]);
+        assert!(!vault.contains(&"DASHSCOPE_API_KEY") && vault.contains(&"DASHSCOPE_BASE_URL"), "{vault:?}");
+        assert_eq!(vault.len(), 5);
 
         for identity in ["AGENT_IDENTITY_DATA_ENDPOINT", "AGENT_IDENTITY_WORKLOAD_ACCESS_TOKEN"] {
             let kept = kept(&[(identity, "real")]);

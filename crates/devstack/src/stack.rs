@@ -10,6 +10,8 @@ use super::mcp_server::{self, McpStandIn, SessionMode};
 
 /// The DashScope key the stand-in accepts.
 pub const DASHSCOPE_KEY: &str = "sk-devstack-dashscope-key";
+/// The vault's API-key credential provider holding the DashScope key (`DASHSCOPE_API_KEY_PROVIDER`).
+pub const DASHSCOPE_KEY_PROVIDER: &str = "dashscope-key";
 /// The workload identity the Agent Identity stand-in serves.
 pub const WORKLOAD_IDENTITY: &str = "fc-identity-agent-dev";
 
@@ -83,6 +85,7 @@ impl Stack {
             token_prefix: secrets.wat_prefix.clone(),
             ..agent_identity::StandInOptions::default()
         };
+        identity_options.api_keys.insert(DASHSCOPE_KEY_PROVIDER.to_owned(), secrets.dashscope_key.clone());
         identity_options.keys.push(KnownKey {
             access_key_id: secrets.sts_access_key_id.clone(),
             access_key_secret: secrets.sts_access_key_secret.clone(),
@@ -117,6 +120,17 @@ impl Stack {
             ("DASHSCOPE_BASE_URL", self.dashscope.base_url()),
             ("AI_GATEWAY_MCP_SERVER", self.mcp.url().to_owned()),
         ]
+    }
+
+    /// [`Stack::env`] with the model key taken from the vault instead of the environment.
+    pub fn vault_env(&self) -> Vec<(String, String)> {
+        self.env_with(&[("DASHSCOPE_API_KEY", ""), ("DASHSCOPE_API_KEY_PROVIDER", DASHSCOPE_KEY_PROVIDER)])
+    }
+
+    /// Rotates the DashScope key: the vault holds `key` and DashScope accepts only it from now on.
+    pub fn rotate_dashscope_key(&self, key: &str) {
+        self.identity.set_api_key(DASHSCOPE_KEY_PROVIDER, key);
+        self.dashscope.set_api_key(key);
     }
 
     /// [`Stack::env`] with `overrides` applied on top: a new value replaces the stack's (or is added), an
