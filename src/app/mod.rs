@@ -3,9 +3,13 @@
 //!
 //! - `process.rs`: `POST /process` (AgentScope SSE, or one JSON answer)
 //! - `invoke.rs`: event invocations (`/invoke`)
+//! - `responses.rs`, `chat.rs`: the OpenAI faces under `/compatible-mode/v1` (Responses, Chat Completions,
+//!   models); their refusals are in OpenAI's error shape
 
+mod chat;
 mod invoke;
 mod process;
+mod responses;
 
 use std::sync::Arc;
 
@@ -31,6 +35,7 @@ pub struct App {
     options: fc_runtime::Options,
     /// `GET /`, made once: it names the agent (`AGENT_NAME`) and the endpoints.
     index: Bytes,
+    openai: chat::OpenAiFaces,
 }
 
 /// The function could not be built from its configuration.
@@ -45,6 +50,7 @@ impl App {
             event_instruction: config.agent.event_instruction.clone(),
             max_request_bytes: config.max_request_bytes,
             index: index(&config.agent.name),
+            openai: chat::OpenAiFaces::new(&config),
             options: fc_runtime::Options {
                 port: config.port,
                 default_timeout: config.function_timeout,
@@ -85,6 +91,13 @@ impl App {
         let path = request.uri().path().trim_end_matches('/');
         match (path, request.method()) {
             ("/process", &Method::POST) => self.process(request).await,
+            (OPENAI_RESPONSES, &Method::POST) => Ok(self.responses(request).await),
+            (OPENAI_CHAT, &Method::POST) => Ok(self.chat_completions(request).await),
+            (OPENAI_MODELS, &Method::GET | &Method::HEAD) => Ok(self.models()),
+            (OPENAI_RESPONSES | OPENAI_CHAT, _) => {
+                Ok(crate::protocol::openai::rejection_response(Rejection::method_not_allowed("POST")))
+            }
+            (OPENAI_MODELS, _) => Ok(crate::protocol::openai::rejection_response(Rejection::method_not_allowed("GET"))),
             ("/health", &Method::GET | &Method::HEAD) => Ok(health()),
             ("", &Method::GET | &Method::HEAD) => Ok(json_response(self.index.clone())),
             ("/process", _) => Err(Rejection::method_not_allowed("POST")),
@@ -93,6 +106,11 @@ impl App {
         }
     }
 }
+
+/// The OpenAI faces' paths: `OpenAI(base_url=".../compatible-mode/v1")` appends `/responses` and so on.
+const OPENAI_RESPONSES: &str = "/compatible-mode/v1/responses";
+const OPENAI_CHAT: &str = "/compatible-mode/v1/chat/completions";
+const OPENAI_MODELS: &str = "/compatible-mode/v1/models";
 
 /// What the planner needs to know about an invocation from FC's context.
 fn invocation(context: &Context) -> pipeline::Invocation {
@@ -140,6 +158,9 @@ fn index(agent_name: &str) -> Bytes {
             "process": "POST /process",
             "health": "GET /health",
             "events": "POST /invoke with x-fc-control-path: /invoke",
+            "responses": "POST /compatible-mode/v1/responses",
+            "chat_completions": "POST /compatible-mode/v1/chat/completions",
+            "models": "GET /compatible-mode/v1/models",
         },
     });
     Bytes::from(body.to_string())

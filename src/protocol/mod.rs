@@ -4,8 +4,12 @@
 //!
 //! - [`agentscope`]: `POST /process` (the AgentScope runtime protocol) and the answer to an event.
 //! - [`triggers`]: whatever an FC trigger delivers to `/invoke`, as an AgentScope request.
+//! - [`responses`], [`chat`]: the OpenAI faces (Responses API, Chat Completions); `openai` is what they share.
 
 pub mod agentscope;
+pub mod chat;
+pub(crate) mod openai;
+pub mod responses;
 pub mod triggers;
 
 use crate::rejection::Rejection;

@@ -20,7 +20,9 @@ use crate::llm::{ChatMessage, ToolCall};
 /// Longest URL or file name quoted in a note; data: URLs can be megabytes of base64.
 const MAX_NOTE_CHARS: usize = 200;
 
-enum Item {
+/// One entry of a conversation as a face carried it; [`assemble`] makes model messages of a list of them.
+/// The OpenAI faces build these from their own items, so every face gets the same history rules.
+pub(crate) enum Item {
     Message(ChatMessage),
     Call(ToolCall),
     Output { call_id: String, content: String },
@@ -110,7 +112,7 @@ fn text_of(item: &ContentItem) -> Option<String> {
     }
 }
 
-fn assemble(items: &[Item]) -> Vec<ChatMessage> {
+pub(crate) fn assemble(items: &[Item]) -> Vec<ChatMessage> {
     let mut consumed = vec![false; items.len()];
     let mut out: Vec<ChatMessage> = Vec::new();
     let mut i = 0;

@@ -16,7 +16,9 @@ mod request;
 mod wire;
 
 pub use builder::ResponseBuilder;
+pub(crate) use history::{Item as HistoryItem, assemble as assemble_history};
 pub use render::{AgentScopeAnswer, AgentScopeStream, EventAnswer};
+pub(crate) use request::depth;
 pub use request::{
     AgentRequest, ContentItem, InputMessage, MAX_CONTENT_ITEMS, MAX_DEPTH, MAX_INPUT_MESSAGES, MessageType, Role,
 };
