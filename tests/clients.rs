@@ -1,0 +1,107 @@
+//! The official client SDKs our users run, against the real function binary with the devstack stand-ins.
+//! Each SDK is pinned in `tests/clients/requirements-<name>.txt` and installed from PyPI into its own
+//! virtual environment under `target/clients/` (built once, rebuilt when the requirements change); its
+//! checks are a Python script in `tests/clients/`, which exits non-zero naming the check that broke. This
+//! file starts the function and runs each script, asserting its exit status. One function per SDK.
+
+mod common;
+mod kit;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use devstack::Stack;
+use devstack::mcp_server::{McpStandIn, StandInOptions as McpOptions};
+use kit::binary::Binary;
+
+/// A liveness bound for one script (venv building excluded), not a timing assertion.
+const SCRIPT_GUARD: Duration = Duration::from_secs(180);
+
+/// pip runs one at a time: the machine is small and the venvs share pip's cache.
+static PIP: Mutex<()> = Mutex::new(());
+
+fn clients_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients")
+}
+
+/// The Python of `target/clients/venv-<name>`, created from `requirements-<name>.txt` unless the venv was
+/// made from exactly these requirements already.
+fn venv(name: &str) -> PathBuf {
+    let requirements = clients_dir().join(format!("requirements-{name}.txt"));
+    let pinned = std::fs::read_to_string(&requirements).expect("the requirements file exists");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("target/clients/venv-{name}"));
+    let python = dir.join("bin/python");
+    let stamp = dir.join("requirements.installed");
+    let _one_at_a_time = PIP.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if python.exists() && std::fs::read_to_string(&stamp).is_ok_and(|installed| installed == pinned) {
+        return python;
+    }
+    let run = |command: &mut std::process::Command, what: &str| {
+        let output = command.output().unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert!(output.status.success(), "{what} failed:\n{}", text(&output));
+    };
+    let _ = std::fs::remove_dir_all(&dir);
+    run(std::process::Command::new("python3").args(["-m", "venv"]).arg(&dir), "python3 -m venv");
+    run(
+        std::process::Command::new(&python)
+            .args(["-m", "pip", "install", "-q", "--disable-pip-version-check", "-r"])
+            .arg(&requirements),
+        "pip install",
+    );
+    std::fs::write(&stamp, pinned).expect("the stamp is written");
+    python
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// Runs `tests/clients/<script>` with the venv's Python against `binary`, asserting it passes.
+async fn run_script(python: PathBuf, script: &str, binary: &Binary, env: &[(&str, &str)]) {
+    let mut command = tokio::process::Command::new(python);
+    command
+        .arg(clients_dir().join(script))
+        .env("FUNCTION_URL", binary.url(""))
+        .envs(env.iter().copied())
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(SCRIPT_GUARD, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("{script} hung"))
+        .expect("the script starts");
+    assert!(output.status.success(), "{script} failed:\n{}", text(&output));
+}
+
+/// The official `openai` SDK on the OpenAI faces (`openai_faces.py`): Responses streamed (every event
+/// parsed into the SDK's types, strictly), through the `stream()` helper and not streamed, a replayed
+/// conversation, a throttled model and an MCP 401, Chat Completions streamed and not, the model list. The
+/// SDK's `api_key` is the end user's JWT (it is sent as the bearer), so every WAT is minted for that user.
+#[tokio::test]
+async fn openai_sdk() {
+    let python = tokio::task::spawn_blocking(|| venv("openai")).await.unwrap();
+    let env = [("DASHSCOPE_ENABLE_THINKING", "true"), ("DASHSCOPE_ALLOWED_MODELS", "qwen-max,qwen-plus")];
+    let stack = Stack::start().await.unwrap();
+    let binary = Binary::start(&stack, &env).await;
+    let mut refusing_stack = Stack::start().await.unwrap();
+    refusing_stack.mcp = McpStandIn::start(McpOptions::new(|_| false)).await.unwrap();
+    let refusing = Binary::start(&refusing_stack, &env).await;
+    let jwt = user_jwt("openai-user");
+    let script_env = [("REFUSING_FUNCTION_URL", refusing.url("")), ("USER_JWT", jwt), ("MODEL", "qwen-max".into())];
+    let script_env: Vec<(&str, &str)> = script_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    run_script(python, "openai_faces.py", &binary, &script_env).await;
+    let minted = stack.identity.issued_tokens();
+    assert!(!minted.is_empty(), "the tool turns fetched WATs");
+    assert!(minted.iter().all(|t| stack.identity.subject_of(t).as_deref() == Some("openai-user")), "{minted:?}");
+}
+
+/// A JWT the Agent Identity stand-in reads (it checks claims, not the signature).
+fn user_jwt(sub: &str) -> String {
+    use base64::Engine as _;
+    let b64 = |v: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let header = b64(serde_json::json!({"alg": "RS256", "typ": "JWT"}));
+    let claims =
+        b64(serde_json::json!({"sub": sub, "iss": "https://idp.example", "aud": "agent", "exp": 4_102_444_800u64}));
+    format!("{header}.{claims}.c2lnbmF0dXJl")
+}
