@@ -14,6 +14,48 @@ const TURN_LIMIT: Duration = Duration::from_secs(60);
 pub struct Driver {
     client: reqwest::Client,
     process_url: String,
+    face: Face,
+}
+
+/// The wire face a driver's turns use; each has its own body and its own check of a completed tool turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Face {
+    /// `POST /process` (AgentScope SSE).
+    Process,
+    /// `POST /compatible-mode/v1/responses` with `stream: true`.
+    Responses,
+    /// `POST /compatible-mode/v1/chat/completions` with `stream: true`.
+    Chat,
+}
+
+impl Face {
+    pub fn path(self) -> &'static str {
+        match self {
+            Face::Process => "/process",
+            Face::Responses => "/compatible-mode/v1/responses",
+            Face::Chat => "/compatible-mode/v1/chat/completions",
+        }
+    }
+
+    fn body(self, user: &str) -> Value {
+        match self {
+            Face::Process => json!({
+                "input": [{"role": "user", "type": "message", "content": [{"type": "text", "text": TOOL_TURN}]}],
+                "session_id": format!("bench-{user}"),
+                "user_id": user,
+            }),
+            Face::Responses => json!({"input": TOOL_TURN, "stream": true, "user_id": user}),
+            Face::Chat => json!({"messages": [{"role": "user", "content": TOOL_TURN}], "stream": true, "user": user}),
+        }
+    }
+
+    fn check(self, body: &[u8]) -> Result<(), String> {
+        match self {
+            Face::Process => check_completed(body),
+            Face::Responses => check_responses_completed(body),
+            Face::Chat => check_chat_completed(body),
+        }
+    }
 }
 
 /// One turn as the client saw it.
@@ -29,16 +71,19 @@ pub struct TurnOutcome {
 impl Driver {
     pub fn new(process_url: String) -> Result<Driver, String> {
         let client = devstack::client_builder().timeout(TURN_LIMIT).build().map_err(|e| format!("client: {e}"))?;
-        Ok(Driver { client, process_url })
+        Ok(Driver { client, process_url, face: Face::Process })
+    }
+
+    /// Turns on another face of the function at `base_url`.
+    pub fn on_face(base_url: &str, face: Face) -> Result<Driver, String> {
+        let mut driver = Driver::new(format!("{}{}", base_url.trim_end_matches('/'), face.path()))?;
+        driver.face = face;
+        Ok(driver)
     }
 
     /// One streamed tool turn for `user`.
     pub async fn turn(&self, user: &str) -> TurnOutcome {
-        let body = json!({
-            "input": [{"role": "user", "type": "message", "content": [{"type": "text", "text": TOOL_TURN}]}],
-            "session_id": format!("bench-{user}"),
-            "user_id": user,
-        });
+        let body = self.face.body(user);
         let began = Instant::now();
         let received = async {
             let response =
@@ -52,7 +97,7 @@ impl Driver {
         let error = match received {
             Err(error) => Some(error),
             Ok((status, _)) if status != 200 => Some(format!("HTTP {status}")),
-            Ok((_, bytes)) => check_completed(&bytes).err(),
+            Ok((_, bytes)) => self.face.check(&bytes).err(),
         };
         TurnOutcome { began, wall, error }
     }
@@ -138,6 +183,48 @@ fn check_completed(body: &[u8]) -> Result<(), String> {
         .unwrap_or_default();
     if kinds != ["plugin_call", "plugin_call_output", "message"] {
         return Err(format!("output items {kinds:?}, not one tool call and an answer"));
+    }
+    Ok(())
+}
+
+/// The Responses stream ends with `response.completed` holding the `mcp_call` (with its output) and the answer.
+fn check_responses_completed(body: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(body).map_err(|_| "body is not UTF-8".to_owned())?;
+    let last = text
+        .rsplit("\n\n")
+        .find_map(|frame| frame.lines().find_map(|line| line.strip_prefix("data:")))
+        .ok_or_else(|| "no SSE data frame".to_owned())?;
+    let last: Value = serde_json::from_str(last.trim()).map_err(|e| format!("last frame: {e}"))?;
+    if last["type"] != "response.completed" {
+        return Err(format!("ended {} {}", last["type"], last["response"]["error"]));
+    }
+    let output = last["response"]["output"].as_array().cloned().unwrap_or_default();
+    let kinds: Vec<&str> = output.iter().filter_map(|item| item["type"].as_str()).collect();
+    if kinds != ["mcp_call", "message"] || !output[0]["output"].is_string() {
+        return Err(format!("output items {kinds:?}, not one tool call with its output and an answer"));
+    }
+    Ok(())
+}
+
+/// The Chat Completions stream carries the answer quoting the tool, `finish_reason: stop` and `[DONE]`.
+fn check_chat_completed(body: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(body).map_err(|_| "body is not UTF-8".to_owned())?;
+    if !text.trim_end().ends_with("data: [DONE]") {
+        return Err("no data: [DONE]".into());
+    }
+    let chunks: Vec<Value> = text
+        .split("\n\n")
+        .filter_map(|frame| frame.trim().strip_prefix("data: "))
+        .filter(|data| *data != "[DONE]")
+        .map(|data| serde_json::from_str(data).map_err(|e| format!("chunk: {e}")))
+        .collect::<Result<_, _>>()?;
+    if let Some(error) = chunks.iter().find_map(|c| c.get("error")) {
+        return Err(format!("failed: {error}"));
+    }
+    let content: String = chunks.iter().filter_map(|c| c["choices"][0]["delta"]["content"].as_str()).collect();
+    let stopped = chunks.iter().any(|c| c["choices"][0]["finish_reason"] == "stop");
+    if !stopped || !content.contains("The tool said") {
+        return Err(format!("no answer quoting the tool: {content:?}"));
     }
     Ok(())
 }

@@ -26,7 +26,7 @@ use std::time::Duration;
 use devstack::Stack;
 
 use child::Function;
-use drive::{Counts, Driver, StandInTimes, TurnOutcome, settle};
+use drive::{Counts, Driver, Face, StandInTimes, TurnOutcome, settle};
 use report::{Machine, Row, mib, ms, percentile};
 
 struct Options {
@@ -244,6 +244,21 @@ async fn run(options: Options) -> Result<(), String> {
     let sends: Vec<_> = marks.iter().map(|&(_, _, wall, began)| (began, wall)).collect();
     notes.push(timeline::describe(&timeline::gaps(&stack, &sends)));
 
+    // The OpenAI faces: the same warm tool turn, the same measurement, each next to /process.
+    for face in [Face::Responses, Face::Chat] {
+        eprintln!("own overhead on {}: {} sequential turns", face.path(), options.turns);
+        let driver = Driver::on_face(&function.url(""), face)?;
+        let (median, cpu) = face_overhead(&stack, &function, &driver, options.turns).await?;
+        let limit = overhead_median.mul_f64(1.1);
+        rows.push(Row::new(
+            &format!("Own overhead per tool turn on {} (median; CPU per turn)", face.path()),
+            format!("{} ({:+.0} % vs /process); {}", ms(median), percent(median, overhead_median), ms(cpu)),
+            "within 10 % of /process",
+            Some(median <= limit),
+            "",
+        ));
+    }
+
     // A burst of new users at once.
     eprintln!("{} concurrent tool turns", options.burst);
     let cpu_before = function.cpu_time()?;
@@ -327,6 +342,39 @@ async fn run(options: Options) -> Result<(), String> {
         eprintln!("written to {}", out.display());
     }
     Ok(())
+}
+
+/// Median own overhead and mean CPU time per warm tool turn of `driver`'s face, measured as for /process.
+async fn face_overhead(
+    stack: &Stack,
+    function: &Function,
+    driver: &Driver,
+    turns: usize,
+) -> Result<(Duration, Duration), String> {
+    for _ in 0..20 {
+        expect_ok(&driver.turn("bench-face").await)?;
+    }
+    settle(stack).await?;
+    let cpu_before = function.cpu_time()?;
+    let mut marks = Vec::with_capacity(turns);
+    for _ in 0..turns {
+        let before = Counts::now(stack);
+        let outcome = driver.turn("bench-face").await;
+        expect_ok(&outcome)?;
+        settle(stack).await?;
+        marks.push((before, Counts::now(stack), outcome.wall));
+    }
+    let cpu = function.cpu_time()?.saturating_sub(cpu_before) / turns.max(1) as u32;
+    let times = StandInTimes::read(stack);
+    let mut overheads: Vec<Duration> =
+        marks.iter().map(|(from, to, wall)| wall.saturating_sub(times.between(*from, *to))).collect();
+    overheads.sort();
+    Ok((percentile(&overheads, 50.0), cpu))
+}
+
+/// `a` relative to `b`, in percent.
+fn percent(a: Duration, b: Duration) -> f64 {
+    if b.is_zero() { 0.0 } else { (a.as_secs_f64() / b.as_secs_f64() - 1.0) * 100.0 }
 }
 
 /// One turn for `user`, returning how many requests each stand-in received for it.
