@@ -9,7 +9,7 @@ use http::Response;
 
 use super::{App, invocation, json_response, read_body};
 use crate::config::Config;
-use crate::pipeline::http_claim;
+use crate::pipeline::{Ask, http_claim};
 use crate::protocol::chat::{ChatAnswer, ChatRequest, ChatStream};
 use crate::protocol::openai::{model_list, rejection_response};
 use crate::rejection::Rejection;
@@ -23,6 +23,15 @@ pub(super) struct OpenAiFaces {
 }
 
 impl OpenAiFaces {
+    /// OpenAI clients always send a `model` (the Chat SDK requires one), usually the one `/models` listed:
+    /// naming the configured model is naming none, so it needs no `DASHSCOPE_ALLOWED_MODELS` entry.
+    pub(super) fn ask(&self, mut ask: Ask) -> Ask {
+        if ask.model.as_deref() == Some(self.default_model.as_str()) {
+            ask.model = None;
+        }
+        ask
+    }
+
     pub(super) fn new(config: &Config) -> Self {
         let default_model = config.model.model.clone();
         let models = model_list(&default_model, &config.model.allowed_models, &config.agent.name);
@@ -44,7 +53,7 @@ impl App {
         let bytes = read_body(body, self.max_request_bytes).await?;
         let request = ChatRequest::from_slice(&bytes)?;
         let claim = http_claim(&self.user_source, &parts.headers, request.named_user());
-        let plan = self.planner.plan(request.to_ask(claim), invocation(&context))?;
+        let plan = self.planner.plan(self.openai.ask(request.to_ask(claim)), invocation(&context))?;
         let model = plan.turn.model.clone().unwrap_or_else(|| self.openai.default_model.clone());
         Ok(if request.stream {
             self.pipeline.stream(plan, ChatStream::new(model, request.include_usage))

@@ -22,7 +22,7 @@ impl App {
         let bytes = read_body(body, self.max_request_bytes).await?;
         let request = ResponsesRequest::from_slice(&bytes)?;
         let claim = http_claim(&self.user_source, &parts.headers, request.named_user());
-        let plan = self.planner.plan(request.to_ask(claim), invocation(&context))?;
+        let plan = self.planner.plan(self.openai.ask(request.to_ask(claim)), invocation(&context))?;
         // The Response names the model that answers: the chosen one, else the configured one.
         let model = plan.turn.model.clone().unwrap_or_else(|| self.openai.default_model.clone());
         let echo = request.echo.clone();
