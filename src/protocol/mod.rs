@@ -7,9 +7,9 @@
 //! - [`responses`], [`chat`]: the OpenAI faces (Responses API, Chat Completions); `openai` is what they share.
 
 pub mod agentscope;
-pub mod chat;
+pub(crate) mod chat;
 pub(crate) mod openai;
-pub mod responses;
+pub(crate) mod responses;
 pub mod triggers;
 
 use crate::rejection::Rejection;

@@ -8,5 +8,5 @@
 mod render;
 mod request;
 
-pub use render::{ChatAnswer, ChatStream};
-pub use request::ChatRequest;
+pub(crate) use render::{ChatAnswer, ChatStream};
+pub(crate) use request::ChatRequest;

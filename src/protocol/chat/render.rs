@@ -63,7 +63,7 @@ fn finish_reason(end: &TurnEnd) -> &'static str {
 }
 
 /// `stream: true`.
-pub struct ChatStream {
+pub(crate) struct ChatStream {
     completion: Completion,
     include_usage: bool,
 }
@@ -111,7 +111,7 @@ impl Renderer for ChatStream {
 }
 
 /// `stream: false`: one `chat.completion`, or the error body with a failure status.
-pub struct ChatAnswer {
+pub(crate) struct ChatAnswer {
     completion: Completion,
     text: String,
     reasoning: String,

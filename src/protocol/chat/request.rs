@@ -15,9 +15,9 @@ use crate::protocol::openai::{field, opt_bool, opt_positive, opt_string, parse_o
 
 /// A parsed, validated Chat Completions request.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ChatRequest {
+pub(crate) struct ChatRequest {
     pub(crate) messages: Vec<ChatMessage>,
-    pub stream: bool,
+    pub(crate) stream: bool,
     /// `stream_options.include_usage`: a last chunk with `usage` and no choices.
     pub(crate) include_usage: bool,
     pub(crate) model: Option<String>,
@@ -27,7 +27,7 @@ pub struct ChatRequest {
 }
 
 impl ChatRequest {
-    pub fn from_slice(body: &[u8]) -> Result<ChatRequest, RequestError> {
+    pub(crate) fn from_slice(body: &[u8]) -> Result<ChatRequest, RequestError> {
         let obj = parse_object(body)?;
         let items = match obj.get("messages") {
             Some(Value::Array(messages)) if messages.len() > MAX_INPUT_MESSAGES => {

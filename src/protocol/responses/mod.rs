@@ -9,5 +9,5 @@ mod builder;
 mod render;
 mod request;
 
-pub use render::{ResponsesAnswer, ResponsesStream};
-pub use request::ResponsesRequest;
+pub(crate) use render::{ResponsesAnswer, ResponsesStream};
+pub(crate) use request::ResponsesRequest;

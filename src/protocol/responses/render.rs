@@ -10,7 +10,7 @@ use crate::agent::TurnEvent;
 use crate::pipeline::Renderer;
 
 /// `stream: true`: every event as `event: <type>\ndata: <json>\n\n`, as it is made (no `[DONE]`, as OpenAI).
-pub struct ResponsesStream {
+pub(crate) struct ResponsesStream {
     builder: ResponsesBuilder,
     events: Vec<Value>,
 }
@@ -41,7 +41,7 @@ impl Renderer for ResponsesStream {
 /// `stream: false`: the final Response object (completed, incomplete or failed) as the whole body, with
 /// status 200 as OpenAI answers a response that failed while generating; `client.responses.create()`
 /// parses it and the caller reads `status` and `error`.
-pub struct ResponsesAnswer {
+pub(crate) struct ResponsesAnswer {
     builder: ResponsesBuilder,
     events: Vec<Value>,
 }

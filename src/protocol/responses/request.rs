@@ -27,11 +27,11 @@ const MAX_METADATA_VALUE: usize = 512;
 
 /// A parsed, validated Responses request.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ResponsesRequest {
+pub(crate) struct ResponsesRequest {
     /// Never empty.
     pub(crate) messages: Vec<ChatMessage>,
     /// `stream` absent is false, as in the API.
-    pub stream: bool,
+    pub(crate) stream: bool,
     pub(crate) model: Option<String>,
     pub(crate) sampling: Sampling,
     /// Echoed on the Response objects.
@@ -52,7 +52,7 @@ pub(crate) struct Echo {
 }
 
 impl ResponsesRequest {
-    pub fn from_slice(body: &[u8]) -> Result<ResponsesRequest, RequestError> {
+    pub(crate) fn from_slice(body: &[u8]) -> Result<ResponsesRequest, RequestError> {
         let obj = parse_object(body)?;
         if obj.get("previous_response_id").is_some_and(|v| !v.is_null()) {
             return Err(field(
@@ -159,6 +159,7 @@ fn metadata(value: Option<&Value>) -> Result<Map<String, Value>, RequestError> {
 fn input_items(input: Option<&Value>) -> Result<Vec<HistoryItem>, RequestError> {
     match input {
         None | Some(Value::Null) => Err(field("input", "required: a string or a list of items")),
+        Some(Value::String(text)) if text.trim().is_empty() => Err(field("input", "is empty")),
         Some(Value::String(text)) => Ok(vec![HistoryItem::Message(ChatMessage::User { content: text.clone() })]),
         Some(Value::Array(items)) if items.len() > MAX_INPUT_MESSAGES => {
             Err(field("input", format!("at most {MAX_INPUT_MESSAGES} items")))
@@ -354,6 +355,7 @@ mod tests {
     #[test]
     fn bad_input_is_refused_naming_the_field() {
         assert!(refusal(json!({})).starts_with("input: required"));
+        assert!(refusal(json!({"input": " "})).starts_with("input: is empty"));
         assert!(
             refusal(json!({"input": [{"role": "user", "content": [{"type": "input_text"}]}]}))
                 .starts_with("input[0].content[0].text:")
