@@ -51,6 +51,11 @@ impl Rejection {
         }
     }
 
+    /// The `Allow` header of a 405 (for a face that renders the rejection in its own shape).
+    pub(crate) fn allow(&self) -> Option<&'static str> {
+        self.allow
+    }
+
     /// The JSON error response.
     pub(crate) fn into_response(self) -> Response<Body> {
         let mut response = Response::new(Body::full(ErrorBody::new(self.code, &self.message).to_json()));

@@ -13,6 +13,7 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use devstack::Stack;
+use devstack::mcp_server::{McpStandIn, StandInOptions as McpOptions};
 use kit::binary::Binary;
 
 /// A liveness bound for one script (venv building excluded), not a timing assertion.
@@ -103,4 +104,37 @@ async fn ag_ui_protocol() {
     let stack = Stack::start().await.unwrap();
     let binary = Binary::start(&stack, &[("DASHSCOPE_ENABLE_THINKING", "true")]).await;
     run_script(python, "agui.py", &binary, &[]).await;
+}
+
+/// The official `openai` SDK on the OpenAI faces (`openai_faces.py`): Responses streamed (every event
+/// parsed into the SDK's types, strictly), through the `stream()` helper and not streamed, a replayed
+/// conversation, a throttled model and an MCP 401, Chat Completions streamed and not, the model list. The
+/// SDK's `api_key` is the end user's JWT (it is sent as the bearer), so every WAT is minted for that user.
+#[tokio::test]
+async fn openai_sdk() {
+    let python = tokio::task::spawn_blocking(|| venv("openai")).await.unwrap();
+    // No DASHSCOPE_ALLOWED_MODELS: the SDK names the configured model, which needs no allow-list entry.
+    let env = [("DASHSCOPE_ENABLE_THINKING", "true")];
+    let stack = Stack::start().await.unwrap();
+    let binary = Binary::start(&stack, &env).await;
+    let mut refusing_stack = Stack::start().await.unwrap();
+    refusing_stack.mcp = McpStandIn::start(McpOptions::new(|_| false)).await.unwrap();
+    let refusing = Binary::start(&refusing_stack, &env).await;
+    let jwt = user_jwt("openai-user");
+    let script_env = [("REFUSING_FUNCTION_URL", refusing.url("")), ("USER_JWT", jwt), ("MODEL", "qwen-max".into())];
+    let script_env: Vec<(&str, &str)> = script_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    run_script(python, "openai_faces.py", &binary, &script_env).await;
+    let minted = stack.identity.issued_tokens();
+    assert!(!minted.is_empty(), "the tool turns fetched WATs");
+    assert!(minted.iter().all(|t| stack.identity.subject_of(t).as_deref() == Some("openai-user")), "{minted:?}");
+}
+
+/// A JWT the Agent Identity stand-in reads (it checks claims, not the signature).
+fn user_jwt(sub: &str) -> String {
+    use base64::Engine as _;
+    let b64 = |v: serde_json::Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let header = b64(serde_json::json!({"alg": "RS256", "typ": "JWT"}));
+    let claims =
+        b64(serde_json::json!({"sub": sub, "iss": "https://idp.example", "aud": "agent", "exp": 4_102_444_800u64}));
+    format!("{header}.{claims}.c2lnbmF0dXJl")
 }

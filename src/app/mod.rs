@@ -5,12 +5,16 @@
 //! - `invoke.rs`: event invocations (`/invoke`)
 //! - `a2a.rs`: `POST /a2a` (A2A JSON-RPC) and the agent card
 //! - `agui.rs`: `POST /ag-ui` (AG-UI SSE)
+//! - `responses.rs`, `chat.rs`: the OpenAI faces under `/compatible-mode/v1` (Responses, Chat Completions,
+//!   models); their refusals are in OpenAI's error shape
 //! - `sessions.rs`: `GET` / `DELETE /sessions/{session_id}` (session memory)
 
 mod a2a;
 mod agui;
+mod chat;
 mod invoke;
 mod process;
+mod responses;
 mod sessions;
 
 use std::sync::Arc;
@@ -41,6 +45,7 @@ pub struct App {
     /// The A2A tasks this instance ran or is running.
     tasks: Arc<Tasks>,
     card: CardSettings,
+    openai: chat::OpenAiFaces,
 }
 
 /// The function could not be built from its configuration.
@@ -61,6 +66,7 @@ impl App {
                 public_url: config.agent.a2a_public_url.clone(),
                 user_source: config.identity.user_source.clone(),
             },
+            openai: chat::OpenAiFaces::new(&config),
             options: fc_runtime::Options {
                 port: config.port,
                 default_timeout: config.function_timeout,
@@ -106,6 +112,13 @@ impl App {
             ("/.well-known/agent-card.json" | "/.well-known/agent.json", &Method::GET | &Method::HEAD) => {
                 Ok(self.agent_card(&request))
             }
+            (OPENAI_RESPONSES, &Method::POST) => Ok(self.responses(request).await),
+            (OPENAI_CHAT, &Method::POST) => Ok(self.chat_completions(request).await),
+            (OPENAI_MODELS, &Method::GET | &Method::HEAD) => Ok(self.models()),
+            (OPENAI_RESPONSES | OPENAI_CHAT, _) => {
+                Ok(crate::protocol::openai::rejection_response(Rejection::method_not_allowed("POST")))
+            }
+            (OPENAI_MODELS, _) => Ok(crate::protocol::openai::rejection_response(Rejection::method_not_allowed("GET"))),
             ("/health", &Method::GET | &Method::HEAD) => Ok(health()),
             ("", &Method::GET | &Method::HEAD) => Ok(json_response(self.index.clone())),
             (path, &Method::GET | &Method::DELETE) if path.starts_with("/sessions/") => {
@@ -122,6 +135,11 @@ impl App {
         }
     }
 }
+
+/// The OpenAI faces' paths: `OpenAI(base_url=".../compatible-mode/v1")` appends `/responses` and so on.
+const OPENAI_RESPONSES: &str = "/compatible-mode/v1/responses";
+const OPENAI_CHAT: &str = "/compatible-mode/v1/chat/completions";
+const OPENAI_MODELS: &str = "/compatible-mode/v1/models";
 
 /// What the planner needs to know about an invocation from FC's context.
 fn invocation(context: &Context) -> pipeline::Invocation {
@@ -172,6 +190,9 @@ fn index(agent_name: &str) -> Bytes {
             "health": "GET /health",
             "events": "POST /invoke with x-fc-control-path: /invoke",
             "sessions": "GET or DELETE /sessions/{session_id}",
+            "responses": "POST /compatible-mode/v1/responses",
+            "chat_completions": "POST /compatible-mode/v1/chat/completions",
+            "models": "GET /compatible-mode/v1/models",
         },
     });
     Bytes::from(body.to_string())

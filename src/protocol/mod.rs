@@ -6,10 +6,14 @@
 //! - [`a2a`]: `POST /a2a` (A2A 0.3 and 1.0 over JSON-RPC) and the agent card.
 //! - [`agui`]: `POST /ag-ui` (AG-UI events over SSE).
 //! - [`triggers`]: whatever an FC trigger delivers to `/invoke`, as an AgentScope request.
+//! - [`responses`], [`chat`]: the OpenAI faces (Responses API, Chat Completions); `openai` is what they share.
 
 pub(crate) mod a2a;
 pub mod agentscope;
 pub(crate) mod agui;
+pub(crate) mod chat;
+pub(crate) mod openai;
+pub(crate) mod responses;
 pub mod triggers;
 
 use crate::rejection::Rejection;

@@ -216,7 +216,7 @@ fn field(name: impl Into<String>, reason: impl Into<String>) -> RequestError {
 }
 
 /// Depth of nested arrays/objects, iteratively (a recursive walk is what the bound is there to avoid).
-fn depth(value: &Value) -> usize {
+pub(crate) fn depth(value: &Value) -> usize {
     let mut deepest = 0;
     let mut stack = vec![(value, 1usize)];
     while let Some((v, d)) = stack.pop() {

@@ -1,0 +1,64 @@
+//! `POST /compatible-mode/v1/chat/completions` (the agent as a model) and `GET /compatible-mode/v1/models`.
+//! Refusals are in OpenAI's error shape.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use fc_runtime::{Body, Request};
+use http::Response;
+
+use super::{App, invocation, json_response, read_body};
+use crate::config::Config;
+use crate::pipeline::{Ask, http_claim};
+use crate::protocol::chat::{ChatAnswer, ChatRequest, ChatStream};
+use crate::protocol::openai::{model_list, rejection_response};
+use crate::rejection::Rejection;
+
+/// What the OpenAI faces need from the configuration, taken once at start.
+pub(super) struct OpenAiFaces {
+    /// `DASHSCOPE_MODEL`: the `model` of an answer whose request named none.
+    pub(super) default_model: String,
+    /// The body of `GET /compatible-mode/v1/models`, made once.
+    models: Bytes,
+}
+
+impl OpenAiFaces {
+    /// OpenAI clients always send a `model` (the Chat SDK requires one), usually the one `/models` listed:
+    /// naming the configured model is naming none, so it needs no `DASHSCOPE_ALLOWED_MODELS` entry.
+    pub(super) fn ask(&self, mut ask: Ask) -> Ask {
+        if ask.model.as_deref() == Some(self.default_model.as_str()) {
+            ask.model = None;
+        }
+        ask
+    }
+
+    pub(super) fn new(config: &Config) -> Self {
+        let default_model = config.model.model.clone();
+        let models = model_list(&default_model, &config.model.allowed_models, &config.agent.name);
+        OpenAiFaces { default_model, models: Bytes::from(models) }
+    }
+}
+
+impl App {
+    pub(super) async fn chat_completions(self: &Arc<Self>, request: Request) -> Response<Body> {
+        self.chat_turn(request).await.unwrap_or_else(rejection_response)
+    }
+
+    pub(super) fn models(&self) -> Response<Body> {
+        json_response(self.openai.models.clone())
+    }
+
+    async fn chat_turn(self: &Arc<Self>, request: Request) -> Result<Response<Body>, Rejection> {
+        let (parts, body, context) = request.into_parts();
+        let bytes = read_body(body, self.max_request_bytes).await?;
+        let request = ChatRequest::from_slice(&bytes)?;
+        let claim = http_claim(&self.user_source, &parts.headers, request.named_user());
+        let plan = self.planner.plan(self.openai.ask(request.to_ask(claim)), invocation(&context))?;
+        let model = plan.turn.model.clone().unwrap_or_else(|| self.openai.default_model.clone());
+        Ok(if request.stream {
+            self.pipeline.stream(plan, ChatStream::new(model, request.include_usage))
+        } else {
+            self.pipeline.answer(plan, ChatAnswer::new(model)).await
+        })
+    }
+}

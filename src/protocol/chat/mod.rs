@@ -1,0 +1,12 @@
+//! OpenAI Chat Completions on `POST /compatible-mode/v1/chat/completions`: the agent as a model, for the chat
+//! UIs and tools that speak only Chat Completions. Pure logic: no I/O.
+//!
+//! - parse: [`ChatRequest::from_slice`]; `to_ask` hands it to the pipeline.
+//! - render: [`ChatStream`] (`chat.completion.chunk` SSE, `data: [DONE]`) and [`ChatAnswer`] (one
+//!   `chat.completion`).
+
+mod render;
+mod request;
+
+pub(crate) use render::{ChatAnswer, ChatStream};
+pub(crate) use request::ChatRequest;

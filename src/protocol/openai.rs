@@ -1,0 +1,197 @@
+//! What the two OpenAI faces (`responses`, `chat`) share: OpenAI's error body
+//! `{"error":{"message","type","param","code"}}` (a [`Rejection`] before the turn, a [`Failure`] in a
+//! Chat Completions stream), the ids and clock of their objects, and the readers of their request fields
+//! (every refusal names the field).
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use http::{HeaderValue, Response, StatusCode, header};
+use serde_json::{Map, Value, json};
+
+use crate::failure::{Failure, FailureCode};
+use crate::llm::Usage;
+use crate::protocol::RequestError;
+use crate::rejection::Rejection;
+use fc_runtime::Body;
+
+/// A rejection in OpenAI's shape: the SDK raises `BadRequestError`, `AuthenticationError`… from the status
+/// and shows `message`. `param` is the field the message names (our messages start with `field: `).
+pub(crate) fn rejection_response(rejection: Rejection) -> Response<Body> {
+    let kind = match rejection.status {
+        StatusCode::UNAUTHORIZED => "authentication_error",
+        StatusCode::FORBIDDEN => "permission_error",
+        StatusCode::NOT_FOUND => "not_found_error",
+        status if status.is_server_error() => "server_error",
+        _ => "invalid_request_error",
+    };
+    let param = rejection
+        .message
+        .split_once(": ")
+        .map(|(field, _)| field)
+        .filter(|field| !field.is_empty() && !field.contains(char::is_whitespace) && *field != "body");
+    let body = json!({"error": {"message": rejection.message, "type": kind, "param": param, "code": rejection.code}});
+    let mut response = Response::new(Body::full(body.to_string()));
+    *response.status_mut() = rejection.status;
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(allow) = rejection.allow() {
+        headers.insert(header::ALLOW, HeaderValue::from_static(allow));
+    }
+    response
+}
+
+/// A failed turn as OpenAI's error object; `code` is the failure code `/process` reports.
+pub(crate) fn failure_error(failure: &Failure) -> Value {
+    json!({"message": failure.message, "type": failure_type(failure.code), "param": null, "code": failure.code.as_str()})
+}
+
+/// OpenAI's error `type` for a failure: clients branch on it (retry on `rate_limit_error`, …).
+fn failure_type(code: FailureCode) -> &'static str {
+    match code {
+        FailureCode::ModelThrottled => "rate_limit_error",
+        FailureCode::ToolUnauthorized | FailureCode::ModelUnauthorized | FailureCode::CredentialsMissing => {
+            "authentication_error"
+        }
+        FailureCode::ModelBadRequest | FailureCode::ContentFiltered => "invalid_request_error",
+        _ => "server_error",
+    }
+}
+
+/// The HTTP status of a non-streamed answer whose turn failed: the SDK raises the matching error class.
+pub(crate) fn failure_status(code: FailureCode) -> StatusCode {
+    match code {
+        FailureCode::ModelThrottled => StatusCode::TOO_MANY_REQUESTS,
+        FailureCode::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        FailureCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        _ => StatusCode::BAD_GATEWAY,
+    }
+}
+
+/// Unix seconds now.
+pub(crate) fn now_secs() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// `<prefix>_<32 hex>`, OpenAI's id style.
+pub(crate) fn new_id(prefix: &str) -> String {
+    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+}
+
+/// Sums the turn's model calls; `None` when the model reported none.
+pub(crate) fn add_usage(total: &mut Option<Usage>, usage: Usage) {
+    *total.get_or_insert_with(Usage::default) += usage;
+}
+
+/// `GET /compatible-mode/v1/models`: the configured model first, then the ones callers may choose.
+pub(crate) fn model_list(default: &str, allowed: &[String], owned_by: &str) -> String {
+    let mut ids: Vec<&str> = vec![default];
+    ids.extend(allowed.iter().map(String::as_str).filter(|m| *m != default));
+    let data: Vec<Value> =
+        ids.iter().map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": owned_by})).collect();
+    json!({"object": "list", "data": data}).to_string()
+}
+
+/// A body as a JSON object, within the nesting bound.
+pub(crate) fn parse_object(body: &[u8]) -> Result<Map<String, Value>, RequestError> {
+    let text = std::str::from_utf8(body).map_err(|e| RequestError::NotUtf8 { at: e.valid_up_to() })?;
+    let value: Value = serde_json::from_str(text).map_err(|e| RequestError::NotJson(e.to_string()))?;
+    let max = crate::protocol::agentscope::MAX_DEPTH;
+    if crate::protocol::agentscope::depth(&value) > max {
+        return Err(RequestError::TooDeep { max });
+    }
+    match value {
+        Value::Object(map) => Ok(map),
+        _ => Err(field("body", "expected a JSON object")),
+    }
+}
+
+pub(crate) fn field(name: impl Into<String>, reason: impl Into<String>) -> RequestError {
+    RequestError::Field { field: name.into(), reason: reason.into() }
+}
+
+pub(crate) fn opt_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, RequestError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone()).filter(|s| !s.trim().is_empty())),
+        Some(_) => Err(field(key, "expected a string")),
+    }
+}
+
+pub(crate) fn opt_bool(obj: &Map<String, Value>, key: &str) -> Result<Option<bool>, RequestError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(_) => Err(field(key, "expected true or false")),
+    }
+}
+
+/// `temperature` in [0, 2], as OpenAI bounds it.
+pub(crate) fn temperature(obj: &Map<String, Value>) -> Result<Option<f64>, RequestError> {
+    opt_number(obj, "temperature", |t| (0.0..=2.0).contains(&t), "must be a number in [0, 2]")
+}
+
+/// `top_p` in (0, 1].
+pub(crate) fn top_p(obj: &Map<String, Value>) -> Result<Option<f64>, RequestError> {
+    opt_number(obj, "top_p", |p| p > 0.0 && p <= 1.0, "must be a number in (0, 1]")
+}
+
+fn opt_number(
+    obj: &Map<String, Value>,
+    key: &str,
+    ok: impl Fn(f64) -> bool,
+    why: &str,
+) -> Result<Option<f64>, RequestError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => match v.as_f64() {
+            Some(n) if ok(n) => Ok(Some(n)),
+            _ => Err(field(key, why)),
+        },
+    }
+}
+
+pub(crate) fn opt_positive(obj: &Map<String, Value>, key: &str) -> Result<Option<u32>, RequestError> {
+    match obj.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => v
+            .as_u64()
+            .filter(|n| *n >= 1)
+            .and_then(|n| u32::try_from(n).ok())
+            .map(Some)
+            .ok_or_else(|| field(key, "expected a positive integer")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn body_of(response: Response<Body>) -> Value {
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        serde_json::from_slice(&bytes).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_rejection_has_openais_error_shape_naming_the_field() {
+        let response = rejection_response(Rejection::invalid_request("input[0].content: expected a string"));
+        assert_eq!(response.status(), 400);
+        let body = body_of(response).await;
+        assert_eq!(body["error"]["type"], "invalid_request_error");
+        assert_eq!(body["error"]["param"], "input[0].content");
+        assert_eq!(body["error"]["code"], "invalid_request");
+        assert_eq!(body["error"]["message"], "input[0].content: expected a string");
+        let unauthenticated =
+            body_of(rejection_response(Rejection::unauthenticated("Authorization: Bearer required"))).await;
+        assert_eq!(unauthenticated["error"]["type"], "authentication_error");
+    }
+
+    #[test]
+    fn the_model_list_names_the_default_first_without_repeats() {
+        let list: Value =
+            serde_json::from_str(&model_list("qwen-max", &["qwen-plus".into(), "qwen-max".into()], "me")).unwrap();
+        let ids: Vec<&str> = list["data"].as_array().unwrap().iter().map(|m| m["id"].as_str().unwrap()).collect();
+        assert_eq!(ids, ["qwen-max", "qwen-plus"]);
+        assert_eq!(list["object"], "list");
+    }
+}

@@ -1,0 +1,282 @@
+//! The Responses renderers: the SSE stream (`stream: true`) and the one Response object (`stream: false`),
+//! both from one [`ResponsesBuilder`].
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::builder::{ResponsesBuilder, sse_frame};
+use super::request::Echo;
+use crate::agent::TurnEvent;
+use crate::pipeline::Renderer;
+
+/// `stream: true`: every event as `event: <type>\ndata: <json>\n\n`, as it is made (no `[DONE]`, as OpenAI).
+pub(crate) struct ResponsesStream {
+    builder: ResponsesBuilder,
+    events: Vec<Value>,
+}
+
+impl ResponsesStream {
+    pub(crate) fn new(model: String, echo: Echo) -> Self {
+        ResponsesStream { builder: ResponsesBuilder::new(model, echo), events: Vec::new() }
+    }
+}
+
+impl Renderer for ResponsesStream {
+    fn content_type(&self) -> &'static str {
+        "text/event-stream; charset=utf-8"
+    }
+
+    /// `created` and `in_progress` leave with the response head.
+    fn opening(&mut self) -> Vec<Bytes> {
+        self.builder.start(&mut self.events);
+        self.events.drain(..).map(|event| sse_frame(&event)).collect()
+    }
+
+    fn render(&mut self, event: &TurnEvent, out: &mut Vec<Bytes>) {
+        self.builder.push(event, &mut self.events);
+        out.extend(self.events.drain(..).map(|event| sse_frame(&event)));
+    }
+}
+
+/// `stream: false`: the final Response object (completed, incomplete or failed) as the whole body, with
+/// status 200 as OpenAI answers a response that failed while generating; `client.responses.create()`
+/// parses it and the caller reads `status` and `error`.
+pub(crate) struct ResponsesAnswer {
+    builder: ResponsesBuilder,
+    events: Vec<Value>,
+}
+
+impl ResponsesAnswer {
+    pub(crate) fn new(model: String, echo: Echo) -> Self {
+        ResponsesAnswer { builder: ResponsesBuilder::new(model, echo), events: Vec::new() }
+    }
+}
+
+impl Renderer for ResponsesAnswer {
+    fn content_type(&self) -> &'static str {
+        "application/json"
+    }
+
+    fn render(&mut self, event: &TurnEvent, out: &mut Vec<Bytes>) {
+        self.builder.push(event, &mut self.events);
+        self.events.clear();
+        if let Some(response) = self.builder.final_response() {
+            out.push(Bytes::from(response.to_string()));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::agent::TurnEnd;
+    use crate::failure::{Failure, FailureCode};
+    use crate::llm::Usage;
+    use crate::mcp::ToolOutput;
+    use rmcp::model::ContentBlock;
+    use serde_json::json;
+
+    fn stream(events: &[TurnEvent]) -> Vec<Value> {
+        let mut renderer = ResponsesStream::new("qwen-max".into(), Echo::default());
+        let mut frames = renderer.opening();
+        for event in events {
+            renderer.render(event, &mut frames);
+        }
+        frames
+            .iter()
+            .map(|frame| {
+                let text = std::str::from_utf8(frame).unwrap();
+                let (head, data) = text.split_once('\n').unwrap();
+                let event: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap().trim_end()).unwrap();
+                assert_eq!(head, format!("event: {}", event["type"].as_str().unwrap()));
+                event
+            })
+            .collect()
+    }
+
+    fn types(events: &[Value]) -> Vec<&str> {
+        events.iter().map(|e| e["type"].as_str().unwrap()).collect()
+    }
+
+    /// What every stream must hold: sequence numbers 0..n, items added in index order, each done once with
+    /// the same id and type, and one terminal event, last, holding every done item.
+    fn check_consistent(events: &[Value]) -> &Value {
+        let numbers: Vec<u64> = events.iter().map(|e| e["sequence_number"].as_u64().unwrap()).collect();
+        assert_eq!(numbers, (0..events.len() as u64).collect::<Vec<_>>());
+        assert_eq!(types(&events[..2]), ["response.created", "response.in_progress"]);
+        let added: Vec<&Value> = events.iter().filter(|e| e["type"] == "response.output_item.added").collect();
+        let done: Vec<&Value> = events.iter().filter(|e| e["type"] == "response.output_item.done").collect();
+        for (i, event) in added.iter().enumerate() {
+            assert_eq!(event["output_index"], i);
+        }
+        assert_eq!(added.len(), done.len());
+        let last = events.last().unwrap();
+        let output = last["response"]["output"].as_array().unwrap();
+        for event in &done {
+            let index = event["output_index"].as_u64().unwrap() as usize;
+            assert_eq!(event["item"]["id"], added[index]["item"]["id"]);
+            assert_eq!(event["item"]["type"], added[index]["item"]["type"]);
+            assert_eq!(&output[index], &event["item"]);
+        }
+        for event in events {
+            if let Some(id) = event.get("item_id") {
+                let index = event["output_index"].as_u64().unwrap() as usize;
+                assert_eq!(id, &added[index]["item"]["id"], "{event}");
+            }
+        }
+        let terminal = ["response.completed", "response.failed", "response.incomplete"];
+        assert_eq!(events.iter().filter(|e| terminal.contains(&e["type"].as_str().unwrap())).count(), 1);
+        assert!(terminal.contains(&last["type"].as_str().unwrap()));
+        let id = &events[0]["response"]["id"];
+        assert!(events.iter().filter_map(|e| e.get("response")).all(|r| &r["id"] == id));
+        last
+    }
+
+    fn tool_turn() -> Vec<TurnEvent> {
+        let output =
+            ToolOutput { text: "12:00 UTC".into(), content: vec![ContentBlock::text("12:00 UTC")], is_error: false };
+        vec![
+            TurnEvent::ReasoningDelta("Let me ".into()),
+            TurnEvent::ReasoningDelta("check".into()),
+            TurnEvent::ToolCallStarted { call_id: "c1".into(), name: "getutctime".into() },
+            TurnEvent::ToolCallArgumentsDelta { call_id: "c1".into(), delta: "{}".into() },
+            TurnEvent::ToolCallCompleted { call_id: "c1".into(), name: "getutctime".into(), arguments: "{}".into() },
+            TurnEvent::ToolResult { call_id: "c1".into(), name: "getutctime".into(), output },
+            TurnEvent::Usage(Usage { prompt_tokens: 10, completion_tokens: 2, total_tokens: 12 }),
+            TurnEvent::TextDelta("It is ".into()),
+            TurnEvent::TextDelta("noon.".into()),
+            TurnEvent::Usage(Usage { prompt_tokens: 20, completion_tokens: 3, total_tokens: 23 }),
+            TurnEvent::Finished(TurnEnd::Completed),
+        ]
+    }
+
+    #[test]
+    fn a_tool_turn_is_reasoning_then_an_mcp_call_with_its_output_then_the_message() {
+        let events = stream(&tool_turn());
+        let last = check_consistent(&events);
+        assert_eq!(
+            types(&events),
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.reasoning_text.delta",
+                "response.reasoning_text.delta",
+                "response.reasoning_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.mcp_call.in_progress",
+                "response.mcp_call_arguments.delta",
+                "response.mcp_call_arguments.done",
+                "response.mcp_call.completed",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.delta",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        let response = &last["response"];
+        assert_eq!((response["status"].as_str(), response["model"].as_str()), (Some("completed"), Some("qwen-max")));
+        let output = response["output"].as_array().unwrap();
+        assert_eq!(output[0]["content"][0]["text"], "Let me check");
+        assert_eq!(output[1]["type"], "mcp_call");
+        assert_eq!((output[1]["name"].as_str(), output[1]["output"].as_str()), (Some("getutctime"), Some("12:00 UTC")));
+        assert_eq!(output[1]["status"], "completed");
+        assert_eq!(output[2]["content"][0]["text"], "It is noon.");
+        assert_eq!(response["usage"]["input_tokens"], 30);
+        assert_eq!(
+            (response["usage"]["output_tokens"].as_u64(), response["usage"]["total_tokens"].as_u64()),
+            (Some(5), Some(35))
+        );
+        let text_done = events.iter().find(|e| e["type"] == "response.output_text.done").unwrap();
+        assert_eq!(text_done["text"], "It is noon.");
+    }
+
+    #[test]
+    fn a_plain_turn_is_one_message_and_the_answer_is_the_final_response() {
+        let turn = [TurnEvent::TextDelta("Hi".into()), TurnEvent::Finished(TurnEnd::Completed)];
+        let events = stream(&turn);
+        check_consistent(&events);
+        assert_eq!(events.len(), 9);
+        let mut answer = ResponsesAnswer::new("qwen-max".into(), Echo::default());
+        let mut body = Vec::new();
+        for event in &turn {
+            answer.render(event, &mut body);
+        }
+        assert_eq!(body.len(), 1, "one body, at the end");
+        let response: Value = serde_json::from_slice(&body[0]).unwrap();
+        assert_eq!((response["object"].as_str(), response["status"].as_str()), (Some("response"), Some("completed")));
+        assert_eq!(
+            response["output"][0]["content"][0],
+            json!({"type": "output_text", "text": "Hi", "annotations": []})
+        );
+        assert_eq!(response["usage"], Value::Null, "the model reported no usage");
+    }
+
+    #[test]
+    fn a_failure_closes_open_items_and_ends_with_response_failed() {
+        let events = stream(&[
+            TurnEvent::TextDelta("Partial".into()),
+            TurnEvent::Finished(TurnEnd::Failed(Failure::new(FailureCode::ModelThrottled, "429 from DashScope"))),
+        ]);
+        let last = check_consistent(&events);
+        assert_eq!(last["type"], "response.failed");
+        assert_eq!(last["response"]["error"], json!({"code": "model_throttled", "message": "429 from DashScope"}));
+        assert_eq!(last["response"]["output"][0]["status"], "incomplete");
+        assert!(events.iter().all(|e| e.get("error").is_none()), "no top-level error: the SDK would raise");
+    }
+
+    #[test]
+    fn the_iteration_bound_ends_incomplete_with_the_unanswered_call_closed() {
+        let events = stream(&[
+            TurnEvent::ToolCallStarted { call_id: "c1".into(), name: "loop".into() },
+            TurnEvent::Finished(TurnEnd::Incomplete(Failure::new(FailureCode::MaxIterations, "3 iterations"))),
+        ]);
+        let last = check_consistent(&events);
+        assert_eq!(last["type"], "response.incomplete");
+        assert_eq!(last["response"]["incomplete_details"], json!({"reason": "max_output_tokens"}));
+        assert_eq!(last["response"]["output"][0]["status"], "incomplete");
+    }
+
+    #[test]
+    fn a_tool_error_is_a_failed_mcp_call_with_the_message_as_output() {
+        let events = stream(&[
+            TurnEvent::ToolCallCompleted { call_id: "c1".into(), name: "broken".into(), arguments: "{}".into() },
+            TurnEvent::ToolResult { call_id: "c1".into(), name: "broken".into(), output: ToolOutput::error("boom") },
+            TurnEvent::Finished(TurnEnd::Completed),
+        ]);
+        let last = check_consistent(&events);
+        let call = &last["response"]["output"][0];
+        assert_eq!((call["status"].as_str(), call["output"].as_str()), (Some("failed"), Some("Error: boom")));
+        assert_eq!(call["error"], Value::Null);
+        assert!(types(&events).contains(&"response.mcp_call.failed"));
+    }
+
+    #[test]
+    fn parallel_calls_keep_their_own_items() {
+        let ok =
+            |text: &str| ToolOutput { text: text.into(), content: vec![ContentBlock::text(text)], is_error: false };
+        let events = stream(&[
+            TurnEvent::ToolCallStarted { call_id: "a".into(), name: "t1".into() },
+            TurnEvent::ToolCallStarted { call_id: "b".into(), name: "t2".into() },
+            TurnEvent::ToolCallArgumentsDelta { call_id: "a".into(), delta: "{".into() },
+            TurnEvent::ToolCallArgumentsDelta { call_id: "b".into(), delta: "{}".into() },
+            TurnEvent::ToolCallCompleted { call_id: "a".into(), name: "t1".into(), arguments: "{}".into() },
+            TurnEvent::ToolCallCompleted { call_id: "b".into(), name: "t2".into(), arguments: "{}".into() },
+            TurnEvent::ToolResult { call_id: "b".into(), name: "t2".into(), output: ok("B") },
+            TurnEvent::ToolResult { call_id: "a".into(), name: "t1".into(), output: ok("A") },
+            TurnEvent::Finished(TurnEnd::Completed),
+        ]);
+        let last = check_consistent(&events);
+        let output = &last["response"]["output"];
+        assert_eq!((output[0]["name"].as_str(), output[0]["output"].as_str()), (Some("t1"), Some("A")));
+        assert_eq!((output[1]["name"].as_str(), output[1]["output"].as_str()), (Some("t2"), Some("B")));
+    }
+}

@@ -1,0 +1,227 @@
+"""The official `openai` Python SDK against the function's OpenAI faces (/compatible-mode/v1).
+
+Environment: FUNCTION_URL (the function with the stand-ins, reasoning on), REFUSING_FUNCTION_URL (the same,
+with an MCP server that refuses every token), USER_JWT (an end-user JWT the Agent Identity stand-in reads:
+the SDK's api_key is the bearer, so an OpenAI client names its user that way), MODEL (the configured model).
+Every check runs; the script exits non-zero naming each check that broke.
+"""
+
+import os
+import sys
+import traceback
+import typing
+
+import openai
+from openai import OpenAI
+from openai.types.responses import Response, ResponseStreamEvent
+
+BASE = os.environ["FUNCTION_URL"] + "/compatible-mode/v1"
+REFUSING = os.environ["REFUSING_FUNCTION_URL"] + "/compatible-mode/v1"
+JWT = os.environ["USER_JWT"]
+MODEL = os.environ["MODEL"]
+
+# Strict: every event and body is validated against the SDK's pydantic models, not just constructed.
+strict = OpenAI(base_url=BASE, api_key=JWT, max_retries=0, _strict_response_validation=True)
+# Failures carry our failure codes (model_throttled…), which are outside the SDK's ResponseError.code enum,
+# so they are read with the default (lenient) client, as most users run it.
+lenient = OpenAI(base_url=BASE, api_key=JWT, max_retries=0)
+refusing = OpenAI(base_url=REFUSING, api_key=JWT, max_retries=0)
+
+EVENT_TYPES = typing.get_args(typing.get_args(ResponseStreamEvent)[0])
+TOOL_QUESTION = "Tell me the time in UTC"
+
+
+def check_stream_consistency(events):
+    """sequence_number 0..n; created first; items added in index order, each done once with its id/type;
+    content events name their item; exactly one terminal event, last, holding every done item."""
+    assert [e.sequence_number for e in events] == list(range(len(events))), "sequence numbers"
+    assert events[0].type == "response.created", events[0].type
+    assert events[1].type == "response.in_progress", events[1].type
+    added = [e for e in events if e.type == "response.output_item.added"]
+    done = {e.output_index: e for e in events if e.type == "response.output_item.done"}
+    assert [e.output_index for e in added] == list(range(len(added))), "output_index in add order"
+    assert sorted(done) == list(range(len(added))), "every added item is done"
+    for e in added:
+        assert done[e.output_index].item.id == e.item.id, "same id on added and done"
+        assert done[e.output_index].item.type == e.item.type, "same type on added and done"
+    for e in events:
+        if hasattr(e, "item_id") and hasattr(e, "output_index"):
+            assert added[e.output_index].item.id == e.item_id, f"{e.type} names item {e.item_id}"
+    terminal = [e for e in events if e.type in ("response.completed", "response.failed", "response.incomplete")]
+    assert len(terminal) == 1 and terminal[0] is events[-1], "one terminal event, last"
+    ids = {e.response.id for e in events if hasattr(e, "response")}
+    assert len(ids) == 1, f"one response id: {ids}"
+    final = events[-1].response
+    assert [item.id for item in final.output] == [e.item.id for e in added], "final output holds every item"
+    return final
+
+
+def test_responses_stream_parses_every_event_into_the_sdk_types():
+    stream = strict.responses.create(model=MODEL, input=TOOL_QUESTION, stream=True)
+    events = list(stream)
+    for e in events:
+        assert isinstance(e, EVENT_TYPES), f"{e.type} parsed as {type(e).__name__}"
+    final = check_stream_consistency(events)
+    assert final.status == "completed", final.status
+    assert final.model == MODEL, final.model
+    kinds = [item.type for item in final.output]
+    assert kinds[0] == "reasoning" and "mcp_call" in kinds and kinds[-1] == "message", kinds
+    call = next(item for item in final.output if item.type == "mcp_call")
+    assert call.name.endswith("getutctime") and call.status == "completed", call
+    assert call.output, "the mcp_call carries the tool's output"
+    assert call.server_label, "server_label"
+    reasoning = final.output[0]
+    assert reasoning.content and "think" in reasoning.content[0].text, reasoning
+    types = [e.type for e in events]
+    for needed in ("response.content_part.added", "response.output_text.delta", "response.output_text.done",
+                   "response.content_part.done", "response.reasoning_text.delta", "response.mcp_call.completed"):
+        assert needed in types, f"{needed} missing"
+    text_done = next(e for e in events if e.type == "response.output_text.done")
+    assert text_done.text == final.output[-1].content[0].text
+    assert call.output in text_done.text, "the answer quotes the tool's output"
+    usage = final.usage
+    assert usage.input_tokens > 0 and usage.output_tokens > 0, usage
+    assert usage.total_tokens == usage.input_tokens + usage.output_tokens, usage
+
+
+def test_responses_stream_helper_gives_the_final_response():
+    with strict.responses.stream(model=MODEL, input=[{"role": "user", "content": "Say hello to Ada"}]) as stream:
+        deltas = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        final = stream.get_final_response()
+    assert final.status == "completed", final.status
+    assert final.output_text == deltas and "Ada" in final.output_text, (final.output_text, deltas)
+    call = next(item for item in final.output if item.type == "mcp_call")
+    assert call.name.endswith("helloworld") and "Ada" in call.output, call
+
+
+def test_responses_create_returns_a_response_object():
+    response = strict.responses.create(
+        model=MODEL, input=TOOL_QUESTION, instructions="Be brief.", conversation="conv-openai-1",
+        metadata={"case": "non-stream"}, temperature=0.2, max_output_tokens=200,
+    )
+    assert isinstance(response, Response) and response.id.startswith("resp_"), response.id
+    assert response.status == "completed" and response.model == MODEL
+    assert "The tool said" in response.output_text, response.output_text
+    assert any(item.type == "mcp_call" and item.output for item in response.output), response.output
+    assert response.conversation.id == "conv-openai-1" and response.metadata == {"case": "non-stream"}
+    assert response.instructions == "Be brief."
+    assert response.usage.total_tokens > 0
+
+
+def test_responses_replays_a_conversation_of_items():
+    first = strict.responses.create(model=MODEL, input=TOOL_QUESTION)
+    history = [{"role": "user", "content": TOOL_QUESTION}] + [item.model_dump(exclude_none=True) for item in first.output]
+    second = strict.responses.create(model=MODEL, input=history + [{"role": "user", "content": "Thanks, no tools now"}])
+    assert second.status == "completed" and "Thanks, no tools now" in second.output_text, second.output_text
+    assert not any(item.type == "mcp_call" for item in second.output)
+
+
+def test_responses_a_throttled_model_fails_with_model_throttled():
+    events = list(lenient.responses.create(model=MODEL, input="Tell me the time [fault:429]", stream=True))
+    final = check_stream_consistency(events)
+    assert events[-1].type == "response.failed", events[-1].type
+    assert final.status == "failed" and final.error.code == "model_throttled", final.error
+    assert "request_id" in final.error.message, final.error.message
+    response = lenient.responses.create(model=MODEL, input="Tell me the time [fault:429]")
+    assert response.status == "failed" and response.error.code == "model_throttled", response
+
+
+def test_responses_an_mcp_401_fails_with_tool_unauthorized():
+    events = list(refusing.responses.create(model=MODEL, input=TOOL_QUESTION, stream=True))
+    final = check_stream_consistency(events)
+    assert final.status == "failed" and final.error.code == "tool_unauthorized", final.error
+    assert JWT not in final.error.message
+
+
+def test_responses_bad_requests_get_openais_error_body():
+    try:
+        strict.responses.create(model=MODEL, input=[{"type": "web_search_call", "id": "x"}])
+        raise AssertionError("accepted an unsupported item")
+    except openai.BadRequestError as e:
+        assert e.status_code == 400
+        assert e.body["type"] == "invalid_request_error" and e.body["param"] == "input[0].type", e.body
+        assert e.code == "invalid_request", e.code
+    try:
+        strict.responses.create(model="gpt-4o", input="hi")
+        raise AssertionError("accepted a model outside the allow-list")
+    except openai.BadRequestError as e:
+        assert "model" in e.message, e.message
+    anonymous = OpenAI(base_url=BASE, api_key="not a bearer", max_retries=0)
+    try:
+        anonymous.with_options(default_headers={"Authorization": ""}).responses.create(model=MODEL, input="hi")
+        raise AssertionError("served a caller who names nobody")
+    except openai.BadRequestError as e:
+        assert "user" in e.message, e.message
+
+
+def test_chat_completions_stream_with_reasoning_and_usage():
+    stream = strict.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": TOOL_QUESTION}], stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    reasoning = "".join(getattr(c.choices[0].delta, "reasoning_content", None) or "" for c in chunks if c.choices)
+    assert "The tool said" in content, content
+    assert "think" in reasoning, reasoning
+    assert not any(c.choices and c.choices[0].delta.tool_calls for c in chunks), "no client tool calls"
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["stop"], finishes
+    assert chunks[-1].choices == [] and chunks[-1].usage.total_tokens > 0, chunks[-1]
+    assert {c.id for c in chunks} == {chunks[0].id} and chunks[0].model == MODEL
+
+
+def test_chat_completions_create():
+    completion = strict.chat.completions.create(
+        model=MODEL, messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello to Grace"}],
+    )
+    message = completion.choices[0].message
+    assert message.role == "assistant" and "Grace" in message.content, message
+    assert completion.choices[0].finish_reason == "stop"
+    assert completion.usage.prompt_tokens > 0 and completion.usage.total_tokens > 0
+
+
+def test_chat_completions_failures_raise_with_the_cause():
+    try:
+        list(lenient.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x [fault:429]"}], stream=True))
+        raise AssertionError("a failed stream ended quietly")
+    except openai.APIError as e:
+        assert "Throttl" in e.message or "rate" in e.message, e.message
+    try:
+        lenient.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x [fault:429]"}])
+        raise AssertionError("a failed answer was a completion")
+    except openai.RateLimitError as e:
+        assert e.code == "model_throttled", e.body
+    try:
+        refusing.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": TOOL_QUESTION}])
+        raise AssertionError("an MCP 401 was a completion")
+    except openai.APIStatusError as e:
+        assert e.status_code == 502 and e.code == "tool_unauthorized", e.body
+    try:
+        strict.chat.completions.create(model=MODEL, messages=[])
+        raise AssertionError("accepted no messages")
+    except openai.BadRequestError as e:
+        assert e.body["param"] == "messages", e.body
+
+
+def test_models_lists_the_configured_model():
+    ids = [model.id for model in strict.models.list()]
+    assert ids[0] == MODEL, ids
+
+
+def main():
+    tests = [(name, fn) for name, fn in globals().items() if name.startswith("test_") and callable(fn)]
+    failed = []
+    for name, fn in tests:
+        try:
+            fn()
+            print(f"ok   {name}")
+        except Exception:  # noqa: BLE001 - every failure is reported, then the script fails
+            failed.append(name)
+            print(f"FAIL {name}\n{traceback.format_exc()}")
+    print(f"openai {openai.__version__}: {len(tests) - len(failed)} passed, {len(failed)} failed")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()
