@@ -37,3 +37,24 @@ impl From<RequestError> for Rejection {
         Rejection::invalid_request(error.to_string())
     }
 }
+
+/// A refusal of one body field: `{field}: {reason}`. Shared by every face's parser, so they word it alike.
+pub(crate) fn field(name: impl Into<String>, reason: impl Into<String>) -> RequestError {
+    RequestError::Field { field: name.into(), reason: reason.into() }
+}
+
+/// An optional number field that must satisfy `ok` (`why` says the bound when it does not).
+pub(crate) fn opt_number(
+    obj: &serde_json::Map<String, serde_json::Value>,
+    key: &str,
+    ok: impl Fn(f64) -> bool,
+    why: &str,
+) -> Result<Option<f64>, RequestError> {
+    match obj.get(key) {
+        None | Some(serde_json::Value::Null) => Ok(None),
+        Some(v) => match v.as_f64() {
+            Some(n) if ok(n) => Ok(Some(n)),
+            _ => Err(field(key, why)),
+        },
+    }
+}

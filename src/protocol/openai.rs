@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use crate::failure::{Failure, FailureCode};
 use crate::llm::Usage;
-use crate::protocol::RequestError;
+use crate::protocol::{RequestError, field, opt_number};
 use crate::rejection::Rejection;
 use fc_runtime::Body;
 
@@ -105,10 +105,6 @@ pub(crate) fn parse_object(body: &[u8]) -> Result<Map<String, Value>, RequestErr
     }
 }
 
-pub(crate) fn field(name: impl Into<String>, reason: impl Into<String>) -> RequestError {
-    RequestError::Field { field: name.into(), reason: reason.into() }
-}
-
 pub(crate) fn opt_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, RequestError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
@@ -133,21 +129,6 @@ pub(crate) fn temperature(obj: &Map<String, Value>) -> Result<Option<f64>, Reque
 /// `top_p` in (0, 1].
 pub(crate) fn top_p(obj: &Map<String, Value>) -> Result<Option<f64>, RequestError> {
     opt_number(obj, "top_p", |p| p > 0.0 && p <= 1.0, "must be a number in (0, 1]")
-}
-
-fn opt_number(
-    obj: &Map<String, Value>,
-    key: &str,
-    ok: impl Fn(f64) -> bool,
-    why: &str,
-) -> Result<Option<f64>, RequestError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_f64() {
-            Some(n) if ok(n) => Ok(Some(n)),
-            _ => Err(field(key, why)),
-        },
-    }
 }
 
 pub(crate) fn opt_positive(obj: &Map<String, Value>, key: &str) -> Result<Option<u32>, RequestError> {

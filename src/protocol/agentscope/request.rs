@@ -5,7 +5,7 @@ use serde_json::{Map, Value};
 
 use crate::llm::{Sampling, Stop};
 use crate::pipeline::{Ask, UserClaim};
-use crate::protocol::RequestError;
+use crate::protocol::{RequestError, field, opt_number};
 
 /// More messages than this in `input` is refused: a conversation that long is a client bug or an attack,
 /// and the model could not take it anyway.
@@ -211,10 +211,6 @@ impl AgentRequest {
     }
 }
 
-fn field(name: impl Into<String>, reason: impl Into<String>) -> RequestError {
-    RequestError::Field { field: name.into(), reason: reason.into() }
-}
-
 /// Depth of nested arrays/objects, iteratively (a recursive walk is what the bound is there to avoid).
 pub(crate) fn depth(value: &Value) -> usize {
     let mut deepest = 0;
@@ -238,21 +234,6 @@ fn opt_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, Req
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.clone())),
         Some(_) => Err(field(key, "expected a string")),
-    }
-}
-
-fn opt_number(
-    obj: &Map<String, Value>,
-    key: &str,
-    ok: impl Fn(f64) -> bool,
-    why: &str,
-) -> Result<Option<f64>, RequestError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => match v.as_f64() {
-            Some(n) if ok(n) => Ok(Some(n)),
-            _ => Err(field(key, why)),
-        },
     }
 }
 

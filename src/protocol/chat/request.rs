@@ -11,7 +11,8 @@ use crate::llm::{ChatMessage, Sampling, Stop, ToolCall};
 use crate::pipeline::{Ask, UserClaim};
 use crate::protocol::RequestError;
 use crate::protocol::agentscope::{HistoryItem, MAX_CONTENT_ITEMS, MAX_INPUT_MESSAGES, assemble_history};
-use crate::protocol::openai::{field, opt_bool, opt_positive, opt_string, parse_object, temperature, top_p};
+use crate::protocol::field;
+use crate::protocol::openai::{opt_bool, opt_positive, opt_string, parse_object, temperature, top_p};
 
 /// A parsed, validated Chat Completions request.
 #[derive(Debug, Clone, PartialEq)]

@@ -18,7 +18,8 @@ use crate::llm::{ChatMessage, Sampling, ToolCall};
 use crate::pipeline::{Ask, UserClaim};
 use crate::protocol::RequestError;
 use crate::protocol::agentscope::{HistoryItem, MAX_CONTENT_ITEMS, MAX_INPUT_MESSAGES, assemble_history};
-use crate::protocol::openai::{field, opt_bool, opt_positive, opt_string, parse_object, temperature, top_p};
+use crate::protocol::field;
+use crate::protocol::openai::{opt_bool, opt_positive, opt_string, parse_object, temperature, top_p};
 
 /// `metadata` bounds of the API: 16 pairs, keys ≤ 64 characters, values ≤ 512.
 const MAX_METADATA_PAIRS: usize = 16;
