@@ -11,11 +11,11 @@ use tokio::time::Instant;
 
 use super::Pipeline;
 use super::plan::Plan;
+use super::record::Recorder;
 use crate::acs::Credentials;
 use crate::agent::{TurnEnd, TurnEvent};
 use crate::failure::{Failure, FailureCode};
 use crate::identity::{Subject, jwt_subject};
-use crate::sessions::record::Recorder;
 use crate::sessions::{SessionError, SessionKey, Store, StoredMessage, replay};
 
 /// A turn's session: where to append, and what of the request's input is new.

@@ -12,6 +12,7 @@ mod caller;
 mod memory;
 mod plan;
 mod pump;
+mod record;
 
 pub(crate) use caller::{UserClaim, event_claim, http_claim};
 pub(crate) use plan::{Ask, Invocation, Plan, Planner};

@@ -102,7 +102,7 @@ impl Planner {
         };
         let records = match ask.records.is_empty() {
             false => ask.records,
-            true => crate::sessions::record::from_chat(&turn.messages[1..]),
+            true => super::record::from_chat(&turn.messages[1..]),
         };
         Ok(Plan { session_id: ask.session_id, records, subject, role: invocation.role, turn, drain: invocation.drain })
     }

@@ -10,7 +10,6 @@
 
 pub(crate) mod memory;
 pub(crate) mod message;
-pub(crate) mod record;
 pub(crate) mod redis;
 pub(crate) mod replay;
 

@@ -5,9 +5,9 @@
 
 use serde_json::{Map, Value};
 
-use super::message::{Part, StoredMessage, new_message_id};
 use crate::agent::TurnEvent;
 use crate::llm::ChatMessage;
+use crate::sessions::message::{Part, StoredMessage, new_message_id};
 
 pub(crate) struct Recorder {
     agent_name: String,
