@@ -6,11 +6,16 @@
 //! - Reasoning is a `reasoning` item (`content_part.added` with a `reasoning_text` part, then
 //!   `reasoning_text.delta`… `.done`, `content_part.done`); answer text a `message` item with one
 //!   `output_text` part. At most one of the two is open; any other event closes it.
-//! - A tool the function ran is an `mcp_call` item: added at `ToolCallStarted` (several may be open),
+//! - Each MCP server's tool listing is an `mcp_list_tools` item (`server_label`, the tools with their input
+//!   schemas): `output_item.added` with no tools, `mcp_list_tools.in_progress`, `.completed`, then
+//!   `output_item.done` with them. They come first: the turn lists its tools before the model's first call.
+//! - A tool the function ran is an `mcp_call` item, labelled with the server that listed it: added at `ToolCallStarted` (several may be open),
 //!   `mcp_call_arguments.delta`/`.done`, then at its `ToolResult` `mcp_call.completed` (or `.failed` for an
 //!   `isError` result) and `output_item.done` with the tool's text as `output`. A failed tool's text is in
 //!   `output` and `error` stays null (`McpCall.error` changed type between SDK majors).
 //! - Items still open at the end are closed with status `incomplete` unless the turn completed.
+
+use std::collections::HashMap;
 
 use bytes::Bytes;
 use serde_json::{Map, Value, json};
@@ -19,12 +24,11 @@ use super::request::Echo;
 use crate::agent::{TurnEnd, TurnEvent};
 use crate::failure::Failure;
 use crate::llm::Usage;
-use crate::mcp::ToolOutput;
+use crate::mcp::{ToolDef, ToolOutput};
 use crate::protocol::openai::{add_usage, new_id, now_secs};
 
-/// The `server_label` of the function's tools: the events do not say which MCP server a tool came from,
-/// and the label is only for display.
-pub(crate) const SERVER_LABEL: &str = "mcp";
+/// The `server_label` of a call to a tool no listing named (the model made its name up).
+const UNLISTED_SERVER: &str = "mcp";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum TextKind {
@@ -61,6 +65,8 @@ pub(crate) struct ResponsesBuilder {
     output: Vec<Value>,
     open_text: Option<OpenText>,
     open_calls: Vec<OpenCall>,
+    /// Each listed tool's server label, by the tool's (turn-unique) name.
+    labels: HashMap<String, String>,
     usage: Option<Usage>,
     /// The last lifecycle Response (the final one once finished).
     last: Option<Value>,
@@ -79,6 +85,7 @@ impl ResponsesBuilder {
             output: Vec::new(),
             open_text: None,
             open_calls: Vec::new(),
+            labels: HashMap::new(),
             usage: None,
             last: None,
         }
@@ -107,6 +114,10 @@ impl ResponsesBuilder {
             return;
         }
         match event {
+            TurnEvent::ToolsListed { server, tools } => {
+                self.close_text(out, "completed");
+                self.list_tools(out, server, tools);
+            }
             TurnEvent::ReasoningDelta(delta) => self.text_delta(out, TextKind::Reasoning, delta),
             TurnEvent::TextDelta(delta) => self.text_delta(out, TextKind::Message, delta),
             TurnEvent::ToolCallStarted { call_id, name } => {
@@ -231,6 +242,34 @@ impl ResponsesBuilder {
         self.emit(out, "response.output_item.done", json!({"output_index": index, "item": item}));
     }
 
+    /// One server's listing, added and done at once (the tools were listed before the turn reported them).
+    fn list_tools(&mut self, out: &mut Vec<Value>, server: &str, tools: &[ToolDef]) {
+        for tool in tools {
+            self.labels.insert(tool.name.clone(), server.to_owned());
+        }
+        let index = self.output.len();
+        let id = new_id("mcpl");
+        let item = |tools: Vec<Value>| json!({"type": "mcp_list_tools", "id": id, "server_label": server, "tools": tools, "error": null});
+        let added = item(Vec::new());
+        self.output.push(added.clone());
+        self.emit(out, "response.output_item.added", json!({"output_index": index, "item": added}));
+        let at = json!({"item_id": id, "output_index": index});
+        self.emit(out, "response.mcp_list_tools.in_progress", at.clone());
+        self.emit(out, "response.mcp_list_tools.completed", at);
+        let listed = tools
+            .iter()
+            .map(|t| json!({"name": t.name, "description": t.description, "input_schema": t.input_schema}))
+            .collect();
+        let done = item(listed);
+        self.output[index] = done.clone();
+        self.emit(out, "response.output_item.done", json!({"output_index": index, "item": done}));
+    }
+
+    /// The server label of a tool, by its name.
+    fn label_of(&self, tool: &str) -> &str {
+        self.labels.get(tool).map_or(UNLISTED_SERVER, String::as_str)
+    }
+
     /// The open call with this id, added now if it is new.
     fn open_call(&mut self, out: &mut Vec<Value>, call_id: &str, name: &str) -> usize {
         if let Some(i) = self.open_calls.iter().position(|c| c.call_id == call_id) {
@@ -238,7 +277,7 @@ impl ResponsesBuilder {
         }
         let index = self.output.len();
         let id = new_id("mcp");
-        let item = mcp_call(&id, name, "", None, "in_progress");
+        let item = mcp_call(&id, self.label_of(name), name, "", None, "in_progress");
         self.output.push(item.clone());
         self.emit(out, "response.output_item.added", json!({"output_index": index, "item": item}));
         self.emit(out, "response.mcp_call.in_progress", json!({"item_id": id, "output_index": index}));
@@ -269,7 +308,8 @@ impl ResponsesBuilder {
             let kind = if status == "failed" { "response.mcp_call.failed" } else { "response.mcp_call.completed" };
             self.emit(out, kind, at);
         }
-        let item = mcp_call(&call.id, &call.name, &call.arguments, result.map(|r| r.text.as_str()), status);
+        let label = self.label_of(&call.name);
+        let item = mcp_call(&call.id, label, &call.name, &call.arguments, result.map(|r| r.text.as_str()), status);
         self.output[call.index] = item.clone();
         self.emit(out, "response.output_item.done", json!({"output_index": call.index, "item": item}));
     }
@@ -325,8 +365,8 @@ pub(crate) fn sse_frame(event: &Value) -> Bytes {
     Bytes::from(format!("event: {kind}\ndata: {event}\n\n"))
 }
 
-fn mcp_call(id: &str, name: &str, arguments: &str, output: Option<&str>, status: &str) -> Value {
-    json!({"type": "mcp_call", "id": id, "server_label": SERVER_LABEL, "name": name, "arguments": arguments,
+fn mcp_call(id: &str, server_label: &str, name: &str, arguments: &str, output: Option<&str>, status: &str) -> Value {
+    json!({"type": "mcp_call", "id": id, "server_label": server_label, "name": name, "arguments": arguments,
         "output": output, "error": null, "status": status})
 }
 

@@ -72,7 +72,7 @@ mod tests {
     use crate::agent::TurnEnd;
     use crate::failure::{Failure, FailureCode};
     use crate::llm::Usage;
-    use crate::mcp::ToolOutput;
+    use crate::mcp::{ToolDef, ToolOutput};
     use rmcp::model::ContentBlock;
     use serde_json::json;
 
@@ -135,7 +135,14 @@ mod tests {
     fn tool_turn() -> Vec<TurnEvent> {
         let output =
             ToolOutput { text: "12:00 UTC".into(), content: vec![ContentBlock::text("12:00 UTC")], is_error: false };
+        let getutctime = ToolDef {
+            name: "getutctime".into(),
+            description: "The time in UTC".into(),
+            input_schema: json!({"type": "object", "properties": {}}),
+        };
         vec![
+            TurnEvent::ToolsListed { server: "time".into(), tools: vec![getutctime] },
+            TurnEvent::ToolsListed { server: "empty".into(), tools: vec![] },
             TurnEvent::ReasoningDelta("Let me ".into()),
             TurnEvent::ReasoningDelta("check".into()),
             TurnEvent::ToolCallStarted { call_id: "c1".into(), name: "getutctime".into() },
@@ -151,14 +158,19 @@ mod tests {
     }
 
     #[test]
-    fn a_tool_turn_is_reasoning_then_an_mcp_call_with_its_output_then_the_message() {
+    fn a_tool_turn_is_the_listings_reasoning_an_mcp_call_with_its_output_then_the_message() {
         let events = stream(&tool_turn());
         let last = check_consistent(&events);
+        let listing = [
+            "response.output_item.added",
+            "response.mcp_list_tools.in_progress",
+            "response.mcp_list_tools.completed",
+            "response.output_item.done",
+        ];
+        assert_eq!(types(&events[2..10]), [listing, listing].concat());
         assert_eq!(
-            types(&events),
+            types(&events[10..]),
             [
-                "response.created",
-                "response.in_progress",
                 "response.output_item.added",
                 "response.content_part.added",
                 "response.reasoning_text.delta",
@@ -185,11 +197,25 @@ mod tests {
         let response = &last["response"];
         assert_eq!((response["status"].as_str(), response["model"].as_str()), (Some("completed"), Some("qwen-max")));
         let output = response["output"].as_array().unwrap();
-        assert_eq!(output[0]["content"][0]["text"], "Let me check");
-        assert_eq!(output[1]["type"], "mcp_call");
-        assert_eq!((output[1]["name"].as_str(), output[1]["output"].as_str()), (Some("getutctime"), Some("12:00 UTC")));
-        assert_eq!(output[1]["status"], "completed");
-        assert_eq!(output[2]["content"][0]["text"], "It is noon.");
+        assert_eq!(
+            output[0],
+            json!({"type": "mcp_list_tools", "id": output[0]["id"], "server_label": "time", "error": null,
+                "tools": [{"name": "getutctime", "description": "The time in UTC",
+                    "input_schema": {"type": "object", "properties": {}}}]})
+        );
+        assert_eq!(events[2]["item"]["tools"], json!([]), "added with no tools, done with them");
+        assert_eq!(
+            (output[1]["server_label"].as_str(), output[1]["tools"].as_array().map(Vec::len)),
+            (Some("empty"), Some(0))
+        );
+        assert_eq!(output[2]["content"][0]["text"], "Let me check");
+        assert_eq!(output[3]["type"], "mcp_call");
+        assert_eq!((output[3]["name"].as_str(), output[3]["output"].as_str()), (Some("getutctime"), Some("12:00 UTC")));
+        assert_eq!(
+            (output[3]["status"].as_str(), output[3]["server_label"].as_str()),
+            (Some("completed"), Some("time"))
+        );
+        assert_eq!(output[4]["content"][0]["text"], "It is noon.");
         assert_eq!(response["usage"]["input_tokens"], 30);
         assert_eq!(
             (response["usage"]["output_tokens"].as_u64(), response["usage"]["total_tokens"].as_u64()),
@@ -255,6 +281,7 @@ mod tests {
         let last = check_consistent(&events);
         let call = &last["response"]["output"][0];
         assert_eq!((call["status"].as_str(), call["output"].as_str()), (Some("failed"), Some("Error: boom")));
+        assert_eq!(call["server_label"], "mcp", "a tool no listing named");
         assert_eq!(call["error"], Value::Null);
         assert!(types(&events).contains(&"response.mcp_call.failed"));
     }
