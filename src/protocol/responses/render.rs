@@ -286,6 +286,91 @@ mod tests {
         assert!(types(&events).contains(&"response.mcp_call.failed"));
     }
 
+    /// Ids (`<prefix>_<32 hex>`) as `<prefix>_<n>` by first appearance, and `created_at` as 0, so a
+    /// rendering can be compared byte for byte.
+    fn normalized(text: &str) -> String {
+        let mut ids: Vec<&str> = Vec::new();
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find('_') {
+            let (head, tail) = rest.split_at(at + 1);
+            out.push_str(head);
+            let hex = tail.get(..32).filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            rest = match hex {
+                Some(hex) => {
+                    let n = ids.iter().position(|id| *id == hex).unwrap_or_else(|| {
+                        ids.push(hex);
+                        ids.len() - 1
+                    });
+                    out.push_str(&n.to_string());
+                    &tail[32..]
+                }
+                None => tail,
+            };
+        }
+        out.push_str(rest);
+        let mut lines = Vec::new();
+        for mut piece in out.split("\"created_at\":") {
+            if !lines.is_empty() {
+                lines.push("\"created_at\":0");
+                piece = piece.trim_start_matches(|c: char| c.is_ascii_digit());
+            }
+            lines.push(piece);
+        }
+        lines.concat()
+    }
+
+    /// Every byte of the stream and of the answer for recorded turns, ids and clock aside: the wire the
+    /// SDK tests were checked against. `BLESS=1 cargo test --lib responses` rewrites the file after a change
+    /// that is meant to change the wire.
+    #[test]
+    fn the_wire_is_as_recorded() {
+        let echo = Echo {
+            instructions: Some("Be brief.".into()),
+            metadata: serde_json::from_value(json!({"case": "golden", "a\"b": "é\n"})).unwrap(),
+            conversation: Some("conv-1".into()),
+            temperature: Some(0.2),
+            top_p: Some(0.9),
+            max_output_tokens: Some(200),
+        };
+        let failed = [
+            TurnEvent::ReasoningDelta("hm".into()),
+            TurnEvent::ToolCallStarted { call_id: "c1".into(), name: "getutctime".into() },
+            TurnEvent::Finished(TurnEnd::Failed(Failure::new(FailureCode::ModelThrottled, "429 \"quoted\""))),
+        ];
+        let incomplete = [
+            TurnEvent::TextDelta("partial".into()),
+            TurnEvent::Finished(TurnEnd::Incomplete(Failure::new(FailureCode::MaxIterations, "bound"))),
+        ];
+        let mut text = String::new();
+        for (name, turn, echo) in [
+            ("tool turn", tool_turn(), echo.clone()),
+            ("failed", failed.to_vec(), Echo::default()),
+            ("incomplete", incomplete.to_vec(), echo),
+        ] {
+            let mut renderer = ResponsesStream::new("qwen-max".into(), echo.clone());
+            let mut frames = renderer.opening();
+            let mut answer = ResponsesAnswer::new("qwen-max".into(), echo);
+            let mut body = Vec::new();
+            for event in &turn {
+                renderer.render(event, &mut frames);
+                answer.render(event, &mut body);
+            }
+            text.push_str(&format!("## {name}: stream\n"));
+            frames.iter().for_each(|f| text.push_str(std::str::from_utf8(f).unwrap()));
+            text.push_str(&format!("## {name}: answer\n"));
+            body.iter().for_each(|b| text.push_str(std::str::from_utf8(b).unwrap()));
+            text.push('\n');
+        }
+        let text = normalized(&text);
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/protocol/responses/testdata/wire.txt");
+        if std::env::var_os("BLESS").is_some() {
+            std::fs::write(path, &text).unwrap();
+        }
+        let recorded = std::fs::read_to_string(path).expect("the recorded wire (BLESS=1 writes it)");
+        assert!(text == recorded, "the wire changed:\n{text}");
+    }
+
     #[test]
     fn parallel_calls_keep_their_own_items() {
         let ok =
