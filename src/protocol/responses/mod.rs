@@ -9,6 +9,7 @@
 mod builder;
 mod render;
 mod request;
+mod wire;
 
 pub(crate) use render::{ResponsesAnswer, ResponsesStream};
 pub(crate) use request::ResponsesRequest;

@@ -2,9 +2,8 @@
 //! both from one [`ResponsesBuilder`].
 
 use bytes::Bytes;
-use serde_json::Value;
 
-use super::builder::{ResponsesBuilder, sse_frame};
+use super::builder::{Mode, ResponsesBuilder};
 use super::request::Echo;
 use crate::agent::TurnEvent;
 use crate::pipeline::Renderer;
@@ -12,12 +11,11 @@ use crate::pipeline::Renderer;
 /// `stream: true`: every event as `event: <type>\ndata: <json>\n\n`, as it is made (no `[DONE]`, as OpenAI).
 pub(crate) struct ResponsesStream {
     builder: ResponsesBuilder,
-    events: Vec<Value>,
 }
 
 impl ResponsesStream {
     pub(crate) fn new(model: String, echo: Echo) -> Self {
-        ResponsesStream { builder: ResponsesBuilder::new(model, echo), events: Vec::new() }
+        ResponsesStream { builder: ResponsesBuilder::new(model, echo, Mode::Stream) }
     }
 }
 
@@ -28,13 +26,13 @@ impl Renderer for ResponsesStream {
 
     /// `created` and `in_progress` leave with the response head.
     fn opening(&mut self) -> Vec<Bytes> {
-        self.builder.start(&mut self.events);
-        self.events.drain(..).map(|event| sse_frame(&event)).collect()
+        let mut frames = Vec::new();
+        self.builder.start(&mut frames);
+        frames
     }
 
     fn render(&mut self, event: &TurnEvent, out: &mut Vec<Bytes>) {
-        self.builder.push(event, &mut self.events);
-        out.extend(self.events.drain(..).map(|event| sse_frame(&event)));
+        self.builder.push(event, out);
     }
 }
 
@@ -43,12 +41,11 @@ impl Renderer for ResponsesStream {
 /// parses it and the caller reads `status` and `error`.
 pub(crate) struct ResponsesAnswer {
     builder: ResponsesBuilder,
-    events: Vec<Value>,
 }
 
 impl ResponsesAnswer {
     pub(crate) fn new(model: String, echo: Echo) -> Self {
-        ResponsesAnswer { builder: ResponsesBuilder::new(model, echo), events: Vec::new() }
+        ResponsesAnswer { builder: ResponsesBuilder::new(model, echo, Mode::Answer) }
     }
 }
 
@@ -58,10 +55,10 @@ impl Renderer for ResponsesAnswer {
     }
 
     fn render(&mut self, event: &TurnEvent, out: &mut Vec<Bytes>) {
-        self.builder.push(event, &mut self.events);
-        self.events.clear();
-        if let Some(response) = self.builder.final_response() {
-            out.push(Bytes::from(response.to_string()));
+        let finished = matches!(event, TurnEvent::Finished(_));
+        self.builder.push(event, out);
+        if finished && let Some(body) = self.builder.final_body() {
+            out.push(body);
         }
     }
 }
@@ -74,7 +71,7 @@ mod tests {
     use crate::llm::Usage;
     use crate::mcp::{ToolDef, ToolOutput};
     use rmcp::model::ContentBlock;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
     fn stream(events: &[TurnEvent]) -> Vec<Value> {
         let mut renderer = ResponsesStream::new("qwen-max".into(), Echo::default());

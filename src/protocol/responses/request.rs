@@ -255,7 +255,7 @@ mod tests {
     }
 
     fn refusal(body: Value) -> String {
-        parse(body).err().expect("refused").to_string()
+        parse(body).expect_err("refused").to_string()
     }
 
     #[test]
