@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{join_all, try_join_all};
@@ -44,13 +44,14 @@ pub struct ToolDef {
 pub struct Listing {
     /// The server's label ([`super::names::server_labels`]).
     pub server: String,
-    pub tools: Vec<ToolDef>,
+    /// Shared: every face that shows the listing reads the same copy.
+    pub tools: Arc<[ToolDef]>,
 }
 
 struct Connection {
     server: ServerUrl,
-    /// This server's tools in [`ToolSession::tools`] (servers list theirs in turn).
-    tools: Range<usize>,
+    /// This server's part of [`ToolSession::tools`], made once per session for the turn to report.
+    listed: Arc<[ToolDef]>,
     service: RunningService<RoleClient, ClientConfig>,
     /// Dropped with the connection: whatever rmcp's worker still has in flight is abandoned.
     _owner: SessionOwner,
@@ -93,10 +94,7 @@ impl ToolSession {
 
     /// Each server's listing, in server order.
     pub fn listings(&self) -> Vec<Listing> {
-        self.connections
-            .iter()
-            .map(|c| Listing { server: c.server.label.clone(), tools: self.tools[c.tools.clone()].to_vec() })
-            .collect()
+        self.connections.iter().map(|c| Listing { server: c.server.label.clone(), tools: c.listed.clone() }).collect()
     }
 
     /// Calls a tool by its model-facing name. A tool that reports `isError` is an `Ok` with
@@ -173,7 +171,7 @@ pub(super) async fn open(client: &McpClient, bearer: &Secret, deadline: Instant)
             });
             session.routes.insert(name, Route { connection: index, original: tool.name.into_owned() });
         }
-        connection.tools = first..session.tools.len();
+        connection.listed = Arc::from(&session.tools[first..]);
         session.connections.push(connection);
     }
     Ok(session)
@@ -198,7 +196,7 @@ async fn open_one(
         Ok((service, tools))
     };
     let (service, tools) = timeout_at(deadline, handshake).await.map_err(|_| scope.timeout("session open"))??;
-    let connection = Connection { server: server.clone(), tools: 0..0, service, _owner: owner };
+    let connection = Connection { server: server.clone(), listed: Arc::from([]), service, _owner: owner };
     Ok((connection, tools))
 }
 

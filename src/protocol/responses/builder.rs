@@ -22,6 +22,7 @@
 //! (`stream: false`) writes no events at all, only the final Response.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::request::Echo;
 use super::wire::{EMPTY, Event, Item, Part, ResponseObject, Standing, TextKind};
@@ -279,13 +280,13 @@ impl ResponsesBuilder {
     }
 
     /// One server's listing, added and done at once (the tools were listed before the turn reported them).
-    fn list_tools(&mut self, out: &mut Vec<Bytes>, server: &str, tools: &[ToolDef]) {
-        for tool in tools {
+    fn list_tools(&mut self, out: &mut Vec<Bytes>, server: &str, tools: &Arc<[ToolDef]>) {
+        for tool in tools.iter() {
             self.labels.insert(tool.name.clone(), server.to_owned());
         }
         let index = self.draft.output.len();
         let item =
-            Item::Listing { id: new_id("mcpl"), server_label: server.to_owned(), tools: tools.to_vec(), open: true };
+            Item::Listing { id: new_id("mcpl"), server_label: server.to_owned(), tools: tools.clone(), open: true };
         self.draft.output.push(item);
         self.frames.emit(out, self.draft.item("response.output_item.added", index));
         self.frames.emit(out, Event { kind: "response.mcp_list_tools.in_progress", ..self.draft.at(index) });

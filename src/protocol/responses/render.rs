@@ -72,6 +72,7 @@ mod tests {
     use crate::mcp::{ToolDef, ToolOutput};
     use rmcp::model::ContentBlock;
     use serde_json::{Value, json};
+    use std::sync::Arc;
 
     fn stream(events: &[TurnEvent]) -> Vec<Value> {
         let mut renderer = ResponsesStream::new("qwen-max".into(), Echo::default());
@@ -138,8 +139,8 @@ mod tests {
             input_schema: json!({"type": "object", "properties": {}}),
         };
         vec![
-            TurnEvent::ToolsListed { server: "time".into(), tools: vec![getutctime] },
-            TurnEvent::ToolsListed { server: "empty".into(), tools: vec![] },
+            TurnEvent::ToolsListed { server: "time".into(), tools: Arc::from([getutctime]) },
+            TurnEvent::ToolsListed { server: "empty".into(), tools: Arc::from([]) },
             TurnEvent::ReasoningDelta("Let me ".into()),
             TurnEvent::ReasoningDelta("check".into()),
             TurnEvent::ToolCallStarted { call_id: "c1".into(), name: "getutctime".into() },

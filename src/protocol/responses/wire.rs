@@ -3,6 +3,8 @@
 //! replaced wrote them in, so the wire is byte-for-byte what the SDK tests were checked against
 //! (`testdata/wire.txt`). Keep new fields in that order.
 
+use std::sync::Arc;
+
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 
@@ -67,7 +69,7 @@ pub(super) enum Item {
     Listing {
         id: String,
         server_label: String,
-        tools: Vec<ToolDef>,
+        tools: Arc<[ToolDef]>,
         open: bool,
     },
 }
@@ -117,7 +119,7 @@ impl Serialize for Item {
                 map.serialize_entry("error", &())?;
                 map.serialize_entry("id", id)?;
                 map.serialize_entry("server_label", server_label)?;
-                let tools = if *open { &[][..] } else { tools.as_slice() };
+                let tools = if *open { &[][..] } else { &tools[..] };
                 map.serialize_entry("tools", &Tools(tools))?;
                 map.serialize_entry("type", "mcp_list_tools")?;
             }
