@@ -35,9 +35,6 @@ use bytes::Bytes;
 /// The `server_label` of a call to a tool no listing named (the model made its name up).
 const UNLISTED_SERVER: &str = "mcp";
 
-/// Room for a frame's `event:` line and a small event; larger ones grow the buffer once or twice.
-const FRAME_CAPACITY: usize = 256;
-
 /// Whether events are written (`stream: true`) or only the final Response is (`stream: false`).
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -93,23 +90,23 @@ struct Frames {
 }
 
 impl Frames {
-    fn emit(&mut self, out: &mut Vec<Bytes>, mut event: Event<'_>) {
+    /// Appends the event's frame to `out`: one buffer per turn event, however many events it makes, so
+    /// the body gets one chunk for them.
+    fn emit(&mut self, out: &mut Vec<u8>, mut event: Event<'_>) {
         if self.mode == Mode::Stream {
             event.sequence_number = self.seq;
-            let mut frame = Vec::with_capacity(FRAME_CAPACITY);
-            frame.extend_from_slice(b"event: ");
-            frame.extend_from_slice(event.kind.as_bytes());
-            frame.extend_from_slice(b"\ndata: ");
+            out.extend_from_slice(b"event: ");
+            out.extend_from_slice(event.kind.as_bytes());
+            out.extend_from_slice(b"\ndata: ");
             // Writing into a Vec fails only if a Serialize impl does; ours do not.
-            let _ = serde_json::to_writer(&mut frame, &event);
-            frame.extend_from_slice(b"\n\n");
-            out.push(Bytes::from(frame));
+            let _ = serde_json::to_writer(&mut *out, &event);
+            out.extend_from_slice(b"\n\n");
         }
         self.seq += 1;
     }
 }
 
-/// Builds one Response: `start` and every `push` append the frames to send (none in answer mode).
+/// Builds one Response: `start` and every `push` append the SSE frames to send (none in answer mode).
 pub(crate) struct ResponsesBuilder {
     draft: Draft,
     frames: Frames,
@@ -143,7 +140,7 @@ impl ResponsesBuilder {
     }
 
     /// `response.created` and `response.in_progress`; a second call adds nothing.
-    pub(crate) fn start(&mut self, out: &mut Vec<Bytes>) {
+    pub(crate) fn start(&mut self, out: &mut Vec<u8>) {
         if self.started {
             return;
         }
@@ -154,7 +151,7 @@ impl ResponsesBuilder {
         }
     }
 
-    pub(crate) fn push(&mut self, event: &TurnEvent, out: &mut Vec<Bytes>) {
+    pub(crate) fn push(&mut self, event: &TurnEvent, out: &mut Vec<u8>) {
         self.start(out);
         if self.end.is_some() {
             return;
@@ -209,7 +206,7 @@ impl ResponsesBuilder {
         }
     }
 
-    fn finish(&mut self, out: &mut Vec<Bytes>, end: &TurnEnd) {
+    fn finish(&mut self, out: &mut Vec<u8>, end: &TurnEnd) {
         let item_status = if matches!(end, TurnEnd::Completed) { "completed" } else { "incomplete" };
         self.close_text(out, item_status);
         while let Some(call) = self.open_calls.first() {
@@ -225,7 +222,7 @@ impl ResponsesBuilder {
         self.end = Some(end.clone());
     }
 
-    fn text_delta(&mut self, out: &mut Vec<Bytes>, kind: TextKind, delta: &str) {
+    fn text_delta(&mut self, out: &mut Vec<u8>, kind: TextKind, delta: &str) {
         let open_kind = self.open_text.and_then(|index| match &self.draft.output[index] {
             Item::Text { kind, .. } => Some(*kind),
             _ => None,
@@ -259,7 +256,7 @@ impl ResponsesBuilder {
         self.frames.emit(out, event);
     }
 
-    fn close_text(&mut self, out: &mut Vec<Bytes>, status: &'static str) {
+    fn close_text(&mut self, out: &mut Vec<u8>, status: &'static str) {
         let Some(index) = self.open_text.take() else { return };
         let Item::Text { kind, text, .. } = &self.draft.output[index] else { return };
         let (kind, text) = (*kind, text.as_str());
@@ -280,7 +277,7 @@ impl ResponsesBuilder {
     }
 
     /// One server's listing, added and done at once (the tools were listed before the turn reported them).
-    fn list_tools(&mut self, out: &mut Vec<Bytes>, server: &str, tools: &Arc<[ToolDef]>) {
+    fn list_tools(&mut self, out: &mut Vec<u8>, server: &str, tools: &Arc<[ToolDef]>) {
         for tool in tools.iter() {
             self.labels.insert(tool.name.clone(), server.to_owned());
         }
@@ -303,7 +300,7 @@ impl ResponsesBuilder {
     }
 
     /// The `output_index` of the open call with this id, added now if it is new.
-    fn open_call(&mut self, out: &mut Vec<Bytes>, call_id: &str, name: &str) -> usize {
+    fn open_call(&mut self, out: &mut Vec<u8>, call_id: &str, name: &str) -> usize {
         if let Some(call) = self.open_calls.iter().find(|c| c.call_id == call_id) {
             return call.index;
         }
@@ -324,7 +321,7 @@ impl ResponsesBuilder {
     }
 
     /// Ends the open call at `index`: with the tool's result, or without one when the turn ended first.
-    fn close_call(&mut self, out: &mut Vec<Bytes>, index: usize, result: Option<&ToolOutput>) {
+    fn close_call(&mut self, out: &mut Vec<u8>, index: usize, result: Option<&ToolOutput>) {
         let Some(at) = self.open_calls.iter().position(|c| c.index == index) else { return };
         let call = self.open_calls.remove(at);
         if !call.arguments_done

@@ -8,6 +8,9 @@ use super::request::Echo;
 use crate::agent::TurnEvent;
 use crate::pipeline::Renderer;
 
+/// Room for the frames of a typical turn event (a delta is one frame of ~200 bytes); more grows the buffer.
+const FRAMES_CAPACITY: usize = 512;
+
 /// `stream: true`: every event as `event: <type>\ndata: <json>\n\n`, as it is made (no `[DONE]`, as OpenAI).
 pub(crate) struct ResponsesStream {
     builder: ResponsesBuilder,
@@ -26,13 +29,17 @@ impl Renderer for ResponsesStream {
 
     /// `created` and `in_progress` leave with the response head.
     fn opening(&mut self) -> Vec<Bytes> {
-        let mut frames = Vec::new();
+        let mut frames = Vec::with_capacity(FRAMES_CAPACITY);
         self.builder.start(&mut frames);
-        frames
+        vec![Bytes::from(frames)]
     }
 
     fn render(&mut self, event: &TurnEvent, out: &mut Vec<Bytes>) {
-        self.builder.push(event, out);
+        let mut frames = Vec::with_capacity(FRAMES_CAPACITY);
+        self.builder.push(event, &mut frames);
+        if !frames.is_empty() {
+            out.push(Bytes::from(frames));
+        }
     }
 }
 
@@ -56,7 +63,8 @@ impl Renderer for ResponsesAnswer {
 
     fn render(&mut self, event: &TurnEvent, out: &mut Vec<Bytes>) {
         let finished = matches!(event, TurnEvent::Finished(_));
-        self.builder.push(event, out);
+        // Answer mode writes no frames: this stays empty and never allocates.
+        self.builder.push(event, &mut Vec::new());
         if finished && let Some(body) = self.builder.final_body() {
             out.push(body);
         }
@@ -80,12 +88,12 @@ mod tests {
         for event in events {
             renderer.render(event, &mut frames);
         }
+        let text: String = frames.iter().map(|chunk| std::str::from_utf8(chunk).unwrap()).collect();
+        let frames = text.strip_suffix("\n\n").expect("every frame ends with a blank line").split("\n\n");
         frames
-            .iter()
             .map(|frame| {
-                let text = std::str::from_utf8(frame).unwrap();
-                let (head, data) = text.split_once('\n').unwrap();
-                let event: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap().trim_end()).unwrap();
+                let (head, data) = frame.split_once('\n').unwrap();
+                let event: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
                 assert_eq!(head, format!("event: {}", event["type"].as_str().unwrap()));
                 event
             })
