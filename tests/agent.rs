@@ -230,9 +230,14 @@ async fn tool_turn_reports_call_result_answer_usage_in_order() {
     assert!(matches!(events[events.len() - 2], TurnEvent::Usage(_)), "{events:#?}");
 
     let steps: Vec<&TurnEvent> = events.iter().filter(|e| !matches!(e, TurnEvent::Usage(_))).collect();
-    let TurnEvent::ToolCallStarted { call_id, name } = steps[0] else { panic!("first: {:?}", steps[0]) };
+    // First the one server's listing, under the label its URL gives (`…/mcp`), with what the model is offered.
+    let TurnEvent::ToolsListed { server, tools } = steps[0] else { panic!("first: {:?}", steps[0]) };
+    assert_eq!(server, "mcp");
+    let listed: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(events.iter().filter(|e| matches!(e, TurnEvent::ToolsListed { .. })).count(), 1, "once per server");
+    let TurnEvent::ToolCallStarted { call_id, name } = steps[1] else { panic!("second: {:?}", steps[1]) };
     assert_eq!(name, "getutctime");
-    let mut at = 1;
+    let mut at = 2;
     let mut arguments = String::new();
     while let TurnEvent::ToolCallArgumentsDelta { call_id: id, delta } = steps[at] {
         assert_eq!(id, call_id);
@@ -263,6 +268,9 @@ async fn tool_turn_reports_call_result_answer_usage_in_order() {
     let offered: Vec<&str> =
         first["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
     assert!(offered.contains(&"getutctime"), "{offered:?}");
+    assert_eq!(listed, offered, "the listing names the tools as the model was offered them");
+    let schema = &first["tools"][0]["function"]["parameters"];
+    assert_eq!(&tools[0].input_schema, schema);
     let messages = rig.request(1)["messages"].as_array().unwrap().clone();
     let assistant = &messages[2];
     assert_eq!(assistant["role"], "assistant");

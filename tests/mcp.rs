@@ -153,6 +153,16 @@ async fn two_servers_merge_and_colliding_names_map_back() {
         ]
     );
 
+    // One listing per server, in server order, each with its own tools under their model-facing names;
+    // both stand-ins are at `…/mcp`, so the second label is made unique like a tool name.
+    let listings = session.listings();
+    let labels: Vec<&str> = listings.iter().map(|l| l.server.as_str()).collect();
+    assert_eq!(labels, ["mcp", "mcp_1"]);
+    let mut second_names: Vec<&str> = listings[1].tools.iter().map(|t| t.name.as_str()).collect();
+    second_names.sort_unstable();
+    assert_eq!(second_names, ["broken_1", "getutctime_1", "helloworld_1", "rendezvous_1"]);
+    assert_eq!(listings[0].tools.len() + listings[1].tools.len(), session.tools().len());
+
     assert_eq!(session.call("helloworld", json!({"name": "A"})).await.unwrap().text, "Hello, A!");
     assert_eq!(first.method_count("tools/call"), 1);
     assert_eq!(second.method_count("tools/call"), 0);

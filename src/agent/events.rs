@@ -1,12 +1,18 @@
 //! What one agent turn reports, in order, to whoever renders it (a wire face's renderer).
 
+use std::sync::Arc;
+
 use crate::failure::Failure;
 use crate::llm::Usage;
-use crate::mcp::ToolOutput;
+use crate::mcp::{ToolDef, ToolOutput};
 
 /// One step of a running turn. A turn emits any number of these and ends with exactly one `Finished`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TurnEvent {
+    /// The tools one MCP server listed for this turn (model-facing names), once per server, in server
+    /// order, before the first model call. Only for display (the Responses face's `mcp_list_tools` item);
+    /// a listing from a session re-opened mid-turn (401 refresh) is not reported again.
+    ToolsListed { server: String, tools: Arc<[ToolDef]> },
     /// A fragment of the model's reasoning (`reasoning_content`).
     ReasoningDelta(String),
     /// A fragment of the model's answer text.

@@ -73,6 +73,11 @@ async fn steps(
     events: &mpsc::Sender<TurnEvent>,
 ) -> Result<(), Stop> {
     let emit = |event| async move { events.send(event).await.map_err(|_| Stop::Gone) };
+    if let Some(tools) = tools {
+        for listing in tools.listings().await {
+            emit(TurnEvent::ToolsListed { server: listing.server, tools: listing.tools }).await?;
+        }
+    }
     let mut messages = turn.messages;
     for _ in 0..turn.max_iters {
         let specs = match tools {

@@ -4,14 +4,14 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use fc_runtime::{Body, Request};
-use http::Response;
+use fc_runtime::{Body, Context, Request};
+use http::{HeaderMap, Response};
 
 use super::{App, invocation, json_response, read_body};
 use crate::config::Config;
-use crate::pipeline::{Ask, http_claim};
+use crate::pipeline::{Ask, Plan, http_claim};
 use crate::protocol::chat::{ChatAnswer, ChatRequest, ChatStream};
-use crate::protocol::openai::{model_list, rejection_response};
+use crate::protocol::openai::{OpenAiTurn, model_list, rejection_response};
 use crate::rejection::Rejection;
 
 /// What the OpenAI faces need from the configuration, taken once at start.
@@ -40,6 +40,20 @@ impl OpenAiFaces {
 }
 
 impl App {
+    /// The plan of an OpenAI face's turn, and the model its answer names: the chosen one, else the
+    /// configured one.
+    pub(super) fn openai_plan(
+        &self,
+        headers: &HeaderMap,
+        context: &Context,
+        turn: OpenAiTurn,
+    ) -> Result<(Plan, String), Rejection> {
+        let claim = http_claim(&self.user_source, headers, turn.named_user());
+        let plan = self.planner.plan(self.openai.ask(turn.into_ask(claim)), invocation(context))?;
+        let model = plan.turn.model.clone().unwrap_or_else(|| self.openai.default_model.clone());
+        Ok((plan, model))
+    }
+
     pub(super) async fn chat_completions(self: &Arc<Self>, request: Request) -> Response<Body> {
         self.chat_turn(request).await.unwrap_or_else(rejection_response)
     }
@@ -51,12 +65,10 @@ impl App {
     async fn chat_turn(self: &Arc<Self>, request: Request) -> Result<Response<Body>, Rejection> {
         let (parts, body, context) = request.into_parts();
         let bytes = read_body(body, self.max_request_bytes).await?;
-        let request = ChatRequest::from_slice(&bytes)?;
-        let claim = http_claim(&self.user_source, &parts.headers, request.named_user());
-        let plan = self.planner.plan(self.openai.ask(request.to_ask(claim)), invocation(&context))?;
-        let model = plan.turn.model.clone().unwrap_or_else(|| self.openai.default_model.clone());
-        Ok(if request.stream {
-            self.pipeline.stream(plan, ChatStream::new(model, request.include_usage))
+        let ChatRequest { turn, stream, include_usage } = ChatRequest::from_slice(&bytes)?;
+        let (plan, model) = self.openai_plan(&parts.headers, &context, turn)?;
+        Ok(if stream {
+            self.pipeline.stream(plan, ChatStream::new(model, include_usage))
         } else {
             self.pipeline.answer(plan, ChatAnswer::new(model)).await
         })

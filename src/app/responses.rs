@@ -6,8 +6,7 @@ use std::sync::Arc;
 use fc_runtime::{Body, Request};
 use http::Response;
 
-use super::{App, invocation, read_body};
-use crate::pipeline::http_claim;
+use super::{App, read_body};
 use crate::protocol::openai::rejection_response;
 use crate::protocol::responses::{ResponsesAnswer, ResponsesRequest, ResponsesStream};
 use crate::rejection::Rejection;
@@ -20,13 +19,9 @@ impl App {
     async fn responses_turn(self: &Arc<Self>, request: Request) -> Result<Response<Body>, Rejection> {
         let (parts, body, context) = request.into_parts();
         let bytes = read_body(body, self.max_request_bytes).await?;
-        let request = ResponsesRequest::from_slice(&bytes)?;
-        let claim = http_claim(&self.user_source, &parts.headers, request.named_user());
-        let plan = self.planner.plan(self.openai.ask(request.to_ask(claim)), invocation(&context))?;
-        // The Response names the model that answers: the chosen one, else the configured one.
-        let model = plan.turn.model.clone().unwrap_or_else(|| self.openai.default_model.clone());
-        let echo = request.echo.clone();
-        Ok(if request.stream {
+        let ResponsesRequest { turn, stream, echo } = ResponsesRequest::from_slice(&bytes)?;
+        let (plan, model) = self.openai_plan(&parts.headers, &context, turn)?;
+        Ok(if stream {
             self.pipeline.stream(plan, ResponsesStream::new(model, echo))
         } else {
             self.pipeline.answer(plan, ResponsesAnswer::new(model, echo)).await

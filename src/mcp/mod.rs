@@ -29,7 +29,7 @@ use std::time::Duration;
 pub use error::McpError;
 pub use output::ToolOutput;
 pub use rmcp::model::ContentBlock as Content;
-pub use session::{ToolDef, ToolSession};
+pub use session::{Listing, ToolDef, ToolSession};
 pub use token::{TokenError, TokenSource};
 pub use tools::Tools;
 
@@ -55,12 +55,13 @@ impl McpSettings {
     }
 }
 
-/// A configured MCP server: the URL we send to (rmcp takes it as a string), and the redacted form every
-/// error and log line uses.
+/// A configured MCP server: the URL we send to (rmcp takes it as a string), the redacted form every
+/// error and log line uses, and the label its tool listing is shown under ([`names::server_labels`]).
 #[derive(Clone)]
 pub(crate) struct ServerUrl {
     pub(crate) url: Arc<str>,
     pub(crate) shown: String,
+    pub(crate) label: String,
 }
 
 impl fmt::Debug for ServerUrl {
@@ -80,10 +81,12 @@ pub struct McpClient {
 
 impl McpClient {
     pub fn new(settings: McpSettings) -> Result<Self, McpError> {
+        let labels = names::server_labels(settings.servers.iter().map(Endpoint::url));
         let servers: Vec<ServerUrl> = settings
             .servers
             .iter()
-            .map(|endpoint| ServerUrl { url: Arc::from(endpoint.as_str()), shown: endpoint.redacted() })
+            .zip(labels)
+            .map(|(endpoint, label)| ServerUrl { url: Arc::from(endpoint.as_str()), shown: endpoint.redacted(), label })
             .collect();
         let http = crate::upstream::client_builder()
             .build()

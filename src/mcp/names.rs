@@ -45,6 +45,26 @@ impl NameAllocator {
     }
 }
 
+/// Path segments that name a transport, not a server (`…/github/mcp`, `…/github/sse`).
+const TRANSPORT_SEGMENTS: [&str; 2] = ["mcp", "sse"];
+
+/// Each server's label, in server order: what the Responses face shows as `server_label`. AI Gateway's
+/// endpoints are `…/mcp-servers/<name>`, so a server's label is its URL's last path segment that is not a
+/// transport name, else its last segment, else its host — model-safe and unique like tool names. Only the
+/// path and host are read: logs show them too, while the query (which may carry a key) is never used.
+pub(crate) fn server_labels<'a>(urls: impl IntoIterator<Item = &'a reqwest::Url>) -> Vec<String> {
+    let mut labels = NameAllocator::default();
+    urls.into_iter()
+        .enumerate()
+        .map(|(index, url)| {
+            let segments: Vec<&str> = url.path_segments().into_iter().flatten().filter(|s| !s.is_empty()).collect();
+            let named = segments.iter().rev().find(|s| !TRANSPORT_SEGMENTS.contains(&s.to_ascii_lowercase().as_str()));
+            let base = named.or(segments.last()).copied().unwrap_or_else(|| url.host_str().unwrap_or_default());
+            labels.allocate(index, base)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +94,20 @@ mod tests {
         let a = names.allocate(0, &long);
         let b = names.allocate(3, &long);
         assert!(valid(&a) && valid(&b) && a != b, "{a} {b}");
+    }
+
+    #[test]
+    fn server_labels_name_the_gateway_server_and_stay_unique() {
+        let urls: Vec<reqwest::Url> = [
+            "https://gw.example.com/mcp-servers/time?key=SECRET",
+            "https://gw.example.com/mcp-servers/time/",
+            "http://127.0.0.1:9000/mcp",
+            "https://tools.example.com/github/sse",
+            "https://tools.example.com/",
+        ]
+        .iter()
+        .map(|u| reqwest::Url::parse(u).unwrap())
+        .collect();
+        assert_eq!(server_labels(&urls), ["time", "time_1", "mcp", "github", "tools_example_com"]);
     }
 }

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{join_all, try_join_all};
@@ -37,8 +38,20 @@ pub struct ToolDef {
     pub input_schema: Value,
 }
 
+/// One server's tools as the session listed them, under their model-facing names: what the turn reports
+/// (`TurnEvent::ToolsListed`) so a face can show the listing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Listing {
+    /// The server's label ([`super::names::server_labels`]).
+    pub server: String,
+    /// Shared: every face that shows the listing reads the same copy.
+    pub tools: Arc<[ToolDef]>,
+}
+
 struct Connection {
     server: ServerUrl,
+    /// This server's part of [`ToolSession::tools`], made once per session for the turn to report.
+    listed: Arc<[ToolDef]>,
     service: RunningService<RoleClient, ClientConfig>,
     /// Dropped with the connection: whatever rmcp's worker still has in flight is abandoned.
     _owner: SessionOwner,
@@ -77,6 +90,11 @@ impl ToolSession {
     /// All servers' tools, in server order then each server's order.
     pub fn tools(&self) -> &[ToolDef] {
         &self.tools
+    }
+
+    /// Each server's listing, in server order.
+    pub fn listings(&self) -> Vec<Listing> {
+        self.connections.iter().map(|c| Listing { server: c.server.label.clone(), tools: c.listed.clone() }).collect()
     }
 
     /// Calls a tool by its model-facing name. A tool that reports `isError` is an `Ok` with
@@ -142,7 +160,8 @@ pub(super) async fn open(client: &McpClient, bearer: &Secret, deadline: Instant)
     .await?;
 
     let mut names = NameAllocator::default();
-    for (index, (connection, tools)) in opened.into_iter().enumerate() {
+    for (index, (mut connection, tools)) in opened.into_iter().enumerate() {
+        let first = session.tools.len();
         for tool in tools {
             let name = names.allocate(index, &tool.name);
             session.tools.push(ToolDef {
@@ -152,6 +171,7 @@ pub(super) async fn open(client: &McpClient, bearer: &Secret, deadline: Instant)
             });
             session.routes.insert(name, Route { connection: index, original: tool.name.into_owned() });
         }
+        connection.listed = Arc::from(&session.tools[first..]);
         session.connections.push(connection);
     }
     Ok(session)
@@ -176,7 +196,7 @@ async fn open_one(
         Ok((service, tools))
     };
     let (service, tools) = timeout_at(deadline, handshake).await.map_err(|_| scope.timeout("session open"))??;
-    let connection = Connection { server: server.clone(), service, _owner: owner };
+    let connection = Connection { server: server.clone(), listed: Arc::from([]), service, _owner: owner };
     Ok((connection, tools))
 }
 

@@ -10,7 +10,7 @@ use tokio::time::Instant;
 use super::McpClient;
 use super::error::McpError;
 use super::output::ToolOutput;
-use super::session::{ToolDef, ToolSession};
+use super::session::{Listing, ToolDef, ToolSession};
 use super::token::TokenSource;
 
 /// The tools of one turn. `call` takes `&self`: one step's calls run concurrently on the same session.
@@ -51,6 +51,11 @@ impl Tools {
     /// The tools as the model is offered them (the current session's; a re-opened session may differ).
     pub(crate) async fn definitions(&self) -> Vec<ToolDef> {
         self.current.lock().await.session.tools().to_vec()
+    }
+
+    /// Each server's listing (the current session's; a session re-opened mid-turn may list other tools).
+    pub(crate) async fn listings(&self) -> Vec<Listing> {
+        self.current.lock().await.session.listings()
     }
 
     /// Calls a tool. A 401 mid-turn gets the turn's one refresh and the call is made again.

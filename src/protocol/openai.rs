@@ -1,7 +1,7 @@
 //! What the two OpenAI faces (`responses`, `chat`) share: OpenAI's error body
 //! `{"error":{"message","type","param","code"}}` (a [`Rejection`] before the turn, a [`Failure`] in a
-//! Chat Completions stream), the ids and clock of their objects, and the readers of their request fields
-//! (every refusal names the field).
+//! Chat Completions stream), the ids and clock of their objects, the readers of their request fields
+//! (every refusal names the field), and what both requests hand the pipeline ([`OpenAiTurn`]).
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -9,10 +9,60 @@ use http::{HeaderValue, Response, StatusCode, header};
 use serde_json::{Map, Value, json};
 
 use crate::failure::{Failure, FailureCode};
-use crate::llm::Usage;
+use crate::llm::{ChatMessage, Sampling, Usage};
+use crate::pipeline::{Ask, UserClaim};
 use crate::protocol::{RequestError, field, opt_number};
 use crate::rejection::Rejection;
 use fc_runtime::Body;
+
+/// The part of an OpenAI request the turn is made of: the conversation as model messages, the model and
+/// sampling asked for, who asks and which session. Each face reads its own fields into it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct OpenAiTurn {
+    /// Never empty of non-system messages (each face refuses a body without one).
+    pub(crate) messages: Vec<ChatMessage>,
+    pub(crate) model: Option<String>,
+    pub(crate) sampling: Sampling,
+    pub(crate) session_id: Option<String>,
+    /// The user the body names (the first of the face's user fields that is set).
+    pub(crate) user: Option<String>,
+}
+
+impl OpenAiTurn {
+    /// `model` and the user are read alike on both faces: the user is the first of `user_keys` the body
+    /// sets, and every one of them must be a string if present.
+    pub(crate) fn read(
+        obj: &Map<String, Value>,
+        messages: Vec<ChatMessage>,
+        sampling: Sampling,
+        session_id: Option<String>,
+        user_keys: &[&str],
+    ) -> Result<OpenAiTurn, RequestError> {
+        let mut user = None;
+        for key in user_keys {
+            let named = opt_string(obj, key)?;
+            user = user.or(named);
+        }
+        Ok(OpenAiTurn { messages, model: opt_string(obj, "model")?, sampling, session_id, user })
+    }
+
+    pub(crate) fn named_user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// The pipeline's ask, with the user the caller was resolved to.
+    pub(crate) fn into_ask(self, user: UserClaim) -> Ask {
+        Ask {
+            messages: self.messages,
+            model: self.model,
+            sampling: self.sampling,
+            user,
+            // The session memory stores an OpenAI face's input as the model messages it became.
+            records: Vec::new(),
+            session_id: self.session_id,
+        }
+    }
+}
 
 /// A rejection in OpenAI's shape: the SDK raises `BadRequestError`, `AuthenticationError`… from the status
 /// and shows `message`. `param` is the field the message names (our messages start with `field: `).

@@ -13,7 +13,14 @@ import typing
 
 import openai
 from openai import OpenAI
-from openai.types.responses import Response, ResponseStreamEvent
+from openai.types.responses import (
+    Response,
+    ResponseMcpListToolsCompletedEvent,
+    ResponseMcpListToolsInProgressEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseStreamEvent,
+)
+from openai.types.responses.response_output_item import McpListTools
 
 BASE = os.environ["FUNCTION_URL"] + "/compatible-mode/v1"
 REFUSING = os.environ["REFUSING_FUNCTION_URL"] + "/compatible-mode/v1"
@@ -65,12 +72,23 @@ def test_responses_stream_parses_every_event_into_the_sdk_types():
     assert final.status == "completed", final.status
     assert final.model == MODEL, final.model
     kinds = [item.type for item in final.output]
-    assert kinds[0] == "reasoning" and "mcp_call" in kinds and kinds[-1] == "message", kinds
+    assert kinds[:2] == ["mcp_list_tools", "reasoning"] and "mcp_call" in kinds and kinds[-1] == "message", kinds
+    listing = final.output[0]
+    assert isinstance(listing, McpListTools), type(listing).__name__
+    listed = {tool.name: tool for tool in listing.tools}
+    assert {"getutctime", "helloworld"} <= set(listed), sorted(listed)
+    assert listed["helloworld"].input_schema["properties"]["name"], listed["helloworld"].input_schema
+    assert listed["getutctime"].description, listed["getutctime"]
+    listing_events = [e for e in events if getattr(e, "item_id", None) == listing.id]
+    assert [type(e) for e in listing_events] == [ResponseMcpListToolsInProgressEvent,
+                                                 ResponseMcpListToolsCompletedEvent], listing_events
+    done = next(e for e in events if isinstance(e, ResponseOutputItemDoneEvent) and e.item.id == listing.id)
+    assert isinstance(done.item, McpListTools) and done.item.tools == listing.tools, done
     call = next(item for item in final.output if item.type == "mcp_call")
     assert call.name.endswith("getutctime") and call.status == "completed", call
     assert call.output, "the mcp_call carries the tool's output"
-    assert call.server_label, "server_label"
-    reasoning = final.output[0]
+    assert call.server_label == listing.server_label, (call.server_label, listing.server_label)
+    reasoning = final.output[1]
     assert reasoning.content and "think" in reasoning.content[0].text, reasoning
     types = [e.type for e in events]
     for needed in ("response.content_part.added", "response.output_text.delta", "response.output_text.done",

@@ -26,6 +26,10 @@ pub enum Face {
     A2a,
     /// `POST /ag-ui`, AG-UI events.
     AgUi,
+    /// `POST /compatible-mode/v1/responses`, the Responses API streamed.
+    Responses,
+    /// `POST /compatible-mode/v1/chat/completions`, `chat.completion.chunk`s streamed.
+    Chat,
 }
 
 /// One turn as the client saw it.
@@ -61,6 +65,10 @@ impl Driver {
                 "parts": [{"kind": "text", "text": TOOL_TURN}], "metadata": {"user_id": user}}}}),
             Face::AgUi => json!({"threadId": format!("bench-{user}"), "runId": "r",
                 "messages": [{"id": "m", "role": "user", "content": TOOL_TURN}], "forwardedProps": {"user_id": user}}),
+            Face::Responses => json!({"input": TOOL_TURN, "stream": true, "conversation": format!("bench-{user}"),
+                "user_id": user}),
+            Face::Chat => json!({"messages": [{"role": "user", "content": TOOL_TURN}], "stream": true,
+                "session_id": format!("bench-{user}"), "user_id": user}),
         }
     }
 
@@ -84,6 +92,8 @@ impl Driver {
                 Face::Process => check_completed(&bytes),
                 Face::A2a => check_a2a_completed(&bytes),
                 Face::AgUi => check_agui_completed(&bytes),
+                Face::Responses => check_responses_completed(&bytes),
+                Face::Chat => check_chat_completed(&bytes),
             }
             .err(),
         };
@@ -175,13 +185,57 @@ fn check_completed(body: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
-/// The SSE frames of a body, as JSON.
+/// The SSE frames of a body, as JSON: each frame's `data:` line (after an `event:` line, if any); Chat
+/// Completions' closing `[DONE]` is not JSON and is left out.
 fn frames(body: &[u8]) -> Result<Vec<Value>, String> {
     let text = std::str::from_utf8(body).map_err(|_| "body is not UTF-8".to_owned())?;
     text.split("\n\n")
-        .filter_map(|frame| frame.trim().strip_prefix("data:"))
-        .map(|data| serde_json::from_str(data.trim()).map_err(|e| format!("frame: {e}")))
+        .filter_map(|frame| frame.lines().find_map(|line| line.strip_prefix("data:")))
+        .map(str::trim)
+        .filter(|data| *data != "[DONE]")
+        .map(|data| serde_json::from_str(data).map_err(|e| format!("frame: {e}")))
         .collect()
+}
+
+/// A Responses stream: `response.completed` last, whose output has the tool listing, the `mcp_call` with
+/// the tool's output, and the answer message.
+fn check_responses_completed(body: &[u8]) -> Result<(), String> {
+    let frames = frames(body)?;
+    let last = frames.last().ok_or_else(|| "no SSE data frame".to_owned())?;
+    if last["type"] != "response.completed" || last["response"]["status"] != "completed" {
+        return Err(format!("ended {} {}", last["type"], last["response"]["error"]));
+    }
+    let output = last["response"]["output"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let kinds: Vec<&str> = output.iter().filter_map(|item| item["type"].as_str()).collect();
+    let called = output.iter().any(|item| {
+        item["type"] == "mcp_call"
+            && item["name"] == "getutctime"
+            && item["output"].as_str().is_some_and(|o| !o.is_empty())
+    });
+    if !(kinds.first() == Some(&"mcp_list_tools") && called && kinds.last() == Some(&"message")) {
+        return Err(format!("output items {kinds:?}, not the listing, one tool call with its output and an answer"));
+    }
+    Ok(())
+}
+
+/// A Chat Completions stream: `[DONE]` last, `finish_reason: stop`, and an answer that quotes the tool.
+fn check_chat_completed(body: &[u8]) -> Result<(), String> {
+    if !body.ends_with(b"data: [DONE]\n\n") {
+        return Err("no closing [DONE]".into());
+    }
+    let frames = frames(body)?;
+    if let Some(error) = frames.iter().find_map(|f| f.get("error")) {
+        return Err(format!("failed: {error}"));
+    }
+    let choices = frames.iter().filter_map(|f| f["choices"].get(0));
+    let content: String = choices.clone().filter_map(|c| c["delta"]["content"].as_str()).collect();
+    let finish: Vec<&str> = choices.filter_map(|c| c["finish_reason"].as_str()).collect();
+    // The stand-in model answers a tool turn with "The tool said: <the tool's output>".
+    let quoted = content.strip_prefix("The tool said:").is_some_and(|rest| !rest.trim().is_empty());
+    if finish != ["stop"] || !quoted {
+        return Err(format!("finish {finish:?}, answer {content:?}: not a completed tool turn"));
+    }
+    Ok(())
 }
 
 /// An A2A stream: a tool status, the answer streamed, and the final status `completed`.
@@ -282,5 +336,47 @@ impl StandInTimes {
         sum(&self.identity, from.identity, to.identity)
             + sum(&self.mcp, from.mcp, to.mcp)
             + sum(&self.model, from.model, to.model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sse(events: &[Value]) -> Vec<u8> {
+        events
+            .iter()
+            .map(|e| format!("event: {}\ndata: {e}\n\n", e["type"].as_str().unwrap()))
+            .collect::<String>()
+            .into()
+    }
+
+    #[test]
+    fn a_responses_turn_counts_only_when_completed_with_the_tool_output() {
+        let output = |call_output: &str| {
+            json!([{"type": "mcp_list_tools"}, {"type": "mcp_call", "name": "getutctime", "output": call_output},
+                {"type": "message"}])
+        };
+        let completed = |call_output: &str| json!({"type": "response.completed", "response": {"status": "completed", "output": output(call_output)}});
+        assert_eq!(check_responses_completed(&sse(&[json!({"type": "response.created"}), completed("12:00")])), Ok(()));
+        assert!(check_responses_completed(&sse(&[completed("")])).is_err(), "no tool output");
+        let failed = json!({"type": "response.failed", "response": {"status": "failed", "error": {"code": "x"}}});
+        assert!(check_responses_completed(&sse(&[failed])).is_err());
+    }
+
+    #[test]
+    fn a_chat_turn_counts_only_when_it_stops_quoting_the_tool() {
+        let chunk = |delta: Value, finish: Value| json!({"choices": [{"delta": delta, "finish_reason": finish}]});
+        let body = |frames: &[Value]| {
+            let mut text: String = frames.iter().map(|f| format!("data: {f}\n\n")).collect();
+            text.push_str("data: [DONE]\n\n");
+            text.into_bytes()
+        };
+        let answer = chunk(json!({"content": "The tool said: 12:00"}), Value::Null);
+        let stop = chunk(json!({}), json!("stop"));
+        assert_eq!(check_chat_completed(&body(&[answer.clone(), stop.clone()])), Ok(()));
+        assert!(check_chat_completed(&body(&[chunk(json!({"content": "Hi"}), Value::Null), stop.clone()])).is_err());
+        assert!(check_chat_completed(&body(&[answer.clone(), json!({"error": {"code": "model_throttled"}})])).is_err());
+        assert!(check_chat_completed(&body(&[answer])).is_err(), "no finish_reason");
     }
 }

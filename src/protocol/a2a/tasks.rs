@@ -134,6 +134,8 @@ impl Tasks {
                 }
                 return Change::Status { state: record.state, note: record.note.clone() };
             }
+            // A listing changes nothing about the task: no status note, no artifact.
+            TurnEvent::ToolsListed { .. } => return Change::Nothing,
             _ => return Change::Nothing,
         };
         record.state = state;

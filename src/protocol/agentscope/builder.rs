@@ -180,6 +180,9 @@ impl ResponseBuilder {
             TurnEvent::Finished(end) => {
                 self.finish(&mut out, end);
             }
+            // The AgentScope protocol has no message for a tool listing (the runtime sends none), and
+            // `/process` stays byte-compatible with it.
+            TurnEvent::ToolsListed { .. } => {}
         }
         out
     }

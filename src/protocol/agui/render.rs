@@ -151,6 +151,8 @@ impl Renderer for AguiStream {
                 })));
             }
             TurnEvent::Finished(end) => self.finish(end, out),
+            // AG-UI has no event for a tool listing; the tool calls themselves are shown.
+            TurnEvent::ToolsListed { .. } => {}
             _ => {}
         }
     }

@@ -1,7 +1,7 @@
 //! OpenAI Chat Completions on `POST /compatible-mode/v1/chat/completions`: the agent as a model, for the chat
 //! UIs and tools that speak only Chat Completions. Pure logic: no I/O.
 //!
-//! - parse: [`ChatRequest::from_slice`]; `to_ask` hands it to the pipeline.
+//! - parse: [`ChatRequest::from_slice`]; its `turn` (an `OpenAiTurn`) becomes the pipeline's ask.
 //! - render: [`ChatStream`] (`chat.completion.chunk` SSE, `data: [DONE]`) and [`ChatAnswer`] (one
 //!   `chat.completion`).
 

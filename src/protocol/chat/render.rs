@@ -102,7 +102,10 @@ impl Renderer for ChatStream {
                 }
                 out.push(Bytes::from_static(b"data: [DONE]\n\n"));
             }
-            TurnEvent::ToolCallStarted { .. }
+            // The tools the function ran are not the client's to run: a `tool_calls` delta would ask it to.
+            // Chat Completions has no place for a tool listing either.
+            TurnEvent::ToolsListed { .. }
+            | TurnEvent::ToolCallStarted { .. }
             | TurnEvent::ToolCallArgumentsDelta { .. }
             | TurnEvent::ToolCallCompleted { .. }
             | TurnEvent::ToolResult { .. } => {}
@@ -155,7 +158,12 @@ impl Renderer for ChatAnswer {
                     "usage": c.usage()});
                 out.push(Bytes::from(body.to_string()));
             }
-            _ => {}
+            // As in the stream: neither the listing nor the function's tool calls are the client's.
+            TurnEvent::ToolsListed { .. }
+            | TurnEvent::ToolCallStarted { .. }
+            | TurnEvent::ToolCallArgumentsDelta { .. }
+            | TurnEvent::ToolCallCompleted { .. }
+            | TurnEvent::ToolResult { .. } => {}
         }
     }
 

@@ -8,23 +8,18 @@
 use serde_json::{Map, Value};
 
 use crate::llm::{ChatMessage, Sampling, Stop, ToolCall};
-use crate::pipeline::{Ask, UserClaim};
 use crate::protocol::RequestError;
 use crate::protocol::agentscope::{HistoryItem, MAX_CONTENT_ITEMS, MAX_INPUT_MESSAGES, assemble_history};
 use crate::protocol::field;
-use crate::protocol::openai::{opt_bool, opt_positive, opt_string, parse_object, temperature, top_p};
+use crate::protocol::openai::{OpenAiTurn, opt_bool, opt_positive, opt_string, parse_object, temperature, top_p};
 
 /// A parsed, validated Chat Completions request.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ChatRequest {
-    pub(crate) messages: Vec<ChatMessage>,
+    pub(crate) turn: OpenAiTurn,
     pub(crate) stream: bool,
     /// `stream_options.include_usage`: a last chunk with `usage` and no choices.
     pub(crate) include_usage: bool,
-    pub(crate) model: Option<String>,
-    pub(crate) sampling: Sampling,
-    pub(crate) session_id: Option<String>,
-    user: Option<String>,
 }
 
 impl ChatRequest {
@@ -68,35 +63,12 @@ impl ChatRequest {
             },
             stop: stop(obj.get("stop"))?,
         };
-        let user = match opt_string(&obj, "user_id")? {
-            Some(user) => Some(user),
-            None => opt_string(&obj, "user")?,
-        };
+        let session_id = opt_string(&obj, "session_id")?;
         Ok(ChatRequest {
-            messages,
+            turn: OpenAiTurn::read(&obj, messages, sampling, session_id, &["user_id", "user"])?,
             stream: opt_bool(&obj, "stream")?.unwrap_or(false),
             include_usage,
-            model: opt_string(&obj, "model")?,
-            sampling,
-            session_id: opt_string(&obj, "session_id")?,
-            user,
         })
-    }
-
-    pub(crate) fn named_user(&self) -> Option<&str> {
-        self.user.as_deref()
-    }
-
-    pub(crate) fn to_ask(&self, user: UserClaim) -> Ask {
-        Ask {
-            messages: self.messages.clone(),
-            model: self.model.clone(),
-            sampling: self.sampling.clone(),
-            user,
-            // The session memory stores this face's input as the model messages it became.
-            records: Vec::new(),
-            session_id: self.session_id.clone(),
-        }
     }
 }
 
@@ -217,7 +189,7 @@ mod tests {
             ]}))
         .unwrap();
         assert_eq!(
-            request.messages,
+            request.turn.messages,
             [
                 ChatMessage::System { content: "be brief".into() },
                 ChatMessage::User { content: "time?\n[image]".into() },
@@ -227,9 +199,9 @@ mod tests {
             ]
         );
         assert!(request.stream && request.include_usage);
-        assert_eq!(request.sampling.max_tokens, Some(60));
-        assert_eq!(request.sampling.stop, Some(Stop::One("END".into())));
-        assert_eq!((request.named_user(), request.session_id.as_deref()), (Some("u1"), Some("s1")));
+        assert_eq!(request.turn.sampling.max_tokens, Some(60));
+        assert_eq!(request.turn.sampling.stop, Some(Stop::One("END".into())));
+        assert_eq!((request.turn.named_user(), request.turn.session_id.as_deref()), (Some("u1"), Some("s1")));
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! A turn's events → the Responses API stream (responses-api.md, "Streaming"), keeping the final Response.
+//! A turn's events → the Responses API stream (responses-api.md, "Streaming"), and the final Response.
 //!
 //! - `created` → `in_progress` first; then per output item, `output_index` 0, 1, 2… in the order added:
 //!   `output_item.added` → its content events → `output_item.done` (same index, same id); then exactly one of
@@ -6,107 +6,161 @@
 //! - Reasoning is a `reasoning` item (`content_part.added` with a `reasoning_text` part, then
 //!   `reasoning_text.delta`… `.done`, `content_part.done`); answer text a `message` item with one
 //!   `output_text` part. At most one of the two is open; any other event closes it.
-//! - A tool the function ran is an `mcp_call` item: added at `ToolCallStarted` (several may be open),
-//!   `mcp_call_arguments.delta`/`.done`, then at its `ToolResult` `mcp_call.completed` (or `.failed` for an
+//! - Each MCP server's tool listing is an `mcp_list_tools` item (`server_label`, the tools with their input
+//!   schemas): `output_item.added` with no tools, `mcp_list_tools.in_progress`, `.completed`, then
+//!   `output_item.done` with them. They come first: the turn lists its tools before the model's first call.
+//! - A tool the function ran is an `mcp_call` item, labelled with the server that listed it: added at
+//!   `ToolCallStarted` (several may be open), `mcp_call_arguments.delta`/`.done`, then at its `ToolResult` `mcp_call.completed` (or `.failed` for an
 //!   `isError` result) and `output_item.done` with the tool's text as `output`. A failed tool's text is in
 //!   `output` and `error` stays null (`McpCall.error` changed type between SDK majors).
 //! - Items still open at the end are closed with status `incomplete` unless the turn completed.
 
-use bytes::Bytes;
-use serde_json::{Map, Value, json};
+//!
+//! Cost: a tool turn is some thirty events, three of them whole Response objects. Each event is written
+//! straight into its frame's bytes from borrowed state ([`super::wire`]); items live once, in `output`, and
+//! change from their added to their final shape in place, so nothing is cloned per event, and an answer
+//! (`stream: false`) writes no events at all, only the final Response.
+
+use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::request::Echo;
+use super::wire::{EMPTY, Event, Item, Part, ResponseObject, Standing, TextKind};
 use crate::agent::{TurnEnd, TurnEvent};
-use crate::failure::Failure;
 use crate::llm::Usage;
-use crate::mcp::ToolOutput;
+use crate::mcp::{ToolDef, ToolOutput};
 use crate::protocol::openai::{add_usage, new_id, now_secs};
+use bytes::Bytes;
 
-/// The `server_label` of the function's tools: the events do not say which MCP server a tool came from,
-/// and the label is only for display.
-pub(crate) const SERVER_LABEL: &str = "mcp";
+/// The `server_label` of a call to a tool no listing named (the model made its name up).
+const UNLISTED_SERVER: &str = "mcp";
 
+/// Whether events are written (`stream: true`) or only the final Response is (`stream: false`).
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum TextKind {
-    Reasoning,
-    Message,
-}
-
-struct OpenText {
-    index: usize,
-    id: String,
-    kind: TextKind,
-    text: String,
+pub(crate) enum Mode {
+    Stream,
+    Answer,
 }
 
 struct OpenCall {
     index: usize,
-    id: String,
     call_id: String,
-    name: String,
-    arguments: String,
     arguments_done: bool,
 }
 
-/// Builds one Response: `start` and every `push` append the events to send (each one SSE frame).
-pub(crate) struct ResponsesBuilder {
+/// What the Response objects are made of.
+struct Draft {
     id: String,
     created_at: u64,
     model: String,
     echo: Echo,
-    seq: u64,
-    started: bool,
-    finished: bool,
-    /// Every item added, by `output_index`: the added shape while open, the final one once done.
-    output: Vec<Value>,
-    open_text: Option<OpenText>,
-    open_calls: Vec<OpenCall>,
+    /// Every item added, by `output_index`.
+    output: Vec<Item>,
     usage: Option<Usage>,
-    /// The last lifecycle Response (the final one once finished).
-    last: Option<Value>,
 }
 
-impl ResponsesBuilder {
-    pub(crate) fn new(model: String, echo: Echo) -> Self {
-        ResponsesBuilder {
-            id: new_id("resp"),
-            created_at: now_secs(),
-            model,
-            echo,
-            seq: 0,
-            started: false,
-            finished: false,
-            output: Vec::new(),
-            open_text: None,
-            open_calls: Vec::new(),
-            usage: None,
-            last: None,
+impl Draft {
+    fn response<'a>(&'a self, standing: Standing<'a>) -> ResponseObject<'a> {
+        ResponseObject {
+            id: &self.id,
+            created_at: self.created_at,
+            model: &self.model,
+            echo: &self.echo,
+            output: &self.output,
+            usage: self.usage,
+            standing,
         }
     }
 
-    /// The final Response once `Finished` was pushed.
-    pub(crate) fn final_response(&self) -> Option<&Value> {
-        self.last.as_ref().filter(|_| self.finished)
+    /// An event's `item_id` and `output_index`.
+    fn at(&self, index: usize) -> Event<'_> {
+        Event { item_id: Some(self.output[index].id()), output_index: Some(index), ..Event::default() }
+    }
+
+    /// `output_item.added` / `.done`: the item as it stands.
+    fn item(&self, kind: &'static str, index: usize) -> Event<'_> {
+        Event { kind, item: Some(&self.output[index]), output_index: Some(index), ..Event::default() }
+    }
+}
+
+/// Numbers the events and, in stream mode, writes each as its SSE frame.
+struct Frames {
+    mode: Mode,
+    seq: u64,
+}
+
+impl Frames {
+    /// Appends the event's frame to `out`: one buffer per turn event, however many events it makes, so
+    /// the body gets one chunk for them.
+    fn emit(&mut self, out: &mut Vec<u8>, mut event: Event<'_>) {
+        if self.mode == Mode::Stream {
+            event.sequence_number = self.seq;
+            out.extend_from_slice(b"event: ");
+            out.extend_from_slice(event.kind.as_bytes());
+            out.extend_from_slice(b"\ndata: ");
+            // Writing into a Vec fails only if a Serialize impl does; ours do not.
+            let _ = serde_json::to_writer(&mut *out, &event);
+            out.extend_from_slice(b"\n\n");
+        }
+        self.seq += 1;
+    }
+}
+
+/// Builds one Response: `start` and every `push` append the SSE frames to send (none in answer mode).
+pub(crate) struct ResponsesBuilder {
+    draft: Draft,
+    frames: Frames,
+    started: bool,
+    /// How the turn ended, once it has.
+    end: Option<TurnEnd>,
+    /// The `output_index` of the open reasoning or message item.
+    open_text: Option<usize>,
+    open_calls: Vec<OpenCall>,
+    /// Each listed tool's server label, by the tool's (turn-unique) name.
+    labels: HashMap<String, String>,
+}
+
+impl ResponsesBuilder {
+    pub(crate) fn new(model: String, echo: Echo, mode: Mode) -> Self {
+        ResponsesBuilder {
+            draft: Draft { id: new_id("resp"), created_at: now_secs(), model, echo, output: Vec::new(), usage: None },
+            frames: Frames { mode, seq: 0 },
+            started: false,
+            end: None,
+            open_text: None,
+            open_calls: Vec::new(),
+            labels: HashMap::new(),
+        }
+    }
+
+    /// The final Response as a body, once `Finished` was pushed.
+    pub(crate) fn final_body(&self) -> Option<Bytes> {
+        let response = self.draft.response(standing(self.end.as_ref()?));
+        serde_json::to_vec(&response).ok().map(Bytes::from)
     }
 
     /// `response.created` and `response.in_progress`; a second call adds nothing.
-    pub(crate) fn start(&mut self, out: &mut Vec<Value>) {
+    pub(crate) fn start(&mut self, out: &mut Vec<u8>) {
         if self.started {
             return;
         }
         self.started = true;
         for kind in ["response.created", "response.in_progress"] {
-            let response = self.response("in_progress", Value::Null, Value::Null);
-            self.emit(out, kind, json!({"response": response}));
+            let response = Some(self.draft.response(Standing::InProgress));
+            self.frames.emit(out, Event { kind, response, ..Event::default() });
         }
     }
 
-    pub(crate) fn push(&mut self, event: &TurnEvent, out: &mut Vec<Value>) {
+    pub(crate) fn push(&mut self, event: &TurnEvent, out: &mut Vec<u8>) {
         self.start(out);
-        if self.finished {
+        if self.end.is_some() {
             return;
         }
         match event {
+            TurnEvent::ToolsListed { server, tools } => {
+                self.close_text(out, "completed");
+                self.list_tools(out, server, tools);
+            }
             TurnEvent::ReasoningDelta(delta) => self.text_delta(out, TextKind::Reasoning, delta),
             TurnEvent::TextDelta(delta) => self.text_delta(out, TextKind::Message, delta),
             TurnEvent::ToolCallStarted { call_id, name } => {
@@ -115,150 +169,166 @@ impl ResponsesBuilder {
             }
             TurnEvent::ToolCallArgumentsDelta { call_id, delta } => {
                 self.close_text(out, "completed");
-                let i = self.open_call(out, call_id, "");
-                self.open_calls[i].arguments.push_str(delta);
-                let (id, index) = (self.open_calls[i].id.clone(), self.open_calls[i].index);
-                self.emit(
-                    out,
-                    "response.mcp_call_arguments.delta",
-                    json!({"item_id": id, "output_index": index, "delta": delta}),
-                );
+                let index = self.open_call(out, call_id, "");
+                if let Item::Call { arguments, .. } = &mut self.draft.output[index] {
+                    arguments.push_str(delta);
+                }
+                let at = self.draft.at(index);
+                self.frames.emit(out, Event { kind: "response.mcp_call_arguments.delta", delta: Some(delta), ..at });
             }
             TurnEvent::ToolCallCompleted { call_id, name, arguments } => {
                 self.close_text(out, "completed");
-                let i = self.open_call(out, call_id, name);
-                let call = &mut self.open_calls[i];
-                if !name.is_empty() {
-                    call.name = name.clone();
+                let index = self.open_call(out, call_id, name);
+                if let Some(call) = self.open_calls.iter_mut().find(|c| c.index == index) {
+                    call.arguments_done = true;
                 }
-                call.arguments = arguments.clone();
-                call.arguments_done = true;
-                let fields = json!({"item_id": call.id, "output_index": call.index, "arguments": arguments});
-                self.emit(out, "response.mcp_call_arguments.done", fields);
+                let label = (!name.is_empty()).then(|| self.label_of(name).to_owned());
+                if let Item::Call { name: item_name, arguments: item_arguments, server_label, .. } =
+                    &mut self.draft.output[index]
+                {
+                    if let Some(label) = label {
+                        name.clone_into(item_name);
+                        *server_label = label;
+                    }
+                    arguments.clone_into(item_arguments);
+                }
+                let at = self.draft.at(index);
+                let done = Event { kind: "response.mcp_call_arguments.done", arguments: Some(arguments), ..at };
+                self.frames.emit(out, done);
             }
             TurnEvent::ToolResult { call_id, name, output } => {
                 self.close_text(out, "completed");
-                let i = self.open_call(out, call_id, name);
-                let call = self.open_calls.remove(i);
-                self.close_call(out, call, Some(output));
+                let index = self.open_call(out, call_id, name);
+                self.close_call(out, index, Some(output));
             }
-            TurnEvent::Usage(usage) => add_usage(&mut self.usage, *usage),
+            TurnEvent::Usage(usage) => add_usage(&mut self.draft.usage, *usage),
             TurnEvent::Finished(end) => self.finish(out, end),
         }
     }
 
-    fn finish(&mut self, out: &mut Vec<Value>, end: &TurnEnd) {
+    fn finish(&mut self, out: &mut Vec<u8>, end: &TurnEnd) {
         let item_status = if matches!(end, TurnEnd::Completed) { "completed" } else { "incomplete" };
         self.close_text(out, item_status);
-        for call in std::mem::take(&mut self.open_calls) {
-            self.close_call(out, call, None);
+        while let Some(call) = self.open_calls.first() {
+            self.close_call(out, call.index, None);
         }
-        let (kind, response) = match end {
-            TurnEnd::Completed => ("response.completed", self.response("completed", Value::Null, Value::Null)),
-            // The SDK's enum has no reason for an iteration bound; `max_output_tokens` is the nearest (the
-            // turn's budget ran out), and strict clients accept it.
-            TurnEnd::Incomplete(_) => (
-                "response.incomplete",
-                self.response("incomplete", Value::Null, json!({"reason": "max_output_tokens"})),
-            ),
-            TurnEnd::Failed(failure) => ("response.failed", self.response("failed", error(failure), Value::Null)),
+        let kind = match end {
+            TurnEnd::Completed => "response.completed",
+            TurnEnd::Incomplete(_) => "response.incomplete",
+            TurnEnd::Failed(_) => "response.failed",
         };
-        self.emit(out, kind, json!({"response": response}));
-        self.finished = true;
+        let response = Some(self.draft.response(standing(end)));
+        self.frames.emit(out, Event { kind, response, ..Event::default() });
+        self.end = Some(end.clone());
     }
 
-    fn text_delta(&mut self, out: &mut Vec<Value>, kind: TextKind, delta: &str) {
-        if self.open_text.as_ref().is_some_and(|t| t.kind != kind) {
+    fn text_delta(&mut self, out: &mut Vec<u8>, kind: TextKind, delta: &str) {
+        let open_kind = self.open_text.and_then(|index| match &self.draft.output[index] {
+            Item::Text { kind, .. } => Some(*kind),
+            _ => None,
+        });
+        if open_kind.is_some_and(|open| open != kind) {
             self.close_text(out, "completed");
         }
-        if self.open_text.is_none() {
-            let index = self.output.len();
-            let (id, item, part) = match kind {
-                TextKind::Reasoning => {
-                    let id = new_id("rs");
-                    let item =
-                        json!({"type": "reasoning", "id": id, "summary": [], "content": [], "status": "in_progress"});
-                    (id, item, json!({"type": "reasoning_text", "text": ""}))
-                }
-                TextKind::Message => {
-                    let id = new_id("msg");
-                    let item = json!({"type": "message", "id": id, "role": "assistant", "status": "in_progress", "content": []});
-                    (id, item, json!({"type": "output_text", "text": "", "annotations": []}))
-                }
-            };
-            self.output.push(item.clone());
-            self.emit(out, "response.output_item.added", json!({"output_index": index, "item": item}));
-            let fields = json!({"item_id": id, "output_index": index, "content_index": 0, "part": part});
-            self.emit(out, "response.content_part.added", fields);
-            self.open_text = Some(OpenText { index, id, kind, text: String::new() });
-        }
-        let Some(text) = self.open_text.as_mut() else { return };
-        text.text.push_str(delta);
-        let (id, index) = (text.id.clone(), text.index);
-        match kind {
-            TextKind::Reasoning => self.emit(
-                out,
-                "response.reasoning_text.delta",
-                json!({"item_id": id, "output_index": index, "content_index": 0, "delta": delta}),
-            ),
-            TextKind::Message => self.emit(
-                out,
-                "response.output_text.delta",
-                json!({"item_id": id, "output_index": index, "content_index": 0, "delta": delta, "logprobs": []}),
-            ),
-        }
-    }
-
-    fn close_text(&mut self, out: &mut Vec<Value>, status: &str) {
-        let Some(OpenText { index, id, kind, text }) = self.open_text.take() else { return };
-        let at = json!({"item_id": id, "output_index": index, "content_index": 0});
-        let (done_kind, done, part, item) = match kind {
-            TextKind::Reasoning => {
-                let part = json!({"type": "reasoning_text", "text": text});
-                let item = json!({"type": "reasoning", "id": id, "summary": [], "content": [part], "status": status});
-                ("response.reasoning_text.done", json!({"text": text}), part, item)
-            }
-            TextKind::Message => {
-                let part = json!({"type": "output_text", "text": text, "annotations": []});
-                let item =
-                    json!({"type": "message", "id": id, "role": "assistant", "status": status, "content": [part]});
-                ("response.output_text.done", json!({"text": text, "logprobs": []}), part, item)
+        let index = match self.open_text {
+            Some(index) => index,
+            None => {
+                let index = self.draft.output.len();
+                let id = new_id(if kind == TextKind::Reasoning { "rs" } else { "msg" });
+                self.draft.output.push(Item::Text { kind, id, text: String::new(), status: "in_progress", open: true });
+                self.frames.emit(out, self.draft.item("response.output_item.added", index));
+                let part = Some(Part::new(kind, ""));
+                let at = self.draft.at(index);
+                self.frames
+                    .emit(out, Event { kind: "response.content_part.added", content_index: Some(0), part, ..at });
+                self.open_text = Some(index);
+                index
             }
         };
-        self.emit(out, done_kind, merge(&at, done));
-        self.emit(out, "response.content_part.done", merge(&at, json!({"part": part})));
-        self.output[index] = item.clone();
-        self.emit(out, "response.output_item.done", json!({"output_index": index, "item": item}));
+        if let Item::Text { text, .. } = &mut self.draft.output[index] {
+            text.push_str(delta);
+        }
+        let at = Event { content_index: Some(0), delta: Some(delta), ..self.draft.at(index) };
+        let event = match kind {
+            TextKind::Reasoning => Event { kind: "response.reasoning_text.delta", ..at },
+            TextKind::Message => Event { kind: "response.output_text.delta", logprobs: Some(EMPTY), ..at },
+        };
+        self.frames.emit(out, event);
     }
 
-    /// The open call with this id, added now if it is new.
-    fn open_call(&mut self, out: &mut Vec<Value>, call_id: &str, name: &str) -> usize {
-        if let Some(i) = self.open_calls.iter().position(|c| c.call_id == call_id) {
-            return i;
+    fn close_text(&mut self, out: &mut Vec<u8>, status: &'static str) {
+        let Some(index) = self.open_text.take() else { return };
+        let Item::Text { kind, text, .. } = &self.draft.output[index] else { return };
+        let (kind, text) = (*kind, text.as_str());
+        let at = Event { content_index: Some(0), text: Some(text), ..self.draft.at(index) };
+        let done = match kind {
+            TextKind::Reasoning => Event { kind: "response.reasoning_text.done", ..at },
+            TextKind::Message => Event { kind: "response.output_text.done", logprobs: Some(EMPTY), ..at },
+        };
+        self.frames.emit(out, done);
+        let part = Some(Part::new(kind, text));
+        let at = Event { content_index: Some(0), ..self.draft.at(index) };
+        self.frames.emit(out, Event { kind: "response.content_part.done", part, ..at });
+        if let Item::Text { status: item_status, open, .. } = &mut self.draft.output[index] {
+            *item_status = status;
+            *open = false;
         }
-        let index = self.output.len();
-        let id = new_id("mcp");
-        let item = mcp_call(&id, name, "", None, "in_progress");
-        self.output.push(item.clone());
-        self.emit(out, "response.output_item.added", json!({"output_index": index, "item": item}));
-        self.emit(out, "response.mcp_call.in_progress", json!({"item_id": id, "output_index": index}));
-        let call = OpenCall {
-            index,
-            id,
-            call_id: call_id.to_owned(),
+        self.frames.emit(out, self.draft.item("response.output_item.done", index));
+    }
+
+    /// One server's listing, added and done at once (the tools were listed before the turn reported them).
+    fn list_tools(&mut self, out: &mut Vec<u8>, server: &str, tools: &Arc<[ToolDef]>) {
+        for tool in tools.iter() {
+            self.labels.insert(tool.name.clone(), server.to_owned());
+        }
+        let index = self.draft.output.len();
+        let item =
+            Item::Listing { id: new_id("mcpl"), server_label: server.to_owned(), tools: tools.clone(), open: true };
+        self.draft.output.push(item);
+        self.frames.emit(out, self.draft.item("response.output_item.added", index));
+        self.frames.emit(out, Event { kind: "response.mcp_list_tools.in_progress", ..self.draft.at(index) });
+        self.frames.emit(out, Event { kind: "response.mcp_list_tools.completed", ..self.draft.at(index) });
+        if let Item::Listing { open, .. } = &mut self.draft.output[index] {
+            *open = false;
+        }
+        self.frames.emit(out, self.draft.item("response.output_item.done", index));
+    }
+
+    /// The server label of a tool, by its name.
+    fn label_of(&self, tool: &str) -> &str {
+        self.labels.get(tool).map_or(UNLISTED_SERVER, String::as_str)
+    }
+
+    /// The `output_index` of the open call with this id, added now if it is new.
+    fn open_call(&mut self, out: &mut Vec<u8>, call_id: &str, name: &str) -> usize {
+        if let Some(call) = self.open_calls.iter().find(|c| c.call_id == call_id) {
+            return call.index;
+        }
+        let index = self.draft.output.len();
+        let item = Item::Call {
+            id: new_id("mcp"),
+            server_label: self.label_of(name).to_owned(),
             name: name.to_owned(),
             arguments: String::new(),
-            arguments_done: false,
+            output: None,
+            status: "in_progress",
         };
-        self.open_calls.push(call);
-        self.open_calls.len() - 1
+        self.draft.output.push(item);
+        self.frames.emit(out, self.draft.item("response.output_item.added", index));
+        self.frames.emit(out, Event { kind: "response.mcp_call.in_progress", ..self.draft.at(index) });
+        self.open_calls.push(OpenCall { index, call_id: call_id.to_owned(), arguments_done: false });
+        index
     }
 
-    /// Ends a call item: with the tool's result, or without one when the turn ended first.
-    fn close_call(&mut self, out: &mut Vec<Value>, call: OpenCall, result: Option<&ToolOutput>) {
-        let at = json!({"item_id": call.id, "output_index": call.index});
-        if !call.arguments_done {
-            self.emit(out, "response.mcp_call_arguments.done", merge(&at, json!({"arguments": call.arguments})));
+    /// Ends the open call at `index`: with the tool's result, or without one when the turn ended first.
+    fn close_call(&mut self, out: &mut Vec<u8>, index: usize, result: Option<&ToolOutput>) {
+        let Some(at) = self.open_calls.iter().position(|c| c.index == index) else { return };
+        let call = self.open_calls.remove(at);
+        if !call.arguments_done
+            && let Item::Call { arguments, .. } = &self.draft.output[index]
+        {
+            let at = self.draft.at(index);
+            self.frames.emit(out, Event { kind: "response.mcp_call_arguments.done", arguments: Some(arguments), ..at });
         }
         let status = match result {
             Some(output) if output.is_error => "failed",
@@ -267,87 +337,20 @@ impl ResponsesBuilder {
         };
         if result.is_some() {
             let kind = if status == "failed" { "response.mcp_call.failed" } else { "response.mcp_call.completed" };
-            self.emit(out, kind, at);
+            self.frames.emit(out, Event { kind, ..self.draft.at(index) });
         }
-        let item = mcp_call(&call.id, &call.name, &call.arguments, result.map(|r| r.text.as_str()), status);
-        self.output[call.index] = item.clone();
-        self.emit(out, "response.output_item.done", json!({"output_index": call.index, "item": item}));
-    }
-
-    fn emit(&mut self, out: &mut Vec<Value>, kind: &str, fields: Value) {
-        let mut event = Map::new();
-        event.insert("type".into(), kind.into());
-        event.insert("sequence_number".into(), self.seq.into());
-        if let Value::Object(fields) = fields {
-            event.extend(fields);
+        if let Item::Call { output, status: item_status, .. } = &mut self.draft.output[index] {
+            *output = result.map(|r| r.text.clone());
+            *item_status = status;
         }
-        self.seq += 1;
-        let event = Value::Object(event);
-        if let Some(response) = event.get("response") {
-            self.last = Some(response.clone());
-        }
-        out.push(event);
-    }
-
-    /// The Response object now: every field the SDK requires, unset ones as `null` like OpenAI.
-    fn response(&self, status: &str, error: Value, incomplete_details: Value) -> Value {
-        let done = !matches!(status, "in_progress");
-        json!({
-            "id": self.id,
-            "object": "response",
-            "created_at": self.created_at,
-            "status": status,
-            "model": self.model,
-            "output": if done { Value::Array(self.output.clone()) } else { json!([]) },
-            "error": error,
-            "incomplete_details": incomplete_details,
-            "instructions": self.echo.instructions,
-            "metadata": self.echo.metadata,
-            "conversation": self.echo.conversation.as_ref().map(|id| json!({"id": id})),
-            "previous_response_id": null,
-            "parallel_tool_calls": true,
-            "tool_choice": "auto",
-            "tools": [],
-            "temperature": self.echo.temperature,
-            "top_p": self.echo.top_p,
-            "max_output_tokens": self.echo.max_output_tokens,
-            "store": false,
-            "background": false,
-            "text": {"format": {"type": "text"}},
-            "usage": if done { self.usage.map(usage) } else { None },
-        })
+        self.frames.emit(out, self.draft.item("response.output_item.done", index));
     }
 }
 
-/// One event as an SSE frame: `event: <type>` and its JSON.
-pub(crate) fn sse_frame(event: &Value) -> Bytes {
-    let kind = event.get("type").and_then(Value::as_str).unwrap_or("message");
-    Bytes::from(format!("event: {kind}\ndata: {event}\n\n"))
-}
-
-fn mcp_call(id: &str, name: &str, arguments: &str, output: Option<&str>, status: &str) -> Value {
-    json!({"type": "mcp_call", "id": id, "server_label": SERVER_LABEL, "name": name, "arguments": arguments,
-        "output": output, "error": null, "status": status})
-}
-
-fn error(failure: &Failure) -> Value {
-    json!({"code": failure.code.as_str(), "message": failure.message})
-}
-
-fn usage(usage: Usage) -> Value {
-    json!({
-        "input_tokens": usage.prompt_tokens,
-        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-        "output_tokens": usage.completion_tokens,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": usage.total_tokens,
-    })
-}
-
-fn merge(at: &Value, more: Value) -> Value {
-    let mut merged = at.as_object().cloned().unwrap_or_default();
-    if let Value::Object(more) = more {
-        merged.extend(more);
+fn standing(end: &TurnEnd) -> Standing<'_> {
+    match end {
+        TurnEnd::Completed => Standing::Completed,
+        TurnEnd::Incomplete(_) => Standing::Incomplete,
+        TurnEnd::Failed(failure) => Standing::Failed(failure),
     }
-    Value::Object(merged)
 }

@@ -2,22 +2,23 @@
 //! both from one [`ResponsesBuilder`].
 
 use bytes::Bytes;
-use serde_json::Value;
 
-use super::builder::{ResponsesBuilder, sse_frame};
+use super::builder::{Mode, ResponsesBuilder};
 use super::request::Echo;
 use crate::agent::TurnEvent;
 use crate::pipeline::Renderer;
 
+/// Room for the frames of a typical turn event (a delta is one frame of ~200 bytes); more grows the buffer.
+const FRAMES_CAPACITY: usize = 512;
+
 /// `stream: true`: every event as `event: <type>\ndata: <json>\n\n`, as it is made (no `[DONE]`, as OpenAI).
 pub(crate) struct ResponsesStream {
     builder: ResponsesBuilder,
-    events: Vec<Value>,
 }
 
 impl ResponsesStream {
     pub(crate) fn new(model: String, echo: Echo) -> Self {
-        ResponsesStream { builder: ResponsesBuilder::new(model, echo), events: Vec::new() }
+        ResponsesStream { builder: ResponsesBuilder::new(model, echo, Mode::Stream) }
     }
 }
 
@@ -28,13 +29,17 @@ impl Renderer for ResponsesStream {
 
     /// `created` and `in_progress` leave with the response head.
     fn opening(&mut self) -> Vec<Bytes> {
-        self.builder.start(&mut self.events);
-        self.events.drain(..).map(|event| sse_frame(&event)).collect()
+        let mut frames = Vec::with_capacity(FRAMES_CAPACITY);
+        self.builder.start(&mut frames);
+        vec![Bytes::from(frames)]
     }
 
     fn render(&mut self, event: &TurnEvent, out: &mut Vec<Bytes>) {
-        self.builder.push(event, &mut self.events);
-        out.extend(self.events.drain(..).map(|event| sse_frame(&event)));
+        let mut frames = Vec::with_capacity(FRAMES_CAPACITY);
+        self.builder.push(event, &mut frames);
+        if !frames.is_empty() {
+            out.push(Bytes::from(frames));
+        }
     }
 }
 
@@ -43,12 +48,11 @@ impl Renderer for ResponsesStream {
 /// parses it and the caller reads `status` and `error`.
 pub(crate) struct ResponsesAnswer {
     builder: ResponsesBuilder,
-    events: Vec<Value>,
 }
 
 impl ResponsesAnswer {
     pub(crate) fn new(model: String, echo: Echo) -> Self {
-        ResponsesAnswer { builder: ResponsesBuilder::new(model, echo), events: Vec::new() }
+        ResponsesAnswer { builder: ResponsesBuilder::new(model, echo, Mode::Answer) }
     }
 }
 
@@ -58,10 +62,11 @@ impl Renderer for ResponsesAnswer {
     }
 
     fn render(&mut self, event: &TurnEvent, out: &mut Vec<Bytes>) {
-        self.builder.push(event, &mut self.events);
-        self.events.clear();
-        if let Some(response) = self.builder.final_response() {
-            out.push(Bytes::from(response.to_string()));
+        let finished = matches!(event, TurnEvent::Finished(_));
+        // Answer mode writes no frames: this stays empty and never allocates.
+        self.builder.push(event, &mut Vec::new());
+        if finished && let Some(body) = self.builder.final_body() {
+            out.push(body);
         }
     }
 }
@@ -72,9 +77,10 @@ mod tests {
     use crate::agent::TurnEnd;
     use crate::failure::{Failure, FailureCode};
     use crate::llm::Usage;
-    use crate::mcp::ToolOutput;
+    use crate::mcp::{ToolDef, ToolOutput};
     use rmcp::model::ContentBlock;
-    use serde_json::json;
+    use serde_json::{Value, json};
+    use std::sync::Arc;
 
     fn stream(events: &[TurnEvent]) -> Vec<Value> {
         let mut renderer = ResponsesStream::new("qwen-max".into(), Echo::default());
@@ -82,12 +88,12 @@ mod tests {
         for event in events {
             renderer.render(event, &mut frames);
         }
+        let text: String = frames.iter().map(|chunk| std::str::from_utf8(chunk).unwrap()).collect();
+        let frames = text.strip_suffix("\n\n").expect("every frame ends with a blank line").split("\n\n");
         frames
-            .iter()
             .map(|frame| {
-                let text = std::str::from_utf8(frame).unwrap();
-                let (head, data) = text.split_once('\n').unwrap();
-                let event: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap().trim_end()).unwrap();
+                let (head, data) = frame.split_once('\n').unwrap();
+                let event: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
                 assert_eq!(head, format!("event: {}", event["type"].as_str().unwrap()));
                 event
             })
@@ -135,7 +141,14 @@ mod tests {
     fn tool_turn() -> Vec<TurnEvent> {
         let output =
             ToolOutput { text: "12:00 UTC".into(), content: vec![ContentBlock::text("12:00 UTC")], is_error: false };
+        let getutctime = ToolDef {
+            name: "getutctime".into(),
+            description: "The time in UTC".into(),
+            input_schema: json!({"type": "object", "properties": {}}),
+        };
         vec![
+            TurnEvent::ToolsListed { server: "time".into(), tools: Arc::from([getutctime]) },
+            TurnEvent::ToolsListed { server: "empty".into(), tools: Arc::from([]) },
             TurnEvent::ReasoningDelta("Let me ".into()),
             TurnEvent::ReasoningDelta("check".into()),
             TurnEvent::ToolCallStarted { call_id: "c1".into(), name: "getutctime".into() },
@@ -151,14 +164,19 @@ mod tests {
     }
 
     #[test]
-    fn a_tool_turn_is_reasoning_then_an_mcp_call_with_its_output_then_the_message() {
+    fn a_tool_turn_is_the_listings_reasoning_an_mcp_call_with_its_output_then_the_message() {
         let events = stream(&tool_turn());
         let last = check_consistent(&events);
+        let listing = [
+            "response.output_item.added",
+            "response.mcp_list_tools.in_progress",
+            "response.mcp_list_tools.completed",
+            "response.output_item.done",
+        ];
+        assert_eq!(types(&events[2..10]), [listing, listing].concat());
         assert_eq!(
-            types(&events),
+            types(&events[10..]),
             [
-                "response.created",
-                "response.in_progress",
                 "response.output_item.added",
                 "response.content_part.added",
                 "response.reasoning_text.delta",
@@ -185,11 +203,25 @@ mod tests {
         let response = &last["response"];
         assert_eq!((response["status"].as_str(), response["model"].as_str()), (Some("completed"), Some("qwen-max")));
         let output = response["output"].as_array().unwrap();
-        assert_eq!(output[0]["content"][0]["text"], "Let me check");
-        assert_eq!(output[1]["type"], "mcp_call");
-        assert_eq!((output[1]["name"].as_str(), output[1]["output"].as_str()), (Some("getutctime"), Some("12:00 UTC")));
-        assert_eq!(output[1]["status"], "completed");
-        assert_eq!(output[2]["content"][0]["text"], "It is noon.");
+        assert_eq!(
+            output[0],
+            json!({"type": "mcp_list_tools", "id": output[0]["id"], "server_label": "time", "error": null,
+                "tools": [{"name": "getutctime", "description": "The time in UTC",
+                    "input_schema": {"type": "object", "properties": {}}}]})
+        );
+        assert_eq!(events[2]["item"]["tools"], json!([]), "added with no tools, done with them");
+        assert_eq!(
+            (output[1]["server_label"].as_str(), output[1]["tools"].as_array().map(Vec::len)),
+            (Some("empty"), Some(0))
+        );
+        assert_eq!(output[2]["content"][0]["text"], "Let me check");
+        assert_eq!(output[3]["type"], "mcp_call");
+        assert_eq!((output[3]["name"].as_str(), output[3]["output"].as_str()), (Some("getutctime"), Some("12:00 UTC")));
+        assert_eq!(
+            (output[3]["status"].as_str(), output[3]["server_label"].as_str()),
+            (Some("completed"), Some("time"))
+        );
+        assert_eq!(output[4]["content"][0]["text"], "It is noon.");
         assert_eq!(response["usage"]["input_tokens"], 30);
         assert_eq!(
             (response["usage"]["output_tokens"].as_u64(), response["usage"]["total_tokens"].as_u64()),
@@ -255,8 +287,94 @@ mod tests {
         let last = check_consistent(&events);
         let call = &last["response"]["output"][0];
         assert_eq!((call["status"].as_str(), call["output"].as_str()), (Some("failed"), Some("Error: boom")));
+        assert_eq!(call["server_label"], "mcp", "a tool no listing named");
         assert_eq!(call["error"], Value::Null);
         assert!(types(&events).contains(&"response.mcp_call.failed"));
+    }
+
+    /// Ids (`<prefix>_<32 hex>`) as `<prefix>_<n>` by first appearance, and `created_at` as 0, so a
+    /// rendering can be compared byte for byte.
+    fn normalized(text: &str) -> String {
+        let mut ids: Vec<&str> = Vec::new();
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        while let Some(at) = rest.find('_') {
+            let (head, tail) = rest.split_at(at + 1);
+            out.push_str(head);
+            let hex = tail.get(..32).filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
+            rest = match hex {
+                Some(hex) => {
+                    let n = ids.iter().position(|id| *id == hex).unwrap_or_else(|| {
+                        ids.push(hex);
+                        ids.len() - 1
+                    });
+                    out.push_str(&n.to_string());
+                    &tail[32..]
+                }
+                None => tail,
+            };
+        }
+        out.push_str(rest);
+        let mut lines = Vec::new();
+        for mut piece in out.split("\"created_at\":") {
+            if !lines.is_empty() {
+                lines.push("\"created_at\":0");
+                piece = piece.trim_start_matches(|c: char| c.is_ascii_digit());
+            }
+            lines.push(piece);
+        }
+        lines.concat()
+    }
+
+    /// Every byte of the stream and of the answer for recorded turns, ids and clock aside: the wire the
+    /// SDK tests were checked against. `BLESS=1 cargo test --lib responses` rewrites the file after a change
+    /// that is meant to change the wire.
+    #[test]
+    fn the_wire_is_as_recorded() {
+        let echo = Echo {
+            instructions: Some("Be brief.".into()),
+            metadata: serde_json::from_value(json!({"case": "golden", "a\"b": "é\n"})).unwrap(),
+            conversation: Some("conv-1".into()),
+            temperature: Some(0.2),
+            top_p: Some(0.9),
+            max_output_tokens: Some(200),
+        };
+        let failed = [
+            TurnEvent::ReasoningDelta("hm".into()),
+            TurnEvent::ToolCallStarted { call_id: "c1".into(), name: "getutctime".into() },
+            TurnEvent::Finished(TurnEnd::Failed(Failure::new(FailureCode::ModelThrottled, "429 \"quoted\""))),
+        ];
+        let incomplete = [
+            TurnEvent::TextDelta("partial".into()),
+            TurnEvent::Finished(TurnEnd::Incomplete(Failure::new(FailureCode::MaxIterations, "bound"))),
+        ];
+        let mut text = String::new();
+        for (name, turn, echo) in [
+            ("tool turn", tool_turn(), echo.clone()),
+            ("failed", failed.to_vec(), Echo::default()),
+            ("incomplete", incomplete.to_vec(), echo),
+        ] {
+            let mut renderer = ResponsesStream::new("qwen-max".into(), echo.clone());
+            let mut frames = renderer.opening();
+            let mut answer = ResponsesAnswer::new("qwen-max".into(), echo);
+            let mut body = Vec::new();
+            for event in &turn {
+                renderer.render(event, &mut frames);
+                answer.render(event, &mut body);
+            }
+            text.push_str(&format!("## {name}: stream\n"));
+            frames.iter().for_each(|f| text.push_str(std::str::from_utf8(f).unwrap()));
+            text.push_str(&format!("## {name}: answer\n"));
+            body.iter().for_each(|b| text.push_str(std::str::from_utf8(b).unwrap()));
+            text.push('\n');
+        }
+        let text = normalized(&text);
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/protocol/responses/testdata/wire.txt");
+        if std::env::var_os("BLESS").is_some() {
+            std::fs::write(path, &text).unwrap();
+        }
+        let recorded = std::fs::read_to_string(path).expect("the recorded wire (BLESS=1 writes it)");
+        assert!(text == recorded, "the wire changed:\n{text}");
     }
 
     #[test]

@@ -15,11 +15,10 @@
 use serde_json::{Map, Value};
 
 use crate::llm::{ChatMessage, Sampling, ToolCall};
-use crate::pipeline::{Ask, UserClaim};
 use crate::protocol::RequestError;
 use crate::protocol::agentscope::{HistoryItem, MAX_CONTENT_ITEMS, MAX_INPUT_MESSAGES, assemble_history};
 use crate::protocol::field;
-use crate::protocol::openai::{opt_bool, opt_positive, opt_string, parse_object, temperature, top_p};
+use crate::protocol::openai::{OpenAiTurn, opt_bool, opt_positive, opt_string, parse_object, temperature, top_p};
 
 /// `metadata` bounds of the API: 16 pairs, keys ≤ 64 characters, values ≤ 512.
 const MAX_METADATA_PAIRS: usize = 16;
@@ -29,15 +28,12 @@ const MAX_METADATA_VALUE: usize = 512;
 /// A parsed, validated Responses request.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ResponsesRequest {
-    /// Never empty.
-    pub(crate) messages: Vec<ChatMessage>,
+    /// Its session is the `conversation`.
+    pub(crate) turn: OpenAiTurn,
     /// `stream` absent is false, as in the API.
     pub(crate) stream: bool,
-    pub(crate) model: Option<String>,
-    pub(crate) sampling: Sampling,
     /// Echoed on the Response objects.
     pub(crate) echo: Echo,
-    user: Option<String>,
 }
 
 /// What the Response objects repeat from the request.
@@ -85,35 +81,9 @@ impl ResponsesRequest {
             top_p: sampling.top_p,
             max_output_tokens: sampling.max_tokens,
         };
-        let user = match opt_string(&obj, "user_id")? {
-            Some(user) => Some(user),
-            None => opt_string(&obj, "safety_identifier")?.or(opt_string(&obj, "user")?),
-        };
-        Ok(ResponsesRequest {
-            messages,
-            stream: opt_bool(&obj, "stream")?.unwrap_or(false),
-            model: opt_string(&obj, "model")?,
-            sampling,
-            echo,
-            user,
-        })
-    }
-
-    /// The user the body names (`user_id`, `safety_identifier` or `user`).
-    pub(crate) fn named_user(&self) -> Option<&str> {
-        self.user.as_deref()
-    }
-
-    pub(crate) fn to_ask(&self, user: UserClaim) -> Ask {
-        Ask {
-            messages: self.messages.clone(),
-            model: self.model.clone(),
-            sampling: self.sampling.clone(),
-            user,
-            // The session memory stores this face's input as the model messages it became.
-            records: Vec::new(),
-            session_id: self.echo.conversation.clone(),
-        }
+        let user_keys = ["user_id", "safety_identifier", "user"];
+        let turn = OpenAiTurn::read(&obj, messages, sampling, echo.conversation.clone(), &user_keys)?;
+        Ok(ResponsesRequest { turn, stream: opt_bool(&obj, "stream")?.unwrap_or(false), echo })
     }
 }
 
@@ -277,6 +247,7 @@ fn parts_text(at: &str, parts: &[Value]) -> Result<String, RequestError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::pipeline::UserClaim;
     use serde_json::json;
 
     fn parse(body: Value) -> Result<ResponsesRequest, RequestError> {
@@ -284,18 +255,18 @@ mod tests {
     }
 
     fn refusal(body: Value) -> String {
-        parse(body).err().expect("refused").to_string()
+        parse(body).expect_err("refused").to_string()
     }
 
     #[test]
     fn a_string_input_is_one_user_message_after_the_instructions() {
         let request = parse(json!({"input": "hi", "instructions": "be terse", "model": "qwen-plus"})).unwrap();
         assert_eq!(
-            request.messages,
+            request.turn.messages,
             [ChatMessage::System { content: "be terse".into() }, ChatMessage::User { content: "hi".into() }]
         );
         assert!(!request.stream, "stream absent is false");
-        assert_eq!(request.model.as_deref(), Some("qwen-plus"));
+        assert_eq!(request.turn.model.as_deref(), Some("qwen-plus"));
     }
 
     #[test]
@@ -312,7 +283,7 @@ mod tests {
         ]}))
         .unwrap();
         assert_eq!(
-            request.messages,
+            request.turn.messages,
             [
                 ChatMessage::User { content: "time?".into() },
                 ChatMessage::Assistant { content: None, tool_calls: vec![ToolCall::new("c1", "getutctime", "{}")] },
@@ -334,11 +305,11 @@ mod tests {
             json!({"input": "x", "user": "u-old", "safety_identifier": "u-safe", "conversation": {"id": "conv_1"}}),
         )
         .unwrap();
-        assert_eq!(request.named_user(), Some("u-safe"));
+        assert_eq!(request.turn.named_user(), Some("u-safe"));
         assert_eq!(request.echo.conversation.as_deref(), Some("conv_1"));
         let request = parse(json!({"input": "x", "user_id": "u1", "user": "u2", "session_id": "s1"})).unwrap();
-        assert_eq!((request.named_user(), request.echo.conversation.as_deref()), (Some("u1"), Some("s1")));
-        let ask = request.to_ask(UserClaim::UserId("u1".into()));
+        assert_eq!((request.turn.named_user(), request.echo.conversation.as_deref()), (Some("u1"), Some("s1")));
+        let ask = request.turn.into_ask(UserClaim::UserId("u1".into()));
         assert_eq!(ask.session_id.as_deref(), Some("s1"));
     }
 
@@ -348,7 +319,7 @@ mod tests {
             json!({"input": "x", "temperature": 0.5, "top_p": 0.9, "max_output_tokens": 100, "metadata": {"k": "v"}}),
         )
         .unwrap();
-        assert_eq!((request.sampling.temperature, request.sampling.max_tokens), (Some(0.5), Some(100)));
+        assert_eq!((request.turn.sampling.temperature, request.turn.sampling.max_tokens), (Some(0.5), Some(100)));
         assert_eq!(request.echo.metadata["k"], "v");
         assert!(refusal(json!({"input": "x", "temperature": 3})).starts_with("temperature:"));
         assert!(refusal(json!({"input": "x", "max_output_tokens": 0})).starts_with("max_output_tokens:"));

@@ -1,0 +1,284 @@
+//! The Responses API's objects as the builder writes them: borrowed, serialized straight into a frame's
+//! bytes. Every object's keys are written in sorted order — the order the `serde_json::Value` renderer they
+//! replaced wrote them in, so the wire is byte-for-byte what the SDK tests were checked against
+//! (`testdata/wire.txt`). Keep new fields in that order.
+
+use std::sync::Arc;
+
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use serde_json::Value;
+
+use super::request::Echo;
+use crate::failure::Failure;
+use crate::llm::Usage;
+use crate::mcp::ToolDef;
+
+/// `[]`: serde writes an empty array for a zero-length array.
+pub(super) const EMPTY: [(); 0] = [];
+
+/// Which text item.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum TextKind {
+    Reasoning,
+    Message,
+}
+
+impl TextKind {
+    pub(super) fn part_type(self) -> &'static str {
+        match self {
+            TextKind::Reasoning => "reasoning_text",
+            TextKind::Message => "output_text",
+        }
+    }
+}
+
+/// A content part: `{annotations: [], text, type: output_text}` or `{text, type: reasoning_text}`.
+#[derive(serde::Serialize)]
+pub(super) struct Part<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    annotations: Option<[(); 0]>,
+    text: &'a str,
+    #[serde(rename = "type")]
+    kind: &'static str,
+}
+
+impl<'a> Part<'a> {
+    pub(super) fn new(kind: TextKind, text: &'a str) -> Self {
+        let annotations = (kind == TextKind::Message).then_some(EMPTY);
+        Part { annotations, text, kind: kind.part_type() }
+    }
+}
+
+/// One output item in its current state: the added shape while `open`, the final one once done.
+pub(super) enum Item {
+    Text {
+        kind: TextKind,
+        id: String,
+        text: String,
+        status: &'static str,
+        open: bool,
+    },
+    Call {
+        id: String,
+        server_label: String,
+        name: String,
+        arguments: String,
+        output: Option<String>,
+        status: &'static str,
+    },
+    Listing {
+        id: String,
+        server_label: String,
+        tools: Arc<[ToolDef]>,
+        open: bool,
+    },
+}
+
+impl Item {
+    pub(super) fn id(&self) -> &str {
+        match self {
+            Item::Text { id, .. } | Item::Call { id, .. } | Item::Listing { id, .. } => id,
+        }
+    }
+}
+
+impl Serialize for Item {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        match self {
+            Item::Text { kind, id, text, status, open } => {
+                let part = (!open).then(|| Part::new(*kind, text));
+                match kind {
+                    TextKind::Reasoning => {
+                        map.serialize_entry("content", part.as_slice())?;
+                        map.serialize_entry("id", id)?;
+                        map.serialize_entry("status", status)?;
+                        map.serialize_entry("summary", &EMPTY)?;
+                        map.serialize_entry("type", "reasoning")?;
+                    }
+                    TextKind::Message => {
+                        map.serialize_entry("content", part.as_slice())?;
+                        map.serialize_entry("id", id)?;
+                        map.serialize_entry("role", "assistant")?;
+                        map.serialize_entry("status", status)?;
+                        map.serialize_entry("type", "message")?;
+                    }
+                }
+            }
+            Item::Call { id, server_label, name, arguments, output, status } => {
+                map.serialize_entry("arguments", arguments)?;
+                map.serialize_entry("error", &())?;
+                map.serialize_entry("id", id)?;
+                map.serialize_entry("name", name)?;
+                map.serialize_entry("output", output)?;
+                map.serialize_entry("server_label", server_label)?;
+                map.serialize_entry("status", status)?;
+                map.serialize_entry("type", "mcp_call")?;
+            }
+            Item::Listing { id, server_label, tools, open } => {
+                map.serialize_entry("error", &())?;
+                map.serialize_entry("id", id)?;
+                map.serialize_entry("server_label", server_label)?;
+                let tools = if *open { &[][..] } else { &tools[..] };
+                map.serialize_entry("tools", &Tools(tools))?;
+                map.serialize_entry("type", "mcp_list_tools")?;
+            }
+        }
+        map.end()
+    }
+}
+
+/// A listing's tools: `{description, input_schema, name}` each.
+struct Tools<'a>(&'a [ToolDef]);
+
+impl Serialize for Tools<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Tool<'a> {
+            description: &'a str,
+            input_schema: &'a Value,
+            name: &'a str,
+        }
+        serializer.collect_seq(self.0.iter().map(|t| Tool {
+            description: &t.description,
+            input_schema: &t.input_schema,
+            name: &t.name,
+        }))
+    }
+}
+
+/// One stream event. Only the fields its type has are set; `sequence_number` and `type` always are.
+#[derive(serde::Serialize, Default)]
+pub(super) struct Event<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) arguments: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) content_index: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) delta: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) item: Option<&'a Item>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) item_id: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) logprobs: Option<[(); 0]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) output_index: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) part: Option<Part<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) response: Option<ResponseObject<'a>>,
+    pub(super) sequence_number: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) text: Option<&'a str>,
+    #[serde(rename = "type")]
+    pub(super) kind: &'a str,
+}
+
+/// How the Response stands: `in_progress` (no output, no usage yet) or how the turn ended.
+#[derive(Clone, Copy)]
+pub(super) enum Standing<'a> {
+    InProgress,
+    Completed,
+    Incomplete,
+    Failed(&'a Failure),
+}
+
+/// The Response object: every field the SDK requires, unset ones as `null` like OpenAI.
+pub(super) struct ResponseObject<'a> {
+    pub(super) id: &'a str,
+    pub(super) created_at: u64,
+    pub(super) model: &'a str,
+    pub(super) echo: &'a Echo,
+    pub(super) output: &'a [Item],
+    pub(super) usage: Option<Usage>,
+    pub(super) standing: Standing<'a>,
+}
+
+impl Serialize for ResponseObject<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct Format {
+            #[serde(rename = "type")]
+            kind: &'static str,
+        }
+        #[derive(serde::Serialize)]
+        struct Text {
+            format: Format,
+        }
+        #[derive(serde::Serialize)]
+        struct Id<'a> {
+            id: &'a str,
+        }
+        #[derive(serde::Serialize)]
+        struct Error<'a> {
+            code: &'a str,
+            message: &'a str,
+        }
+        #[derive(serde::Serialize)]
+        struct Reason {
+            reason: &'static str,
+        }
+        let (status, error, incomplete) = match self.standing {
+            Standing::InProgress => ("in_progress", None, None),
+            Standing::Completed => ("completed", None, None),
+            // The SDK's enum has no reason for an iteration bound; `max_output_tokens` is the nearest (the
+            // turn's budget ran out), and strict clients accept it.
+            Standing::Incomplete => ("incomplete", None, Some(Reason { reason: "max_output_tokens" })),
+            Standing::Failed(failure) => {
+                ("failed", Some(Error { code: failure.code.as_str(), message: &failure.message }), None)
+            }
+        };
+        let done = !matches!(self.standing, Standing::InProgress);
+        let echo = self.echo;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("background", &false)?;
+        map.serialize_entry("conversation", &echo.conversation.as_deref().map(|id| Id { id }))?;
+        map.serialize_entry("created_at", &self.created_at)?;
+        map.serialize_entry("error", &error)?;
+        map.serialize_entry("id", self.id)?;
+        map.serialize_entry("incomplete_details", &incomplete)?;
+        map.serialize_entry("instructions", &echo.instructions)?;
+        map.serialize_entry("max_output_tokens", &echo.max_output_tokens)?;
+        map.serialize_entry("metadata", &echo.metadata)?;
+        map.serialize_entry("model", self.model)?;
+        map.serialize_entry("object", "response")?;
+        map.serialize_entry("output", if done { self.output } else { &[] })?;
+        map.serialize_entry("parallel_tool_calls", &true)?;
+        map.serialize_entry("previous_response_id", &())?;
+        map.serialize_entry("status", status)?;
+        map.serialize_entry("store", &false)?;
+        map.serialize_entry("temperature", &echo.temperature)?;
+        map.serialize_entry("text", &Text { format: Format { kind: "text" } })?;
+        map.serialize_entry("tool_choice", "auto")?;
+        map.serialize_entry("tools", &EMPTY)?;
+        map.serialize_entry("top_p", &echo.top_p)?;
+        map.serialize_entry("usage", &self.usage.filter(|_| done).map(UsageObject))?;
+        map.end()
+    }
+}
+
+/// `usage` as the Responses API names it.
+struct UsageObject(Usage);
+
+impl Serialize for UsageObject {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(serde::Serialize)]
+        struct InputDetails {
+            cache_write_tokens: u32,
+            cached_tokens: u32,
+        }
+        #[derive(serde::Serialize)]
+        struct OutputDetails {
+            reasoning_tokens: u32,
+        }
+        let usage = self.0;
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("input_tokens", &usage.prompt_tokens)?;
+        map.serialize_entry("input_tokens_details", &InputDetails { cache_write_tokens: 0, cached_tokens: 0 })?;
+        map.serialize_entry("output_tokens", &usage.completion_tokens)?;
+        map.serialize_entry("output_tokens_details", &OutputDetails { reasoning_tokens: 0 })?;
+        map.serialize_entry("total_tokens", &usage.total_tokens)?;
+        map.end()
+    }
+}
