@@ -26,6 +26,33 @@ pub enum Face {
     A2a,
     /// `POST /ag-ui`, AG-UI events.
     AgUi,
+    /// `POST /compatible-mode/v1/responses` with `stream: true`, OpenAI Responses events.
+    Responses,
+}
+
+impl Face {
+    /// Every face the harness can drive, by the name `--faces` takes.
+    pub const ALL: [(&'static str, Face); 4] =
+        [("process", Face::Process), ("a2a", Face::A2a), ("ag-ui", Face::AgUi), ("responses", Face::Responses)];
+
+    /// `process`, `a2a`, `ag-ui` or `responses` → the face.
+    pub fn named(name: &str) -> Option<Face> {
+        Face::ALL.iter().find(|(n, _)| *n == name).map(|(_, face)| *face)
+    }
+
+    pub fn name(self) -> &'static str {
+        Face::ALL.iter().find(|(_, face)| *face == self).map(|(n, _)| *n).unwrap_or("?")
+    }
+
+    /// The face's endpoint on the function.
+    pub fn path(self) -> &'static str {
+        match self {
+            Face::Process => "/process",
+            Face::A2a => "/a2a",
+            Face::AgUi => "/ag-ui",
+            Face::Responses => "/compatible-mode/v1/responses",
+        }
+    }
 }
 
 /// One turn as the client saw it.
@@ -61,6 +88,8 @@ impl Driver {
                 "parts": [{"kind": "text", "text": TOOL_TURN}], "metadata": {"user_id": user}}}}),
             Face::AgUi => json!({"threadId": format!("bench-{user}"), "runId": "r",
                 "messages": [{"id": "m", "role": "user", "content": TOOL_TURN}], "forwardedProps": {"user_id": user}}),
+            Face::Responses => json!({"input": TOOL_TURN, "stream": true, "user_id": user,
+                "conversation": format!("bench-{user}")}),
         }
     }
 
@@ -84,6 +113,7 @@ impl Driver {
                 Face::Process => check_completed(&bytes),
                 Face::A2a => check_a2a_completed(&bytes),
                 Face::AgUi => check_agui_completed(&bytes),
+                Face::Responses => check_responses_completed(&bytes),
             }
             .err(),
         };
@@ -215,6 +245,26 @@ fn check_agui_completed(body: &[u8]) -> Result<(), String> {
     Ok(())
 }
 
+/// A Responses stream (`event: <type>` + `data:` frames): `response.completed` last, whose response holds the
+/// tool's `mcp_call` with its output and the answer `message`.
+fn check_responses_completed(body: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(body).map_err(|_| "body is not UTF-8".to_owned())?;
+    let last = text
+        .rsplit("\n\n")
+        .find_map(|frame| frame.lines().find_map(|line| line.strip_prefix("data:")))
+        .ok_or_else(|| "no SSE data frame".to_owned())?;
+    let last: Value = serde_json::from_str(last.trim()).map_err(|e| format!("last frame: {e}"))?;
+    if last["type"] != "response.completed" {
+        return Err(format!("ended {} {}", last["type"], last["response"]["error"]));
+    }
+    let output = last["response"]["output"].as_array().cloned().unwrap_or_default();
+    let kinds: Vec<&str> = output.iter().filter_map(|item| item["type"].as_str()).collect();
+    if kinds != ["mcp_call", "message"] || output[0]["output"].as_str().is_none_or(str::is_empty) {
+        return Err(format!("output items {kinds:?}, not one tool call with its output and an answer"));
+    }
+    Ok(())
+}
+
 /// Request counts of the three stand-ins at one moment.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Counts {
@@ -282,5 +332,45 @@ impl StandInTimes {
         sum(&self.identity, from.identity, to.identity)
             + sum(&self.mcp, from.mcp, to.mcp)
             + sum(&self.model, from.model, to.model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn faces_by_name_and_path() {
+        for (name, face) in Face::ALL {
+            assert_eq!(Face::named(name), Some(face));
+            assert_eq!(face.name(), name);
+        }
+        assert_eq!(Face::named("chat"), None);
+        assert_eq!(Face::Responses.path(), "/compatible-mode/v1/responses");
+    }
+
+    fn responses_body(last: Value) -> String {
+        let first = json!({"type": "response.created", "response": {"status": "in_progress"}});
+        format!("event: response.created\ndata: {first}\n\nevent: {}\ndata: {last}\n\n", last["type"].as_str().unwrap())
+    }
+
+    #[test]
+    fn a_responses_stream_counts_only_when_it_completed_with_the_tool_and_an_answer() {
+        let done = |output: Value| json!({"type": "response.completed", "response": {"status": "completed", "output": output}});
+        let call = json!({"type": "mcp_call", "name": "getutctime", "output": "2026-12-03T12:00:00Z"});
+        let answer = json!({"type": "message", "content": [{"type": "output_text", "text": "noon"}]});
+        let good = responses_body(done(json!([call, answer])));
+        assert_eq!(check_responses_completed(good.as_bytes()), Ok(()));
+
+        let no_tool = responses_body(done(json!([answer])));
+        assert!(check_responses_completed(no_tool.as_bytes()).is_err());
+        let no_output = responses_body(done(json!([{"type": "mcp_call", "name": "getutctime"}, answer])));
+        assert!(check_responses_completed(no_output.as_bytes()).is_err());
+        let failed = responses_body(
+            json!({"type": "response.failed", "response": {"status": "failed", "error": {"code": "model_error"}}}),
+        );
+        let error = check_responses_completed(failed.as_bytes()).unwrap_err();
+        assert!(error.contains("response.failed") && error.contains("model_error"), "{error}");
+        assert!(check_responses_completed(b"").is_err());
     }
 }
