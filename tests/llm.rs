@@ -44,7 +44,11 @@ fn ask(text: &str) -> ChatRequest {
 fn tools(names: &[&str]) -> Vec<ToolSpec> {
     names
         .iter()
-        .map(|n| ToolSpec { name: (*n).into(), description: "a tool".into(), parameters: json!({"type":"object"}) })
+        .map(|n| ToolSpec {
+            name: (*n).into(),
+            description: "a tool".into(),
+            parameters: std::sync::Arc::new(serde_json::Map::from_iter([("type".to_owned(), json!("object"))])),
+        })
         .collect()
 }
 

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{join_all, try_join_all};
@@ -33,8 +34,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct ToolDef {
     pub name: String,
     pub description: String,
-    /// The tool's JSON Schema for its arguments, as the server sent it.
-    pub input_schema: Value,
+    /// The tool's JSON Schema for its arguments, as the server sent it (rmcp's parsed copy, shared).
+    pub input_schema: Arc<JsonObject>,
 }
 
 struct Connection {
@@ -148,7 +149,7 @@ pub(super) async fn open(client: &McpClient, bearer: &Secret, deadline: Instant)
             session.tools.push(ToolDef {
                 name: name.clone(),
                 description: tool.description.as_deref().unwrap_or_default().to_owned(),
-                input_schema: Value::Object(JsonObject::clone(&tool.input_schema)),
+                input_schema: tool.input_schema,
             });
             session.routes.insert(name, Route { connection: index, original: tool.name.into_owned() });
         }
