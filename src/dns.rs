@@ -84,7 +84,7 @@ impl Resolve for SharedLookups {
         let lookup = self.lookup(name.as_str());
         Box::pin(async move {
             match lookup.await {
-                Ok(addrs) => Ok(Box::new(addrs.to_vec().into_iter()) as Addrs),
+                Ok(addrs) => Ok(Box::new((0..addrs.len()).map(move |i| addrs[i])) as Addrs),
                 Err(error) => Err(Box::new(LookupFailed(error)) as Box<dyn std::error::Error + Send + Sync>),
             }
         })

@@ -145,11 +145,7 @@ async fn serve_connection<H: Handler>(
 fn service<H: Handler>(
     shared: Arc<Shared<H>>,
     guard: Arc<StallGuard>,
-) -> impl Fn(
-    http::Request<Incoming>,
-) -> Pin<Box<dyn Future<Output = Result<http::Response<Guarded>, std::convert::Infallible>> + Send>>
-+ Send
-+ 'static {
+) -> impl Fn(http::Request<Incoming>) -> Answering + Send + 'static {
     move |req: http::Request<Incoming>| {
         let shared = shared.clone();
         let guard = guard_for_request(&guard);
@@ -160,6 +156,9 @@ fn service<H: Handler>(
         })
     }
 }
+
+/// One request's answer in the making, as hyper's service future.
+type Answering = Pin<Box<dyn Future<Output = Result<http::Response<Guarded>, std::convert::Infallible>> + Send>>;
 
 /// The response body, holding the request's guards until the last byte is sent (or the client leaves).
 struct Guarded {
