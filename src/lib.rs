@@ -8,6 +8,7 @@ pub mod acs;
 pub mod agent;
 pub mod app;
 pub mod config;
+pub(crate) mod dns;
 pub(crate) mod error_chain;
 pub mod failure;
 pub mod identity;

@@ -34,10 +34,13 @@ pub(crate) fn install_tls_provider() {
 }
 
 /// A client builder with the settings all upstreams share: rustls, a connect timeout, pooled keep-alive
-/// connections that survive between warm invocations. Each upstream adds its own timeouts and builds once.
+/// connections that survive between warm invocations, and one resolver for the process that shares the
+/// lookups of a name in flight at the same time ([`crate::dns`]). Each upstream adds its own timeouts and
+/// builds once.
 pub fn client_builder() -> reqwest::ClientBuilder {
     reqwest::Client::builder()
         .tls_backend_preconfigured(tls_config().0.clone())
+        .dns_resolver(crate::dns::resolver())
         .connect_timeout(Duration::from_secs(5))
         .pool_idle_timeout(Duration::from_secs(90))
         .tcp_nodelay(true)

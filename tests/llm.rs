@@ -44,7 +44,11 @@ fn ask(text: &str) -> ChatRequest {
 fn tools(names: &[&str]) -> Vec<ToolSpec> {
     names
         .iter()
-        .map(|n| ToolSpec { name: (*n).into(), description: "a tool".into(), parameters: json!({"type":"object"}) })
+        .map(|n| ToolSpec {
+            name: (*n).into(),
+            description: "a tool".into(),
+            parameters: std::sync::Arc::new(serde_json::Map::from_iter([("type".to_owned(), json!("object"))])),
+        })
         .collect()
 }
 
@@ -113,6 +117,43 @@ async fn plain_turn_streams_text_usage_and_sends_the_expected_body() {
         assert!(sent.get(absent).is_none(), "{absent} must not be sent: {sent}");
     }
     assert_eq!(standin.cancelled(), 0, "a fully read stream is not an abandoned one");
+}
+
+/// Upstreams given by name go through the process's resolver (`dns.rs`): concurrent first connections to
+/// one host all connect (they share one lookup), and a name that does not resolve is a transport failure
+/// saying so.
+#[tokio::test]
+async fn a_host_name_resolves_for_concurrent_first_connections_and_an_unknown_one_fails_clearly() {
+    let standin = standin().await;
+    let by_name = standin.base_url().replace("://127.0.0.1:", "://localhost:");
+    let client = LlmClient::new(LlmSettings {
+        base_url: Endpoint::parse(&by_name).expect("a valid base URL"),
+        api_key: Secret::new(KEY),
+        model: "qwen-max".into(),
+        allowed_models: Vec::new(),
+        enable_thinking: None,
+    })
+    .expect("client builds");
+    let request = ask("Say hello");
+    let turns = futures_util::future::join_all((0..8).map(|_| run(&client, &request))).await;
+    for (_, step) in &turns {
+        assert!(step.as_ref().is_ok_and(|s| !s.text.is_empty()), "{step:?}");
+    }
+    assert_eq!(standin.requests().len(), 8);
+
+    let nowhere = LlmClient::new(LlmSettings {
+        base_url: Endpoint::parse("http://nowhere.invalid/compatible-mode/v1").expect("a valid base URL"),
+        api_key: Secret::new(KEY),
+        model: "qwen-max".into(),
+        allowed_models: Vec::new(),
+        enable_thinking: None,
+    })
+    .expect("client builds");
+    let (_, step) = run(&nowhere, &request).await;
+    match step {
+        Err(LlmError::Transport { detail }) => assert!(detail.contains("dns error"), "{detail}"),
+        other => panic!("expected a transport error, got {other:?}"),
+    }
 }
 
 #[tokio::test]

@@ -54,7 +54,7 @@ async fn one_tool_turn(options: StandInOptions, negotiated: &str) {
     names.sort_unstable();
     assert_eq!(names, ["broken", "getutctime", "helloworld", "rendezvous"]);
     let hello = session.tools().iter().find(|t| t.name == "helloworld").unwrap();
-    assert_eq!(hello.input_schema["properties"]["name"]["type"], "string", "{}", hello.input_schema);
+    assert_eq!(hello.input_schema["properties"]["name"]["type"], "string", "{:?}", hello.input_schema);
     assert!(!hello.description.is_empty());
 
     let out = session.call("helloworld", json!({"name": "Ada"})).await.expect("call succeeds");

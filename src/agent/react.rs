@@ -7,7 +7,9 @@ use tokio::time::Instant;
 
 use super::events::{TurnEnd, TurnEvent};
 use crate::failure::{Failure, FailureCode};
-use crate::llm::{ChatMessage, ChatRequest, FinishReason, LlmClient, Sampling, StepResult, StreamItem, ToolSpec};
+use crate::llm::{
+    ChatMessage, ChatRequest, ChatStream, FinishReason, LlmClient, Sampling, StepResult, StreamItem, ToolSpec,
+};
 use crate::mcp::{McpError, ToolOutput, Tools};
 
 /// Everything one turn needs besides its clients.
@@ -84,13 +86,14 @@ async fn steps(
             Some(tools) => offered(tools).await,
             None => Vec::new(),
         };
-        let request = ChatRequest {
-            model: turn.model.clone(),
-            messages: messages.clone(),
-            tools: specs,
-            sampling: turn.sampling.clone(),
-        };
-        let step = model_step(llm, &request, turn.deadline, events).await?;
+        let request =
+            ChatRequest { model: turn.model.clone(), messages, tools: specs, sampling: turn.sampling.clone() };
+        let started = llm.stream(&request, turn.deadline).await;
+        // The request's body is sent (and any retry is over): the conversation comes back instead of being
+        // copied into every request and held twice for the length of the stream.
+        messages = request.messages;
+        let stream = started.map_err(|e| Failure::model(&e))?;
+        let step = model_step(stream, events).await?;
         if let Some(usage) = step.usage {
             emit(TurnEvent::Usage(usage)).await?;
         }
@@ -138,13 +141,7 @@ async fn steps(
 }
 
 /// One streaming model call, forwarding its deltas as they arrive.
-async fn model_step(
-    llm: &LlmClient,
-    request: &ChatRequest,
-    deadline: Instant,
-    events: &mpsc::Sender<TurnEvent>,
-) -> Result<StepResult, Stop> {
-    let mut stream = llm.stream(request, deadline).await.map_err(|e| Failure::model(&e))?;
+async fn model_step(mut stream: ChatStream, events: &mpsc::Sender<TurnEvent>) -> Result<StepResult, Stop> {
     // Call ids by the model's `index`, so argument fragments can be attributed.
     let mut call_ids: Vec<(u32, String)> = Vec::new();
     loop {

@@ -313,7 +313,7 @@ mod tests {
         let request = ChatRequest {
             model: Some("qwen-plus".into()),
             messages: vec![],
-            tools: vec![ToolSpec { name: "t".into(), description: "d".into(), parameters: json!({}) }],
+            tools: vec![ToolSpec { name: "t".into(), description: "d".into(), parameters: Default::default() }],
             sampling: Sampling {
                 temperature: Some(0.5),
                 top_p: None,

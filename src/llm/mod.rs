@@ -28,4 +28,4 @@ pub(crate) use key::KeySource;
 pub use stream::ChatStream;
 #[doc(hidden)]
 pub use stream::decode_body;
-pub use types::{ChatMessage, FinishReason, FunctionCall, StepResult, StreamItem, ToolCall, ToolSpec, Usage};
+pub use types::{ChatMessage, FinishReason, FunctionCall, Schema, StepResult, StreamItem, ToolCall, ToolSpec, Usage};

@@ -3,8 +3,14 @@
 //! These are shared by `protocol` (prior turns → history), `agent` (the loop) and the chat client, so
 //! they serialize exactly as the `messages` / `tools` fields of a chat-completions request.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{Map, Value};
+
+/// A tool's JSON Schema for its arguments object, shared: the MCP session's listing and every model request
+/// of the turn point at the one copy parsed from `tools/list`.
+pub type Schema = Arc<Map<String, Value>>;
 
 /// One message of the conversation sent to the model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,7 +70,7 @@ pub struct ToolSpec {
     pub name: String,
     pub description: String,
     /// JSON Schema of the arguments object.
-    pub parameters: Value,
+    pub parameters: Schema,
 }
 
 impl Serialize for ToolSpec {
@@ -73,7 +79,7 @@ impl Serialize for ToolSpec {
         struct Function<'a> {
             name: &'a str,
             description: &'a str,
-            parameters: &'a Value,
+            parameters: &'a Map<String, Value>,
         }
         #[derive(Serialize)]
         struct Wire<'a> {
@@ -185,7 +191,8 @@ mod tests {
 
     #[test]
     fn tool_spec_serializes_nested() {
-        let spec = ToolSpec { name: "t".into(), description: "d".into(), parameters: json!({"type":"object"}) };
+        let parameters = Arc::new(Map::from_iter([("type".to_owned(), json!("object"))]));
+        let spec = ToolSpec { name: "t".into(), description: "d".into(), parameters };
         assert_eq!(
             serde_json::to_value(&spec).unwrap(),
             json!({"type":"function","function":{"name":"t","description":"d","parameters":{"type":"object"}}})

@@ -34,8 +34,8 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 pub struct ToolDef {
     pub name: String,
     pub description: String,
-    /// The tool's JSON Schema for its arguments, as the server sent it.
-    pub input_schema: Value,
+    /// The tool's JSON Schema for its arguments, as the server sent it (rmcp's parsed copy, shared).
+    pub input_schema: Arc<JsonObject>,
 }
 
 /// One server's tools as the session listed them, under their model-facing names: what the turn reports
@@ -167,7 +167,7 @@ pub(super) async fn open(client: &McpClient, bearer: &Secret, deadline: Instant)
             session.tools.push(ToolDef {
                 name: name.clone(),
                 description: tool.description.as_deref().unwrap_or_default().to_owned(),
-                input_schema: Value::Object(JsonObject::clone(&tool.input_schema)),
+                input_schema: tool.input_schema,
             });
             session.routes.insert(name, Route { connection: index, original: tool.name.into_owned() });
         }

@@ -32,6 +32,37 @@ pub enum Face {
     Chat,
 }
 
+impl Face {
+    /// Every face the harness can drive, by the name `--faces` takes.
+    pub const ALL: [(&'static str, Face); 5] = [
+        ("process", Face::Process),
+        ("a2a", Face::A2a),
+        ("ag-ui", Face::AgUi),
+        ("responses", Face::Responses),
+        ("chat", Face::Chat),
+    ];
+
+    /// `process`, `a2a`, `ag-ui`, `responses` or `chat` → the face.
+    pub fn named(name: &str) -> Option<Face> {
+        Face::ALL.iter().find(|(n, _)| *n == name).map(|(_, face)| *face)
+    }
+
+    pub fn name(self) -> &'static str {
+        Face::ALL.iter().find(|(_, face)| *face == self).map(|(n, _)| *n).unwrap_or("?")
+    }
+
+    /// The face's endpoint on the function.
+    pub fn path(self) -> &'static str {
+        match self {
+            Face::Process => "/process",
+            Face::A2a => "/a2a",
+            Face::AgUi => "/ag-ui",
+            Face::Responses => "/compatible-mode/v1/responses",
+            Face::Chat => "/compatible-mode/v1/chat/completions",
+        }
+    }
+}
+
 /// One turn as the client saw it.
 pub struct TurnOutcome {
     /// When the request was sent.
@@ -378,5 +409,15 @@ mod tests {
         assert!(check_chat_completed(&body(&[chunk(json!({"content": "Hi"}), Value::Null), stop.clone()])).is_err());
         assert!(check_chat_completed(&body(&[answer.clone(), json!({"error": {"code": "model_throttled"}})])).is_err());
         assert!(check_chat_completed(&body(&[answer])).is_err(), "no finish_reason");
+    }
+
+    #[test]
+    fn faces_by_name_and_path() {
+        for (name, face) in Face::ALL {
+            assert_eq!(Face::named(name), Some(face));
+            assert_eq!(face.name(), name);
+        }
+        assert_eq!(Face::named("openai"), None);
+        assert_eq!(Face::Responses.path(), "/compatible-mode/v1/responses");
     }
 }

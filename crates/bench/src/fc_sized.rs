@@ -13,13 +13,15 @@ use std::time::{Duration, Instant};
 
 use crate::cgroup::{CpuStat, Group, Hierarchy, Limits};
 use crate::child::Function;
-use crate::drive::{Driver, TurnOutcome};
+use crate::drive::{Driver, Face, TurnOutcome};
 use crate::report::{self, ms, percentile};
 use crate::sizing::{self, Cost, Verdict};
 
 /// One burst at one size, as measured.
 pub struct Measured {
     pub verdict: Verdict,
+    /// The wire face the burst's turns were sent to.
+    pub face: Face,
     pub wall: Duration,
     pub p50: Duration,
     pub idle_bytes: u64,
@@ -38,7 +40,11 @@ pub struct Plan<'a> {
     pub env: &'a [(&'static str, String)],
     pub sizes: &'a [Limits],
     pub bursts: &'a [usize],
+    /// Every size × burst runs once per face (`--faces`; `/process` alone by default).
+    pub faces: &'a [Face],
     pub chunk_delay: Duration,
+    /// The upstreams are addressed as `localhost` (`--hostnames`), so new connections resolve a name.
+    pub hostnames: bool,
 }
 
 /// Runs every size × burst and returns the BENCHMARKS.md section. Fails, saying why, when the machine has
@@ -52,26 +58,28 @@ pub async fn run(plan: Plan<'_>) -> Result<String, String> {
         if let Some(why) = sizing::fc_violation(size) {
             return Err(format!("{} vCPU / {} MiB is not an FC size: {why}", size.vcpu, size.memory_mib));
         }
-        for &burst in plan.bursts {
-            eprintln!("{} vCPU / {} MiB: burst of {burst}", size.vcpu, size.memory_mib);
-            let name = format!("fc-sized-bench-{}-{n}-{burst}", std::process::id());
-            let group = Group::create(&hierarchy, &name, size)?;
-            let one = one_burst(&plan, &group, size, burst).await;
-            drop(group);
-            measured.push(one?);
+        for &face in plan.faces {
+            for &burst in plan.bursts {
+                eprintln!("{} vCPU / {} MiB: burst of {burst} on {}", size.vcpu, size.memory_mib, face.path());
+                let name = format!("fc-sized-bench-{}-{n}-{}-{burst}", std::process::id(), face.name());
+                let group = Group::create(&hierarchy, &name, size)?;
+                let one = one_burst(&plan, &group, size, face, burst).await;
+                drop(group);
+                measured.push(one?);
+            }
         }
     }
     Ok(render(&hierarchy, &plan, &measured, &load_before))
 }
 
-async fn one_burst(plan: &Plan<'_>, group: &Group, size: Limits, burst: usize) -> Result<Measured, String> {
+async fn one_burst(plan: &Plan<'_>, group: &Group, size: Limits, face: Face, burst: usize) -> Result<Measured, String> {
     drop_page_cache(plan.binary)?;
     let procs = group.procs_files();
     let (binary, env) = (plan.binary.to_owned(), plan.env.to_vec());
     let mut function = tokio::task::spawn_blocking(move || Function::start_in(&binary, &env, &procs))
         .await
         .map_err(|e| e.to_string())??;
-    let driver = Arc::new(Driver::new(function.url("/process"))?);
+    let driver = Arc::new(Driver::for_face(function.url(face.path()), face)?);
     let warm = driver.turn("fc-sized-warm-up").await;
     if let Some(error) = warm.error {
         return Err(format!("{} vCPU / {} MiB: the warm-up turn failed: {error}", size.vcpu, size.memory_mib));
@@ -101,6 +109,7 @@ async fn one_burst(plan: &Plan<'_>, group: &Group, size: Limits, burst: usize) -
             peak_bytes: after.peak_bytes,
             p99: percentile(&latencies, 99.0),
         },
+        face,
         wall,
         p50: percentile(&latencies, 50.0),
         idle_bytes,
@@ -147,26 +156,28 @@ fn render(hierarchy: &Hierarchy, plan: &Plan<'_>, measured: &[Measured], load_be
     );
     let _ = writeln!(
         out,
-        "Limits: {}. Model stand-in: {} before every stream chunk. Each burst: a fresh group and process, one \
-         warm-up turn, then that many new users at once.\n",
+        "Limits: {}. Model stand-in: {} before every stream chunk. Upstreams addressed {}. Each burst: a fresh \
+         group and process, one warm-up turn, then that many new users at once.\n",
         hierarchy.describe(),
-        ms(plan.chunk_delay)
+        ms(plan.chunk_delay),
+        if plan.hostnames { "by name (`localhost`, resolved per new connection)" } else { "by IP (127.0.0.1)" }
     );
     let _ = writeln!(
         out,
-        "| vCPU / memory | burst | errors | OOM kills | burst wall | p50 / p99 turn | throttled (periods) | \
+        "| vCPU / memory | face | burst | errors | OOM kills | burst wall | p50 / p99 turn | throttled (periods) | \
          peak charged (kernel) | idle charged | per stream | CPU per turn | per 1,000 turns |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for m in measured {
         let v = &m.verdict;
         let cost = Cost::per_1000_turns(v.size, m.wall, v.burst);
         let per_stream = v.peak_bytes.saturating_sub(m.idle_bytes) / v.burst.max(1) as u64;
         let _ = writeln!(
             out,
-            "| {} / {} MiB | {} | {} | {} | {} | {} / {} | {} ({}/{}) | {} ({}) | {} | {:.0} KiB | {} | {:.1} vCPU-s, {:.1} GB-s |",
+            "| {} / {} MiB | {} | {} | {} | {} | {} | {} / {} | {} ({}/{}) | {} ({}) | {} | {:.0} KiB | {} | {:.1} vCPU-s, {:.1} GB-s |",
             v.size.vcpu,
             v.size.memory_mib,
+            m.face.path(),
             v.burst,
             v.failed,
             v.oom_kills,
@@ -188,32 +199,31 @@ fn render(hierarchy: &Hierarchy, plan: &Plan<'_>, measured: &[Measured], load_be
     out.push('\n');
     for m in measured {
         let v = &m.verdict;
+        let at = format!("{} / {} MiB, {}, burst {}", v.size.vcpu, v.size.memory_mib, m.face.path(), v.burst);
         if let Some(error) = &m.first_error {
-            let _ =
-                writeln!(out, "- {} / {} MiB, burst {}: first error: {error}", v.size.vcpu, v.size.memory_mib, v.burst);
+            let _ = writeln!(out, "- {at}: first error: {error}");
         }
         if let Some(status) = &m.exited {
-            let _ = writeln!(
-                out,
-                "- {} / {} MiB, burst {}: the function exited: {status}",
-                v.size.vcpu, v.size.memory_mib, v.burst
-            );
+            let _ = writeln!(out, "- {at}: the function exited: {status}");
         }
     }
     let threads: Vec<String> = measured.iter().filter_map(|m| m.threads).map(|t| t.to_string()).collect();
-    threads
-        .first()
-        .map(|t| writeln!(out, "- Function threads after a burst: {t} (all sizes: {}).", threads.join(", ")));
-    let verdicts: Vec<Verdict> = measured.iter().map(|m| m.verdict).collect();
-    for &burst in plan.bursts {
-        let fit = sizing::smallest_fit(&verdicts, burst);
-        let _ = writeln!(
-            out,
-            "- Smallest size holding a burst of {burst} (no error, no OOM kill, peak under half the limit, p99 at \
-             most {} above the largest size's): {}.",
-            ms(sizing::ADDED_P99_ALLOWED),
-            fit.map(|s| format!("{} vCPU / {} MiB", s.vcpu, s.memory_mib)).unwrap_or_else(|| "none measured".into())
-        );
+    threads.first().map(|t| writeln!(out, "- Function threads after a burst: {t} (all runs: {}).", threads.join(", ")));
+    for &face in plan.faces {
+        // Sizes are compared within one face: a face's own rendering cost is part of its p99.
+        let verdicts: Vec<Verdict> = measured.iter().filter(|m| m.face == face).map(|m| m.verdict).collect();
+        for &burst in plan.bursts {
+            let fit = sizing::smallest_fit(&verdicts, burst);
+            let _ = writeln!(
+                out,
+                "- Smallest size holding a burst of {burst} on {} (no error, no OOM kill, peak under half the \
+                 limit, p99 at most {} above the largest size's): {}.",
+                face.path(),
+                ms(sizing::ADDED_P99_ALLOWED),
+                fit.map(|s| format!("{} vCPU / {} MiB", s.vcpu, s.memory_mib))
+                    .unwrap_or_else(|| "none measured".into())
+            );
+        }
     }
     let _ = writeln!(
         out,

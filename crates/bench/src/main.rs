@@ -7,8 +7,10 @@
 //! ```text
 //! bench --function target/bench/fc-identity-agent [--out BENCHMARKS.md] [--env KEY=VALUE]... [--starts 30]
 //!       [--turns 300] [--quick]
-//! bench --stand-ins     # only the stand-ins; prints the function's environment, for profiling by hand
-//! bench --fc-sized [--sizes 0.05/128,0.35/512] [--bursts 10,100,200] [--chunk-delay-ms 20] [--out …]
+//! bench --stand-ins [--chunk-delay-ms 20]   # only the stand-ins; prints the function's environment, for
+//!                       # profiling by hand (callgrind, heaptrack)
+//! bench --fc-sized [--sizes 0.05/128,0.35/512] [--bursts 10,100,200] [--faces process,a2a]
+//!       [--chunk-delay-ms 20] [--hostnames] [--out …]
 //!                       # the function inside a cgroup per FC size (root; see fc_sized.rs)
 //! ```
 //!
@@ -51,8 +53,16 @@ struct Options {
     fc_sized: bool,
     sizes: Vec<cgroup::Limits>,
     bursts: Vec<usize>,
-    chunk_delay: Duration,
+    faces: Vec<Face>,
+    /// `--hostnames`: the upstreams' URLs name `localhost`, not `127.0.0.1` (see [`by_hostname`]).
+    hostnames: bool,
+    /// `--chunk-delay-ms`: the model stand-in's pause before every chunk. The FC-sized mode defaults to
+    /// [`FC_SIZED_CHUNK_DELAY`]; `--stand-ins` uses it only when given (else none, as `make bench`).
+    chunk_delay: Option<Duration>,
 }
+
+/// As in ../shared/reference/seed-costs.md, so the two sides of the cost table compare.
+const FC_SIZED_CHUNK_DELAY: Duration = Duration::from_millis(20);
 
 impl Options {
     fn parse() -> Result<Options, String> {
@@ -68,8 +78,9 @@ impl Options {
             fc_sized: false,
             sizes: sizing::SIZES.to_vec(),
             bursts: sizing::BURSTS.to_vec(),
-            // As in ../shared/reference/seed-costs.md, so the two sides of the cost table compare.
-            chunk_delay: Duration::from_millis(20),
+            faces: vec![Face::Process],
+            hostnames: false,
+            chunk_delay: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -89,15 +100,28 @@ impl Options {
                 "--turns" => options.turns = number(value("--turns")?, "--turns")?,
                 "--stand-ins" => options.stand_ins_only = true,
                 "--fc-sized" => options.fc_sized = true,
+                "--hostnames" => options.hostnames = true,
                 "--sizes" => options.sizes = parse_sizes(&value("--sizes")?)?,
                 "--bursts" => {
                     let list = value("--bursts")?;
                     options.bursts =
                         list.split(',').map(|n| number(n.trim().to_owned(), "--bursts")).collect::<Result<_, _>>()?;
                 }
+                "--faces" => {
+                    let list = value("--faces")?;
+                    options.faces = list
+                        .split(',')
+                        .map(|name| {
+                            Face::named(name.trim()).ok_or_else(|| {
+                                let known: Vec<&str> = Face::ALL.iter().map(|(n, _)| *n).collect();
+                                format!("--faces: unknown face {name:?} (known: {})", known.join(", "))
+                            })
+                        })
+                        .collect::<Result<_, _>>()?;
+                }
                 "--chunk-delay-ms" => {
                     options.chunk_delay =
-                        Duration::from_millis(number(value("--chunk-delay-ms")?, "--chunk-delay-ms")? as u64)
+                        Some(Duration::from_millis(number(value("--chunk-delay-ms")?, "--chunk-delay-ms")? as u64))
                 }
                 "--quick" => {
                     options.starts = 5;
@@ -106,7 +130,7 @@ impl Options {
                 }
                 "--help" | "-h" => {
                     return Err("usage: bench --function PATH [--out BENCHMARKS.md] [--env KEY=VALUE]... [--starts N] [--turns N] \
-                                [--quick] | bench --stand-ins | bench --fc-sized [--sizes V/MIB,…] [--bursts N,…] [--chunk-delay-ms N] [--out F]"
+                                [--quick] | bench --stand-ins [--chunk-delay-ms N] | bench --fc-sized [--sizes V/MIB,…] [--bursts N,…] [--faces process,a2a,ag-ui,responses] [--chunk-delay-ms N] [--hostnames] [--out F]"
                         .into());
                 }
                 other => return Err(format!("unknown argument {other}")),
@@ -151,9 +175,13 @@ async fn run(options: Options) -> Result<(), String> {
         return run_fc_sized(options).await;
     }
     let load_before = report::load_average();
-    let stack = Stack::start().await.map_err(|e| format!("stand-ins: {e}"))?;
-    let mut env = stack.env();
-    env.extend(options.env.iter().cloned());
+    let stack = Stack::start_with(devstack::StackOptions {
+        model_chunk_delay: options.chunk_delay.unwrap_or_default(),
+        ..devstack::StackOptions::default()
+    })
+    .await
+    .map_err(|e| format!("stand-ins: {e}"))?;
+    let env = function_env(&stack, &options);
     if options.stand_ins_only {
         for (key, value) in &env {
             println!("{key}={value}");
@@ -267,13 +295,8 @@ async fn run(options: Options) -> Result<(), String> {
     ));
     rows.push(Row::new("CPU time of the function per tool turn (all threads, mean)", ms(cpu_per_turn), "", None, ""));
     // The other faces: the same warm tool turn, own overhead within 10 % of /process's.
-    let faces = [
-        (Face::A2a, "/a2a"),
-        (Face::AgUi, "/ag-ui"),
-        (Face::Responses, "/compatible-mode/v1/responses"),
-        (Face::Chat, "/compatible-mode/v1/chat/completions"),
-    ];
-    for (face, path) in faces {
+    for face in [Face::A2a, Face::AgUi, Face::Responses, Face::Chat] {
+        let path = face.path();
         eprintln!("own overhead, POST {path}: {} sequential turns", options.turns);
         let face_driver = Driver::for_face(function.url(path), face)?;
         let cpu_before = function.cpu_time()?;
@@ -396,20 +419,22 @@ async fn run(options: Options) -> Result<(), String> {
 }
 
 async fn run_fc_sized(options: Options) -> Result<(), String> {
+    let chunk_delay = options.chunk_delay.unwrap_or(FC_SIZED_CHUNK_DELAY);
     let stack = Stack::start_with(devstack::StackOptions {
-        model_chunk_delay: options.chunk_delay,
+        model_chunk_delay: chunk_delay,
         ..devstack::StackOptions::default()
     })
     .await
     .map_err(|e| format!("stand-ins: {e}"))?;
-    let mut env = stack.env();
-    env.extend(options.env.iter().cloned());
+    let env = function_env(&stack, &options);
     let section = fc_sized::run(fc_sized::Plan {
         binary: &options.function,
         env: &env,
         sizes: &options.sizes,
         bursts: &options.bursts,
-        chunk_delay: options.chunk_delay,
+        faces: &options.faces,
+        chunk_delay,
+        hostnames: options.hostnames,
     })
     .await?;
     println!("{section}");
@@ -418,6 +443,25 @@ async fn run_fc_sized(options: Options) -> Result<(), String> {
         eprintln!("written to {}", out.display());
     }
     Ok(())
+}
+
+/// The stand-ins' environment for the function, with `--hostnames` and `--env` applied.
+fn function_env(stack: &Stack, options: &Options) -> Vec<(&'static str, String)> {
+    let mut env = stack.env();
+    if options.hostnames {
+        for (_, value) in &mut env {
+            *value = by_hostname(value);
+        }
+    }
+    env.extend(options.env.iter().cloned());
+    env
+}
+
+/// `http://127.0.0.1:PORT/…` → `http://localhost:PORT/…`: the function then resolves its upstreams' names
+/// on every new connection, as it does in FC (`dashscope.aliyuncs.com`, the gateway), instead of
+/// connecting to an address literal, which skips the resolver.
+fn by_hostname(value: &str) -> String {
+    value.replace("://127.0.0.1:", "://localhost:")
 }
 
 /// One turn for `user`, returning how many requests each stand-in received for it.
@@ -510,4 +554,17 @@ fn errors(outcomes: &[TurnOutcome]) -> usize {
         eprintln!("{} turns failed; first: {first}", failed.len());
     }
     failed.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostnames_replace_only_the_loopback_address_of_urls() {
+        assert_eq!(by_hostname("http://127.0.0.1:4100/compatible-mode/v1"), "http://localhost:4100/compatible-mode/v1");
+        assert_eq!(by_hostname("http://127.0.0.1:4200/mcp"), "http://localhost:4200/mcp");
+        assert_eq!(by_hostname("sk-127.0.0.1:1"), "sk-127.0.0.1:1");
+        assert_eq!(by_hostname("fc-identity-agent-dev"), "fc-identity-agent-dev");
+    }
 }

@@ -98,22 +98,11 @@ async fn serve_connection<H: Handler>(
     let _ = stream.set_nodelay(true);
     let guard = Arc::new(StallGuard::default());
     let io = TokioIo::new(Watched { io: stream, guard: guard.clone() });
-    let service_guard = guard.clone();
-    let service = service_fn(move |req: http::Request<Incoming>| {
-        let shared = shared.clone();
-        let guard = guard_for_request(&service_guard);
-        let in_flight = shared.in_flight.enter();
-        async move {
-            let response = dispatch::dispatch(req, shared).await;
-            Ok::<_, std::convert::Infallible>(response.map(|body| Guarded {
-                body,
-                _guard: guard,
-                _in_flight: in_flight,
-            }))
-        }
-    });
     // `date` is one of the response headers FC reserves; it adds its own.
-    let conn = http1::Builder::new().keep_alive(true).auto_date_header(false).serve_connection(io, service);
+    let conn = http1::Builder::new()
+        .keep_alive(true)
+        .auto_date_header(false)
+        .serve_connection(io, service_fn(service(shared, guard.clone())));
     tokio::pin!(conn);
     let tick = header_read_timeout / 4;
     let mut stopping = *stop.borrow();
@@ -143,6 +132,33 @@ async fn serve_connection<H: Handler>(
         }
     }
 }
+
+/// A connection's service: each request is dispatched to the handler, its answer's body holding the
+/// request's guards.
+///
+/// The handler's future is boxed per request. hyper keeps, for each connection and for the whole of its
+/// life (FC holds connections for hours), one slot sized for the service's future; unboxed, that is the
+/// size of the handler's largest future — for a function that answers some requests only after the whole
+/// turn, the whole turn's state — on every connection, idle ones included, next to the spawned task a
+/// streamed turn runs in. Boxed, the slot is a pointer and the guards, and the handler's future exists
+/// only while a request is being answered (for a streamed one, until its response head is ready).
+fn service<H: Handler>(
+    shared: Arc<Shared<H>>,
+    guard: Arc<StallGuard>,
+) -> impl Fn(http::Request<Incoming>) -> Answering + Send + 'static {
+    move |req: http::Request<Incoming>| {
+        let shared = shared.clone();
+        let guard = guard_for_request(&guard);
+        let in_flight = shared.in_flight.enter();
+        Box::pin(async move {
+            let response = dispatch::dispatch(req, shared).await;
+            Ok(response.map(|body| Guarded { body, _guard: guard, _in_flight: in_flight }))
+        })
+    }
+}
+
+/// One request's answer in the making, as hyper's service future.
+type Answering = Pin<Box<dyn Future<Output = Result<http::Response<Guarded>, std::convert::Infallible>> + Send>>;
 
 /// The response body, holding the request's guards until the last byte is sent (or the client leaves).
 struct Guarded {

@@ -144,7 +144,7 @@ mod tests {
         let getutctime = ToolDef {
             name: "getutctime".into(),
             description: "The time in UTC".into(),
-            input_schema: json!({"type": "object", "properties": {}}),
+            input_schema: std::sync::Arc::new(json!({"type": "object", "properties": {}}).as_object().unwrap().clone()),
         };
         vec![
             TurnEvent::ToolsListed { server: "time".into(), tools: Arc::from([getutctime]) },

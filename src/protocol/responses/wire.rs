@@ -136,7 +136,7 @@ impl Serialize for Tools<'_> {
         #[derive(serde::Serialize)]
         struct Tool<'a> {
             description: &'a str,
-            input_schema: &'a Value,
+            input_schema: &'a serde_json::Map<String, Value>,
             name: &'a str,
         }
         serializer.collect_seq(self.0.iter().map(|t| Tool {
