@@ -34,6 +34,8 @@ impl Recorder {
             TurnEvent::ReasoningDelta(delta) => self.reasoning.push_str(delta),
             TurnEvent::TextDelta(delta) => self.text.push_str(delta),
             TurnEvent::ToolCallStarted { .. } | TurnEvent::ToolCallArgumentsDelta { .. } | TurnEvent::Usage(_) => {}
+            // A consent prompt is for the caller now, not part of the conversation.
+            TurnEvent::AuthorizationRequired { .. } => {}
             TurnEvent::ToolCallCompleted { call_id, name, arguments } => {
                 self.close_texts();
                 let data = data([("call_id", call_id), ("name", name), ("arguments", arguments)]);

@@ -142,6 +142,10 @@ impl ResponsesBuilder {
                 let call = self.open_calls.remove(i);
                 self.close_call(out, call, Some(output));
             }
+            TurnEvent::AuthorizationRequired { provider, url } => {
+                self.close_text(out, "completed");
+                self.authorization(out, provider, url);
+            }
             TurnEvent::Usage(usage) => add_usage(&mut self.usage, *usage),
             TurnEvent::Finished(end) => self.finish(out, end),
         }
@@ -227,6 +231,34 @@ impl ResponsesBuilder {
         };
         self.emit(out, done_kind, merge(&at, done));
         self.emit(out, "response.content_part.done", merge(&at, json!({"part": part})));
+        self.output[index] = item.clone();
+        self.emit(out, "response.output_item.done", json!({"output_index": index, "item": item}));
+    }
+
+    /// A whole assistant `message` item with the link, whose `output_text` carries a `url_citation`
+    /// annotation over the URL (titled "Authorize <provider>"): the Responses idiom for a link a client can
+    /// act on, announced by `response.output_text.annotation.added`.
+    fn authorization(&mut self, out: &mut Vec<Value>, provider: &str, url: &str) {
+        let text = crate::agent::authorization_message(provider, url);
+        let start = text.find(url).map_or(0, |byte| text[..byte].chars().count());
+        let end = start + url.chars().count();
+        let annotation = json!({"type": "url_citation", "url": url, "title": format!("Authorize {provider}"),
+            "start_index": start, "end_index": end});
+        let index = self.output.len();
+        let id = new_id("msg");
+        let item = json!({"type": "message", "id": id, "role": "assistant", "status": "in_progress", "content": []});
+        self.output.push(item.clone());
+        self.emit(out, "response.output_item.added", json!({"output_index": index, "item": item}));
+        let at = json!({"item_id": id, "output_index": index, "content_index": 0});
+        let empty = json!({"type": "output_text", "text": "", "annotations": []});
+        self.emit(out, "response.content_part.added", merge(&at, json!({"part": empty})));
+        self.emit(out, "response.output_text.delta", merge(&at, json!({"delta": text, "logprobs": []})));
+        let added = json!({"annotation_index": 0, "annotation": annotation});
+        self.emit(out, "response.output_text.annotation.added", merge(&at, added));
+        self.emit(out, "response.output_text.done", merge(&at, json!({"text": text, "logprobs": []})));
+        let part = json!({"type": "output_text", "text": text, "annotations": [annotation]});
+        self.emit(out, "response.content_part.done", merge(&at, json!({"part": part})));
+        let item = json!({"type": "message", "id": id, "role": "assistant", "status": "completed", "content": [part]});
         self.output[index] = item.clone();
         self.emit(out, "response.output_item.done", json!({"output_index": index, "item": item}));
     }
