@@ -314,25 +314,31 @@ async fn forged_other_users_and_replayed_callbacks_are_refused_with_nothing_comp
     assert!(body.contains("Forbidden.UserMismatch"), "{body}");
     assert!(f.stack.identity.oauth2_completions().is_empty(), "nothing completed");
 
-    // Alice's own callback, on another instance than the waiting turn: accepted there.
-    let (other, stop) = second_instance(&f).await;
-    let elsewhere = alice_callback.replace(&format!("http://{}", f.addr), &other);
-    let (status, body) = get(elsewhere.clone()).await;
+    // The refused pairing did not use up alice's session URI: her own callback is accepted here.
+    let (status, body) = get(alice_callback.clone()).await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(f.stack.identity.oauth2_completions(), [alice_session.clone()]);
     let (last, _) = alice.finish().await;
     assert_eq!(last["status"], "completed", "{last}");
 
+    // Bob's callback lands on another instance than his waiting turn: the state alone is enough there.
+    let (other, stop) = second_instance(&f).await;
+    let (status, body) = get(bob_callback.replace(&format!("http://{}", f.addr), &other)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(f.stack.identity.oauth2_completions().len(), 2);
+    let (last, _) = bob.finish().await;
+    assert_eq!(last["status"], "completed", "{last}");
+
     // Replayed: on the instance that took it (its own memory), and on another one (the upstream's
     // once-only rule). Nothing is completed again.
-    let (status, body) = get(elsewhere).await;
+    let (status, body) = get(alice_callback.clone()).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("already used"), "{body}");
-    let (status, body) = get(alice_callback).await;
+    let (status, body) = get(alice_callback.replace(&format!("http://{}", f.addr), &other)).await;
     assert_eq!(status, 400, "{body}");
-    assert_eq!(f.stack.identity.oauth2_completions().len(), 1);
+    assert!(body.contains("CompleteResourceTokenAuth"), "{body}");
+    assert_eq!(f.stack.identity.oauth2_completions().len(), 2);
     let _ = stop.send(());
-    drop(bob);
 }
 
 #[tokio::test]

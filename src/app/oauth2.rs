@@ -62,13 +62,19 @@ impl App {
             return Err(Rejection::invalid_request("this authorization callback was already used"));
         }
         let context = invocation(request.context());
-        let credentials = self.pipeline.credentials_for(context.role);
-        let credentials = tokio::time::timeout_at(context.deadline, credentials.provide())
-            .await
-            .map_err(|_| upstream(&IdentityError::Deadline))?
-            .map_err(|e| upstream(&IdentityError::from(e)))?;
         let identifier = Secret::new(identifier.to_string());
-        oauth2.confirm(&session_uri, &identifier, &credentials, context.deadline).await.map_err(|e| upstream(&e))?;
+        let confirmed = async {
+            let credentials = self.pipeline.credentials_for(context.role);
+            let credentials = tokio::time::timeout_at(context.deadline, credentials.provide())
+                .await
+                .map_err(|_| IdentityError::Deadline)??;
+            oauth2.confirm(&session_uri, &identifier, &credentials, context.deadline).await
+        };
+        if let Err(error) = confirmed.await {
+            oauth2.not_used(&claims.nonce, &session_uri);
+            tracing::warn!(provider = %claims.provider, code = error.code(), "OAuth2 consent not confirmed");
+            return Err(upstream(&error));
+        }
         tracing::info!(provider = %claims.provider, "OAuth2 consent confirmed");
         Ok(claims.provider)
     }

@@ -100,13 +100,11 @@ impl OAuth2Tokens {
     }
 
     /// Records a callback's state nonce and session URI; false when either was seen before on this
-    /// instance (a replay). Entries live until their state expires, after which the state itself is refused.
-    /// Another instance cannot know: there the upstream's own rule (a session URI completes once) refuses it.
+    /// instance (a replay, or the same callback still in flight). Entries live until their state expires,
+    /// after which the state itself is refused. Another instance cannot know: there the upstream's own rule
+    /// (a session URI completes once) refuses it.
     pub(crate) fn first_use(&self, nonce: &str, session_uri: &Secret, expires: u64, now: u64) -> bool {
-        let keys: [Key; 2] = [
-            Sha256::digest([b"nonce\0".as_slice(), nonce.as_bytes()].concat()).into(),
-            Sha256::digest([b"session\0".as_slice(), session_uri.expose().as_bytes()].concat()).into(),
-        ];
+        let keys = seen_keys(nonce, session_uri);
         let mut seen = lock(&self.seen);
         seen.retain(|_, until| *until > now);
         if keys.iter().any(|key| seen.contains_key(key)) {
@@ -120,6 +118,16 @@ impl OAuth2Tokens {
             seen.insert(key, expires);
         }
         true
+    }
+
+    /// The callback recorded by [`OAuth2Tokens::first_use`] completed nothing (Agent Identity refused or
+    /// failed): forget it, so a pairing of someone's session URI with another state cannot block the
+    /// genuine callback, and the user can reload after a transient failure.
+    pub(crate) fn not_used(&self, nonce: &str, session_uri: &Secret) {
+        let mut seen = lock(&self.seen);
+        for key in seen_keys(nonce, session_uri) {
+            seen.remove(&key);
+        }
     }
 
     /// `CompleteResourceTokenAuth` for the callback, signed with the function's own `credentials`.
@@ -269,6 +277,13 @@ impl OAuth2Tokens {
             last_error,
         })
     }
+}
+
+fn seen_keys(nonce: &str, session_uri: &Secret) -> [Key; 2] {
+    [
+        Sha256::digest([b"nonce\0".as_slice(), nonce.as_bytes()].concat()).into(),
+        Sha256::digest([b"session\0".as_slice(), session_uri.expose().as_bytes()].concat()).into(),
+    ]
 }
 
 fn lifetime(expires_in: Option<u64>) -> Duration {
