@@ -48,9 +48,18 @@ struct Stream {
 
 impl Stream {
     async fn open(f: &Function, user: &str) -> Stream {
+        Stream::open_with(f, user, None).await
+    }
+
+    /// With `bearer` as the caller's `Authorization: Bearer` (a JWT user).
+    async fn open_with(f: &Function, user: &str, bearer: Option<&str>) -> Stream {
         let mut body = user_request("Tell me the time in UTC");
         body["user_id"] = json!(user);
-        let response = Function::client().post(f.url("/process")).json(&body).send().await.unwrap();
+        let mut request = Function::client().post(f.url("/process")).json(&body);
+        if let Some(bearer) = bearer {
+            request = request.bearer_auth(bearer);
+        }
+        let response = request.send().await.unwrap();
         assert_eq!(response.status(), 200);
         Stream { response, buffer: String::new(), events: Vec::new() }
     }
@@ -354,4 +363,39 @@ async fn a_browser_gets_refusals_as_an_escaped_page_and_no_oauth2_config_means_n
     let plain = Function::start(&[]).await;
     let answer = plain.send("GET", "/oauth2/callback?session_uri=a&state=b", &[], "").await;
     assert_eq!(answer.status, 404, "{}", answer.text);
+}
+
+/// A JWT the Agent Identity stand-in reads (it checks claims, not the signature).
+fn jwt(sub: &str) -> String {
+    use base64::Engine as _;
+    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let header = b64(json!({"alg": "RS256", "typ": "JWT"}));
+    let claims = b64(json!({"sub": sub, "iss": "https://idp.example", "aud": "agent", "exp": 4_102_444_800u64}));
+    format!("{header}.{claims}.c2lnbmF0dXJl")
+}
+
+#[tokio::test]
+async fn a_jwt_users_consent_is_confirmed_only_with_that_users_jwt() {
+    let f = start(|stack| only_oauth2(stack.mcp_oauth2.url(), "400")).await;
+    let carol = jwt("carol");
+    let mut stream = Stream::open_with(&f, "ignored", Some(&carol)).await;
+    let url = stream.authorization().await["url"].as_str().unwrap().to_owned();
+    let callback = callback_url(&url).await;
+    let client = Function::client();
+    let answer = client.get(&callback).send().await.unwrap();
+    assert_eq!(answer.status(), 401, "the state names a JWT user: the callback must bring the JWT");
+    let answer = client.get(&callback).bearer_auth(jwt("dave")).send().await.unwrap();
+    assert_eq!(answer.status(), 400);
+    assert!(answer.text().await.unwrap().contains("another user"));
+    assert!(of(&f, COMPLETE).is_empty());
+
+    let answer = client.get(&callback).bearer_auth(&carol).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let completes = of(&f, COMPLETE);
+    assert_eq!(completes.len(), 1);
+    assert_eq!(completes[0].params["UserIdentifier"], json!({ "UserJWT": carol }).to_string());
+    let (last, _) = stream.finish().await;
+    assert_eq!(last["status"], "completed", "{last}");
+    let bearers = f.stack.mcp_oauth2.bearers();
+    assert!(bearers.iter().all(|b| f.stack.identity.oauth2_user_of(b).as_deref() == Some("carol")), "{bearers:?}");
 }
