@@ -298,22 +298,21 @@ async fn forged_other_users_and_replayed_callbacks_are_refused_with_nothing_comp
         url.to_string()
     };
 
-    // Missing parameters, and a state whose claims were changed (alice's session, "bob" in the claims).
+    // Missing parameters, a state altered by one bit, and one that is no sealed state at all.
     let (status, body) = get(f.url("/oauth2/callback?state=x")).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("session_uri"), "{body}");
-    let (signed, mac) = alice_state.rsplit_once('.').unwrap();
-    let (_, claims) = signed.split_once('.').unwrap();
     let tampered = {
         use base64::Engine as _;
         let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
-        let text = String::from_utf8(engine.decode(claims).unwrap()).unwrap().replace("alice", "bob");
-        format!("v1.{}.{mac}", engine.encode(text))
+        let mut sealed = engine.decode(alice_state.strip_prefix("v2.").unwrap()).unwrap();
+        sealed[20] ^= 1;
+        format!("v2.{}", engine.encode(sealed))
     };
     let (status, body) = get(callback(&alice_session, &tampered)).await;
     assert_eq!(status, 400, "{body}");
-    assert!(body.contains("signature"), "{body}");
-    let (status, body) = get(callback(&alice_session, "v1.e30.AAAA")).await;
+    assert!(body.contains("does not open"), "{body}");
+    let (status, body) = get(callback(&alice_session, "v2.AAAA")).await;
     assert_eq!(status, 400, "{body}");
     assert!(of(&f, COMPLETE).is_empty(), "a state the function did not sign never reaches Agent Identity");
 
@@ -375,21 +374,16 @@ fn jwt(sub: &str) -> String {
 }
 
 #[tokio::test]
-async fn a_jwt_users_consent_is_confirmed_only_with_that_users_jwt() {
+async fn a_jwt_users_consent_is_confirmed_with_that_users_jwt_sealed_in_the_state() {
     let f = start(|stack| only_oauth2(stack.mcp_oauth2.url(), "400")).await;
     let carol = jwt("carol");
     let mut stream = Stream::open_with(&f, "ignored", Some(&carol)).await;
     let url = stream.authorization().await["url"].as_str().unwrap().to_owned();
     let callback = callback_url(&url).await;
-    let client = Function::client();
-    let answer = client.get(&callback).send().await.unwrap();
-    assert_eq!(answer.status(), 401, "the state names a JWT user: the callback must bring the JWT");
-    let answer = client.get(&callback).bearer_auth(jwt("dave")).send().await.unwrap();
-    assert_eq!(answer.status(), 400);
-    assert!(answer.text().await.unwrap().contains("another user"));
-    assert!(of(&f, COMPLETE).is_empty());
-
-    let answer = client.get(&callback).bearer_auth(&carol).send().await.unwrap();
+    // The browser carries no bearer; the state carries the JWT, sealed (not readable in the URL).
+    let claims = carol.split('.').nth(1).unwrap();
+    assert!(!callback.contains(claims) && !callback.contains("carol"), "{callback}");
+    let answer = Function::client().get(&callback).send().await.unwrap();
     assert_eq!(answer.status(), 200);
     let completes = of(&f, COMPLETE);
     assert_eq!(completes.len(), 1);

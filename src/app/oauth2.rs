@@ -1,29 +1,28 @@
 //! `GET /oauth2/callback?session_uri=…&state=…`: where Agent Identity sends the user's browser after they
 //! authorized an OAuth2 provider (the `ResourceOAuth2ReturnURL` of the turn that asked). The turn waiting
-//! for the token may run on another instance, so the check is the signed state alone ([`StateKey`]): it
-//! names the user the consent is for, the provider, an expiry and a nonce. Then `CompleteResourceTokenAuth`
-//! (signed with the function's own credentials) tells Agent Identity which user authorized, and the
-//! waiting turn's next poll gets the token.
+//! for the token may run on another instance, so the check is the sealed state alone
+//! (`identity::StateKey`): it names the user the consent is for, the provider, an expiry and a nonce.
+//! Then `CompleteResourceTokenAuth` (signed with the function's own credentials) tells Agent Identity which
+//! user authorized, and the waiting turn's next poll gets the token.
 //!
-//! Refused with 400 (nothing completed): a missing parameter, a state this function did not sign (forged,
-//! another key), an expired state, a state or session URI already used on this instance (a replay; on
-//! another instance the upstream refuses a session URI used once), a JWT consent without that user's
-//! JWT. Browsers (`Accept: text/html`) get the refusal as a page, other clients as the JSON error body.
+//! Refused with 400 (nothing completed): a missing parameter, a state this function did not seal (forged,
+//! altered, another key), an expired state, a state or session URI already used on this instance (a
+//! replay; on another instance the upstream refuses a session URI used once). Browsers
+//! (`Accept: text/html`) get the refusal as a page, other clients as the JSON error body.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use fc_runtime::{Body, Request};
 use http::{HeaderValue, Response, StatusCode, header};
-use serde_json::json;
 
 use super::{App, invocation};
 use crate::acs::CredentialsProvider;
-use crate::identity::{ConsentUser, IdentityError};
+use crate::identity::IdentityError;
 use crate::rejection::{Rejection, html_page};
 use crate::secret::Secret;
 
-/// Longest `session_uri` / `state` accepted (real ones are a few hundred characters).
-const MAX_PARAM_CHARS: usize = 4096;
+/// Longest `session_uri` / `state` accepted (a JWT user's state is ~1.5 KB).
+const MAX_PARAM_CHARS: usize = crate::identity::MAX_STATE_CHARS;
 
 impl App {
     pub(super) async fn oauth2_callback(&self, request: Request) -> Response<Body> {
@@ -41,28 +40,13 @@ impl App {
             return Err(Rejection::not_found(request.uri().path()));
         };
         let (session_uri, state) = parameters(request.uri().query())?;
-        let claims =
-            oauth2.state_key().verify(state.expose()).map_err(|e| Rejection::invalid_request(e.to_string()))?;
-        let identifier = match &claims.user {
-            ConsentUser::UserId(user) => json!({ "UserId": user }),
-            ConsentUser::Jwt(_) => {
-                let jwt = bearer(&request).ok_or_else(|| {
-                    Rejection::unauthenticated(
-                        "this consent was started by a JWT user: send the same user's JWT as Authorization: Bearer",
-                    )
-                })?;
-                if ConsentUser::of_jwt(jwt.expose()).as_ref() != Some(&claims.user) {
-                    return Err(Rejection::invalid_request("the state was issued to another user"));
-                }
-                json!({ "UserJWT": jwt.expose() })
-            }
-        };
+        let claims = oauth2.state_key().open(state.expose()).map_err(|e| Rejection::invalid_request(e.to_string()))?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         if !oauth2.first_use(&claims.nonce, &session_uri, claims.expires, now) {
             return Err(Rejection::invalid_request("this authorization callback was already used"));
         }
         let context = invocation(request.context());
-        let identifier = Secret::new(identifier.to_string());
+        let identifier = claims.user.identifier();
         let confirmed = async {
             let credentials = self.pipeline.credentials_for(context.role);
             let credentials = tokio::time::timeout_at(context.deadline, credentials.provide())
@@ -95,13 +79,6 @@ fn parameters(query: Option<&str>) -> Result<(Secret, Secret), Rejection> {
         Ok(Secret::new(value))
     };
     Ok((get("session_uri")?, get("state")?))
-}
-
-fn bearer(request: &Request) -> Option<Secret> {
-    let value = request.headers().get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then(|| Secret::new(token))
 }
 
 fn wants_html(request: &Request) -> bool {

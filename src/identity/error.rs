@@ -23,6 +23,9 @@ pub enum IdentityError {
         .last_error.as_deref().map(|e| format!("; last poll error: {e}")).unwrap_or_default()
     )]
     ConsentTimeout { provider: String, polls: u32, waited_secs: u64, why: &'static str, last_error: Option<String> },
+    /// The OAuth2 consent's state could not be made.
+    #[error("OAuth2 state: {0}")]
+    State(String),
     /// An OAuth2 token is asked for a turn without an end user (USER_FEDERATION needs one).
     #[error("the MCP server needs the user's {provider} token, and this invocation names no user")]
     NoUser { provider: String },

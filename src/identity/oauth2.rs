@@ -83,7 +83,7 @@ pub(crate) struct OAuth2Tokens {
 
 impl OAuth2Tokens {
     pub(crate) fn new(client: IdentityClient, roles: Arc<Roles>, settings: OAuth2Settings) -> Self {
-        let state = StateKey::new(settings.state_key.clone());
+        let state = StateKey::new(&settings.state_key);
         OAuth2Tokens {
             client,
             roles,
@@ -215,7 +215,10 @@ impl OAuth2Tokens {
         let role = self.roles.credentials(&self.client, turn, &wat, deadline).await?;
         let scopes_json = serde_json::to_string(&grant.scopes).unwrap_or_else(|_| "[]".to_owned());
         let poll_window = self.settings.poll_interval.saturating_mul(self.settings.poll_limit);
-        let state = self.state.issue(user, &grant.provider, poll_window + STATE_SLACK);
+        let state = self
+            .state
+            .issue(user, &grant.provider, poll_window + STATE_SLACK)
+            .map_err(|e| IdentityError::State(e.to_string()))?;
         let mut request = OAuth2TokenRequest {
             provider: &grant.provider,
             workload_access_token: &wat,
@@ -297,9 +300,7 @@ fn lifetime(expires_in: Option<u64>) -> Duration {
 fn consent_user(subject: &Subject, provider: &str) -> Result<ConsentUser, IdentityError> {
     match subject {
         Subject::UserId(user) => Ok(ConsentUser::UserId(user.clone())),
-        Subject::Jwt(jwt) => {
-            ConsentUser::of_jwt(jwt.expose()).ok_or_else(|| IdentityError::NoUser { provider: provider.to_owned() })
-        }
+        Subject::Jwt(jwt) => Ok(ConsentUser::Jwt(jwt.clone())),
         Subject::Agent => Err(IdentityError::NoUser { provider: provider.to_owned() }),
     }
 }

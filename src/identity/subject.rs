@@ -38,14 +38,6 @@ pub(crate) fn jwt_subject(jwt: &str) -> Option<String> {
     claims.get("sub")?.as_str().filter(|s| !s.is_empty()).map(str::to_owned)
 }
 
-/// The `iss` and `sub` claims of a JWT, read without verifying anything (an OAuth2 consent is bound to them;
-/// Agent Identity verifies the JWT the callback presents). None when either is absent.
-pub(crate) fn jwt_issuer_and_subject(jwt: &str) -> Option<(String, String)> {
-    let claims = jwt_claims(jwt)?;
-    let text = |name: &str| claims.get(name)?.as_str().filter(|s| !s.is_empty()).map(str::to_owned);
-    Some((text("iss")?, text("sub")?))
-}
-
 fn jwt_claims(jwt: &str) -> Option<serde_json::Value> {
     let payload = jwt.split('.').nth(1)?;
     let bytes = URL_SAFE_NO_PAD.decode(payload.trim_end_matches('=')).ok()?;
