@@ -73,7 +73,7 @@ impl Stream {
             }
             seen = self.events.len();
             let chunk = tokio::time::timeout(HANG_GUARD, self.response.chunk()).await.expect("the stream moves");
-            let Some(chunk) = chunk.unwrap() else { return None };
+            let chunk = chunk.unwrap()?;
             self.buffer.push_str(&String::from_utf8_lossy(&chunk));
             while let Some(end) = self.buffer.find("\n\n") {
                 let frame: String = self.buffer.drain(..end + 2).collect();
@@ -325,7 +325,7 @@ async fn forged_other_users_and_replayed_callbacks_are_refused_with_nothing_comp
     // The refused pairing did not use up alice's session URI: her own callback is accepted here.
     let (status, body) = get(alice_callback.clone()).await;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(f.stack.identity.oauth2_completions(), [alice_session.clone()]);
+    assert_eq!(f.stack.identity.oauth2_completions(), std::slice::from_ref(&alice_session));
     let (last, _) = alice.finish().await;
     assert_eq!(last["status"], "completed", "{last}");
 
