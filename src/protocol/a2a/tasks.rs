@@ -266,4 +266,24 @@ mod tests {
         assert_eq!(tasks.failure(&id), Some(failure));
         assert_eq!(tasks.get(&id, Version::V03).unwrap()["status"]["state"], "failed");
     }
+
+    #[test]
+    fn a_consent_prompt_makes_the_task_auth_required_until_the_turn_goes_on() {
+        let tasks = Tasks::default();
+        let (id, _stopped) = tasks.submit("c1", "m1", "hi");
+        let prompt = TurnEvent::AuthorizationRequired { provider: "calendar".into(), url: "https://c/a".into() };
+        assert_eq!(
+            tasks.apply(&id, &prompt),
+            Change::Authorization { provider: "calendar".into(), url: "https://c/a".into() }
+        );
+        let task = tasks.get(&id, Version::V03).unwrap();
+        assert_eq!(task["status"]["state"], "auth-required");
+        assert!(task["status"]["message"]["parts"][0]["text"].as_str().unwrap().contains("https://c/a"));
+        assert_eq!(tasks.get(&id, Version::V10).unwrap()["status"]["state"], "TASK_STATE_AUTH_REQUIRED");
+        assert_eq!(
+            tasks.apply(&id, &TurnEvent::TextDelta("ok".into())),
+            Change::Text { delta: "ok".into(), first: true, resumed: true }
+        );
+        assert_eq!(tasks.get(&id, Version::V03).unwrap()["status"]["state"], "working");
+    }
 }

@@ -242,4 +242,27 @@ mod tests {
         let failed = TurnEvent::Finished(TurnEnd::Failed(Failure::new(FailureCode::ModelError, "boom")));
         assert_eq!(types(&[TurnEvent::TextDelta("a".into()), failed]).last().unwrap(), "RUN_ERROR");
     }
+
+    #[test]
+    fn a_consent_prompt_is_a_custom_event_then_a_whole_text_message() {
+        let events = [
+            TurnEvent::TextDelta("Let me look".into()),
+            TurnEvent::AuthorizationRequired { provider: "calendar".into(), url: "https://c.example/a".into() },
+            TurnEvent::Finished(TurnEnd::Completed),
+        ];
+        assert_eq!(
+            types(&events),
+            [
+                "RUN_STARTED",
+                "TEXT_MESSAGE_START",
+                "TEXT_MESSAGE_CONTENT",
+                "TEXT_MESSAGE_END",
+                "CUSTOM",
+                "TEXT_MESSAGE_START",
+                "TEXT_MESSAGE_CONTENT",
+                "TEXT_MESSAGE_END",
+                "RUN_FINISHED"
+            ]
+        );
+    }
 }

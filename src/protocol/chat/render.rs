@@ -276,4 +276,22 @@ mod tests {
         assert_eq!(completion["choices"][0]["message"]["reasoning_content"], "thinking");
         assert_eq!(completion["usage"]["total_tokens"], 21);
     }
+
+    #[test]
+    fn a_consent_prompt_is_content_with_a_url_citation_counted_over_the_whole_content() {
+        let url = "https://c.example/authorize?r=1";
+        let prompt = TurnEvent::AuthorizationRequired { provider: "calendar".into(), url: url.into() };
+        let mut answer = ChatAnswer::new("qwen-max".into());
+        let mut out = Vec::new();
+        for event in [TurnEvent::TextDelta("Één ".into()), prompt, TurnEvent::Finished(TurnEnd::Completed)] {
+            answer.render(&event, &mut out);
+        }
+        let body: Value = serde_json::from_slice(out.last().unwrap()).unwrap();
+        let message = &body["choices"][0]["message"];
+        let content: Vec<char> = message["content"].as_str().unwrap().chars().collect();
+        let citation = &message["annotations"][0]["url_citation"];
+        let (start, end) = (citation["start_index"].as_u64().unwrap(), citation["end_index"].as_u64().unwrap());
+        assert_eq!(content[start as usize..end as usize].iter().collect::<String>(), url);
+        assert_eq!(message["annotations"][0]["type"], "url_citation");
+    }
 }
