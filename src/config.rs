@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use crate::acs::Credentials;
-use crate::identity::{self, IdentitySettings};
+use crate::identity::{self, IdentitySettings, OAuth2Settings};
 use crate::llm::LlmSettings;
-use crate::mcp::McpSettings;
+use crate::mcp::{McpSettings, OAuth2Grant};
 use crate::secret::Secret;
 use crate::sessions::{SessionSettings, StoreKind, Window};
 use crate::upstream::Endpoint;
@@ -46,6 +46,9 @@ pub struct Config {
     /// `DASHSCOPE_API_KEY_PROVIDER`: the Agent Identity API-key credential provider holding the model key
     /// (then `DASHSCOPE_API_KEY` must not be set).
     pub(crate) model_key_provider: Option<String>,
+    /// `OAUTH2_*` (+ `AGENT_PUBLIC_URL`): set exactly when some MCP server takes the user's OAuth2 token
+    /// (`AI_GATEWAY_MCP_OAUTH2`).
+    pub(crate) oauth2: Option<OAuth2Settings>,
 }
 
 /// `AGENT_*`: what the app itself does with a turn.
@@ -78,6 +81,11 @@ impl Config {
     /// Reads variables through `lookup` (tests pass a map). Empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let env = Env(&lookup);
+        let mcp = mcp_settings(&env)?;
+        let oauth2 = match mcp.grants.iter().any(Option::is_some) {
+            true => Some(oauth2_settings(&env)?),
+            false => None,
+        };
         Ok(Config {
             port: match env.get("FC_CUSTOM_LISTEN_PORT") {
                 Some(_) => env.number("FC_CUSTOM_LISTEN_PORT", 9000)?,
@@ -96,13 +104,7 @@ impl Config {
                 allowed_models: env.list("DASHSCOPE_ALLOWED_MODELS"),
                 enable_thinking: env.boolean("DASHSCOPE_ENABLE_THINKING")?,
             },
-            mcp: McpSettings::new(
-                env.list("AI_GATEWAY_MCP_SERVER")
-                    .iter()
-                    .map(|url| parse_endpoint("AI_GATEWAY_MCP_SERVER", url))
-                    .collect::<Result<_, _>>()?,
-                Duration::from_secs(env.positive("AGENT_TOOL_TIMEOUT_SECS", 30)?),
-            ),
+            mcp,
             agent: AgentConfig {
                 name: env.get("AGENT_NAME").unwrap_or_else(|| "Friday".to_owned()),
                 system_prompt: env.get("AGENT_SYSTEM_PROMPT").unwrap_or_else(|| DEFAULT_SYSTEM_PROMPT.to_owned()),
@@ -116,6 +118,7 @@ impl Config {
             max_request_bytes: env.positive("MAX_REQUEST_BYTES", 1_048_576)?,
             sessions: session_settings(&env)?,
             model_key_provider: env.get("DASHSCOPE_API_KEY_PROVIDER"),
+            oauth2,
         })
     }
 }
@@ -222,6 +225,89 @@ fn session_settings(env: &Env) -> Result<SessionSettings, ConfigError> {
         },
     })
 }
+
+/// `AI_GATEWAY_MCP_SERVER` (comma-separated URLs), `AGENT_TOOL_TIMEOUT_SECS`, and `AI_GATEWAY_MCP_OAUTH2`:
+/// comma-separated entries `<server URL> <provider> [<scope> ...]` (whitespace between the fields), each
+/// naming one of the servers that takes that Agent Identity OAuth2 provider's token, with those scopes,
+/// instead of the WorkloadAccessToken.
+fn mcp_settings(env: &Env) -> Result<McpSettings, ConfigError> {
+    const OAUTH2: &str = "AI_GATEWAY_MCP_OAUTH2";
+    let servers: Vec<Endpoint> = env
+        .list("AI_GATEWAY_MCP_SERVER")
+        .iter()
+        .map(|url| parse_endpoint("AI_GATEWAY_MCP_SERVER", url))
+        .collect::<Result<_, _>>()?;
+    let mut grants: Vec<Option<OAuth2Grant>> = vec![None; servers.len()];
+    for entry in env.list(OAUTH2) {
+        let mut fields = entry.split_whitespace();
+        let (Some(url), Some(provider)) = (fields.next(), fields.next()) else {
+            return Err(invalid(
+                OAUTH2,
+                "expected entries of the form \"<server URL> <provider> [<scope> ...]\"".into(),
+            ));
+        };
+        let endpoint = parse_endpoint(OAUTH2, url)?;
+        let Some(index) = servers.iter().position(|server| server.as_str() == endpoint.as_str()) else {
+            return Err(invalid(OAUTH2, format!("{} is not one of AI_GATEWAY_MCP_SERVER", endpoint.redacted())));
+        };
+        if grants[index].is_some() {
+            return Err(invalid(OAUTH2, format!("{} is named twice", endpoint.redacted())));
+        }
+        let scopes = fields.map(str::to_owned).collect();
+        grants[index] = Some(OAuth2Grant { provider: provider.to_owned(), scopes });
+    }
+    let mut settings = McpSettings::new(servers, Duration::from_secs(env.positive("AGENT_TOOL_TIMEOUT_SECS", 30)?));
+    settings.grants = grants;
+    Ok(settings)
+}
+
+/// The OAuth2 consent flow's settings, needed once a server takes an OAuth2 token. The return URL is
+/// `OAUTH2_RETURN_URL`, else `AGENT_PUBLIC_URL` (the function's URL as browsers reach it) +
+/// `/oauth2/callback`; it is never guessed from a request's `Host`, since Agent Identity only redirects to
+/// the return URLs registered on the workload identity.
+fn oauth2_settings(env: &Env) -> Result<OAuth2Settings, ConfigError> {
+    const RETURN_URL: &str = "OAUTH2_RETURN_URL";
+    const STATE_KEY: &str = "OAUTH2_STATE_KEY";
+    let return_url = match (env.endpoint(RETURN_URL)?, env.endpoint("AGENT_PUBLIC_URL")?) {
+        (Some(url), _) => url,
+        (None, Some(base)) => {
+            let url = format!("{}{CALLBACK_PATH}", base.as_str().trim_end_matches('/'));
+            parse_endpoint("AGENT_PUBLIC_URL", &url)?
+        }
+        (None, None) => {
+            return Err(invalid(
+                RETURN_URL,
+                "required when AI_GATEWAY_MCP_OAUTH2 is set (or set AGENT_PUBLIC_URL, the function's public URL, \
+                 and the return URL is its /oauth2/callback)"
+                    .to_owned(),
+            ));
+        }
+    };
+    let state_key = match env.get(STATE_KEY) {
+        None => {
+            return Err(invalid(
+                STATE_KEY,
+                "required when AI_GATEWAY_MCP_OAUTH2 is set (the same random string on every instance)".to_owned(),
+            ));
+        }
+        // The value is a secret: only its length is reported.
+        Some(key) if key.len() < identity::MIN_STATE_KEY_BYTES => {
+            return Err(invalid(STATE_KEY, format!("must be at least {} bytes", identity::MIN_STATE_KEY_BYTES)));
+        }
+        Some(key) => Secret::new(key),
+    };
+    Ok(OAuth2Settings {
+        return_url,
+        poll_interval: Duration::from_millis(
+            env.positive("OAUTH2_POLL_INTERVAL_MS", identity::DEFAULT_POLL_INTERVAL.as_millis() as u64)?,
+        ),
+        poll_limit: env.positive("OAUTH2_POLL_LIMIT", identity::DEFAULT_POLL_LIMIT)?,
+        state_key,
+    })
+}
+
+/// Where `GET /oauth2/callback` is served (and what `AGENT_PUBLIC_URL` is extended with).
+pub(crate) const CALLBACK_PATH: &str = "/oauth2/callback";
 
 /// `DASHSCOPE_API_KEY`, or nothing when `DASHSCOPE_API_KEY_PROVIDER` names the vault's provider instead.
 /// Both set is refused: which one wins would be a guess, and a stale plain-text key is what the vault removes.
@@ -413,6 +499,64 @@ mod tests {
         assert_eq!(error(&[("ALIBABA_CLOUD_CREDENTIALS_URI", "::")]).variable, "ALIBABA_CLOUD_CREDENTIALS_URI");
         let c = config(&[("ALIBABA_CLOUD_CREDENTIALS_URI", "http://100.100.100.200/creds?token=T")]).unwrap();
         assert_eq!(c.credentials_uri.unwrap().as_str(), "http://100.100.100.200/creds?token=T");
+    }
+
+    #[test]
+    fn oauth2_servers_and_their_settings() {
+        const A: &str = "https://gw.example.com/mcp-servers/a";
+        const B: &str = "https://gw.example.com/mcp-servers/cal?key=SENTINEL-QUERY";
+        const KEY: &str = "SENTINEL-STATE-KEY-0123456789abcdef0123";
+        let servers = format!("{A},{B}");
+        let grant = format!("{B} calendar openid calendar.read");
+        let base = [("AI_GATEWAY_MCP_SERVER", servers.as_str()), ("AI_GATEWAY_MCP_OAUTH2", grant.as_str())];
+        let with = |extra: &[(&'static str, &'static str)]| {
+            let mut pairs: Vec<(&str, &str)> = base.to_vec();
+            pairs.extend_from_slice(extra);
+            config(&pairs)
+        };
+        let c = with(&[("AGENT_PUBLIC_URL", "https://agent.example.com/"), ("OAUTH2_STATE_KEY", KEY)]).unwrap();
+        let want = OAuth2Grant { provider: "calendar".into(), scopes: vec!["openid".into(), "calendar.read".into()] };
+        assert_eq!(c.mcp.grants, vec![None, Some(want)]);
+        let oauth2 = c.oauth2.as_ref().unwrap();
+        assert_eq!(oauth2.return_url.as_str(), "https://agent.example.com/oauth2/callback");
+        assert_eq!((oauth2.poll_interval, oauth2.poll_limit), (Duration::from_secs(3), 20));
+        assert!(!format!("{c:?}").contains("SENTINEL"), "{c:?}");
+        let c = with(&[
+            ("OAUTH2_RETURN_URL", "http://127.0.0.1:9000/oauth2/callback"),
+            ("OAUTH2_STATE_KEY", KEY),
+            ("OAUTH2_POLL_INTERVAL_MS", "50"),
+            ("OAUTH2_POLL_LIMIT", "2"),
+        ])
+        .unwrap();
+        let oauth2 = c.oauth2.unwrap();
+        assert_eq!(oauth2.return_url.as_str(), "http://127.0.0.1:9000/oauth2/callback");
+        assert_eq!((oauth2.poll_interval, oauth2.poll_limit), (Duration::from_millis(50), 2));
+        // No OAuth2 server: nothing else is needed.
+        assert!(config(&[("AI_GATEWAY_MCP_SERVER", A)]).unwrap().oauth2.is_none());
+
+        assert_eq!(with(&[("OAUTH2_STATE_KEY", KEY)]).unwrap_err().variable, "OAUTH2_RETURN_URL");
+        let e = with(&[("AGENT_PUBLIC_URL", "https://a.example"), ("OAUTH2_STATE_KEY", "short")]).unwrap_err();
+        assert_eq!(e.variable, "OAUTH2_STATE_KEY");
+        assert!(!e.to_string().contains("short"), "{e}");
+        assert_eq!(with(&[("AGENT_PUBLIC_URL", "https://a.example")]).unwrap_err().variable, "OAUTH2_STATE_KEY");
+        let public = [("AGENT_PUBLIC_URL", "https://a.example"), ("OAUTH2_STATE_KEY", KEY)];
+        let bad = |entry: &str| {
+            let mut pairs: Vec<(&str, &str)> = vec![("AI_GATEWAY_MCP_SERVER", servers.as_str())];
+            pairs.extend_from_slice(&public);
+            pairs.push(("AI_GATEWAY_MCP_OAUTH2", entry));
+            config(&pairs).unwrap_err()
+        };
+        for entry in [A, "https://elsewhere.example/mcp calendar", "nope calendar", &format!("{A} p, {A} q")] {
+            let e = bad(entry);
+            assert_eq!(e.variable, "AI_GATEWAY_MCP_OAUTH2", "{entry}");
+            assert!(!e.to_string().contains("SENTINEL"), "{e}");
+        }
+        assert_eq!(
+            with(&[("AGENT_PUBLIC_URL", "https://a.example"), ("OAUTH2_STATE_KEY", KEY), ("OAUTH2_POLL_LIMIT", "0")])
+                .unwrap_err()
+                .variable,
+            "OAUTH2_POLL_LIMIT"
+        );
     }
 
     #[test]

@@ -39,6 +39,9 @@ pub enum FailureCode {
     Internal,
     /// The session store could not load or save the conversation (`sessions/`).
     SessionError,
+    /// An MCP server needs the user's OAuth2 token and the user did not authorize the provider within
+    /// `OAUTH2_POLL_LIMIT` polls (or before the turn's deadline). Start the turn again to get a new link.
+    ConsentTimeout,
 }
 
 impl Failure {
@@ -114,7 +117,9 @@ impl Failure {
 }
 
 fn identity_code(error: &IdentityError) -> FailureCode {
-    if error.is_credentials_missing() {
+    if error.is_consent_timeout() {
+        FailureCode::ConsentTimeout
+    } else if error.is_credentials_missing() {
         FailureCode::CredentialsMissing
     } else if error.is_deadline() {
         FailureCode::DeadlineExceeded
@@ -140,6 +145,7 @@ impl FailureCode {
             FailureCode::Cancelled => "cancelled",
             FailureCode::Internal => "internal",
             FailureCode::SessionError => "session_error",
+            FailureCode::ConsentTimeout => "consent_timeout",
         }
     }
 }

@@ -69,6 +69,43 @@ impl Rejection {
     }
 }
 
+impl Rejection {
+    /// The same refusal as a small HTML page, for a browser (`GET /oauth2/callback`): code and message,
+    /// escaped.
+    pub(crate) fn into_html_response(self) -> Response<Body> {
+        let body = html_page("Authorization failed", &format!("{} ({})", self.message, self.code));
+        let mut response = Response::new(Body::full(body));
+        *response.status_mut() = self.status;
+        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
+        response
+    }
+}
+
+/// A minimal HTML page: a title and one paragraph, both escaped.
+pub(crate) fn html_page(title: &str, text: &str) -> String {
+    let (title, text) = (escape_html(title), escape_html(text));
+    format!(
+        "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{title}</title></head>\
+         <body><h1>{title}</h1><p>{text}</p></body></html>\n"
+    )
+}
+
+/// Text made safe inside HTML elements and attribute values.
+pub(crate) fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// `{"error":{"code","message"}}`: the body of a rejection, and of an event invocation whose turn failed.
 #[derive(Debug, Serialize)]
 pub struct ErrorBody<'a> {
@@ -100,6 +137,13 @@ mod tests {
     fn the_error_body_escapes_and_keeps_its_key_order() {
         let json = ErrorBody::new("invalid_request", "input[0]: \"x\"\n").to_json();
         assert_eq!(json, r#"{"error":{"code":"invalid_request","message":"input[0]: \"x\"\n"}}"#);
+    }
+
+    #[test]
+    fn the_html_page_escapes_everything() {
+        let page = html_page("<t>", "a & b \"c\" 'd' <script>");
+        assert!(page.contains("&lt;t&gt;") && page.contains("a &amp; b &quot;c&quot; &#39;d&#39; &lt;script&gt;"));
+        assert!(!page.contains("<script>"), "{page}");
     }
 
     #[test]

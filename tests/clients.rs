@@ -74,13 +74,31 @@ async fn run_script(python: PathBuf, script: &str, binary: &Binary, env: &[(&str
     assert!(output.status.success(), "{script} failed:\n{}", text(&output));
 }
 
+/// The same function on `stack` whose only MCP server takes the stand-in provider's OAuth2 token, for each
+/// script's consent check (`CONSENT_FUNCTION_URL`): it polls fast and long enough for a script's "click".
+async fn consent_binary(stack: &Stack, extra: &[(&str, &str)]) -> Binary {
+    let oauth2 = stack.mcp_oauth2.url();
+    let grant = format!("{oauth2} {} {}", devstack::OAUTH2_PROVIDER, devstack::OAUTH2_SCOPES);
+    let mut env = vec![
+        ("AI_GATEWAY_MCP_SERVER", oauth2),
+        ("AI_GATEWAY_MCP_OAUTH2", grant.as_str()),
+        ("OAUTH2_STATE_KEY", "a-client-test-oauth2-state-key-0123456789"),
+        ("OAUTH2_POLL_INTERVAL_MS", "25"),
+        ("OAUTH2_POLL_LIMIT", "2400"),
+    ];
+    env.extend_from_slice(extra);
+    Binary::start(stack, &env).await
+}
+
 /// An A2A SDK's script: the card, message/send, message/stream, tasks/get, tasks/cancel on a running
 /// turn, a failing model, the JSON-RPC errors. The cancel must stop the model's stream, not just the task.
 async fn a2a_client(requirements: &'static str, script: &str) {
     let python = tokio::task::spawn_blocking(move || venv(requirements)).await.unwrap();
     let stack = Stack::start().await.unwrap();
     let binary = Binary::start(&stack, &[("AGENT_NAME", "Client Probe")]).await;
-    run_script(python, script, &binary, &[("AGENT_NAME", "Client Probe")]).await;
+    let consent = consent_binary(&stack, &[("AGENT_NAME", "Client Probe")]).await;
+    let env = [("AGENT_NAME", "Client Probe"), ("CONSENT_FUNCTION_URL", &consent.url(""))];
+    run_script(python, script, &binary, &env).await;
     assert!(
         stack.dashscope.wait_cancelled(1, Duration::from_secs(10)).await,
         "tasks/cancel did not stop the model's stream"
@@ -103,7 +121,8 @@ async fn ag_ui_protocol() {
     let python = tokio::task::spawn_blocking(|| venv("agui")).await.unwrap();
     let stack = Stack::start().await.unwrap();
     let binary = Binary::start(&stack, &[("DASHSCOPE_ENABLE_THINKING", "true")]).await;
-    run_script(python, "agui.py", &binary, &[]).await;
+    let consent = consent_binary(&stack, &[("DASHSCOPE_ENABLE_THINKING", "true")]).await;
+    run_script(python, "agui.py", &binary, &[("CONSENT_FUNCTION_URL", &consent.url(""))]).await;
 }
 
 /// The official `openai` SDK on the OpenAI faces (`openai_faces.py`): Responses streamed (every event
@@ -120,13 +139,23 @@ async fn openai_sdk() {
     let mut refusing_stack = Stack::start().await.unwrap();
     refusing_stack.mcp = McpStandIn::start(McpOptions::new(|_| false)).await.unwrap();
     let refusing = Binary::start(&refusing_stack, &env).await;
+    let consent = consent_binary(&stack, &env).await;
     let jwt = user_jwt("openai-user");
-    let script_env = [("REFUSING_FUNCTION_URL", refusing.url("")), ("USER_JWT", jwt), ("MODEL", "qwen-max".into())];
+    let script_env = [
+        ("REFUSING_FUNCTION_URL", refusing.url("")),
+        ("USER_JWT", jwt),
+        ("MODEL", "qwen-max".into()),
+        ("CONSENT_FUNCTION_URL", consent.url("")),
+    ];
     let script_env: Vec<(&str, &str)> = script_env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     run_script(python, "openai_faces.py", &binary, &script_env).await;
     let minted = stack.identity.issued_tokens();
     assert!(!minted.is_empty(), "the tool turns fetched WATs");
-    assert!(minted.iter().all(|t| stack.identity.subject_of(t).as_deref() == Some("openai-user")), "{minted:?}");
+    let consenting = |t: &String| stack.identity.subject_of(t).is_some_and(|s| s.starts_with("openai-consent-"));
+    let users: Vec<String> =
+        minted.iter().filter(|t| !consenting(t)).filter_map(|t| stack.identity.subject_of(t)).collect();
+    assert!(!users.is_empty() && users.iter().all(|u| u == "openai-user"), "{users:?}");
+    assert_eq!(stack.identity.oauth2_completions().len(), 2, "the two consent checks each consented once");
 }
 
 /// A JWT the Agent Identity stand-in reads (it checks claims, not the signature).

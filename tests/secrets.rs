@@ -23,6 +23,8 @@ const STS_TOKEN: &str = "SENTINEL-STS-TOKEN-93ad27";
 const WAT_PREFIX: &str = "SENTINEL-WAT-";
 const DASHSCOPE_KEY: &str = "SENTINEL-DASHSCOPE-KEY-5c8e41";
 const JWT_SIGNATURE: &str = "SENTINEL-JWT-SIGNATURE-d40f9a";
+/// `OAUTH2_STATE_KEY` (the OAuth2 tokens and session URIs the stand-in issues carry `WAT_PREFIX`).
+const STATE_KEY: &str = "SENTINEL-OAUTH2-STATE-KEY-4f19b2-0123456789";
 /// The vault's DashScope key after a rotation (the first one is `DASHSCOPE_KEY`).
 const ROTATED_KEY: &str = "SENTINEL-ROTATED-KEY-77a0c3";
 
@@ -82,6 +84,7 @@ async fn sentinel_stack() -> Stack {
             sts_access_key_secret: AK_SECRET.into(),
             sts_security_token: STS_TOKEN.into(),
             wat_prefix: WAT_PREFIX.into(),
+            oauth2_state_key: STATE_KEY.into(),
         },
         ..StackOptions::default()
     })
@@ -294,6 +297,121 @@ async fn no_vault_secret_appears_in_any_log_line_or_response() {
     assert!(logs.contains(r#""level":"TRACE""#), "not logging at TRACE");
     let mut leaks = Vec::new();
     for sentinel in [AK_SECRET, STS_TOKEN, WAT_PREFIX, DASHSCOPE_KEY, ROTATED_KEY] {
+        for line in logs.lines().chain(other_logs.lines()).filter(|l| l.contains(sentinel)) {
+            leaks.push(format!("log: {line}"));
+        }
+        leaks.extend(answers.iter().filter(|a| a.contains(sentinel)).map(|a| format!("answer: {a}")));
+    }
+    assert!(leaks.is_empty(), "{} leaks:\n{}", leaks.len(), leaks.join("\n"));
+}
+
+/// A streamed turn whose consent the test gives: reads the stream up to the authorization URL, clicks
+/// Allow on the stand-in's page (the browser follows the redirect to the function's callback), replays and
+/// forges the callback, then reads the stream to its end. Everything the function answered is returned.
+async fn consented_turn(caller: &Caller<'_>, user: &str) -> Vec<String> {
+    let mut answers = Vec::new();
+    let mut response = caller
+        .client
+        .post(caller.function.url("/process"))
+        .json(&request(user, "Tell me the time"))
+        .send()
+        .await
+        .unwrap();
+    let mut text = String::new();
+    let url = loop {
+        let chunk = tokio::time::timeout(HANG_GUARD, response.chunk()).await.expect("the stream moves").unwrap();
+        text.push_str(&String::from_utf8_lossy(&chunk.expect("the stream carries the authorization URL")));
+        if let Some(at) = text.find(r#""type":"oauth2_authorization""#) {
+            let frame = &text[..text[at..].find("\n\n").map_or(text.len(), |end| at + end)];
+            let data = frame.rsplit("data: ").next().unwrap();
+            if let Ok(event) = serde_json::from_str::<Value>(data) {
+                break event["data"]["url"].as_str().unwrap().to_owned();
+            }
+        }
+    };
+    let no_redirects = fc_identity_agent::upstream::client_builder().redirect(reqwest::redirect::Policy::none());
+    let location = no_redirects.build().unwrap().get(format!("{url}&decision=allow")).send().await.unwrap();
+    let callback = location.headers()["location"].to_str().unwrap().to_owned();
+    let path =
+        callback.split_once("127.0.0.1").and_then(|(_, rest)| rest.split_once('/')).map(|(_, p)| format!("/{p}"));
+    let path = path.expect("the return URL is the function's");
+    // Forged (the state's signature cut), then genuine, then replayed.
+    let forged = path.rsplit_once('.').map(|(head, _)| format!("{head}.AAAA")).unwrap();
+    answers.push(caller.send("GET", &forged, &[("accept", "text/html")], String::new()).await);
+    answers.push(caller.send("GET", &path, &[("accept", "text/html")], String::new()).await);
+    answers.push(caller.send("GET", &path, &[], String::new()).await);
+    while let Some(chunk) = tokio::time::timeout(HANG_GUARD, response.chunk()).await.expect("the stream ends").unwrap()
+    {
+        text.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    assert!(text.contains(r#""status":"completed""#), "{text}");
+    answers.push(text);
+    answers
+}
+
+/// OAuth2 tokens from the vault: the access tokens and session URIs the stand-in issues (they carry the
+/// WAT sentinel prefix), the state key, the role's credentials — through a consent, a forged and a
+/// replayed callback, a cached token, a token the MCP server refuses, polls that fail, and a consent that
+/// never comes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_oauth2_secret_appears_in_any_log_line_or_response() {
+    let stack = sentinel_stack().await;
+    let mut env: Vec<(&str, String)> = stack.oauth2_env();
+    env.extend([("RUST_LOG", "trace".to_owned()), ("OAUTH2_POLL_INTERVAL_MS", "25".to_owned())]);
+    let with_limit = |limit: &'static str| {
+        let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.push(("OAUTH2_POLL_LIMIT", limit));
+        env
+    };
+    let function = Binary::start(&stack, &with_limit("400")).await;
+    let client = fc_identity_agent::upstream::client_builder().build().unwrap();
+    let caller = Caller { function: &function, client: client.clone() };
+    let mut answers = consented_turn(&caller, "alice").await;
+    let cached = caller.process(&[], &request("alice", "Tell me the time")).await;
+    assert!(cached.contains(r#""status":"completed""#) && !cached.contains("oauth2_authorization"), "{cached}");
+    answers.push(cached);
+    for token in stack.identity.oauth2_tokens() {
+        stack.identity.expire_oauth2(&token);
+    }
+    let refused = caller.process(&[], &request("alice", "Tell me the time")).await;
+    assert!(refused.contains(r#""status":"completed""#), "{refused}");
+    answers.push(refused);
+    function.terminate();
+    let (status, logs) = function.wait().await;
+    assert!(status.success(), "{status}");
+
+    // Polls that fail, then run out: the failure message carries the last poll's error.
+    let impatient = Binary::start(&stack, &with_limit("3")).await;
+    let caller = Caller { function: &impatient, client: client.clone() };
+    let faults = [IdentityFault::SignatureDoesNotMatch, IdentityFault::SecurityTokenExpired, IdentityFault::Cut];
+    let bob = request("bob", "Tell me the time");
+    let waiting = caller.process(&[], &bob);
+    let answered =
+        || stack.identity.requests().iter().filter(|r| r.action == "GetResourceOAuth2Token" && r.status == 200).count();
+    let before = answered();
+    let inject = async {
+        // Bob's first GetResourceOAuth2Token has answered with the URL; his polls meet the faults.
+        while answered() == before {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        for fault in faults {
+            stack.identity.inject(fault);
+        }
+    };
+    let (timed_out, ()) = tokio::join!(waiting, inject);
+    assert!(timed_out.contains("consent_timeout") && timed_out.contains("last poll error"), "{timed_out}");
+    answers.push(timed_out);
+    impatient.terminate();
+    let (_, other_logs) = impatient.wait().await;
+
+    let completed = stack.identity.oauth2_completions();
+    assert_eq!(completed.len(), 1, "one genuine callback");
+    assert!(
+        completed[0].contains(WAT_PREFIX) && stack.identity.oauth2_tokens().iter().all(|t| t.starts_with(WAT_PREFIX))
+    );
+    assert!(logs.contains(r#""level":"TRACE""#), "not logging at TRACE");
+    let mut leaks = Vec::new();
+    for sentinel in [AK_SECRET, STS_TOKEN, WAT_PREFIX, DASHSCOPE_KEY, STATE_KEY] {
         for line in logs.lines().chain(other_logs.lines()).filter(|l| l.contains(sentinel)) {
             leaks.push(format!("log: {line}"));
         }

@@ -141,3 +141,30 @@ async fn both_key_variables_set_is_a_start_up_error_naming_both() {
     let shown = error.to_string();
     assert!(shown.contains("DASHSCOPE_API_KEY:") && shown.contains("DASHSCOPE_API_KEY_PROVIDER"), "{shown}");
 }
+
+#[tokio::test]
+async fn a_wat_assume_role_refuses_is_dropped_so_the_next_turn_fetches_a_fresh_one() {
+    let f = Function::start(&vault_with(&[("AI_GATEWAY_MCP_SERVER", "")])).await;
+    let (status, _, message) = turn(&f, "u1", "hi").await;
+    assert_eq!(status, "completed", "{message}");
+    let first_wat = of(&f, ASSUME)[0].params["WorkloadAccessToken"].clone();
+    // The WAT stops being accepted (expired, revoked), and the key must be fetched again.
+    assert!(f.stack.identity.revoke(&first_wat));
+    f.stack.rotate_dashscope_key("sk-rotated-devstack-key");
+
+    // The cached role still signs; GetResourceAPIKey refuses the WAT, and the role is dropped.
+    let (status, code, message) = turn(&f, "u1", "hi").await;
+    assert_eq!((status.as_str(), code.as_deref()), ("failed", Some("identity_error")), "{message}");
+    // AssumeRole refuses the cached WAT: the WAT is dropped from the token cache with it.
+    let (status, code, message) = turn(&f, "u1", "hi").await;
+    assert_eq!((status.as_str(), code.as_deref()), ("failed", Some("identity_error")), "{message}");
+    assert!(message.contains(ASSUME), "{message}");
+    // So the next turn starts from a fresh WAT instead of being refused with the same one forever.
+    let (status, code, message) = turn(&f, "u1", "hi").await;
+    assert_eq!((status.as_str(), code), ("completed", None), "{message}");
+    let assumed: Vec<String> = of(&f, ASSUME).iter().map(|r| r.params["WorkloadAccessToken"].clone()).collect();
+    assert_eq!(assumed.len(), 3, "{assumed:?}");
+    assert_eq!(assumed[1], first_wat);
+    assert_ne!(assumed[2], first_wat, "a fresh WAT");
+    assert_eq!(f.stack.identity.subject_of(&assumed[2]).as_deref(), Some("u1"));
+}

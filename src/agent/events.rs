@@ -25,6 +25,10 @@ pub enum TurnEvent {
     ToolCallCompleted { call_id: String, name: String, arguments: String },
     /// The tool answered: its MCP content as the server sent it (or an error the model is told about).
     ToolResult { call_id: String, name: String, output: ToolOutput },
+    /// An MCP server needs the user's OAuth2 token for `provider` and the vault holds none: the user must
+    /// open `url` and consent; the turn waits (polling) and goes on once they have. Every face shows it as
+    /// an assistant message with the link and as a machine-readable event of its own idiom.
+    AuthorizationRequired { provider: String, url: String },
     /// Token usage of one model call; consumers sum them.
     Usage(Usage),
     /// The last event of every turn.
@@ -38,4 +42,13 @@ pub enum TurnEnd {
     /// A bound was hit (`max_iterations`); what was produced so far stands.
     Incomplete(Failure),
     Failed(Failure),
+}
+
+/// The assistant text every face shows for [`TurnEvent::AuthorizationRequired`] (beside its machine-readable
+/// event): what to do, the link, and that the turn goes on by itself.
+pub fn authorization_message(provider: &str, url: &str) -> String {
+    format!(
+        "To use this tool I need your permission for {provider}. Please open this link and authorize access: \
+         {url}\nI will continue as soon as you have."
+    )
 }

@@ -3,5 +3,5 @@
 mod events;
 mod react;
 
-pub use events::{TurnEnd, TurnEvent};
+pub use events::{TurnEnd, TurnEvent, authorization_message};
 pub use react::{Turn, run_turn};

@@ -8,11 +8,13 @@
 //! - `responses.rs`, `chat.rs`: the OpenAI faces under `/compatible-mode/v1` (Responses, Chat Completions,
 //!   models); their refusals are in OpenAI's error shape
 //! - `sessions.rs`: `GET` / `DELETE /sessions/{session_id}` (session memory)
+//! - `oauth2.rs`: `GET /oauth2/callback` (the OAuth2 consent's return URL)
 
 mod a2a;
 mod agui;
 mod chat;
 mod invoke;
+mod oauth2;
 mod process;
 mod responses;
 mod sessions;
@@ -120,6 +122,8 @@ impl App {
             }
             (OPENAI_MODELS, _) => Ok(crate::protocol::openai::rejection_response(Rejection::method_not_allowed("GET"))),
             ("/health", &Method::GET | &Method::HEAD) => Ok(health()),
+            (crate::config::CALLBACK_PATH, &Method::GET) => Ok(self.oauth2_callback(request).await),
+            (crate::config::CALLBACK_PATH, _) => Err(Rejection::method_not_allowed("GET")),
             ("", &Method::GET | &Method::HEAD) => Ok(json_response(self.index.clone())),
             (path, &Method::GET | &Method::DELETE) if path.starts_with("/sessions/") => {
                 let session_id = path["/sessions/".len()..].to_owned();
@@ -190,6 +194,7 @@ fn index(agent_name: &str) -> Bytes {
             "health": "GET /health",
             "events": "POST /invoke with x-fc-control-path: /invoke",
             "sessions": "GET or DELETE /sessions/{session_id}",
+            "oauth2_callback": "GET /oauth2/callback (the OAuth2 consent's return URL)",
             "responses": "POST /compatible-mode/v1/responses",
             "chat_completions": "POST /compatible-mode/v1/chat/completions",
             "models": "GET /compatible-mode/v1/models",

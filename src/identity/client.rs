@@ -91,6 +91,71 @@ impl IdentityClient {
         secret_field(ACTION, &response, "APIKey")
     }
 
+    /// `GetResourceOAuth2Token` in the `USER_FEDERATION` flow: the user's token for a provider, or the URL the
+    /// user must visit first (then polled with `request.session_uri`). Signed with the role's STS credentials.
+    pub(crate) async fn get_resource_oauth2_token(
+        &self,
+        request: &OAuth2TokenRequest<'_>,
+        credentials: &Credentials,
+        deadline: Instant,
+    ) -> Result<OAuth2Answer, IdentityError> {
+        const ACTION: &str = "GetResourceOAuth2Token";
+        let mut params = vec![
+            Param::plain("ResourceCredentialProviderName", request.provider),
+            Param::secret("WorkloadAccessToken", request.workload_access_token),
+            Param::plain("Scopes", request.scopes_json),
+            Param::plain("OAuth2Flow", "USER_FEDERATION"),
+            Param::plain("ResourceOAuth2ReturnURL", request.return_url),
+            // The SDK's spelling of a boolean; always sent on the user-federation path.
+            Param::plain("ForceAuthentication", "False"),
+            Param::secret("CustomState", request.custom_state),
+        ];
+        params.extend(request.session_uri.map(|uri| Param::secret("SessionURI", uri)));
+        let response = self.rpc.call(ACTION, &params, credentials, deadline).await?;
+        let text = |field: &str| response.get(field).and_then(Value::as_str).filter(|s| !s.is_empty());
+        if let Some(token) = text("AccessToken") {
+            tracing::debug!(
+                action = ACTION,
+                request_id = request_id(&response).as_deref(),
+                "Agent Identity issued AccessToken"
+            );
+            let expires_in = response.get("ExpiresIn").and_then(|v| v.as_u64().or_else(|| v.as_str()?.parse().ok()));
+            return Ok(OAuth2Answer::Token { access_token: Secret::new(token), expires_in });
+        }
+        match (text("AuthorizationURL"), text("SessionURI")) {
+            (Some(url), Some(session_uri)) => {
+                Ok(OAuth2Answer::Authorize { url: Secret::new(url), session_uri: Secret::new(session_uri) })
+            }
+            // Polling a session the user has not finished yet may answer neither: still pending.
+            (None, _) if request.session_uri.is_some() => Ok(OAuth2Answer::Pending),
+            (Some(_), None) => Err(IdentityError::MissingField {
+                action: ACTION,
+                field: "SessionURI",
+                request_id: request_id(&response),
+            }),
+            (None, _) => Err(IdentityError::MissingField {
+                action: ACTION,
+                field: "AccessToken",
+                request_id: request_id(&response),
+            }),
+        }
+    }
+
+    /// `CompleteResourceTokenAuth`: the app confirms which user authorized the session. Signed with the
+    /// function's own credentials (the SDK's `confirm_user_auth`), not the role's.
+    pub(crate) async fn complete_resource_token_auth(
+        &self,
+        session_uri: &Secret,
+        user_identifier: &Secret,
+        credentials: &Credentials,
+        deadline: Instant,
+    ) -> Result<(), IdentityError> {
+        const ACTION: &str = "CompleteResourceTokenAuth";
+        let params = [Param::secret("SessionURI", session_uri), Param::secret("UserIdentifier", user_identifier)];
+        self.rpc.call(ACTION, &params, credentials, deadline).await?;
+        Ok(())
+    }
+
     /// STS credentials for the workload identity's role, from a WAT alone (unsigned call).
     pub async fn assume_role_for_workload_identity(
         &self,
@@ -121,6 +186,29 @@ impl IdentityClient {
             expiration: text("Expiration").ok().and_then(parse_expiration),
         })
     }
+}
+
+/// What `GetResourceOAuth2Token` is asked.
+pub(crate) struct OAuth2TokenRequest<'a> {
+    pub(crate) provider: &'a str,
+    pub(crate) workload_access_token: &'a Secret,
+    /// Compact JSON array (`["openid","corpid"]`).
+    pub(crate) scopes_json: &'a str,
+    pub(crate) return_url: &'a str,
+    pub(crate) custom_state: &'a Secret,
+    /// Set when polling a started authorization.
+    pub(crate) session_uri: Option<&'a Secret>,
+}
+
+/// What `GetResourceOAuth2Token` answered.
+#[derive(Debug)]
+pub(crate) enum OAuth2Answer {
+    /// The user's access token; `ExpiresIn` in seconds when sent.
+    Token { access_token: Secret, expires_in: Option<u64> },
+    /// The user must authorize at `url` first; poll with `session_uri`.
+    Authorize { url: Secret, session_uri: Secret },
+    /// A poll of a session that is not authorized yet.
+    Pending,
 }
 
 fn request_id(response: &Value) -> Option<String> {

@@ -17,6 +17,18 @@ pub enum IdentityError {
     /// The deadline passed before credentials or a token were available.
     #[error("Agent Identity: deadline exceeded")]
     Deadline,
+    /// The user did not authorize the OAuth2 provider in time (the poll limit or the turn's deadline).
+    #[error(
+        "the user did not authorize {provider} in time: no token after {polls} poll(s) over {waited_secs} s ({why}){}",
+        .last_error.as_deref().map(|e| format!("; last poll error: {e}")).unwrap_or_default()
+    )]
+    ConsentTimeout { provider: String, polls: u32, waited_secs: u64, why: &'static str, last_error: Option<String> },
+    /// The OAuth2 consent's state could not be made.
+    #[error("OAuth2 state: {0}")]
+    State(String),
+    /// An OAuth2 token is asked for a turn without an end user (USER_FEDERATION needs one).
+    #[error("the MCP server needs the user's {provider} token, and this invocation names no user")]
+    NoUser { provider: String },
 }
 
 impl IdentityError {
@@ -26,6 +38,10 @@ impl IdentityError {
 
     pub fn is_deadline(&self) -> bool {
         matches!(self, IdentityError::Deadline | IdentityError::Upstream(AcsError::Deadline { .. }))
+    }
+
+    pub fn is_consent_timeout(&self) -> bool {
+        matches!(self, IdentityError::ConsentTimeout { .. })
     }
 
     /// The upstream `Code` (e.g. `Forbidden.RAM`), when Agent Identity sent one.

@@ -7,41 +7,27 @@
 //! [`KEY_MAX_AGE`] passes. Misses are single-flight; the WAT is only asked for on a miss, so a warm turn
 //! costs no Agent Identity call at all.
 
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use futures_util::future::BoxFuture;
-use sha2::{Digest, Sha256};
 use tokio::time::Instant;
 
 use super::client::IdentityClient;
 use super::error::IdentityError;
+use super::role::{Roles, TurnWat, lock};
 use super::subject::Subject;
 use super::tokens::WorkloadTokens;
-use crate::acs::{Credentials, CredentialsProvider};
+use crate::acs::CredentialsProvider;
 use crate::llm::{KeyError, KeySource};
 use crate::secret::Secret;
-use crate::upstream::Endpoint;
 
 /// The API gives a key no lifetime. Re-reading it hourly picks up a rotation in the vault even while the
 /// old key still works; a key DashScope refuses is dropped at once.
 pub(crate) const KEY_MAX_AGE: Duration = Duration::from_secs(3600);
-/// What the SDK asks for (`requires_sts_token(session_duration=3600)`).
-const ROLE_DURATION_SECS: u32 = 3600;
-/// STS credentials are stale this long before their `Expiration` (the credentials chain's rule).
-const ROLE_STALE_BEFORE: Duration = Duration::from_secs(15 * 60);
-/// When `Expiration` is missing or unreadable: the SDK's own fixed STS cache TTL.
-const ROLE_FALLBACK_TTL: Duration = Duration::from_secs(600);
 
 struct CachedKey {
     key: Secret,
-    until: Instant,
-}
-
-/// STS credentials for the WAT they were assumed with (keyed by its hash, never the token itself).
-struct CachedRole {
-    wat: [u8; 32],
-    credentials: Credentials,
     until: Instant,
 }
 
@@ -50,26 +36,20 @@ pub(crate) struct ApiKeys {
     client: IdentityClient,
     provider: String,
     key: Mutex<Option<CachedKey>>,
-    role: Mutex<Option<CachedRole>>,
+    roles: Arc<Roles>,
     /// Held during a fetch: concurrent misses wait for it and then find the fresh key.
     flight: tokio::sync::Mutex<()>,
 }
 
 impl ApiKeys {
-    /// `provider`: `DASHSCOPE_API_KEY_PROVIDER`. `http` is the Agent Identity upstream's client.
-    pub(crate) fn new(provider: String, endpoint: &Endpoint, http: reqwest::Client) -> Self {
-        ApiKeys::from_client(provider, IdentityClient::new(endpoint, http))
+    /// `provider`: `DASHSCOPE_API_KEY_PROVIDER`. `client` talks to the Agent Identity upstream; `roles` is
+    /// the process's role cache (shared with the OAuth2 tokens).
+    pub(crate) fn new(provider: String, client: IdentityClient, roles: Arc<Roles>) -> Self {
+        ApiKeys { client, provider, key: Mutex::new(None), roles, flight: tokio::sync::Mutex::new(()) }
     }
 
-    fn from_client(provider: String, client: IdentityClient) -> Self {
-        ApiKeys { client, provider, key: Mutex::new(None), role: Mutex::new(None), flight: tokio::sync::Mutex::new(()) }
-    }
-
-    /// The cached key, or a fresh one: `wat` is awaited only then, for the WAT to exchange.
-    pub(crate) async fn key<W>(&self, wat: W, deadline: Instant) -> Result<Secret, IdentityError>
-    where
-        W: Future<Output = Result<Secret, IdentityError>>,
-    {
+    /// The cached key, or a fresh one: the turn's WAT is asked for only then, to exchange.
+    pub(crate) async fn key(&self, wat: &TurnWat<'_>, deadline: Instant) -> Result<Secret, IdentityError> {
         if let Some(key) = self.cached() {
             return Ok(key);
         }
@@ -78,8 +58,8 @@ impl ApiKeys {
             if let Some(key) = self.cached() {
                 return Ok(key);
             }
-            let wat = wat.await?;
-            let key = self.fetch(&wat, deadline).await?;
+            let token = wat.get().await?;
+            let key = self.fetch(wat, &token, deadline).await?;
             *lock(&self.key) = Some(CachedKey { key: key.clone(), until: Instant::now() + KEY_MAX_AGE });
             Ok(key)
         };
@@ -99,43 +79,14 @@ impl ApiKeys {
         lock(&self.key).as_ref().filter(|c| Instant::now() < c.until).map(|c| c.key.clone())
     }
 
-    async fn fetch(&self, wat: &Secret, deadline: Instant) -> Result<Secret, IdentityError> {
-        let role = self.role(wat, deadline).await?;
+    async fn fetch(&self, turn: &TurnWat<'_>, wat: &Secret, deadline: Instant) -> Result<Secret, IdentityError> {
+        let role = self.roles.credentials(&self.client, turn, wat, deadline).await?;
         let key = self.client.get_resource_api_key(&self.provider, wat, None, &role, deadline).await;
         if key.is_err() {
-            // The role's credentials may be what was refused (expired, revoked): assume the role afresh next time.
-            *lock(&self.role) = None;
+            self.roles.forget(wat);
         }
         key
     }
-
-    /// STS credentials of the workload identity's role for `wat`, cached until shortly before they expire.
-    async fn role(&self, wat: &Secret, deadline: Instant) -> Result<Credentials, IdentityError> {
-        let hash: [u8; 32] = Sha256::digest(wat.expose().as_bytes()).into();
-        let cached = lock(&self.role)
-            .as_ref()
-            .filter(|r| r.wat == hash && Instant::now() < r.until)
-            .map(|r| r.credentials.clone());
-        if let Some(credentials) = cached {
-            return Ok(credentials);
-        }
-        let session = format!("AgentIdentitySessionRole-{}", uuid::Uuid::new_v4());
-        let credentials =
-            self.client.assume_role_for_workload_identity(wat, &session, ROLE_DURATION_SECS, None, deadline).await?;
-        let lifetime = match credentials.expiration {
-            Some(expires) => {
-                expires.duration_since(SystemTime::now()).unwrap_or_default().saturating_sub(ROLE_STALE_BEFORE)
-            }
-            None => ROLE_FALLBACK_TTL,
-        };
-        *lock(&self.role) =
-            Some(CachedRole { wat: hash, credentials: credentials.clone(), until: Instant::now() + lifetime });
-        Ok(credentials)
-    }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// One turn's view of the vault: the key, exchanged (on a miss) for this subject's WAT fetched with these
@@ -163,8 +114,13 @@ impl VaultKey {
 impl KeySource for VaultKey {
     fn key(&self) -> BoxFuture<'_, Result<Secret, KeyError>> {
         Box::pin(async move {
-            let wat = self.tokens.token(&self.subject, self.credentials.as_ref(), self.deadline);
-            self.keys.key(wat, self.deadline).await.map_err(KeyError::new)
+            let wat = TurnWat {
+                tokens: &self.tokens,
+                subject: &self.subject,
+                credentials: self.credentials.as_ref(),
+                deadline: self.deadline,
+            };
+            self.keys.key(&wat, self.deadline).await.map_err(KeyError::new)
         })
     }
 

@@ -48,6 +48,14 @@ impl McpError {
         matches!(self, McpError::Unauthorized { .. })
     }
 
+    /// The (redacted) server a 401 came from.
+    pub(crate) fn unauthorized_server(&self) -> Option<&str> {
+        match self {
+            McpError::Unauthorized { server } => Some(server),
+            _ => None,
+        }
+    }
+
     /// True for 401 and 403: both map to the turn failure `tool_unauthorized`.
     pub fn is_auth_failure(&self) -> bool {
         matches!(self, McpError::Unauthorized { .. } | McpError::Forbidden { .. })

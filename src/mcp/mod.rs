@@ -47,21 +47,37 @@ pub struct McpSettings {
     /// Send `DELETE` with the session id at close. Off by default: it would be a fifth request per one-tool
     /// turn, and servers expire idle sessions on their own; stateless servers never get one either way.
     pub delete_session_on_close: bool,
+    /// Per server (same index as `servers`; shorter means the rest send the WAT): the OAuth2 token to send
+    /// instead of the WorkloadAccessToken (`AI_GATEWAY_MCP_OAUTH2`).
+    pub grants: Vec<Option<OAuth2Grant>>,
 }
 
 impl McpSettings {
     pub fn new(servers: Vec<Endpoint>, tool_timeout: Duration) -> Self {
-        McpSettings { servers, tool_timeout, delete_session_on_close: false }
+        McpSettings { servers, tool_timeout, delete_session_on_close: false, grants: Vec::new() }
     }
 }
 
+/// "Send this Agent Identity OAuth2 credential provider's access token, with these scopes": what a server
+/// that acts on the user's third-party account (a calendar, a chat tool) takes as its bearer.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct OAuth2Grant {
+    /// The OAuth2 credential provider (`ResourceCredentialProviderName`).
+    pub provider: String,
+    /// Sent as `Scopes`, in this order.
+    pub scopes: Vec<String>,
+}
+
 /// A configured MCP server: the URL we send to (rmcp takes it as a string), the redacted form every
-/// error and log line uses, and the label its tool listing is shown under ([`names::server_labels`]).
+/// error and log line uses, the label its tool listing is shown under ([`names::server_labels`]), and
+/// what it takes as its bearer.
 #[derive(Clone)]
 pub(crate) struct ServerUrl {
     pub(crate) url: Arc<str>,
     pub(crate) shown: String,
     pub(crate) label: String,
+    /// `None`: the WorkloadAccessToken is this server's bearer.
+    pub(crate) grant: Option<OAuth2Grant>,
 }
 
 impl fmt::Debug for ServerUrl {
@@ -86,7 +102,13 @@ impl McpClient {
             .servers
             .iter()
             .zip(labels)
-            .map(|(endpoint, label)| ServerUrl { url: Arc::from(endpoint.as_str()), shown: endpoint.redacted(), label })
+            .enumerate()
+            .map(|(index, (endpoint, label))| ServerUrl {
+                url: Arc::from(endpoint.as_str()),
+                shown: endpoint.redacted(),
+                label,
+                grant: settings.grants.get(index).cloned().flatten(),
+            })
             .collect();
         let http = crate::upstream::client_builder()
             .build()
@@ -104,10 +126,30 @@ impl McpClient {
         !self.servers.is_empty()
     }
 
+    /// What each server takes as its bearer, in server order (`None`: the WorkloadAccessToken).
+    pub fn grants(&self) -> Vec<Option<OAuth2Grant>> {
+        self.servers.iter().map(|server| server.grant.clone()).collect()
+    }
+
     /// Opens one session per server, concurrently, and lists their tools. Fails as a whole when any server
     /// fails (the first error wins and the other handshakes are cancelled), so a 401 surfaces for the
     /// caller's single token refresh. Everything is bounded by `deadline`.
     pub async fn open(&self, bearer: &Secret, deadline: tokio::time::Instant) -> Result<ToolSession, McpError> {
-        session::open(self, bearer, deadline).await
+        let bearers = vec![bearer.clone(); self.servers.len()];
+        session::open(self, &bearers, deadline).await
+    }
+
+    /// [`McpClient::open`] with each server's own bearer (`bearers[i]` for server `i`).
+    pub(crate) async fn open_each(
+        &self,
+        bearers: &[Secret],
+        deadline: tokio::time::Instant,
+    ) -> Result<ToolSession, McpError> {
+        session::open(self, bearers, deadline).await
+    }
+
+    /// The indexes of the servers an error names (a 401 is reported to those servers' token sources).
+    pub(crate) fn servers_named(&self, shown: &str) -> Vec<usize> {
+        (0..self.servers.len()).filter(|&i| self.servers[i].shown == shown).collect()
     }
 }

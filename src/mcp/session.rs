@@ -72,8 +72,9 @@ pub struct ToolSession {
     routes: HashMap<String, Route>,
     tool_timeout: Duration,
     deadline: Instant,
-    /// Kept only to scrub it from upstream text that ends up in an error.
-    bearer: Secret,
+    /// Per connection, the bearer it was opened with: to report it refused, and to scrub it from upstream
+    /// text that ends up in an error.
+    bearers: Vec<Secret>,
 }
 
 impl fmt::Debug for ToolSession {
@@ -110,8 +111,8 @@ impl ToolSession {
                 return Err(McpError::InvalidArguments { name: name.to_owned() });
             }
         }
-        let scope =
-            ErrorScope { server: &connection.server.shown, raw_url: &connection.server.url, bearer: &self.bearer };
+        let bearer = &self.bearers[route.connection];
+        let scope = ErrorScope { server: &connection.server.shown, raw_url: &connection.server.url, bearer };
         let deadline =
             Instant::now().checked_add(self.tool_timeout).map_or(self.deadline, |limit| limit.min(self.deadline));
         match timeout_at(deadline, connection.service.peer().call_tool(params)).await {
@@ -121,9 +122,21 @@ impl ToolSession {
         }
     }
 
-    /// The bearer the session was opened with (to report it refused).
-    pub(super) fn bearer(&self) -> &Secret {
-        &self.bearer
+    /// A session with no servers (what a turn holds before its first one is open).
+    pub(super) fn empty() -> ToolSession {
+        ToolSession {
+            connections: Vec::new(),
+            tools: Vec::new(),
+            routes: HashMap::new(),
+            tool_timeout: Duration::ZERO,
+            deadline: Instant::now(),
+            bearers: Vec::new(),
+        }
+    }
+
+    /// The bearers the session was opened with, per server (to report one refused).
+    pub(super) fn bearers(&self) -> &[Secret] {
+        &self.bearers
     }
 
     /// Ends the turn's sessions. Errors are of no use to the turn at this point and are dropped.
@@ -137,25 +150,38 @@ impl ToolSession {
     }
 }
 
-pub(super) async fn open(client: &McpClient, bearer: &Secret, deadline: Instant) -> Result<ToolSession, McpError> {
+/// `bearers[i]` is server `i`'s bearer (the pipeline's token sources give one per server).
+pub(super) async fn open(client: &McpClient, bearers: &[Secret], deadline: Instant) -> Result<ToolSession, McpError> {
     let mut session = ToolSession {
         connections: Vec::new(),
         tools: Vec::new(),
         routes: HashMap::new(),
         tool_timeout: client.tool_timeout,
         deadline,
-        bearer: bearer.clone(),
+        bearers: bearers.to_vec(),
     };
     if client.servers.is_empty() {
         return Ok(session);
     }
-    let mut authorization =
-        HeaderValue::from_str(&format!("Bearer {}", bearer.expose())).map_err(|_| McpError::InvalidBearer)?;
-    // Sensitive values print as "Sensitive" in Debug, and rmcp's transport config derives Debug.
-    authorization.set_sensitive(true);
+    if bearers.len() != client.servers.len() {
+        return Err(McpError::InvalidBearer);
+    }
+    let mut headers = Vec::with_capacity(bearers.len());
+    for bearer in bearers {
+        let mut authorization =
+            HeaderValue::from_str(&format!("Bearer {}", bearer.expose())).map_err(|_| McpError::InvalidBearer)?;
+        // Sensitive values print as "Sensitive" in Debug, and rmcp's transport config derives Debug.
+        authorization.set_sensitive(true);
+        headers.push(authorization);
+    }
 
     let opened = try_join_all(
-        client.servers.iter().map(|server| open_one(client, server, authorization.clone(), bearer, deadline)),
+        client
+            .servers
+            .iter()
+            .zip(headers)
+            .zip(bearers)
+            .map(|((server, authorization), bearer)| open_one(client, server, authorization, bearer, deadline)),
     )
     .await?;
 

@@ -1,8 +1,9 @@
-//! One turn's tools: an MCP session opened with the token source's bearer, re-opened once with a fresh
-//! token when a server answers 401.
+//! One turn's tools: an MCP session opened with each server's bearer from its token source, re-opened once
+//! with a fresh token when a server answers 401.
 
 use std::sync::Arc;
 
+use futures_util::future::try_join_all;
 use serde_json::Value;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
@@ -12,11 +13,13 @@ use super::error::McpError;
 use super::output::ToolOutput;
 use super::session::{Listing, ToolDef, ToolSession};
 use super::token::TokenSource;
+use crate::secret::Secret;
 
 /// The tools of one turn. `call` takes `&self`: one step's calls run concurrently on the same session.
 pub struct Tools {
     client: McpClient,
-    source: Arc<dyn TokenSource>,
+    /// Per server (same order as the client's servers): where its bearer comes from.
+    sources: Vec<Arc<dyn TokenSource>>,
     deadline: Instant,
     current: Mutex<Current>,
 }
@@ -30,22 +33,57 @@ struct Current {
 }
 
 impl Tools {
-    /// Opens the session (initialize + tools/list) with the source's token. A 401 reports the token as
-    /// refused and opens once more with a fresh one.
+    /// Opens the session (initialize + tools/list) with the source's token for every server. A 401 reports
+    /// the token as refused and opens once more with a fresh one.
     pub async fn open(client: McpClient, source: Arc<dyn TokenSource>, deadline: Instant) -> Result<Tools, McpError> {
-        let token = source.token().await.map_err(McpError::Token)?;
-        let (session, refreshed) = match client.open(&token, deadline).await {
+        let sources = vec![source; client.servers.len().max(1)];
+        Tools::open_each(client, sources, deadline).await
+    }
+
+    /// [`Tools::open`] with a token source per server (`sources[i]` for server `i`): a server that takes the
+    /// user's OAuth2 token has a source of its own. A 401 is reported only to the refusing server's source.
+    pub async fn open_each(
+        client: McpClient,
+        sources: Vec<Arc<dyn TokenSource>>,
+        deadline: Instant,
+    ) -> Result<Tools, McpError> {
+        let tools = Tools {
+            client,
+            sources,
+            deadline,
+            current: Mutex::new(Current { session: Arc::new(empty()), generation: 0, refreshed: false }),
+        };
+        let bearers = tools.bearers().await?;
+        let (session, refreshed) = match tools.client.open_each(&bearers, deadline).await {
             Ok(session) => (session, false),
             Err(error) if error.is_unauthorized() => {
                 tracing::info!(%error, "MCP refused the token; refreshing it once");
-                source.refused(&token);
-                let fresh = source.token().await.map_err(McpError::Token)?;
-                (client.open(&fresh, deadline).await?, true)
+                tools.report_refused(&error, &bearers);
+                let fresh = tools.bearers().await?;
+                (tools.client.open_each(&fresh, deadline).await?, true)
             }
             Err(error) => return Err(error),
         };
-        let current = Current { session: Arc::new(session), generation: 0, refreshed };
-        Ok(Tools { client, source, deadline, current: Mutex::new(current) })
+        *tools.current.lock().await = Current { session: Arc::new(session), generation: 0, refreshed };
+        Ok(tools)
+    }
+
+    /// Every server's bearer, asked for concurrently (one source may wait for the user's consent).
+    async fn bearers(&self) -> Result<Vec<Secret>, McpError> {
+        let servers = self.client.servers.len();
+        try_join_all(self.sources.iter().take(servers).map(|source| source.token())).await.map_err(McpError::Token)
+    }
+
+    /// Tells the refusing server's source (every server the error names) that its bearer was refused.
+    fn report_refused(&self, error: &McpError, bearers: &[Secret]) {
+        let Some(server) = error.unauthorized_server() else {
+            return;
+        };
+        for index in self.client.servers_named(server) {
+            if let (Some(source), Some(bearer)) = (self.sources.get(index), bearers.get(index)) {
+                source.refused(bearer);
+            }
+        }
     }
 
     /// The tools as the model is offered them (the current session's; a re-opened session may differ).
@@ -65,7 +103,7 @@ impl Tools {
             (current.session.clone(), current.generation)
         };
         match session.call(name, arguments.clone()).await {
-            Err(error) if error.is_unauthorized() => match self.reauthorize(generation).await? {
+            Err(error) if error.is_unauthorized() => match self.reauthorize(&error, generation).await? {
                 Some(session) => session.call(name, arguments).await,
                 None => Err(error),
             },
@@ -74,7 +112,7 @@ impl Tools {
     }
 
     /// A session opened with a fresh token, or `None` if this turn already used its one refresh.
-    async fn reauthorize(&self, seen_generation: u64) -> Result<Option<Arc<ToolSession>>, McpError> {
+    async fn reauthorize(&self, error: &McpError, seen_generation: u64) -> Result<Option<Arc<ToolSession>>, McpError> {
         let mut current = self.current.lock().await;
         if current.generation != seen_generation {
             return Ok(Some(current.session.clone()));
@@ -84,9 +122,9 @@ impl Tools {
         }
         current.refreshed = true;
         tracing::info!("MCP refused the token mid-turn; refreshing it once");
-        self.source.refused(current.session.bearer());
-        let fresh = self.source.token().await.map_err(McpError::Token)?;
-        let session = Arc::new(self.client.open(&fresh, self.deadline).await?);
+        self.report_refused(error, current.session.bearers());
+        let fresh = self.bearers().await?;
+        let session = Arc::new(self.client.open_each(&fresh, self.deadline).await?);
         let old = std::mem::replace(&mut current.session, session.clone());
         current.generation += 1;
         drop(current);
@@ -103,4 +141,9 @@ impl Tools {
             session.close().await;
         }
     }
+}
+
+/// The placeholder until the first session is open (never offered: `open_each` replaces it or fails).
+fn empty() -> ToolSession {
+    ToolSession::empty()
 }

@@ -26,9 +26,11 @@ use crate::acs::{ChainProvider, Credentials, CredentialsProvider, CredentialsUri
 use crate::agent::{self, TurnEnd, TurnEvent};
 use crate::config::Config;
 use crate::failure::Failure;
-use crate::identity::{ApiKeys, UserTokens, VaultKey, WorkloadTokens};
+use crate::identity::{
+    ApiKeys, ConsentPrompt, IdentityClient, OAuth2Tokens, Roles, UserOAuth2, UserTokens, VaultKey, WorkloadTokens,
+};
 use crate::llm::{LlmClient, LlmError};
-use crate::mcp::{McpClient, McpError, Tools};
+use crate::mcp::{McpClient, McpError, TokenSource, Tools};
 use crate::sessions::Sessions;
 
 /// Everything a turn needs besides its plan: one client per upstream and the credential providers.
@@ -38,6 +40,8 @@ pub(crate) struct Pipeline {
     tokens: Arc<WorkloadTokens>,
     /// `DASHSCOPE_API_KEY_PROVIDER` set: the model key comes from the vault (cached for the process).
     api_keys: Option<Arc<ApiKeys>>,
+    /// Some MCP server takes the user's OAuth2 token (`AI_GATEWAY_MCP_OAUTH2`): the vault's tokens.
+    oauth2: Option<Arc<OAuth2Tokens>>,
     env_credentials: Arc<dyn CredentialsProvider>,
     uri_credentials: Arc<dyn CredentialsProvider>,
     /// `SESSION_STORE`; `None` for `none`.
@@ -70,15 +74,23 @@ impl Pipeline {
             .build()
             .map_err(|e| PipelineError::HttpClient(e.to_string()))?;
         let tokens = WorkloadTokens::new(config.identity.clone(), identity_http.clone());
+        let identity = IdentityClient::new(&config.identity.endpoint, identity_http.clone());
+        // One role cache: the model key and the OAuth2 tokens are fetched with the same STS credentials.
+        let roles = Arc::new(Roles::new());
         let api_keys = config
             .model_key_provider
             .as_ref()
-            .map(|provider| Arc::new(ApiKeys::new(provider.clone(), &config.identity.endpoint, identity_http.clone())));
+            .map(|provider| Arc::new(ApiKeys::new(provider.clone(), identity.clone(), roles.clone())));
+        let oauth2 = config
+            .oauth2
+            .as_ref()
+            .map(|settings| Arc::new(OAuth2Tokens::new(identity.clone(), roles.clone(), settings.clone())));
         Ok(Pipeline {
             llm,
             mcp,
             tokens: Arc::new(tokens),
             api_keys,
+            oauth2,
             env_credentials: Arc::new(StaticProvider::environment(config.env_credentials.clone())),
             uri_credentials: Arc::new(CredentialsUriProvider::new(config.credentials_uri.clone(), identity_http)),
             sessions: Sessions::new(&config.sessions).map_err(|e| PipelineError::Sessions(e.to_string()))?,
@@ -97,7 +109,7 @@ impl Pipeline {
                 return;
             }
         };
-        let tools = match self.open_tools(&plan).await {
+        let tools = match self.open_tools(&plan, &events).await {
             Ok(tools) => tools,
             Err(failure) => {
                 tracing::warn!(code = %failure.code, message = %failure.message, "turn failed before the model");
@@ -120,21 +132,54 @@ impl Pipeline {
         }
     }
 
+    /// The vault's OAuth2 tokens, when some MCP server takes one (`GET /oauth2/callback` checks states with
+    /// its key and confirms consents with its client).
+    pub(crate) fn oauth2(&self) -> Option<&Arc<OAuth2Tokens>> {
+        self.oauth2.as_ref()
+    }
+
     /// The session store, unless `SESSION_STORE=none`.
     pub(crate) fn session_store(&self) -> Option<&Arc<dyn crate::sessions::Store>> {
         self.sessions.as_ref().map(|sessions| &sessions.store)
     }
 
-    /// An MCP session opened with the user's WorkloadAccessToken. No MCP server configured: no token is
-    /// needed, so Agent Identity is not called at all.
-    async fn open_tools(&self, plan: &Plan) -> Result<Option<Tools>, Failure> {
+    /// An MCP session opened with the user's WorkloadAccessToken, or for a server configured so, the user's
+    /// OAuth2 token (whose consent prompt goes straight to `events`: it is for the caller now, not for the
+    /// session's memory). No MCP server configured: no token is needed, so Agent Identity is not called at all.
+    async fn open_tools(&self, plan: &Plan, events: &mpsc::Sender<TurnEvent>) -> Result<Option<Tools>, Failure> {
         if !self.mcp.has_servers() {
             return Ok(None);
         }
         let deadline = plan.turn.deadline;
-        let credentials = Arc::new(self.credentials_for(plan.role.clone()));
-        let source = UserTokens::new(self.tokens.clone(), plan.subject.clone(), credentials, deadline);
-        match Tools::open(self.mcp.clone(), Arc::new(source), deadline).await {
+        let credentials: Arc<dyn CredentialsProvider> = Arc::new(self.credentials_for(plan.role.clone()));
+        let wat: Arc<dyn TokenSource> =
+            Arc::new(UserTokens::new(self.tokens.clone(), plan.subject.clone(), credentials.clone(), deadline));
+        let events = events.clone();
+        let prompt: ConsentPrompt = Arc::new(move |provider, url| {
+            let events = events.clone();
+            Box::pin(async move {
+                // A caller gone is noticed by the turn itself at its next event.
+                let _ = events.send(TurnEvent::AuthorizationRequired { provider, url }).await;
+            })
+        });
+        let sources = self
+            .mcp
+            .grants()
+            .into_iter()
+            .map(|grant| match (grant, &self.oauth2) {
+                (Some(grant), Some(oauth2)) => Arc::new(UserOAuth2::new(
+                    oauth2.clone(),
+                    grant,
+                    self.tokens.clone(),
+                    plan.subject.clone(),
+                    credentials.clone(),
+                    prompt.clone(),
+                    deadline,
+                )) as Arc<dyn TokenSource>,
+                _ => wat.clone(),
+            })
+            .collect();
+        match Tools::open_each(self.mcp.clone(), sources, deadline).await {
             Ok(tools) => Ok(Some(tools)),
             Err(error) => Err(Failure::tools(&error, deadline)),
         }
@@ -154,7 +199,7 @@ impl Pipeline {
 
     /// The credentials chain of DESIGN.md: this invocation's FC headers, then the environment, then the
     /// credentials URI (whose cache lives in the shared provider).
-    fn credentials_for(&self, role: Option<Credentials>) -> ChainProvider {
+    pub(crate) fn credentials_for(&self, role: Option<Credentials>) -> ChainProvider {
         ChainProvider::new(vec![
             Arc::new(StaticProvider::invocation(role)) as Arc<dyn CredentialsProvider>,
             self.env_credentials.clone(),

@@ -36,6 +36,8 @@ impl Recorder {
             TurnEvent::ToolCallStarted { .. } | TurnEvent::ToolCallArgumentsDelta { .. } | TurnEvent::Usage(_) => {}
             // The listing is not part of the conversation: the next turn lists the tools afresh.
             TurnEvent::ToolsListed { .. } => {}
+            // A consent prompt is for the caller now, not part of the conversation.
+            TurnEvent::AuthorizationRequired { .. } => {}
             TurnEvent::ToolCallCompleted { call_id, name, arguments } => {
                 self.close_texts();
                 let data = data([("call_id", call_id), ("name", name), ("arguments", arguments)]);

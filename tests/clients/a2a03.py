@@ -1,17 +1,20 @@
 """The official a2a-sdk 0.3 client (what the AgentScope runtime pins) against the function's /a2a.
 
-Run by tests/clients.rs with FUNCTION_URL (the function's base URL) and AGENT_NAME. Exits non-zero, naming
-the check, when any behaviour breaks.
+Run by tests/clients.rs with FUNCTION_URL (the function's base URL), AGENT_NAME, and CONSENT_FUNCTION_URL
+(the same function whose MCP server takes the user's OAuth2 token: the task goes `auth-required` with the
+link, this script "clicks" it, the task goes on). Exits non-zero, naming the check, when any behaviour breaks.
 """
 import asyncio
 import os
+import urllib.parse
+import urllib.request
 import uuid
 
 import httpx
 from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
 from a2a.client.errors import A2AClientJSONRPCError
 from a2a.types import (
-    Message, Part, Role, TaskArtifactUpdateEvent, TaskIdParams, TaskQueryParams, TaskState,
+    DataPart, Message, Part, Role, TaskArtifactUpdateEvent, TaskIdParams, TaskQueryParams, TaskState,
     TaskStatusUpdateEvent, TextPart,
 )
 
@@ -23,9 +26,41 @@ def check(condition, what):
         raise SystemExit(f"a2a 0.3: {what}")
 
 
-def message(text, context_id=None):
+def message(text, context_id=None, user="alice"):
     return Message(role=Role.user, parts=[Part(root=TextPart(text=text))], message_id=uuid.uuid4().hex,
-                   context_id=context_id, metadata={"user_id": "alice"})
+                   context_id=context_id, metadata={"user_id": user})
+
+
+def consent(url):
+    """The user: "Allow" on the consent page; the browser follows the redirect to the function's callback."""
+    with urllib.request.urlopen(url + "&decision=allow", timeout=30) as page:
+        body = page.read().decode()
+        check(page.status == 200 and "You authorized" in body, f"the callback page: {page.status} {body!r}")
+        check(urllib.parse.urlparse(page.url).path == "/oauth2/callback", f"landed on {page.url}")
+
+
+async def check_consent_flow(http):
+    base = os.environ["CONSENT_FUNCTION_URL"]
+    card = await A2ACardResolver(http, base).get_agent_card()
+    streaming = ClientFactory(ClientConfig(httpx_client=http, streaming=True)).create(card)
+    states, prompts, last_task = [], [], None
+    async for task, update in streaming.send_message(message("say hello to Ada", user="a2a03-consent")):
+        last_task = task
+        if isinstance(update, TaskStatusUpdateEvent):
+            states.append(update.status.state)
+            if update.status.state == TaskState.auth_required:
+                check(not update.final, "auth-required is not final")
+                parts = update.status.message.parts
+                data = next(p.root.data for p in parts if isinstance(p.root, DataPart))
+                text = next(p.root.text for p in parts if isinstance(p.root, TextPart))
+                check(data["type"] == "oauth2_authorization" and data["url"] in text, f"the prompt: {parts}")
+                prompts.append(data)
+                consent(data["url"])
+    check(len(prompts) == 1, f"one authorization prompt: {prompts}")
+    at = states.index(TaskState.auth_required)
+    check(TaskState.working in states[at:], f"working again after the consent: {states}")
+    check(states[-1] == TaskState.completed, f"the task completes after the consent: {states}")
+    check("Hello, Ada!" in answer_of(last_task), f"consented answer {answer_of(last_task)!r}")
 
 
 def answer_of(task):
@@ -114,6 +149,7 @@ async def main():
         raw = await http.post(BASE + "/a2a", json={"jsonrpc": "2.0", "id": 9, "method": "message/send",
                                                    "params": {"message": {"role": "user", "parts": []}}})
         check(raw.json()["error"]["code"] == -32602, f"bad params: {raw.text}")
+        await check_consent_flow(http)
     print("a2a 0.3: ok")
 
 

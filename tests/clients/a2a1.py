@@ -1,14 +1,18 @@
 """The official a2a-sdk 1.x client (the current line, A2A 1.0) against the function's /a2a.
 
-Run by tests/clients.rs with FUNCTION_URL (the function's base URL) and AGENT_NAME. Exits non-zero, naming
-the check, when any behaviour breaks. A second part drives the same endpoint through the SDK's 0.3-compat
+Run by tests/clients.rs with FUNCTION_URL (the function's base URL), AGENT_NAME, and CONSENT_FUNCTION_URL
+(the same function whose MCP server takes the user's OAuth2 token: TASK_STATE_AUTH_REQUIRED with the link,
+which this script "clicks"). Exits non-zero, naming the check, when any behaviour breaks. A second part drives the same endpoint through the SDK's 0.3-compat
 transport (a card that lists only a 0.3 interface), as a 1.x client talking to an older agent would.
 """
 import asyncio
 import os
+import urllib.parse
+import urllib.request
 import uuid
 
 import httpx
+from google.protobuf.json_format import MessageToDict
 from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
 from a2a.types import (
     CancelTaskRequest, GetTaskRequest, Message, Part, Role, SendMessageRequest, TaskNotCancelableError,
@@ -24,10 +28,44 @@ def check(condition, what):
         raise SystemExit(f"a2a 1.x: {what}")
 
 
-def request(text):
+def request(text, user="alice"):
     msg = Message(role=Role.ROLE_USER, parts=[Part(text=text)], message_id=uuid.uuid4().hex)
-    msg.metadata.update({"user_id": "alice"})
+    msg.metadata.update({"user_id": user})
     return SendMessageRequest(message=msg)
+
+
+def consent(url):
+    """The user: "Allow" on the consent page; the browser follows the redirect to the function's callback."""
+    with urllib.request.urlopen(url + "&decision=allow", timeout=30) as page:
+        body = page.read().decode()
+        check(page.status == 200 and "You authorized" in body, f"the callback page: {page.status} {body!r}")
+        check(urllib.parse.urlparse(page.url).path == "/oauth2/callback", f"landed on {page.url}")
+
+
+async def check_consent_flow(http):
+    card = await A2ACardResolver(http, os.environ["CONSENT_FUNCTION_URL"]).get_agent_card()
+    streaming = ClientFactory(ClientConfig(streaming=True)).create(card)
+    states, prompts, chunks = [], [], []
+    async for event in streaming.send_message(request("say hello to Ada", user="a2a1-consent")):
+        if event.HasField("artifact_update"):
+            chunks.extend(p.text for p in event.artifact_update.artifact.parts)
+        if not event.HasField("status_update"):
+            continue
+        status = event.status_update.status
+        states.append(status.state)
+        if status.state == TaskState.TASK_STATE_AUTH_REQUIRED:
+            parts = status.message.parts
+            data = MessageToDict(next(p.data for p in parts if p.HasField("data")))
+            text = next(p.text for p in parts if p.HasField("text"))
+            url = data["url"]
+            check(data["type"] == "oauth2_authorization" and url in text, f"the prompt: {parts}")
+            prompts.append(url)
+            consent(url)
+    check(len(prompts) == 1, f"one authorization prompt: {prompts}")
+    at = states.index(TaskState.TASK_STATE_AUTH_REQUIRED)
+    check(TaskState.TASK_STATE_WORKING in states[at:], f"working again after the consent: {states}")
+    check(states[-1] == COMPLETED, f"the task completes after the consent: {states}")
+    check("Hello, Ada!" in "".join(chunks), f"consented answer {chunks!r}")
 
 
 def answer_of(task):
@@ -105,6 +143,7 @@ async def main():
         stream = await events(legacy, "say hello to Lin")
         check(stream[-1].status_update.status.state == COMPLETED, f"0.3-compat stream: {stream[-1]}")
         check(sum(e.HasField("artifact_update") for e in stream) >= 2, "0.3-compat chunks")
+        await check_consent_flow(http)
     print("a2a 1.x: ok")
 
 

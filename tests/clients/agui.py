@@ -1,14 +1,17 @@
 """AG-UI: every event of POST /ag-ui validated with the official ag-ui-protocol types, in the order the
 @ag-ui/client verifier enforces (spec/ag-ui.md, "Ordering rules").
 
-Run by tests/clients.rs with FUNCTION_URL against a function whose model reasons (DASHSCOPE_ENABLE_THINKING).
-Exits non-zero, naming the check, when any behaviour breaks.
+Run by tests/clients.rs with FUNCTION_URL against a function whose model reasons (DASHSCOPE_ENABLE_THINKING),
+and CONSENT_FUNCTION_URL: the same function whose MCP server takes the user's OAuth2 token (the consent
+flow: a CUSTOM event with the link, which this script "clicks"). Exits non-zero, naming the check, when any
+behaviour breaks.
 """
 import http.client
 import json
 import os
 import sys
 import urllib.parse
+import urllib.request
 
 from pydantic import TypeAdapter
 from ag_ui.core import Event, EventType, RunAgentInput, UserMessage
@@ -22,12 +25,13 @@ def check(condition, what):
         raise SystemExit(f"ag-ui: {what}")
 
 
-def run(text, thread="thread-1", run_id="run-1"):
-    """POSTs a RunAgentInput built with the SDK's own model; returns the validated events in order."""
+def run(text, thread="thread-1", run_id="run-1", url=URL, user="alice", on_event=None):
+    """POSTs a RunAgentInput built with the SDK's own model; returns the validated events in order.
+    `on_event` sees each event as it arrives (the stream is still open)."""
     body = RunAgentInput(thread_id=thread, run_id=run_id, state=None, tools=[], context=[],
-                         forwarded_props={"user_id": "alice"},
+                         forwarded_props={"user_id": user},
                          messages=[UserMessage(id="m1", role="user", content=text)])
-    conn = http.client.HTTPConnection(URL.hostname, URL.port, timeout=30)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
     conn.request("POST", "/ag-ui", body.model_dump_json(by_alias=True, exclude_none=True),
                  {"Content-Type": "application/json", "Accept": "text/event-stream"})
     response = conn.getresponse()
@@ -44,6 +48,8 @@ def run(text, thread="thread-1", run_id="run-1"):
         event = EVENTS.validate_python(raw)
         check(not event.model_extra, f"{raw['type']} carries keys the schema does not know: {event.model_extra}")
         events.append(event)
+        if on_event:
+            on_event(event)
     conn.close()
     verify(events)
     return events
@@ -81,6 +87,33 @@ def verify(events):
     check(ended, "the run ends with RUN_FINISHED or RUN_ERROR")
 
 
+def consent(url):
+    """The user: "Allow" on the consent page; the browser follows the redirect to the function's callback."""
+    with urllib.request.urlopen(url + "&decision=allow", timeout=30) as page:
+        body = page.read().decode()
+        check(page.status == 200 and "You authorized" in body, f"the callback page: {page.status} {body!r}")
+        check(urllib.parse.urlparse(page.url).path == "/oauth2/callback", f"landed on {page.url}")
+
+
+def check_consent_flow():
+    consent_url = urllib.parse.urlparse(os.environ["CONSENT_FUNCTION_URL"])
+    prompts = []
+
+    def on_event(event):
+        if event.type == EventType.CUSTOM and event.name == "oauth2_authorization":
+            prompts.append(event.value)
+            consent(event.value["url"])
+
+    events = run("say hello to Ada", thread="thread-consent", run_id="run-consent", url=consent_url,
+                 user="agui-consent", on_event=on_event)
+    check(len(prompts) == 1 and prompts[0]["provider"], f"one authorization prompt: {prompts}")
+    types = [e.type for e in events]
+    check(types[-1] == EventType.RUN_FINISHED, f"the run finishes after the consent: {types}")
+    texts = [e.delta for e in events if e.type == EventType.TEXT_MESSAGE_CONTENT]
+    check(prompts[0]["url"] in texts[0], f"the prompt is also a text message: {texts[:1]}")
+    check(EventType.TOOL_CALL_RESULT in types and "Hello, Ada!" in "".join(texts), f"the tool ran: {types}")
+
+
 def main():
     events = run("say hello to Ada")
     types = [e.type for e in events]
@@ -106,6 +139,7 @@ def main():
     response = conn.getresponse()
     body = json.loads(response.read())
     check(response.status == 400 and "threadId" in body["error"]["message"], f"bad input: {body}")
+    check_consent_flow()
     print("ag-ui: ok")
 
 

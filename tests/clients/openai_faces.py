@@ -2,12 +2,18 @@
 
 Environment: FUNCTION_URL (the function with the stand-ins, reasoning on), REFUSING_FUNCTION_URL (the same,
 with an MCP server that refuses every token), USER_JWT (an end-user JWT the Agent Identity stand-in reads:
-the SDK's api_key is the bearer, so an OpenAI client names its user that way), MODEL (the configured model).
+the SDK's api_key is the bearer, so an OpenAI client names its user that way), MODEL (the configured model),
+CONSENT_FUNCTION_URL (the same function whose MCP server takes the user's OAuth2 token: the link arrives as
+a url_citation annotation, this script "clicks" it, the turn goes on).
 Every check runs; the script exits non-zero naming each check that broke.
 """
 
+import base64
+import json
 import os
 import sys
+import urllib.parse
+import urllib.request
 import traceback
 import typing
 
@@ -220,6 +226,62 @@ def test_chat_completions_failures_raise_with_the_cause():
         raise AssertionError("accepted no messages")
     except openai.BadRequestError as e:
         assert e.body["param"] == "messages", e.body
+
+
+def consent(url):
+    """The user: "Allow" on the consent page; the browser follows the redirect to the function's callback."""
+    with urllib.request.urlopen(url + "&decision=allow", timeout=30) as page:
+        body = page.read().decode()
+        assert page.status == 200 and "You authorized" in body, (page.status, body)
+        assert urllib.parse.urlparse(page.url).path == "/oauth2/callback", page.url
+
+
+def consent_client(user):
+    """A strict client of the consent function for a user of its own (each needs its own consent)."""
+    b64 = lambda value: base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+    jwt = ".".join([b64({"alg": "RS256", "typ": "JWT"}),
+                    b64({"sub": user, "iss": "https://idp.example", "aud": "agent", "exp": 4102444800}), "c2ln"])
+    base = os.environ["CONSENT_FUNCTION_URL"] + "/compatible-mode/v1"
+    return OpenAI(base_url=base, api_key=jwt, max_retries=0, _strict_response_validation=True)
+
+
+def test_responses_consent_link_is_a_url_citation_and_the_turn_goes_on():
+    events, prompts = [], []
+    for e in consent_client("openai-consent-responses").responses.create(model=MODEL, input=TOOL_QUESTION, stream=True):
+        assert isinstance(e, EVENT_TYPES), f"{e.type} parsed as {type(e).__name__}"
+        events.append(e)
+        if e.type == "response.output_text.annotation.added":
+            annotation = e.annotation if isinstance(e.annotation, dict) else e.annotation.model_dump()
+            prompts.append(annotation)
+            consent(annotation["url"])
+    final = check_stream_consistency(events)
+    assert len(prompts) == 1 and prompts[0]["type"] == "url_citation", prompts
+    assert final.status == "completed", final.status
+    prompt = final.output[0]
+    assert prompt.type == "message" and prompt.content[0].annotations[0].url == prompts[0]["url"], prompt
+    text, citation = prompt.content[0].text, prompt.content[0].annotations[0]
+    assert text[citation.start_index:citation.end_index] == citation.url, (text, citation)
+    assert any(item.type == "mcp_call" and item.output for item in final.output), final.output
+
+
+def test_chat_completions_consent_link_in_the_content_and_the_turn_goes_on():
+    chunks, prompts = [], []
+    stream = consent_client("openai-consent-chat").chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": TOOL_QUESTION}], stream=True)
+    for chunk in stream:
+        chunks.append(chunk)
+        delta = chunk.choices[0].delta if chunk.choices else None
+        annotations = (delta.model_extra or {}).get("annotations") if delta else None
+        if annotations:
+            prompts.append(annotations[0])
+            consent(annotations[0]["url_citation"]["url"])
+    content = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len(prompts) == 1 and prompts[0]["type"] == "url_citation", prompts
+    citation = prompts[0]["url_citation"]
+    assert content[citation["start_index"]:citation["end_index"]] == citation["url"], (content, citation)
+    assert "The tool said" in content, content
+    finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert finishes == ["stop"], finishes
 
 
 def test_models_lists_the_configured_model():

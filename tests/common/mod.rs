@@ -47,10 +47,16 @@ impl Function {
     }
 
     pub async fn with_stack(stack: Stack, overrides: &[(&str, &str)]) -> Function {
-        let config = config(&stack, overrides).expect("valid config");
-        let app = App::new(config).expect("app builds");
+        // Bound first, so the function knows its own URL (`AGENT_PUBLIC_URL`: the OAuth2 return URL's base).
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
+        let public_url = format!("http://{addr}");
+        let mut overrides = overrides.to_vec();
+        if !overrides.iter().any(|(name, _)| *name == "AGENT_PUBLIC_URL") {
+            overrides.push(("AGENT_PUBLIC_URL", &public_url));
+        }
+        let config = config(&stack, &overrides).expect("valid config");
+        let app = App::new(config).expect("app builds");
         let (stop, stopped) = oneshot::channel::<()>();
         let options = app.run_options();
         let handler = app.handler();

@@ -25,6 +25,8 @@ impl Binary {
             .env_clear()
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("FC_CUSTOM_LISTEN_PORT", port.to_string())
+            // Its own URL, the OAuth2 return URL's base (read only when a server takes an OAuth2 token).
+            .env("AGENT_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
             .envs(stack.env())
             .envs(extra.iter().copied())
             .stdin(Stdio::null())

@@ -3,9 +3,10 @@
 //! every request. Used by tests and by `make dev`.
 
 mod acs3;
+mod oauth2;
 mod verify;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -19,6 +20,7 @@ use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
 use acs3::form_decode;
+pub use oauth2::CONSENT_PATH;
 pub use verify::KnownKey;
 use verify::{Rejection, Verifier};
 
@@ -33,6 +35,10 @@ pub struct StandInOptions {
     pub token_prefix: String,
     /// The API-key credential providers of the vault: name → the key `GetResourceAPIKey` hands out.
     pub api_keys: BTreeMap<String, String>,
+    /// The OAuth2 credential providers (`GetResourceOAuth2Token`, consent page, `CompleteResourceTokenAuth`).
+    pub oauth2_providers: BTreeSet<String>,
+    /// The `ExpiresIn` of the access tokens it hands out (seconds).
+    pub oauth2_expires_in: u64,
 }
 
 impl StandInOptions {
@@ -41,6 +47,8 @@ impl StandInOptions {
     pub const STS_ID: &'static str = "STS.DevstackRoleKeyId";
     pub const STS_SECRET: &'static str = "devstack-sts-secret";
     pub const STS_TOKEN: &'static str = "devstack-sts-security-token";
+    /// The OAuth2 credential provider the stand-in has by default.
+    pub const OAUTH2_PROVIDER: &'static str = "calendar";
 }
 
 impl Default for StandInOptions {
@@ -63,6 +71,8 @@ impl Default for StandInOptions {
             max_skew: Duration::from_secs(15 * 60),
             token_prefix: "wat-".into(),
             api_keys: BTreeMap::from([("dashscope".to_owned(), "sk-dashscope-devstack".to_owned())]),
+            oauth2_providers: BTreeSet::from([Self::OAUTH2_PROVIDER.to_owned()]),
+            oauth2_expires_in: 3600,
         }
     }
 }
@@ -122,6 +132,7 @@ struct Inner {
     /// WAT → subject it was minted for.
     issued: HashMap<String, String>,
     counter: u64,
+    oauth2: oauth2::Vault,
 }
 
 struct Shared {
@@ -238,6 +249,36 @@ impl AgentIdentityStandIn {
     /// The subject (`user id`, JWT `sub`, or `agent`) a WAT was minted for.
     pub fn subject_of(&self, token: &str) -> Option<String> {
         self.shared.lock().issued.get(token).cloned()
+    }
+
+    /// A check the OAuth2-protected MCP stand-in can own: accepts exactly the access tokens this stand-in
+    /// handed out for `provider` and has not revoked.
+    pub fn oauth2_token_checker(&self, provider: &str) -> impl Fn(&str) -> bool + Send + Sync + 'static {
+        let (shared, provider) = (self.shared.clone(), provider.to_owned());
+        move |token| shared.lock().oauth2.accepts(&provider, token)
+    }
+
+    /// Every OAuth2 access token handed out so far.
+    pub fn oauth2_tokens(&self) -> Vec<String> {
+        self.shared.lock().oauth2.tokens()
+    }
+
+    /// The user an OAuth2 access token was handed out for.
+    pub fn oauth2_user_of(&self, token: &str) -> Option<String> {
+        self.shared.lock().oauth2.user_of(token)
+    }
+
+    /// The provider expired `token` and the vault refreshed it: the MCP stand-in refuses the old one, and
+    /// `GetResourceOAuth2Token` hands out the returned new one with no consent asked again.
+    pub fn expire_oauth2(&self, token: &str) -> Option<String> {
+        let mut inner = self.shared.lock();
+        let Inner { oauth2, counter, .. } = &mut *inner;
+        oauth2.expire(&self.shared.options, counter, token)
+    }
+
+    /// The session URIs `CompleteResourceTokenAuth` completed, in order.
+    pub fn oauth2_completions(&self) -> Vec<String> {
+        self.shared.lock().oauth2.completions.clone()
     }
 
     /// Stops serving and waits for the server task.
@@ -362,8 +403,11 @@ async fn transport_answer(shared: Arc<Shared>, fault: TransportFault, request_id
 
 async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
-    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
     let query = parts.uri.query().unwrap_or_default();
+    if parts.uri.path() == CONSENT_PATH {
+        return oauth2::consent_page(&mut shared.lock(), query);
+    }
+    let body = axum::body::to_bytes(body, 1 << 20).await.unwrap_or_default();
     let headers = &parts.headers;
     let host = headers.get("host").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
     let request_id = uuid::Uuid::new_v4().to_string().to_uppercase();
@@ -544,6 +588,8 @@ fn serve_action(
                 ),
             }
         }
+        "GetResourceOAuth2Token" => oauth2::get_token(options, inner, params, host, request_id),
+        "CompleteResourceTokenAuth" => oauth2::complete(inner, params, host, request_id),
         "AssumeRoleForWorkloadIdentity" => match params.get("WorkloadAccessToken") {
             Some(wat) if inner.issued.contains_key(wat) => {
                 inner.counter += 1;

@@ -43,7 +43,24 @@ pub fn stand_in_env(
     stack_env.into_iter().filter(|(name, _)| !replaced(name)).collect()
 }
 
-pub fn print_banner(stack: &Stack, port: u16, uses_real_model: bool) {
+/// `DEVSTACK_OAUTH2=1 make dev`: the stack's second MCP server (it takes the stand-in OAuth2 provider's
+/// token) joins the first, and the function's return URL is its own `/oauth2/callback` on `port` — so the
+/// first tool turn of a user streams an authorization link. Off by default (every new user's first turn
+/// would wait for a consent), and when a real MCP server replaces the stand-ins.
+pub fn oauth2_env(
+    stack_oauth2_env: Vec<(&'static str, String)>,
+    port: u16,
+    real: impl Fn(&str) -> Option<String>,
+) -> Vec<(&'static str, String)> {
+    if real("DEVSTACK_OAUTH2").is_none() || real("AI_GATEWAY_MCP_SERVER").is_some() {
+        return Vec::new();
+    }
+    let mut env = stack_oauth2_env;
+    env.push(("AGENT_PUBLIC_URL", format!("http://127.0.0.1:{port}")));
+    env
+}
+
+pub fn print_banner(stack: &Stack, port: u16, uses_real_model: bool, oauth2: bool) {
     let model =
         if uses_real_model { "your DASHSCOPE_API_KEY (real DashScope)".to_owned() } else { stack.dashscope.base_url() };
     println!(
@@ -56,12 +73,24 @@ pub fn print_banner(stack: &Stack, port: u16, uses_real_model: bool) {
          \x20 curl -N http://127.0.0.1:{port}/process -H 'content-type: application/json' -d '{SAMPLE_BODY}'\n\n\
          And an event invocation, as a timer trigger would send it:\n\
          \x20 curl http://127.0.0.1:{port}/invoke -H 'x-fc-control-path: /invoke' -d '{{\"triggerTime\":\"2026-01-01T08:00:00Z\",\"triggerName\":\"daily\",\"payload\":\"say hello to Alice\"}}'\n\n\
-         The model key from the Agent Identity vault instead: DASHSCOPE_API_KEY_PROVIDER={provider} make dev\n\n\
+         The model key from the Agent Identity vault instead: DASHSCOPE_API_KEY_PROVIDER={provider} make dev\n\
+         The OAuth2 consent flow (an MCP server taking the user's third-party token): DEVSTACK_OAUTH2=1 make dev\n\n\
          Ctrl-C stops everything.\n",
         provider = devstack::DASHSCOPE_KEY_PROVIDER,
         identity = stack.identity.url(),
         mcp = stack.mcp.url(),
     );
+    if oauth2 {
+        println!(
+            "OAuth2 MCP server {oauth2_mcp}  (calendar_* tools; requires the {provider} token)\n\
+             The first tool turn of a user streams an authorization link (a content with type oauth2_authorization).\n\
+             Open it in a browser and click Allow, or from a shell:\n\
+             \x20 curl -sL \"<the link>&decision=allow\"     # follows the redirect to /oauth2/callback\n\
+             The turn then goes on by itself; the same user's next turns reuse the token.\n",
+            oauth2_mcp = stack.mcp_oauth2.url(),
+            provider = devstack::OAUTH2_PROVIDER,
+        );
+    }
 }
 
 #[cfg(test)]
@@ -84,6 +113,22 @@ mod tests {
     fn kept(real: &[(&str, &str)]) -> Vec<&'static str> {
         let lookup = |name: &str| real.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned());
         stand_in_env(stack_env(), lookup).into_iter().map(|(name, _)| name).collect()
+    }
+
+    #[test]
+    fn the_oauth2_server_joins_only_when_asked_and_no_real_mcp_server_is_set() {
+        let stack_oauth2 = || vec![("AI_GATEWAY_MCP_SERVER", "a,b".to_owned()), ("OAUTH2_STATE_KEY", "k".to_owned())];
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+        };
+        assert!(oauth2_env(stack_oauth2(), 9000, env(&[])).is_empty());
+        assert!(
+            oauth2_env(stack_oauth2(), 9000, env(&[("DEVSTACK_OAUTH2", "1"), ("AI_GATEWAY_MCP_SERVER", "x")]))
+                .is_empty()
+        );
+        let on = oauth2_env(stack_oauth2(), 9100, env(&[("DEVSTACK_OAUTH2", "1")]));
+        assert!(on.contains(&("AGENT_PUBLIC_URL", "http://127.0.0.1:9100".to_owned())), "{on:?}");
+        assert!(on.iter().any(|(k, _)| *k == "OAUTH2_STATE_KEY"));
     }
 
     #[test]

@@ -10,7 +10,10 @@ pub mod mcp_server;
 mod stack;
 
 pub use client::client_builder;
-pub use stack::{DASHSCOPE_KEY, DASHSCOPE_KEY_PROVIDER, Stack, StackOptions, StackSecrets, WORKLOAD_IDENTITY};
+pub use stack::{
+    DASHSCOPE_KEY, DASHSCOPE_KEY_PROVIDER, OAUTH2_PROVIDER, OAUTH2_SCOPES, OAUTH2_TOOL_PREFIX, Stack, StackOptions,
+    StackSecrets, WORKLOAD_IDENTITY,
+};
 
 /// Turns Nagle off on every accepted connection, as the real upstreams' front ends do: otherwise a small
 /// SSE chunk can wait for the client's delayed ACK (up to 40 ms on Linux), which would show up as the

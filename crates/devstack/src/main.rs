@@ -65,8 +65,11 @@ async fn run(function: PathBuf) -> Result<(), String> {
     let stack = Stack::start().await.map_err(|e| format!("starting the stand-ins: {e}"))?;
     let real = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let port = port(&real)?;
+    let oauth2 = dev::oauth2_env(stack.oauth2_env(), port, real);
     let mut child = Command::new(&function)
         .envs(dev::stand_in_env(stack.env(), real))
+        // After the stack's: its AI_GATEWAY_MCP_SERVER (both servers) replaces the first one's.
+        .envs(oauth2.iter().cloned())
         // Set, not inherited: the banner and the health check must use the port the function listens on.
         .env("FC_CUSTOM_LISTEN_PORT", port.to_string())
         .stdin(Stdio::null())
@@ -76,7 +79,7 @@ async fn run(function: PathBuf) -> Result<(), String> {
         .spawn()
         .map_err(|e| format!("cannot start {} ({e}); build it first: cargo build", function.display()))?;
     wait_healthy(&mut child, port).await?;
-    dev::print_banner(&stack, port, real("DASHSCOPE_API_KEY").is_some());
+    dev::print_banner(&stack, port, real("DASHSCOPE_API_KEY").is_some(), !oauth2.is_empty());
 
     tokio::select! {
         interrupted = tokio::signal::ctrl_c() => {

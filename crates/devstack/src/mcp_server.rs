@@ -195,6 +195,11 @@ impl McpStandIn {
         self.stats.lock().methods.clone()
     }
 
+    /// The bearer token of each request, in arrival order (what the server was sent, accepted or not).
+    pub fn bearers(&self) -> Vec<String> {
+        self.stats.lock().bearers.clone()
+    }
+
     pub fn method_count(&self, method: &str) -> usize {
         self.stats.lock().methods.iter().filter(|m| *m == method).count()
     }

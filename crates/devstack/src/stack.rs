@@ -12,6 +12,12 @@ use super::mcp_server::{self, McpStandIn, SessionMode};
 pub const DASHSCOPE_KEY: &str = "sk-devstack-dashscope-key";
 /// The vault's API-key credential provider holding the DashScope key (`DASHSCOPE_API_KEY_PROVIDER`).
 pub const DASHSCOPE_KEY_PROVIDER: &str = "dashscope-key";
+/// The OAuth2 credential provider of the stand-in vault, whose token the second MCP server takes.
+pub const OAUTH2_PROVIDER: &str = agent_identity::StandInOptions::OAUTH2_PROVIDER;
+/// The scopes the function is configured to ask that provider for.
+pub const OAUTH2_SCOPES: &str = "openid calendar.read";
+/// The second MCP server's tools are `calendar_<tool>`.
+pub const OAUTH2_TOOL_PREFIX: &str = "calendar_";
 /// The workload identity the Agent Identity stand-in serves.
 pub const WORKLOAD_IDENTITY: &str = "fc-identity-agent-dev";
 
@@ -21,6 +27,8 @@ pub struct StackOptions {
     pub identity_addr: SocketAddr,
     pub dashscope_addr: SocketAddr,
     pub mcp_addr: SocketAddr,
+    /// The MCP server that takes the OAuth2 provider's token instead of the WAT.
+    pub mcp_oauth2_addr: SocketAddr,
     pub mcp_sessions: SessionMode,
     pub secrets: StackSecrets,
     /// The DashScope stand-in's pause before every stream chunk (zero by default).
@@ -34,6 +42,7 @@ impl Default for StackOptions {
             identity_addr: any,
             dashscope_addr: any,
             mcp_addr: any,
+            mcp_oauth2_addr: any,
             mcp_sessions: SessionMode::default(),
             secrets: StackSecrets::default(),
             model_chunk_delay: std::time::Duration::ZERO,
@@ -50,8 +59,10 @@ pub struct StackSecrets {
     pub sts_access_key_id: String,
     pub sts_access_key_secret: String,
     pub sts_security_token: String,
-    /// Minted WATs start with this.
+    /// Minted WATs (and the stand-in's STS secrets, OAuth2 tokens and session URIs) start with this.
     pub wat_prefix: String,
+    /// `OAUTH2_STATE_KEY` for [`Stack::oauth2_env`].
+    pub oauth2_state_key: String,
 }
 
 impl Default for StackSecrets {
@@ -62,6 +73,7 @@ impl Default for StackSecrets {
             sts_access_key_secret: agent_identity::StandInOptions::STS_SECRET.to_owned(),
             sts_security_token: agent_identity::StandInOptions::STS_TOKEN.to_owned(),
             wat_prefix: "wat-".to_owned(),
+            oauth2_state_key: "devstack-oauth2-state-key-not-for-production".to_owned(),
         }
     }
 }
@@ -70,6 +82,8 @@ pub struct Stack {
     pub identity: AgentIdentityStandIn,
     pub dashscope: DashScopeStandIn,
     pub mcp: McpStandIn,
+    /// Accepts only the OAuth2 provider's access tokens (tools prefixed `calendar_`).
+    pub mcp_oauth2: McpStandIn,
     secrets: StackSecrets,
 }
 
@@ -104,7 +118,14 @@ impl Stack {
             ..mcp_server::StandInOptions::new(identity.token_checker())
         })
         .await?;
-        Ok(Stack { identity, dashscope, mcp, secrets })
+        let mcp_oauth2 = McpStandIn::start(mcp_server::StandInOptions {
+            bind: options.mcp_oauth2_addr,
+            sessions: options.mcp_sessions,
+            tool_prefix: OAUTH2_TOOL_PREFIX.to_owned(),
+            ..mcp_server::StandInOptions::new(identity.oauth2_token_checker(OAUTH2_PROVIDER))
+        })
+        .await?;
+        Ok(Stack { identity, dashscope, mcp, mcp_oauth2, secrets })
     }
 
     /// The function's environment pointing at the stand-ins, with the role's STS credentials in the
@@ -125,6 +146,18 @@ impl Stack {
     /// [`Stack::env`] with the model key taken from the vault instead of the environment.
     pub fn vault_env(&self) -> Vec<(String, String)> {
         self.env_with(&[("DASHSCOPE_API_KEY", ""), ("DASHSCOPE_API_KEY_PROVIDER", DASHSCOPE_KEY_PROVIDER)])
+    }
+
+    /// Overrides for [`Stack::env_with`] adding the OAuth2 MCP server after the WAT one, configured to take
+    /// the stand-in provider's token. The return URL comes from `AGENT_PUBLIC_URL` (the caller knows the
+    /// function's address).
+    pub fn oauth2_env(&self) -> Vec<(&'static str, String)> {
+        let oauth2 = self.mcp_oauth2.url();
+        vec![
+            ("AI_GATEWAY_MCP_SERVER", format!("{},{oauth2}", self.mcp.url())),
+            ("AI_GATEWAY_MCP_OAUTH2", format!("{oauth2} {OAUTH2_PROVIDER} {OAUTH2_SCOPES}")),
+            ("OAUTH2_STATE_KEY", self.secrets.oauth2_state_key.clone()),
+        ]
     }
 
     /// Rotates the DashScope key: the vault holds `key` and DashScope accepts only it from now on.

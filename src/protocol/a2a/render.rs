@@ -57,8 +57,16 @@ impl Renderer for A2aStream {
         let ids = Ids { task_id: &self.task.task_id, context_id: &self.task.context_id };
         let result = match self.task.tasks.apply(&self.task.task_id, event) {
             Change::Nothing => return,
-            Change::Text { delta, first } => {
+            Change::Text { delta, first, resumed } => {
+                if resumed {
+                    let working = version.status_update(&ids, version.status(TaskState::Working, None), false, None);
+                    out.push(self.frame(working));
+                }
                 version.artifact_update(&ids, version.artifact(&self.artifact_id, &delta), !first)
+            }
+            Change::Authorization { provider, url } => {
+                let message = version.authorization_message(&ids, &super::request::new_id(), &provider, &url);
+                version.status_update(&ids, version.status(TaskState::AuthRequired, Some(message)), false, None)
             }
             Change::Status { state, note } => {
                 let message = note.map(|text| version.message(&ids, &super::request::new_id(), false, &text));

@@ -41,8 +41,21 @@ struct TaskRecord {
 #[derive(Debug, PartialEq)]
 pub(crate) enum Change {
     Nothing,
-    Text { delta: String, first: bool },
-    Status { state: TaskState, note: Option<String> },
+    /// `resumed`: the task was waiting for consent, so a `working` status goes first.
+    Text {
+        delta: String,
+        first: bool,
+        resumed: bool,
+    },
+    Status {
+        state: TaskState,
+        note: Option<String>,
+    },
+    /// The task waits for the user's OAuth2 consent (`auth-required`).
+    Authorization {
+        provider: String,
+        url: String,
+    },
 }
 
 /// `tasks/cancel` could not cancel.
@@ -116,9 +129,18 @@ impl Tasks {
         let (state, note) = match event {
             TurnEvent::TextDelta(delta) if !delta.is_empty() => {
                 let first = record.answer.is_empty();
+                let resumed = record.state == TaskState::AuthRequired;
                 record.answer.push_str(delta);
                 record.state = TaskState::Working;
-                return Change::Text { delta: delta.clone(), first };
+                if resumed {
+                    record.note = None;
+                }
+                return Change::Text { delta: delta.clone(), first, resumed };
+            }
+            TurnEvent::AuthorizationRequired { provider, url } => {
+                record.state = TaskState::AuthRequired;
+                record.note = Some(crate::agent::authorization_message(provider, url));
+                return Change::Authorization { provider: provider.clone(), url: url.clone() };
             }
             TurnEvent::ToolCallStarted { name, .. } => (TaskState::Working, Some(format!("calling tool {name}"))),
             TurnEvent::ToolResult { name, output, .. } => {
@@ -188,7 +210,7 @@ fn state_word(state: TaskState) -> &'static str {
         TaskState::Completed => "completed",
         TaskState::Failed => "failed",
         TaskState::Canceled => "canceled",
-        TaskState::Submitted | TaskState::Working => "running",
+        TaskState::Submitted | TaskState::Working | TaskState::AuthRequired => "running",
     }
 }
 
@@ -211,7 +233,7 @@ mod tests {
         let (id, stopped) = tasks.submit("c1", "m1", "hi");
         assert_eq!(
             tasks.apply(&id, &TurnEvent::TextDelta("he".into())),
-            Change::Text { delta: "he".into(), first: true }
+            Change::Text { delta: "he".into(), first: true, resumed: false }
         );
         let task = tasks.cancel(&id, Version::V03).unwrap();
         assert_eq!(task["status"]["state"], "canceled");
@@ -245,5 +267,25 @@ mod tests {
         tasks.apply(&id, &TurnEvent::Finished(TurnEnd::Failed(failure.clone())));
         assert_eq!(tasks.failure(&id), Some(failure));
         assert_eq!(tasks.get(&id, Version::V03).unwrap()["status"]["state"], "failed");
+    }
+
+    #[test]
+    fn a_consent_prompt_makes_the_task_auth_required_until_the_turn_goes_on() {
+        let tasks = Tasks::default();
+        let (id, _stopped) = tasks.submit("c1", "m1", "hi");
+        let prompt = TurnEvent::AuthorizationRequired { provider: "calendar".into(), url: "https://c/a".into() };
+        assert_eq!(
+            tasks.apply(&id, &prompt),
+            Change::Authorization { provider: "calendar".into(), url: "https://c/a".into() }
+        );
+        let task = tasks.get(&id, Version::V03).unwrap();
+        assert_eq!(task["status"]["state"], "auth-required");
+        assert!(task["status"]["message"]["parts"][0]["text"].as_str().unwrap().contains("https://c/a"));
+        assert_eq!(tasks.get(&id, Version::V10).unwrap()["status"]["state"], "TASK_STATE_AUTH_REQUIRED");
+        assert_eq!(
+            tasks.apply(&id, &TurnEvent::TextDelta("ok".into())),
+            Change::Text { delta: "ok".into(), first: true, resumed: true }
+        );
+        assert_eq!(tasks.get(&id, Version::V03).unwrap()["status"]["state"], "working");
     }
 }

@@ -15,6 +15,8 @@ pub(crate) enum Version {
 pub(crate) enum TaskState {
     Submitted,
     Working,
+    /// Waiting for the user's OAuth2 consent (the status message has the link); back to working after.
+    AuthRequired,
     Completed,
     Failed,
     Canceled,
@@ -45,11 +47,13 @@ impl Version {
         match (self, state) {
             (Version::V03, TaskState::Submitted) => "submitted",
             (Version::V03, TaskState::Working) => "working",
+            (Version::V03, TaskState::AuthRequired) => "auth-required",
             (Version::V03, TaskState::Completed) => "completed",
             (Version::V03, TaskState::Failed) => "failed",
             (Version::V03, TaskState::Canceled) => "canceled",
             (Version::V10, TaskState::Submitted) => "TASK_STATE_SUBMITTED",
             (Version::V10, TaskState::Working) => "TASK_STATE_WORKING",
+            (Version::V10, TaskState::AuthRequired) => "TASK_STATE_AUTH_REQUIRED",
             (Version::V10, TaskState::Completed) => "TASK_STATE_COMPLETED",
             (Version::V10, TaskState::Failed) => "TASK_STATE_FAILED",
             (Version::V10, TaskState::Canceled) => "TASK_STATE_CANCELED",
@@ -66,6 +70,24 @@ impl Version {
 
     pub(crate) fn text_part(self, text: &str) -> Value {
         self.tagged("text", obj(json!({ "text": text })))
+    }
+
+    /// A structured part (0.3 `{"kind":"data","data":…}`, 1.0 `{"data":…}`).
+    pub(crate) fn data_part(self, data: Value) -> Value {
+        self.tagged("data", obj(json!({ "data": data })))
+    }
+
+    /// The agent's consent prompt: the text with the link, and a data part
+    /// `{"type":"oauth2_authorization","provider","url"}` a client acts on.
+    pub(crate) fn authorization_message(self, ids: &Ids<'_>, message_id: &str, provider: &str, url: &str) -> Value {
+        let text = crate::agent::authorization_message(provider, url);
+        let data = json!({ "type": "oauth2_authorization", "provider": provider, "url": url });
+        let message = json!({
+            "messageId": message_id, "role": self.agent_role(),
+            "parts": [self.text_part(&text), self.data_part(data)],
+            "contextId": ids.context_id, "taskId": ids.task_id,
+        });
+        self.tagged("message", obj(message))
     }
 
     /// A message with one text part.

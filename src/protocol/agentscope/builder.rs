@@ -173,6 +173,10 @@ impl ResponseBuilder {
                 self.emit(&mut out, || StreamObject::Message(msg.clone()));
                 self.output.push(msg);
             }
+            TurnEvent::AuthorizationRequired { provider, url } => {
+                self.close_text(&mut out);
+                self.authorization(&mut out, provider, url);
+            }
             TurnEvent::Usage(usage) => {
                 self.close_text(&mut out);
                 *self.usage.get_or_insert_with(Usage::default) += *usage;
@@ -302,6 +306,39 @@ impl ResponseBuilder {
         };
         let content = self.emit_content(out, content);
         self.complete_message(out, call.msg_id, MessageKind::PluginCall, content);
+    }
+
+    /// One completed assistant `message` with two contents: the text with the link, and a `data` content a
+    /// client can act on (AgentScope messages carry structured data that way).
+    fn authorization(&mut self, out: &mut Vec<StreamObject>, provider: &str, url: &str) {
+        let msg_id = new_id("msg");
+        let seq = self.next_seq();
+        let opened = message(seq, Status::InProgress, msg_id.clone(), MessageKind::Message, None);
+        self.emit(out, || StreamObject::Message(opened));
+        let bodies = [
+            ContentBody::Text(crate::agent::authorization_message(provider, url)),
+            ContentBody::Data(ToolData::Authorization {
+                kind: "oauth2_authorization",
+                provider: provider.to_owned(),
+                url: url.to_owned(),
+            }),
+        ];
+        let mut contents = Vec::new();
+        for (index, body) in bodies.into_iter().enumerate() {
+            let content = ContentObject {
+                sequence_number: None,
+                status: Status::Completed,
+                index: index as u32,
+                delta: false,
+                msg_id: msg_id.clone(),
+                body,
+            };
+            contents.push(self.emit_content(out, content));
+        }
+        let seq = self.next_seq();
+        let msg = message(seq, Status::Completed, msg_id, MessageKind::Message, Some(contents));
+        self.emit(out, || StreamObject::Message(msg.clone()));
+        self.output.push(msg);
     }
 
     fn complete_message(

@@ -127,8 +127,24 @@ pub enum ContentBody {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
 pub enum ToolData {
-    Call { call_id: String, name: String, arguments: String },
-    Output { call_id: String, name: String, output: String },
+    Call {
+        call_id: String,
+        name: String,
+        arguments: String,
+    },
+    Output {
+        call_id: String,
+        name: String,
+        output: String,
+    },
+    /// An OAuth2 consent the user must give (`TurnEvent::AuthorizationRequired`): a client acts on
+    /// `{"type":"oauth2_authorization","provider":…,"url":…}` (opens the URL) instead of parsing the text.
+    Authorization {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        provider: String,
+        url: String,
+    },
 }
 
 impl Serialize for ContentObject {

@@ -81,6 +81,20 @@ impl AguiStream {
         }
     }
 
+    /// A `CUSTOM` event `oauth2_authorization` `{provider, url}` a client acts on (AG-UI's idiom for what
+    /// the protocol has no event of its own for), then the prompt as one whole assistant text message.
+    fn authorization(&mut self, provider: &str, url: &str, out: &mut Vec<Bytes>) {
+        self.close(out);
+        out.push(frame(json!({
+            "type": "CUSTOM", "name": "oauth2_authorization", "value": {"provider": provider, "url": url},
+        })));
+        let id = self.new_id("text");
+        let text = crate::agent::authorization_message(provider, url);
+        out.push(frame(json!({"type": "TEXT_MESSAGE_START", "messageId": id, "role": "assistant"})));
+        out.push(frame(json!({"type": "TEXT_MESSAGE_CONTENT", "messageId": id, "delta": text})));
+        out.push(frame(json!({"type": "TEXT_MESSAGE_END", "messageId": id})));
+    }
+
     fn finish(&mut self, end: &TurnEnd, out: &mut Vec<Bytes>) {
         self.close(out);
         let (thread_id, run_id) = (&self.thread_id, &self.run_id);
@@ -150,6 +164,7 @@ impl Renderer for AguiStream {
                     "role": "tool",
                 })));
             }
+            TurnEvent::AuthorizationRequired { provider, url } => self.authorization(provider, url, out),
             TurnEvent::Finished(end) => self.finish(end, out),
             // AG-UI has no event for a tool listing; the tool calls themselves are shown.
             TurnEvent::ToolsListed { .. } => {}
@@ -228,5 +243,28 @@ mod tests {
     fn a_failed_turn_is_a_run_error_with_our_code() {
         let failed = TurnEvent::Finished(TurnEnd::Failed(Failure::new(FailureCode::ModelError, "boom")));
         assert_eq!(types(&[TurnEvent::TextDelta("a".into()), failed]).last().unwrap(), "RUN_ERROR");
+    }
+
+    #[test]
+    fn a_consent_prompt_is_a_custom_event_then_a_whole_text_message() {
+        let events = [
+            TurnEvent::TextDelta("Let me look".into()),
+            TurnEvent::AuthorizationRequired { provider: "calendar".into(), url: "https://c.example/a".into() },
+            TurnEvent::Finished(TurnEnd::Completed),
+        ];
+        assert_eq!(
+            types(&events),
+            [
+                "RUN_STARTED",
+                "TEXT_MESSAGE_START",
+                "TEXT_MESSAGE_CONTENT",
+                "TEXT_MESSAGE_END",
+                "CUSTOM",
+                "TEXT_MESSAGE_START",
+                "TEXT_MESSAGE_CONTENT",
+                "TEXT_MESSAGE_END",
+                "RUN_FINISHED"
+            ]
+        );
     }
 }

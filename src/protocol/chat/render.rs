@@ -51,6 +51,17 @@ impl Completion {
     }
 }
 
+/// The consent prompt as chat content: the text (two newlines apart from the answer that follows, since a
+/// completion has one content) and a `url_citation` annotation over the URL, as OpenAI annotates links in
+/// `message.annotations`. `offset`: the characters of content before it.
+fn authorization(provider: &str, url: &str, offset: usize) -> (String, Value) {
+    let text = format!("{}\n\n", crate::agent::authorization_message(provider, url));
+    let start = offset + text.find(url).map_or(0, |byte| text[..byte].chars().count());
+    let annotation = json!({"type": "url_citation", "url_citation": {"url": url, "title": format!("Authorize {provider}"),
+        "start_index": start, "end_index": start + url.chars().count()}});
+    (text, annotation)
+}
+
 fn data(value: &Value) -> Bytes {
     Bytes::from(format!("data: {value}\n\n"))
 }
@@ -66,11 +77,13 @@ fn finish_reason(end: &TurnEnd) -> &'static str {
 pub(crate) struct ChatStream {
     completion: Completion,
     include_usage: bool,
+    /// Characters of `content` sent so far (an annotation's indexes count from the content's start).
+    content_chars: usize,
 }
 
 impl ChatStream {
     pub(crate) fn new(model: String, include_usage: bool) -> Self {
-        ChatStream { completion: Completion::new(model), include_usage }
+        ChatStream { completion: Completion::new(model), include_usage, content_chars: 0 }
     }
 }
 
@@ -89,7 +102,15 @@ impl Renderer for ChatStream {
             TurnEvent::ReasoningDelta(delta) => {
                 out.push(self.completion.chunk(json!({"reasoning_content": delta}), None))
             }
-            TurnEvent::TextDelta(delta) => out.push(self.completion.chunk(json!({"content": delta}), None)),
+            TurnEvent::TextDelta(delta) => {
+                self.content_chars += delta.chars().count();
+                out.push(self.completion.chunk(json!({"content": delta}), None))
+            }
+            TurnEvent::AuthorizationRequired { provider, url } => {
+                let (text, annotation) = authorization(provider, url, self.content_chars);
+                self.content_chars += text.chars().count();
+                out.push(self.completion.chunk(json!({"content": text, "annotations": [annotation]}), None))
+            }
             TurnEvent::Usage(usage) => add_usage(&mut self.completion.usage, *usage),
             TurnEvent::Finished(TurnEnd::Failed(failure)) => {
                 out.push(data(&json!({"error": failure_error(failure)})));
@@ -118,6 +139,7 @@ pub(crate) struct ChatAnswer {
     completion: Completion,
     text: String,
     reasoning: String,
+    annotations: Vec<Value>,
     status: StatusCode,
 }
 
@@ -127,6 +149,7 @@ impl ChatAnswer {
             completion: Completion::new(model),
             text: String::new(),
             reasoning: String::new(),
+            annotations: Vec::new(),
             status: StatusCode::OK,
         }
     }
@@ -141,6 +164,11 @@ impl Renderer for ChatAnswer {
         match event {
             TurnEvent::ReasoningDelta(delta) => self.reasoning.push_str(delta),
             TurnEvent::TextDelta(delta) => self.text.push_str(delta),
+            TurnEvent::AuthorizationRequired { provider, url } => {
+                let (text, annotation) = authorization(provider, url, self.text.chars().count());
+                self.text.push_str(&text);
+                self.annotations.push(annotation);
+            }
             TurnEvent::Usage(usage) => add_usage(&mut self.completion.usage, *usage),
             TurnEvent::Finished(TurnEnd::Failed(failure)) => {
                 self.status = failure_status(failure.code);
@@ -150,6 +178,9 @@ impl Renderer for ChatAnswer {
                 let mut message = json!({"role": "assistant", "content": self.text, "refusal": null});
                 if !self.reasoning.is_empty() {
                     message["reasoning_content"] = json!(self.reasoning);
+                }
+                if !self.annotations.is_empty() {
+                    message["annotations"] = json!(self.annotations);
                 }
                 let c = &self.completion;
                 let body = json!({"id": c.id, "object": "chat.completion", "created": c.created, "model": c.model,
@@ -252,5 +283,23 @@ mod tests {
         assert_eq!(completion["choices"][0]["message"]["content"], "It is noon.");
         assert_eq!(completion["choices"][0]["message"]["reasoning_content"], "thinking");
         assert_eq!(completion["usage"]["total_tokens"], 21);
+    }
+
+    #[test]
+    fn a_consent_prompt_is_content_with_a_url_citation_counted_over_the_whole_content() {
+        let url = "https://c.example/authorize?r=1";
+        let prompt = TurnEvent::AuthorizationRequired { provider: "calendar".into(), url: url.into() };
+        let mut answer = ChatAnswer::new("qwen-max".into());
+        let mut out = Vec::new();
+        for event in [TurnEvent::TextDelta("Één ".into()), prompt, TurnEvent::Finished(TurnEnd::Completed)] {
+            answer.render(&event, &mut out);
+        }
+        let body: Value = serde_json::from_slice(out.last().unwrap()).unwrap();
+        let message = &body["choices"][0]["message"];
+        let content: Vec<char> = message["content"].as_str().unwrap().chars().collect();
+        let citation = &message["annotations"][0]["url_citation"];
+        let (start, end) = (citation["start_index"].as_u64().unwrap(), citation["end_index"].as_u64().unwrap());
+        assert_eq!(content[start as usize..end as usize].iter().collect::<String>(), url);
+        assert_eq!(message["annotations"][0]["type"], "url_citation");
     }
 }

@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::request::Echo;
-use super::wire::{EMPTY, Event, Item, Part, ResponseObject, Standing, TextKind};
+use super::wire::{EMPTY, Event, Item, Part, ResponseObject, Standing, TextKind, UrlCitation};
 use crate::agent::{TurnEnd, TurnEvent};
 use crate::llm::Usage;
 use crate::mcp::{ToolDef, ToolOutput};
@@ -201,6 +201,10 @@ impl ResponsesBuilder {
                 let index = self.open_call(out, call_id, name);
                 self.close_call(out, index, Some(output));
             }
+            TurnEvent::AuthorizationRequired { provider, url } => {
+                self.close_text(out, "completed");
+                self.authorization(out, provider, url);
+            }
             TurnEvent::Usage(usage) => add_usage(&mut self.draft.usage, *usage),
             TurnEvent::Finished(end) => self.finish(out, end),
         }
@@ -235,7 +239,15 @@ impl ResponsesBuilder {
             None => {
                 let index = self.draft.output.len();
                 let id = new_id(if kind == TextKind::Reasoning { "rs" } else { "msg" });
-                self.draft.output.push(Item::Text { kind, id, text: String::new(), status: "in_progress", open: true });
+                let text = String::new();
+                self.draft.output.push(Item::Text {
+                    kind,
+                    id,
+                    text,
+                    status: "in_progress",
+                    open: true,
+                    citation: None,
+                });
                 self.frames.emit(out, self.draft.item("response.output_item.added", index));
                 let part = Some(Part::new(kind, ""));
                 let at = self.draft.at(index);
@@ -258,7 +270,7 @@ impl ResponsesBuilder {
 
     fn close_text(&mut self, out: &mut Vec<u8>, status: &'static str) {
         let Some(index) = self.open_text.take() else { return };
-        let Item::Text { kind, text, .. } = &self.draft.output[index] else { return };
+        let Item::Text { kind, text, citation, .. } = &self.draft.output[index] else { return };
         let (kind, text) = (*kind, text.as_str());
         let at = Event { content_index: Some(0), text: Some(text), ..self.draft.at(index) };
         let done = match kind {
@@ -266,7 +278,7 @@ impl ResponsesBuilder {
             TextKind::Message => Event { kind: "response.output_text.done", logprobs: Some(EMPTY), ..at },
         };
         self.frames.emit(out, done);
-        let part = Some(Part::new(kind, text));
+        let part = Some(Part::annotated(kind, text, citation.as_ref()));
         let at = Event { content_index: Some(0), ..self.draft.at(index) };
         self.frames.emit(out, Event { kind: "response.content_part.done", part, ..at });
         if let Item::Text { status: item_status, open, .. } = &mut self.draft.output[index] {
@@ -274,6 +286,46 @@ impl ResponsesBuilder {
             *open = false;
         }
         self.frames.emit(out, self.draft.item("response.output_item.done", index));
+    }
+
+    /// A whole assistant `message` item with the link, whose `output_text` carries a `url_citation`
+    /// annotation over the URL (titled "Authorize <provider>"): the Responses idiom for a link a client can
+    /// act on, announced by `response.output_text.annotation.added`.
+    fn authorization(&mut self, out: &mut Vec<u8>, provider: &str, url: &str) {
+        let text = crate::agent::authorization_message(provider, url);
+        // The SDK's indexes count characters, not bytes.
+        let start = text.find(url).map_or(0, |byte| text[..byte].chars().count());
+        let citation = UrlCitation {
+            end_index: start + url.chars().count(),
+            start_index: start,
+            title: format!("Authorize {provider}"),
+            url: url.to_owned(),
+        };
+        let index = self.draft.output.len();
+        let id = new_id("msg");
+        let item = Item::Text { kind: TextKind::Message, id, text, status: "in_progress", open: true, citation: None };
+        self.draft.output.push(item);
+        self.frames.emit(out, self.draft.item("response.output_item.added", index));
+        let part = Some(Part::new(TextKind::Message, ""));
+        let at = Event { content_index: Some(0), ..self.draft.at(index) };
+        self.frames.emit(out, Event { kind: "response.content_part.added", part, ..at });
+        let Item::Text { text, .. } = &self.draft.output[index] else { return };
+        let at = Event { content_index: Some(0), ..self.draft.at(index) };
+        let delta = Event { kind: "response.output_text.delta", delta: Some(text), logprobs: Some(EMPTY), ..at };
+        self.frames.emit(out, delta);
+        let at = Event { content_index: Some(0), ..self.draft.at(index) };
+        let added = Event {
+            kind: "response.output_text.annotation.added",
+            annotation: Some(&citation),
+            annotation_index: Some(0),
+            ..at
+        };
+        self.frames.emit(out, added);
+        if let Item::Text { citation: item_citation, .. } = &mut self.draft.output[index] {
+            *item_citation = Some(citation);
+        }
+        self.open_text = Some(index);
+        self.close_text(out, "completed");
     }
 
     /// One server's listing, added and done at once (the tools were listed before the turn reported them).

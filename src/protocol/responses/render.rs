@@ -397,4 +397,27 @@ mod tests {
         assert_eq!((output[0]["name"].as_str(), output[0]["output"].as_str()), (Some("t1"), Some("A")));
         assert_eq!((output[1]["name"].as_str(), output[1]["output"].as_str()), (Some("t2"), Some("B")));
     }
+
+    #[test]
+    fn a_consent_prompt_is_a_message_whose_url_citation_spans_the_link() {
+        let url = "https://consent.example/authorize?request_uri=r-1";
+        let events = stream(&[
+            TurnEvent::AuthorizationRequired { provider: "calendar".into(), url: url.into() },
+            TurnEvent::TextDelta("Done.".into()),
+            TurnEvent::Finished(TurnEnd::Completed),
+        ]);
+        let last = check_consistent(&events);
+        let prompt = &last["response"]["output"][0];
+        assert_eq!((prompt["type"].as_str(), prompt["status"].as_str()), (Some("message"), Some("completed")));
+        let part = &prompt["content"][0];
+        let annotation = &part["annotations"][0];
+        assert_eq!((annotation["type"].as_str(), annotation["url"].as_str()), (Some("url_citation"), Some(url)));
+        let text: Vec<char> = part["text"].as_str().unwrap().chars().collect();
+        let (start, end) = (annotation["start_index"].as_u64().unwrap(), annotation["end_index"].as_u64().unwrap());
+        assert_eq!(text[start as usize..end as usize].iter().collect::<String>(), url);
+        let added = events.iter().find(|e| e["type"] == "response.output_text.annotation.added").unwrap();
+        assert_eq!(&added["annotation"], annotation);
+        // The answer that follows is an item of its own.
+        assert_eq!(last["response"]["output"][1]["content"][0]["text"], "Done.");
+    }
 }

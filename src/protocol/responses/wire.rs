@@ -36,7 +36,7 @@ impl TextKind {
 #[derive(serde::Serialize)]
 pub(super) struct Part<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
-    annotations: Option<[(); 0]>,
+    annotations: Option<&'a [UrlCitation]>,
     text: &'a str,
     #[serde(rename = "type")]
     kind: &'static str,
@@ -44,8 +44,34 @@ pub(super) struct Part<'a> {
 
 impl<'a> Part<'a> {
     pub(super) fn new(kind: TextKind, text: &'a str) -> Self {
-        let annotations = (kind == TextKind::Message).then_some(EMPTY);
+        Part::annotated(kind, text, None)
+    }
+
+    /// An `output_text` part whose text carries `citation` (a reasoning part has no annotations).
+    pub(super) fn annotated(kind: TextKind, text: &'a str, citation: Option<&'a UrlCitation>) -> Self {
+        let annotations = (kind == TextKind::Message).then(|| citation.map_or(&[][..], std::slice::from_ref));
         Part { annotations, text, kind: kind.part_type() }
+    }
+}
+
+/// A `url_citation` annotation: the link an `output_text` carries between two character indexes (the
+/// consent link of an OAuth2 authorization).
+pub(super) struct UrlCitation {
+    pub(super) end_index: usize,
+    pub(super) start_index: usize,
+    pub(super) title: String,
+    pub(super) url: String,
+}
+
+impl Serialize for UrlCitation {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(5))?;
+        map.serialize_entry("end_index", &self.end_index)?;
+        map.serialize_entry("start_index", &self.start_index)?;
+        map.serialize_entry("title", &self.title)?;
+        map.serialize_entry("type", "url_citation")?;
+        map.serialize_entry("url", &self.url)?;
+        map.end()
     }
 }
 
@@ -57,6 +83,8 @@ pub(super) enum Item {
         text: String,
         status: &'static str,
         open: bool,
+        /// The link the text carries, when it is a consent prompt.
+        citation: Option<UrlCitation>,
     },
     Call {
         id: String,
@@ -86,8 +114,8 @@ impl Serialize for Item {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut map = serializer.serialize_map(None)?;
         match self {
-            Item::Text { kind, id, text, status, open } => {
-                let part = (!open).then(|| Part::new(*kind, text));
+            Item::Text { kind, id, text, status, open, citation } => {
+                let part = (!open).then(|| Part::annotated(*kind, text, citation.as_ref()));
                 match kind {
                     TextKind::Reasoning => {
                         map.serialize_entry("content", part.as_slice())?;
@@ -150,6 +178,10 @@ impl Serialize for Tools<'_> {
 /// One stream event. Only the fields its type has are set; `sequence_number` and `type` always are.
 #[derive(serde::Serialize, Default)]
 pub(super) struct Event<'a> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) annotation: Option<&'a UrlCitation>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) annotation_index: Option<usize>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) arguments: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]

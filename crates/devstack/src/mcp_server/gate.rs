@@ -32,6 +32,8 @@ pub(super) struct StatsInner {
     pub(super) protocol_versions: Vec<String>,
     /// Per answered request, in completion order.
     pub(super) served: Vec<Served>,
+    /// The bearer of every request, in arrival order (`""` when none was sent).
+    pub(super) bearers: Vec<String>,
 }
 
 impl Stats {
@@ -71,6 +73,7 @@ pub(super) async fn guard(State(gate): State<Arc<Gate>>, request: Request, next:
     {
         let mut stats = gate.stats.lock();
         stats.methods.push(label.clone());
+        stats.bearers.push(bearer(&parts.headers).unwrap_or_default().to_owned());
         let version = parts.headers.get("mcp-protocol-version");
         if let Some(version) = version.and_then(|v| v.to_str().ok()) {
             stats.protocol_versions.push(version.to_owned());
@@ -108,6 +111,14 @@ pub(super) async fn guard(State(gate): State<Arc<Gate>>, request: Request, next:
     )
 }
 
+fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+}
+
 impl Gate {
     fn take_fault(&self, label: &str) -> Option<Fault> {
         let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
@@ -116,11 +127,7 @@ impl Gate {
     }
 
     fn reject(&self, headers: &HeaderMap) -> Option<Response> {
-        let token = headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim);
+        let token = bearer(headers);
         let unauthorized = || {
             (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "invalid or missing bearer token")
                 .into_response()
