@@ -13,11 +13,14 @@ use tokio::time::Instant;
 
 use super::{SessionError, SessionKey, SessionSettings, Store, StoredMessage};
 
-/// What a kept message costs beyond its JSON and id: its `Kept` in the session's `Vec` (two boxed strs,
-/// 32 bytes) and the allocator's header and rounding of its two allocations.
-const MESSAGE_OVERHEAD: usize = 64;
-/// What a session costs beyond its messages: its map slot (key, entry, hash) and the key's two strings.
-const SESSION_OVERHEAD: usize = 192;
+/// What a kept message costs beyond its JSON and id, so that `SESSION_MAX_BYTES` is close to the RSS the
+/// store takes: its `Kept` (32 bytes), two allocations' headers and rounding, and the heap fragmentation
+/// around such long-lived small blocks among a turn's short-lived ones. `make bench` (2026-12-03) measured
+/// ~1.1 KiB of RSS per stored tool-turn message whose JSON is ~0.6 KiB.
+const MESSAGE_OVERHEAD: usize = 512;
+/// What a session costs beyond its messages: its map slot (key, entry, hash), the key's two strings and
+/// the `Vec` of messages.
+const SESSION_OVERHEAD: usize = 512;
 
 pub(crate) struct MemoryStore {
     sessions: Mutex<Sessions>,

@@ -109,7 +109,9 @@ impl SessionSettings {
     pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(86_400);
     pub(crate) const DEFAULT_MAX_SESSIONS: usize = 1_000;
     pub(crate) const DEFAULT_MAX_MESSAGES: usize = 100;
-    pub(crate) const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
+    /// Issue 17: a full store plus 200 streams under half of the smallest FC memory (64 of 128 MB); 200
+    /// streams take ~38 MiB (BENCHMARKS.md, FC-sized), so the store gets at most 24 MB.
+    pub(crate) const DEFAULT_MAX_BYTES: usize = 20 * 1024 * 1024;
     pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
     pub(crate) const DEFAULT_WINDOW: Window = Window { messages: 60, chars: 120_000 };
 }
