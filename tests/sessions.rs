@@ -398,3 +398,24 @@ async fn redis_cluster_needs_and_gets_one_slot_per_user() {
     let braced = process(&f, &[], &turn("a}b", "s", "hello")).await;
     assert_eq!(braced.ending(), failed("session_error"), "{}", braced.text);
 }
+
+/// The in-memory store is bounded by bytes, not only by counts: a message larger than all of
+/// `SESSION_MAX_BYTES` is refused — the turn says its answer was not saved — and smaller ones evict the
+/// least recently used sessions instead of growing the instance.
+#[tokio::test]
+async fn memory_a_message_larger_than_the_store_is_refused_loudly() {
+    let f = Function::start(&[("SESSION_MAX_BYTES", "8192"), ("AI_GATEWAY_MCP_SERVER", "")]).await;
+    assert_eq!(process(&f, &[], &turn("u", "small", "hello")).await.ending(), completed());
+    let reply = process(&f, &[], &turn("u", "big", &"x".repeat(10_000))).await;
+    assert_eq!(reply.ending(), failed("session_error"), "{}", reply.text);
+    let message = reply.last_event()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("not saved") && message.contains("SESSION_MAX_BYTES"), "{message}");
+    assert_eq!(get_session(&f, "big", "u").await.status, 404, "nothing of the turn was kept");
+    assert_eq!(get_session(&f, "small", "u").await.status, 200, "the other session is untouched");
+    // Three sessions of ~3 KiB do not fit in 8 KiB: the least recently used goes.
+    for name in ["a", "b", "c"] {
+        assert_eq!(process(&f, &[], &turn("u", name, &"y".repeat(2_000))).await.ending(), completed());
+    }
+    assert_eq!(get_session(&f, "small", "u").await.status, 404, "evicted, the least recently used");
+    assert_eq!(get_session(&f, "c", "u").await.status, 200);
+}
