@@ -210,15 +210,23 @@ fn session_settings(env: &Env) -> Result<SessionSettings, ConfigError> {
         },
     };
     let defaults = SessionSettings::DEFAULT_WINDOW;
+    let key_prefix = env.get("SESSION_KEY_PREFIX").unwrap_or_default();
+    let redis_cluster = env.boolean("SESSION_REDIS_CLUSTER")?.unwrap_or(false);
+    // A brace in the prefix would become the keys' hash tag instead of the user.
+    if redis_cluster && key_prefix.contains(['{', '}']) {
+        return Err(invalid("SESSION_KEY_PREFIX", "must not contain '{' or '}' with SESSION_REDIS_CLUSTER".into()));
+    }
     Ok(SessionSettings {
         store,
         ttl: Duration::from_secs(env.positive("SESSION_TTL_SECS", SessionSettings::DEFAULT_TTL.as_secs())?),
         max_sessions: env.positive("SESSION_MAX_SESSIONS", SessionSettings::DEFAULT_MAX_SESSIONS)?,
         max_messages: env.positive("SESSION_MAX_MESSAGES", SessionSettings::DEFAULT_MAX_MESSAGES)?,
+        max_bytes: env.positive("SESSION_MAX_BYTES", SessionSettings::DEFAULT_MAX_BYTES)?,
         timeout: Duration::from_millis(
             env.positive("SESSION_STORE_TIMEOUT_MS", SessionSettings::DEFAULT_TIMEOUT.as_millis() as u64)?,
         ),
-        key_prefix: env.get("SESSION_KEY_PREFIX").unwrap_or_default(),
+        key_prefix,
+        redis_cluster,
         window: Window {
             messages: env.positive("SESSION_WINDOW_MESSAGES", defaults.messages)?,
             chars: env.positive("SESSION_WINDOW_CHARS", defaults.chars)?,
@@ -407,6 +415,19 @@ mod tests {
 
     fn error(pairs: &[(&str, &str)]) -> ConfigError {
         config(pairs).expect_err("expected a config error")
+    }
+
+    #[test]
+    fn session_settings_and_the_cluster_hash_tag() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.sessions.store, StoreKind::Memory);
+        assert!(!c.sessions.redis_cluster);
+        let c = config(&[("SESSION_STORE", "redis://h:6379"), ("SESSION_REDIS_CLUSTER", "true")]).unwrap();
+        assert!(c.sessions.redis_cluster);
+        // A brace in the prefix would become the hash tag of every key.
+        let e = error(&[("SESSION_REDIS_CLUSTER", "yes"), ("SESSION_KEY_PREFIX", "app{1}:")]);
+        assert_eq!(e.variable, "SESSION_KEY_PREFIX");
+        assert_eq!(error(&[("SESSION_REDIS_CLUSTER", "maybe")]).variable, "SESSION_REDIS_CLUSTER");
     }
 
     #[test]

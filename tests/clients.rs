@@ -6,6 +6,8 @@
 
 mod common;
 mod kit;
+#[path = "sessions/redis_server.rs"]
+mod redis_server;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -156,6 +158,34 @@ async fn openai_sdk() {
         minted.iter().filter(|t| !consenting(t)).filter_map(|t| stack.identity.subject_of(t)).collect();
     assert!(!users.is_empty() && users.iter().all(|u| u == "openai-user"), "{users:?}");
     assert_eq!(stack.identity.oauth2_completions().len(), 2, "the two consent checks each consented once");
+}
+
+/// The AgentScope runtime 1.0.0 (`agentscope_sessions.py`) on the same real redis-server as the function:
+/// with its own `RedisSessionHistoryService`, `Message` model, AgentScope memory adapter and DashScope
+/// formatter it reads what two `/process` turns stored, then stores a tool turn the seed's way, which the
+/// function continues. What the function sent the model for that turn is checked here.
+#[tokio::test]
+async fn agentscope_runtime_shares_sessions_through_redis() {
+    let python = tokio::task::spawn_blocking(|| venv("agentscope")).await.unwrap();
+    let redis = redis_server::RedisServer::start().await;
+    let url = redis.url();
+    let stack = Stack::start().await.unwrap();
+    let binary = Binary::start(&stack, &[("SESSION_STORE", &url)]).await;
+    run_script(python, "agentscope_sessions.py", &binary, &[("REDIS_URL", &url)]).await;
+    let requests = stack.dashscope.requests();
+    let carries_theirs = |body: &serde_json::Value| {
+        body["messages"].as_array().is_some_and(|m| m.iter().any(|m| m["tool_call_id"] == "call_py_1"))
+    };
+    let continued = requests.iter().find(|r| carries_theirs(&r.body)).expect("a model call carried the Python turn");
+    let messages = continued.body["messages"].as_array().unwrap();
+    let roles: Vec<&str> = messages.iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["system", "user", "assistant", "tool", "assistant", "user"], "{messages:?}");
+    assert_eq!(messages[1]["content"], "Tell me the time in UTC");
+    assert_eq!(messages[2]["tool_calls"][0]["id"], "call_py_1");
+    assert_eq!(messages[2]["tool_calls"][0]["function"]["name"], "getutctime");
+    assert_eq!(messages[3]["content"], "2026-01-01T00:00:00Z", "the tool result's text, not its blocks");
+    assert_eq!(messages[4]["content"], "The current UTC time is 2026-01-01T00:00:00Z.");
+    assert_eq!(messages[5]["content"], "And once more, please");
 }
 
 /// A JWT the Agent Identity stand-in reads (it checks claims, not the signature).

@@ -369,3 +369,53 @@ async fn a_jwt_caller_is_keyed_by_its_verified_subject() {
     let unauthenticated = send(&f, "GET", "/sessions/j?user_id=alice", &[], Vec::new()).await;
     assert_eq!(unauthenticated.status, 401, "the jwt source demands a bearer: {}", unauthenticated.text);
 }
+
+/// A Redis Cluster (Tair cluster instances too) refuses a script whose keys lie in two slots. Without
+/// `SESSION_REDIS_CLUSTER` the runtime's layout puts `session:u:s` and `session_index:u` in two, and the
+/// turn says its answer was not saved; with it, the user is the keys' hash tag and memory works.
+#[tokio::test]
+async fn redis_cluster_needs_and_gets_one_slot_per_user() {
+    let redis = RedisServer::start_cluster().await;
+    let url = redis.url();
+    let plain = Function::start(&[("SESSION_STORE", &url), ("AI_GATEWAY_MCP_SERVER", "")]).await;
+    let reply = process(&plain, &[], &turn("u1", "s1", "hello")).await;
+    assert_eq!(reply.ending(), failed("session_error"), "{}", reply.text);
+    let message = reply.last_event()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("CrossSlot") && message.contains("not saved"), "{message}");
+
+    let f = Function::start(&[("SESSION_STORE", &url), ("SESSION_REDIS_CLUSTER", "true")]).await;
+    second_turn_remembers(&f, &f).await;
+    let record = redis.get("session:{u1}:s1").await.expect("the session key carries the user as its hash tag");
+    check_session_layout(&record, "s1", "u1");
+    assert_eq!(redis.slot("session:{u1}:s1").await, redis.slot("session_index:{u1}").await);
+    let members: Vec<String> = redis.query(redis::cmd("SMEMBERS").arg("session_index:{u1}")).await;
+    assert_eq!(members, ["s1"]);
+    assert_eq!(get_session(&f, "s1", "u1").await.status, 200);
+    let deleted = send(&f, "DELETE", "/sessions/s1?user_id=u1", &[], Vec::new()).await;
+    assert_eq!(deleted.status, 200, "DEL and SREM in one transaction, one slot: {}", deleted.text);
+    assert_eq!(redis.get("session:{u1}:s1").await, None);
+    // A brace in the user id would move the hash tag; such a user is refused, not split over two slots.
+    let braced = process(&f, &[], &turn("a}b", "s", "hello")).await;
+    assert_eq!(braced.ending(), failed("session_error"), "{}", braced.text);
+}
+
+/// The in-memory store is bounded by bytes, not only by counts: a message larger than all of
+/// `SESSION_MAX_BYTES` is refused — the turn says its answer was not saved — and smaller ones evict the
+/// least recently used sessions instead of growing the instance.
+#[tokio::test]
+async fn memory_a_message_larger_than_the_store_is_refused_loudly() {
+    let f = Function::start(&[("SESSION_MAX_BYTES", "8192"), ("AI_GATEWAY_MCP_SERVER", "")]).await;
+    assert_eq!(process(&f, &[], &turn("u", "small", "hello")).await.ending(), completed());
+    let reply = process(&f, &[], &turn("u", "big", &"x".repeat(10_000))).await;
+    assert_eq!(reply.ending(), failed("session_error"), "{}", reply.text);
+    let message = reply.last_event()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains("not saved") && message.contains("SESSION_MAX_BYTES"), "{message}");
+    assert_eq!(get_session(&f, "big", "u").await.status, 404, "nothing of the turn was kept");
+    assert_eq!(get_session(&f, "small", "u").await.status, 200, "the other session is untouched");
+    // Three sessions of ~3 KiB do not fit in 8 KiB: the least recently used goes.
+    for name in ["a", "b", "c"] {
+        assert_eq!(process(&f, &[], &turn("u", name, &"y".repeat(2_000))).await.ending(), completed());
+    }
+    assert_eq!(get_session(&f, "small", "u").await.status, 404, "evicted, the least recently used");
+    assert_eq!(get_session(&f, "c", "u").await.status, 200);
+}

@@ -13,17 +13,38 @@ use tokio::time::Instant;
 
 use super::{SessionError, SessionKey, SessionSettings, Store, StoredMessage};
 
+/// What a kept message costs beyond its JSON and id, so that `SESSION_MAX_BYTES` is close to the RSS the
+/// store takes: its `Kept` (32 bytes), two allocations' headers and rounding, and the heap fragmentation
+/// around such long-lived small blocks among a turn's short-lived ones. `make bench` (2026-12-03) measured
+/// ~1.1 KiB of RSS per stored tool-turn message whose JSON is ~0.6 KiB.
+const MESSAGE_OVERHEAD: usize = 512;
+/// What a session costs beyond its messages: its map slot (key, entry, hash), the key's two strings and
+/// the `Vec` of messages.
+const SESSION_OVERHEAD: usize = 512;
+
 pub(crate) struct MemoryStore {
-    sessions: Mutex<HashMap<SessionKey, Entry>>,
+    sessions: Mutex<Sessions>,
     max_sessions: usize,
     max_messages: usize,
+    /// `SESSION_MAX_BYTES`: what all sessions together may cost, counted as [`Kept::cost`] and
+    /// [`session_cost`]; the least recently used sessions are evicted beyond it.
+    max_bytes: usize,
     ttl: Duration,
+}
+
+#[derive(Default)]
+struct Sessions {
+    map: HashMap<SessionKey, Entry>,
+    /// The sum of every entry's `bytes`.
+    bytes: usize,
 }
 
 struct Entry {
     /// Each message as its compact JSON: about a quarter of the memory of the parsed struct (whose dozen
     /// small strings and metadata map are each an allocation), for a parse per message on load.
     messages: Vec<Kept>,
+    /// [`session_cost`] plus the cost of every kept message.
+    bytes: usize,
     last_used: Instant,
 }
 
@@ -37,19 +58,42 @@ impl Kept {
         let json = serde_json::to_string(message).ok()?;
         Some(Kept { id: message.id.as_str().into(), json: json.into() })
     }
+
+    /// Bytes counted against `SESSION_MAX_BYTES`: the message's own text, as stored, plus the fixed cost.
+    fn cost(&self) -> usize {
+        self.json.len() + self.id.len() + MESSAGE_OVERHEAD
+    }
+}
+
+fn session_cost(key: &SessionKey) -> usize {
+    key.user_id.len() + key.session_id.len() + SESSION_OVERHEAD
+}
+
+impl Sessions {
+    fn remove(&mut self, key: &SessionKey) -> bool {
+        let Some(entry) = self.map.remove(key) else { return false };
+        self.bytes -= entry.bytes;
+        true
+    }
+
+    /// The least recently used session other than `keep`.
+    fn oldest_but(&self, keep: &SessionKey) -> Option<SessionKey> {
+        self.map.iter().filter(|(k, _)| *k != keep).min_by_key(|(_, e)| e.last_used).map(|(k, _)| k.clone())
+    }
 }
 
 impl MemoryStore {
     pub(crate) fn new(settings: &SessionSettings) -> MemoryStore {
         MemoryStore {
-            sessions: Mutex::new(HashMap::new()),
+            sessions: Mutex::new(Sessions::default()),
             max_sessions: settings.max_sessions.max(1),
             max_messages: settings.max_messages.max(1),
+            max_bytes: settings.max_bytes,
             ttl: settings.ttl,
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<SessionKey, Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Sessions> {
         // A panic while holding the lock cannot leave a half-written entry (every update is one push or
         // drain), so a poisoned map is still consistent.
         self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -60,14 +104,18 @@ impl MemoryStore {
     }
 
     /// Makes room for one more session: expired ones go first, then the least recently used.
-    fn make_room(&self, sessions: &mut HashMap<SessionKey, Entry>, now: Instant) {
-        if sessions.len() < self.max_sessions {
+    fn make_room(&self, sessions: &mut Sessions, now: Instant) {
+        if sessions.map.len() < self.max_sessions {
             return;
         }
-        sessions.retain(|_, entry| !self.expired(entry, now));
-        while sessions.len() >= self.max_sessions {
+        let expired: Vec<SessionKey> =
+            sessions.map.iter().filter(|(_, e)| self.expired(e, now)).map(|(k, _)| k.clone()).collect();
+        for key in &expired {
+            sessions.remove(key);
+        }
+        while sessions.map.len() >= self.max_sessions {
             // O(n) on a new session at the cap only; n is bounded by the cap (1,000 by default).
-            let Some(oldest) = sessions.iter().min_by_key(|(_, e)| e.last_used).map(|(k, _)| k.clone()) else {
+            let Some(oldest) = sessions.map.iter().min_by_key(|(_, e)| e.last_used).map(|(k, _)| k.clone()) else {
                 break;
             };
             sessions.remove(&oldest);
@@ -77,7 +125,7 @@ impl MemoryStore {
     fn load_now(&self, key: &SessionKey) -> Option<Vec<StoredMessage>> {
         let now = Instant::now();
         let mut sessions = self.lock();
-        let entry = sessions.get_mut(key)?;
+        let entry = sessions.map.get_mut(key)?;
         if self.expired(entry, now) {
             sessions.remove(key);
             return None;
@@ -87,27 +135,77 @@ impl MemoryStore {
         Some(entry.messages.iter().filter_map(|kept| serde_json::from_str(&kept.json).ok()).collect())
     }
 
-    fn append_now(&self, key: &SessionKey, messages: Vec<StoredMessage>) {
+    fn append_now(&self, key: &SessionKey, messages: Vec<StoredMessage>) -> Result<(), SessionError> {
+        // Serialized before the lock is taken; duplicates are dropped under it.
+        let candidates: Vec<Kept> = messages.iter().filter_map(Kept::new).collect();
+        // A message that alone is more than the whole store may hold cannot be kept: refused, so the turn
+        // says it was not saved, instead of being stored and evicted at once.
+        if let Some(big) = candidates.iter().find(|kept| kept.cost() + session_cost(key) > self.max_bytes) {
+            return Err(SessionError::Refused(format!(
+                "a message of {} bytes is more than the in-memory store holds (SESSION_MAX_BYTES={})",
+                big.json.len(),
+                self.max_bytes
+            )));
+        }
         let now = Instant::now();
-        let mut sessions = self.lock();
-        if sessions.get(key).is_some_and(|entry| self.expired(entry, now)) {
+        let mut guard = self.lock();
+        let sessions = &mut *guard;
+        if sessions.map.get(key).is_some_and(|entry| self.expired(entry, now)) {
             sessions.remove(key);
         }
-        if !sessions.contains_key(key) {
-            self.make_room(&mut sessions, now);
+        if !sessions.map.contains_key(key) {
+            self.make_room(sessions, now);
+            let bytes = session_cost(key);
+            sessions.map.insert(key.clone(), Entry { messages: Vec::new(), bytes, last_used: now });
+            sessions.bytes += bytes;
         }
-        let entry = sessions.entry(key.clone()).or_insert_with(|| Entry { messages: Vec::new(), last_used: now });
+        let Some(entry) = sessions.map.get_mut(key) else { return Ok(()) };
         entry.last_used = now;
-        let mut known: HashSet<String> = entry.messages.iter().map(|m| m.id.to_string()).collect();
-        let fresh = messages.iter().filter(|m| known.insert(m.id.clone())).filter_map(Kept::new);
+        let known: HashSet<&str> = entry.messages.iter().map(|m| &*m.id).collect();
+        let mut fresh: Vec<Kept> = Vec::with_capacity(candidates.len());
+        for kept in candidates {
+            // A turn appends a handful of messages: the scan of `fresh` is a few comparisons.
+            if !known.contains(&*kept.id) && !fresh.iter().any(|f| f.id == kept.id) {
+                fresh.push(kept);
+            }
+        }
+        drop(known);
+        let added: usize = fresh.iter().map(Kept::cost).sum();
         entry.messages.extend(fresh);
-        let excess = entry.messages.len().saturating_sub(self.max_messages);
-        entry.messages.drain(..excess);
+        entry.bytes += added;
+        sessions.bytes += added;
+        // The session's own bounds: the message cap, then the byte budget (its oldest messages go first).
+        let over_count = entry.messages.len().saturating_sub(self.max_messages);
+        let mut dropped = over_count;
+        let mut bytes = entry.bytes - entry.messages[..over_count].iter().map(Kept::cost).sum::<usize>();
+        while bytes > self.max_bytes && dropped < entry.messages.len() {
+            bytes -= entry.messages[dropped].cost();
+            dropped += 1;
+        }
+        let freed = entry.bytes - bytes;
+        entry.messages.drain(..dropped);
+        entry.bytes = bytes;
+        sessions.bytes -= freed;
+        // The store's budget: other sessions, least recently used first.
+        while sessions.bytes > self.max_bytes {
+            let Some(oldest) = sessions.oldest_but(key) else { break };
+            sessions.remove(&oldest);
+        }
+        Ok(())
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.lock().len()
+        self.lock().map.len()
+    }
+
+    #[cfg(test)]
+    fn bytes(&self) -> usize {
+        let sessions = self.lock();
+        let counted: usize =
+            sessions.map.iter().map(|(k, e)| session_cost(k) + e.messages.iter().map(Kept::cost).sum::<usize>()).sum();
+        assert_eq!(counted, sessions.bytes, "the running total is the sum of the sessions' costs");
+        sessions.bytes
     }
 }
 
@@ -121,12 +219,11 @@ impl Store for MemoryStore {
         key: &'a SessionKey,
         messages: Vec<StoredMessage>,
     ) -> BoxFuture<'a, Result<(), SessionError>> {
-        self.append_now(key, messages);
-        std::future::ready(Ok(())).boxed()
+        std::future::ready(self.append_now(key, messages)).boxed()
     }
 
     fn delete<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<bool, SessionError>> {
-        std::future::ready(Ok(self.lock().remove(key).is_some())).boxed()
+        std::future::ready(Ok(self.lock().remove(key))).boxed()
     }
 }
 
@@ -137,13 +234,19 @@ mod tests {
     use crate::sessions::{StoreKind, replay::Window};
 
     fn store(max_sessions: usize, max_messages: usize, ttl_secs: u64) -> MemoryStore {
+        store_of(max_sessions, max_messages, ttl_secs, SessionSettings::DEFAULT_MAX_BYTES)
+    }
+
+    fn store_of(max_sessions: usize, max_messages: usize, ttl_secs: u64, max_bytes: usize) -> MemoryStore {
         MemoryStore::new(&SessionSettings {
             store: StoreKind::Memory,
             ttl: Duration::from_secs(ttl_secs),
             max_sessions,
             max_messages,
+            max_bytes,
             timeout: Duration::from_secs(1),
             key_prefix: String::new(),
+            redis_cluster: false,
             window: Window { messages: 10, chars: 1000 },
         })
     }
@@ -207,5 +310,67 @@ mod tests {
         assert!(store.load(&key("u", "s")).await.unwrap().is_some(), "the read refreshed it");
         tokio::time::advance(Duration::from_secs(60)).await;
         assert_eq!(store.load(&key("u", "s")).await.unwrap(), None);
+    }
+
+    fn long(t: &str, chars: usize) -> StoredMessage {
+        text(&format!("{t}{}", "x".repeat(chars)))
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_byte_budget_evicts_the_least_recently_used_sessions() {
+        let one = Kept::new(&long("a", 1000)).unwrap().cost() + session_cost(&key("u", "a"));
+        // Room for three sessions of one such message, not four.
+        let store = store_of(100, 100, 3600, one * 3 + one / 2);
+        for name in ["a", "b", "c"] {
+            store.append(&key("u", name), vec![long(name, 1000)]).await.unwrap();
+            tokio::time::advance(Duration::from_secs(1)).await;
+        }
+        store.load(&key("u", "a")).await.unwrap(); // b is now the least recently used
+        store.append(&key("u", "d"), vec![long("d", 1000)]).await.unwrap();
+        assert_eq!(store.len(), 3);
+        assert!(store.bytes() <= one * 3 + one / 2);
+        assert_eq!(store.load(&key("u", "b")).await.unwrap(), None, "b was the least recently used");
+        for name in ["a", "c", "d"] {
+            assert!(store.load(&key("u", name)).await.unwrap().is_some(), "{name} is kept");
+        }
+        assert!(store.delete(&key("u", "a")).await.unwrap());
+        assert_eq!(store.bytes(), 2 * one, "a delete gives its bytes back");
+    }
+
+    #[tokio::test]
+    async fn a_session_larger_than_the_budget_keeps_its_newest_messages() {
+        let one = Kept::new(&long("1", 1000)).unwrap().cost();
+        let store = store_of(100, 100, 3600, session_cost(&key("u", "s")) + one * 2 + 10);
+        store.append(&key("u", "s"), ["1", "2", "3"].map(|t| long(t, 1000)).to_vec()).await.unwrap();
+        let kept: Vec<String> =
+            texts(store.load(&key("u", "s")).await.unwrap()).iter().map(|t| t[..1].to_owned()).collect();
+        assert_eq!(kept, ["2", "3"]);
+        assert!(store.bytes() <= session_cost(&key("u", "s")) + one * 2 + 10);
+    }
+
+    #[tokio::test]
+    async fn a_message_larger_than_the_whole_store_is_refused_and_nothing_is_stored() {
+        let store = store_of(100, 100, 3600, 4096);
+        store.append(&key("u", "small"), vec![text("hi")]).await.unwrap();
+        let before = store.bytes();
+        let refused = store.append(&key("u", "s"), vec![text("fits"), long("big", 5000)]).await;
+        let Err(SessionError::Refused(reason)) = refused else { panic!("{refused:?}") };
+        assert!(reason.contains("SESSION_MAX_BYTES"), "{reason}");
+        assert_eq!(store.load(&key("u", "s")).await.unwrap(), None, "not even the message that fitted");
+        assert_eq!(store.bytes(), before);
+        assert_eq!(texts(store.load(&key("u", "small")).await.unwrap()), ["hi"], "others untouched");
+    }
+
+    #[tokio::test]
+    async fn the_running_total_follows_appends_duplicates_caps_and_deletes() {
+        let store = store(10, 3, 60);
+        let first = text("one");
+        store.append(&key("u", "s"), vec![first.clone(), first.clone(), text("two")]).await.unwrap();
+        let two = store.bytes();
+        store.append(&key("u", "s"), vec![first, text("three"), text("four")]).await.unwrap();
+        assert_eq!(texts(store.load(&key("u", "s")).await.unwrap()), ["two", "three", "four"]);
+        assert!(store.bytes() > two);
+        store.delete(&key("u", "s")).await.unwrap();
+        assert_eq!(store.bytes(), 0);
     }
 }

@@ -88,11 +88,18 @@ pub(crate) struct SessionSettings {
     pub(crate) max_sessions: usize,
     /// `SESSION_MAX_MESSAGES` (memory): the oldest messages of a session are dropped beyond it.
     pub(crate) max_messages: usize,
+    /// `SESSION_MAX_BYTES` (memory): what all sessions together may cost (each message's stored JSON
+    /// plus a fixed overhead per message and per session); least recently used sessions are evicted
+    /// beyond it, and a message larger than all of it is refused.
+    pub(crate) max_bytes: usize,
     /// `SESSION_STORE_TIMEOUT_MS` (Redis): one command, connecting included; a turn fails `session_error`
     /// rather than wait longer.
     pub(crate) timeout: Duration,
     /// `SESSION_KEY_PREFIX` (Redis): put before `session:` and `session_index:`.
     pub(crate) key_prefix: String,
+    /// `SESSION_REDIS_CLUSTER` (Redis): the user is a hash tag in both keys, for a Redis Cluster / Tair
+    /// cluster instance, where the append script's two keys must share a slot.
+    pub(crate) redis_cluster: bool,
     /// `SESSION_WINDOW_MESSAGES` / `SESSION_WINDOW_CHARS`.
     pub(crate) window: Window,
 }
@@ -101,6 +108,10 @@ impl SessionSettings {
     pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(86_400);
     pub(crate) const DEFAULT_MAX_SESSIONS: usize = 1_000;
     pub(crate) const DEFAULT_MAX_MESSAGES: usize = 100;
+    /// Issue 17: a full store plus 200 streams under half of the smallest FC memory (64 MB = 61 MiB of
+    /// 128 MB); the idle process and 200 streams take ~42.5 MiB (BENCHMARKS.md, FC-sized), which leaves
+    /// ~18.5 MiB, and a full store's RSS is ~1.07× its budget.
+    pub(crate) const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
     pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
     pub(crate) const DEFAULT_WINDOW: Window = Window { messages: 60, chars: 120_000 };
 }

@@ -5,6 +5,11 @@
 //! - `{prefix}session:{user_id}:{session_id}`: STRING, the whole `Session` JSON;
 //! - `{prefix}session_index:{user_id}`: SET of the user's session ids.
 //!
+//! On a Redis Cluster / Tair cluster instance (`SESSION_REDIS_CLUSTER=true`) the user is wrapped in a hash
+//! tag — `session:{u}:s` and `session_index:{u}` — so the two keys the append script touches hash to one
+//! slot (a script over keys in two slots fails `CROSSSLOT`). A Python app reads those keys by passing the
+//! braced user id; on a non-cluster Redis the layout is the runtime's, unchanged.
+//!
 //! Unlike the runtime's read-modify-write (whose last SET wins), an append is one Lua script: it reads the
 //! record, refuses one that does not parse (leaving it untouched), skips messages whose id is stored,
 //! splices the new ones onto the end of the stored text (so what another writer stored is kept byte for
@@ -74,6 +79,8 @@ pub(crate) struct RedisStore {
     /// The URL's password, for scrubbing the client's error texts.
     password: Option<Secret>,
     prefix: String,
+    /// `SESSION_REDIS_CLUSTER`: the user is a hash tag in both keys.
+    cluster: bool,
     ttl_secs: u64,
     timeout: Duration,
     append: redis::Script,
@@ -92,18 +99,34 @@ impl RedisStore {
             connection: OnceCell::new(),
             password,
             prefix: settings.key_prefix.clone(),
+            cluster: settings.redis_cluster,
             ttl_secs: settings.ttl.as_secs().max(1),
             timeout: settings.timeout,
             append: redis::Script::new(APPEND),
         })
     }
 
-    fn session_key(&self, key: &SessionKey) -> String {
-        format!("{}session:{}:{}", self.prefix, key.user_id, key.session_id)
+    /// The user's part of both keys: the user id, or on a cluster the user id as a hash tag. A brace in
+    /// the user id would change which part of the key is the tag (`{}` hashes the whole key), so on a
+    /// cluster such a user is refused rather than have its two keys land in different slots.
+    fn user_part(&self, key: &SessionKey) -> Result<String, SessionError> {
+        if !self.cluster {
+            return Ok(key.user_id.clone());
+        }
+        if key.user_id.contains(['{', '}']) {
+            return Err(SessionError::Refused(
+                "with SESSION_REDIS_CLUSTER the user id must not contain '{' or '}' (it is the keys' hash tag)".into(),
+            ));
+        }
+        Ok(format!("{{{}}}", key.user_id))
     }
 
-    fn index_key(&self, key: &SessionKey) -> String {
-        format!("{}session_index:{}", self.prefix, key.user_id)
+    fn session_key(&self, key: &SessionKey) -> Result<String, SessionError> {
+        Ok(format!("{}session:{}:{}", self.prefix, self.user_part(key)?, key.session_id))
+    }
+
+    fn index_key(&self, key: &SessionKey) -> Result<String, SessionError> {
+        Ok(format!("{}session_index:{}", self.prefix, self.user_part(key)?))
     }
 
     async fn connection(&self) -> Result<ConnectionManager, SessionError> {
@@ -137,14 +160,11 @@ impl RedisStore {
     }
 
     async fn load_now(&self, key: &SessionKey) -> Result<Option<Vec<StoredMessage>>, SessionError> {
+        let session_key = self.session_key(key)?;
         let mut connection = self.connection().await?;
         let record: Option<String> = self
             .bounded(async {
-                redis::cmd("GET")
-                    .arg(self.session_key(key))
-                    .query_async(&mut connection)
-                    .await
-                    .map_err(|e| self.error(e))
+                redis::cmd("GET").arg(session_key).query_async(&mut connection).await.map_err(|e| self.error(e))
             })
             .await?;
         let Some(record) = record else { return Ok(None) };
@@ -154,14 +174,10 @@ impl RedisStore {
     }
 
     async fn append_now(&self, key: &SessionKey, messages: Vec<StoredMessage>) -> Result<(), SessionError> {
+        let (session_key, index_key) = (self.session_key(key)?, self.index_key(key)?);
         let mut connection = self.connection().await?;
         let mut invocation = self.append.prepare_invoke();
-        invocation
-            .key(self.session_key(key))
-            .key(self.index_key(key))
-            .arg(&key.session_id)
-            .arg(&key.user_id)
-            .arg(self.ttl_secs);
+        invocation.key(session_key).key(index_key).arg(&key.session_id).arg(&key.user_id).arg(self.ttl_secs);
         for message in &messages {
             let json = serde_json::to_string(message).map_err(|e| SessionError::Refused(e.to_string()))?;
             invocation.arg(&message.id).arg(json);
@@ -177,13 +193,15 @@ impl RedisStore {
     }
 
     async fn delete_now(&self, key: &SessionKey) -> Result<bool, SessionError> {
+        let (session_key, index_key) = (self.session_key(key)?, self.index_key(key)?);
         let mut connection = self.connection().await?;
+        // MULTI/EXEC: on a cluster the two keys share a slot (the hash tag), as a transaction needs.
         let (deleted, _): (i64, i64) = self
             .bounded(async {
                 redis::pipe()
                     .atomic()
-                    .del(self.session_key(key))
-                    .srem(self.index_key(key), &key.session_id)
+                    .del(session_key)
+                    .srem(index_key, &key.session_id)
                     .query_async(&mut connection)
                     .await
                     .map_err(|e| self.error(e))

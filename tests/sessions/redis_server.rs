@@ -11,6 +11,16 @@ pub struct RedisServer {
     pub port: u16,
     password: Option<String>,
     child: Option<Child>,
+    /// A cluster node's working directory (its `nodes.conf`), removed when dropped.
+    dir: Option<std::path::PathBuf>,
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_dir_all(dir);
+        }
+    }
 }
 
 impl RedisServer {
@@ -32,7 +42,7 @@ impl RedisServer {
             .kill_on_drop(true)
             .spawn()
             .expect("redis-server is installed (apt-get install -y redis-server; .ci/run does it)");
-        let server = RedisServer { port, child: Some(child), password: password.map(str::to_owned) };
+        let server = RedisServer { port, child: Some(child), password: password.map(str::to_owned), dir: None };
         // Liveness wait, not a timing assertion: the server is up once it answers PING.
         for _ in 0..200 {
             if let Ok(mut c) = server.connection().await
@@ -43,6 +53,31 @@ impl RedisServer {
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
         panic!("redis-server did not start on port {port}");
+    }
+
+    /// A one-node Redis Cluster owning every slot: it refuses, as a cluster does, a command or script whose
+    /// keys hash to different slots (`CROSSSLOT`), which a standalone server never checks.
+    pub async fn start_cluster() -> RedisServer {
+        let dir = std::env::temp_dir().join(format!("redis-cluster-{}-{}", std::process::id(), uuid_like()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let nodes = dir.join("nodes.conf");
+        let (nodes_arg, dir_arg) = (nodes.to_str().unwrap().to_owned(), dir.to_str().unwrap().to_owned());
+        let mut server = RedisServer::start_with(
+            &["--cluster-enabled", "yes", "--cluster-config-file", &nodes_arg, "--dir", &dir_arg],
+            None,
+        )
+        .await;
+        server.dir = Some(dir);
+        let _: String = server.query(redis::cmd("CLUSTER").arg("ADDSLOTSRANGE").arg(0).arg(16383)).await;
+        // Liveness wait: the node needs a moment to call its state ok after taking the slots.
+        for _ in 0..200 {
+            let info: String = server.query(redis::cmd("CLUSTER").arg("INFO")).await;
+            if info.contains("cluster_state:ok") {
+                return server;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+        panic!("the one-node cluster on port {} did not reach cluster_state:ok", server.port);
     }
 
     pub fn url(&self) -> String {
@@ -71,10 +106,21 @@ impl RedisServer {
         cmd.query_async(&mut c).await.unwrap()
     }
 
+    /// The slot a key hashes to (`CLUSTER KEYSLOT`, answered by a cluster node).
+    pub async fn slot(&self, key: &str) -> i64 {
+        self.query(redis::cmd("CLUSTER").arg("KEYSLOT").arg(key)).await
+    }
+
     /// Stops the server (a store gone mid-run).
     pub async fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill().await;
         }
     }
+}
+
+/// A distinct suffix per call within one test process.
+fn uuid_like() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }

@@ -1,7 +1,7 @@
 //! Tool turns against the function over HTTP, and what the stand-ins say they spent on them.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use devstack::Stack;
@@ -15,6 +15,9 @@ pub struct Driver {
     client: reqwest::Client,
     process_url: String,
     face: Face,
+    /// Numbers each turn's session: by default every turn is a session of its own, so a turn's cost does
+    /// not grow with the conversation the earlier turns stored (session memory is on by default).
+    next_session: AtomicU64,
 }
 
 /// The wire face a driver speaks; each sends the same tool turn and checks it completed its own way.
@@ -81,20 +84,20 @@ impl Driver {
     /// A driver of `face` at `url` (the face's endpoint).
     pub fn for_face(url: String, face: Face) -> Result<Driver, String> {
         let client = devstack::client_builder().timeout(TURN_LIMIT).build().map_err(|e| format!("client: {e}"))?;
-        Ok(Driver { client, process_url: url, face })
+        Ok(Driver { client, process_url: url, face, next_session: AtomicU64::new(0) })
     }
 
-    fn body(&self, user: &str) -> Value {
+    fn body(&self, user: &str, session: &str) -> Value {
         match self.face {
             Face::Process => json!({
                 "input": [{"role": "user", "type": "message", "content": [{"type": "text", "text": TOOL_TURN}]}],
-                "session_id": format!("bench-{user}"),
+                "session_id": session,
                 "user_id": user,
             }),
             Face::A2a => json!({"jsonrpc": "2.0", "id": 1, "method": "message/stream", "params": {"message": {
-                "kind": "message", "role": "user", "messageId": "m", "contextId": format!("bench-{user}"),
+                "kind": "message", "role": "user", "messageId": "m", "contextId": session,
                 "parts": [{"kind": "text", "text": TOOL_TURN}], "metadata": {"user_id": user}}}}),
-            Face::AgUi => json!({"threadId": format!("bench-{user}"), "runId": "r",
+            Face::AgUi => json!({"threadId": session, "runId": "r",
                 "messages": [{"id": "m", "role": "user", "content": TOOL_TURN}], "forwardedProps": {"user_id": user}}),
             Face::Responses => json!({"input": TOOL_TURN, "stream": true, "conversation": format!("bench-{user}"),
                 "user_id": user}),
@@ -103,9 +106,15 @@ impl Driver {
         }
     }
 
-    /// One streamed tool turn for `user`.
+    /// One streamed tool turn for `user`, in a session of its own.
     pub async fn turn(&self, user: &str) -> TurnOutcome {
-        let body = self.body(user);
+        let n = self.next_session.fetch_add(1, Ordering::Relaxed);
+        self.turn_in(user, &format!("bench-{user}-{n}")).await
+    }
+
+    /// One streamed tool turn for `user` in `session` (which remembers the turns before it).
+    pub async fn turn_in(&self, user: &str, session: &str) -> TurnOutcome {
+        let body = self.body(user, session);
         let began = Instant::now();
         let received = async {
             let response =
@@ -190,6 +199,21 @@ impl Driver {
             }));
         }
         outcomes
+    }
+}
+
+/// The number of messages `user`'s stored `session` holds (`GET /sessions/{id}`), `None` when it has none.
+pub async fn stored_messages(base_url: &str, user: &str, session: &str) -> Result<Option<usize>, String> {
+    let client = devstack::client_builder().timeout(TURN_LIMIT).build().map_err(|e| format!("client: {e}"))?;
+    let url = format!("{base_url}/sessions/{session}?user_id={user}");
+    let response = client.get(&url).send().await.map_err(|e| format!("GET {url}: {e}"))?;
+    match response.status().as_u16() {
+        404 => Ok(None),
+        200 => {
+            let session: Value = response.json().await.map_err(|e| format!("GET {url}: {e}"))?;
+            Ok(session["messages"].as_array().map(Vec::len))
+        }
+        status => Err(format!("GET {url}: HTTP {status}")),
     }
 }
 

@@ -23,6 +23,7 @@ mod child;
 mod drive;
 mod fc_sized;
 mod report;
+mod sessions;
 mod sizing;
 mod timeline;
 
@@ -275,7 +276,7 @@ async fn run(options: Options) -> Result<(), String> {
     // Own overhead, sequential turns of a warm user.
     eprintln!("own overhead: {} sequential turns", options.turns);
     let cpu_before = function.cpu_time()?;
-    let marks = sequential_turns(&stack, &driver, options.turns).await?;
+    let marks = sequential_turns(&stack, &driver, options.turns, WARM_UP_TURNS).await?;
     // The warm-up turns ran in the same span.
     let cpu_per_turn = function.cpu_time()?.saturating_sub(cpu_before) / (options.turns + WARM_UP_TURNS) as u32;
     let times = StandInTimes::read(&stack);
@@ -300,7 +301,7 @@ async fn run(options: Options) -> Result<(), String> {
         eprintln!("own overhead, POST {path}: {} sequential turns", options.turns);
         let face_driver = Driver::for_face(function.url(path), face)?;
         let cpu_before = function.cpu_time()?;
-        let face_marks = sequential_turns(&stack, &face_driver, options.turns).await?;
+        let face_marks = sequential_turns(&stack, &face_driver, options.turns, WARM_UP_TURNS).await?;
         let face_cpu = function.cpu_time()?.saturating_sub(cpu_before) / (options.turns + WARM_UP_TURNS) as u32;
         let times = StandInTimes::read(&stack);
         let mut face_overheads: Vec<Duration> =
@@ -332,6 +333,14 @@ async fn run(options: Options) -> Result<(), String> {
     ));
     let sends: Vec<_> = marks.iter().map(|&(_, _, wall, began)| (began, wall)).collect();
     notes.push(timeline::describe(&timeline::gaps(&stack, &sends)));
+
+    // Session memory: the stores against each other, on instances of their own.
+    eprintln!("session stores: memory / none / Redis, {} turns each", options.turns);
+    let redis = sessions::RedisServer::start()?;
+    let (store_rows, store_notes) = sessions::store_rows(&stack, &binary, &env, options.turns, redis.as_ref()).await?;
+    drop(redis);
+    rows.extend(store_rows);
+    notes.extend(store_notes);
 
     // A burst of new users at once.
     eprintln!("{} concurrent tool turns", options.burst);
@@ -393,6 +402,9 @@ async fn run(options: Options) -> Result<(), String> {
         end.threads
     ));
     drop(function);
+    let (memory_rows, memory_notes) = sessions::memory_rows(&binary, &env).await?;
+    rows.extend(memory_rows);
+    notes.extend(memory_notes);
 
     let size = std::fs::metadata(&binary).map_err(|e| format!("{}: {e}", binary.display()))?.len();
     rows.push(Row::new(
@@ -516,17 +528,18 @@ fn last_methods(stack: &Stack, count: usize) -> Vec<String> {
     methods[methods.len().saturating_sub(count)..].to_vec()
 }
 
-/// 20 warm-up turns, then `turns` sequential turns of one warm user, each with the stand-ins' counts
-/// before and after and the client's wall time.
-/// Turns a sequential run makes first, unmeasured: the user's token is cached and the session's window full.
+/// Turns a sequential run makes first, unmeasured: the user's token is cached, the connections warm.
 const WARM_UP_TURNS: usize = 20;
 
+/// `warm_up` turns, then `turns` sequential turns of one warm user (each in a session of its own), each with
+/// the stand-ins' counts before and after and the client's wall time.
 async fn sequential_turns(
     stack: &Stack,
     driver: &Driver,
     turns: usize,
+    warm_up: usize,
 ) -> Result<Vec<(Counts, Counts, Duration, std::time::Instant)>, String> {
-    for _ in 0..WARM_UP_TURNS {
+    for _ in 0..warm_up {
         expect_ok(&driver.turn("bench-seq").await)?;
     }
     settle(stack).await?;

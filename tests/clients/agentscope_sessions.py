@@ -1,0 +1,123 @@
+"""The AgentScope runtime (1.0.0) and the function on one Redis (issue 13, spec/sessions.md §2): a Python
+AgentScope app reads the conversations the function stored, and the function continues one the Python app
+stored — through the runtime's own RedisSessionHistoryService, its Message model and its AgentScope memory
+adapter, and the DashScope formatter the seed's agent uses.
+
+Run by tests/clients.rs with FUNCTION_URL and REDIS_URL (the function's SESSION_STORE). Exits non-zero,
+naming the check, when any of it breaks. tests/clients.rs then checks what the function sent the model for
+the Python-written session.
+"""
+import asyncio
+import http.client
+import json
+import os
+import urllib.parse
+
+from agentscope.formatter import DashScopeChatFormatter
+from agentscope.message import Msg, TextBlock, ToolResultBlock, ToolUseBlock
+from agentscope_runtime.adapters.agentscope.memory import AgentScopeSessionHistoryMemory
+from agentscope_runtime.engine.schemas.agent_schemas import Message
+from agentscope_runtime.engine.schemas.session import Session
+from agentscope_runtime.engine.services.session_history import RedisSessionHistoryService
+
+URL = urllib.parse.urlparse(os.environ["FUNCTION_URL"])
+REDIS_URL = os.environ["REDIS_URL"]
+USER = "py-user"
+TOOL_TURN = [("message", "user"), ("plugin_call", "assistant"), ("plugin_call_output", "system"),
+             ("message", "assistant")]
+
+
+def check(condition, what):
+    if not condition:
+        raise SystemExit(f"agentscope sessions: {what}")
+
+
+def process(session, text):
+    """One /process turn of USER in `session`; its final response object, which must be completed."""
+    body = {"input": [{"role": "user", "type": "message", "content": [{"type": "text", "text": text}]}],
+            "session_id": session, "user_id": USER}
+    conn = http.client.HTTPConnection(URL.hostname, URL.port, timeout=60)
+    conn.request("POST", "/process", json.dumps(body), {"Content-Type": "application/json"})
+    response = conn.getresponse()
+    data = response.read().decode()
+    check(response.status == 200, f"/process status {response.status}: {data}")
+    frames = [json.loads(line[5:]) for line in data.split("\n") if line.startswith("data:")]
+    check(frames and frames[-1].get("status") == "completed", f"/process did not complete: {frames[-1:]}")
+    return frames[-1]
+
+
+async def raw(service, session):
+    return await service._redis.get(f"session:{USER}:{session}")
+
+
+async def python_reads_ours(service):
+    process("ours", "Tell me the time in UTC")
+    process("ours", "Tell me the time in UTC again")
+    text = await raw(service, "ours")
+    check(text is not None, "the function stored session:py-user:ours")
+    # Strict, with the runtime's own models: every field the function wrote is one the runtime knows.
+    Session.model_validate_json(text, strict=False)
+    for message in json.loads(text)["messages"]:
+        Message.model_validate(message)
+    session = await service.get_session(USER, "ours")
+    check(session.id == "ours" and session.user_id == USER, f"session ids: {session.id} {session.user_id}")
+    kinds = [(m.type, m.role) for m in session.messages]
+    check(kinds == TOOL_TURN * 2, f"stored messages as the runtime stores a tool turn: {kinds}")
+    check(all(m.status == "completed" for m in session.messages), "every message completed")
+
+    # The agent's view: the runtime's memory adapter regroups the messages into AgentScope Msgs.
+    msgs = await AgentScopeSessionHistoryMemory(service, USER, "ours").get_memory()
+    shapes = [(m.role, [b["type"] for b in m.get_content_blocks()]) for m in msgs]
+    one_turn = [("user", ["text"]), ("assistant", ["tool_use"]), ("system", ["tool_result"]),
+                ("assistant", ["text"])]
+    check(shapes == one_turn * 2, f"AgentScope Msgs: {shapes}")
+    use, result = msgs[1].get_content_blocks()[0], msgs[2].get_content_blocks()[0]
+    check(use["id"] == result["id"] and use["name"] == "getutctime", f"call and result pair: {use} {result}")
+    check(msgs[0].get_text_content() == "Tell me the time in UTC", f"first user text: {msgs[0]}")
+
+    # What the seed's agent would send DashScope from them.
+    formatted = await DashScopeChatFormatter().format(msgs)
+    roles = [m["role"] for m in formatted]
+    check(roles == ["user", "assistant", "tool", "assistant"] * 2, f"formatted roles: {roles}")
+    check(formatted[2]["tool_call_id"] == formatted[1]["tool_calls"][0]["id"], f"formatted pair: {formatted[:3]}")
+    check("20" in str(formatted[2]["content"]), f"the tool's text: {formatted[2]}")
+
+
+async def ours_continues_python(service):
+    """The seed's ReActAgent stores a tool turn this way: one memory.add per Msg, in order."""
+    memory = AgentScopeSessionHistoryMemory(service, USER, "theirs")
+    for msg in [
+        Msg("user", "Tell me the time in UTC", "user"),
+        Msg("Friday", [ToolUseBlock(type="tool_use", id="call_py_1", name="getutctime", input={})], "assistant"),
+        Msg("system", [ToolResultBlock(type="tool_result", id="call_py_1", name="getutctime",
+                                       output=[TextBlock(type="text", text="2026-01-01T00:00:00Z")])], "system"),
+        Msg("Friday", "The current UTC time is 2026-01-01T00:00:00Z.", "assistant"),
+    ]:
+        await memory.add(msg)
+    written = await raw(service, "theirs")
+    process("theirs", "And once more, please")
+    after = await raw(service, "theirs")
+    # The function appends after what the runtime wrote, leaving that text as it was.
+    check(after.startswith(written[:-2]), "the Python-written messages are kept byte for byte")
+    session = await service.get_session(USER, "theirs")
+    kinds = [(m.type, m.role) for m in session.messages]
+    check(kinds == TOOL_TURN * 2, f"theirs, then ours: {kinds}")
+    msgs = await AgentScopeSessionHistoryMemory(service, USER, "theirs").get_memory()
+    formatted = await DashScopeChatFormatter().format(msgs)
+    roles = [m["role"] for m in formatted]
+    check(roles == ["user", "assistant", "tool", "assistant"] * 2, f"the continued session formats: {roles}")
+    check(formatted[4]["content"] == "And once more, please"
+          or formatted[4]["content"] == [{"text": "And once more, please"}], f"our input: {formatted[4]}")
+
+
+async def main():
+    service = RedisSessionHistoryService(redis_url=REDIS_URL)
+    await service.start()
+    try:
+        await python_reads_ours(service)
+        await ours_continues_python(service)
+    finally:
+        await service.stop()
+
+
+asyncio.run(main())
