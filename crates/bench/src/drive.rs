@@ -99,10 +99,10 @@ impl Driver {
                 "parts": [{"kind": "text", "text": TOOL_TURN}], "metadata": {"user_id": user}}}}),
             Face::AgUi => json!({"threadId": session, "runId": "r",
                 "messages": [{"id": "m", "role": "user", "content": TOOL_TURN}], "forwardedProps": {"user_id": user}}),
-            Face::Responses => json!({"input": TOOL_TURN, "stream": true, "conversation": format!("bench-{user}"),
+            Face::Responses => json!({"input": TOOL_TURN, "stream": true, "conversation": session,
                 "user_id": user}),
             Face::Chat => json!({"messages": [{"role": "user", "content": TOOL_TURN}], "stream": true,
-                "session_id": format!("bench-{user}"), "user_id": user}),
+                "session_id": session, "user_id": user}),
         }
     }
 
