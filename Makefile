@@ -6,7 +6,7 @@ DIST := dist
 BIN := fc-identity-agent
 PY := python3
 
-.PHONY: dev run test test-deps release check-release deploy fmt lint bench bench-micro
+.PHONY: dev run test test-deps release check-release deploy fmt lint bench bench-micro bench-instructions
 
 ## Run the whole flow locally against the stand-ins (no cloud account): the devstack binary starts them and
 ## runs the freshly built function as its child.
@@ -65,6 +65,13 @@ bench-fc-sized:
 	cargo build --release --bin $(BIN)
 	mkdir -p $(dir $(BENCH_FN)) && cp target/release/$(BIN) $(BENCH_FN)
 	cargo run --release -p bench -- --fc-sized --function $(BENCH_FN) --out BENCHMARKS.md $(BENCH_ARGS)
+
+## Instructions per warm tool turn on each face (valgrind callgrind): steady where wall-clock figures on a
+## shared machine are not. BENCH_ARGS="--env SESSION_STORE=none --faces process,a2a".
+.PHONY: bench-instructions
+bench-instructions:
+	cargo build --release --workspace --bin $(BIN) --bin bench
+	python3 crates/bench/instructions.py . $(BENCH_ARGS)
 
 ## Micro-benchmarks (divan): signer, SSE decoding, event encoding.
 bench-micro:
