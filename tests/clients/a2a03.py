@@ -6,8 +6,6 @@ link, this script "clicks" it, the task goes on). Exits non-zero, naming the che
 """
 import asyncio
 import os
-import urllib.parse
-import urllib.request
 import uuid
 
 import httpx
@@ -17,6 +15,8 @@ from a2a.types import (
     DataPart, Message, Part, Role, TaskArtifactUpdateEvent, TaskIdParams, TaskQueryParams, TaskState,
     TaskStatusUpdateEvent, TextPart,
 )
+
+from consent import consent  # tests/clients/consent.py: the user's click
 
 BASE = os.environ["FUNCTION_URL"]
 
@@ -29,14 +29,6 @@ def check(condition, what):
 def message(text, context_id=None, user="alice"):
     return Message(role=Role.user, parts=[Part(root=TextPart(text=text))], message_id=uuid.uuid4().hex,
                    context_id=context_id, metadata={"user_id": user})
-
-
-def consent(url):
-    """The user: "Allow" on the consent page; the browser follows the redirect to the function's callback."""
-    with urllib.request.urlopen(url + "&decision=allow", timeout=30) as page:
-        body = page.read().decode()
-        check(page.status == 200 and "You authorized" in body, f"the callback page: {page.status} {body!r}")
-        check(urllib.parse.urlparse(page.url).path == "/oauth2/callback", f"landed on {page.url}")
 
 
 async def check_consent_flow(http):

@@ -7,8 +7,6 @@ transport (a card that lists only a 0.3 interface), as a 1.x client talking to a
 """
 import asyncio
 import os
-import urllib.parse
-import urllib.request
 import uuid
 
 import httpx
@@ -18,6 +16,8 @@ from a2a.types import (
     CancelTaskRequest, GetTaskRequest, Message, Part, Role, SendMessageRequest, TaskNotCancelableError,
     TaskNotFoundError, TaskState,
 )
+
+from consent import consent  # tests/clients/consent.py: the user's click
 
 BASE = os.environ["FUNCTION_URL"]
 COMPLETED, FAILED, CANCELED = TaskState.TASK_STATE_COMPLETED, TaskState.TASK_STATE_FAILED, TaskState.TASK_STATE_CANCELED
@@ -32,14 +32,6 @@ def request(text, user="alice"):
     msg = Message(role=Role.ROLE_USER, parts=[Part(text=text)], message_id=uuid.uuid4().hex)
     msg.metadata.update({"user_id": user})
     return SendMessageRequest(message=msg)
-
-
-def consent(url):
-    """The user: "Allow" on the consent page; the browser follows the redirect to the function's callback."""
-    with urllib.request.urlopen(url + "&decision=allow", timeout=30) as page:
-        body = page.read().decode()
-        check(page.status == 200 and "You authorized" in body, f"the callback page: {page.status} {body!r}")
-        check(urllib.parse.urlparse(page.url).path == "/oauth2/callback", f"landed on {page.url}")
 
 
 async def check_consent_flow(http):

@@ -11,10 +11,11 @@ import json
 import os
 import sys
 import urllib.parse
-import urllib.request
 
 from pydantic import TypeAdapter
 from ag_ui.core import Event, EventType, RunAgentInput, UserMessage
+
+from consent import consent  # tests/clients/consent.py: the user's click
 
 URL = urllib.parse.urlparse(os.environ["FUNCTION_URL"])
 EVENTS = TypeAdapter(Event)
@@ -85,14 +86,6 @@ def verify(events):
         elif t == EventType.RUN_STARTED:
             check(False, "RUN_STARTED while a run is active")
     check(ended, "the run ends with RUN_FINISHED or RUN_ERROR")
-
-
-def consent(url):
-    """The user: "Allow" on the consent page; the browser follows the redirect to the function's callback."""
-    with urllib.request.urlopen(url + "&decision=allow", timeout=30) as page:
-        body = page.read().decode()
-        check(page.status == 200 and "You authorized" in body, f"the callback page: {page.status} {body!r}")
-        check(urllib.parse.urlparse(page.url).path == "/oauth2/callback", f"landed on {page.url}")
 
 
 def check_consent_flow():

@@ -12,8 +12,6 @@ import base64
 import json
 import os
 import sys
-import urllib.parse
-import urllib.request
 import traceback
 import typing
 
@@ -27,6 +25,8 @@ from openai.types.responses import (
     ResponseStreamEvent,
 )
 from openai.types.responses.response_output_item import McpListTools
+
+from consent import consent  # tests/clients/consent.py: the user's click
 
 BASE = os.environ["FUNCTION_URL"] + "/compatible-mode/v1"
 REFUSING = os.environ["REFUSING_FUNCTION_URL"] + "/compatible-mode/v1"
@@ -226,14 +226,6 @@ def test_chat_completions_failures_raise_with_the_cause():
         raise AssertionError("accepted no messages")
     except openai.BadRequestError as e:
         assert e.body["param"] == "messages", e.body
-
-
-def consent(url):
-    """The user: "Allow" on the consent page; the browser follows the redirect to the function's callback."""
-    with urllib.request.urlopen(url + "&decision=allow", timeout=30) as page:
-        body = page.read().decode()
-        assert page.status == 200 and "You authorized" in body, (page.status, body)
-        assert urllib.parse.urlparse(page.url).path == "/oauth2/callback", page.url
 
 
 def consent_client(user):
