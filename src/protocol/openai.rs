@@ -103,6 +103,7 @@ fn failure_type(code: FailureCode) -> &'static str {
             "authentication_error"
         }
         FailureCode::ModelBadRequest | FailureCode::ContentFiltered => "invalid_request_error",
+        FailureCode::ConsentTimeout => "permission_error",
         _ => "server_error",
     }
 }
@@ -112,6 +113,10 @@ pub(crate) fn failure_status(code: FailureCode) -> StatusCode {
     match code {
         FailureCode::ModelThrottled => StatusCode::TOO_MANY_REQUESTS,
         FailureCode::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+        // The user did not grant the tool's OAuth2 access in time: not an upstream fault, a permission not
+        // (yet) given — the SDK raises `PermissionDeniedError`. Consent given later is kept by the vault, so
+        // asking again succeeds.
+        FailureCode::ConsentTimeout => StatusCode::FORBIDDEN,
         FailureCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_GATEWAY,
     }

@@ -271,6 +271,17 @@ mod tests {
         let body = frames(&mut answer, &failed);
         assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(serde_json::from_str::<Value>(&body[0]).unwrap()["error"]["type"], "rate_limit_error");
+
+        // Consent that never came is a permission not given, not a bad gateway.
+        let mut answer = ChatAnswer::new("m".into());
+        let timed_out = Failure::new(FailureCode::ConsentTimeout, "calendar: no consent within 3 polls");
+        let body = frames(&mut answer, &[TurnEvent::Finished(TurnEnd::Failed(timed_out))]);
+        assert_eq!(answer.status(), StatusCode::FORBIDDEN);
+        let error = serde_json::from_str::<Value>(&body[0]).unwrap();
+        assert_eq!(
+            (error["error"]["type"].as_str(), error["error"]["code"].as_str()),
+            (Some("permission_error"), Some("consent_timeout"))
+        );
     }
 
     #[test]
