@@ -164,6 +164,25 @@ fn evict(slots: &mut HashMap<CacheKey, Arc<Slot>>, capacity: usize) {
     }
 }
 
+/// Makes room for one more entry in a capped map of expiring entries: the expired go first, then, if it is
+/// still full, the one that expires soonest. Shared by the OAuth2 token and STS role caches.
+pub(super) fn make_room<K: Copy + Eq + std::hash::Hash, V>(
+    cache: &mut std::collections::HashMap<K, V>,
+    capacity: usize,
+    until: impl Fn(&V) -> tokio::time::Instant,
+) {
+    if cache.len() < capacity {
+        return;
+    }
+    let now = tokio::time::Instant::now();
+    cache.retain(|_, entry| now < until(entry));
+    if cache.len() >= capacity
+        && let Some(soonest) = cache.iter().min_by_key(|(_, entry)| until(entry)).map(|(key, _)| *key)
+    {
+        cache.remove(&soonest);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -251,5 +270,20 @@ mod tests {
         // The newest survive.
         get(&cache, &user("u9"), &calls).await;
         assert_eq!(calls.load(Ordering::SeqCst), 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn make_room_drops_the_expired_then_the_soonest_to_expire() {
+        use std::collections::HashMap;
+        let now = tokio::time::Instant::now();
+        let at = |secs| now + Duration::from_secs(secs);
+        let mut cache: HashMap<u8, tokio::time::Instant> = HashMap::from([(1, at(10)), (2, at(30)), (3, at(20))]);
+        make_room(&mut cache, 4, |until| *until);
+        assert_eq!(cache.len(), 3, "room enough: nothing dropped");
+        make_room(&mut cache, 3, |until| *until);
+        assert_eq!(cache.keys().copied().collect::<std::collections::BTreeSet<_>>(), [2, 3].into());
+        tokio::time::advance(Duration::from_secs(25)).await;
+        make_room(&mut cache, 2, |until| *until);
+        assert_eq!(cache.keys().copied().collect::<Vec<_>>(), [2], "the expired one goes first");
     }
 }

@@ -190,15 +190,7 @@ impl OAuth2Tokens {
 
     fn store(&self, key: Key, token: Secret, lifetime: Duration) {
         let mut cache = lock(&self.cache);
-        if cache.len() >= TOKEN_CACHE_CAPACITY {
-            let now = Instant::now();
-            cache.retain(|_, c| now < c.until);
-            if cache.len() >= TOKEN_CACHE_CAPACITY
-                && let Some(soonest) = cache.iter().min_by_key(|(_, c)| c.until).map(|(k, _)| *k)
-            {
-                cache.remove(&soonest);
-            }
-        }
+        super::cache::make_room(&mut cache, TOKEN_CACHE_CAPACITY, |c| c.until);
         cache.insert(key, CachedToken { token, until: Instant::now() + lifetime });
     }
 

@@ -76,15 +76,7 @@ impl Roles {
             None => ROLE_FALLBACK_TTL,
         };
         let mut cache = lock(&self.cache);
-        if cache.len() >= ROLE_CACHE_CAPACITY {
-            let now = Instant::now();
-            cache.retain(|_, r| now < r.until);
-            if cache.len() >= ROLE_CACHE_CAPACITY
-                && let Some(soonest) = cache.iter().min_by_key(|(_, r)| r.until).map(|(k, _)| *k)
-            {
-                cache.remove(&soonest);
-            }
-        }
+        super::cache::make_room(&mut cache, ROLE_CACHE_CAPACITY, |r| r.until);
         cache.insert(hash, CachedRole { credentials: credentials.clone(), until: Instant::now() + lifetime });
         Ok(credentials)
     }
