@@ -12,6 +12,7 @@ pub(crate) mod dns;
 pub(crate) mod error_chain;
 pub mod failure;
 pub mod identity;
+pub(crate) mod ids;
 pub mod llm;
 pub mod mcp;
 pub mod pipeline;

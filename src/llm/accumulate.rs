@@ -146,7 +146,7 @@ impl StepAccumulator {
             if call.name.is_empty() {
                 return Err(format!("tool call at index {index} has no function name"));
             }
-            call.id = format!("call_{}", uuid::Uuid::new_v4().simple());
+            call.id = format!("call_{}", crate::ids::uuid().simple());
             announce(*index, call, out);
         }
         let tool_calls = std::mem::take(&mut self.calls)

@@ -98,17 +98,9 @@ impl Pipeline {
         })
     }
 
-    /// Runs the plan, reporting on `events`; always ends with `Finished` unless the receiver is gone.
-    async fn run(&self, mut plan: Plan, events: mpsc::Sender<TurnEvent>) {
-        // The session first: a store that cannot answer fails the turn before anything is spent on it.
-        let memory = match self.recall(&mut plan).await {
-            Ok(memory) => memory,
-            Err(failure) => {
-                tracing::warn!(code = %failure.code, message = %failure.message, "turn failed before the model");
-                let _ = events.send(TurnEvent::Finished(TurnEnd::Failed(failure))).await;
-                return;
-            }
-        };
+    /// Runs the planned turn (its session already recalled), reporting on `events`; always ends with
+    /// `Finished` unless the receiver is gone.
+    async fn run(&self, plan: Plan, events: mpsc::Sender<TurnEvent>) {
         let tools = match self.open_tools(&plan, &events).await {
             Ok(tools) => tools,
             Err(failure) => {
@@ -118,15 +110,7 @@ impl Pipeline {
             }
         };
         let llm = self.model_for(&plan);
-        match memory {
-            None => agent::run_turn(&llm, tools.as_ref(), plan.turn, events).await,
-            Some(memory) => {
-                let (turn_tx, turn_rx) = mpsc::channel(pump::EVENT_BUFFER);
-                let deadline = plan.turn.deadline;
-                let turn = agent::run_turn(&llm, tools.as_ref(), plan.turn, turn_tx);
-                tokio::join!(turn, memory.relay(turn_rx, events, deadline));
-            }
-        }
+        agent::run_turn(&llm, tools.as_ref(), plan.turn, events).await;
         if let Some(tools) = tools {
             tools.close().await;
         }

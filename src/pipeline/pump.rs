@@ -18,7 +18,7 @@ use crate::failure::{Failure, FailureCode};
 use fc_runtime::{Body, BodySender, ClientGone};
 
 /// Events a turn may run ahead of its renderer; the renderer's writes apply backpressure beyond it.
-pub(super) const EVENT_BUFFER: usize = 64;
+const EVENT_BUFFER: usize = 64;
 
 /// How one wire face turns a turn's events into the bytes its clients read. The pump calls
 /// [`Renderer::render`] for every event in order; the last one is always `TurnEvent::Finished`, exactly
@@ -144,16 +144,33 @@ impl Pipeline {
     ) {
         let (events_tx, mut events_rx) = mpsc::channel(EVENT_BUFFER);
         let drain = plan.drain.clone();
+        let mut plan = plan;
         let mut finished = false;
-        let forward = async {
-            while let Some(event) = events_rx.recv().await {
-                finished |= matches!(event, TurnEvent::Finished(_));
-                sink.accept(&event).await?;
-            }
-            Ok::<_, ClientGone>(())
+        let turn = async {
+            // The session first: a store that cannot answer fails the turn before anything is spent on it.
+            let mut memory = match self.recall(&mut plan).await {
+                Ok(memory) => memory,
+                Err(failure) => {
+                    tracing::warn!(code = %failure.code, message = %failure.message, "turn failed before the model");
+                    finished = true;
+                    return sink.accept(&TurnEvent::Finished(TurnEnd::Failed(failure))).await;
+                }
+            };
+            let forward = async {
+                while let Some(event) = events_rx.recv().await {
+                    let event = match &mut memory {
+                        Some(memory) => memory.record(event).await,
+                        None => event,
+                    };
+                    finished |= matches!(event, TurnEvent::Finished(_));
+                    sink.accept(&event).await?;
+                }
+                Ok::<_, ClientGone>(())
+            };
+            tokio::join!(self.run(plan, events_tx), forward).1
         };
         let cut_short = tokio::select! {
-            (_, forwarded) = async { tokio::join!(self.run(plan, events_tx), forward) } => match forwarded {
+            forwarded = turn => match forwarded {
                 Ok(()) => None,
                 Err(ClientGone) => return,
             },

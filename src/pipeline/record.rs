@@ -57,10 +57,10 @@ impl Recorder {
         }
     }
 
-    /// Everything recorded, oldest first.
-    pub(crate) fn into_messages(mut self) -> Vec<StoredMessage> {
+    /// Everything recorded so far, oldest first; the recorder is left empty.
+    pub(crate) fn finish(&mut self) -> Vec<StoredMessage> {
         self.close_texts();
-        self.messages
+        std::mem::take(&mut self.messages)
     }
 
     fn close_texts(&mut self) {
@@ -164,7 +164,7 @@ mod tests {
         ] {
             recorder.observe(&event);
         }
-        let messages = recorder.into_messages();
+        let messages = recorder.finish();
         let kinds: Vec<(&str, &str)> =
             messages.iter().map(|m| (m.kind.as_str(), m.role.as_deref().unwrap_or(""))).collect();
         assert_eq!(

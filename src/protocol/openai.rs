@@ -129,7 +129,7 @@ pub(crate) fn now_secs() -> u64 {
 
 /// `<prefix>_<32 hex>`, OpenAI's id style.
 pub(crate) fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::new_v4().simple())
+    format!("{prefix}_{}", crate::ids::uuid().simple())
 }
 
 /// Sums the turn's model calls; `None` when the model reported none.

@@ -88,7 +88,7 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<StoredMes
 
 /// A fresh message id in the runtime's form.
 pub(crate) fn new_message_id() -> String {
-    format!("msg_{}", uuid::Uuid::new_v4())
+    format!("msg_{}", crate::ids::uuid())
 }
 
 /// What a new stored content item holds.

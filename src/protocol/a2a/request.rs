@@ -189,7 +189,7 @@ impl TaskIdParams {
 }
 
 pub(crate) fn new_id() -> String {
-    uuid::Uuid::new_v4().to_string()
+    crate::ids::uuid().to_string()
 }
 
 #[cfg(test)]

@@ -56,7 +56,7 @@ fn now_secs() -> u64 {
 }
 
 fn new_id(prefix: &str) -> String {
-    format!("{prefix}_{}", uuid::Uuid::new_v4())
+    format!("{prefix}_{}", crate::ids::uuid())
 }
 
 impl ResponseBuilder {
