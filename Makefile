@@ -68,6 +68,12 @@ bench-fc-sized:
 
 ## Instructions per warm tool turn on each face (valgrind callgrind): steady where wall-clock figures on a
 ## shared machine are not. BENCH_ARGS="--env SESSION_STORE=none --faces process,a2a".
+.PHONY: bench-stores
+## SESSION_STORE=memory vs none by hand: 2,000 warm turns each, CPU per turn from /proc (crates/bench/stores.py).
+bench-stores:
+	cargo build --release --workspace --bin $(BIN) --bin bench
+	python3 crates/bench/stores.py . release:memory,release:none $(BENCH_ARGS)
+
 .PHONY: bench-instructions
 bench-instructions:
 	cargo build --release --workspace --bin $(BIN) --bin bench
