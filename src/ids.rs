@@ -1,10 +1,11 @@
 //! Ids that must be unique but need not be secret: message, response, task and tool-call ids.
 //!
 //! `Uuid::new_v4` asks the kernel for its 16 bytes, one `getrandom` call each: `strace -c` of a warm tool
-//! turn counted 6 with `SESSION_STORE=none` and 12 with `memory` (the stored messages' ids). These come from the thread's
-//! userspace generator instead, seeded from the OS once per thread (fastrand, already a dependency for
-//! jitter): ids of the same form, no system call. Secrets and request signatures keep the kernel's
-//! randomness (`acs::rpc`'s nonce, the OAuth2 state's nonce and key).
+//! turn counted 6 with `SESSION_STORE=none` and 12 with `memory` (the stored messages' ids). These come
+//! from the thread's userspace generator instead, seeded from the OS once per thread (fastrand, already a
+//! dependency for jitter): ids of the same form, no system call. What must be unguessable keeps the
+//! kernel's randomness: `acs::rpc`'s signature nonce, the AssumeRole session name, the OAuth2 state's nonce
+//! and key.
 
 use uuid::Uuid;
 

@@ -3,9 +3,9 @@
 //! turn's completed output are appended — before the final event goes out, so a failed write is reported
 //! in that event instead of a success. A failed turn stores nothing: the caller will send its message again.
 //!
-//! The pump records each event on its way to the renderer ([`Memory::record`]), in the same loop: a relay
-//! between the agent and the pump (a second channel, each event handed on twice) cost a turn ~0.1 ms of
-//! wall clock in `make bench` and split the body's last writes.
+//! The pump records each event on its way to the renderer ([`Memory::record`]), in the same loop. It was
+//! a relay between the agent and the pump: a second channel, each event handed on twice, and the body's
+//! last frames split into more writes (16 `writev` per turn against 14 without a store).
 
 use std::collections::HashSet;
 use std::sync::Arc;

@@ -137,14 +137,13 @@ impl Pipeline {
     /// `cancel` resolving drops the turn too, but the sink still hears how it ended.
     async fn drive<S: Sink>(
         self: &Arc<Self>,
-        plan: Plan,
+        mut plan: Plan,
         sink: &mut S,
         gone: impl Future<Output = ()>,
         cancel: impl Future<Output = ()>,
     ) {
         let (events_tx, mut events_rx) = mpsc::channel(EVENT_BUFFER);
         let drain = plan.drain.clone();
-        let mut plan = plan;
         let mut finished = false;
         let turn = async {
             // The session first: a store that cannot answer fails the turn before anything is spent on it.
