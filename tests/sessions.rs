@@ -184,7 +184,7 @@ fn check_session_layout(text: &str, session: &str, user: &str) {
         messages.iter().map(|m| (m["type"].as_str().unwrap(), m["role"].as_str().unwrap())).collect();
     let tool_turn =
         [("message", "user"), ("plugin_call", "assistant"), ("plugin_call_output", "system"), ("message", "assistant")];
-    assert!(!kinds.is_empty() && kinds.len() % 4 == 0, "{kinds:?}");
+    assert!(!kinds.is_empty() && kinds.len().is_multiple_of(4), "{kinds:?}");
     for stored_turn in kinds.chunks(4) {
         assert_eq!(stored_turn, tool_turn, "the tool output is stored with role system, as the runtime stores it");
     }

@@ -19,13 +19,13 @@ use crate::acs::Credentials;
 use crate::agent::{TurnEnd, TurnEvent};
 use crate::failure::{Failure, FailureCode};
 use crate::identity::{Subject, jwt_subject};
-use crate::sessions::{SessionError, SessionKey, Store, StoredMessage, replay};
+use crate::sessions::{Record, SessionError, SessionKey, Store, replay};
 
 /// A turn's session: where to append, and what of the request's input is new.
 pub(crate) struct Memory {
     store: Arc<dyn Store>,
     key: SessionKey,
-    input: Vec<StoredMessage>,
+    input: Vec<Record>,
     recorder: Recorder,
     deadline: Instant,
 }
@@ -80,11 +80,11 @@ impl Pipeline {
         let records = std::mem::take(&mut plan.records);
         let sent = records.len();
         let mut known: HashSet<String> = stored.iter().map(|m| m.id.clone()).collect();
-        let input: Vec<StoredMessage> = records.into_iter().filter(|m| known.insert(m.id.clone())).collect();
+        let input: Vec<Record> = records.into_iter().filter(|m| known.insert(m.id.clone())).collect();
         // A first turn whose input holds no repeat is exactly what the face mapped: leave it as it is.
         if !stored.is_empty() || input.len() < sent {
             let mut conversation = stored;
-            conversation.extend(input.iter().cloned());
+            conversation.extend(input.iter().filter_map(Record::message));
             let messages = replay::fit(replay::to_chat(&conversation), sessions.window);
             plan.turn.messages.truncate(1); // the system prompt the planner put first
             plan.turn.messages.extend(messages);

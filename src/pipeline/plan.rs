@@ -13,7 +13,7 @@ use crate::config::Config;
 use crate::identity::Subject;
 use crate::llm::{ChatMessage, Sampling};
 use crate::rejection::Rejection;
-use crate::sessions::{StoredMessage, check_session_id};
+use crate::sessions::{Record, check_session_id};
 use fc_runtime::Drain;
 
 /// What a wire face asks the pipeline for, in no face's vocabulary.
@@ -31,7 +31,7 @@ pub(crate) struct Ask {
     pub(crate) session_id: Option<String>,
     /// The request's new input as a session stores it, each message with its `id` (the client's, or a fresh
     /// one), so memory can skip what is already stored. Empty: the face keeps no ids (`messages` is stored).
-    pub(crate) records: Vec<StoredMessage>,
+    pub(crate) records: Vec<Record>,
 }
 
 /// What Function Compute says about this invocation that the plan needs.
@@ -52,7 +52,7 @@ pub(crate) struct Plan {
     /// The conversation the turn belongs to (see [`Ask::session_id`]).
     pub(crate) session_id: Option<String>,
     /// See [`Ask::records`]; the session memory takes them.
-    pub(crate) records: Vec<StoredMessage>,
+    pub(crate) records: Vec<Record>,
     pub(crate) subject: Subject,
     pub(crate) role: Option<Credentials>,
     pub(crate) turn: Turn,

@@ -1,17 +1,16 @@
 //! A turn's events → the messages a session stores, as the runtime's ReActAgent stores them
 //! (`../shared/spec/sessions.md` §1): per model step its reasoning, its text and one `plugin_call` per tool
 //! call (all sharing the step's `original_id`), then one `plugin_call_output` with **role `system`** per
-//! result. Only completed pieces are recorded: a delta becomes a message once its step is over.
-
-use serde_json::{Map, Value};
+//! result. Only completed pieces are recorded: a delta becomes a message once its step is over. Each is
+//! written once, as the JSON the store keeps ([`Record`]).
 
 use crate::agent::TurnEvent;
 use crate::llm::ChatMessage;
-use crate::sessions::message::{Part, StoredMessage, new_message_id};
+use crate::sessions::message::{Part, Record, new_message_id};
 
 pub(crate) struct Recorder {
     agent_name: String,
-    messages: Vec<StoredMessage>,
+    messages: Vec<Record>,
     /// The agent-level message (one model step) the pieces being recorded belong to.
     step: String,
     reasoning: String,
@@ -40,16 +39,26 @@ impl Recorder {
             TurnEvent::AuthorizationRequired { .. } => {}
             TurnEvent::ToolCallCompleted { call_id, name, arguments } => {
                 self.close_texts();
-                let data = data([("call_id", call_id), ("name", name), ("arguments", arguments)]);
-                self.push("plugin_call", "assistant", Part::Data(data), None);
+                let fields = [("arguments", arguments.as_str()), ("call_id", call_id), ("name", name)];
+                let record = self.step_message("plugin_call", "assistant", Part::Fields(&fields));
+                self.messages.push(record);
             }
             TurnEvent::ToolResult { call_id, name, output } => {
                 self.close_texts();
                 // The MCP content blocks as a JSON string, as the runtime keeps a tool_result's output.
                 let output = serde_json::to_string(&output.content).unwrap_or_else(|_| output.text.clone());
-                let data = data([("call_id", call_id), ("name", name), ("output", &output)]);
-                let id = new_message_id();
-                self.push("plugin_call_output", "system", Part::Data(data), Some((id, "system")));
+                let fields = [("call_id", call_id.as_str()), ("name", name), ("output", &output)];
+                // A tool result is an agent-level message of its own, named `system`.
+                let own = new_message_id();
+                let record = Record::completed(
+                    new_message_id(),
+                    "plugin_call_output",
+                    "system",
+                    &[Part::Fields(&fields)],
+                    &own,
+                    "system",
+                );
+                self.messages.push(record);
                 // The next model step is a new agent-level message.
                 self.step = new_message_id();
             }
@@ -58,41 +67,38 @@ impl Recorder {
     }
 
     /// Everything recorded so far, oldest first; the recorder is left empty.
-    pub(crate) fn finish(&mut self) -> Vec<StoredMessage> {
+    pub(crate) fn finish(&mut self) -> Vec<Record> {
         self.close_texts();
         std::mem::take(&mut self.messages)
     }
 
     fn close_texts(&mut self) {
         if !self.reasoning.is_empty() {
-            let reasoning = std::mem::take(&mut self.reasoning);
-            self.push("reasoning", "assistant", Part::Text(reasoning), None);
+            let record = self.step_message("reasoning", "assistant", Part::Text(&self.reasoning));
+            self.messages.push(record);
+            self.reasoning.clear();
         }
         if !self.text.is_empty() {
-            let text = std::mem::take(&mut self.text);
-            self.push("message", "assistant", Part::Text(text), None);
+            let record = self.step_message("message", "assistant", Part::Text(&self.text));
+            self.messages.push(record);
+            self.text.clear();
         }
     }
 
-    /// `own`: a piece that is an agent-level message of its own (a tool result), with its name.
-    fn push(&mut self, kind: &str, role: &str, part: Part, own: Option<(String, &str)>) {
-        let (original_id, original_name) = match own {
-            Some((id, name)) => (id, name.to_owned()),
-            None => (self.step.clone(), self.agent_name.clone()),
-        };
-        let message = StoredMessage::completed(new_message_id(), kind, role, vec![part], &original_id, &original_name);
-        self.messages.push(message);
+    /// A piece of the current model step: it belongs to the step's agent-level message.
+    fn step_message(&self, kind: &str, role: &str, part: Part<'_>) -> Record {
+        Record::completed(new_message_id(), kind, role, &[part], &self.step, &self.agent_name)
     }
 }
 
-/// Stored messages for model messages that came without ids (a face that keeps none): fresh ids, so
-/// nothing can be de-duplicated, but the conversation is kept.
-pub(crate) fn from_chat(messages: &[ChatMessage]) -> Vec<StoredMessage> {
+/// Records for model messages that came without ids (a face that keeps none): fresh ids, so nothing can
+/// be de-duplicated, but the conversation is kept.
+pub(crate) fn from_chat(messages: &[ChatMessage]) -> Vec<Record> {
     let mut out = Vec::new();
     for message in messages {
         let id = new_message_id();
         let text = |role: &str, name: &str, text: &str| {
-            StoredMessage::completed(id.clone(), "message", role, vec![Part::Text(text.to_owned())], &id, name)
+            Record::completed(id.clone(), "message", role, &[Part::Text(text)], &id, name)
         };
         match message {
             ChatMessage::System { content } => out.push(text("system", "system", content)),
@@ -102,40 +108,37 @@ pub(crate) fn from_chat(messages: &[ChatMessage]) -> Vec<StoredMessage> {
                     out.push(text("assistant", "assistant", content));
                 }
                 for call in tool_calls {
-                    let data = data([
+                    let fields = [
+                        ("arguments", call.function.arguments.as_str()),
                         ("call_id", &call.id),
                         ("name", &call.function.name),
-                        ("arguments", &call.function.arguments),
-                    ]);
-                    let call_id = new_message_id();
-                    out.push(StoredMessage::completed(
-                        call_id,
+                    ];
+                    let record = Record::completed(
+                        new_message_id(),
                         "plugin_call",
                         "assistant",
-                        vec![Part::Data(data)],
+                        &[Part::Fields(&fields)],
                         &id,
                         "assistant",
-                    ));
+                    );
+                    out.push(record);
                 }
             }
             ChatMessage::Tool { tool_call_id, content } => {
-                let data = data([("call_id", tool_call_id), ("output", content)]);
-                out.push(StoredMessage::completed(
+                let fields = [("call_id", tool_call_id.as_str()), ("output", content)];
+                let record = Record::completed(
                     id.clone(),
                     "plugin_call_output",
                     "system",
-                    vec![Part::Data(data)],
+                    &[Part::Fields(&fields)],
                     &id,
                     "system",
-                ));
+                );
+                out.push(record);
             }
         }
     }
     out
-}
-
-fn data<const N: usize>(pairs: [(&str, &String); N]) -> Map<String, Value> {
-    pairs.into_iter().map(|(k, v)| (k.to_owned(), Value::String(v.clone()))).collect()
 }
 
 #[cfg(test)]
@@ -143,6 +146,7 @@ mod tests {
     use super::*;
     use crate::agent::TurnEnd;
     use crate::mcp::ToolOutput;
+    use crate::sessions::StoredMessage;
     use crate::sessions::replay::to_chat;
 
     #[test]
@@ -164,7 +168,7 @@ mod tests {
         ] {
             recorder.observe(&event);
         }
-        let messages = recorder.finish();
+        let messages: Vec<StoredMessage> = recorder.finish().iter().map(|r| r.message().unwrap()).collect();
         let kinds: Vec<(&str, &str)> =
             messages.iter().map(|m| (m.kind.as_str(), m.role.as_deref().unwrap_or(""))).collect();
         assert_eq!(

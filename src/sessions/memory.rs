@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures_util::future::{BoxFuture, FutureExt};
 use tokio::time::Instant;
 
-use super::{SessionError, SessionKey, SessionSettings, Store, StoredMessage};
+use super::{Record, SessionError, SessionKey, SessionSettings, Store, StoredMessage};
 
 /// What a kept message costs beyond its JSON and id, so that `SESSION_MAX_BYTES` is close to the RSS the
 /// store takes: its `Kept` (32 bytes), two allocations' headers and rounding, and the heap fragmentation
@@ -63,9 +63,9 @@ struct Kept {
 }
 
 impl Kept {
-    fn new(message: &StoredMessage) -> Option<Kept> {
-        let json = serde_json::to_string(message).ok()?;
-        Some(Kept { id: message.id.as_str().into(), json: json.into() })
+    /// The record's own strings, fitted to their length (a shrink in place, not a copy).
+    fn new(record: Record) -> Kept {
+        Kept { id: record.id.into_boxed_str(), json: record.json.into_boxed_str() }
     }
 
     /// Bytes counted against `SESSION_MAX_BYTES`: the message's own text, as stored, plus the fixed cost.
@@ -173,9 +173,9 @@ impl MemoryStore {
         Some(entry.messages.iter().filter_map(|kept| serde_json::from_str(&kept.json).ok()).collect())
     }
 
-    fn append_now(&self, key: &SessionKey, messages: Vec<StoredMessage>) -> Result<(), SessionError> {
-        // Serialized before the lock is taken; duplicates are dropped under it.
-        let candidates: Vec<Kept> = messages.iter().filter_map(Kept::new).collect();
+    fn append_now(&self, key: &SessionKey, messages: Vec<Record>) -> Result<(), SessionError> {
+        // Duplicates are dropped under the lock.
+        let candidates: Vec<Kept> = messages.into_iter().map(Kept::new).collect();
         // A message that alone is more than the whole store may hold cannot be kept: refused, so the turn
         // says it was not saved, instead of being stored and evicted at once.
         if let Some(big) = candidates.iter().find(|kept| kept.cost() + session_cost(key) > self.max_bytes) {
@@ -253,11 +253,7 @@ impl Store for MemoryStore {
         std::future::ready(Ok(self.load_now(key))).boxed()
     }
 
-    fn append<'a>(
-        &'a self,
-        key: &'a SessionKey,
-        messages: Vec<StoredMessage>,
-    ) -> BoxFuture<'a, Result<(), SessionError>> {
+    fn append<'a>(&'a self, key: &'a SessionKey, messages: Vec<Record>) -> BoxFuture<'a, Result<(), SessionError>> {
         std::future::ready(self.append_now(key, messages)).boxed()
     }
 
@@ -294,8 +290,8 @@ mod tests {
         SessionKey { user_id: user.into(), session_id: session.into() }
     }
 
-    fn text(t: &str) -> StoredMessage {
-        StoredMessage::completed(new_message_id(), "message", "user", vec![Part::Text(t.into())], "o", "user")
+    fn text(t: &str) -> Record {
+        Record::completed(new_message_id(), "message", "user", &[Part::Text(t)], "o", "user")
     }
 
     fn texts(messages: Option<Vec<StoredMessage>>) -> Vec<String> {
@@ -352,13 +348,13 @@ mod tests {
         assert_eq!(store.load(&key("u", "s")).await.unwrap(), None);
     }
 
-    fn long(t: &str, chars: usize) -> StoredMessage {
+    fn long(t: &str, chars: usize) -> Record {
         text(&format!("{t}{}", "x".repeat(chars)))
     }
 
     #[tokio::test(start_paused = true)]
     async fn the_byte_budget_evicts_the_least_recently_used_sessions() {
-        let one = Kept::new(&long("a", 1000)).unwrap().cost() + session_cost(&key("u", "a"));
+        let one = Kept::new(long("a", 1000)).cost() + session_cost(&key("u", "a"));
         // Room for three sessions of one such message, not four.
         let store = store_of(100, 100, 3600, one * 3 + one / 2);
         for name in ["a", "b", "c"] {
@@ -379,7 +375,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_session_larger_than_the_budget_keeps_its_newest_messages() {
-        let one = Kept::new(&long("1", 1000)).unwrap().cost();
+        let one = Kept::new(long("1", 1000)).cost();
         let store = store_of(100, 100, 3600, session_cost(&key("u", "s")) + one * 2 + 10);
         store.append(&key("u", "s"), ["1", "2", "3"].map(|t| long(t, 1000)).to_vec()).await.unwrap();
         let kept: Vec<String> =

@@ -86,75 +86,159 @@ fn null_as_empty<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<StoredMes
     Ok(Option::<Vec<StoredMessage>>::deserialize(d)?.unwrap_or_default())
 }
 
-/// A fresh message id in the runtime's form.
-pub(crate) fn new_message_id() -> String {
-    format!("msg_{}", crate::ids::uuid())
-}
-
-/// What a new stored content item holds.
-pub(crate) enum Part {
-    Text(String),
-    Data(Map<String, Value>),
-}
-
 impl StoredMessage {
-    /// A completed message as the runtime stores one: `status:"completed"`, content items `index:0,
-    /// delta:false, msg_id`, and `metadata:{original_id, original_name, metadata}` naming the agent-level
-    /// message it came from (several runtime messages may share one `original_id`).
-    pub(crate) fn completed(
-        id: String,
-        kind: &str,
-        role: &str,
-        parts: Vec<Part>,
-        original_id: &str,
-        original_name: &str,
-    ) -> StoredMessage {
-        let content = parts
-            .into_iter()
-            .map(|part| {
-                let (kind, text, data) = match part {
-                    Part::Text(text) => ("text", Some(text), None),
-                    Part::Data(data) => ("data", None, Some(data)),
-                };
-                StoredContent {
-                    sequence_number: None,
-                    object: content_object(),
-                    status: Some("completed".to_owned()),
-                    error: None,
-                    kind: kind.to_owned(),
-                    index: Some(0),
-                    delta: Some(false),
-                    msg_id: Some(id.clone()),
-                    text,
-                    data,
-                }
-            })
-            .collect();
-        let metadata = serde_json::json!({
-            "original_id": original_id,
-            "original_name": original_name,
-            "metadata": {},
-        });
-        StoredMessage {
-            sequence_number: None,
-            object: message_object(),
-            status: Some("completed".to_owned()),
-            error: None,
-            id,
-            kind: kind.to_owned(),
-            role: Some(role.to_owned()),
-            content: Some(content),
-            code: None,
-            message: None,
-            usage: None,
-            metadata: Some(metadata),
-        }
-    }
-
     /// The content items, none when `content` is null.
     pub(crate) fn items(&self) -> &[StoredContent] {
         self.content.as_deref().unwrap_or_default()
     }
+}
+
+/// A fresh message id in the runtime's form, written in place (no formatting machinery: a turn makes a
+/// dozen).
+pub(crate) fn new_message_id() -> String {
+    let mut buffer = [0u8; uuid::fmt::Hyphenated::LENGTH];
+    let mut id = String::with_capacity(4 + buffer.len());
+    id.push_str("msg_");
+    id.push_str(crate::ids::uuid().hyphenated().encode_lower(&mut buffer));
+    id
+}
+
+/// A message as a store takes it: its `id`, by which appends skip what is stored, and its runtime
+/// `Message` JSON, written once by [`Record::completed`] and kept or sent as it is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Record {
+    pub(crate) id: String,
+    pub(crate) json: String,
+}
+
+/// One content item of a new message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Part<'a> {
+    Text(&'a str),
+    /// A `data` item of string fields, written in the order given. Ours are given sorted by key, as
+    /// `serde_json` writes a parsed map, so a record reads back and writes again byte for byte.
+    Fields(&'a [(&'a str, &'a str)]),
+    /// A client's `data` item, as it sent it.
+    Data(&'a Map<String, Value>),
+}
+
+/// Fixed text of a record: keys, nulls and punctuation, about what it costs beyond its values.
+const RECORD_FRAME: usize = 320;
+const ITEM_FRAME: usize = 160;
+
+impl Record {
+    /// A completed message as the runtime stores one: `status:"completed"`, content items `index:0,
+    /// delta:false, msg_id`, and `metadata:{original_id, original_name, metadata}` naming the agent-level
+    /// message it came from (several runtime messages may share one `original_id`). Keys in the runtime's
+    /// order ([`StoredMessage`]); the test below holds it to what serializing the parsed message writes.
+    ///
+    /// Written straight into one string: building a [`StoredMessage`] (a dozen small strings and a
+    /// metadata map) to serialize it was most of what session memory cost a turn (`make
+    /// bench-instructions`: ~13 k instructions per message serialized, ~5 k more to build and drop it).
+    pub(crate) fn completed(
+        id: String,
+        kind: &str,
+        role: &str,
+        parts: &[Part<'_>],
+        original_id: &str,
+        original_name: &str,
+    ) -> Record {
+        let values: usize = parts
+            .iter()
+            .map(|part| match part {
+                Part::Text(text) => text.len(),
+                Part::Fields(fields) => fields.iter().map(|(k, v)| k.len() + v.len() + 6).sum(),
+                Part::Data(_) => 64,
+            })
+            .sum();
+        let mut json = String::with_capacity(
+            RECORD_FRAME + parts.len() * (ITEM_FRAME + id.len()) + values + id.len() + original_id.len() + 32,
+        );
+        json.push_str(r#"{"sequence_number":null,"object":"message","status":"completed","error":null,"id":"#);
+        push_json_str(&mut json, &id);
+        json.push_str(r#","type":"#);
+        push_json_str(&mut json, kind);
+        json.push_str(r#","role":"#);
+        push_json_str(&mut json, role);
+        json.push_str(r#","content":["#);
+        for (i, part) in parts.iter().enumerate() {
+            if i > 0 {
+                json.push(',');
+            }
+            json.push_str(r#"{"sequence_number":null,"object":"content","status":"completed","error":null,"type":"#);
+            json.push_str(if matches!(part, Part::Text(_)) { r#""text""# } else { r#""data""# });
+            json.push_str(r#","index":0,"delta":false,"msg_id":"#);
+            push_json_str(&mut json, &id);
+            match part {
+                Part::Text(text) => {
+                    json.push_str(r#","text":"#);
+                    push_json_str(&mut json, text);
+                }
+                Part::Fields(fields) => {
+                    json.push_str(r#","data":{"#);
+                    for (j, (key, value)) in fields.iter().enumerate() {
+                        if j > 0 {
+                            json.push(',');
+                        }
+                        push_json_str(&mut json, key);
+                        json.push(':');
+                        push_json_str(&mut json, value);
+                    }
+                    json.push('}');
+                }
+                Part::Data(data) => {
+                    json.push_str(r#","data":"#);
+                    // A map with string keys always serializes; `{}` keeps the record whole regardless.
+                    json.push_str(&serde_json::to_string(data).unwrap_or_else(|_| "{}".to_owned()));
+                }
+            }
+            json.push('}');
+        }
+        json.push_str(r#"],"code":null,"message":null,"usage":null,"metadata":{"metadata":{},"original_id":"#);
+        push_json_str(&mut json, original_id);
+        json.push_str(r#","original_name":"#);
+        push_json_str(&mut json, original_name);
+        json.push_str("}}");
+        Record { id, json }
+    }
+
+    /// The record as a parsed message (for the model's replay of a turn's input).
+    pub(crate) fn message(&self) -> Option<StoredMessage> {
+        serde_json::from_str(&self.json).ok()
+    }
+}
+
+/// `text` as a JSON string, escaped exactly as `serde_json` escapes one: `"` and `\\`, the short forms
+/// `\b \f \n \r \t`, other control characters as `\u00xx`; everything else as it is.
+fn push_json_str(out: &mut String, text: &str) {
+    out.push('"');
+    let mut plain = 0;
+    for (i, byte) in text.bytes().enumerate() {
+        let short = match byte {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        // Every byte escaped is ASCII, so `i` is a character boundary.
+        out.push_str(&text[plain..i]);
+        if short.is_empty() {
+            const HEX: &[u8; 16] = b"0123456789abcdef";
+            out.push_str("\\u00");
+            out.push(HEX[usize::from(byte >> 4)] as char);
+            out.push(HEX[usize::from(byte & 0xf)] as char);
+        } else {
+            out.push_str(short);
+        }
+        plain = i + 1;
+    }
+    out.push_str(&text[plain..]);
+    out.push('"');
 }
 
 #[cfg(test)]
@@ -176,12 +260,54 @@ mod tests {
 
     #[test]
     fn a_new_message_has_the_runtime_keys_in_order() {
-        let m =
-            StoredMessage::completed("msg_1".into(), "message", "user", vec![Part::Text("hi".into())], "o1", "user");
-        let json = serde_json::to_string(&m).unwrap();
+        let m = Record::completed("msg_1".into(), "message", "user", &[Part::Text("hi")], "o1", "user");
         assert_eq!(
-            json,
+            m.json,
             r#"{"sequence_number":null,"object":"message","status":"completed","error":null,"id":"msg_1","type":"message","role":"user","content":[{"sequence_number":null,"object":"content","status":"completed","error":null,"type":"text","index":0,"delta":false,"msg_id":"msg_1","text":"hi"}],"code":null,"message":null,"usage":null,"metadata":{"metadata":{},"original_id":"o1","original_name":"user"}}"#
         );
+    }
+
+    #[test]
+    fn a_record_is_what_serializing_its_parsed_message_writes() {
+        let awkward = "quote \" backslash \\ slash / \n\r\t\u{8}\u{c}\u{1}\u{1f}\u{7f} é 漢 🦀";
+        let data: Map<String, Value> =
+            serde_json::from_str(r#"{"call_id":"c1","nested":{"a":[1,null,"x"]},"output":"[{\"t\":1}]"}"#).unwrap();
+        let records = [
+            Record::completed(new_message_id(), "message", "assistant", &[Part::Text(awkward)], "o\"1", awkward),
+            Record::completed(
+                new_message_id(),
+                "plugin_call",
+                "assistant",
+                &[Part::Fields(&[("arguments", "{\"tz\":\"UTC\"}"), ("call_id", "c1"), ("name", "clock")])],
+                "o",
+                "Friday",
+            ),
+            Record::completed(new_message_id(), "plugin_call_output", "system", &[Part::Data(&data)], "o", "system"),
+            Record::completed(
+                new_message_id(),
+                "message",
+                "user",
+                &[Part::Text("a"), Part::Text(""), Part::Data(&data)],
+                "o",
+                "u",
+            ),
+            Record::completed(new_message_id(), "message", "user", &[], "o", "u"),
+        ];
+        for record in &records {
+            let parsed = record.message().expect("a record parses");
+            assert_eq!(parsed.id, record.id);
+            assert_eq!(serde_json::to_string(&parsed).unwrap(), record.json, "byte for byte");
+        }
+        assert_eq!(records[0].message().unwrap().items()[0].text.as_deref(), Some(awkward));
+        let fields = records[1].message().unwrap().items()[0].data.clone().unwrap();
+        assert_eq!(fields["arguments"], "{\"tz\":\"UTC\"}");
+    }
+
+    #[test]
+    fn message_ids_are_the_runtime_form() {
+        let id = new_message_id();
+        assert!(id.starts_with("msg_") && id.len() == 40, "{id}");
+        assert!(uuid::Uuid::parse_str(&id[4..]).is_ok());
+        assert_ne!(new_message_id(), id);
     }
 }

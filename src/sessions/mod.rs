@@ -19,7 +19,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use crate::secret::Secret;
-pub(crate) use message::{Session, StoredMessage};
+pub(crate) use message::{Record, Session, StoredMessage};
 pub(crate) use replay::Window;
 
 /// Longest `session_id` accepted (the FC affinity header allows 64; clients' own ids are often uuids).
@@ -38,12 +38,9 @@ pub(crate) trait Store: Send + Sync {
     fn load<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<Option<Vec<StoredMessage>>, SessionError>>;
 
     /// Appends `messages`, skipping any whose `id` is already stored, atomically with respect to other
-    /// appends to the same session; refreshes the TTL. Creates the session when missing.
-    fn append<'a>(
-        &'a self,
-        key: &'a SessionKey,
-        messages: Vec<StoredMessage>,
-    ) -> BoxFuture<'a, Result<(), SessionError>>;
+    /// appends to the same session; refreshes the TTL. Creates the session when missing. Each record's
+    /// JSON is kept (or sent) as it is.
+    fn append<'a>(&'a self, key: &'a SessionKey, messages: Vec<Record>) -> BoxFuture<'a, Result<(), SessionError>>;
 
     /// Forgets the session; `false` when there was none.
     fn delete<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<bool, SessionError>>;

@@ -23,7 +23,7 @@ use futures_util::future::{BoxFuture, FutureExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
-use super::{Session, SessionError, SessionKey, SessionSettings, Store, StoredMessage};
+use super::{Record, Session, SessionError, SessionKey, SessionSettings, Store, StoredMessage};
 use crate::secret::{self, Secret};
 
 /// KEYS: session, index. ARGV: session id, user id, TTL seconds, then (message id, message JSON) pairs.
@@ -173,14 +173,13 @@ impl RedisStore {
         Ok(Some(session.messages))
     }
 
-    async fn append_now(&self, key: &SessionKey, messages: Vec<StoredMessage>) -> Result<(), SessionError> {
+    async fn append_now(&self, key: &SessionKey, messages: Vec<Record>) -> Result<(), SessionError> {
         let (session_key, index_key) = (self.session_key(key)?, self.index_key(key)?);
         let mut connection = self.connection().await?;
         let mut invocation = self.append.prepare_invoke();
         invocation.key(session_key).key(index_key).arg(&key.session_id).arg(&key.user_id).arg(self.ttl_secs);
         for message in &messages {
-            let json = serde_json::to_string(message).map_err(|e| SessionError::Refused(e.to_string()))?;
-            invocation.arg(&message.id).arg(json);
+            invocation.arg(&message.id).arg(&message.json);
         }
         let appended: Result<i64, SessionError> =
             self.bounded(async { invocation.invoke_async(&mut connection).await.map_err(|e| self.error(e)) }).await;
@@ -216,11 +215,7 @@ impl Store for RedisStore {
         self.load_now(key).boxed()
     }
 
-    fn append<'a>(
-        &'a self,
-        key: &'a SessionKey,
-        messages: Vec<StoredMessage>,
-    ) -> BoxFuture<'a, Result<(), SessionError>> {
+    fn append<'a>(&'a self, key: &'a SessionKey, messages: Vec<Record>) -> BoxFuture<'a, Result<(), SessionError>> {
         self.append_now(key, messages).boxed()
     }
 

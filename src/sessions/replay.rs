@@ -124,11 +124,12 @@ mod tests {
     use crate::sessions::message::Part;
 
     fn stored(kind: &str, role: &str, part: Part) -> StoredMessage {
-        StoredMessage::completed(crate::sessions::message::new_message_id(), kind, role, vec![part], "o", "n")
+        let id = crate::sessions::message::new_message_id();
+        crate::sessions::Record::completed(id, kind, role, &[part], "o", "n").message().unwrap()
     }
 
-    fn data(pairs: &[(&str, &str)]) -> Part {
-        Part::Data(pairs.iter().map(|(k, v)| ((*k).to_owned(), Value::String((*v).to_owned()))).collect())
+    fn data<'a>(pairs: &'a [(&'a str, &'a str)]) -> Part<'a> {
+        Part::Fields(pairs)
     }
 
     fn user(text: &str) -> ChatMessage {
@@ -138,8 +139,8 @@ mod tests {
     #[test]
     fn a_stored_tool_turn_replays_as_the_seed_sends_it() {
         let turn = vec![
-            stored("message", "user", Part::Text("Tell me the time in UTC".into())),
-            stored("reasoning", "assistant", Part::Text("I should call the tool".into())),
+            stored("message", "user", Part::Text("Tell me the time in UTC")),
+            stored("reasoning", "assistant", Part::Text("I should call the tool")),
             stored("plugin_call", "assistant", data(&[("call_id", "c1"), ("name", "getutctime"), ("arguments", "{}")])),
             stored(
                 "plugin_call_output",
@@ -150,7 +151,7 @@ mod tests {
                     ("output", r#"[{"type": "text", "text": "2026-01-01T00:00:00Z"}]"#),
                 ]),
             ),
-            stored("message", "assistant", Part::Text("The current UTC time is 2026-01-01T00:00:00Z.".into())),
+            stored("message", "assistant", Part::Text("The current UTC time is 2026-01-01T00:00:00Z.")),
         ];
         assert_eq!(
             to_chat(&turn),

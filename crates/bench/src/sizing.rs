@@ -25,7 +25,7 @@ pub fn fc_violation(size: Limits) -> Option<String> {
     if !(0.05..=16.0).contains(&size.vcpu) || (steps - steps.round()).abs() > 1e-9 {
         return Some(format!("cpu {} is not a multiple of 0.05 in 0.05..=16", size.vcpu));
     }
-    if !(128..=32768).contains(&size.memory_mib) || size.memory_mib % 64 != 0 {
+    if !(128..=32768).contains(&size.memory_mib) || !size.memory_mib.is_multiple_of(64) {
         return Some(format!("memorySize {} is not a multiple of 64 in 128..=32768", size.memory_mib));
     }
     let ratio = size.memory_mib as f64 / 1024.0 / size.vcpu;

@@ -13,8 +13,7 @@ use serde_json::{Map, Value};
 use super::request::{AgentRequest, ContentItem, InputMessage, MessageType, Role};
 use crate::llm::conversation::{Piece as Item, assemble};
 use crate::llm::{ChatMessage, ToolCall};
-use crate::sessions::StoredMessage;
-use crate::sessions::message::{Part, new_message_id};
+use crate::sessions::message::{Part, Record, new_message_id};
 
 /// Longest URL or file name quoted in a note; data: URLs can be megabytes of base64.
 const MAX_NOTE_CHARS: usize = 200;
@@ -22,7 +21,7 @@ const MAX_NOTE_CHARS: usize = 200;
 impl AgentRequest {
     /// `input` as a session stores it: runtime Messages with the client's ids (fresh ones where it sent
     /// none), `status:"completed"`; content other than text and data is kept as the note the model reads.
-    pub(crate) fn to_records(&self) -> Vec<StoredMessage> {
+    pub(crate) fn to_records(&self) -> Vec<Record> {
         self.input.iter().map(record_of).collect()
     }
 
@@ -109,7 +108,7 @@ fn text_of(item: &ContentItem) -> Option<String> {
     }
 }
 
-fn record_of(msg: &InputMessage) -> StoredMessage {
+fn record_of(msg: &InputMessage) -> Record {
     let kind = match &msg.kind {
         MessageType::Message => "message",
         MessageType::FunctionCall => "function_call",
@@ -125,14 +124,23 @@ fn record_of(msg: &InputMessage) -> StoredMessage {
         Role::System => "system",
         Role::Tool => "tool",
     };
-    let parts = msg
+    let texts: Vec<Option<String>> = msg
         .content
         .iter()
-        .filter_map(|item| match item {
-            ContentItem::Data(data) => Some(Part::Data(data.clone())),
-            other => text_of(other).map(Part::Text),
+        .map(|item| match item {
+            ContentItem::Data(_) => None,
+            other => text_of(other),
+        })
+        .collect();
+    let parts: Vec<Part> = msg
+        .content
+        .iter()
+        .zip(&texts)
+        .filter_map(|(item, text)| match item {
+            ContentItem::Data(data) => Some(Part::Data(data)),
+            _ => text.as_deref().map(Part::Text),
         })
         .collect();
     let id = msg.id.clone().unwrap_or_else(new_message_id);
-    StoredMessage::completed(id.clone(), kind, role, parts, &id, role)
+    Record::completed(id.clone(), kind, role, &parts, &id, role)
 }
