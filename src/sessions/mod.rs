@@ -108,7 +108,7 @@ impl SessionSettings {
     /// Issue 17: a full store plus 200 streams under half of the smallest FC memory (64 MB = 61 MiB of
     /// 128 MB); the idle process and 200 streams take ~42.5 MiB (BENCHMARKS.md, FC-sized), which leaves
     /// ~18.5 MiB, and a full store's RSS was ~1.07× its budget with a message per allocation (0.84× since a
-    /// session's messages share one buffer: +13.4 MiB at 16 MiB, `make bench` 2026-12-03 18:50 UTC; the
+    /// session's messages share one buffer: +13.4 MiB at 16 MiB, `make bench` 2026-12-03 18:35 UTC; the
     /// per-message charge was left as calibrated, so the budget errs on the safe side).
     pub(crate) const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
     pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
