@@ -49,16 +49,7 @@ impl Recorder {
                 let output = serde_json::to_string(&output.content).unwrap_or_else(|_| output.text.clone());
                 let fields = [("call_id", call_id.as_str()), ("name", name), ("output", &output)];
                 // A tool result is an agent-level message of its own, named `system`.
-                let own = new_message_id();
-                let record = Record::completed(
-                    new_message_id(),
-                    "plugin_call_output",
-                    "system",
-                    &[Part::Fields(&fields)],
-                    &own,
-                    "system",
-                );
-                self.messages.push(record);
+                self.messages.push(data_message("plugin_call_output", "system", &fields, &new_message_id(), "system"));
                 // The next model step is a new agent-level message.
                 self.step = new_message_id();
             }
@@ -113,15 +104,7 @@ pub(crate) fn from_chat(messages: &[ChatMessage]) -> Vec<Record> {
                         ("call_id", &call.id),
                         ("name", &call.function.name),
                     ];
-                    let record = Record::completed(
-                        new_message_id(),
-                        "plugin_call",
-                        "assistant",
-                        &[Part::Fields(&fields)],
-                        &id,
-                        "assistant",
-                    );
-                    out.push(record);
+                    out.push(data_message("plugin_call", "assistant", &fields, &id, "assistant"));
                 }
             }
             ChatMessage::Tool { tool_call_id, content } => {
@@ -139,6 +122,11 @@ pub(crate) fn from_chat(messages: &[ChatMessage]) -> Vec<Record> {
         }
     }
     out
+}
+
+/// A new message of one `data` item, part of the agent-level message `original_id`.
+fn data_message(kind: &str, role: &str, fields: &[(&str, &str)], original_id: &str, original_name: &str) -> Record {
+    Record::completed(new_message_id(), kind, role, &[Part::Fields(fields)], original_id, original_name)
 }
 
 #[cfg(test)]
