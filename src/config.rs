@@ -8,7 +8,7 @@ use std::time::Duration;
 use crate::acs::Credentials;
 use crate::identity::{self, IdentitySettings, OAuth2Settings};
 use crate::llm::LlmSettings;
-use crate::mcp::{McpSettings, OAuth2Grant};
+use crate::mcp::{McpProtocol, McpSettings, OAuth2Grant, PoolLimits};
 use crate::secret::Secret;
 use crate::sessions::{SessionSettings, StoreKind, Window};
 use crate::upstream::Endpoint;
@@ -237,7 +237,8 @@ fn session_settings(env: &Env) -> Result<SessionSettings, ConfigError> {
 /// `AI_GATEWAY_MCP_SERVER` (comma-separated URLs), `AGENT_TOOL_TIMEOUT_SECS`, and `AI_GATEWAY_MCP_OAUTH2`:
 /// comma-separated entries `<server URL> <provider> [<scope> ...]` (whitespace between the fields), each
 /// naming one of the servers that takes that Agent Identity OAuth2 provider's token, with those scopes,
-/// instead of the WorkloadAccessToken.
+/// instead of the WorkloadAccessToken. `AI_GATEWAY_MCP_PROTOCOL` (`auto` or a revision) and the kept
+/// connections' bounds `AI_GATEWAY_MCP_CACHE_ENTRIES` / `_BYTES` / `_SECS`.
 fn mcp_settings(env: &Env) -> Result<McpSettings, ConfigError> {
     const OAUTH2: &str = "AI_GATEWAY_MCP_OAUTH2";
     let servers: Vec<Endpoint> = env
@@ -266,6 +267,16 @@ fn mcp_settings(env: &Env) -> Result<McpSettings, ConfigError> {
     }
     let mut settings = McpSettings::new(servers, Duration::from_secs(env.positive("AGENT_TOOL_TIMEOUT_SECS", 30)?));
     settings.grants = grants;
+    const PROTOCOL: &str = "AI_GATEWAY_MCP_PROTOCOL";
+    settings.protocol =
+        McpProtocol::parse(&env.get(PROTOCOL).unwrap_or_default()).map_err(|problem| invalid(PROTOCOL, problem))?;
+    // What a warm turn reuses per (server, user); 0 entries keeps nothing (every turn opens anew).
+    let defaults = PoolLimits::default();
+    settings.pool = PoolLimits {
+        entries: env.number("AI_GATEWAY_MCP_CACHE_ENTRIES", defaults.entries)?,
+        bytes: env.positive("AI_GATEWAY_MCP_CACHE_BYTES", defaults.bytes)?,
+        idle: Duration::from_secs(env.positive("AI_GATEWAY_MCP_CACHE_SECS", defaults.idle.as_secs())?),
+    };
     Ok(settings)
 }
 

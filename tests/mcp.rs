@@ -70,14 +70,14 @@ async fn one_tool_turn(options: StandInOptions, negotiated: &str) {
 
 #[tokio::test]
 async fn stateful_server_one_tool_turn_takes_four_requests() {
-    one_tool_turn(StandInOptions::accepting(TOKEN), "2025-06-18").await;
+    one_tool_turn(StandInOptions::accepting(TOKEN), "2025-11-25").await;
 }
 
 #[tokio::test]
 async fn stateless_json_server_one_tool_turn_takes_four_requests() {
     one_tool_turn(
         StandInOptions { sessions: SessionMode::StatelessJson, ..StandInOptions::accepting(TOKEN) },
-        "2025-06-18",
+        "2025-11-25",
     )
     .await;
 }
@@ -342,7 +342,7 @@ async fn open_respects_the_deadline() {
     let url = format!("http://{}/mcp", listener.local_addr().unwrap());
     let client = McpClient::new(McpSettings::new(vec![endpoint(&url)], Duration::from_secs(1))).unwrap();
     let err = client.open(&Secret::new(TOKEN), Instant::now() + Duration::from_millis(300)).await.unwrap_err();
-    assert!(matches!(err, McpError::Timeout { operation: "session open", .. }), "{err:?}");
+    assert!(matches!(err, McpError::Timeout { operation: "initialize", .. }), "{err:?}");
     drop(listener);
 }
 

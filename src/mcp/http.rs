@@ -8,6 +8,11 @@
 //! resumes an interrupted response stream (`Last-Event-ID` present) still goes out: without it that call
 //! would fail.
 //!
+//! The bearer is not part of rmcp's transport config: a session outlives the turn that opened it (it is
+//! kept for the same user's next turns, [`super::pool`]), and each turn brings its own token (a refreshed
+//! WorkloadAccessToken for the same user keeps the session). So every request takes the `Authorization`
+//! header from the session's [`BearerCell`] as it is at that moment.
+//!
 //! rmcp runs each session's HTTP requests in a worker task of its own, and that worker does not stop an
 //! in-flight request when the session's owner goes away (e.g. the handshake is abandoned at the deadline):
 //! a hung server would keep the task and its connection forever. So every request and response stream here
@@ -15,11 +20,11 @@
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use futures_util::StreamExt;
 
-use http::{HeaderName, HeaderValue};
+use http::{HeaderName, HeaderValue, header::AUTHORIZATION};
 use rmcp::model::ClientJsonRpcMessage;
 use rmcp::transport::common::client_side_sse::BoxedSseResponse;
 use rmcp::transport::streamable_http_client::{
@@ -29,6 +34,25 @@ use tokio::sync::watch;
 
 type HttpError = StreamableHttpError<reqwest::Error>;
 
+/// The `Authorization` header a session sends now; the turn using the session sets it.
+#[derive(Clone)]
+pub(crate) struct BearerCell(Arc<RwLock<HeaderValue>>);
+
+impl BearerCell {
+    pub(crate) fn new(value: HeaderValue) -> BearerCell {
+        BearerCell(Arc::new(RwLock::new(value)))
+    }
+
+    pub(crate) fn set(&self, value: HeaderValue) {
+        *self.0.write().unwrap_or_else(|p| p.into_inner()) = value;
+    }
+
+    fn apply(&self, mut headers: HashMap<HeaderName, HeaderValue>) -> HashMap<HeaderName, HeaderValue> {
+        headers.insert(AUTHORIZATION, self.0.read().unwrap_or_else(|p| p.into_inner()).clone());
+        headers
+    }
+}
+
 /// Held by whoever owns the session (the handshake, then the open session); dropping it abandons every
 /// request of the session still in flight.
 pub(crate) struct SessionOwner(#[allow(dead_code)] watch::Sender<()>);
@@ -37,13 +61,18 @@ pub(crate) struct SessionOwner(#[allow(dead_code)] watch::Sender<()>);
 pub(crate) struct SessionHttp {
     pub(crate) inner: reqwest::Client,
     pub(crate) delete_on_close: bool,
+    bearer: BearerCell,
     owner: watch::Receiver<()>,
 }
 
 impl SessionHttp {
-    pub(crate) fn new(inner: reqwest::Client, delete_on_close: bool) -> (SessionHttp, SessionOwner) {
+    pub(crate) fn new(
+        inner: reqwest::Client,
+        delete_on_close: bool,
+        bearer: BearerCell,
+    ) -> (SessionHttp, SessionOwner) {
         let (owner, alive) = watch::channel(());
-        let http = SessionHttp { inner, delete_on_close, owner: alive };
+        let http = SessionHttp { inner, delete_on_close, bearer, owner: alive };
         (http, SessionOwner(owner))
     }
 
@@ -128,6 +157,7 @@ impl StreamableHttpClient for SessionHttp {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
+        let custom_headers = self.bearer.apply(custom_headers);
         let post =
             self.inner.post_message_with_response_limits(uri, message, session_id, auth_header, custom_headers, limits);
         let response = self.while_owned(post).await.map_err(without_url)?;
@@ -144,7 +174,7 @@ impl StreamableHttpClient for SessionHttp {
         if !self.delete_on_close {
             return Ok(());
         }
-        let delete = self.inner.delete_session(uri, session_id, auth_header, custom_headers);
+        let delete = self.inner.delete_session(uri, session_id, auth_header, self.bearer.apply(custom_headers));
         self.while_owned(delete).await.map_err(without_url)
     }
 
@@ -159,7 +189,7 @@ impl StreamableHttpClient for SessionHttp {
         if last_event_id.is_none() {
             return Err(StreamableHttpError::ServerDoesNotSupportSse);
         }
-        let get = self.inner.get_stream(uri, session_id, last_event_id, auth_header, custom_headers);
+        let get = self.inner.get_stream(uri, session_id, last_event_id, auth_header, self.bearer.apply(custom_headers));
         let stream = self.while_owned(get).await.map_err(without_url)?;
         Ok(self.stream_while_owned(stream))
     }
@@ -181,7 +211,7 @@ impl StreamableHttpClient for SessionHttp {
             session_id,
             last_event_id,
             auth_header,
-            custom_headers,
+            self.bearer.apply(custom_headers),
             max_sse_event_size,
         );
         let stream = self.while_owned(get).await.map_err(without_url)?;

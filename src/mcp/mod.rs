@@ -2,9 +2,11 @@
 //! WorkloadAccessToken). Transport ([`http`]) apart from protocol ([`session`]); the turn uses [`Tools`],
 //! which asks the source for a token and reports a 401 to it, refreshing once.
 //!
-//! One [`ToolSession`] per turn and server set: `initialize`, `notifications/initialized`, `tools/list`
-//! (following cursors), then every `tools/call` of the turn on that session — four HTTP requests for a
-//! one-tool turn, counted at the server. See [`http`] for the two requests rmcp would otherwise add.
+//! Both protocol lifecycles ([`revision`]): the 2025 handshake (`initialize`, `notifications/initialized`)
+//! and 2026-07-28's stateless requests after `server/discover`. A user's connection to each server, with
+//! its tool list and (2025) its `Mcp-Session-Id`, is kept between turns in a bounded [`pool`]: a user's
+//! first turn costs what it always did (four requests for one tool call on a 2025 server), a warm one only
+//! its `tools/call`s. See [`http`] for the two requests rmcp would otherwise add.
 //!
 //! ```ignore
 //! let client = McpClient::new(settings)?;                       // once per process
@@ -16,8 +18,11 @@
 
 mod error;
 mod http;
+mod live;
 mod names;
 mod output;
+mod pool;
+mod revision;
 mod session;
 mod token;
 mod tools;
@@ -28,6 +33,8 @@ use std::time::Duration;
 
 pub use error::McpError;
 pub use output::ToolOutput;
+pub use pool::{PoolLimits, UserKey};
+pub use revision::{McpProtocol, SUPPORTED as SUPPORTED_REVISIONS};
 pub use rmcp::model::ContentBlock as Content;
 pub use session::{Listing, ToolDef, ToolSession};
 pub use token::{TokenError, TokenSource};
@@ -50,11 +57,22 @@ pub struct McpSettings {
     /// Per server (same index as `servers`; shorter means the rest send the WAT): the OAuth2 token to send
     /// instead of the WorkloadAccessToken (`AI_GATEWAY_MCP_OAUTH2`).
     pub grants: Vec<Option<OAuth2Grant>>,
+    /// `AI_GATEWAY_MCP_PROTOCOL`: `auto`, or one revision for every server.
+    pub protocol: McpProtocol,
+    /// What is kept between turns per (server, user), and how much of it.
+    pub pool: PoolLimits,
 }
 
 impl McpSettings {
     pub fn new(servers: Vec<Endpoint>, tool_timeout: Duration) -> Self {
-        McpSettings { servers, tool_timeout, delete_session_on_close: false, grants: Vec::new() }
+        McpSettings {
+            servers,
+            tool_timeout,
+            delete_session_on_close: false,
+            grants: Vec::new(),
+            protocol: McpProtocol::Auto,
+            pool: PoolLimits::default(),
+        }
     }
 }
 
@@ -86,13 +104,27 @@ impl fmt::Debug for ServerUrl {
     }
 }
 
-/// Built once at start; cheap to share. Holds the one reqwest client all MCP sessions use.
-#[derive(Debug, Clone)]
+/// Built once at start; cheap to share. Holds the one reqwest client all MCP connections use, what the
+/// instance learned of each server's revision, and the users' kept connections.
+#[derive(Clone)]
 pub struct McpClient {
     servers: Arc<[ServerUrl]>,
     http: reqwest::Client,
     tool_timeout: Duration,
     delete_session_on_close: bool,
+    protocol: McpProtocol,
+    knowledge: Arc<revision::Knowledge>,
+    pool: Arc<pool::Pool>,
+}
+
+impl fmt::Debug for McpClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("McpClient")
+            .field("servers", &self.servers)
+            .field("protocol", &self.protocol)
+            .field("pool", &self.pool.limits())
+            .finish_non_exhaustive()
+    }
 }
 
 impl McpClient {
@@ -114,10 +146,13 @@ impl McpClient {
             .build()
             .map_err(|e| McpError::HttpClient { detail: e.without_url().to_string() })?;
         Ok(McpClient {
+            knowledge: Arc::new(revision::Knowledge::new(servers.len())),
             servers: servers.into(),
             http,
             tool_timeout: settings.tool_timeout,
             delete_session_on_close: settings.delete_session_on_close,
+            protocol: settings.protocol,
+            pool: Arc::new(pool::Pool::new(settings.pool)),
         })
     }
 
@@ -131,21 +166,40 @@ impl McpClient {
         self.servers.iter().map(|server| server.grant.clone()).collect()
     }
 
-    /// Opens one session per server, concurrently, and lists their tools. Fails as a whole when any server
-    /// fails (the first error wins and the other handshakes are cancelled), so a 401 surfaces for the
-    /// caller's single token refresh. Everything is bounded by `deadline`.
+    /// Opens one connection per server, concurrently, and lists their tools, for nobody in particular: the
+    /// connections are new and end at [`ToolSession::close`]. Fails as a whole when any server fails (the
+    /// first error wins and the other handshakes are cancelled), so a 401 surfaces for the caller's single
+    /// token refresh. Everything is bounded by `deadline`.
     pub async fn open(&self, bearer: &Secret, deadline: tokio::time::Instant) -> Result<ToolSession, McpError> {
         let bearers = vec![bearer.clone(); self.servers.len()];
-        session::open(self, &bearers, deadline).await
+        session::open(self, &bearers, None, deadline).await
     }
 
-    /// [`McpClient::open`] with each server's own bearer (`bearers[i]` for server `i`).
+    /// [`McpClient::open`] for `user`: each server's kept connection for that user when there is one (a
+    /// warm turn sends no request here), and whatever is opened is kept for the user's next turn.
+    pub async fn open_for(
+        &self,
+        user: &UserKey,
+        bearer: &Secret,
+        deadline: tokio::time::Instant,
+    ) -> Result<ToolSession, McpError> {
+        let bearers = vec![bearer.clone(); self.servers.len()];
+        session::open(self, &bearers, Some(user), deadline).await
+    }
+
+    /// [`McpClient::open`] with each server's own bearer (`bearers[i]` for server `i`), kept for `user`.
     pub(crate) async fn open_each(
         &self,
         bearers: &[Secret],
+        user: Option<&UserKey>,
         deadline: tokio::time::Instant,
     ) -> Result<ToolSession, McpError> {
-        session::open(self, bearers, deadline).await
+        session::open(self, bearers, user, deadline).await
+    }
+
+    /// Connections kept and the bytes they are counted for (the pool's budget).
+    pub fn kept(&self) -> (usize, usize) {
+        self.pool.usage()
     }
 
     /// The indexes of the servers an error names (a 401 is reported to those servers' token sources).

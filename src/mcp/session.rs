@@ -1,4 +1,5 @@
-//! One turn's MCP sessions: opened together, tools merged under model-safe names, closed together.
+//! One turn's tools: a live connection per server (the user's kept one, or a new one), tools merged under
+//! model-safe names, and each call routed back to its server and the server's own name.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -6,27 +7,26 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::future::{join_all, try_join_all};
-use http::{HeaderValue, header::AUTHORIZATION};
-use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, ProtocolVersion, Tool};
-use rmcp::service::{RoleClient, RunningService};
-use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
-use rmcp::{ServiceExt, model::JsonObject};
+use rmcp::model::{CallToolRequestParams, JsonObject, ProtocolVersion, Tool};
 use serde_json::Value;
-use tokio::time::{Instant, timeout_at};
+use tokio::time::Instant;
 
 use super::error::{ErrorScope, McpError};
-use super::http::{SessionHttp, SessionOwner};
+use super::live::{Live, Start, authorization};
 use super::names::NameAllocator;
 use super::output::ToolOutput;
+use super::pool::UserKey;
+use super::revision::{Learned, McpProtocol};
 use super::{McpClient, ServerUrl};
 use crate::secret::Secret;
 
-/// The revision gateways speak today; servers answer with theirs if older (2025-03-26 works too).
-const PROTOCOL_VERSION: ProtocolVersion = ProtocolVersion::V_2025_06_18;
-
 /// Closing only waits for rmcp's worker to stop (and for a DELETE if enabled); never hold the turn longer.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the model is told when the gateway's policy refuses a `tools/call` (HTTP 403): enough to explain
+/// to the user what it may not do, nothing about the token.
+const DENIED: &str = "the gateway denied this tool for this user (HTTP 403): the user's access policy does not \
+                      allow it. Tell the user you are not permitted to use this tool on their behalf.";
 
 /// A tool as the model sees it. `name` is the model-facing name (`^[A-Za-z0-9_-]{1,64}$`, unique in the
 /// session); [`ToolSession::call`] maps it back to the server and the server's own name.
@@ -49,12 +49,11 @@ pub struct Listing {
 }
 
 struct Connection {
+    index: usize,
     server: ServerUrl,
     /// This server's part of [`ToolSession::tools`], made once per session for the turn to report.
     listed: Arc<[ToolDef]>,
-    service: RunningService<RoleClient, ClientConfig>,
-    /// Dropped with the connection: whatever rmcp's worker still has in flight is abandoned.
-    _owner: SessionOwner,
+    live: Arc<Live>,
 }
 
 struct Route {
@@ -62,11 +61,13 @@ struct Route {
     original: String,
 }
 
-/// The MCP sessions of one turn. `call` takes `&self`, so a step's tool calls can run concurrently.
-/// Dropping a `call` future makes rmcp send `notifications/cancelled` for it; dropping the session stops
-/// its workers and their in-flight HTTP requests; [`ToolSession::close`]
-/// does the same and waits for rmcp's workers to stop.
+/// The MCP connections of one turn. `call` takes `&self`, so a step's tool calls can run concurrently.
+/// Dropping a `call` future makes rmcp send `notifications/cancelled` for it. A user's connections stay in
+/// the client's pool for the next turn; a session opened without a user ([`McpClient::open`]) is closed
+/// by [`ToolSession::close`].
 pub struct ToolSession {
+    client: McpClient,
+    user: Option<UserKey>,
     connections: Vec<Connection>,
     tools: Vec<ToolDef>,
     routes: HashMap<String, Route>,
@@ -98,8 +99,14 @@ impl ToolSession {
         self.connections.iter().map(|c| Listing { server: c.server.label.clone(), tools: c.listed.clone() }).collect()
     }
 
+    /// The revision each server is spoken to in, in server order.
+    pub fn protocol_versions(&self) -> Vec<ProtocolVersion> {
+        self.connections.iter().map(|c| c.live.version.clone()).collect()
+    }
+
     /// Calls a tool by its model-facing name. A tool that reports `isError` is an `Ok` with
-    /// `is_error: true`; `Err` means the call itself failed (auth, transport, JSON-RPC error, timeout).
+    /// `is_error: true`, and so is a call the gateway's policy refused (HTTP 403): the model hears why and
+    /// the turn goes on. `Err` means the call itself failed (401, transport, JSON-RPC error, timeout).
     pub async fn call(&self, name: &str, arguments: Value) -> Result<ToolOutput, McpError> {
         let route = self.routes.get(name).ok_or_else(|| McpError::UnknownTool { name: name.to_owned() })?;
         let connection = &self.connections[route.connection];
@@ -115,16 +122,40 @@ impl ToolSession {
         let scope = ErrorScope { server: &connection.server.shown, raw_url: &connection.server.url, bearer };
         let deadline =
             Instant::now().checked_add(self.tool_timeout).map_or(self.deadline, |limit| limit.min(self.deadline));
-        match timeout_at(deadline, connection.service.peer().call_tool(params)).await {
-            Err(_elapsed) => Err(scope.timeout("tools/call")),
-            Ok(Err(error)) => Err(scope.classify_service(error)),
-            Ok(Ok(result)) => Ok(result.into()),
+        match connection.live.call(params, &scope, deadline).await {
+            Err(McpError::Forbidden { .. }) => {
+                tracing::info!(server = %connection.server.shown, tool = %route.original, "the gateway denied a tool call");
+                Ok(ToolOutput::error(DENIED))
+            }
+            Err(error) => {
+                // A timeout leaves a request in the worker, a transport error a dead connection: neither is
+                // handed to the next turn.
+                if matches!(error, McpError::Timeout { .. } | McpError::Transport { .. })
+                    && let Some(user) = &self.user
+                {
+                    self.client.pool.forget(connection.index, user, &connection.live);
+                }
+                Err(error)
+            }
+            ok => ok,
         }
     }
 
+    /// The bearers the session was opened with, per server (to report one refused).
+    pub(super) fn bearers(&self) -> &[Secret] {
+        &self.bearers
+    }
+
+    /// The user the session's connections are kept for.
+    pub(super) fn user(&self) -> Option<&UserKey> {
+        self.user.as_ref()
+    }
+
     /// A session with no servers (what a turn holds before its first one is open).
-    pub(super) fn empty() -> ToolSession {
+    pub(super) fn empty(client: &McpClient) -> ToolSession {
         ToolSession {
+            client: client.clone(),
+            user: None,
             connections: Vec::new(),
             tools: Vec::new(),
             routes: HashMap::new(),
@@ -134,25 +165,30 @@ impl ToolSession {
         }
     }
 
-    /// The bearers the session was opened with, per server (to report one refused).
-    pub(super) fn bearers(&self) -> &[Secret] {
-        &self.bearers
-    }
-
-    /// Ends the turn's sessions. Errors are of no use to the turn at this point and are dropped.
+    /// Ends the turn's use of its connections: kept ones stay in the pool for the user's next turn; a
+    /// session without a user closes its own. Errors are of no use to the turn at this point.
     pub async fn close(self) {
-        join_all(self.connections.into_iter().map(|connection| async move {
-            // The owner lives until the close is done: the optional DELETE goes out during it.
-            let Connection { mut service, _owner, .. } = connection;
-            let _ = service.close_with_timeout(CLOSE_TIMEOUT).await;
-        }))
+        if self.user.is_some() {
+            return;
+        }
+        join_all(
+            self.connections.into_iter().filter_map(|c| Arc::into_inner(c.live)).map(|live| live.close(CLOSE_TIMEOUT)),
+        )
         .await;
     }
 }
 
-/// `bearers[i]` is server `i`'s bearer (the pipeline's token sources give one per server).
-pub(super) async fn open(client: &McpClient, bearers: &[Secret], deadline: Instant) -> Result<ToolSession, McpError> {
+/// `bearers[i]` is server `i`'s bearer (the pipeline's token sources give one per server). With a `user`,
+/// each server's connection comes from (and goes back to) the pool.
+pub(super) async fn open(
+    client: &McpClient,
+    bearers: &[Secret],
+    user: Option<&UserKey>,
+    deadline: Instant,
+) -> Result<ToolSession, McpError> {
     let mut session = ToolSession {
+        client: client.clone(),
+        user: user.cloned(),
         connections: Vec::new(),
         tools: Vec::new(),
         routes: HashMap::new(),
@@ -166,70 +202,131 @@ pub(super) async fn open(client: &McpClient, bearers: &[Secret], deadline: Insta
     if bearers.len() != client.servers.len() {
         return Err(McpError::InvalidBearer);
     }
-    let mut headers = Vec::with_capacity(bearers.len());
-    for bearer in bearers {
-        let mut authorization =
-            HeaderValue::from_str(&format!("Bearer {}", bearer.expose())).map_err(|_| McpError::InvalidBearer)?;
-        // Sensitive values print as "Sensitive" in Debug, and rmcp's transport config derives Debug.
-        authorization.set_sensitive(true);
-        headers.push(authorization);
-    }
-
     let opened = try_join_all(
         client
             .servers
             .iter()
-            .zip(headers)
             .zip(bearers)
-            .map(|((server, authorization), bearer)| open_one(client, server, authorization, bearer, deadline)),
+            .enumerate()
+            .map(|(index, (server, bearer))| connect(client, index, server, bearer, user, deadline)),
     )
     .await?;
 
     let mut names = NameAllocator::default();
-    for (index, (mut connection, tools)) in opened.into_iter().enumerate() {
+    for (index, (live, tools)) in opened.into_iter().enumerate() {
         let first = session.tools.len();
-        for tool in tools {
+        for tool in tools.iter() {
             let name = names.allocate(index, &tool.name);
             session.tools.push(ToolDef {
                 name: name.clone(),
                 description: tool.description.as_deref().unwrap_or_default().to_owned(),
-                input_schema: tool.input_schema,
+                input_schema: tool.input_schema.clone(),
             });
-            session.routes.insert(name, Route { connection: index, original: tool.name.into_owned() });
+            session.routes.insert(name, Route { connection: index, original: tool.name.to_string() });
         }
-        connection.listed = Arc::from(&session.tools[first..]);
-        session.connections.push(connection);
+        let server = client.servers[index].clone();
+        session.connections.push(Connection { index, server, listed: Arc::from(&session.tools[first..]), live });
     }
     Ok(session)
 }
 
-async fn open_one(
+/// One server's connection and tools for this turn: the user's kept connection when it still answers,
+/// otherwise a new one (kept for the next turn when there is a user).
+async fn connect(
     client: &McpClient,
+    index: usize,
     server: &ServerUrl,
-    authorization: HeaderValue,
     bearer: &Secret,
+    user: Option<&UserKey>,
     deadline: Instant,
-) -> Result<(Connection, Vec<Tool>), McpError> {
+) -> Result<(Arc<Live>, Arc<[Tool]>), McpError> {
     let scope = ErrorScope { server: &server.shown, raw_url: &server.url, bearer };
-    // Dropped on any early return (failure, deadline): the handshake's requests end with it.
-    let (http, owner) = SessionHttp::new(client.http.clone(), client.delete_session_on_close);
-    let handshake = async {
-        let config = StreamableHttpClientTransportConfig::with_uri(server.url.clone())
-            .custom_headers(HashMap::from([(AUTHORIZATION, authorization)]));
-        let transport = StreamableHttpClientTransport::with_client(http, config);
-        let service = client_config().serve(transport).await.map_err(|e| scope.classify_init(e))?;
-        let tools = service.peer().list_all_tools().await.map_err(|e| scope.classify_service(e))?;
-        Ok((service, tools))
-    };
-    let (service, tools) = timeout_at(deadline, handshake).await.map_err(|_| scope.timeout("session open"))??;
-    let connection = Connection { server: server.clone(), listed: Arc::from([]), service, _owner: owner };
-    Ok((connection, tools))
+    let ttl = client.pool.limits().idle;
+    if let Some(user) = user
+        && let Some(live) = client.pool.get(index, user)
+    {
+        live.use_bearer(authorization(bearer)?);
+        match live.tools(&scope, ttl, deadline).await {
+            Ok((tools, listed_bytes)) => {
+                if let Some(bytes) = listed_bytes {
+                    client.pool.resize(index, user, &live, bytes);
+                }
+                return Ok((live, tools));
+            }
+            // The token is the problem, not the connection: the caller refreshes it and opens again.
+            Err(error) if error.is_auth_failure() => {
+                client.pool.forget(index, user, &live);
+                return Err(error);
+            }
+            Err(error) => {
+                tracing::info!(%error, "a kept MCP connection failed; opening a new one");
+                client.pool.forget(index, user, &live);
+            }
+        }
+    }
+    let live = Arc::new(start(client, index, server, bearer, &scope, deadline).await?);
+    let (tools, listed_bytes) = live.tools(&scope, ttl, deadline).await?;
+    if let Some(user) = user {
+        client.pool.put(index, user, live.clone());
+        client.pool.resize(index, user, &live, listed_bytes.unwrap_or(0));
+    }
+    Ok((live, tools))
 }
 
-fn client_config() -> ClientConfig {
-    ClientConfig::new(
-        ClientCapabilities::default(),
-        Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION")),
-    )
-    .with_protocol_version(PROTOCOL_VERSION)
+/// A new connection in the revision the setting and what the instance learned call for (module docs of
+/// [`super::revision`]): a known stateless server costs no request, a known or pinned 2025 server the
+/// handshake, an unknown one the handshake first and discovery when the handshake is refused.
+async fn start(
+    client: &McpClient,
+    index: usize,
+    server: &ServerUrl,
+    bearer: &Secret,
+    scope: &ErrorScope<'_>,
+    deadline: Instant,
+) -> Result<Live, McpError> {
+    let open = |start| async move { Live::open(client, server, authorization(bearer)?, bearer, start, deadline).await };
+    let pinned = match &client.protocol {
+        McpProtocol::Pinned(version) => Some(version.clone()),
+        McpProtocol::Auto => None,
+    };
+    match (pinned, client.knowledge.get(index)) {
+        (Some(version), _) if version.has_initialize() => open(Start::Handshake(version)).await,
+        (_, Some(Learned::Stateless(info))) => match open(Start::Known(info)).await {
+            Ok(live) => Ok(live),
+            Err(error) => {
+                client.knowledge.forget(index);
+                Err(error)
+            }
+        },
+        (Some(version), _) => learn(client, index, open(Start::Discover(version)).await),
+        (None, Some(Learned::Handshake)) => open(Start::Handshake(ProtocolVersion::LATEST_WITH_INITIALIZE)).await,
+        (None, None) => match open(Start::Handshake(ProtocolVersion::LATEST_WITH_INITIALIZE)).await {
+            Ok(live) => learn(client, index, Ok(live)),
+            Err(error) if refuses_handshake(&error) => {
+                tracing::info!(server = %scope.server, "the MCP server refused initialize; trying 2026-07-28 discovery");
+                match open(Start::Discover(ProtocolVersion::V_2026_07_28)).await {
+                    Ok(live) => learn(client, index, Ok(live)),
+                    Err(_) => Err(error),
+                }
+            }
+            Err(error) => Err(error),
+        },
+    }
+}
+
+fn learn(client: &McpClient, index: usize, opened: Result<Live, McpError>) -> Result<Live, McpError> {
+    if let Ok(live) = &opened {
+        client.knowledge.set(index, live.learned());
+    }
+    opened
+}
+
+/// How a 2026-only server answers `initialize`: a JSON-RPC error (method not found, unsupported version) or
+/// an HTTP client error for a request it does not take. 401/403 are the token's, not the revision's.
+fn refuses_handshake(error: &McpError) -> bool {
+    match error {
+        McpError::Protocol { .. } => true,
+        McpError::HttpStatus { status, .. } => matches!(status, 400 | 404 | 405 | 406 | 415 | 422),
+        _ => false,
+    }
 }

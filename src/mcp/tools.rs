@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use super::McpClient;
 use super::error::McpError;
 use super::output::ToolOutput;
+use super::pool::UserKey;
 use super::session::{Listing, ToolDef, ToolSession};
 use super::token::TokenSource;
 use crate::secret::Secret;
@@ -20,6 +21,8 @@ pub struct Tools {
     client: McpClient,
     /// Per server (same order as the client's servers): where its bearer comes from.
     sources: Vec<Arc<dyn TokenSource>>,
+    /// Whose connections these are (kept in the client's pool between turns); `None`: nobody's.
+    user: Option<UserKey>,
     deadline: Instant,
     current: Mutex<Current>,
 }
@@ -37,30 +40,36 @@ impl Tools {
     /// the token as refused and opens once more with a fresh one.
     pub async fn open(client: McpClient, source: Arc<dyn TokenSource>, deadline: Instant) -> Result<Tools, McpError> {
         let sources = vec![source; client.servers.len().max(1)];
-        Tools::open_each(client, sources, deadline).await
+        Tools::open_each(client, sources, None, deadline).await
     }
 
     /// [`Tools::open`] with a token source per server (`sources[i]` for server `i`): a server that takes the
     /// user's OAuth2 token has a source of its own. A 401 is reported only to the refusing server's source.
+    /// With a `user` (the verified subject the tokens are for, known once the sources gave their tokens),
+    /// the user's connections are reused and kept for the next turn.
     pub async fn open_each(
         client: McpClient,
         sources: Vec<Arc<dyn TokenSource>>,
+        user: Option<UserKey>,
         deadline: Instant,
     ) -> Result<Tools, McpError> {
+        let placeholder = ToolSession::empty(&client);
         let tools = Tools {
             client,
             sources,
+            user,
             deadline,
-            current: Mutex::new(Current { session: Arc::new(empty()), generation: 0, refreshed: false }),
+            current: Mutex::new(Current { session: Arc::new(placeholder), generation: 0, refreshed: false }),
         };
         let bearers = tools.bearers().await?;
-        let (session, refreshed) = match tools.client.open_each(&bearers, deadline).await {
+        let user = tools.user.as_ref();
+        let (session, refreshed) = match tools.client.open_each(&bearers, user, deadline).await {
             Ok(session) => (session, false),
             Err(error) if error.is_unauthorized() => {
                 tracing::info!(%error, "MCP refused the token; refreshing it once");
                 tools.report_refused(&error, &bearers);
                 let fresh = tools.bearers().await?;
-                (tools.client.open_each(&fresh, deadline).await?, true)
+                (tools.client.open_each(&fresh, user, deadline).await?, true)
             }
             Err(error) => return Err(error),
         };
@@ -123,8 +132,12 @@ impl Tools {
         current.refreshed = true;
         tracing::info!("MCP refused the token mid-turn; refreshing it once");
         self.report_refused(error, current.session.bearers());
+        if let Some(user) = current.session.user() {
+            // The kept connections carry the refused token's session state; the fresh token opens new ones.
+            self.client.pool.forget_user(user);
+        }
         let fresh = self.bearers().await?;
-        let session = Arc::new(self.client.open_each(&fresh, self.deadline).await?);
+        let session = Arc::new(self.client.open_each(&fresh, self.user.as_ref(), self.deadline).await?);
         let old = std::mem::replace(&mut current.session, session.clone());
         current.generation += 1;
         drop(current);
@@ -141,9 +154,4 @@ impl Tools {
             session.close().await;
         }
     }
-}
-
-/// The placeholder until the first session is open (never offered: `open_each` replaces it or fails).
-fn empty() -> ToolSession {
-    ToolSession::empty()
 }

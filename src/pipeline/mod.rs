@@ -29,8 +29,9 @@ use crate::failure::Failure;
 use crate::identity::{
     ApiKeys, ConsentPrompt, IdentityClient, OAuth2Tokens, Roles, UserOAuth2, UserTokens, VaultKey, WorkloadTokens,
 };
+use crate::identity::{Subject, jwt_subject};
 use crate::llm::{LlmClient, LlmError};
-use crate::mcp::{McpClient, McpError, TokenSource, Tools};
+use crate::mcp::{McpClient, McpError, TokenSource, Tools, UserKey};
 use crate::sessions::Sessions;
 
 /// Everything a turn needs besides its plan: one client per upstream and the credential providers.
@@ -163,9 +164,24 @@ impl Pipeline {
                 _ => wat.clone(),
             })
             .collect();
-        match Tools::open_each(self.mcp.clone(), sources, deadline).await {
+        match Tools::open_each(self.mcp.clone(), sources, self.tools_user(&plan.subject), deadline).await {
             Ok(tools) => Ok(Some(tools)),
             Err(error) => Err(Failure::tools(&error, deadline)),
+        }
+    }
+
+    /// Whose kept MCP connections a turn may use: the subject the WorkloadAccessToken is issued for, so one
+    /// user's tools (the gateway filters them per token) never reach another. A JWT counts by its `sub`,
+    /// read only once Agent Identity has accepted the JWT (the token sources ask before any connection is
+    /// used); with a preset WorkloadAccessToken nothing verifies a JWT, so such callers keep nothing.
+    fn tools_user(&self, subject: &Subject) -> Option<UserKey> {
+        match subject {
+            Subject::UserId(user) => Some(UserKey::new(&format!("user:{user}"))),
+            Subject::Agent => Some(UserKey::new("agent")),
+            Subject::Jwt(jwt) if self.tokens.verifies_jwts() => {
+                jwt_subject(jwt.expose()).map(|sub| UserKey::new(&format!("jwt:{sub}")))
+            }
+            Subject::Jwt(_) => None,
         }
     }
 
