@@ -234,7 +234,7 @@ async fn mcp_one_401_gets_a_fresh_token_and_the_turn_completes() {
 }
 
 #[tokio::test]
-async fn mcp_401_twice_or_403_fails_with_tool_unauthorized() {
+async fn mcp_401_twice_or_403_on_the_listing_fails_with_tool_unauthorized() {
     let f = Function::start(&[]).await;
     for _ in 0..2 {
         f.stack.mcp.inject("initialize", McpFault::Status { status: 401, retry_after: None });
@@ -243,11 +243,30 @@ async fn mcp_401_twice_or_403_fails_with_tool_unauthorized() {
     assert_eq!(reply.ending(), failed("tool_unauthorized"), "{}", reply.text);
     assert_eq!(identity_attempts(&f), 2, "one refresh, then give up");
 
-    f.stack.mcp.inject("tools/call", McpFault::Status { status: 403, retry_after: None });
+    f.stack.mcp.inject("tools/list", McpFault::Status { status: 403, retry_after: None });
     let reply = process(&f, &[], &request("u-mcp-403", "Tell me the time")).await;
     assert_eq!(reply.ending(), failed("tool_unauthorized"), "{}", reply.text);
     assert_eq!(identity_attempts(&f), 3, "403 is not worth a new token");
     still_serves(&f, "u-after-mcp-auth").await;
+}
+
+#[tokio::test]
+async fn mcp_403_on_a_tool_call_is_told_to_the_model_and_the_turn_completes() {
+    let f = Function::start(&[]).await;
+    f.stack.mcp.inject("tools/call", McpFault::Status { status: 403, retry_after: None });
+    let before = f.stack.dashscope.request_count();
+    let reply = process(&f, &[], &request("u-mcp-403-call", "Tell me the time")).await;
+    assert_eq!(reply.ending(), completed(), "{}", reply.text);
+    assert_eq!(identity_attempts(&f), 1, "403 is not worth a new token");
+    // The model's second request carries the refusal as the tool's result.
+    let requests = f.stack.dashscope.requests();
+    assert_eq!(requests.len() - before, 2, "{}", reply.text);
+    let messages = requests.last().unwrap().body["messages"].as_array().unwrap().clone();
+    let tool = messages.iter().find(|m| m["role"] == "tool").expect("a tool message");
+    let content = tool["content"].as_str().unwrap();
+    assert!(content.contains("denied this tool for this user (HTTP 403)"), "{content}");
+    // The stream shows the call as an error output.
+    assert!(reply.text.contains("denied this tool"), "{}", reply.text);
 }
 
 #[tokio::test]
