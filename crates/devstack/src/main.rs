@@ -2,7 +2,7 @@
 //! whole flow runs with no cloud account. Real upstreams can replace stand-ins one at a time (README).
 //!
 //! ```text
-//! devstack [--function PATH]     # default target/debug/fc-identity-agent (what `make dev` builds)
+//! devstack [--function PATH] [--mcp-revisions legacy|modern|both] [--mcp-deny TOOL[,TOOL]]
 //! ```
 //!
 //! The function is the binary FC would run, started the way FC starts it (bare, configured by
@@ -10,14 +10,24 @@
 
 mod dev;
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::process::{ExitCode, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use devstack::Stack;
+use devstack::mcp_server::Revisions;
+use devstack::{Stack, StackOptions};
 use tokio::process::{Child, Command};
 
 const DEFAULT_FUNCTION: &str = "target/debug/fc-identity-agent";
+const USAGE: &str = "\
+usage: devstack [--function PATH] [--mcp-revisions legacy|modern|both] [--mcp-deny TOOL[,TOOL]]
+  --function PATH         the function binary (default target/debug/fc-identity-agent, what `make dev` builds)
+  --mcp-revisions WHICH   the MCP revisions the MCP stand-ins speak: legacy (2025: initialize and sessions;
+                          the default), modern (2026-07-28 only: server/discover, stateless; initialize is
+                          refused) or both (whichever the client uses)
+  --mcp-deny TOOL[,TOOL]  tools whose tools/call the MCP stand-ins answer with 403, as an AI Gateway policy
+                          denying them to the user would (names as listed, e.g. helloworld)";
 /// The function's own default port (config.rs), unless the environment names one.
 const DEFAULT_PORT: u16 = 9000;
 /// A debug build starting on a busy machine; beyond this it is broken, not slow.
@@ -27,10 +37,14 @@ const HEALTH_POLL_INTERVAL: Duration = Duration::from_millis(50);
 const STOP_LIMIT: Duration = Duration::from_secs(15);
 
 fn main() -> ExitCode {
-    let function = match function_path(std::env::args().skip(1)) {
-        Ok(function) => function,
+    let args = match Args::parse(std::env::args().skip(1)) {
+        Ok(Some(args)) => args,
+        Ok(None) => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
         Err(error) => {
-            eprintln!("{error}\nusage: devstack [--function PATH]   (default {DEFAULT_FUNCTION})");
+            eprintln!("{error}\n{USAGE}");
             return ExitCode::FAILURE;
         }
     };
@@ -41,7 +55,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(function)) {
+    match runtime.block_on(run(args)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("devstack: {error}");
@@ -50,19 +64,47 @@ fn main() -> ExitCode {
     }
 }
 
-fn function_path(mut args: impl Iterator<Item = String>) -> Result<PathBuf, String> {
-    let mut function = PathBuf::from(DEFAULT_FUNCTION);
-    while let Some(arg) = args.next() {
-        match arg.as_str() {
-            "--function" => function = args.next().ok_or("--function needs a path")?.into(),
-            other => return Err(format!("unknown argument {other:?}")),
-        }
-    }
-    Ok(function)
+#[derive(Debug, PartialEq)]
+struct Args {
+    function: PathBuf,
+    mcp_revisions: Revisions,
+    mcp_deny: HashSet<String>,
 }
 
-async fn run(function: PathBuf) -> Result<(), String> {
-    let stack = Stack::start().await.map_err(|e| format!("starting the stand-ins: {e}"))?;
+impl Args {
+    /// `None` for `--help`.
+    fn parse(mut args: impl Iterator<Item = String>) -> Result<Option<Args>, String> {
+        let mut parsed = Args {
+            function: PathBuf::from(DEFAULT_FUNCTION),
+            mcp_revisions: Revisions::default(),
+            mcp_deny: HashSet::new(),
+        };
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--function" => parsed.function = args.next().ok_or("--function needs a path")?.into(),
+                "--mcp-revisions" => {
+                    let which = args.next().ok_or("--mcp-revisions needs legacy, modern or both")?;
+                    parsed.mcp_revisions =
+                        Revisions::parse(&which).ok_or(format!("--mcp-revisions {which:?}: legacy, modern or both"))?;
+                }
+                "--mcp-deny" => {
+                    let tools = args.next().ok_or("--mcp-deny needs tool names")?;
+                    parsed
+                        .mcp_deny
+                        .extend(tools.split(',').map(str::trim).filter(|t| !t.is_empty()).map(str::to_owned));
+                }
+                "--help" | "-h" => return Ok(None),
+                other => return Err(format!("unknown argument {other:?}")),
+            }
+        }
+        Ok(Some(parsed))
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let Args { function, mcp_revisions, mcp_deny } = args;
+    let options = StackOptions { mcp_revisions, mcp_deny_tools: mcp_deny, ..StackOptions::default() };
+    let stack = Stack::start_with(options).await.map_err(|e| format!("starting the stand-ins: {e}"))?;
     let real = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let port = port(&real)?;
     let oauth2 = dev::oauth2_env(stack.oauth2_env(), port, real);
@@ -149,16 +191,34 @@ async fn stop(child: &mut Child) -> Result<ExitStatus, String> {
 mod tests {
     use super::*;
 
-    fn args(list: &[&str]) -> Result<PathBuf, String> {
-        function_path(list.iter().map(|s| (*s).to_owned()))
+    fn args(list: &[&str]) -> Result<Option<Args>, String> {
+        Args::parse(list.iter().map(|s| (*s).to_owned()))
+    }
+
+    fn function(list: &[&str]) -> Result<PathBuf, String> {
+        args(list).map(|parsed| parsed.expect("not --help").function)
     }
 
     #[test]
     fn function_path_defaults_to_the_debug_build() {
-        assert_eq!(args(&[]), Ok(PathBuf::from(DEFAULT_FUNCTION)));
-        assert_eq!(args(&["--function", "target/release/f"]), Ok(PathBuf::from("target/release/f")));
+        assert_eq!(function(&[]), Ok(PathBuf::from(DEFAULT_FUNCTION)));
+        assert_eq!(function(&["--function", "target/release/f"]), Ok(PathBuf::from("target/release/f")));
         assert!(args(&["--function"]).is_err());
         assert!(args(&["dev"]).is_err());
+        assert_eq!(args(&["--help"]), Ok(None));
+    }
+
+    #[test]
+    fn mcp_flags_pick_revisions_and_denied_tools() {
+        let parsed = args(&[]).unwrap().unwrap();
+        assert_eq!((parsed.mcp_revisions, parsed.mcp_deny.len()), (Revisions::Legacy, 0));
+        let parsed = args(&["--mcp-revisions", "both", "--mcp-deny", "helloworld, broken"]).unwrap().unwrap();
+        assert_eq!(parsed.mcp_revisions, Revisions::Both);
+        assert_eq!(parsed.mcp_deny, HashSet::from(["helloworld".to_owned(), "broken".to_owned()]));
+        assert_eq!(args(&["--mcp-revisions", "modern"]).unwrap().unwrap().mcp_revisions, Revisions::Modern);
+        assert!(args(&["--mcp-revisions", "2026"]).is_err());
+        assert!(args(&["--mcp-deny"]).is_err());
+        assert!(USAGE.contains("--mcp-revisions") && USAGE.contains("--mcp-deny"));
     }
 
     #[test]

@@ -4,6 +4,12 @@
 //! concurrency without clocks). It counts every HTTP request and every response the client abandoned.
 //! [`McpStandIn::inject`] queues a [`Fault`] for the next request of a given JSON-RPC method.
 //!
+//! It speaks the 2025 revisions (`initialize`, sessions), 2026-07-28 (`server/discover`, stateless, client
+//! context in `_meta`) or both ([`Revisions`]); denies chosen tools with 403 as an AI Gateway policy does
+//! ([`StandInOptions::deny_tools`], [`McpStandIn::deny_tool`]); and has hooks for the client's recovery
+//! paths: [`McpStandIn::drop_sessions`] (404 on an old session), [`McpStandIn::change_tools`] (a new tool
+//! and `notifications/tools/list_changed`) and [`StandInOptions::delay`] (a gateway in another zone).
+//!
 //! ```ignore
 //! let mcp = McpStandIn::start(StandInOptions::accepting("dev-token")).await?;
 //! // ... point the client at mcp.url() ...
@@ -11,9 +17,13 @@
 //! ```
 
 mod gate;
+mod notice;
+mod revision;
+#[cfg(test)]
+mod tests;
 mod tools;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,13 +31,18 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::middleware::from_fn_with_state;
-use rmcp::transport::streamable_http_server::{
-    StreamableHttpServerConfig, StreamableHttpService, session::local::LocalSessionManager,
-};
+use rmcp::transport::streamable_http_server::StreamableHttpService;
+use rmcp::transport::streamable_http_server::session::{SessionManager, local::LocalSessionManager};
 use tokio::sync::oneshot;
 
 use gate::{Gate, Stats, guard};
+use notice::Notices;
 use tools::{Rendezvous, StandInTools};
+
+pub use revision::Revisions;
+/// Who may cache a 2026-07-28 list result (`cacheScope`: `"public"` or `"private"`).
+pub use rmcp::model::CacheScope;
+pub use tools::LATE_TOOL;
 
 /// One answered request: its JSON-RPC method (or HTTP method), when it reached the stand-in and how long it
 /// took to the end of its response body. The benchmark lays a turn out on a timeline with these.
@@ -36,6 +51,22 @@ pub struct Served {
     pub method: String,
     pub arrived: Instant,
     pub elapsed: Duration,
+}
+
+/// The MCP headers of one request, as the client sent them (2026-07-28 requires the first three on every
+/// request but `initialize`; `Mcp-Name` only on calls naming a tool, prompt or resource).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestHeaders {
+    /// `Mcp-Method`.
+    pub mcp_method: Option<String>,
+    /// `Mcp-Name`, as sent (Base64-wrapped values are not decoded).
+    pub mcp_name: Option<String>,
+    /// `MCP-Protocol-Version`.
+    pub protocol_version: Option<String>,
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]` of the body.
+    pub meta_protocol_version: Option<String>,
+    /// `Mcp-Session-Id`.
+    pub session: Option<String>,
 }
 
 /// A failure to answer one request with instead of serving it (see [`McpStandIn::inject`]).
@@ -85,6 +116,17 @@ pub struct StandInOptions {
     pub phantom_tool: bool,
     /// Split `tools/list` into pages of this many tools, linked by `nextCursor`.
     pub page_size: Option<usize>,
+    /// The revisions it answers (Legacy, as before there were two, unless set).
+    pub revisions: Revisions,
+    /// `ttlMs` of a 2026-07-28 `tools/list` result (rmcp sends 0 when unset).
+    pub list_ttl_ms: Option<u64>,
+    /// `cacheScope` of a 2026-07-28 `tools/list` result (rmcp sends `private` when unset).
+    pub cache_scope: Option<CacheScope>,
+    /// Tools whose `tools/call` gets 403 (plain text, no challenge), by the name the client calls (prefix
+    /// included), as an AI Gateway policy denying one tool to this user. The others are served.
+    pub deny_tools: HashSet<String>,
+    /// Every answer waits this long first (rejections and faults too): a gateway in another zone.
+    pub delay: Option<Duration>,
 }
 
 impl StandInOptions {
@@ -98,6 +140,11 @@ impl StandInOptions {
             forbidden_marker: None,
             phantom_tool: false,
             page_size: None,
+            revisions: Revisions::default(),
+            list_ttl_ms: None,
+            cache_scope: None,
+            deny_tools: HashSet::new(),
+            delay: None,
         }
     }
 
@@ -117,6 +164,11 @@ impl fmt::Debug for StandInOptions {
             .field("tool_prefix", &self.tool_prefix)
             .field("phantom_tool", &self.phantom_tool)
             .field("page_size", &self.page_size)
+            .field("revisions", &self.revisions)
+            .field("list_ttl_ms", &self.list_ttl_ms)
+            .field("cache_scope", &self.cache_scope)
+            .field("deny_tools", &self.deny_tools)
+            .field("delay", &self.delay)
             .finish_non_exhaustive()
     }
 }
@@ -125,6 +177,9 @@ impl fmt::Debug for StandInOptions {
 pub struct McpStandIn {
     url: String,
     faults: Arc<std::sync::Mutex<Vec<(String, Fault)>>>,
+    denied: Arc<std::sync::Mutex<HashSet<String>>>,
+    sessions: Arc<LocalSessionManager>,
+    notices: Arc<Notices>,
     stats: Arc<Stats>,
     stop: Option<oneshot::Sender<()>>,
     end_sessions: Box<dyn Fn() + Send + Sync>,
@@ -137,23 +192,29 @@ impl McpStandIn {
         let addr = listener.local_addr()?;
         let stats = Arc::new(Stats::default());
         let rendezvous = Arc::new(Rendezvous::default());
+        let notices = Arc::new(Notices::default());
 
-        let mut config = StreamableHttpServerConfig::default();
-        if options.sessions == SessionMode::StatelessJson {
-            config = config.with_legacy_session_mode(false).with_json_response(true).with_sse_keep_alive(None);
-        }
+        let config = options.revisions.config(options.sessions);
         let cancel_token = config.cancellation_token.clone();
-        let tools = StandInTools::new(rendezvous, &options);
+        let tools = StandInTools::new(rendezvous, notices.clone(), &options);
+        // Kept, so that `drop_sessions` can end rmcp's sessions behind the client's back.
+        let sessions = Arc::new(LocalSessionManager::default());
         let service: StreamableHttpService<StandInTools, LocalSessionManager> =
-            StreamableHttpService::new(move || Ok(tools.clone()), Default::default(), config);
+            StreamableHttpService::new(move || Ok(tools.clone()), sessions.clone(), config);
 
         let gate = Arc::new(Gate {
             stats: stats.clone(),
             token_check: options.token_check,
             forbidden_marker: options.forbidden_marker,
             faults: Default::default(),
+            denied: Arc::new(std::sync::Mutex::new(options.deny_tools)),
+            delay: options.delay.filter(|delay| !delay.is_zero()),
+            revisions: options.revisions,
+            sessions: options.sessions,
+            notices: notices.clone(),
         });
         let faults = gate.faults.clone();
+        let denied = gate.denied.clone();
         let app = axum::Router::new().nest_service("/mcp", service).layer(from_fn_with_state(gate, guard));
         let (stop, stopped) = oneshot::channel::<()>();
         let server = tokio::spawn(async move {
@@ -166,6 +227,9 @@ impl McpStandIn {
         Ok(McpStandIn {
             url: format!("http://{addr}/mcp"),
             faults,
+            denied,
+            sessions,
+            notices,
             stats,
             stop: Some(stop),
             end_sessions: Box::new(move || cancel_token.cancel()),
@@ -182,6 +246,35 @@ impl McpStandIn {
     /// `"tools/call"`, …) with `fault`, after the bearer check. Faults queue up per method, in order.
     pub fn inject(&self, method: &str, fault: Fault) {
         self.faults.lock().unwrap_or_else(|p| p.into_inner()).push((method.to_owned(), fault));
+    }
+
+    /// From now on a `tools/call` of `tool` (the name the client calls) gets 403, as a policy set would.
+    pub fn deny_tool(&self, tool: &str) {
+        self.denied.lock().unwrap_or_else(|p| p.into_inner()).insert(tool.to_owned());
+    }
+
+    /// Lifts [`McpStandIn::deny_tool`] (or [`StandInOptions::deny_tools`]) for `tool`.
+    pub fn allow_tool(&self, tool: &str) {
+        self.denied.lock().unwrap_or_else(|p| p.into_inner()).remove(tool);
+    }
+
+    /// Ends every `Mcp-Session-Id` session, as a restarted or rebalanced server forgets them: the next
+    /// request on one gets 404 and the client must `initialize` again. Returns how many there were.
+    pub async fn drop_sessions(&self) -> usize {
+        let ids: Vec<_> = self.sessions.sessions.read().await.keys().cloned().collect();
+        for id in &ids {
+            // Only fails for a session that already ended on its own, which is what was wanted.
+            let _ = self.sessions.close_session(id).await;
+        }
+        ids.len()
+    }
+
+    /// The tool list changes: [`LATE_TOOL`] (with the prefix) is listed and served from now on. Every 2025
+    /// client (each session, and sessionless clients together) finds `notifications/tools/list_changed`
+    /// at the head of its next response but a `tools/list` one; 2026-07-28 clients get it on a
+    /// `subscriptions/listen` stream, or see the change when their `ttlMs` runs out.
+    pub fn change_tools(&self) {
+        self.notices.change();
     }
 
     /// HTTP requests received (rejected ones included).
@@ -215,6 +308,13 @@ impl McpStandIn {
         self.stats.lock().protocol_versions.clone()
     }
 
+    /// The MCP headers of each request whose JSON-RPC method (as in [`McpStandIn::methods`]) is `method`,
+    /// in arrival order.
+    pub fn headers_of(&self, method: &str) -> Vec<RequestHeaders> {
+        let stats = self.stats.lock();
+        stats.headers.iter().filter(|(m, _)| m == method).map(|(_, headers)| headers.clone()).collect()
+    }
+
     /// How long each answered request took, from arrival to the end of its response body, in completion
     /// order (requests still streaming are not in it yet). The benchmark subtracts these from its wall time.
     pub fn elapsed(&self) -> Vec<Duration> {
@@ -236,6 +336,7 @@ impl McpStandIn {
         inner.methods.clear();
         inner.sessions.clear();
         inner.protocol_versions.clear();
+        inner.headers.clear();
         inner.served.clear();
         self.stats.cancelled.store(0, Ordering::SeqCst);
     }

@@ -2,11 +2,12 @@
 //! WorkloadAccessTokens the Agent Identity stand-in minted. Tests, `make dev` and the benchmark use it; the
 //! function is configured for it by environment ([`Stack::env`]), as FC configures it.
 
+use std::collections::HashSet;
 use std::net::SocketAddr;
 
 use super::agent_identity::{self, AgentIdentityStandIn, KnownKey};
 use super::dashscope::{self, DashScopeStandIn};
-use super::mcp_server::{self, McpStandIn, SessionMode};
+use super::mcp_server::{self, McpStandIn, Revisions, SessionMode};
 
 /// The DashScope key the stand-in accepts.
 pub const DASHSCOPE_KEY: &str = "sk-devstack-dashscope-key";
@@ -30,6 +31,10 @@ pub struct StackOptions {
     /// The MCP server that takes the OAuth2 provider's token instead of the WAT.
     pub mcp_oauth2_addr: SocketAddr,
     pub mcp_sessions: SessionMode,
+    /// The MCP revisions both MCP servers speak (`devstack --mcp-revisions`).
+    pub mcp_revisions: Revisions,
+    /// Tools both MCP servers deny with 403 (`devstack --mcp-deny`), as an AI Gateway policy would.
+    pub mcp_deny_tools: HashSet<String>,
     pub secrets: StackSecrets,
     /// The DashScope stand-in's pause before every stream chunk (zero by default).
     pub model_chunk_delay: std::time::Duration,
@@ -44,6 +49,8 @@ impl Default for StackOptions {
             mcp_addr: any,
             mcp_oauth2_addr: any,
             mcp_sessions: SessionMode::default(),
+            mcp_revisions: Revisions::default(),
+            mcp_deny_tools: HashSet::new(),
             secrets: StackSecrets::default(),
             model_chunk_delay: std::time::Duration::ZERO,
         }
@@ -115,12 +122,16 @@ impl Stack {
         let mcp = McpStandIn::start(mcp_server::StandInOptions {
             bind: options.mcp_addr,
             sessions: options.mcp_sessions,
+            revisions: options.mcp_revisions,
+            deny_tools: options.mcp_deny_tools.clone(),
             ..mcp_server::StandInOptions::new(identity.token_checker())
         })
         .await?;
         let mcp_oauth2 = McpStandIn::start(mcp_server::StandInOptions {
             bind: options.mcp_oauth2_addr,
             sessions: options.mcp_sessions,
+            revisions: options.mcp_revisions,
+            deny_tools: options.mcp_deny_tools,
             tool_prefix: OAUTH2_TOOL_PREFIX.to_owned(),
             ..mcp_server::StandInOptions::new(identity.oauth2_token_checker(OAUTH2_PROVIDER))
         })

@@ -1,11 +1,12 @@
-//! The bearer check in front of the rmcp service, and the request accounting tests assert on.
+//! The gateway in front of the rmcp service: the bearer check, the per-tool policy (403), the injected delay
+//! and faults, a 2025 server's refusal of `server/discover`, and the request accounting tests assert on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
@@ -14,10 +15,12 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body::{Body as _, Frame, SizeHint};
 
-use super::{DRIP_INTERVAL, Fault, Served, TokenCheck};
+use super::notice::Notices;
+use super::{DRIP_INTERVAL, Fault, RequestHeaders, Revisions, Served, SessionMode, TokenCheck};
 
 const MAX_BODY_BYTES: usize = 1 << 20;
 const SESSION_HEADER: &str = "mcp-session-id";
+const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 
 #[derive(Default)]
 pub(super) struct Stats {
@@ -34,6 +37,8 @@ pub(super) struct StatsInner {
     pub(super) served: Vec<Served>,
     /// The bearer of every request, in arrival order (`""` when none was sent).
     pub(super) bearers: Vec<String>,
+    /// The JSON-RPC method (as in `methods`) and MCP headers of every request, in arrival order.
+    pub(super) headers: Vec<(String, RequestHeaders)>,
 }
 
 impl Stats {
@@ -61,6 +66,12 @@ pub(super) struct Gate {
     pub(super) forbidden_marker: Option<String>,
     /// Injected faults, each for the next request of its JSON-RPC method.
     pub(super) faults: Arc<Mutex<Vec<(String, Fault)>>>,
+    /// Tools whose `tools/call` the policy denies (403), by the name the client calls.
+    pub(super) denied: Arc<Mutex<HashSet<String>>>,
+    pub(super) delay: Option<Duration>,
+    pub(super) revisions: Revisions,
+    pub(super) sessions: SessionMode,
+    pub(super) notices: Arc<Notices>,
 }
 
 pub(super) async fn guard(State(gate): State<Arc<Gate>>, request: Request, next: Next) -> Response {
@@ -69,35 +80,58 @@ pub(super) async fn guard(State(gate): State<Arc<Gate>>, request: Request, next:
     let Ok(bytes) = axum::body::to_bytes(body, MAX_BODY_BYTES).await else {
         return (StatusCode::PAYLOAD_TOO_LARGE, "request body too large").into_response();
     };
-    let label = request_label(&parts.method, &bytes);
-    {
-        let mut stats = gate.stats.lock();
-        stats.methods.push(label.clone());
-        stats.bearers.push(bearer(&parts.headers).unwrap_or_default().to_owned());
-        let version = parts.headers.get("mcp-protocol-version");
-        if let Some(version) = version.and_then(|v| v.to_str().ok()) {
-            stats.protocol_versions.push(version.to_owned());
-        }
-    }
+    let rpc = Rpc::parse(&parts.method, &bytes);
+    let label = rpc.label.clone();
     let request_session = session_id(&parts.headers);
+    gate.record(&parts.headers, &rpc, request_session.clone());
+    let client = request_session.clone().unwrap_or_default();
+    let count_session = || gate.stats.count_session(&client);
 
-    if let Some(rejection) = gate.reject(&parts.headers) {
-        gate.stats.count_session(request_session.as_deref().unwrap_or_default());
+    if let Some(delay) = gate.delay {
+        // Armed while waiting: a client that gives up during the delay abandoned this request.
+        let mut waiting = PendingGuard { stats: gate.stats.clone(), armed: true, started, label: label.clone() };
+        tokio::time::sleep(delay).await;
+        waiting.armed = false;
+    }
+
+    if let Some(rejection) = gate.reject(&parts.headers).or_else(|| gate.deny(&rpc)) {
+        count_session();
         gate.stats.record_served(&label, started);
         return rejection;
     }
 
     if let Some(fault) = gate.take_fault(&label) {
-        gate.stats.count_session(request_session.as_deref().unwrap_or_default());
+        count_session();
         return fault_response(fault, &gate.stats, label).await;
     }
 
+    if gate.revisions == Revisions::Legacy && label == "server/discover" {
+        count_session();
+        gate.stats.record_served(&label, started);
+        return Revisions::refuse_discover(gate.sessions, rpc.id.as_ref());
+    }
+
+    // 2026-07-28 requests are told of tool changes on `subscriptions/listen` only (notice.rs).
+    let notice = if rpc.is_request && !rpc.is_2026() { gate.notices.due(&client) } else { None };
     let mut pending = PendingGuard { stats: gate.stats.clone(), armed: true, started, label: label.clone() };
-    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let mut response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     pending.armed = false;
 
     let session = request_session.or_else(|| session_id(response.headers()));
-    gate.stats.count_session(session.as_deref().unwrap_or_default());
+    let session = session.unwrap_or_default();
+    gate.stats.count_session(&session);
+    if label == "initialize" || label == "tools/list" {
+        // A new session lists the tools as they are now; a listing is the news itself.
+        gate.notices.told(&session, gate.notices.generation());
+    } else if let Some(generation) = notice {
+        response = match Notices::prepend(response).await {
+            Ok(told) => {
+                gate.notices.told(&session, generation);
+                told
+            }
+            Err(untold) => untold,
+        };
+    }
     let (parts, body) = response.into_parts();
     Response::from_parts(
         parts,
@@ -120,6 +154,33 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 impl Gate {
+    fn record(&self, headers: &HeaderMap, rpc: &Rpc, session: Option<String>) {
+        let text = |name: &str| headers.get(name).and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let recorded = RequestHeaders {
+            mcp_method: text("mcp-method"),
+            mcp_name: text("mcp-name"),
+            protocol_version: text("mcp-protocol-version"),
+            meta_protocol_version: rpc.meta_protocol_version.clone(),
+            session,
+        };
+        let mut stats = self.stats.lock();
+        stats.methods.push(rpc.label.clone());
+        stats.bearers.push(bearer(headers).unwrap_or_default().to_owned());
+        if let Some(version) = &recorded.protocol_version {
+            stats.protocol_versions.push(version.clone());
+        }
+        stats.headers.push((rpc.label.clone(), recorded));
+    }
+
+    /// The gateway's policy denial of one tool: 403, plain text, and no challenge (the token is fine).
+    fn deny(&self, rpc: &Rpc) -> Option<Response> {
+        let tool = rpc.tool.as_deref().filter(|_| rpc.label == "tools/call")?;
+        if !self.denied.lock().unwrap_or_else(|p| p.into_inner()).contains(tool) {
+            return None;
+        }
+        Some((StatusCode::FORBIDDEN, format!("access to tool {tool} is denied by policy")).into_response())
+    }
+
     fn take_fault(&self, label: &str) -> Option<Fault> {
         let mut faults = self.faults.lock().unwrap_or_else(|p| p.into_inner());
         let at = faults.iter().position(|(method, _)| method == label)?;
@@ -198,21 +259,50 @@ fn session_id(headers: &HeaderMap) -> Option<String> {
     headers.get(SESSION_HEADER).and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
-fn request_label(method: &Method, body: &[u8]) -> String {
-    if method != Method::POST {
-        return method.as_str().to_owned();
+/// What the gate reads from a request body.
+#[derive(Default)]
+struct Rpc {
+    /// The JSON-RPC method of a POST (`"response"` for a reply to the server, `"batch"`, `"invalid"`), or
+    /// the HTTP method of a `GET`/`DELETE`.
+    label: String,
+    /// A request (with an `id`), not a notification or a reply.
+    is_request: bool,
+    id: Option<serde_json::Value>,
+    /// `params.name` (the tool of a `tools/call`).
+    tool: Option<String>,
+    meta_protocol_version: Option<String>,
+}
+
+impl Rpc {
+    fn parse(method: &Method, body: &[u8]) -> Rpc {
+        if method != Method::POST {
+            return Rpc { label: method.as_str().to_owned(), ..Rpc::default() };
+        }
+        let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
+            return Rpc { label: "invalid".to_owned(), ..Rpc::default() };
+        };
+        let label = if let Some(rpc_method) = value.get("method").and_then(|m| m.as_str()) {
+            rpc_method.to_owned()
+        } else if value.get("result").is_some() || value.get("error").is_some() {
+            "response".to_owned()
+        } else if value.is_array() {
+            "batch".to_owned()
+        } else {
+            "invalid".to_owned()
+        };
+        let params = value.get("params");
+        let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_owned);
+        Rpc {
+            is_request: value.get("method").is_some() && value.get("id").is_some(),
+            id: value.get("id").cloned(),
+            tool: text(params.and_then(|p| p.get("name"))),
+            meta_protocol_version: text(params.and_then(|p| p.get("_meta")).and_then(|m| m.get(META_PROTOCOL_VERSION))),
+            label,
+        }
     }
-    let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) else {
-        return "invalid".to_owned();
-    };
-    if let Some(rpc_method) = value.get("method").and_then(|m| m.as_str()) {
-        rpc_method.to_owned()
-    } else if value.get("result").is_some() || value.get("error").is_some() {
-        "response".to_owned()
-    } else if value.is_array() {
-        "batch".to_owned()
-    } else {
-        "invalid".to_owned()
+
+    fn is_2026(&self) -> bool {
+        self.meta_protocol_version.as_deref().is_some_and(|v| v >= "2026-07-28")
     }
 }
 
