@@ -96,7 +96,7 @@ pub(crate) fn failure_error(failure: &Failure) -> Value {
 }
 
 /// OpenAI's error `type` for a failure: clients branch on it (retry on `rate_limit_error`, …).
-fn failure_type(code: FailureCode) -> &'static str {
+pub(crate) fn failure_type(code: FailureCode) -> &'static str {
     match code {
         FailureCode::ModelThrottled => "rate_limit_error",
         FailureCode::ToolUnauthorized | FailureCode::ModelUnauthorized | FailureCode::CredentialsMissing => {

@@ -12,7 +12,8 @@ import httpx
 from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
 from a2a.client.errors import A2AClientJSONRPCError
 from a2a.types import (
-    DataPart, Message, Part, Role, TaskArtifactUpdateEvent, TaskIdParams, TaskQueryParams, TaskState,
+    CancelTaskResponse, DataPart, GetTaskResponse, Message, Part, Role, SendMessageResponse,
+    SendStreamingMessageResponse, TaskArtifactUpdateEvent, TaskIdParams, TaskQueryParams, TaskState,
     TaskStatusUpdateEvent, TextPart,
 )
 
@@ -53,6 +54,44 @@ async def check_consent_flow(http):
     check(TaskState.working in states[at:], f"working again after the consent: {states}")
     check(states[-1] == TaskState.completed, f"the task completes after the consent: {states}")
     check("Hello, Ada!" in answer_of(last_task), f"consented answer {answer_of(last_task)!r}")
+
+
+def rpc(method, params):
+    return {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+
+
+def strictly(model, raw):
+    """`raw` (JSON text from the wire) as the SDK's `model` in pydantic's strict mode: a state, role or
+    kind the SDK does not list fails here, where the client's lenient parsing might coerce it."""
+    return model.model_validate_json(raw, strict=True).root
+
+
+async def check_the_wire_strictly(http):
+    """message/send, message/stream, tasks/get and tasks/cancel, completed, failed and canceled, as raw
+    JSON-RPC answers validated strictly."""
+    wire = lambda text: message(text).model_dump(mode="json", by_alias=True, exclude_none=True)
+    for text, state in [("say hello to Ada", TaskState.completed), ("[fault:401] hi", TaskState.failed)]:
+        sent = strictly(SendMessageResponse, (await http.post(BASE + "/a2a", json=rpc("message/send", {"message": wire(text)}))).text)
+        check(sent.result.status.state == state, f"strict message/send of {text!r}: {sent}")
+        got = strictly(GetTaskResponse, (await http.post(BASE + "/a2a", json=rpc("tasks/get", {"id": sent.result.id}))).text)
+        check(got.result.status.state == state, f"strict tasks/get: {got}")
+        async with http.stream("POST", BASE + "/a2a", json=rpc("message/stream", {"message": wire(text)})) as response:
+            events = [strictly(SendStreamingMessageResponse, line[len("data: "):]).result
+                      async for line in response.aiter_lines() if line.startswith("data: ")]
+        check(events[-1].status.state == state and events[-1].final, f"strict message/stream of {text!r}: {events[-1]}")
+    canceled = None
+    async with http.stream("POST", BASE + "/a2a", json=rpc("message/stream", {"message": wire("[fault:drip] count")})) as response:
+        async for line in response.aiter_lines():
+            if not line.startswith("data: "):
+                continue
+            update = strictly(SendStreamingMessageResponse, line[len("data: "):]).result
+            if isinstance(update, TaskArtifactUpdateEvent) and canceled is None:
+                cancel = await http.post(BASE + "/a2a", json=rpc("tasks/cancel", {"id": update.task_id}))
+                canceled = strictly(CancelTaskResponse, cancel.text)
+                check(canceled.result.status.state == TaskState.canceled, f"strict tasks/cancel: {canceled}")
+            if isinstance(update, TaskStatusUpdateEvent) and update.final:
+                check(update.status.state == TaskState.canceled, f"strict cancelled stream: {update}")
+    check(canceled is not None, "strict: the dripping stream was cancelled")
 
 
 def answer_of(task):
@@ -142,6 +181,7 @@ async def main():
                                                    "params": {"message": {"role": "user", "parts": []}}})
         check(raw.json()["error"]["code"] == -32602, f"bad params: {raw.text}")
         await check_consent_flow(http)
+        await check_the_wire_strictly(http)
     print("a2a 0.3: ok")
 
 

@@ -6,15 +6,16 @@ which this script "clicks"). Exits non-zero, naming the check, when any behaviou
 transport (a card that lists only a 0.3 interface), as a 1.x client talking to an older agent would.
 """
 import asyncio
+import json
 import os
 import uuid
 
 import httpx
-from google.protobuf.json_format import MessageToDict
+from google.protobuf.json_format import MessageToDict, ParseDict
 from a2a.client import A2ACardResolver, ClientConfig, ClientFactory
 from a2a.types import (
-    CancelTaskRequest, GetTaskRequest, Message, Part, Role, SendMessageRequest, TaskNotCancelableError,
-    TaskNotFoundError, TaskState,
+    CancelTaskRequest, GetTaskRequest, Message, Part, Role, SendMessageRequest, SendMessageResponse,
+    StreamResponse, Task, TaskNotCancelableError, TaskNotFoundError, TaskState,
 )
 
 from consent import consent  # tests/clients/consent.py: the user's click
@@ -58,6 +59,49 @@ async def check_consent_flow(http):
     check(TaskState.TASK_STATE_WORKING in states[at:], f"working again after the consent: {states}")
     check(states[-1] == COMPLETED, f"the task completes after the consent: {states}")
     check("Hello, Ada!" in "".join(chunks), f"consented answer {chunks!r}")
+
+
+async def rpc(http, method, params):
+    """A raw 1.0 JSON-RPC call; its `result` as a dict."""
+    body = {"jsonrpc": "2.0", "id": 1, "method": method, "params": params}
+    answer = (await http.post(BASE + "/a2a", json=body, headers={"A2A-Version": "1.0"})).json()
+    check("result" in answer, f"{method}: {answer}")
+    return answer["result"]
+
+
+def strictly(message_type, value):
+    """`value` as the SDK's protobuf message, rejecting unknown fields and enum values (the SDK's own
+    parsing ignores them, so a wrong state name would pass it as the default)."""
+    return ParseDict(value, message_type(), ignore_unknown_fields=False)
+
+
+async def check_the_wire_strictly(http):
+    """SendMessage, SendStreamingMessage, GetTask and CancelTask, completed, failed and canceled, as raw
+    answers parsed strictly."""
+    wire = lambda text: MessageToDict(request(text))
+    for text, state in [("say hello to Ada", COMPLETED), ("[fault:401] hi", FAILED)]:
+        sent = strictly(SendMessageResponse, await rpc(http, "SendMessage", wire(text)))
+        check(sent.task.status.state == state, f"strict SendMessage of {text!r}: {sent}")
+        got = strictly(Task, await rpc(http, "GetTask", {"id": sent.task.id}))
+        check(got.status.state == state, f"strict GetTask: {got}")
+        body = {"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage", "params": wire(text)}
+        async with http.stream("POST", BASE + "/a2a", json=body, headers={"A2A-Version": "1.0"}) as response:
+            stream = [strictly(StreamResponse, json.loads(line[len("data: "):])["result"])
+                      async for line in response.aiter_lines() if line.startswith("data: ")]
+        check(stream[-1].status_update.status.state == state, f"strict stream of {text!r}: {stream[-1]}")
+    body = {"jsonrpc": "2.0", "id": 1, "method": "SendStreamingMessage", "params": wire("[fault:drip] count")}
+    canceled = None
+    async with http.stream("POST", BASE + "/a2a", json=body, headers={"A2A-Version": "1.0"}) as response:
+        async for line in response.aiter_lines():
+            if not line.startswith("data: "):
+                continue
+            event = strictly(StreamResponse, json.loads(line[len("data: "):])["result"])
+            if event.HasField("artifact_update") and canceled is None:
+                canceled = strictly(Task, await rpc(http, "CancelTask", {"id": event.artifact_update.task_id}))
+                check(canceled.status.state == CANCELED, f"strict CancelTask: {canceled}")
+            if event.HasField("status_update") and event.status_update.status.state != TaskState.TASK_STATE_WORKING:
+                check(event.status_update.status.state == CANCELED, f"strict cancelled stream: {event}")
+    check(canceled is not None, "strict: the dripping stream was cancelled")
 
 
 def answer_of(task):
@@ -136,6 +180,7 @@ async def main():
         check(stream[-1].status_update.status.state == COMPLETED, f"0.3-compat stream: {stream[-1]}")
         check(sum(e.HasField("artifact_update") for e in stream) >= 2, "0.3-compat chunks")
         await check_consent_flow(http)
+        await check_the_wire_strictly(http)
     print("a2a 1.x: ok")
 
 

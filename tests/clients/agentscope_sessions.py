@@ -16,7 +16,10 @@ import urllib.parse
 from agentscope.formatter import DashScopeChatFormatter
 from agentscope.message import Msg, TextBlock, ToolResultBlock, ToolUseBlock
 from agentscope_runtime.adapters.agentscope.memory import AgentScopeSessionHistoryMemory
-from agentscope_runtime.engine.schemas.agent_schemas import Message
+from agentscope_runtime.engine.schemas.agent_schemas import (
+    AgentContent, AgentResponse, ContentType, Message, MessageType, Role, RunStatus,
+)
+from pydantic import TypeAdapter
 from agentscope_runtime.engine.schemas.session import Session
 from agentscope_runtime.engine.services.session_history import RedisSessionHistoryService
 
@@ -32,8 +35,38 @@ def check(condition, what):
         raise SystemExit(f"agentscope sessions: {what}")
 
 
-def process(session, text):
-    """One /process turn of USER in `session`; its final response object, which must be completed."""
+def constants(cls):
+    return {value for name, value in vars(cls).items() if not name.startswith("_") and isinstance(value, str)}
+
+
+CONTENT = TypeAdapter(AgentContent)
+# The runtime types `status` and a message's `type` as plain strings, with the allowed values as constants
+# beside them: those are checked against the constants, the rest by the models in strict mode.
+STATUSES, MESSAGE_TYPES = constants(RunStatus), constants(MessageType)
+
+
+def strict_frame(data):
+    """One /process stream object validated as the runtime's own model, strictly."""
+    frame = json.loads(data)
+    kind = frame.get("object")
+    if kind == "response":
+        parsed = AgentResponse.model_validate_json(data, strict=True)
+    elif kind == "message":
+        parsed = Message.model_validate_json(data, strict=True)
+        check(parsed.type in MESSAGE_TYPES, f"message type {parsed.type!r} is one of MessageType")
+        check(parsed.role in constants(Role), f"message role {parsed.role!r}")
+    elif kind == "content":
+        parsed = CONTENT.validate_json(data, strict=True)
+        check(parsed.type in constants(ContentType), f"content type {parsed.type!r}")
+    else:
+        check(False, f"unknown stream object {kind!r}: {data}")
+    check(parsed.status in STATUSES, f"{kind} status {parsed.status!r} is one of RunStatus")
+    return frame
+
+
+def process(session, text, ending="completed"):
+    """One /process turn of USER in `session`; its final response object, which must end as `ending`. Every
+    frame is validated against the runtime's models."""
     body = {"input": [{"role": "user", "type": "message", "content": [{"type": "text", "text": text}]}],
             "session_id": session, "user_id": USER}
     conn = http.client.HTTPConnection(URL.hostname, URL.port, timeout=60)
@@ -41,8 +74,8 @@ def process(session, text):
     response = conn.getresponse()
     data = response.read().decode()
     check(response.status == 200, f"/process status {response.status}: {data}")
-    frames = [json.loads(line[5:]) for line in data.split("\n") if line.startswith("data:")]
-    check(frames and frames[-1].get("status") == "completed", f"/process did not complete: {frames[-1:]}")
+    frames = [strict_frame(line[5:].strip()) for line in data.split("\n") if line.startswith("data:")]
+    check(frames and frames[-1].get("status") == ending, f"/process did not end {ending}: {frames[-1:]}")
     return frames[-1]
 
 
@@ -116,6 +149,8 @@ async def main():
     try:
         await python_reads_ours(service)
         await ours_continues_python(service)
+        failed = process("failing", "Tell me the time [fault:429]", ending="failed")
+        check(failed["error"]["code"] == "model_throttled", f"the failure's code: {failed['error']}")
     finally:
         await service.stop()
 

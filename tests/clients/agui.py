@@ -46,7 +46,8 @@ def run(text, thread="thread-1", run_id="run-1", url=URL, user="alice", on_event
             check(line == "", f"only data lines: {line!r}")
             continue
         raw = json.loads(line[len("data: "):])
-        event = EVENTS.validate_python(raw)
+        # Strict: an event type, role or other enum value the SDK does not list fails here.
+        event = EVENTS.validate_json(line[len("data: "):], strict=True)
         check(not event.model_extra, f"{raw['type']} carries keys the schema does not know: {event.model_extra}")
         events.append(event)
         if on_event:

@@ -15,8 +15,13 @@ import sys
 import traceback
 import typing
 
+import urllib.error
+import urllib.request
+
 import openai
 from openai import OpenAI
+from openai.types.chat import ChatCompletion, ChatCompletionChunk
+from openai.types.shared import ErrorObject
 from openai.types.responses import (
     Response,
     ResponseMcpListToolsCompletedEvent,
@@ -33,15 +38,46 @@ REFUSING = os.environ["REFUSING_FUNCTION_URL"] + "/compatible-mode/v1"
 JWT = os.environ["USER_JWT"]
 MODEL = os.environ["MODEL"]
 
-# Strict: every event and body is validated against the SDK's pydantic models, not just constructed.
+# Every event and body is validated against the SDK's pydantic models, not just constructed; the checks on
+# the raw wire (`strictly`) also validate in pydantic's strict mode, so an enum value the SDK does not list
+# (an error code, a status, a finish reason) fails the check.
 strict = OpenAI(base_url=BASE, api_key=JWT, max_retries=0, _strict_response_validation=True)
-# Failures carry our failure codes (model_throttled…), which are outside the SDK's ResponseError.code enum,
-# so they are read with the default (lenient) client, as most users run it.
-lenient = OpenAI(base_url=BASE, api_key=JWT, max_retries=0)
-refusing = OpenAI(base_url=REFUSING, api_key=JWT, max_retries=0)
+refusing = OpenAI(base_url=REFUSING, api_key=JWT, max_retries=0, _strict_response_validation=True)
 
 EVENT_TYPES = typing.get_args(typing.get_args(ResponseStreamEvent)[0])
+# The SDK's union carries its discriminator in its own annotation, which pydantic does not read: each
+# event is validated as the class its `type` names, so an error names that class's field.
+EVENT_CLASS = {typing.get_args(c.model_fields["type"].annotation)[0]: c for c in EVENT_TYPES}
 TOOL_QUESTION = "Tell me the time in UTC"
+
+
+def strictly(model, raw):
+    """`raw` (JSON text from the wire) as the SDK's `model`, validated in pydantic's strict mode."""
+    return model.model_validate_json(raw, strict=True)
+
+
+def post(base, path, body):
+    """POSTs `body` as the SDK's user would and returns (status, text), nothing parsed."""
+    request = urllib.request.Request(base + path, data=json.dumps(body).encode(), headers={
+        "Authorization": f"Bearer {JWT}", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
+
+
+def sse_data(text):
+    """The `data:` payloads of an SSE body, without the closing `[DONE]`."""
+    lines = (line[len("data: "):] for line in text.splitlines() if line.startswith("data: "))
+    return [data for data in lines if data != "[DONE]"]
+
+
+def strict_response_events(base, body):
+    """A streamed Response from the raw wire, every event validated strictly as its own class."""
+    status, text = post(base, "/responses", dict(body, stream=True))
+    assert status == 200, (status, text)
+    return [strictly(EVENT_CLASS[json.loads(data)["type"]], data) for data in sse_data(text)]
 
 
 def check_stream_consistency(events):
@@ -140,21 +176,39 @@ def test_responses_replays_a_conversation_of_items():
     assert not any(item.type == "mcp_call" for item in second.output)
 
 
-def test_responses_a_throttled_model_fails_with_model_throttled():
-    events = list(lenient.responses.create(model=MODEL, input="Tell me the time [fault:429]", stream=True))
+def test_responses_the_wire_validates_strictly():
+    events = strict_response_events(BASE, {"model": MODEL, "input": TOOL_QUESTION})
+    final = check_stream_consistency(events)
+    assert final.status == "completed", final.status
+    status, text = post(BASE, "/responses", {"model": MODEL, "input": TOOL_QUESTION})
+    assert status == 200 and strictly(Response, text).status == "completed", (status, text)
+
+
+def test_responses_a_throttled_model_fails_with_rate_limit_exceeded():
+    ask = {"model": MODEL, "input": "Tell me the time [fault:429]"}
+    events = strict_response_events(BASE, ask)
     final = check_stream_consistency(events)
     assert events[-1].type == "response.failed", events[-1].type
-    assert final.status == "failed" and final.error.code == "model_throttled", final.error
+    # The SDK's enum value; our precise failure code leads the message.
+    assert final.status == "failed" and final.error.code == "rate_limit_exceeded", final.error
+    assert final.error.message.startswith("model_throttled: "), final.error.message
     assert "request_id" in final.error.message, final.error.message
-    response = lenient.responses.create(model=MODEL, input="Tell me the time [fault:429]")
-    assert response.status == "failed" and response.error.code == "model_throttled", response
+    status, text = post(BASE, "/responses", ask)
+    response = strictly(Response, text)
+    assert status == 200 and response.status == "failed", (status, text)
+    assert response.error.code == "rate_limit_exceeded" and response.error.type == "rate_limit_error", response.error
+    sdk = strict.responses.create(**ask)
+    assert sdk.status == "failed" and sdk.error.message.startswith("model_throttled: "), sdk.error
 
 
-def test_responses_an_mcp_401_fails_with_tool_unauthorized():
-    events = list(refusing.responses.create(model=MODEL, input=TOOL_QUESTION, stream=True))
+def test_responses_an_mcp_401_fails_with_tool_unauthorized_in_the_message():
+    events = strict_response_events(REFUSING, {"model": MODEL, "input": TOOL_QUESTION})
     final = check_stream_consistency(events)
-    assert final.status == "failed" and final.error.code == "tool_unauthorized", final.error
+    assert final.status == "failed" and final.error.code == "server_error", final.error
+    assert final.error.message.startswith("tool_unauthorized: "), final.error.message
     assert JWT not in final.error.message
+    streamed = list(refusing.responses.create(model=MODEL, input=TOOL_QUESTION, stream=True))
+    assert streamed[-1].type == "response.failed", streamed[-1].type
 
 
 def test_responses_bad_requests_get_openais_error_body():
@@ -195,6 +249,24 @@ def test_chat_completions_stream_with_reasoning_and_usage():
     assert {c.id for c in chunks} == {chunks[0].id} and chunks[0].model == MODEL
 
 
+def test_chat_completions_the_wire_validates_strictly():
+    ask = {"model": MODEL, "messages": [{"role": "user", "content": TOOL_QUESTION}]}
+    status, text = post(BASE, "/chat/completions", dict(ask, stream=True, stream_options={"include_usage": True}))
+    chunks = [strictly(ChatCompletionChunk, data) for data in sse_data(text)]
+    assert status == 200 and chunks[-2].choices[0].finish_reason == "stop", (status, text)
+    status, text = post(BASE, "/chat/completions", ask)
+    assert status == 200 and strictly(ChatCompletion, text).choices[0].finish_reason == "stop", (status, text)
+    failing = {"model": MODEL, "messages": [{"role": "user", "content": "x [fault:429]"}]}
+    status, text = post(BASE, "/chat/completions", dict(failing, stream=True))
+    *before, last = sse_data(text)
+    assert status == 200 and all(strictly(ChatCompletionChunk, data) for data in before), (status, text)
+    error = strictly(ErrorObject, json.dumps(json.loads(last)["error"]))
+    assert error.code == "model_throttled" and error.type == "rate_limit_error", error
+    status, text = post(BASE, "/chat/completions", failing)
+    error = strictly(ErrorObject, json.dumps(json.loads(text)["error"]))
+    assert status == 429 and error.code == "model_throttled", (status, text)
+
+
 def test_chat_completions_create():
     completion = strict.chat.completions.create(
         model=MODEL, messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello to Grace"}],
@@ -207,12 +279,12 @@ def test_chat_completions_create():
 
 def test_chat_completions_failures_raise_with_the_cause():
     try:
-        list(lenient.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x [fault:429]"}], stream=True))
+        list(strict.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x [fault:429]"}], stream=True))
         raise AssertionError("a failed stream ended quietly")
     except openai.APIError as e:
         assert "Throttl" in e.message or "rate" in e.message, e.message
     try:
-        lenient.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x [fault:429]"}])
+        strict.chat.completions.create(model=MODEL, messages=[{"role": "user", "content": "x [fault:429]"}])
         raise AssertionError("a failed answer was a completion")
     except openai.RateLimitError as e:
         assert e.code == "model_throttled", e.body

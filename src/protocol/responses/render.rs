@@ -260,7 +260,8 @@ mod tests {
         ]);
         let last = check_consistent(&events);
         assert_eq!(last["type"], "response.failed");
-        assert_eq!(last["response"]["error"], json!({"code": "model_throttled", "message": "429 from DashScope"}));
+        let error = json!({"code": "rate_limit_exceeded", "message": "model_throttled: 429 from DashScope", "type": "rate_limit_error"});
+        assert_eq!(last["response"]["error"], error, "the SDK's enum value, our code in the message");
         assert_eq!(last["response"]["output"][0]["status"], "incomplete");
         assert!(events.iter().all(|e| e.get("error").is_none()), "no top-level error: the SDK would raise");
     }

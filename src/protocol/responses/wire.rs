@@ -9,9 +9,10 @@ use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::Value;
 
 use super::request::Echo;
-use crate::failure::Failure;
+use crate::failure::{Failure, FailureCode};
 use crate::llm::Usage;
 use crate::mcp::ToolDef;
+use crate::protocol::openai::failure_type;
 
 /// `[]`: serde writes an empty array for a zero-length array.
 pub(super) const EMPTY: [(); 0] = [];
@@ -243,9 +244,11 @@ impl Serialize for ResponseObject<'_> {
             id: &'a str,
         }
         #[derive(serde::Serialize)]
-        struct Error<'a> {
-            code: &'a str,
-            message: &'a str,
+        struct Error {
+            code: &'static str,
+            message: String,
+            #[serde(rename = "type")]
+            kind: &'static str,
         }
         #[derive(serde::Serialize)]
         struct Reason {
@@ -257,8 +260,15 @@ impl Serialize for ResponseObject<'_> {
             // The SDK's enum has no reason for an iteration bound; `max_output_tokens` is the nearest (the
             // turn's budget ran out), and strict clients accept it.
             Standing::Incomplete => ("incomplete", None, Some(Reason { reason: "max_output_tokens" })),
+            // `code` is an enum in the SDK (`ResponseError.code`): a strict client rejects anything else, so
+            // ours goes first in the message, and `type` is the error class the Chat face reports too.
             Standing::Failed(failure) => {
-                ("failed", Some(Error { code: failure.code.as_str(), message: &failure.message }), None)
+                let error = Error {
+                    code: error_code(failure.code),
+                    message: format!("{}: {}", failure.code.as_str(), failure.message),
+                    kind: failure_type(failure.code),
+                };
+                ("failed", Some(error), None)
             }
         };
         let done = !matches!(self.standing, Standing::InProgress);
@@ -287,6 +297,29 @@ impl Serialize for ResponseObject<'_> {
         map.serialize_entry("top_p", &echo.top_p)?;
         map.serialize_entry("usage", &self.usage.filter(|_| done).map(UsageObject))?;
         map.end()
+    }
+}
+
+/// The value of the SDK's `ResponseError.code` enum nearest to a failure: `rate_limit_exceeded` tells a
+/// client to retry later, `invalid_prompt` that the input itself was refused (DashScope's 400 or its
+/// content inspection), and everything else is on the server's side. The enum has no code for a refused
+/// credential, a tool or a deadline, so those are `server_error` with our code in the message.
+fn error_code(code: FailureCode) -> &'static str {
+    match code {
+        FailureCode::ModelThrottled => "rate_limit_exceeded",
+        FailureCode::ModelBadRequest | FailureCode::ContentFiltered => "invalid_prompt",
+        FailureCode::IdentityError
+        | FailureCode::CredentialsMissing
+        | FailureCode::ToolUnauthorized
+        | FailureCode::ToolError
+        | FailureCode::ModelUnauthorized
+        | FailureCode::ModelError
+        | FailureCode::DeadlineExceeded
+        | FailureCode::MaxIterations
+        | FailureCode::Cancelled
+        | FailureCode::Internal
+        | FailureCode::SessionError
+        | FailureCode::ConsentTimeout => "server_error",
     }
 }
 
