@@ -1,9 +1,9 @@
 //! What the README's quickstart promises: `make dev` (the devstack binary, running the function as its
 //! child) prints a curl line, that request streams a tool turn that completes with the tool's output in the
-//! answer, and Ctrl-C stops the function along with the stand-ins.
+//! answer, and Ctrl-C stops the function along with the stand-ins — as do SIGTERM and SIGHUP.
 
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
@@ -24,11 +24,11 @@ fn curl_line(line: &str) -> (String, String) {
     (url, body)
 }
 
-#[tokio::test]
-async fn quickstart_streams_a_tool_turn() {
-    let port = free_port();
+/// devstack on `port` with the function as its child, once it printed the banner's curl line: (devstack,
+/// that line). Its other output lines keep arriving on nobody's channel.
+fn start_devstack(port: u16) -> (Child, String) {
     let mut child = Command::new(CARGO)
-        .args(["run", "--quiet", "--package", "devstack", "--", "--function", BIN])
+        .args(["run", "--quiet", "--package", "devstack", "--bin", "devstack", "--", "--function", BIN])
         .env_remove("DASHSCOPE_API_KEY")
         .env_remove("AI_GATEWAY_MCP_SERVER")
         .env_remove("AGENT_IDENTITY_DATA_ENDPOINT")
@@ -52,6 +52,13 @@ async fn quickstart_streams_a_tool_turn() {
             break line;
         }
     };
+    (child, process_line)
+}
+
+#[tokio::test]
+async fn quickstart_streams_a_tool_turn() {
+    let port = free_port();
+    let (mut child, process_line) = start_devstack(port);
     // The README shows the same command (with the default port).
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let readme_line = process_line.trim().replace(&format!(":{port}/"), ":9000/");
@@ -84,4 +91,50 @@ async fn quickstart_streams_a_tool_turn() {
     // The function was a child of the dev stack: it must be gone too, not left holding the port.
     let still_listening = std::net::TcpStream::connect(("127.0.0.1", port));
     assert!(still_listening.is_err(), "the function still listens on {port} after Ctrl-C");
+}
+
+/// The processes below `pid` (children, grandchildren…), from `/proc/<pid>/stat`'s parent field.
+fn descendants(pid: u32) -> Vec<u32> {
+    let parent_of = |entry: std::fs::DirEntry| {
+        let child: u32 = entry.file_name().to_str()?.parse().ok()?;
+        let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+        // `pid (comm) state ppid …`; comm may hold spaces and parentheses, so read after the last `)`.
+        let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse().ok()?;
+        Some((child, ppid))
+    };
+    let pairs: Vec<(u32, u32)> =
+        std::fs::read_dir("/proc").unwrap().filter_map(Result::ok).filter_map(parent_of).collect();
+    let mut found = vec![pid];
+    let mut i = 0;
+    while i < found.len() {
+        let parent = found[i];
+        found.extend(pairs.iter().filter(|(_, ppid)| *ppid == parent).map(|(child, _)| *child));
+        i += 1;
+    }
+    found.split_off(1)
+}
+
+/// The function binary among `pid`'s descendants.
+fn function_under(pid: u32) -> u32 {
+    let is_function = |child: &u32| {
+        std::fs::read(format!("/proc/{child}/cmdline"))
+            .is_ok_and(|cmdline| cmdline.split(|b| *b == 0).next() == Some(BIN.as_bytes()))
+    };
+    descendants(pid).into_iter().find(is_function).expect("the function runs under devstack")
+}
+
+/// A process manager stops devstack with SIGTERM, a closed terminal with SIGHUP: neither may leave the
+/// function running (SIGTERM used to end devstack at once, its child orphaned and holding the port).
+#[test]
+fn sigterm_and_sighup_stop_the_function_too() {
+    for signal in ["-TERM", "-HUP"] {
+        let port = free_port();
+        let (mut devstack, _) = start_devstack(port);
+        let function = function_under(devstack.id());
+        let _ = Command::new("kill").args([signal, &devstack.id().to_string()]).status();
+        let status = devstack.wait().unwrap();
+        assert!(status.success(), "devstack on {signal}: {status:?}");
+        assert!(!std::path::Path::new(&format!("/proc/{function}")).exists(), "the function survived {signal}");
+        assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err(), "{port} still served after {signal}");
+    }
 }

@@ -1,7 +1,16 @@
-//! The dev binary's two pieces of policy: which of the stack's variables the function gets (the developer
-//! can swap a stand-in for the real service), and the banner. Part of the binary, not of the library.
+//! The dev binary's policy: which of the stack's variables the function gets (the developer can swap a
+//! stand-in for the real service), the banner, and how the function child is stopped (with this process,
+//! whatever stops it). Part of the binary, not of the library.
+
+use std::process::ExitStatus;
+use std::time::Duration;
 
 use devstack::Stack;
+use tokio::process::{Child, Command};
+use tokio::signal::unix::{Signal, SignalKind, signal};
+
+/// The function drains in-flight turns on SIGTERM; after this it is killed.
+const STOP_LIMIT: Duration = Duration::from_secs(15);
 
 /// The tool turn of the Python sample's README.
 pub const SAMPLE_BODY: &str = r#"{"input":[{"role":"user","type":"message","content":[{"type":"text","text":"Tell me the time in UTC"}]}],"session_id":"s1","user_id":"u1"}"#;
@@ -91,6 +100,89 @@ pub fn print_banner(stack: &Stack, port: u16, uses_real_model: bool, oauth2: boo
             provider = devstack::OAUTH2_PROVIDER,
         );
     }
+}
+
+/// The signals that mean "the developer is done": SIGINT (Ctrl-C), SIGTERM (`kill`, a process manager, an
+/// IDE's stop button) and SIGHUP (the terminal closed). Handled alike: left to their default action, any
+/// of them would end this process at once and leave the function running, holding its port.
+pub struct StopSignals {
+    interrupt: Signal,
+    terminate: Signal,
+    hangup: Signal,
+}
+
+impl StopSignals {
+    pub fn listen() -> Result<StopSignals, String> {
+        let listen = |kind: SignalKind, name: &str| signal(kind).map_err(|e| format!("listening for {name}: {e}"));
+        Ok(StopSignals {
+            interrupt: listen(SignalKind::interrupt(), "SIGINT")?,
+            terminate: listen(SignalKind::terminate(), "SIGTERM")?,
+            hangup: listen(SignalKind::hangup(), "SIGHUP")?,
+        })
+    }
+
+    /// The name of the first of them to arrive.
+    pub async fn next(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
+            _ = self.hangup.recv() => "SIGHUP",
+        }
+    }
+}
+
+/// Stops the function because `signal` asked this process to stop.
+pub async fn stop_on(signal: &str, child: &mut Child) -> Result<(), String> {
+    let status = stop(child).await?;
+    // SIGTERM is how FC stops it too, so anything but a clean exit is worth knowing about.
+    if !status.success() {
+        eprintln!("devstack: on {signal}, the function stopped with {status}");
+    }
+    Ok(())
+}
+
+/// SIGTERM (the function drains and exits), then SIGKILL if it is still there after [`STOP_LIMIT`].
+async fn stop(child: &mut Child) -> Result<ExitStatus, String> {
+    if let Some(pid) = child.id() {
+        let pid = libc::pid_t::try_from(pid).map_err(|_| format!("pid {pid} out of range"))?;
+        // SAFETY: kill(2) takes plain integers; the pid is our own child, not yet reaped (id() is Some).
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    match tokio::time::timeout(STOP_LIMIT, child.wait()).await {
+        Ok(exited) => exited.map_err(|e| format!("waiting for the function: {e}")),
+        Err(_) => {
+            eprintln!("devstack: the function did not stop within {STOP_LIMIT:?}; killing it");
+            child.kill().await.map_err(|e| format!("killing the function: {e}"))?;
+            child.wait().await.map_err(|e| format!("waiting for the function: {e}"))
+        }
+    }
+}
+
+/// Asks the kernel to send the function SIGTERM when this process dies, for the ways to stop it that no
+/// handler sees (SIGKILL, a crash). Linux only: elsewhere there is no such call, and the handled signals
+/// remain the way the function is stopped.
+pub fn stop_with_parent(command: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: getpid(2) is a plain system call without preconditions.
+        let parent = unsafe { libc::getpid() };
+        // SAFETY: between fork and exec only async-signal-safe calls are allowed: prctl(2) and getppid(2)
+        // are system calls, and the closure allocates nothing on its success path.
+        unsafe {
+            command.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // This process died between fork and prctl: no signal will come, so do not start at all.
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::other("devstack exited while starting the function"));
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
 }
 
 #[cfg(test)]

@@ -6,13 +6,14 @@
 //! ```
 //!
 //! The function is the binary FC would run, started the way FC starts it (bare, configured by
-//! environment); its output is this process's output. Ctrl-C stops the function, then the stand-ins.
+//! environment); its output is this process's output. However this process is asked to stop (Ctrl-C,
+//! SIGTERM, SIGHUP), it stops the function first, then the stand-ins (`dev::StopSignals`).
 
 mod dev;
 
 use std::collections::HashSet;
 use std::path::PathBuf;
-use std::process::{ExitCode, ExitStatus, Stdio};
+use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use devstack::mcp_server::Revisions;
@@ -33,8 +34,6 @@ const DEFAULT_PORT: u16 = 9000;
 /// A debug build starting on a busy machine; beyond this it is broken, not slow.
 const START_LIMIT: Duration = Duration::from_secs(30);
 const HEALTH_POLL_INTERVAL: Duration = Duration::from_millis(50);
-/// The function drains in-flight turns on SIGTERM; after this it is killed.
-const STOP_LIMIT: Duration = Duration::from_secs(15);
 
 fn main() -> ExitCode {
     let args = match Args::parse(std::env::args().skip(1)) {
@@ -102,13 +101,18 @@ impl Args {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    // Before the child exists: a signal from here on is ours to handle, never the default "die now" that
+    // would leave the function running and holding its port.
+    let mut stop_signals = dev::StopSignals::listen()?;
     let Args { function, mcp_revisions, mcp_deny } = args;
     let options = StackOptions { mcp_revisions, mcp_deny_tools: mcp_deny, ..StackOptions::default() };
     let stack = Stack::start_with(options).await.map_err(|e| format!("starting the stand-ins: {e}"))?;
     let real = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let port = port(&real)?;
     let oauth2 = dev::oauth2_env(stack.oauth2_env(), port, real);
-    let mut child = Command::new(&function)
+    let mut command = Command::new(&function);
+    dev::stop_with_parent(&mut command);
+    let mut child = command
         .envs(dev::stand_in_env(stack.env(), real))
         // After the stack's: its AI_GATEWAY_MCP_SERVER (both servers) replaces the first one's.
         .envs(oauth2.iter().cloned())
@@ -120,19 +124,14 @@ async fn run(args: Args) -> Result<(), String> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("cannot start {} ({e}); build it first: cargo build", function.display()))?;
-    wait_healthy(&mut child, port).await?;
+    tokio::select! {
+        healthy = wait_healthy(&mut child, port) => healthy?,
+        signal = stop_signals.next() => return dev::stop_on(signal, &mut child).await,
+    }
     dev::print_banner(&stack, port, real("DASHSCOPE_API_KEY").is_some(), !oauth2.is_empty());
 
     tokio::select! {
-        interrupted = tokio::signal::ctrl_c() => {
-            interrupted.map_err(|e| format!("waiting for Ctrl-C: {e}"))?;
-            let status = stop(&mut child).await?;
-            // SIGTERM is how FC stops it too, so anything but a clean exit is worth knowing about.
-            if !status.success() {
-                eprintln!("devstack: the function stopped with {status}");
-            }
-            Ok(())
-        }
+        signal = stop_signals.next() => dev::stop_on(signal, &mut child).await,
         exited = child.wait() => {
             let status = exited.map_err(|e| format!("waiting for the function: {e}"))?;
             Err(format!("the function exited on its own: {status}"))
@@ -167,23 +166,6 @@ async fn wait_healthy(child: &mut Child, port: u16) -> Result<(), String> {
             return Err(format!("no 200 from {url} within {START_LIMIT:?}"));
         }
         tokio::time::sleep(HEALTH_POLL_INTERVAL).await;
-    }
-}
-
-/// SIGTERM (the function drains and exits), then SIGKILL if it is still there after [`STOP_LIMIT`].
-async fn stop(child: &mut Child) -> Result<ExitStatus, String> {
-    if let Some(pid) = child.id() {
-        let pid = libc::pid_t::try_from(pid).map_err(|_| format!("pid {pid} out of range"))?;
-        // SAFETY: kill(2) takes plain integers; the pid is our own child, not yet reaped (id() is Some).
-        unsafe { libc::kill(pid, libc::SIGTERM) };
-    }
-    match tokio::time::timeout(STOP_LIMIT, child.wait()).await {
-        Ok(exited) => exited.map_err(|e| format!("waiting for the function: {e}")),
-        Err(_) => {
-            eprintln!("devstack: the function did not stop within {STOP_LIMIT:?}; killing it");
-            child.kill().await.map_err(|e| format!("killing the function: {e}"))?;
-            child.wait().await.map_err(|e| format!("waiting for the function: {e}"))
-        }
     }
 }
 
