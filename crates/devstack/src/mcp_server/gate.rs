@@ -108,7 +108,7 @@ pub(super) async fn guard(State(gate): State<Arc<Gate>>, request: Request, next:
     if gate.revisions == Revisions::Legacy && label == "server/discover" {
         count_session();
         gate.stats.record_served(&label, started);
-        return Revisions::refuse_discover(gate.sessions, rpc.id.as_ref());
+        return Revisions::refuse_discover(gate.sessions, !client.is_empty(), rpc.id.as_ref());
     }
 
     // 2026-07-28 requests are told of tool changes on `subscriptions/listen` only (notice.rs).

@@ -22,8 +22,8 @@ use super::SessionMode;
 pub enum Revisions {
     /// 2025-03-26, 2025-06-18 and 2025-11-25 (or only 2025-03-26 with `only_2025_03_26`): `initialize`
     /// and, with [`SessionMode::Stateful`], `Mcp-Session-Id` sessions. `server/discover` is refused as a
-    /// 2025 server refuses it: HTTP 400 "Session ID is required" from a session server, a JSON-RPC
-    /// "method not found" (-32601, HTTP 200) from a sessionless one.
+    /// 2025 server refuses it: HTTP 400 "Session ID is required" from a session server when it names no
+    /// session, else a JSON-RPC "method not found" (-32601, HTTP 200).
     #[default]
     Legacy,
     /// 2026-07-28 only: stateless, `server/discover`, client context in every request's `_meta`, and the
@@ -78,17 +78,16 @@ impl Revisions {
     }
 
     /// A 2025 server's answer to `server/discover` (see [`Revisions::Legacy`]), for the request `id`.
-    pub(super) fn refuse_discover(sessions: SessionMode, id: Option<&serde_json::Value>) -> Response {
-        match sessions {
-            SessionMode::Stateful => (StatusCode::BAD_REQUEST, "Bad Request: Session ID is required").into_response(),
-            SessionMode::StatelessJson => {
-                let error = serde_json::json!({
-                    "jsonrpc": "2.0",
-                    "id": id.cloned().unwrap_or(serde_json::Value::Null),
-                    "error": {"code": -32601, "message": "Method not found: server/discover"},
-                });
-                ([(header::CONTENT_TYPE, "application/json")], error.to_string()).into_response()
-            }
+    pub(super) fn refuse_discover(sessions: SessionMode, in_session: bool, id: Option<&serde_json::Value>) -> Response {
+        if sessions == SessionMode::Stateful && !in_session {
+            // Any request but `initialize` without a session, before the method is even looked at.
+            return (StatusCode::BAD_REQUEST, "Bad Request: Session ID is required").into_response();
         }
+        let error = serde_json::json!({
+            "jsonrpc": "2.0",
+            "id": id.cloned().unwrap_or(serde_json::Value::Null),
+            "error": {"code": -32601, "message": "Method not found: server/discover"},
+        });
+        ([(header::CONTENT_TYPE, "application/json")], error.to_string()).into_response()
     }
 }

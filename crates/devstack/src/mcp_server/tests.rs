@@ -205,9 +205,11 @@ async fn legacy_refuses_discover_as_a_2025_server_does() {
     assert_eq!(refused.status, StatusCode::OK);
     assert_eq!(refused.answer(3)["error"]["code"], -32601, "{}", refused.body);
 
-    // And it still speaks 2025 as before.
+    // And it still speaks 2025 as before; within a session, discovery is just an unknown method.
     let session = initialize(stateful.url()).await;
     assert!(session.is_some());
+    let in_session = legacy(stateful.url(), session.as_deref(), 5, "server/discover", json!({})).await;
+    assert_eq!(in_session.answer(5)["error"]["code"], -32601, "{}", in_session.body);
     let list = legacy(stateful.url(), session.as_deref(), 4, "tools/list", json!({})).await.result(4);
     assert!(list.get("ttlMs").is_none(), "no cache hints before 2026: {list}");
 }
