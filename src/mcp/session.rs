@@ -265,7 +265,17 @@ async fn connect(
         }
     }
     let live = Arc::new(start(client, index, server, bearer, &scope, deadline).await?);
-    let (tools, listed_bytes) = live.tools(&scope, ttl, deadline).await?;
+    let (tools, listed_bytes) = match live.tools(&scope, ttl, deadline).await {
+        Ok(listed) => listed,
+        Err(error) => {
+            // A server that changed revision (redeployed behind the same URL) fails the first listing in the
+            // one it had: probe it again next turn.
+            if !error.is_auth_failure() {
+                client.knowledge.forget(index);
+            }
+            return Err(error);
+        }
+    };
     if let Some(user) = user {
         client.pool.put(index, user, live.clone());
         client.pool.resize(index, user, &live, listed_bytes.unwrap_or(0));
