@@ -12,19 +12,32 @@ PY := python3
 ## runs the freshly built function as its child.
 dev:
 	cargo build --bin $(BIN)
-	cargo run -p devstack -- --function target/debug/$(BIN)
+	@# Without the conformance client (devstack's default feature), which would compile the function's library.
+	cargo run -p devstack --no-default-features -- --function target/debug/$(BIN)
 
 ## Run against the real cloud with the environment you have set (see README: Configuration).
 run:
 	cargo run --release --bin $(BIN)
 
 ## Everything CI runs: unit + integration tests over real sockets (the function's, the stand-ins' and the
-## bench harness's), and the s.yaml schema check.
+## bench harness's), the s.yaml schema check, and the official MCP conformance suite against the function's
+## MCP client (tests/mcp-conformance; docs/mcp-conformance.md).
 test: test-deps
 	cargo test --workspace --all-targets
 	@# A bare `cargo run` at the root must reach the function, not one of the workspace's other binaries.
 	@cargo run -q -- --help 2>&1 | grep -q 'usage: fc-identity-agent' || { echo 'cargo run does not start fc-identity-agent'; exit 1; }
 	$(PY) tests/deploy/check_s_yaml.py
+	@# The conformance client, built with the test build's features so that it links what `cargo test` just
+	@# built (`--tests` is already fresh). A bare `cargo build -p devstack` leaves out the dev-dependencies'
+	@# features (tokio's test-util) and would compile tokio and everything above it a second time.
+	cargo build --workspace --tests --bin mcp-conformance-client
+	tests/mcp-conformance/run.sh target/debug/mcp-conformance-client
+
+## The MCP conformance suite alone (Node 22 and the suite come from npm into tests/mcp-conformance/node_modules).
+.PHONY: test-mcp-conformance
+test-mcp-conformance:
+	cargo build -p devstack --bin mcp-conformance-client
+	tests/mcp-conformance/run.sh target/debug/mcp-conformance-client
 
 test-deps:
 	@$(PY) -c 'import jsonschema, yaml' 2>/dev/null || $(PY) -m pip install -q --disable-pip-version-check jsonschema pyyaml
