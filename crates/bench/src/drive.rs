@@ -9,12 +9,16 @@ use serde_json::{Value, json};
 
 /// The question the DashScope stand-in answers with one `getutctime` call, then a text answer.
 const TOOL_TURN: &str = "Tell me the time in UTC";
+/// One it answers at once, without a tool call ("no tools" in the question; the tools are still offered).
+const PLAIN_TURN: &str = "Just say hi, no tools needed";
 const TURN_LIMIT: Duration = Duration::from_secs(60);
 
 pub struct Driver {
     client: reqwest::Client,
     process_url: String,
     face: Face,
+    /// [`TOOL_TURN`], or [`PLAIN_TURN`] for [`Driver::without_tool`].
+    question: &'static str,
     /// Numbers each turn's session: by default every turn is a session of its own, so a turn's cost does
     /// not grow with the conversation the earlier turns stored (session memory is on by default).
     next_session: AtomicU64,
@@ -84,24 +88,32 @@ impl Driver {
     /// A driver of `face` at `url` (the face's endpoint).
     pub fn for_face(url: String, face: Face) -> Result<Driver, String> {
         let client = devstack::client_builder().timeout(TURN_LIMIT).build().map_err(|e| format!("client: {e}"))?;
-        Ok(Driver { client, process_url: url, face, next_session: AtomicU64::new(0) })
+        Ok(Driver { client, process_url: url, face, question: TOOL_TURN, next_session: AtomicU64::new(0) })
+    }
+
+    /// The same driver asking a question the model answers without calling a tool (`/process` only): a
+    /// turn counts only if it completes with the answer and no tool call.
+    pub fn without_tool(self) -> Driver {
+        assert_eq!(self.face, Face::Process, "plain turns are checked on /process only");
+        Driver { question: PLAIN_TURN, ..self }
     }
 
     fn body(&self, user: &str, session: &str) -> Value {
+        let question = self.question;
         match self.face {
             Face::Process => json!({
-                "input": [{"role": "user", "type": "message", "content": [{"type": "text", "text": TOOL_TURN}]}],
+                "input": [{"role": "user", "type": "message", "content": [{"type": "text", "text": question}]}],
                 "session_id": session,
                 "user_id": user,
             }),
             Face::A2a => json!({"jsonrpc": "2.0", "id": 1, "method": "message/stream", "params": {"message": {
                 "kind": "message", "role": "user", "messageId": "m", "contextId": session,
-                "parts": [{"kind": "text", "text": TOOL_TURN}], "metadata": {"user_id": user}}}}),
+                "parts": [{"kind": "text", "text": question}], "metadata": {"user_id": user}}}}),
             Face::AgUi => json!({"threadId": session, "runId": "r",
-                "messages": [{"id": "m", "role": "user", "content": TOOL_TURN}], "forwardedProps": {"user_id": user}}),
-            Face::Responses => json!({"input": TOOL_TURN, "stream": true, "conversation": session,
+                "messages": [{"id": "m", "role": "user", "content": question}], "forwardedProps": {"user_id": user}}),
+            Face::Responses => json!({"input": question, "stream": true, "conversation": session,
                 "user_id": user}),
-            Face::Chat => json!({"messages": [{"role": "user", "content": TOOL_TURN}], "stream": true,
+            Face::Chat => json!({"messages": [{"role": "user", "content": question}], "stream": true,
                 "session_id": session, "user_id": user}),
         }
     }
@@ -125,19 +137,59 @@ impl Driver {
         }
         .await;
         let wall = began.elapsed();
-        let error = match received {
+        TurnOutcome { began, wall, error: self.check(received) }
+    }
+
+    /// [`Driver::turn`] on `/process`, reading the stream as it comes: also returns when the first text
+    /// of the answer arrived (time to first token; `None` if none did).
+    pub async fn timed_turn(&self, user: &str) -> (TurnOutcome, Option<Duration>) {
+        assert_eq!(self.face, Face::Process, "time to first token is read on /process only");
+        let n = self.next_session.fetch_add(1, Ordering::Relaxed);
+        let body = self.body(user, &format!("bench-{user}-{n}"));
+        let began = Instant::now();
+        let mut first_token = None;
+        let received = async {
+            let mut response =
+                self.client.post(&self.process_url).json(&body).send().await.map_err(|e| format!("send: {e}"))?;
+            let status = response.status();
+            let mut bytes = Vec::new();
+            let mut scanned = 0;
+            while let Some(chunk) = response.chunk().await.map_err(|e| format!("body: {e}"))? {
+                bytes.extend_from_slice(&chunk);
+                while first_token.is_none() {
+                    let Some(end) = bytes[scanned..].windows(2).position(|w| w == b"\n\n") else { break };
+                    if is_answer_text(&bytes[scanned..scanned + end]) {
+                        first_token = Some(began.elapsed());
+                    }
+                    scanned += end + 2;
+                }
+            }
+            Ok::<_, String>((status, bytes))
+        }
+        .await;
+        let wall = began.elapsed();
+        (TurnOutcome { began, wall, error: self.check(received) }, first_token)
+    }
+
+    /// `None` when the turn ended as this driver's question should (see the face's check); else what went
+    /// wrong.
+    fn check(&self, received: Result<(reqwest::StatusCode, impl AsRef<[u8]>), String>) -> Option<String> {
+        match received {
             Err(error) => Some(error),
             Ok((status, _)) if status != 200 => Some(format!("HTTP {status}")),
-            Ok((_, bytes)) => match self.face {
-                Face::Process => check_completed(&bytes),
-                Face::A2a => check_a2a_completed(&bytes),
-                Face::AgUi => check_agui_completed(&bytes),
-                Face::Responses => check_responses_completed(&bytes),
-                Face::Chat => check_chat_completed(&bytes),
+            Ok((_, bytes)) => {
+                let bytes = bytes.as_ref();
+                match self.face {
+                    Face::Process if self.question == PLAIN_TURN => check_answered(bytes),
+                    Face::Process => check_completed(bytes),
+                    Face::A2a => check_a2a_completed(bytes),
+                    Face::AgUi => check_agui_completed(bytes),
+                    Face::Responses => check_responses_completed(bytes),
+                    Face::Chat => check_chat_completed(bytes),
+                }
+                .err()
             }
-            .err(),
-        };
-        TurnOutcome { began, wall, error }
+        }
     }
 
     /// `total` turns by `concurrency` workers; worker `i` is user `{prefix}-{i}`. Returns the outcomes and
@@ -217,9 +269,28 @@ pub async fn stored_messages(base_url: &str, user: &str, session: &str) -> Resul
     }
 }
 
+/// An AgentScope SSE frame carrying text of the answer (`"object":"content"`, `"type":"text"`).
+fn is_answer_text(frame: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(frame) else { return false };
+    let Some(data) = text.lines().find_map(|line| line.strip_prefix("data:")) else { return false };
+    if !data.contains(r#""text""#) {
+        return false;
+    }
+    serde_json::from_str::<Value>(data.trim()).is_ok_and(|f| f["object"] == "content" && f["type"] == "text")
+}
+
 /// The last SSE frame is the final response object: `completed`, with the tool call, its output and an
 /// answer. Anything else is an error, so a function that fails fast cannot look fast.
 fn check_completed(body: &[u8]) -> Result<(), String> {
+    check_output(body, &["plugin_call", "plugin_call_output", "message"])
+}
+
+/// A turn without a tool call: `completed` with only the answer.
+fn check_answered(body: &[u8]) -> Result<(), String> {
+    check_output(body, &["message"])
+}
+
+fn check_output(body: &[u8], expected: &[&str]) -> Result<(), String> {
     let text = std::str::from_utf8(body).map_err(|_| "body is not UTF-8".to_owned())?;
     let last = text
         .rsplit("\n\n")
@@ -234,8 +305,8 @@ fn check_completed(body: &[u8]) -> Result<(), String> {
         .as_array()
         .map(|items| items.iter().filter_map(|m| m["type"].as_str()).collect())
         .unwrap_or_default();
-    if kinds != ["plugin_call", "plugin_call_output", "message"] {
-        return Err(format!("output items {kinds:?}, not one tool call and an answer"));
+    if kinds != expected {
+        return Err(format!("output items {kinds:?}, not {expected:?}"));
     }
     Ok(())
 }
@@ -433,6 +504,25 @@ mod tests {
         assert!(check_chat_completed(&body(&[chunk(json!({"content": "Hi"}), Value::Null), stop.clone()])).is_err());
         assert!(check_chat_completed(&body(&[answer.clone(), json!({"error": {"code": "model_throttled"}})])).is_err());
         assert!(check_chat_completed(&body(&[answer])).is_err(), "no finish_reason");
+    }
+
+    #[test]
+    fn a_plain_turn_counts_only_with_the_answer_alone_and_the_first_token_is_answer_text() {
+        let done = |output: Value| {
+            format!("data: {}\n\n", json!({"object": "response", "status": "completed", "output": output})).into_bytes()
+        };
+        let answer = json!([{"type": "message"}]);
+        let tool = json!([{"type": "plugin_call"}, {"type": "plugin_call_output"}, {"type": "message"}]);
+        assert_eq!(check_answered(&done(answer.clone())), Ok(()));
+        assert!(check_answered(&done(tool.clone())).is_err(), "a tool call where none was asked for");
+        assert_eq!(check_completed(&done(tool)), Ok(()));
+        assert!(check_completed(&done(answer)).is_err());
+
+        let text = br#"data: {"sequence_number":9,"object":"content","status":"in_progress","type":"text","delta":true,"text":"The"}"#;
+        let call = br#"data: {"sequence_number":3,"object":"content","status":"in_progress","type":"data","data":{"name":"text"}}"#;
+        assert!(is_answer_text(text));
+        assert!(!is_answer_text(call));
+        assert!(!is_answer_text(b"data: {\"object\":\"message\",\"type\":\"text\""));
     }
 
     #[test]

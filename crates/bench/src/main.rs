@@ -6,7 +6,9 @@
 //!
 //! ```text
 //! bench --function target/bench/fc-identity-agent [--out BENCHMARKS.md] [--env KEY=VALUE]... [--starts 30]
-//!       [--turns 300] [--quick]
+//!       [--turns 300] [--quick] [--delay-ms 20] [--delay-turns 20] [--mcp-revisions legacy,modern]
+//! bench --delay-only [--delay-ms 20] [--mcp-revisions legacy]   # only the delay mode, printed (for
+//!                       # a binary from before issue 23, which speaks only the 2025 revisions)
 //! bench --stand-ins [--chunk-delay-ms 20]   # only the stand-ins; prints the function's environment, for
 //!                       # profiling by hand (callgrind, heaptrack)
 //! bench --fc-sized [--sizes 0.05/128,0.35/512] [--bursts 10,100,200] [--faces process,a2a]
@@ -22,6 +24,7 @@ mod cgroup;
 mod child;
 mod drive;
 mod fc_sized;
+mod mcp_turns;
 mod report;
 mod sessions;
 mod sizing;
@@ -60,6 +63,14 @@ struct Options {
     /// `--chunk-delay-ms`: the model stand-in's pause before every chunk. The FC-sized mode defaults to
     /// [`FC_SIZED_CHUNK_DELAY`]; `--stand-ins` uses it only when given (else none, as `make bench`).
     chunk_delay: Option<Duration>,
+    /// `--delay-ms`: the delay mode's network delay per upstream request (zero: no delay mode).
+    delay: Duration,
+    /// `--delay-turns`: turns per user kind (new, returning) and revision in the delay mode.
+    delay_turns: usize,
+    /// `--delay-only`: only the delay mode, printed.
+    delay_only: bool,
+    /// `--mcp-revisions`: the MCP servers the delay mode runs against.
+    delay_revisions: Vec<devstack::mcp_server::Revisions>,
 }
 
 /// As in ../shared/reference/seed-costs.md, so the two sides of the cost table compare.
@@ -82,6 +93,10 @@ impl Options {
             faces: vec![Face::Process],
             hostnames: false,
             chunk_delay: None,
+            delay: Duration::from_millis(20),
+            delay_turns: 20,
+            delay_only: false,
+            delay_revisions: vec![devstack::mcp_server::Revisions::Legacy, devstack::mcp_server::Revisions::Modern],
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -124,14 +139,21 @@ impl Options {
                     options.chunk_delay =
                         Some(Duration::from_millis(number(value("--chunk-delay-ms")?, "--chunk-delay-ms")? as u64))
                 }
+                "--delay-ms" => {
+                    options.delay = Duration::from_millis(number(value("--delay-ms")?, "--delay-ms")? as u64)
+                }
+                "--delay-turns" => options.delay_turns = number(value("--delay-turns")?, "--delay-turns")?.max(1),
+                "--delay-only" => options.delay_only = true,
+                "--mcp-revisions" => options.delay_revisions = mcp_turns::parse_revisions(&value("--mcp-revisions")?)?,
                 "--quick" => {
                     options.starts = 5;
                     options.turns = 30;
                     options.throughput_turns = 200;
+                    options.delay_turns = 10;
                 }
                 "--help" | "-h" => {
                     return Err("usage: bench --function PATH [--out BENCHMARKS.md] [--env KEY=VALUE]... [--starts N] [--turns N] \
-                                [--quick] | bench --stand-ins [--chunk-delay-ms N] | bench --fc-sized [--sizes V/MIB,…] [--bursts N,…] [--faces process,a2a,ag-ui,responses] [--chunk-delay-ms N] [--hostnames] [--out F]"
+                                [--quick] [--delay-ms N] [--delay-turns N] [--mcp-revisions legacy,modern] | bench --delay-only [--delay-ms N] [--mcp-revisions …] | bench --stand-ins [--chunk-delay-ms N] | bench --fc-sized [--sizes V/MIB,…] [--bursts N,…] [--faces process,a2a,ag-ui,responses] [--chunk-delay-ms N] [--hostnames] [--out F]"
                         .into());
                 }
                 other => return Err(format!("unknown argument {other}")),
@@ -174,6 +196,9 @@ fn parse_sizes(list: &str) -> Result<Vec<cgroup::Limits>, String> {
 async fn run(options: Options) -> Result<(), String> {
     if options.fc_sized {
         return run_fc_sized(options).await;
+    }
+    if options.delay_only {
+        return run_delay_only(options).await;
     }
     let load_before = report::load_average();
     let stack = Stack::start_with(devstack::StackOptions {
@@ -249,11 +274,12 @@ async fn run(options: Options) -> Result<(), String> {
 
     let driver = Arc::new(Driver::new(function.url("/process"))?);
 
-    // Request counts: a user's first turn (no cached token) and their second.
-    eprintln!("upstream requests per tool turn");
-    let cold = counted_turn(&stack, &driver, "bench-first").await?;
-    let after_one = function.memory()?;
-    let warm = counted_turn(&stack, &driver, "bench-first").await?;
+    // Request counts on the 2025 MCP server the rest of the bench uses: the instance's first turn (a new
+    // user: no cached token, no MCP connection), the same user's warm tool turn and warm turn without a
+    // tool call, and another new user's first turn.
+    eprintln!("upstream requests per turn");
+    let (legacy, after_one) = mcp_turns::count_turns(&stack, &function, "bench-first", || function.memory()).await?;
+    let after_one = after_one?;
     rows.push(Row::new(
         "Peak RSS after one tool turn (VmHWM; RssAnon now)",
         format!("{} ({})", mib(after_one.hwm_kib), mib(after_one.anon_kib)),
@@ -261,17 +287,43 @@ async fn run(options: Options) -> Result<(), String> {
         Some(after_one.hwm_kib <= 10 * 1024),
         "200 MiB",
     ));
-    for (label, counts) in [("cold user", cold), ("warm user", warm)] {
-        rows.push(Row::new(
-            &format!("Upstream requests per tool turn, {label}: Agent Identity / MCP / model"),
-            format!("{} / {} / {}", counts.identity, counts.mcp, counts.model),
-            if label == "warm user" { "0 / ≤ 4 / –" } else { "– / ≤ 4 / –" },
-            Some(counts.mcp <= 4 && (label == "cold user" || counts.identity == 0)),
-            "",
+    rows.extend(legacy.rows(""));
+    notes.push(legacy.note("2025 server"));
+    // The same on a 2026-07-28 server, on instances of its own (stand-ins and function).
+    eprintln!("upstream requests per turn, MCP 2026-07-28");
+    {
+        let modern = mcp_turns::stack(devstack::mcp_server::Revisions::Modern, Duration::ZERO).await?;
+        let instance = mcp_turns::start(&binary, function_env(&modern, &options)).await?;
+        let (turns, ()) = mcp_turns::count_turns(&modern, &instance, "bench-modern", || ()).await?;
+        rows.extend(turns.rows("MCP 2026-07-28"));
+        notes.push(turns.note("2026-07-28 server (ttlMs 60 s)"));
+    }
+    rows.extend(vault_rows(&stack, &binary, &env).await?);
+
+    // The delay mode: what a user feels with a network delay on every upstream request.
+    if !options.delay.is_zero() {
+        for &revisions in &options.delay_revisions {
+            eprintln!(
+                "delay mode, {}: {} ms per request",
+                mcp_turns::revision_label(revisions),
+                options.delay.as_millis()
+            );
+            let (delay_rows, delay_notes) =
+                mcp_turns::delay_rows(&binary, &options.env, revisions, options.delay, options.delay_turns).await?;
+            rows.extend(delay_rows);
+            notes.extend(delay_notes);
+        }
+        notes.push(format!(
+            "Delay mode: stand-ins of its own per revision, each answering every request after {} ms; one \
+             instance each, one unmeasured first turn, then {} new users' first turns and {} turns of a returning \
+             user, one at a time. Floor: the model's two requests plus the one tools/call, as the stand-ins \
+             clocked them (no chunk delay, so it is the first token's floor too); over the floor: median of the \
+             per-turn differences.",
+            options.delay.as_millis(),
+            options.delay_turns,
+            options.delay_turns
         ));
     }
-    notes.push(format!("MCP methods of one warm tool turn: {}.", last_methods(&stack, warm.mcp).join(", ")));
-    rows.extend(vault_rows(&stack, &binary, &env).await?);
 
     // Own overhead, sequential turns of a warm user.
     eprintln!("own overhead: {} sequential turns", options.turns);
@@ -452,6 +504,22 @@ async fn run(options: Options) -> Result<(), String> {
     Ok(())
 }
 
+/// `--delay-only`: the delay mode alone, printed (not written): for comparing binaries.
+async fn run_delay_only(options: Options) -> Result<(), String> {
+    let load_before = report::load_average();
+    let mut rows = Vec::new();
+    let mut notes = vec![format!("Function: {}.", options.function.display())];
+    for &revisions in &options.delay_revisions {
+        let (delay_rows, delay_notes) =
+            mcp_turns::delay_rows(&options.function, &options.env, revisions, options.delay, options.delay_turns)
+                .await?;
+        rows.extend(delay_rows);
+        notes.extend(delay_notes);
+    }
+    println!("{}", report::render(&Machine::describe(load_before), &rows, &notes));
+    Ok(())
+}
+
 async fn run_fc_sized(options: Options) -> Result<(), String> {
     let chunk_delay = options.chunk_delay.unwrap_or(FC_SIZED_CHUNK_DELAY);
     let stack = Stack::start_with(devstack::StackOptions {
@@ -532,7 +600,7 @@ async fn vault_rows(
     Ok(vec![
         // WAT + AssumeRoleForWorkloadIdentity + GetResourceAPIKey.
         row("cold", cold, "3 / ≤ 4 / –", cold.identity == 3 && cold.mcp <= 4),
-        row("warm user, key cached", warm, "0 / ≤ 4 / –", warm.identity == 0 && warm.mcp <= 4),
+        row("warm user, key cached", warm, "0 / 1 / –", warm.identity == 0 && warm.mcp == 1),
         row("new user, key cached", other, "1 / ≤ 4 / –", other.identity == 1 && other.mcp <= 4),
     ])
 }
@@ -543,11 +611,6 @@ async fn counted_turn(stack: &Stack, driver: &Driver, user: &str) -> Result<Coun
     expect_ok(&driver.turn(user).await)?;
     settle(stack).await?;
     Ok(Counts::now(stack).since(before))
-}
-
-fn last_methods(stack: &Stack, count: usize) -> Vec<String> {
-    let methods = stack.mcp.methods();
-    methods[methods.len().saturating_sub(count)..].to_vec()
 }
 
 /// Rounds of the face comparison: each face runs `turns / FACE_ROUNDS` turns per round, in turn.

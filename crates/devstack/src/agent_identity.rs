@@ -39,6 +39,9 @@ pub struct StandInOptions {
     pub oauth2_providers: BTreeSet<String>,
     /// The `ExpiresIn` of the access tokens it hands out (seconds).
     pub oauth2_expires_in: u64,
+    /// Every answer waits this long first, faults too (zero: none): a network delay, as the benchmark's
+    /// delay mode injects (`bench --delay-ms`). Counted in the recorded `elapsed`.
+    pub delay: Duration,
 }
 
 impl StandInOptions {
@@ -73,6 +76,7 @@ impl Default for StandInOptions {
             api_keys: BTreeMap::from([("dashscope".to_owned(), "sk-dashscope-devstack".to_owned())]),
             oauth2_providers: BTreeSet::from([Self::OAUTH2_PROVIDER.to_owned()]),
             oauth2_expires_in: 3600,
+            delay: Duration::ZERO,
         }
     }
 }
@@ -420,7 +424,12 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
         .map(str::to_owned)
         .or_else(|| params.get("Action").cloned())
         .unwrap_or_default();
-    let answer = record_and_answer(&shared, &parts, &body, params, action, &host, &request_id);
+    let waited = std::time::Instant::now();
+    if !shared.options.delay.is_zero() {
+        tokio::time::sleep(shared.options.delay).await;
+    }
+    let waited = waited.elapsed();
+    let answer = record_and_answer(&shared, &parts, &body, params, action, &host, &request_id, waited);
     if let Some(fault) = answer.transport {
         return transport_answer(shared, fault, &request_id).await;
     }
@@ -437,6 +446,7 @@ async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response
 }
 
 /// Verifies and serves the request (or takes the next fault), and records it.
+#[allow(clippy::too_many_arguments)]
 fn record_and_answer(
     shared: &Shared,
     parts: &http::request::Parts,
@@ -445,8 +455,10 @@ fn record_and_answer(
     action: String,
     host: &str,
     request_id: &str,
+    waited: Duration,
 ) -> Answer {
-    // What the bench subtracts as "time spent in the stand-in": verification, serving and recording.
+    // What the bench subtracts as "time spent in the stand-in": the injected delay (`waited`),
+    // verification, serving and recording.
     let started = std::time::Instant::now();
     let query = parts.uri.query().unwrap_or_default();
     let headers = &parts.headers;
@@ -475,7 +487,7 @@ fn record_and_answer(
         security_token_sent: headers.contains_key("x-acs-security-token"),
         status: answer.status,
         code: answer.body.get("Code").and_then(Value::as_str).map(str::to_owned),
-        elapsed: started.elapsed(),
+        elapsed: waited + started.elapsed(),
     });
     drop(inner);
     answer

@@ -51,6 +51,9 @@ pub struct StandInOptions {
     /// Pause before every chunk of every stream (zero: none). The FC-sized benchmark sets a few ms so that
     /// concurrent streams overlap the way a real model's token pace makes them overlap.
     pub chunk_delay: Duration,
+    /// Every answer waits this long first, errors too (zero: none): a network delay, as the benchmark's
+    /// delay mode injects (`bench --delay-ms`).
+    pub delay: Duration,
 }
 
 impl Default for StandInOptions {
@@ -60,6 +63,7 @@ impl Default for StandInOptions {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             slow_interval: Duration::from_millis(200),
             chunk_delay: Duration::ZERO,
+            delay: Duration::ZERO,
         }
     }
 }
@@ -90,6 +94,7 @@ struct Shared {
     api_key: Mutex<String>,
     slow_interval: Duration,
     chunk_delay: Duration,
+    delay: Duration,
     requests: Mutex<Vec<RecordedRequest>>,
     seen: Mutex<HashSet<u64>>,
     cancelled: watch::Sender<usize>,
@@ -118,6 +123,7 @@ impl DashScopeStandIn {
             api_key: Mutex::new(options.api_key),
             slow_interval: options.slow_interval,
             chunk_delay: options.chunk_delay,
+            delay: options.delay,
             requests: Mutex::new(Vec::new()),
             seen: Mutex::new(HashSet::new()),
             cancelled: watch::Sender::new(0),
@@ -197,6 +203,9 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
         requests.len() - 1
     };
     let request_id = format!("standin-{:08}", index + 1);
+    if !shared.delay.is_zero() {
+        tokio::time::sleep(shared.delay).await;
+    }
     let reply = decide(&shared, &headers, parsed.as_ref(), &request_id);
     let status = match &reply {
         Reply::Error { status, .. } => *status,

@@ -38,6 +38,11 @@ pub struct StackOptions {
     pub secrets: StackSecrets,
     /// The DashScope stand-in's pause before every stream chunk (zero by default).
     pub model_chunk_delay: std::time::Duration,
+    /// `ttlMs` of the MCP servers' 2026-07-28 `tools/list` results (rmcp's 0 when unset).
+    pub mcp_list_ttl_ms: Option<u64>,
+    /// Every stand-in answers every request after this (zero: none): a network delay, as a gateway in
+    /// another zone (the benchmark's `--delay-ms`).
+    pub delay: std::time::Duration,
 }
 
 impl Default for StackOptions {
@@ -53,6 +58,8 @@ impl Default for StackOptions {
             mcp_deny_tools: HashSet::new(),
             secrets: StackSecrets::default(),
             model_chunk_delay: std::time::Duration::ZERO,
+            mcp_list_ttl_ms: None,
+            delay: std::time::Duration::ZERO,
         }
     }
 }
@@ -104,6 +111,7 @@ impl Stack {
         let mut identity_options = agent_identity::StandInOptions {
             workload_identity_name: Some(WORKLOAD_IDENTITY.to_owned()),
             token_prefix: secrets.wat_prefix.clone(),
+            delay: options.delay,
             ..agent_identity::StandInOptions::default()
         };
         identity_options.api_keys.insert(DASHSCOPE_KEY_PROVIDER.to_owned(), secrets.dashscope_key.clone());
@@ -116,6 +124,7 @@ impl Stack {
         let dashscope = DashScopeStandIn::start(dashscope::StandInOptions {
             bind: options.dashscope_addr,
             chunk_delay: options.model_chunk_delay,
+            delay: options.delay,
             ..dashscope::StandInOptions::with_key(secrets.dashscope_key.clone())
         })
         .await?;
@@ -124,6 +133,8 @@ impl Stack {
             sessions: options.mcp_sessions,
             revisions: options.mcp_revisions,
             deny_tools: options.mcp_deny_tools.clone(),
+            list_ttl_ms: options.mcp_list_ttl_ms,
+            delay: Some(options.delay),
             ..mcp_server::StandInOptions::new(identity.token_checker())
         })
         .await?;
@@ -132,6 +143,8 @@ impl Stack {
             sessions: options.mcp_sessions,
             revisions: options.mcp_revisions,
             deny_tools: options.mcp_deny_tools,
+            list_ttl_ms: options.mcp_list_ttl_ms,
+            delay: Some(options.delay),
             tool_prefix: OAUTH2_TOOL_PREFIX.to_owned(),
             ..mcp_server::StandInOptions::new(identity.oauth2_token_checker(OAUTH2_PROVIDER))
         })
