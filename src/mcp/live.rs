@@ -18,7 +18,7 @@ use super::error::{ErrorScope, McpError};
 use super::http::{BearerCell, SessionHttp, SessionOwner};
 use super::output::ToolOutput;
 use super::revision::Learned;
-use super::{McpClient, ServerUrl};
+use super::server::ServerUrl;
 use crate::secret::Secret;
 
 /// A tool list is never reused longer than this, whatever a server's `ttlMs` says (rmcp's own cap).
@@ -86,7 +86,8 @@ pub(super) enum Start {
 impl Live {
     /// Opens a connection (the requests of `start`, none for `Known`), bounded by `deadline`.
     pub(super) async fn open(
-        client: &McpClient,
+        http: &reqwest::Client,
+        delete_session_on_close: bool,
         server: &ServerUrl,
         authorization: http::HeaderValue,
         bearer: &Secret,
@@ -96,7 +97,7 @@ impl Live {
         let scope = ErrorScope { server: &server.shown, raw_url: &server.url, bearer };
         let cell = BearerCell::new(authorization);
         // Dropped on any early return (failure, deadline): the handshake's requests end with it.
-        let (http, owner) = SessionHttp::new(client.http.clone(), client.delete_session_on_close, cell.clone());
+        let (http, owner) = SessionHttp::new(http.clone(), delete_session_on_close, cell.clone());
         let stale = Arc::new(AtomicBool::new(false));
         let config = StreamableHttpClientTransportConfig::with_uri(server.url.clone()).reinit_on_expired_session(true);
         let transport = StreamableHttpClientTransport::with_client(http, config);

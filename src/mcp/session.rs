@@ -11,13 +11,14 @@ use rmcp::model::{CallToolRequestParams, JsonObject, ProtocolVersion, Tool};
 use serde_json::Value;
 use tokio::time::Instant;
 
+use super::McpClient;
 use super::error::{ErrorScope, McpError};
 use super::live::{Live, Start, authorization};
 use super::names::NameAllocator;
 use super::output::ToolOutput;
 use super::pool::UserKey;
 use super::revision::{Learned, McpProtocol};
-use super::{McpClient, ServerUrl};
+use super::server::ServerUrl;
 use crate::secret::Secret;
 
 /// Closing only waits for rmcp's worker to stop (and for a DELETE if enabled); never hold the turn longer.
@@ -294,7 +295,18 @@ async fn start(
     scope: &ErrorScope<'_>,
     deadline: Instant,
 ) -> Result<Live, McpError> {
-    let open = |start| async move { Live::open(client, server, authorization(bearer)?, bearer, start, deadline).await };
+    let open = |start| async move {
+        Live::open(
+            &client.http,
+            client.delete_session_on_close,
+            server,
+            authorization(bearer)?,
+            bearer,
+            start,
+            deadline,
+        )
+        .await
+    };
     let pinned = match &client.protocol {
         McpProtocol::Pinned(version) => Some(version.clone()),
         McpProtocol::Auto => None,
