@@ -1,4 +1,4 @@
-//! config → App → fc_runtime::run_with; nothing else. (`make dev` runs this binary against the local
+//! config → App → fc_runtime::Runtime; nothing else. (`make dev` runs this binary against the local
 //! stand-ins: the `devstack` crate's binary.)
 
 mod logging;

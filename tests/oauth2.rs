@@ -260,10 +260,12 @@ async fn second_instance(f: &Function) -> (String, tokio::sync::oneshot::Sender<
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let (options, handler) = (app.run_options(), app.handler());
     tokio::spawn(async move {
-        let _ = fc_runtime::serve(listener, options, handler, async {
-            let _ = stopped.await;
-        })
-        .await;
+        let _ = fc_runtime::Runtime::new(handler)
+            .options(options)
+            .serve(listener, async {
+                let _ = stopped.await;
+            })
+            .await;
     });
     (format!("http://{addr}"), stop)
 }

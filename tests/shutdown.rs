@@ -19,7 +19,7 @@ async fn turns_still_running_at_the_end_of_the_grace_period_end_with_a_final_eve
     let addr = listener.local_addr().unwrap();
     let options = Options { shutdown_grace: Duration::from_secs(2), ..app.run_options() };
     let (stop, stopped) = oneshot::channel::<()>();
-    let server = tokio::spawn(fc_runtime::serve(listener, options, app.handler(), async {
+    let server = tokio::spawn(fc_runtime::Runtime::new(app.handler()).options(options).serve(listener, async {
         let _ = stopped.await;
     }));
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use fc_runtime::{Body, Request};
+use fc_runtime::{Body, Request, RequestExt};
 use http::{HeaderValue, Response, StatusCode, header};
 use serde_json::Value;
 
@@ -19,12 +19,12 @@ use crate::rejection::Rejection;
 
 impl App {
     pub(super) async fn a2a(self: &Arc<Self>, request: Request) -> Result<Response<Body>, Rejection> {
-        let (parts, body, context) = request.into_parts();
-        let bytes = match read_body(body, self.max_request_bytes).await {
+        let mut request = request;
+        let bytes = match read_body(&mut request, self.max_request_bytes).await {
             Ok(bytes) => bytes,
             Err(rejection) => return Ok(refused(Version::V03, &Value::Null, rejection)),
         };
-        let rpc = match RpcRequest::parse(&bytes, &parts.headers) {
+        let rpc = match RpcRequest::parse(&bytes, request.headers()) {
             Ok(rpc) => rpc,
             Err((id, version, error)) => return Ok(rpc_error(version, &id, &error)),
         };
@@ -37,8 +37,8 @@ impl App {
                     Err(error) => return fail(error),
                 };
                 // A bearer JWT, else `metadata.user_id`, else the agent-only token (a required JWT stays required).
-                let claim = http_claim(&self.user_source, &parts.headers, send.user_id.as_deref()).or_agent();
-                let plan = match self.planner.plan(send.to_ask(claim), invocation(&context)) {
+                let claim = http_claim(&self.user_source, request.headers(), send.user_id.as_deref()).or_agent();
+                let plan = match self.planner.plan(send.to_ask(claim), invocation(request.fc_context())) {
                     Ok(plan) => plan,
                     Err(rejection) => return Ok(refused(version, &id, rejection)),
                 };

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use fc_runtime::{Body, Request};
+use fc_runtime::{Body, Request, RequestExt};
 use http::Response;
 
 use super::{App, invocation, read_body};
@@ -13,11 +13,11 @@ use crate::rejection::Rejection;
 
 impl App {
     pub(super) async fn agui(self: &Arc<Self>, request: Request) -> Result<Response<Body>, Rejection> {
-        let (parts, body, context) = request.into_parts();
-        let bytes = read_body(body, self.max_request_bytes).await?;
+        let mut request = request;
+        let bytes = read_body(&mut request, self.max_request_bytes).await?;
         let run = RunInput::from_slice(&bytes)?;
-        let claim = http_claim(&self.user_source, &parts.headers, run.user_id.as_deref());
-        let plan = self.planner.plan(run.to_ask(claim), invocation(&context))?;
+        let claim = http_claim(&self.user_source, request.headers(), run.user_id.as_deref());
+        let plan = self.planner.plan(run.to_ask(claim), invocation(request.fc_context()))?;
         let mut response = self.pipeline.stream(plan, AguiStream::new(&run));
         // Proxies (nginx and kin) must not hold the events back.
         response.headers_mut().insert("x-accel-buffering", http::HeaderValue::from_static("no"));

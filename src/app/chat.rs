@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use fc_runtime::{Body, Context, Request};
+use fc_runtime::{Body, Context, Request, RequestExt};
 use http::{HeaderMap, Response};
 
 use super::{App, invocation, json_response, read_body};
@@ -63,10 +63,10 @@ impl App {
     }
 
     async fn chat_turn(self: &Arc<Self>, request: Request) -> Result<Response<Body>, Rejection> {
-        let (parts, body, context) = request.into_parts();
-        let bytes = read_body(body, self.max_request_bytes).await?;
+        let mut request = request;
+        let bytes = read_body(&mut request, self.max_request_bytes).await?;
         let ChatRequest { turn, stream, include_usage } = ChatRequest::from_slice(&bytes)?;
-        let (plan, model) = self.openai_plan(&parts.headers, &context, turn)?;
+        let (plan, model) = self.openai_plan(request.headers(), request.fc_context(), turn)?;
         Ok(if stream {
             self.pipeline.stream(plan, ChatStream::new(model, include_usage))
         } else {

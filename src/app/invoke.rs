@@ -2,22 +2,20 @@
 
 use std::sync::Arc;
 
-use fc_runtime::{Body, Event, PayloadError};
+use fc_runtime::{Body, Request, RequestExt};
 use http::Response;
 
-use super::{App, invocation};
+use super::{App, invocation, read_body};
 use crate::pipeline::event_claim;
 use crate::protocol::agentscope::EventAnswer;
 use crate::protocol::triggers;
 use crate::rejection::Rejection;
 
 impl App {
-    pub(super) async fn event(self: &Arc<Self>, event: Event) -> Result<Response<Body>, Rejection> {
+    pub(super) async fn event(self: &Arc<Self>, mut event: Request) -> Result<Response<Body>, Rejection> {
         // An event is a request body like any other; FC's own limit (32 MiB) is far above what a turn uses.
-        let (context, payload) = event.payload(self.max_request_bytes).await.map_err(|error| match error {
-            PayloadError::TooLarge { limit } => Rejection::payload_too_large(limit),
-            other => Rejection::invalid_request(format!("body: {other}")),
-        })?;
+        let payload = read_body(&mut event, self.max_request_bytes).await?;
+        let context = event.fc_context();
         let request_id = context.request_id();
         let request = triggers::request_from_event(&payload, &self.event_instruction, request_id)?;
         let mut ask = request.to_ask(event_claim(request.user_id()));
@@ -26,7 +24,7 @@ impl App {
         if ask.session_id.as_deref() == Some(request_id) {
             ask.session_id = None;
         }
-        let plan = self.planner.plan(ask, invocation(&context))?;
+        let plan = self.planner.plan(ask, invocation(context))?;
         // An event that names no conversation has no memory; its answer carries the request id, as before.
         let answer_id = plan.session_id.clone().unwrap_or_else(|| request_id.to_owned());
         Ok(self.pipeline.answer(plan, EventAnswer::new(Some(answer_id))).await)

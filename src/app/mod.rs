@@ -19,13 +19,12 @@ mod process;
 mod responses;
 mod sessions;
 
+use std::convert::Infallible;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use fc_runtime::{Body, Context, Invocation, Request};
+use fc_runtime::{Body, BodyError, Context, Request, RequestExt, Runtime, Service, service_fn};
 use http::{HeaderValue, Method, Response, StatusCode, header};
-use http_body_util::{BodyExt, Limited};
-use hyper::body::Incoming;
 
 use crate::acs::Credentials;
 use crate::config::{Config, UserSource};
@@ -85,23 +84,27 @@ impl App {
     /// Serves until SIGTERM/SIGINT.
     pub async fn run(self: Arc<App>) -> Result<(), fc_runtime::Error> {
         let options = self.run_options();
-        fc_runtime::run_with(options, self.handler()).await
+        Runtime::new(self.handler()).options(options).run().await
     }
 
-    /// The FC handler: what `fc_runtime::run_with` / `fc_runtime::serve` call per invocation.
-    pub fn handler(self: &Arc<App>) -> impl fc_runtime::Handler {
+    /// The function as the FC runtime's service: what `fc_runtime::Runtime` calls per invocation. It
+    /// never fails: every refusal is an answer in the face's own shape.
+    pub fn handler(
+        self: &Arc<App>,
+    ) -> impl Service<Request, Response = Response<Body>, Error = Infallible, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static {
         let app = self.clone();
-        move |invocation| {
+        service_fn(move |request: Request| {
             let app = app.clone();
-            async move { app.handle(invocation).await }
-        }
+            async move { Ok(app.handle(request).await) }
+        })
     }
 
-    async fn handle(self: &Arc<Self>, invocation: Invocation) -> Response<Body> {
-        let answer = match invocation {
-            Invocation::Http(request) => self.route(request).await,
-            Invocation::Event(event) => self.event(event).await,
-        };
+    async fn handle(self: &Arc<Self>, request: Request) -> Response<Body> {
+        let answer = if request.is_event() { self.event(request).await } else { self.route(request).await };
         answer.unwrap_or_else(Rejection::into_response)
     }
 
@@ -163,12 +166,11 @@ fn invocation(context: &Context) -> pipeline::Invocation {
 
 /// A request body, at most `limit` bytes. Content-Type is not checked: curl users forget it, and a body
 /// that parses is accepted.
-async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, Rejection> {
-    match Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(error) if error.is::<http_body_util::LengthLimitError>() => Err(Rejection::payload_too_large(limit)),
-        Err(error) => Err(Rejection::invalid_request(format!("body: {error}"))),
-    }
+async fn read_body(request: &mut Request, limit: usize) -> Result<Bytes, Rejection> {
+    request.body_bytes(limit).await.map_err(|error| match error {
+        BodyError::TooLarge { limit } => Rejection::payload_too_large(limit),
+        other => Rejection::invalid_request(format!("body: {other}")),
+    })
 }
 
 fn json_response(body: impl Into<Bytes>) -> Response<Body> {

@@ -12,7 +12,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use fc_runtime::{Body, Request};
+use fc_runtime::{Body, Request, RequestExt};
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::{App, invocation};
@@ -45,7 +45,7 @@ impl App {
         if !oauth2.first_use(&claims.nonce, &session_uri, claims.expires, now) {
             return Err(Rejection::invalid_request("this authorization callback was already used"));
         }
-        let context = invocation(request.context());
+        let context = invocation(request.fc_context());
         let identifier = claims.user.identifier();
         let confirmed = async {
             let credentials = self.pipeline.credentials_for(context.role);

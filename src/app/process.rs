@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use fc_runtime::{Body, Request};
+use fc_runtime::{Body, Request, RequestExt};
 use http::Response;
 
 use super::{App, invocation, read_body};
@@ -13,13 +13,13 @@ use crate::rejection::Rejection;
 impl App {
     /// Everything is checked before a stream may start: body size, the AgentRequest, the model, the user.
     pub(super) async fn process(self: &Arc<Self>, request: Request) -> Result<Response<Body>, Rejection> {
-        let (parts, body, context) = request.into_parts();
-        let bytes = read_body(body, self.max_request_bytes).await?;
-        let request = AgentRequest::from_slice(&bytes)?;
-        let claim = http_claim(&self.user_source, &parts.headers, request.named_user());
-        let plan = self.planner.plan(request.to_ask(claim), invocation(&context))?;
+        let mut request = request;
+        let bytes = read_body(&mut request, self.max_request_bytes).await?;
+        let agent_request = AgentRequest::from_slice(&bytes)?;
+        let claim = http_claim(&self.user_source, request.headers(), agent_request.named_user());
+        let plan = self.planner.plan(agent_request.to_ask(claim), invocation(request.fc_context()))?;
         let session_id = plan.session_id.clone();
-        Ok(if request.stream {
+        Ok(if agent_request.stream {
             self.pipeline.stream(plan, AgentScopeStream::new(session_id))
         } else {
             self.pipeline.answer(plan, AgentScopeAnswer::new(session_id)).await

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use fc_runtime::{Body, Request};
+use fc_runtime::{Body, Request, RequestExt};
 use http::Response;
 
 use super::{App, read_body};
@@ -17,10 +17,10 @@ impl App {
     }
 
     async fn responses_turn(self: &Arc<Self>, request: Request) -> Result<Response<Body>, Rejection> {
-        let (parts, body, context) = request.into_parts();
-        let bytes = read_body(body, self.max_request_bytes).await?;
+        let mut request = request;
+        let bytes = read_body(&mut request, self.max_request_bytes).await?;
         let ResponsesRequest { turn, stream, echo } = ResponsesRequest::from_slice(&bytes)?;
-        let (plan, model) = self.openai_plan(&parts.headers, &context, turn)?;
+        let (plan, model) = self.openai_plan(request.headers(), request.fc_context(), turn)?;
         Ok(if stream {
             self.pipeline.stream(plan, ResponsesStream::new(model, echo))
         } else {

@@ -6,7 +6,7 @@
 
 use std::sync::Arc;
 
-use fc_runtime::{Body, Request};
+use fc_runtime::{Body, Request, RequestExt};
 use http::{Method, Response, StatusCode};
 
 use super::{App, invocation, json_response};
@@ -35,7 +35,7 @@ impl App {
         let user_id = query_user(request.uri().query());
         let claim = http_claim(&self.user_source, request.headers(), user_id.as_deref().or(Some(session_id)));
         let subject = self.planner.subject(claim)?;
-        let context = invocation(request.context());
+        let context = invocation(request.fc_context());
         let key =
             self.pipeline.session_key(&subject, context.role, session_id, context.deadline).await.map_err(rejection)?;
         let unknown =

@@ -61,10 +61,12 @@ impl Function {
         let options = app.run_options();
         let handler = app.handler();
         tokio::spawn(async move {
-            let _ = fc_runtime::serve(listener, options, handler, async {
-                let _ = stopped.await;
-            })
-            .await;
+            let _ = fc_runtime::Runtime::new(handler)
+                .options(options)
+                .serve(listener, async {
+                    let _ = stopped.await;
+                })
+                .await;
         });
         Function { stack, app, addr, stop: Some(stop) }
     }

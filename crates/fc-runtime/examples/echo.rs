@@ -3,33 +3,33 @@
 //! `curl -d hi localhost:9000/some/path` or
 //! `curl -d '{"a":1}' -H 'x-fc-control-path: /invoke' localhost:9000/invoke`.
 
-use fc_runtime::{Body, Invocation, PayloadError};
-use http::{Response, StatusCode};
-use http_body_util::BodyExt;
+use std::convert::Infallible;
 
-/// Events bigger than this are refused (FC's own cap for synchronous events is 32 MiB).
-const MAX_PAYLOAD_BYTES: usize = 1024 * 1024;
+use fc_runtime::{Body, BodyError, Request, RequestExt, service_fn};
+use http::{Response, StatusCode};
+
+/// Bodies bigger than this are refused (FC's own cap for synchronous events is 32 MiB).
+const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 #[tokio::main]
 async fn main() -> Result<(), fc_runtime::Error> {
-    fc_runtime::run(echo).await
+    fc_runtime::run(service_fn(echo)).await
 }
 
-async fn echo(invocation: Invocation) -> Response<Body> {
-    match invocation {
-        Invocation::Http(request) => {
-            let (parts, body, _context) = request.into_parts();
-            let Ok(body) = body.collect().await else { return status(StatusCode::BAD_REQUEST) };
-            let head = format!("{} {}\n", parts.method, parts.uri.path());
-            Response::new(Body::full([head.as_bytes(), &body.to_bytes()].concat()))
-        }
-        Invocation::Event(event) => match event.payload(MAX_PAYLOAD_BYTES).await {
-            Ok((_context, payload)) => Response::new(Body::full(payload)),
-            // Any non-2xx answer makes FC record the invocation as failed.
-            Err(PayloadError::TooLarge { .. }) => status(StatusCode::PAYLOAD_TOO_LARGE),
-            Err(_unreadable) => status(StatusCode::BAD_REQUEST),
-        },
+async fn echo(mut request: Request) -> Result<Response<Body>, Infallible> {
+    let body = match request.body_bytes(MAX_BODY_BYTES).await {
+        Ok(body) => body,
+        // For an event, any non-2xx answer makes FC record the invocation as failed.
+        Err(BodyError::TooLarge { .. }) => return Ok(status(StatusCode::PAYLOAD_TOO_LARGE)),
+        Err(_unreadable) => return Ok(status(StatusCode::BAD_REQUEST)),
+    };
+    if request.is_event() {
+        // Only an event answer's body reaches the caller.
+        return Ok(Response::new(Body::full(body)));
     }
+    let head =
+        format!("{} {} (request {})\n", request.method(), request.uri().path(), request.fc_context().request_id());
+    Ok(Response::new(Body::full([head.as_bytes(), &body].concat())))
 }
 
 fn status(status: StatusCode) -> Response<Body> {

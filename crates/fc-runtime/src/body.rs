@@ -1,22 +1,45 @@
-//! The response body: a whole buffer, or a stream of chunks sent as they are produced.
+//! The body of a request or a response: a whole buffer, a stream of chunks sent as they are produced, or
+//! the request body as it arrives from FC.
 
 use std::collections::VecDeque;
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http_body::{Frame, SizeHint};
+use http_body_util::{BodyExt, LengthLimitError, Limited};
 use tokio::sync::mpsc;
 
-/// A response body: [`Body::full`] or [`Body::empty`], or a stream from [`Body::channel`]. Streaming bodies go out with `Transfer-Encoding: chunked`, each chunk written and
-/// flushed when it is produced — which is also how FC recognises a streaming response.
+/// The body of a request ([`crate::Request`]: what the client or the event source sent, read as it
+/// arrives) and of a response: [`Body::full`] or [`Body::empty`], or a stream from [`Body::channel`].
+/// Response bodies go out with `Transfer-Encoding: chunked`, each streamed chunk written and flushed when
+/// it is produced — which is also how FC recognises a streaming response.
+///
+/// It is an [`http_body::Body`], so any `http-body` tool reads it; [`crate::RequestExt::body_bytes`]
+/// reads a request's up to a limit.
 pub struct Body(Kind);
 
 enum Kind {
     Full(Option<Bytes>),
     /// Chunks known when the response was made come first, then whatever the sender sends.
     Streaming(VecDeque<Bytes>, mpsc::Receiver<Bytes>),
+    /// A request body on its way in. Private: the server's types stay out of the public API.
+    Incoming(hyper::body::Incoming),
+}
+
+/// Why a body could not be read.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BodyError {
+    /// The body is longer than the limit it was read with.
+    #[error("the body exceeds {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The connection failed or the body was malformed while it was being read.
+    #[error("could not read the body: {0}")]
+    Read(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 /// The producing half of a streaming body. Sending fails once the client has gone away, which is the
@@ -53,6 +76,52 @@ impl Body {
         let (tx, rx) = mpsc::channel(32);
         (BodySender(tx), Body(Kind::Streaming(first.into(), rx)))
     }
+
+    pub(crate) fn incoming(body: hyper::body::Incoming) -> Body {
+        Body(Kind::Incoming(body))
+    }
+
+    /// The whole body, refusing more than `limit` bytes.
+    pub(crate) async fn bytes_up_to(self, limit: usize) -> Result<Bytes, BodyError> {
+        match Limited::new(self, limit).collect().await {
+            Ok(collected) => Ok(collected.to_bytes()),
+            Err(error) => match error.downcast::<BodyError>() {
+                Ok(error) => Err(*error),
+                Err(error) if error.is::<LengthLimitError>() => Err(BodyError::TooLarge { limit }),
+                Err(error) => Err(BodyError::Read(error)),
+            },
+        }
+    }
+}
+
+impl Default for Body {
+    fn default() -> Body {
+        Body::empty()
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(bytes: Bytes) -> Body {
+        Body::full(bytes)
+    }
+}
+
+impl From<String> for Body {
+    fn from(text: String) -> Body {
+        Body::full(text)
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(text: &'static str) -> Body {
+        Body::full(text)
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(bytes: Vec<u8>) -> Body {
+        Body::full(bytes)
+    }
 }
 
 impl BodySender {
@@ -78,6 +147,7 @@ impl std::fmt::Debug for Body {
         let kind = match &self.0 {
             Kind::Full(_) => "full",
             Kind::Streaming(..) => "streaming",
+            Kind::Incoming(_) => "incoming",
         };
         f.debug_tuple("Body").field(&kind).finish()
     }
@@ -85,20 +155,27 @@ impl std::fmt::Debug for Body {
 
 impl http_body::Body for Body {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = BodyError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match &mut self.0 {
             Kind::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
             Kind::Streaming(first, rx) => match first.pop_front() {
                 Some(chunk) => Poll::Ready(Some(Ok(Frame::data(chunk)))),
                 None => rx.poll_recv(cx).map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
             },
+            Kind::Incoming(body) => {
+                Pin::new(body).poll_frame(cx).map(|frame| frame.map(|f| f.map_err(|e| BodyError::Read(Box::new(e)))))
+            }
         }
     }
 
     fn is_end_stream(&self) -> bool {
-        matches!(&self.0, Kind::Full(None))
+        match &self.0 {
+            Kind::Full(bytes) => bytes.is_none(),
+            Kind::Streaming(..) => false,
+            Kind::Incoming(body) => body.is_end_stream(),
+        }
     }
 
     /// Never an exact size, so hyper frames every response chunked and never writes `content-length`,
@@ -113,6 +190,12 @@ mod tests {
     use http_body_util::BodyExt;
 
     use super::*;
+
+    #[tokio::test]
+    async fn a_body_past_the_limit_is_too_large_and_one_within_it_is_whole() {
+        assert!(matches!(Body::full("12345").bytes_up_to(4).await, Err(BodyError::TooLarge { limit: 4 })));
+        assert_eq!(&Body::full("1234").bytes_up_to(4).await.unwrap()[..], b"1234");
+    }
 
     #[tokio::test]
     async fn the_first_chunks_come_before_the_sent_ones() {

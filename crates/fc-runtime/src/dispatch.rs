@@ -1,4 +1,4 @@
-//! Routing by `x-fc-control-path`: HTTP passthrough, events, lifecycle hooks, and the adapter's own few
+//! Routing by `x-fc-control-path`: HTTP passthrough, events, lifecycle hooks, and the runtime's own few
 //! answers.
 
 use std::sync::Arc;
@@ -9,33 +9,56 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tracing::Instrument;
 
+use crate::hooks::{Hook, Hooks};
 use crate::in_flight::InFlight;
-use crate::{Body, Context, Drain, Event, Handler, Invocation, Options, Request};
+use crate::service::{BoxError, Service};
+use crate::{Body, Context, Drain, Options, Request, RequestExt};
 
 /// What every connection of one server shares.
-pub(crate) struct Shared<H> {
-    handler: H,
+pub(crate) struct Shared<S> {
+    service: S,
+    hooks: Hooks,
     options: Options,
     drain: Drain,
     pub(crate) in_flight: Arc<InFlight>,
 }
 
-impl<H> Shared<H> {
-    pub(crate) fn new(handler: H, options: Options, drain: Drain) -> Self {
-        Shared { handler, options, drain, in_flight: Arc::default() }
+impl<S> Shared<S> {
+    pub(crate) fn new(service: S, hooks: Hooks, options: Options, drain: Drain) -> Self {
+        Shared { service, hooks, options, drain, in_flight: Arc::default() }
     }
 }
 
-pub(crate) async fn dispatch<H: Handler>(req: http::Request<Incoming>, shared: Arc<Shared<H>>) -> Response<Body> {
+/// The function's side of a runtime: a clonable service from a [`Request`] to a response.
+pub(crate) trait Function:
+    Service<Request, Response = Response<Body>, Error: Into<BoxError>, Future: Send + 'static>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> Function for S where
+    S: Service<Request, Response = Response<Body>, Error: Into<BoxError>, Future: Send + 'static>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+pub(crate) async fn dispatch<S: Function>(req: http::Request<Incoming>, shared: Arc<Shared<S>>) -> Response<Body> {
     let context = Context::from_headers(req.headers(), shared.options.default_timeout).with_drain(shared.drain.clone());
     let span = tracing::info_span!("invocation", request_id = %context.request_id());
     let control_path = req.headers().get("x-fc-control-path").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    let req = req.map(Body::incoming);
     async move {
         match control_path.as_deref() {
-            None | Some("/http-invoke") => shared.handler.call(Invocation::Http(Request::new(req, context))).await,
+            None | Some("/http-invoke") => call(&shared.service, req.with_fc_context(context)).await,
             Some("/invoke") => invoke(req, context, &shared).await,
-            Some("/initialize") => initialize(&context, &shared).await,
-            Some("/pre-stop") => pre_stop(&context, &shared).await,
+            Some("/initialize") => initialize(context, shared.hooks.initialize.as_ref()).await,
+            Some("/pre-stop") => pre_stop(context, &shared).await,
             Some(other) => plain_text(StatusCode::BAD_REQUEST, format!("unknown x-fc-control-path {other:?}\n")),
         }
     }
@@ -43,17 +66,40 @@ pub(crate) async fn dispatch<H: Handler>(req: http::Request<Incoming>, shared: A
     .await
 }
 
-async fn invoke<H: Handler>(req: http::Request<Incoming>, context: Context, shared: &Shared<H>) -> Response<Body> {
+/// One call of the function: a clone of the service (each request has its own, as tower expects of a
+/// service shared between connections), ready, then called. Its error is logged and answered `500`.
+async fn call<S: Function>(service: &S, request: Request) -> Response<Body> {
+    let mut service = service.clone();
+    // Each error becomes a `BoxError` at once: the service's own error type need not be `Send`, so it
+    // must not live across an await.
+    if let Err(error) = std::future::poll_fn(|cx| service.poll_ready(cx)).await {
+        return failed(error.into());
+    }
+    match service.call(request).await {
+        Ok(response) => response,
+        Err(error) => failed(error.into()),
+    }
+}
+
+fn failed(error: BoxError) -> Response<Body> {
+    tracing::error!(%error, "the function failed");
+    plain_text(StatusCode::INTERNAL_SERVER_ERROR, format!("the function failed: {error}\n"))
+}
+
+async fn invoke<S: Function>(req: Request, context: Context, shared: &Shared<S>) -> Response<Body> {
     if req.method() != Method::POST {
         return event_failure(plain_text(StatusCode::METHOD_NOT_ALLOWED, "events are POST /invoke\n"));
     }
-    let event = Event::new(req.into_body(), context);
-    let response = shared.handler.call(Invocation::Event(event)).await;
+    let response = call(&shared.service, req.with_fc_context(context).into_event()).await;
     event_result(response).await
 }
 
-async fn initialize<H: Handler>(context: &Context, shared: &Shared<H>) -> Response<Body> {
-    match shared.handler.initialize(context).await {
+async fn initialize(context: Context, hook: Option<&Hook>) -> Response<Body> {
+    let ran = match hook {
+        Some(hook) => hook.run(context).await,
+        None => Ok(()),
+    };
+    match ran {
         Ok(()) => {
             tracing::info!("initialize hook");
             json(r#"{"status":"initialized"}"#)
@@ -65,11 +111,13 @@ async fn initialize<H: Handler>(context: &Context, shared: &Shared<H>) -> Respon
     }
 }
 
-async fn pre_stop<H: Handler>(context: &Context, shared: &Shared<H>) -> Response<Body> {
+async fn pre_stop<S>(context: Context, shared: &Shared<S>) -> Response<Body> {
     // Our own request is in flight too; wait for the others, bounded by the grace period.
     let drained =
         tokio::time::timeout(shared.options.shutdown_grace, shared.in_flight.wait_until_at_most(1)).await.is_ok();
-    if let Err(error) = shared.handler.pre_stop(context).await {
+    if let Some(hook) = &shared.hooks.pre_stop
+        && let Err(error) = hook.run(context).await
+    {
         tracing::error!(%error, drained, "pre-stop hook failed");
         return plain_text(StatusCode::INTERNAL_SERVER_ERROR, format!("pre-stop failed: {error}\n"));
     }
@@ -82,7 +130,11 @@ async fn event_result(response: Response<Body>) -> Response<Body> {
     let (parts, body) = response.into_parts();
     let bytes = match body.collect().await {
         Ok(collected) => collected.to_bytes(),
-        Err(never) => match never {},
+        // Only a body the function passed on from a request can fail; the answer is lost with it.
+        Err(error) => {
+            tracing::error!(%error, "the event answer's body failed");
+            return event_failure(plain_text(StatusCode::BAD_GATEWAY, format!("the answer failed: {error}\n")));
+        }
     };
     let mut out = Response::new(Body::full(bytes));
     if let Some(content_type) = parts.headers.get(header::CONTENT_TYPE) {

@@ -1,11 +1,12 @@
 //! The FC adapter over real sockets: control-path dispatch, Context, x-fc-status, streaming, lifecycle.
 
+use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use fc_runtime::{Body, Context, Handler, HookError, Invocation, Options, PayloadError};
+use fc_runtime::{Body, BodyError, BoxError, Context, Options, Request, RequestExt, Runtime, Service, service_fn};
 use http::{HeaderValue, Response, StatusCode, header};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -44,9 +45,9 @@ fn json_response(status: StatusCode, body: Value) -> Response<Body> {
     response
 }
 
-async fn handler(invocation: Invocation, release: Arc<Notify>) -> Response<Body> {
-    match invocation {
-        Invocation::Http(req) => match req.uri().path() {
+async fn handler(mut req: Request, release: Arc<Notify>) -> Response<Body> {
+    if !req.is_event() {
+        return match req.uri().path() {
             "/stream" => {
                 let (tx, body) = Body::channel();
                 tokio::spawn(async move {
@@ -63,46 +64,54 @@ async fn handler(invocation: Invocation, release: Arc<Notify>) -> Response<Body>
             }
             _ => json_response(
                 StatusCode::OK,
-                json!({"kind":"http","method":req.method().as_str(),"path":req.uri().path(),"ctx":context_json(req.context())}),
+                json!({"kind":"http","method":req.method().as_str(),"path":req.uri().path(),"ctx":context_json(req.fc_context())}),
             ),
-        },
-        Invocation::Event(event) => {
-            let (context, payload) = match event.payload(MAX_EVENT_BYTES).await {
-                Ok(read) => read,
-                Err(error @ PayloadError::TooLarge { .. }) => {
-                    return json_response(StatusCode::PAYLOAD_TOO_LARGE, json!({"refused": error.to_string()}));
-                }
-                Err(error) => return json_response(StatusCode::BAD_REQUEST, json!({"refused": error.to_string()})),
-            };
-            if payload.as_ref() == b"fail" {
-                return json_response(StatusCode::BAD_GATEWAY, json!({"error":"upstream failed"}));
-            }
-            let body = json!({
-                "kind": "event",
-                "payload": String::from_utf8_lossy(&payload),
-                "ctx": context_json(&context),
-            });
-            json_response(StatusCode::OK, body)
-        }
+        };
     }
+    let payload = match req.body_bytes(MAX_EVENT_BYTES).await {
+        Ok(payload) => payload,
+        Err(error @ BodyError::TooLarge { .. }) => {
+            return json_response(StatusCode::PAYLOAD_TOO_LARGE, json!({"refused": error.to_string()}));
+        }
+        Err(error) => return json_response(StatusCode::BAD_REQUEST, json!({"refused": error.to_string()})),
+    };
+    if payload.as_ref() == b"fail" {
+        return json_response(StatusCode::BAD_GATEWAY, json!({"error":"upstream failed"}));
+    }
+    let body = json!({
+        "kind": "event",
+        "payload": String::from_utf8_lossy(&payload),
+        "ctx": context_json(req.fc_context()),
+    });
+    json_response(StatusCode::OK, body)
 }
 
 async fn start(options: Options) -> Server {
     let release = Arc::new(Notify::new());
     let r = release.clone();
-    start_with(options, move |inv| handler(inv, r.clone()), release).await
+    let service = service_fn(move |req| {
+        let release = r.clone();
+        async move { Ok::<_, Infallible>(handler(req, release).await) }
+    });
+    start_with(Runtime::new(service).options(options), release).await
 }
 
-async fn start_with(options: Options, handler: impl Handler, release: Arc<Notify>) -> Server {
+async fn start_with<S>(runtime: Runtime<S>, release: Arc<Notify>) -> Server
+where
+    S: Service<Request, Response = Response<Body>> + Clone + Send + Sync + 'static,
+    S::Error: Into<BoxError>,
+    S::Future: Send + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let (stop, stopped) = oneshot::channel::<()>();
     let done = tokio::spawn(async move {
-        fc_runtime::serve(listener, options, handler, async {
-            let _ = stopped.await;
-        })
-        .await
-        .unwrap();
+        runtime
+            .serve(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+            .unwrap();
     });
     Server { base: format!("http://{addr}"), addr, stop: Some(stop), done, release }
 }
@@ -221,7 +230,7 @@ async fn oversized_event_payload_is_reported_to_the_function() {
     assert_eq!(resp.status(), 404);
     assert_eq!(resp.headers()["x-fc-status"], "404");
     let body: Value = serde_json::from_slice(&resp.bytes().await.unwrap()).unwrap();
-    assert_eq!(body["refused"], format!("the event body exceeds {MAX_EVENT_BYTES} bytes"));
+    assert_eq!(body["refused"], format!("the body exceeds {MAX_EVENT_BYTES} bytes"));
 }
 
 #[tokio::test]
@@ -337,27 +346,38 @@ struct Hooked {
     fail_initialize: bool,
 }
 
-impl Handler for Hooked {
-    async fn call(&self, _invocation: Invocation) -> Response<Body> {
-        Response::new(Body::full("called"))
-    }
-
-    async fn initialize(&self, context: &Context) -> Result<(), HookError> {
-        assert_eq!(context.request_id(), "init-1");
-        self.initialized.fetch_add(1, Ordering::SeqCst);
-        if self.fail_initialize { Err("no config".into()) } else { Ok(()) }
-    }
-
-    async fn pre_stop(&self, _context: &Context) -> Result<(), HookError> {
-        self.pre_stopped.fetch_add(1, Ordering::SeqCst);
-        Ok(())
+impl Hooked {
+    fn runtime(
+        &self,
+    ) -> Runtime<impl Service<Request, Response = Response<Body>, Error = Infallible, Future: Send> + Clone + use<>>
+    {
+        let called = service_fn(|_request: Request| async { Ok::<_, Infallible>(Response::new(Body::full("called"))) });
+        let (initialized, pre_stopped, fail) =
+            (self.initialized.clone(), self.pre_stopped.clone(), self.fail_initialize);
+        Runtime::new(called)
+            .options(options())
+            .on_initialize(move |context: Context| {
+                let initialized = initialized.clone();
+                async move {
+                    assert_eq!(context.request_id(), "init-1");
+                    initialized.fetch_add(1, Ordering::SeqCst);
+                    if fail { Err("no config".into()) } else { Ok(()) }
+                }
+            })
+            .on_pre_stop(move |_context| {
+                let pre_stopped = pre_stopped.clone();
+                async move {
+                    pre_stopped.fetch_add(1, Ordering::SeqCst);
+                    Ok(())
+                }
+            })
     }
 }
 
 #[tokio::test]
 async fn lifecycle_hooks_run_the_functions_code() {
     let hooked = Hooked::default();
-    let server = start_with(options(), hooked.clone(), Arc::default()).await;
+    let server = start_with(hooked.runtime(), Arc::default()).await;
     let init = client()
         .post(format!("{}/initialize", server.base))
         .header("x-fc-control-path", "/initialize")
@@ -382,7 +402,7 @@ async fn lifecycle_hooks_run_the_functions_code() {
 #[tokio::test]
 async fn a_failed_initialize_hook_is_a_500() {
     let hooked = Hooked { fail_initialize: true, ..Hooked::default() };
-    let server = start_with(options(), hooked, Arc::default()).await;
+    let server = start_with(hooked.runtime(), Arc::default()).await;
     let init = client()
         .post(format!("{}/initialize", server.base))
         .header("x-fc-control-path", "/initialize")
