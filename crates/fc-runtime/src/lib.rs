@@ -103,6 +103,11 @@ pub use request::{Request, RequestExt};
 pub use server::{Runtime, run};
 pub use service::{BoxError, Service, ServiceFn, service_fn};
 
+/// The README's examples, compiled as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
+
 /// Why the adapter could not serve.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
