@@ -25,7 +25,7 @@ use std::sync::{Arc, RwLock};
 use futures_util::StreamExt;
 
 use http::{HeaderName, HeaderValue, header::AUTHORIZATION};
-use rmcp::model::ClientJsonRpcMessage;
+use rmcp::model::{ClientJsonRpcMessage, ClientRequest};
 use rmcp::transport::common::client_side_sse::BoxedSseResponse;
 use rmcp::transport::streamable_http_client::{
     StreamableHttpClient, StreamableHttpError, StreamableHttpPostResponse, StreamableHttpResponseLimits,
@@ -33,6 +33,8 @@ use rmcp::transport::streamable_http_client::{
 use tokio::sync::watch;
 
 type HttpError = StreamableHttpError<reqwest::Error>;
+
+const MCP_METHOD: HeaderName = HeaderName::from_static("mcp-method");
 
 /// The `Authorization` header a session sends now; the turn using the session sets it.
 #[derive(Clone)]
@@ -157,7 +159,15 @@ impl StreamableHttpClient for SessionHttp {
         custom_headers: HashMap<HeaderName, HeaderValue>,
         limits: StreamableHttpResponseLimits,
     ) -> Result<StreamableHttpPostResponse, HttpError> {
-        let custom_headers = self.bearer.apply(custom_headers);
+        let mut custom_headers = self.bearer.apply(custom_headers);
+        // rmcp writes the 2026-07-28 standard headers only once a revision that has them is known. Our
+        // `initialize` goes out before anything is known (a server that takes 2026-07-28 requests may be
+        // behind it, routing on `Mcp-Method`); a 2025 server ignores the header.
+        if let ClientJsonRpcMessage::Request(request) = &message
+            && matches!(request.request, ClientRequest::InitializeRequest(_))
+        {
+            custom_headers.entry(MCP_METHOD).or_insert(HeaderValue::from_static("initialize"));
+        }
         let post =
             self.inner.post_message_with_response_limits(uri, message, session_id, auth_header, custom_headers, limits);
         let response = self.while_owned(post).await.map_err(without_url)?;
