@@ -129,6 +129,35 @@ for pass in pinned auto; do
   done
 done
 
+# Not the suite's: the reference TypeScript server (@modelcontextprotocol/server-everything, pinned beside
+# it) over streamable HTTP, in both passes. The client calls text, sum, structured-content, image and
+# resource-link tools (the `server-everything` case in the client) and must get every one answered.
+everything_port=$(node -e 'const s=require("net").createServer().listen(0,"127.0.0.1",()=>{console.log(s.address().port);s.close()})')
+mkdir -p results/everything
+PORT=$everything_port node node_modules/@modelcontextprotocol/server-everything/dist/index.js streamableHttp \
+  >results/everything/server.log 2>&1 &
+everything_pid=$!
+trap 'kill $everything_pid 2>/dev/null || true' EXIT
+for _ in $(seq 100); do
+  grep -q "listening on port" results/everything/server.log 2>/dev/null && break
+  sleep 0.1
+done
+for protocol in 2025-11-25 auto; do
+  out=results/everything/$protocol.txt
+  status=0
+  MCP_CONFORMANCE_SCENARIO=server-everything AI_GATEWAY_MCP_PROTOCOL=$protocol \
+    timeout 30 "$client" "http://127.0.0.1:$everything_port/mcp" >"$out" 2>results/everything/$protocol.err || status=$?
+  if [[ $status -eq 0 ]] && grep -q '^call echo .*: ok: Echo: hello from fc-identity-agent$' "$out" \
+    && grep -q '^call get-sum .*: ok: The sum of 2 and 3 is 5.$' "$out" \
+    && grep -q '^\[image image/png, [0-9]* bytes\]$' "$out"; then
+    verdict=PASS passed=$((passed + 1))
+  else
+    verdict=FAIL failed=$((failed + 1)) unexpected=$((unexpected + 1))
+  fi
+  printf '%-6s %-6s %-34s %s\n' "$verdict" "$protocol" "server-everything" "(reference server)"
+  [[ $verdict == PASS ]] || sed 's/^/         /' "$out"
+done
+
 # The closing line counts an expected failure (XFAIL) as neither: it is reported on the line before.
 echo "conformance: $expected run(s) failing as expected-failures.yaml expects"
 echo "$passed passed, $unexpected failed"

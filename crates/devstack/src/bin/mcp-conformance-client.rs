@@ -172,6 +172,16 @@ fn calls(scenario: &str, context: &Value, offered: &[ToolDef]) -> Vec<(String, V
                 None => Vec::new(),
             }
         }
+        // Not the suite's: the reference TypeScript server (`@modelcontextprotocol/server-everything`, run.sh
+        // starts it). Text, a sum, structured content, an image and resource links: every content kind the
+        // module turns into the model's text.
+        "server-everything" => vec![
+            call("echo", json!({"message": "hello from fc-identity-agent"})),
+            call("get-sum", json!({"a": 2, "b": 3})),
+            call("get-structured-content", json!({"location": "New York"})),
+            call("get-tiny-image", json!({})),
+            call("get-resource-links", json!({"count": 2})),
+        ],
         // initialize, request-metadata, json-schema-ref-no-deref: opening (and listing) is the whole test.
         _ => Vec::new(),
     }
