@@ -4,7 +4,7 @@
 //! token and wall time are held against the floor (the model's own time plus one `tools/call`).
 
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use devstack::mcp_server::Revisions;
 use devstack::{Stack, StackOptions};
@@ -12,6 +12,7 @@ use devstack::{Stack, StackOptions};
 use crate::child::Function;
 use crate::drive::{Counts, Driver, settle};
 use crate::report::{Row, ms, percentile};
+use crate::timeline;
 
 /// `ttlMs` the 2026-07-28 stand-ins give their tool lists: long enough that no measured turn re-lists.
 const LIST_TTL_MS: u64 = 60_000;
@@ -159,6 +160,8 @@ impl Turns {
 
 /// One turn of the delay mode, as the client saw it and as the stand-ins clocked it.
 struct Timed {
+    /// When the request was sent.
+    began: Instant,
     /// Request sent → first text of the answer.
     first_token: Duration,
     /// Request sent → last byte.
@@ -217,8 +220,17 @@ pub async fn delay_rows(
             ));
         }
         let c = measured[0].counts;
+        // The stand-ins' clock has the MCP and model requests only: for a new user the Agent Identity
+        // request would hide in a gap, so only the returning user's turns are laid out.
+        let hand_offs = if returning {
+            let sends: Vec<(Instant, Duration)> = measured.iter().map(|t| (t.began, t.wall)).collect();
+            let line = timeline::describe(&timeline::gaps(&stack, &sends));
+            format!(" {}", line.replace("Own time of a sequential turn by hand-off", "Own time by hand-off"))
+        } else {
+            String::new()
+        };
         notes.push(format!(
-            "Delay mode, {label}, {who}: {} / {} / {} requests (Agent Identity / MCP / model) per turn; wall p90 {}.",
+            "Delay mode, {label}, {who}: {} / {} / {} requests (Agent Identity / MCP / model) per turn; wall p90 {}.{hand_offs}",
             c.identity,
             c.mcp,
             c.model,
@@ -253,7 +265,13 @@ async fn timed(stack: &Stack, driver: &Driver, user: &str) -> Result<Timed, Stri
     let [call] = calls[..] else {
         return Err(format!("a delay-mode tool turn made {} tools/call requests, not 1", calls.len()));
     };
-    Ok(Timed { first_token, wall: outcome.wall, floor: model_1 + call + model_2, counts: after.since(before) })
+    Ok(Timed {
+        began: outcome.began,
+        first_token,
+        wall: outcome.wall,
+        floor: model_1 + call + model_2,
+        counts: after.since(before),
+    })
 }
 
 fn median(values: impl Iterator<Item = Duration>) -> Duration {
