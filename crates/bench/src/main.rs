@@ -9,6 +9,7 @@
 //!       [--turns 300] [--quick] [--delay-ms 20] [--delay-turns 20] [--mcp-revisions legacy,modern]
 //! bench --delay-only [--delay-ms 20] [--mcp-revisions legacy]   # only the delay mode, printed (for
 //!                       # a binary from before issue 23, which speaks only the 2025 revisions)
+//! bench --counts-only [--mcp-revisions legacy]   # only the upstream requests per turn, printed
 //! bench --stand-ins [--chunk-delay-ms 20]   # only the stand-ins; prints the function's environment, for
 //!                       # profiling by hand (callgrind, heaptrack)
 //! bench --fc-sized [--sizes 0.05/128,0.35/512] [--bursts 10,100,200] [--faces process,a2a]
@@ -69,7 +70,9 @@ struct Options {
     delay_turns: usize,
     /// `--delay-only`: only the delay mode, printed.
     delay_only: bool,
-    /// `--mcp-revisions`: the MCP servers the delay mode runs against.
+    /// `--counts-only`: only the upstream requests per turn (on each of `--mcp-revisions`), printed.
+    counts_only: bool,
+    /// `--mcp-revisions`: the MCP servers the delay mode (and `--counts-only`) runs against.
     delay_revisions: Vec<devstack::mcp_server::Revisions>,
 }
 
@@ -96,6 +99,7 @@ impl Options {
             delay: Duration::from_millis(20),
             delay_turns: 20,
             delay_only: false,
+            counts_only: false,
             delay_revisions: vec![devstack::mcp_server::Revisions::Legacy, devstack::mcp_server::Revisions::Modern],
         };
         let mut args = std::env::args().skip(1);
@@ -144,6 +148,7 @@ impl Options {
                 }
                 "--delay-turns" => options.delay_turns = number(value("--delay-turns")?, "--delay-turns")?.max(1),
                 "--delay-only" => options.delay_only = true,
+                "--counts-only" => options.counts_only = true,
                 "--mcp-revisions" => options.delay_revisions = mcp_turns::parse_revisions(&value("--mcp-revisions")?)?,
                 "--quick" => {
                     options.starts = 5;
@@ -153,7 +158,7 @@ impl Options {
                 }
                 "--help" | "-h" => {
                     return Err("usage: bench --function PATH [--out BENCHMARKS.md] [--env KEY=VALUE]... [--starts N] [--turns N] \
-                                [--quick] [--delay-ms N] [--delay-turns N] [--mcp-revisions legacy,modern] | bench --delay-only [--delay-ms N] [--mcp-revisions …] | bench --stand-ins [--chunk-delay-ms N] | bench --fc-sized [--sizes V/MIB,…] [--bursts N,…] [--faces process,a2a,ag-ui,responses] [--chunk-delay-ms N] [--hostnames] [--out F]"
+                                [--quick] [--delay-ms N] [--delay-turns N] [--mcp-revisions legacy,modern] | bench --delay-only [--delay-ms N] [--mcp-revisions …] | bench --counts-only [--mcp-revisions …] | bench --stand-ins [--chunk-delay-ms N] | bench --fc-sized [--sizes V/MIB,…] [--bursts N,…] [--faces process,a2a,ag-ui,responses] [--chunk-delay-ms N] [--hostnames] [--out F]"
                         .into());
                 }
                 other => return Err(format!("unknown argument {other}")),
@@ -199,6 +204,9 @@ async fn run(options: Options) -> Result<(), String> {
     }
     if options.delay_only {
         return run_delay_only(options).await;
+    }
+    if options.counts_only {
+        return run_counts_only(options).await;
     }
     let load_before = report::load_average();
     let stack = Stack::start_with(devstack::StackOptions {
@@ -515,6 +523,23 @@ async fn run_delay_only(options: Options) -> Result<(), String> {
                 .await?;
         rows.extend(delay_rows);
         notes.extend(delay_notes);
+    }
+    println!("{}", report::render(&Machine::describe(load_before), &rows, &notes));
+    Ok(())
+}
+
+/// `--counts-only`: the upstream requests per turn on each of `--mcp-revisions`, printed (not written).
+async fn run_counts_only(options: Options) -> Result<(), String> {
+    let load_before = report::load_average();
+    let mut rows = Vec::new();
+    let mut notes = vec![format!("Function: {}.", options.function.display())];
+    for &revisions in &options.delay_revisions {
+        let label = mcp_turns::revision_label(revisions);
+        let stack = mcp_turns::stack(revisions, Duration::ZERO).await?;
+        let function = mcp_turns::start(&options.function, function_env(&stack, &options)).await?;
+        let (turns, ()) = mcp_turns::count_turns(&stack, &function, "bench-counts", || ()).await?;
+        rows.extend(turns.rows(label));
+        notes.push(turns.note(label));
     }
     println!("{}", report::render(&Machine::describe(load_before), &rows, &notes));
     Ok(())
