@@ -35,8 +35,8 @@ impl RoleCredentials {
     }
 }
 
-/// Per-invocation platform context, reached through [`crate::Request::context`] and
-/// [`crate::Event::context`].
+/// Per-invocation platform context, reached through [`crate::RequestExt::fc_context`] on every request
+/// and event.
 #[derive(Debug, Clone)]
 pub struct Context {
     request_id: String,

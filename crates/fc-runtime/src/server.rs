@@ -212,14 +212,14 @@ async fn serve_connection<S: Function>(
     }
 }
 
-/// A connection's service: each request is dispatched to the handler, its answer's body holding the
+/// A connection's service: each request is dispatched to the function, its answer's body holding the
 /// request's guards.
 ///
-/// The handler's future is boxed per request. hyper keeps, for each connection and for the whole of its
+/// The function's future is boxed per request. hyper keeps, for each connection and for the whole of its
 /// life (FC holds connections for hours), one slot sized for the service's future; unboxed, that is the
-/// size of the handler's largest future — for a function that answers some requests only after the whole
+/// size of the function's largest future — for a function that answers some requests only after the whole
 /// turn, the whole turn's state — on every connection, idle ones included, next to the spawned task a
-/// streamed turn runs in. Boxed, the slot is a pointer and the guards, and the handler's future exists
+/// streamed turn runs in. Boxed, the slot is a pointer and the guards, and the function's future exists
 /// only while a request is being answered (for a streamed one, until its response head is ready).
 fn service<S: Function>(
     shared: Arc<Shared<S>>,
