@@ -149,8 +149,8 @@ const OPENAI_CHAT: &str = "/compatible-mode/v1/chat/completions";
 const OPENAI_MODELS: &str = "/compatible-mode/v1/models";
 
 /// What the planner needs to know about an invocation from FC's context.
-fn invocation(context: &Context) -> pipeline::Invocation {
-    pipeline::Invocation {
+fn invocation(context: &Context) -> pipeline::Platform {
+    pipeline::Platform {
         timeout: context.timeout(),
         deadline: context.deadline(),
         role: context.credentials().map(|role| {

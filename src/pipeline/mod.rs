@@ -15,7 +15,7 @@ mod pump;
 mod record;
 
 pub(crate) use caller::{UserClaim, event_claim, http_claim};
-pub(crate) use plan::{Ask, Invocation, Plan, Planner};
+pub(crate) use plan::{Ask, Plan, Planner, Platform};
 pub use pump::Renderer;
 
 use std::sync::Arc;

@@ -34,9 +34,10 @@ pub(crate) struct Ask {
     pub(crate) records: Vec<Record>,
 }
 
-/// What Function Compute says about this invocation that the plan needs.
+/// What the platform (Function Compute) says about this invocation that the plan needs: its limits
+/// and the function role FC lent it.
 #[derive(Debug, Clone)]
-pub(crate) struct Invocation {
+pub(crate) struct Platform {
     /// The function timeout in force.
     pub(crate) timeout: Duration,
     /// When the invocation must have answered.
@@ -84,7 +85,7 @@ impl Planner {
     }
 
     /// The plan for `ask`, or the 4xx that refuses it.
-    pub(crate) fn plan(&self, ask: Ask, invocation: Invocation) -> Result<Plan, Rejection> {
+    pub(crate) fn plan(&self, ask: Ask, invocation: Platform) -> Result<Plan, Rejection> {
         if let Some(session_id) = &ask.session_id {
             check_session_id(session_id).map_err(Rejection::invalid_request)?;
         }
@@ -166,9 +167,9 @@ mod tests {
         }
     }
 
-    fn invocation(timeout_secs: u64) -> Invocation {
+    fn invocation(timeout_secs: u64) -> Platform {
         let timeout = Duration::from_secs(timeout_secs);
-        Invocation { timeout, deadline: Instant::now() + timeout, role: None, drain: Drain::never() }
+        Platform { timeout, deadline: Instant::now() + timeout, role: None, drain: Drain::never() }
     }
 
     fn unnamed() -> UserClaim {
