@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use devstack::dashscope::{DashScopeStandIn, StandInOptions};
 use fc_identity_agent::llm::{
-    ChatMessage, ChatRequest, ChatStream, FinishReason, LlmClient, LlmError, LlmSettings, Sampling, StepResult, Stop,
-    StreamItem, ToolCall, ToolSpec,
+    ChatMessage, ChatRequest, ChatStream, FinishReason, LlmClient, LlmError, LlmSettings, Sampling, StepResult,
+    StopSequences, StreamItem, ToolCall, ToolSpec,
 };
 use fc_identity_agent::secret::Secret;
 use fc_identity_agent::upstream::Endpoint;
@@ -91,8 +91,12 @@ async fn plain_turn_streams_text_usage_and_sends_the_expected_body() {
     let standin = standin().await;
     let client = client(&standin);
     let mut request = ask("What is the capital of France?");
-    request.sampling =
-        Sampling { temperature: Some(0.7), seed: Some(1), stop: Some(Stop::One("END".into())), ..Sampling::default() };
+    request.sampling = Sampling {
+        temperature: Some(0.7),
+        seed: Some(1),
+        stop: Some(StopSequences::One("END".into())),
+        ..Sampling::default()
+    };
     let (events, step) = run(&client, &request).await;
     let step = step.expect("plain turn succeeds");
 

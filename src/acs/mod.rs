@@ -7,9 +7,11 @@ mod error;
 mod rpc;
 pub mod signer;
 
+/// The retry schedule of [`RpcClient::with_retry`] (shared with the model client: `crate::retry`).
+pub use crate::retry::RetryPolicy;
 pub use credentials::{
     ChainProvider, Credentials, CredentialsError, CredentialsProvider, StaticProvider, parse_expiration,
 };
 pub use credentials_uri::CredentialsUriProvider;
 pub use error::AcsError;
-pub use rpc::{Param, RETRY_AFTER_HEADER, RetryPolicy, RpcClient, anonymous_query};
+pub use rpc::{Param, RETRY_AFTER_HEADER, RpcClient, anonymous_query};

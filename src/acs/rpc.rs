@@ -11,6 +11,7 @@ use super::credentials::Credentials;
 use super::error::{AcsError, sanitize_message};
 use super::signer::{self, FORM_CONTENT_TYPE, RpcHeaders, SigningInput};
 use crate::error_chain::ErrorChain;
+use crate::retry::RetryPolicy;
 use crate::secret::{Secret, redact};
 use crate::upstream::Endpoint;
 
@@ -42,30 +43,6 @@ impl std::fmt::Debug for Param<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let value = if self.secret.is_some() { "***" } else { self.value };
         write!(f, "{}={value}", self.name)
-    }
-}
-
-/// How hard to retry retryable failures. The deadline always wins over these numbers.
-#[derive(Debug, Clone, Copy)]
-pub struct RetryPolicy {
-    /// Total tries, first one included.
-    pub max_attempts: u32,
-    /// Backoff before retry n is `base_delay * 2^(n-1)` capped at `max_delay`, jittered to 50–100 %.
-    pub base_delay: Duration,
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    fn default() -> Self {
-        RetryPolicy { max_attempts: 4, base_delay: Duration::from_millis(100), max_delay: Duration::from_secs(2) }
-    }
-}
-
-impl RetryPolicy {
-    fn backoff(&self, retry: u32) -> Duration {
-        let exp = self.base_delay.saturating_mul(1u32 << retry.saturating_sub(1).min(16));
-        let full = exp.min(self.max_delay).as_millis() as u64;
-        Duration::from_millis(fastrand::u64(full / 2..=full))
     }
 }
 
@@ -158,16 +135,16 @@ impl RpcClient {
                 request_id = error.request_id(),
                 "Alibaba Cloud call failed"
             );
-            if !error.is_retryable() || attempt >= self.retry.max_attempts {
+            if !error.is_retryable() {
                 return Err(error);
             }
-            let delay = match &error {
-                AcsError::Api { retry_after: Some(wait), .. } => *wait,
-                _ => self.retry.backoff(attempt),
+            let hint = match &error {
+                AcsError::Api { retry_after, .. } => *retry_after,
+                _ => None,
             };
-            if Instant::now() + delay >= deadline {
+            let Some(delay) = self.retry.next_delay(attempt, hint, deadline) else {
                 return Err(error);
-            }
+            };
             tokio::time::sleep(delay).await;
         }
     }
@@ -292,16 +269,6 @@ mod tests {
         );
         assert_eq!(client("http://127.0.0.1:8123").host(), "127.0.0.1:8123");
         assert_eq!(client("https://example.com:443/").host(), "example.com");
-    }
-
-    #[test]
-    fn backoff_grows_and_is_capped() {
-        let policy = RetryPolicy::default();
-        for retry in 1..10 {
-            let d = policy.backoff(retry);
-            assert!(d <= policy.max_delay);
-            assert!(d >= policy.base_delay.min(policy.max_delay) / 2);
-        }
     }
 
     #[test]

@@ -26,15 +26,15 @@ pub struct Turn {
 }
 
 /// Why the loop stopped early.
-enum Stop {
+enum LoopExit {
     /// Nobody listens any more (client gone): end at once, which drops every upstream request.
     Gone,
     End(TurnEnd),
 }
 
-impl From<Failure> for Stop {
+impl From<Failure> for LoopExit {
     fn from(error: Failure) -> Self {
-        Stop::End(TurnEnd::Failed(error))
+        LoopExit::End(TurnEnd::Failed(error))
     }
 }
 
@@ -50,8 +50,8 @@ pub async fn run_turn(llm: &LlmClient, tools: Option<&Tools>, turn: Turn, events
     };
     let outcome = match result {
         Ok(Ok(())) => TurnEnd::Completed,
-        Ok(Err(Stop::Gone)) => return,
-        Ok(Err(Stop::End(end))) => end,
+        Ok(Err(LoopExit::Gone)) => return,
+        Ok(Err(LoopExit::End(end))) => end,
         Err(_elapsed) => {
             TurnEnd::Failed(Failure::new(FailureCode::DeadlineExceeded, "the function timeout was reached"))
         }
@@ -73,8 +73,8 @@ async fn steps(
     tools: Option<&Tools>,
     turn: Turn,
     events: &mpsc::Sender<TurnEvent>,
-) -> Result<(), Stop> {
-    let emit = |event| async move { events.send(event).await.map_err(|_| Stop::Gone) };
+) -> Result<(), LoopExit> {
+    let emit = |event| async move { events.send(event).await.map_err(|_| LoopExit::Gone) };
     if let Some(tools) = tools {
         for listing in tools.listings().await {
             emit(TurnEvent::ToolsListed { server: listing.server, tools: listing.tools }).await?;
@@ -134,14 +134,14 @@ async fn steps(
             messages.push(ChatMessage::Tool { tool_call_id: call.id, content });
         }
     }
-    Err(Stop::End(TurnEnd::Incomplete(Failure::new(
+    Err(LoopExit::End(TurnEnd::Incomplete(Failure::new(
         FailureCode::MaxIterations,
         format!("stopped after {} model calls (AGENT_MAX_ITERS) without a final answer", turn.max_iters),
     ))))
 }
 
 /// One streaming model call, forwarding its deltas as they arrive.
-async fn model_step(mut stream: ChatStream, events: &mpsc::Sender<TurnEvent>) -> Result<StepResult, Stop> {
+async fn model_step(mut stream: ChatStream, events: &mpsc::Sender<TurnEvent>) -> Result<StepResult, LoopExit> {
     // Call ids by the model's `index`, so argument fragments can be attributed.
     let mut call_ids: Vec<(u32, String)> = Vec::new();
     loop {
@@ -167,7 +167,7 @@ async fn model_step(mut stream: ChatStream, events: &mpsc::Sender<TurnEvent>) ->
                 TurnEvent::ToolCallArgumentsDelta { call_id: call_id.clone(), delta: fragment }
             }
         };
-        events.send(out).await.map_err(|_| Stop::Gone)?;
+        events.send(out).await.map_err(|_| LoopExit::Gone)?;
     }
 }
 

@@ -12,15 +12,14 @@ use super::error::{LlmError, UpstreamError};
 use super::key::{FixedKey, KeySource};
 use super::stream::ChatStream;
 use super::types::{ChatMessage, ToolSpec};
+use crate::retry::RetryPolicy;
 use crate::secret::Secret;
 use crate::upstream::Endpoint;
 
-/// Retries after the first attempt, for throttling and server errors only.
-const MAX_RETRIES: u32 = 2;
-const BACKOFF_BASE: Duration = Duration::from_millis(200);
-/// The longest `Retry-After` we wait out. A service that asks for more is told no: the turn fails at once
+/// How throttling and server errors are retried (before the stream starts): the shared schedule, tuned for a
+/// model call. A `Retry-After` longer than [`crate::retry::MAX_HINT`] fails the turn at once
 /// (`model_throttled`, the hint in the message) rather than sit silent in front of its caller.
-const MAX_RETRY_AFTER: Duration = Duration::from_secs(10);
+const RETRY: RetryPolicy = RetryPolicy::MODEL;
 /// Error bodies are small JSON; anything longer is cut rather than buffered.
 const MAX_ERROR_BODY: usize = 16 * 1024;
 /// Where DashScope (and the gateways in front of it) put the request id when the body has none.
@@ -94,13 +93,13 @@ pub struct Sampling {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub stop: Option<Stop>,
+    pub stop: Option<StopSequences>,
 }
 
 /// `stop` is either one string or a list, as the caller gave it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(untagged)]
-pub enum Stop {
+pub enum StopSequences {
     One(String),
     Many(Vec<String>),
 }
@@ -180,8 +179,9 @@ impl LlmClient {
         );
         let mut key = self.key(deadline).await?;
         let mut refreshed = false;
-        let mut attempt = 0;
+        let mut attempts = 0;
         loop {
+            attempts += 1;
             let err = match self.send_once(body.clone(), &key, deadline).await {
                 Ok(stream) => return Ok(stream),
                 Err(err) => err,
@@ -191,22 +191,19 @@ impl LlmClient {
                 tracing::warn!(error = %err, "the model key was refused; fetching it again");
                 refreshed = true;
                 key = self.key(deadline).await?;
+                // The refetch is not a retry of a throttled or failing service: it does not count as a try.
+                attempts -= 1;
                 continue;
             }
-            if !err.is_retryable() || attempt >= MAX_RETRIES {
+            if !err.is_retryable() {
                 return Err(err);
             }
-            let wait = match err.upstream().and_then(|upstream| upstream.retry_after) {
-                Some(hint) if hint > MAX_RETRY_AFTER => return Err(err),
-                Some(hint) => hint,
-                None => backoff(attempt),
+            let hint = err.upstream().and_then(|upstream| upstream.retry_after);
+            let Some(wait) = RETRY.next_delay(attempts, hint, deadline) else {
+                return Err(err);
             };
-            if Instant::now() + wait >= deadline {
-                return Err(err);
-            }
-            tracing::warn!(error = %err, attempt, wait_ms = wait.as_millis() as u64, "retrying model call");
+            tracing::warn!(error = %err, attempt = attempts, wait_ms = wait.as_millis() as u64, "retrying model call");
             tokio::time::sleep(wait).await;
-            attempt += 1;
         }
     }
 
@@ -261,12 +258,6 @@ impl LlmClient {
     }
 }
 
-fn backoff(attempt: u32) -> Duration {
-    let base = BACKOFF_BASE * 2u32.pow(attempt);
-    // Full range 50–150 % so clients throttled together do not come back together.
-    base.mul_f64(0.5 + fastrand::f64())
-}
-
 /// `Retry-After: <seconds>`; the HTTP-date form is left to our own backoff.
 fn header_retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
@@ -319,7 +310,7 @@ mod tests {
                 top_p: None,
                 max_tokens: Some(10),
                 seed: Some(1),
-                stop: Some(Stop::Many(vec!["x".into()])),
+                stop: Some(StopSequences::Many(vec!["x".into()])),
             },
         };
         let body = c.request_body(&request);
@@ -331,7 +322,7 @@ mod tests {
         assert_eq!(body["stop"], json!(["x"]));
         assert!(body.get("top_p").is_none());
         assert_eq!(body["tools"][0]["function"]["name"], "t");
-        let one = Sampling { stop: Some(Stop::One("end".into())), ..Sampling::default() };
+        let one = Sampling { stop: Some(StopSequences::One("end".into())), ..Sampling::default() };
         assert_eq!(serde_json::to_value(one).unwrap(), json!({"stop":"end"}));
     }
 }

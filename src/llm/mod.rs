@@ -21,7 +21,7 @@ mod sse;
 mod stream;
 mod types;
 
-pub use client::{ChatRequest, LlmClient, LlmSettings, Sampling, Stop};
+pub use client::{ChatRequest, LlmClient, LlmSettings, Sampling, StopSequences};
 pub use error::{LlmError, UpstreamError};
 pub use key::KeyError;
 pub(crate) use key::KeySource;
