@@ -10,7 +10,7 @@ use http::{HeaderMap, Response};
 use super::{App, invocation, json_response, read_body};
 use crate::config::Config;
 use crate::pipeline::{Ask, Plan, http_claim};
-use crate::protocol::chat::{ChatAnswer, ChatRequest, ChatStream};
+use crate::protocol::chat::{CompletionsAnswer, CompletionsRequest, CompletionsStream};
 use crate::protocol::openai::{OpenAiTurn, model_list, rejection_response};
 use crate::rejection::Rejection;
 
@@ -65,12 +65,12 @@ impl App {
     async fn chat_turn(self: &Arc<Self>, request: Request) -> Result<Response<Body>, Rejection> {
         let mut request = request;
         let bytes = read_body(&mut request, self.max_request_bytes).await?;
-        let ChatRequest { turn, stream, include_usage } = ChatRequest::from_slice(&bytes)?;
+        let CompletionsRequest { turn, stream, include_usage } = CompletionsRequest::from_slice(&bytes)?;
         let (plan, model) = self.openai_plan(request.headers(), request.fc_context(), turn)?;
         Ok(if stream {
-            self.pipeline.stream(plan, ChatStream::new(model, include_usage))
+            self.pipeline.stream(plan, CompletionsStream::new(model, include_usage))
         } else {
-            self.pipeline.answer(plan, ChatAnswer::new(model)).await
+            self.pipeline.answer(plan, CompletionsAnswer::new(model)).await
         })
     }
 }

@@ -13,6 +13,7 @@ pub mod agentscope;
 pub(crate) mod agui;
 pub(crate) mod chat;
 pub(crate) mod openai;
+pub(crate) mod reader;
 pub(crate) mod responses;
 pub mod triggers;
 
@@ -43,18 +44,3 @@ pub(crate) fn field(name: impl Into<String>, reason: impl Into<String>) -> Reque
     RequestError::Field { field: name.into(), reason: reason.into() }
 }
 
-/// An optional number field that must satisfy `ok` (`why` says the bound when it does not).
-pub(crate) fn opt_number(
-    obj: &serde_json::Map<String, serde_json::Value>,
-    key: &str,
-    ok: impl Fn(f64) -> bool,
-    why: &str,
-) -> Result<Option<f64>, RequestError> {
-    match obj.get(key) {
-        None | Some(serde_json::Value::Null) => Ok(None),
-        Some(v) => match v.as_f64() {
-            Some(n) if ok(n) => Ok(Some(n)),
-            _ => Err(field(key, why)),
-        },
-    }
-}

@@ -1,17 +1,16 @@
 //! What the two OpenAI faces (`responses`, `chat`) share: OpenAI's error body
 //! `{"error":{"message","type","param","code"}}` (a [`Rejection`] before the turn, a [`Failure`] in a
-//! Chat Completions stream), the ids and clock of their objects, the readers of their request fields
-//! (every refusal names the field), and what both requests hand the pipeline ([`OpenAiTurn`]).
+//! Chat Completions stream), the ids and clock of their objects, and what both requests hand the pipeline
+//! ([`OpenAiTurn`]). Their request fields are read by the shared rules of `protocol::reader`.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{HeaderValue, Response, StatusCode, header};
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::failure::{Failure, FailureCode};
 use crate::llm::{ChatMessage, Sampling, Usage};
 use crate::pipeline::{Ask, UserClaim};
-use crate::protocol::{RequestError, field, opt_number};
 use crate::rejection::Rejection;
 use fc_runtime::Body;
 
@@ -29,23 +28,6 @@ pub(crate) struct OpenAiTurn {
 }
 
 impl OpenAiTurn {
-    /// `model` and the user are read alike on both faces: the user is the first of `user_keys` the body
-    /// sets, and every one of them must be a string if present.
-    pub(crate) fn read(
-        obj: &Map<String, Value>,
-        messages: Vec<ChatMessage>,
-        sampling: Sampling,
-        session_id: Option<String>,
-        user_keys: &[&str],
-    ) -> Result<OpenAiTurn, RequestError> {
-        let mut user = None;
-        for key in user_keys {
-            let named = opt_string(obj, key)?;
-            user = user.or(named);
-        }
-        Ok(OpenAiTurn { messages, model: opt_string(obj, "model")?, sampling, session_id, user })
-    }
-
     pub(crate) fn named_user(&self) -> Option<&str> {
         self.user.as_deref()
     }
@@ -108,20 +90,6 @@ pub(crate) fn failure_type(code: FailureCode) -> &'static str {
     }
 }
 
-/// The HTTP status of a non-streamed answer whose turn failed: the SDK raises the matching error class.
-pub(crate) fn failure_status(code: FailureCode) -> StatusCode {
-    match code {
-        FailureCode::ModelThrottled => StatusCode::TOO_MANY_REQUESTS,
-        FailureCode::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
-        // The user did not grant the tool's OAuth2 access in time: not an upstream fault, a permission not
-        // (yet) given — the SDK raises `PermissionDeniedError`. Consent given later is kept by the vault, so
-        // asking again succeeds.
-        FailureCode::ConsentTimeout => StatusCode::FORBIDDEN,
-        FailureCode::Internal => StatusCode::INTERNAL_SERVER_ERROR,
-        _ => StatusCode::BAD_GATEWAY,
-    }
-}
-
 /// Unix seconds now.
 pub(crate) fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
@@ -144,58 +112,6 @@ pub(crate) fn model_list(default: &str, allowed: &[String], owned_by: &str) -> S
     let data: Vec<Value> =
         ids.iter().map(|id| json!({"id": id, "object": "model", "created": 0, "owned_by": owned_by})).collect();
     json!({"object": "list", "data": data}).to_string()
-}
-
-/// A body as a JSON object, within the nesting bound.
-pub(crate) fn parse_object(body: &[u8]) -> Result<Map<String, Value>, RequestError> {
-    let text = std::str::from_utf8(body).map_err(|e| RequestError::NotUtf8 { at: e.valid_up_to() })?;
-    let value: Value = serde_json::from_str(text).map_err(|e| RequestError::NotJson(e.to_string()))?;
-    let max = crate::protocol::agentscope::MAX_DEPTH;
-    if crate::protocol::agentscope::depth(&value) > max {
-        return Err(RequestError::TooDeep { max });
-    }
-    match value {
-        Value::Object(map) => Ok(map),
-        _ => Err(field("body", "expected a JSON object")),
-    }
-}
-
-pub(crate) fn opt_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, RequestError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone()).filter(|s| !s.trim().is_empty())),
-        Some(_) => Err(field(key, "expected a string")),
-    }
-}
-
-pub(crate) fn opt_bool(obj: &Map<String, Value>, key: &str) -> Result<Option<bool>, RequestError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Bool(b)) => Ok(Some(*b)),
-        Some(_) => Err(field(key, "expected true or false")),
-    }
-}
-
-/// `temperature` in [0, 2], as OpenAI bounds it.
-pub(crate) fn temperature(obj: &Map<String, Value>) -> Result<Option<f64>, RequestError> {
-    opt_number(obj, "temperature", |t| (0.0..=2.0).contains(&t), "must be a number in [0, 2]")
-}
-
-/// `top_p` in (0, 1].
-pub(crate) fn top_p(obj: &Map<String, Value>) -> Result<Option<f64>, RequestError> {
-    opt_number(obj, "top_p", |p| p > 0.0 && p <= 1.0, "must be a number in (0, 1]")
-}
-
-pub(crate) fn opt_positive(obj: &Map<String, Value>, key: &str) -> Result<Option<u32>, RequestError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .filter(|n| *n >= 1)
-            .and_then(|n| u32::try_from(n).ok())
-            .map(Some)
-            .ok_or_else(|| field(key, "expected a positive integer")),
-    }
 }
 
 #[cfg(test)]

@@ -18,7 +18,6 @@ mod wire;
 pub(crate) use crate::llm::conversation::{Piece as HistoryItem, assemble as assemble_history};
 pub use builder::ResponseBuilder;
 pub use render::{AgentScopeAnswer, AgentScopeStream, EventAnswer};
-pub(crate) use request::depth;
 pub use request::{
     AgentRequest, ContentItem, InputMessage, MAX_CONTENT_ITEMS, MAX_DEPTH, MAX_INPUT_MESSAGES, MessageType, Role,
 };

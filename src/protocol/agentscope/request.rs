@@ -1,20 +1,25 @@
-//! `AgentRequest`: the body of `POST /process`, parsed and validated by hand so that every rejection names
-//! the field (`input[2].content[0].text: expected a string`) — it becomes a 400 `invalid_request` message.
+//! `AgentRequest`: the body of `POST /process`, read by the protocol reader into typed structs so that every
+//! rejection names the field (`input[2].content[0].text: expected a string`) — it becomes a 400
+//! `invalid_request` message.
 
+use std::fmt;
+
+use serde::Deserialize;
+use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
-use crate::llm::{Sampling, Stop};
+use crate::llm::{Sampling, StopSequences};
 use crate::pipeline::{Ask, UserClaim};
-use crate::protocol::{RequestError, field, opt_number};
+use crate::protocol::reader::{self, Expect, Loose, Obj};
+use crate::protocol::{RequestError, field};
 
 /// More messages than this in `input` is refused: a conversation that long is a client bug or an attack,
 /// and the model could not take it anyway.
 pub const MAX_INPUT_MESSAGES: usize = 1000;
 /// Content items per message.
 pub const MAX_CONTENT_ITEMS: usize = 256;
-/// JSON nesting depth of the whole body (tool arguments and schemas included). serde_json itself stops
-/// at 128, which keeps the parser off the stack limit; this tighter bound is ours.
-pub const MAX_DEPTH: usize = 64;
+/// JSON nesting depth of the whole body: the reader's bound, the same on every face.
+pub use crate::protocol::reader::MAX_DEPTH;
 
 /// A parsed, validated `AgentRequest`. Unknown fields are ignored.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,57 +98,36 @@ pub enum ContentItem {
 impl AgentRequest {
     /// Parses and validates a request body.
     pub fn from_slice(body: &[u8]) -> Result<AgentRequest, RequestError> {
-        let text = std::str::from_utf8(body).map_err(|e| RequestError::NotUtf8 { at: e.valid_up_to() })?;
-        let value: Value = serde_json::from_str(text).map_err(|e| RequestError::NotJson(e.to_string()))?;
-        AgentRequest::from_value(&value)
+        AgentRequest::from_wire(reader::read::<Wire>(body)?)
     }
 
     /// Validates an already parsed body (used for requests found inside event envelopes).
     pub fn from_value(value: &Value) -> Result<AgentRequest, RequestError> {
-        if depth(value) > MAX_DEPTH {
-            return Err(RequestError::TooDeep { max: MAX_DEPTH });
+        reader::check_depth(value)?;
+        AgentRequest::from_wire(reader::typed::<Obj<Wire>>(value)?.0)
+    }
+
+    fn from_wire(wire: Wire) -> Result<AgentRequest, RequestError> {
+        let input = wire.input.ok_or_else(|| field("input", "required"))?;
+        if input.is_empty() {
+            return Err(field("input", "must hold at least one message"));
         }
-        let obj = value.as_object().ok_or_else(|| field("body", "expected a JSON object"))?;
-        let input = parse_input(obj.get("input"))?;
         let request = AgentRequest {
-            input,
-            session_id: opt_string(obj, "session_id")?,
-            user_id: opt_string(obj, "user_id")?,
-            stream: match obj.get("stream") {
-                None | Some(Value::Null) => true,
-                Some(Value::Bool(b)) => *b,
-                Some(_) => return Err(field("stream", "expected true or false")),
-            },
-            model: opt_string(obj, "model")?,
-            temperature: opt_number(obj, "temperature", |t| t >= 0.0, "must be a number ≥ 0")?,
-            top_p: opt_number(obj, "top_p", |p| p > 0.0 && p <= 1.0, "must be a number in (0, 1]")?,
-            max_tokens: match obj.get("max_tokens") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(
-                    v.as_u64()
-                        .filter(|n| *n >= 1)
-                        .and_then(|n| u32::try_from(n).ok())
-                        .ok_or_else(|| field("max_tokens", "expected a positive integer"))?,
-                ),
-            },
-            stop: parse_stop(obj.get("stop"))?,
-            seed: match obj.get("seed") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(v.as_u64().ok_or_else(|| field("seed", "expected a non-negative integer"))?),
-            },
-            tools: match obj.get("tools") {
-                None | Some(Value::Null) => None,
-                Some(Value::Array(items)) => {
-                    for (i, t) in items.iter().enumerate() {
-                        if !t.is_object() {
-                            return Err(field(format!("tools[{i}]"), "expected an object"));
-                        }
-                    }
-                    Some(items.clone())
-                }
-                Some(_) => return Err(field("tools", "expected a list of tool objects")),
-            },
-            id: opt_string(obj, "id")?,
+            input: input.into_iter().map(|m| m.0.into_message()).collect(),
+            session_id: wire.session_id,
+            user_id: wire.user_id,
+            stream: wire.stream.unwrap_or(true),
+            model: wire.model,
+            temperature: wire.temperature,
+            top_p: wire.top_p,
+            max_tokens: wire.max_tokens,
+            stop: wire.stop.map(|stop| match stop {
+                StopSequences::One(one) => vec![one],
+                StopSequences::Many(many) => many,
+            }),
+            seed: wire.seed,
+            tools: wire.tools.map(|tools| tools.into_iter().map(|t| Value::Object(t.0)).collect()),
+            id: wire.id,
         };
         // `[{}]`, only reasoning, only unanswered calls …: the model would get the system prompt alone, after
         // a token exchange and an MCP session were spent on it. Cheaper and clearer to refuse it here.
@@ -202,7 +186,7 @@ impl AgentRequest {
                 top_p: self.top_p,
                 max_tokens: self.max_tokens,
                 seed: self.seed,
-                stop: self.stop.clone().map(Stop::Many),
+                stop: self.stop.clone().map(StopSequences::Many),
             },
             user,
             session_id: self.session_id().map(str::to_owned),
@@ -211,141 +195,191 @@ impl AgentRequest {
     }
 }
 
-/// Depth of nested arrays/objects, iteratively (a recursive walk is what the bound is there to avoid).
-pub(crate) fn depth(value: &Value) -> usize {
-    let mut deepest = 0;
-    let mut stack = vec![(value, 1usize)];
-    while let Some((v, d)) = stack.pop() {
-        deepest = deepest.max(d);
-        if d > MAX_DEPTH {
-            break;
+/// The body as sent: every field typed, every rule from [`reader`]. Unknown fields are ignored.
+#[derive(Deserialize)]
+struct Wire {
+    #[serde(default, deserialize_with = "input")]
+    input: Option<Vec<Obj<WireMessage>>>,
+    /// Kept as sent, `""` included: the sample echoes the request's `session_id` in every response object.
+    #[serde(default, deserialize_with = "reader::opt_text")]
+    session_id: Option<String>,
+    #[serde(default, deserialize_with = "reader::opt_text")]
+    user_id: Option<String>,
+    #[serde(default, deserialize_with = "reader::opt_bool")]
+    stream: Option<bool>,
+    #[serde(default, deserialize_with = "reader::opt_string")]
+    model: Option<String>,
+    #[serde(default, deserialize_with = "reader::temperature_any")]
+    temperature: Option<f64>,
+    #[serde(default, deserialize_with = "reader::top_p")]
+    top_p: Option<f64>,
+    #[serde(default, deserialize_with = "reader::opt_positive")]
+    max_tokens: Option<u32>,
+    #[serde(default, deserialize_with = "reader::stop")]
+    stop: Option<StopSequences>,
+    #[serde(default, deserialize_with = "reader::opt_u64")]
+    seed: Option<u64>,
+    #[serde(default, deserialize_with = "tools")]
+    tools: Option<Vec<Tool>>,
+    #[serde(default, deserialize_with = "reader::opt_string")]
+    id: Option<String>,
+}
+
+impl Expect for Wire {
+    const EXPECTING: &'static str = "expected a JSON object";
+}
+
+fn input<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Obj<WireMessage>>>, D::Error> {
+    reader::seq_at_most(d, MAX_INPUT_MESSAGES, "messages", "expected a list of messages")
+}
+
+fn tools<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Tool>>, D::Error> {
+    reader::seq_at_most(d, usize::MAX, "tools", "expected a list of tool objects")
+}
+
+/// One tool definition: any object.
+struct Tool(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for Tool {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match reader::opt_object(d)? {
+            Some(map) => Ok(Tool(map)),
+            None => Err(serde::de::Error::custom("expected an object")),
         }
-        match v {
-            Value::Array(items) => stack.extend(items.iter().map(|x| (x, d + 1))),
-            Value::Object(map) => stack.extend(map.values().map(|x| (x, d + 1))),
-            _ => {}
+    }
+}
+
+#[derive(Deserialize)]
+struct WireMessage {
+    #[serde(default, deserialize_with = "role")]
+    role: Option<Role>,
+    #[serde(rename = "type", default, deserialize_with = "message_type")]
+    kind: Option<MessageType>,
+    #[serde(default, deserialize_with = "content")]
+    content: Option<Vec<ContentItem>>,
+    /// Lenient: ids were ignored before session memory, so a client's non-string id is not a reason to refuse.
+    #[serde(default)]
+    id: Loose,
+}
+
+impl Expect for WireMessage {
+    const EXPECTING: &'static str = "expected a message object";
+}
+
+impl WireMessage {
+    fn into_message(self) -> InputMessage {
+        InputMessage {
+            id: self.id.0.filter(|id| !id.is_empty()),
+            role: self.role,
+            kind: self.kind.unwrap_or(MessageType::Message),
+            content: self.content.unwrap_or_default(),
         }
     }
-    deepest
 }
 
-fn opt_string(obj: &Map<String, Value>, key: &str) -> Result<Option<String>, RequestError> {
-    match obj.get(key) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(s.clone())),
-        Some(_) => Err(field(key, "expected a string")),
-    }
+fn role<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Role>, D::Error> {
+    let words =
+        [("user", Role::User), ("assistant", Role::Assistant), ("system", Role::System), ("tool", Role::Tool)];
+    reader::one_of(d, &words, "expected one of user, assistant, system, tool")
 }
 
-fn parse_stop(value: Option<&Value>) -> Result<Option<Vec<String>>, RequestError> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(vec![s.clone()])),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| v.as_str().map(str::to_owned).ok_or_else(|| field(format!("stop[{i}]"), "expected a string")))
-            .collect::<Result<Vec<_>, _>>()
-            .map(Some),
-        Some(_) => Err(field("stop", "expected a string or a list of strings")),
-    }
+fn message_type<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MessageType>, D::Error> {
+    Ok(reader::opt_text(d)?.map(|kind| match kind.as_str() {
+        "message" => MessageType::Message,
+        "function_call" => MessageType::FunctionCall,
+        "function_call_output" => MessageType::FunctionCallOutput,
+        "plugin_call" => MessageType::PluginCall,
+        "plugin_call_output" => MessageType::PluginCallOutput,
+        "reasoning" => MessageType::Reasoning,
+        _ => MessageType::Other(kind),
+    }))
 }
 
-fn parse_input(value: Option<&Value>) -> Result<Vec<InputMessage>, RequestError> {
-    let items = match value {
-        None | Some(Value::Null) => return Err(field("input", "required")),
-        Some(Value::Array(items)) => items,
-        Some(_) => return Err(field("input", "expected a list of messages")),
-    };
-    if items.is_empty() {
-        return Err(field("input", "must hold at least one message"));
-    }
-    if items.len() > MAX_INPUT_MESSAGES {
-        return Err(field("input", format!("more than {MAX_INPUT_MESSAGES} messages")));
-    }
-    items.iter().enumerate().map(|(i, m)| parse_message(i, m)).collect()
-}
-
-fn parse_message(i: usize, value: &Value) -> Result<InputMessage, RequestError> {
-    let at = |key: &str| format!("input[{i}].{key}");
-    let obj = value.as_object().ok_or_else(|| field(format!("input[{i}]"), "expected a message object"))?;
-    let role = match obj.get("role") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(s)) => Some(match s.as_str() {
-            "user" => Role::User,
-            "assistant" => Role::Assistant,
-            "system" => Role::System,
-            "tool" => Role::Tool,
-            _ => {
-                return Err(field(at("role"), "expected one of user, assistant, system, tool"));
-            }
-        }),
-        Some(_) => return Err(field(at("role"), "expected a string")),
-    };
-    let kind = match obj.get("type") {
-        None | Some(Value::Null) => MessageType::Message,
-        Some(Value::String(s)) => match s.as_str() {
-            "message" => MessageType::Message,
-            "function_call" => MessageType::FunctionCall,
-            "function_call_output" => MessageType::FunctionCallOutput,
-            "plugin_call" => MessageType::PluginCall,
-            "plugin_call_output" => MessageType::PluginCallOutput,
-            "reasoning" => MessageType::Reasoning,
-            other => MessageType::Other(other.to_owned()),
-        },
-        Some(_) => return Err(field(at("type"), "expected a string")),
-    };
-    let content = match obj.get("content") {
-        None | Some(Value::Null) => Vec::new(),
-        // Not in the schema, but what OpenAI-style clients send; accepting it costs nothing.
-        Some(Value::String(s)) => vec![ContentItem::Text(s.clone())],
-        Some(Value::Array(items)) => {
-            if items.len() > MAX_CONTENT_ITEMS {
-                return Err(field(at("content"), format!("more than {MAX_CONTENT_ITEMS} items")));
-            }
-            items
-                .iter()
-                .enumerate()
-                .map(|(j, c)| parse_content(&at(&format!("content[{j}]")), c))
-                .collect::<Result<_, _>>()?
+/// A list of content items, or a string (not in the schema, but what OpenAI-style clients send;
+/// accepting it costs nothing).
+fn content<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<ContentItem>>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<Vec<ContentItem>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("expected a list of content items")
         }
-        Some(_) => return Err(field(at("content"), "expected a list of content items")),
-    };
-    // Lenient: ids were ignored before session memory, so a client's non-string id is not a reason to refuse.
-    let id = obj.get("id").and_then(Value::as_str).filter(|id| !id.is_empty()).map(str::to_owned);
-    Ok(InputMessage { id, role, kind, content })
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(Some(vec![ContentItem::Text(s.to_owned())]))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            let items: Option<Vec<Obj<WireContent>>> = reader::seq_at_most(
+                serde::de::value::SeqAccessDeserializer::new(seq),
+                MAX_CONTENT_ITEMS,
+                "items",
+                "expected a list of content items",
+            )?;
+            Ok(items.map(|items| items.into_iter().map(|c| c.0.into_item()).collect()))
+        }
+    }
+    d.deserialize_any(V)
 }
 
-fn parse_content(at: &str, value: &Value) -> Result<ContentItem, RequestError> {
-    let obj = value.as_object().ok_or_else(|| field(at, "expected a content object"))?;
-    let sub = |key: &str| format!("{at}.{key}");
-    let kind = match obj.get("type") {
-        Some(Value::String(s)) => s.as_str(),
-        None | Some(Value::Null) => return Err(field(sub("type"), "required")),
-        Some(_) => return Err(field(sub("type"), "expected a string")),
-    };
-    Ok(match kind {
-        "text" => ContentItem::Text(
-            opt_string(obj, "text").map_err(|_| field(sub("text"), "expected a string"))?.unwrap_or_default(),
-        ),
-        "refusal" => ContentItem::Refusal(
-            opt_string(obj, "refusal").map_err(|_| field(sub("refusal"), "expected a string"))?.unwrap_or_default(),
-        ),
-        "image" => ContentItem::Image {
-            url: opt_string(obj, "image_url").map_err(|_| field(sub("image_url"), "expected a string"))?,
-        },
-        "data" => ContentItem::Data(match obj.get("data") {
-            None | Some(Value::Null) => Map::new(),
-            Some(Value::Object(map)) => map.clone(),
-            Some(_) => return Err(field(sub("data"), "expected an object")),
-        }),
-        "audio" => ContentItem::Audio,
-        "file" => ContentItem::File {
-            name: ["filename", "file_url", "file_id"]
-                .iter()
-                .find_map(|k| obj.get(*k).and_then(Value::as_str))
-                .map(str::to_owned),
-        },
-        other => ContentItem::Other(other.to_owned()),
-    })
+#[derive(Deserialize)]
+struct WireContent {
+    #[serde(rename = "type", deserialize_with = "reader::string")]
+    kind: String,
+    #[serde(default, deserialize_with = "reader::opt_text")]
+    text: Option<String>,
+    #[serde(default, deserialize_with = "reader::opt_text")]
+    refusal: Option<String>,
+    #[serde(default, deserialize_with = "reader::opt_string")]
+    image_url: Option<String>,
+    /// An object on `data` parts; a string (base64 or a URL) on `audio` parts, which are not read.
+    #[serde(default)]
+    data: WireData,
+    #[serde(default)]
+    filename: Loose,
+    #[serde(default)]
+    file_url: Loose,
+    #[serde(default)]
+    file_id: Loose,
+}
+
+/// A part's `data`: an object on a `data` part, a string (base64 or a URL) on an `audio` part — which is
+/// described to the model, not read, so its string is skipped. Anything else is refused.
+#[derive(Default)]
+enum WireData {
+    Object(Map<String, Value>),
+    #[default]
+    Other,
+}
+
+impl<'de> Deserialize<'de> for WireData {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match Value::deserialize(d)? {
+            Value::Object(map) => Ok(WireData::Object(map)),
+            Value::String(_) | Value::Null => Ok(WireData::Other),
+            _ => Err(serde::de::Error::custom("expected an object")),
+        }
+    }
+}
+
+impl Expect for WireContent {
+    const EXPECTING: &'static str = "expected a content object";
+}
+
+impl WireContent {
+    fn into_item(self) -> ContentItem {
+        match self.kind.as_str() {
+            "text" => ContentItem::Text(self.text.unwrap_or_default()),
+            "refusal" => ContentItem::Refusal(self.refusal.unwrap_or_default()),
+            "image" => ContentItem::Image { url: self.image_url },
+            "data" => ContentItem::Data(match self.data {
+                WireData::Object(map) => map,
+                WireData::Other => Map::new(),
+            }),
+            "audio" => ContentItem::Audio,
+            "file" => ContentItem::File { name: self.filename.0.or(self.file_url.0).or(self.file_id.0) },
+            _ => ContentItem::Other(self.kind),
+        }
+    }
 }

@@ -2,14 +2,18 @@
 //! conversation is carried by the client, so its messages become the turn's history; `state`, `context`
 //! and client-side `tools` are not read (the tools are the MCP server's).
 
-use serde_json::Value;
+use serde::Deserialize;
+use serde::de::Deserializer;
 
 use crate::llm::{ChatMessage, FunctionCall, Sampling, ToolCall};
 use crate::pipeline::{Ask, UserClaim};
-use crate::protocol::RequestError;
+use crate::protocol::reader::{self, Expect, Lenient, Loose, Obj, Part, PartRule};
+use crate::protocol::{RequestError, field};
 
 /// Messages a run may carry; more is refused rather than read without bound.
 const MAX_MESSAGES: usize = 1000;
+/// Content parts a message may carry.
+const MAX_PARTS: usize = 256;
 
 /// A parsed run request.
 #[derive(Debug, Clone)]
@@ -23,36 +27,27 @@ pub(crate) struct RunInput {
 
 impl RunInput {
     pub(crate) fn from_slice(body: &[u8]) -> Result<RunInput, RequestError> {
-        let value: Value = serde_json::from_slice(body).map_err(|e| RequestError::NotJson(e.to_string()))?;
-        let field = |camel: &str, snake: &str| value.get(camel).or_else(|| value.get(snake));
-        let id =
-            |camel: &'static str, snake: &str| {
-                field(camel, snake).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned).ok_or_else(
-                    || RequestError::Field { field: camel.into(), reason: "required non-empty string".into() },
-                )
-            };
-        let thread_id = id("threadId", "thread_id")?;
-        let run_id = id("runId", "run_id")?;
-        let raw = field("messages", "messages")
-            .and_then(Value::as_array)
-            .ok_or_else(|| RequestError::Field { field: "messages".into(), reason: "required array".into() })?;
-        if raw.len() > MAX_MESSAGES {
-            return Err(RequestError::Field { field: "messages".into(), reason: format!("at most {MAX_MESSAGES}") });
-        }
+        let wire = reader::read::<Wire>(body)?;
+        let id = |camel: &Loose, snake: &Loose, name: &str| {
+            camel.0.as_ref().or(snake.0.as_ref()).filter(|s| !s.is_empty()).cloned().ok_or_else(|| {
+                field(name, "required non-empty string")
+            })
+        };
+        let thread_id = id(&wire.thread_id, &wire.thread_id_snake, "threadId")?;
+        let run_id = id(&wire.run_id, &wire.run_id_snake, "runId")?;
+        let raw = wire.messages.ok_or_else(|| field("messages", "required array"))?;
         let mut messages = Vec::with_capacity(raw.len());
-        for (i, message) in raw.iter().enumerate() {
-            if let Some(message) = chat_message(message)
-                .map_err(|reason| RequestError::Field { field: format!("messages[{i}]"), reason })?
-            {
+        for (i, message) in raw.into_iter().enumerate() {
+            if let Some(message) = message.0.into_chat(&format!("messages[{i}]"))? {
                 messages.push(message);
             }
         }
         if !messages.iter().any(|m| matches!(m, ChatMessage::User { content } if !content.trim().is_empty())) {
-            return Err(RequestError::Field { field: "messages".into(), reason: "no user message with text".into() });
+            return Err(field("messages", "no user message with text"));
         }
-        let props = field("forwardedProps", "forwarded_props");
-        let user = props.and_then(|p| p.get("user_id").or_else(|| p.get("userId"))).and_then(Value::as_str);
-        Ok(RunInput { thread_id, run_id, messages, user_id: user.map(str::to_owned) })
+        let props = wire.forwarded_props.0.or(wire.forwarded_props_snake.0).unwrap_or_default();
+        let user_id = props.user_id.non_blank().or(props.user_id_camel.non_blank()).map(str::to_owned);
+        Ok(RunInput { thread_id, run_id, messages, user_id })
     }
 
     pub(crate) fn to_ask(&self, user: UserClaim) -> Ask {
@@ -68,59 +63,156 @@ impl RunInput {
     }
 }
 
-/// One AG-UI message as the model's; `None` for what the model does not read (reasoning, activity).
-fn chat_message(message: &Value) -> Result<Option<ChatMessage>, String> {
-    let role = message.get("role").and_then(Value::as_str).ok_or("role: required string")?;
-    let content = message.get("content");
-    let text = || content.and_then(Value::as_str).unwrap_or_default().to_owned();
-    Ok(Some(match role {
-        "system" | "developer" => ChatMessage::System { content: text() },
-        "user" => ChatMessage::User { content: user_text(content)? },
-        "assistant" => {
-            let calls = message.get("toolCalls").or_else(|| message.get("tool_calls"));
-            let calls = calls.and_then(Value::as_array).map(Vec::as_slice).unwrap_or(&[]);
-            let tool_calls = calls.iter().map(tool_call).collect::<Result<Vec<_>, _>>()?;
-            let content = content.and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
-            ChatMessage::Assistant { content, tool_calls }
-        }
-        "tool" => {
-            let id = message.get("toolCallId").or_else(|| message.get("tool_call_id")).and_then(Value::as_str);
-            let id = id.ok_or("toolCallId: required for a tool message")?;
-            let content = match message.get("error").and_then(Value::as_str) {
-                Some(error) => format!("error: {error}"),
-                None => text(),
-            };
-            ChatMessage::Tool { tool_call_id: id.to_owned(), content }
-        }
-        "reasoning" | "activity" => return Ok(None),
-        other => return Err(format!("role: unknown role {other:?}")),
-    }))
+/// `RunAgentInput` as sent; each field also under its snake_case name (camelCase wins). `state`, `context`
+/// and `tools` are not read.
+#[derive(Deserialize)]
+struct Wire {
+    #[serde(rename = "threadId", default)]
+    thread_id: Loose,
+    #[serde(rename = "thread_id", default)]
+    thread_id_snake: Loose,
+    #[serde(rename = "runId", default)]
+    run_id: Loose,
+    #[serde(rename = "run_id", default)]
+    run_id_snake: Loose,
+    #[serde(default, deserialize_with = "messages")]
+    messages: Option<Vec<Obj<Message>>>,
+    #[serde(rename = "forwardedProps", default)]
+    forwarded_props: Lenient<Props>,
+    #[serde(rename = "forwarded_props", default)]
+    forwarded_props_snake: Lenient<Props>,
 }
 
-/// A user message's text: a string, or its text parts joined (media parts are not read).
-fn user_text(content: Option<&Value>) -> Result<String, String> {
-    match content {
-        Some(Value::String(text)) => Ok(text.clone()),
-        Some(Value::Array(parts)) => Ok(parts
-            .iter()
-            .filter(|p| p.get("type").and_then(Value::as_str) == Some("text"))
-            .filter_map(|p| p.get("text").and_then(Value::as_str))
-            .collect::<Vec<_>>()
-            .join("\n")),
-        _ => Err("content: required string or parts".into()),
+impl Expect for Wire {
+    const EXPECTING: &'static str = "expected a JSON object";
+}
+
+fn messages<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Obj<Message>>>, D::Error> {
+    reader::seq_at_most(d, MAX_MESSAGES, "messages", "required array")
+}
+
+/// `forwardedProps`: only the user is read, leniently.
+#[derive(Deserialize, Default)]
+struct Props {
+    #[serde(default)]
+    user_id: Loose,
+    #[serde(rename = "userId", default)]
+    user_id_camel: Loose,
+}
+
+#[derive(Deserialize)]
+struct Message {
+    #[serde(default)]
+    role: Loose,
+    #[serde(default)]
+    content: Lenient<Content>,
+    #[serde(rename = "toolCalls", default)]
+    tool_calls: Lenient<Vec<serde_json::Value>>,
+    #[serde(rename = "tool_calls", default)]
+    tool_calls_snake: Lenient<Vec<serde_json::Value>>,
+    #[serde(rename = "toolCallId", default)]
+    tool_call_id: Loose,
+    #[serde(rename = "tool_call_id", default)]
+    tool_call_id_snake: Loose,
+    #[serde(default)]
+    error: Loose,
+}
+
+impl Expect for Message {
+    const EXPECTING: &'static str = "expected a message object";
+}
+
+/// A message's `content`: a string, or (for a user) parts.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+const ROLES: &str = "expected one of user, assistant, system, developer, tool, reasoning, activity";
+
+impl Message {
+    /// One AG-UI message as the model's; `None` for what the model does not read (reasoning, activity).
+    fn into_chat(self, at: &str) -> Result<Option<ChatMessage>, RequestError> {
+        let Some(role) = self.role.as_str() else {
+            return Err(field(format!("{at}.role"), "required string"));
+        };
+        let text = match &self.content.0 {
+            Some(Content::Text(text)) => Some(text.clone()),
+            _ => None,
+        };
+        Ok(Some(match role {
+            "system" | "developer" => ChatMessage::System { content: text.unwrap_or_default() },
+            "user" => ChatMessage::User {
+                content: match self.content.0 {
+                    Some(Content::Text(text)) => text,
+                    Some(Content::Parts(parts)) if parts.len() > MAX_PARTS => {
+                        return Err(field(format!("{at}.content"), format!("more than {MAX_PARTS} parts")));
+                    }
+                    // Only text parts are read (media parts are not).
+                    Some(Content::Parts(parts)) => reader::parts_text(&format!("{at}.content"), &parts, |p| {
+                        if p.type_.as_str() == Some("text") { PartRule::TextIfAny } else { PartRule::Skip }
+                    })?,
+                    None => return Err(field(format!("{at}.content"), "required string or parts")),
+                },
+            },
+            "assistant" => {
+                let calls = self.tool_calls.0.or(self.tool_calls_snake.0).unwrap_or_default();
+                let tool_calls = calls
+                    .into_iter()
+                    .enumerate()
+                    .map(|(j, call)| tool_call(&format!("{at}.toolCalls[{j}]"), call))
+                    .collect::<Result<Vec<_>, _>>()?;
+                ChatMessage::Assistant { content: text.filter(|s| !s.is_empty()), tool_calls }
+            }
+            "tool" => {
+                let id = self.tool_call_id.0.or(self.tool_call_id_snake.0);
+                let id = id.ok_or_else(|| field(format!("{at}.toolCallId"), "required for a tool message"))?;
+                let content = match self.error.0 {
+                    Some(error) => format!("error: {error}"),
+                    None => text.unwrap_or_default(),
+                };
+                ChatMessage::Tool { tool_call_id: id, content }
+            }
+            "reasoning" | "activity" => return Ok(None),
+            _ => return Err(field(format!("{at}.role"), ROLES)),
+        }))
     }
 }
 
-fn tool_call(call: &Value) -> Result<ToolCall, String> {
-    let id = call.get("id").and_then(Value::as_str).ok_or("toolCalls[].id: required")?;
-    let function = call.get("function").ok_or("toolCalls[].function: required")?;
-    let name = function.get("name").and_then(Value::as_str).ok_or("toolCalls[].function.name: required")?;
-    let arguments = function.get("arguments").and_then(Value::as_str).unwrap_or("{}");
-    Ok(ToolCall {
-        id: id.to_owned(),
-        kind: "function".into(),
-        function: FunctionCall { name: name.to_owned(), arguments: arguments.to_owned() },
-    })
+#[derive(Deserialize)]
+struct WireCall {
+    #[serde(deserialize_with = "reader::string")]
+    id: String,
+    function: Obj<WireFunction>,
+}
+
+impl Expect for WireCall {
+    const EXPECTING: &'static str = "expected an object";
+}
+
+#[derive(Deserialize)]
+struct WireFunction {
+    #[serde(deserialize_with = "reader::string")]
+    name: String,
+    #[serde(default)]
+    arguments: Loose,
+}
+
+impl Expect for WireFunction {
+    const EXPECTING: &'static str = "expected an object";
+}
+
+fn tool_call(at: &str, call: serde_json::Value) -> Result<ToolCall, RequestError> {
+    let call = reader::typed::<Obj<WireCall>>(call).map_err(|error| match error {
+        RequestError::Field { field: path, reason } if path == "body" => field(at, reason),
+        RequestError::Field { field: path, reason } => field(format!("{at}.{path}"), reason),
+        other => other,
+    })?;
+    let WireCall { id, function } = call.0;
+    let arguments = function.0.arguments.0.unwrap_or_else(|| "{}".to_owned());
+    Ok(ToolCall { id, kind: "function".into(), function: FunctionCall { name: function.0.name, arguments } })
 }
 
 #[cfg(test)]
@@ -128,7 +220,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn parse(value: Value) -> Result<RunInput, RequestError> {
+    fn parse(value: serde_json::Value) -> Result<RunInput, RequestError> {
         RunInput::from_slice(value.to_string().as_bytes())
     }
 
@@ -161,7 +253,7 @@ mod tests {
         let no_user = parse(json!({"threadId":"t","runId":"r","messages":[{"id":"1","role":"system","content":"x"}]}));
         assert!(no_user.unwrap_err().to_string().contains("no user message"));
         let bad_role = parse(json!({"threadId":"t","runId":"r","messages":[{"id":"1","role":"robot","content":"x"}]}));
-        assert_eq!(bad_role.unwrap_err().to_string(), "messages[0]: role: unknown role \"robot\"");
+        assert_eq!(bad_role.unwrap_err().to_string(), format!("messages[0].role: {ROLES}"));
         assert!(matches!(RunInput::from_slice(b"{"), Err(RequestError::NotJson(_))));
     }
 }

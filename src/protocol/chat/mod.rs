@@ -1,12 +1,12 @@
 //! OpenAI Chat Completions on `POST /compatible-mode/v1/chat/completions`: the agent as a model, for the chat
 //! UIs and tools that speak only Chat Completions. Pure logic: no I/O.
 //!
-//! - parse: [`ChatRequest::from_slice`]; its `turn` (an `OpenAiTurn`) becomes the pipeline's ask.
-//! - render: [`ChatStream`] (`chat.completion.chunk` SSE, `data: [DONE]`) and [`ChatAnswer`] (one
+//! - parse: [`CompletionsRequest::from_slice`]; its `turn` (an `OpenAiTurn`) becomes the pipeline's ask.
+//! - render: [`CompletionsStream`] (`chat.completion.chunk` SSE, `data: [DONE]`) and [`CompletionsAnswer`] (one
 //!   `chat.completion`).
 
 mod render;
 mod request;
 
-pub(crate) use render::{ChatAnswer, ChatStream};
-pub(crate) use request::ChatRequest;
+pub(crate) use render::{CompletionsAnswer, CompletionsStream};
+pub(crate) use request::CompletionsRequest;

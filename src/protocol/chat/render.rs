@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use crate::agent::{TurnEnd, TurnEvent};
 use crate::llm::Usage;
 use crate::pipeline::Renderer;
-use crate::protocol::openai::{add_usage, failure_error, failure_status, new_id, now_secs};
+use crate::protocol::openai::{add_usage, failure_error, new_id, now_secs};
 
 /// What both renderers know about the completion.
 struct Completion {
@@ -74,20 +74,20 @@ fn finish_reason(end: &TurnEnd) -> &'static str {
 }
 
 /// `stream: true`.
-pub(crate) struct ChatStream {
+pub(crate) struct CompletionsStream {
     completion: Completion,
     include_usage: bool,
     /// Characters of `content` sent so far (an annotation's indexes count from the content's start).
     content_chars: usize,
 }
 
-impl ChatStream {
+impl CompletionsStream {
     pub(crate) fn new(model: String, include_usage: bool) -> Self {
-        ChatStream { completion: Completion::new(model), include_usage, content_chars: 0 }
+        CompletionsStream { completion: Completion::new(model), include_usage, content_chars: 0 }
     }
 }
 
-impl Renderer for ChatStream {
+impl Renderer for CompletionsStream {
     fn content_type(&self) -> &'static str {
         "text/event-stream; charset=utf-8"
     }
@@ -135,7 +135,7 @@ impl Renderer for ChatStream {
 }
 
 /// `stream: false`: one `chat.completion`, or the error body with a failure status.
-pub(crate) struct ChatAnswer {
+pub(crate) struct CompletionsAnswer {
     completion: Completion,
     text: String,
     reasoning: String,
@@ -143,9 +143,9 @@ pub(crate) struct ChatAnswer {
     status: StatusCode,
 }
 
-impl ChatAnswer {
+impl CompletionsAnswer {
     pub(crate) fn new(model: String) -> Self {
-        ChatAnswer {
+        CompletionsAnswer {
             completion: Completion::new(model),
             text: String::new(),
             reasoning: String::new(),
@@ -155,7 +155,7 @@ impl ChatAnswer {
     }
 }
 
-impl Renderer for ChatAnswer {
+impl Renderer for CompletionsAnswer {
     fn content_type(&self) -> &'static str {
         "application/json"
     }
@@ -171,7 +171,7 @@ impl Renderer for ChatAnswer {
             }
             TurnEvent::Usage(usage) => add_usage(&mut self.completion.usage, *usage),
             TurnEvent::Finished(TurnEnd::Failed(failure)) => {
-                self.status = failure_status(failure.code);
+                self.status = failure.http_status();
                 out.push(Bytes::from(json!({"error": failure_error(failure)}).to_string()));
             }
             TurnEvent::Finished(end) => {
@@ -233,7 +233,7 @@ mod tests {
 
     #[test]
     fn a_tool_turn_streams_reasoning_and_text_then_usage_and_done() {
-        let out = frames(&mut ChatStream::new("qwen-max".into(), true), &tool_turn());
+        let out = frames(&mut CompletionsStream::new("qwen-max".into(), true), &tool_turn());
         assert_eq!(out.last().unwrap(), "data: [DONE]\n\n");
         let chunks: Vec<Value> = out[..out.len() - 1].iter().map(|f| json_of(f)).collect();
         assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
@@ -252,7 +252,7 @@ mod tests {
             TurnEvent::TextDelta("x".into()),
             TurnEvent::Finished(TurnEnd::Incomplete(Failure::new(FailureCode::MaxIterations, "bound"))),
         ];
-        let out = frames(&mut ChatStream::new("m".into(), false), &events);
+        let out = frames(&mut CompletionsStream::new("m".into(), false), &events);
         assert_eq!(out.len(), 4);
         assert_eq!(json_of(&out[2])["choices"][0]["finish_reason"], "length");
     }
@@ -260,20 +260,20 @@ mod tests {
     #[test]
     fn a_failure_is_an_error_frame_in_the_stream_and_a_failure_status_in_the_answer() {
         let failed = [TurnEvent::Finished(TurnEnd::Failed(Failure::new(FailureCode::ModelThrottled, "429 upstream")))];
-        let out = frames(&mut ChatStream::new("m".into(), true), &failed);
+        let out = frames(&mut CompletionsStream::new("m".into(), true), &failed);
         assert_eq!(out.len(), 3);
         let error = json_of(&out[1]);
         assert_eq!(error["error"]["code"], "model_throttled");
         assert_eq!(error["error"]["message"], "429 upstream");
         assert_eq!(out[2], "data: [DONE]\n\n");
 
-        let mut answer = ChatAnswer::new("m".into());
+        let mut answer = CompletionsAnswer::new("m".into());
         let body = frames(&mut answer, &failed);
         assert_eq!(answer.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(serde_json::from_str::<Value>(&body[0]).unwrap()["error"]["type"], "rate_limit_error");
 
         // Consent that never came is a permission not given, not a bad gateway.
-        let mut answer = ChatAnswer::new("m".into());
+        let mut answer = CompletionsAnswer::new("m".into());
         let timed_out = Failure::new(FailureCode::ConsentTimeout, "calendar: no consent within 3 polls");
         let body = frames(&mut answer, &[TurnEvent::Finished(TurnEnd::Failed(timed_out))]);
         assert_eq!(answer.status(), StatusCode::FORBIDDEN);
@@ -286,7 +286,7 @@ mod tests {
 
     #[test]
     fn the_answer_is_one_chat_completion() {
-        let mut answer = ChatAnswer::new("qwen-max".into());
+        let mut answer = CompletionsAnswer::new("qwen-max".into());
         let body = frames(&mut answer, &tool_turn());
         assert_eq!((body.len(), answer.status()), (1, StatusCode::OK));
         let completion: Value = serde_json::from_str(&body[0]).unwrap();
@@ -300,7 +300,7 @@ mod tests {
     fn a_consent_prompt_is_content_with_a_url_citation_counted_over_the_whole_content() {
         let url = "https://c.example/authorize?r=1";
         let prompt = TurnEvent::AuthorizationRequired { provider: "calendar".into(), url: url.into() };
-        let mut answer = ChatAnswer::new("qwen-max".into());
+        let mut answer = CompletionsAnswer::new("qwen-max".into());
         let mut out = Vec::new();
         for event in [TurnEvent::TextDelta("Één ".into()), prompt, TurnEvent::Finished(TurnEnd::Completed)] {
             answer.render(&event, &mut out);

@@ -5,173 +5,262 @@
 //! over `max_tokens`; client `tools` are ignored (the agent's tools are its MCP servers). The user is a
 //! top-level `user_id`, else `user`; the conversation a top-level `session_id` (extra_body in the SDK).
 
-use serde_json::{Map, Value};
+use serde::Deserialize;
+use serde::de::{Deserializer, SeqAccess, Visitor};
 
-use crate::llm::{ChatMessage, Sampling, Stop, ToolCall};
-use crate::protocol::RequestError;
+use crate::llm::{ChatMessage, Sampling, StopSequences, ToolCall};
 use crate::protocol::agentscope::{HistoryItem, MAX_CONTENT_ITEMS, MAX_INPUT_MESSAGES, assemble_history};
-use crate::protocol::field;
-use crate::protocol::openai::{OpenAiTurn, opt_bool, opt_positive, opt_string, parse_object, temperature, top_p};
+use crate::protocol::openai::OpenAiTurn;
+use crate::protocol::reader::{self, Expect, Obj, Part, PartRule};
+use crate::protocol::{RequestError, field};
 
 /// A parsed, validated Chat Completions request.
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct ChatRequest {
+pub(crate) struct CompletionsRequest {
     pub(crate) turn: OpenAiTurn,
     pub(crate) stream: bool,
     /// `stream_options.include_usage`: a last chunk with `usage` and no choices.
     pub(crate) include_usage: bool,
 }
 
-impl ChatRequest {
-    pub(crate) fn from_slice(body: &[u8]) -> Result<ChatRequest, RequestError> {
-        let obj = parse_object(body)?;
-        let items = match obj.get("messages") {
-            Some(Value::Array(messages)) if messages.len() > MAX_INPUT_MESSAGES => {
-                return Err(field("messages", format!("at most {MAX_INPUT_MESSAGES} messages")));
-            }
-            Some(Value::Array(messages)) => {
-                let mut items = Vec::with_capacity(messages.len());
-                for (i, message) in messages.iter().enumerate() {
-                    items.extend(message_items(&format!("messages[{i}]"), message)?);
-                }
-                items
-            }
-            _ => return Err(field("messages", "required: a list of messages")),
+impl CompletionsRequest {
+    pub(crate) fn from_slice(body: &[u8]) -> Result<CompletionsRequest, RequestError> {
+        let wire = reader::read::<Wire>(body)?;
+        let Some(wire_messages) = wire.messages else {
+            return Err(field("messages", "required: a list of messages"));
         };
+        let mut items = Vec::with_capacity(wire_messages.len());
+        for (i, message) in wire_messages.into_iter().enumerate() {
+            items.extend(message.0.into_items(&format!("messages[{i}]"))?);
+        }
         let messages = assemble_history(&items);
         if !messages.iter().any(|m| !matches!(m, ChatMessage::System { .. })) {
             return Err(field("messages", "holds no message the model can read (text, or a call with its output)"));
         }
-        let include_usage = match obj.get("stream_options") {
-            None | Some(Value::Null) => false,
-            Some(Value::Object(options)) => opt_bool(options, "include_usage")
-                .map_err(|_| field("stream_options.include_usage", "expected true or false"))?
-                .unwrap_or(false),
-            Some(_) => return Err(field("stream_options", "expected an object")),
-        };
-        let max_tokens = match opt_positive(&obj, "max_completion_tokens")? {
-            Some(n) => Some(n),
-            None => opt_positive(&obj, "max_tokens")?,
-        };
         let sampling = Sampling {
-            temperature: temperature(&obj)?,
-            top_p: top_p(&obj)?,
-            max_tokens,
-            seed: match obj.get("seed") {
-                None | Some(Value::Null) => None,
-                Some(v) => Some(v.as_u64().ok_or_else(|| field("seed", "expected a non-negative integer"))?),
-            },
-            stop: stop(obj.get("stop"))?,
+            temperature: wire.temperature,
+            top_p: wire.top_p,
+            max_tokens: wire.max_completion_tokens.or(wire.max_tokens),
+            seed: wire.seed,
+            stop: wire.stop,
         };
-        let session_id = opt_string(&obj, "session_id")?;
-        Ok(ChatRequest {
-            turn: OpenAiTurn::read(&obj, messages, sampling, session_id, &["user_id", "user"])?,
-            stream: opt_bool(&obj, "stream")?.unwrap_or(false),
-            include_usage,
+        Ok(CompletionsRequest {
+            turn: OpenAiTurn {
+                messages,
+                model: wire.model,
+                sampling,
+                session_id: wire.session_id,
+                user: wire.user_id.or(wire.user),
+            },
+            stream: wire.stream.unwrap_or(false),
+            include_usage: wire.stream_options.and_then(|o| o.0.include_usage).unwrap_or(false),
         })
     }
 }
 
-fn stop(value: Option<&Value>) -> Result<Option<Stop>, RequestError> {
-    match value {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::String(s)) => Ok(Some(Stop::One(s.clone()))),
-        Some(Value::Array(items)) => items
-            .iter()
-            .enumerate()
-            .map(|(i, v)| v.as_str().map(str::to_owned).ok_or_else(|| field(format!("stop[{i}]"), "expected a string")))
-            .collect::<Result<Vec<_>, _>>()
-            .map(|stops| Some(Stop::Many(stops))),
-        Some(_) => Err(field("stop", "expected a string or a list of strings")),
+/// The body as sent. Unknown fields (client `tools`, `tool_choice`, `n`, …) are ignored.
+#[derive(Deserialize)]
+struct Wire {
+    #[serde(default, deserialize_with = "messages")]
+    messages: Option<Vec<Obj<WireMessage>>>,
+    #[serde(default)]
+    stream_options: Option<Obj<StreamOptions>>,
+    #[serde(default, deserialize_with = "reader::opt_positive")]
+    max_completion_tokens: Option<u32>,
+    #[serde(default, deserialize_with = "reader::opt_positive")]
+    max_tokens: Option<u32>,
+    #[serde(default, deserialize_with = "reader::temperature_openai")]
+    temperature: Option<f64>,
+    #[serde(default, deserialize_with = "reader::top_p")]
+    top_p: Option<f64>,
+    #[serde(default, deserialize_with = "reader::opt_u64")]
+    seed: Option<u64>,
+    #[serde(default, deserialize_with = "reader::stop")]
+    stop: Option<StopSequences>,
+    #[serde(default, deserialize_with = "reader::opt_string")]
+    session_id: Option<String>,
+    #[serde(default, deserialize_with = "reader::opt_string")]
+    user_id: Option<String>,
+    #[serde(default, deserialize_with = "reader::opt_string")]
+    user: Option<String>,
+    #[serde(default, deserialize_with = "reader::opt_string")]
+    model: Option<String>,
+    #[serde(default, deserialize_with = "reader::opt_bool")]
+    stream: Option<bool>,
+}
+
+impl Expect for Wire {
+    const EXPECTING: &'static str = "expected a JSON object";
+}
+
+fn messages<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Obj<WireMessage>>>, D::Error> {
+    reader::seq_at_most(d, MAX_INPUT_MESSAGES, "messages", "required: a list of messages")
+}
+
+#[derive(Deserialize)]
+struct StreamOptions {
+    #[serde(default, deserialize_with = "reader::opt_bool")]
+    include_usage: Option<bool>,
+}
+
+impl Expect for StreamOptions {
+    const EXPECTING: &'static str = "expected an object";
+}
+
+#[derive(Clone, Copy)]
+enum Role {
+    System,
+    User,
+    Assistant,
+    Tool,
+}
+
+#[derive(Deserialize)]
+struct WireMessage {
+    #[serde(default, deserialize_with = "role")]
+    role: Option<Role>,
+    #[serde(default, deserialize_with = "content")]
+    content: Option<Content>,
+    #[serde(default, deserialize_with = "tool_calls")]
+    tool_calls: Option<Vec<Obj<WireCall>>>,
+    #[serde(default, deserialize_with = "reader::opt_text")]
+    tool_call_id: Option<String>,
+}
+
+impl Expect for WireMessage {
+    const EXPECTING: &'static str = "expected an object";
+}
+
+const ROLES: &str = "expected system, developer, user, assistant or tool";
+
+fn role<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Role>, D::Error> {
+    let words = [
+        ("system", Role::System),
+        ("developer", Role::System),
+        ("user", Role::User),
+        ("assistant", Role::Assistant),
+        ("tool", Role::Tool),
+    ];
+    reader::one_of(d, &words, ROLES)
+}
+
+impl WireMessage {
+    fn into_items(self, at: &str) -> Result<Vec<HistoryItem>, RequestError> {
+        let content = match self.content {
+            None => String::new(),
+            Some(Content::Text(text)) => text,
+            Some(Content::Parts(parts)) => reader::parts_text(&format!("{at}.content"), &parts, part_rule)?,
+        };
+        Ok(match self.role {
+            Some(Role::System) => text_item(content, |content| ChatMessage::System { content }),
+            Some(Role::User) => text_item(content, |content| ChatMessage::User { content }),
+            Some(Role::Assistant) => {
+                let mut items = text_item(content, |content| ChatMessage::Assistant {
+                    content: Some(content),
+                    tool_calls: Vec::new(),
+                });
+                let calls = self.tool_calls.unwrap_or_default();
+                items.extend(calls.into_iter().map(|call| HistoryItem::Call(call.0.into_call())));
+                items
+            }
+            Some(Role::Tool) => match self.tool_call_id {
+                Some(call_id) => vec![HistoryItem::Output { call_id, content }],
+                None => return Err(field(format!("{at}.tool_call_id"), "expected a string")),
+            },
+            None => return Err(field(format!("{at}.role"), ROLES)),
+        })
     }
 }
 
-fn message_items(at: &str, value: &Value) -> Result<Vec<HistoryItem>, RequestError> {
-    let message = value.as_object().ok_or_else(|| field(at, "expected an object"))?;
-    let content = content_text(at, message)?;
-    let role = message.get("role").and_then(Value::as_str);
-    Ok(match role {
-        Some("system" | "developer") => text_item(content, |content| ChatMessage::System { content }),
-        Some("user") => text_item(content, |content| ChatMessage::User { content }),
-        Some("assistant") => {
-            let mut items =
-                text_item(content, |content| ChatMessage::Assistant { content: Some(content), tool_calls: Vec::new() });
-            items.extend(tool_calls(at, message)?.into_iter().map(HistoryItem::Call));
-            items
+/// Chat Completions' content part types; a refusal part's text is the refusal.
+fn part_rule(part: &Part) -> PartRule {
+    match part.type_.as_str() {
+        Some("text") => PartRule::Text,
+        Some("refusal") => PartRule::Refusal,
+        Some("image_url") => PartRule::Note("[image]"),
+        Some("input_audio") => PartRule::Note("[audio]"),
+        Some("file") => PartRule::Note("[file]"),
+        _ => PartRule::Refuse("expected text, image_url, input_audio, file or refusal"),
+    }
+}
+
+/// `content`: a string, null, or parts (`text` parts joined by newlines, others as a short note).
+enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+}
+
+fn content<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Content>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<Content>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("expected a string or a list of content parts")
         }
-        Some("tool") => match message.get("tool_call_id") {
-            Some(Value::String(call_id)) => vec![HistoryItem::Output { call_id: call_id.clone(), content }],
-            _ => return Err(field(format!("{at}.tool_call_id"), "expected a string")),
-        },
-        _ => return Err(field(format!("{at}.role"), "expected system, developer, user, assistant or tool")),
-    })
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(Some(Content::Text(s.to_owned())))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            let parts = reader::seq_at_most(
+                serde::de::value::SeqAccessDeserializer::new(seq),
+                MAX_CONTENT_ITEMS,
+                "parts",
+                "expected a list of content parts",
+            )?;
+            Ok(parts.map(Content::Parts))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+fn tool_calls<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Obj<WireCall>>>, D::Error> {
+    reader::seq_at_most(d, usize::MAX, "calls", "expected a list")
+}
+
+#[derive(Deserialize)]
+struct WireCall {
+    #[serde(deserialize_with = "reader::string")]
+    id: String,
+    function: Obj<WireFunction>,
+}
+
+impl Expect for WireCall {
+    const EXPECTING: &'static str = "expected an object";
+}
+
+#[derive(Deserialize)]
+struct WireFunction {
+    #[serde(deserialize_with = "reader::string")]
+    name: String,
+    #[serde(default, deserialize_with = "reader::opt_text")]
+    arguments: Option<String>,
+}
+
+impl Expect for WireFunction {
+    const EXPECTING: &'static str = "expected an object";
+}
+
+impl WireCall {
+    fn into_call(self) -> ToolCall {
+        let arguments = self.function.0.arguments.filter(|a| !a.trim().is_empty()).unwrap_or_else(|| "{}".to_owned());
+        ToolCall::new(self.id, self.function.0.name, arguments)
+    }
 }
 
 fn text_item(content: String, make: impl FnOnce(String) -> ChatMessage) -> Vec<HistoryItem> {
     if content.is_empty() { Vec::new() } else { vec![HistoryItem::Message(make(content))] }
 }
 
-fn tool_calls(at: &str, message: &Map<String, Value>) -> Result<Vec<ToolCall>, RequestError> {
-    let calls = match message.get("tool_calls") {
-        None | Some(Value::Null) => return Ok(Vec::new()),
-        Some(Value::Array(calls)) => calls,
-        Some(_) => return Err(field(format!("{at}.tool_calls"), "expected a list")),
-    };
-    calls
-        .iter()
-        .enumerate()
-        .map(|(i, call)| {
-            let at = format!("{at}.tool_calls[{i}]");
-            let text = |value: &Value, name: &str| {
-                value.as_str().map(str::to_owned).ok_or_else(|| field(format!("{at}.{name}"), "expected a string"))
-            };
-            let id = text(&call["id"], "id")?;
-            let name = text(&call["function"]["name"], "function.name")?;
-            let arguments = match &call["function"]["arguments"] {
-                Value::Null => "{}".to_owned(),
-                other => text(other, "function.arguments")?,
-            };
-            Ok(ToolCall::new(id, name, if arguments.trim().is_empty() { "{}".to_owned() } else { arguments }))
-        })
-        .collect()
-}
-
-/// `content`: a string, null, or parts (`text` parts joined by newlines, others as a short note).
-fn content_text(at: &str, message: &Map<String, Value>) -> Result<String, RequestError> {
-    let parts = match message.get("content") {
-        None | Some(Value::Null) => return Ok(String::new()),
-        Some(Value::String(s)) => return Ok(s.clone()),
-        Some(Value::Array(parts)) if parts.len() > MAX_CONTENT_ITEMS => {
-            return Err(field(format!("{at}.content"), format!("at most {MAX_CONTENT_ITEMS} parts")));
-        }
-        Some(Value::Array(parts)) => parts,
-        Some(_) => return Err(field(format!("{at}.content"), "expected a string or a list of content parts")),
-    };
-    let mut texts = Vec::with_capacity(parts.len());
-    for (i, part) in parts.iter().enumerate() {
-        let at = format!("{at}.content[{i}]");
-        let text = match part.get("type").and_then(Value::as_str) {
-            Some("text") => part["text"].as_str().ok_or_else(|| field(format!("{at}.text"), "expected a string"))?,
-            Some("refusal") => part["refusal"].as_str().unwrap_or_default(),
-            Some("image_url") => "[image]",
-            Some("input_audio") => "[audio]",
-            Some("file") => "[file]",
-            _ => return Err(field(format!("{at}.type"), "expected text, image_url, input_audio, file or refusal")),
-        };
-        if !text.is_empty() {
-            texts.push(text);
-        }
-    }
-    Ok(texts.join("\n"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
 
-    fn parse(body: Value) -> Result<ChatRequest, RequestError> {
-        ChatRequest::from_slice(body.to_string().as_bytes())
+    fn parse(body: Value) -> Result<CompletionsRequest, RequestError> {
+        CompletionsRequest::from_slice(body.to_string().as_bytes())
     }
 
     #[test]
@@ -200,7 +289,7 @@ mod tests {
         );
         assert!(request.stream && request.include_usage);
         assert_eq!(request.turn.sampling.max_tokens, Some(60));
-        assert_eq!(request.turn.sampling.stop, Some(Stop::One("END".into())));
+        assert_eq!(request.turn.sampling.stop, Some(StopSequences::One("END".into())));
         assert_eq!((request.turn.named_user(), request.turn.session_id.as_deref()), (Some("u1"), Some("s1")));
     }
 

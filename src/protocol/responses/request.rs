@@ -1,5 +1,5 @@
-//! The body of `POST /compatible-mode/v1/responses` (`response_create_params`), validated by hand so every
-//! refusal names the field (`input[2].content[0].text: expected a string`).
+//! The body of `POST /compatible-mode/v1/responses` (`response_create_params`), read by the protocol reader
+//! into typed structs so every refusal names the field (`input[2].content[0].text: expected a string`).
 //!
 //! Decisions (the issue and the seed are silent):
 //! - `developer` messages are system messages (the seed drops them); `instructions` is one more system
@@ -12,13 +12,15 @@
 //!   servers, and it runs them itself.
 //! - The user is `user_id`, else `safety_identifier`, else `user` (no fallback to the conversation).
 
+use serde::Deserialize;
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::llm::{ChatMessage, Sampling, ToolCall};
-use crate::protocol::RequestError;
 use crate::protocol::agentscope::{HistoryItem, MAX_CONTENT_ITEMS, MAX_INPUT_MESSAGES, assemble_history};
-use crate::protocol::field;
-use crate::protocol::openai::{OpenAiTurn, opt_bool, opt_positive, opt_string, parse_object, temperature, top_p};
+use crate::protocol::openai::OpenAiTurn;
+use crate::protocol::reader::{self, Expect, Loose, Obj, Part, PartRule};
+use crate::protocol::{RequestError, field};
 
 /// `metadata` bounds of the API: 16 pairs, keys ≤ 64 characters, values ≤ 512.
 const MAX_METADATA_PAIRS: usize = 16;
@@ -50,139 +52,335 @@ pub(crate) struct Echo {
 
 impl ResponsesRequest {
     pub(crate) fn from_slice(body: &[u8]) -> Result<ResponsesRequest, RequestError> {
-        let obj = parse_object(body)?;
-        if obj.get("previous_response_id").is_some_and(|v| !v.is_null()) {
+        let wire = reader::read::<Wire>(body)?;
+        if wire.previous_response_id.is_some() {
             return Err(field(
                 "previous_response_id",
                 "not supported: responses are not stored; send the conversation in `input`, or name it with `conversation`",
             ));
         }
-        let instructions = opt_string(&obj, "instructions")?;
         let mut items = Vec::new();
-        if let Some(text) = &instructions {
+        if let Some(text) = &wire.instructions {
             items.push(HistoryItem::Message(ChatMessage::System { content: text.clone() }));
         }
-        items.extend(input_items(obj.get("input"))?);
+        match wire.input {
+            None => return Err(field("input", "required: a string or a list of items")),
+            Some(Input::Text(text)) if text.trim().is_empty() => return Err(field("input", "is empty")),
+            Some(Input::Text(text)) => items.push(HistoryItem::Message(ChatMessage::User { content: text })),
+            Some(Input::Items(list)) => {
+                for (i, item) in list.into_iter().enumerate() {
+                    items.extend(item.0.into_items(&format!("input[{i}]"))?);
+                }
+            }
+        }
         let messages = assemble_history(&items);
         if !messages.iter().any(|m| !matches!(m, ChatMessage::System { .. })) {
             return Err(field("input", "holds no message the model can read (text, or a call with its output)"));
         }
         let sampling = Sampling {
-            temperature: temperature(&obj)?,
-            top_p: top_p(&obj)?,
-            max_tokens: opt_positive(&obj, "max_output_tokens")?,
+            temperature: wire.temperature,
+            top_p: wire.top_p,
+            max_tokens: wire.max_output_tokens,
             ..Sampling::default()
         };
+        let conversation = match wire.conversation {
+            Some(Conversation(id)) if !id.trim().is_empty() => Some(id),
+            _ => wire.session_id,
+        };
         let echo = Echo {
-            instructions,
-            metadata: metadata(obj.get("metadata"))?,
-            conversation: conversation(&obj)?,
+            instructions: wire.instructions,
+            metadata: wire.metadata.unwrap_or_default(),
+            conversation,
             temperature: sampling.temperature,
             top_p: sampling.top_p,
             max_output_tokens: sampling.max_tokens,
         };
-        let user_keys = ["user_id", "safety_identifier", "user"];
-        let turn = OpenAiTurn::read(&obj, messages, sampling, echo.conversation.clone(), &user_keys)?;
-        Ok(ResponsesRequest { turn, stream: opt_bool(&obj, "stream")?.unwrap_or(false), echo })
+        let user = wire.user_id.or(wire.safety_identifier).or(wire.user);
+        let turn =
+            OpenAiTurn { messages, model: wire.model, sampling, session_id: echo.conversation.clone(), user };
+        Ok(ResponsesRequest { turn, stream: wire.stream.unwrap_or(false), echo })
     }
 }
 
-fn conversation(obj: &Map<String, Value>) -> Result<Option<String>, RequestError> {
-    let named = match obj.get("conversation") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(id)) => Some(id.clone()),
-        Some(Value::Object(c)) => match c.get("id") {
-            Some(Value::String(id)) => Some(id.clone()),
-            _ => return Err(field("conversation.id", "expected a string")),
-        },
-        Some(_) => return Err(field("conversation", "expected a string or {\"id\": …}")),
-    };
-    match named.filter(|id| !id.trim().is_empty()) {
-        Some(id) => Ok(Some(id)),
-        None => opt_string(obj, "session_id"),
-    }
+/// The body as sent. Unknown fields (client `tools`, `tool_choice`, `store`, `reasoning`, `text`, …) are
+/// ignored.
+#[derive(Deserialize)]
+struct Wire {
+    /// Any value but `null` is refused (see the module docs).
+    #[serde(default)]
+    previous_response_id: Option<serde::de::IgnoredAny>,
+    #[serde(default, deserialize_with = "reader::opt_string")]
+    instructions: Option<String>,
+    #[serde(default, deserialize_with = "input")]
+    input: Option<Input>,
+    #[serde(default, deserialize_with = "reader::temperature_openai")]
+    temperature: Option<f64>,
+    #[serde(default, deserialize_with = "reader::top_p")]
+    top_p: Option<f64>,
+    #[serde(default, deserialize_with = "reader::opt_positive")]
+    max_output_tokens: Option<u32>,
+    #[serde(default, deserialize_with = "metadata")]
+    metadata: Option<Map<String, Value>>,
+    #[serde(default, deserialize_with = "conversation")]
+    conversation: Option<Conversation>,
+    #[serde(default, deserialize_with = "reader::opt_string")]
+    session_id: Option<String>,
+    #[serde(default, deserialize_with = "reader::opt_string")]
+    user_id: Option<String>,
+    #[serde(default, deserialize_with = "reader::opt_string")]
+    safety_identifier: Option<String>,
+    #[serde(default, deserialize_with = "reader::opt_string")]
+    user: Option<String>,
+    #[serde(default, deserialize_with = "reader::opt_string")]
+    model: Option<String>,
+    #[serde(default, deserialize_with = "reader::opt_bool")]
+    stream: Option<bool>,
 }
 
-fn metadata(value: Option<&Value>) -> Result<Map<String, Value>, RequestError> {
-    let map = match value {
-        None | Some(Value::Null) => return Ok(Map::new()),
-        Some(Value::Object(map)) => map,
-        Some(_) => return Err(field("metadata", "expected an object of string values")),
-    };
-    if map.len() > MAX_METADATA_PAIRS {
-        return Err(field("metadata", format!("at most {MAX_METADATA_PAIRS} pairs")));
-    }
-    for (key, value) in map {
-        if key.chars().count() > MAX_METADATA_KEY {
-            return Err(field("metadata", format!("keys are at most {MAX_METADATA_KEY} characters")));
+impl Expect for Wire {
+    const EXPECTING: &'static str = "expected a JSON object";
+}
+
+/// `input`: a string (one user message) or a list of items.
+enum Input {
+    Text(String),
+    Items(Vec<Obj<Item>>),
+}
+
+fn input<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Input>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<Input>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("expected a string or a list of items")
         }
-        match value.as_str() {
-            Some(v) if v.chars().count() <= MAX_METADATA_VALUE => {}
-            _ => {
-                return Err(field(
-                    format!("metadata.{key}"),
-                    format!("expected a string of ≤ {MAX_METADATA_VALUE} characters"),
-                ));
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(Some(Input::Text(s.to_owned())))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            let items = reader::seq_at_most(
+                serde::de::value::SeqAccessDeserializer::new(seq),
+                MAX_INPUT_MESSAGES,
+                "items",
+                "expected a string or a list of items",
+            )?;
+            Ok(items.map(Input::Items))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// `conversation`: an id, or `{id}`.
+struct Conversation(String);
+
+#[derive(Deserialize)]
+struct ConversationObject {
+    #[serde(deserialize_with = "reader::string")]
+    id: String,
+}
+
+impl Expect for ConversationObject {
+    const EXPECTING: &'static str = "expected a string or {\"id\": …}";
+}
+
+fn conversation<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Conversation>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<Conversation>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("expected a string or {\"id\": …}")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(Some(Conversation(s.to_owned())))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
+            let object = ConversationObject::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+            Ok(Some(Conversation(object.id)))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+/// `metadata`: at most 16 pairs of strings, as the API bounds them.
+fn metadata<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Map<String, Value>>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<Map<String, Value>>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("expected an object of string values")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            if map.size_hint().unwrap_or(0) > MAX_METADATA_PAIRS {
+                return Err(serde::de::Error::custom(format!("at most {MAX_METADATA_PAIRS} pairs")));
             }
-        }
-    }
-    Ok(map.clone())
-}
-
-fn input_items(input: Option<&Value>) -> Result<Vec<HistoryItem>, RequestError> {
-    match input {
-        None | Some(Value::Null) => Err(field("input", "required: a string or a list of items")),
-        Some(Value::String(text)) if text.trim().is_empty() => Err(field("input", "is empty")),
-        Some(Value::String(text)) => Ok(vec![HistoryItem::Message(ChatMessage::User { content: text.clone() })]),
-        Some(Value::Array(items)) if items.len() > MAX_INPUT_MESSAGES => {
-            Err(field("input", format!("at most {MAX_INPUT_MESSAGES} items")))
-        }
-        Some(Value::Array(items)) => {
-            let mut out = Vec::with_capacity(items.len());
-            for (i, item) in items.iter().enumerate() {
-                out.extend(input_item(&format!("input[{i}]"), item)?);
-            }
-            Ok(out)
-        }
-        Some(_) => Err(field("input", "expected a string or a list of items")),
-    }
-}
-
-fn input_item(at: &str, value: &Value) -> Result<Vec<HistoryItem>, RequestError> {
-    let item = value.as_object().ok_or_else(|| field(at, "expected an object"))?;
-    let kind = match item.get("type") {
-        None | Some(Value::Null) if item.contains_key("role") => "message",
-        Some(Value::String(kind)) => kind.as_str(),
-        _ => return Err(field(format!("{at}.type"), "expected an item type (message, function_call, …)")),
-    };
-    let text = |key: &str| -> Result<String, RequestError> {
-        match item.get(key) {
-            Some(Value::String(s)) => Ok(s.clone()),
-            _ => Err(field(format!("{at}.{key}"), "expected a string")),
-        }
-    };
-    Ok(match kind {
-        "message" => message(at, item)?.map(HistoryItem::Message).into_iter().collect(),
-        "function_call" => vec![HistoryItem::Call(call(text("call_id")?, text("name")?, text("arguments")?))],
-        "function_call_output" => {
-            vec![HistoryItem::Output { call_id: text("call_id")?, content: output_text(at, item.get("output"))? }]
-        }
-        "mcp_call" => {
-            let id = text("id")?;
-            let call = call(id.clone(), text("name")?, text("arguments")?);
-            match item.get("output") {
-                Some(Value::String(output)) => {
-                    vec![HistoryItem::Call(call), HistoryItem::Output { call_id: id, content: output.clone() }]
+            let mut out = Map::new();
+            while let Some(key) = map.next_key::<String>()? {
+                if key.chars().count() > MAX_METADATA_KEY || out.len() == MAX_METADATA_PAIRS {
+                    map.next_value::<serde::de::IgnoredAny>()?;
+                    return Err(serde::de::Error::custom(if out.len() == MAX_METADATA_PAIRS {
+                        format!("at most {MAX_METADATA_PAIRS} pairs")
+                    } else {
+                        format!("keys are at most {MAX_METADATA_KEY} characters")
+                    }));
                 }
-                _ => Vec::new(), // a call without its result cannot be replayed to the model
+                let MetadataValue(value) = map.next_value()?;
+                out.insert(key, Value::String(value));
             }
+            Ok(Some(out))
         }
-        "reasoning" | "mcp_list_tools" => Vec::new(),
-        "item_reference" => {
-            return Err(field(at, "item_reference is not supported: responses are not stored; send the item itself"));
+    }
+    d.deserialize_any(V)
+}
+
+struct MetadataValue(String);
+
+impl<'de> Deserialize<'de> for MetadataValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        match reader::opt_text(d) {
+            Ok(Some(value)) if value.chars().count() <= MAX_METADATA_VALUE => Ok(MetadataValue(value)),
+            _ => Err(serde::de::Error::custom(format!("expected a string of ≤ {MAX_METADATA_VALUE} characters"))),
         }
-        other => return Err(field(format!("{at}.type"), format!("unsupported input item type {other:?}"))),
-    })
+    }
+}
+
+/// One input item; which fields it must have depends on its `type`, so they are read leniently and
+/// checked by type (the refusal names the field).
+#[derive(Deserialize)]
+struct Item {
+    #[serde(rename = "type", default)]
+    kind: Option<Loose>,
+    #[serde(default)]
+    role: Option<Loose>,
+    #[serde(default, deserialize_with = "content")]
+    content: Option<Content>,
+    #[serde(default)]
+    call_id: Loose,
+    #[serde(default)]
+    name: Loose,
+    #[serde(default)]
+    arguments: Loose,
+    #[serde(default)]
+    id: Loose,
+    #[serde(default, deserialize_with = "content")]
+    output: Option<Content>,
+}
+
+impl Expect for Item {
+    const EXPECTING: &'static str = "expected an object";
+}
+
+/// A message's `content` or a call output's `output`: a string or content parts.
+enum Content {
+    Text(String),
+    Parts(Vec<Part>),
+    /// Another type: refused by the item type that needs it.
+    Other,
+}
+
+fn content<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Content>, D::Error> {
+    struct V;
+    impl<'de> Visitor<'de> for V {
+        type Value = Option<Content>;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("expected a string or a list of content parts")
+        }
+        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(Some(Content::Text(s.to_owned())))
+        }
+        fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<Self::Value, E> {
+            Ok(Some(Content::Other))
+        }
+        fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<Self::Value, E> {
+            Ok(Some(Content::Other))
+        }
+        fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<Self::Value, E> {
+            Ok(Some(Content::Other))
+        }
+        fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<Self::Value, E> {
+            Ok(Some(Content::Other))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            while map.next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?.is_some() {}
+            Ok(Some(Content::Other))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            let parts = reader::seq_at_most(
+                serde::de::value::SeqAccessDeserializer::new(seq),
+                MAX_CONTENT_ITEMS,
+                "parts",
+                "expected a string or a list of content parts",
+            )?;
+            Ok(parts.map(Content::Parts))
+        }
+    }
+    d.deserialize_any(V)
+}
+
+const ITEM_TYPES: &str = "expected an item type (message, function_call, function_call_output, mcp_call, reasoning)";
+
+impl Item {
+    fn into_items(self, at: &str) -> Result<Vec<HistoryItem>, RequestError> {
+        let kind = match self.kind.as_ref().map(|k| k.as_str()) {
+            None | Some(None) if self.role.is_some() => "message",
+            Some(Some(kind)) => kind,
+            _ => return Err(field(format!("{at}.type"), ITEM_TYPES)),
+        };
+        let text = |key: &str, value: &Loose| -> Result<String, RequestError> {
+            value.as_str().map(str::to_owned).ok_or_else(|| field(format!("{at}.{key}"), "expected a string"))
+        };
+        Ok(match kind {
+            "message" => self.message(at)?.map(HistoryItem::Message).into_iter().collect(),
+            "function_call" => vec![HistoryItem::Call(call(
+                text("call_id", &self.call_id)?,
+                text("name", &self.name)?,
+                text("arguments", &self.arguments)?,
+            ))],
+            "function_call_output" => {
+                let call_id = text("call_id", &self.call_id)?;
+                vec![HistoryItem::Output { call_id, content: content_text(&format!("{at}.output"), self.output)? }]
+            }
+            "mcp_call" => {
+                let id = text("id", &self.id)?;
+                let call = call(id.clone(), text("name", &self.name)?, text("arguments", &self.arguments)?);
+                match self.output {
+                    Some(Content::Text(output)) => {
+                        vec![HistoryItem::Call(call), HistoryItem::Output { call_id: id, content: output }]
+                    }
+                    _ => Vec::new(), // a call without its result cannot be replayed to the model
+                }
+            }
+            "reasoning" | "mcp_list_tools" => Vec::new(),
+            "item_reference" => {
+                return Err(field(at, "item_reference is not supported: responses are not stored; send the item itself"));
+            }
+            _ => return Err(field(format!("{at}.type"), ITEM_TYPES)),
+        })
+    }
+
+    fn message(self, at: &str) -> Result<Option<ChatMessage>, RequestError> {
+        let content = content_text(&format!("{at}.content"), self.content)?;
+        if content.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(match self.role.as_ref().and_then(Loose::as_str) {
+            Some("user") => ChatMessage::User { content },
+            Some("assistant") => ChatMessage::Assistant { content: Some(content), tool_calls: Vec::new() },
+            Some("system" | "developer") => ChatMessage::System { content },
+            _ => return Err(field(format!("{at}.role"), "expected user, assistant, system or developer")),
+        }))
+    }
 }
 
 fn call(call_id: String, name: String, arguments: String) -> ToolCall {
@@ -190,58 +388,25 @@ fn call(call_id: String, name: String, arguments: String) -> ToolCall {
     ToolCall::new(call_id, name, arguments)
 }
 
-fn message(at: &str, item: &Map<String, Value>) -> Result<Option<ChatMessage>, RequestError> {
-    let content = match item.get("content") {
-        Some(Value::String(s)) => s.clone(),
-        Some(Value::Array(parts)) => parts_text(&format!("{at}.content"), parts)?,
-        _ => return Err(field(format!("{at}.content"), "expected a string or a list of content parts")),
-    };
-    if content.is_empty() {
-        return Ok(None);
-    }
-    Ok(Some(match item.get("role").and_then(Value::as_str) {
-        Some("user") => ChatMessage::User { content },
-        Some("assistant") => ChatMessage::Assistant { content: Some(content), tool_calls: Vec::new() },
-        Some("system" | "developer") => ChatMessage::System { content },
-        _ => return Err(field(format!("{at}.role"), "expected user, assistant, system or developer")),
-    }))
-}
-
-/// A function_call_output's `output`: a string, or content parts.
-fn output_text(at: &str, output: Option<&Value>) -> Result<String, RequestError> {
-    match output {
-        Some(Value::String(s)) => Ok(s.clone()),
-        Some(Value::Array(parts)) => parts_text(&format!("{at}.output"), parts),
-        _ => Err(field(format!("{at}.output"), "expected a string or a list of content parts")),
+/// A string, or content parts: text parts joined by newlines; images, files and audio as a short note.
+fn content_text(at: &str, content: Option<Content>) -> Result<String, RequestError> {
+    match content {
+        Some(Content::Text(text)) => Ok(text),
+        Some(Content::Parts(parts)) => reader::parts_text(at, &parts, part_rule),
+        _ => Err(field(at, "expected a string or a list of content parts")),
     }
 }
 
-/// Text parts joined by newlines; images, files and audio as a short note the model can read.
-fn parts_text(at: &str, parts: &[Value]) -> Result<String, RequestError> {
-    if parts.len() > MAX_CONTENT_ITEMS {
-        return Err(field(at, format!("at most {MAX_CONTENT_ITEMS} parts")));
+/// The Responses API's content part types.
+fn part_rule(part: &Part) -> PartRule {
+    match part.type_.as_str() {
+        Some("input_text" | "output_text" | "text" | "summary_text" | "reasoning_text") => PartRule::Text,
+        Some("refusal") => PartRule::Refusal,
+        Some("input_image") => PartRule::Note("[image]"),
+        Some("input_file") => PartRule::Note("[file]"),
+        Some("input_audio") => PartRule::Note("[audio]"),
+        _ => PartRule::Refuse("expected input_text, output_text, refusal, input_image, input_file or input_audio"),
     }
-    let mut texts = Vec::with_capacity(parts.len());
-    for (i, part) in parts.iter().enumerate() {
-        let at = format!("{at}[{i}]");
-        let kind =
-            part.get("type").and_then(Value::as_str).ok_or_else(|| field(format!("{at}.type"), "expected a string"))?;
-        let text = match kind {
-            "input_text" | "output_text" | "text" | "summary_text" | "reasoning_text" => part
-                .get("text")
-                .and_then(Value::as_str)
-                .ok_or_else(|| field(format!("{at}.text"), "expected a string"))?,
-            "refusal" => part.get("refusal").and_then(Value::as_str).unwrap_or_default(),
-            "input_image" => "[image]",
-            "input_file" => "[file]",
-            "input_audio" => "[audio]",
-            other => return Err(field(format!("{at}.type"), format!("unsupported content part type {other:?}"))),
-        };
-        if !text.is_empty() {
-            texts.push(text);
-        }
-    }
-    Ok(texts.join("\n"))
 }
 
 #[cfg(test)]
