@@ -5,6 +5,7 @@
 
 use std::fmt;
 
+use http::StatusCode;
 use tokio::time::Instant;
 
 use crate::identity::IdentityError;
@@ -18,6 +19,27 @@ use crate::sessions::SessionError;
 pub struct Failure {
     pub code: FailureCode,
     pub message: String,
+    /// Whose fault it is, as far as an HTTP status goes ([`Failure::http_status`]).
+    pub(crate) fault: Fault,
+}
+
+/// Whose fault a failure is: with the code, it decides the HTTP status of a request answered with it.
+/// Only a request answered before (or instead of) a turn is ever the caller's fault; a turn's own failures
+/// are [`Fault::Upstream`] (the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum Fault {
+    /// An upstream failed, was slow or throttled: the status follows the code (429, 502, 503, 504…).
+    #[default]
+    Upstream,
+    /// The function itself: data it wrote and cannot read back (500).
+    Function,
+    /// The upstream refused the caller's own credential (a bearer JWT Agent Identity did not accept): 401.
+    Credential,
+    /// The caller may not do this here (a session for a user the function cannot verify): 403.
+    Permission,
+    /// The upstream refused what the request carried (a consent's session URI already completed, or
+    /// another user's): 400.
+    Request,
 }
 
 /// The failure codes of DESIGN.md ("Errors").
@@ -46,7 +68,50 @@ pub enum FailureCode {
 
 impl Failure {
     pub fn new(code: FailureCode, message: impl Into<String>) -> Self {
-        Failure { code, message: message.into() }
+        Failure { code, message: message.into(), fault: Fault::Upstream }
+    }
+
+    /// The same failure, `fault`'s to answer for.
+    pub(crate) fn with_fault(self, fault: Fault) -> Failure {
+        Failure { fault, ..self }
+    }
+
+    /// The HTTP status of an answer that is this failure (the one table): a turn answered whole that
+    /// failed (Chat Completions' `stream:false`), a session read or the OAuth2 callback whose upstream call
+    /// failed. Clients branch on it (OpenAI's SDK raises `RateLimitError` on 429, `PermissionDeniedError`
+    /// on 403…). A streamed turn has answered 200 long before; an event invocation answers every failure
+    /// with 500, the one status FC records as an `InvocationError` and retries.
+    pub(crate) fn http_status(&self) -> StatusCode {
+        match self.fault {
+            Fault::Function => return StatusCode::INTERNAL_SERVER_ERROR,
+            Fault::Credential => return StatusCode::UNAUTHORIZED,
+            Fault::Permission => return StatusCode::FORBIDDEN,
+            Fault::Request => return StatusCode::BAD_REQUEST,
+            Fault::Upstream => {}
+        }
+        match self.code {
+            FailureCode::ModelThrottled => StatusCode::TOO_MANY_REQUESTS,
+            FailureCode::DeadlineExceeded => StatusCode::GATEWAY_TIMEOUT,
+            // The user did not grant the tool's OAuth2 access in time: not an upstream fault, a permission
+            // not (yet) given. Consent given later is kept by the vault, so asking again succeeds.
+            FailureCode::ConsentTimeout => StatusCode::FORBIDDEN,
+            FailureCode::Internal | FailureCode::CredentialsMissing => StatusCode::INTERNAL_SERVER_ERROR,
+            FailureCode::SessionError => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_GATEWAY,
+        }
+    }
+
+    /// Agent Identity's answer about something the request itself carried (the caller's JWT, a consent's
+    /// session URI): a refusal (a 4xx) is `fault`; anything else is an upstream failure as
+    /// [`Failure::identity`] classifies it.
+    pub(crate) fn identity_refusing(error: &IdentityError, fault: Fault) -> Failure {
+        let failure = Failure::identity(error);
+        match error {
+            IdentityError::Upstream(e) if e.status().is_some_and(|s| (400..500).contains(&s)) => {
+                failure.with_fault(fault)
+            }
+            _ => failure,
+        }
     }
 
     /// The model call failed.
@@ -88,8 +153,13 @@ impl Failure {
     }
 
     /// The session store failed before the turn (nothing was sent to the model).
+    /// A store that answers data it cannot read (`Corrupt`) is the function's fault, not an outage.
     pub(crate) fn session(error: &SessionError) -> Failure {
-        Failure::new(FailureCode::SessionError, error.to_string())
+        let failure = Failure::new(FailureCode::SessionError, error.to_string());
+        match error {
+            SessionError::Corrupt { .. } => failure.with_fault(Fault::Function),
+            _ => failure,
+        }
     }
 
     /// The turn's answer was given but could not be stored: the caller must know the session lacks it.
@@ -159,5 +229,33 @@ impl fmt::Display for FailureCode {
 impl fmt::Display for Failure {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_follows_the_code_unless_the_fault_is_the_caller_s() {
+        let status = |code, fault| Failure::new(code, "m").with_fault(fault).http_status().as_u16();
+        assert_eq!(status(FailureCode::ModelThrottled, Fault::Upstream), 429);
+        assert_eq!(status(FailureCode::DeadlineExceeded, Fault::Upstream), 504);
+        assert_eq!(status(FailureCode::ConsentTimeout, Fault::Upstream), 403);
+        assert_eq!(status(FailureCode::CredentialsMissing, Fault::Upstream), 500);
+        assert_eq!(status(FailureCode::SessionError, Fault::Upstream), 503);
+        assert_eq!(status(FailureCode::ModelError, Fault::Upstream), 502);
+        assert_eq!(status(FailureCode::IdentityError, Fault::Credential), 401);
+        assert_eq!(status(FailureCode::SessionError, Fault::Permission), 403);
+        assert_eq!(status(FailureCode::IdentityError, Fault::Request), 400);
+        assert_eq!(status(FailureCode::SessionError, Fault::Function), 500);
+    }
+
+    #[test]
+    fn only_a_refusal_is_the_request_s_fault() {
+        let deadline = Failure::identity_refusing(&IdentityError::Deadline, Fault::Credential);
+        assert_eq!((deadline.code, deadline.http_status().as_u16()), (FailureCode::DeadlineExceeded, 504));
+        let corrupt = Failure::session(&SessionError::Corrupt { session: "s".into(), reason: "x".into() });
+        assert_eq!(corrupt.http_status().as_u16(), 500);
     }
 }

@@ -7,6 +7,8 @@ use serde::Serialize;
 
 use fc_runtime::Body;
 
+use crate::failure::{Failure, Fault};
+
 /// A 4xx/5xx answered instead of a turn. `message` names the field or header and why, never a value
 /// that could be a secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -66,6 +68,20 @@ impl Rejection {
             headers.insert(header::ALLOW, HeaderValue::from_static(allow));
         }
         response
+    }
+}
+
+/// A failure that answers a whole request (a session read, the consent callback): the status from the one
+/// table ([`Failure::http_status`]); the code says the caller's part when it is theirs.
+impl From<Failure> for Rejection {
+    fn from(failure: Failure) -> Rejection {
+        let code = match failure.fault {
+            Fault::Credential => "unauthenticated",
+            Fault::Permission => "forbidden",
+            Fault::Request => "invalid_request",
+            Fault::Upstream | Fault::Function => failure.code.as_str(),
+        };
+        Rejection::new(failure.http_status(), code, failure.message)
     }
 }
 

@@ -10,14 +10,10 @@
 //! replay; on another instance the upstream refuses a session URI used once). Browsers
 //! (`Accept: text/html`) get the refusal as a page, other clients as the JSON error body.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use fc_runtime::{Body, Request, RequestExt};
 use http::{HeaderValue, Response, StatusCode, header};
 
 use super::{App, invocation};
-use crate::acs::CredentialsProvider;
-use crate::identity::IdentityError;
 use crate::rejection::{Rejection, html_page};
 use crate::secret::Secret;
 
@@ -36,31 +32,12 @@ impl App {
 
     /// Checks the callback and confirms the consent; the provider's name on success.
     async fn complete_consent(&self, request: Request) -> Result<String, Rejection> {
-        let Some(oauth2) = self.pipeline.oauth2() else {
+        if !self.pipeline.takes_consents() {
             return Err(Rejection::not_found(request.uri().path()));
-        };
+        }
         let (session_uri, state) = parameters(request.uri().query())?;
-        let claims = oauth2.state_key().open(state.expose()).map_err(|e| Rejection::invalid_request(e.to_string()))?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
-        if !oauth2.first_use(&claims.nonce, &session_uri, claims.expires, now) {
-            return Err(Rejection::invalid_request("this authorization callback was already used"));
-        }
         let context = invocation(request.fc_context());
-        let identifier = claims.user.identifier();
-        let confirmed = async {
-            let credentials = self.pipeline.credentials_for(context.role);
-            let credentials = tokio::time::timeout_at(context.deadline, credentials.provide())
-                .await
-                .map_err(|_| IdentityError::Deadline)??;
-            oauth2.confirm(&session_uri, &identifier, &credentials, context.deadline).await
-        };
-        if let Err(error) = confirmed.await {
-            oauth2.not_used(&claims.nonce, &session_uri);
-            tracing::warn!(provider = %claims.provider, code = error.code(), "OAuth2 consent not confirmed");
-            return Err(upstream(&error));
-        }
-        tracing::info!(provider = %claims.provider, "OAuth2 consent confirmed");
-        Ok(claims.provider)
+        Ok(self.pipeline.complete_consent(&session_uri, &state, context.role, context.deadline).await?)
     }
 }
 
@@ -87,22 +64,6 @@ fn wants_html(request: &Request) -> bool {
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|accept| accept.contains("text/html"))
-}
-
-/// Agent Identity refused or failed `CompleteResourceTokenAuth`: a refusal (4xx: e.g. the session belongs
-/// to another user, or was completed already) is the callback's fault, anything else the upstream's.
-fn upstream(error: &IdentityError) -> Rejection {
-    let message = format!("the consent was not confirmed: {error}");
-    match error {
-        IdentityError::Upstream(e) if e.status().is_some_and(|s| (400..500).contains(&s)) => {
-            Rejection::invalid_request(message)
-        }
-        IdentityError::Credentials(_) => {
-            Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, "credentials_missing", message)
-        }
-        _ if error.is_deadline() => Rejection::new(StatusCode::GATEWAY_TIMEOUT, "deadline_exceeded", message),
-        _ => Rejection::new(StatusCode::BAD_GATEWAY, "identity_error", message),
-    }
 }
 
 fn done_page(provider: &str) -> Response<Body> {

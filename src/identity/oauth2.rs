@@ -29,6 +29,15 @@ use crate::secret::Secret;
 use crate::upstream::Endpoint;
 
 /// The SDK's poll loop: 20 polls, 3 s apart.
+/// Why a consent callback completed nothing.
+#[derive(Debug)]
+pub(crate) enum ConsentRefused {
+    /// The callback itself is not acceptable (a state this function did not seal, expired, or used before).
+    Callback(String),
+    /// Agent Identity refused or failed `CompleteResourceTokenAuth`.
+    Upstream(IdentityError),
+}
+
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_secs(3);
 pub const DEFAULT_POLL_LIMIT: u32 = 20;
 /// A token is dropped this long before `ExpiresIn` runs out, so it never expires on its way to the server.
@@ -95,10 +104,6 @@ impl OAuth2Tokens {
         }
     }
 
-    pub(crate) fn state_key(&self) -> &StateKey {
-        &self.state
-    }
-
     /// Records a callback's state nonce and session URI; false when either was seen before on this
     /// instance (a replay, or the same callback still in flight). Entries live until their state expires,
     /// after which the state itself is refused. Another instance cannot know: there the upstream's own rule
@@ -130,15 +135,34 @@ impl OAuth2Tokens {
         }
     }
 
-    /// `CompleteResourceTokenAuth` for the callback, signed with the function's own `credentials`.
-    pub(crate) async fn confirm(
+    /// Completes a consent callback (`GET /oauth2/callback`): the sealed `state` is opened and checked,
+    /// the pair is recorded against replays, then `CompleteResourceTokenAuth` (signed with the function's
+    /// own `credentials`) tells Agent Identity which user authorized. The provider's name on success.
+    pub(crate) async fn complete(
         &self,
         session_uri: &Secret,
-        user_identifier: &Secret,
-        credentials: &crate::acs::Credentials,
+        state: &Secret,
+        credentials: &dyn CredentialsProvider,
         deadline: Instant,
-    ) -> Result<(), IdentityError> {
-        self.client.complete_resource_token_auth(session_uri, user_identifier, credentials, deadline).await
+    ) -> Result<String, ConsentRefused> {
+        let claims = self.state.open(state.expose()).map_err(|e| ConsentRefused::Callback(e.to_string()))?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        if !self.first_use(&claims.nonce, session_uri, claims.expires, now) {
+            return Err(ConsentRefused::Callback("this authorization callback was already used".into()));
+        }
+        let identifier = claims.user.identifier();
+        let confirmed = async {
+            let credentials =
+                tokio::time::timeout_at(deadline, credentials.provide()).await.map_err(|_| IdentityError::Deadline)??;
+            self.client.complete_resource_token_auth(session_uri, &identifier, &credentials, deadline).await
+        };
+        if let Err(error) = confirmed.await {
+            self.not_used(&claims.nonce, session_uri);
+            tracing::warn!(provider = %claims.provider, code = error.code(), "OAuth2 consent not confirmed");
+            return Err(ConsentRefused::Upstream(error));
+        }
+        tracing::info!(provider = %claims.provider, "OAuth2 consent confirmed");
+        Ok(claims.provider)
     }
 
     /// The cached token for `grant` and the turn's user, or a fresh one (asking the user's consent when the

@@ -17,9 +17,9 @@ use super::plan::Plan;
 use super::record::Recorder;
 use crate::acs::Credentials;
 use crate::agent::{TurnEnd, TurnEvent};
-use crate::failure::{Failure, FailureCode};
+use crate::failure::{Failure, FailureCode, Fault};
 use crate::identity::{Subject, jwt_subject};
-use crate::sessions::{Record, SessionError, SessionKey, Store, replay};
+use crate::sessions::{Record, Session, SessionError, SessionKey, Store, replay};
 
 /// A turn's session: where to append, and what of the request's input is new.
 pub(crate) struct Memory {
@@ -40,7 +40,7 @@ impl Pipeline {
     /// Agent Identity accepted the JWT (a cached WAT for it counts: it was minted from a verified token);
     /// a preset WAT verifies nothing, so JWT callers get no memory then. A caller without a user (an event
     /// naming none) is keyed by the session itself, as the seed does (`user_id := session_id`).
-    pub(crate) async fn session_key(
+    async fn session_key(
         &self,
         subject: &Subject,
         role: Option<Credentials>,
@@ -66,6 +66,51 @@ impl Pipeline {
             }
         };
         Ok(SessionKey { user_id, session_id: session_id.to_owned() })
+    }
+
+    /// `GET /sessions/{id}`: the caller's stored conversation, `None` when they have none by that id (or
+    /// memory is off). A caller the function cannot key a session by is refused (403), as is a JWT
+    /// Agent Identity did not accept (401).
+    pub(crate) async fn read_session(
+        &self,
+        subject: &Subject,
+        role: Option<Credentials>,
+        session_id: &str,
+        deadline: Instant,
+    ) -> Result<Option<Session>, Failure> {
+        let Some(sessions) = &self.sessions else { return Ok(None) };
+        let key = self.caller_key(subject, role, session_id, deadline).await?;
+        let messages = bounded(deadline, sessions.store.load(&key)).await.map_err(|e| Failure::session(&e))?;
+        Ok(messages.map(|messages| Session { id: key.session_id, user_id: key.user_id, messages }))
+    }
+
+    /// `DELETE /sessions/{id}`: forgets the caller's session; false when they had none by that id.
+    pub(crate) async fn forget_session(
+        &self,
+        subject: &Subject,
+        role: Option<Credentials>,
+        session_id: &str,
+        deadline: Instant,
+    ) -> Result<bool, Failure> {
+        let Some(sessions) = &self.sessions else { return Ok(false) };
+        let key = self.caller_key(subject, role, session_id, deadline).await?;
+        bounded(deadline, sessions.store.delete(&key)).await.map_err(|e| Failure::session(&e))
+    }
+
+    /// [`Pipeline::session_key`] for a request that is not a turn: who may not have a session is the
+    /// caller's part (403), a JWT refused by Agent Identity too (401).
+    async fn caller_key(
+        &self,
+        subject: &Subject,
+        role: Option<Credentials>,
+        session_id: &str,
+        deadline: Instant,
+    ) -> Result<SessionKey, Failure> {
+        self.session_key(subject, role, session_id, deadline).await.map_err(|failure| match failure.code {
+            FailureCode::SessionError => failure.with_fault(Fault::Permission),
+            FailureCode::IdentityError => failure.with_fault(Fault::Credential),
+            _ => failure,
+        })
     }
 
     /// Loads the plan's session into its conversation. `None`: no store, or the request names no session.

@@ -21,17 +21,19 @@ pub use pump::Renderer;
 use std::sync::Arc;
 
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 
 use crate::acs::{ChainProvider, Credentials, CredentialsProvider, CredentialsUriProvider, StaticProvider};
 use crate::agent::{self, TurnEnd, TurnEvent};
 use crate::config::Config;
-use crate::failure::Failure;
+use crate::failure::{Failure, FailureCode, Fault};
 use crate::identity::{
-    ApiKeys, ConsentPrompt, IdentityClient, OAuth2Tokens, Roles, UserOAuth2, UserTokens, VaultKey, WorkloadTokens,
+    ApiKeys, ConsentPrompt, ConsentRefused, IdentityClient, OAuth2Tokens, Roles, UserOAuth2, UserTokens, VaultKey, WorkloadTokens,
 };
 use crate::identity::{Subject, jwt_subject};
 use crate::llm::{LlmClient, LlmError};
 use crate::mcp::{McpClient, McpError, TokenSource, Tools, UserKey};
+use crate::secret::Secret;
 use crate::sessions::Sessions;
 
 /// Everything a turn needs besides its plan: one client per upstream and the credential providers.
@@ -117,15 +119,39 @@ impl Pipeline {
         }
     }
 
-    /// The vault's OAuth2 tokens, when some MCP server takes one (`GET /oauth2/callback` checks states with
-    /// its key and confirms consents with its client).
-    pub(crate) fn oauth2(&self) -> Option<&Arc<OAuth2Tokens>> {
-        self.oauth2.as_ref()
+    /// Whether some MCP server takes the user's OAuth2 token (else `GET /oauth2/callback` is no route).
+    pub(crate) fn takes_consents(&self) -> bool {
+        self.oauth2.is_some()
     }
 
-    /// The session store, unless `SESSION_STORE=none`.
-    pub(crate) fn session_store(&self) -> Option<&Arc<dyn crate::sessions::Store>> {
-        self.sessions.as_ref().map(|sessions| &sessions.store)
+    /// `GET /oauth2/callback`: completes the consent the sealed `state` names (see
+    /// `identity::OAuth2Tokens::complete`), signed with this invocation's `role` through the chain. The
+    /// provider's name, or why nothing was completed: the callback's fault (400) or the upstream's.
+    pub(crate) async fn complete_consent(
+        &self,
+        session_uri: &Secret,
+        state: &Secret,
+        role: Option<Credentials>,
+        deadline: Instant,
+    ) -> Result<String, Failure> {
+        let Some(oauth2) = &self.oauth2 else {
+            return Err(Failure::new(FailureCode::Internal, "no MCP server takes an OAuth2 token"));
+        };
+        let credentials = self.credentials_for(role);
+        oauth2.complete(session_uri, state, &credentials, deadline).await.map_err(|refused| match refused {
+            ConsentRefused::Callback(message) => {
+                Failure::new(FailureCode::IdentityError, message).with_fault(Fault::Request)
+            }
+            ConsentRefused::Upstream(error) => Failure {
+                message: format!("the consent was not confirmed: {error}"),
+                ..Failure::identity_refusing(&error, Fault::Request)
+            },
+        })
+    }
+
+    /// Whether session memory is on (`SESSION_STORE` is not `none`).
+    pub(crate) fn keeps_sessions(&self) -> bool {
+        self.sessions.is_some()
     }
 
     /// An MCP session opened with the user's WorkloadAccessToken, or for a server configured so, the user's
