@@ -322,6 +322,7 @@ fn oauth2_settings(env: &Env) -> Result<OAuth2Settings, ConfigError> {
         ),
         poll_limit: env.positive("OAUTH2_POLL_LIMIT", identity::DEFAULT_POLL_LIMIT)?,
         state_key,
+        bound_to_jwt: user_source(env.get("AGENT_IDENTITY_USER_SOURCE"))? == UserSource::Jwt,
     })
 }
 

@@ -8,7 +8,8 @@
 //! - `responses.rs`, `chat.rs`: the OpenAI faces under `/compatible-mode/v1` (Responses, Chat Completions,
 //!   models); their refusals are in OpenAI's error shape
 //! - `sessions.rs`: `GET` / `DELETE /sessions/{session_id}` (session memory)
-//! - `oauth2.rs`: `GET /oauth2/callback` (the OAuth2 consent's return URL)
+//! - `oauth2.rs`: `GET /oauth2/callback` (the OAuth2 consent's return URL) and `POST /oauth2/complete`
+//!   (the same, proven by the signed-in user's JWT)
 
 mod a2a;
 mod agui;
@@ -127,6 +128,8 @@ impl App {
             ("/health", &Method::GET | &Method::HEAD) => Ok(health()),
             (crate::config::CALLBACK_PATH, &Method::GET) => Ok(self.oauth2_callback(request).await),
             (crate::config::CALLBACK_PATH, _) => Err(Rejection::method_not_allowed("GET")),
+            (COMPLETE_PATH, &Method::POST) => self.oauth2_complete(request).await,
+            (COMPLETE_PATH, _) => Err(Rejection::method_not_allowed("POST")),
             ("", &Method::GET | &Method::HEAD) => Ok(json_response(self.index.clone())),
             (path, &Method::GET | &Method::DELETE) if path.starts_with("/sessions/") => {
                 let session_id = path["/sessions/".len()..].to_owned();
@@ -142,6 +145,9 @@ impl App {
         }
     }
 }
+
+/// Where an application's return page completes a consent for its signed-in user (`app/oauth2.rs`).
+const COMPLETE_PATH: &str = "/oauth2/complete";
 
 /// The OpenAI faces' paths: `OpenAI(base_url=".../compatible-mode/v1")` appends `/responses` and so on.
 const OPENAI_RESPONSES: &str = "/compatible-mode/v1/responses";
@@ -197,6 +203,7 @@ fn index(agent_name: &str) -> Bytes {
             "events": "POST /invoke with x-fc-control-path: /invoke",
             "sessions": "GET or DELETE /sessions/{session_id}",
             "oauth2_callback": "GET /oauth2/callback (the OAuth2 consent's return URL)",
+            "oauth2_complete": "POST /oauth2/complete (the signed-in user completes their consent: JWT, session_uri, state)",
             "responses": "POST /compatible-mode/v1/responses",
             "chat_completions": "POST /compatible-mode/v1/chat/completions",
             "models": "GET /compatible-mode/v1/models",
