@@ -248,7 +248,7 @@ mod tests {
 
     #[test]
     fn the_user_identifier_is_the_apis_json() {
-        assert_eq!(ConsentUser::UserId("u\"1".into()).identifier().expose(), r#"{"UserId":"u\"1"}"#);
-        assert_eq!(ConsentUser::Jwt(Secret::new("a.b.c")).identifier().expose(), r#"{"UserJWT":"a.b.c"}"#);
+        assert_eq!(ConsentUser::UserId("u\"1".into()).identifier().unwrap().expose(), r#"{"UserId":"u\"1"}"#);
+        assert_eq!(ConsentUser::Jwt(Secret::new("a.b.c")).identifier().unwrap().expose(), r#"{"UserJWT":"a.b.c"}"#);
     }
 }
