@@ -19,6 +19,8 @@ impl App {
         let request_id = context.request_id();
         let request = triggers::request_from_event(&payload, &self.event_instruction, request_id)?;
         let mut ask = request.to_ask(event_claim(request.user_id()));
+        // An event's answer goes to a trigger, not a person: a call that needs approval is declined.
+        ask.approval.can_ask = false;
         // `triggers` defaults an event's session to its request id so that the answer names one; such a
         // session lasts one invocation, and remembering it would only fill the store.
         if ask.session_id.as_deref() == Some(request_id) {

@@ -51,11 +51,8 @@ impl App {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
         let body = read_body(&mut request, MAX_COMPLETE_BODY).await?;
-        let (session_uri, state) = if form {
-            parameters(Some(std::str::from_utf8(&body).unwrap_or_default()))?
-        } else {
-            completion(&body)?
-        };
+        let (session_uri, state) =
+            if form { parameters(Some(std::str::from_utf8(&body).unwrap_or_default()))? } else { completion(&body)? };
         let context = invocation(request.fc_context());
         let provider =
             self.pipeline.complete_consent_as(&session_uri, &state, &jwt, context.role, context.deadline).await?;
@@ -84,7 +81,8 @@ fn completion(body: &[u8]) -> Result<(Secret, Secret), Rejection> {
         Rejection::invalid_request("body: expected a JSON object with the strings session_uri and state")
     })?;
     let check = |name: &str, value: Option<String>| {
-        let value = value.filter(|v| !v.is_empty()).ok_or_else(|| Rejection::invalid_request(format!("{name}: required")))?;
+        let value =
+            value.filter(|v| !v.is_empty()).ok_or_else(|| Rejection::invalid_request(format!("{name}: required")))?;
         if value.chars().count() > MAX_PARAM_CHARS {
             return Err(Rejection::invalid_request(format!("{name}: longer than {MAX_PARAM_CHARS} characters")));
         }

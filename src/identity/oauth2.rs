@@ -189,7 +189,9 @@ impl OAuth2Tokens {
             }
         };
         if asked.is_none() || asked != jwt_subject(user_jwt.expose()) {
-            return Err(ConsentRefused::NotTheUser("the signed-in user is not the user this authorization was asked for"));
+            return Err(ConsentRefused::NotTheUser(
+                "the signed-in user is not the user this authorization was asked for",
+            ));
         }
         self.confirm(&claims, session_uri, &jwt_identifier(user_jwt), credentials, deadline).await
     }
@@ -209,8 +211,9 @@ impl OAuth2Tokens {
             return Err(ConsentRefused::Callback("this authorization callback was already used".into()));
         }
         let confirmed = async {
-            let credentials =
-                tokio::time::timeout_at(deadline, credentials.provide()).await.map_err(|_| IdentityError::Deadline)??;
+            let credentials = tokio::time::timeout_at(deadline, credentials.provide())
+                .await
+                .map_err(|_| IdentityError::Deadline)??;
             self.client.complete_resource_token_auth(session_uri, identifier, &credentials, deadline).await
         };
         if let Err(error) = confirmed.await {

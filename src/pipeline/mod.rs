@@ -8,12 +8,14 @@
 //! Built once per process ([`Pipeline::new`]): one client per upstream, so connection pools and the token
 //! cache survive between warm invocations.
 
+mod approvals;
 mod caller;
 mod memory;
 mod plan;
 mod pump;
 mod record;
 
+pub(crate) use approvals::{ApprovalAnswer, ApprovalInput, ResentRequest};
 pub(crate) use caller::{UserClaim, bearer, event_claim, http_claim};
 pub(crate) use plan::{Ask, Plan, Planner, Platform};
 pub use pump::Renderer;
@@ -28,7 +30,8 @@ use crate::agent::{self, TurnEnd, TurnEvent};
 use crate::config::Config;
 use crate::failure::{Failure, FailureCode, Fault};
 use crate::identity::{
-    ApiKeys, ConsentPrompt, ConsentRefused, IdentityClient, OAuth2Tokens, Roles, UserOAuth2, UserTokens, VaultKey, WorkloadTokens,
+    ApiKeys, ConsentPrompt, ConsentRefused, IdentityClient, OAuth2Tokens, Roles, UserOAuth2, UserTokens, VaultKey,
+    WorkloadTokens,
 };
 use crate::identity::{Subject, jwt_subject};
 use crate::llm::{LlmClient, LlmError};
@@ -247,7 +250,9 @@ impl Pipeline {
 /// Why a consent completed nothing, as a failure: whose fault decides the status.
 fn consent_failure(refused: ConsentRefused) -> Failure {
     match refused {
-        ConsentRefused::Callback(message) => Failure::new(FailureCode::IdentityError, message).with_fault(Fault::Request),
+        ConsentRefused::Callback(message) => {
+            Failure::new(FailureCode::IdentityError, message).with_fault(Fault::Request)
+        }
         ConsentRefused::NotTheUser(message) => {
             Failure::new(FailureCode::IdentityError, message).with_fault(Fault::Permission)
         }
