@@ -11,10 +11,11 @@
 //! (`Accept: text/html`) get the refusal as a page, other clients as the JSON error body.
 
 use fc_runtime::{Body, Request, RequestExt};
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{Response, StatusCode, header};
 
-use super::{App, invocation};
+use super::{App, platform, query_value};
 use crate::rejection::{Rejection, html_page};
+use crate::respond;
 use crate::secret::Secret;
 
 /// Longest `session_uri` / `state` accepted (a JWT user's state is ~1.5 KB).
@@ -36,17 +37,15 @@ impl App {
             return Err(Rejection::not_found(request.uri().path()));
         }
         let (session_uri, state) = parameters(request.uri().query())?;
-        let context = invocation(request.fc_context());
+        let context = platform(request.fc_context());
         Ok(self.pipeline.complete_consent(&session_uri, &state, context.role, context.deadline).await?)
     }
 }
 
 /// `session_uri` and `state`, both required and bounded (percent-decoded).
 fn parameters(query: Option<&str>) -> Result<(Secret, Secret), Rejection> {
-    let url = reqwest::Url::parse(&format!("http://query/?{}", query.unwrap_or_default()))
-        .map_err(|_| Rejection::invalid_request("the query string is not valid"))?;
     let get = |name: &str| {
-        let value = url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap_or_default();
+        let value = query_value(query, name).unwrap_or_default();
         if value.is_empty() {
             return Err(Rejection::invalid_request(format!("missing query parameter {name}")));
         }
@@ -68,8 +67,5 @@ fn wants_html(request: &Request) -> bool {
 
 fn done_page(provider: &str) -> Response<Body> {
     let text = format!("You authorized {provider}. You can close this window: the conversation continues on its own.");
-    let mut response = Response::new(Body::full(html_page("Authorization complete", &text)));
-    *response.status_mut() = StatusCode::OK;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    response
+    respond::respond(StatusCode::OK, respond::HTML, html_page("Authorization complete", &text))
 }
