@@ -34,7 +34,11 @@ impl App {
     /// Checks the callback and confirms the consent; the provider's name on success.
     async fn complete_consent(&self, request: Request) -> Result<String, Rejection> {
         if !self.pipeline.takes_consents() {
-            return Err(Rejection::not_found(request.uri().path()));
+            return Err(Rejection::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no MCP server takes an OAuth2 token (AI_GATEWAY_MCP_OAUTH2 is unset)",
+            ));
         }
         let (session_uri, state) = parameters(request.uri().query())?;
         let context = platform(request.fc_context());

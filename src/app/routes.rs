@@ -210,6 +210,16 @@ mod tests {
     }
 
     #[test]
+    fn the_index_lists_every_row_and_nothing_else() {
+        let index: Value = serde_json::from_str(&index("Jarvis")).unwrap();
+        let listed: Vec<&str> = index["endpoints"].as_object().unwrap().keys().map(String::as_str).collect();
+        let mut names: Vec<&str> = ROUTES.iter().map(|r| r.name).collect();
+        names.sort_unstable();
+        assert_eq!(listed, names);
+        assert_eq!(index["endpoints"]["process"], "POST /process");
+    }
+
+    #[test]
     fn head_is_answered_only_where_get_reads_nothing_but_state() {
         assert!(matches!(find(&Method::HEAD, "/health"), Found::Served { .. }));
         assert!(matches!(find(&Method::HEAD, "/oauth2/callback"), Found::WrongMethod(_)));
