@@ -631,8 +631,7 @@ fn real_trigger_payloads_are_recognised() {
         assert_eq!(event.request.input[0].role, Some(Role::User));
     }
     // The HTTP trigger's headers (Authorization, signatures) never reach the prompt.
-    let http =
-        request_from_event(&std::fs::read(format!("{EVENTS_DIR}/http.json")).unwrap(), INSTRUCTION).unwrap();
+    let http = request_from_event(&std::fs::read(format!("{EVENTS_DIR}/http.json")).unwrap(), INSTRUCTION).unwrap();
     assert!(!user_text(&http).contains("ACS3-HMAC-SHA256") && !user_text(&http).contains("Authorization"));
 }
 
@@ -678,10 +677,7 @@ fn timer_text_payload_is_the_message() {
 
     // A payload that looks like a request but is not one stays text.
     let timer = json!({"triggerTime":"t","triggerName":"n","payload":"{\"input\": 5}"});
-    assert_eq!(
-        user_text(&request_from_event(timer.to_string().as_bytes(), INSTRUCTION).unwrap()),
-        "{\"input\": 5}"
-    );
+    assert_eq!(user_text(&request_from_event(timer.to_string().as_bytes(), INSTRUCTION).unwrap()), "{\"input\": 5}");
 
     let empty = json!({"triggerTime":"t","triggerName":"n","payload":""});
     let text = request_from_event(empty.to_string().as_bytes(), INSTRUCTION).unwrap();

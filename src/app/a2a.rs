@@ -12,8 +12,8 @@ use super::face::{Caller, Face, Parsed, Reply};
 use crate::config::Config;
 use crate::pipeline::Plan;
 use crate::protocol::a2a::{
-    A2aAnswer, A2aStream, CancelError, CardSettings, Method, RpcError, RpcRequest, SendParams, Tasks,
-    TaskIdParams, Version, agent_card, rpc_result,
+    A2aAnswer, A2aStream, CancelError, CardSettings, Method, RpcError, RpcRequest, SendParams, TaskIdParams, Tasks,
+    Version, agent_card, rpc_result,
 };
 use crate::rejection::Rejection;
 use crate::respond;

@@ -73,7 +73,11 @@ const GET: &[Method] = &[Method::GET];
 /// Every route of the function. The OpenAI faces live under `/compatible-mode/v1`:
 /// `OpenAI(base_url=".../compatible-mode/v1")` appends `/responses` and so on.
 pub(super) static ROUTES: &[Route] = &[
-    Route { note: Some("an event invocation: x-fc-control-path: /invoke"), event: true, ..route("events", POST, "/invoke", Endpoint::Event) },
+    Route {
+        note: Some("an event invocation: x-fc-control-path: /invoke"),
+        event: true,
+        ..route("events", POST, "/invoke", Endpoint::Event)
+    },
     route("process", POST, "/process", Endpoint::Process),
     route("a2a", POST, "/a2a", Endpoint::A2a),
     Route {
@@ -102,7 +106,10 @@ pub(super) static ROUTES: &[Route] = &[
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Found {
     /// Served by `route`; `param` is the path's `{name}` segment, for a route that has one.
-    Served { route: &'static Route, param: Option<String> },
+    Served {
+        route: &'static Route,
+        param: Option<String>,
+    },
     /// The path exists, the method does not: a 405 naming `route.allow()`.
     WrongMethod(&'static Route),
     NotFound,

@@ -45,7 +45,11 @@ impl App {
         let session = self.pipeline.read_session(&subject, context.role, session_id, context.deadline).await?;
         let session = session.ok_or_else(unknown)?;
         let body = serde_json::to_string(&session).map_err(|e| {
-            Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("the session could not be written: {e}"))
+            Rejection::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("the session could not be written: {e}"),
+            )
         })?;
         Ok(respond::json(body))
     }
