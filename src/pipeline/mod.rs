@@ -28,8 +28,7 @@ use crate::agent::{self, TurnEnd, TurnEvent};
 use crate::config::Config;
 use crate::failure::{Failure, FailureCode, Fault};
 use crate::identity::{
-    ApiKeys, ConsentPrompt, ConsentRefused, IdentityClient, OAuth2Tokens, Roles, UserOAuth2, UserTokens, VaultKey,
-    WorkloadTokens,
+    ApiKeys, ConsentPrompt, ConsentRefused, IdentityClient, OAuth2Tokens, Roles, UserOAuth2, UserTokens, VaultKey, WorkloadTokens,
 };
 use crate::identity::{Subject, jwt_subject};
 use crate::llm::{LlmClient, LlmError};
