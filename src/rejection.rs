@@ -1,4 +1,4 @@
-//! A request refused before any turn runs, and the one writer of the error body of DESIGN.md
+//! A request refused before any turn runs, and the one writer of the plain error body (docs/design.md)
 //! (`{"error":{"code":"…","message":"…"}}`). Like an axum rejection, a [`Rejection`] renders itself
 //! ([`Rejection::into_response`]); handlers just return it.
 

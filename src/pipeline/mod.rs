@@ -223,7 +223,7 @@ impl Pipeline {
         self.llm.with_keys(Arc::new(source))
     }
 
-    /// The credentials chain of DESIGN.md: this invocation's FC headers, then the environment, then the
+    /// The credentials chain (docs/design.md): this invocation's FC headers, then the environment, then the
     /// credentials URI (whose cache lives in the shared provider).
     pub(crate) fn credentials_for(&self, role: Option<Credentials>) -> ChainProvider {
         ChainProvider::new(vec![
