@@ -23,7 +23,7 @@ const MESSAGE_OVERHEAD: usize = 512;
 const SESSION_OVERHEAD: usize = 512;
 
 pub(crate) struct MemoryStore {
-    sessions: Mutex<Sessions>,
+    sessions: Mutex<SessionTable>,
     max_sessions: usize,
     max_messages: usize,
     /// `SESSION_MAX_BYTES`: what all sessions together may cost, counted as [`Span::cost`] and
@@ -32,8 +32,9 @@ pub(crate) struct MemoryStore {
     ttl: Duration,
 }
 
+/// Everything the in-process store keeps, under its one lock: each session, their use order and their cost.
 #[derive(Default)]
-struct Sessions {
+struct SessionTable {
     map: HashMap<SessionKey, Entry>,
     /// Every session by its use stamp, oldest first: the least recently used (and the idle ones, which are
     /// the oldest) are found at the front instead of by a scan of every session. A full store evicts on
@@ -57,7 +58,7 @@ struct Entry {
     /// [`session_cost`] plus the cost of every kept message.
     bytes: usize,
     last_used: Instant,
-    /// Its key in [`Sessions::order`].
+    /// Its key in [`SessionTable::order`].
     stamp: u64,
 }
 
@@ -118,7 +119,7 @@ fn session_cost(key: &SessionKey) -> usize {
     key.user_id.len() + key.session_id.len() + SESSION_OVERHEAD
 }
 
-impl Sessions {
+impl SessionTable {
     fn remove(&mut self, key: &SessionKey) -> bool {
         let Some(entry) = self.map.remove(key) else { return false };
         self.order.remove(&entry.stamp);
@@ -164,7 +165,7 @@ impl Sessions {
 impl MemoryStore {
     pub(crate) fn new(settings: &SessionSettings) -> MemoryStore {
         MemoryStore {
-            sessions: Mutex::new(Sessions::default()),
+            sessions: Mutex::new(SessionTable::default()),
             max_sessions: settings.max_sessions.max(1),
             max_messages: settings.max_messages.max(1),
             max_bytes: settings.max_bytes,
@@ -172,7 +173,7 @@ impl MemoryStore {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Sessions> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SessionTable> {
         // A panic while holding the lock cannot leave a half-written entry (every update is one push or
         // drain), so a poisoned map is still consistent.
         self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -183,7 +184,7 @@ impl MemoryStore {
     }
 
     /// Makes room for one more session: expired ones go first, then the least recently used.
-    fn make_room(&self, sessions: &mut Sessions, now: Instant) {
+    fn make_room(&self, sessions: &mut SessionTable, now: Instant) {
         if sessions.map.len() < self.max_sessions {
             return;
         }

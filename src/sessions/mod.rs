@@ -113,20 +113,21 @@ impl SessionSettings {
     pub(crate) const DEFAULT_WINDOW: Window = Window { messages: 60, chars: 120_000 };
 }
 
-/// The configured store and window, built once per process; `None` for `SESSION_STORE=none`.
-pub(crate) struct Sessions {
+/// Session memory as configured: the store `SESSION_STORE` names and the replay window, built once per
+/// process; `None` for `SESSION_STORE=none`. (The in-process store's own table is `memory::SessionTable`.)
+pub(crate) struct SessionMemory {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) window: Window,
 }
 
-impl Sessions {
-    pub(crate) fn new(settings: &SessionSettings) -> Result<Option<Sessions>, SessionError> {
+impl SessionMemory {
+    pub(crate) fn new(settings: &SessionSettings) -> Result<Option<SessionMemory>, SessionError> {
         let store: Arc<dyn Store> = match &settings.store {
             StoreKind::None => return Ok(None),
             StoreKind::Memory => Arc::new(memory::MemoryStore::new(settings)),
             StoreKind::Redis(url) => Arc::new(redis::RedisStore::new(url, settings)?),
         };
-        Ok(Some(Sessions { store, window: settings.window }))
+        Ok(Some(SessionMemory { store, window: settings.window }))
     }
 }
 
