@@ -48,6 +48,12 @@ pub struct App {
     options: fc_runtime::Options,
     /// `GET /`, made once from the route table: it names the agent (`AGENT_NAME`) and the endpoints.
     index: Bytes,
+    faces: Faces,
+}
+
+/// Each face with its own state (A2A's tasks and card, the OpenAI faces' model list, the event
+/// instruction); nothing in it is shared between faces.
+struct Faces {
     process: process::ProcessFace,
     event: invoke::EventFace,
     a2a: a2a::A2aFace,
@@ -67,12 +73,14 @@ impl App {
             user_source: config.identity.user_source.clone(),
             max_request_bytes: config.max_request_bytes,
             index: Bytes::from(routes::index(&config.agent.name)),
-            process: process::ProcessFace,
-            event: invoke::EventFace::new(&config),
-            a2a: a2a::A2aFace::new(&config),
-            agui: agui::AguiFace,
-            responses: openai::ResponsesFace::new(&config),
-            chat: openai::ChatFace::new(&config),
+            faces: Faces {
+                process: process::ProcessFace,
+                event: invoke::EventFace::new(&config),
+                a2a: a2a::A2aFace::new(&config),
+                agui: agui::AguiFace,
+                responses: openai::ResponsesFace::new(&config),
+                chat: openai::ChatFace::new(&config),
+            },
             options: fc_runtime::Options {
                 port: config.port,
                 default_timeout: config.function_timeout,
@@ -122,14 +130,14 @@ impl App {
 
     async fn dispatch(self: &Arc<Self>, route: &Route, request: Request, param: Option<String>) -> Response<Body> {
         match route.endpoint {
-            Endpoint::Event => self.serve(&self.event, request).await,
-            Endpoint::Process => self.serve(&self.process, request).await,
-            Endpoint::A2a => self.serve(&self.a2a, request).await,
-            Endpoint::Agui => self.serve(&self.agui, request).await,
-            Endpoint::Responses => self.serve(&self.responses, request).await,
-            Endpoint::Chat => self.serve(&self.chat, request).await,
-            Endpoint::AgentCard => self.a2a.card(request.headers()),
-            Endpoint::Models => self.chat.models(),
+            Endpoint::Event => self.serve(&self.faces.event, request).await,
+            Endpoint::Process => self.serve(&self.faces.process, request).await,
+            Endpoint::A2a => self.serve(&self.faces.a2a, request).await,
+            Endpoint::Agui => self.serve(&self.faces.agui, request).await,
+            Endpoint::Responses => self.serve(&self.faces.responses, request).await,
+            Endpoint::Chat => self.serve(&self.faces.chat, request).await,
+            Endpoint::AgentCard => self.faces.a2a.card(request.headers()),
+            Endpoint::Models => self.faces.chat.models(),
             Endpoint::Session => {
                 let session_id = param.unwrap_or_default();
                 self.session(request, &session_id).await.unwrap_or_else(|rejection| refuse(route, rejection))
