@@ -1,4 +1,4 @@
-//! How a turn fails once its stream has started: the failure codes of DESIGN.md ("Errors") and the one
+//! How a turn fails once its stream has started: the failure codes (docs/design.md, "Errors") and the one
 //! table from upstream errors to those codes. Every face renders a [`Failure`] in its own shape (the
 //! AgentScope `error:{code,message}`, an OpenAI `response.failed`, an A2A failed task…); none of them
 //! classifies upstream errors itself.
@@ -42,7 +42,7 @@ pub(crate) enum Fault {
     Request,
 }
 
-/// The failure codes of DESIGN.md ("Errors").
+/// The failure codes every face reports (docs/design.md, "Errors").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FailureCode {
     IdentityError,

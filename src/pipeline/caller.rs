@@ -1,4 +1,4 @@
-//! Who the caller says it is, per `AGENT_IDENTITY_USER_SOURCE` (DESIGN.md, "Who the user is"). Every face
+//! Who the caller says it is, per `AGENT_IDENTITY_USER_SOURCE` (docs/design.md, "Who the user is"). Every face
 //! makes a [`UserClaim`] from its headers and its own body field; the planner decides what the claim is
 //! worth (an unnamed caller is fine when no token is needed, a missing required credential never is).
 

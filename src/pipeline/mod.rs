@@ -37,7 +37,7 @@ use crate::identity::{Subject, jwt_subject};
 use crate::llm::{LlmClient, LlmError};
 use crate::mcp::{McpClient, McpError, TokenSource, Tools, UserKey};
 use crate::secret::Secret;
-use crate::sessions::Sessions;
+use crate::sessions::SessionMemory;
 
 /// Everything a turn needs besides its plan: one client per upstream and the credential providers.
 pub(crate) struct Pipeline {
@@ -51,7 +51,7 @@ pub(crate) struct Pipeline {
     env_credentials: Arc<dyn CredentialsProvider>,
     uri_credentials: Arc<dyn CredentialsProvider>,
     /// `SESSION_STORE`; `None` for `none`.
-    sessions: Option<Sessions>,
+    sessions: Option<SessionMemory>,
     /// `AGENT_NAME`: the name stored messages of the agent carry (`metadata.original_name`).
     agent_name: String,
 }
@@ -99,7 +99,7 @@ impl Pipeline {
             oauth2,
             env_credentials: Arc::new(StaticProvider::environment(config.env_credentials.clone())),
             uri_credentials: Arc::new(CredentialsUriProvider::new(config.credentials_uri.clone(), identity_http)),
-            sessions: Sessions::new(&config.sessions).map_err(|e| PipelineError::Sessions(e.to_string()))?,
+            sessions: SessionMemory::new(&config.sessions).map_err(|e| PipelineError::Sessions(e.to_string()))?,
             agent_name: config.agent.name.clone(),
         })
     }
@@ -236,7 +236,7 @@ impl Pipeline {
         self.llm.with_keys(Arc::new(source))
     }
 
-    /// The credentials chain of DESIGN.md: this invocation's FC headers, then the environment, then the
+    /// The credentials chain (docs/design.md): this invocation's FC headers, then the environment, then the
     /// credentials URI (whose cache lives in the shared provider).
     pub(crate) fn credentials_for(&self, role: Option<Credentials>) -> ChainProvider {
         ChainProvider::new(vec![

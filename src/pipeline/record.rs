@@ -1,5 +1,5 @@
 //! A turn's events → the messages a session stores, as the runtime's ReActAgent stores them
-//! (`../shared/spec/sessions.md` §1): per model step its reasoning, its text and one `plugin_call` per tool
+//! (docs/sessions.md, "How the runtime remembers a turn"): per model step its reasoning, its text and one `plugin_call` per tool
 //! call (all sharing the step's `original_id`), then one `plugin_call_output` with **role `system`** per
 //! result. Only completed pieces are recorded: a delta becomes a message once its step is over. Each is
 //! written once, as the JSON the store keeps ([`Record`]).

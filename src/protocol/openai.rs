@@ -5,7 +5,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::failure::{Failure, FailureCode};
@@ -65,14 +65,7 @@ pub(crate) fn rejection_response(rejection: Rejection) -> Response<Body> {
         .map(|(field, _)| field)
         .filter(|field| !field.is_empty() && !field.contains(char::is_whitespace) && *field != "body");
     let body = json!({"error": {"message": rejection.message, "type": kind, "param": param, "code": rejection.code}});
-    let mut response = Response::new(Body::full(body.to_string()));
-    *response.status_mut() = rejection.status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(allow) = rejection.allow() {
-        headers.insert(header::ALLOW, HeaderValue::from_static(allow));
-    }
-    response
+    rejection.respond_with(crate::respond::JSON, body.to_string())
 }
 
 /// A failed turn as OpenAI's error object; `code` is the failure code `/process` reports.

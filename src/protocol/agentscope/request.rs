@@ -139,7 +139,7 @@ impl AgentRequest {
     }
 
     /// A request holding one user text message — what an event invocation becomes.
-    pub(crate) fn from_text(text: impl Into<String>, session_id: Option<String>) -> AgentRequest {
+    pub(crate) fn from_text(text: impl Into<String>) -> AgentRequest {
         AgentRequest {
             input: vec![InputMessage {
                 id: None,
@@ -147,7 +147,7 @@ impl AgentRequest {
                 kind: MessageType::Message,
                 content: vec![ContentItem::Text(text.into())],
             }],
-            session_id,
+            session_id: None,
             user_id: None,
             stream: false,
             model: None,

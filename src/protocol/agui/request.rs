@@ -94,7 +94,7 @@ impl Expect for Wire {
 }
 
 fn messages<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Obj<Message>>>, D::Error> {
-    reader::seq_at_most(d, MAX_MESSAGES, "messages", "required array")
+    reader::seq_at_most(d, MAX_MESSAGES, "messages", "expected an array of messages")
 }
 
 /// `forwardedProps`: only the user is read, leniently.

@@ -97,7 +97,7 @@ impl Expect for Wire {
 }
 
 fn messages<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Obj<WireMessage>>>, D::Error> {
-    reader::seq_at_most(d, MAX_INPUT_MESSAGES, "messages", "required: a list of messages")
+    reader::seq_at_most(d, MAX_INPUT_MESSAGES, "messages", "expected a list of messages")
 }
 
 #[derive(Deserialize)]
