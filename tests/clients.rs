@@ -99,7 +99,12 @@ async fn a2a_client(requirements: &'static str, script: &str) {
     let stack = Stack::start().await.unwrap();
     let binary = Binary::start(&stack, &[("AGENT_NAME", "Client Probe")]).await;
     let consent = consent_binary(&stack, &[("AGENT_NAME", "Client Probe")]).await;
-    let env = [("AGENT_NAME", "Client Probe"), ("CONSENT_FUNCTION_URL", &consent.url(""))];
+    let approving = Binary::start(&stack, &[("AGENT_NAME", "Client Probe"), ("TOOL_APPROVAL", "helloworld")]).await;
+    let env = [
+        ("AGENT_NAME", "Client Probe"),
+        ("CONSENT_FUNCTION_URL", &consent.url("")),
+        ("APPROVAL_FUNCTION_URL", &approving.url("")),
+    ];
     run_script(python, script, &binary, &env).await;
     assert!(
         stack.dashscope.wait_cancelled(1, Duration::from_secs(10)).await,
