@@ -64,6 +64,9 @@ pub enum FailureCode {
     /// An MCP server needs the user's OAuth2 token and the user did not authorize the provider within
     /// `OAUTH2_POLL_LIMIT` polls (or before the turn's deadline). Start the turn again to get a new link.
     ConsentTimeout,
+    /// An answer to an approval request that waits for no answer in this session: unknown, answered
+    /// already, asked of another user, expired, or sent back with other arguments. Nothing was run.
+    ApprovalInvalid,
 }
 
 impl Failure {
@@ -216,6 +219,7 @@ impl FailureCode {
             FailureCode::Internal => "internal",
             FailureCode::SessionError => "session_error",
             FailureCode::ConsentTimeout => "consent_timeout",
+            FailureCode::ApprovalInvalid => "approval_invalid",
         }
     }
 }

@@ -23,6 +23,7 @@ const ROUTES: &[(&str, &str)] = &[
     ("models", "GET /compatible-mode/v1/models"),
     ("sessions", "GET or DELETE /sessions/{session_id}"),
     ("oauth2_callback", "GET /oauth2/callback (the OAuth2 consent's return URL)"),
+    ("oauth2_complete", "POST /oauth2/complete (the signed-in user completes their consent: JWT, session_uri, state)"),
     ("health", "GET /health"),
     ("index", "GET /"),
 ];
@@ -87,9 +88,13 @@ async fn every_route_answers_its_own_methods_with_or_without_a_trailing_slash() 
             for path in [path.clone(), format!("{path}/")] {
                 let answer = f.send(method, &path, &[], "").await;
                 assert_ne!(answer.status, 405, "{method} {path}: {}", answer.text);
-                // The callback and the sessions exist only when configured; then their 404 says why.
+                // The consent routes and the sessions work only when configured; else their 404 says why.
                 if answer.status == 404 {
-                    assert!(matches!(*name, "oauth2_callback" | "sessions"), "{method} {path}: {}", answer.text);
+                    assert!(
+                        matches!(*name, "oauth2_callback" | "oauth2_complete" | "sessions"),
+                        "{method} {path}: {}",
+                        answer.text
+                    );
                     let message = answer.json()["error"]["message"].as_str().unwrap_or_default().to_owned();
                     assert!(!message.contains("no route"), "{method} {path}: {message}");
                 }

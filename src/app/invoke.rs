@@ -34,7 +34,9 @@ impl Face for EventFace {
     /// invocation and only fill the store.
     fn read(&self, body: &[u8], caller: &Caller<'_>) -> Result<Parsed<String>, Rejection> {
         let request = triggers::request_from_event(body, &self.instruction)?;
-        let ask = request.to_ask(event_claim(request.user_id()));
+        let mut ask = request.to_ask(event_claim(request.user_id()));
+        // An event's answer goes to a trigger, not a person: a call that needs approval is declined.
+        ask.approval.can_ask = false;
         Ok(Parsed::Turn(ask, caller.request_id().to_owned()))
     }
 

@@ -12,7 +12,8 @@
 //! - `openai.rs`: the OpenAI faces under `/compatible-mode/v1` (Responses, Chat Completions, models);
 //!   their refusals are in OpenAI's error shape
 //! - `sessions.rs`: `GET` / `DELETE /sessions/{session_id}` (session memory)
-//! - `oauth2.rs`: `GET /oauth2/callback` (the OAuth2 consent's return URL)
+//! - `oauth2.rs`: `GET /oauth2/callback` (the OAuth2 consent's return URL) and `POST /oauth2/complete`
+//!   (the same, proven by the signed-in user's JWT)
 
 mod a2a;
 mod agui;
@@ -143,6 +144,9 @@ impl App {
                 self.session(request, &session_id).await.unwrap_or_else(|rejection| refuse(route, rejection))
             }
             Endpoint::OAuth2Callback => self.oauth2_callback(request).await,
+            Endpoint::OAuth2Complete => {
+                self.oauth2_complete(request).await.unwrap_or_else(|rejection| refuse(route, rejection))
+            }
             Endpoint::Health => respond::json(HEALTH),
             Endpoint::Index => respond::json(self.index.clone()),
         }

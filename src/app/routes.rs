@@ -19,6 +19,7 @@ pub(super) enum Endpoint {
     Models,
     Session,
     OAuth2Callback,
+    OAuth2Complete,
     Health,
     Index,
 }
@@ -97,6 +98,10 @@ pub(super) static ROUTES: &[Route] = &[
     Route {
         note: Some("the OAuth2 consent's return URL"),
         ..route("oauth2_callback", GET, crate::config::CALLBACK_PATH, Endpoint::OAuth2Callback)
+    },
+    Route {
+        note: Some("the signed-in user completes their consent: JWT, session_uri, state"),
+        ..route("oauth2_complete", POST, "/oauth2/complete", Endpoint::OAuth2Complete)
     },
     Route { head: true, ..route("health", GET, "/health", Endpoint::Health) },
     Route { head: true, ..route("index", GET, "/", Endpoint::Index) },

@@ -68,7 +68,8 @@ pub(crate) fn event_claim(user_id: Option<&str>) -> UserClaim {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<Secret> {
+/// `Authorization: Bearer <token>`, when sent.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<Secret> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();

@@ -43,6 +43,23 @@ impl Recorder {
                 let record = self.step_message("plugin_call", "assistant", Part::Fields(&fields));
                 self.messages.push(record);
             }
+            TurnEvent::ApprovalRequested { request_id, call_id, server, name, arguments, expires_at } => {
+                self.close_texts();
+                // The model's call (what an approval runs) and the request that waits for the user.
+                let fields = [("arguments", arguments.as_str()), ("call_id", call_id), ("name", name)];
+                let record = self.step_message("plugin_call", "assistant", Part::Fields(&fields));
+                self.messages.push(record);
+                let request = super::approvals::request_record(
+                    request_id,
+                    call_id,
+                    server,
+                    name,
+                    arguments,
+                    *expires_at,
+                    &self.step,
+                );
+                self.messages.push(request);
+            }
             TurnEvent::ToolResult { call_id, name, output } => {
                 self.close_texts();
                 // The MCP content blocks as a JSON string, as the runtime keeps a tool_result's output.

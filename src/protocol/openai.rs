@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::failure::{Failure, FailureCode};
 use crate::llm::{ChatMessage, Sampling, Usage};
-use crate::pipeline::{Ask, UserClaim};
+use crate::pipeline::{ApprovalInput, Ask, UserClaim};
 use crate::rejection::Rejection;
 use fc_runtime::Body;
 
@@ -25,6 +25,8 @@ pub(crate) struct OpenAiTurn {
     pub(crate) session_id: Option<String>,
     /// The user the body names (the first of the face's user fields that is set).
     pub(crate) user: Option<String>,
+    /// Responses: it can show approval requests, and the answers the input carries. Chat: nobody to ask.
+    pub(crate) approval: ApprovalInput,
 }
 
 impl OpenAiTurn {
@@ -42,6 +44,7 @@ impl OpenAiTurn {
             // The session memory stores an OpenAI face's input as the model messages it became.
             records: Vec::new(),
             session_id: self.session_id,
+            approval: self.approval,
         }
     }
 }

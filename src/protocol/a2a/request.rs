@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::wire::{RpcError, Version};
 use crate::llm::{ChatMessage, Sampling};
-use crate::pipeline::{Ask, UserClaim};
+use crate::pipeline::{ApprovalInput, Ask, UserClaim};
 use crate::protocol::{RequestError, reader};
 
 /// Parts a message may carry; more is refused rather than read without bound.
@@ -170,6 +170,8 @@ impl SendParams {
             // The session memory stores this face's input as the model messages it became.
             records: Vec::new(),
             session_id: Some(self.context_id.clone()),
+            // Not yet shown on this face: calls that need approval are declined and the model told.
+            approval: ApprovalInput::default(),
         }
     }
 }

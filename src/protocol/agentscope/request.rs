@@ -131,7 +131,8 @@ impl AgentRequest {
         };
         // `[{}]`, only reasoning, only unanswered calls …: the model would get the system prompt alone, after
         // a token exchange and an MCP session were spent on it. Cheaper and clearer to refuse it here.
-        if request.to_chat_messages().is_empty() {
+        let approval = request.approval_input()?;
+        if approval.answers.is_empty() && request.to_chat_messages().is_empty() {
             return Err(field("input", "holds no message the model can read (text, or a call with its output)"));
         }
         Ok(request)
@@ -191,6 +192,8 @@ impl AgentRequest {
             user,
             session_id: self.session_id().map(str::to_owned),
             records: self.to_records(),
+            // Checked when the body was read; a request built in code carries no approval messages.
+            approval: self.approval_input().unwrap_or_default(),
         }
     }
 }
