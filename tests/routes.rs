@@ -23,7 +23,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("models", "GET /compatible-mode/v1/models"),
     ("sessions", "GET or DELETE /sessions/{session_id}"),
     ("oauth2_callback", "GET /oauth2/callback (the OAuth2 consent's return URL)"),
-    ("oauth2_complete", "POST /oauth2/complete (the signed-in user completes their consent: JWT, session_uri, state)"),
+    (
+        "oauth2_complete",
+        "POST /oauth2/complete (the signed-in user completes their consent: their JWT, session_uri and state)",
+    ),
     ("health", "GET /health"),
     ("index", "GET /"),
 ];

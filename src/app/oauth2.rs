@@ -52,8 +52,10 @@ impl App {
             .and_then(|v| v.to_str().ok())
             .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
         let body = read_body(&mut request, MAX_COMPLETE_BODY).await?;
-        let (session_uri, state) =
-            if form { parameters(Some(std::str::from_utf8(&body).unwrap_or_default()))? } else { completion(&body)? };
+        let (session_uri, state) = match form {
+            true => parameters(Some(std::str::from_utf8(&body).unwrap_or_default()))?,
+            false => completion(&body)?,
+        };
         let context = platform(request.fc_context());
         let provider =
             self.pipeline.complete_consent_as(&session_uri, &state, &jwt, context.role, context.deadline).await?;

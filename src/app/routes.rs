@@ -100,7 +100,7 @@ pub(super) static ROUTES: &[Route] = &[
         ..route("oauth2_callback", GET, crate::config::CALLBACK_PATH, Endpoint::OAuth2Callback)
     },
     Route {
-        note: Some("the signed-in user completes their consent: JWT, session_uri, state"),
+        note: Some("the signed-in user completes their consent: their JWT, session_uri and state"),
         ..route("oauth2_complete", POST, "/oauth2/complete", Endpoint::OAuth2Complete)
     },
     Route { head: true, ..route("health", GET, "/health", Endpoint::Health) },
