@@ -126,10 +126,7 @@ impl Pipeline {
         let mut sink = Collected { renderer, body: Vec::new() };
         self.drive(plan, &mut sink, std::future::pending(), cancel).await;
         let Collected { renderer, body } = sink;
-        let mut response = Response::new(Body::full(body.concat()));
-        *response.status_mut() = renderer.status();
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(renderer.content_type()));
-        response
+        crate::respond::respond(renderer.status(), renderer.content_type(), body.concat())
     }
 
     /// Runs the plan, giving every event to `sink`, and makes sure the sink sees exactly one `Finished`
