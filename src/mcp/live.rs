@@ -25,8 +25,11 @@ use crate::secret::Secret;
 const MAX_LIST_TTL: Duration = rmcp::MAX_CLIENT_CACHE_TTL;
 
 /// What a live connection costs besides its tool list, for the pool's byte budget: rmcp's worker task and
-/// channels, the transport's buffers and the session id (an estimate; the tool list is counted exactly).
-pub(super) const LIVE_OVERHEAD_BYTES: usize = 16 * 1024;
+/// channels, the transport's buffers and the session id. Measured, not guessed: the resident memory of
+/// 256 pooled users over none is ~86 KiB each (BENCHMARKS.md, "The MCP boundary"), so the default
+/// `AI_GATEWAY_MCP_CACHE_BYTES` (4 MiB) keeps about 45 users warm and the pool stays inside its budget
+/// next to the session store. The tool list is counted exactly on top.
+pub(super) const LIVE_OVERHEAD_BYTES: usize = 88 * 1024;
 
 /// The client side of the connection as rmcp sees it: our name and (no) capabilities, and the one
 /// notification a tool client acts on. Elicitations in a 2026-07-28 `input_required` round are declined
