@@ -21,4 +21,5 @@ pub mod rejection;
 pub mod retry;
 pub mod secret;
 pub(crate) mod sessions;
+pub mod telemetry;
 pub mod upstream;

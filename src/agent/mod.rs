@@ -2,6 +2,7 @@
 
 mod events;
 mod react;
+mod trace;
 
 pub use events::{TurnEnd, TurnEvent, authorization_message};
 pub use react::{Turn, run_turn};

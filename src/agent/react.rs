@@ -6,11 +6,13 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::events::{TurnEnd, TurnEvent};
+use super::trace::{ChatTrace, ToolTrace};
 use crate::failure::{Failure, FailureCode};
 use crate::llm::{
     ChatMessage, ChatRequest, ChatStream, FinishReason, LlmClient, Sampling, StepResult, StreamItem, ToolSpec,
 };
 use crate::mcp::{McpError, ToolOutput, Tools};
+use crate::telemetry::within;
 
 /// Everything one turn needs besides its clients.
 #[derive(Debug, Clone)]
@@ -88,12 +90,29 @@ async fn steps(
         };
         let request =
             ChatRequest { model: turn.model.clone(), messages, tools: specs, sampling: turn.sampling.clone() };
-        let started = llm.stream(&request, turn.deadline).await;
+        let mut chat = ChatTrace::start(llm, &request);
+        let started = within(chat.span(), llm.stream(&request, turn.deadline)).await;
         // The request's body is sent (and any retry is over): the conversation comes back instead of being
         // copied into every request and held twice for the length of the stream.
         messages = request.messages;
-        let stream = started.map_err(|e| Failure::model(&e))?;
-        let step = model_step(stream, events).await?;
+        let stream = match started {
+            Ok(stream) => stream,
+            Err(error) => {
+                let failure = Failure::model(&error);
+                chat.failed(&failure);
+                return Err(failure.into());
+            }
+        };
+        let step = match model_step(stream, events, &mut chat).await {
+            Ok(step) => step,
+            Err(exit) => {
+                if let LoopExit::End(TurnEnd::Failed(failure)) = &exit {
+                    chat.failed(failure);
+                }
+                return Err(exit);
+            }
+        };
+        chat.done(&step);
         if let Some(usage) = step.usage {
             emit(TurnEvent::Usage(usage)).await?;
         }
@@ -117,10 +136,15 @@ async fn steps(
             );
         };
         let results = join_all(step.tool_calls.iter().map(|call| async move {
-            match serde_json::from_str::<Value>(&call.function.arguments) {
-                Ok(arguments) => call_tool(tools, &call.function.name, arguments, turn.deadline).await,
+            let trace = ToolTrace::start(&call.id, &call.function.name, &call.function.arguments);
+            let result = match serde_json::from_str::<Value>(&call.function.arguments) {
+                Ok(arguments) => {
+                    within(trace.span(), call_tool(tools, &call.function.name, arguments, turn.deadline)).await
+                }
                 Err(error) => Ok(ToolOutput::error(&format!("the arguments are not valid JSON: {error}"))),
-            }
+            };
+            trace.done(&result);
+            result
         }))
         .await;
         messages.push(ChatMessage::Assistant {
@@ -141,11 +165,19 @@ async fn steps(
 }
 
 /// One streaming model call, forwarding its deltas as they arrive.
-async fn model_step(mut stream: ChatStream, events: &mpsc::Sender<TurnEvent>) -> Result<StepResult, LoopExit> {
+async fn model_step(
+    mut stream: ChatStream,
+    events: &mpsc::Sender<TurnEvent>,
+    chat: &mut ChatTrace,
+) -> Result<StepResult, LoopExit> {
     // Call ids by the model's `index`, so argument fragments can be attributed.
     let mut call_ids: Vec<(u32, String)> = Vec::new();
     loop {
-        let event = match stream.next().await {
+        let next = stream.next().await;
+        if matches!(next, Some(Ok(_))) {
+            chat.chunk();
+        }
+        let event = match next {
             Some(Ok(event)) => event,
             Some(Err(error)) => return Err(Failure::model(&error).into()),
             None => {

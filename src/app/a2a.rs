@@ -38,7 +38,7 @@ impl App {
                 };
                 // A bearer JWT, else `metadata.user_id`, else the agent-only token (a required JWT stays required).
                 let claim = http_claim(&self.user_source, request.headers(), send.user_id.as_deref()).or_agent();
-                let plan = match self.planner.plan(send.to_ask(claim), invocation(request.fc_context())) {
+                let plan = match self.planner.plan(send.to_ask(claim), invocation(request.fc_context(), "a2a")) {
                     Ok(plan) => plan,
                     Err(rejection) => return Ok(refused(version, &id, rejection)),
                 };

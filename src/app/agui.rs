@@ -17,7 +17,7 @@ impl App {
         let bytes = read_body(&mut request, self.max_request_bytes).await?;
         let run = RunInput::from_slice(&bytes)?;
         let claim = http_claim(&self.user_source, request.headers(), run.user_id.as_deref());
-        let plan = self.planner.plan(run.to_ask(claim), invocation(request.fc_context()))?;
+        let plan = self.planner.plan(run.to_ask(claim), invocation(request.fc_context(), "ag-ui"))?;
         let mut response = self.pipeline.stream(plan, AguiStream::new(&run));
         // Proxies (nginx and kin) must not hold the events back.
         response.headers_mut().insert("x-accel-buffering", http::HeaderValue::from_static("no"));

@@ -46,10 +46,11 @@ impl App {
         &self,
         headers: &HeaderMap,
         context: &Context,
+        face: &'static str,
         turn: OpenAiTurn,
     ) -> Result<(Plan, String), Rejection> {
         let claim = http_claim(&self.user_source, headers, turn.named_user());
-        let plan = self.planner.plan(self.openai.ask(turn.into_ask(claim)), invocation(context))?;
+        let plan = self.planner.plan(self.openai.ask(turn.into_ask(claim)), invocation(context, face))?;
         let model = plan.turn.model.clone().unwrap_or_else(|| self.openai.default_model.clone());
         Ok((plan, model))
     }
@@ -66,7 +67,7 @@ impl App {
         let mut request = request;
         let bytes = read_body(&mut request, self.max_request_bytes).await?;
         let CompletionsRequest { turn, stream, include_usage } = CompletionsRequest::from_slice(&bytes)?;
-        let (plan, model) = self.openai_plan(request.headers(), request.fc_context(), turn)?;
+        let (plan, model) = self.openai_plan(request.headers(), request.fc_context(), "chat", turn)?;
         Ok(if stream {
             self.pipeline.stream(plan, CompletionsStream::new(model, include_usage))
         } else {

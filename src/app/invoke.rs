@@ -24,7 +24,7 @@ impl App {
         if ask.session_id.as_deref() == Some(request_id) {
             ask.session_id = None;
         }
-        let plan = self.planner.plan(ask, invocation(context))?;
+        let plan = self.planner.plan(ask, invocation(context, "event"))?;
         // An event that names no conversation has no memory; its answer carries the request id, as before.
         let answer_id = plan.session_id.clone().unwrap_or_else(|| request_id.to_owned());
         Ok(self.pipeline.answer(plan, EventAnswer::new(Some(answer_id))).await)

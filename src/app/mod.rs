@@ -84,7 +84,15 @@ impl App {
     /// Serves until SIGTERM/SIGINT.
     pub async fn run(self: Arc<App>) -> Result<(), fc_runtime::Error> {
         let options = self.run_options();
-        Runtime::new(self.handler()).options(options).run().await
+        // FC's pre-stop hook: the instance is about to go, so whatever telemetry is still queued leaves now.
+        Runtime::new(self.handler())
+            .options(options)
+            .on_pre_stop(|_context| async {
+                crate::telemetry::shutdown().await;
+                Ok(())
+            })
+            .run()
+            .await
     }
 
     /// The function as the FC runtime's service: what `fc_runtime::Runtime` calls per invocation. It
@@ -148,9 +156,10 @@ const OPENAI_RESPONSES: &str = "/compatible-mode/v1/responses";
 const OPENAI_CHAT: &str = "/compatible-mode/v1/chat/completions";
 const OPENAI_MODELS: &str = "/compatible-mode/v1/models";
 
-/// What the planner needs to know about an invocation from FC's context.
-fn invocation(context: &Context) -> pipeline::Platform {
+/// What the planner needs to know about an invocation on `face` from FC's context.
+fn invocation(context: &Context, face: &'static str) -> pipeline::Platform {
     pipeline::Platform {
+        origin: crate::telemetry::Origin::of(face, context),
         timeout: context.timeout(),
         deadline: context.deadline(),
         role: context.credentials().map(|role| {

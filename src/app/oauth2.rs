@@ -36,7 +36,7 @@ impl App {
             return Err(Rejection::not_found(request.uri().path()));
         }
         let (session_uri, state) = parameters(request.uri().query())?;
-        let context = invocation(request.fc_context());
+        let context = invocation(request.fc_context(), "oauth2_callback");
         Ok(self.pipeline.complete_consent(&session_uri, &state, context.role, context.deadline).await?)
     }
 }

@@ -17,7 +17,7 @@ impl App {
         let bytes = read_body(&mut request, self.max_request_bytes).await?;
         let agent_request = AgentRequest::from_slice(&bytes)?;
         let claim = http_claim(&self.user_source, request.headers(), agent_request.named_user());
-        let plan = self.planner.plan(agent_request.to_ask(claim), invocation(request.fc_context()))?;
+        let plan = self.planner.plan(agent_request.to_ask(claim), invocation(request.fc_context(), "process"))?;
         let session_id = plan.session_id.clone();
         Ok(if agent_request.stream {
             self.pipeline.stream(plan, AgentScopeStream::new(session_id))

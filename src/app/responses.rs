@@ -20,7 +20,7 @@ impl App {
         let mut request = request;
         let bytes = read_body(&mut request, self.max_request_bytes).await?;
         let ResponsesRequest { turn, stream, echo } = ResponsesRequest::from_slice(&bytes)?;
-        let (plan, model) = self.openai_plan(request.headers(), request.fc_context(), turn)?;
+        let (plan, model) = self.openai_plan(request.headers(), request.fc_context(), "responses", turn)?;
         Ok(if stream {
             self.pipeline.stream(plan, ResponsesStream::new(model, echo))
         } else {

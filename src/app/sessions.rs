@@ -34,7 +34,7 @@ impl App {
         let user_id = query_user(request.uri().query());
         let claim = http_claim(&self.user_source, request.headers(), user_id.as_deref().or(Some(session_id)));
         let subject = self.planner.subject(claim)?;
-        let context = invocation(request.fc_context());
+        let context = invocation(request.fc_context(), "sessions");
         let unknown =
             || Rejection::new(StatusCode::NOT_FOUND, "not_found", format!("no session {session_id:?} for this user"));
         if request.method() == Method::DELETE {
@@ -47,7 +47,11 @@ impl App {
         let session = self.pipeline.read_session(&subject, context.role, session_id, context.deadline).await?;
         let session = session.ok_or_else(unknown)?;
         let body = serde_json::to_string(&session).map_err(|e| {
-            Rejection::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", format!("the session could not be written: {e}"))
+            Rejection::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal",
+                format!("the session could not be written: {e}"),
+            )
         })?;
         Ok(json_response(body))
     }

@@ -152,8 +152,9 @@ impl OAuth2Tokens {
         }
         let identifier = claims.user.identifier();
         let confirmed = async {
-            let credentials =
-                tokio::time::timeout_at(deadline, credentials.provide()).await.map_err(|_| IdentityError::Deadline)??;
+            let credentials = tokio::time::timeout_at(deadline, credentials.provide())
+                .await
+                .map_err(|_| IdentityError::Deadline)??;
             self.client.complete_resource_token_auth(session_uri, &identifier, &credentials, deadline).await
         };
         if let Err(error) = confirmed.await {

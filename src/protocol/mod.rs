@@ -43,4 +43,3 @@ impl From<RequestError> for Rejection {
 pub(crate) fn field(name: impl Into<String>, reason: impl Into<String>) -> RequestError {
     RequestError::Field { field: name.into(), reason: reason.into() }
 }
-

@@ -278,8 +278,7 @@ impl WireMessage {
 }
 
 fn role<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Role>, D::Error> {
-    let words =
-        [("user", Role::User), ("assistant", Role::Assistant), ("system", Role::System), ("tool", Role::Tool)];
+    let words = [("user", Role::User), ("assistant", Role::Assistant), ("system", Role::System), ("tool", Role::Tool)];
     reader::one_of(d, &words, "expected one of user, assistant, system, tool")
 }
 

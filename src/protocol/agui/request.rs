@@ -29,9 +29,13 @@ impl RunInput {
     pub(crate) fn from_slice(body: &[u8]) -> Result<RunInput, RequestError> {
         let wire = reader::read::<Wire>(body)?;
         let id = |camel: &Loose, snake: &Loose, name: &str| {
-            camel.0.as_ref().or(snake.0.as_ref()).filter(|s| !s.is_empty()).cloned().ok_or_else(|| {
-                field(name, "required non-empty string")
-            })
+            camel
+                .0
+                .as_ref()
+                .or(snake.0.as_ref())
+                .filter(|s| !s.is_empty())
+                .cloned()
+                .ok_or_else(|| field(name, "required non-empty string"))
         };
         let thread_id = id(&wire.thread_id, &wire.thread_id_snake, "threadId")?;
         let run_id = id(&wire.run_id, &wire.run_id_snake, "runId")?;

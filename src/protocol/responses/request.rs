@@ -96,8 +96,7 @@ impl ResponsesRequest {
             max_output_tokens: sampling.max_tokens,
         };
         let user = wire.user_id.or(wire.safety_identifier).or(wire.user);
-        let turn =
-            OpenAiTurn { messages, model: wire.model, sampling, session_id: echo.conversation.clone(), user };
+        let turn = OpenAiTurn { messages, model: wire.model, sampling, session_id: echo.conversation.clone(), user };
         Ok(ResponsesRequest { turn, stream: wire.stream.unwrap_or(false), echo })
     }
 }
@@ -363,7 +362,10 @@ impl Item {
             }
             "reasoning" | "mcp_list_tools" => Vec::new(),
             "item_reference" => {
-                return Err(field(at, "item_reference is not supported: responses are not stored; send the item itself"));
+                return Err(field(
+                    at,
+                    "item_reference is not supported: responses are not stored; send the item itself",
+                ));
             }
             _ => return Err(field(format!("{at}.type"), ITEM_TYPES)),
         })
