@@ -797,4 +797,70 @@ mod tests {
         let creds = c.env_credentials.unwrap();
         assert_eq!((creds.access_key_secret.expose(), creds.expiration), ("SENTINEL-AK-SECRET", None));
     }
+
+    #[test]
+    fn opentelemetry_is_off_unless_an_endpoint_is_set() {
+        assert!(config(&[]).unwrap().telemetry.is_none());
+        assert!(
+            config(&[("OTEL_SERVICE_NAME", "svc"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])
+                .unwrap()
+                .telemetry
+                .is_none()
+        );
+        let disabled = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_SDK_DISABLED", "true")];
+        assert!(config(&disabled).unwrap().telemetry.is_none());
+    }
+
+    #[test]
+    fn opentelemetry_endpoints_resource_and_sampler() {
+        let t = config(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://arms.example.com/otlp/"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4318/custom"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "Authentication=SENTINEL%2Dtoken, x-b = 2"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod,service.name=from-attrs"),
+            ("OTEL_SERVICE_NAME", "agent"),
+            ("FC_FUNCTION_NAME", "fn"),
+            ("FC_REGION", "cn-hangzhou"),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        ])
+        .unwrap()
+        .telemetry
+        .unwrap();
+        assert_eq!(t.traces.unwrap().as_str(), "https://arms.example.com/otlp/v1/traces");
+        assert_eq!(t.metrics.unwrap().as_str(), "http://m:4318/custom");
+        let headers: Vec<(&str, &str)> = t.headers.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+        assert_eq!(headers, [("Authentication", "SENTINEL-token"), ("x-b", "2")]);
+        // Later wins: FC's function name, then the attributes, then OTEL_SERVICE_NAME.
+        let service: Vec<&str> =
+            t.resource.iter().filter(|(k, _)| k == "service.name").map(|(_, v)| v.as_str()).collect();
+        assert_eq!(service, ["fn", "from-attrs", "agent"]);
+        assert!(t.resource.contains(&("cloud.region".to_owned(), "cn-hangzhou".to_owned())));
+        assert_eq!(t.sampler, SamplerChoice::ParentBased(Box::new(SamplerChoice::Ratio(0.25))));
+        assert!(!format!("{:?}", t.headers).contains("SENTINEL"), "the headers are secrets");
+    }
+
+    #[test]
+    fn opentelemetry_errors_name_the_variable() {
+        let on = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318");
+        for (variable, value) in [
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+            ("OTEL_TRACES_SAMPLER", "jaeger_remote"),
+            ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "no-equals-sign-SENTINEL"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "k=%zz"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "0"),
+            ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "maybe"),
+        ] {
+            let mut pairs = vec![on, (variable, value)];
+            if variable == "OTEL_TRACES_SAMPLER_ARG" {
+                pairs.push(("OTEL_TRACES_SAMPLER", "traceidratio"));
+            }
+            let error = error(&pairs);
+            assert_eq!(error.variable, variable, "{error}");
+            assert!(!error.to_string().contains("SENTINEL"), "{error}");
+        }
+        assert!(error(&[on, ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]).to_string().contains("http/protobuf"));
+    }
 }

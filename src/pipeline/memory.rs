@@ -32,14 +32,34 @@ pub(crate) struct Memory {
     deadline: Instant,
 }
 
+/// What a store call does, as its span names it.
+#[derive(Clone, Copy)]
+enum StoreOp {
+    Load,
+    Append,
+    Delete,
+}
+
+impl StoreOp {
+    /// `db.operation.name` and the span's name (static: no allocation when tracing is off).
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            StoreOp::Load => ("load", "session_store load"),
+            StoreOp::Append => ("append", "session_store append"),
+            StoreOp::Delete => ("delete", "session_store delete"),
+        }
+    }
+}
+
 /// A store call bounded by the turn's deadline, as a client span (`session_store {operation}`).
 async fn bounded<T>(
     deadline: Instant,
     store: &dyn Store,
-    operation: &'static str,
+    operation: StoreOp,
     call: impl Future<Output = Result<T, SessionError>>,
 ) -> Result<T, SessionError> {
-    let span = Span::start(format!("session_store {operation}"), SpanKind::Client, || {
+    let (operation, name) = operation.names();
+    let span = Span::start(name, SpanKind::Client, || {
         vec![KeyValue::new(names::DB_SYSTEM_NAME, store.system()), KeyValue::new(names::DB_OPERATION_NAME, operation)]
     });
     let result = tokio::time::timeout_at(deadline, call).await.map_err(|_| SessionError::Timeout).flatten();
@@ -96,7 +116,7 @@ impl Pipeline {
     ) -> Result<Option<Session>, Failure> {
         let Some(sessions) = &self.sessions else { return Ok(None) };
         let key = self.caller_key(subject, role, session_id, deadline).await?;
-        let messages = bounded(deadline, sessions.store.as_ref(), "load", sessions.store.load(&key))
+        let messages = bounded(deadline, sessions.store.as_ref(), StoreOp::Load, sessions.store.load(&key))
             .await
             .map_err(|e| Failure::session(&e))?;
         Ok(messages.map(|messages| Session { id: key.session_id, user_id: key.user_id, messages }))
@@ -112,7 +132,7 @@ impl Pipeline {
     ) -> Result<bool, Failure> {
         let Some(sessions) = &self.sessions else { return Ok(false) };
         let key = self.caller_key(subject, role, session_id, deadline).await?;
-        bounded(deadline, sessions.store.as_ref(), "delete", sessions.store.delete(&key))
+        bounded(deadline, sessions.store.as_ref(), StoreOp::Delete, sessions.store.delete(&key))
             .await
             .map_err(|e| Failure::session(&e))
     }
@@ -140,7 +160,7 @@ impl Pipeline {
         };
         let deadline = plan.turn.deadline;
         let key = self.session_key(&plan.subject, plan.role.clone(), &session_id, deadline).await?;
-        let stored = bounded(deadline, sessions.store.as_ref(), "load", sessions.store.load(&key))
+        let stored = bounded(deadline, sessions.store.as_ref(), StoreOp::Load, sessions.store.load(&key))
             .await
             .map_err(|e| Failure::session(&e))?;
         let stored = stored.unwrap_or_default();
@@ -178,7 +198,8 @@ impl Memory {
         }
         let mut messages = std::mem::take(&mut self.input);
         messages.extend(self.recorder.finish());
-        match bounded(self.deadline, self.store.as_ref(), "append", self.store.append(&self.key, messages)).await {
+        match bounded(self.deadline, self.store.as_ref(), StoreOp::Append, self.store.append(&self.key, messages)).await
+        {
             Ok(()) => end,
             Err(error) => {
                 tracing::warn!(error = %error, "the turn's messages were not saved to the session");

@@ -8,7 +8,8 @@
 //! the export happens where the lifecycle allows it: at each turn's end before the invocation is over,
 //! and in the pre-stop hook. A queue that fills (a collector down for long) drops the newest spans,
 //! counts them and says so in the log; a collector that is slow costs a turn's end at most the flush
-//! budget. Nothing is retried: a batch that did not make it is counted as dropped.
+//! budget. Nothing is retried (see the import of `RetryPolicy`): a batch that did not make it is counted as
+//! dropped.
 
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -17,7 +18,11 @@ use std::time::Duration;
 
 use opentelemetry::trace::{SpanKind as OtelKind, TraceContextExt as _, Tracer as _, TracerProvider as _};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_otlp::{MetricExporter, Protocol, SpanExporter, WithExportConfig as _, WithHttpConfig as _};
+// Retries off: the exporter would wait between tries with `std::thread::sleep` (its `tokio` feature is
+// not in our build), blocking the runtime's one worker; a failed batch is dropped and counted instead.
+use opentelemetry_otlp::{
+    MetricExporter, Protocol, RetryPolicy, SpanExporter, WithExportConfig as _, WithHttpConfig as _,
+};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
@@ -89,6 +94,7 @@ impl Telemetry {
                     .with_timeout(settings.timeout)
                     .with_headers(headers.clone())
                     .with_http_client(http.clone())
+                    .with_retry_policy(RetryPolicy::disabled())
                     .build()
                     .map_err(|e| TelemetryError(e.to_string()))?;
                 exporter.set_resource(&resource);
@@ -110,6 +116,7 @@ impl Telemetry {
                     .with_timeout(settings.timeout)
                     .with_headers(headers)
                     .with_http_client(http)
+                    .with_retry_policy(RetryPolicy::disabled())
                     .build()
                     .map_err(|e| TelemetryError(e.to_string()))?;
                 let reader = SharedReader(Arc::new(ManualReader::builder().build()));
