@@ -415,3 +415,29 @@ async fn without_configuration_nothing_is_exported_or_propagated() {
     assert!(stack.dashscope.requests().iter().all(|r| r.traceparent.is_none()));
     assert!(stack.mcp.headers_of("tools/call").iter().all(|h| h.traceparent.is_none() && h.meta_traceparent.is_none()));
 }
+
+/// Every attribute and metric name in `src/telemetry/names.rs` that claims to be a convention's (all but
+/// ARMS' three and our `fc_agent.*`) is spelled as the official `opentelemetry-semantic-conventions`
+/// package spells it; so are the resource attributes config.rs derives from FC's environment.
+#[tokio::test]
+async fn the_names_are_the_conventions_own() {
+    let python = tokio::task::spawn_blocking(|| venv("otlp")).await.unwrap();
+    let source = include_str!("../src/telemetry/names.rs");
+    let arms = ["gen_ai.span.kind", "gen_ai.session.id", "gen_ai.user.id"];
+    let mut names: Vec<&str> = source
+        .lines()
+        .filter(|line| line.starts_with("pub(crate) const"))
+        .filter_map(|line| line.split('"').nth(1))
+        .filter(|name| name.contains('.') && !name.starts_with("fc_agent.") && !arms.contains(name))
+        .collect();
+    assert!(names.len() > 30, "{names:?}");
+    names.extend(["faas.name", "cloud.region", "cloud.account.id", "faas.instance", "faas.max_memory"]);
+    names.extend(["cloud.provider", "cloud.platform", "service.name", "service.version"]);
+    let output = tokio::process::Command::new(python)
+        .arg(clients_dir().join("semconv_names.py"))
+        .args(&names)
+        .output()
+        .await
+        .expect("python runs");
+    assert!(output.status.success(), "{}", kit::venv::text(&output));
+}

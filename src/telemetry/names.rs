@@ -1,5 +1,5 @@
 //! Attribute and metric names, exactly as the OpenTelemetry GenAI, MCP, RPC and database conventions spell
-//! them (checked against the `opentelemetry-semantic-conventions` package by tests/telemetry.rs), then the
+//! them (tests/telemetry.rs checks them against the official `opentelemetry-semantic-conventions` package), then the
 //! few of ARMS' agent views, then our own under `fc_agent.`.
 
 // GenAI.
