@@ -13,7 +13,7 @@ PY := python3
 dev:
 	cargo build --bin $(BIN)
 	@# Without the conformance client (devstack's default feature), which would compile the function's library.
-	cargo run -p devstack --no-default-features -- --function target/debug/$(BIN)
+	cargo run -p devstack --no-default-features --bin devstack -- --function target/debug/$(BIN)
 
 ## `make dev` with OpenTelemetry on: a local OTLP/HTTP receiver (the tests' own, tests/clients/otlp_receiver.py,
 ## in a venv with opentelemetry-proto) on :4318 prints the span tree of every turn as it arrives.
@@ -25,7 +25,7 @@ dev-trace:
 	@$(OTLP_VENV)/bin/python tests/clients/otlp_receiver.py --port 4318 --print-tree & receiver=$$!; \
 	trap "kill $$receiver" EXIT; \
 	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 OTEL_METRIC_EXPORT_INTERVAL=0 \
-	  cargo run -p devstack --no-default-features -- --function target/debug/$(BIN)
+	  cargo run -p devstack --no-default-features --bin devstack -- --function target/debug/$(BIN)
 
 ## Run against the real cloud with the environment you have set (see README: Configuration).
 run:
