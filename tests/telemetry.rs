@@ -264,7 +264,7 @@ async fn every_face_has_its_root_span() {
             json!({"input": "Tell me the time", "stream": true, "user": "u-responses"}),
         ),
         (
-            "chat",
+            "chat_completions",
             "/compatible-mode/v1/chat/completions",
             json!({"messages": [{"role": "user", "content": "Tell me the time"}], "stream": true, "user": "u-chat"}),
         ),
@@ -335,7 +335,7 @@ async fn a_failed_turn_and_an_event_invocation() {
     post(&binary, "/invoke", event, &headers, payload).await;
     let trace = receiver.trace(event).await;
     let root = trace.one("invoke_agent");
-    assert_eq!(attr(root, "fc_agent.face"), "event");
+    assert_eq!(attr(root, "fc_agent.face"), "events");
     assert_eq!(attr(root, "faas.invocation_id"), "req-event-1");
     assert_eq!(root["parent_span_id"], PARENT_SPAN);
     let tool = trace.one("execute_tool");

@@ -49,7 +49,8 @@ pub(crate) const SESSION_ID: &str = "gen_ai.session.id";
 pub(crate) const USER_ID: &str = "gen_ai.user.id";
 
 // Ours: what no convention names.
-/// The wire face a turn came in on (`process`, `responses`, `chat`, `a2a`, `ag-ui`, `event`).
+/// The wire face a turn came in on: its route's name (`process`, `responses`, `chat_completions`, `a2a`,
+/// `ag-ui`, `events`).
 pub(crate) const FACE: &str = "fc_agent.face";
 /// How a turn ended: `completed`, `incomplete`, `failed`, or `abandoned` (the client went away).
 pub(crate) const OUTCOME: &str = "fc_agent.outcome";
