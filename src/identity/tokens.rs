@@ -71,7 +71,7 @@ impl WorkloadTokens {
             self.fetch(subject, credentials, deadline)
         };
         let lookup = within(&span, self.cache.get_or_fetch(key, subject, fetch));
-        let token = tokio::time::timeout_at(deadline, lookup).await.map_err(|_| IdentityError::Deadline).flatten();
+        let token = tokio::time::timeout_at(deadline, lookup).await.unwrap_or(Err(IdentityError::Deadline));
         span.set(names::CACHE_HIT, !fetched.load(Ordering::Relaxed));
         if let Err(error) = &token {
             span.fail("identity_error", &error.to_string());

@@ -64,7 +64,7 @@ async fn bounded<T>(
     let span = Span::start(name, SpanKind::Client, || {
         vec![KeyValue::new(names::DB_SYSTEM_NAME, store.system()), KeyValue::new(names::DB_OPERATION_NAME, operation)]
     });
-    let result = tokio::time::timeout_at(deadline, call).await.map_err(|_| SessionError::Timeout).flatten();
+    let result = tokio::time::timeout_at(deadline, call).await.unwrap_or(Err(SessionError::Timeout));
     if let Err(error) = &result {
         // A store's errors never carry its password (sessions::SessionError).
         span.fail("session_error", &error.to_string());
