@@ -187,3 +187,42 @@ async fn a_request_made_on_one_instance_is_answered_on_another_through_redis() {
     assert_eq!(failure_code(&replay), "approval_invalid", "answered on one instance is answered on all");
     assert_eq!(calls(&first), 0);
 }
+
+/// A2A 0.3 (raw JSON-RPC; the SDK checks are in tests/clients): the task ends `input-required` with the
+/// request as a data part; a message in the same task answering it goes on in that task.
+#[tokio::test]
+async fn an_a2a_task_waits_input_required_and_the_answer_continues_it() {
+    let f = Function::start(&[("TOOL_APPROVAL", "helloworld")]).await;
+    let send = |parts: Value, task: Option<&str>| {
+        let mut message = json!({"kind": "message", "role": "user", "messageId": format!("m{}", parts.to_string().len()),
+            "contextId": "ctx-1", "parts": parts, "metadata": {"user_id": "u1"}});
+        if let Some(task) = task {
+            message["taskId"] = json!(task);
+        }
+        json!({"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {"message": message}})
+    };
+    let post = |body: Value| {
+        let url = f.url("/a2a");
+        async move { Function::client().post(url).json(&body).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let asked = post(send(json!([{"kind": "text", "text": ASK}]), None)).await;
+    let task = &asked["result"];
+    assert_eq!(task["status"]["state"], "input-required", "{asked}");
+    let parts = task["status"]["message"]["parts"].as_array().unwrap();
+    let request = parts.iter().find(|p| p["kind"] == "data").expect("the request as a data part")["data"].clone();
+    assert_eq!(request["type"], "mcp_approval_request");
+    let (task_id, id) = (task["id"].as_str().unwrap().to_owned(), request["id"].as_str().unwrap().to_owned());
+    assert_eq!(calls(&f), 0);
+
+    let answer = json!([{"kind": "data", "data": {"approval_request_id": id, "approve": true}}]);
+    let done = post(send(answer.clone(), Some(&task_id))).await;
+    let task = &done["result"];
+    assert_eq!((task["status"]["state"].as_str(), task["id"].as_str()), (Some("completed"), Some(task_id.as_str())));
+    assert!(task["artifacts"][0]["parts"][0]["text"].as_str().unwrap().contains("Hello, Ada!"), "{done}");
+    assert_eq!(calls(&f), 1);
+
+    let replay = post(send(answer, Some(&task_id))).await;
+    assert_eq!(replay["result"]["status"]["state"], "failed", "{replay}");
+    assert_eq!(replay["result"]["metadata"]["error"]["code"], "approval_invalid");
+    assert_eq!(calls(&f), 1);
+}

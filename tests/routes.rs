@@ -91,7 +91,7 @@ async fn every_route_answers_its_own_methods_with_or_without_a_trailing_slash() 
             for path in [path.clone(), format!("{path}/")] {
                 let answer = f.send(method, &path, &[], "").await;
                 assert_ne!(answer.status, 405, "{method} {path}: {}", answer.text);
-                // The callback and the sessions exist only when configured; then their 404 says why.
+                // The consent routes and the sessions work only when configured; else their 404 says why.
                 if answer.status == 404 {
                     assert!(
                         matches!(*name, "oauth2_callback" | "oauth2_complete" | "sessions"),
@@ -120,4 +120,73 @@ async fn a_path_no_route_has_is_a_404_naming_it() {
             assert!(message.as_str().unwrap().contains(path.trim_end_matches('/')), "{method} {path}: {message}");
         }
     }
+}
+
+/// Every face refuses a body nested past the reader's bound, and a wrong type deep inside, before any turn
+/// and in its own error shape, naming the path.
+#[tokio::test]
+async fn every_face_refuses_deep_bodies_in_its_own_shape_naming_the_path() {
+    let f = Function::start(&[NO_MCP]).await;
+    let deep = format!("{}1{}", "[".repeat(70), "]".repeat(70));
+    // (path, extra headers, a body whose deep field has the wrong type, that field's path)
+    let faces: &[(&str, &[(&str, &str)], String, &str)] = &[
+        (
+            "/process",
+            &[],
+            r#"{"input":[{"role":"user","content":[{"type":"text","text":5}]}]}"#.into(),
+            "input[0].content[0].text",
+        ),
+        (
+            "/ag-ui",
+            &[],
+            // A text part of another type is skipped (AG-UI's parts are read leniently); a tool call is not.
+            r#"{"threadId":"t","runId":"r","messages":[{"id":"u","role":"user","content":"hi"},{"id":"a","role":"assistant","toolCalls":[{"id":"c","type":"function","function":{"name":5,"arguments":"{}"}}]}]}"#.into(),
+            "messages[1].toolCalls[0].function.name",
+        ),
+        (
+            "/compatible-mode/v1/responses",
+            &[],
+            r#"{"model":"m","input":[{"role":"user","content":[{"type":"input_text","text":5}]}]}"#.into(),
+            "input[0].content[0].text",
+        ),
+        (
+            "/compatible-mode/v1/chat/completions",
+            &[],
+            r#"{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":5}]}]}"#.into(),
+            "messages[0].content[0].text",
+        ),
+        (
+            "/a2a",
+            &[],
+            r#"{"jsonrpc":"2.0","id":1,"method":"message/send","params":{"message":{"role":"user","parts":[{"kind":"text","text":5}]}}}"#.into(),
+            "params.message.parts",
+        ),
+        (
+            "/a2a",
+            &[("a2a-version", "1.0")],
+            r#"{"jsonrpc":"2.0","id":1,"method":"SendMessage","params":{"message":{"role":"ROLE_USER","parts":[{"text":5}]}}}"#.into(),
+            "params.message.parts",
+        ),
+    ];
+    for (path, headers, wrong_type, field) in faces {
+        let too_deep = wrong_type.replacen(":5", &format!(":{deep}"), 1);
+        for (body, names) in [(wrong_type.clone(), *field), (too_deep, "body")] {
+            let answer = f.send("POST", path, headers, body).await;
+            let json = answer.json();
+            let message = if *path == "/a2a" {
+                // JSON-RPC: HTTP 200, the error in the body, the request's id echoed.
+                assert_eq!(answer.status, 200, "{path}: {}", answer.text);
+                assert!(json["error"]["code"].as_i64().unwrap() <= -32600, "{path}: {json}");
+                json["error"]["message"].as_str().unwrap().to_owned()
+            } else {
+                assert_eq!((answer.status, answer.error_code()), (400, "invalid_request".into()), "{path}");
+                if path.starts_with("/compatible-mode") {
+                    assert_eq!(json["error"]["type"], "invalid_request_error", "{path}: OpenAI's shape");
+                }
+                json["error"]["message"].as_str().unwrap().to_owned()
+            };
+            assert!(message.starts_with(&format!("{names}: ")), "{path}: {message:?} should name {names}");
+        }
+    }
+    assert_eq!(f.stack.dashscope.request_count(), 0, "no turn ran");
 }

@@ -96,7 +96,9 @@ impl Face for A2aFace {
     /// The task is registered only once the turn is planned; `tasks/cancel` stops it.
     fn reply(&self, turn: A2aTurn, _: &Plan) -> Reply<A2aStream, A2aAnswer> {
         let A2aTurn { version, id, send, stream } = turn;
-        let (task_id, cancel) = self.tasks.submit(&send.context_id, &send.message_id, &send.text);
+        // An answer to an `input-required` task of this instance goes on in that task; otherwise a new one.
+        let (task_id, cancel) =
+            self.tasks.submit(send.task_id.as_deref(), &send.context_id, &send.message_id, &send.text);
         let tasks = self.tasks.clone();
         let reply = match stream {
             true => Reply::stream(A2aStream::new(version, id, task_id, send.context_id, tasks)),

@@ -1,5 +1,5 @@
-//! The edge: the route table ([`routes`]) sends each request to a wire face or a handler. A face
-//! ([`face::Face`]) parses its body into the pipeline's ask and writes its own refusals; [`App::serve`]
+//! The edge: the route table (`routes.rs`) sends each request to a wire face or a handler. A face
+//! (`face::Face`) parses its body into the pipeline's ask and writes its own refusals; `App::serve`
 //! is the one driver of read → parse → plan → stream or answer. The one place where a request becomes a
 //! [`Rejection`] or a turn.
 //!

@@ -73,6 +73,7 @@ impl App {
     }
 }
 
+/// Both routes exist; without a server taking OAuth2 tokens there is nothing to complete, and the 404 says so.
 fn no_consents() -> Rejection {
     Rejection::new(
         StatusCode::NOT_FOUND,

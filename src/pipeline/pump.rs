@@ -132,21 +132,18 @@ impl Pipeline {
         let mut sink = Collected { renderer, body: Vec::new() };
         self.drive(plan, &mut sink, std::future::pending(), cancel).await;
         let Collected { renderer, body } = sink;
-        let body = match crate::telemetry::active() {
-            false => Body::full(body.concat()),
-            // The answer goes out whole at once; only the body's end waits for the turn's spans to leave.
-            true => {
-                let (sender, body) = Body::channel_starting_with(vec![body.concat().into()]);
-                tokio::spawn(async move {
-                    crate::telemetry::turn_done().await;
-                    drop(sender);
-                });
-                body
-            }
-        };
-        let mut response = Response::new(body);
-        *response.status_mut() = renderer.status();
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(renderer.content_type()));
+        let whole = Bytes::from(body.concat());
+        if !crate::telemetry::active() {
+            return crate::respond::respond(renderer.status(), renderer.content_type(), whole);
+        }
+        // The answer goes out whole at once; only the body's end waits for the turn's spans to leave.
+        let mut response = crate::respond::respond(renderer.status(), renderer.content_type(), Bytes::new());
+        let (sender, streamed) = Body::channel_starting_with(vec![whole]);
+        tokio::spawn(async move {
+            crate::telemetry::turn_done().await;
+            drop(sender);
+        });
+        *response.body_mut() = streamed;
         response
     }
 

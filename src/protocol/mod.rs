@@ -7,6 +7,10 @@
 //! - [`agui`]: `POST /ag-ui` (AG-UI events over SSE).
 //! - [`triggers`]: whatever an FC trigger delivers to `/invoke`, as an AgentScope request.
 //! - [`responses`], [`chat`]: the OpenAI faces (Responses API, Chat Completions); `openai` is what they share.
+//! - `reader`: the one reader of request bodies and the field rules the faces share.
+//!
+//! `app::face` joins each parser and renderer to the edge (the face contract); [`parse_body`] opens every
+//! face's parser to the fuzz targets and the mutation test.
 
 pub(crate) mod a2a;
 pub mod agentscope;

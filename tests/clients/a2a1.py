@@ -104,6 +104,30 @@ async def check_the_wire_strictly(http):
     check(canceled is not None, "strict: the dripping stream was cancelled")
 
 
+async def check_approval(http):
+    """TOOL_APPROVAL=helloworld (APPROVAL_FUNCTION_URL): the task stops TASK_STATE_INPUT_REQUIRED with the
+    request as a data part; a message in the same task answering it completes that task. Parsed strictly."""
+    url = os.environ["APPROVAL_FUNCTION_URL"] + "/a2a"
+
+    async def send(params):
+        body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": params}
+        answer = (await http.post(url, json=body, headers={"A2A-Version": "1.0"})).json()
+        check("result" in answer, f"approval SendMessage: {answer}")
+        return strictly(SendMessageResponse, answer["result"]).task
+
+    asked = await send(MessageToDict(request("Please say hello to Ada")))
+    check(asked.status.state == TaskState.TASK_STATE_INPUT_REQUIRED, f"input-required: {asked.status}")
+    data = [MessageToDict(p)["data"] for p in asked.status.message.parts if p.HasField("data")]
+    check(len(data) == 1 and data[0]["type"] == "mcp_approval_request", f"the request as a data part: {data}")
+    check(json.loads(data[0]["arguments"]) == {"name": "Ada"}, f"arguments: {data[0]}")
+    answer = {"message": {"messageId": uuid.uuid4().hex, "role": "ROLE_USER", "contextId": asked.context_id,
+                          "taskId": asked.id, "metadata": {"user_id": "alice"},
+                          "parts": [{"data": {"approval_request_id": data[0]["id"], "approve": True}}]}}
+    done = await send(answer)
+    check(done.id == asked.id and done.status.state == COMPLETED, f"the same task completes: {done.status}")
+    check("Hello, Ada!" in answer_of(done), f"the approved call's answer: {answer_of(done)!r}")
+
+
 def answer_of(task):
     return "".join(p.text for a in task.artifacts for p in a.parts)
 
@@ -181,6 +205,7 @@ async def main():
         check(sum(e.HasField("artifact_update") for e in stream) >= 2, "0.3-compat chunks")
         await check_consent_flow(http)
         await check_the_wire_strictly(http)
+        await check_approval(http)
     print("a2a 1.x: ok")
 
 

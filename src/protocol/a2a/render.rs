@@ -68,6 +68,11 @@ impl Renderer for A2aStream {
                 let message = version.authorization_message(&ids, &super::request::new_id(), &provider, &url);
                 version.status_update(&ids, version.status(TaskState::AuthRequired, Some(message)), false, None)
             }
+            Change::Approval { requests } => {
+                let message = version.approval_message(&ids, &super::request::new_id(), &requests);
+                // The turn is over: the stream ends here; the answer comes as a new message.
+                version.status_update(&ids, version.status(TaskState::InputRequired, Some(message)), true, None)
+            }
             Change::Status { state, note } => {
                 let message = note.map(|text| version.message(&ids, &super::request::new_id(), false, &text));
                 let last = state.is_terminal();

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::wire::{RpcError, Version};
 use crate::llm::{ChatMessage, Sampling};
-use crate::pipeline::{ApprovalInput, Ask, UserClaim};
+use crate::pipeline::{ApprovalAnswer, ApprovalInput, Ask, UserClaim};
 use crate::protocol::{RequestError, reader};
 
 /// Parts a message may carry; more is refused rather than read without bound.
@@ -128,6 +128,11 @@ pub(crate) struct SendParams {
     pub(crate) context_id: String,
     /// `message.metadata.user_id` (the same key in both versions).
     pub(crate) user_id: Option<String>,
+    /// Data parts `{"approval_request_id", "approve", "reason"?}`: answers to the approval requests an
+    /// `input-required` task asked (the message may then hold no text).
+    pub(crate) answers: Vec<ApprovalAnswer>,
+    /// The task the message continues (`taskId`), when it names one.
+    pub(crate) task_id: Option<String>,
 }
 
 impl SendParams {
@@ -145,7 +150,13 @@ impl SendParams {
             return Err(RpcError::invalid_params(format!("params.message.parts: at most {MAX_PARTS} parts")));
         }
         let texts: Vec<&str> = parts.iter().filter_map(|part| text_of(version, part)).collect();
-        if texts.is_empty() {
+        let answers = parts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, part)| answer_of(part).map(|answer| answer.map_err(|reason| (i, reason))))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|(i, reason)| RpcError::invalid_params(format!("params.message.parts[{i}].data.{reason}")))?;
+        if texts.is_empty() && answers.is_empty() {
             return Err(RpcError::invalid_params(
                 "params.message.parts: no text part (file and data parts are not read)",
             ));
@@ -157,23 +168,44 @@ impl SendParams {
             message_id: string("messageId").unwrap_or_else(new_id),
             context_id: string("contextId").unwrap_or_else(new_id),
             user_id: user_id.map(str::to_owned),
+            answers,
+            task_id: string("taskId"),
         })
     }
 
     /// The pipeline's question: one user message, in this context's session.
     pub(crate) fn to_ask(&self, user: UserClaim) -> Ask {
+        let messages = match self.text.is_empty() {
+            true => Vec::new(),
+            false => vec![ChatMessage::User { content: self.text.clone() }],
+        };
         Ask {
-            messages: vec![ChatMessage::User { content: self.text.clone() }],
+            messages,
             model: None,
             sampling: Sampling::default(),
             user,
             // The session memory stores this face's input as the model messages it became.
             records: Vec::new(),
             session_id: Some(self.context_id.clone()),
-            // Not yet shown on this face: calls that need approval are declined and the model told.
-            approval: ApprovalInput::default(),
+            // A call that needs approval ends the task `input-required`; the answer comes back as data parts.
+            approval: ApprovalInput { can_ask: true, answers: self.answers.clone(), resent: Vec::new() },
         }
     }
+}
+
+/// An approval answer in a data part (0.3 `{kind:"data", data}`, 1.0 `{data}`): `None` for any other
+/// part; the field at fault when the data names a request but is not a valid answer.
+fn answer_of(part: &Value) -> Option<Result<ApprovalAnswer, String>> {
+    let data = part.get("data")?.as_object()?;
+    let request_id = data.get("approval_request_id")?;
+    let Some(request_id) = request_id.as_str().filter(|id| !id.is_empty()) else {
+        return Some(Err("approval_request_id: expected the id of the request answered".into()));
+    };
+    let Some(approve) = data.get("approve").and_then(Value::as_bool) else {
+        return Some(Err("approve: required: true or false".into()));
+    };
+    let reason = data.get("reason").and_then(Value::as_str).filter(|r| !r.is_empty()).map(str::to_owned);
+    Some(Ok(ApprovalAnswer { request_id: request_id.to_owned(), approve, reason }))
 }
 
 /// A text part's text: 0.3 `{kind:"text", text}`, 1.0 `{text}`.

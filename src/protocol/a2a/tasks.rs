@@ -31,6 +31,8 @@ struct TaskRecord {
     /// The agent's status message (a tool in use, the failure).
     note: Option<String>,
     failure: Option<Failure>,
+    /// The approval requests the turn stopped for (data parts of the `input-required` status message).
+    approvals: Vec<Value>,
     /// Stops the running turn (see [`Tasks::cancel`]).
     stop: Arc<Notify>,
     created: Instant,
@@ -56,6 +58,10 @@ pub(crate) enum Change {
         provider: String,
         url: String,
     },
+    /// The turn ended waiting for the user's approval of these requests (`input-required`, final).
+    Approval {
+        requests: Vec<Value>,
+    },
 }
 
 /// `tasks/cancel` could not cancel.
@@ -80,14 +86,20 @@ impl Tasks {
         self.records.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Registers a new, submitted task; returns its id and the future that resolves when it is cancelled.
+    /// Registers a submitted task — `continues`, when it names a task of this context waiting for the
+    /// user (`input-required`), else a new one; returns its id and the future that resolves when it is
+    /// cancelled.
     pub(crate) fn submit(
         &self,
+        continues: Option<&str>,
         context_id: &str,
         user_message_id: &str,
         question: &str,
     ) -> (String, impl Future<Output = ()> + Send + 'static) {
-        let id = new_id();
+        let waiting = continues.filter(|id| {
+            self.lock().get(*id).is_some_and(|r| r.state == TaskState::InputRequired && r.context_id == context_id)
+        });
+        let id = waiting.map_or_else(new_id, str::to_owned);
         let now = Instant::now();
         let stop = Arc::new(Notify::new());
         let record = TaskRecord {
@@ -99,6 +111,7 @@ impl Tasks {
             answer: String::new(),
             note: None,
             failure: None,
+            approvals: Vec::new(),
             stop: stop.clone(),
             created: now,
             touched: now,
@@ -146,6 +159,18 @@ impl Tasks {
             TurnEvent::ToolResult { name, output, .. } => {
                 let outcome = if output.is_error { "failed" } else { "answered" };
                 (TaskState::Working, Some(format!("tool {name} {outcome}")))
+            }
+            TurnEvent::ApprovalRequested { request_id, server, name, arguments, .. } => {
+                record.approvals.push(serde_json::json!({
+                    "type": "mcp_approval_request", "id": request_id, "name": name, "arguments": arguments,
+                    "server_label": server,
+                }));
+                return Change::Nothing;
+            }
+            TurnEvent::Finished(TurnEnd::Completed) if !record.approvals.is_empty() && !record.state.is_terminal() => {
+                record.state = TaskState::InputRequired;
+                record.note = None;
+                return Change::Approval { requests: record.approvals.clone() };
             }
             TurnEvent::Finished(end) => {
                 if !record.state.is_terminal() {
@@ -211,12 +236,16 @@ fn state_word(state: TaskState) -> &'static str {
         TaskState::Failed => "failed",
         TaskState::Canceled => "canceled",
         TaskState::Submitted | TaskState::Working | TaskState::AuthRequired => "running",
+        TaskState::InputRequired => "waiting for the user",
     }
 }
 
 fn render(version: Version, id: &str, record: &TaskRecord) -> Value {
     let ids = Ids { task_id: id, context_id: &record.context_id };
-    let note = record.note.as_deref().map(|text| version.message(&ids, &format!("{id}-status"), false, text));
+    let note = match record.state {
+        TaskState::InputRequired => Some(version.approval_message(&ids, &format!("{id}-status"), &record.approvals)),
+        _ => record.note.as_deref().map(|text| version.message(&ids, &format!("{id}-status"), false, text)),
+    };
     let artifacts =
         if record.answer.is_empty() { Vec::new() } else { vec![version.artifact(&record.artifact_id, &record.answer)] };
     let history = vec![version.message(&ids, &record.user_message_id, true, &record.question)];
@@ -230,7 +259,7 @@ mod tests {
     #[tokio::test]
     async fn a_cancel_stops_the_turn_and_sticks() {
         let tasks = Tasks::default();
-        let (id, stopped) = tasks.submit("c1", "m1", "hi");
+        let (id, stopped) = tasks.submit(None, "c1", "m1", "hi");
         assert_eq!(
             tasks.apply(&id, &TurnEvent::TextDelta("he".into())),
             Change::Text { delta: "he".into(), first: true, resumed: false }
@@ -251,9 +280,9 @@ mod tests {
     #[test]
     fn the_registry_is_bounded_oldest_first() {
         let tasks = Tasks::default();
-        let (first, _) = tasks.submit("c", "m", "q");
+        let (first, _) = tasks.submit(None, "c", "m", "q");
         for _ in 0..MAX_TASKS {
-            let _ = tasks.submit("c", "m", "q");
+            let _ = tasks.submit(None, "c", "m", "q");
         }
         assert!(tasks.get(&first, Version::V03).is_none());
         assert_eq!(tasks.lock().len(), MAX_TASKS);
@@ -262,7 +291,7 @@ mod tests {
     #[test]
     fn a_failed_turn_fails_the_task_with_its_code() {
         let tasks = Tasks::default();
-        let (id, _) = tasks.submit("c", "m", "q");
+        let (id, _) = tasks.submit(None, "c", "m", "q");
         let failure = Failure::new(FailureCode::ModelError, "boom");
         tasks.apply(&id, &TurnEvent::Finished(TurnEnd::Failed(failure.clone())));
         assert_eq!(tasks.failure(&id), Some(failure));
@@ -272,7 +301,7 @@ mod tests {
     #[test]
     fn a_consent_prompt_makes_the_task_auth_required_until_the_turn_goes_on() {
         let tasks = Tasks::default();
-        let (id, _stopped) = tasks.submit("c1", "m1", "hi");
+        let (id, _stopped) = tasks.submit(None, "c1", "m1", "hi");
         let prompt = TurnEvent::AuthorizationRequired { provider: "calendar".into(), url: "https://c/a".into() };
         assert_eq!(
             tasks.apply(&id, &prompt),

@@ -17,6 +17,9 @@ pub(crate) enum TaskState {
     Working,
     /// Waiting for the user's OAuth2 consent (the status message has the link); back to working after.
     AuthRequired,
+    /// The turn ended waiting for the user's approval of a tool call (the status message carries each
+    /// request as a data part); the user's answer, a message in the same context, goes on.
+    InputRequired,
     Completed,
     Failed,
     Canceled,
@@ -48,12 +51,14 @@ impl Version {
             (Version::V03, TaskState::Submitted) => "submitted",
             (Version::V03, TaskState::Working) => "working",
             (Version::V03, TaskState::AuthRequired) => "auth-required",
+            (Version::V03, TaskState::InputRequired) => "input-required",
             (Version::V03, TaskState::Completed) => "completed",
             (Version::V03, TaskState::Failed) => "failed",
             (Version::V03, TaskState::Canceled) => "canceled",
             (Version::V10, TaskState::Submitted) => "TASK_STATE_SUBMITTED",
             (Version::V10, TaskState::Working) => "TASK_STATE_WORKING",
             (Version::V10, TaskState::AuthRequired) => "TASK_STATE_AUTH_REQUIRED",
+            (Version::V10, TaskState::InputRequired) => "TASK_STATE_INPUT_REQUIRED",
             (Version::V10, TaskState::Completed) => "TASK_STATE_COMPLETED",
             (Version::V10, TaskState::Failed) => "TASK_STATE_FAILED",
             (Version::V10, TaskState::Canceled) => "TASK_STATE_CANCELED",
@@ -85,6 +90,24 @@ impl Version {
         let message = json!({
             "messageId": message_id, "role": self.agent_role(),
             "parts": [self.text_part(&text), self.data_part(data)],
+            "contextId": ids.context_id, "taskId": ids.task_id,
+        });
+        self.tagged("message", obj(message))
+    }
+
+    /// The agent's approval question: a text naming the calls, and one data part per request
+    /// (`{"type":"mcp_approval_request","id","name","arguments","server_label"}`) the answer names by `id`.
+    pub(crate) fn approval_message(self, ids: &Ids<'_>, message_id: &str, requests: &[Value]) -> Value {
+        let names: Vec<&str> = requests.iter().filter_map(|r| r["name"].as_str()).collect();
+        let text = format!(
+            "Approve or decline: {}. Answer with a data part {{\"approval_request_id\": <id>, \"approve\": true|false}} \
+             per request.",
+            names.join(", ")
+        );
+        let mut parts = vec![self.text_part(&text)];
+        parts.extend(requests.iter().map(|request| self.data_part(request.clone())));
+        let message = json!({
+            "messageId": message_id, "role": self.agent_role(), "parts": parts,
             "contextId": ids.context_id, "taskId": ids.task_id,
         });
         self.tagged("message", obj(message))
