@@ -7,7 +7,7 @@ the `helloworld` tool denied. Checks what a person would see:
    streamed delta by delta, the reasoning folded away but there;
 2. a multi-line question (Shift+Enter) whose tool call the gateway denies, marked failed;
 3. a failing model: the error with its code;
-4. a reload: the same session, its history back from GET /sessions/{id};
+4. a reload: the same session, its history back from GET /sessions/{id}, fitting a phone's width;
 5. "New session": a new id, an empty page, kept across a reload.
 
 CHAT_URL is the page. With SCREENSHOT=<path>, a PNG of the page after step 2 is written there (README).
@@ -192,6 +192,17 @@ def reload_keeps_history(driver, session, result):
           driver)
 
 
+def phone_width(driver):
+    # A phone's screen (a window cannot be made this narrow): the history with its tool cards fits it.
+    driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
+                           {"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": True})
+    width = driver.execute_script("return window.innerWidth")
+    check(width == 390, f"the emulated phone is 390px wide: {width}", driver)
+    overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
+    check(overflow <= 0, f"the page fits a phone's width (overflows by {overflow}px)", driver)
+    driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+
+
 def new_session(driver, session):
     driver.find_element(By.ID, "new-session").click()
     fresh = driver.find_element(By.ID, "session-id").text
@@ -206,7 +217,8 @@ def new_session(driver, session):
 def screenshot(driver, path):
     # Tall enough for both turns; the page scrolls to its end as it streams, so back to the top first.
     driver.set_window_size(1000, 1250)
-    driver.execute_script("window.scrollTo(0, 0)")
+    # One reasoning unfolded, to show it is there.
+    driver.execute_script("document.querySelector('details.reasoning').open = true; window.scrollTo(0, 0)")
     time.sleep(0.2)
     if not driver.save_screenshot(path):
         fail(f"the screenshot could not be written to {path}", driver)
@@ -228,11 +240,8 @@ def main():
             driver.set_window_size(1000, 900)
         failing_model(driver)
         reload_keeps_history(driver, session, result)
+        phone_width(driver)
         new_session(driver, session)
-        # A phone's width: nothing wider than the screen.
-        driver.set_window_size(390, 844)
-        overflow = driver.execute_script("return document.documentElement.scrollWidth - window.innerWidth")
-        check(overflow <= 0, f"the page fits a phone's width (overflows by {overflow}px)", driver)
     finally:
         driver.quit()
     print("chat page: all checks passed")
