@@ -196,7 +196,8 @@ class AgentTurn {
     const node = el('div', 'consent');
     const prompt = text && text.text ? text.text.split(': http')[0] : `The tool needs your permission for ${data.provider}`;
     const link = el('a', 'button consent-link', `Authorize ${data.provider}`);
-    link.href = data.url;
+    // Only a web page: a `javascript:` URL in the event must not become something to click.
+    if (/^https?:\/\//i.test(String(data.url))) link.href = data.url;
     link.target = '_blank';
     link.rel = 'noopener';
     const status = el('span', 'consent-status', 'Waiting for you to allow; the turn goes on by itself.');
