@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use crate::acs::Credentials;
+use crate::agent::ToolApproval;
 use crate::identity::{self, IdentitySettings, OAuth2Settings};
 use crate::llm::LlmSettings;
 use crate::mcp::{McpProtocol, McpSettings, OAuth2Grant, PoolLimits};
@@ -62,6 +63,10 @@ pub(crate) struct AgentConfig {
     /// `A2A_PUBLIC_URL`: the A2A endpoint's URL as callers reach it (the card's `url`); unset, it is
     /// derived from each card request's `Host` / `X-Forwarded-*`.
     pub(crate) a2a_public_url: Option<Endpoint>,
+    /// `TOOL_APPROVAL`: which tool calls wait for the user's approval (`none`, `all`, or names/patterns).
+    pub(crate) tool_approval: ToolApproval,
+    /// `TOOL_APPROVAL_TTL_SECS`: how long such a request may be answered.
+    pub(crate) approval_ttl: Duration,
 }
 
 /// A configuration value that is missing or malformed.
@@ -113,6 +118,11 @@ impl Config {
                     .get("AGENT_EVENT_INSTRUCTION")
                     .unwrap_or_else(|| DEFAULT_EVENT_INSTRUCTION.to_owned()),
                 a2a_public_url: env.endpoint("A2A_PUBLIC_URL")?,
+                tool_approval: ToolApproval::parse(&env.get("TOOL_APPROVAL").unwrap_or_default())
+                    .map_err(|reason| invalid("TOOL_APPROVAL", reason))?,
+                approval_ttl: Duration::from_secs(
+                    env.positive("TOOL_APPROVAL_TTL_SECS", crate::agent::DEFAULT_APPROVAL_TTL.as_secs())?,
+                ),
             },
             function_timeout: Duration::from_secs(env.positive("FUNCTION_TIMEOUT_SECS", 600)?),
             max_request_bytes: env.positive("MAX_REQUEST_BYTES", 1_048_576)?,
@@ -322,6 +332,7 @@ fn oauth2_settings(env: &Env) -> Result<OAuth2Settings, ConfigError> {
         ),
         poll_limit: env.positive("OAUTH2_POLL_LIMIT", identity::DEFAULT_POLL_LIMIT)?,
         state_key,
+        bound_to_jwt: user_source(env.get("AGENT_IDENTITY_USER_SOURCE"))? == UserSource::Jwt,
     })
 }
 

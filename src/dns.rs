@@ -4,10 +4,9 @@
 //!
 //! reqwest resolves the host on every new connection. A burst of turns opens a connection per turn to
 //! each upstream at the same moment (the pools are empty or busy), and every one of them ran its own
-//! `getaddrinfo` on a blocking thread of its own: a burst of 100 tool turns against hosts given by name
-//! started ~170 threads (BENCHMARKS.md, FC-sized, `--hostnames`), each charged its kernel stack and the
-//! stack pages it touched, all for the same two or three names, on an instance with 0.05 vCPU to create
-//! them with. Here a lookup that starts while another one for the same name is running waits for that one
+//! `getaddrinfo` on a blocking thread of its own: a burst of tool turns against hosts given by name started
+//! a thread per connection (BENCHMARKS.md, FC-sized), each charged its kernel stack and the stack pages it
+//! touched, all for the same two or three names, on an instance with 0.05 vCPU to create them with. Here a lookup that starts while another one for the same name is running waits for that one
 //! and takes its answer; nothing is kept once a lookup ends, so every new lookup asks the system again and
 //! DNS changes are seen exactly as before. Address literals never reach a resolver (hyper-util parses them
 //! first).

@@ -1,4 +1,4 @@
-//! How a turn fails once its stream has started: the failure codes of DESIGN.md ("Errors") and the one
+//! How a turn fails once its stream has started: the failure codes (docs/design.md, "Errors") and the one
 //! table from upstream errors to those codes. Every face renders a [`Failure`] in its own shape (the
 //! AgentScope `error:{code,message}`, an OpenAI `response.failed`, an A2A failed task…); none of them
 //! classifies upstream errors itself.
@@ -42,7 +42,7 @@ pub(crate) enum Fault {
     Request,
 }
 
-/// The failure codes of DESIGN.md ("Errors").
+/// The failure codes every face reports (docs/design.md, "Errors").
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FailureCode {
     IdentityError,
@@ -64,6 +64,9 @@ pub enum FailureCode {
     /// An MCP server needs the user's OAuth2 token and the user did not authorize the provider within
     /// `OAUTH2_POLL_LIMIT` polls (or before the turn's deadline). Start the turn again to get a new link.
     ConsentTimeout,
+    /// An answer to an approval request that waits for no answer in this session: unknown, answered
+    /// already, asked of another user, expired, or sent back with other arguments. Nothing was run.
+    ApprovalInvalid,
 }
 
 impl Failure {
@@ -216,6 +219,7 @@ impl FailureCode {
             FailureCode::Internal => "internal",
             FailureCode::SessionError => "session_error",
             FailureCode::ConsentTimeout => "consent_timeout",
+            FailureCode::ApprovalInvalid => "approval_invalid",
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Ids that must be unique but need not be secret: message, response, task and tool-call ids.
 //!
-//! `Uuid::new_v4` asks the kernel for its 16 bytes, one `getrandom` call each: `strace -c` of a warm tool
-//! turn counted 6 with `SESSION_STORE=none` and 12 with `memory` (the stored messages' ids). These come
+//! `Uuid::new_v4` asks the kernel for its 16 bytes, one `getrandom` call each, and a turn makes several
+//! (more with session memory: every stored message has one). These come
 //! from the thread's userspace generator instead, seeded from the OS once per thread (fastrand, already a
 //! dependency for jitter): ids of the same form, no system call. What must be unguessable keeps the
 //! kernel's randomness: `acs::rpc`'s signature nonce, the AssumeRole session name, the OAuth2 state's nonce

@@ -18,6 +18,7 @@ pub mod mcp;
 pub mod pipeline;
 pub mod protocol;
 pub mod rejection;
+pub(crate) mod respond;
 pub mod retry;
 pub mod secret;
 pub(crate) mod sessions;

@@ -27,8 +27,8 @@ fn main() -> ExitCode {
 
 /// One worker thread unless `TOKIO_WORKER_THREADS` says otherwise. The function waits on upstreams almost
 /// all the time and is deployed with a fraction of a vCPU (s.yaml: `cpu: 0.05`); a second worker only adds
-/// cross-thread wake-ups on every upstream hand-off. Measured (BENCHMARKS.md): ~25 % less CPU and ~10 %
-/// less own overhead per tool turn than one worker per core.
+/// cross-thread wake-ups on every upstream hand-off, so one worker takes less CPU and less own overhead per
+/// tool turn than one per core (BENCHMARKS.md, "Figures behind the code's bounds").
 fn runtime() -> tokio::runtime::Builder {
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     builder.enable_all();

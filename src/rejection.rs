@@ -1,4 +1,4 @@
-//! A request refused before any turn runs, and the one writer of the error body of DESIGN.md
+//! A request refused before any turn runs, and the one writer of the plain error body (docs/design.md)
 //! (`{"error":{"code":"…","message":"…"}}`). Like an axum rejection, a [`Rejection`] renders itself
 //! ([`Rejection::into_response`]); handlers just return it.
 
@@ -8,6 +8,7 @@ use serde::Serialize;
 use fc_runtime::Body;
 
 use crate::failure::{Failure, Fault};
+use crate::respond::{self, respond};
 
 /// A 4xx/5xx answered instead of a turn. `message` names the field or header and why, never a value
 /// that could be a secret.
@@ -16,8 +17,8 @@ pub struct Rejection {
     pub status: StatusCode,
     pub code: &'static str,
     pub message: String,
-    /// The `Allow` header of a 405.
-    allow: Option<&'static str>,
+    /// The `Allow` header of a 405 (the route table's methods of the path).
+    allow: Option<String>,
 }
 
 impl Rejection {
@@ -45,7 +46,7 @@ impl Rejection {
         Rejection::new(StatusCode::NOT_FOUND, "not_found", format!("no route for {path}; see GET / for the endpoints"))
     }
 
-    pub(crate) fn method_not_allowed(allow: &'static str) -> Rejection {
+    pub(crate) fn method_not_allowed(allow: String) -> Rejection {
         let message = format!("this endpoint accepts {allow}");
         Rejection {
             allow: Some(allow),
@@ -53,21 +54,19 @@ impl Rejection {
         }
     }
 
-    /// The `Allow` header of a 405 (for a face that renders the rejection in its own shape).
-    pub(crate) fn allow(&self) -> Option<&'static str> {
-        self.allow
+    /// `body` with this rejection's status (and `Allow`, for a 405): every face's refusal, whatever its
+    /// error shape, is answered through here.
+    pub(crate) fn respond_with(&self, content_type: &'static str, body: impl Into<bytes::Bytes>) -> Response<Body> {
+        let mut response = respond(self.status, content_type, body);
+        if let Some(allow) = self.allow.as_deref().and_then(|allow| HeaderValue::from_str(allow).ok()) {
+            response.headers_mut().insert(header::ALLOW, allow);
+        }
+        response
     }
 
     /// The JSON error response.
     pub(crate) fn into_response(self) -> Response<Body> {
-        let mut response = Response::new(Body::full(ErrorBody::new(self.code, &self.message).to_json()));
-        *response.status_mut() = self.status;
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-        if let Some(allow) = self.allow {
-            headers.insert(header::ALLOW, HeaderValue::from_static(allow));
-        }
-        response
+        self.respond_with(respond::JSON, ErrorBody::new(self.code, &self.message).to_json())
     }
 }
 
@@ -90,10 +89,7 @@ impl Rejection {
     /// escaped.
     pub(crate) fn into_html_response(self) -> Response<Body> {
         let body = html_page("Authorization failed", &format!("{} ({})", self.message, self.code));
-        let mut response = Response::new(Body::full(body));
-        *response.status_mut() = self.status;
-        response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-        response
+        self.respond_with(respond::HTML, body)
     }
 }
 
@@ -164,7 +160,7 @@ mod tests {
 
     #[test]
     fn a_405_names_what_is_allowed() {
-        let response = Rejection::method_not_allowed("POST").into_response();
+        let response = Rejection::method_not_allowed("POST".into()).into_response();
         assert_eq!(response.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(response.headers()[header::ALLOW], "POST");
         assert_eq!(response.headers()[header::CONTENT_TYPE], "application/json");

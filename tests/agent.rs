@@ -145,6 +145,7 @@ fn turn(text: &str) -> Turn {
         sampling: Sampling::default(),
         max_iters: 10,
         deadline: deadline(),
+        approvals: Default::default(),
     }
 }
 

@@ -142,9 +142,12 @@ async fn openai_sdk() {
     refusing_stack.mcp = McpStandIn::start(McpOptions::new(|_| false)).await.unwrap();
     let refusing = Binary::start(&refusing_stack, &env).await;
     let consent = consent_binary(&stack, &env).await;
+    let approving =
+        Binary::start(&stack, &[("DASHSCOPE_ENABLE_THINKING", "true"), ("TOOL_APPROVAL", "helloworld")]).await;
     let jwt = user_jwt("openai-user");
     let script_env = [
         ("REFUSING_FUNCTION_URL", refusing.url("")),
+        ("APPROVAL_FUNCTION_URL", approving.url("")),
         ("USER_JWT", jwt),
         ("MODEL", "qwen-max".into()),
         ("CONSENT_FUNCTION_URL", consent.url("")),
@@ -170,7 +173,7 @@ async fn agentscope_runtime_shares_sessions_through_redis() {
     let redis = redis_server::RedisServer::start().await;
     let url = redis.url();
     let stack = Stack::start().await.unwrap();
-    let binary = Binary::start(&stack, &[("SESSION_STORE", &url)]).await;
+    let binary = Binary::start(&stack, &[("SESSION_STORE", &url), ("TOOL_APPROVAL", "helloworld")]).await;
     run_script(python, "agentscope_sessions.py", &binary, &[("REDIS_URL", &url)]).await;
     let requests = stack.dashscope.requests();
     let carries_theirs = |body: &serde_json::Value| {

@@ -395,3 +395,73 @@ async fn a_jwt_users_consent_is_confirmed_with_that_users_jwt_sealed_in_the_stat
     let bearers = f.stack.mcp_oauth2.bearers();
     assert!(bearers.iter().all(|b| f.stack.identity.oauth2_user_of(b).as_deref() == Some("carol")), "{bearers:?}");
 }
+
+/// `AGENT_IDENTITY_USER_SOURCE=jwt` (issue 26, part 3): the consent is bound to the user it was asked for.
+/// The plain callback completes nothing; the application's return page passes the redirect's parameters to
+/// `POST /oauth2/complete` with its signed-in user's JWT, and only the JWT of the user who asked completes.
+#[tokio::test]
+async fn with_jwt_users_only_the_user_who_asked_completes_their_consent() {
+    let f = start(|stack| {
+        let mut vars = only_oauth2(stack.mcp_oauth2.url(), "400");
+        vars.push(("AGENT_IDENTITY_USER_SOURCE", "jwt".to_owned()));
+        vars
+    })
+    .await;
+    let (carol, mallory) = (jwt("carol"), jwt("mallory"));
+    let mut stream = Stream::open_with(&f, "ignored", Some(&carol)).await;
+    let url = stream.authorization().await["url"].as_str().unwrap().to_owned();
+    let callback = callback_url(&url).await;
+    let query = |name: &str| {
+        let url = reqwest::Url::parse(&callback).unwrap();
+        url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap()
+    };
+    let (session_uri, state) = (query("session_uri"), query("state"));
+    // Only the subject is sealed now: the state is far shorter than one holding the JWT, and names no one.
+    assert!(!callback.contains("carol") && !state.contains(carol.split('.').nth(1).unwrap()), "{callback}");
+    assert!(state.len() < carol.len(), "the JWT itself is not in the state");
+
+    let client = Function::client();
+    let answer = client.get(&callback).send().await.unwrap();
+    assert_eq!(answer.status(), 403, "the plain callback is refused under USER_SOURCE=jwt");
+    assert!(answer.text().await.unwrap().contains("POST /oauth2/complete"));
+
+    let complete = |bearer: Option<String>, body: Value| {
+        let client = client.clone();
+        let url = f.url("/oauth2/complete");
+        async move {
+            let mut request = client.post(url).json(&body);
+            if let Some(bearer) = bearer {
+                request = request.bearer_auth(bearer);
+            }
+            let answer = request.send().await.unwrap();
+            let status = answer.status().as_u16();
+            (status, answer.text().await.unwrap())
+        }
+    };
+    let both = json!({ "session_uri": session_uri, "state": state });
+    let (status, body) = complete(None, both.clone()).await;
+    assert_eq!(status, 401, "{body}");
+    let (status, body) = complete(Some(mallory.clone()), both.clone()).await;
+    assert_eq!(status, 403, "another user's JWT: {body}");
+    assert!(!body.contains(&mallory) && !body.contains(&carol), "{body}");
+    let (status, body) = complete(Some(carol.clone()), json!({ "session_uri": session_uri })).await;
+    assert_eq!((status, body.contains("state: required")), (400, true), "{body}");
+    let (status, body) = complete(Some(carol.clone()), json!({ "session_uri": session_uri, "state": "v2.AAAA" })).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(of(&f, COMPLETE).is_empty(), "nothing was completed by the refused attempts");
+
+    let (status, body) = complete(Some(carol.clone()), both.clone()).await;
+    assert_eq!(status, 200, "{body}");
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(answer, json!({ "completed": true, "provider": OAUTH2_PROVIDER }));
+    let completes = of(&f, COMPLETE);
+    assert_eq!(completes.len(), 1);
+    assert_eq!(completes[0].params["UserIdentifier"], json!({ "UserJWT": carol }).to_string());
+    let (status, body) = complete(Some(carol.clone()), both).await;
+    assert_eq!(status, 400, "a replay: {body}");
+
+    let (last, _) = stream.finish().await;
+    assert_eq!(last["status"], "completed", "{last}");
+    let bearers = f.stack.mcp_oauth2.bearers();
+    assert!(bearers.iter().all(|b| f.stack.identity.oauth2_user_of(b).as_deref() == Some("carol")), "{bearers:?}");
+}

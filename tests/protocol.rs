@@ -622,47 +622,46 @@ fn real_trigger_payloads_are_recognised() {
     assert_eq!(files, expect.iter().map(|e| e.0).collect::<Vec<_>>(), "a new sample needs an expectation");
     for (file, kind, needle) in expect {
         let body = std::fs::read(format!("{EVENTS_DIR}/{file}")).unwrap();
-        let event = parse_event(&body, INSTRUCTION, "req-42").unwrap();
+        let event = parse_event(&body, INSTRUCTION).unwrap();
         assert_eq!(event.kind, kind, "{file}");
         let text = user_text(&event.request);
         assert!(text.starts_with(&format!("{INSTRUCTION}\n\nEvent ({}): ", kind.as_str())), "{file}: {text}");
         assert!(text.contains(needle), "{file}: {text}");
-        assert_eq!(event.request.session_id(), Some("req-42"), "{file}");
+        assert_eq!(event.request.session_id(), None, "{file}: an envelope names no session");
         assert_eq!(event.request.input[0].role, Some(Role::User));
     }
     // The HTTP trigger's headers (Authorization, signatures) never reach the prompt.
-    let http =
-        request_from_event(&std::fs::read(format!("{EVENTS_DIR}/http.json")).unwrap(), INSTRUCTION, "r").unwrap();
+    let http = request_from_event(&std::fs::read(format!("{EVENTS_DIR}/http.json")).unwrap(), INSTRUCTION).unwrap();
     assert!(!user_text(&http).contains("ACS3-HMAC-SHA256") && !user_text(&http).contains("Authorization"));
 }
 
 #[test]
 fn agent_requests_arrive_directly_or_inside_envelopes() {
     let req = json!({"input": user_input(), "user_id": "u1"});
-    let direct = parse_event(req.to_string().as_bytes(), INSTRUCTION, "req-1").unwrap();
+    let direct = parse_event(req.to_string().as_bytes(), INSTRUCTION).unwrap();
     assert_eq!(direct.kind, TriggerKind::AgentRequest);
-    assert_eq!(direct.request.session_id(), Some("req-1"), "session id defaults to the request id");
+    assert_eq!(direct.request.session_id(), None, "no session unless the request names one");
     assert_eq!(direct.request.user_id(), Some("u1"));
     assert_eq!(user_text(&direct.request), "Tell me the time in UTC");
 
     let own_session = json!({"input": user_input(), "session_id": "mine"}).to_string();
-    assert_eq!(request_from_event(own_session.as_bytes(), INSTRUCTION, "r").unwrap().session_id(), Some("mine"));
+    assert_eq!(request_from_event(own_session.as_bytes(), INSTRUCTION).unwrap().session_id(), Some("mine"));
 
     let invalid = br#"{"input": []}"#;
     assert_eq!(
-        request_from_event(invalid, INSTRUCTION, "r").unwrap_err().to_string(),
+        request_from_event(invalid, INSTRUCTION).unwrap_err().to_string(),
         "input: must hold at least one message"
     );
 
     let timer = json!({"triggerTime":"2026-01-01T00:00:00Z","triggerName":"hourly","payload": req.to_string()});
-    let event = parse_event(timer.to_string().as_bytes(), INSTRUCTION, "req-2").unwrap();
+    let event = parse_event(timer.to_string().as_bytes(), INSTRUCTION).unwrap();
     assert_eq!(event.kind, TriggerKind::Timer);
     assert_eq!(user_text(&event.request), "Tell me the time in UTC");
-    assert_eq!((event.request.session_id(), event.request.user_id()), (Some("req-2"), Some("u1")));
+    assert_eq!((event.request.session_id(), event.request.user_id()), (None, Some("u1")));
 
     let mns = json!({"TopicOwner":"1","Message": req.to_string(),"TopicName":"t"});
     assert_eq!(
-        user_text(&request_from_event(mns.to_string().as_bytes(), INSTRUCTION, "r").unwrap()),
+        user_text(&request_from_event(mns.to_string().as_bytes(), INSTRUCTION).unwrap()),
         "Tell me the time in UTC"
     );
 }
@@ -671,20 +670,17 @@ fn agent_requests_arrive_directly_or_inside_envelopes() {
 fn timer_text_payload_is_the_message() {
     let timer =
         json!({"triggerTime":"2026-01-01T00:00:00Z","triggerName":"daily","payload":"Summarise today's alerts"});
-    let event = parse_event(timer.to_string().as_bytes(), INSTRUCTION, "req-3").unwrap();
+    let event = parse_event(timer.to_string().as_bytes(), INSTRUCTION).unwrap();
     assert_eq!(event.kind, TriggerKind::Timer);
     assert_eq!(user_text(&event.request), "Summarise today's alerts");
-    assert_eq!(event.request.session_id(), Some("req-3"));
+    assert_eq!(event.request.session_id(), None);
 
     // A payload that looks like a request but is not one stays text.
     let timer = json!({"triggerTime":"t","triggerName":"n","payload":"{\"input\": 5}"});
-    assert_eq!(
-        user_text(&request_from_event(timer.to_string().as_bytes(), INSTRUCTION, "r").unwrap()),
-        "{\"input\": 5}"
-    );
+    assert_eq!(user_text(&request_from_event(timer.to_string().as_bytes(), INSTRUCTION).unwrap()), "{\"input\": 5}");
 
     let empty = json!({"triggerTime":"t","triggerName":"n","payload":""});
-    let text = request_from_event(empty.to_string().as_bytes(), INSTRUCTION, "r").unwrap();
+    let text = request_from_event(empty.to_string().as_bytes(), INSTRUCTION).unwrap();
     assert!(user_text(&text).starts_with(&format!("{INSTRUCTION}\n\nEvent (timer): ")));
 }
 
@@ -693,13 +689,13 @@ fn cloud_events_object_and_array() {
     let ce = json!({"id":"e1","source":"acs.oss","specversion":"1.0","type":"oss:ObjectCreated:PutObject",
         "subject":"acs:oss:cn-hangzhou:1:bucket/a.txt","time":"2026-01-01T00:00:00Z","data":{"key":"a.txt"},
         "aliyunaccountid":"1"});
-    let one = parse_event(ce.to_string().as_bytes(), INSTRUCTION, "r").unwrap();
+    let one = parse_event(ce.to_string().as_bytes(), INSTRUCTION).unwrap();
     assert_eq!(one.kind, TriggerKind::CloudEvents);
     assert!(user_text(&one.request).contains("oss:ObjectCreated:PutObject"));
 
     let batch =
         json!([ce, {"id":"e2","source":"acs.mns","specversion":"1.0","type":"mns:Queue:SendMessage","data":"x"}]);
-    let many = parse_event(batch.to_string().as_bytes(), INSTRUCTION, "r").unwrap();
+    let many = parse_event(batch.to_string().as_bytes(), INSTRUCTION).unwrap();
     assert_eq!(many.kind, TriggerKind::CloudEvents);
     let text = user_text(&many.request);
     assert!(
@@ -709,17 +705,17 @@ fn cloud_events_object_and_array() {
 
 #[test]
 fn anything_else_is_passed_on_as_text() {
-    let plain = parse_event(b"please check the backups", INSTRUCTION, "r").unwrap();
+    let plain = parse_event(b"please check the backups", INSTRUCTION).unwrap();
     assert_eq!((plain.kind, user_text(&plain.request)), (TriggerKind::Text, "please check the backups"));
 
     let other_json = br#"{"hello":"world"}"#;
-    assert_eq!(user_text(&request_from_event(other_json, INSTRUCTION, "r").unwrap()), r#"{"hello":"world"}"#);
+    assert_eq!(user_text(&request_from_event(other_json, INSTRUCTION).unwrap()), r#"{"hello":"world"}"#);
 
-    let empty = request_from_event(b"", INSTRUCTION, "r").unwrap();
+    let empty = request_from_event(b"", INSTRUCTION).unwrap();
     assert!(user_text(&empty).contains("Event (empty)"));
 
     let mostly_text = b"caf\xe9 ol\xe9 and a lot more plain ascii text around the two stray latin-1 bytes here";
-    assert!(user_text(&request_from_event(mostly_text, INSTRUCTION, "r").unwrap()).starts_with("caf\u{fffd} ol"));
+    assert!(user_text(&request_from_event(mostly_text, INSTRUCTION).unwrap()).starts_with("caf\u{fffd} ol"));
 }
 
 #[test]
@@ -727,16 +723,16 @@ fn garbage_bytes_never_panic() {
     let mut rng = fastrand::Rng::with_seed(7);
     for len in [1usize, 2, 3, 17, 255, 4096, 20_000] {
         let body: Vec<u8> = (0..len).map(|_| rng.u8(..)).collect();
-        let event = parse_event(&body, INSTRUCTION, "r").unwrap();
-        assert_eq!(event.request.session_id(), Some("r"));
+        let event = parse_event(&body, INSTRUCTION).unwrap();
+        assert_eq!(event.request.session_id(), None);
         assert!(!user_text(&event.request).is_empty());
     }
     let binary: Vec<u8> = (0..=255u8).cycle().take(600).collect();
-    let event = parse_event(&binary, INSTRUCTION, "r").unwrap();
+    let event = parse_event(&binary, INSTRUCTION).unwrap();
     assert_eq!(event.kind, TriggerKind::Binary);
     assert!(user_text(&event.request).contains("600 bytes, base64: AAECAwQF"));
     let big: Vec<u8> = (0..=255u8).cycle().take(100_000).collect();
-    assert!(user_text(&request_from_event(&big, INSTRUCTION, "r").unwrap()).contains("100000 bytes (not shown)"));
+    assert!(user_text(&request_from_event(&big, INSTRUCTION).unwrap()).contains("100000 bytes (not shown)"));
 
     for body in [
         "[".repeat(200_000),
@@ -748,7 +744,7 @@ fn garbage_bytes_never_panic() {
         "{,,,}".to_owned(),
         "{\"a\":\"\\\",}\",}".to_owned(),
     ] {
-        let event = parse_event(body.as_bytes(), INSTRUCTION, "r").unwrap();
+        let event = parse_event(body.as_bytes(), INSTRUCTION).unwrap();
         assert!(!user_text(&event.request).is_empty(), "{body:.40}");
     }
 }

@@ -45,7 +45,7 @@ async fn get_session(f: &Function, session: &str, user: &str) -> kit::Reply {
     send(f, "GET", &format!("/sessions/{session}?user_id={user}"), &[], Vec::new()).await
 }
 
-/// The seed's golden second turn (`../shared/spec/sessions.md` §1): the stored tool turn, reasoning dropped,
+/// The seed's golden second turn (docs/sessions.md): the stored tool turn, reasoning dropped,
 /// before the new message.
 async fn second_turn_remembers(f: &Function, second: &Function) {
     assert_eq!(process(f, &[], &turn("u1", "s1", "Tell me the time in UTC")).await.ending(), completed());

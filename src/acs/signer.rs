@@ -1,5 +1,5 @@
 //! ACS3-HMAC-SHA256 (Alibaba Cloud signature V3), written out so every step can be checked against the
-//! SDK-made vectors in `../shared/vectors/acs3`.
+//! vectors the official SDK made (`tests/identity.rs` signs them byte for byte).
 //!
 //! ```text
 //! CanonicalRequest = METHOD \n PATH \n CanonicalQuery \n CanonicalHeaders \n SignedHeaders \n HexSha256(body)

@@ -29,6 +29,17 @@ pub enum TurnEvent {
     /// open `url` and consent; the turn waits (polling) and goes on once they have. Every face shows it as
     /// an assistant message with the link and as a machine-readable event of its own idiom.
     AuthorizationRequired { provider: String, url: String },
+    /// A call that needs the user's approval (`TOOL_APPROVAL`) was not made: the face shows the request
+    /// (`request_id`) in its own protocol, the session keeps it, and the turn ends after this step; the
+    /// next invocation's answer runs it exactly as here, or tells the model it was declined.
+    ApprovalRequested {
+        request_id: String,
+        call_id: String,
+        server: String,
+        name: String,
+        arguments: String,
+        expires_at: u64,
+    },
     /// Token usage of one model call; consumers sum them.
     Usage(Usage),
     /// The last event of every turn.

@@ -1,7 +1,9 @@
 //! One agent turn: the ReAct loop over the model and the tools, reported as [`TurnEvent`]s.
 
+mod approval;
 mod events;
 mod react;
 
+pub use approval::{Approvals, DEFAULT_APPROVAL_TTL, ToolApproval, cannot_ask_output};
 pub use events::{TurnEnd, TurnEvent, authorization_message};
 pub use react::{Turn, run_turn};

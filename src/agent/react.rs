@@ -5,10 +5,11 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::approval::{Approvals, cannot_ask_output};
 use super::events::{TurnEnd, TurnEvent};
 use crate::failure::{Failure, FailureCode};
 use crate::llm::{
-    ChatMessage, ChatRequest, ChatStream, FinishReason, LlmClient, Sampling, StepResult, StreamItem, ToolSpec,
+    ChatMessage, ChatRequest, ChatStream, FinishReason, LlmClient, Sampling, StepResult, StreamItem, ToolCall, ToolSpec,
 };
 use crate::mcp::{McpError, ToolOutput, Tools};
 
@@ -23,6 +24,8 @@ pub struct Turn {
     /// Model calls allowed (`AGENT_MAX_ITERS`).
     pub max_iters: u32,
     pub deadline: Instant,
+    /// Which calls wait for the user, and the calls they approved for this invocation.
+    pub approvals: Approvals,
 }
 
 /// Why the loop stopped early.
@@ -75,12 +78,27 @@ async fn steps(
     events: &mpsc::Sender<TurnEvent>,
 ) -> Result<(), LoopExit> {
     let emit = |event| async move { events.send(event).await.map_err(|_| LoopExit::Gone) };
+    let mut servers: Vec<(String, String)> = Vec::new();
     if let Some(tools) = tools {
         for listing in tools.listings().await {
+            servers.extend(listing.tools.iter().map(|tool| (tool.name.clone(), listing.server.clone())));
             emit(TurnEvent::ToolsListed { server: listing.server, tools: listing.tools }).await?;
         }
     }
     let mut messages = turn.messages;
+    let approvals = turn.approvals;
+    if !approvals.approved.is_empty() {
+        // The user approved these in answer to the last turn's requests: they run first, exactly as they
+        // were asked about, and the model goes on from their results.
+        let tools = tools.ok_or_else(|| Failure::new(FailureCode::Internal, "an approved call, but no tools"))?;
+        for call in &approvals.approved {
+            emit(TurnEvent::ToolCallStarted { call_id: call.id.clone(), name: call.function.name.clone() }).await?;
+            emit(completed(call)).await?;
+        }
+        let results = join_all(approvals.approved.iter().map(|call| run(tools, call, turn.deadline))).await;
+        messages.push(ChatMessage::Assistant { content: None, tool_calls: approvals.approved.clone() });
+        report(approvals.approved.clone(), results, &mut messages, events).await?;
+    }
     for _ in 0..turn.max_iters {
         let specs = match tools {
             Some(tools) => offered(tools).await,
@@ -93,7 +111,9 @@ async fn steps(
         // copied into every request and held twice for the length of the stream.
         messages = request.messages;
         let stream = started.map_err(|e| Failure::model(&e))?;
-        let step = model_step(stream, events).await?;
+        // A call that will wait for the user is not shown as a call: the face shows the request instead.
+        let held = |name: &str| approvals.can_ask && approvals.policy.requires(name);
+        let step = model_step(stream, events, &held).await?;
         if let Some(usage) = step.usage {
             emit(TurnEvent::Usage(usage)).await?;
         }
@@ -103,35 +123,53 @@ async fn steps(
         if step.tool_calls.is_empty() {
             return Ok(());
         }
-        for call in &step.tool_calls {
-            emit(TurnEvent::ToolCallCompleted {
-                call_id: call.id.clone(),
-                name: call.function.name.clone(),
-                arguments: call.function.arguments.clone(),
-            })
-            .await?;
+        for call in step.tool_calls.iter().filter(|call| !held(&call.function.name)) {
+            emit(completed(call)).await?;
         }
         let Some(tools) = tools else {
             return Err(
                 Failure::new(FailureCode::ModelError, "the model called a tool although none was offered").into()
             );
         };
-        let results = join_all(step.tool_calls.iter().map(|call| async move {
-            match serde_json::from_str::<Value>(&call.function.arguments) {
-                Ok(arguments) => call_tool(tools, &call.function.name, arguments, turn.deadline).await,
-                Err(error) => Ok(ToolOutput::error(&format!("the arguments are not valid JSON: {error}"))),
+        // Calls that wait for the user are asked about (the turn ends after this step) or, where nobody can
+        // be asked, declined with the reason as their output; the others run now.
+        let mut waiting = false;
+        let mut now = Vec::with_capacity(step.tool_calls.len());
+        for call in step.tool_calls {
+            if !approvals.policy.requires(&call.function.name) {
+                now.push(call);
+                continue;
             }
-        }))
-        .await;
+            if approvals.can_ask {
+                let server = servers.iter().find(|(name, _)| *name == call.function.name).map(|(_, server)| server);
+                emit(TurnEvent::ApprovalRequested {
+                    request_id: format!("mcpr_{}", crate::ids::uuid().simple()),
+                    call_id: call.id,
+                    server: server.cloned().unwrap_or_default(),
+                    name: call.function.name,
+                    arguments: call.function.arguments,
+                    expires_at: approvals.expires_at,
+                })
+                .await?;
+                waiting = true;
+            } else {
+                let output = ToolOutput::error(&cannot_ask_output(&call.function.name));
+                emit(TurnEvent::ToolResult { call_id: call.id.clone(), name: call.function.name.clone(), output })
+                    .await?;
+                messages.push(ChatMessage::Assistant { content: None, tool_calls: vec![call.clone()] });
+                messages
+                    .push(ChatMessage::Tool { tool_call_id: call.id, content: cannot_ask_output(&call.function.name) });
+            }
+        }
+        let results = join_all(now.iter().map(|call| run(tools, call, turn.deadline))).await;
         messages.push(ChatMessage::Assistant {
             content: (!step.text.is_empty()).then_some(step.text),
-            tool_calls: step.tool_calls.clone(),
+            tool_calls: now.clone(),
         });
-        for (call, result) in step.tool_calls.into_iter().zip(results) {
-            let output = result?;
-            let content = output.text.clone();
-            emit(TurnEvent::ToolResult { call_id: call.id.clone(), name: call.function.name, output }).await?;
-            messages.push(ChatMessage::Tool { tool_call_id: call.id, content });
+        report(now, results, &mut messages, events).await?;
+        if waiting {
+            // The turn ends here; the session keeps the requests and the calls, and the answer resumes it.
+            return Ok(());
         }
     }
     Err(LoopExit::End(TurnEnd::Incomplete(Failure::new(
@@ -140,10 +178,48 @@ async fn steps(
     ))))
 }
 
+/// The event that says a call's arguments are complete.
+fn completed(call: &ToolCall) -> TurnEvent {
+    TurnEvent::ToolCallCompleted {
+        call_id: call.id.clone(),
+        name: call.function.name.clone(),
+        arguments: call.function.arguments.clone(),
+    }
+}
+
+/// One call, its arguments parsed (arguments that are not JSON are the model's to fix).
+async fn run(tools: &Tools, call: &ToolCall, deadline: Instant) -> Result<ToolOutput, Failure> {
+    match serde_json::from_str::<Value>(&call.function.arguments) {
+        Ok(arguments) => call_tool(tools, &call.function.name, arguments, deadline).await,
+        Err(error) => Ok(ToolOutput::error(&format!("the arguments are not valid JSON: {error}"))),
+    }
+}
+
+/// Reports each call's result and adds it to the conversation, in call order.
+async fn report(
+    calls: Vec<ToolCall>,
+    results: Vec<Result<ToolOutput, Failure>>,
+    messages: &mut Vec<ChatMessage>,
+    events: &mpsc::Sender<TurnEvent>,
+) -> Result<(), LoopExit> {
+    for (call, result) in calls.into_iter().zip(results) {
+        let output = result?;
+        let content = output.text.clone();
+        let event = TurnEvent::ToolResult { call_id: call.id.clone(), name: call.function.name, output };
+        events.send(event).await.map_err(|_| LoopExit::Gone)?;
+        messages.push(ChatMessage::Tool { tool_call_id: call.id, content });
+    }
+    Ok(())
+}
+
 /// One streaming model call, forwarding its deltas as they arrive.
-async fn model_step(mut stream: ChatStream, events: &mpsc::Sender<TurnEvent>) -> Result<StepResult, LoopExit> {
-    // Call ids by the model's `index`, so argument fragments can be attributed.
-    let mut call_ids: Vec<(u32, String)> = Vec::new();
+async fn model_step(
+    mut stream: ChatStream,
+    events: &mpsc::Sender<TurnEvent>,
+    held: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<StepResult, LoopExit> {
+    // Call ids by the model's `index`, so argument fragments can be attributed; `None` for a held call.
+    let mut call_ids: Vec<(u32, Option<String>)> = Vec::new();
     loop {
         let event = match stream.next().await {
             Some(Ok(event)) => event,
@@ -157,11 +233,15 @@ async fn model_step(mut stream: ChatStream, events: &mpsc::Sender<TurnEvent>) ->
             StreamItem::ReasoningDelta(text) => TurnEvent::ReasoningDelta(text),
             StreamItem::TextDelta(text) => TurnEvent::TextDelta(text),
             StreamItem::ToolCallStarted { index, id, name } => {
-                call_ids.push((index, id.clone()));
+                if held(&name) {
+                    call_ids.push((index, None));
+                    continue;
+                }
+                call_ids.push((index, Some(id.clone())));
                 TurnEvent::ToolCallStarted { call_id: id, name }
             }
             StreamItem::ToolCallArguments { index, fragment } => {
-                let Some((_, call_id)) = call_ids.iter().find(|(i, _)| *i == index) else {
+                let Some((_, Some(call_id))) = call_ids.iter().find(|(i, _)| *i == index) else {
                     continue;
                 };
                 TurnEvent::ToolCallArgumentsDelta { call_id: call_id.clone(), delta: fragment }

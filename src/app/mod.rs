@@ -1,22 +1,28 @@
-//! The edge: the function's routes, each a wire face's parser → the planner → the pipeline with the
-//! face's renderer. The one place where a request becomes a [`Rejection`] or a turn.
+//! The edge: the route table ([`routes`]) sends each request to a wire face or a handler. A face
+//! ([`face::Face`]) parses its body into the pipeline's ask and writes its own refusals; [`App::serve`]
+//! is the one driver of read → parse → plan → stream or answer. The one place where a request becomes a
+//! [`Rejection`] or a turn.
 //!
+//! - `routes.rs`: the table of `(method, path) → endpoint`; the 405s and `GET /` come from it
+//! - `face.rs`: the face contract and its driver
 //! - `process.rs`: `POST /process` (AgentScope SSE, or one JSON answer)
 //! - `invoke.rs`: event invocations (`/invoke`)
 //! - `a2a.rs`: `POST /a2a` (A2A JSON-RPC) and the agent card
 //! - `agui.rs`: `POST /ag-ui` (AG-UI SSE)
-//! - `responses.rs`, `chat.rs`: the OpenAI faces under `/compatible-mode/v1` (Responses, Chat Completions,
-//!   models); their refusals are in OpenAI's error shape
+//! - `openai.rs`: the OpenAI faces under `/compatible-mode/v1` (Responses, Chat Completions, models);
+//!   their refusals are in OpenAI's error shape
 //! - `sessions.rs`: `GET` / `DELETE /sessions/{session_id}` (session memory)
-//! - `oauth2.rs`: `GET /oauth2/callback` (the OAuth2 consent's return URL)
+//! - `oauth2.rs`: `GET /oauth2/callback` (the OAuth2 consent's return URL) and `POST /oauth2/complete`
+//!   (the same, proven by the signed-in user's JWT)
 
 mod a2a;
 mod agui;
-mod chat;
+mod face;
 mod invoke;
 mod oauth2;
+mod openai;
 mod process;
-mod responses;
+mod routes;
 mod sessions;
 
 use std::convert::Infallible;
@@ -24,29 +30,37 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use fc_runtime::{Body, BodyError, Context, Request, RequestExt, Runtime, Service, service_fn};
-use http::{HeaderValue, Method, Response, StatusCode, header};
+use http::Response;
 
 use crate::acs::Credentials;
 use crate::config::{Config, UserSource};
 use crate::pipeline::{self, Pipeline, PipelineError, Planner};
-use crate::protocol::a2a::{CardSettings, Tasks};
 use crate::rejection::Rejection;
+use crate::respond;
 use crate::secret::Secret;
+use routes::{Endpoint, Found, Route, Shape};
 
 /// Everything built once at start and shared by all invocations.
 pub struct App {
     pipeline: Arc<Pipeline>,
     planner: Planner,
     user_source: UserSource,
-    event_instruction: String,
     max_request_bytes: usize,
     options: fc_runtime::Options,
-    /// `GET /`, made once: it names the agent (`AGENT_NAME`) and the endpoints.
+    /// `GET /`, made once from the route table: it names the agent (`AGENT_NAME`) and the endpoints.
     index: Bytes,
-    /// The A2A tasks this instance ran or is running.
-    tasks: Arc<Tasks>,
-    card: CardSettings,
-    openai: chat::OpenAiFaces,
+    faces: Faces,
+}
+
+/// Each face with its own state (A2A's tasks and card, the OpenAI faces' model list, the event
+/// instruction); nothing in it is shared between faces.
+struct Faces {
+    process: process::ProcessFace,
+    event: invoke::EventFace,
+    a2a: a2a::A2aFace,
+    agui: agui::AguiFace,
+    responses: openai::ResponsesFace,
+    chat: openai::ChatFace,
 }
 
 /// The function could not be built from its configuration.
@@ -58,16 +72,16 @@ impl App {
             pipeline: Arc::new(Pipeline::new(&config)?),
             planner: Planner::new(&config),
             user_source: config.identity.user_source.clone(),
-            event_instruction: config.agent.event_instruction.clone(),
             max_request_bytes: config.max_request_bytes,
-            index: index(&config.agent.name),
-            tasks: Arc::new(Tasks::default()),
-            card: CardSettings {
-                name: config.agent.name.clone(),
-                public_url: config.agent.a2a_public_url.clone(),
-                user_source: config.identity.user_source.clone(),
+            index: Bytes::from(routes::index(&config.agent.name)),
+            faces: Faces {
+                process: process::ProcessFace,
+                event: invoke::EventFace::new(&config),
+                a2a: a2a::A2aFace::new(&config),
+                agui: agui::AguiFace,
+                responses: openai::ResponsesFace::new(&config),
+                chat: openai::ChatFace::new(&config),
             },
-            openai: chat::OpenAiFaces::new(&config),
             options: fc_runtime::Options {
                 port: config.port,
                 default_timeout: config.function_timeout,
@@ -103,53 +117,52 @@ impl App {
         })
     }
 
+    /// The route table's answer: the endpoint, a 405 naming what the route allows, or a 404.
     async fn handle(self: &Arc<Self>, request: Request) -> Response<Body> {
-        let answer = if request.is_event() { self.event(request).await } else { self.route(request).await };
-        answer.unwrap_or_else(Rejection::into_response)
+        if request.is_event() {
+            return self.dispatch(routes::event_route(), request, None).await;
+        }
+        match routes::find(request.method(), request.uri().path()) {
+            Found::Served { route, param } => self.dispatch(route, request, param).await,
+            Found::WrongMethod(route) => refuse(route, Rejection::method_not_allowed(route.allow())),
+            Found::NotFound => Rejection::not_found(request.uri().path()).into_response(),
+        }
     }
 
-    async fn route(self: &Arc<Self>, request: Request) -> Result<Response<Body>, Rejection> {
-        let path = request.uri().path().trim_end_matches('/');
-        match (path, request.method()) {
-            ("/process", &Method::POST) => self.process(request).await,
-            ("/a2a", &Method::POST) => self.a2a(request).await,
-            ("/ag-ui", &Method::POST) => self.agui(request).await,
-            ("/.well-known/agent-card.json" | "/.well-known/agent.json", &Method::GET | &Method::HEAD) => {
-                Ok(self.agent_card(&request))
+    async fn dispatch(self: &Arc<Self>, route: &Route, request: Request, param: Option<String>) -> Response<Body> {
+        match route.endpoint {
+            Endpoint::Event => self.serve(&self.faces.event, request).await,
+            Endpoint::Process => self.serve(&self.faces.process, request).await,
+            Endpoint::A2a => self.serve(&self.faces.a2a, request).await,
+            Endpoint::Agui => self.serve(&self.faces.agui, request).await,
+            Endpoint::Responses => self.serve(&self.faces.responses, request).await,
+            Endpoint::Chat => self.serve(&self.faces.chat, request).await,
+            Endpoint::AgentCard => self.faces.a2a.card(request.headers()),
+            Endpoint::Models => self.faces.chat.models(),
+            Endpoint::Session => {
+                let session_id = param.unwrap_or_default();
+                self.session(request, &session_id).await.unwrap_or_else(|rejection| refuse(route, rejection))
             }
-            (OPENAI_RESPONSES, &Method::POST) => Ok(self.responses(request).await),
-            (OPENAI_CHAT, &Method::POST) => Ok(self.chat_completions(request).await),
-            (OPENAI_MODELS, &Method::GET | &Method::HEAD) => Ok(self.models()),
-            (OPENAI_RESPONSES | OPENAI_CHAT, _) => {
-                Ok(crate::protocol::openai::rejection_response(Rejection::method_not_allowed("POST")))
+            Endpoint::OAuth2Callback => self.oauth2_callback(request).await,
+            Endpoint::OAuth2Complete => {
+                self.oauth2_complete(request).await.unwrap_or_else(|rejection| refuse(route, rejection))
             }
-            (OPENAI_MODELS, _) => Ok(crate::protocol::openai::rejection_response(Rejection::method_not_allowed("GET"))),
-            ("/health", &Method::GET | &Method::HEAD) => Ok(health()),
-            (crate::config::CALLBACK_PATH, &Method::GET) => Ok(self.oauth2_callback(request).await),
-            (crate::config::CALLBACK_PATH, _) => Err(Rejection::method_not_allowed("GET")),
-            ("", &Method::GET | &Method::HEAD) => Ok(json_response(self.index.clone())),
-            (path, &Method::GET | &Method::DELETE) if path.starts_with("/sessions/") => {
-                let session_id = path["/sessions/".len()..].to_owned();
-                self.session(request, &session_id).await
-            }
-            (path, _) if path.starts_with("/sessions/") => Err(Rejection::method_not_allowed("GET, DELETE")),
-            ("/process" | "/a2a" | "/ag-ui", _) => Err(Rejection::method_not_allowed("POST")),
-            ("/.well-known/agent-card.json" | "/.well-known/agent.json", _) => {
-                Err(Rejection::method_not_allowed("GET"))
-            }
-            ("/health" | "", _) => Err(Rejection::method_not_allowed("GET")),
-            _ => Err(Rejection::not_found(request.uri().path())),
+            Endpoint::Health => respond::json(HEALTH),
+            Endpoint::Index => respond::json(self.index.clone()),
         }
     }
 }
 
-/// The OpenAI faces' paths: `OpenAI(base_url=".../compatible-mode/v1")` appends `/responses` and so on.
-const OPENAI_RESPONSES: &str = "/compatible-mode/v1/responses";
-const OPENAI_CHAT: &str = "/compatible-mode/v1/chat/completions";
-const OPENAI_MODELS: &str = "/compatible-mode/v1/models";
+/// A refusal of `route` before any face read the request, in the route's error shape.
+fn refuse(route: &Route, rejection: Rejection) -> Response<Body> {
+    match route.shape {
+        Shape::Plain => rejection.into_response(),
+        Shape::OpenAi => crate::protocol::openai::rejection_response(rejection),
+    }
+}
 
 /// What the planner needs to know about an invocation from FC's context.
-fn invocation(context: &Context) -> pipeline::Platform {
+fn platform(context: &Context) -> pipeline::Platform {
     pipeline::Platform {
         timeout: context.timeout(),
         deadline: context.deadline(),
@@ -164,8 +177,8 @@ fn invocation(context: &Context) -> pipeline::Platform {
     }
 }
 
-/// A request body, at most `limit` bytes. Content-Type is not checked: curl users forget it, and a body
-/// that parses is accepted.
+/// The one reader of a request body: at most `limit` bytes (`MAX_REQUEST_BYTES`). Content-Type is not
+/// checked: curl users forget it, and a body that parses is accepted.
 async fn read_body(request: &mut Request, limit: usize) -> Result<Bytes, Rejection> {
     request.body_bytes(limit).await.map_err(|error| match error {
         BodyError::TooLarge { limit } => Rejection::payload_too_large(limit),
@@ -173,34 +186,9 @@ async fn read_body(request: &mut Request, limit: usize) -> Result<Bytes, Rejecti
     })
 }
 
-fn json_response(body: impl Into<Bytes>) -> Response<Body> {
-    let mut response = Response::new(Body::full(body));
-    *response.status_mut() = StatusCode::OK;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    response
+/// The first value of `name` in a query string, percent-decoded (`+` is a space).
+fn query_value(query: Option<&str>, name: &str) -> Option<String> {
+    form_urlencoded::parse(query?.as_bytes()).find(|(key, _)| key == name).map(|(_, value)| value.into_owned())
 }
 
-fn health() -> Response<Body> {
-    json_response(r#"{"status":"healthy","runner":"ready"}"#)
-}
-
-fn index(agent_name: &str) -> Bytes {
-    let body = serde_json::json!({
-        "service": env!("CARGO_PKG_NAME"),
-        "agent": agent_name,
-        "version": env!("CARGO_PKG_VERSION"),
-        "endpoints": {
-            "process": "POST /process",
-            "a2a": "POST /a2a (card: GET /.well-known/agent-card.json)",
-            "ag-ui": "POST /ag-ui",
-            "health": "GET /health",
-            "events": "POST /invoke with x-fc-control-path: /invoke",
-            "sessions": "GET or DELETE /sessions/{session_id}",
-            "oauth2_callback": "GET /oauth2/callback (the OAuth2 consent's return URL)",
-            "responses": "POST /compatible-mode/v1/responses",
-            "chat_completions": "POST /compatible-mode/v1/chat/completions",
-            "models": "GET /compatible-mode/v1/models",
-        },
-    });
-    Bytes::from(body.to_string())
-}
+const HEALTH: &str = r#"{"status":"healthy","runner":"ready"}"#;

@@ -11,14 +11,18 @@
 //! (`Accept: text/html`) get the refusal as a page, other clients as the JSON error body.
 
 use fc_runtime::{Body, Request, RequestExt};
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{Response, StatusCode, header};
 
-use super::{App, invocation};
+use super::{App, platform, query_value, read_body};
+use crate::pipeline::bearer;
 use crate::rejection::{Rejection, html_page};
+use crate::respond;
 use crate::secret::Secret;
 
 /// Longest `session_uri` / `state` accepted (a JWT user's state is ~1.5 KB).
 const MAX_PARAM_CHARS: usize = crate::identity::MAX_STATE_CHARS;
+/// A completion body holds the two parameters and a little JSON around them.
+const MAX_COMPLETE_BODY: usize = 2 * MAX_PARAM_CHARS + 1024;
 
 impl App {
     pub(super) async fn oauth2_callback(&self, request: Request) -> Response<Body> {
@@ -30,23 +34,78 @@ impl App {
         }
     }
 
+    /// `POST /oauth2/complete`: the application's own return page, where its user is signed in, passes on
+    /// the `session_uri` and `state` of the redirect with the user's JWT as the bearer. The consent is
+    /// completed only when that JWT's subject is the user it was asked for — a link forwarded (or phished)
+    /// to someone else completes nothing. Body: JSON `{"session_uri": …, "state": …}`, or the same as a
+    /// form. Answers `{"completed": true, "provider": …}`.
+    pub(super) async fn oauth2_complete(&self, mut request: Request) -> Result<Response<Body>, Rejection> {
+        if !self.pipeline.takes_consents() {
+            return Err(no_consents());
+        }
+        let jwt = bearer(request.headers()).ok_or_else(|| {
+            Rejection::unauthenticated("completing a consent needs the signed-in user's JWT (Authorization: Bearer)")
+        })?;
+        let form = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/x-www-form-urlencoded"));
+        let body = read_body(&mut request, MAX_COMPLETE_BODY).await?;
+        let (session_uri, state) = match form {
+            true => parameters(Some(std::str::from_utf8(&body).unwrap_or_default()))?,
+            false => completion(&body)?,
+        };
+        let context = platform(request.fc_context());
+        let provider =
+            self.pipeline.complete_consent_as(&session_uri, &state, &jwt, context.role, context.deadline).await?;
+        Ok(respond::json(serde_json::json!({ "completed": true, "provider": provider }).to_string()))
+    }
+
     /// Checks the callback and confirms the consent; the provider's name on success.
     async fn complete_consent(&self, request: Request) -> Result<String, Rejection> {
         if !self.pipeline.takes_consents() {
-            return Err(Rejection::not_found(request.uri().path()));
+            return Err(no_consents());
         }
         let (session_uri, state) = parameters(request.uri().query())?;
-        let context = invocation(request.fc_context());
+        let context = platform(request.fc_context());
         Ok(self.pipeline.complete_consent(&session_uri, &state, context.role, context.deadline).await?)
     }
 }
 
+fn no_consents() -> Rejection {
+    Rejection::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no MCP server takes an OAuth2 token (AI_GATEWAY_MCP_OAUTH2 is unset)",
+    )
+}
+
+/// The JSON body of `POST /oauth2/complete`: `session_uri` and `state`, both required strings, bounded.
+fn completion(body: &[u8]) -> Result<(Secret, Secret), Rejection> {
+    #[derive(serde::Deserialize)]
+    struct Completion {
+        session_uri: Option<String>,
+        state: Option<String>,
+    }
+    let parsed: Completion = serde_json::from_slice(body).map_err(|_| {
+        Rejection::invalid_request("body: expected a JSON object with the strings session_uri and state")
+    })?;
+    let check = |name: &str, value: Option<String>| {
+        let value =
+            value.filter(|v| !v.is_empty()).ok_or_else(|| Rejection::invalid_request(format!("{name}: required")))?;
+        if value.chars().count() > MAX_PARAM_CHARS {
+            return Err(Rejection::invalid_request(format!("{name}: longer than {MAX_PARAM_CHARS} characters")));
+        }
+        Ok(Secret::new(value))
+    };
+    Ok((check("session_uri", parsed.session_uri)?, check("state", parsed.state)?))
+}
+
 /// `session_uri` and `state`, both required and bounded (percent-decoded).
 fn parameters(query: Option<&str>) -> Result<(Secret, Secret), Rejection> {
-    let url = reqwest::Url::parse(&format!("http://query/?{}", query.unwrap_or_default()))
-        .map_err(|_| Rejection::invalid_request("the query string is not valid"))?;
     let get = |name: &str| {
-        let value = url.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v.into_owned()).unwrap_or_default();
+        let value = query_value(query, name).unwrap_or_default();
         if value.is_empty() {
             return Err(Rejection::invalid_request(format!("missing query parameter {name}")));
         }
@@ -68,8 +127,5 @@ fn wants_html(request: &Request) -> bool {
 
 fn done_page(provider: &str) -> Response<Body> {
     let text = format!("You authorized {provider}. You can close this window: the conversation continues on its own.");
-    let mut response = Response::new(Body::full(html_page("Authorization complete", &text)));
-    *response.status_mut() = StatusCode::OK;
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/html; charset=utf-8"));
-    response
+    respond::respond(StatusCode::OK, respond::HTML, html_page("Authorization complete", &text))
 }

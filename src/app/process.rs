@@ -1,28 +1,39 @@
-//! `POST /process`: an AgentRequest in, the turn out as AgentScope SSE (or one JSON answer).
+//! `POST /process`: an AgentRequest in, the turn out as AgentScope SSE (or one JSON answer). Everything is
+//! checked before a stream may start: body size, the AgentRequest, the model, the user.
 
-use std::sync::Arc;
-
-use fc_runtime::{Body, Request, RequestExt};
+use fc_runtime::Body;
 use http::Response;
 
-use super::{App, invocation, read_body};
-use crate::pipeline::http_claim;
+use super::face::{Caller, Face, Parsed, Reply};
+use crate::pipeline::Plan;
 use crate::protocol::agentscope::{AgentRequest, AgentScopeAnswer, AgentScopeStream};
 use crate::rejection::Rejection;
 
-impl App {
-    /// Everything is checked before a stream may start: body size, the AgentRequest, the model, the user.
-    pub(super) async fn process(self: &Arc<Self>, request: Request) -> Result<Response<Body>, Rejection> {
-        let mut request = request;
-        let bytes = read_body(&mut request, self.max_request_bytes).await?;
-        let agent_request = AgentRequest::from_slice(&bytes)?;
-        let claim = http_claim(&self.user_source, request.headers(), agent_request.named_user());
-        let plan = self.planner.plan(agent_request.to_ask(claim), invocation(request.fc_context()))?;
+/// The AgentScope face.
+pub(super) struct ProcessFace;
+
+impl Face for ProcessFace {
+    /// `stream`.
+    type Request = bool;
+    type Stream = AgentScopeStream;
+    type Answer = AgentScopeAnswer;
+
+    fn read(&self, body: &[u8], caller: &Caller<'_>) -> Result<Parsed<bool>, Rejection> {
+        let request = AgentRequest::from_slice(body)?;
+        let claim = caller.claim(request.named_user());
+        Ok(Parsed::Turn(request.to_ask(claim), request.stream))
+    }
+
+    /// Every response object names the planned session.
+    fn reply(&self, stream: bool, plan: &Plan) -> Reply<AgentScopeStream, AgentScopeAnswer> {
         let session_id = plan.session_id.clone();
-        Ok(if agent_request.stream {
-            self.pipeline.stream(plan, AgentScopeStream::new(session_id))
-        } else {
-            self.pipeline.answer(plan, AgentScopeAnswer::new(session_id)).await
-        })
+        match stream {
+            true => Reply::stream(AgentScopeStream::new(session_id)),
+            false => Reply::answer(AgentScopeAnswer::new(session_id)),
+        }
+    }
+
+    fn refuse(&self, rejection: Rejection, _: Option<&bool>) -> Response<Body> {
+        rejection.into_response()
     }
 }

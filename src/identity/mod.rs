@@ -15,8 +15,8 @@ mod vault;
 
 pub use client::{API_VERSION, IdentityClient, default_endpoint};
 pub use error::IdentityError;
-pub(crate) use oauth2::{ConsentPrompt, OAuth2Tokens, UserOAuth2};
 pub(crate) use oauth2::ConsentRefused;
+pub(crate) use oauth2::{ConsentPrompt, OAuth2Tokens, UserOAuth2};
 pub use oauth2::{DEFAULT_POLL_INTERVAL, DEFAULT_POLL_LIMIT, OAuth2Settings};
 pub(crate) use role::Roles;
 pub(crate) use source::UserTokens;

@@ -20,8 +20,8 @@ use tokio::time::Instant;
 use super::client::{IdentityClient, OAuth2Answer, OAuth2TokenRequest};
 use super::error::IdentityError;
 use super::role::{Roles, TurnWat, lock};
-use super::state::{ConsentUser, StateKey};
-use super::subject::Subject;
+use super::state::{ConsentClaims, ConsentUser, StateKey, jwt_identifier};
+use super::subject::{Subject, jwt_subject};
 use super::tokens::WorkloadTokens;
 use crate::acs::CredentialsProvider;
 use crate::mcp::{OAuth2Grant, TokenError, TokenSource};
@@ -34,6 +34,8 @@ use crate::upstream::Endpoint;
 pub(crate) enum ConsentRefused {
     /// The callback itself is not acceptable (a state this function did not seal, expired, or used before).
     Callback(String),
+    /// The person completing is not (or cannot prove to be) the user the consent was asked for.
+    NotTheUser(&'static str),
     /// Agent Identity refused or failed `CompleteResourceTokenAuth`.
     Upstream(IdentityError),
 }
@@ -65,6 +67,9 @@ pub struct OAuth2Settings {
     pub poll_limit: u32,
     /// `OAUTH2_STATE_KEY`: signs the `CustomState` the callback checks (the same on every instance).
     pub state_key: Secret,
+    /// `AGENT_IDENTITY_USER_SOURCE=jwt`: a consent completes only at `POST /oauth2/complete`, by the user
+    /// it was asked for, proving it with their JWT; the plain `GET /oauth2/callback` is refused.
+    pub bound_to_jwt: bool,
 }
 
 /// Shows the caller the URL to authorize `provider` at (the turn streams it at once).
@@ -135,9 +140,9 @@ impl OAuth2Tokens {
         }
     }
 
-    /// Completes a consent callback (`GET /oauth2/callback`): the sealed `state` is opened and checked,
-    /// the pair is recorded against replays, then `CompleteResourceTokenAuth` (signed with the function's
-    /// own `credentials`) tells Agent Identity which user authorized. The provider's name on success.
+    /// Completes a consent at the plain callback (`GET /oauth2/callback`): the sealed `state` names the
+    /// user, and whoever opens the link completes it for them — so it is refused when consent is bound to
+    /// the user's JWT ([`OAuth2Settings::bound_to_jwt`]). The provider's name on success.
     pub(crate) async fn complete(
         &self,
         session_uri: &Secret,
@@ -145,16 +150,71 @@ impl OAuth2Tokens {
         credentials: &dyn CredentialsProvider,
         deadline: Instant,
     ) -> Result<String, ConsentRefused> {
+        if self.settings.bound_to_jwt {
+            return Err(ConsentRefused::NotTheUser(
+                "with AGENT_IDENTITY_USER_SOURCE=jwt a consent completes only at POST /oauth2/complete, with the \
+                 user's JWT",
+            ));
+        }
         let claims = self.state.open(state.expose()).map_err(|e| ConsentRefused::Callback(e.to_string()))?;
+        let Some(identifier) = claims.user.identifier() else {
+            return Err(ConsentRefused::NotTheUser(
+                "this authorization is bound to its user: complete it at POST /oauth2/complete with their JWT",
+            ));
+        };
+        self.confirm(&claims, session_uri, &identifier, credentials, deadline).await
+    }
+
+    /// Completes a consent for the user who proves to be the one it was asked for (`POST /oauth2/complete`,
+    /// the application's return page calling with the signed-in user's JWT): the JWT's `sub` must be the
+    /// one sealed in `state`, and `CompleteResourceTokenAuth` is told that JWT — so Agent Identity verifies
+    /// it too, and a JWT made up with someone else's `sub` is refused there.
+    pub(crate) async fn complete_as(
+        &self,
+        session_uri: &Secret,
+        state: &Secret,
+        user_jwt: &Secret,
+        credentials: &dyn CredentialsProvider,
+        deadline: Instant,
+    ) -> Result<String, ConsentRefused> {
+        let claims = self.state.open(state.expose()).map_err(|e| ConsentRefused::Callback(e.to_string()))?;
+        let asked = match &claims.user {
+            ConsentUser::Subject(subject) => Some(subject.clone()),
+            ConsentUser::Jwt(jwt) => jwt_subject(jwt.expose()),
+            ConsentUser::UserId(_) => {
+                return Err(ConsentRefused::Callback(
+                    "this authorization was asked for a user id, not a JWT user: it completes at GET /oauth2/callback"
+                        .into(),
+                ));
+            }
+        };
+        if asked.is_none() || asked != jwt_subject(user_jwt.expose()) {
+            return Err(ConsentRefused::NotTheUser(
+                "the signed-in user is not the user this authorization was asked for",
+            ));
+        }
+        self.confirm(&claims, session_uri, &jwt_identifier(user_jwt), credentials, deadline).await
+    }
+
+    /// The replay guard, then `CompleteResourceTokenAuth` for `identifier`, signed with the function's own
+    /// `credentials`.
+    async fn confirm(
+        &self,
+        claims: &ConsentClaims,
+        session_uri: &Secret,
+        identifier: &Secret,
+        credentials: &dyn CredentialsProvider,
+        deadline: Instant,
+    ) -> Result<String, ConsentRefused> {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         if !self.first_use(&claims.nonce, session_uri, claims.expires, now) {
             return Err(ConsentRefused::Callback("this authorization callback was already used".into()));
         }
-        let identifier = claims.user.identifier();
         let confirmed = async {
-            let credentials =
-                tokio::time::timeout_at(deadline, credentials.provide()).await.map_err(|_| IdentityError::Deadline)??;
-            self.client.complete_resource_token_auth(session_uri, &identifier, &credentials, deadline).await
+            let credentials = tokio::time::timeout_at(deadline, credentials.provide())
+                .await
+                .map_err(|_| IdentityError::Deadline)??;
+            self.client.complete_resource_token_auth(session_uri, identifier, &credentials, deadline).await
         };
         if let Err(error) = confirmed.await {
             self.not_used(&claims.nonce, session_uri);
@@ -162,7 +222,7 @@ impl OAuth2Tokens {
             return Err(ConsentRefused::Upstream(error));
         }
         tracing::info!(provider = %claims.provider, "OAuth2 consent confirmed");
-        Ok(claims.provider)
+        Ok(claims.provider.clone())
     }
 
     /// The cached token for `grant` and the turn's user, or a fresh one (asking the user's consent when the
@@ -174,7 +234,7 @@ impl OAuth2Tokens {
         prompt: &ConsentPrompt,
         deadline: Instant,
     ) -> Result<Secret, IdentityError> {
-        let user = consent_user(wat.subject, &grant.provider)?;
+        let user = consent_user(wat.subject, &grant.provider, self.settings.bound_to_jwt)?;
         let key = cache_key(grant, wat.subject);
         if let Some(token) = self.cached(&key) {
             return Ok(token);
@@ -313,11 +373,15 @@ fn lifetime(expires_in: Option<u64>) -> Duration {
 }
 
 /// Who `CompleteResourceTokenAuth` will be told consented (bound into the state).
-fn consent_user(subject: &Subject, provider: &str) -> Result<ConsentUser, IdentityError> {
+/// Who the consent is for, as the state seals it: a bound JWT user by the `sub` alone (they bring the JWT
+/// back), any other JWT user by the JWT (the plain callback has nothing else to tell Agent Identity).
+fn consent_user(subject: &Subject, provider: &str, bound_to_jwt: bool) -> Result<ConsentUser, IdentityError> {
+    let no_user = || IdentityError::NoUser { provider: provider.to_owned() };
     match subject {
         Subject::UserId(user) => Ok(ConsentUser::UserId(user.clone())),
+        Subject::Jwt(jwt) if bound_to_jwt => jwt_subject(jwt.expose()).map(ConsentUser::Subject).ok_or_else(no_user),
         Subject::Jwt(jwt) => Ok(ConsentUser::Jwt(jwt.clone())),
-        Subject::Agent => Err(IdentityError::NoUser { provider: provider.to_owned() }),
+        Subject::Agent => Err(no_user()),
     }
 }
 

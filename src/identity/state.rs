@@ -34,19 +34,30 @@ pub const MIN_STATE_KEY_BYTES: usize = 32;
 pub(crate) enum ConsentUser {
     /// `{"UserId": …}`: the WAT came from GetWorkloadAccessTokenForUserId.
     UserId(String),
-    /// `{"UserJWT": …}`: the WAT came from this JWT (GetWorkloadAccessTokenForJWT).
+    /// `{"UserJWT": …}`: the WAT came from this JWT (GetWorkloadAccessTokenForJWT), sealed for the plain
+    /// `GET /oauth2/callback`, which carries no bearer.
     Jwt(Secret),
+    /// A JWT user whose consent is bound to them (`AGENT_IDENTITY_USER_SOURCE=jwt`): only the JWT's `sub`
+    /// is sealed; the user brings their JWT back to `POST /oauth2/complete`, whose subject must be this one.
+    Subject(String),
 }
 
 impl ConsentUser {
-    /// The `UserIdentifier` JSON (a secret: it may hold the JWT).
-    pub(crate) fn identifier(&self) -> Secret {
+    /// The `UserIdentifier` JSON (a secret: it may hold the JWT). None for [`ConsentUser::Subject`]: only
+    /// the user's own JWT, presented at completion, identifies them.
+    pub(crate) fn identifier(&self) -> Option<Secret> {
         let json = match self {
             ConsentUser::UserId(user) => serde_json::json!({ "UserId": user }),
             ConsentUser::Jwt(jwt) => serde_json::json!({ "UserJWT": jwt.expose() }),
+            ConsentUser::Subject(_) => return None,
         };
-        Secret::new(json.to_string())
+        Some(Secret::new(json.to_string()))
     }
+}
+
+/// The `UserIdentifier` of a user who presented their own JWT.
+pub(crate) fn jwt_identifier(jwt: &Secret) -> Secret {
+    Secret::new(serde_json::json!({ "UserJWT": jwt.expose() }).to_string())
 }
 
 /// What a state says.
@@ -66,6 +77,8 @@ struct Wire {
     user_id: Option<String>,
     #[serde(rename = "j", skip_serializing_if = "Option::is_none", default)]
     jwt: Option<String>,
+    #[serde(rename = "s", skip_serializing_if = "Option::is_none", default)]
+    subject: Option<String>,
     #[serde(rename = "p")]
     provider: String,
     #[serde(rename = "e")]
@@ -115,13 +128,15 @@ impl StateKey {
         let mut nonce = [0u8; NONCE_LEN];
         rng.fill(&mut nonce_id).map_err(|_| StateError::Random)?;
         rng.fill(&mut nonce).map_err(|_| StateError::Random)?;
-        let (user_id, jwt) = match user {
-            ConsentUser::UserId(user) => (Some(user), None),
-            ConsentUser::Jwt(jwt) => (None, Some(jwt.expose().to_owned())),
+        let (user_id, jwt, subject) = match user {
+            ConsentUser::UserId(user) => (Some(user), None, None),
+            ConsentUser::Jwt(jwt) => (None, Some(jwt.expose().to_owned()), None),
+            ConsentUser::Subject(subject) => (None, None, Some(subject)),
         };
         let wire = Wire {
             user_id,
             jwt,
+            subject,
             provider: provider.to_owned(),
             expires: unix_now().saturating_add(lifetime.as_secs().max(1)),
             nonce: URL_SAFE_NO_PAD.encode(nonce_id),
@@ -150,9 +165,10 @@ impl StateKey {
         let mut sealed = sealed.to_vec();
         let json = self.key.open_in_place(nonce, Aad::from(AAD), &mut sealed).map_err(|_| StateError::BadSeal)?;
         let wire: Wire = serde_json::from_slice(json).map_err(|_| StateError::Malformed)?;
-        let user = match (wire.user_id, wire.jwt) {
-            (Some(user), None) => ConsentUser::UserId(user),
-            (None, Some(jwt)) => ConsentUser::Jwt(Secret::new(jwt)),
+        let user = match (wire.user_id, wire.jwt, wire.subject) {
+            (Some(user), None, None) => ConsentUser::UserId(user),
+            (None, Some(jwt), None) => ConsentUser::Jwt(Secret::new(jwt)),
+            (None, None, Some(subject)) => ConsentUser::Subject(subject),
             _ => return Err(StateError::Malformed),
         };
         if wire.expires <= unix_now() {
@@ -188,6 +204,10 @@ mod tests {
         let claims = k.open(sealed.expose()).unwrap();
         assert_eq!(claims.user, ConsentUser::Jwt(jwt));
         assert!(!format!("{claims:?}").contains("SENTINEL"), "{claims:?}");
+        let bound = k.issue(ConsentUser::Subject("carol".into()), "calendar", Duration::from_secs(60)).unwrap();
+        assert!(!bound.expose().contains("carol"), "the subject is sealed too");
+        let claims = k.open(bound.expose()).unwrap();
+        assert_eq!((claims.user.identifier(), claims.user), (None, ConsentUser::Subject("carol".into())));
         let again = k.issue(ConsentUser::UserId("u1".into()), "calendar", Duration::from_secs(60)).unwrap();
         assert_ne!(k.open(again.expose()).unwrap().nonce, k.open(state.expose()).unwrap().nonce);
     }
@@ -211,7 +231,14 @@ mod tests {
     #[test]
     fn an_expired_state_is_refused() {
         let k = key(KEY);
-        let wire = Wire { user_id: Some("u1".into()), jwt: None, provider: "p".into(), expires: 1, nonce: "n".into() };
+        let wire = Wire {
+            user_id: Some("u1".into()),
+            jwt: None,
+            subject: None,
+            provider: "p".into(),
+            expires: 1,
+            nonce: "n".into(),
+        };
         let mut sealed = serde_json::to_vec(&wire).unwrap();
         let nonce = [7u8; NONCE_LEN];
         k.key.seal_in_place_append_tag(Nonce::assume_unique_for_key(nonce), Aad::from(AAD), &mut sealed).unwrap();
@@ -221,7 +248,7 @@ mod tests {
 
     #[test]
     fn the_user_identifier_is_the_apis_json() {
-        assert_eq!(ConsentUser::UserId("u\"1".into()).identifier().expose(), r#"{"UserId":"u\"1"}"#);
-        assert_eq!(ConsentUser::Jwt(Secret::new("a.b.c")).identifier().expose(), r#"{"UserJWT":"a.b.c"}"#);
+        assert_eq!(ConsentUser::UserId("u\"1".into()).identifier().unwrap().expose(), r#"{"UserId":"u\"1"}"#);
+        assert_eq!(ConsentUser::Jwt(Secret::new("a.b.c")).identifier().unwrap().expose(), r#"{"UserJWT":"a.b.c"}"#);
     }
 }

@@ -1,4 +1,4 @@
-//! Who the caller says it is, per `AGENT_IDENTITY_USER_SOURCE` (DESIGN.md, "Who the user is"). Every face
+//! Who the caller says it is, per `AGENT_IDENTITY_USER_SOURCE` (docs/design.md, "Who the user is"). Every face
 //! makes a [`UserClaim`] from its headers and its own body field; the planner decides what the claim is
 //! worth (an unnamed caller is fine when no token is needed, a missing required credential never is).
 
@@ -68,7 +68,8 @@ pub(crate) fn event_claim(user_id: Option<&str>) -> UserClaim {
     }
 }
 
-fn bearer(headers: &HeaderMap) -> Option<Secret> {
+/// `Authorization: Bearer <token>`, when sent.
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<Secret> {
     let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?.trim();
     let (scheme, token) = value.split_once(' ')?;
     let token = token.trim();

@@ -13,7 +13,9 @@ use std::sync::Arc;
 use tokio::time::Instant;
 
 use super::Pipeline;
+use super::approvals;
 use super::plan::Plan;
+use super::plan::unix_now;
 use super::record::Recorder;
 use crate::acs::Credentials;
 use crate::agent::{TurnEnd, TurnEvent};
@@ -116,18 +118,40 @@ impl Pipeline {
     /// Loads the plan's session into its conversation. `None`: no store, or the request names no session.
     pub(super) async fn recall(&self, plan: &mut Plan) -> Result<Option<Memory>, Failure> {
         let (Some(sessions), Some(session_id)) = (&self.sessions, plan.session_id.clone()) else {
+            // Nowhere to keep an approval request: calls that need one are declined (the model is told).
+            plan.turn.approvals.can_ask = false;
+            if !plan.approval.answers.is_empty() {
+                return Err(Failure::new(
+                    FailureCode::ApprovalInvalid,
+                    "an approval answer needs the session its request was made in (name the session, and keep \
+                     SESSION_STORE on)",
+                )
+                .with_fault(Fault::Request));
+            }
             return Ok(None);
         };
         let deadline = plan.turn.deadline;
         let key = self.session_key(&plan.subject, plan.role.clone(), &session_id, deadline).await?;
         let stored = bounded(deadline, sessions.store.load(&key)).await.map_err(|e| Failure::session(&e))?;
         let stored = stored.unwrap_or_default();
+        // Requests the last turn left for the user are settled first: answered as the user says, the
+        // others declined, so every call of the conversation has its output before the model sees it.
+        let waiting = approvals::pending(&stored);
+        let settled = match waiting.is_empty() && plan.approval.answers.is_empty() {
+            true => Vec::new(),
+            false => {
+                let resolved = approvals::resolve(waiting, &plan.approval, unix_now())?;
+                plan.turn.approvals.approved = resolved.approved;
+                resolved.records
+            }
+        };
         let records = std::mem::take(&mut plan.records);
         let sent = records.len();
         let mut known: HashSet<String> = stored.iter().map(|m| m.id.clone()).collect();
-        let input: Vec<Record> = records.into_iter().filter(|m| known.insert(m.id.clone())).collect();
+        let mut input: Vec<Record> = settled;
+        input.extend(records.into_iter().filter(|m| known.insert(m.id.clone())));
         // A first turn whose input holds no repeat is exactly what the face mapped: leave it as it is.
-        if !stored.is_empty() || input.len() < sent {
+        if !stored.is_empty() || input.len() != sent {
             let mut conversation = stored;
             conversation.extend(input.iter().filter_map(Record::message));
             let messages = replay::fit(replay::to_chat(&conversation), sessions.window);

@@ -8,13 +8,15 @@
 //! Built once per process ([`Pipeline::new`]): one client per upstream, so connection pools and the token
 //! cache survive between warm invocations.
 
+mod approvals;
 mod caller;
 mod memory;
 mod plan;
 mod pump;
 mod record;
 
-pub(crate) use caller::{UserClaim, event_claim, http_claim};
+pub(crate) use approvals::{ApprovalAnswer, ApprovalInput, ResentRequest};
+pub(crate) use caller::{UserClaim, bearer, event_claim, http_claim};
 pub(crate) use plan::{Ask, Plan, Planner, Platform};
 pub use pump::Renderer;
 
@@ -28,13 +30,14 @@ use crate::agent::{self, TurnEnd, TurnEvent};
 use crate::config::Config;
 use crate::failure::{Failure, FailureCode, Fault};
 use crate::identity::{
-    ApiKeys, ConsentPrompt, ConsentRefused, IdentityClient, OAuth2Tokens, Roles, UserOAuth2, UserTokens, VaultKey, WorkloadTokens,
+    ApiKeys, ConsentPrompt, ConsentRefused, IdentityClient, OAuth2Tokens, Roles, UserOAuth2, UserTokens, VaultKey,
+    WorkloadTokens,
 };
 use crate::identity::{Subject, jwt_subject};
 use crate::llm::{LlmClient, LlmError};
 use crate::mcp::{McpClient, McpError, TokenSource, Tools, UserKey};
 use crate::secret::Secret;
-use crate::sessions::Sessions;
+use crate::sessions::SessionMemory;
 
 /// Everything a turn needs besides its plan: one client per upstream and the credential providers.
 pub(crate) struct Pipeline {
@@ -48,7 +51,7 @@ pub(crate) struct Pipeline {
     env_credentials: Arc<dyn CredentialsProvider>,
     uri_credentials: Arc<dyn CredentialsProvider>,
     /// `SESSION_STORE`; `None` for `none`.
-    sessions: Option<Sessions>,
+    sessions: Option<SessionMemory>,
     /// `AGENT_NAME`: the name stored messages of the agent carry (`metadata.original_name`).
     agent_name: String,
 }
@@ -96,7 +99,7 @@ impl Pipeline {
             oauth2,
             env_credentials: Arc::new(StaticProvider::environment(config.env_credentials.clone())),
             uri_credentials: Arc::new(CredentialsUriProvider::new(config.credentials_uri.clone(), identity_http)),
-            sessions: Sessions::new(&config.sessions).map_err(|e| PipelineError::Sessions(e.to_string()))?,
+            sessions: SessionMemory::new(&config.sessions).map_err(|e| PipelineError::Sessions(e.to_string()))?,
             agent_name: config.agent.name.clone(),
         })
     }
@@ -126,7 +129,8 @@ impl Pipeline {
 
     /// `GET /oauth2/callback`: completes the consent the sealed `state` names (see
     /// `identity::OAuth2Tokens::complete`), signed with this invocation's `role` through the chain. The
-    /// provider's name, or why nothing was completed: the callback's fault (400) or the upstream's.
+    /// provider's name, or why nothing was completed: the callback's fault (400), not the user's (403), or
+    /// the upstream's.
     pub(crate) async fn complete_consent(
         &self,
         session_uri: &Secret,
@@ -134,19 +138,28 @@ impl Pipeline {
         role: Option<Credentials>,
         deadline: Instant,
     ) -> Result<String, Failure> {
-        let Some(oauth2) = &self.oauth2 else {
-            return Err(Failure::new(FailureCode::Internal, "no MCP server takes an OAuth2 token"));
-        };
+        let oauth2 = self.consents()?;
         let credentials = self.credentials_for(role);
-        oauth2.complete(session_uri, state, &credentials, deadline).await.map_err(|refused| match refused {
-            ConsentRefused::Callback(message) => {
-                Failure::new(FailureCode::IdentityError, message).with_fault(Fault::Request)
-            }
-            ConsentRefused::Upstream(error) => Failure {
-                message: format!("the consent was not confirmed: {error}"),
-                ..Failure::identity_refusing(&error, Fault::Request)
-            },
-        })
+        oauth2.complete(session_uri, state, &credentials, deadline).await.map_err(consent_failure)
+    }
+
+    /// `POST /oauth2/complete`: the same for the user who proves with `user_jwt` to be the one the consent
+    /// was asked for (see `identity::OAuth2Tokens::complete_as`).
+    pub(crate) async fn complete_consent_as(
+        &self,
+        session_uri: &Secret,
+        state: &Secret,
+        user_jwt: &Secret,
+        role: Option<Credentials>,
+        deadline: Instant,
+    ) -> Result<String, Failure> {
+        let oauth2 = self.consents()?;
+        let credentials = self.credentials_for(role);
+        oauth2.complete_as(session_uri, state, user_jwt, &credentials, deadline).await.map_err(consent_failure)
+    }
+
+    fn consents(&self) -> Result<&OAuth2Tokens, Failure> {
+        self.oauth2.as_deref().ok_or_else(|| Failure::new(FailureCode::Internal, "no MCP server takes an OAuth2 token"))
     }
 
     /// Whether session memory is on (`SESSION_STORE` is not `none`).
@@ -223,7 +236,7 @@ impl Pipeline {
         self.llm.with_keys(Arc::new(source))
     }
 
-    /// The credentials chain of DESIGN.md: this invocation's FC headers, then the environment, then the
+    /// The credentials chain (docs/design.md): this invocation's FC headers, then the environment, then the
     /// credentials URI (whose cache lives in the shared provider).
     pub(crate) fn credentials_for(&self, role: Option<Credentials>) -> ChainProvider {
         ChainProvider::new(vec![
@@ -231,5 +244,21 @@ impl Pipeline {
             self.env_credentials.clone(),
             self.uri_credentials.clone(),
         ])
+    }
+}
+
+/// Why a consent completed nothing, as a failure: whose fault decides the status.
+fn consent_failure(refused: ConsentRefused) -> Failure {
+    match refused {
+        ConsentRefused::Callback(message) => {
+            Failure::new(FailureCode::IdentityError, message).with_fault(Fault::Request)
+        }
+        ConsentRefused::NotTheUser(message) => {
+            Failure::new(FailureCode::IdentityError, message).with_fault(Fault::Permission)
+        }
+        ConsentRefused::Upstream(error) => Failure {
+            message: format!("the consent was not confirmed: {error}"),
+            ..Failure::identity_refusing(&error, Fault::Request)
+        },
     }
 }

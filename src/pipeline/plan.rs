@@ -6,9 +6,10 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::approvals::ApprovalInput;
 use super::caller::UserClaim;
 use crate::acs::Credentials;
-use crate::agent::Turn;
+use crate::agent::{Approvals, ToolApproval, Turn};
 use crate::config::Config;
 use crate::identity::Subject;
 use crate::llm::{ChatMessage, Sampling};
@@ -32,6 +33,8 @@ pub(crate) struct Ask {
     /// The request's new input as a session stores it, each message with its `id` (the client's, or a fresh
     /// one), so memory can skip what is already stored. Empty: the face keeps no ids (`messages` is stored).
     pub(crate) records: Vec<Record>,
+    /// Whether the face can show an approval request, and the user's answers it carries.
+    pub(crate) approval: ApprovalInput,
 }
 
 /// What the platform (Function Compute) says about this invocation that the plan needs: its limits
@@ -54,6 +57,8 @@ pub(crate) struct Plan {
     pub(crate) session_id: Option<String>,
     /// See [`Ask::records`]; the session memory takes them.
     pub(crate) records: Vec<Record>,
+    /// See [`Ask::approval`]; the session memory settles the answers against its waiting requests.
+    pub(crate) approval: ApprovalInput,
     pub(crate) subject: Subject,
     pub(crate) role: Option<Credentials>,
     pub(crate) turn: Turn,
@@ -68,6 +73,9 @@ pub(crate) struct Planner {
     allowed_models: Vec<String>,
     /// Without MCP servers no token is fetched, so an anonymous caller is fine.
     has_tools: bool,
+    /// `TOOL_APPROVAL` and `TOOL_APPROVAL_TTL_SECS`.
+    approval: ToolApproval,
+    approval_ttl: Duration,
 }
 
 /// Most of a turn's time a turn may use: FC's clock started before the request reached us, and a turn cut at
@@ -81,6 +89,8 @@ impl Planner {
             max_iters: config.agent.max_iters,
             allowed_models: config.model.allowed_models.clone(),
             has_tools: !config.mcp.servers.is_empty(),
+            approval: config.agent.tool_approval.clone(),
+            approval_ttl: config.agent.approval_ttl,
         }
     }
 
@@ -100,12 +110,27 @@ impl Planner {
             sampling: ask.sampling,
             max_iters: self.max_iters,
             deadline: turn_deadline(invocation.timeout, invocation.deadline),
+            approvals: Approvals {
+                policy: self.approval.clone(),
+                // Until the session memory says it can keep a request (see `Pipeline::recall`).
+                can_ask: ask.approval.can_ask,
+                expires_at: unix_now().saturating_add(self.approval_ttl.as_secs()),
+                approved: Vec::new(),
+            },
         };
         let records = match ask.records.is_empty() {
             false => ask.records,
             true => super::record::from_chat(&turn.messages[1..]),
         };
-        Ok(Plan { session_id: ask.session_id, records, subject, role: invocation.role, turn, drain: invocation.drain })
+        Ok(Plan {
+            session_id: ask.session_id,
+            records,
+            approval: ask.approval,
+            subject,
+            role: invocation.role,
+            turn,
+            drain: invocation.drain,
+        })
     }
 
     /// The user only matters for the WorkloadAccessToken, which is fetched for the MCP servers alone:
@@ -142,6 +167,11 @@ fn turn_deadline(timeout: Duration, deadline: Instant) -> Instant {
     deadline.checked_sub(reserve).unwrap_or(deadline)
 }
 
+/// Unix seconds now (an approval request's expiry is kept in the session, read on any instance).
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +183,8 @@ mod tests {
             max_iters: 3,
             allowed_models: allowed.iter().map(|m| (*m).to_owned()).collect(),
             has_tools,
+            approval: ToolApproval::None,
+            approval_ttl: Duration::from_secs(60),
         }
     }
 
@@ -164,6 +196,7 @@ mod tests {
             user,
             session_id: None,
             records: Vec::new(),
+            approval: ApprovalInput::default(),
         }
     }
 

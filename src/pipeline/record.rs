@@ -1,5 +1,5 @@
 //! A turn's events → the messages a session stores, as the runtime's ReActAgent stores them
-//! (`../shared/spec/sessions.md` §1): per model step its reasoning, its text and one `plugin_call` per tool
+//! (docs/sessions.md, "How the runtime remembers a turn"): per model step its reasoning, its text and one `plugin_call` per tool
 //! call (all sharing the step's `original_id`), then one `plugin_call_output` with **role `system`** per
 //! result. Only completed pieces are recorded: a delta becomes a message once its step is over. Each is
 //! written once, as the JSON the store keeps ([`Record`]).
@@ -42,6 +42,23 @@ impl Recorder {
                 let fields = [("arguments", arguments.as_str()), ("call_id", call_id), ("name", name)];
                 let record = self.step_message("plugin_call", "assistant", Part::Fields(&fields));
                 self.messages.push(record);
+            }
+            TurnEvent::ApprovalRequested { request_id, call_id, server, name, arguments, expires_at } => {
+                self.close_texts();
+                // The model's call (what an approval runs) and the request that waits for the user.
+                let fields = [("arguments", arguments.as_str()), ("call_id", call_id), ("name", name)];
+                let record = self.step_message("plugin_call", "assistant", Part::Fields(&fields));
+                self.messages.push(record);
+                let request = super::approvals::request_record(
+                    request_id,
+                    call_id,
+                    server,
+                    name,
+                    arguments,
+                    *expires_at,
+                    &self.step,
+                );
+                self.messages.push(request);
             }
             TurnEvent::ToolResult { call_id, name, output } => {
                 self.close_texts();

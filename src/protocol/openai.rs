@@ -5,12 +5,12 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use http::{HeaderValue, Response, StatusCode, header};
+use http::{Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::failure::{Failure, FailureCode};
 use crate::llm::{ChatMessage, Sampling, Usage};
-use crate::pipeline::{Ask, UserClaim};
+use crate::pipeline::{ApprovalInput, Ask, UserClaim};
 use crate::rejection::Rejection;
 use fc_runtime::Body;
 
@@ -25,6 +25,8 @@ pub(crate) struct OpenAiTurn {
     pub(crate) session_id: Option<String>,
     /// The user the body names (the first of the face's user fields that is set).
     pub(crate) user: Option<String>,
+    /// Responses: it can show approval requests, and the answers the input carries. Chat: nobody to ask.
+    pub(crate) approval: ApprovalInput,
 }
 
 impl OpenAiTurn {
@@ -42,6 +44,7 @@ impl OpenAiTurn {
             // The session memory stores an OpenAI face's input as the model messages it became.
             records: Vec::new(),
             session_id: self.session_id,
+            approval: self.approval,
         }
     }
 }
@@ -62,14 +65,7 @@ pub(crate) fn rejection_response(rejection: Rejection) -> Response<Body> {
         .map(|(field, _)| field)
         .filter(|field| !field.is_empty() && !field.contains(char::is_whitespace) && *field != "body");
     let body = json!({"error": {"message": rejection.message, "type": kind, "param": param, "code": rejection.code}});
-    let mut response = Response::new(Body::full(body.to_string()));
-    *response.status_mut() = rejection.status;
-    let headers = response.headers_mut();
-    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(allow) = rejection.allow() {
-        headers.insert(header::ALLOW, HeaderValue::from_static(allow));
-    }
-    response
+    rejection.respond_with(crate::respond::JSON, body.to_string())
 }
 
 /// A failed turn as OpenAI's error object; `code` is the failure code `/process` reports.

@@ -8,7 +8,8 @@
 //! - Anything else is the user's message as it is: the body text (lossy UTF-8 when it is mostly text),
 //!   else a note with the size and, for small bodies, base64.
 //!
-//! The session id defaults to the request id. Nothing here panics on any bytes.
+//! The session is the one an `AgentRequest` names; an event that names none has no session (the edge
+//! answers it under FC's request id). Nothing here panics on any bytes.
 
 use base64::Engine as _;
 use serde_json::{Map, Value, json};
@@ -66,26 +67,24 @@ pub struct EventInvocation {
 }
 
 /// The request an event body asks for. Errors only for a body that is an invalid `AgentRequest`.
-pub fn request_from_event(body: &[u8], instruction: &str, request_id: &str) -> Result<AgentRequest, RequestError> {
-    parse_event(body, instruction, request_id).map(|e| e.request)
+pub fn request_from_event(body: &[u8], instruction: &str) -> Result<AgentRequest, RequestError> {
+    parse_event(body, instruction).map(|e| e.request)
 }
 
 /// [`request_from_event`], also saying what kind of event it was.
-pub fn parse_event(body: &[u8], instruction: &str, request_id: &str) -> Result<EventInvocation, RequestError> {
-    let session = || Some(request_id.to_owned());
-    let text_request = |kind, text: String| EventInvocation { kind, request: AgentRequest::from_text(text, session()) };
+pub fn parse_event(body: &[u8], instruction: &str) -> Result<EventInvocation, RequestError> {
+    let text_request = |kind, text: String| EventInvocation { kind, request: AgentRequest::from_text(text) };
     let Some(value) = parse_lenient(body) else {
         return Ok(match std::str::from_utf8(body) {
             Ok(text) if !text.trim().is_empty() => text_request(TriggerKind::Text, text.to_owned()),
             Ok(_) => text_request(TriggerKind::Text, describe(instruction, "empty", "(no payload)")),
-            Err(_) => opaque(body, instruction, request_id),
+            Err(_) => opaque(body, instruction),
         });
     };
     if let Some(obj) = value.as_object()
         && obj.contains_key("input")
     {
-        let mut request = AgentRequest::from_value(&value)?;
-        default_session(&mut request, request_id);
+        let request = AgentRequest::from_value(&value)?;
         return Ok(EventInvocation { kind: TriggerKind::AgentRequest, request });
     }
     let Some(kind) = recognise(&value) else {
@@ -93,8 +92,7 @@ pub fn parse_event(body: &[u8], instruction: &str, request_id: &str) -> Result<E
         return Ok(text_request(TriggerKind::Text, text));
     };
     if let Some(payload) = carried_payload(kind, &value) {
-        if let Some(mut request) = embedded_request(&payload) {
-            default_session(&mut request, request_id);
+        if let Some(request) = embedded_request(&payload) {
             return Ok(EventInvocation { kind, request });
         }
         if kind == TriggerKind::Timer && !payload.trim().is_empty() {
@@ -103,12 +101,6 @@ pub fn parse_event(body: &[u8], instruction: &str, request_id: &str) -> Result<E
     }
     let shown = if kind == TriggerKind::Http { http_summary(&value) } else { value };
     Ok(text_request(kind, describe(instruction, kind.as_str(), &shown.to_string())))
-}
-
-fn default_session(request: &mut AgentRequest, request_id: &str) {
-    if request.session_id().is_none() {
-        request.session_id = Some(request_id.to_owned());
-    }
 }
 
 /// Strict JSON, else JSON with trailing commas removed (some real trigger samples carry them).
@@ -249,7 +241,7 @@ fn truncate(text: &str, max_chars: usize) -> String {
 }
 
 /// A body that is not UTF-8: lossy text when at most a tenth of it is undecodable, else size (and base64 when small).
-fn opaque(body: &[u8], instruction: &str, request_id: &str) -> EventInvocation {
+fn opaque(body: &[u8], instruction: &str) -> EventInvocation {
     let lossy = String::from_utf8_lossy(body);
     let total = lossy.chars().count().max(1);
     let replaced = lossy.chars().filter(|c| *c == char::REPLACEMENT_CHARACTER).count();
@@ -261,7 +253,7 @@ fn opaque(body: &[u8], instruction: &str, request_id: &str) -> EventInvocation {
     } else {
         (TriggerKind::Binary, describe(instruction, "binary", &format!("{} bytes (not shown)", body.len())))
     };
-    EventInvocation { kind, request: AgentRequest::from_text(text, Some(request_id.to_owned())) }
+    EventInvocation { kind, request: AgentRequest::from_text(text) }
 }
 
 #[cfg(test)]
@@ -284,7 +276,7 @@ mod tests {
     #[test]
     fn descriptions_are_bounded() {
         let huge = format!(r#"{{"events":[{{"eventSource":"acs:oss","k":"{}"}}]}}"#, "x".repeat(200_000));
-        let req = request_from_event(huge.as_bytes(), "i", "r").unwrap();
+        let req = request_from_event(huge.as_bytes(), "i").unwrap();
         let [msg] = req.input.as_slice() else { panic!() };
         let [ContentItem::Text(text)] = msg.content.as_slice() else { panic!() };
         assert!(text.chars().count() < MAX_DESCRIPTION_CHARS + 100);

@@ -15,15 +15,15 @@ use super::{Record, SessionError, SessionKey, SessionSettings, Store, StoredMess
 
 /// What a kept message costs beyond its JSON and id, so that `SESSION_MAX_BYTES` is close to the RSS the
 /// store takes: its [`Span`] (24 bytes) and its share of the session buffer's spare capacity (the buffer
-/// grows by doubling) and of the heap's fragmentation. `make bench` (2026-12-03, a message per
-/// allocation then) measured ~1.1 KiB of RSS per stored tool-turn message whose JSON is ~0.6 KiB.
+/// grows by doubling) and of the heap's fragmentation, calibrated against the RSS a stored message was
+/// measured to take (BENCHMARKS.md, "Figures behind the code's bounds").
 const MESSAGE_OVERHEAD: usize = 512;
 /// What a session costs beyond its messages: its map slot (key, entry, hash), the key's two strings, the
 /// use order's copy of the key, and the buffer's and spans' allocations.
 const SESSION_OVERHEAD: usize = 512;
 
 pub(crate) struct MemoryStore {
-    sessions: Mutex<Sessions>,
+    sessions: Mutex<SessionTable>,
     max_sessions: usize,
     max_messages: usize,
     /// `SESSION_MAX_BYTES`: what all sessions together may cost, counted as [`Span::cost`] and
@@ -32,13 +32,13 @@ pub(crate) struct MemoryStore {
     ttl: Duration,
 }
 
+/// Everything the in-process store keeps, under its one lock: each session, their use order and their cost.
 #[derive(Default)]
-struct Sessions {
+struct SessionTable {
     map: HashMap<SessionKey, Entry>,
     /// Every session by its use stamp, oldest first: the least recently used (and the idle ones, which are
     /// the oldest) are found at the front instead of by a scan of every session. A full store evicts on
-    /// every new session; the scan it replaced cost ~0.14 M instructions and a cache miss per session on each
-    /// turn at the 1,000-session cap (`make bench-instructions`, CG_LO=1100).
+    /// every new session, and a scan of every session on each turn was a cost that grew with the cap.
     order: BTreeMap<u64, SessionKey>,
     /// The next use stamp. Stamps rise with `last_used` (both are taken under the lock).
     next_stamp: u64,
@@ -50,15 +50,15 @@ struct Entry {
     /// Every kept message, oldest first, back to back: its compact JSON, then its id. JSON is about a
     /// quarter of the memory of the parsed struct (whose dozen small strings and metadata map are each an
     /// allocation), for a parse per message on load. One buffer per session, not two allocations per
-    /// message (an id and a JSON box): 1,000 sessions of one tool turn took ~0.5 MiB less RSS (10.6 against
-    /// 11.1 MiB), and a new session of five messages costs two long-lived blocks instead of eleven.
+    /// message (an id and a JSON box): less RSS for the same sessions, and a new session of five messages
+    /// costs two long-lived blocks instead of eleven.
     text: String,
     /// Where each kept message is in `text`.
     spans: Vec<Span>,
     /// [`session_cost`] plus the cost of every kept message.
     bytes: usize,
     last_used: Instant,
-    /// Its key in [`Sessions::order`].
+    /// Its key in [`SessionTable::order`].
     stamp: u64,
 }
 
@@ -119,7 +119,7 @@ fn session_cost(key: &SessionKey) -> usize {
     key.user_id.len() + key.session_id.len() + SESSION_OVERHEAD
 }
 
-impl Sessions {
+impl SessionTable {
     fn remove(&mut self, key: &SessionKey) -> bool {
         let Some(entry) = self.map.remove(key) else { return false };
         self.order.remove(&entry.stamp);
@@ -165,7 +165,7 @@ impl Sessions {
 impl MemoryStore {
     pub(crate) fn new(settings: &SessionSettings) -> MemoryStore {
         MemoryStore {
-            sessions: Mutex::new(Sessions::default()),
+            sessions: Mutex::new(SessionTable::default()),
             max_sessions: settings.max_sessions.max(1),
             max_messages: settings.max_messages.max(1),
             max_bytes: settings.max_bytes,
@@ -173,7 +173,7 @@ impl MemoryStore {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Sessions> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, SessionTable> {
         // A panic while holding the lock cannot leave a half-written entry (every update is one push or
         // drain), so a poisoned map is still consistent.
         self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -184,7 +184,7 @@ impl MemoryStore {
     }
 
     /// Makes room for one more session: expired ones go first, then the least recently used.
-    fn make_room(&self, sessions: &mut Sessions, now: Instant) {
+    fn make_room(&self, sessions: &mut SessionTable, now: Instant) {
         if sessions.map.len() < self.max_sessions {
             return;
         }

@@ -1,4 +1,4 @@
-//! A session as the AgentScope runtime stores it (`../shared/spec/sessions.md` §2): the `Session` JSON
+//! A session as the AgentScope runtime stores it (docs/sessions.md): the `Session` JSON
 //! `{"id","user_id","messages":[…]}` whose messages are runtime `Message`s with their keys in the runtime's
 //! order. A Python AgentScope app pointed at the same Redis reads what we write, and we read what it wrote
 //! (every field but `id` may be missing or null on the way in).
@@ -133,8 +133,7 @@ impl Record {
     /// order ([`StoredMessage`]); the test below holds it to what serializing the parsed message writes.
     ///
     /// Written straight into one string: building a [`StoredMessage`] (a dozen small strings and a
-    /// metadata map) to serialize it was most of what session memory cost a turn (`make
-    /// bench-instructions`: ~13 k instructions per message serialized, ~5 k more to build and drop it).
+    /// metadata map) to serialize it was most of what session memory cost a turn.
     pub(crate) fn completed(
         id: String,
         kind: &str,

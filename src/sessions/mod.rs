@@ -1,5 +1,5 @@
 //! Session memory: the conversation of one (user, session) kept between stateless invocations
-//! (`../shared/spec/sessions.md`). The pipeline loads it before a turn and appends the request's input and
+//! (docs/sessions.md). The pipeline loads it before a turn and appends the request's input and
 //! the turn's completed output after it, so every face that names a session gets memory for free.
 //!
 //! - [`message`]: the AgentScope runtime's `Session`/`Message` JSON, what every store keeps.
@@ -105,30 +105,29 @@ impl SessionSettings {
     pub(crate) const DEFAULT_TTL: Duration = Duration::from_secs(86_400);
     pub(crate) const DEFAULT_MAX_SESSIONS: usize = 1_000;
     pub(crate) const DEFAULT_MAX_MESSAGES: usize = 100;
-    /// Issue 17: a full store plus 200 streams under half of the smallest FC memory (64 MB = 61 MiB of
-    /// 128 MB); the idle process and 200 streams take ~42.5 MiB (BENCHMARKS.md, FC-sized), which leaves
-    /// ~18.5 MiB, and a full store's RSS was ~1.07× its budget with a message per allocation (0.84× since a
-    /// session's messages share one buffer: +13.4 MiB at 16 MiB, `make bench` 2026-12-03 18:35 UTC; the
-    /// per-message charge was left as calibrated, so the budget errs on the safe side).
+    /// Issue 17: a full store plus 200 streams must fit in half of the smallest FC memory (128 MB), next to
+    /// what the idle process and the streams take; the store's RSS stays under this budget, whose
+    /// per-message charge errs on the safe side (BENCHMARKS.md, "Figures behind the code's bounds").
     pub(crate) const DEFAULT_MAX_BYTES: usize = 16 * 1024 * 1024;
     pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(3);
     pub(crate) const DEFAULT_WINDOW: Window = Window { messages: 60, chars: 120_000 };
 }
 
-/// The configured store and window, built once per process; `None` for `SESSION_STORE=none`.
-pub(crate) struct Sessions {
+/// Session memory as configured: the store `SESSION_STORE` names and the replay window, built once per
+/// process; `None` for `SESSION_STORE=none`. (The in-process store's own table is `memory::SessionTable`.)
+pub(crate) struct SessionMemory {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) window: Window,
 }
 
-impl Sessions {
-    pub(crate) fn new(settings: &SessionSettings) -> Result<Option<Sessions>, SessionError> {
+impl SessionMemory {
+    pub(crate) fn new(settings: &SessionSettings) -> Result<Option<SessionMemory>, SessionError> {
         let store: Arc<dyn Store> = match &settings.store {
             StoreKind::None => return Ok(None),
             StoreKind::Memory => Arc::new(memory::MemoryStore::new(settings)),
             StoreKind::Redis(url) => Arc::new(redis::RedisStore::new(url, settings)?),
         };
-        Ok(Some(Sessions { store, window: settings.window }))
+        Ok(Some(SessionMemory { store, window: settings.window }))
     }
 }
 

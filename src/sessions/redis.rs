@@ -1,5 +1,5 @@
 //! Redis / Alibaba Cloud Tair (`SESSION_STORE=redis://…` or `rediss://…`), in the AgentScope runtime's
-//! layout (`../shared/spec/sessions.md` §2), so a Python AgentScope app pointed at the same Redis reads the
+//! layout (docs/sessions.md, "The Redis layout"), so a Python AgentScope app pointed at the same Redis reads the
 //! same conversations:
 //!
 //! - `{prefix}session:{user_id}:{session_id}`: STRING, the whole `Session` JSON;

@@ -1,5 +1,5 @@
 //! A stored conversation → what the model is sent, the way the seed's DashScope formatter does it
-//! (`../shared/spec/sessions.md` §1): reasoning is never replayed, text items are joined with `\n`, calls
+//! (docs/sessions.md, "How a session is replayed"): reasoning is never replayed, text items are joined with `\n`, calls
 //! and outputs are paired by `llm::conversation`, and a tool output that is a JSON list of content blocks
 //! is sent as the text of those blocks. Then the window: the newest messages that fit the budget.
 

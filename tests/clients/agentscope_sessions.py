@@ -17,7 +17,7 @@ from agentscope.formatter import DashScopeChatFormatter
 from agentscope.message import Msg, TextBlock, ToolResultBlock, ToolUseBlock
 from agentscope_runtime.adapters.agentscope.memory import AgentScopeSessionHistoryMemory
 from agentscope_runtime.engine.schemas.agent_schemas import (
-    AgentContent, AgentResponse, ContentType, Message, MessageType, Role, RunStatus,
+    AgentContent, AgentResponse, ContentType, DataContent, McpApprovalRequest, Message, MessageType, Role, RunStatus,
 )
 from pydantic import TypeAdapter
 from agentscope_runtime.engine.schemas.session import Session
@@ -67,8 +67,13 @@ def strict_frame(data):
 def process(session, text, ending="completed"):
     """One /process turn of USER in `session`; its final response object, which must end as `ending`. Every
     frame is validated against the runtime's models."""
-    body = {"input": [{"role": "user", "type": "message", "content": [{"type": "text", "text": text}]}],
-            "session_id": session, "user_id": USER}
+    message = {"role": "user", "type": "message", "content": [{"type": "text", "text": text}]}
+    return process_input(session, [message], ending)[-1]
+
+
+def process_input(session, messages, ending="completed"):
+    """A /process turn with `messages` as its input; every frame, validated, the last ending as `ending`."""
+    body = {"input": messages, "session_id": session, "user_id": USER}
     conn = http.client.HTTPConnection(URL.hostname, URL.port, timeout=60)
     conn.request("POST", "/process", json.dumps(body), {"Content-Type": "application/json"})
     response = conn.getresponse()
@@ -76,7 +81,7 @@ def process(session, text, ending="completed"):
     check(response.status == 200, f"/process status {response.status}: {data}")
     frames = [strict_frame(line[5:].strip()) for line in data.split("\n") if line.startswith("data:")]
     check(frames and frames[-1].get("status") == ending, f"/process did not end {ending}: {frames[-1:]}")
-    return frames[-1]
+    return frames
 
 
 async def raw(service, session):
@@ -143,12 +148,34 @@ async def ours_continues_python(service):
           or formatted[4]["content"] == [{"text": "And once more, please"}], f"our input: {formatted[4]}")
 
 
+async def approval_round_trip(service):
+    """TOOL_APPROVAL=helloworld (issue 26): the request is the runtime's McpApprovalRequest, the answer an
+    mcp_approval_response Message built with the runtime's own model, and what the session keeps reads
+    back through its models."""
+    frames = process_input("approval", [{"role": "user", "type": "message",
+                                         "content": [{"type": "text", "text": "Please say hello to Ada"}]}])
+    asked = [f for f in frames if f.get("object") == "message" and f.get("type") == MessageType.MCP_APPROVAL_REQUEST
+             and f.get("status") == "completed"]
+    check(len(asked) == 1, f"one approval request: {frames}")
+    request = McpApprovalRequest.model_validate(asked[0]["content"][0]["data"], strict=True)
+    check(json.loads(request.arguments) == {"name": "Ada"} and request.name.endswith("helloworld"), f"{request}")
+    answer = Message(type=MessageType.MCP_APPROVAL_RESPONSE, role=Role.USER,
+                     content=[DataContent(data={"approval_request_id": request.id, "approve": True})])
+    frames = process_input("approval", [answer.model_dump(mode="json", exclude_none=True)])
+    outputs = [f for f in frames if f.get("object") == "message" and f.get("type") == "plugin_call_output"]
+    check(outputs and "Hello, Ada!" in outputs[0]["content"][0]["data"]["output"], f"the approved call ran: {frames}")
+    session = await service.get_session(USER, "approval")
+    kinds = [m.type for m in session.messages]
+    check(MessageType.MCP_APPROVAL_REQUEST in kinds and MessageType.MCP_APPROVAL_RESPONSE in kinds, f"{kinds}")
+
+
 async def main():
     service = RedisSessionHistoryService(redis_url=REDIS_URL)
     await service.start()
     try:
         await python_reads_ours(service)
         await ours_continues_python(service)
+        await approval_round_trip(service)
         failed = process("failing", "Tell me the time [fault:429]", ending="failed")
         check(failed["error"]["code"] == "model_throttled", f"the failure's code: {failed['error']}")
     finally:

@@ -4,7 +4,8 @@ Environment: FUNCTION_URL (the function with the stand-ins, reasoning on), REFUS
 with an MCP server that refuses every token), USER_JWT (an end-user JWT the Agent Identity stand-in reads:
 the SDK's api_key is the bearer, so an OpenAI client names its user that way), MODEL (the configured model),
 CONSENT_FUNCTION_URL (the same function whose MCP server takes the user's OAuth2 token: the link arrives as
-a url_citation annotation, this script "clicks" it, the turn goes on).
+a url_citation annotation, this script "clicks" it, the turn goes on), APPROVAL_FUNCTION_URL (the same with
+TOOL_APPROVAL=helloworld: a turn stops with an mcp_approval_request, the answer resumes it).
 Every check runs; the script exits non-zero naming each check that broke.
 """
 
@@ -29,7 +30,8 @@ from openai.types.responses import (
     ResponseOutputItemDoneEvent,
     ResponseStreamEvent,
 )
-from openai.types.responses.response_output_item import McpListTools
+from openai.types.responses.response_input_item import McpApprovalResponse
+from openai.types.responses.response_output_item import McpApprovalRequest, McpCall, McpListTools
 
 from consent import consent  # tests/clients/consent.py: the user's click
 
@@ -346,6 +348,51 @@ def test_chat_completions_consent_link_in_the_content_and_the_turn_goes_on():
     assert "The tool said" in content, content
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices and c.choices[0].finish_reason]
     assert finishes == ["stop"], finishes
+
+
+APPROVING = os.environ["APPROVAL_FUNCTION_URL"] + "/compatible-mode/v1"
+approving = OpenAI(base_url=APPROVING, api_key=JWT, max_retries=0, _strict_response_validation=True)
+APPROVAL_QUESTION = "Please say hello to Ada"
+
+
+def approval_request_of(conversation):
+    """A streamed turn that stops for approval, validated strictly event by event; its request item."""
+    events = strict_response_events(
+        APPROVING, {"model": MODEL, "input": APPROVAL_QUESTION, "conversation": conversation})
+    final = check_stream_consistency(events)
+    assert final.status == "completed", final.status
+    requests = [item for item in final.output if isinstance(item, McpApprovalRequest)]
+    assert len(requests) == 1, [item.type for item in final.output]
+    assert requests[0].name.endswith("helloworld") and requests[0].server_label, requests[0]
+    assert json.loads(requests[0].arguments) == {"name": "Ada"}, requests[0].arguments
+    assert not [item for item in final.output if item.type == "mcp_call"], "the call waits: no mcp_call yet"
+    return requests[0]
+
+
+def test_responses_approval_approved_runs_the_call_as_asked():
+    request = approval_request_of("conv-approval-yes")
+    answer = McpApprovalResponse(type="mcp_approval_response", approval_request_id=request.id, approve=True)
+    response = approving.responses.create(
+        model=MODEL, conversation="conv-approval-yes", input=[answer.model_dump(exclude_none=True)])
+    assert response.status == "completed", response
+    calls = [item for item in response.output if isinstance(item, McpCall)]
+    assert len(calls) == 1 and "Hello, Ada!" in (calls[0].output or ""), response.output
+    assert "Hello, Ada!" in response.output_text, response.output_text
+
+
+def test_responses_approval_declined_is_told_and_a_replay_refused():
+    request = approval_request_of("conv-approval-no")
+    answer = {"type": "mcp_approval_response", "approval_request_id": request.id, "approve": False,
+              "reason": "not today"}
+    response = approving.responses.create(model=MODEL, conversation="conv-approval-no", input=[answer])
+    assert response.status == "completed", response
+    assert not [item for item in response.output if item.type == "mcp_call"], response.output
+    assert "declined" in response.output_text and "not today" in response.output_text, response.output_text
+    status, text = post(APPROVING, "/responses", {"model": MODEL, "conversation": "conv-approval-no",
+                                                  "input": [answer], "stream": False})
+    replay = strictly(Response, text) if status == 200 else None
+    assert replay is not None and replay.status == "failed", (status, text)
+    assert replay.error.code == "invalid_prompt" and "approval_invalid" in replay.error.message, replay.error
 
 
 def test_models_lists_the_configured_model():

@@ -34,10 +34,10 @@ fn real_event() -> impl Strategy<Value = Vec<u8>> {
 }
 
 /// A request, or an error only where the body is an invalid `AgentRequest`; an envelope's request is one
-/// user message with visible text and the invocation's request id as session.
-fn check_event(body: &[u8], instruction: &str, request_id: &str) -> Result<(), TestCaseError> {
-    let plain = request_from_event(body, instruction, request_id);
-    match parse_event(body, instruction, request_id) {
+/// user message with visible text.
+fn check_event(body: &[u8], instruction: &str) -> Result<(), TestCaseError> {
+    let plain = request_from_event(body, instruction);
+    match parse_event(body, instruction) {
         Err(err) => {
             prop_assert_eq!(plain, Err(err.clone()));
             check_rejection(&err)?;
@@ -51,7 +51,6 @@ fn check_event(body: &[u8], instruction: &str, request_id: &str) -> Result<(), T
             prop_assert_eq!(plain.as_ref(), Ok(&event.request));
             let req = event.request;
             prop_assert!(!req.input.is_empty());
-            prop_assert!(req.session_id.is_some());
             check_conversation(&req.to_chat_messages()).map_err(TestCaseError::fail)?;
             if event.kind != TriggerKind::AgentRequest && req.input.len() == 1 {
                 // An envelope described as text, or an embedded request (whose input may be anything valid).
@@ -85,24 +84,20 @@ fn envelope() -> impl Strategy<Value = Value> {
     })
 }
 
-fn id() -> impl Strategy<Value = String> {
-    prop_oneof![Just("req-1".to_owned()), arb::any_text(6)]
-}
-
 const CASES: u32 = 256;
 
 #[test]
 fn arbitrary_bytes_become_a_request() {
     arb::check(
         CASES,
-        || (prop::collection::vec(any::<u8>(), 0..256), arb::any_text(8), id()),
-        |(body, instruction, request_id)| check_event(&body, &instruction, &request_id),
+        || (prop::collection::vec(any::<u8>(), 0..256), arb::any_text(8)),
+        |(body, instruction)| check_event(&body, &instruction),
     );
 }
 
 #[test]
 fn json_looking_bytes_become_a_request() {
-    arb::check(CASES, || (texty_bytes(), id()), |(body, request_id)| check_event(&body, "Handle this.", &request_id));
+    arb::check(CASES, texty_bytes, |body| check_event(&body, "Handle this."));
 }
 
 #[test]
@@ -112,7 +107,7 @@ fn damaged_real_events_become_a_request() {
         || (real_event(), arb::byte_edits(6)),
         |(mut body, edits)| {
             arb::damage(&mut body, &edits);
-            check_event(&body, "Handle this event.", "req-1")
+            check_event(&body, "Handle this event.")
         },
     );
 }
@@ -127,7 +122,7 @@ fn mutated_real_events_become_a_request() {
             let fixed = String::from_utf8_lossy(&body).replace(",\n}", "\n}").replace(",\n  }", "\n  }");
             let mut value: Value = serde_json::from_str(&fixed).unwrap_or(Value::Null);
             arb::mutate(&mut value, &edits);
-            check_event(value.to_string().as_bytes(), "Handle this event.", "req-1")
+            check_event(value.to_string().as_bytes(), "Handle this event.")
         },
     );
 }
@@ -138,9 +133,9 @@ fn envelopes_with_hostile_payloads_become_a_request() {
         CASES,
         || (envelope(), arb::mutations(3)),
         |(mut value, edits)| {
-            check_event(value.to_string().as_bytes(), "", "req-1")?;
+            check_event(value.to_string().as_bytes(), "")?;
             arb::mutate(&mut value, &edits);
-            check_event(value.to_string().as_bytes(), "", "req-1")
+            check_event(value.to_string().as_bytes(), "")
         },
     );
 }
@@ -148,7 +143,7 @@ fn envelopes_with_hostile_payloads_become_a_request() {
 #[test]
 fn every_real_event_becomes_a_described_request() {
     for body in real_events() {
-        let event = parse_event(body, "Handle this event.", "req-1").expect("a real event");
+        let event = parse_event(body, "Handle this event.").expect("a real event");
         assert_ne!(event.kind, TriggerKind::Text, "{}", String::from_utf8_lossy(body));
     }
 }
@@ -161,9 +156,9 @@ fn deep_or_huge_event_bodies_stay_on_the_heap() {
     let wide = json!({ "input": vec![json!({"role":"user","content":"x"}); 100_000] }).to_string();
     let timer = json!({"triggerTime":"t","triggerName":"n","payload": deep}).to_string();
     for body in [&deep, &deep_commas, &timer] {
-        let event = parse_event(body.as_bytes(), "i", "r").expect("text, not an error");
+        let event = parse_event(body.as_bytes(), "i").expect("text, not an error");
         assert_eq!(event.request.input.len(), 1);
     }
-    let err = request_from_event(wide.as_bytes(), "i", "r").unwrap_err();
+    let err = request_from_event(wide.as_bytes(), "i").unwrap_err();
     assert_eq!(err.to_string(), "input: more than 1000 messages");
 }

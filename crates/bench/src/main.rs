@@ -76,7 +76,7 @@ struct Options {
     delay_revisions: Vec<devstack::mcp_server::Revisions>,
 }
 
-/// As in ../shared/reference/seed-costs.md, so the two sides of the cost table compare.
+/// As in the Python sample's cost runs (README, "Cost"), so the two sides of the cost table compare.
 const FC_SIZED_CHUNK_DELAY: Duration = Duration::from_millis(20);
 
 impl Options {

@@ -18,7 +18,7 @@ pub const SIZES: [Limits; 5] = [
 /// Concurrent tool turns per burst.
 pub const BURSTS: [usize; 3] = [10, 100, 200];
 
-/// Why a size is not one FC accepts (`../shared/fc3/props.schema.json` and FC's instance rules): vCPU in
+/// Why a size is not one FC accepts (FC's instance rules, as its props schema for `s.yaml` states them): vCPU in
 /// 0.05..=16 in steps of 0.05, memory in 128..=32768 MB in steps of 64, and 1–4 GB of memory per vCPU.
 pub fn fc_violation(size: Limits) -> Option<String> {
     let steps = size.vcpu / 0.05;
@@ -65,7 +65,7 @@ pub struct Verdict {
 /// How much p99 turn latency a smaller size may add over the largest measured size at the same burst. A
 /// burst here is the worst case (every turn arrives in the same instant, against a model that answers in a
 /// quarter of a second); a real tool turn takes seconds of model time, and the Python sample needs 16–20 s
-/// for a burst of 100 at 1 vCPU (../shared/reference/seed-costs.md). 2.5 s more at the tail of such a burst
+/// for a burst of 100 at 1 vCPU (README, "Cost"). 2.5 s more at the tail of such a burst
 /// is what we accept for the smallest instance.
 pub const ADDED_P99_ALLOWED: Duration = Duration::from_millis(2500);
 

@@ -1,5 +1,5 @@
 //! A2A over JSON-RPC 2.0 (`POST /a2a`), for A2A 0.3 and 1.0 clients on the same endpoint, and the agent
-//! card. `../shared/spec/a2a.md` has the wire facts.
+//! card. docs/faces.md ("A2A") has the wire facts.
 //!
 //! - [`request`]: the JSON-RPC envelope, which protocol version the caller speaks, and a message's
 //!   params → a [`crate::pipeline::Ask`].

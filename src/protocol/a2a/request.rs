@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use super::wire::{RpcError, Version};
 use crate::llm::{ChatMessage, Sampling};
-use crate::pipeline::{Ask, UserClaim};
+use crate::pipeline::{ApprovalInput, Ask, UserClaim};
+use crate::protocol::{RequestError, reader};
 
 /// Parts a message may carry; more is refused rather than read without bound.
 const MAX_PARTS: usize = 256;
@@ -36,10 +37,17 @@ impl RpcRequest {
         let header = headers.get("a2a-version").and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("");
         // Until the method is known, answer in the version the header names (empty means 0.3).
         let guess = if header.starts_with('1') { Version::V10 } else { Version::V03 };
-        let value: Value = serde_json::from_slice(body)
-            .map_err(|e| (Value::Null, guess, RpcError::parse(format!("body: not valid JSON ({e})"))))?;
+        // The one reader's bounds (UTF-8, JSON, nesting) hold here too; a body too deep is a valid JSON text
+        // but not an acceptable request.
+        let value = reader::json(body).map_err(|error| {
+            let rpc = match error {
+                RequestError::TooDeep { .. } => RpcError::invalid_request(error.to_string()),
+                _ => RpcError::parse(error.to_string()),
+            };
+            (Value::Null, guess, rpc)
+        })?;
         let Value::Object(mut envelope) = value else {
-            return Err((Value::Null, guess, RpcError::invalid_request("the body must be a JSON-RPC request object")));
+            return Err((Value::Null, guess, RpcError::invalid_request("body: must be a JSON-RPC request object")));
         };
         let id = envelope.remove("id").unwrap_or(Value::Null);
         if !matches!(id, Value::Null | Value::String(_) | Value::Number(_)) {
@@ -80,17 +88,19 @@ fn resolve(name: &str, header: &str) -> Result<(Version, Method), RpcError> {
         "CancelTask" => Some(Method::CancelTask),
         _ => None,
     };
-    let unsupported =
-        |version: &str| RpcError::version_not_supported(format!("A2A-Version {version:?} has no method {name}"));
+    // `name` is one of the fixed names above by now: a message never repeats a method name it did not know.
+    let unsupported = |version: &str| {
+        RpcError::version_not_supported(format!("method: A2A-Version {version:?} has no method {name}"))
+    };
     match (v03, v10) {
         (Some(method), _) if header.is_empty() || header.starts_with("0.3") => Ok((Version::V03, method)),
         (Some(_), _) => Err(unsupported(header)),
         (_, Some(method)) if header == "1" || header.starts_with("1.") => Ok((Version::V10, method)),
         (_, Some(_)) => Err(unsupported(if header.is_empty() { "0.3" } else { header })),
         (None, None) if is_known_unserved(name) => {
-            Err(RpcError::unsupported_operation(format!("{name} is not supported by this agent")))
+            Err(RpcError::unsupported_operation(format!("method: {name} is not supported by this agent")))
         }
-        (None, None) => Err(RpcError::method_not_found(name)),
+        (None, None) => Err(RpcError::method_not_found()),
     }
 }
 
@@ -160,6 +170,8 @@ impl SendParams {
             // The session memory stores this face's input as the model messages it became.
             records: Vec::new(),
             session_id: Some(self.context_id.clone()),
+            // Not yet shown on this face: calls that need approval are declined and the model told.
+            approval: ApprovalInput::default(),
         }
     }
 }

@@ -199,8 +199,9 @@ impl RpcError {
         RpcError::new(-32600, "INVALID_REQUEST", message)
     }
 
-    pub(crate) fn method_not_found(method: &str) -> RpcError {
-        RpcError::new(-32601, "METHOD_NOT_FOUND", format!("method not found: {method}"))
+    /// The name is not repeated: it is whatever the body sent.
+    pub(crate) fn method_not_found() -> RpcError {
+        RpcError::new(-32601, "METHOD_NOT_FOUND", "method: not an A2A method (0.3 or 1.0)")
     }
 
     pub(crate) fn invalid_params(message: impl Into<String>) -> RpcError {

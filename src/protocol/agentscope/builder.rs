@@ -185,6 +185,28 @@ impl ResponseBuilder {
                 self.close_text(&mut out);
                 self.authorization(&mut out, provider, url);
             }
+            TurnEvent::ApprovalRequested { request_id, server, name, arguments, .. } => {
+                self.close_text(&mut out);
+                let msg_id = new_id("msg");
+                let seq = self.next_seq();
+                let opened = message(seq, Status::InProgress, msg_id.clone(), MessageKind::McpApprovalRequest, None);
+                self.emit(&mut out, || StreamObject::Message(opened));
+                let content = ContentObject {
+                    sequence_number: None,
+                    status: Status::Completed,
+                    index: 0,
+                    delta: false,
+                    msg_id: msg_id.clone(),
+                    body: ContentBody::Data(ToolData::ApprovalRequest {
+                        id: request_id.clone(),
+                        arguments: arguments.clone(),
+                        name: name.clone(),
+                        server_label: server.clone(),
+                    }),
+                };
+                let content = self.emit_content(&mut out, content);
+                self.complete_message(&mut out, msg_id, MessageKind::McpApprovalRequest, content);
+            }
             TurnEvent::Usage(usage) => {
                 self.close_text(&mut out);
                 *self.usage.get_or_insert_with(Usage::default) += *usage;

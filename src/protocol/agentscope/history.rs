@@ -13,6 +13,8 @@ use serde_json::{Map, Value};
 use super::request::{AgentRequest, ContentItem, InputMessage, MessageType, Role};
 use crate::llm::conversation::{Piece as Item, assemble};
 use crate::llm::{ChatMessage, ToolCall};
+use crate::pipeline::{ApprovalAnswer, ApprovalInput, ResentRequest};
+use crate::protocol::{RequestError, field};
 use crate::sessions::message::{Part, Record, new_message_id};
 
 /// Longest URL or file name quoted in a note; data: URLs can be megabytes of base64.
@@ -22,7 +24,50 @@ impl AgentRequest {
     /// `input` as a session stores it: runtime Messages with the client's ids (fresh ones where it sent
     /// none), `status:"completed"`; content other than text and data is kept as the note the model reads.
     pub(crate) fn to_records(&self) -> Vec<Record> {
-        self.input.iter().map(record_of).collect()
+        // Approval messages are not stored as sent: the session keeps its own record of each answer.
+        self.input.iter().filter(|m| !is_approval(m)).map(record_of).collect()
+    }
+
+    /// The `mcp_approval_response` messages of `input` (data `{approval_request_id, approve, reason?}`),
+    /// and any `mcp_approval_request` sent back (data `{id, arguments, …}`), in order.
+    pub(crate) fn approval_input(&self) -> Result<ApprovalInput, RequestError> {
+        let mut approval = ApprovalInput { can_ask: true, ..ApprovalInput::default() };
+        for (i, message) in self.input.iter().enumerate() {
+            let MessageType::Other(kind) = &message.kind else { continue };
+            for (j, item) in message.content.iter().enumerate() {
+                let ContentItem::Data(data) = item else { continue };
+                let at = format!("input[{i}].content[{j}].data");
+                let text = |key: &str| data.get(key).and_then(Value::as_str).filter(|s| !s.trim().is_empty());
+                match kind.as_str() {
+                    "mcp_approval_response" => {
+                        let request_id = text("approval_request_id").ok_or_else(|| {
+                            field(format!("{at}.approval_request_id"), "required: the id of the request answered")
+                        })?;
+                        let approve = data
+                            .get("approve")
+                            .and_then(Value::as_bool)
+                            .ok_or_else(|| field(format!("{at}.approve"), "required: true or false"))?;
+                        approval.answers.push(ApprovalAnswer {
+                            request_id: request_id.to_owned(),
+                            approve,
+                            reason: text("reason").map(str::to_owned),
+                        });
+                    }
+                    "mcp_approval_request" => {
+                        let request_id = text("id").ok_or_else(|| field(format!("{at}.id"), "required"))?;
+                        let arguments = data
+                            .get("arguments")
+                            .and_then(Value::as_str)
+                            .ok_or_else(|| field(format!("{at}.arguments"), "expected a string"))?;
+                        approval
+                            .resent
+                            .push(ResentRequest { request_id: request_id.to_owned(), arguments: arguments.to_owned() });
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(approval)
     }
 
     /// The conversation in `input`, in order, as model messages (see the module docs for the rules).
@@ -106,6 +151,10 @@ fn text_of(item: &ContentItem) -> Option<String> {
         ContentItem::Data(_) => Some("[data]".to_owned()),
         ContentItem::Other(kind) => Some(note("attachment", Some(kind))),
     }
+}
+
+fn is_approval(msg: &InputMessage) -> bool {
+    matches!(&msg.kind, MessageType::Other(kind) if kind == "mcp_approval_response" || kind == "mcp_approval_request")
 }
 
 fn record_of(msg: &InputMessage) -> Record {

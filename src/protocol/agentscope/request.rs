@@ -131,14 +131,15 @@ impl AgentRequest {
         };
         // `[{}]`, only reasoning, only unanswered calls …: the model would get the system prompt alone, after
         // a token exchange and an MCP session were spent on it. Cheaper and clearer to refuse it here.
-        if request.to_chat_messages().is_empty() {
+        let approval = request.approval_input()?;
+        if approval.answers.is_empty() && request.to_chat_messages().is_empty() {
             return Err(field("input", "holds no message the model can read (text, or a call with its output)"));
         }
         Ok(request)
     }
 
     /// A request holding one user text message — what an event invocation becomes.
-    pub(crate) fn from_text(text: impl Into<String>, session_id: Option<String>) -> AgentRequest {
+    pub(crate) fn from_text(text: impl Into<String>) -> AgentRequest {
         AgentRequest {
             input: vec![InputMessage {
                 id: None,
@@ -146,7 +147,7 @@ impl AgentRequest {
                 kind: MessageType::Message,
                 content: vec![ContentItem::Text(text.into())],
             }],
-            session_id,
+            session_id: None,
             user_id: None,
             stream: false,
             model: None,
@@ -191,6 +192,8 @@ impl AgentRequest {
             user,
             session_id: self.session_id().map(str::to_owned),
             records: self.to_records(),
+            // Checked when the body was read; a request built in code carries no approval messages.
+            approval: self.approval_input().unwrap_or_default(),
         }
     }
 }
@@ -278,8 +281,7 @@ impl WireMessage {
 }
 
 fn role<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Role>, D::Error> {
-    let words =
-        [("user", Role::User), ("assistant", Role::Assistant), ("system", Role::System), ("tool", Role::Tool)];
+    let words = [("user", Role::User), ("assistant", Role::Assistant), ("system", Role::System), ("tool", Role::Tool)];
     reader::one_of(d, &words, "expected one of user, assistant, system, tool")
 }
 

@@ -76,6 +76,8 @@ pub enum MessageKind {
     Reasoning,
     PluginCall,
     PluginCallOutput,
+    /// A call waiting for the user's approval (the runtime's `MessageType.MCP_APPROVAL_REQUEST`).
+    McpApprovalRequest,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -137,6 +139,14 @@ pub enum ToolData {
         call_id: String,
         name: String,
         output: String,
+    },
+    /// A call waiting for the user's approval: the runtime's `McpApprovalRequest` (its `id` is what the
+    /// answer, an `mcp_approval_response` message, names).
+    ApprovalRequest {
+        id: String,
+        arguments: String,
+        name: String,
+        server_label: String,
     },
     /// An OAuth2 consent the user must give (`TurnEvent::AuthorizationRequired`): a client acts on
     /// `{"type":"oauth2_authorization","provider":…,"url":…}` (opens the URL) instead of parsing the text.
@@ -234,6 +244,7 @@ impl StreamObject {
                 MessageKind::Reasoning => "reasoning",
                 MessageKind::PluginCall => "plugin_call",
                 MessageKind::PluginCallOutput => "plugin_call_output",
+                MessageKind::McpApprovalRequest => "mcp_approval_request",
             }),
             StreamObject::Content(c) => Some(match c.body {
                 ContentBody::Text(_) => "text",

@@ -1,5 +1,5 @@
 //! AG-UI over HTTP POST + SSE (`POST /ag-ui`), as CopilotKit-style front ends speak it.
-//! `../shared/spec/ag-ui.md` has the wire facts.
+//! docs/faces.md ("AG-UI") has the wire facts.
 //!
 //! - [`request`]: a `RunAgentInput` → a [`crate::pipeline::Ask`] (threadId is the session).
 //! - [`render`]: the turn as AG-UI events, in the order `@ag-ui/client` verifies.

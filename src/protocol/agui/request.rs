@@ -6,7 +6,7 @@ use serde::Deserialize;
 use serde::de::Deserializer;
 
 use crate::llm::{ChatMessage, FunctionCall, Sampling, ToolCall};
-use crate::pipeline::{Ask, UserClaim};
+use crate::pipeline::{ApprovalInput, Ask, UserClaim};
 use crate::protocol::reader::{self, Expect, Lenient, Loose, Obj, Part, PartRule};
 use crate::protocol::{RequestError, field};
 
@@ -29,9 +29,13 @@ impl RunInput {
     pub(crate) fn from_slice(body: &[u8]) -> Result<RunInput, RequestError> {
         let wire = reader::read::<Wire>(body)?;
         let id = |camel: &Loose, snake: &Loose, name: &str| {
-            camel.0.as_ref().or(snake.0.as_ref()).filter(|s| !s.is_empty()).cloned().ok_or_else(|| {
-                field(name, "required non-empty string")
-            })
+            camel
+                .0
+                .as_ref()
+                .or(snake.0.as_ref())
+                .filter(|s| !s.is_empty())
+                .cloned()
+                .ok_or_else(|| field(name, "required non-empty string"))
         };
         let thread_id = id(&wire.thread_id, &wire.thread_id_snake, "threadId")?;
         let run_id = id(&wire.run_id, &wire.run_id_snake, "runId")?;
@@ -59,6 +63,8 @@ impl RunInput {
             // The session memory stores this face's input as the model messages it became.
             records: Vec::new(),
             session_id: Some(self.thread_id.clone()),
+            // Not yet shown on this face: calls that need approval are declined and the model told.
+            approval: ApprovalInput::default(),
         }
     }
 }
@@ -88,7 +94,7 @@ impl Expect for Wire {
 }
 
 fn messages<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Obj<Message>>>, D::Error> {
-    reader::seq_at_most(d, MAX_MESSAGES, "messages", "required array")
+    reader::seq_at_most(d, MAX_MESSAGES, "messages", "expected an array of messages")
 }
 
 /// `forwardedProps`: only the user is read, leniently.

@@ -129,7 +129,9 @@ impl Renderer for CompletionsStream {
             | TurnEvent::ToolCallStarted { .. }
             | TurnEvent::ToolCallArgumentsDelta { .. }
             | TurnEvent::ToolCallCompleted { .. }
-            | TurnEvent::ToolResult { .. } => {}
+            | TurnEvent::ToolResult { .. }
+            // Chat Completions has nobody to ask: such calls are declined in the loop and never reach here.
+            | TurnEvent::ApprovalRequested { .. } => {}
         }
     }
 }
@@ -194,7 +196,9 @@ impl Renderer for CompletionsAnswer {
             | TurnEvent::ToolCallStarted { .. }
             | TurnEvent::ToolCallArgumentsDelta { .. }
             | TurnEvent::ToolCallCompleted { .. }
-            | TurnEvent::ToolResult { .. } => {}
+            | TurnEvent::ToolResult { .. }
+            // Chat Completions has nobody to ask: such calls are declined in the loop and never reach here.
+            | TurnEvent::ApprovalRequested { .. } => {}
         }
     }
 

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, SeqAccess, Visitor};
 
 use crate::llm::{ChatMessage, Sampling, StopSequences, ToolCall};
+use crate::pipeline::ApprovalInput;
 use crate::protocol::agentscope::{HistoryItem, MAX_CONTENT_ITEMS, MAX_INPUT_MESSAGES, assemble_history};
 use crate::protocol::openai::OpenAiTurn;
 use crate::protocol::reader::{self, Expect, Obj, Part, PartRule};
@@ -51,6 +52,8 @@ impl CompletionsRequest {
                 sampling,
                 session_id: wire.session_id,
                 user: wire.user_id.or(wire.user),
+                // Chat Completions has no way to show an approval request: such calls are declined.
+                approval: ApprovalInput::default(),
             },
             stream: wire.stream.unwrap_or(false),
             include_usage: wire.stream_options.and_then(|o| o.0.include_usage).unwrap_or(false),
@@ -94,7 +97,7 @@ impl Expect for Wire {
 }
 
 fn messages<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Obj<WireMessage>>>, D::Error> {
-    reader::seq_at_most(d, MAX_INPUT_MESSAGES, "messages", "required: a list of messages")
+    reader::seq_at_most(d, MAX_INPUT_MESSAGES, "messages", "expected a list of messages")
 }
 
 #[derive(Deserialize)]

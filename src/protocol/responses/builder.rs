@@ -205,6 +205,18 @@ impl ResponsesBuilder {
                 self.close_text(out, "completed");
                 self.authorization(out, provider, url);
             }
+            TurnEvent::ApprovalRequested { request_id, server, name, arguments, .. } => {
+                self.close_text(out, "completed");
+                let index = self.draft.output.len();
+                self.draft.output.push(Item::ApprovalRequest {
+                    id: request_id.clone(),
+                    server_label: server.clone(),
+                    name: name.clone(),
+                    arguments: arguments.clone(),
+                });
+                self.frames.emit(out, self.draft.item("response.output_item.added", index));
+                self.frames.emit(out, self.draft.item("response.output_item.done", index));
+            }
             TurnEvent::Usage(usage) => add_usage(&mut self.draft.usage, *usage),
             TurnEvent::Finished(end) => self.finish(out, end),
         }

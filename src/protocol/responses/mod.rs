@@ -12,4 +12,4 @@ mod request;
 mod wire;
 
 pub(crate) use render::{ResponsesAnswer, ResponsesStream};
-pub(crate) use request::ResponsesRequest;
+pub(crate) use request::{Echo, ResponsesRequest};

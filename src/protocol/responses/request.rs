@@ -17,6 +17,7 @@ use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::llm::{ChatMessage, Sampling, ToolCall};
+use crate::pipeline::{ApprovalAnswer, ApprovalInput, ResentRequest};
 use crate::protocol::agentscope::{HistoryItem, MAX_CONTENT_ITEMS, MAX_INPUT_MESSAGES, assemble_history};
 use crate::protocol::openai::OpenAiTurn;
 use crate::protocol::reader::{self, Expect, Loose, Obj, Part, PartRule};
@@ -60,6 +61,7 @@ impl ResponsesRequest {
             ));
         }
         let mut items = Vec::new();
+        let mut approval = ApprovalInput { can_ask: true, ..ApprovalInput::default() };
         if let Some(text) = &wire.instructions {
             items.push(HistoryItem::Message(ChatMessage::System { content: text.clone() }));
         }
@@ -69,12 +71,18 @@ impl ResponsesRequest {
             Some(Input::Text(text)) => items.push(HistoryItem::Message(ChatMessage::User { content: text })),
             Some(Input::Items(list)) => {
                 for (i, item) in list.into_iter().enumerate() {
-                    items.extend(item.0.into_items(&format!("input[{i}]"))?);
+                    let at = format!("input[{i}]");
+                    match item.0.kind.as_ref().and_then(Loose::as_str) {
+                        Some("mcp_approval_response") => approval.answers.push(item.0.answer(&at)?),
+                        Some("mcp_approval_request") => approval.resent.push(item.0.resent(&at)?),
+                        _ => items.extend(item.0.into_items(&at)?),
+                    }
                 }
             }
         }
         let messages = assemble_history(&items);
-        if !messages.iter().any(|m| !matches!(m, ChatMessage::System { .. })) {
+        // An answer to an approval request is enough input: the turn goes on from the approved call.
+        if approval.answers.is_empty() && !messages.iter().any(|m| !matches!(m, ChatMessage::System { .. })) {
             return Err(field("input", "holds no message the model can read (text, or a call with its output)"));
         }
         let sampling = Sampling {
@@ -97,7 +105,7 @@ impl ResponsesRequest {
         };
         let user = wire.user_id.or(wire.safety_identifier).or(wire.user);
         let turn =
-            OpenAiTurn { messages, model: wire.model, sampling, session_id: echo.conversation.clone(), user };
+            OpenAiTurn { messages, model: wire.model, sampling, session_id: echo.conversation.clone(), user, approval };
         Ok(ResponsesRequest { turn, stream: wire.stream.unwrap_or(false), echo })
     }
 }
@@ -272,6 +280,12 @@ struct Item {
     id: Loose,
     #[serde(default, deserialize_with = "content")]
     output: Option<Content>,
+    #[serde(default)]
+    approval_request_id: Loose,
+    #[serde(default, deserialize_with = "reader::opt_bool")]
+    approve: Option<bool>,
+    #[serde(default)]
+    reason: Loose,
 }
 
 impl Expect for Item {
@@ -328,7 +342,8 @@ fn content<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Content>, D::Error>
     d.deserialize_any(V)
 }
 
-const ITEM_TYPES: &str = "expected an item type (message, function_call, function_call_output, mcp_call, reasoning)";
+const ITEM_TYPES: &str = "expected an item type (message, function_call, function_call_output, mcp_call, reasoning, \
+                          mcp_approval_request, mcp_approval_response)";
 
 impl Item {
     fn into_items(self, at: &str) -> Result<Vec<HistoryItem>, RequestError> {
@@ -363,10 +378,33 @@ impl Item {
             }
             "reasoning" | "mcp_list_tools" => Vec::new(),
             "item_reference" => {
-                return Err(field(at, "item_reference is not supported: responses are not stored; send the item itself"));
+                return Err(field(
+                    at,
+                    "item_reference is not supported: responses are not stored; send the item itself",
+                ));
             }
             _ => return Err(field(format!("{at}.type"), ITEM_TYPES)),
         })
+    }
+
+    /// `mcp_approval_response`: `approval_request_id` and `approve` required, `reason` optional.
+    fn answer(&self, at: &str) -> Result<ApprovalAnswer, RequestError> {
+        let request_id = self.approval_request_id.non_blank().ok_or_else(|| {
+            field(format!("{at}.approval_request_id"), "required: the id of the mcp_approval_request answered")
+        })?;
+        let approve = self.approve.ok_or_else(|| field(format!("{at}.approve"), "required: true or false"))?;
+        Ok(ApprovalAnswer {
+            request_id: request_id.to_owned(),
+            approve,
+            reason: self.reason.non_blank().map(str::to_owned),
+        })
+    }
+
+    /// `mcp_approval_request` sent back with the conversation: its arguments must be the ones asked about.
+    fn resent(&self, at: &str) -> Result<ResentRequest, RequestError> {
+        let request_id = self.id.non_blank().ok_or_else(|| field(format!("{at}.id"), "required"))?;
+        let arguments = self.arguments.as_str().ok_or_else(|| field(format!("{at}.arguments"), "expected a string"))?;
+        Ok(ResentRequest { request_id: request_id.to_owned(), arguments: arguments.to_owned() })
     }
 
     fn message(self, at: &str) -> Result<Option<ChatMessage>, RequestError> {

@@ -101,12 +101,23 @@ pub(super) enum Item {
         tools: Arc<[ToolDef]>,
         open: bool,
     },
+    /// A call waiting for the user (`McpApprovalRequest`); the answer is an input item
+    /// `mcp_approval_response` naming `id`.
+    ApprovalRequest {
+        id: String,
+        server_label: String,
+        name: String,
+        arguments: String,
+    },
 }
 
 impl Item {
     pub(super) fn id(&self) -> &str {
         match self {
-            Item::Text { id, .. } | Item::Call { id, .. } | Item::Listing { id, .. } => id,
+            Item::Text { id, .. }
+            | Item::Call { id, .. }
+            | Item::Listing { id, .. }
+            | Item::ApprovalRequest { id, .. } => id,
         }
     }
 }
@@ -151,6 +162,13 @@ impl Serialize for Item {
                 let tools = if *open { &[][..] } else { &tools[..] };
                 map.serialize_entry("tools", &Tools(tools))?;
                 map.serialize_entry("type", "mcp_list_tools")?;
+            }
+            Item::ApprovalRequest { id, server_label, name, arguments } => {
+                map.serialize_entry("arguments", arguments)?;
+                map.serialize_entry("id", id)?;
+                map.serialize_entry("name", name)?;
+                map.serialize_entry("server_label", server_label)?;
+                map.serialize_entry("type", "mcp_approval_request")?;
             }
         }
         map.end()
@@ -307,7 +325,8 @@ impl Serialize for ResponseObject<'_> {
 fn error_code(code: FailureCode) -> &'static str {
     match code {
         FailureCode::ModelThrottled => "rate_limit_exceeded",
-        FailureCode::ModelBadRequest | FailureCode::ContentFiltered => "invalid_prompt",
+        // An approval answer that answers nothing waiting is the input's fault, like a refused prompt.
+        FailureCode::ModelBadRequest | FailureCode::ContentFiltered | FailureCode::ApprovalInvalid => "invalid_prompt",
         FailureCode::IdentityError
         | FailureCode::CredentialsMissing
         | FailureCode::ToolUnauthorized

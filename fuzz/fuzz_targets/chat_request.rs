@@ -1,0 +1,10 @@
+//! `protocol::parse_body(Wire::Chat, …)` on any bytes: the face's own parser, a clean refusal naming a
+//! field (or `body`) or an accepted request (see `common::check`).
+#![no_main]
+
+mod common;
+
+use fc_identity_agent::protocol::Wire;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|body: &[u8]| common::check(Wire::Chat, body));

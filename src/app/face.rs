@@ -1,0 +1,138 @@
+//! The face contract: what a wire face gives the edge, and the one driver that runs every face's turn.
+//!
+//! A face is a parser (the body → the pipeline's [`Ask`], the caller's claim made inside it, plus what its
+//! reply needs later), a reply maker (the planned turn → its renderer) and a refusal writer (its own
+//! error shape). [`App::serve`] is the only code that reads a body, plans and starts a turn, so every
+//! face reads, refuses and answers the same way; a face never sees the planner or the pipeline.
+//!
+//! The caller's claim flows one way: the face reads its user field and hands [`Caller::claim`]'s answer
+//! to the planner inside the `Ask`; nothing goes back into the face's request after that.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use fc_runtime::{Body, Context, Request, RequestExt};
+use http::{HeaderMap, Response};
+
+use super::App;
+use crate::config::UserSource;
+use crate::pipeline::{Ask, Plan, Renderer, UserClaim, http_claim};
+use crate::rejection::Rejection;
+
+/// One wire face at the edge.
+pub(super) trait Face: Send + Sync {
+    /// What the parser kept for the reply (its ids, what it echoes, streamed or not).
+    type Request: Send;
+    /// The renderer of a streamed reply.
+    type Stream: Renderer;
+    /// The renderer of a reply answered as one body.
+    type Answer: Renderer;
+
+    /// The body (already bounded by `MAX_REQUEST_BYTES`) → a turn to plan, or an answer that needs none
+    /// (an A2A task lookup, a JSON-RPC error in the caller's version).
+    fn read(&self, body: &[u8], caller: &Caller<'_>) -> Result<Parsed<Self::Request>, Rejection>;
+
+    /// How the planned turn is answered: the plan settled the session and the model.
+    fn reply(&self, request: Self::Request, plan: &Plan) -> Reply<Self::Stream, Self::Answer>;
+
+    /// A refusal in the face's own error shape; `request` is what was read when the refusal came after it
+    /// (the planner's), `None` before (the body, the parser).
+    fn refuse(&self, rejection: Rejection, request: Option<&Self::Request>) -> Response<Body>;
+
+    /// Headers a turn's response carries besides the renderer's content type.
+    fn extra_headers(&self, _headers: &mut HeaderMap) {}
+}
+
+/// What a face's parser made of a request.
+pub(super) enum Parsed<R> {
+    /// A turn: what to plan, and what the reply needs.
+    Turn(Ask, R),
+    /// Answered without a turn.
+    Answered(Response<Body>),
+}
+
+/// A future that, when it resolves, stops the turn (A2A `tasks/cancel`).
+pub(super) type Cancel = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// How a planned turn is answered.
+pub(super) struct Reply<S, A> {
+    how: How<S, A>,
+    until: Option<Cancel>,
+}
+
+enum How<S, A> {
+    Stream(S),
+    Answer(A),
+}
+
+impl<S, A> Reply<S, A> {
+    /// The body streams as the turn runs.
+    pub(super) fn stream(renderer: S) -> Self {
+        Reply { how: How::Stream(renderer), until: None }
+    }
+
+    /// One body when the turn is over.
+    pub(super) fn answer(renderer: A) -> Self {
+        Reply { how: How::Answer(renderer), until: None }
+    }
+
+    /// The turn may also be stopped by someone other than its client.
+    pub(super) fn until(self, cancel: Cancel) -> Self {
+        Reply { until: Some(cancel), ..self }
+    }
+}
+
+/// What a face may know about who is calling: the request's headers, the configured user source and FC's
+/// context. The face names the body's user; the claim is made here, once.
+pub(super) struct Caller<'a> {
+    headers: &'a HeaderMap,
+    source: &'a UserSource,
+    context: &'a Context,
+}
+
+impl Caller<'_> {
+    /// The claim of an HTTP caller (`AGENT_IDENTITY_USER_SOURCE` over the headers and `named`, the user the
+    /// body names after the face's own fallbacks).
+    pub(super) fn claim(&self, named: Option<&str>) -> UserClaim {
+        http_claim(self.source, self.headers, named)
+    }
+
+    pub(super) fn headers(&self) -> &HeaderMap {
+        self.headers
+    }
+
+    /// FC's id of this invocation.
+    pub(super) fn request_id(&self) -> &str {
+        self.context.request_id()
+    }
+}
+
+impl App {
+    /// Read → parse (the claim inside) → plan → stream or answer; every refusal in `face`'s shape.
+    pub(super) async fn serve<F: Face>(self: &Arc<Self>, face: &F, mut request: Request) -> Response<Body> {
+        let body = match super::read_body(&mut request, self.max_request_bytes).await {
+            Ok(body) => body,
+            Err(rejection) => return face.refuse(rejection, None),
+        };
+        let caller = Caller { headers: request.headers(), source: &self.user_source, context: request.fc_context() };
+        let (ask, read) = match face.read(&body, &caller) {
+            Ok(Parsed::Turn(ask, read)) => (ask, read),
+            Ok(Parsed::Answered(response)) => return response,
+            Err(rejection) => return face.refuse(rejection, None),
+        };
+        let plan = match self.planner.plan(ask, super::platform(request.fc_context())) {
+            Ok(plan) => plan,
+            Err(rejection) => return face.refuse(rejection, Some(&read)),
+        };
+        let Reply { how, until } = face.reply(read, &plan);
+        let mut response = match (how, until) {
+            (How::Stream(renderer), None) => self.pipeline.stream(plan, renderer),
+            (How::Stream(renderer), Some(cancel)) => self.pipeline.stream_until(plan, renderer, cancel),
+            (How::Answer(renderer), None) => self.pipeline.answer(plan, renderer).await,
+            (How::Answer(renderer), Some(cancel)) => self.pipeline.answer_until(plan, renderer, cancel).await,
+        };
+        face.extra_headers(response.headers_mut());
+        response
+    }
+}

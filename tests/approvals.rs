@@ -1,0 +1,189 @@
+//! Approval before the tools that act (issue 26, part 1), end to end over real sockets: `TOOL_APPROVAL`
+//! names `helloworld`; the model stand-in calls it for "say hello to <name>". The turn stops with an
+//! approval request, the next invocation's answer resumes it — on another instance too, with Redis — and
+//! whatever is refused runs nothing: the MCP stand-in counts every `tools/call` it served.
+
+mod common;
+#[path = "sessions/redis_server.rs"]
+mod redis_server;
+
+use std::time::Duration;
+
+use common::Function;
+use serde_json::{Value, json};
+
+const ASK: &str = "Please say hello to Ada";
+
+fn ask(session: &str, user: &str) -> Value {
+    json!({"input": [{"role": "user", "type": "message", "content": [{"type": "text", "text": ASK}]}],
+        "session_id": session, "user_id": user})
+}
+
+/// An `mcp_approval_response` message as an AgentScope client sends it.
+fn answer(session: &str, user: &str, request_id: &str, approve: bool) -> Value {
+    json!({"input": [{"role": "user", "type": "mcp_approval_response",
+        "content": [{"type": "data", "data": {"approval_request_id": request_id, "approve": approve,
+            "reason": if approve { "" } else { "not now" }}}]}],
+        "session_id": session, "user_id": user})
+}
+
+fn calls(f: &Function) -> usize {
+    f.stack.mcp.method_count("tools/call")
+}
+
+fn last(events: &[Value]) -> &Value {
+    events.iter().rev().find(|e| e["object"] == "response").expect("a response object")
+}
+
+/// The completed `mcp_approval_request` message's data: `{id, arguments, name, server_label}`.
+fn request_of(events: &[Value]) -> Value {
+    let message = events
+        .iter()
+        .find(|e| e["object"] == "message" && e["type"] == "mcp_approval_request" && e["status"] == "completed")
+        .unwrap_or_else(|| panic!("no approval request in {events:#?}"));
+    assert_eq!(message["role"], "assistant");
+    message["content"][0]["data"].clone()
+}
+
+fn answer_text(events: &[Value]) -> String {
+    events
+        .iter()
+        .filter(|e| e["object"] == "message" && e["type"] == "message" && e["status"] == "completed")
+        .filter_map(|e| e["content"][0]["text"].as_str())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn failure_code(events: &[Value]) -> String {
+    let response = last(events);
+    assert_eq!(response["status"], "failed", "{response}");
+    response["error"]["code"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn a_call_waits_for_the_users_approval_and_runs_as_asked_once() {
+    let f = Function::start(&[("TOOL_APPROVAL", "helloworld")]).await;
+    let events = f.process(&ask("s1", "u1")).await;
+    let request = request_of(&events);
+    assert_eq!(last(&events)["status"], "completed", "the invocation ends; no instance waits for a human");
+    assert!(request["name"].as_str().unwrap().ends_with("helloworld"), "{request}");
+    assert_eq!(serde_json::from_str::<Value>(request["arguments"].as_str().unwrap()).unwrap(), json!({"name": "Ada"}));
+    assert!(request["server_label"].as_str().is_some_and(|l| !l.is_empty()), "{request}");
+    let id = request["id"].as_str().unwrap().to_owned();
+    assert!(
+        !events.iter().any(|e| e["type"] == "plugin_call" && e["object"] == "message"),
+        "the waiting call is shown as the request, not as a call"
+    );
+    assert_eq!(calls(&f), 0, "nothing ran before the user answered");
+
+    // Another user naming the same session id has a session of their own: nothing waits there.
+    let events = f.process(&answer("s1", "u2", &id, true)).await;
+    assert_eq!(failure_code(&events), "approval_invalid");
+    assert_eq!(calls(&f), 0);
+
+    let events = f.process(&answer("s1", "u1", &id, true)).await;
+    assert_eq!(last(&events)["status"], "completed", "{:#?}", last(&events));
+    assert_eq!(calls(&f), 1, "the approved call ran, once");
+    let output = events
+        .iter()
+        .find(|e| e["object"] == "message" && e["type"] == "plugin_call_output")
+        .expect("the call's output is shown");
+    assert!(output["content"][0]["data"]["output"].as_str().unwrap().contains("Hello, Ada!"), "{output}");
+    assert!(answer_text(&events).contains("Hello, Ada!"), "the model went on from the result");
+
+    // Answered once: the same answer again is refused, and runs nothing.
+    let events = f.process(&answer("s1", "u1", &id, true)).await;
+    assert_eq!(failure_code(&events), "approval_invalid");
+    assert_eq!(calls(&f), 1);
+
+    // The conversation the model is sent next holds the call and its result, in order.
+    let events = f
+        .process(&json!({"input": [{"role": "user", "type": "message",
+        "content": [{"type": "text", "text": "no tools: thanks"}]}], "session_id": "s1", "user_id": "u1"}))
+        .await;
+    assert_eq!(last(&events)["status"], "completed");
+    let sent = f.stack.dashscope.requests().last().unwrap().body.clone();
+    let roles: Vec<&str> = sent["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+    assert_eq!(roles, ["system", "user", "assistant", "tool", "assistant", "user"], "{sent}");
+}
+
+#[tokio::test]
+async fn declined_expired_changed_and_unanswered_requests_run_nothing() {
+    let f = Function::start(&[("TOOL_APPROVAL", "hello*"), ("TOOL_APPROVAL_TTL_SECS", "1")]).await;
+
+    // Declined: the model hears it, with the user's reason.
+    let id = request_of(&f.process(&ask("d", "u1")).await)["id"].as_str().unwrap().to_owned();
+    let events = f.process(&answer("d", "u1", &id, false)).await;
+    assert_eq!(last(&events)["status"], "completed");
+    let told = answer_text(&events);
+    assert!(told.contains("declined") && told.contains("not now"), "{told}");
+
+    // Expired: refused, nothing run.
+    let id = request_of(&f.process(&ask("e", "u1")).await)["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let events = f.process(&answer("e", "u1", &id, true)).await;
+    assert_eq!(failure_code(&events), "approval_invalid");
+    assert!(last(&events)["error"]["message"].as_str().unwrap().contains("expired"));
+
+    // Sent back with other arguments: refused, nothing run.
+    let request = request_of(&f.process(&ask("c", "u1")).await);
+    let id = request["id"].as_str().unwrap().to_owned();
+    let mut changed = answer("c", "u1", &id, true);
+    let resent = json!({"role": "assistant", "type": "mcp_approval_request", "content": [{"type": "data",
+        "data": {"id": id, "name": request["name"], "server_label": request["server_label"],
+            "arguments": "{\"name\":\"Mallory\"}"}}]});
+    changed["input"].as_array_mut().unwrap().insert(0, resent);
+    let events = f.process(&changed).await;
+    assert_eq!(failure_code(&events), "approval_invalid");
+    assert!(last(&events)["error"]["message"].as_str().unwrap().contains("other arguments"));
+
+    // Unanswered: the user goes on; the call is declined and the conversation stays one the model takes.
+    let events = f
+        .process(&json!({"input": [{"role": "user", "type": "message",
+        "content": [{"type": "text", "text": "no tools: never mind"}]}], "session_id": "c", "user_id": "u1"}))
+        .await;
+    assert_eq!(last(&events)["status"], "completed", "{:#?}", last(&events));
+    let sent = f.stack.dashscope.requests().last().unwrap().body.clone();
+    let tool = sent["messages"].as_array().unwrap().iter().find(|m| m["role"] == "tool").expect("the call's output");
+    assert!(tool["content"].as_str().unwrap().contains("without answering"), "{tool}");
+
+    assert_eq!(calls(&f), 0, "no refused or declined call ever ran");
+}
+
+#[tokio::test]
+async fn without_anyone_to_ask_the_call_is_declined_and_the_model_told() {
+    let f = Function::start(&[("TOOL_APPROVAL", "all")]).await;
+    let body = json!({"model": "qwen-max", "user": "u1", "messages": [{"role": "user", "content": ASK}]});
+    let answer =
+        Function::client().post(f.url("/compatible-mode/v1/chat/completions")).json(&body).send().await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let completion: Value = answer.json().await.unwrap();
+    let content = completion["choices"][0]["message"]["content"].as_str().unwrap();
+    assert!(content.contains("needs the user's approval"), "{content}");
+
+    // No session named: nowhere to keep a request, so /process declines too.
+    let events = f
+        .process(&json!({"input": [{"role": "user", "type": "message",
+        "content": [{"type": "text", "text": ASK}]}], "user_id": "u1"}))
+        .await;
+    assert_eq!(last(&events)["status"], "completed");
+    assert!(answer_text(&events).contains("needs the user's approval"));
+    assert_eq!(calls(&f), 0);
+}
+
+#[tokio::test]
+async fn a_request_made_on_one_instance_is_answered_on_another_through_redis() {
+    let redis = redis_server::RedisServer::start().await;
+    let url = redis.url();
+    let env = [("TOOL_APPROVAL", "helloworld"), ("SESSION_STORE", url.as_str()), ("SESSION_KEY_PREFIX", "ap:")];
+    let first = Function::start(&env).await;
+    let second = Function::with_stack(devstack::Stack::start().await.unwrap(), &env).await;
+    let id = request_of(&first.process(&ask("r1", "u1")).await)["id"].as_str().unwrap().to_owned();
+    let events = second.process(&answer("r1", "u1", &id, true)).await;
+    assert_eq!(last(&events)["status"], "completed", "{:#?}", last(&events));
+    assert_eq!((calls(&first), calls(&second)), (0, 1), "the instance that was answered ran it");
+    assert!(answer_text(&events).contains("Hello, Ada!"));
+    let replay = first.process(&answer("r1", "u1", &id, true)).await;
+    assert_eq!(failure_code(&replay), "approval_invalid", "answered on one instance is answered on all");
+    assert_eq!(calls(&first), 0);
+}
