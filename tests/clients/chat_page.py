@@ -80,6 +80,11 @@ def idle(driver):
     return driver.find_element(By.ID, "transcript").get_attribute("aria-busy") == "false"
 
 
+def ready(driver):
+    # The page has drawn the stored conversation (or found none) and focused the input.
+    return driver.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true"
+
+
 def send(driver, *keys):
     box = driver.find_element(By.ID, "input")
     box.send_keys(*keys)
@@ -176,8 +181,9 @@ def failing_model(driver):
 
 def reload_keeps_history(driver, session, result):
     driver.refresh()
-    wait_for(driver, lambda d: d.find_element(By.ID, "session-id").text == session, "the same session after reload")
-    bubbles = wait_for(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".turn-user .bubble"), "the history")
+    wait_for(driver, ready, "the page to load again")
+    check(driver.find_element(By.ID, "session-id").text == session, "the same session after reload", driver)
+    bubbles = driver.find_elements(By.CSS_SELECTOR, ".turn-user .bubble")
     texts = [text(b) for b in bubbles]
     # The failed turn is not stored (the function keeps nothing of a failed turn): two questions come back.
     check(texts == ["What time is it in UTC?", "Say hello to Ada\nplease"], f"the questions came back: {texts!r}",
@@ -209,8 +215,8 @@ def new_session(driver, session):
     check(fresh and fresh != session, f"a new session id: {fresh!r}", driver)
     check(not driver.find_elements(By.CSS_SELECTOR, ".turn-user"), "the page is empty", driver)
     driver.refresh()
-    wait_for(driver, lambda d: d.find_element(By.ID, "session-id").text == fresh, "the new session after reload")
-    time.sleep(0.3)  # the history request of the reload has answered (404: nothing said yet)
+    wait_for(driver, ready, "the page to load with the new session")
+    check(driver.find_element(By.ID, "session-id").text == fresh, "the new session after reload", driver)
     check(not driver.find_elements(By.CSS_SELECTOR, ".turn-user"), "the new session has no history", driver)
 
 
@@ -229,7 +235,9 @@ def main():
     try:
         driver.set_page_load_timeout(WAIT)
         driver.get(CHAT_URL)
-        session = wait_for(driver, lambda d: d.find_element(By.ID, "session-id").text, "the session id")
+        wait_for(driver, ready, "the page to load")
+        session = driver.find_element(By.ID, "session-id").text
+        check(session.startswith("chat-"), f"a session id: {session!r}", driver)
         check(driver.find_element(By.ID, "user-id").text.startswith("web-"), "a user id for this browser", driver)
         check(driver.switch_to.active_element == driver.find_element(By.ID, "input"), "the input has focus",
               driver)

@@ -394,4 +394,9 @@ els.input.addEventListener('input', autosize);
 els.newSession.addEventListener('click', newSession);
 
 showIds();
-loadHistory().finally(() => els.input.focus());
+// `data-ready` once the stored conversation is drawn (or found empty): the page is then what it will stay
+// until the next question.
+loadHistory().finally(() => {
+  document.body.dataset.ready = 'true';
+  els.input.focus();
+});
