@@ -9,11 +9,12 @@ PY := python3
 .PHONY: dev dev-trace run test test-deps release check-release deploy fmt lint bench bench-micro bench-instructions
 
 ## Run the whole flow locally against the stand-ins (no cloud account): the devstack binary starts them and
-## runs the freshly built function as its child.
+## runs the freshly built function as its child, and serves the chat page (DEVSTACK_CHAT_PORT, default 9001).
+## DEV_ARGS go to devstack, e.g. DEV_ARGS="--mcp-deny helloworld".
 dev:
 	cargo build --bin $(BIN)
 	@# Without the conformance client (devstack's default feature), which would compile the function's library.
-	cargo run -p devstack --no-default-features --bin devstack -- --function target/debug/$(BIN)
+	cargo run -p devstack --no-default-features --bin devstack -- --function target/debug/$(BIN) $(DEV_ARGS)
 
 ## `make dev` with OpenTelemetry on: a local OTLP/HTTP receiver (the tests' own, tests/clients/otlp_receiver.py,
 ## in a venv with opentelemetry-proto) on :4318 prints the span tree of every turn as it arrives.
@@ -25,15 +26,16 @@ dev-trace:
 	@$(OTLP_VENV)/bin/python tests/clients/otlp_receiver.py --port 4318 --print-tree & receiver=$$!; \
 	trap "kill $$receiver" EXIT; \
 	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 OTEL_METRIC_EXPORT_INTERVAL=0 \
-	  cargo run -p devstack --no-default-features --bin devstack -- --function target/debug/$(BIN)
+	  cargo run -p devstack --no-default-features --bin devstack -- --function target/debug/$(BIN) $(DEV_ARGS)
 
 ## Run against the real cloud with the environment you have set (see README: Configuration).
 run:
 	cargo run --release --bin $(BIN)
 
 ## Everything CI runs: unit + integration tests over real sockets (the function's, the stand-ins' and the
-## bench harness's), the s.yaml schema check, and the official MCP conformance suite against the function's
-## MCP client (tests/mcp-conformance; docs/mcp-conformance.md).
+## bench harness's; tests/clients.rs includes the chat page in a headless Chromium, which needs Debian's
+## chromium and chromium-driver), the s.yaml schema check, and the official MCP conformance suite against the
+## function's MCP client (tests/mcp-conformance; docs/mcp-conformance.md).
 test: test-deps
 	cargo test --workspace --all-targets
 	@# A bare `cargo run` at the root must reach the function, not one of the workspace's other binaries.

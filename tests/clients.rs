@@ -165,3 +165,85 @@ fn user_jwt(sub: &str) -> String {
         b64(serde_json::json!({"sub": sub, "iss": "https://idp.example", "aud": "agent", "exp": 4_102_444_800u64}));
     format!("{header}.{claims}.c2lnbmF0dXJl")
 }
+
+/// The dev stack's chat page in a real browser (`chat_page.py`): Debian's headless Chromium driven by
+/// Selenium against `devstack` itself, started as `make dev` starts it (the function as its child, the page
+/// on `DEVSTACK_CHAT_PORT`), with the consent stand-in (`DEVSTACK_OAUTH2`), a reasoning model and
+/// `helloworld` denied by the gateway. Without chromium and chromium-driver installed (`.ci/run` installs
+/// them) the script fails; it never skips. `CHAT_SCREENSHOT=<path>` also writes the README's picture there.
+#[tokio::test]
+async fn chat_page_in_a_real_browser() {
+    let python = tokio::task::spawn_blocking(|| venv("browser")).await.unwrap();
+    let (devstack, chat_url) = tokio::task::spawn_blocking(start_devstack_for_the_page).await.unwrap();
+    let mut command = tokio::process::Command::new(python);
+    command.arg(clients_dir().join("chat_page.py")).env("CHAT_URL", &chat_url).stdin(std::process::Stdio::null());
+    if let Ok(path) = std::env::var("CHAT_SCREENSHOT") {
+        command.env("SCREENSHOT", path);
+    }
+    let output = tokio::time::timeout(SCRIPT_GUARD, command.kill_on_drop(true).output())
+        .await
+        .unwrap_or_else(|_| panic!("chat_page.py hung"))
+        .expect("the script starts");
+    let _ = std::process::Command::new("kill").args(["-INT", &devstack.0.id().to_string()]).status();
+    assert!(output.status.success(), "chat_page.py failed:\n{}", text(&output));
+}
+
+/// Stops devstack (and with it the function) however the test ends.
+struct Devstack(std::process::Child);
+
+impl Drop for Devstack {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `cargo run -p devstack` as `make dev` runs it (the devstack binary is another package's, so cargo cannot
+/// hand this test its path), on free ports, the function's output thrown away; and the chat page's URL
+/// from its banner.
+fn start_devstack_for_the_page() -> (Devstack, String) {
+    use std::io::{BufRead, BufReader};
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let function = kit::binary::BIN;
+    let mut child = std::process::Command::new(env!("CARGO"))
+        .args(["run", "--quiet", "--package", "devstack", "--bin", "devstack", "--"])
+        .args(["--function", function, "--mcp-deny", "helloworld"])
+        // Nothing of the developer's real services: the stand-ins answer everything.
+        .env_remove("DASHSCOPE_API_KEY")
+        .env_remove("DASHSCOPE_API_KEY_PROVIDER")
+        .env_remove("AI_GATEWAY_MCP_SERVER")
+        .env_remove("AGENT_IDENTITY_DATA_ENDPOINT")
+        .env_remove("AGENT_IDENTITY_WORKLOAD_ACCESS_TOKEN")
+        .env("FC_CUSTOM_LISTEN_PORT", port.to_string())
+        .env("DEVSTACK_CHAT_PORT", "0")
+        .env("DEVSTACK_OAUTH2", "1")
+        .env("DASHSCOPE_ENABLE_THINKING", "true")
+        // The function asks the vault again this soon after the click, so the turn goes on at once.
+        .env("OAUTH2_POLL_INTERVAL_MS", "50")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("cargo runs devstack");
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let devstack = Devstack(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    // What cargo or devstack said, should the banner never come.
+    let errors = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    loop {
+        // Long enough for cargo to build the devstack binary first when the test run did not.
+        let Ok(line) = rx.recv_timeout(Duration::from_secs(300)) else {
+            drop(devstack);
+            panic!("devstack printed no chat page line:\n{}", errors.join().unwrap_or_default());
+        };
+        if line.trim_start().starts_with("chat page") {
+            let url = line.split_whitespace().find(|w| w.starts_with("http://")).expect("the page's URL");
+            return (devstack, url.to_owned());
+        }
+    }
+}

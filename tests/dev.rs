@@ -25,8 +25,8 @@ fn curl_line(line: &str) -> (String, String) {
 }
 
 /// devstack on `port` with the function as its child, once it printed the banner's curl line: (devstack,
-/// that line). Its other output lines keep arriving on nobody's channel.
-fn start_devstack(port: u16) -> (Child, String) {
+/// that line, the chat page's URL). Its other output lines keep arriving on nobody's channel.
+fn start_devstack(port: u16) -> (Child, String, String) {
     let mut child = Command::new(CARGO)
         .args(["run", "--quiet", "--package", "devstack", "--bin", "devstack", "--", "--function", BIN])
         .env_remove("DASHSCOPE_API_KEY")
@@ -34,6 +34,8 @@ fn start_devstack(port: u16) -> (Child, String) {
         .env_remove("AGENT_IDENTITY_DATA_ENDPOINT")
         .env_remove("AGENT_IDENTITY_WORKLOAD_ACCESS_TOKEN")
         .env("FC_CUSTOM_LISTEN_PORT", port.to_string())
+        // Any free port: these tests run side by side, and a developer's `make dev` may hold 9001.
+        .env("DEVSTACK_CHAT_PORT", "0")
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -45,24 +47,29 @@ fn start_devstack(port: u16) -> (Child, String) {
             let _ = tx.send(line);
         }
     });
+    let mut chat = None;
     let process_line = loop {
         // Long enough for cargo to build the devstack binary first when the test run did not.
         let line = rx.recv_timeout(Duration::from_secs(300)).expect("the banner's curl line");
+        if line.trim_start().starts_with("chat page") {
+            chat = line.split_whitespace().find(|w| w.starts_with("http://")).map(str::to_owned);
+        }
         if line.contains("curl -N") {
             break line;
         }
     };
-    (child, process_line)
+    (child, process_line, chat.expect("the banner names the chat page before the curl line"))
 }
 
 #[tokio::test]
 async fn quickstart_streams_a_tool_turn() {
     let port = free_port();
-    let (mut child, process_line) = start_devstack(port);
+    let (mut child, process_line, chat) = start_devstack(port);
     // The README shows the same command (with the default port).
     let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/README.md")).unwrap();
     let readme_line = process_line.trim().replace(&format!(":{port}/"), ":9000/");
     assert!(readme.contains(&readme_line), "README lacks the quickstart line:\n{readme_line}");
+    assert!(readme.contains("http://127.0.0.1:9001/"), "README lacks the chat page's default URL");
 
     let (url, body) = curl_line(&process_line);
     let client = fc_identity_agent::upstream::client_builder().build().unwrap();
@@ -84,6 +91,11 @@ async fn quickstart_streams_a_tool_turn() {
     let tool_output: Value = serde_json::from_str(output[1]["content"][0]["data"]["output"].as_str().unwrap()).unwrap();
     let answer = output[2]["content"][0]["text"].as_str().unwrap();
     assert!(answer.contains(tool_output[0]["text"].as_str().unwrap()), "{answer}");
+
+    // The chat page is served next to it (its browser test is tests/clients.rs::chat_page_in_a_real_browser).
+    let page = client.get(&chat).send().await.unwrap();
+    assert_eq!(page.status(), 200);
+    assert!(page.text().await.unwrap().contains("<script src=\"chat.js\">"), "{chat} serves the chat page");
 
     let _ = Command::new("kill").args(["-INT", &child.id().to_string()]).status();
     let status = child.wait().unwrap();
@@ -129,7 +141,7 @@ fn function_under(pid: u32) -> u32 {
 fn sigterm_and_sighup_stop_the_function_too() {
     for signal in ["-TERM", "-HUP"] {
         let port = free_port();
-        let (mut devstack, _) = start_devstack(port);
+        let (mut devstack, _, _) = start_devstack(port);
         let function = function_under(devstack.id());
         let _ = Command::new("kill").args([signal, &devstack.id().to_string()]).status();
         let status = devstack.wait().unwrap();

@@ -58,6 +58,7 @@ async fn a_denied_tool_is_a_failed_call_on_every_face_and_the_turn_completes() {
         .find(|e| e["type"] == "plugin_call_output" && e["status"] == "completed")
         .expect("a plugin_call_output message");
     assert!(output.to_string().contains(denied), "{output}");
+    assert_eq!(output["code"], "tool_error", "a failed call is marked as one: {output}");
 
     // Responses: the mcp_call item fails with the refusal, the response completes.
     let body = json!({"input": "Tell me the time", "stream": true, "user": "u-denied"});

@@ -69,11 +69,12 @@ pub fn oauth2_env(
     env
 }
 
-pub fn print_banner(stack: &Stack, port: u16, uses_real_model: bool, oauth2: bool) {
+pub fn print_banner(stack: &Stack, port: u16, chat: &str, uses_real_model: bool, oauth2: bool) {
     let model =
         if uses_real_model { "your DASHSCOPE_API_KEY (real DashScope)".to_owned() } else { stack.dashscope.base_url() };
     println!(
         "\nfc-identity-agent dev stack\n\
+         \x20 chat page         {chat}  (open it in a browser: the function's /process, streamed)\n\
          \x20 function          http://127.0.0.1:{port}  (POST /process, GET /health, POST /invoke)\n\
          \x20 Agent Identity    {identity}  (verifies ACS3 signatures)\n\
          \x20 MCP server        {mcp}  (getutctime, helloworld; requires the WorkloadAccessToken)\n\

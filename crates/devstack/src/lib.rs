@@ -4,6 +4,7 @@
 //! only ever their client, and none of this can end up in the binary FC runs.
 
 pub mod agent_identity;
+pub mod chat;
 mod client;
 pub mod dashscope;
 pub mod mcp_server;

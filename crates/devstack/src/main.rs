@@ -31,6 +31,8 @@ usage: devstack [--function PATH] [--mcp-revisions legacy|modern|both] [--mcp-de
                           denying them to the user would (names as listed, e.g. helloworld)";
 /// The function's own default port (config.rs), unless the environment names one.
 const DEFAULT_PORT: u16 = 9000;
+/// The chat page's port unless `DEVSTACK_CHAT_PORT` names one (0: any free port): next to the function's.
+const DEFAULT_CHAT_PORT: u16 = 9001;
 /// A debug build starting on a busy machine; beyond this it is broken, not slow.
 const START_LIMIT: Duration = Duration::from_secs(30);
 const HEALTH_POLL_INTERVAL: Duration = Duration::from_millis(50);
@@ -109,6 +111,11 @@ async fn run(args: Args) -> Result<(), String> {
     let stack = Stack::start_with(options).await.map_err(|e| format!("starting the stand-ins: {e}"))?;
     let real = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
     let port = port(&real)?;
+    let chat_port = chat_port(&real)?;
+    // Bound before the function starts, so a busy port is said at once rather than after the build's wait.
+    let chat = devstack::chat::ChatPage::start(([127, 0, 0, 1], chat_port).into(), &format!("http://127.0.0.1:{port}"))
+        .await
+        .map_err(|e| format!("the chat page cannot listen on 127.0.0.1:{chat_port} ({e}); set DEVSTACK_CHAT_PORT"))?;
     let oauth2 = dev::oauth2_env(stack.oauth2_env(), port, real);
     let mut command = Command::new(&function);
     dev::stop_with_parent(&mut command);
@@ -128,7 +135,7 @@ async fn run(args: Args) -> Result<(), String> {
         healthy = wait_healthy(&mut child, port) => healthy?,
         signal = stop_signals.next() => return dev::stop_on(signal, &mut child).await,
     }
-    dev::print_banner(&stack, port, real("DASHSCOPE_API_KEY").is_some(), !oauth2.is_empty());
+    dev::print_banner(&stack, port, &chat.url(), real("DASHSCOPE_API_KEY").is_some(), !oauth2.is_empty());
 
     tokio::select! {
         signal = stop_signals.next() => dev::stop_on(signal, &mut child).await,
@@ -146,6 +153,14 @@ fn port(real: &impl Fn(&str) -> Option<String>) -> Result<u16, String> {
         return Ok(DEFAULT_PORT);
     };
     text.trim().parse().map_err(|_| format!("{name}={text:?} is not a port"))
+}
+
+/// `DEVSTACK_CHAT_PORT`, else 9001.
+fn chat_port(real: &impl Fn(&str) -> Option<String>) -> Result<u16, String> {
+    match real("DEVSTACK_CHAT_PORT") {
+        None => Ok(DEFAULT_CHAT_PORT),
+        Some(text) => text.trim().parse().map_err(|_| format!("DEVSTACK_CHAT_PORT={text:?} is not a port")),
+    }
 }
 
 /// Polls `GET /health` until it answers 200; fails if the function exits first or takes too long.
@@ -212,5 +227,8 @@ mod tests {
         assert_eq!(port(&env(&[("FC_SERVER_PORT", "8080")])), Ok(8080));
         assert_eq!(port(&env(&[("FC_SERVER_PORT", "8080"), ("FC_CUSTOM_LISTEN_PORT", "9100")])), Ok(9100));
         assert!(port(&env(&[("FC_CUSTOM_LISTEN_PORT", "70000")])).is_err());
+        assert_eq!(chat_port(&env(&[])), Ok(DEFAULT_CHAT_PORT));
+        assert_eq!(chat_port(&env(&[("DEVSTACK_CHAT_PORT", "0")])), Ok(0));
+        assert!(chat_port(&env(&[("DEVSTACK_CHAT_PORT", "chat")])).is_err());
     }
 }

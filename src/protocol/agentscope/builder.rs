@@ -19,6 +19,7 @@ use super::wire::{
     StreamObject, ToolData,
 };
 use crate::agent::{TurnEnd, TurnEvent};
+use crate::failure::FailureCode;
 use crate::llm::Usage;
 
 struct OpenText {
@@ -169,7 +170,14 @@ impl ResponseBuilder {
                     }),
                 };
                 let seq = self.next_seq();
-                let msg = message(seq, Status::Completed, msg_id, MessageKind::PluginCallOutput, Some(vec![content]));
+                let mut msg =
+                    message(seq, Status::Completed, msg_id, MessageKind::PluginCallOutput, Some(vec![content]));
+                // A failed call (the server's `isError`, the gateway's refusal, a timeout) says so in the
+                // runtime `Message`'s own error field, so a client can show it as failed without reading
+                // the text; the model still reads the text and goes on.
+                if output.is_error {
+                    msg.code = Some(FailureCode::ToolError.as_str().to_owned());
+                }
                 self.emit(&mut out, || StreamObject::Message(msg.clone()));
                 self.output.push(msg);
             }

@@ -87,8 +87,9 @@ pub enum MessageRole {
     Tool,
 }
 
-/// The `message` object. `error`, `code`, `message`, `usage` and `metadata` are always null in what we
-/// send; they are here because every event carries every key of its object type.
+/// The `message` object. `error`, `message`, `usage` and `metadata` are always null in what we send, and
+/// `code` is null but on a failed tool call's output (`tool_error`); they are here because every event
+/// carries every key of its object type.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MessageObject {
     pub(crate) sequence_number: u64,

@@ -1,0 +1,402 @@
+// The dev stack's chat page: a client of the function's `POST /process` (AgentScope's streamed protocol)
+// and `GET /sessions/{id}`, reached through the dev stack's same-origin proxy. Plain DOM, no framework.
+// Everything the function or a tool says is put on the page as text (textContent), never as markup.
+'use strict';
+
+const KEYS = { user: 'fc-chat.user', session: 'fc-chat.session' };
+
+const els = {
+  transcript: document.getElementById('transcript'),
+  empty: document.getElementById('empty'),
+  form: document.getElementById('composer'),
+  input: document.getElementById('input'),
+  send: document.getElementById('send'),
+  newSession: document.getElementById('new-session'),
+  userId: document.getElementById('user-id'),
+  sessionId: document.getElementById('session-id'),
+};
+
+// localStorage may be unavailable (private mode, a file:// origin): the page then works for this tab only.
+const store = {
+  get(key) { try { return localStorage.getItem(key); } catch { return null; } },
+  set(key, value) { try { localStorage.setItem(key, value); } catch { /* this tab only */ } },
+};
+
+// crypto.getRandomValues, not randomUUID: the latter exists only in secure contexts, and a phone reaching
+// the dev stack over the LAN is not one. Ids carry no colon (the function refuses one in a session id).
+function randomId(prefix) {
+  const bytes = new Uint8Array(8);
+  crypto.getRandomValues(bytes);
+  return prefix + Array.from(bytes, (b) => b.toString(16).padStart(2, '0')).join('');
+}
+
+const state = {
+  user: store.get(KEYS.user) || randomId('web-'),
+  session: store.get(KEYS.session) || randomId('chat-'),
+  running: null, // the AbortController of the turn streaming now
+};
+store.set(KEYS.user, state.user);
+store.set(KEYS.session, state.session);
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function scrollToEnd() {
+  window.scrollTo({ top: document.body.scrollHeight });
+}
+
+// A tool's output is the JSON text of its MCP content blocks: show their text, else the JSON as sent.
+function toolOutputText(output) {
+  if (typeof output !== 'string') return JSON.stringify(output, null, 2);
+  try {
+    const blocks = JSON.parse(output);
+    if (Array.isArray(blocks)) {
+      return blocks.map((b) => (b && typeof b.text === 'string' ? b.text : JSON.stringify(b))).join('\n');
+    }
+  } catch { /* not JSON: shown as is */ }
+  return output;
+}
+
+function prettyArguments(text) {
+  try { return JSON.stringify(JSON.parse(text), null, 2); } catch { return text; }
+}
+
+// One agent turn on the page: the `message` and `content` objects of the protocol, whether they stream in
+// (`in_progress`, deltas, `completed`) or come back whole from the stored session.
+class AgentTurn {
+  constructor(parent) {
+    this.box = el('div', 'turn-agent');
+    parent.appendChild(this.box);
+    this.messages = new Map(); // msg id → {kind, node, ...}
+    this.calls = new Map(); // call id → tool card
+    this.consents = [];
+  }
+
+  // Anything after a consent prompt means the user allowed it and the turn went on.
+  progressed() {
+    for (const consent of this.consents.splice(0)) {
+      consent.node.classList.add('done');
+      consent.status.textContent = 'Authorized: the turn went on.';
+    }
+  }
+
+  message(m) {
+    if (m.status === 'in_progress') {
+      this.progressed();
+      this.open(m);
+      return;
+    }
+    if (m.status !== 'completed') return;
+    const contents = Array.isArray(m.content) ? m.content : [];
+    const consent = contents.find((c) => c.type === 'data' && c.data && c.data.type === 'oauth2_authorization');
+    if (consent) {
+      // Opened as an ordinary message a moment ago: the card takes its place.
+      const opened = this.messages.get(m.id);
+      if (opened) opened.node.remove();
+      this.messages.delete(m.id);
+      this.consent(m, consent.data, contents.find((c) => c.type === 'text'));
+      return;
+    }
+    this.progressed();
+    if (m.type === 'plugin_call_output') {
+      for (const c of contents) if (c.type === 'data' && c.data) this.result(m, c.data);
+      return;
+    }
+    // Approval requests (`mcp_approval_request`) will be rendered here, as a card with their buttons.
+    const item = this.messages.get(m.id) || this.open(m);
+    if (!item) return;
+    for (const c of contents) this.fill(item, c, false);
+    if (item.kind === 'answer') item.node.classList.remove('streaming');
+    if (item.kind === 'reasoning') item.summary.textContent = 'Reasoning';
+  }
+
+  content(c) {
+    if (!c.delta) return; // the completed message carries the whole content again
+    const item = this.messages.get(c.msg_id);
+    if (item) this.fill(item, c, true);
+  }
+
+  open(m) {
+    let item = null;
+    if (m.type === 'reasoning') {
+      const node = el('details', 'reasoning');
+      const summary = el('summary', '', 'Thinking…');
+      const text = el('div', 'reasoning-text');
+      node.append(summary, text);
+      item = { kind: 'reasoning', node, summary, text };
+    } else if (m.type === 'plugin_call' || m.type === 'function_call') {
+      item = this.toolCard(null);
+      item.kind = 'call';
+    } else if (m.type === 'message' && m.role === 'assistant') {
+      item = { kind: 'answer', node: el('div', 'answer streaming'), text: null };
+      item.text = item.node;
+    }
+    if (!item) return null;
+    this.messages.set(m.id, item);
+    if (!item.node.isConnected) this.box.appendChild(item.node);
+    scrollToEnd();
+    return item;
+  }
+
+  fill(item, c, delta) {
+    if (c.type === 'text' && (item.kind === 'answer' || item.kind === 'reasoning')) {
+      if (delta) item.text.textContent += c.text || '';
+      else item.text.textContent = c.text || '';
+    } else if (c.type === 'data' && item.kind === 'call' && c.data) {
+      const d = c.data;
+      if (d.call_id && !item.callId) {
+        item.callId = d.call_id;
+        this.calls.set(d.call_id, item);
+      }
+      if (d.name) item.name.textContent = d.name;
+      if (typeof d.arguments === 'string') {
+        item.argsText = delta ? item.argsText + d.arguments : d.arguments;
+        item.args.textContent = delta ? item.argsText : prettyArguments(item.argsText);
+      }
+    }
+    scrollToEnd();
+  }
+
+  toolCard(callId) {
+    const node = el('details', 'tool running');
+    node.open = true;
+    const summary = el('summary');
+    const name = el('span', 'tool-name', 'tool');
+    const status = el('span', 'tool-status', 'calling…');
+    summary.append(name, status);
+    const body = el('div', 'tool-body');
+    const args = el('pre', 'tool-args');
+    const result = el('pre', 'tool-result');
+    body.append(el('div', 'label', 'Arguments'), args, el('div', 'label', 'Result'), result);
+    node.append(summary, body);
+    this.box.appendChild(node);
+    const card = { node, name, status, args, result, argsText: '', callId };
+    if (callId) this.calls.set(callId, card);
+    return card;
+  }
+
+  // A failed call (the server's isError, the gateway refusing it, a timeout) is a `plugin_call_output`
+  // message carrying an error `code` (`tool_error`); the model is told what went wrong and goes on.
+  result(m, data) {
+    const card = this.calls.get(data.call_id) || this.toolCard(data.call_id);
+    if (data.name) card.name.textContent = data.name;
+    card.result.textContent = toolOutputText(data.output);
+    card.node.classList.remove('running');
+    const failed = Boolean(m.code);
+    card.node.classList.add(failed ? 'failed' : 'ok');
+    card.status.textContent = failed ? `failed (${m.code})` : 'done';
+    scrollToEnd();
+  }
+
+  consent(m, data, text) {
+    const node = el('div', 'consent');
+    const prompt = text && text.text ? text.text.split(': http')[0] : `The tool needs your permission for ${data.provider}`;
+    const link = el('a', 'button consent-link', `Authorize ${data.provider}`);
+    // Only a web page: a `javascript:` URL in the event must not become something to click.
+    if (/^https?:\/\//i.test(String(data.url))) link.href = data.url;
+    link.target = '_blank';
+    link.rel = 'noopener';
+    const status = el('span', 'consent-status', 'Waiting for you to allow; the turn goes on by itself.');
+    node.append(el('p', '', `${prompt}.`), link, status);
+    this.box.appendChild(node);
+    this.consents.push({ node, status });
+    scrollToEnd();
+  }
+
+  error(code, message) {
+    this.progressed();
+    const node = el('div', 'error');
+    node.append(el('code', '', code || 'error'), document.createTextNode(message || ''));
+    this.box.appendChild(node);
+    scrollToEnd();
+  }
+
+  note(text) {
+    this.box.appendChild(el('p', 'note', text));
+  }
+
+  finish() {
+    for (const item of this.messages.values()) if (item.kind === 'answer') item.node.classList.remove('streaming');
+  }
+}
+
+function userBubble(text) {
+  els.empty.hidden = true;
+  const wrap = el('div', 'turn-user');
+  wrap.appendChild(el('div', 'bubble', text));
+  els.transcript.appendChild(wrap);
+  scrollToEnd();
+}
+
+// `data: <json>` frames separated by a blank line, as `/process` sends them.
+async function* sseEvents(body) {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true }).replace(/\r\n/g, '\n');
+    let end;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const frame = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const data = frame.split('\n').filter((l) => l.startsWith('data:')).map((l) => l.slice(5).trimStart()).join('\n');
+      if (data) yield JSON.parse(data);
+    }
+  }
+}
+
+async function errorOf(response) {
+  const text = await response.text();
+  try {
+    const body = JSON.parse(text);
+    if (body && body.error) return { code: body.error.code, message: body.error.message };
+  } catch { /* not our JSON */ }
+  return { code: `http_${response.status}`, message: text.slice(0, 500) };
+}
+
+function setRunning(controller) {
+  state.running = controller;
+  els.transcript.setAttribute('aria-busy', controller ? 'true' : 'false');
+  els.send.textContent = controller ? 'Stop' : 'Send';
+  els.send.type = controller ? 'button' : 'submit';
+}
+
+async function ask(question) {
+  userBubble(question);
+  const turn = new AgentTurn(els.transcript);
+  const controller = new AbortController();
+  setRunning(controller);
+  const session = state.session;
+  try {
+    const response = await fetch('process', {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
+      body: JSON.stringify({
+        input: [{ role: 'user', type: 'message', content: [{ type: 'text', text: question }] }],
+        session_id: session,
+        user_id: state.user,
+        stream: true,
+      }),
+      signal: controller.signal,
+    });
+    if (!response.ok) {
+      const { code, message } = await errorOf(response);
+      turn.error(code, message);
+      return;
+    }
+    let ended = false;
+    for await (const event of sseEvents(response.body)) {
+      if (event.object === 'message') turn.message(event);
+      else if (event.object === 'content') turn.content(event);
+      else if (event.object === 'response' && event.status !== 'created' && event.status !== 'in_progress') {
+        ended = true;
+        if (event.error) turn.error(event.error.code, event.error.message);
+        else if (event.status !== 'completed') turn.error(event.status, 'the turn ended without an answer');
+      }
+    }
+    if (!ended) turn.error('stream_ended', 'the stream ended before the turn did');
+  } catch (error) {
+    if (controller.signal.aborted) turn.note('Stopped.');
+    else turn.error('network', String(error && error.message ? error.message : error));
+  } finally {
+    turn.finish();
+    if (state.running === controller) setRunning(null);
+  }
+}
+
+// The stored conversation, drawn with the same code as a live turn: user messages as bubbles, everything
+// between two of them as one agent turn.
+async function loadHistory() {
+  const session = state.session;
+  let response;
+  try {
+    response = await fetch(`sessions/${encodeURIComponent(session)}?user_id=${encodeURIComponent(state.user)}`);
+  } catch (error) {
+    new AgentTurn(els.transcript).error('network', String(error));
+    return;
+  }
+  if (response.status === 404) return; // nothing said in this session yet (or memory is off)
+  if (!response.ok) {
+    const { code, message } = await errorOf(response);
+    new AgentTurn(els.transcript).error(code, `the session could not be loaded: ${message}`);
+    return;
+  }
+  const stored = await response.json();
+  if (session !== state.session) return; // a new session was started meanwhile
+  let turn = null;
+  for (const m of stored.messages || []) {
+    const content = Array.isArray(m.content) ? m.content : [];
+    if (m.role === 'user' && m.type === 'message') {
+      userBubble(content.filter((c) => c.type === 'text').map((c) => c.text).join('\n'));
+      turn = null;
+      continue;
+    }
+    if (!turn) turn = new AgentTurn(els.transcript);
+    turn.message({ ...m, status: 'completed' });
+  }
+  if (turn) turn.finish();
+  scrollToEnd();
+}
+
+function showIds() {
+  els.userId.textContent = state.user;
+  els.sessionId.textContent = state.session;
+  els.sessionId.parentElement.title = `session_id ${state.session}`;
+}
+
+function newSession() {
+  if (state.running) state.running.abort();
+  state.session = randomId('chat-');
+  store.set(KEYS.session, state.session);
+  for (const node of Array.from(els.transcript.children)) if (node !== els.empty) node.remove();
+  els.empty.hidden = false;
+  showIds();
+  els.input.focus();
+}
+
+function submit() {
+  const question = els.input.value.trim();
+  if (!question || state.running) return;
+  els.input.value = '';
+  autosize();
+  ask(question);
+}
+
+function autosize() {
+  els.input.style.height = 'auto';
+  els.input.style.height = `${els.input.scrollHeight + 2}px`;
+}
+
+els.form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  submit();
+});
+els.send.addEventListener('click', (event) => {
+  if (state.running) {
+    event.preventDefault();
+    state.running.abort();
+  }
+});
+els.input.addEventListener('keydown', (event) => {
+  // Enter sends; Shift+Enter is a new line; Enter while an IME composes a word is the IME's.
+  if (event.key === 'Enter' && !event.shiftKey && !event.isComposing) {
+    event.preventDefault();
+    submit();
+  }
+});
+els.input.addEventListener('input', autosize);
+els.newSession.addEventListener('click', newSession);
+
+showIds();
+// `data-ready` once the stored conversation is drawn (or found empty): the page is then what it will stay
+// until the next question.
+loadHistory().finally(() => {
+  document.body.dataset.ready = 'true';
+  els.input.focus();
+});
