@@ -6,14 +6,26 @@ DIST := dist
 BIN := fc-identity-agent
 PY := python3
 
-.PHONY: dev run test test-deps release check-release deploy fmt lint bench bench-micro bench-instructions
+.PHONY: dev dev-trace run test test-deps release check-release deploy fmt lint bench bench-micro bench-instructions
 
 ## Run the whole flow locally against the stand-ins (no cloud account): the devstack binary starts them and
 ## runs the freshly built function as its child.
 dev:
 	cargo build --bin $(BIN)
 	@# Without the conformance client (devstack's default feature), which would compile the function's library.
-	cargo run -p devstack --no-default-features -- --function target/debug/$(BIN)
+	cargo run -p devstack --no-default-features --bin devstack -- --function target/debug/$(BIN)
+
+## `make dev` with OpenTelemetry on: a local OTLP/HTTP receiver (the tests' own, tests/clients/otlp_receiver.py,
+## in a venv with opentelemetry-proto) on :4318 prints the span tree of every turn as it arrives.
+.PHONY: dev-trace
+OTLP_VENV := target/clients/venv-otlp
+dev-trace:
+	@test -x $(OTLP_VENV)/bin/python || { $(PY) -m venv $(OTLP_VENV) && $(OTLP_VENV)/bin/pip install -q -r tests/clients/requirements-otlp.txt && cp tests/clients/requirements-otlp.txt $(OTLP_VENV)/requirements.installed; }
+	cargo build --bin $(BIN)
+	@$(OTLP_VENV)/bin/python tests/clients/otlp_receiver.py --port 4318 --print-tree & receiver=$$!; \
+	trap "kill $$receiver" EXIT; \
+	OTEL_EXPORTER_OTLP_ENDPOINT=http://127.0.0.1:4318 OTEL_METRIC_EXPORT_INTERVAL=0 \
+	  cargo run -p devstack --no-default-features --bin devstack -- --function target/debug/$(BIN)
 
 ## Run against the real cloud with the environment you have set (see README: Configuration).
 run:

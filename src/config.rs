@@ -12,6 +12,7 @@ use crate::llm::LlmSettings;
 use crate::mcp::{McpProtocol, McpSettings, OAuth2Grant, PoolLimits};
 use crate::secret::Secret;
 use crate::sessions::{SessionSettings, StoreKind, Window};
+use crate::telemetry::{SamplerChoice, TelemetrySettings};
 use crate::upstream::Endpoint;
 
 pub(crate) use crate::identity::UserSource;
@@ -50,6 +51,9 @@ pub struct Config {
     /// `OAUTH2_*` (+ `AGENT_PUBLIC_URL`): set exactly when some MCP server takes the user's OAuth2 token
     /// (`AI_GATEWAY_MCP_OAUTH2`).
     pub(crate) oauth2: Option<OAuth2Settings>,
+    /// `OTEL_*`: `None` (no exporter, no provider, nothing recorded) unless an OTLP endpoint is set and
+    /// `OTEL_SDK_DISABLED` is not `true`.
+    pub(crate) telemetry: Option<TelemetrySettings>,
 }
 
 /// `AGENT_*`: what the app itself does with a turn.
@@ -129,6 +133,7 @@ impl Config {
             sessions: session_settings(&env)?,
             model_key_provider: env.get("DASHSCOPE_API_KEY_PROVIDER"),
             oauth2,
+            telemetry: telemetry_settings(&env)?,
         })
     }
 }
@@ -404,6 +409,156 @@ fn user_source(raw: Option<String>) -> Result<UserSource, ConfigError> {
     }
 }
 
+/// OpenTelemetry's standard variables (the SDK specification's names and defaults), for the OTLP/HTTP
+/// protobuf exporter. Off — `None` — when no endpoint is set or `OTEL_SDK_DISABLED=true`. A protocol other
+/// than `http/protobuf` is refused rather than ignored: a collector told to expect gRPC would see nothing.
+fn telemetry_settings(env: &Env) -> Result<Option<TelemetrySettings>, ConfigError> {
+    const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+    const HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+    const RESOURCE: &str = "OTEL_RESOURCE_ATTRIBUTES";
+    if env.boolean("OTEL_SDK_DISABLED")? == Some(true) {
+        return Ok(None);
+    }
+    // The base endpoint gets each signal's path; a signal's own endpoint is used as it is (the spec's rule).
+    let base = env.endpoint(ENDPOINT)?;
+    let signal = |variable: &'static str, path: &str| -> Result<Option<Endpoint>, ConfigError> {
+        match (env.endpoint(variable)?, &base) {
+            (Some(own), _) => Ok(Some(own)),
+            (None, Some(base)) => {
+                parse_endpoint(ENDPOINT, &format!("{}{path}", base.as_str().trim_end_matches('/'))).map(Some)
+            }
+            (None, None) => Ok(None),
+        }
+    };
+    let traces = signal("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "/v1/traces")?;
+    let metrics = signal("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "/v1/metrics")?;
+    if traces.is_none() && metrics.is_none() {
+        return Ok(None);
+    }
+    for variable in
+        ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL"]
+    {
+        match env.get(variable).as_deref() {
+            None | Some("http/protobuf") => {}
+            Some(other) => {
+                return Err(invalid(
+                    variable,
+                    format!(
+                        "{other:?} is not supported: this function exports OTLP over HTTP as protobuf only \
+                             (http/protobuf)"
+                    ),
+                ));
+            }
+        }
+    }
+    // ARMS takes its token in a header: the values are secrets and are never echoed.
+    let headers = key_values(env, HEADERS, "header")?
+        .into_iter()
+        .map(|(name, value)| match http::HeaderName::from_bytes(name.as_bytes()) {
+            Ok(_) if http::HeaderValue::from_str(&value).is_ok() => Ok((name, Secret::new(value))),
+            _ => Err(invalid(HEADERS, format!("the header {name:?} is not a valid HTTP header"))),
+        })
+        .collect::<Result<_, _>>()?;
+    let mut resource = Vec::new();
+    // What FC says about the instance (its environment), then the operator's attributes, then the service name.
+    for (key, variable) in [
+        ("faas.name", "FC_FUNCTION_NAME"),
+        ("cloud.region", "FC_REGION"),
+        ("cloud.account.id", "FC_ACCOUNT_ID"),
+        ("faas.instance", "FC_INSTANCE_ID"),
+    ] {
+        if let Some(value) = env.get(variable) {
+            resource.push((key.to_owned(), value));
+        }
+    }
+    if let Some(mib) = env.get("FC_FUNCTION_MEMORY_SIZE").and_then(|v| v.parse::<u64>().ok()) {
+        // The convention counts bytes; FC counts MiB.
+        resource.push(("faas.max_memory".to_owned(), (mib * 1024 * 1024).to_string()));
+    }
+    let service = env.get("FC_FUNCTION_NAME").unwrap_or_else(|| env!("CARGO_PKG_NAME").to_owned());
+    resource.push(("service.name".to_owned(), service));
+    resource.extend(key_values(env, RESOURCE, "attribute")?);
+    if let Some(name) = env.get("OTEL_SERVICE_NAME") {
+        resource.push(("service.name".to_owned(), name));
+    }
+    Ok(Some(TelemetrySettings {
+        traces,
+        metrics,
+        headers,
+        timeout: Duration::from_millis(env.positive("OTEL_EXPORTER_OTLP_TIMEOUT", 10_000)?),
+        resource,
+        sampler: sampler(env)?,
+        capture_content: env.boolean("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")?.unwrap_or(false),
+        metric_interval: Duration::from_millis(env.number("OTEL_METRIC_EXPORT_INTERVAL", 60_000)?),
+    }))
+}
+
+/// `key=value,key2=value2` with percent-encoded values (`OTEL_EXPORTER_OTLP_HEADERS`,
+/// `OTEL_RESOURCE_ATTRIBUTES`). A malformed entry is refused by position: it may hold a secret.
+fn key_values(env: &Env, variable: &'static str, what: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let Some(raw) = env.get(variable) else {
+        return Ok(Vec::new());
+    };
+    let mut pairs = Vec::new();
+    for (index, entry) in raw.split(',').enumerate().filter(|(_, e)| !e.trim().is_empty()) {
+        let bad = || invalid(variable, format!("{what} {} is not of the form key=value", index + 1));
+        let (key, value) = entry.split_once('=').ok_or_else(bad)?;
+        let key = percent_decode(key.trim()).filter(|k| !k.is_empty()).ok_or_else(bad)?;
+        let value = percent_decode(value.trim()).ok_or_else(bad)?;
+        pairs.push((key, value));
+    }
+    Ok(pairs)
+}
+
+/// `%XX` escapes decoded (the W3C Baggage value encoding the OTLP variables use); `None` when malformed.
+fn percent_decode(raw: &str) -> Option<String> {
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut index = 0;
+    while index < bytes.len() {
+        if bytes[index] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(index + 1..index + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            index += 3;
+        } else {
+            out.push(bytes[index]);
+            index += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// `OTEL_TRACES_SAMPLER` (default `parentbased_always_on`) and its ratio `OTEL_TRACES_SAMPLER_ARG`.
+fn sampler(env: &Env) -> Result<SamplerChoice, ConfigError> {
+    const SAMPLER: &str = "OTEL_TRACES_SAMPLER";
+    const ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+    let ratio = || -> Result<f64, ConfigError> {
+        let ratio: f64 = env.number(ARG, 1.0)?;
+        match (0.0..=1.0).contains(&ratio) {
+            true => Ok(ratio),
+            false => Err(invalid(ARG, format!("{ratio} is not a ratio between 0 and 1"))),
+        }
+    };
+    let parent_based = |root| SamplerChoice::ParentBased(Box::new(root));
+    Ok(match env.get(SAMPLER).unwrap_or_else(|| "parentbased_always_on".to_owned()).as_str() {
+        "always_on" => SamplerChoice::AlwaysOn,
+        "always_off" => SamplerChoice::AlwaysOff,
+        "traceidratio" => SamplerChoice::Ratio(ratio()?),
+        "parentbased_always_on" => parent_based(SamplerChoice::AlwaysOn),
+        "parentbased_always_off" => parent_based(SamplerChoice::AlwaysOff),
+        "parentbased_traceidratio" => parent_based(SamplerChoice::Ratio(ratio()?)),
+        other => {
+            return Err(invalid(
+                SAMPLER,
+                format!(
+                    "{other:?}: expected always_on, always_off, traceidratio, parentbased_always_on, \
+                         parentbased_always_off or parentbased_traceidratio"
+                ),
+            ));
+        }
+    })
+}
+
 fn env_credentials(env: &Env) -> Result<Option<Credentials>, ConfigError> {
     let id = env.get("ALIBABA_CLOUD_ACCESS_KEY_ID");
     let secret = env.get("ALIBABA_CLOUD_ACCESS_KEY_SECRET");
@@ -652,5 +807,71 @@ mod tests {
         assert!(dbg.contains("LTAI") && dbg.contains("https://gw.example.com/mcp"), "{dbg}");
         let creds = c.env_credentials.unwrap();
         assert_eq!((creds.access_key_secret.expose(), creds.expiration), ("SENTINEL-AK-SECRET", None));
+    }
+
+    #[test]
+    fn opentelemetry_is_off_unless_an_endpoint_is_set() {
+        assert!(config(&[]).unwrap().telemetry.is_none());
+        assert!(
+            config(&[("OTEL_SERVICE_NAME", "svc"), ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")])
+                .unwrap()
+                .telemetry
+                .is_none()
+        );
+        let disabled = [("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318"), ("OTEL_SDK_DISABLED", "true")];
+        assert!(config(&disabled).unwrap().telemetry.is_none());
+    }
+
+    #[test]
+    fn opentelemetry_endpoints_resource_and_sampler() {
+        let t = config(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://arms.example.com/otlp/"),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4318/custom"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "Authentication=SENTINEL%2Dtoken, x-b = 2"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod,service.name=from-attrs"),
+            ("OTEL_SERVICE_NAME", "agent"),
+            ("FC_FUNCTION_NAME", "fn"),
+            ("FC_REGION", "cn-hangzhou"),
+            ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        ])
+        .unwrap()
+        .telemetry
+        .unwrap();
+        assert_eq!(t.traces.unwrap().as_str(), "https://arms.example.com/otlp/v1/traces");
+        assert_eq!(t.metrics.unwrap().as_str(), "http://m:4318/custom");
+        let headers: Vec<(&str, &str)> = t.headers.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
+        assert_eq!(headers, [("Authentication", "SENTINEL-token"), ("x-b", "2")]);
+        // Later wins: FC's function name, then the attributes, then OTEL_SERVICE_NAME.
+        let service: Vec<&str> =
+            t.resource.iter().filter(|(k, _)| k == "service.name").map(|(_, v)| v.as_str()).collect();
+        assert_eq!(service, ["fn", "from-attrs", "agent"]);
+        assert!(t.resource.contains(&("cloud.region".to_owned(), "cn-hangzhou".to_owned())));
+        assert_eq!(t.sampler, SamplerChoice::ParentBased(Box::new(SamplerChoice::Ratio(0.25))));
+        assert!(!format!("{:?}", t.headers).contains("SENTINEL"), "the headers are secrets");
+    }
+
+    #[test]
+    fn opentelemetry_errors_name_the_variable() {
+        let on = ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318");
+        for (variable, value) in [
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+            ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/json"),
+            ("OTEL_TRACES_SAMPLER", "jaeger_remote"),
+            ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+            ("OTEL_EXPORTER_OTLP_HEADERS", "no-equals-sign-SENTINEL"),
+            ("OTEL_RESOURCE_ATTRIBUTES", "k=%zz"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "0"),
+            ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "maybe"),
+        ] {
+            let mut pairs = vec![on, (variable, value)];
+            if variable == "OTEL_TRACES_SAMPLER_ARG" {
+                pairs.push(("OTEL_TRACES_SAMPLER", "traceidratio"));
+            }
+            let error = error(&pairs);
+            assert_eq!(error.variable, variable, "{error}");
+            assert!(!error.to_string().contains("SENTINEL"), "{error}");
+        }
+        assert!(error(&[on, ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]).to_string().contains("http/protobuf"));
     }
 }

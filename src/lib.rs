@@ -22,4 +22,5 @@ pub(crate) mod respond;
 pub mod retry;
 pub mod secret;
 pub(crate) mod sessions;
+pub mod telemetry;
 pub mod upstream;

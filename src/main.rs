@@ -5,7 +5,7 @@ mod logging;
 
 use std::process::ExitCode;
 
-use fc_identity_agent::{app::App, config::Config};
+use fc_identity_agent::{app::App, config::Config, telemetry};
 
 fn main() -> ExitCode {
     let runtime = match runtime().build() {
@@ -47,6 +47,11 @@ async fn serve() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // Before the first span: nothing at all when no OTEL_* endpoint is configured.
+    if let Err(error) = telemetry::install(&config) {
+        tracing::error!("cannot start: {error}");
+        return ExitCode::FAILURE;
+    }
     let app = match App::new(config) {
         Ok(app) => app,
         Err(error) => {
@@ -54,7 +59,10 @@ async fn serve() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match app.run().await {
+    let served = app.run().await;
+    // SIGTERM without a pre-stop hook: what the last turns recorded still leaves.
+    telemetry::shutdown().await;
+    match served {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!(%error, "server failed");

@@ -73,8 +73,7 @@ impl RpcClient {
         self
     }
 
-    /// The signed `Host` value.
-    #[cfg(test)]
+    /// The signed `Host` value (also what telemetry records as `server.address`).
     pub(crate) fn host(&self) -> &str {
         &self.host
     }
@@ -209,7 +208,8 @@ impl RpcClient {
             unsent: e.is_connect(),
             detail: redact(&ErrorChain(&e.without_url()).to_string(), secrets),
         };
-        let response = request.send().await.map_err(transport)?;
+        // The caller's span as the parent of Agent Identity's (unsigned; nothing without tracing).
+        let response = request.headers(crate::telemetry::trace_headers()).send().await.map_err(transport)?;
         let status = response.status().as_u16();
         let request_id_header = header_str(&response, "x-acs-request-id");
         let retry_after = header_str(&response, RETRY_AFTER_HEADER)

@@ -3,6 +3,7 @@
 mod approval;
 mod events;
 mod react;
+mod trace;
 
 pub use approval::{Approvals, DEFAULT_APPROVAL_TTL, ToolApproval, cannot_ask_output};
 pub use events::{TurnEnd, TurnEvent, authorization_message};

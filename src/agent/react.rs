@@ -7,11 +7,13 @@ use tokio::time::Instant;
 
 use super::approval::{Approvals, cannot_ask_output};
 use super::events::{TurnEnd, TurnEvent};
+use super::trace::{ChatTrace, ToolTrace};
 use crate::failure::{Failure, FailureCode};
 use crate::llm::{
     ChatMessage, ChatRequest, ChatStream, FinishReason, LlmClient, Sampling, StepResult, StreamItem, ToolCall, ToolSpec,
 };
 use crate::mcp::{McpError, ToolOutput, Tools};
+use crate::telemetry::within;
 
 /// Everything one turn needs besides its clients.
 #[derive(Debug, Clone)]
@@ -106,14 +108,31 @@ async fn steps(
         };
         let request =
             ChatRequest { model: turn.model.clone(), messages, tools: specs, sampling: turn.sampling.clone() };
-        let started = llm.stream(&request, turn.deadline).await;
+        let mut chat = ChatTrace::start(llm, &request);
+        let started = within(chat.span(), llm.stream(&request, turn.deadline)).await;
         // The request's body is sent (and any retry is over): the conversation comes back instead of being
         // copied into every request and held twice for the length of the stream.
         messages = request.messages;
-        let stream = started.map_err(|e| Failure::model(&e))?;
+        let stream = match started {
+            Ok(stream) => stream,
+            Err(error) => {
+                let failure = Failure::model(&error);
+                chat.failed(&failure);
+                return Err(failure.into());
+            }
+        };
         // A call that will wait for the user is not shown as a call: the face shows the request instead.
         let held = |name: &str| approvals.can_ask && approvals.policy.requires(name);
-        let step = model_step(stream, events, &held).await?;
+        let step = match model_step(stream, events, &held, &mut chat).await {
+            Ok(step) => step,
+            Err(exit) => {
+                if let LoopExit::End(TurnEnd::Failed(failure)) = &exit {
+                    chat.failed(failure);
+                }
+                return Err(exit);
+            }
+        };
+        chat.done(&step);
         if let Some(usage) = step.usage {
             emit(TurnEvent::Usage(usage)).await?;
         }
@@ -188,11 +207,15 @@ fn completed(call: &ToolCall) -> TurnEvent {
 }
 
 /// One call, its arguments parsed (arguments that are not JSON are the model's to fix).
+/// Each call is an `execute_tool` span, the MCP request's under it.
 async fn run(tools: &Tools, call: &ToolCall, deadline: Instant) -> Result<ToolOutput, Failure> {
-    match serde_json::from_str::<Value>(&call.function.arguments) {
-        Ok(arguments) => call_tool(tools, &call.function.name, arguments, deadline).await,
+    let trace = ToolTrace::start(&call.id, &call.function.name, &call.function.arguments);
+    let result = match serde_json::from_str::<Value>(&call.function.arguments) {
+        Ok(arguments) => within(trace.span(), call_tool(tools, &call.function.name, arguments, deadline)).await,
         Err(error) => Ok(ToolOutput::error(&format!("the arguments are not valid JSON: {error}"))),
-    }
+    };
+    trace.done(&result);
+    result
 }
 
 /// Reports each call's result and adds it to the conversation, in call order.
@@ -217,11 +240,16 @@ async fn model_step(
     mut stream: ChatStream,
     events: &mpsc::Sender<TurnEvent>,
     held: &(dyn Fn(&str) -> bool + Sync),
+    chat: &mut ChatTrace,
 ) -> Result<StepResult, LoopExit> {
     // Call ids by the model's `index`, so argument fragments can be attributed; `None` for a held call.
     let mut call_ids: Vec<(u32, Option<String>)> = Vec::new();
     loop {
-        let event = match stream.next().await {
+        let next = stream.next().await;
+        if matches!(next, Some(Ok(_))) {
+            chat.chunk();
+        }
+        let event = match next {
             Some(Ok(event)) => event,
             Some(Err(error)) => return Err(Failure::model(&error).into()),
             None => {

@@ -16,6 +16,7 @@ use fc_runtime::{Body, Context, Request, RequestExt};
 use http::{HeaderMap, Response};
 
 use super::App;
+use super::routes::Route;
 use crate::config::UserSource;
 use crate::pipeline::{Ask, Plan, Renderer, UserClaim, http_claim};
 use crate::rejection::Rejection;
@@ -110,7 +111,13 @@ impl Caller<'_> {
 
 impl App {
     /// Read → parse (the claim inside) → plan → stream or answer; every refusal in `face`'s shape.
-    pub(super) async fn serve<F: Face>(self: &Arc<Self>, face: &F, mut request: Request) -> Response<Body> {
+    /// `route` names the face (its key in the index: `process`, `responses`, `events`, …) for telemetry.
+    pub(super) async fn serve<F: Face>(
+        self: &Arc<Self>,
+        face: &F,
+        route: &Route,
+        mut request: Request,
+    ) -> Response<Body> {
         let body = match super::read_body(&mut request, self.max_request_bytes).await {
             Ok(body) => body,
             Err(rejection) => return face.refuse(rejection, None),
@@ -121,7 +128,7 @@ impl App {
             Ok(Parsed::Answered(response)) => return response,
             Err(rejection) => return face.refuse(rejection, None),
         };
-        let plan = match self.planner.plan(ask, super::platform(request.fc_context())) {
+        let plan = match self.planner.plan(ask, super::platform(request.fc_context(), route.name)) {
             Ok(plan) => plan,
             Err(rejection) => return face.refuse(rejection, Some(&read)),
         };

@@ -98,7 +98,15 @@ impl App {
     /// Serves until SIGTERM/SIGINT.
     pub async fn run(self: Arc<App>) -> Result<(), fc_runtime::Error> {
         let options = self.run_options();
-        Runtime::new(self.handler()).options(options).run().await
+        // FC's pre-stop hook: the instance is about to go, so whatever telemetry is still queued leaves now.
+        Runtime::new(self.handler())
+            .options(options)
+            .on_pre_stop(|_context| async {
+                crate::telemetry::shutdown().await;
+                Ok(())
+            })
+            .run()
+            .await
     }
 
     /// The function as the FC runtime's service: what `fc_runtime::Runtime` calls per invocation. It
@@ -131,12 +139,12 @@ impl App {
 
     async fn dispatch(self: &Arc<Self>, route: &Route, request: Request, param: Option<String>) -> Response<Body> {
         match route.endpoint {
-            Endpoint::Event => self.serve(&self.faces.event, request).await,
-            Endpoint::Process => self.serve(&self.faces.process, request).await,
-            Endpoint::A2a => self.serve(&self.faces.a2a, request).await,
-            Endpoint::Agui => self.serve(&self.faces.agui, request).await,
-            Endpoint::Responses => self.serve(&self.faces.responses, request).await,
-            Endpoint::Chat => self.serve(&self.faces.chat, request).await,
+            Endpoint::Event => self.serve(&self.faces.event, route, request).await,
+            Endpoint::Process => self.serve(&self.faces.process, route, request).await,
+            Endpoint::A2a => self.serve(&self.faces.a2a, route, request).await,
+            Endpoint::Agui => self.serve(&self.faces.agui, route, request).await,
+            Endpoint::Responses => self.serve(&self.faces.responses, route, request).await,
+            Endpoint::Chat => self.serve(&self.faces.chat, route, request).await,
             Endpoint::AgentCard => self.faces.a2a.card(request.headers()),
             Endpoint::Models => self.faces.chat.models(),
             Endpoint::Session => {
@@ -161,9 +169,10 @@ fn refuse(route: &Route, rejection: Rejection) -> Response<Body> {
     }
 }
 
-/// What the planner needs to know about an invocation from FC's context.
-fn platform(context: &Context) -> pipeline::Platform {
+/// What the planner needs to know about an invocation on the route named `face` from FC's context.
+fn platform(context: &Context, face: &'static str) -> pipeline::Platform {
     pipeline::Platform {
+        origin: crate::telemetry::Origin::of(face, context),
         timeout: context.timeout(),
         deadline: context.deadline(),
         role: context.credentials().map(|role| {

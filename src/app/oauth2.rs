@@ -56,7 +56,7 @@ impl App {
             true => parameters(Some(std::str::from_utf8(&body).unwrap_or_default()))?,
             false => completion(&body)?,
         };
-        let context = platform(request.fc_context());
+        let context = platform(request.fc_context(), "oauth2_complete");
         let provider =
             self.pipeline.complete_consent_as(&session_uri, &state, &jwt, context.role, context.deadline).await?;
         Ok(respond::json(serde_json::json!({ "completed": true, "provider": provider }).to_string()))
@@ -68,7 +68,7 @@ impl App {
             return Err(no_consents());
         }
         let (session_uri, state) = parameters(request.uri().query())?;
-        let context = platform(request.fc_context());
+        let context = platform(request.fc_context(), "oauth2_callback");
         Ok(self.pipeline.complete_consent(&session_uri, &state, context.role, context.deadline).await?)
     }
 }

@@ -32,7 +32,7 @@ impl App {
         let user_id = query_value(request.uri().query(), "user_id").filter(|user| !user.is_empty());
         let claim = http_claim(&self.user_source, request.headers(), user_id.as_deref().or(Some(session_id)));
         let subject = self.planner.subject(claim)?;
-        let context = platform(request.fc_context());
+        let context = platform(request.fc_context(), "sessions");
         let unknown =
             || Rejection::new(StatusCode::NOT_FOUND, "not_found", format!("no session {session_id:?} for this user"));
         if request.method() == Method::DELETE {

@@ -1,11 +1,13 @@
 //! The Agent Identity data API (`agentidentitydata`, 2025-11-27): the actions this agent uses.
 
+use opentelemetry::KeyValue;
 use serde_json::Value;
 use tokio::time::Instant;
 
 use super::error::IdentityError;
-use crate::acs::{Credentials, Param, RpcClient, parse_expiration};
+use crate::acs::{AcsError, Credentials, Param, RpcClient, parse_expiration};
 use crate::secret::Secret;
+use crate::telemetry::{Span, SpanKind, names, within};
 use crate::upstream::Endpoint;
 
 pub const API_VERSION: &str = "2025-11-27";
@@ -30,6 +32,35 @@ impl IdentityClient {
         IdentityClient { rpc }
     }
 
+    /// One action — signed with `credentials`, or anonymous — as a client span (`rpc.method` is the
+    /// action; the vault's actions are among them) under the current one, whose context the request carries.
+    async fn call(
+        &self,
+        action: &'static str,
+        params: &[Param<'_>],
+        credentials: Option<&Credentials>,
+        deadline: Instant,
+    ) -> Result<Value, AcsError> {
+        let span = Span::start(action, SpanKind::Client, || {
+            vec![
+                KeyValue::new(names::RPC_SYSTEM, "alibaba_cloud"),
+                KeyValue::new(names::RPC_SERVICE, "AgentIdentityData"),
+                KeyValue::new(names::RPC_METHOD, action),
+                KeyValue::new(names::SERVER_ADDRESS, self.rpc.host().to_owned()),
+            ]
+        });
+        let called = match credentials {
+            Some(credentials) => within(&span, self.rpc.call(action, params, credentials, deadline)).await,
+            None => within(&span, self.rpc.call_anonymous(action, params, deadline)).await,
+        };
+        if let Err(error) = &called {
+            // The upstream's error code (`EntityNotExist.…`) when it gave one; its message names no secret.
+            span.fail(error.code().unwrap_or("transport"), &error.to_string());
+        }
+        span.end();
+        called
+    }
+
     /// A WAT for a user id the caller vouches for.
     pub async fn get_workload_access_token_for_user_id(
         &self,
@@ -40,7 +71,7 @@ impl IdentityClient {
     ) -> Result<Secret, IdentityError> {
         const ACTION: &str = "GetWorkloadAccessTokenForUserId";
         let params = [Param::plain("WorkloadIdentityName", workload_identity_name), Param::plain("UserId", user_id)];
-        let response = self.rpc.call(ACTION, &params, credentials, deadline).await?;
+        let response = self.call(ACTION, &params, Some(credentials), deadline).await?;
         secret_field(ACTION, &response, "WorkloadAccessToken")
     }
 
@@ -55,7 +86,7 @@ impl IdentityClient {
         const ACTION: &str = "GetWorkloadAccessTokenForJWT";
         let params =
             [Param::plain("WorkloadIdentityName", workload_identity_name), Param::secret("UserToken", user_token)];
-        let response = self.rpc.call(ACTION, &params, credentials, deadline).await?;
+        let response = self.call(ACTION, &params, Some(credentials), deadline).await?;
         secret_field(ACTION, &response, "WorkloadAccessToken")
     }
 
@@ -68,7 +99,7 @@ impl IdentityClient {
     ) -> Result<Secret, IdentityError> {
         const ACTION: &str = "GetWorkloadAccessToken";
         let params = [Param::plain("WorkloadIdentityName", workload_identity_name)];
-        let response = self.rpc.call(ACTION, &params, credentials, deadline).await?;
+        let response = self.call(ACTION, &params, Some(credentials), deadline).await?;
         secret_field(ACTION, &response, "WorkloadAccessToken")
     }
 
@@ -87,7 +118,7 @@ impl IdentityClient {
             Param::secret("WorkloadAccessToken", workload_access_token),
         ];
         params.extend(token_vault_name.map(|v| Param::plain("TokenVaultName", v)));
-        let response = self.rpc.call(ACTION, &params, credentials, deadline).await?;
+        let response = self.call(ACTION, &params, Some(credentials), deadline).await?;
         secret_field(ACTION, &response, "APIKey")
     }
 
@@ -111,7 +142,7 @@ impl IdentityClient {
             Param::secret("CustomState", request.custom_state),
         ];
         params.extend(request.session_uri.map(|uri| Param::secret("SessionURI", uri)));
-        let response = self.rpc.call(ACTION, &params, credentials, deadline).await?;
+        let response = self.call(ACTION, &params, Some(credentials), deadline).await?;
         let text = |field: &str| response.get(field).and_then(Value::as_str).filter(|s| !s.is_empty());
         if let Some(token) = text("AccessToken") {
             tracing::debug!(
@@ -152,7 +183,7 @@ impl IdentityClient {
     ) -> Result<(), IdentityError> {
         const ACTION: &str = "CompleteResourceTokenAuth";
         let params = [Param::secret("SessionURI", session_uri), Param::secret("UserIdentifier", user_identifier)];
-        self.rpc.call(ACTION, &params, credentials, deadline).await?;
+        self.call(ACTION, &params, Some(credentials), deadline).await?;
         Ok(())
     }
 
@@ -173,7 +204,7 @@ impl IdentityClient {
             Param::plain("DurationSeconds", &duration),
         ];
         params.extend(policy.map(|p| Param::plain("Policy", p)));
-        let response = self.rpc.call_anonymous(ACTION, &params, deadline).await?;
+        let response = self.call(ACTION, &params, None, deadline).await?;
         let missing = |field| IdentityError::MissingField { action: ACTION, field, request_id: request_id(&response) };
         let creds = response.get("Credentials").ok_or_else(|| missing("Credentials"))?;
         let text = |field: &'static str| {

@@ -1,5 +1,6 @@
 //! [`WorkloadTokens`]: the one call the app makes per invocation — "the WAT for this subject".
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::time::Instant;
@@ -10,6 +11,7 @@ use super::error::IdentityError;
 use super::subject::{Subject, UserSource};
 use crate::acs::CredentialsProvider;
 use crate::secret::Secret;
+use crate::telemetry::{Span, SpanKind, names, within};
 use crate::upstream::Endpoint;
 
 pub const DEFAULT_TOKEN_TTL: Duration = Duration::from_secs(300);
@@ -60,8 +62,22 @@ impl WorkloadTokens {
             return Ok(preset.clone());
         }
         let key = CacheKey::new(&self.workload_identity_name, subject);
-        let lookup = self.cache.get_or_fetch(key, subject, || self.fetch(subject, credentials, deadline));
-        tokio::time::timeout_at(deadline, lookup).await.map_err(|_| IdentityError::Deadline)?
+        // The lookup as a span of its own, saying whether Agent Identity was asked (a cache miss: its
+        // action's client span is then the child) or the instance's cache answered.
+        let span = Span::start("workload_access_token", SpanKind::Internal, Vec::new);
+        let fetched = AtomicBool::new(false);
+        let fetch = || {
+            fetched.store(true, Ordering::Relaxed);
+            self.fetch(subject, credentials, deadline)
+        };
+        let lookup = within(&span, self.cache.get_or_fetch(key, subject, fetch));
+        let token = tokio::time::timeout_at(deadline, lookup).await.unwrap_or(Err(IdentityError::Deadline));
+        span.set(names::CACHE_HIT, !fetched.load(Ordering::Relaxed));
+        if let Err(error) = &token {
+            span.fail("identity_error", &error.to_string());
+        }
+        span.end();
+        token
     }
 
     /// Whether [`WorkloadTokens::token`] asks Agent Identity (which verifies a JWT) rather than handing out

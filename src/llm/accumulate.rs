@@ -16,6 +16,9 @@ use super::types::{FinishReason, StepResult, StreamItem, ToolCall, Usage};
 pub(crate) struct Chunk {
     #[serde(default)]
     pub(crate) id: Option<String>,
+    /// The model that answered (DashScope names the exact version).
+    #[serde(default)]
+    pub(crate) model: Option<String>,
     #[serde(default)]
     pub(crate) choices: Vec<Choice>,
     #[serde(default)]
@@ -84,6 +87,9 @@ pub(crate) struct StepAccumulator {
     last_index: u32,
     pub(crate) finish_reason: Option<FinishReason>,
     usage: Option<Usage>,
+    /// The first non-empty `id` and `model` of the stream's chunks.
+    response_id: Option<String>,
+    model: Option<String>,
 }
 
 impl StepAccumulator {
@@ -91,6 +97,12 @@ impl StepAccumulator {
     pub(crate) fn apply(&mut self, chunk: Chunk, out: &mut VecDeque<StreamItem>) {
         if let Some(usage) = chunk.usage {
             self.usage = Some(usage);
+        }
+        if self.response_id.is_none() {
+            self.response_id = chunk.id.filter(|id| !id.is_empty());
+        }
+        if self.model.is_none() {
+            self.model = chunk.model.filter(|model| !model.is_empty());
         }
         // `n` is always 1 for us; other choices would be alternative answers, not parts of this one.
         for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {
@@ -162,6 +174,8 @@ impl StepAccumulator {
             tool_calls,
             finish_reason: self.finish_reason.clone(),
             usage: self.usage,
+            response_id: self.response_id.take(),
+            model: self.model.take(),
         })
     }
 }

@@ -60,6 +60,9 @@ impl std::fmt::Debug for LlmClient {
 struct Inner {
     http: reqwest::Client,
     endpoint: String,
+    /// The endpoint's host and port, for spans and metrics (`server.address`, `server.port`).
+    host: String,
+    port: u16,
     model: String,
     enable_thinking: Option<bool>,
 }
@@ -132,8 +135,17 @@ impl LlmClient {
     pub fn new(settings: LlmSettings) -> Result<Self, LlmError> {
         let http = crate::upstream::client_builder().build().map_err(|e| LlmError::transport(&e))?;
         let endpoint = format!("{}/chat/completions", settings.base_url.as_str().trim_end_matches('/'));
+        let host = settings.base_url.host().to_owned();
+        let port = settings.base_url.url().port_or_known_default().unwrap_or(443);
         Ok(LlmClient {
-            inner: Arc::new(Inner { http, endpoint, model: settings.model, enable_thinking: settings.enable_thinking }),
+            inner: Arc::new(Inner {
+                http,
+                endpoint,
+                host,
+                port,
+                model: settings.model,
+                enable_thinking: settings.enable_thinking,
+            }),
             keys: Arc::new(FixedKey(settings.api_key)),
         })
     }
@@ -141,6 +153,16 @@ impl LlmClient {
     /// The same client (same connection pool) asking `keys` for its key: one turn's view of the vault.
     pub(crate) fn with_keys(&self, keys: Arc<dyn KeySource>) -> LlmClient {
         LlmClient { inner: self.inner.clone(), keys }
+    }
+
+    /// The model a request with `requested` (its `model`) goes to: that one, else the configured one.
+    pub(crate) fn model_name<'a>(&'a self, requested: Option<&'a str>) -> &'a str {
+        requested.unwrap_or(&self.inner.model)
+    }
+
+    /// The DashScope host and port requests go to.
+    pub(crate) fn server(&self) -> (&str, u16) {
+        (&self.inner.host, self.inner.port)
     }
 
     /// The exact JSON body [`LlmClient::stream`] sends for `request`.
@@ -226,6 +248,8 @@ impl LlmClient {
             .header(AUTHORIZATION, auth)
             .header(CONTENT_TYPE, "application/json")
             .header(reqwest::header::ACCEPT, "text/event-stream")
+            // The model call's span as the parent of whatever DashScope records (nothing without tracing).
+            .headers(crate::telemetry::trace_headers())
             .body(body)
             .send();
         let mut response = tokio::time::timeout_at(deadline, send)

@@ -143,6 +143,10 @@ pub struct StepResult {
     pub finish_reason: Option<FinishReason>,
     /// Present when the upstream sent its usage chunk (we always ask for it).
     pub usage: Option<Usage>,
+    /// The completion's `id` (`chatcmpl-…`), when the stream named one.
+    pub response_id: Option<String>,
+    /// The model that answered, as the stream named it.
+    pub model: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,6 +160,17 @@ pub enum FinishReason {
 }
 
 impl FinishReason {
+    /// The reason as the wire (and the GenAI conventions) spell it.
+    pub(crate) fn as_wire(&self) -> &str {
+        match self {
+            FinishReason::Stop => "stop",
+            FinishReason::Length => "length",
+            FinishReason::ToolCalls => "tool_calls",
+            FinishReason::ContentFilter => "content_filter",
+            FinishReason::Other(other) => other,
+        }
+    }
+
     pub(crate) fn from_wire(reason: &str) -> Self {
         match reason {
             "stop" => FinishReason::Stop,

@@ -55,6 +55,64 @@ impl BearerCell {
     }
 }
 
+/// What telemetry needs from a session's requests, which rmcp's worker sends outside any turn's context:
+/// the trace context to send on requests that carry none in `params._meta` (`initialize`, `tools/list`),
+/// set by the code that makes them, and the MCP session id the server gave (`mcp.session.id`). Untouched
+/// without telemetry.
+#[derive(Clone, Default)]
+pub(crate) struct TraceCell(Arc<RwLock<Traced>>);
+
+#[derive(Default)]
+struct Traced {
+    traceparent: Option<HeaderValue>,
+    session_id: Option<Arc<str>>,
+}
+
+impl TraceCell {
+    /// `span`'s `traceparent` for the session's next requests (nothing without telemetry).
+    pub(crate) fn follow_span(&self, span: &crate::telemetry::Span) {
+        if let Some((traceparent, _)) = span.trace_fields() {
+            self.0.write().unwrap_or_else(|p| p.into_inner()).traceparent = HeaderValue::from_str(&traceparent).ok();
+        }
+    }
+
+    /// The MCP session id the server assigned, once a request carried one.
+    pub(crate) fn session_id(&self) -> Option<Arc<str>> {
+        self.0.read().unwrap_or_else(|p| p.into_inner()).session_id.clone()
+    }
+
+    /// The `traceparent` header for `message`: its own `params._meta.traceparent` (a `tools/call`, made in
+    /// the call's span), else the session's current one. Records the session id on the way.
+    fn apply(
+        &self,
+        message: &ClientJsonRpcMessage,
+        session_id: Option<&Arc<str>>,
+        headers: &mut HashMap<HeaderName, HeaderValue>,
+    ) {
+        let mut traced = self.0.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(id) = session_id {
+            traced.session_id = Some(id.clone());
+        }
+        let own = match message {
+            ClientJsonRpcMessage::Request(request) => match &request.request {
+                ClientRequest::CallToolRequest(call) => call
+                    .params
+                    .meta
+                    .as_ref()
+                    .and_then(|meta| meta.get_traceparent())
+                    .and_then(|value| HeaderValue::from_str(value).ok()),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(traceparent) = own.or_else(|| traced.traceparent.clone()) {
+            headers.insert(TRACEPARENT, traceparent);
+        }
+    }
+}
+
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
 /// Held by whoever owns the session (the handshake, then the open session); dropping it abandons every
 /// request of the session still in flight.
 pub(crate) struct SessionOwner(#[allow(dead_code)] watch::Sender<()>);
@@ -64,6 +122,7 @@ pub(crate) struct SessionHttp {
     pub(crate) inner: reqwest::Client,
     pub(crate) delete_on_close: bool,
     bearer: BearerCell,
+    trace: TraceCell,
     owner: watch::Receiver<()>,
 }
 
@@ -72,9 +131,10 @@ impl SessionHttp {
         inner: reqwest::Client,
         delete_on_close: bool,
         bearer: BearerCell,
+        trace: TraceCell,
     ) -> (SessionHttp, SessionOwner) {
         let (owner, alive) = watch::channel(());
-        let http = SessionHttp { inner, delete_on_close, bearer, owner: alive };
+        let http = SessionHttp { inner, delete_on_close, bearer, trace, owner: alive };
         (http, SessionOwner(owner))
     }
 
@@ -167,6 +227,9 @@ impl StreamableHttpClient for SessionHttp {
             && matches!(request.request, ClientRequest::InitializeRequest(_))
         {
             custom_headers.entry(MCP_METHOD).or_insert(HeaderValue::from_static("initialize"));
+        }
+        if crate::telemetry::active() {
+            self.trace.apply(&message, session_id.as_ref(), &mut custom_headers);
         }
         let post =
             self.inner.post_message_with_response_limits(uri, message, session_id, auth_header, custom_headers, limits);

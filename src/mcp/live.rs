@@ -15,18 +15,22 @@ use rmcp::{ClientCacheConfig, ClientHandler, ServiceExt};
 use tokio::time::{Instant, timeout_at};
 
 use super::error::{ErrorScope, McpError};
-use super::http::{BearerCell, SessionHttp, SessionOwner};
+use super::http::{BearerCell, SessionHttp, SessionOwner, TraceCell};
 use super::output::ToolOutput;
 use super::revision::Learned;
 use super::server::ServerUrl;
 use crate::secret::Secret;
+use crate::telemetry::Span;
 
 /// A tool list is never reused longer than this, whatever a server's `ttlMs` says (rmcp's own cap).
 const MAX_LIST_TTL: Duration = rmcp::MAX_CLIENT_CACHE_TTL;
 
 /// What a live connection costs besides its tool list, for the pool's byte budget: rmcp's worker task and
-/// channels, the transport's buffers and the session id (an estimate; the tool list is counted exactly).
-pub(super) const LIVE_OVERHEAD_BYTES: usize = 16 * 1024;
+/// channels, the transport's buffers and the session id. Measured, not guessed: the resident memory of
+/// 256 pooled users over none is ~86 KiB each (BENCHMARKS.md, "The MCP boundary"), so the default
+/// `AI_GATEWAY_MCP_CACHE_BYTES` (4 MiB) keeps about 45 users warm and the pool stays inside its budget
+/// next to the session store. The tool list is counted exactly on top.
+pub(super) const LIVE_OVERHEAD_BYTES: usize = 88 * 1024;
 
 /// The client side of the connection as rmcp sees it: our name and (no) capabilities, and the one
 /// notification a tool client acts on. Elicitations in a 2026-07-28 `input_required` round are declined
@@ -65,6 +69,8 @@ struct Listed {
 pub(super) struct Live {
     service: RunningService<RoleClient, Notices>,
     bearer: BearerCell,
+    /// The trace context of requests without their own, and the session id the server gave.
+    trace: TraceCell,
     stale: Arc<AtomicBool>,
     listed: Mutex<Option<Listed>>,
     /// The revision the connection speaks (negotiated or discovered).
@@ -96,8 +102,9 @@ impl Live {
     ) -> Result<Live, McpError> {
         let scope = ErrorScope { server: &server.shown, raw_url: &server.url, bearer };
         let cell = BearerCell::new(authorization);
+        let trace = TraceCell::default();
         // Dropped on any early return (failure, deadline): the handshake's requests end with it.
-        let (http, owner) = SessionHttp::new(http.clone(), delete_session_on_close, cell.clone());
+        let (http, owner) = SessionHttp::new(http.clone(), delete_session_on_close, cell.clone(), trace.clone());
         let stale = Arc::new(AtomicBool::new(false));
         let config = StreamableHttpClientTransportConfig::with_uri(server.url.clone()).reinit_on_expired_session(true);
         let transport = StreamableHttpClientTransport::with_client(http, config);
@@ -105,6 +112,16 @@ impl Live {
             Start::Handshake(version) | Start::Discover(version) => version.clone(),
             Start::Known(info) => info.protocol_version.clone(),
         };
+        let method = match &start {
+            Start::Handshake(_) => Some("initialize"),
+            Start::Discover(_) => Some("server/discover"),
+            Start::Known(_) => None,
+        };
+        let span = match method {
+            Some(method) => super::trace::client_span(method, None, &server.url, &version, None),
+            None => Span::none(),
+        };
+        trace.follow_span(&span);
         let notices = Notices { config: client_config(version), stale: stale.clone() };
         let service = match start {
             Start::Handshake(_) => {
@@ -118,12 +135,14 @@ impl Live {
             }
             Start::Known(info) => Ok(rmcp::service::serve_directly(notices, transport, Some((*info).clone()))),
         }
-        .map_err(|e| scope.classify_init(e))?;
+        .map_err(|e| scope.classify_init(e));
+        super::trace::end(&span, &service);
+        let service = service?;
         // Our own cache decides when to list again (ttlMs, list_changed, the configured time); rmcp's would
         // also serve a stale list when a re-list fails, which would hide a 401.
         service.peer().set_response_cache_config(ClientCacheConfig::disabled()).await;
         let version = service.peer().peer_info().map(|info| info.protocol_version.clone()).unwrap_or_default();
-        Ok(Live { service, bearer: cell, stale, listed: Mutex::new(None), version, _owner: owner })
+        Ok(Live { service, bearer: cell, trace, stale, listed: Mutex::new(None), version, _owner: owner })
     }
 
     /// What to remember about the server after this connection opened.
@@ -155,10 +174,20 @@ impl Live {
         }
         // Cleared before listing, so a change announced while the list is in flight marks it stale again.
         self.stale.store(false, Ordering::Release);
+        let span = super::trace::client_span(
+            "tools/list",
+            None,
+            scope.raw_url,
+            &self.version,
+            self.trace.session_id().as_deref(),
+        );
+        self.trace.follow_span(&span);
         let merged = timeout_at(deadline, self.service.peer().list_all_tools_with_cache_hint())
             .await
-            .map_err(|_| scope.timeout("tools/list"))?
-            .map_err(|e| scope.classify_service(e))?;
+            .map_err(|_| scope.timeout("tools/list"))
+            .and_then(|listed| listed.map_err(|e| scope.classify_service(e)));
+        super::trace::end(&span, &merged);
+        let merged = merged?;
         // 2026-07-28 servers say how long a list stays good; older ones never do: the configured time.
         let ttl = match merged.ttl_ms {
             Some(ms) if !self.version.has_initialize() => Duration::from_millis(ms),
@@ -184,6 +213,11 @@ impl Live {
             Ok(Err(error)) => Err(scope.classify_service(error)),
             Ok(Ok(result)) => Ok(result.into()),
         }
+    }
+
+    /// The MCP session id the server assigned (none on a stateless 2026-07-28 connection).
+    pub(super) fn session_id(&self) -> Option<Arc<str>> {
+        self.trace.session_id()
     }
 
     /// Whether the connection can serve another turn (its worker has not stopped).

@@ -27,6 +27,7 @@ mod server;
 mod session;
 mod token;
 mod tools;
+mod trace;
 
 use std::fmt;
 use std::sync::Arc;

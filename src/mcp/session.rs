@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use futures_util::future::{join_all, try_join_all};
 use rmcp::model::{CallToolRequestParams, JsonObject, ProtocolVersion, Tool};
+
+use crate::telemetry::names;
 use serde_json::Value;
 use tokio::time::Instant;
 
@@ -123,9 +125,29 @@ impl ToolSession {
         let scope = ErrorScope { server: &connection.server.shown, raw_url: &connection.server.url, bearer };
         let deadline =
             Instant::now().checked_add(self.tool_timeout).map_or(self.deadline, |limit| limit.min(self.deadline));
-        match connection.live.call(params, &scope, deadline).await {
+        let session_id = connection.live.session_id();
+        let span = super::trace::client_span(
+            "tools/call",
+            Some(&route.original),
+            &connection.server.url,
+            &connection.live.version,
+            session_id.as_deref(),
+        );
+        // The MCP conventions carry the trace context in `params._meta` (the HTTP header follows it).
+        if let Some((traceparent, tracestate)) = span.trace_fields() {
+            let meta = params.meta.get_or_insert_with(Default::default);
+            meta.0.set_traceparent(traceparent);
+            if let Some(tracestate) = tracestate {
+                meta.0.set_tracestate(tracestate);
+            }
+        }
+        let called = connection.live.call(params, &scope, deadline).await;
+        super::trace::end(&span, &called);
+        match called {
             Err(McpError::Forbidden { .. }) => {
                 tracing::info!(server = %connection.server.shown, tool = %route.original, "the gateway denied a tool call");
+                span.set(names::TOOL_DENIED, true);
+                crate::telemetry::mark_current(names::TOOL_DENIED, true);
                 Ok(ToolOutput::error(DENIED))
             }
             Err(error) => {

@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use opentelemetry::KeyValue;
 use tokio::time::Instant;
 
 use super::Pipeline;
@@ -22,6 +23,7 @@ use crate::agent::{TurnEnd, TurnEvent};
 use crate::failure::{Failure, FailureCode, Fault};
 use crate::identity::{Subject, jwt_subject};
 use crate::sessions::{Record, Session, SessionError, SessionKey, Store, replay};
+use crate::telemetry::{Span, SpanKind, names};
 
 /// A turn's session: where to append, and what of the request's input is new.
 pub(crate) struct Memory {
@@ -32,9 +34,43 @@ pub(crate) struct Memory {
     deadline: Instant,
 }
 
-/// A store call bounded by the turn's deadline.
-async fn bounded<T>(deadline: Instant, call: impl Future<Output = Result<T, SessionError>>) -> Result<T, SessionError> {
-    tokio::time::timeout_at(deadline, call).await.map_err(|_| SessionError::Timeout)?
+/// What a store call does, as its span names it.
+#[derive(Clone, Copy)]
+enum StoreOp {
+    Load,
+    Append,
+    Delete,
+}
+
+impl StoreOp {
+    /// `db.operation.name` and the span's name (static: no allocation when tracing is off).
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            StoreOp::Load => ("load", "session_store load"),
+            StoreOp::Append => ("append", "session_store append"),
+            StoreOp::Delete => ("delete", "session_store delete"),
+        }
+    }
+}
+
+/// A store call bounded by the turn's deadline, as a client span (`session_store {operation}`).
+async fn bounded<T>(
+    deadline: Instant,
+    store: &dyn Store,
+    operation: StoreOp,
+    call: impl Future<Output = Result<T, SessionError>>,
+) -> Result<T, SessionError> {
+    let (operation, name) = operation.names();
+    let span = Span::start(name, SpanKind::Client, || {
+        vec![KeyValue::new(names::DB_SYSTEM_NAME, store.system()), KeyValue::new(names::DB_OPERATION_NAME, operation)]
+    });
+    let result = tokio::time::timeout_at(deadline, call).await.unwrap_or(Err(SessionError::Timeout));
+    if let Err(error) = &result {
+        // A store's errors never carry its password (sessions::SessionError).
+        span.fail("session_error", &error.to_string());
+    }
+    span.end();
+    result
 }
 
 impl Pipeline {
@@ -82,7 +118,9 @@ impl Pipeline {
     ) -> Result<Option<Session>, Failure> {
         let Some(sessions) = &self.sessions else { return Ok(None) };
         let key = self.caller_key(subject, role, session_id, deadline).await?;
-        let messages = bounded(deadline, sessions.store.load(&key)).await.map_err(|e| Failure::session(&e))?;
+        let messages = bounded(deadline, sessions.store.as_ref(), StoreOp::Load, sessions.store.load(&key))
+            .await
+            .map_err(|e| Failure::session(&e))?;
         Ok(messages.map(|messages| Session { id: key.session_id, user_id: key.user_id, messages }))
     }
 
@@ -96,7 +134,9 @@ impl Pipeline {
     ) -> Result<bool, Failure> {
         let Some(sessions) = &self.sessions else { return Ok(false) };
         let key = self.caller_key(subject, role, session_id, deadline).await?;
-        bounded(deadline, sessions.store.delete(&key)).await.map_err(|e| Failure::session(&e))
+        bounded(deadline, sessions.store.as_ref(), StoreOp::Delete, sessions.store.delete(&key))
+            .await
+            .map_err(|e| Failure::session(&e))
     }
 
     /// [`Pipeline::session_key`] for a request that is not a turn: who may not have a session is the
@@ -132,7 +172,9 @@ impl Pipeline {
         };
         let deadline = plan.turn.deadline;
         let key = self.session_key(&plan.subject, plan.role.clone(), &session_id, deadline).await?;
-        let stored = bounded(deadline, sessions.store.load(&key)).await.map_err(|e| Failure::session(&e))?;
+        let stored = bounded(deadline, sessions.store.as_ref(), StoreOp::Load, sessions.store.load(&key))
+            .await
+            .map_err(|e| Failure::session(&e))?;
         let stored = stored.unwrap_or_default();
         // Requests the last turn left for the user are settled first: answered as the user says, the
         // others declined, so every call of the conversation has its output before the model sees it.
@@ -180,7 +222,8 @@ impl Memory {
         }
         let mut messages = std::mem::take(&mut self.input);
         messages.extend(self.recorder.finish());
-        match bounded(self.deadline, self.store.append(&self.key, messages)).await {
+        match bounded(self.deadline, self.store.as_ref(), StoreOp::Append, self.store.append(&self.key, messages)).await
+        {
             Ok(()) => end,
             Err(error) => {
                 tracing::warn!(error = %error, "the turn's messages were not saved to the session");

@@ -14,6 +14,7 @@ mod memory;
 mod plan;
 mod pump;
 mod record;
+mod trace;
 
 pub(crate) use approvals::{ApprovalAnswer, ApprovalInput, ResentRequest};
 pub(crate) use caller::{UserClaim, bearer, event_claim, http_claim};
@@ -38,6 +39,7 @@ use crate::llm::{LlmClient, LlmError};
 use crate::mcp::{McpClient, McpError, TokenSource, Tools, UserKey};
 use crate::secret::Secret;
 use crate::sessions::SessionMemory;
+use crate::telemetry::{Span, SpanKind, within};
 
 /// Everything a turn needs besides its plan: one client per upstream and the credential providers.
 pub(crate) struct Pipeline {
@@ -107,7 +109,14 @@ impl Pipeline {
     /// Runs the planned turn (its session already recalled), reporting on `events`; always ends with
     /// `Finished` unless the receiver is gone.
     async fn run(&self, plan: Plan, events: mpsc::Sender<TurnEvent>) {
-        let tools = match self.open_tools(&plan, &events).await {
+        // The token, the connections and the listings: one span, whatever of it the warm caches spare.
+        let opening = Span::start("open_tools", SpanKind::Internal, Vec::new);
+        let opened = within(&opening, self.open_tools(&plan, &events)).await;
+        if let Err(failure) = &opened {
+            opening.fail(failure.code.as_str(), &failure.message);
+        }
+        opening.end();
+        let tools = match opened {
             Ok(tools) => tools,
             Err(failure) => {
                 tracing::warn!(code = %failure.code, message = %failure.message, "turn failed before the model");

@@ -15,6 +15,7 @@ use crate::identity::Subject;
 use crate::llm::{ChatMessage, Sampling};
 use crate::rejection::Rejection;
 use crate::sessions::{Record, check_session_id};
+use crate::telemetry::Origin;
 use fc_runtime::Drain;
 
 /// What a wire face asks the pipeline for, in no face's vocabulary.
@@ -41,6 +42,8 @@ pub(crate) struct Ask {
 /// and the function role FC lent it.
 #[derive(Debug, Clone)]
 pub(crate) struct Platform {
+    /// The wire face and the caller's trace context: the parent of the turn's spans.
+    pub(crate) origin: Origin,
     /// The function timeout in force.
     pub(crate) timeout: Duration,
     /// When the invocation must have answered.
@@ -63,6 +66,8 @@ pub(crate) struct Plan {
     pub(crate) role: Option<Credentials>,
     pub(crate) turn: Turn,
     pub(crate) drain: Drain,
+    /// See [`Platform::origin`].
+    pub(crate) origin: Origin,
 }
 
 /// The parts of the configuration planning reads, taken once at start.
@@ -130,6 +135,7 @@ impl Planner {
             role: invocation.role,
             turn,
             drain: invocation.drain,
+            origin: invocation.origin,
         })
     }
 
@@ -202,7 +208,13 @@ mod tests {
 
     fn invocation(timeout_secs: u64) -> Platform {
         let timeout = Duration::from_secs(timeout_secs);
-        Platform { timeout, deadline: Instant::now() + timeout, role: None, drain: Drain::never() }
+        Platform {
+            origin: Origin::local("process"),
+            timeout,
+            deadline: Instant::now() + timeout,
+            role: None,
+            drain: Drain::never(),
+        }
     }
 
     fn unnamed() -> UserClaim {

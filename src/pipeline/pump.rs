@@ -13,8 +13,10 @@ use tracing::Instrument;
 
 use super::Pipeline;
 use super::plan::Plan;
+use super::trace::TurnTrace;
 use crate::agent::{TurnEnd, TurnEvent};
 use crate::failure::{Failure, FailureCode};
+use crate::telemetry::in_scope;
 use fc_runtime::{Body, BodySender, ClientGone};
 
 /// Events a turn may run ahead of its renderer; the renderer's writes apply backpressure beyond it.
@@ -101,6 +103,10 @@ impl Pipeline {
             let gone = sender.clone();
             let mut sink = Streamed { renderer, sender, frames: Vec::new() };
             pipeline.drive(plan, &mut sink, gone.closed(), cancel).await;
+            // The caller has the whole answer; the body ends once the turn's spans are out (FC may freeze
+            // the instance as soon as it does). Nothing to wait for without telemetry.
+            crate::telemetry::turn_done().await;
+            drop(sink);
         };
         tokio::spawn(task.instrument(tracing::Span::current()));
         let mut response = Response::new(body);
@@ -126,7 +132,19 @@ impl Pipeline {
         let mut sink = Collected { renderer, body: Vec::new() };
         self.drive(plan, &mut sink, std::future::pending(), cancel).await;
         let Collected { renderer, body } = sink;
-        crate::respond::respond(renderer.status(), renderer.content_type(), body.concat())
+        let whole = Bytes::from(body.concat());
+        if !crate::telemetry::active() {
+            return crate::respond::respond(renderer.status(), renderer.content_type(), whole);
+        }
+        // The answer goes out whole at once; only the body's end waits for the turn's spans to leave.
+        let mut response = crate::respond::respond(renderer.status(), renderer.content_type(), Bytes::new());
+        let (sender, streamed) = Body::channel_starting_with(vec![whole]);
+        tokio::spawn(async move {
+            crate::telemetry::turn_done().await;
+            drop(sender);
+        });
+        *response.body_mut() = streamed;
+        response
     }
 
     /// Runs the plan, giving every event to `sink`, and makes sure the sink sees exactly one `Finished`
@@ -134,10 +152,26 @@ impl Pipeline {
     /// `cancel` resolving drops the turn too, but the sink still hears how it ended.
     async fn drive<S: Sink>(
         self: &Arc<Self>,
+        plan: Plan,
+        sink: &mut S,
+        gone: impl Future<Output = ()>,
+        cancel: impl Future<Output = ()>,
+    ) {
+        let model = self.llm.model_name(plan.turn.model.as_deref());
+        let mut trace = TurnTrace::start(&plan, &self.agent_name, model);
+        let scope = trace.span().scope();
+        in_scope(scope, self.drive_traced(plan, sink, gone, cancel, &mut trace)).await;
+        // Still open: the client went away and the turn was dropped.
+        trace.end(None);
+    }
+
+    async fn drive_traced<S: Sink>(
+        self: &Arc<Self>,
         mut plan: Plan,
         sink: &mut S,
         gone: impl Future<Output = ()>,
         cancel: impl Future<Output = ()>,
+        trace: &mut TurnTrace,
     ) {
         let (events_tx, mut events_rx) = mpsc::channel(EVENT_BUFFER);
         let drain = plan.drain.clone();
@@ -149,7 +183,9 @@ impl Pipeline {
                 Err(failure) => {
                     tracing::warn!(code = %failure.code, message = %failure.message, "turn failed before the model");
                     finished = true;
-                    return sink.accept(&TurnEvent::Finished(TurnEnd::Failed(failure))).await;
+                    let event = TurnEvent::Finished(TurnEnd::Failed(failure));
+                    trace.observe(&event);
+                    return sink.accept(&event).await;
                 }
             };
             let forward = async {
@@ -159,6 +195,7 @@ impl Pipeline {
                         None => event,
                     };
                     finished |= matches!(event, TurnEvent::Finished(_));
+                    trace.observe(&event);
                     sink.accept(&event).await?;
                 }
                 Ok::<_, ClientGone>(())
@@ -185,7 +222,9 @@ impl Pipeline {
             // The turn's task ended without saying how: say so rather than stop silently.
             let failure =
                 cut_short.unwrap_or_else(|| Failure::new(FailureCode::Internal, "the turn ended without a result"));
-            let _ = sink.accept(&TurnEvent::Finished(TurnEnd::Failed(failure))).await;
+            let event = TurnEvent::Finished(TurnEnd::Failed(failure));
+            trace.observe(&event);
+            let _ = sink.accept(&event).await;
         }
     }
 }

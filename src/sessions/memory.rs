@@ -292,6 +292,10 @@ impl MemoryStore {
 }
 
 impl Store for MemoryStore {
+    fn system(&self) -> &'static str {
+        "memory"
+    }
+
     fn load<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<Option<Vec<StoredMessage>>, SessionError>> {
         std::future::ready(Ok(self.load_now(key))).boxed()
     }

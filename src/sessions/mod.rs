@@ -44,6 +44,9 @@ pub(crate) trait Store: Send + Sync {
 
     /// Forgets the session; `false` when there was none.
     fn delete<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<bool, SessionError>>;
+
+    /// The store's kind as telemetry names it (`db.system.name`).
+    fn system(&self) -> &'static str;
 }
 
 /// Why a store could not answer. Messages never carry the store's password.

@@ -211,6 +211,10 @@ impl RedisStore {
 }
 
 impl Store for RedisStore {
+    fn system(&self) -> &'static str {
+        "redis"
+    }
+
     fn load<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<Option<Vec<StoredMessage>>, SessionError>> {
         self.load_now(key).boxed()
     }

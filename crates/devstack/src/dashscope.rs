@@ -87,6 +87,8 @@ pub struct RecordedRequest {
     pub elapsed: Option<Duration>,
     /// The client went away before the stream's last chunk.
     pub cancelled: bool,
+    /// The W3C `traceparent` header the request carried.
+    pub traceparent: Option<String>,
 }
 
 struct Shared {
@@ -199,7 +201,15 @@ async fn chat(State(shared): State<Arc<Shared>>, headers: HeaderMap, body: Bytes
     let index = {
         let mut requests = shared.requests();
         let body = parsed.clone().unwrap_or(Value::Null);
-        requests.push(RecordedRequest { body, status: 0, arrived: started, elapsed: None, cancelled: false });
+        let traceparent = headers.get("traceparent").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        requests.push(RecordedRequest {
+            body,
+            status: 0,
+            arrived: started,
+            elapsed: None,
+            cancelled: false,
+            traceparent,
+        });
         requests.len() - 1
     };
     let request_id = format!("standin-{:08}", index + 1);

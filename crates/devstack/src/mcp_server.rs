@@ -67,6 +67,10 @@ pub struct RequestHeaders {
     pub meta_protocol_version: Option<String>,
     /// `Mcp-Session-Id`.
     pub session: Option<String>,
+    /// The W3C `traceparent` header.
+    pub traceparent: Option<String>,
+    /// `params._meta.traceparent` of the body (the MCP conventions' place for the trace context).
+    pub meta_traceparent: Option<String>,
 }
 
 /// A failure to answer one request with instead of serving it (see [`McpStandIn::inject`]).

@@ -46,6 +46,8 @@ pub struct Context {
     account_id: Option<String>,
     qualifier: Option<String>,
     memory_mb: Option<u32>,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
     timeout: Duration,
     deadline: Instant,
     drain: Drain,
@@ -71,6 +73,8 @@ impl Context {
             account_id: header(headers, "x-fc-account-id").map(str::to_owned),
             qualifier: header(headers, "x-fc-qualifier").map(str::to_owned),
             memory_mb: header(headers, "x-fc-function-memory").and_then(|v| v.parse().ok()),
+            traceparent: header(headers, "traceparent").map(str::to_owned),
+            tracestate: header(headers, "tracestate").map(str::to_owned),
             timeout,
             deadline: Instant::now() + timeout,
             drain: Drain::never(),
@@ -117,6 +121,17 @@ impl Context {
     /// `x-fc-function-memory`, in MiB.
     pub fn memory_mb(&self) -> Option<u32> {
         self.memory_mb
+    }
+
+    /// The caller's W3C Trace Context `traceparent` header, as sent (not validated here), so that the
+    /// function's own spans can continue the caller's trace.
+    pub fn traceparent(&self) -> Option<&str> {
+        self.traceparent.as_deref()
+    }
+
+    /// The caller's W3C Trace Context `tracestate` header, as sent.
+    pub fn tracestate(&self) -> Option<&str> {
+        self.tracestate.as_deref()
     }
 
     /// The function timeout in force for this invocation (`x-fc-function-timeout`, else
@@ -179,6 +194,8 @@ mod tests {
                 ("x-fc-qualifier", "LATEST"),
                 ("x-fc-function-memory", "512"),
                 ("x-fc-function-timeout", "120"),
+                ("traceparent", "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+                ("tracestate", "congo=t61rcWkgMzE"),
             ]),
             Duration::from_secs(600),
         );
@@ -192,6 +209,8 @@ mod tests {
         assert_eq!(ctx.account_id(), Some("123"));
         assert_eq!(ctx.qualifier(), Some("LATEST"));
         assert_eq!(ctx.memory_mb(), Some(512));
+        assert_eq!(ctx.traceparent(), Some("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"));
+        assert_eq!(ctx.tracestate(), Some("congo=t61rcWkgMzE"));
         assert_eq!(ctx.timeout(), Duration::from_secs(120));
         assert!(ctx.deadline() > Instant::now() + Duration::from_secs(100));
     }

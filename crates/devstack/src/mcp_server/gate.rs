@@ -162,6 +162,8 @@ impl Gate {
             protocol_version: text("mcp-protocol-version"),
             meta_protocol_version: rpc.meta_protocol_version.clone(),
             session,
+            traceparent: text("traceparent"),
+            meta_traceparent: rpc.meta_traceparent.clone(),
         };
         let mut stats = self.stats.lock();
         stats.methods.push(rpc.label.clone());
@@ -271,6 +273,7 @@ struct Rpc {
     /// `params.name` (the tool of a `tools/call`).
     tool: Option<String>,
     meta_protocol_version: Option<String>,
+    meta_traceparent: Option<String>,
 }
 
 impl Rpc {
@@ -297,6 +300,7 @@ impl Rpc {
             id: value.get("id").cloned(),
             tool: text(params.and_then(|p| p.get("name"))),
             meta_protocol_version: text(params.and_then(|p| p.get("_meta")).and_then(|m| m.get(META_PROTOCOL_VERSION))),
+            meta_traceparent: text(params.and_then(|p| p.get("_meta")).and_then(|m| m.get("traceparent"))),
             label,
         }
     }
