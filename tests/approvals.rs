@@ -226,3 +226,82 @@ async fn an_a2a_task_waits_input_required_and_the_answer_continues_it() {
     assert_eq!(replay["result"]["metadata"]["error"]["code"], "approval_invalid");
     assert_eq!(calls(&f), 1);
 }
+
+/// AG-UI (raw; the SDK checks are in tests/clients): the run finishes with the `interrupt` outcome, one
+/// interrupt per request; the next run in the same `threadId` answers it with `resume` (and no new message).
+#[tokio::test]
+async fn an_ag_ui_run_pauses_with_an_interrupt_and_a_resume_answers_it() {
+    let f = Function::start(&[("TOOL_APPROVAL", "helloworld")]).await;
+    let run = |thread: &str, run_id: &str, messages: Value, resume: Value| {
+        let body = json!({"threadId": thread, "runId": run_id, "messages": messages, "resume": resume,
+            "forwardedProps": {"user_id": "u1"}});
+        let url = f.url("/ag-ui");
+        async move {
+            let answer = Function::client().post(url).json(&body).send().await.unwrap();
+            assert_eq!(answer.status(), 200);
+            common::parse_sse(&answer.text().await.unwrap())
+        }
+    };
+    let ask = json!([{"id": "m1", "role": "user", "content": ASK}]);
+    let interrupt_of = |events: &[Value]| {
+        let finished = events.last().unwrap();
+        assert_eq!(
+            (finished["type"].as_str(), finished["outcome"]["type"].as_str()),
+            (Some("RUN_FINISHED"), Some("interrupt")),
+            "{events:#?}"
+        );
+        finished["outcome"]["interrupts"][0].clone()
+    };
+    let texts = |events: &[Value]| {
+        events
+            .iter()
+            .filter(|e| e["type"] == "TEXT_MESSAGE_CONTENT")
+            .map(|e| e["delta"].as_str().unwrap())
+            .collect::<String>()
+    };
+
+    let events = run("t1", "r1", ask.clone(), json!([])).await;
+    let interrupt = interrupt_of(&events);
+    assert_eq!(interrupt["reason"], "tool_approval");
+    assert!(interrupt["metadata"]["name"].as_str().unwrap().ends_with("helloworld"), "{interrupt}");
+    assert_eq!(
+        serde_json::from_str::<Value>(interrupt["metadata"]["arguments"].as_str().unwrap()).unwrap(),
+        json!({"name": "Ada"})
+    );
+    assert!(interrupt["toolCallId"].as_str().is_some_and(|id| !id.is_empty()) && interrupt["expiresAt"].is_string());
+    assert!(!events.iter().any(|e| e["type"] == "TOOL_CALL_START"), "the held call is asked, not shown as a call");
+    assert_eq!(calls(&f), 0, "nothing ran before the user answered");
+    let id = interrupt["id"].as_str().unwrap().to_owned();
+
+    let resume = json!([{"interruptId": id, "status": "resolved"}]);
+    let events = run("t1", "r2", json!([]), resume.clone()).await;
+    let finished = events.last().unwrap();
+    assert_eq!(
+        (finished["type"].as_str(), finished["outcome"]["type"].as_str()),
+        (Some("RUN_FINISHED"), Some("success")),
+        "{events:#?}"
+    );
+    assert_eq!(calls(&f), 1, "the approved call ran, once");
+    let result = events.iter().find(|e| e["type"] == "TOOL_CALL_RESULT").expect("the call's result is shown");
+    assert!(result["content"].as_str().unwrap().contains("Hello, Ada!"), "{result}");
+    assert!(texts(&events).contains("Hello, Ada!"), "the model went on from the result");
+
+    // Answered once: the same resume again is a RUN_ERROR, and runs nothing.
+    let events = run("t1", "r3", json!([]), resume).await;
+    let error = events.last().unwrap();
+    assert_eq!(
+        (error["type"].as_str(), error["code"].as_str()),
+        (Some("RUN_ERROR"), Some("approval_invalid")),
+        "{events:#?}"
+    );
+    assert_eq!(calls(&f), 1);
+
+    // Cancelled: a decline the model is told, with the user's reason.
+    let id = interrupt_of(&run("t2", "r1", ask, json!([])).await)["id"].as_str().unwrap().to_owned();
+    let cancel = json!([{"interruptId": id, "status": "cancelled", "payload": {"reason": "not now"}}]);
+    let events = run("t2", "r2", json!([]), cancel).await;
+    assert_eq!(events.last().unwrap()["outcome"]["type"], "success", "{events:#?}");
+    let told = texts(&events);
+    assert!(told.contains("declined") && told.contains("not now"), "{told}");
+    assert_eq!(calls(&f), 1, "the cancelled call never ran");
+}

@@ -82,14 +82,18 @@ async fn a2a_sdk_1() {
     a2a_client("a2a1", "a2a1.py").await;
 }
 
-/// AG-UI with a reasoning model, so reasoning events are in the stream too.
+/// AG-UI with a reasoning model, so reasoning events are in the stream too; the approval interrupt and its
+/// resume on a function with `TOOL_APPROVAL=helloworld`.
 #[tokio::test]
 async fn ag_ui_protocol() {
     let python = tokio::task::spawn_blocking(|| venv("agui")).await.unwrap();
     let stack = Stack::start().await.unwrap();
     let binary = Binary::start(&stack, &[("DASHSCOPE_ENABLE_THINKING", "true")]).await;
     let consent = consent_binary(&stack, &[("DASHSCOPE_ENABLE_THINKING", "true")]).await;
-    run_script(python, "agui.py", &binary, &[("CONSENT_FUNCTION_URL", &consent.url(""))]).await;
+    let approving = Binary::start(&stack, &[("TOOL_APPROVAL", "helloworld")]).await;
+    let env = [("CONSENT_FUNCTION_URL", consent.url("")), ("APPROVAL_FUNCTION_URL", approving.url(""))];
+    let env: Vec<(&str, &str)> = env.iter().map(|(name, url)| (*name, url.as_str())).collect();
+    run_script(python, "agui.py", &binary, &env).await;
 }
 
 /// The official `openai` SDK on the OpenAI faces (`openai_faces.py`): Responses streamed (every event

@@ -2,18 +2,21 @@
 @ag-ui/client verifier enforces (spec/ag-ui.md, "Ordering rules").
 
 Run by tests/clients.rs with FUNCTION_URL against a function whose model reasons (DASHSCOPE_ENABLE_THINKING),
-and CONSENT_FUNCTION_URL: the same function whose MCP server takes the user's OAuth2 token (the consent
-flow: a CUSTOM event with the link, which this script "clicks"). Exits non-zero, naming the check, when any
-behaviour breaks.
+CONSENT_FUNCTION_URL: the same function whose MCP server takes the user's OAuth2 token (the consent
+flow: a CUSTOM event with the link, which this script "clicks"), and APPROVAL_FUNCTION_URL: one with
+TOOL_APPROVAL=helloworld (the run pauses with an interrupt; the next run resumes it). Exits non-zero, naming
+the check, when any behaviour breaks.
 """
 import http.client
+import datetime
 import json
 import os
 import sys
 import urllib.parse
 
 from pydantic import TypeAdapter
-from ag_ui.core import Event, EventType, RunAgentInput, UserMessage
+from ag_ui.core import (Event, EventType, ResumeEntry, RunAgentInput, RunFinishedInterruptOutcome,
+                        RunFinishedSuccessOutcome, UserMessage)
 
 from consent import consent  # tests/clients/consent.py: the user's click
 
@@ -26,15 +29,18 @@ def check(condition, what):
         raise SystemExit(f"ag-ui: {what}")
 
 
-def run(text, thread="thread-1", run_id="run-1", url=URL, user="alice", on_event=None):
+def run(text, thread="thread-1", run_id="run-1", url=URL, user="alice", on_event=None, resume=None):
     """POSTs a RunAgentInput built with the SDK's own model; returns the validated events in order.
-    `on_event` sees each event as it arrives (the stream is still open)."""
+    `on_event` sees each event as it arrives (the stream is still open). With `resume` (ResumeEntry list)
+    and no text, the run only answers the last run's interrupts."""
+    messages = [UserMessage(id="m1", role="user", content=text)] if text else []
     body = RunAgentInput(thread_id=thread, run_id=run_id, state=None, tools=[], context=[],
-                         forwarded_props={"user_id": user},
-                         messages=[UserMessage(id="m1", role="user", content=text)])
+                         forwarded_props={"user_id": user}, messages=messages, resume=resume)
+    wire = body.model_dump_json(by_alias=True, exclude_none=True)
+    # What goes out is a RunAgentInput the SDK itself reads back strictly, nothing left over.
+    check(not RunAgentInput.model_validate_json(wire, strict=True).model_extra, f"strict input: {wire}")
     conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
-    conn.request("POST", "/ag-ui", body.model_dump_json(by_alias=True, exclude_none=True),
-                 {"Content-Type": "application/json", "Accept": "text/event-stream"})
+    conn.request("POST", "/ag-ui", wire, {"Content-Type": "application/json", "Accept": "text/event-stream"})
     response = conn.getresponse()
     if response.status != 200:
         check(False, f"status {response.status}: {response.read()!r}")
@@ -108,6 +114,31 @@ def check_consent_flow():
     check(EventType.TOOL_CALL_RESULT in types and "Hello, Ada!" in "".join(texts), f"the tool ran: {types}")
 
 
+def check_approval():
+    """The run stops for the user's approval: RUN_FINISHED's outcome is an interrupt (validated strictly
+    with the SDK's models, nothing extra in it); the next run in the thread resumes it and the call runs."""
+    url = urllib.parse.urlparse(os.environ["APPROVAL_FUNCTION_URL"])
+    asked = run("say hello to Ada", thread="thread-approval", run_id="run-ask", url=url)
+    finished = asked[-1]
+    check(finished.type == EventType.RUN_FINISHED, f"the paused run finishes: {finished}")
+    outcome = finished.outcome
+    check(isinstance(outcome, RunFinishedInterruptOutcome) and not outcome.model_extra, f"interrupt: {outcome}")
+    check(len(outcome.interrupts) == 1, f"one interrupt: {outcome.interrupts}")
+    interrupt = outcome.interrupts[0]
+    check(not interrupt.model_extra and interrupt.reason == "tool_approval", f"interrupt: {interrupt}")
+    check(interrupt.tool_call_id and "helloworld" in interrupt.message, f"names the call: {interrupt}")
+    check(json.loads(interrupt.metadata["arguments"]) == {"name": "Ada"}, f"arguments: {interrupt.metadata}")
+    expires = datetime.datetime.fromisoformat(interrupt.expires_at)
+    check(expires > datetime.datetime.now(datetime.timezone.utc), f"expires later: {interrupt.expires_at}")
+    check(EventType.TOOL_CALL_START not in [e.type for e in asked], "the held call is not shown as a call")
+
+    resume = [ResumeEntry(interrupt_id=interrupt.id, status="resolved", payload={"approve": True})]
+    done = run(None, thread="thread-approval", run_id="run-resume", url=url, resume=resume)
+    check(isinstance(done[-1].outcome, RunFinishedSuccessOutcome), f"the resumed run succeeds: {done[-1]}")
+    result = next((e for e in done if e.type == EventType.TOOL_CALL_RESULT), None)
+    check(result is not None and "Hello, Ada!" in result.content, f"the approved call ran: {result}")
+
+
 def main():
     events = run("say hello to Ada")
     types = [e.type for e in events]
@@ -134,6 +165,7 @@ def main():
     body = json.loads(response.read())
     check(response.status == 400 and "threadId" in body["error"]["message"], f"bad input: {body}")
     check_consent_flow()
+    check_approval()
     print("ag-ui: ok")
 
 

@@ -2,7 +2,11 @@
 //! `TEXT_MESSAGE_START/CONTENT/END`; reasoning as `REASONING_START`, `REASONING_MESSAGE_*`,
 //! `REASONING_END`; tool use as `TOOL_CALL_START/ARGS/END` and `TOOL_CALL_RESULT`; then `RUN_FINISHED`, or
 //! `RUN_ERROR` with our failure code. Whatever is open is closed before anything else starts and before
-//! the run ends, so the stream passes `@ag-ui/client`'s verifier.
+//! the run ends, so the stream passes `@ag-ui/client`'s verifier. A run that stopped for the user's approval
+//! of tool calls finishes with the `interrupt` outcome, one `Interrupt` per request; the next run's `resume`
+//! answers them (see `request.rs`).
+
+use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use serde_json::{Value, json};
@@ -31,11 +35,39 @@ pub(crate) struct AguiStream {
     open: Open,
     /// Ids of this run's messages are `<runId>-<n>`: unique within the thread, readable in a log.
     next_id: u64,
+    /// The approval requests this run made, as `Interrupt`s for `RUN_FINISHED`'s outcome.
+    interrupts: Vec<Value>,
+}
+
+/// The reason an approval interrupt carries (AG-UI leaves `reason` an open string).
+pub(crate) const APPROVAL_REASON: &str = "tool_approval";
+/// Characters of a call's arguments quoted in the interrupt's human prompt (all of them are in `metadata`).
+const MAX_QUOTED_ARGUMENTS: usize = 200;
+
+/// One approval request as an AG-UI 1.0 `Interrupt`: answered by `id` in the next run's `resume`.
+fn interrupt(request_id: &str, call_id: &str, server: &str, name: &str, arguments: &str, expires_at: u64) -> Value {
+    let quoted: String = arguments.chars().take(MAX_QUOTED_ARGUMENTS).collect();
+    let ellipsis = if quoted.len() < arguments.len() { "…" } else { "" };
+    let expires = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(expires_at));
+    json!({
+        "id": request_id,
+        "reason": APPROVAL_REASON,
+        "message": format!("Approve calling the tool {name} with {quoted}{ellipsis}?"),
+        "toolCallId": call_id,
+        "expiresAt": expires.to_string(),
+        "metadata": {"name": name, "arguments": arguments, "serverLabel": server},
+    })
 }
 
 impl AguiStream {
     pub(crate) fn new(run: &RunInput) -> Self {
-        AguiStream { thread_id: run.thread_id.clone(), run_id: run.run_id.clone(), open: Open::Nothing, next_id: 0 }
+        AguiStream {
+            thread_id: run.thread_id.clone(),
+            run_id: run.run_id.clone(),
+            open: Open::Nothing,
+            next_id: 0,
+            interrupts: Vec::new(),
+        }
     }
 
     fn new_id(&mut self, kind: &str) -> String {
@@ -99,6 +131,11 @@ impl AguiStream {
         self.close(out);
         let (thread_id, run_id) = (&self.thread_id, &self.run_id);
         out.push(frame(match end {
+            // The turn ended waiting for the user: the run is paused, not done.
+            TurnEnd::Completed if !self.interrupts.is_empty() => json!({
+                "type": "RUN_FINISHED", "threadId": thread_id, "runId": run_id,
+                "outcome": {"type": "interrupt", "interrupts": std::mem::take(&mut self.interrupts)},
+            }),
             TurnEnd::Completed => json!({
                 "type": "RUN_FINISHED", "threadId": thread_id, "runId": run_id, "outcome": {"type": "success"},
             }),
@@ -165,6 +202,10 @@ impl Renderer for AguiStream {
                 })));
             }
             TurnEvent::AuthorizationRequired { provider, url } => self.authorization(provider, url, out),
+            // The held call is not shown as a call (the loop withholds its events); it is asked at the end.
+            TurnEvent::ApprovalRequested { request_id, call_id, server, name, arguments, expires_at } => {
+                self.interrupts.push(interrupt(request_id, call_id, server, name, arguments, *expires_at));
+            }
             TurnEvent::Finished(end) => self.finish(end, out),
             // AG-UI has no event for a tool listing; the tool calls themselves are shown.
             TurnEvent::ToolsListed { .. } => {}
@@ -266,5 +307,34 @@ mod tests {
                 "RUN_FINISHED"
             ]
         );
+    }
+
+    #[test]
+    fn approval_requests_pause_the_run_with_an_interrupt_each() {
+        let mut stream = run();
+        let mut out = Vec::new();
+        let asked = TurnEvent::ApprovalRequested {
+            request_id: "mcpr_1".into(),
+            call_id: "call_1".into(),
+            server: "hello".into(),
+            name: "helloworld".into(),
+            arguments: r#"{"name":"Ada"}"#.into(),
+            expires_at: 1_800_000_000,
+        };
+        stream.render(&asked, &mut out);
+        assert!(out.is_empty(), "the request is asked when the run ends");
+        stream.render(&TurnEvent::Finished(TurnEnd::Completed), &mut out);
+        let text = std::str::from_utf8(&out[0]).unwrap();
+        let event: Value = serde_json::from_str(text.trim().strip_prefix("data: ").unwrap()).unwrap();
+        let outcome = &event["outcome"];
+        assert_eq!(outcome["type"], "interrupt");
+        let interrupt = &outcome["interrupts"][0];
+        assert_eq!((interrupt["id"].as_str(), interrupt["toolCallId"].as_str()), (Some("mcpr_1"), Some("call_1")));
+        assert_eq!(interrupt["expiresAt"], "2027-01-15T08:00:00Z");
+        assert_eq!(
+            interrupt["metadata"],
+            json!({"name": "helloworld", "arguments": r#"{"name":"Ada"}"#, "serverLabel": "hello"})
+        );
+        assert!(interrupt["message"].as_str().unwrap().contains("helloworld"));
     }
 }

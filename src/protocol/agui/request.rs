@@ -1,12 +1,14 @@
-//! `RunAgentInput`: `threadId` (the session), `runId`, `messages`, `forwardedProps.user_id`. The
+//! `RunAgentInput`: `threadId` (the session), `runId`, `messages`, `forwardedProps.user_id`, `resume`. The
 //! conversation is carried by the client, so its messages become the turn's history; `state`, `context`
-//! and client-side `tools` are not read (the tools are the MCP server's).
+//! and client-side `tools` are not read (the tools are the MCP server's). `resume` answers the approval
+//! interrupts the thread's last run finished with (see `render.rs`).
 
 use serde::Deserialize;
 use serde::de::Deserializer;
+use serde_json::Value;
 
 use crate::llm::{ChatMessage, FunctionCall, Sampling, ToolCall};
-use crate::pipeline::{ApprovalInput, Ask, UserClaim};
+use crate::pipeline::{ApprovalAnswer, ApprovalInput, Ask, UserClaim};
 use crate::protocol::reader::{self, Expect, Lenient, Loose, Obj, Part, PartRule};
 use crate::protocol::{RequestError, field};
 
@@ -14,6 +16,8 @@ use crate::protocol::{RequestError, field};
 const MAX_MESSAGES: usize = 1000;
 /// Content parts a message may carry.
 const MAX_PARTS: usize = 256;
+/// `resume` entries a run may carry: one per interrupt, and a run asks at most one per tool call of a step.
+const MAX_RESUME: usize = 64;
 
 /// A parsed run request.
 #[derive(Debug, Clone)]
@@ -23,6 +27,8 @@ pub(crate) struct RunInput {
     messages: Vec<ChatMessage>,
     /// `forwardedProps.user_id`, else `forwardedProps.userId` (what the AgentScope adapter reads).
     pub(crate) user_id: Option<String>,
+    /// `resume`: the user's answers to the approval interrupts the thread's last run finished with.
+    answers: Vec<ApprovalAnswer>,
 }
 
 impl RunInput {
@@ -46,12 +52,21 @@ impl RunInput {
                 messages.push(message);
             }
         }
-        if !messages.iter().any(|m| matches!(m, ChatMessage::User { content } if !content.trim().is_empty())) {
+        let answers = wire
+            .resume
+            .unwrap_or_default()
+            .iter()
+            .enumerate()
+            .map(|(i, entry)| answer(&format!("resume[{i}]"), entry))
+            .collect::<Result<Vec<_>, _>>()?;
+        // A run that only resumes (answers interrupts) needs no new user message.
+        let asks = messages.iter().any(|m| matches!(m, ChatMessage::User { content } if !content.trim().is_empty()));
+        if !asks && answers.is_empty() {
             return Err(field("messages", "no user message with text"));
         }
         let props = wire.forwarded_props.0.or(wire.forwarded_props_snake.0).unwrap_or_default();
         let user_id = props.user_id.non_blank().or(props.user_id_camel.non_blank()).map(str::to_owned);
-        Ok(RunInput { thread_id, run_id, messages, user_id })
+        Ok(RunInput { thread_id, run_id, messages, user_id, answers })
     }
 
     pub(crate) fn to_ask(&self, user: UserClaim) -> Ask {
@@ -63,8 +78,8 @@ impl RunInput {
             // The session memory stores this face's input as the model messages it became.
             records: Vec::new(),
             session_id: Some(self.thread_id.clone()),
-            // Not yet shown on this face: calls that need approval are declined and the model told.
-            approval: ApprovalInput::default(),
+            // A call that needs approval pauses the run with an interrupt; `resume` brings the answer.
+            approval: ApprovalInput { can_ask: true, answers: self.answers.clone(), resent: Vec::new() },
         }
     }
 }
@@ -87,6 +102,9 @@ struct Wire {
     forwarded_props: Lenient<Props>,
     #[serde(rename = "forwarded_props", default)]
     forwarded_props_snake: Lenient<Props>,
+    /// The same name in both spellings.
+    #[serde(default, deserialize_with = "resume")]
+    resume: Option<Vec<Value>>,
 }
 
 impl Expect for Wire {
@@ -95,6 +113,43 @@ impl Expect for Wire {
 
 fn messages<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Obj<Message>>>, D::Error> {
     reader::seq_at_most(d, MAX_MESSAGES, "messages", "expected an array of messages")
+}
+
+fn resume<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Value>>, D::Error> {
+    reader::seq_at_most(d, MAX_RESUME, "resume entries", "expected an array of resume entries")
+}
+
+/// One `ResumeEntry` `{interruptId, status, payload?}` as the answer to an approval request: `cancelled`
+/// declines; `resolved` approves unless the payload says `approve: false` (or is `false`); `payload.reason`
+/// is told to the model on a decline. The error names the field at fault, never its value.
+fn answer(at: &str, entry: &Value) -> Result<ApprovalAnswer, RequestError> {
+    let Some(entry) = entry.as_object() else { return Err(field(at, "expected an object")) };
+    let request_id = entry.get("interruptId").or_else(|| entry.get("interrupt_id")).and_then(Value::as_str);
+    let Some(request_id) = request_id.filter(|id| !id.is_empty()) else {
+        return Err(field(format!("{at}.interruptId"), "required: the id of the interrupt answered"));
+    };
+    let resolved = match entry.get("status").and_then(Value::as_str) {
+        Some("resolved") => true,
+        Some("cancelled") => false,
+        _ => return Err(field(format!("{at}.status"), "expected resolved or cancelled")),
+    };
+    let payload = entry.get("payload").filter(|p| !p.is_null());
+    let said = match payload {
+        Some(Value::Bool(approve)) => Some(*approve),
+        Some(Value::Object(payload)) => match payload.get("approve") {
+            None | Some(Value::Null) => None,
+            Some(Value::Bool(approve)) => Some(*approve),
+            Some(_) => return Err(field(format!("{at}.payload.approve"), "expected true or false")),
+        },
+        _ => None,
+    };
+    let reason = match payload.and_then(|p| p.get("reason")) {
+        None | Some(Value::Null) => None,
+        Some(Value::String(reason)) => Some(reason.clone()).filter(|r| !r.is_empty()),
+        Some(_) => return Err(field(format!("{at}.payload.reason"), "expected a string")),
+    };
+    let approve = resolved && said.unwrap_or(true);
+    Ok(ApprovalAnswer { request_id: request_id.to_owned(), approve, reason })
 }
 
 /// `forwardedProps`: only the user is read, leniently.
@@ -261,5 +316,52 @@ mod tests {
         let bad_role = parse(json!({"threadId":"t","runId":"r","messages":[{"id":"1","role":"robot","content":"x"}]}));
         assert_eq!(bad_role.unwrap_err().to_string(), format!("messages[0].role: {ROLES}"));
         assert!(matches!(RunInput::from_slice(b"{"), Err(RequestError::NotJson(_))));
+    }
+
+    #[test]
+    fn a_resume_answers_interrupts_and_needs_no_new_message() {
+        let run = parse(json!({"threadId":"t","runId":"r2","messages":[],"resume":[
+            {"interruptId":"mcpr_a","status":"resolved"},
+            {"interruptId":"mcpr_b","status":"resolved","payload":{"approve":false,"reason":"not now"}},
+            {"interrupt_id":"mcpr_c","status":"cancelled","payload":{"approve":true}},
+            {"interruptId":"mcpr_d","status":"resolved","payload":false}]}))
+        .unwrap();
+        let ask = run.to_ask(UserClaim::Agent);
+        assert!(ask.approval.can_ask && ask.messages.is_empty());
+        let said: Vec<(&str, bool, Option<&str>)> =
+            ask.approval.answers.iter().map(|a| (a.request_id.as_str(), a.approve, a.reason.as_deref())).collect();
+        assert_eq!(
+            said,
+            [
+                ("mcpr_a", true, None),
+                ("mcpr_b", false, Some("not now")),
+                ("mcpr_c", false, None),
+                ("mcpr_d", false, None)
+            ]
+        );
+    }
+
+    #[test]
+    fn bad_resume_entries_name_the_field_not_the_value() {
+        let refused = |entry: serde_json::Value| {
+            parse(json!({"threadId":"t","runId":"r","messages":[],"resume":[entry]})).unwrap_err().to_string()
+        };
+        assert_eq!(
+            refused(json!({"interruptId":"a","status":"secret-ish"})),
+            "resume[0].status: expected resolved or cancelled"
+        );
+        assert_eq!(
+            refused(json!({"status":"resolved"})),
+            "resume[0].interruptId: required: the id of the interrupt answered"
+        );
+        assert_eq!(
+            refused(json!({"interruptId":"a","status":"resolved","payload":{"approve":"yes"}})),
+            "resume[0].payload.approve: expected true or false"
+        );
+        assert_eq!(refused(json!("a")), "resume[0]: expected an object");
+        let many: Vec<_> =
+            (0..=MAX_RESUME).map(|i| json!({"interruptId": format!("i{i}"), "status": "resolved"})).collect();
+        let err = parse(json!({"threadId":"t","runId":"r","messages":[],"resume":many})).unwrap_err().to_string();
+        assert!(err.contains(&format!("more than {MAX_RESUME}")), "{err}");
     }
 }
