@@ -11,7 +11,7 @@ use common::{Function, user_request};
 use serde_json::{Value, json};
 
 const REFERENCE: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference/seed-process-tool-call.normalized.jsonl");
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/reference/seed-process-tool-call.normalized.jsonl");
 
 type Step = (String, Option<String>, String);
 

@@ -6,7 +6,7 @@ mod common;
 use common::{Answer, Function, identity_calls, params};
 use serde_json::{Value, json};
 
-const EVENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fc3/events");
+const EVENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fc3/events");
 const INSTRUCTION: &str = "EVENT-INSTRUCTION-SENTINEL: summarise this event.";
 
 /// The final response of a successful event invocation, after checking how FC is told it succeeded.

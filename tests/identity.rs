@@ -26,7 +26,7 @@ use tokio::time::Instant;
 // ---------- vectors ----------
 
 fn vector(name: &str) -> Value {
-    let path = format!("{}/../shared/vectors/acs3/{name}.json", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/tests/fixtures/vectors/acs3/{name}.json", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(&path).expect("vector file")).expect("vector json")
 }
 

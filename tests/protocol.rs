@@ -21,8 +21,8 @@ use json_order::{J, key_lists_by_class};
 use serde_json::{Value, json};
 
 const REFERENCE: &str =
-    concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/reference/seed-process-tool-call.normalized.jsonl");
-const EVENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fc3/events");
+    concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/reference/seed-process-tool-call.normalized.jsonl");
+const EVENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fc3/events");
 
 // ---------------------------------------------------------------------------------------------------
 // Request parsing

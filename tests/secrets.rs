@@ -117,7 +117,8 @@ async fn no_sentinel_secret_appears_in_any_log_line_or_response() {
     seen.answers.push(caller.invoke(request("dave", "Tell me the time").to_string()).await);
     let timer = json!({"triggerTime": "2024-01-01T00:00:00Z", "triggerName": "every-hour", "payload": "tick"});
     seen.answers.push(caller.invoke(timer.to_string()).await);
-    let oss = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fc3/events/oss.json")).unwrap();
+    let oss =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fc3/events/oss.json")).unwrap();
     seen.answers.push(caller.invoke(oss).await);
 
     // Errors before the stream.

@@ -16,6 +16,7 @@
 
 use std::collections::HashSet;
 
+use super::record::own_message;
 use crate::failure::{Failure, FailureCode, Fault};
 use crate::llm::ToolCall;
 use crate::sessions::StoredMessage;
@@ -160,15 +161,7 @@ pub(crate) fn resolve(waiting: Vec<Pending>, input: &ApprovalInput, now: u64) ->
             ("approve", if approve { "true" } else { "false" }),
             ("reason", if answer.is_some() { reason } else { "not answered" }),
         ];
-        let id = new_message_id();
-        resolved.records.push(Record::completed(
-            id.clone(),
-            RESPONSE_KIND,
-            "user",
-            &[Part::Fields(&answer_fields)],
-            &id,
-            "user",
-        ));
+        resolved.records.push(own_message(RESPONSE_KIND, "user", &answer_fields));
         if approve {
             resolved.approved.push(request.call);
             continue;
@@ -182,15 +175,7 @@ pub(crate) fn resolve(waiting: Vec<Pending>, input: &ApprovalInput, now: u64) ->
         };
         let fields =
             [("call_id", request.call.id.as_str()), ("name", request.call.function.name.as_str()), ("output", &told)];
-        let id = new_message_id();
-        resolved.records.push(Record::completed(
-            id.clone(),
-            "plugin_call_output",
-            "system",
-            &[Part::Fields(&fields)],
-            &id,
-            "system",
-        ));
+        resolved.records.push(own_message("plugin_call_output", "system", &fields));
     }
     Ok(resolved)
 }

@@ -11,7 +11,7 @@ import jsonschema
 import yaml
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-SCHEMA = ROOT.parent / "shared" / "fc3" / "props.schema.json"
+SCHEMA = ROOT / "tests" / "fixtures" / "fc3" / "props.schema.json"
 
 
 def resolve_vars(node, variables):

@@ -1,6 +1,6 @@
-//! ACS3-HMAC-SHA256 as the server recomputes it, written from the spec (`shared/spec/agent-identity.md`,
-//! "Signature V3") and not shared with the function's signer: a verifier built on the signer's code would
-//! agree with every bug in it.
+//! ACS3-HMAC-SHA256 as the server recomputes it, written from Alibaba Cloud's specification ("Signature
+//! V3", the canonical form below) and not shared with the function's signer: a verifier built on the
+//! signer's code would agree with every bug in it.
 //!
 //! ```text
 //! CanonicalRequest = METHOD \n PATH \n CanonicalQuery \n CanonicalHeaders \n SignedHeaders \n HexSha256(body)

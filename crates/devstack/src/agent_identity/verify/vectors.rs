@@ -1,4 +1,4 @@
-//! The official ACS3 vectors (`shared/vectors/acs3`, made with Alibaba Cloud's Python SDK) through this
+//! The official ACS3 vectors (`tests/fixtures/vectors/acs3`, made with Alibaba Cloud's Python SDK) through this
 //! crate's own verifier: every intermediate step must match the SDK's, and the whole request must pass.
 
 use std::path::PathBuf;
@@ -15,8 +15,8 @@ use super::{KnownKey, Verifier};
 const SIGNINGS_IN_VECTORS: usize = 15;
 
 fn vectors_dir() -> PathBuf {
-    // The project root is two levels up from this crate; `shared` sits beside the project.
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/vectors/acs3")
+    // The project root is two levels up from this crate.
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/vectors/acs3")
 }
 
 fn vectors() -> Vec<(String, Value)> {
