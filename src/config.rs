@@ -11,12 +11,15 @@ use crate::identity::{self, IdentitySettings, OAuth2Settings};
 use crate::llm::LlmSettings;
 use crate::mcp::{McpProtocol, McpSettings, OAuth2Grant, PoolLimits};
 use crate::secret::Secret;
-use crate::sessions::{SessionSettings, StoreKind, Window};
+use crate::sessions::{LeaseSettings, SessionSettings, StoreKind, Window};
 use crate::telemetry::{SamplerChoice, SignalExport, TelemetrySettings};
 use crate::upstream::Endpoint;
 
 pub(crate) use crate::identity::UserSource;
 
+/// Under the idle timeouts of the usual proxies and load balancers (nginx 60 s, SLB 60 s, browsers'
+/// own), with room for a slow write; what AgentScope and sse-starlette use.
+const DEFAULT_STREAM_HEARTBEAT_SECS: u64 = 15;
 const DEFAULT_DASHSCOPE_BASE_URL: &str = "https://dashscope.aliyuncs.com/compatible-mode/v1";
 const DEFAULT_SYSTEM_PROMPT: &str = "You're a helpful assistant named Friday.";
 const DEFAULT_EVENT_INSTRUCTION: &str =
@@ -45,6 +48,8 @@ pub struct Config {
     pub(crate) max_request_bytes: usize,
     /// `SESSION_*`: session memory.
     pub(crate) sessions: SessionSettings,
+    /// `STREAM_HEARTBEAT_SECS` (default 15; 0: off): a streamed body quiet this long gets a keep-alive.
+    pub(crate) stream_heartbeat: Option<Duration>,
     /// `DASHSCOPE_API_KEY_PROVIDER`: the Agent Identity API-key credential provider holding the model key
     /// (then `DASHSCOPE_API_KEY` must not be set).
     pub(crate) model_key_provider: Option<String>,
@@ -131,6 +136,10 @@ impl Config {
             function_timeout: Duration::from_secs(env.positive("FUNCTION_TIMEOUT_SECS", 600)?),
             max_request_bytes: env.positive("MAX_REQUEST_BYTES", 1_048_576)?,
             sessions: session_settings(&env)?,
+            stream_heartbeat: match env.number("STREAM_HEARTBEAT_SECS", DEFAULT_STREAM_HEARTBEAT_SECS)? {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
             model_key_provider: env.get("DASHSCOPE_API_KEY_PROVIDER"),
             oauth2,
             telemetry: telemetry_settings(&env)?,
@@ -245,6 +254,10 @@ fn session_settings(env: &Env) -> Result<SessionSettings, ConfigError> {
         window: Window {
             messages: env.positive("SESSION_WINDOW_MESSAGES", defaults.messages)?,
             chars: env.positive("SESSION_WINDOW_CHARS", defaults.chars)?,
+        },
+        lease: LeaseSettings {
+            ttl: Duration::from_secs(env.positive("SESSION_LEASE_TTL_SECS", LeaseSettings::DEFAULT_TTL.as_secs())?),
+            busy_wait: Duration::from_secs(env.number("SESSION_BUSY_WAIT_SECS", 0)?),
         },
     })
 }
