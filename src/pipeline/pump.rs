@@ -190,7 +190,9 @@ impl Pipeline {
             crate::telemetry::turn_done().await;
             drop(sink);
         };
-        tokio::spawn(task.instrument(tracing::Span::current()));
+        // Boxed: the turn's future is large (every await point of the loop, the sink, the trace), and tokio
+        // copies a task's whole stage each time it moves it or marks it finished; boxed, that is a pointer.
+        tokio::spawn(Box::pin(task).instrument(tracing::Span::current()));
         let mut response = Response::new(body);
         *response.status_mut() = status;
         let headers = response.headers_mut();
