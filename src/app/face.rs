@@ -132,6 +132,11 @@ impl App {
             Ok(plan) => plan,
             Err(rejection) => return face.refuse(rejection, Some(&read)),
         };
+        // A Responses `previous_response_id` this user was not issued is refused before anything streams.
+        let plan = match self.pipeline.check_continuation(plan).await {
+            Ok(plan) => plan,
+            Err(rejection) => return face.refuse(rejection, Some(&read)),
+        };
         let Reply { how, until } = face.reply(read, &plan);
         let mut response = match (how, until) {
             (How::Stream(renderer), None) => self.pipeline.stream(plan, renderer),

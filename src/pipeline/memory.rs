@@ -10,6 +10,7 @@
 use std::collections::HashSet;
 use std::sync::Arc;
 
+use http::StatusCode;
 use opentelemetry::KeyValue;
 use tokio::time::Instant;
 
@@ -22,6 +23,7 @@ use crate::acs::Credentials;
 use crate::agent::{TurnEnd, TurnEvent};
 use crate::failure::{Failure, FailureCode, Fault};
 use crate::identity::{Subject, jwt_subject};
+use crate::rejection::Rejection;
 use crate::sessions::{Record, Session, SessionError, SessionKey, Store, replay};
 use crate::telemetry::{Span, SpanKind, names};
 
@@ -29,6 +31,8 @@ use crate::telemetry::{Span, SpanKind, names};
 pub(crate) struct Memory {
     store: Arc<dyn Store>,
     key: SessionKey,
+    /// The Responses face's id for this turn's answer, noted in the store's response index on save.
+    issues: Option<String>,
     input: Vec<Record>,
     recorder: Recorder,
     deadline: Instant,
@@ -171,11 +175,31 @@ impl Pipeline {
             return Ok(None);
         };
         let deadline = plan.turn.deadline;
-        let key = self.session_key(&plan.subject, plan.role.clone(), &session_id, deadline).await?;
-        let stored = bounded(deadline, sessions.store.as_ref(), StoreOp::Load, sessions.store.load(&key))
-            .await
-            .map_err(|e| Failure::session(&e))?;
-        let stored = stored.unwrap_or_default();
+        let key = match self.session_key(&plan.subject, plan.role.clone(), &session_id, deadline).await {
+            Ok(key) => key,
+            // A session the face made up for a caller the function keeps none for: the turn runs without
+            // one, as before (so no approval can be asked either).
+            Err(_) if plan.thread.implicit_session => {
+                plan.turn.approvals.can_ask = false;
+                return Ok(None);
+            }
+            Err(failure) => return Err(failure),
+        };
+        let store = sessions.store.as_ref();
+        let stored = match (plan.preloaded.take(), plan.thread.continues.as_deref()) {
+            (Some(stored), _) => stored,
+            // Not read before the turn (the check found the store failing): read it now, still checked.
+            (None, Some(response)) => bounded(deadline, store, StoreOp::Load, store.load_continuing(&key, response))
+                .await
+                .map_err(|e| Failure::session(&e))?
+                .ok_or_else(|| previous_response_failure(response))?,
+            // A session made up just now has nothing stored: no read.
+            (None, None) if plan.thread.implicit_session => Vec::new(),
+            (None, None) => bounded(deadline, store, StoreOp::Load, store.load(&key))
+                .await
+                .map_err(|e| Failure::session(&e))?
+                .unwrap_or_default(),
+        };
         // Requests the last turn left for the user are settled first: answered as the user says, the
         // others declined, so every call of the conversation has its output before the model sees it.
         let waiting = approvals::pending(&stored);
@@ -201,8 +225,54 @@ impl Pipeline {
             plan.turn.messages.extend(messages);
         }
         let recorder = Recorder::new(&self.agent_name);
-        Ok(Some(Memory { store: sessions.store.clone(), key, input, recorder, deadline }))
+        let issues = plan.thread.issues.clone();
+        Ok(Some(Memory { store: sessions.store.clone(), key, issues, input, recorder, deadline }))
     }
+
+    /// A request continuing a `previous_response_id`: the store's response index must hold that id for
+    /// this user and the session it names, checked before anything is answered, so an unknown, expired or
+    /// another user's id is the 400 OpenAI answers (`previous_response_not_found`) rather than a failed
+    /// stream. The session is read in the same round trip and handed to the turn, which does not read it
+    /// again. A caller who cannot be keyed, or a store that fails, is left to the turn to report in the
+    /// face's own shape (it asks again).
+    pub(crate) async fn check_continuation(&self, mut plan: Plan) -> Result<Plan, Rejection> {
+        let Some(response) = plan.thread.continues.clone() else { return Ok(plan) };
+        let not_found = || {
+            let failure = previous_response_failure(&response);
+            Rejection::new(StatusCode::BAD_REQUEST, PREVIOUS_RESPONSE_NOT_FOUND, failure.message)
+        };
+        let (Some(sessions), Some(session_id)) = (&self.sessions, plan.session_id.clone()) else {
+            return Err(not_found());
+        };
+        let deadline = plan.turn.deadline;
+        let Ok(key) = self.session_key(&plan.subject, plan.role.clone(), &session_id, deadline).await else {
+            return Ok(plan);
+        };
+        let store = sessions.store.as_ref();
+        match bounded(deadline, store, StoreOp::Load, store.load_continuing(&key, &response)).await {
+            Ok(Some(stored)) => {
+                plan.preloaded = Some(stored);
+                Ok(plan)
+            }
+            Ok(None) => Err(not_found()),
+            Err(_) => Ok(plan),
+        }
+    }
+}
+
+/// OpenAI's error code for a `previous_response_id` it does not have.
+pub(crate) const PREVIOUS_RESPONSE_NOT_FOUND: &str = "previous_response_not_found";
+
+/// The response `previous_response_id` names is not this user's in this function's store.
+fn previous_response_failure(response: &str) -> Failure {
+    Failure::new(
+        FailureCode::SessionError,
+        format!(
+            "previous_response_id: no response {response:?} was found for this user (unknown, expired after \
+             SESSION_TTL_SECS, issued to another user, or made with store: false)"
+        ),
+    )
+    .with_fault(Fault::Request)
 }
 
 impl Memory {
@@ -222,8 +292,8 @@ impl Memory {
         }
         let mut messages = std::mem::take(&mut self.input);
         messages.extend(self.recorder.finish());
-        match bounded(self.deadline, self.store.as_ref(), StoreOp::Append, self.store.append(&self.key, messages)).await
-        {
+        let append = self.store.append_answered(&self.key, messages, self.issues.as_deref());
+        match bounded(self.deadline, self.store.as_ref(), StoreOp::Append, append).await {
             Ok(()) => end,
             Err(error) => {
                 tracing::warn!(error = %error, "the turn's messages were not saved to the session");

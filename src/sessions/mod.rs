@@ -37,10 +37,33 @@ pub(crate) trait Store: Send + Sync {
     /// The stored messages, oldest first; `None` when the session does not exist (or has expired).
     fn load<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<Option<Vec<StoredMessage>>, SessionError>>;
 
+    /// [`Store::append_answered`] of a turn no response id names (the stores' own tests).
+    #[cfg(test)]
+    fn append<'a>(&'a self, key: &'a SessionKey, messages: Vec<Record>) -> BoxFuture<'a, Result<(), SessionError>> {
+        self.append_answered(key, messages, None)
+    }
+
     /// Appends `messages`, skipping any whose `id` is already stored, atomically with respect to other
     /// appends to the same session; refreshes the TTL. Creates the session when missing. Each record's
-    /// JSON is kept (or sent) as it is.
-    fn append<'a>(&'a self, key: &'a SessionKey, messages: Vec<Record>) -> BoxFuture<'a, Result<(), SessionError>>;
+    /// JSON is kept (or sent) as it is. With `response` (the Responses face answered the turn under that
+    /// id), the same write notes in the store's response index that this user's `response` continues this
+    /// session, for `SESSION_TTL_SECS` from now, so a later `previous_response_id` finds it
+    /// ([`Store::load_continuing`]).
+    fn append_answered<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        messages: Vec<Record>,
+        response: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), SessionError>>;
+
+    /// The session `key` as the continuation of `response`, in one round trip: `None` unless the response
+    /// index holds `response` for this very user and session (an id never issued, expired, issued to
+    /// another user or in another session) and the session still exists.
+    fn load_continuing<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        response: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<StoredMessage>>, SessionError>>;
 
     /// Forgets the session; `false` when there was none.
     fn delete<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<bool, SessionError>>;

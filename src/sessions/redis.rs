@@ -3,18 +3,22 @@
 //! same conversations:
 //!
 //! - `{prefix}session:{user_id}:{session_id}`: STRING, the whole `Session` JSON;
-//! - `{prefix}session_index:{user_id}`: SET of the user's session ids.
+//! - `{prefix}session_index:{user_id}`: SET of the user's session ids;
+//! - `{prefix}response_session:{user_id}:{response_id}`: STRING, the session id a Responses response was
+//!   issued in (the response index: `previous_response_id` → session), `EX` the session TTL from its issue.
 //!
 //! On a Redis Cluster / Tair cluster instance (`SESSION_REDIS_CLUSTER=true`) the user is wrapped in a hash
 //! tag — `session:{u}:s` and `session_index:{u}` — so the two keys the append script touches hash to one
-//! slot (a script over keys in two slots fails `CROSSSLOT`). A Python app reads those keys by passing the
+//! slot (a script over keys in two slots fails `CROSSSLOT`); the response index's key carries the same tag. A Python app reads those keys by passing the
 //! braced user id; on a non-cluster Redis the layout is the runtime's, unchanged.
 //!
 //! Unlike the runtime's read-modify-write (whose last SET wins), an append is one Lua script: it reads the
 //! record, refuses one that does not parse (leaving it untouched), skips messages whose id is stored,
 //! splices the new ones onto the end of the stored text (so what another writer stored is kept byte for
 //! byte) and refreshes the TTL — atomic, so concurrent turns of one session never lose a message. A turn
-//! costs two round trips: `GET` before, `EVALSHA` after. One multiplexed connection manager per process,
+//! costs two round trips: `GET` before, `EVALSHA` after (which also writes the response index entry of a
+//! Responses turn). A turn continuing a `previous_response_id` reads the index entry and the session in one
+//! pipelined round trip (the response id names its session, so both keys are known before either is read). One multiplexed connection manager per process,
 //! connecting lazily and reconnecting by itself.
 
 use std::time::Duration;
@@ -26,7 +30,8 @@ use tokio::sync::OnceCell;
 use super::{Record, Session, SessionError, SessionKey, SessionSettings, Store, StoredMessage};
 use crate::secret::{self, Secret};
 
-/// KEYS: session, index. ARGV: session id, user id, TTL seconds, then (message id, message JSON) pairs.
+/// KEYS: session, index, and for a Responses turn its response index entry. ARGV: session id, user id, TTL
+/// seconds, then (message id, message JSON) pairs.
 const APPEND: &str = r#"
 local current = redis.call('GET', KEYS[1])
 local known, stored = {}, 0
@@ -70,6 +75,7 @@ end
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[1], value, 'EX', ARGV[3])
+if KEYS[3] then redis.call('SET', KEYS[3], ARGV[1], 'EX', ARGV[3]) end
 return #fresh
 "#;
 
@@ -129,6 +135,11 @@ impl RedisStore {
         Ok(format!("{}session_index:{}", self.prefix, self.user_part(key)?))
     }
 
+    /// The response index entry of `response` (an id the Responses face made: no `:` in it).
+    fn response_key(&self, key: &SessionKey, response: &str) -> Result<String, SessionError> {
+        Ok(format!("{}response_session:{}:{response}", self.prefix, self.user_part(key)?))
+    }
+
     async fn connection(&self) -> Result<ConnectionManager, SessionError> {
         let connection = self.connection.get_or_try_init(|| async {
             let config = ConnectionManagerConfig::new()
@@ -173,11 +184,46 @@ impl RedisStore {
         Ok(Some(session.messages))
     }
 
-    async fn append_now(&self, key: &SessionKey, messages: Vec<Record>) -> Result<(), SessionError> {
+    async fn load_continuing_now(
+        &self,
+        key: &SessionKey,
+        response: &str,
+    ) -> Result<Option<Vec<StoredMessage>>, SessionError> {
+        let (session_key, response_key) = (self.session_key(key)?, self.response_key(key, response)?);
+        let mut connection = self.connection().await?;
+        let (record, issued_in): (Option<String>, Option<String>) = self
+            .bounded(async {
+                redis::pipe()
+                    .get(session_key)
+                    .get(response_key)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(|e| self.error(e))
+            })
+            .await?;
+        if issued_in.as_deref() != Some(key.session_id.as_str()) {
+            return Ok(None);
+        }
+        let Some(record) = record else { return Ok(None) };
+        let session: Session = serde_json::from_str(&record)
+            .map_err(|error| SessionError::Corrupt { session: key.session_id.clone(), reason: error.to_string() })?;
+        Ok(Some(session.messages))
+    }
+
+    async fn append_now(
+        &self,
+        key: &SessionKey,
+        messages: Vec<Record>,
+        response: Option<&str>,
+    ) -> Result<(), SessionError> {
         let (session_key, index_key) = (self.session_key(key)?, self.index_key(key)?);
         let mut connection = self.connection().await?;
         let mut invocation = self.append.prepare_invoke();
-        invocation.key(session_key).key(index_key).arg(&key.session_id).arg(&key.user_id).arg(self.ttl_secs);
+        invocation.key(session_key).key(index_key);
+        if let Some(response) = response {
+            invocation.key(self.response_key(key, response)?);
+        }
+        invocation.arg(&key.session_id).arg(&key.user_id).arg(self.ttl_secs);
         for message in &messages {
             invocation.arg(&message.id).arg(&message.json);
         }
@@ -219,8 +265,21 @@ impl Store for RedisStore {
         self.load_now(key).boxed()
     }
 
-    fn append<'a>(&'a self, key: &'a SessionKey, messages: Vec<Record>) -> BoxFuture<'a, Result<(), SessionError>> {
-        self.append_now(key, messages).boxed()
+    fn append_answered<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        messages: Vec<Record>,
+        response: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), SessionError>> {
+        self.append_now(key, messages, response).boxed()
+    }
+
+    fn load_continuing<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        response: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<StoredMessage>>, SessionError>> {
+        self.load_continuing_now(key, response).boxed()
     }
 
     fn delete<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<bool, SessionError>> {
