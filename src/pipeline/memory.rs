@@ -261,14 +261,21 @@ impl Pipeline {
 }
 
 /// OpenAI's error code for a `previous_response_id` it does not have.
-pub(crate) const PREVIOUS_RESPONSE_NOT_FOUND: &str = "previous_response_not_found";
+const PREVIOUS_RESPONSE_NOT_FOUND: &str = "previous_response_not_found";
+/// Longest `previous_response_id` a refusal repeats (ours are at most 5 + 32 + 684 characters; what is
+/// longer, or not plain ASCII, is no id of ours and is not echoed).
+const MAX_ECHOED_RESPONSE_ID: usize = 800;
 
 /// The response `previous_response_id` names is not this user's in this function's store.
 fn previous_response_failure(response: &str) -> Failure {
+    let shown = match response.len() <= MAX_ECHOED_RESPONSE_ID && response.bytes().all(|b| b.is_ascii_graphic()) {
+        true => format!("{response:?}"),
+        false => "(an id this function did not make)".to_owned(),
+    };
     Failure::new(
         FailureCode::SessionError,
         format!(
-            "previous_response_id: no response {response:?} was found for this user (unknown, expired after \
+            "previous_response_id: no response {shown} was found for this user (unknown, expired after \
              SESSION_TTL_SECS, issued to another user, or made with store: false)"
         ),
     )
