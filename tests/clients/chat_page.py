@@ -13,7 +13,7 @@ Selenium), against `devstack` running the function with the OAuth2 consent stand
    fitting a phone's width; a request left waiting is still answerable after a reload;
 6. "New session": a new id, an empty page, kept across a reload.
 
-CHAT_URL is the page. With SCREENSHOT=<path>, a PNG of the page after step 2 is written there (README).
+CHAT_URL is the page. With SCREENSHOT=<path>, a PNG of the page after step 4 is written there (README).
 Exits non-zero naming the check that broke; a missing browser is a failure, never a skip.
 """
 
@@ -291,8 +291,9 @@ def new_session(driver, session):
 
 
 def screenshot(driver, path):
-    # Tall enough for both turns; the page scrolls to its end as it streams, so back to the top first.
-    driver.set_window_size(1000, 1250)
+    # Tall enough for the consent's tool turn, the denied call, the error and the approved call; the page
+    # scrolls to its end as it streams, so back to the top first.
+    driver.set_window_size(1000, 1900)
     # One reasoning unfolded, to show it is there.
     driver.execute_script("document.querySelector('details.reasoning').open = true; window.scrollTo(0, 0)")
     time.sleep(0.2)
@@ -313,11 +314,11 @@ def main():
               driver)
         result = tool_turn_with_consent(driver)
         denied_tool(driver)
+        failing_model(driver)
+        approvals(driver)
         if SCREENSHOT:
             screenshot(driver, SCREENSHOT)
             driver.set_window_size(1000, 900)
-        failing_model(driver)
-        approvals(driver)
         reload_keeps_history(driver, session, result)
         waiting_across_a_reload(driver)
         phone_width(driver)
