@@ -14,7 +14,7 @@ use crate::config::Config;
 use crate::identity::Subject;
 use crate::llm::{ChatMessage, Sampling};
 use crate::rejection::Rejection;
-use crate::sessions::{Record, StoredMessage, check_session_id};
+use crate::sessions::{Record, check_session_id};
 use crate::telemetry::Origin;
 use fc_runtime::Drain;
 
@@ -74,6 +74,9 @@ pub(crate) struct Platform {
 
 /// A request resolved and validated before anything streams.
 pub(crate) struct Plan {
+    /// This turn's id (`turn_<uuid>`): what [`Pipeline::cancel`](super::Pipeline::cancel) stops and what
+    /// its session's lease holds.
+    pub(crate) turn_id: String,
     /// The conversation the turn belongs to (see [`Ask::session_id`]).
     pub(crate) session_id: Option<String>,
     /// See [`Ask::records`]; the session memory takes them.
@@ -82,9 +85,6 @@ pub(crate) struct Plan {
     pub(crate) approval: ApprovalInput,
     /// See [`Ask::thread`].
     pub(crate) thread: ResponseThread,
-    /// The continued session, read already when the request was checked against the response index
-    /// ([`crate::pipeline::Pipeline::check_continuation`]): the turn does not read it twice.
-    pub(crate) preloaded: Option<Vec<StoredMessage>>,
     pub(crate) subject: Subject,
     pub(crate) role: Option<Credentials>,
     pub(crate) turn: Turn,
@@ -152,11 +152,11 @@ impl Planner {
             true => super::record::from_chat(&turn.messages[1..]),
         };
         Ok(Plan {
+            turn_id: format!("turn_{}", crate::ids::uuid().simple()),
             session_id: ask.session_id,
             records,
             approval: ask.approval,
             thread: ask.thread,
-            preloaded: None,
             subject,
             role: invocation.role,
             turn,

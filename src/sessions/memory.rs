@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures_util::future::{BoxFuture, FutureExt};
 use tokio::time::Instant;
 
-use super::{Record, SessionError, SessionKey, SessionSettings, Store, StoredMessage};
+use super::{Claim, Record, SessionError, SessionKey, SessionSettings, Store, StoredMessage};
 
 /// What a kept message costs beyond its JSON and id, so that `SESSION_MAX_BYTES` is close to the RSS the
 /// store takes: its [`Span`] (24 bytes) and its share of the session buffer's spare capacity (the buffer
@@ -29,6 +29,9 @@ const RESPONSE_OVERHEAD: usize = 48;
 
 pub(crate) struct MemoryStore {
     sessions: Mutex<SessionTable>,
+    /// The running turns' leases: session → (holding turn, expiry). Only running turns hold one, so it is
+    /// as small as the instance's concurrency; an expired entry is dropped when next looked at.
+    leases: Mutex<HashMap<SessionKey, (String, Instant)>>,
     max_sessions: usize,
     max_messages: usize,
     /// `SESSION_MAX_BYTES`: what all sessions together may cost, counted as [`Span::cost`] and
@@ -176,6 +179,7 @@ impl MemoryStore {
     pub(crate) fn new(settings: &SessionSettings) -> MemoryStore {
         MemoryStore {
             sessions: Mutex::new(SessionTable::default()),
+            leases: Mutex::new(HashMap::new()),
             max_sessions: settings.max_sessions.max(1),
             max_messages: settings.max_messages.max(1),
             max_bytes: settings.max_bytes,
@@ -187,6 +191,45 @@ impl MemoryStore {
         // A panic while holding the lock cannot leave a half-written entry (every update is one push or
         // drain), so a poisoned map is still consistent.
         self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<SessionKey, (String, Instant)>> {
+        // Every update is one insert or remove: a poisoned map is still consistent.
+        self.leases.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn claim_now(&self, key: &SessionKey, token: &str, ttl: Duration) -> Claim {
+        let now = Instant::now();
+        {
+            let mut leases = self.leases();
+            match leases.get(key) {
+                Some((holder, expiry)) if holder != token && *expiry > now => {
+                    return Claim::Busy { holder: holder.clone() };
+                }
+                _ => leases.insert(key.clone(), (token.to_owned(), now + ttl)),
+            };
+        }
+        Claim::Held(self.load_now(key))
+    }
+
+    /// Whether `token` holds the lease now; `then` runs under the leases' lock when it does.
+    fn holding(
+        &self,
+        key: &SessionKey,
+        token: &str,
+        then: impl FnOnce(&mut HashMap<SessionKey, (String, Instant)>),
+    ) -> bool {
+        let mut leases = self.leases();
+        let held = leases.get(key).is_some_and(|(holder, expiry)| holder == token && *expiry > Instant::now());
+        if held {
+            then(&mut leases);
+        }
+        held
+    }
+
+    fn holder_now(&self, key: &SessionKey) -> Option<String> {
+        let leases = self.leases();
+        leases.get(key).filter(|(_, expiry)| *expiry > Instant::now()).map(|(holder, _)| holder.clone())
     }
 
     fn expired(&self, entry: &Entry, now: Instant) -> bool {
@@ -343,13 +386,8 @@ impl Store for MemoryStore {
         std::future::ready(Ok(self.load_now(key))).boxed()
     }
 
-    fn append_answered<'a>(
-        &'a self,
-        key: &'a SessionKey,
-        messages: Vec<Record>,
-        response: Option<&'a str>,
-    ) -> BoxFuture<'a, Result<(), SessionError>> {
-        std::future::ready(self.append_now(key, messages, response)).boxed()
+    fn append<'a>(&'a self, key: &'a SessionKey, messages: Vec<Record>) -> BoxFuture<'a, Result<(), SessionError>> {
+        std::future::ready(self.append_now(key, messages, None)).boxed()
     }
 
     fn load_continuing<'a>(
@@ -362,6 +400,56 @@ impl Store for MemoryStore {
 
     fn delete<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<bool, SessionError>> {
         std::future::ready(Ok(self.lock().remove(key))).boxed()
+    }
+
+    fn claim<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Claim, SessionError>> {
+        std::future::ready(Ok(self.claim_now(key, token, ttl))).boxed()
+    }
+
+    fn renew<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, SessionError>> {
+        let renewed = self.holding(key, token, |leases| {
+            leases.insert(key.clone(), (token.to_owned(), Instant::now() + ttl));
+        });
+        std::future::ready(Ok(renewed)).boxed()
+    }
+
+    fn release<'a>(&'a self, key: &'a SessionKey, token: &'a str) -> BoxFuture<'a, Result<(), SessionError>> {
+        self.holding(key, token, |leases| {
+            leases.remove(key);
+        });
+        std::future::ready(Ok(())).boxed()
+    }
+
+    fn append_releasing<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        messages: Vec<Record>,
+        token: &'a str,
+        response: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), SessionError>> {
+        // Another holder now: this turn's lease expired while it ran and the session went on without it.
+        if self.holder_now(key).is_some_and(|holder| holder != token) {
+            return std::future::ready(Err(SessionError::Fenced)).boxed();
+        }
+        let appended = self.append_now(key, messages, response);
+        self.holding(key, token, |leases| {
+            leases.remove(key);
+        });
+        std::future::ready(appended).boxed()
+    }
+
+    fn holder<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<Option<String>, SessionError>> {
+        std::future::ready(Ok(self.holder_now(key))).boxed()
     }
 }
 
@@ -386,6 +474,7 @@ mod tests {
             key_prefix: String::new(),
             redis_cluster: false,
             window: Window { messages: 10, chars: 1000 },
+            lease: crate::sessions::LeaseSettings { ttl: Duration::from_secs(30), busy_wait: Duration::ZERO },
         })
     }
 
@@ -507,7 +596,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_response_continues_its_own_users_session_within_the_ttl() {
         let store = store(10, 10, 60);
-        store.append_answered(&key("u", "s"), vec![text("one")], Some("resp_a")).await.unwrap();
+        store.append_releasing(&key("u", "s"), vec![text("one")], "t", Some("resp_a")).await.unwrap();
         assert_eq!(texts(store.load_continuing(&key("u", "s"), "resp_a").await.unwrap()), ["one"]);
         assert_eq!(store.load_continuing(&key("u", "s"), "resp_b").await.unwrap(), None, "never issued");
         assert_eq!(store.load_continuing(&key("v", "s"), "resp_a").await.unwrap(), None, "another user's");
@@ -515,12 +604,12 @@ mod tests {
         store.bytes();
         // The session is used again (it stays alive), but the response was issued a TTL ago.
         tokio::time::advance(Duration::from_secs(40)).await;
-        store.append_answered(&key("u", "s"), vec![text("two")], Some("resp_b")).await.unwrap();
+        store.append_releasing(&key("u", "s"), vec![text("two")], "t", Some("resp_b")).await.unwrap();
         tokio::time::advance(Duration::from_secs(30)).await;
         assert_eq!(store.load_continuing(&key("u", "s"), "resp_a").await.unwrap(), None, "expired");
         assert!(store.load_continuing(&key("u", "s"), "resp_b").await.unwrap().is_some());
         for n in 0..MAX_RESPONSES_PER_SESSION {
-            store.append_answered(&key("u", "s"), Vec::new(), Some(&format!("resp_{n}"))).await.unwrap();
+            store.append_releasing(&key("u", "s"), Vec::new(), "t", Some(&format!("resp_{n}"))).await.unwrap();
         }
         assert_eq!(store.load_continuing(&key("u", "s"), "resp_b").await.unwrap(), None, "only the newest are kept");
         assert!(store.load_continuing(&key("u", "s"), "resp_0").await.unwrap().is_some());
