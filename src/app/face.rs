@@ -136,6 +136,11 @@ impl App {
             Ok(plan) => plan,
             Err(rejection) => return face.refuse(rejection, Some(&read)),
         };
+        // A Responses `previous_response_id` this user was not issued is refused before anything streams.
+        let plan = match self.pipeline.check_continuation(plan).await {
+            Ok(plan) => plan,
+            Err(rejection) => return face.refuse(rejection, Some(&read)),
+        };
         // The session is claimed before any byte is answered: a busy one is refused in the face's shape.
         let begun = match self.pipeline.begin(plan).await {
             Ok(begun) => begun,

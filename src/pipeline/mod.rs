@@ -19,7 +19,7 @@ mod turns;
 
 pub(crate) use approvals::{ApprovalAnswer, ApprovalInput, ResentRequest};
 pub(crate) use caller::{UserClaim, bearer, event_claim, http_claim};
-pub(crate) use plan::{Ask, Plan, Planner, Platform};
+pub(crate) use plan::{Ask, Plan, Planner, Platform, ResponseThread};
 pub use pump::Renderer;
 pub(crate) use turns::Stopped;
 

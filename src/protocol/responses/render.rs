@@ -339,6 +339,8 @@ mod tests {
             temperature: Some(0.2),
             top_p: Some(0.9),
             max_output_tokens: Some(200),
+            response_id: None,
+            previous_response_id: None,
         };
         let failed = [
             TurnEvent::ReasoningDelta("hm".into()),
