@@ -17,6 +17,7 @@ use super::Pipeline;
 use super::approvals;
 use super::plan::Plan;
 use super::plan::unix_now;
+use super::questions;
 use super::record::Recorder;
 use crate::acs::Credentials;
 use crate::agent::{TurnEnd, TurnEvent};
@@ -160,6 +161,15 @@ impl Pipeline {
         let (Some(sessions), Some(session_id)) = (&self.sessions, plan.session_id.clone()) else {
             // Nowhere to keep an approval request: calls that need one are declined (the model is told).
             plan.turn.approvals.can_ask = false;
+            plan.turn.approvals.can_question = false;
+            if !plan.approval.questions.is_empty() {
+                return Err(Failure::new(
+                    FailureCode::AnswerInvalid,
+                    "an answer to a tool's question needs the session it was asked in (name the session, and keep \
+                     SESSION_STORE on)",
+                )
+                .with_fault(Fault::Request));
+            }
             if !plan.approval.answers.is_empty() {
                 return Err(Failure::new(
                     FailureCode::ApprovalInvalid,
@@ -179,7 +189,7 @@ impl Pipeline {
         // Requests the last turn left for the user are settled first: answered as the user says, the
         // others declined, so every call of the conversation has its output before the model sees it.
         let waiting = approvals::pending(&stored);
-        let settled = match waiting.is_empty() && plan.approval.answers.is_empty() {
+        let mut settled = match waiting.is_empty() && plan.approval.answers.is_empty() {
             true => Vec::new(),
             false => {
                 let resolved = approvals::resolve(waiting, &plan.approval, unix_now())?;
@@ -187,6 +197,13 @@ impl Pipeline {
                 resolved.records
             }
         };
+        // Questions the last turn's tools asked, the same way: answered ones repeat their call.
+        let asked = questions::pending(&stored);
+        if !asked.is_empty() || !plan.approval.questions.is_empty() {
+            let resolved = questions::resolve(asked, &plan.approval.questions, unix_now())?;
+            plan.turn.approvals.resumed = resolved.resumed;
+            settled.extend(resolved.records);
+        }
         let records = std::mem::take(&mut plan.records);
         let sent = records.len();
         let mut known: HashSet<String> = stored.iter().map(|m| m.id.clone()).collect();

@@ -188,7 +188,8 @@ impl SendParams {
             records: Vec::new(),
             session_id: Some(self.context_id.clone()),
             // A call that needs approval ends the task `input-required`; the answer comes back as data parts.
-            approval: ApprovalInput { can_ask: true, answers: self.answers.clone(), resent: Vec::new() },
+            // A tool's question is not relayed on A2A yet: the MCP client declines it and the model is told.
+            approval: ApprovalInput { can_ask: true, answers: self.answers.clone(), ..ApprovalInput::default() },
         }
     }
 }

@@ -21,6 +21,7 @@ use super::wire::{
 use crate::agent::{TurnEnd, TurnEvent};
 use crate::failure::FailureCode;
 use crate::llm::Usage;
+use crate::mcp::QuestionForm;
 
 struct OpenText {
     msg_id: String,
@@ -206,6 +207,39 @@ impl ResponseBuilder {
                 };
                 let content = self.emit_content(&mut out, content);
                 self.complete_message(&mut out, msg_id, MessageKind::McpApprovalRequest, content);
+            }
+            TurnEvent::QuestionAsked {
+                request_id, server, name, arguments, message: text, form, expires_at, ..
+            } => {
+                self.close_text(&mut out);
+                let msg_id = new_id("msg");
+                let seq = self.next_seq();
+                let opened = message(seq, Status::InProgress, msg_id.clone(), MessageKind::McpElicitationRequest, None);
+                self.emit(&mut out, || StreamObject::Message(opened));
+                let (mode, requested_schema, url) = match form {
+                    QuestionForm::Schema(schema) => ("form", Some(schema.clone()), None),
+                    QuestionForm::Url(url) => ("url", None, Some(url.clone())),
+                };
+                let content = ContentObject {
+                    sequence_number: None,
+                    status: Status::Completed,
+                    index: 0,
+                    delta: false,
+                    msg_id: msg_id.clone(),
+                    body: ContentBody::Data(ToolData::ElicitationRequest {
+                        id: request_id.clone(),
+                        server_label: server.clone(),
+                        name: name.clone(),
+                        arguments: arguments.clone(),
+                        message: text.clone(),
+                        mode,
+                        requested_schema,
+                        url,
+                        expires_at: *expires_at,
+                    }),
+                };
+                let content = self.emit_content(&mut out, content);
+                self.complete_message(&mut out, msg_id, MessageKind::McpElicitationRequest, content);
             }
             TurnEvent::Usage(usage) => {
                 self.close_text(&mut out);

@@ -78,6 +78,9 @@ pub enum MessageKind {
     PluginCallOutput,
     /// A call waiting for the user's approval (the runtime's `MessageType.MCP_APPROVAL_REQUEST`).
     McpApprovalRequest,
+    /// A tool's question to the user (an MCP elicitation). The runtime's `Message.type` is an open string;
+    /// the name follows its `mcp_approval_*` pair.
+    McpElicitationRequest,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -147,6 +150,21 @@ pub enum ToolData {
         arguments: String,
         name: String,
         server_label: String,
+    },
+    /// A tool's question, answered by an `mcp_elicitation_response` message naming `id`: form mode carries
+    /// the `requested_schema` to fill, URL mode the `url` to open. `expires_at` is unix seconds.
+    ElicitationRequest {
+        id: String,
+        server_label: String,
+        name: String,
+        arguments: String,
+        message: String,
+        mode: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        requested_schema: Option<Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+        expires_at: u64,
     },
     /// An OAuth2 consent the user must give (`TurnEvent::AuthorizationRequired`): a client acts on
     /// `{"type":"oauth2_authorization","provider":…,"url":…}` (opens the URL) instead of parsing the text.
@@ -245,6 +263,7 @@ impl StreamObject {
                 MessageKind::PluginCall => "plugin_call",
                 MessageKind::PluginCallOutput => "plugin_call_output",
                 MessageKind::McpApprovalRequest => "mcp_approval_request",
+                MessageKind::McpElicitationRequest => "mcp_elicitation_request",
             }),
             StreamObject::Content(c) => Some(match c.body {
                 ContentBody::Text(_) => "text",

@@ -205,6 +205,12 @@ fn choose_calls(convo: &Conversation, lower: &str) -> Vec<(String, String)> {
     if lower.contains("broken tool") {
         return vec![(named("broken"), "{}".into())];
     }
+    if lower.contains("book a table") {
+        return vec![(named("book_table"), "{}".into())];
+    }
+    if lower.contains("sign the terms") {
+        return vec![(named("sign_terms"), "{}".into())];
+    }
     let hello = lower.contains("hello").then(|| convo.tool("helloworld")).flatten();
     let time = convo.tool("getutctime");
     let hello_call = |tool: String| (tool, json!({"name": greeted(&convo.question, lower)}).to_string());
