@@ -44,13 +44,19 @@ fn last(events: &[Value]) -> &Value {
     events.iter().rev().find(|e| e["object"] == "response").expect("a response object")
 }
 
+/// The question: an assistant `message` whose text asks and whose data part is the machine-readable request.
 fn question_of(events: &[Value]) -> Value {
     let message = events
         .iter()
-        .find(|e| e["object"] == "message" && e["type"] == "mcp_elicitation_request" && e["status"] == "completed")
+        .find(|e| {
+            e["object"] == "message"
+                && e["status"] == "completed"
+                && e["content"][1]["data"]["type"] == "mcp_elicitation_request"
+        })
         .unwrap_or_else(|| panic!("no question in {events:#?}"));
-    assert_eq!(message["role"], "assistant");
-    message["content"][0]["data"].clone()
+    assert_eq!((message["role"].as_str(), message["type"].as_str()), (Some("assistant"), Some("message")));
+    assert_eq!(message["content"][0]["text"], message["content"][1]["data"]["message"], "a person reads the question");
+    message["content"][1]["data"].clone()
 }
 
 fn answer_text(events: &[Value]) -> String {
@@ -219,7 +225,55 @@ async fn a_face_that_cannot_relay_declines_the_question_and_the_model_is_told() 
 
     let events = f.process(&ask("Please book a table", None, "u1")).await;
     assert_eq!(last(&events)["status"], "completed");
-    assert!(!events.iter().any(|e| e["type"] == "mcp_elicitation_request"), "nothing is asked without a session");
+    assert!(
+        !events.iter().any(|e| e["content"][1]["data"]["type"] == "mcp_elicitation_request"),
+        "nothing is asked without a session"
+    );
     assert!(answer_text(&events).contains("declined"));
     assert_eq!(f.stack.mcp.ask_retries().len(), 2);
+}
+
+/// A2A 0.3 (raw JSON-RPC; the 1.x SDK's strict check is in tests/clients): the task ends `input-required`
+/// with the question as a data part; a message in the same task answering it completes that task.
+#[tokio::test]
+async fn an_a2a_task_waits_input_required_with_the_question_and_the_answer_completes_it() {
+    let f = modern(&[]).await;
+    let send = |parts: Value, task: Option<&str>| {
+        let mut message = json!({"kind": "message", "role": "user", "messageId": format!("m{}", parts.to_string().len()),
+            "contextId": "ctx-q", "parts": parts, "metadata": {"user_id": "u1"}});
+        if let Some(task) = task {
+            message["taskId"] = json!(task);
+        }
+        json!({"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {"message": message}})
+    };
+    let post = |body: Value| {
+        let url = f.url("/a2a");
+        async move { Function::client().post(url).json(&body).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let asked = post(send(json!([{"kind": "text", "text": "book a table"}]), None)).await;
+    let task = &asked["result"];
+    assert_eq!(task["status"]["state"], "input-required", "{asked}");
+    let parts = task["status"]["message"]["parts"].as_array().unwrap();
+    assert!(parts[0]["text"].as_str().unwrap().contains("For how many guests?"), "{asked}");
+    let question = parts.iter().find(|p| p["kind"] == "data").expect("the question as a data part")["data"].clone();
+    assert_eq!((question["type"].as_str(), question["mode"].as_str()), (Some("mcp_elicitation_request"), Some("form")));
+    assert_eq!(question["requested_schema"]["properties"]["guests"]["type"], "integer");
+    let (task_id, id) = (task["id"].as_str().unwrap().to_owned(), question["id"].as_str().unwrap().to_owned());
+
+    let answer =
+        json!([{"kind": "data", "data": {"elicitation_request_id": id, "action": "accept", "content": {"guests": 6}}}]);
+    let done = post(send(answer.clone(), Some(&task_id))).await;
+    let task = &done["result"];
+    assert_eq!((task["status"]["state"].as_str(), task["id"].as_str()), (Some("completed"), Some(task_id.as_str())));
+    assert!(
+        task["artifacts"][0]["parts"][0]["text"].as_str().unwrap().contains("Booked a table for 6 guests."),
+        "{done}"
+    );
+    let retries = f.stack.mcp.ask_retries();
+    assert!(retries.len() == 1 && retries[0].state_valid, "{retries:?}");
+
+    let replay = post(send(answer, Some(&task_id))).await;
+    assert_eq!(replay["result"]["status"]["state"], "failed", "{replay}");
+    assert_eq!(replay["result"]["metadata"]["error"]["code"], "answer_invalid");
+    assert_eq!(f.stack.mcp.ask_retries().len(), 1);
 }

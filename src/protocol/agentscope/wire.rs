@@ -78,9 +78,6 @@ pub enum MessageKind {
     PluginCallOutput,
     /// A call waiting for the user's approval (the runtime's `MessageType.MCP_APPROVAL_REQUEST`).
     McpApprovalRequest,
-    /// A tool's question to the user (an MCP elicitation). The runtime's `Message.type` is an open string;
-    /// the name follows its `mcp_approval_*` pair.
-    McpElicitationRequest,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -151,9 +148,13 @@ pub enum ToolData {
         name: String,
         server_label: String,
     },
-    /// A tool's question, answered by an `mcp_elicitation_response` message naming `id`: form mode carries
-    /// the `requested_schema` to fill, URL mode the `url` to open. `expires_at` is unix seconds.
+    /// A tool's question (an MCP elicitation; the runtime defines no message type for one, so it is an
+    /// assistant `message` whose text asks and whose data part is `{"type":"mcp_elicitation_request",…}`),
+    /// answered by an `mcp_elicitation_response` message naming `id`: form mode carries the
+    /// `requested_schema` to fill, URL mode the `url` to open. `expires_at` is unix seconds.
     ElicitationRequest {
+        #[serde(rename = "type")]
+        kind: &'static str,
         id: String,
         server_label: String,
         name: String,
@@ -263,7 +264,6 @@ impl StreamObject {
                 MessageKind::PluginCall => "plugin_call",
                 MessageKind::PluginCallOutput => "plugin_call_output",
                 MessageKind::McpApprovalRequest => "mcp_approval_request",
-                MessageKind::McpElicitationRequest => "mcp_elicitation_request",
             }),
             StreamObject::Content(c) => Some(match c.body {
                 ContentBody::Text(_) => "text",
