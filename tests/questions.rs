@@ -277,3 +277,16 @@ async fn an_a2a_task_waits_input_required_with_the_question_and_the_answer_compl
     assert_eq!(replay["result"]["metadata"]["error"]["code"], "answer_invalid");
     assert_eq!(f.stack.mcp.ask_retries().len(), 1);
 }
+
+/// On a 2025 revision a question would be an `elicitation/create` request inside the open `tools/call`,
+/// which the user cannot answer before the invocation ends: the client does not declare `elicitation`
+/// there, so the server does not ask (the stand-in's tool says it cannot), and nothing is shown.
+#[tokio::test]
+async fn a_2025_connection_does_not_offer_elicitation() {
+    let f = Function::start(&[]).await;
+    let events = f.process(&ask("Please book a table", Some("l1"), "u1")).await;
+    assert_eq!(last(&events)["status"], "completed");
+    assert!(!events.iter().any(|e| e["content"][1]["data"]["type"] == "mcp_elicitation_request"));
+    assert!(answer_text(&events).contains("no elicitation capability"), "{events:#?}");
+    assert!(f.stack.mcp.protocol_versions().iter().all(|v| v.starts_with("2025")), "a 2025 server");
+}
