@@ -7,6 +7,8 @@
 //! where it happens.
 
 mod common;
+#[path = "sessions/redis_server.rs"]
+mod redis_server;
 
 use std::time::Duration;
 
@@ -289,4 +291,33 @@ async fn a_2025_connection_does_not_offer_elicitation() {
     assert!(!events.iter().any(|e| e["content"][1]["data"]["type"] == "mcp_elicitation_request"));
     assert!(answer_text(&events).contains("no elicitation capability"), "{events:#?}");
     assert!(f.stack.mcp.protocol_versions().iter().all(|v| v.starts_with("2025")), "a 2025 server");
+}
+
+/// A question asked on one instance is answered on another through Redis, and the server's state still
+/// checks out: nothing about the question lives in the instance that asked.
+#[tokio::test]
+async fn a_question_asked_on_one_instance_is_answered_on_another_through_redis() {
+    let redis = redis_server::RedisServer::start().await;
+    let url = redis.url();
+    let env = [("SESSION_STORE", url.as_str()), ("SESSION_KEY_PREFIX", "qs:")];
+    let first = modern(&env).await;
+    let stack =
+        Stack::start_with(StackOptions { mcp_revisions: Revisions::Modern, ..StackOptions::default() }).await.unwrap();
+    // The second instance reaches the same MCP server (which issued the requestState) with tokens from the
+    // same Agent Identity, as two instances of one function do.
+    let (mcp, identity) = (first.stack.mcp.url().to_owned(), first.stack.identity.url());
+    let shared = [("AI_GATEWAY_MCP_SERVER", mcp.as_str()), ("AGENT_IDENTITY_DATA_ENDPOINT", identity.as_str())];
+    let second = Function::with_stack(stack, &[env[0], env[1], shared[0], shared[1]]).await;
+    let id = question_of(&first.process(&ask("Please book a table", Some("r1"), "u1")).await)["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let events = second.process(&answer("r1", "u1", &id, "accept", Some(json!({"guests": 8})))).await;
+    assert_eq!(last(&events)["status"], "completed", "{:#?}", last(&events));
+    assert!(answer_text(&events).contains("Booked a table for 8 guests."), "{events:#?}");
+    let retries = first.stack.mcp.ask_retries();
+    assert!(retries.len() == 1 && retries[0].state_valid, "{retries:?}");
+    let replay = first.process(&answer("r1", "u1", &id, "accept", Some(json!({"guests": 8})))).await;
+    assert_eq!(failure_code(&replay), "answer_invalid", "answered on one instance is answered on all");
+    assert_eq!(first.stack.mcp.ask_retries().len(), 1);
 }

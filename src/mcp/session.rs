@@ -115,7 +115,8 @@ impl ToolSession {
     pub async fn call(&self, name: &str, arguments: Value) -> Result<ToolOutput, McpError> {
         match self.call_with(name, arguments, None, Asking::Decline).await? {
             Called::Output(output) => Ok(output),
-            Called::Asks(_) => unreachable!("declined questions are never handed back"),
+            // Declined questions are never handed back; were one, nobody could answer it here either.
+            Called::Asks(_) => Ok(ToolOutput::error("the tool asked a question, and nobody can answer it here")),
         }
     }
 
