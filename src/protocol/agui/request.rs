@@ -377,6 +377,34 @@ mod tests {
     }
 
     #[test]
+    fn a_resume_answers_questions_by_their_ids_beside_approvals() {
+        let run = parse(json!({"threadId":"t","runId":"r2","messages":[],"resume":[
+            {"interruptId":"mcpq_a","status":"resolved","payload":{"guests":2}},
+            {"interruptId":"mcpq_b","status":"cancelled","payload":{"action":"decline"}},
+            {"interruptId":"mcpq_c","status":"cancelled"},
+            {"interruptId":"mcpq_d","status":"resolved"},
+            {"interruptId":"mcpr_e","status":"resolved"}]}))
+        .unwrap();
+        let ask = run.to_ask(UserClaim::Agent);
+        assert!(ask.approval.can_question);
+        let said: Vec<(&str, AnswerAction, Option<Value>)> =
+            ask.approval.questions.iter().map(|a| (a.request_id.as_str(), a.action, a.content.clone())).collect();
+        assert_eq!(
+            said,
+            [
+                ("mcpq_a", AnswerAction::Accept, Some(json!({"guests": 2}))),
+                ("mcpq_b", AnswerAction::Decline, None),
+                ("mcpq_c", AnswerAction::Cancel, None),
+                ("mcpq_d", AnswerAction::Accept, None)
+            ]
+        );
+        assert_eq!(ask.approval.answers.len(), 1, "the approval is an approval");
+        let bad = parse(json!({"threadId":"t","runId":"r","messages":[],
+            "resume":[{"interruptId":"mcpq_a","status":"resolved","payload":"four"}]}));
+        assert_eq!(bad.unwrap_err().to_string(), "resume[0].payload: expected an object of the requested fields");
+    }
+
+    #[test]
     fn bad_resume_entries_name_the_field_not_the_value() {
         let refused = |entry: serde_json::Value| {
             parse(json!({"threadId":"t","runId":"r","messages":[],"resume":[entry]})).unwrap_err().to_string()
