@@ -18,6 +18,10 @@ use devstack::{Stack, StackOptions};
 use kit::binary::Binary;
 use kit::venv::{clients_dir, text, venv};
 
+/// A keep-alive after a second of quiet, so each script's slow tool (`sleep 3.5 seconds`) makes its
+/// stream carry three or more, which the official client must read past.
+const HEARTBEAT: (&str, &str) = ("STREAM_HEARTBEAT_SECS", "1");
+
 /// A liveness bound for one script (venv building excluded), not a timing assertion.
 const SCRIPT_GUARD: Duration = Duration::from_secs(180);
 
@@ -63,7 +67,8 @@ async fn asking_stack() -> Stack {
 async fn a2a_client(requirements: &'static str, script: &str) {
     let python = tokio::task::spawn_blocking(move || venv(requirements)).await.unwrap();
     let stack = Stack::start().await.unwrap();
-    let binary = Binary::start(&stack, &[("AGENT_NAME", "Client Probe")]).await;
+    // Keep-alives every second: each script's slow tool (3.5 s) makes the stream carry several.
+    let binary = Binary::start(&stack, &[("AGENT_NAME", "Client Probe"), HEARTBEAT]).await;
     let consent = consent_binary(&stack, &[("AGENT_NAME", "Client Probe")]).await;
     let approving = Binary::start(&stack, &[("AGENT_NAME", "Client Probe"), ("TOOL_APPROVAL", "helloworld")]).await;
     let modern = asking_stack().await;
@@ -97,7 +102,7 @@ async fn a2a_sdk_1() {
 async fn ag_ui_protocol() {
     let python = tokio::task::spawn_blocking(|| venv("agui")).await.unwrap();
     let stack = Stack::start().await.unwrap();
-    let binary = Binary::start(&stack, &[("DASHSCOPE_ENABLE_THINKING", "true")]).await;
+    let binary = Binary::start(&stack, &[("DASHSCOPE_ENABLE_THINKING", "true"), HEARTBEAT]).await;
     let consent = consent_binary(&stack, &[("DASHSCOPE_ENABLE_THINKING", "true")]).await;
     let approving = Binary::start(&stack, &[("TOOL_APPROVAL", "helloworld")]).await;
     let modern = asking_stack().await;
@@ -121,7 +126,7 @@ async fn openai_sdk() {
     // No DASHSCOPE_ALLOWED_MODELS: the SDK names the configured model, which needs no allow-list entry.
     let env = [("DASHSCOPE_ENABLE_THINKING", "true")];
     let stack = Stack::start().await.unwrap();
-    let binary = Binary::start(&stack, &env).await;
+    let binary = Binary::start(&stack, &[env[0], HEARTBEAT]).await;
     let mut refusing_stack = Stack::start().await.unwrap();
     refusing_stack.mcp = McpStandIn::start(McpOptions::new(|_| false)).await.unwrap();
     let refusing = Binary::start(&refusing_stack, &env).await;
@@ -157,7 +162,7 @@ async fn agentscope_runtime_shares_sessions_through_redis() {
     let redis = redis_server::RedisServer::start().await;
     let url = redis.url();
     let stack = Stack::start().await.unwrap();
-    let binary = Binary::start(&stack, &[("SESSION_STORE", &url), ("TOOL_APPROVAL", "helloworld")]).await;
+    let binary = Binary::start(&stack, &[("SESSION_STORE", &url), ("TOOL_APPROVAL", "helloworld"), HEARTBEAT]).await;
     let modern = asking_stack().await;
     let asking = Binary::start(&modern, &[("SESSION_STORE", &url)]).await;
     let script_env = [("REDIS_URL", url.as_str()), ("QUESTION_FUNCTION_URL", &asking.url(""))];

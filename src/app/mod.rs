@@ -68,8 +68,9 @@ pub(crate) type AppError = PipelineError;
 
 impl App {
     pub fn new(config: Config) -> Result<Arc<App>, AppError> {
+        let pipeline = Arc::new(Pipeline::new(&config)?);
         Ok(Arc::new(App {
-            pipeline: Arc::new(Pipeline::new(&config)?),
+            pipeline: pipeline.clone(),
             planner: Planner::new(&config),
             user_source: config.identity.user_source.clone(),
             max_request_bytes: config.max_request_bytes,
@@ -77,7 +78,7 @@ impl App {
             faces: Faces {
                 process: process::ProcessFace,
                 event: invoke::EventFace::new(&config),
-                a2a: a2a::A2aFace::new(&config),
+                a2a: a2a::A2aFace::new(&config, pipeline),
                 agui: agui::AguiFace,
                 responses: openai::ResponsesFace::new(&config),
                 chat: openai::ChatFace::new(&config),
@@ -151,6 +152,7 @@ impl App {
                 let session_id = param.unwrap_or_default();
                 self.session(request, &session_id).await.unwrap_or_else(|rejection| refuse(route, rejection))
             }
+            Endpoint::Stop => self.stop(request).await.unwrap_or_else(|rejection| refuse(route, rejection)),
             Endpoint::OAuth2Callback => self.oauth2_callback(request).await,
             Endpoint::OAuth2Complete => {
                 self.oauth2_complete(request).await.unwrap_or_else(|rejection| refuse(route, rejection))

@@ -1,8 +1,9 @@
 //! The MCP server stand-in: a real rmcp streamable-HTTP server behind a bearer check, like an AI Gateway
 //! MCP endpoint, with tools `getutctime`, `helloworld {name}`, `broken` (always `isError`) and `rendezvous`
 //! (answers "met" only when a second `rendezvous` call is in flight at the same time, so tests can prove
-//! concurrency without clocks), and two that ask the user on 2026-07-28 (`book_table` a form,
-//! `sign_terms` a link: `input_required` and a `requestState` checked on the retry, see `ask.rs`). It counts every HTTP request and every response the client abandoned.
+//! concurrency without clocks), `sleep {seconds}` (a tool that works silently, for keep-alives), and two that
+//! ask the user on 2026-07-28 (`book_table` a form, `sign_terms` a link: `input_required` and a `requestState`
+//! checked on the retry, see `ask.rs`). It counts every HTTP request and every response the client abandoned.
 //! [`McpStandIn::inject`] queues a [`Fault`] for the next request of a given JSON-RPC method.
 //!
 //! It speaks the 2025 revisions (`initialize`, sessions), 2026-07-28 (`server/discover`, stateless, client
