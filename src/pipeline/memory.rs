@@ -24,7 +24,7 @@ use crate::agent::{TurnEnd, TurnEvent};
 use crate::failure::{Failure, FailureCode, Fault};
 use crate::identity::{Subject, jwt_subject};
 use crate::sessions::lease::BUSY_POLL;
-use crate::sessions::{Claim, LeaseSettings, Record, Session, SessionError, SessionKey, Store, replay};
+use crate::sessions::{Claim, LeaseSettings, Record, Session, SessionError, SessionKey, Store, StoredMessage, replay};
 use crate::telemetry::{Span, SpanKind, names};
 
 /// A turn's session: where to append, and what of the request's input is new.
@@ -213,30 +213,15 @@ impl Pipeline {
         let stored = stored.unwrap_or_default();
         // Requests the last turn left for the user are settled first: answered as the user says, the
         // others declined, so every call of the conversation has its output before the model sees it.
-        let waiting = approvals::pending(&stored);
-        let mut settled = match waiting.is_empty() && plan.approval.answers.is_empty() {
-            true => Vec::new(),
-            false => {
-                let resolved = match approvals::resolve(waiting, &plan.approval, unix_now()) {
-                    Ok(resolved) => resolved,
-                    Err(failure) => {
-                        // Nothing runs: the lease just taken goes back before the refusal does.
-                        let release = sessions.store.release(&key, &plan.turn_id);
-                        let _ = bounded(deadline, sessions.store.as_ref(), StoreOp::Release, release).await;
-                        return Err(failure);
-                    }
-                };
-                plan.turn.approvals.approved = resolved.approved;
-                resolved.records
+        let settled = match settle(&stored, plan) {
+            Ok(settled) => settled,
+            Err(failure) => {
+                // Nothing runs: the lease just taken goes back before the refusal does.
+                let release = sessions.store.release(&key, &plan.turn_id);
+                let _ = bounded(deadline, sessions.store.as_ref(), StoreOp::Release, release).await;
+                return Err(failure);
             }
         };
-        // Questions the last turn's tools asked, the same way: answered ones repeat their call.
-        let asked = questions::pending(&stored);
-        if !asked.is_empty() || !plan.approval.questions.is_empty() {
-            let resolved = questions::resolve(asked, &plan.approval.questions, unix_now())?;
-            plan.turn.approvals.resumed = resolved.resumed;
-            settled.extend(resolved.records);
-        }
         let records = std::mem::take(&mut plan.records);
         let sent = records.len();
         let mut known: HashSet<String> = stored.iter().map(|m| m.id.clone()).collect();
@@ -282,6 +267,26 @@ impl Pipeline {
             }
         }
     }
+}
+
+/// The records settling what the stored session waits for (approval requests, then tools' questions) with
+/// this invocation's answers; the calls to run first go into the plan's turn. Refused: nothing settled.
+fn settle(stored: &[StoredMessage], plan: &mut Plan) -> Result<Vec<Record>, Failure> {
+    let mut settled = Vec::new();
+    let waiting = approvals::pending(stored);
+    if !waiting.is_empty() || !plan.approval.answers.is_empty() {
+        let resolved = approvals::resolve(waiting, &plan.approval, unix_now())?;
+        plan.turn.approvals.approved = resolved.approved;
+        settled = resolved.records;
+    }
+    // Questions the last turn's tools asked, the same way: answered ones repeat their call.
+    let asked = questions::pending(stored);
+    if !asked.is_empty() || !plan.approval.questions.is_empty() {
+        let resolved = questions::resolve(asked, &plan.approval.questions, unix_now())?;
+        plan.turn.approvals.resumed = resolved.resumed;
+        settled.extend(resolved.records);
+    }
+    Ok(settled)
 }
 
 impl Memory {
