@@ -69,6 +69,10 @@ pub enum FailureCode {
     /// An answer to an approval request that waits for no answer in this session: unknown, answered
     /// already, asked of another user, expired, or sent back with other arguments. Nothing was run.
     ApprovalInvalid,
+    /// An answer to a tool's question (an MCP elicitation) that waits for no answer in this session:
+    /// unknown, answered already, asked of another user, expired, or not an answer the question takes.
+    /// The call was not repeated.
+    AnswerInvalid,
 }
 
 impl Failure {
@@ -236,6 +240,7 @@ impl FailureCode {
             FailureCode::SessionBusy => "session_busy",
             FailureCode::ConsentTimeout => "consent_timeout",
             FailureCode::ApprovalInvalid => "approval_invalid",
+            FailureCode::AnswerInvalid => "answer_invalid",
         }
     }
 }

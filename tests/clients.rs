@@ -12,8 +12,9 @@ mod redis_server;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use devstack::Stack;
+use devstack::mcp_server::Revisions;
 use devstack::mcp_server::{McpStandIn, StandInOptions as McpOptions};
+use devstack::{Stack, StackOptions};
 use kit::binary::Binary;
 use kit::venv::{clients_dir, text, venv};
 
@@ -56,6 +57,11 @@ async fn consent_binary(stack: &Stack, extra: &[(&str, &str)]) -> Binary {
     Binary::start(stack, &env).await
 }
 
+/// A dev stack whose MCP server speaks 2026-07-28, where `book_table` asks the user (issue 26, questions).
+async fn asking_stack() -> Stack {
+    Stack::start_with(StackOptions { mcp_revisions: Revisions::Modern, ..StackOptions::default() }).await.unwrap()
+}
+
 /// An A2A SDK's script: the card, message/send, message/stream, tasks/get, tasks/cancel on a running
 /// turn, a failing model, the JSON-RPC errors. The cancel must stop the model's stream, not just the task.
 async fn a2a_client(requirements: &'static str, script: &str) {
@@ -65,10 +71,13 @@ async fn a2a_client(requirements: &'static str, script: &str) {
     let binary = Binary::start(&stack, &[("AGENT_NAME", "Client Probe"), HEARTBEAT]).await;
     let consent = consent_binary(&stack, &[("AGENT_NAME", "Client Probe")]).await;
     let approving = Binary::start(&stack, &[("AGENT_NAME", "Client Probe"), ("TOOL_APPROVAL", "helloworld")]).await;
+    let modern = asking_stack().await;
+    let asking = Binary::start(&modern, &[("AGENT_NAME", "Client Probe")]).await;
     let env = [
         ("AGENT_NAME", "Client Probe"),
         ("CONSENT_FUNCTION_URL", &consent.url("")),
         ("APPROVAL_FUNCTION_URL", &approving.url("")),
+        ("QUESTION_FUNCTION_URL", &asking.url("")),
     ];
     run_script(python, script, &binary, &env).await;
     assert!(
@@ -96,7 +105,13 @@ async fn ag_ui_protocol() {
     let binary = Binary::start(&stack, &[("DASHSCOPE_ENABLE_THINKING", "true"), HEARTBEAT]).await;
     let consent = consent_binary(&stack, &[("DASHSCOPE_ENABLE_THINKING", "true")]).await;
     let approving = Binary::start(&stack, &[("TOOL_APPROVAL", "helloworld")]).await;
-    let env = [("CONSENT_FUNCTION_URL", consent.url("")), ("APPROVAL_FUNCTION_URL", approving.url(""))];
+    let modern = asking_stack().await;
+    let asking = Binary::start(&modern, &[]).await;
+    let env = [
+        ("CONSENT_FUNCTION_URL", consent.url("")),
+        ("APPROVAL_FUNCTION_URL", approving.url("")),
+        ("QUESTION_FUNCTION_URL", asking.url("")),
+    ];
     let env: Vec<(&str, &str)> = env.iter().map(|(name, url)| (*name, url.as_str())).collect();
     run_script(python, "agui.py", &binary, &env).await;
 }
@@ -148,7 +163,10 @@ async fn agentscope_runtime_shares_sessions_through_redis() {
     let url = redis.url();
     let stack = Stack::start().await.unwrap();
     let binary = Binary::start(&stack, &[("SESSION_STORE", &url), ("TOOL_APPROVAL", "helloworld"), HEARTBEAT]).await;
-    run_script(python, "agentscope_sessions.py", &binary, &[("REDIS_URL", &url)]).await;
+    let modern = asking_stack().await;
+    let asking = Binary::start(&modern, &[("SESSION_STORE", &url)]).await;
+    let script_env = [("REDIS_URL", url.as_str()), ("QUESTION_FUNCTION_URL", &asking.url(""))];
+    run_script(python, "agentscope_sessions.py", &binary, &script_env).await;
     let requests = stack.dashscope.requests();
     let carries_theirs = |body: &serde_json::Value| {
         body["messages"].as_array().is_some_and(|m| m.iter().any(|m| m["tool_call_id"] == "call_py_1"))

@@ -10,6 +10,7 @@
 use std::time::Duration;
 
 use crate::llm::ToolCall;
+use crate::mcp::Resume;
 
 /// How long an approval request may be answered (`TOOL_APPROVAL_TTL_SECS` overrides).
 pub const DEFAULT_APPROVAL_TTL: Duration = Duration::from_secs(15 * 60);
@@ -99,6 +100,12 @@ pub struct Approvals {
     pub expires_at: u64,
     /// Calls the user approved in this invocation: run first, exactly as stored.
     pub approved: Vec<ToolCall>,
+    /// The face can show a tool's question (an MCP elicitation) and the session can keep it: the call
+    /// waits for the answer. Otherwise the question is declined and the model told.
+    pub can_question: bool,
+    /// Calls whose questions the user answered in this invocation: repeated first, as stored, with the
+    /// answers and the server's `requestState`.
+    pub resumed: Vec<(ToolCall, Resume)>,
 }
 
 impl Approvals {

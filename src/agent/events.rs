@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::failure::Failure;
 use crate::llm::Usage;
-use crate::mcp::{ToolDef, ToolOutput};
+use crate::mcp::{QuestionForm, ToolDef, ToolOutput};
 
 /// One step of a running turn. A turn emits any number of these and ends with exactly one `Finished`.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,11 +40,34 @@ pub enum TurnEvent {
         arguments: String,
         expires_at: u64,
     },
+    /// A tool asked the user a question (an MCP elicitation: a form to fill or a link to open) and its call
+    /// waits for the answer: the face shows the question (`request_id`) in its own protocol, the session
+    /// keeps it with the call and the server's `request_state`, and the turn ends after this step; the
+    /// next invocation's answer repeats the call with it. One event per question; a call that asked
+    /// several is retried once all are settled.
+    QuestionAsked {
+        request_id: String,
+        call_id: String,
+        server: String,
+        name: String,
+        arguments: String,
+        /// The server's key for the question (its answer goes back under it).
+        key: String,
+        message: String,
+        form: QuestionForm,
+        /// The server's opaque state, echoed on the retry (never shown).
+        request_state: Option<String>,
+        expires_at: u64,
+    },
     /// Token usage of one model call; consumers sum them.
     Usage(Usage),
     /// The last event of every turn.
     Finished(TurnEnd),
 }
+
+/// How the ids of [`TurnEvent::QuestionAsked`] begin: a face whose answers to approvals and to questions
+/// share one list (AG-UI's `resume`) tells them apart by it.
+pub const QUESTION_ID_PREFIX: &str = "mcpq_";
 
 /// How a turn ended.
 #[derive(Debug, Clone, PartialEq)]

@@ -6,13 +6,13 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::approval::{Approvals, cannot_ask_output};
-use super::events::{TurnEnd, TurnEvent};
+use super::events::{QUESTION_ID_PREFIX, TurnEnd, TurnEvent};
 use super::trace::{ChatTrace, ToolTrace};
 use crate::failure::{Failure, FailureCode};
 use crate::llm::{
     ChatMessage, ChatRequest, ChatStream, FinishReason, LlmClient, Sampling, StepResult, StreamItem, ToolCall, ToolSpec,
 };
-use crate::mcp::{McpError, ToolOutput, Tools};
+use crate::mcp::{Asking, Called, McpError, Resume, ToolOutput, Tools};
 use crate::telemetry::within;
 
 /// Everything one turn needs besides its clients.
@@ -89,17 +89,30 @@ async fn steps(
     }
     let mut messages = turn.messages;
     let approvals = turn.approvals;
-    if !approvals.approved.is_empty() {
-        // The user approved these in answer to the last turn's requests: they run first, exactly as they
-        // were asked about, and the model goes on from their results.
+    let asking = if approvals.can_question { Asking::Relay } else { Asking::Decline };
+    let first: Vec<(ToolCall, Option<Resume>)> = approvals
+        .approved
+        .iter()
+        .map(|call| (call.clone(), None))
+        .chain(approvals.resumed.iter().map(|(call, resume)| (call.clone(), Some(resume.clone()))))
+        .collect();
+    if !first.is_empty() {
+        // The user approved these, or answered their questions, in answer to the last turn's requests: they
+        // run first, exactly as they were asked about, and the model goes on from their results.
         let tools = tools.ok_or_else(|| Failure::new(FailureCode::Internal, "an approved call, but no tools"))?;
-        for call in &approvals.approved {
+        for (call, _) in &first {
             emit(TurnEvent::ToolCallStarted { call_id: call.id.clone(), name: call.function.name.clone() }).await?;
             emit(completed(call)).await?;
         }
-        let results = join_all(approvals.approved.iter().map(|call| run(tools, call, turn.deadline))).await;
-        messages.push(ChatMessage::Assistant { content: None, tool_calls: approvals.approved.clone() });
-        report(approvals.approved.clone(), results, &mut messages, events).await?;
+        let results =
+            join_all(first.iter().map(|(call, resume)| run(tools, call, resume.as_ref(), asking, turn.deadline))).await;
+        let calls: Vec<ToolCall> = first.into_iter().map(|(call, _)| call).collect();
+        messages.push(ChatMessage::Assistant { content: None, tool_calls: calls.clone() });
+        let asked = report(calls, results, &servers, approvals.expires_at, &mut messages, events).await?;
+        if asked {
+            // A resumed call asked again: the turn ends with the new question.
+            return Ok(());
+        }
     }
     for _ in 0..turn.max_iters {
         let specs = match tools {
@@ -181,13 +194,13 @@ async fn steps(
                     .push(ChatMessage::Tool { tool_call_id: call.id, content: cannot_ask_output(&call.function.name) });
             }
         }
-        let results = join_all(now.iter().map(|call| run(tools, call, turn.deadline))).await;
+        let results = join_all(now.iter().map(|call| run(tools, call, None, asking, turn.deadline))).await;
         messages.push(ChatMessage::Assistant {
             content: (!step.text.is_empty()).then_some(step.text),
             tool_calls: now.clone(),
         });
-        report(now, results, &mut messages, events).await?;
-        if waiting {
+        let asked = report(now, results, &servers, approvals.expires_at, &mut messages, events).await?;
+        if waiting || asked {
             // The turn ends here; the session keeps the requests and the calls, and the answer resumes it.
             return Ok(());
         }
@@ -207,33 +220,67 @@ fn completed(call: &ToolCall) -> TurnEvent {
     }
 }
 
-/// One call, its arguments parsed (arguments that are not JSON are the model's to fix).
-/// Each call is an `execute_tool` span, the MCP request's under it.
-async fn run(tools: &Tools, call: &ToolCall, deadline: Instant) -> Result<ToolOutput, Failure> {
+/// One call, its arguments parsed (arguments that are not JSON are the model's to fix), resumed with the
+/// user's answers when it asked before. Each call is an `execute_tool` span, the MCP request's under it.
+async fn run(
+    tools: &Tools,
+    call: &ToolCall,
+    resume: Option<&Resume>,
+    asking: Asking,
+    deadline: Instant,
+) -> Result<Called, Failure> {
     let trace = ToolTrace::start(&call.id, &call.function.name, &call.function.arguments);
     let result = match serde_json::from_str::<Value>(&call.function.arguments) {
-        Ok(arguments) => within(trace.span(), call_tool(tools, &call.function.name, arguments, deadline)).await,
-        Err(error) => Ok(ToolOutput::error(&format!("the arguments are not valid JSON: {error}"))),
+        Ok(arguments) => {
+            within(trace.span(), call_tool(tools, &call.function.name, arguments, resume, asking, deadline)).await
+        }
+        Err(error) => Ok(Called::Output(ToolOutput::error(&format!("the arguments are not valid JSON: {error}")))),
     };
     trace.done(&result);
     result
 }
 
-/// Reports each call's result and adds it to the conversation, in call order.
+/// Reports each call's result and adds it to the conversation, in call order; a call that asked the user
+/// is reported as its questions instead (true: the turn ends after this step).
 async fn report(
     calls: Vec<ToolCall>,
-    results: Vec<Result<ToolOutput, Failure>>,
+    results: Vec<Result<Called, Failure>>,
+    servers: &[(String, String)],
+    expires_at: u64,
     messages: &mut Vec<ChatMessage>,
     events: &mpsc::Sender<TurnEvent>,
-) -> Result<(), LoopExit> {
+) -> Result<bool, LoopExit> {
+    let mut asked = false;
     for (call, result) in calls.into_iter().zip(results) {
-        let output = result?;
+        let output = match result? {
+            Called::Output(output) => output,
+            Called::Asks(questions) => {
+                asked = true;
+                let server = servers.iter().find(|(name, _)| *name == call.function.name).map(|(_, s)| s.as_str());
+                for question in questions.questions {
+                    let event = TurnEvent::QuestionAsked {
+                        request_id: format!("{QUESTION_ID_PREFIX}{}", crate::ids::uuid().simple()),
+                        call_id: call.id.clone(),
+                        server: server.unwrap_or_default().to_owned(),
+                        name: call.function.name.clone(),
+                        arguments: call.function.arguments.clone(),
+                        key: question.key,
+                        message: question.message,
+                        form: question.form,
+                        request_state: questions.request_state.clone(),
+                        expires_at,
+                    };
+                    events.send(event).await.map_err(|_| LoopExit::Gone)?;
+                }
+                continue;
+            }
+        };
         let content = output.text.clone();
         let event = TurnEvent::ToolResult { call_id: call.id.clone(), name: call.function.name, output };
         events.send(event).await.map_err(|_| LoopExit::Gone)?;
         messages.push(ChatMessage::Tool { tool_call_id: call.id, content });
     }
-    Ok(())
+    Ok(asked)
 }
 
 /// One streaming model call, forwarding its deltas as they arrive.
@@ -291,10 +338,17 @@ async fn offered(tools: &Tools) -> Vec<ToolSpec> {
 
 /// Calls a tool. Failures the model can act on (bad arguments, unknown tool, timeout, JSON-RPC error)
 /// come back as an `is_error` output for the model; auth and transport failures end the turn.
-async fn call_tool(tools: &Tools, name: &str, arguments: Value, deadline: Instant) -> Result<ToolOutput, Failure> {
-    match tools.call(name, arguments).await {
-        Ok(output) => Ok(output),
-        Err(error) if for_the_model(&error) => Ok(ToolOutput::error(&error.to_string())),
+async fn call_tool(
+    tools: &Tools,
+    name: &str,
+    arguments: Value,
+    resume: Option<&Resume>,
+    asking: Asking,
+    deadline: Instant,
+) -> Result<Called, Failure> {
+    match tools.call_with(name, arguments, resume, asking).await {
+        Ok(called) => Ok(called),
+        Err(error) if for_the_model(&error) => Ok(Called::Output(ToolOutput::error(&error.to_string()))),
         Err(error) => Err(Failure::tools(&error, deadline)),
     }
 }

@@ -7,7 +7,7 @@ use opentelemetry::{Array, KeyValue, StringValue, Value};
 
 use crate::failure::Failure;
 use crate::llm::{ChatRequest, LlmClient, StepResult};
-use crate::mcp::ToolOutput;
+use crate::mcp::Called;
 use crate::telemetry::{self, ChatMeasure, Span, SpanKind, names};
 
 /// One model call being recorded.
@@ -185,9 +185,11 @@ impl ToolTrace {
 
     /// How the call ended: the tool's answer (an `isError` answer is the tool's, not ours), or the failure
     /// that ends the turn.
-    pub(super) fn done(self, result: &Result<ToolOutput, Failure>) {
+    pub(super) fn done(self, result: &Result<Called, Failure>) {
         match result {
-            Ok(output) => {
+            // The call waits for the user's answers: nothing to report of it yet.
+            Ok(Called::Asks(_)) => {}
+            Ok(Called::Output(output)) => {
                 if output.is_error {
                     self.0.set(names::ERROR_TYPE, "tool_error");
                 }

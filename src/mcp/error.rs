@@ -108,7 +108,7 @@ impl ErrorScope<'_> {
         }
     }
 
-    fn protocol(&self, code: i32, message: &str) -> McpError {
+    pub(crate) fn protocol(&self, code: i32, message: &str) -> McpError {
         McpError::Protocol { server: self.server(), code, message: self.scrub(message) }
     }
 

@@ -7,7 +7,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use rmcp::model::{CallToolRequestParams, ClientCapabilities, ClientConfig, Implementation, ProtocolVersion, Tool};
+use rmcp::model::{
+    CallToolRequestParams, CallToolResponse, ClientCapabilities, ClientConfig, ElicitationCapability,
+    FormElicitationCapability, Implementation, ProtocolVersion, Tool, UrlElicitationCapability,
+};
 use rmcp::service::{ClientLifecycleMode, ClientServiceExt, NotificationContext, RoleClient, RunningService};
 use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
@@ -32,9 +35,11 @@ const MAX_LIST_TTL: Duration = rmcp::MAX_CLIENT_CACHE_TTL;
 /// next to the session store. The tool list is counted exactly on top.
 pub(super) const LIVE_OVERHEAD_BYTES: usize = 88 * 1024;
 
-/// The client side of the connection as rmcp sees it: our name and (no) capabilities, and the one
-/// notification a tool client acts on. Elicitations in a 2026-07-28 `input_required` round are declined
-/// (rmcp's default): nobody can answer them within a turn yet.
+/// The client side of the connection as rmcp sees it: our name and capabilities, and the one notification
+/// a tool client acts on. Questions are never answered here: a 2026-07-28 `input_required` result comes
+/// back to the caller ([`Live::call`] sends one round at a time, `super::question`), and a 2025 connection
+/// does not declare `elicitation`, so a server does not send `elicitation/create` in the middle of a call
+/// (if one does anyway, rmcp's default handler declines it).
 #[derive(Clone)]
 pub(super) struct Notices {
     config: ClientConfig,
@@ -52,12 +57,27 @@ impl ClientHandler for Notices {
     }
 }
 
+/// What the client declares. `elicitation` (form and URL mode) only on 2026-07-28: there a question is a
+/// result the turn can end with and the next invocation answer (the retry carries `requestState`); on a
+/// 2025 revision it is a server request inside the open `tools/call`, which would have to be answered
+/// before the invocation ends — the user is not there to answer it, so the capability is not claimed.
 fn client_config(version: ProtocolVersion) -> ClientConfig {
-    ClientConfig::new(
-        ClientCapabilities::default(),
-        Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION")),
-    )
-    .with_protocol_version(version)
+    let mut capabilities = ClientCapabilities::default();
+    if !version.has_initialize() {
+        capabilities.elicitation = Some(
+            ElicitationCapability::new()
+                .with_form(FormElicitationCapability::default())
+                .with_url(UrlElicitationCapability::new()),
+        );
+    }
+    ClientConfig::new(capabilities, Implementation::new(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION")))
+        .with_protocol_version(version)
+}
+
+/// One `tools/call` round's answer.
+pub(super) enum Round {
+    Output(ToolOutput),
+    InputRequired(rmcp::model::InputRequiredResult),
 }
 
 /// The tool list as last listed, and until when it may be offered without listing again.
@@ -201,17 +221,24 @@ impl Live {
         Ok((tools, Some(bytes)))
     }
 
-    /// One `tools/call`; a 2026-07-28 `input_required` round is driven by rmcp through [`Notices`].
+    /// One `tools/call` round: the result, or a 2026-07-28 `input_required` result for the caller to
+    /// answer (and retry with) itself.
     pub(super) async fn call(
         &self,
         params: CallToolRequestParams,
         scope: &ErrorScope<'_>,
         deadline: Instant,
-    ) -> Result<ToolOutput, McpError> {
-        match timeout_at(deadline, self.service.call_tool(params)).await {
+    ) -> Result<Round, McpError> {
+        match timeout_at(deadline, self.service.call_tool_once(params)).await {
             Err(_elapsed) => Err(scope.timeout("tools/call")),
             Ok(Err(error)) => Err(scope.classify_service(error)),
-            Ok(Ok(result)) => Ok(result.into()),
+            Ok(Ok(CallToolResponse::Complete(result))) => Ok(Round::Output(result.into())),
+            Ok(Ok(CallToolResponse::InputRequired(result))) => Ok(Round::InputRequired(result)),
+            // A task (SEP-2663) is only answered to a client that declared the tasks extension; we do not.
+            Ok(Ok(_)) => {
+                Err(scope
+                    .protocol(-32603, "the server answered tools/call with a task, which this client did not ask for"))
+            }
         }
     }
 

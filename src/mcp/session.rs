@@ -15,10 +15,11 @@ use tokio::time::Instant;
 
 use super::McpClient;
 use super::error::{ErrorScope, McpError};
-use super::live::{Live, Start, authorization};
+use super::live::{Live, Round, Start, authorization};
 use super::names::NameAllocator;
 use super::output::ToolOutput;
 use super::pool::UserKey;
+use super::question::{self, Asking, Called, Resume};
 use super::revision::{Learned, McpProtocol};
 use super::server::ServerUrl;
 use crate::secret::Secret;
@@ -110,7 +111,25 @@ impl ToolSession {
     /// Calls a tool by its model-facing name. A tool that reports `isError` is an `Ok` with
     /// `is_error: true`, and so is a call the gateway's policy refused (HTTP 403): the model hears why and
     /// the turn goes on. `Err` means the call itself failed (401, transport, JSON-RPC error, timeout).
+    /// A tool's questions are declined (see [`ToolSession::call_with`]).
     pub async fn call(&self, name: &str, arguments: Value) -> Result<ToolOutput, McpError> {
+        match self.call_with(name, arguments, None, Asking::Decline).await? {
+            Called::Output(output) => Ok(output),
+            // Declined questions are never handed back; were one, nobody could answer it here either.
+            Called::Asks(_) => Ok(ToolOutput::error("the tool asked a question, and nobody can answer it here")),
+        }
+    }
+
+    /// [`ToolSession::call`], resumed with the user's answers to the questions it asked last time
+    /// (`resume`: the same `requestState`), and with the server's questions handed back ([`Asking::Relay`])
+    /// or declined at once and the call retried ([`Asking::Decline`]; the model's text says so).
+    pub async fn call_with(
+        &self,
+        name: &str,
+        arguments: Value,
+        resume: Option<&Resume>,
+        asking: Asking,
+    ) -> Result<Called, McpError> {
         let route = self.routes.get(name).ok_or_else(|| McpError::UnknownTool { name: name.to_owned() })?;
         let connection = &self.connections[route.connection];
         let mut params = CallToolRequestParams::new(route.original.clone());
@@ -120,6 +139,10 @@ impl ToolSession {
             _ => {
                 return Err(McpError::InvalidArguments { name: name.to_owned() });
             }
+        }
+        if let Some(resume) = resume {
+            params.input_responses = Some(question::responses(&resume.answers));
+            params.request_state = resume.request_state.clone();
         }
         let bearer = &self.bearers[route.connection];
         let scope = ErrorScope { server: &connection.server.shown, raw_url: &connection.server.url, bearer };
@@ -141,14 +164,14 @@ impl ToolSession {
                 meta.0.set_tracestate(tracestate);
             }
         }
-        let called = connection.live.call(params, &scope, deadline).await;
+        let called = self.rounds(connection, params, &scope, asking, deadline).await;
         super::trace::end(&span, &called);
         match called {
             Err(McpError::Forbidden { .. }) => {
                 tracing::info!(server = %connection.server.shown, tool = %route.original, "the gateway denied a tool call");
                 span.set(names::TOOL_DENIED, true);
                 crate::telemetry::mark_current(names::TOOL_DENIED, true);
-                Ok(ToolOutput::error(DENIED))
+                Ok(Called::Output(ToolOutput::error(DENIED)))
             }
             Err(error) => {
                 // A timeout leaves a request in the worker, a transport error a dead connection: neither is
@@ -162,6 +185,43 @@ impl ToolSession {
             }
             ok => ok,
         }
+    }
+
+    /// The `tools/call` rounds of one call: questions handed back or declined and retried, a state-only
+    /// `input_required` (the server shedding load) retried as it asks, at most [`question::MAX_ROUNDS`].
+    async fn rounds(
+        &self,
+        connection: &Connection,
+        mut params: CallToolRequestParams,
+        scope: &ErrorScope<'_>,
+        asking: Asking,
+        deadline: Instant,
+    ) -> Result<Called, McpError> {
+        let mut declined: Vec<String> = Vec::new();
+        for _ in 0..question::MAX_ROUNDS {
+            let result = match connection.live.call(params.clone(), scope, deadline).await? {
+                Round::Output(output) if declined.is_empty() => return Ok(Called::Output(output)),
+                Round::Output(output) => {
+                    return Ok(Called::Output(question::with_note(output, &question::declined_note(&declined))));
+                }
+                Round::InputRequired(result) => result,
+            };
+            let asked = match question::questions_of(result) {
+                Ok(asked) => asked,
+                Err(refused) => return Ok(Called::Output(ToolOutput::error(&refused))),
+            };
+            if !asked.questions.is_empty() && asking == Asking::Relay {
+                return Ok(Called::Asks(asked));
+            }
+            declined.extend(asked.questions.iter().map(|q| q.message.clone()));
+            let answers = question::declined(&asked.questions);
+            params.input_responses = (!answers.is_empty()).then(|| question::responses(&answers));
+            params.request_state = asked.request_state;
+        }
+        Ok(Called::Output(ToolOutput::error(&format!(
+            "the tool did not finish after {} rounds of questions and retries; it was given up",
+            question::MAX_ROUNDS
+        ))))
     }
 
     /// The bearers the session was opened with, per server (to report one refused).

@@ -12,6 +12,7 @@ use super::McpClient;
 use super::error::McpError;
 use super::output::ToolOutput;
 use super::pool::UserKey;
+use super::question::{Asking, Called, Resume};
 use super::session::{Listing, ToolDef, ToolSession};
 use super::token::TokenSource;
 use crate::secret::Secret;
@@ -105,15 +106,32 @@ impl Tools {
         self.current.lock().await.session.listings()
     }
 
-    /// Calls a tool. A 401 mid-turn gets the turn's one refresh and the call is made again.
+    /// Calls a tool, declining any question it asks. A 401 mid-turn gets the turn's one refresh and the
+    /// call is made again.
     pub async fn call(&self, name: &str, arguments: Value) -> Result<ToolOutput, McpError> {
+        match self.call_with(name, arguments, None, Asking::Decline).await? {
+            Called::Output(output) => Ok(output),
+            // Declined questions are never handed back; were one, nobody could answer it here either.
+            Called::Asks(_) => Ok(ToolOutput::error("the tool asked a question, and nobody can answer it here")),
+        }
+    }
+
+    /// [`Tools::call`] with the user's answers to the call's last questions, and its questions handed
+    /// back or declined as `asking` says ([`ToolSession::call_with`]).
+    pub async fn call_with(
+        &self,
+        name: &str,
+        arguments: Value,
+        resume: Option<&Resume>,
+        asking: Asking,
+    ) -> Result<Called, McpError> {
         let (session, generation) = {
             let current = self.current.lock().await;
             (current.session.clone(), current.generation)
         };
-        match session.call(name, arguments.clone()).await {
+        match session.call_with(name, arguments.clone(), resume, asking).await {
             Err(error) if error.is_unauthorized() => match self.reauthorize(&error, generation).await? {
-                Some(session) => session.call(name, arguments).await,
+                Some(session) => session.call_with(name, arguments, resume, asking).await,
                 None => Err(error),
             },
             other => other,

@@ -46,7 +46,7 @@ pub(crate) struct ResentRequest {
 }
 
 /// What a face says about approvals in this invocation.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct ApprovalInput {
     /// The face can show an approval request (else such calls are declined and the model told).
     pub(crate) can_ask: bool,
@@ -55,6 +55,10 @@ pub(crate) struct ApprovalInput {
     /// The request's own approval rules by server label (a Responses `mcp` tool's `require_approval`):
     /// they add to `TOOL_APPROVAL`, never loosen it.
     pub(crate) requested: Vec<(String, RequireApproval)>,
+    /// The face can show a tool's question (`pipeline::questions`; else questions are declined).
+    pub(crate) can_question: bool,
+    /// The user's answers to the questions the last turn's tools asked.
+    pub(crate) questions: Vec<super::questions::QuestionAnswer>,
 }
 
 /// A request still waiting in the session.

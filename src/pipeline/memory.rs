@@ -18,6 +18,7 @@ use super::Pipeline;
 use super::approvals;
 use super::plan::Plan;
 use super::plan::unix_now;
+use super::questions;
 use super::record::Recorder;
 use crate::acs::Credentials;
 use crate::agent::{TurnEnd, TurnEvent};
@@ -25,7 +26,7 @@ use crate::failure::{Failure, FailureCode, Fault};
 use crate::identity::{Subject, jwt_subject};
 use crate::rejection::Rejection;
 use crate::sessions::lease::BUSY_POLL;
-use crate::sessions::{Claim, LeaseSettings, Record, Session, SessionError, SessionKey, Store, replay};
+use crate::sessions::{Claim, LeaseSettings, Record, Session, SessionError, SessionKey, Store, StoredMessage, replay};
 use crate::telemetry::{Span, SpanKind, names};
 
 /// A turn's session: where to append, and what of the request's input is new.
@@ -191,6 +192,15 @@ impl Pipeline {
         let (Some(sessions), Some(session_id)) = (&self.sessions, plan.session_id.clone()) else {
             // Nowhere to keep an approval request: calls that need one are declined (the model is told).
             plan.turn.approvals.can_ask = false;
+            plan.turn.approvals.can_question = false;
+            if !plan.approval.questions.is_empty() {
+                return Err(Failure::new(
+                    FailureCode::AnswerInvalid,
+                    "an answer to a tool's question needs the session it was asked in (name the session, and keep \
+                     SESSION_STORE on)",
+                )
+                .with_fault(Fault::Request));
+            }
             if !plan.approval.answers.is_empty() {
                 return Err(Failure::new(
                     FailureCode::ApprovalInvalid,
@@ -217,21 +227,13 @@ impl Pipeline {
         let stored = stored.unwrap_or_default();
         // Requests the last turn left for the user are settled first: answered as the user says, the
         // others declined, so every call of the conversation has its output before the model sees it.
-        let waiting = approvals::pending(&stored);
-        let settled = match waiting.is_empty() && plan.approval.answers.is_empty() {
-            true => Vec::new(),
-            false => {
-                let resolved = match approvals::resolve(waiting, &plan.approval, unix_now()) {
-                    Ok(resolved) => resolved,
-                    Err(failure) => {
-                        // Nothing runs: the lease just taken goes back before the refusal does.
-                        let release = sessions.store.release(&key, &plan.turn_id);
-                        let _ = bounded(deadline, sessions.store.as_ref(), StoreOp::Release, release).await;
-                        return Err(failure);
-                    }
-                };
-                plan.turn.approvals.approved = resolved.approved;
-                resolved.records
+        let settled = match settle(&stored, plan) {
+            Ok(settled) => settled,
+            Err(failure) => {
+                // Nothing runs: the lease just taken goes back before the refusal does.
+                let release = sessions.store.release(&key, &plan.turn_id);
+                let _ = bounded(deadline, sessions.store.as_ref(), StoreOp::Release, release).await;
+                return Err(failure);
             }
         };
         let records = std::mem::take(&mut plan.records);
@@ -327,6 +329,26 @@ fn previous_response_failure(response: &str) -> Failure {
         ),
     )
     .with_fault(Fault::Request)
+}
+
+/// The records settling what the stored session waits for (approval requests, then tools' questions) with
+/// this invocation's answers; the calls to run first go into the plan's turn. Refused: nothing settled.
+fn settle(stored: &[StoredMessage], plan: &mut Plan) -> Result<Vec<Record>, Failure> {
+    let mut settled = Vec::new();
+    let waiting = approvals::pending(stored);
+    if !waiting.is_empty() || !plan.approval.answers.is_empty() {
+        let resolved = approvals::resolve(waiting, &plan.approval, unix_now())?;
+        plan.turn.approvals.approved = resolved.approved;
+        settled = resolved.records;
+    }
+    // Questions the last turn's tools asked, the same way: answered ones repeat their call.
+    let asked = questions::pending(stored);
+    if !asked.is_empty() || !plan.approval.questions.is_empty() {
+        let resolved = questions::resolve(asked, &plan.approval.questions, unix_now())?;
+        plan.turn.approvals.resumed = resolved.resumed;
+        settled.extend(resolved.records);
+    }
+    Ok(settled)
 }
 
 impl Memory {

@@ -13,6 +13,7 @@ mod caller;
 mod memory;
 mod plan;
 mod pump;
+mod questions;
 mod record;
 mod trace;
 mod turns;
@@ -21,6 +22,7 @@ pub(crate) use approvals::{ApprovalAnswer, ApprovalInput, ResentRequest};
 pub(crate) use caller::{UserClaim, bearer, event_claim, http_claim};
 pub(crate) use plan::{Ask, Plan, Planner, Platform, ResponseThread};
 pub use pump::Renderer;
+pub(crate) use questions::QuestionAnswer;
 pub(crate) use turns::Stopped;
 
 use std::sync::Arc;

@@ -145,6 +145,8 @@ impl Planner {
                 can_ask: ask.approval.can_ask,
                 expires_at: unix_now().saturating_add(self.approval_ttl.as_secs()),
                 approved: Vec::new(),
+                can_question: ask.approval.can_question,
+                resumed: Vec::new(),
             },
         };
         let records = match ask.records.is_empty() {

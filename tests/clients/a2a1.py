@@ -128,6 +128,32 @@ async def check_approval(http):
     check("Hello, Ada!" in answer_of(done), f"the approved call's answer: {answer_of(done)!r}")
 
 
+async def check_question(http):
+    """QUESTION_FUNCTION_URL (a 2026-07-28 MCP server whose book_table asks the user): the task stops
+    TASK_STATE_INPUT_REQUIRED with the question as a data part; a message in the same task carrying the
+    answer as a data part completes that task. Parsed strictly."""
+    url = os.environ["QUESTION_FUNCTION_URL"] + "/a2a"
+
+    async def send(params):
+        body = {"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": params}
+        answer = (await http.post(url, json=body, headers={"A2A-Version": "1.0"})).json()
+        check("result" in answer, f"question SendMessage: {answer}")
+        return strictly(SendMessageResponse, answer["result"]).task
+
+    asked = await send(MessageToDict(request("Please book a table")))
+    check(asked.status.state == TaskState.TASK_STATE_INPUT_REQUIRED, f"input-required: {asked.status}")
+    data = [MessageToDict(p)["data"] for p in asked.status.message.parts if p.HasField("data")]
+    check(len(data) == 1 and data[0]["type"] == "mcp_elicitation_request", f"the question as a data part: {data}")
+    check(data[0]["requested_schema"]["properties"]["guests"]["type"] == "integer", f"schema: {data[0]}")
+    answer = {"message": {"messageId": uuid.uuid4().hex, "role": "ROLE_USER", "contextId": asked.context_id,
+                          "taskId": asked.id, "metadata": {"user_id": "alice"},
+                          "parts": [{"data": {"elicitation_request_id": data[0]["id"], "action": "accept",
+                                              "content": {"guests": 5}}}]}}
+    done = await send(answer)
+    check(done.id == asked.id and done.status.state == COMPLETED, f"the same task completes: {done.status}")
+    check("Booked a table for 5 guests." in answer_of(done), f"the repeated call's answer: {answer_of(done)!r}")
+
+
 def answer_of(task):
     return "".join(p.text for a in task.artifacts for p in a.parts)
 
@@ -213,6 +239,7 @@ async def main():
         await check_consent_flow(http)
         await check_the_wire_strictly(http)
         await check_approval(http)
+        await check_question(http)
     print("a2a 1.x: ok")
 
 

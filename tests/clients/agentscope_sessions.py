@@ -3,7 +3,8 @@ AgentScope app reads the conversations the function stored, and the function con
 stored — through the runtime's own RedisSessionHistoryService, its Message model and its AgentScope memory
 adapter, and the DashScope formatter the seed's agent uses.
 
-Run by tests/clients.rs with FUNCTION_URL and REDIS_URL (the function's SESSION_STORE). Exits non-zero,
+Run by tests/clients.rs with FUNCTION_URL and REDIS_URL (the function's SESSION_STORE), and
+QUESTION_FUNCTION_URL (a function on the same Redis whose MCP server speaks 2026-07-28 and asks the user). Exits non-zero,
 naming the check, when any of it breaks. tests/clients.rs then checks what the function sent the model for
 the Python-written session.
 """
@@ -71,10 +72,10 @@ def process(session, text, ending="completed"):
     return process_input(session, [message], ending)[-1]
 
 
-def process_input(session, messages, ending="completed"):
+def process_input(session, messages, ending="completed", url=URL):
     """A /process turn with `messages` as its input; every frame, validated, the last ending as `ending`."""
     body = {"input": messages, "session_id": session, "user_id": USER}
-    conn = http.client.HTTPConnection(URL.hostname, URL.port, timeout=60)
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=60)
     conn.request("POST", "/process", json.dumps(body), {"Content-Type": "application/json"})
     response = conn.getresponse()
     data = response.read().decode()
@@ -169,6 +170,33 @@ async def approval_round_trip(service):
     check(MessageType.MCP_APPROVAL_REQUEST in kinds and MessageType.MCP_APPROVAL_RESPONSE in kinds, f"{kinds}")
 
 
+async def question_round_trip(service):
+    """QUESTION_FUNCTION_URL (a 2026-07-28 MCP server whose book_table asks, same Redis): the question is an
+    assistant `message` (the runtime has no message type for it) with the text and an
+    `mcp_elicitation_request` data part, every frame strictly one of the runtime's models; the answer is a
+    Message built with the runtime's model, and the repeated call's output is a plugin_call_output."""
+    url = urllib.parse.urlparse(os.environ["QUESTION_FUNCTION_URL"])
+    frames = process_input("question", [{"role": "user", "type": "message",
+                                         "content": [{"type": "text", "text": "Please book a table"}]}], url=url)
+    asked = [f for f in frames if f.get("object") == "message" and f.get("status") == "completed"
+             and len(f["content"]) == 2 and f["content"][1].get("data", {}).get("type") == "mcp_elicitation_request"]
+    check(len(asked) == 1 and asked[0]["type"] == MessageType.MESSAGE, f"one question: {frames}")
+    message = Message.model_validate_json(json.dumps(asked[0]), strict=True)
+    check(message.content[0].text == "For how many guests?", f"the text asks: {message}")
+    question = message.content[1].data
+    check(question["mode"] == "form" and "guests" in question["requested_schema"]["properties"], f"{question}")
+    answer = Message(type="mcp_elicitation_response", role=Role.USER,
+                     content=[DataContent(data={"elicitation_request_id": question["id"], "action": "accept",
+                                                "content": {"guests": 7}})])
+    frames = process_input("question", [answer.model_dump(mode="json", exclude_none=True)], url=url)
+    outputs = [f for f in frames if f.get("object") == "message" and f.get("type") == "plugin_call_output"]
+    check(outputs and "Booked a table for 7 guests." in outputs[0]["content"][0]["data"]["output"],
+          f"the call was repeated with the answer: {frames}")
+    session = await service.get_session(USER, "question")
+    kinds = [m.type for m in session.messages]
+    check("mcp_elicitation_request" in kinds and "mcp_elicitation_response" in kinds, f"{kinds}")
+
+
 async def main():
     service = RedisSessionHistoryService(redis_url=REDIS_URL)
     await service.start()
@@ -176,6 +204,7 @@ async def main():
         await python_reads_ours(service)
         await ours_continues_python(service)
         await approval_round_trip(service)
+        await question_round_trip(service)
         # A tool that works for more than three keep-alive intervals (STREAM_HEARTBEAT_SECS=1): the stream
         # carries the runtime's own `heartbeat` messages, each valid as its Message model, none stored.
         frames = process_input("quiet", [{"role": "user", "type": "message",

@@ -4,8 +4,9 @@
 Run by tests/clients.rs with FUNCTION_URL against a function whose model reasons (DASHSCOPE_ENABLE_THINKING),
 CONSENT_FUNCTION_URL: the same function whose MCP server takes the user's OAuth2 token (the consent
 flow: a CUSTOM event with the link, which this script "clicks"), and APPROVAL_FUNCTION_URL: one with
-TOOL_APPROVAL=helloworld (the run pauses with an interrupt; the next run resumes it). Exits non-zero, naming
-the check, when any behaviour breaks.
+TOOL_APPROVAL=helloworld (the run pauses with an interrupt; the next run resumes it), and QUESTION_FUNCTION_URL:
+one whose MCP server speaks 2026-07-28 and whose `book_table` asks the user (the question is an interrupt with
+a `responseSchema`; the resume's payload fills it). Exits non-zero, naming the check, when any behaviour breaks.
 """
 import http.client
 import datetime
@@ -148,6 +149,25 @@ def check_approval():
     check(result is not None and "Hello, Ada!" in result.content, f"the approved call ran: {result}")
 
 
+def check_question():
+    """A tool's question (MCP input_required, form mode): RUN_FINISHED's outcome is an interrupt whose
+    responseSchema is the requested schema (strictly validated, nothing extra); the resume's payload is the
+    filled form and the call is repeated with it."""
+    url = urllib.parse.urlparse(os.environ["QUESTION_FUNCTION_URL"])
+    asked = run("book a table", thread="thread-question", run_id="run-ask", url=url)
+    outcome = asked[-1].outcome
+    check(isinstance(outcome, RunFinishedInterruptOutcome) and len(outcome.interrupts) == 1, f"interrupt: {outcome}")
+    interrupt = outcome.interrupts[0]
+    check(not interrupt.model_extra and interrupt.reason == "mcp_elicitation", f"interrupt: {interrupt}")
+    check(interrupt.message == "For how many guests?" and interrupt.tool_call_id, f"the question: {interrupt}")
+    check(interrupt.response_schema["properties"]["guests"]["type"] == "integer", f"schema: {interrupt}")
+    resume = [ResumeEntry(interrupt_id=interrupt.id, status="resolved", payload={"guests": 3})]
+    done = run(None, thread="thread-question", run_id="run-resume", url=url, resume=resume)
+    check(isinstance(done[-1].outcome, RunFinishedSuccessOutcome), f"the resumed run succeeds: {done[-1]}")
+    answer = "".join(e.delta for e in done if e.type == EventType.TEXT_MESSAGE_CONTENT)
+    check("Booked a table for 3 guests." in answer, f"the call was repeated with the answer: {answer!r}")
+
+
 def main():
     events = run("say hello to Ada")
     types = [e.type for e in events]
@@ -182,6 +202,7 @@ def main():
     check(len(KEEP_ALIVES) >= 3, f"keep-alives on the quiet stream: {len(KEEP_ALIVES)}")
     check_consent_flow()
     check_approval()
+    check_question()
     print("ag-ui: ok")
 
 

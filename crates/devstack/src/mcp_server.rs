@@ -1,7 +1,9 @@
 //! The MCP server stand-in: a real rmcp streamable-HTTP server behind a bearer check, like an AI Gateway
 //! MCP endpoint, with tools `getutctime`, `helloworld {name}`, `broken` (always `isError`) and `rendezvous`
 //! (answers "met" only when a second `rendezvous` call is in flight at the same time, so tests can prove
-//! concurrency without clocks) and `sleep {seconds}` (a tool that works silently, for keep-alives). It counts every HTTP request and every response the client abandoned.
+//! concurrency without clocks), `sleep {seconds}` (a tool that works silently, for keep-alives), and two that
+//! ask the user on 2026-07-28 (`book_table` a form, `sign_terms` a link: `input_required` and a `requestState`
+//! checked on the retry, see `ask.rs`). It counts every HTTP request and every response the client abandoned.
 //! [`McpStandIn::inject`] queues a [`Fault`] for the next request of a given JSON-RPC method.
 //!
 //! It speaks the 2025 revisions (`initialize`, sessions), 2026-07-28 (`server/discover`, stateless, client
@@ -16,6 +18,7 @@
 //! assert_eq!(mcp.methods(), ["initialize", "notifications/initialized", "tools/list", "tools/call"]);
 //! ```
 
+mod ask;
 mod gate;
 mod notice;
 mod revision;
@@ -39,6 +42,7 @@ use gate::{Gate, Stats, guard};
 use notice::Notices;
 use tools::{Rendezvous, StandInTools};
 
+pub use ask::{ASKING_TOOL, AskRetry, LINK_TOOL, TERMS_URL};
 pub use revision::Revisions;
 /// Who may cache a 2026-07-28 list result (`cacheScope`: `"public"` or `"private"`).
 pub use rmcp::model::CacheScope;
@@ -118,6 +122,8 @@ pub struct StandInOptions {
     pub forbidden_marker: Option<String>,
     /// Also list a tool `phantom` that is not served: calling it is a JSON-RPC error (-32602).
     pub phantom_tool: bool,
+    /// Also serve the tools that ask the user ([`ASKING_TOOL`], [`LINK_TOOL`]; the dev stack's server does).
+    pub asking_tools: bool,
     /// Split `tools/list` into pages of this many tools, linked by `nextCursor`.
     pub page_size: Option<usize>,
     /// The revisions it answers (Legacy, as before there were two, unless set).
@@ -143,6 +149,7 @@ impl StandInOptions {
             token_check: Arc::new(token_check),
             forbidden_marker: None,
             phantom_tool: false,
+            asking_tools: false,
             page_size: None,
             revisions: Revisions::default(),
             list_ttl_ms: None,
@@ -184,6 +191,7 @@ pub struct McpStandIn {
     denied: Arc<std::sync::Mutex<HashSet<String>>>,
     sessions: Arc<LocalSessionManager>,
     notices: Arc<Notices>,
+    asks: Arc<ask::AskLog>,
     stats: Arc<Stats>,
     stop: Option<oneshot::Sender<()>>,
     end_sessions: Box<dyn Fn() + Send + Sync>,
@@ -200,7 +208,8 @@ impl McpStandIn {
 
         let config = options.revisions.config(options.sessions);
         let cancel_token = config.cancellation_token.clone();
-        let tools = StandInTools::new(rendezvous, notices.clone(), &options);
+        let asks = Arc::new(ask::AskLog::default());
+        let tools = StandInTools::new(rendezvous, notices.clone(), asks.clone(), &options);
         // Kept, so that `drop_sessions` can end rmcp's sessions behind the client's back.
         let sessions = Arc::new(LocalSessionManager::default());
         let service: StreamableHttpService<StandInTools, LocalSessionManager> =
@@ -234,11 +243,18 @@ impl McpStandIn {
             denied,
             sessions,
             notices,
+            asks,
             stats,
             stop: Some(stop),
             end_sessions: Box::new(move || cancel_token.cancel()),
             server: Some(server),
         })
+    }
+
+    /// Every retry of an asking tool ([`ASKING_TOOL`], [`LINK_TOOL`]) the stand-in served, in order: whether
+    /// its `requestState` was one it issued (once), and the answer it carried.
+    pub fn ask_retries(&self) -> Vec<AskRetry> {
+        self.asks.retries()
     }
 
     /// The streamable-HTTP endpoint, `http://127.0.0.1:<port>/mcp`.

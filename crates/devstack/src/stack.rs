@@ -135,6 +135,7 @@ impl Stack {
             deny_tools: options.mcp_deny_tools.clone(),
             list_ttl_ms: options.mcp_list_ttl_ms,
             delay: Some(options.delay),
+            asking_tools: true,
             ..mcp_server::StandInOptions::new(identity.token_checker())
         })
         .await?;

@@ -6,7 +6,8 @@ use serde_json::Value;
 
 use super::wire::{RpcError, Version};
 use crate::llm::{ChatMessage, Sampling};
-use crate::pipeline::{ApprovalAnswer, ApprovalInput, Ask, ResponseThread, UserClaim};
+use crate::mcp::AnswerAction;
+use crate::pipeline::{ApprovalAnswer, ApprovalInput, Ask, QuestionAnswer, ResponseThread, UserClaim};
 use crate::protocol::{RequestError, reader};
 
 /// Parts a message may carry; more is refused rather than read without bound.
@@ -131,6 +132,9 @@ pub(crate) struct SendParams {
     /// Data parts `{"approval_request_id", "approve", "reason"?}`: answers to the approval requests an
     /// `input-required` task asked (the message may then hold no text).
     pub(crate) answers: Vec<ApprovalAnswer>,
+    /// Data parts `{"elicitation_request_id", "action", "content"?}`: answers to the tools' questions an
+    /// `input-required` task asked.
+    pub(crate) questions: Vec<QuestionAnswer>,
     /// The task the message continues (`taskId`), when it names one.
     pub(crate) task_id: Option<String>,
 }
@@ -156,7 +160,13 @@ impl SendParams {
             .filter_map(|(i, part)| answer_of(part).map(|answer| answer.map_err(|reason| (i, reason))))
             .collect::<Result<Vec<_>, _>>()
             .map_err(|(i, reason)| RpcError::invalid_params(format!("params.message.parts[{i}].data.{reason}")))?;
-        if texts.is_empty() && answers.is_empty() {
+        let questions = parts
+            .iter()
+            .enumerate()
+            .filter_map(|(i, part)| question_answer_of(part).map(|answer| answer.map_err(|reason| (i, reason))))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|(i, reason)| RpcError::invalid_params(format!("params.message.parts[{i}].data.{reason}")))?;
+        if texts.is_empty() && answers.is_empty() && questions.is_empty() {
             return Err(RpcError::invalid_params(
                 "params.message.parts: no text part (file and data parts are not read)",
             ));
@@ -169,6 +179,7 @@ impl SendParams {
             context_id: string("contextId").unwrap_or_else(new_id),
             user_id: user_id.map(str::to_owned),
             answers,
+            questions,
             task_id: string("taskId"),
         })
     }
@@ -188,7 +199,15 @@ impl SendParams {
             records: Vec::new(),
             session_id: Some(self.context_id.clone()),
             // A call that needs approval ends the task `input-required`; the answer comes back as data parts.
-            approval: ApprovalInput { can_ask: true, answers: self.answers.clone(), ..ApprovalInput::default() },
+            // A call that needs approval, or a tool's question, ends the task `input-required`; the answer
+            // comes back as data parts.
+            approval: ApprovalInput {
+                can_ask: true,
+                answers: self.answers.clone(),
+                can_question: true,
+                questions: self.questions.clone(),
+                ..ApprovalInput::default()
+            },
             thread: ResponseThread::default(),
         }
     }
@@ -207,6 +226,25 @@ fn answer_of(part: &Value) -> Option<Result<ApprovalAnswer, String>> {
     };
     let reason = data.get("reason").and_then(Value::as_str).filter(|r| !r.is_empty()).map(str::to_owned);
     Some(Ok(ApprovalAnswer { request_id: request_id.to_owned(), approve, reason }))
+}
+
+/// An answer to a tool's question in a data part: `None` for any other part; the field at fault when the
+/// data names a question but is not a valid answer.
+fn question_answer_of(part: &Value) -> Option<Result<QuestionAnswer, String>> {
+    let data = part.get("data")?.as_object()?;
+    let request_id = data.get("elicitation_request_id")?;
+    let Some(request_id) = request_id.as_str().filter(|id| !id.is_empty()) else {
+        return Some(Err("elicitation_request_id: expected the id of the question answered".into()));
+    };
+    let Some(action) = data.get("action").and_then(Value::as_str).and_then(AnswerAction::parse) else {
+        return Some(Err("action: required: accept, decline or cancel".into()));
+    };
+    let content = match data.get("content") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(content)) => Some(Value::Object(content.clone())),
+        Some(_) => return Some(Err("content: expected an object of the requested fields".into())),
+    };
+    Some(Ok(QuestionAnswer { request_id: request_id.to_owned(), action, content }))
 }
 
 /// A text part's text: 0.3 `{kind:"text", text}`, 1.0 `{text}`.

@@ -20,6 +20,7 @@ use super::request::new_id;
 use super::wire::{Ids, TaskState, Version};
 use crate::agent::{TurnEnd, TurnEvent};
 use crate::failure::{Failure, FailureCode};
+use crate::mcp::QuestionForm;
 use crate::sessions::Store;
 
 /// Mirror writes that may wait for the writer; beyond it a write is dropped (logged): the store is
@@ -286,6 +287,24 @@ impl Tasks {
                     "type": "mcp_approval_request", "id": request_id, "name": name, "arguments": arguments,
                     "server_label": server,
                 }));
+                return Change::Nothing;
+            }
+            TurnEvent::QuestionAsked { request_id, server, name, arguments, message, form, expires_at, .. } => {
+                let mut request = serde_json::json!({
+                    "type": "mcp_elicitation_request", "id": request_id, "name": name, "arguments": arguments,
+                    "server_label": server, "message": message, "expires_at": expires_at,
+                });
+                match form {
+                    QuestionForm::Schema(schema) => {
+                        request["mode"] = "form".into();
+                        request["requested_schema"] = schema.clone();
+                    }
+                    QuestionForm::Url(url) => {
+                        request["mode"] = "url".into();
+                        request["url"] = url.as_str().into();
+                    }
+                }
+                record.approvals.push(request);
                 return Change::Nothing;
             }
             TurnEvent::Finished(TurnEnd::Completed) if !record.approvals.is_empty() && !record.state.is_terminal() => {

@@ -96,15 +96,37 @@ impl Version {
         self.tagged("message", obj(message))
     }
 
-    /// The agent's approval question: a text naming the calls, and one data part per request
-    /// (`{"type":"mcp_approval_request","id","name","arguments","server_label"}`) the answer names by `id`.
+    /// What the agent needs from the user: a text naming the calls to approve and the tools' questions, and
+    /// one data part per request — `{"type":"mcp_approval_request","id","name","arguments","server_label"}`
+    /// or `{"type":"mcp_elicitation_request","id","message","mode","requested_schema"|"url",…}` — that the
+    /// answer names by `id`.
     pub(crate) fn approval_message(self, ids: &Ids<'_>, message_id: &str, requests: &[Value]) -> Value {
-        let names: Vec<&str> = requests.iter().filter_map(|r| r["name"].as_str()).collect();
-        let text = format!(
-            "Approve or decline: {}. Answer with a data part {{\"approval_request_id\": <id>, \"approve\": true|false}} \
-             per request.",
-            names.join(", ")
-        );
+        let is_question = |r: &&Value| r["type"] == "mcp_elicitation_request";
+        let names: Vec<&str> = requests.iter().filter(|r| !is_question(r)).filter_map(|r| r["name"].as_str()).collect();
+        let asked: Vec<String> = requests
+            .iter()
+            .filter(is_question)
+            .map(|r| match r["url"].as_str() {
+                Some(url) => format!("{} (open {url})", r["message"].as_str().unwrap_or_default()),
+                None => r["message"].as_str().unwrap_or_default().to_owned(),
+            })
+            .collect();
+        let mut said = Vec::new();
+        if !names.is_empty() {
+            said.push(format!(
+                "Approve or decline: {}. Answer with a data part {{\"approval_request_id\": <id>, \"approve\": \
+                 true|false}} per request.",
+                names.join(", ")
+            ));
+        }
+        if !asked.is_empty() {
+            said.push(format!(
+                "A tool asks: {}. Answer with a data part {{\"elicitation_request_id\": <id>, \"action\": \
+                 \"accept\"|\"decline\"|\"cancel\", \"content\": {{…}}}} per question.",
+                asked.join("; ")
+            ));
+        }
+        let text = said.join(" ");
         let mut parts = vec![self.text_part(&text)];
         parts.extend(requests.iter().map(|request| self.data_part(request.clone())));
         let message = json!({

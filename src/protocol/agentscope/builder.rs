@@ -21,6 +21,7 @@ use super::wire::{
 use crate::agent::{TurnEnd, TurnEvent};
 use crate::failure::FailureCode;
 use crate::llm::Usage;
+use crate::mcp::QuestionForm;
 
 struct OpenText {
     msg_id: String,
@@ -207,6 +208,32 @@ impl ResponseBuilder {
                 let content = self.emit_content(&mut out, content);
                 self.complete_message(&mut out, msg_id, MessageKind::McpApprovalRequest, content);
             }
+            TurnEvent::QuestionAsked {
+                request_id, server, name, arguments, message: text, form, expires_at, ..
+            } => {
+                self.close_text(&mut out);
+                let (mode, requested_schema, url) = match form {
+                    QuestionForm::Schema(schema) => ("form", Some(schema.clone()), None),
+                    QuestionForm::Url(url) => ("url", None, Some(url.clone())),
+                };
+                let said = match &url {
+                    Some(url) => format!("{text}\n{url}"),
+                    None => text.clone(),
+                };
+                let data = ToolData::ElicitationRequest {
+                    kind: "mcp_elicitation_request",
+                    id: request_id.clone(),
+                    server_label: server.clone(),
+                    name: name.clone(),
+                    arguments: arguments.clone(),
+                    message: text.clone(),
+                    mode,
+                    requested_schema,
+                    url,
+                    expires_at: *expires_at,
+                };
+                self.text_and_data(&mut out, said, data);
+            }
             TurnEvent::Usage(usage) => {
                 self.close_text(&mut out);
                 *self.usage.get_or_insert_with(Usage::default) += *usage;
@@ -349,18 +376,21 @@ impl ResponseBuilder {
     /// One completed assistant `message` with two contents: the text with the link, and a `data` content a
     /// client can act on (AgentScope messages carry structured data that way).
     fn authorization(&mut self, out: &mut Vec<StreamObject>, provider: &str, url: &str) {
+        let data = ToolData::Authorization {
+            kind: "oauth2_authorization",
+            provider: provider.to_owned(),
+            url: url.to_owned(),
+        };
+        self.text_and_data(out, crate::agent::authorization_message(provider, url), data);
+    }
+
+    /// An assistant `message` a person reads (`text`) and a client acts on (`data`, typed by its `type`).
+    fn text_and_data(&mut self, out: &mut Vec<StreamObject>, text: String, data: ToolData) {
         let msg_id = new_id("msg");
         let seq = self.next_seq();
         let opened = message(seq, Status::InProgress, msg_id.clone(), MessageKind::Message, None);
         self.emit(out, || StreamObject::Message(opened));
-        let bodies = [
-            ContentBody::Text(crate::agent::authorization_message(provider, url)),
-            ContentBody::Data(ToolData::Authorization {
-                kind: "oauth2_authorization",
-                provider: provider.to_owned(),
-                url: url.to_owned(),
-            }),
-        ];
+        let bodies = [ContentBody::Text(text), ContentBody::Data(data)];
         let mut contents = Vec::new();
         for (index, body) in bodies.into_iter().enumerate() {
             let content = ContentObject {

@@ -13,7 +13,8 @@ use serde_json::{Map, Value};
 use super::request::{AgentRequest, ContentItem, InputMessage, MessageType, Role};
 use crate::llm::conversation::{Piece as Item, assemble};
 use crate::llm::{ChatMessage, ToolCall};
-use crate::pipeline::{ApprovalAnswer, ApprovalInput, ResentRequest};
+use crate::mcp::AnswerAction;
+use crate::pipeline::{ApprovalAnswer, ApprovalInput, QuestionAnswer, ResentRequest};
 use crate::protocol::{RequestError, field};
 use crate::sessions::message::{Part, Record, new_message_id};
 
@@ -31,7 +32,8 @@ impl AgentRequest {
     /// The `mcp_approval_response` messages of `input` (data `{approval_request_id, approve, reason?}`),
     /// and any `mcp_approval_request` sent back (data `{id, arguments, …}`), in order.
     pub(crate) fn approval_input(&self) -> Result<ApprovalInput, RequestError> {
-        let mut approval = ApprovalInput { can_ask: true, ..ApprovalInput::default() };
+        // `/process` shows a tool's question as an `mcp_elicitation_request` message (see builder.rs).
+        let mut approval = ApprovalInput { can_ask: true, can_question: true, ..ApprovalInput::default() };
         for (i, message) in self.input.iter().enumerate() {
             let MessageType::Other(kind) = &message.kind else { continue };
             for (j, item) in message.content.iter().enumerate() {
@@ -63,6 +65,7 @@ impl AgentRequest {
                             .resent
                             .push(ResentRequest { request_id: request_id.to_owned(), arguments: arguments.to_owned() });
                     }
+                    "mcp_elicitation_response" => approval.questions.push(question_answer(&at, data)?),
                     _ => {}
                 }
             }
@@ -153,8 +156,32 @@ fn text_of(item: &ContentItem) -> Option<String> {
     }
 }
 
+/// An `mcp_elicitation_response` data item `{elicitation_request_id, action, content?}`: the user's answer
+/// to a tool's question (`action` as MCP's `ElicitResult`: `accept` with the form's `content`, `decline`,
+/// `cancel`).
+fn question_answer(at: &str, data: &Map<String, Value>) -> Result<QuestionAnswer, RequestError> {
+    let request_id =
+        data.get("elicitation_request_id").and_then(Value::as_str).filter(|s| !s.trim().is_empty()).ok_or_else(
+            || field(format!("{at}.elicitation_request_id"), "required: the id of the question answered"),
+        )?;
+    let action = data
+        .get("action")
+        .and_then(Value::as_str)
+        .and_then(AnswerAction::parse)
+        .ok_or_else(|| field(format!("{at}.action"), "required: accept, decline or cancel"))?;
+    let content = match data.get("content") {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(content)) => Some(Value::Object(content.clone())),
+        Some(_) => return Err(field(format!("{at}.content"), "expected an object of the requested fields")),
+    };
+    Ok(QuestionAnswer { request_id: request_id.to_owned(), action, content })
+}
+
+/// Messages the session keeps its own record of instead of storing them as sent: approval and question
+/// requests and answers.
 fn is_approval(msg: &InputMessage) -> bool {
-    matches!(&msg.kind, MessageType::Other(kind) if kind == "mcp_approval_response" || kind == "mcp_approval_request")
+    matches!(&msg.kind, MessageType::Other(kind) if matches!(kind.as_str(),
+        "mcp_approval_response" | "mcp_approval_request" | "mcp_elicitation_response" | "mcp_elicitation_request"))
 }
 
 fn record_of(msg: &InputMessage) -> Record {

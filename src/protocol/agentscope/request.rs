@@ -132,7 +132,7 @@ impl AgentRequest {
         // `[{}]`, only reasoning, only unanswered calls …: the model would get the system prompt alone, after
         // a token exchange and an MCP session were spent on it. Cheaper and clearer to refuse it here.
         let approval = request.approval_input()?;
-        if approval.answers.is_empty() && request.to_chat_messages().is_empty() {
+        if approval.answers.is_empty() && approval.questions.is_empty() && request.to_chat_messages().is_empty() {
             return Err(field("input", "holds no message the model can read (text, or a call with its output)"));
         }
         Ok(request)

@@ -151,6 +151,25 @@ pub enum ToolData {
         name: String,
         server_label: String,
     },
+    /// A tool's question (an MCP elicitation; the runtime defines no message type for one, so it is an
+    /// assistant `message` whose text asks and whose data part is `{"type":"mcp_elicitation_request",…}`),
+    /// answered by an `mcp_elicitation_response` message naming `id`: form mode carries the
+    /// `requested_schema` to fill, URL mode the `url` to open. `expires_at` is unix seconds.
+    ElicitationRequest {
+        #[serde(rename = "type")]
+        kind: &'static str,
+        id: String,
+        server_label: String,
+        name: String,
+        arguments: String,
+        message: String,
+        mode: &'static str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        requested_schema: Option<Value>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        url: Option<String>,
+        expires_at: u64,
+    },
     /// An OAuth2 consent the user must give (`TurnEvent::AuthorizationRequired`): a client acts on
     /// `{"type":"oauth2_authorization","provider":…,"url":…}` (opens the URL) instead of parsing the text.
     Authorization {

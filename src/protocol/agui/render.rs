@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 
 use super::request::RunInput;
 use crate::agent::{TurnEnd, TurnEvent};
+use crate::mcp::QuestionForm;
 use crate::pipeline::Renderer;
 
 /// What is open in the stream.
@@ -57,6 +58,43 @@ fn interrupt(request_id: &str, call_id: &str, server: &str, name: &str, argument
         "expiresAt": expires.to_string(),
         "metadata": {"name": name, "arguments": arguments, "serverLabel": server},
     })
+}
+
+/// The reason a tool's question carries (an MCP elicitation).
+pub(crate) const QUESTION_REASON: &str = "mcp_elicitation";
+
+/// A tool's question as an AG-UI 1.0 `Interrupt`: a form's schema is the interrupt's `responseSchema` (the
+/// answer is a `resolved` resume whose payload fills it), a link is `metadata.url` (`resolved` once the
+/// user completed it there).
+fn question_interrupt(
+    request_id: &str,
+    call_id: &str,
+    server: &str,
+    name: &str,
+    message: &str,
+    form: &QuestionForm,
+    expires_at: u64,
+) -> Value {
+    let expires = humantime::format_rfc3339_seconds(UNIX_EPOCH + Duration::from_secs(expires_at));
+    let mut interrupt = json!({
+        "id": request_id,
+        "reason": QUESTION_REASON,
+        "message": message,
+        "toolCallId": call_id,
+        "expiresAt": expires.to_string(),
+        "metadata": {"name": name, "serverLabel": server},
+    });
+    match form {
+        QuestionForm::Schema(schema) => {
+            interrupt["responseSchema"] = schema.clone();
+            interrupt["metadata"]["mode"] = json!("form");
+        }
+        QuestionForm::Url(url) => {
+            interrupt["metadata"]["mode"] = json!("url");
+            interrupt["metadata"]["url"] = json!(url);
+        }
+    }
+    interrupt
 }
 
 impl AguiStream {
@@ -205,6 +243,9 @@ impl Renderer for AguiStream {
             // The held call is not shown as a call (the loop withholds its events); it is asked at the end.
             TurnEvent::ApprovalRequested { request_id, call_id, server, name, arguments, expires_at } => {
                 self.interrupts.push(interrupt(request_id, call_id, server, name, arguments, *expires_at));
+            }
+            TurnEvent::QuestionAsked { request_id, call_id, server, name, message, form, expires_at, .. } => {
+                self.interrupts.push(question_interrupt(request_id, call_id, server, name, message, form, *expires_at));
             }
             TurnEvent::Finished(end) => self.finish(end, out),
             // AG-UI has no event for a tool listing; the tool calls themselves are shown.

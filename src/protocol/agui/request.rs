@@ -7,8 +7,10 @@ use serde::Deserialize;
 use serde::de::Deserializer;
 use serde_json::Value;
 
+use crate::agent::QUESTION_ID_PREFIX;
 use crate::llm::{ChatMessage, FunctionCall, Sampling, ToolCall};
-use crate::pipeline::{ApprovalAnswer, ApprovalInput, Ask, ResponseThread, UserClaim};
+use crate::mcp::AnswerAction;
+use crate::pipeline::{ApprovalAnswer, ApprovalInput, Ask, QuestionAnswer, ResponseThread, UserClaim};
 use crate::protocol::reader::{self, Expect, Lenient, Loose, Obj, Part, PartRule};
 use crate::protocol::{RequestError, field};
 
@@ -29,6 +31,8 @@ pub(crate) struct RunInput {
     pub(crate) user_id: Option<String>,
     /// `resume`: the user's answers to the approval interrupts the thread's last run finished with.
     answers: Vec<ApprovalAnswer>,
+    /// `resume` entries answering a tool's question (an interrupt id made for a question).
+    questions: Vec<QuestionAnswer>,
 }
 
 impl RunInput {
@@ -52,21 +56,23 @@ impl RunInput {
                 messages.push(message);
             }
         }
-        let answers = wire
-            .resume
-            .unwrap_or_default()
-            .iter()
-            .enumerate()
-            .map(|(i, entry)| answer(&format!("resume[{i}]"), entry))
-            .collect::<Result<Vec<_>, _>>()?;
+        let (mut answers, mut questions) = (Vec::new(), Vec::new());
+        for (i, entry) in wire.resume.unwrap_or_default().iter().enumerate() {
+            let at = format!("resume[{i}]");
+            let id = entry.get("interruptId").or_else(|| entry.get("interrupt_id")).and_then(Value::as_str);
+            match id.is_some_and(|id| id.starts_with(QUESTION_ID_PREFIX)) {
+                true => questions.push(question_answer(&at, entry)?),
+                false => answers.push(answer(&at, entry)?),
+            }
+        }
         // A run that only resumes (answers interrupts) needs no new user message.
         let asks = messages.iter().any(|m| matches!(m, ChatMessage::User { content } if !content.trim().is_empty()));
-        if !asks && answers.is_empty() {
+        if !asks && answers.is_empty() && questions.is_empty() {
             return Err(field("messages", "no user message with text"));
         }
         let props = wire.forwarded_props.0.or(wire.forwarded_props_snake.0).unwrap_or_default();
         let user_id = props.user_id.non_blank().or(props.user_id_camel.non_blank()).map(str::to_owned);
-        Ok(RunInput { thread_id, run_id, messages, user_id, answers })
+        Ok(RunInput { thread_id, run_id, messages, user_id, answers, questions })
     }
 
     pub(crate) fn to_ask(&self, user: UserClaim) -> Ask {
@@ -78,8 +84,15 @@ impl RunInput {
             // The session memory stores this face's input as the model messages it became.
             records: Vec::new(),
             session_id: Some(self.thread_id.clone()),
-            // A call that needs approval pauses the run with an interrupt; `resume` brings the answer.
-            approval: ApprovalInput { can_ask: true, answers: self.answers.clone(), ..ApprovalInput::default() },
+            // A call that needs approval, or a tool's question, pauses the run with an interrupt; `resume`
+            // brings the answer.
+            approval: ApprovalInput {
+                can_ask: true,
+                answers: self.answers.clone(),
+                can_question: true,
+                questions: self.questions.clone(),
+                ..ApprovalInput::default()
+            },
             thread: ResponseThread::default(),
         }
     }
@@ -151,6 +164,28 @@ fn answer(at: &str, entry: &Value) -> Result<ApprovalAnswer, RequestError> {
     };
     let approve = resolved && said.unwrap_or(true);
     Ok(ApprovalAnswer { request_id: request_id.to_owned(), approve, reason })
+}
+
+/// One `ResumeEntry` answering a tool's question: `resolved` accepts, its `payload` the form's content
+/// (an object; a link's question needs none); `cancelled` dismisses it (MCP `cancel`), or declines it when
+/// the payload says `{"action": "decline"}`.
+fn question_answer(at: &str, entry: &Value) -> Result<QuestionAnswer, RequestError> {
+    let request_id = entry.get("interruptId").or_else(|| entry.get("interrupt_id")).and_then(Value::as_str);
+    let request_id = request_id.unwrap_or_default().to_owned();
+    let payload = entry.get("payload").filter(|p| !p.is_null());
+    let (action, content) = match entry.get("status").and_then(Value::as_str) {
+        Some("resolved") => match payload {
+            None => (AnswerAction::Accept, None),
+            Some(Value::Object(content)) => (AnswerAction::Accept, Some(Value::Object(content.clone()))),
+            Some(_) => return Err(field(format!("{at}.payload"), "expected an object of the requested fields")),
+        },
+        Some("cancelled") => match payload.and_then(|p| p.get("action")).and_then(Value::as_str) {
+            Some("decline") => (AnswerAction::Decline, None),
+            _ => (AnswerAction::Cancel, None),
+        },
+        _ => return Err(field(format!("{at}.status"), "expected resolved or cancelled")),
+    };
+    Ok(QuestionAnswer { request_id, action, content })
 }
 
 /// `forwardedProps`: only the user is read, leniently.
@@ -340,6 +375,34 @@ mod tests {
                 ("mcpr_d", false, None)
             ]
         );
+    }
+
+    #[test]
+    fn a_resume_answers_questions_by_their_ids_beside_approvals() {
+        let run = parse(json!({"threadId":"t","runId":"r2","messages":[],"resume":[
+            {"interruptId":"mcpq_a","status":"resolved","payload":{"guests":2}},
+            {"interruptId":"mcpq_b","status":"cancelled","payload":{"action":"decline"}},
+            {"interruptId":"mcpq_c","status":"cancelled"},
+            {"interruptId":"mcpq_d","status":"resolved"},
+            {"interruptId":"mcpr_e","status":"resolved"}]}))
+        .unwrap();
+        let ask = run.to_ask(UserClaim::Agent);
+        assert!(ask.approval.can_question);
+        let said: Vec<(&str, AnswerAction, Option<Value>)> =
+            ask.approval.questions.iter().map(|a| (a.request_id.as_str(), a.action, a.content.clone())).collect();
+        assert_eq!(
+            said,
+            [
+                ("mcpq_a", AnswerAction::Accept, Some(json!({"guests": 2}))),
+                ("mcpq_b", AnswerAction::Decline, None),
+                ("mcpq_c", AnswerAction::Cancel, None),
+                ("mcpq_d", AnswerAction::Accept, None)
+            ]
+        );
+        assert_eq!(ask.approval.answers.len(), 1, "the approval is an approval");
+        let bad = parse(json!({"threadId":"t","runId":"r","messages":[],
+            "resume":[{"interruptId":"mcpq_a","status":"resolved","payload":"four"}]}));
+        assert_eq!(bad.unwrap_err().to_string(), "resume[0].payload: expected an object of the requested fields");
     }
 
     #[test]

@@ -130,8 +130,10 @@ impl Renderer for CompletionsStream {
             | TurnEvent::ToolCallArgumentsDelta { .. }
             | TurnEvent::ToolCallCompleted { .. }
             | TurnEvent::ToolResult { .. }
-            // Chat Completions has nobody to ask: such calls are declined in the loop and never reach here.
-            | TurnEvent::ApprovalRequested { .. } => {}
+            // Chat Completions has nobody to ask: such calls are declined in the loop and never reach here,
+            // and a tool's questions are declined by the MCP client (the model is told).
+            | TurnEvent::ApprovalRequested { .. }
+            | TurnEvent::QuestionAsked { .. } => {}
         }
     }
 }
@@ -197,8 +199,10 @@ impl Renderer for CompletionsAnswer {
             | TurnEvent::ToolCallArgumentsDelta { .. }
             | TurnEvent::ToolCallCompleted { .. }
             | TurnEvent::ToolResult { .. }
-            // Chat Completions has nobody to ask: such calls are declined in the loop and never reach here.
-            | TurnEvent::ApprovalRequested { .. } => {}
+            // Chat Completions has nobody to ask: such calls are declined in the loop and never reach here,
+            // and a tool's questions are declined by the MCP client (the model is told).
+            | TurnEvent::ApprovalRequested { .. }
+            | TurnEvent::QuestionAsked { .. } => {}
         }
     }
 

@@ -224,6 +224,9 @@ impl ResponsesBuilder {
                 self.frames.emit(out, self.draft.item("response.output_item.added", index));
                 self.frames.emit(out, self.draft.item("response.output_item.done", index));
             }
+            // The Responses API has no item for a tool's question (an MCP elicitation): this face does not
+            // relay them, the MCP client declines them and the model is told (docs/faces.md).
+            TurnEvent::QuestionAsked { .. } => {}
             TurnEvent::Usage(usage) => add_usage(&mut self.draft.usage, *usage),
             TurnEvent::Finished(end) => self.finish(out, end),
         }

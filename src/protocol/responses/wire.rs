@@ -326,7 +326,10 @@ fn error_code(code: FailureCode) -> &'static str {
     match code {
         FailureCode::ModelThrottled => "rate_limit_exceeded",
         // An approval answer that answers nothing waiting is the input's fault, like a refused prompt.
-        FailureCode::ModelBadRequest | FailureCode::ContentFiltered | FailureCode::ApprovalInvalid => "invalid_prompt",
+        FailureCode::ModelBadRequest
+        | FailureCode::ContentFiltered
+        | FailureCode::ApprovalInvalid
+        | FailureCode::AnswerInvalid => "invalid_prompt",
         FailureCode::IdentityError
         | FailureCode::CredentialsMissing
         | FailureCode::ToolUnauthorized

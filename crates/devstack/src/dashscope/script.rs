@@ -205,6 +205,12 @@ fn choose_calls(convo: &Conversation, lower: &str) -> Vec<(String, String)> {
     if lower.contains("broken tool") {
         return vec![(named("broken"), "{}".into())];
     }
+    if lower.contains("book a table") {
+        return vec![(named("book_table"), "{}".into())];
+    }
+    if lower.contains("sign the terms") {
+        return vec![(named("sign_terms"), "{}".into())];
+    }
     if let Some(seconds) = sleep_seconds(lower) {
         return vec![(named("sleep"), json!({ "seconds": seconds }).to_string())];
     }

@@ -16,6 +16,7 @@ use rmcp::service::{RequestContext, RoleServer, SubscriptionContext};
 use rmcp::{ErrorData, ServerHandler, tool, tool_router};
 use tokio::sync::oneshot;
 
+use super::ask::{self, AskLog};
 use super::notice::Notices;
 use super::{Revisions, StandInOptions};
 
@@ -70,6 +71,10 @@ pub(super) struct StandInTools {
     tool_router: ToolRouter<Self>,
     rendezvous: Arc<Rendezvous>,
     notices: Arc<Notices>,
+    /// What the asking tools issued and saw ([`ask`]).
+    asks: Arc<AskLog>,
+    asking_tools: bool,
+    prefix: String,
     /// [`LATE_TOOL`] with the prefix.
     late_tool: String,
     revisions: Revisions,
@@ -81,7 +86,12 @@ pub(super) struct StandInTools {
 }
 
 impl StandInTools {
-    pub(super) fn new(rendezvous: Arc<Rendezvous>, notices: Arc<Notices>, options: &StandInOptions) -> Self {
+    pub(super) fn new(
+        rendezvous: Arc<Rendezvous>,
+        notices: Arc<Notices>,
+        asks: Arc<AskLog>,
+        options: &StandInOptions,
+    ) -> Self {
         let prefix = options.tool_prefix.as_str();
         let mut tool_router = Self::tool_router();
         if !prefix.is_empty() {
@@ -96,6 +106,9 @@ impl StandInTools {
             tool_router,
             rendezvous,
             notices,
+            asks,
+            asking_tools: options.asking_tools,
+            prefix: prefix.to_owned(),
             late_tool: format!("{prefix}{LATE_TOOL}"),
             revisions: options.revisions,
             only_2025_03_26: options.only_2025_03_26,
@@ -106,6 +119,18 @@ impl StandInTools {
         }
     }
 
+    /// Whether `name` is one of the asking tools, and which (`true`: the form-mode one).
+    fn asking(&self, name: &str) -> Option<bool> {
+        if !self.asking_tools {
+            return None;
+        }
+        match name.strip_prefix(self.prefix.as_str())? {
+            ask::ASKING_TOOL => Some(true),
+            ask::LINK_TOOL => Some(false),
+            _ => None,
+        }
+    }
+
     fn served(&self, name: &str) -> bool {
         name != self.late_tool || self.notices.generation() > 0
     }
@@ -113,6 +138,9 @@ impl StandInTools {
     fn listed_tools(&self) -> Vec<Tool> {
         let mut tools = self.tool_router.list_all();
         tools.retain(|tool| self.served(&tool.name));
+        if self.asking_tools {
+            tools.extend(ask::tools(&self.prefix));
+        }
         if self.phantom_tool {
             let schema = serde_json::json!({"type": "object"});
             let schema = schema.as_object().cloned().unwrap_or_default();
@@ -198,11 +226,17 @@ impl ServerHandler for StandInTools {
             // The router's own answer for a tool it does not have.
             return Err(ErrorData::invalid_params("tool not found", None));
         }
+        if let Some(form) = self.asking(&request.name) {
+            return Ok(ask::call(&self.asks, &request.name, form, &request, &context));
+        }
         self.tool_router.call(ToolCallContext::new(self, request, context)).await
     }
 
     /// rmcp checks `Mcp-Param-*` headers of a 2026 `tools/call` against this schema.
     fn get_tool(&self, name: &str) -> Option<Tool> {
+        if self.asking(name).is_some() {
+            return ask::tools(&self.prefix).into_iter().find(|tool| tool.name == name);
+        }
         self.tool_router.get(name).filter(|_| self.served(name)).cloned()
     }
 

@@ -1,0 +1,291 @@
+//! Tools' questions across invocations (MCP elicitation through 2026-07-28 `input_required`). A turn whose
+//! tool asked the user (`TurnEvent::QuestionAsked`) leaves in its session the model's call and one
+//! `mcp_elicitation_request` message per question: the call (tool, arguments, call id), the question (its
+//! key, message, and schema or link), the server's `requestState` and the expiry. No instance waits: the
+//! next invocation in the session brings the answers, and [`resolve`] turns them into calls to repeat —
+//! each call exactly as stored, with `inputResponses` and the stored `requestState`:
+//!
+//! - a question answered `accept` (with the form's content), `decline` or `cancel` goes to the server as
+//!   the user said; a call's other questions nobody answered go as `cancel` (the user dismissed them);
+//! - a call none of whose questions were answered when the user went on is not repeated: the model is told
+//!   the user did not answer, so the conversation stays one it accepts (every call has its output).
+//!
+//! As with approvals, only the session's own user can answer (the session is keyed by the verified user),
+//! and only once: each answer is stored as an `mcp_elicitation_response`, after which the question is no
+//! longer pending. An unknown, answered or expired question is refused with `answer_invalid`, nothing run.
+
+use std::collections::HashSet;
+
+use serde_json::{Map, Value, json};
+
+use super::record::own_message;
+use crate::failure::{Failure, FailureCode, Fault};
+use crate::llm::ToolCall;
+use crate::mcp::{AnswerAction, QuestionForm, Resume};
+use crate::sessions::StoredMessage;
+use crate::sessions::message::{Part, Record, new_message_id};
+
+/// The stored message kinds (named like the AgentScope runtime's `mcp_approval_*` pair).
+pub(crate) const REQUEST_KIND: &str = "mcp_elicitation_request";
+pub(crate) const RESPONSE_KIND: &str = "mcp_elicitation_response";
+/// Longest question id echoed in a refusal (ids we make are 37 characters).
+const MAX_ECHOED_ID: usize = 64;
+
+/// The user's answer to one question, as a face parsed it.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct QuestionAnswer {
+    pub(crate) request_id: String,
+    pub(crate) action: AnswerAction,
+    /// The form's content (accepted form questions only).
+    pub(crate) content: Option<Value>,
+}
+
+/// A question still waiting in the session.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct PendingQuestion {
+    pub(crate) request_id: String,
+    pub(crate) call: ToolCall,
+    pub(crate) key: String,
+    pub(crate) is_form: bool,
+    pub(crate) request_state: Option<String>,
+    pub(crate) expires_at: u64,
+}
+
+/// This invocation's answers applied to the session.
+#[derive(Debug, Default)]
+pub(crate) struct Resolved {
+    /// Calls to repeat first, as stored, with the answers.
+    pub(crate) resumed: Vec<(ToolCall, Resume)>,
+    /// To store (and to replay to the model now): the answers, and the outputs of the calls not repeated.
+    pub(crate) records: Vec<Record>,
+}
+
+/// What a face shows of a stored or new question, and what the session keeps.
+pub(crate) struct QuestionRecord<'a> {
+    pub(crate) request_id: &'a str,
+    pub(crate) call_id: &'a str,
+    pub(crate) server: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) arguments: &'a str,
+    pub(crate) key: &'a str,
+    pub(crate) message: &'a str,
+    pub(crate) form: &'a QuestionForm,
+    pub(crate) request_state: Option<&'a str>,
+    pub(crate) expires_at: u64,
+}
+
+impl QuestionRecord<'_> {
+    /// The stored record of the question (what [`pending`] reads back), part of the step `original_id`.
+    pub(crate) fn record(&self, original_id: &str) -> Record {
+        let mut data = Map::new();
+        for (key, value) in [
+            ("id", self.request_id),
+            ("call_id", self.call_id),
+            ("server_label", self.server),
+            ("name", self.name),
+            ("arguments", self.arguments),
+            ("key", self.key),
+            ("message", self.message),
+        ] {
+            data.insert(key.to_owned(), Value::String(value.to_owned()));
+        }
+        match self.form {
+            QuestionForm::Schema(schema) => {
+                data.insert("mode".into(), json!("form"));
+                data.insert("requested_schema".into(), schema.clone());
+            }
+            QuestionForm::Url(url) => {
+                data.insert("mode".into(), json!("url"));
+                data.insert("url".into(), json!(url));
+            }
+        }
+        if let Some(state) = self.request_state {
+            data.insert("request_state".into(), json!(state));
+        }
+        data.insert("expires_at".into(), json!(self.expires_at.to_string()));
+        Record::completed(new_message_id(), REQUEST_KIND, "assistant", &[Part::Data(&data)], original_id, "assistant")
+    }
+}
+
+/// The questions of `stored` that no stored answer names, oldest first.
+pub(crate) fn pending(stored: &[StoredMessage]) -> Vec<PendingQuestion> {
+    let answered: HashSet<&str> = stored
+        .iter()
+        .filter(|m| m.kind == RESPONSE_KIND)
+        .flat_map(|m| m.items().iter().filter_map(|c| c.data.as_ref()))
+        .filter_map(|data| data.get("elicitation_request_id")?.as_str())
+        .collect();
+    let mut out = Vec::new();
+    for message in stored.iter().filter(|m| m.kind == REQUEST_KIND) {
+        for data in message.items().iter().filter_map(|c| c.data.as_ref()) {
+            let text = |key: &str| data.get(key).and_then(Value::as_str).unwrap_or_default();
+            let (id, call_id, name) = (text("id"), text("call_id"), text("name"));
+            if id.is_empty() || call_id.is_empty() || name.is_empty() || answered.contains(id) {
+                continue;
+            }
+            out.push(PendingQuestion {
+                request_id: id.to_owned(),
+                call: ToolCall::new(call_id, name, text("arguments").to_owned()),
+                key: text("key").to_owned(),
+                is_form: text("mode") == "form",
+                request_state: data.get("request_state").and_then(Value::as_str).map(str::to_owned),
+                expires_at: text("expires_at").parse().unwrap_or(0),
+            });
+        }
+    }
+    out
+}
+
+/// Applies `answers` to the `waiting` questions at `now` (unix seconds). Every waiting question is settled.
+/// Refused (nothing settled, nothing run): an answer to no waiting question, two answers to one, an expired
+/// question, content that is not an object for an accepted form.
+pub(crate) fn resolve(
+    waiting: Vec<PendingQuestion>,
+    answers: &[QuestionAnswer],
+    now: u64,
+) -> Result<Resolved, Failure> {
+    let mut seen = HashSet::new();
+    for answer in answers {
+        if !seen.insert(answer.request_id.as_str()) {
+            return Err(invalid(format!("the question {} is answered twice", shown(&answer.request_id))));
+        }
+        let Some(question) = waiting.iter().find(|q| q.request_id == answer.request_id) else {
+            return Err(invalid(format!(
+                "no question {} waits in this session (unknown, answered already, or asked of another user)",
+                shown(&answer.request_id)
+            )));
+        };
+        if question.expires_at <= now {
+            return Err(invalid(format!(
+                "the question {} expired; ask again and answer within TOOL_APPROVAL_TTL_SECS",
+                shown(&answer.request_id)
+            )));
+        }
+        if question.is_form
+            && answer.action == AnswerAction::Accept
+            && !matches!(answer.content, Some(Value::Object(_)))
+        {
+            return Err(invalid(format!(
+                "accepting the question {} needs the form's content: an object of the requested fields",
+                shown(&answer.request_id)
+            )));
+        }
+    }
+    let mut resolved = Resolved::default();
+    // Per call (in the order asked): its questions, answered or dismissed.
+    let mut calls: Vec<(ToolCall, Option<String>, Vec<(String, AnswerAction, Option<Value>)>, bool)> = Vec::new();
+    for question in waiting {
+        let answer = answers.iter().find(|a| a.request_id == question.request_id);
+        let (action, content) = match answer {
+            Some(answer) => (answer.action, answer.content.clone()),
+            None => (AnswerAction::Cancel, None),
+        };
+        let content_text = content.as_ref().map(Value::to_string).unwrap_or_default();
+        let fields = [
+            ("action", action.as_str()),
+            ("content", content_text.as_str()),
+            ("elicitation_request_id", question.request_id.as_str()),
+            ("reason", if answer.is_some() { "" } else { "not answered" }),
+        ];
+        resolved.records.push(own_message(RESPONSE_KIND, "user", &fields));
+        match calls.iter_mut().find(|(call, ..)| call.id == question.call.id) {
+            Some((_, _, replies, answered)) => {
+                replies.push((question.key, action, content));
+                *answered |= answer.is_some();
+            }
+            None => calls.push((
+                question.call,
+                question.request_state,
+                vec![(question.key, action, content)],
+                answer.is_some(),
+            )),
+        }
+    }
+    for (call, request_state, replies, answered) in calls {
+        if answered {
+            resolved.resumed.push((call, Resume { request_state, answers: replies }));
+            continue;
+        }
+        let told = "The tool asked the user a question and they went on without answering it; the call was not \
+                    completed.";
+        let fields = [("call_id", call.id.as_str()), ("name", call.function.name.as_str()), ("output", told)];
+        resolved.records.push(own_message("plugin_call_output", "system", &fields));
+    }
+    Ok(resolved)
+}
+
+fn invalid(message: String) -> Failure {
+    Failure::new(FailureCode::AnswerInvalid, message).with_fault(Fault::Request)
+}
+
+fn shown(id: &str) -> String {
+    match id.chars().count() <= MAX_ECHOED_ID && id.chars().all(|c| c.is_ascii_graphic()) {
+        true => format!("{id:?}"),
+        false => "(an id this function did not make)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn stored(records: &[Record]) -> Vec<StoredMessage> {
+        records.iter().filter_map(Record::message).collect()
+    }
+
+    fn question(id: &str, call: &str, key: &str, expires_at: u64) -> Record {
+        let form = QuestionForm::Schema(json!({"type": "object", "properties": {"n": {"type": "integer"}}}));
+        QuestionRecord {
+            request_id: id,
+            call_id: call,
+            server: "s",
+            name: "book_table",
+            arguments: "{}",
+            key,
+            message: "How many?",
+            form: &form,
+            request_state: Some("state-1"),
+            expires_at,
+        }
+        .record("o")
+    }
+
+    fn answer(id: &str, action: AnswerAction, content: Option<Value>) -> QuestionAnswer {
+        QuestionAnswer { request_id: id.into(), action, content }
+    }
+
+    #[test]
+    fn an_answered_question_resumes_its_call_with_the_state_and_dismisses_its_siblings() {
+        let records = [question("q1", "c1", "a", 100), question("q2", "c1", "b", 100), question("q3", "c2", "a", 100)];
+        let waiting = pending(&stored(&records));
+        assert_eq!(waiting.len(), 3);
+        assert!(waiting[0].is_form && waiting[0].request_state.as_deref() == Some("state-1"));
+        let resolved = resolve(waiting, &[answer("q1", AnswerAction::Accept, Some(json!({"n": 2})))], 50).unwrap();
+        assert_eq!(resolved.resumed.len(), 1, "only the call with an answer is repeated");
+        let (call, resume) = &resolved.resumed[0];
+        assert_eq!(call.id, "c1");
+        assert_eq!(resume.request_state.as_deref(), Some("state-1"));
+        assert_eq!(
+            resume.answers,
+            vec![("a".into(), AnswerAction::Accept, Some(json!({"n": 2}))), ("b".into(), AnswerAction::Cancel, None)]
+        );
+        // Three answers and the output of the call nobody answered.
+        assert_eq!(resolved.records.len(), 4);
+        let mut all = records.to_vec();
+        all.extend(resolved.records);
+        assert!(pending(&stored(&all)).is_empty(), "answered once, nothing waits any more");
+    }
+
+    #[test]
+    fn unknown_twice_expired_and_contentless_answers_are_refused() {
+        let waiting = || pending(&stored(&[question("q1", "c1", "a", 100)]));
+        let refused = |answers: &[QuestionAnswer], now| resolve(waiting(), answers, now).unwrap_err();
+        let unknown = refused(&[answer("qx", AnswerAction::Decline, None)], 50);
+        assert_eq!((unknown.code, unknown.http_status().as_u16()), (FailureCode::AnswerInvalid, 400));
+        let twice = [answer("q1", AnswerAction::Decline, None), answer("q1", AnswerAction::Cancel, None)];
+        assert!(refused(&twice, 50).message.contains("twice"));
+        assert!(refused(&[answer("q1", AnswerAction::Decline, None)], 100).message.contains("expired"));
+        assert!(refused(&[answer("q1", AnswerAction::Accept, Some(json!(3)))], 50).message.contains("content"));
+        assert!(resolve(waiting(), &[answer("q1", AnswerAction::Decline, None)], 50).is_ok());
+    }
+}
