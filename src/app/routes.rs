@@ -15,6 +15,8 @@ pub(super) enum Endpoint {
     AgentCard,
     Agui,
     Responses,
+    /// A background response: `GET …/responses/{id}`, `POST …/responses/{id}/cancel`.
+    Response,
     Chat,
     Models,
     Session,
@@ -89,6 +91,16 @@ pub(super) static ROUTES: &[Route] = &[
     },
     route("ag-ui", POST, "/ag-ui", Endpoint::Agui),
     Route { shape: Shape::OpenAi, ..route("responses", POST, "/compatible-mode/v1/responses", Endpoint::Responses) },
+    Route {
+        shape: Shape::OpenAi,
+        note: Some("a background response: GET its state or ?stream=true&starting_after=N, POST {id}/cancel"),
+        ..route(
+            "response",
+            &[Method::GET, Method::POST],
+            "/compatible-mode/v1/responses/{response_id}",
+            Endpoint::Response,
+        )
+    },
     Route {
         shape: Shape::OpenAi,
         ..route("chat_completions", POST, "/compatible-mode/v1/chat/completions", Endpoint::Chat)

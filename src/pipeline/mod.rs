@@ -9,6 +9,7 @@
 //! cache survive between warm invocations.
 
 mod approvals;
+mod background;
 mod caller;
 mod memory;
 mod plan;
@@ -17,6 +18,7 @@ mod record;
 mod trace;
 
 pub(crate) use approvals::{ApprovalAnswer, ApprovalInput, ResentRequest};
+pub(crate) use background::{EVENT_KEY, Journaled, Submission, Ticket, status_of};
 pub(crate) use caller::{UserClaim, bearer, event_claim, http_claim};
 pub(crate) use plan::{Ask, Plan, Planner, Platform};
 pub use pump::Renderer;
@@ -56,6 +58,8 @@ pub(crate) struct Pipeline {
     sessions: Option<SessionMemory>,
     /// `AGENT_NAME`: the name stored messages of the agent carry (`metadata.original_name`).
     agent_name: String,
+    /// Where background turns are queued (FC's asynchronous invocation of this function).
+    background: background::Background,
 }
 
 /// A client that could not be built from the configuration.
@@ -103,6 +107,7 @@ impl Pipeline {
             uri_credentials: Arc::new(CredentialsUriProvider::new(config.credentials_uri.clone(), identity_http)),
             sessions: SessionMemory::new(&config.sessions).map_err(|e| PipelineError::Sessions(e.to_string()))?,
             agent_name: config.agent.name.clone(),
+            background: background::Background::new(config)?,
         })
     }
 

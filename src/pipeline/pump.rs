@@ -47,7 +47,7 @@ pub trait Renderer: Send + 'static {
 }
 
 /// Where the pump puts each event.
-trait Sink: Send {
+pub(super) trait Sink: Send {
     fn accept(&mut self, event: &TurnEvent) -> impl Future<Output = Result<(), ClientGone>> + Send;
 }
 
@@ -150,7 +150,7 @@ impl Pipeline {
     /// Runs the plan, giving every event to `sink`, and makes sure the sink sees exactly one `Finished`
     /// — unless the client is gone (`gone` resolved or a write failed), in which case the turn is dropped.
     /// `cancel` resolving drops the turn too, but the sink still hears how it ended.
-    async fn drive<S: Sink>(
+    pub(super) async fn drive<S: Sink>(
         self: &Arc<Self>,
         plan: Plan,
         sink: &mut S,

@@ -11,5 +11,5 @@ mod render;
 mod request;
 mod wire;
 
-pub(crate) use render::{ResponsesAnswer, ResponsesStream};
+pub(crate) use render::{ResponsesAnswer, ResponsesStream, queued_response};
 pub(crate) use request::{Echo, ResponsesRequest};

@@ -49,6 +49,8 @@ pub(crate) struct Echo {
     pub(crate) temperature: Option<f64>,
     pub(crate) top_p: Option<f64>,
     pub(crate) max_output_tokens: Option<u32>,
+    /// `background: true`: the turn is queued and collected later (docs/background.md).
+    pub(crate) background: bool,
 }
 
 impl ResponsesRequest {
@@ -102,6 +104,7 @@ impl ResponsesRequest {
             temperature: sampling.temperature,
             top_p: sampling.top_p,
             max_output_tokens: sampling.max_tokens,
+            background: wire.background.unwrap_or(false),
         };
         let user = wire.user_id.or(wire.safety_identifier).or(wire.user);
         let turn =
@@ -119,6 +122,8 @@ struct Wire {
     previous_response_id: Option<serde::de::IgnoredAny>,
     #[serde(default, deserialize_with = "reader::opt_string")]
     instructions: Option<String>,
+    #[serde(default)]
+    background: Option<bool>,
     #[serde(default, deserialize_with = "input")]
     input: Option<Input>,
     #[serde(default, deserialize_with = "reader::temperature_openai")]
