@@ -39,6 +39,14 @@ impl FcClient {
         FcClient { endpoint, http }
     }
 
+    /// The signed `Host`: with the port unless it is the scheme's default, as the header is sent.
+    fn host(&self) -> String {
+        match self.endpoint.url().port() {
+            Some(port) => format!("{}:{port}", self.endpoint.host()),
+            None => self.endpoint.host().to_owned(),
+        }
+    }
+
     /// Queues `event` for `function` (at `qualifier`, else LATEST); FC's request id on success. One try:
     /// the caller answers its own client, who may send again (a failed queueing leaves nothing queued).
     pub async fn invoke_async(
@@ -56,7 +64,7 @@ impl FcClient {
         let nonce = uuid::Uuid::new_v4().simple().to_string();
         let body_sha256 = signer::hex_sha256(event);
         let mut headers = vec![
-            ("host", self.endpoint.host().to_owned()),
+            ("host", self.host()),
             ("content-type", "application/octet-stream".to_owned()),
             ("x-acs-action", INVOKE_ACTION.to_owned()),
             ("x-acs-version", FC_API_VERSION.to_owned()),

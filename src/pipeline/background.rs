@@ -23,7 +23,7 @@ use crate::agent::{TurnEnd, TurnEvent};
 use crate::config::{BackgroundSettings, Config};
 use crate::failure::{Failure, FailureCode};
 use crate::rejection::Rejection;
-use crate::sessions::journal::{Pending, TurnOutcome, TurnRecord, TurnStatus};
+use crate::sessions::journal::{Pending, TurnOutcome, TurnRead, TurnRecord, TurnStatus};
 use crate::sessions::{Journal, SessionError};
 use fc_runtime::ClientGone;
 
@@ -215,11 +215,7 @@ impl Pipeline {
     }
 
     /// A journaled turn: its record and its frames from `from` on (`None`: unknown or expired).
-    pub(crate) async fn read_background(
-        &self,
-        id: &str,
-        from: usize,
-    ) -> Result<Option<(TurnRecord, Vec<String>)>, Rejection> {
+    pub(crate) async fn read_background(&self, id: &str, from: usize) -> Result<Option<TurnRead>, Rejection> {
         self.journal()?.read(id, from).await.map_err(store_refusal)
     }
 

@@ -106,6 +106,9 @@ mod secret_text {
     }
 }
 
+/// A read of a journaled turn: its record and the frames asked for.
+pub(crate) type TurnRead = (TurnRecord, Vec<String>);
+
 /// How a turn ended, written with its last frames.
 #[derive(Debug, Clone)]
 pub(crate) struct TurnOutcome {
@@ -133,11 +136,7 @@ pub(crate) trait Journal: Send + Sync {
     ) -> BoxFuture<'a, Result<bool, SessionError>>;
 
     /// The record and the frames numbered `from` on; `None` when the turn is unknown (or expired).
-    fn read<'a>(
-        &'a self,
-        id: &'a str,
-        from: usize,
-    ) -> BoxFuture<'a, Result<Option<(TurnRecord, Vec<String>)>, SessionError>>;
+    fn read<'a>(&'a self, id: &'a str, from: usize) -> BoxFuture<'a, Result<Option<TurnRead>, SessionError>>;
 
     /// Asks the turn to stop: a queued one is `cancelled` at once (it will not run), a running one is
     /// flagged for its instance. The record afterwards; `None` when unknown.
@@ -304,11 +303,7 @@ impl Journal for MemoryJournal {
         async move { appended }.boxed()
     }
 
-    fn read<'a>(
-        &'a self,
-        id: &'a str,
-        from: usize,
-    ) -> BoxFuture<'a, Result<Option<(TurnRecord, Vec<String>)>, SessionError>> {
+    fn read<'a>(&'a self, id: &'a str, from: usize) -> BoxFuture<'a, Result<Option<TurnRead>, SessionError>> {
         let read = self.with(|table, _| {
             let entry = table.entries.get(id)?;
             let frames = entry.frames.get(from..).map(<[String]>::to_vec).unwrap_or_default();

@@ -12,7 +12,7 @@ use futures_util::future::{BoxFuture, FutureExt};
 
 use super::RedisStore;
 use crate::sessions::SessionError;
-use crate::sessions::journal::{Journal, Pending, TurnOutcome, TurnRecord};
+use crate::sessions::journal::{Journal, Pending, TurnOutcome, TurnRead, TurnRecord};
 
 /// How often a reader on another instance looks for new frames (Redis has no wake-up across instances
 /// short of pub/sub, and a reader is a client waiting on a background turn: a quarter second is live enough).
@@ -142,7 +142,7 @@ impl RedisStore {
         Ok(cancel == 1)
     }
 
-    async fn read_turn(&self, id: &str, from: usize) -> Result<Option<(TurnRecord, Vec<String>)>, SessionError> {
+    async fn read_turn(&self, id: &str, from: usize) -> Result<Option<TurnRead>, SessionError> {
         let (key, events) = self.turn_keys(id);
         let mut connection = self.connection().await?;
         let (record, frames): (Option<String>, Vec<String>) = self
@@ -188,11 +188,7 @@ impl Journal for RedisStore {
         self.append_turn(id, frames, outcome).boxed()
     }
 
-    fn read<'a>(
-        &'a self,
-        id: &'a str,
-        from: usize,
-    ) -> BoxFuture<'a, Result<Option<(TurnRecord, Vec<String>)>, SessionError>> {
+    fn read<'a>(&'a self, id: &'a str, from: usize) -> BoxFuture<'a, Result<Option<TurnRead>, SessionError>> {
         self.read_turn(id, from).boxed()
     }
 
