@@ -350,3 +350,64 @@ fn user_jwt(sub: &str) -> String {
     let claims = b64(json!({"sub": sub, "iss": "https://idp.example", "aud": "agent", "exp": 4_102_444_800u64}));
     format!("{header}.{claims}.c2lnbmF0dXJl")
 }
+
+/// The AgentScope runtime 1.1's task endpoints: `POST /process/task` answers `submitted` with a task id,
+/// `GET /process/task/{id}` reports `pending`/`running`/`finished` with the final response object, and the
+/// task's `/process` stream (`Accept: text/event-stream`) resumes with `Last-Event-ID`, also on `POST /process`.
+#[tokio::test]
+async fn an_agentscope_task_runs_in_the_background_and_its_process_stream_resumes() {
+    let stack = Stack::start().await.unwrap();
+    let binary = Binary::start(&stack, &[]).await;
+    stack.fc.deliver_to(&binary.url(""));
+    let request = json!({
+        "input": [{"role": "user", "type": "message", "content": [{"type": "text", "text": "Tell me the time in UTC"}]}],
+        "session_id": "task-session",
+        "user_id": "frank",
+    });
+    let submitted: Value =
+        client().post(binary.url("/process/task")).json(&request).send().await.unwrap().json().await.unwrap();
+    assert_eq!(submitted["status"], "submitted");
+    let task = submitted["task_id"].as_str().unwrap().to_owned();
+    let finished = tokio::time::timeout(GUARD, async {
+        loop {
+            let state: Value =
+                client().get(binary.url(&format!("/process/task/{task}"))).send().await.unwrap().json().await.unwrap();
+            assert!(["pending", "running", "finished"].contains(&state["status"].as_str().unwrap()), "{state}");
+            if state["status"] == "finished" {
+                return state;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(finished["result"]["object"], "response");
+    assert_eq!(finished["result"]["status"], "completed");
+    assert_eq!(finished["result"]["id"], task.as_str());
+
+    let sse = |request: reqwest::RequestBuilder| async move {
+        let response = request.header("accept", "text/event-stream").send().await.unwrap();
+        assert_eq!(response.status(), 200);
+        frames(&response.text().await.unwrap())
+    };
+    let all = sse(client().get(binary.url(&format!("/process/task/{task}")))).await;
+    assert_eq!(all.last().unwrap().event["status"], "completed");
+    assert!(all.iter().enumerate().all(|(n, f)| f.id == format!("{task}/{n}")));
+    let last_seen = format!("{task}/3");
+    let resumed =
+        sse(client().get(binary.url(&format!("/process/task/{task}"))).header("last-event-id", &last_seen)).await;
+    assert_eq!(resumed, all[4..]);
+    // The browser's EventSource reconnects to the URL it used, with the body it sent: POST /process.
+    let reposted = sse(client().post(binary.url("/process")).header("last-event-id", &last_seen).json(&request)).await;
+    assert_eq!(reposted, all[4..]);
+    // A Last-Event-ID naming no journaled turn is a clear 404, not a new turn.
+    let stale = client()
+        .post(binary.url("/process"))
+        .header("last-event-id", "task_gone/3")
+        .json(&request)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stale.status(), 404);
+    assert_eq!(stack.dashscope.requests().len(), 2, "only the task's own turn reached the model");
+}

@@ -42,6 +42,9 @@ impl App {
         };
         let status = match pending.face.as_str() {
             "responses" => self.run_recorded(&self.faces.responses, "responses", pending, claim, id, request).await,
+            "process_task" => {
+                self.run_recorded(&self.faces.process_task, "process_task", pending, claim, id, request).await
+            }
             other => {
                 tracing::warn!(turn = %id, face = %other, "a background turn of a face that has none");
                 self.pipeline.fail_background(id, String::new()).await;
@@ -173,6 +176,25 @@ impl App {
         }
     }
 
+    /// `GET /process/task/{task_id}`: the AgentScope runtime's task state (`pending`, `running`, `finished`
+    /// with the final response object as `result`, `error` with its message), or with
+    /// `Accept: text/event-stream` / `?stream=true` the task's `/process` stream, resumable with
+    /// `Last-Event-ID`.
+    pub(super) async fn task_route(self: &Arc<Self>, request: Request, id: &str) -> Result<Response<Body>, Rejection> {
+        let wants_stream = super::query_value(request.uri().query(), "stream").is_some_and(|v| v == "true" || v == "1")
+            || request
+                .headers()
+                .get(header::ACCEPT)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|accept| accept.contains("text/event-stream"));
+        let (record, _) = self.pipeline.read_background(id, usize::MAX).await?.ok_or_else(|| missing(id))?;
+        if wants_stream {
+            let from = resume_point(request.headers(), id).unwrap_or(0);
+            return Ok(self.follow(id.to_owned(), from, request.fc_context().deadline()));
+        }
+        Ok(crate::respond::json(task_state(&record).to_string()))
+    }
+
     /// A request carrying `Last-Event-ID: {turn}/{n}` from a journaled stream picks that stream up after
     /// frame `n` (`POST /process`, `POST /compatible-mode/v1/responses`), whatever its body says.
     pub(super) async fn resumed(self: &Arc<Self>, request: &Request) -> Option<Response<Body>> {
@@ -202,6 +224,24 @@ fn current(record: &TurnRecord) -> Bytes {
         object.insert("status".into(), Value::from(record.status.as_str()));
     }
     Bytes::from(summary.to_string())
+}
+
+/// A task as the AgentScope runtime reports one.
+fn task_state(record: &TurnRecord) -> Value {
+    use crate::sessions::journal::TurnStatus;
+    let result = record.result.as_deref().and_then(|r| serde_json::from_str::<Value>(r).ok());
+    match record.status {
+        TurnStatus::Queued => serde_json::json!({ "status": "pending", "result": null }),
+        TurnStatus::InProgress => serde_json::json!({ "status": "running", "result": null }),
+        TurnStatus::Completed | TurnStatus::Incomplete => serde_json::json!({ "status": "finished", "result": result }),
+        TurnStatus::Failed | TurnStatus::Cancelled => {
+            let message = result
+                .as_ref()
+                .and_then(|r| r["error"]["message"].as_str().map(str::to_owned))
+                .unwrap_or_else(|| format!("the task ended {}", record.status.as_str()));
+            serde_json::json!({ "status": "error", "result": message })
+        }
+    }
 }
 
 /// `Last-Event-ID: {turn}/{n}` → (turn, first frame to send).

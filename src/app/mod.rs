@@ -59,6 +59,7 @@ pub struct App {
 /// instruction); nothing in it is shared between faces.
 struct Faces {
     process: process::ProcessFace,
+    process_task: process::ProcessTaskFace,
     event: invoke::EventFace,
     a2a: a2a::A2aFace,
     agui: agui::AguiFace,
@@ -79,6 +80,7 @@ impl App {
             index: Bytes::from(routes::index(&config.agent.name)),
             faces: Faces {
                 process: process::ProcessFace,
+                process_task: process::ProcessTaskFace,
                 event: invoke::EventFace::new(&config),
                 a2a: a2a::A2aFace::new(&config),
                 agui: agui::AguiFace,
@@ -157,6 +159,11 @@ impl App {
                 }
             }
             Endpoint::Process => self.serve(&self.faces.process, route, request).await,
+            Endpoint::ProcessTask => self.serve(&self.faces.process_task, route, request).await,
+            Endpoint::ProcessTaskStatus => {
+                let id = param.unwrap_or_default();
+                self.task_route(request, &id).await.unwrap_or_else(|rejection| refuse(route, rejection))
+            }
             Endpoint::A2a => self.serve(&self.faces.a2a, route, request).await,
             Endpoint::Agui => self.serve(&self.faces.agui, route, request).await,
             Endpoint::Responses => self.serve(&self.faces.responses, route, request).await,
