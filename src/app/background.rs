@@ -172,7 +172,13 @@ impl App {
                 let (record, _) = self.pipeline.read_background(id, usize::MAX).await?.ok_or_else(|| missing(id))?;
                 Ok(crate::respond::json(current(&record)))
             }
-            _ => Err(Rejection::method_not_allowed(if cancel { "POST".into() } else { "GET".into() })),
+            // The route serves GET and POST; each means something on one of the two paths only.
+            (_, true) => Err(Rejection::new(StatusCode::NOT_FOUND, "not_found", format!("POST {id}/cancel cancels"))),
+            (_, false) => Err(Rejection::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                format!("GET {id} reads a background response; POST {id}/cancel cancels it"),
+            )),
         }
     }
 

@@ -165,12 +165,13 @@ impl App {
         // A background turn keeps the caller's claim for the invocation that will run it.
         let claim = face.background(&read).then(|| ask.user.clone());
         let platform = super::platform(request.fc_context(), route.name);
-        let (role, deadline) = (platform.role.clone(), platform.deadline);
+        // Only a background turn needs these after planning: a foreground turn copies nothing more.
+        let queueing = claim.as_ref().map(|_| (platform.role.clone(), platform.deadline));
         let plan = match self.planner.plan(ask, platform) {
             Ok(plan) => plan,
             Err(rejection) => return face.refuse(rejection, Some(&read)),
         };
-        if let Some(claim) = claim {
+        if let (Some(claim), Some((role, deadline))) = (claim, queueing) {
             // Planned only to refuse now what could never run; the plan itself is made again when it runs.
             drop(plan);
             let ticket = match Ticket::new(face.ticket_prefix()) {

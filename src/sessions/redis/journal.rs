@@ -149,7 +149,8 @@ impl RedisStore {
             .bounded(async {
                 redis::pipe()
                     .get(&key)
-                    .lrange(&events, from as isize, -1)
+                    // `usize::MAX` (the record alone) must not wrap to -1, which LRANGE reads as the last frame.
+                    .lrange(&events, isize::try_from(from).unwrap_or(isize::MAX), -1)
                     .query_async(&mut connection)
                     .await
                     .map_err(|e| self.error(e))
