@@ -11,12 +11,15 @@ use crate::identity::{self, IdentitySettings, OAuth2Settings};
 use crate::llm::LlmSettings;
 use crate::mcp::{McpProtocol, McpSettings, OAuth2Grant, PoolLimits};
 use crate::secret::Secret;
-use crate::sessions::{JournalSettings, SessionSettings, StoreKind, Window};
-use crate::telemetry::{SamplerChoice, TelemetrySettings};
+use crate::sessions::{JournalSettings, LeaseSettings, SessionSettings, StoreKind, Window};
+use crate::telemetry::{SamplerChoice, SignalExport, TelemetrySettings};
 use crate::upstream::Endpoint;
 
 pub(crate) use crate::identity::UserSource;
 
+/// Under the idle timeouts of the usual proxies and load balancers (nginx 60 s, SLB 60 s, browsers'
+/// own), with room for a slow write; what AgentScope and sse-starlette use.
+const DEFAULT_STREAM_HEARTBEAT_SECS: u64 = 15;
 const DEFAULT_DASHSCOPE_BASE_URL: &str = "https://dashscope.aliyuncs.com/compatible-mode/v1";
 const DEFAULT_SYSTEM_PROMPT: &str = "You're a helpful assistant named Friday.";
 const DEFAULT_EVENT_INSTRUCTION: &str =
@@ -48,6 +51,8 @@ pub struct Config {
     /// `BACKGROUND_*` (and FC's own `FC_ACCOUNT_ID`, `FC_REGION`, `FC_FUNCTION_NAME`): where a background
     /// turn is queued.
     pub(crate) background: BackgroundSettings,
+    /// `STREAM_HEARTBEAT_SECS` (default 15; 0: off): a streamed body quiet this long gets a keep-alive.
+    pub(crate) stream_heartbeat: Option<Duration>,
     /// `DASHSCOPE_API_KEY_PROVIDER`: the Agent Identity API-key credential provider holding the model key
     /// (then `DASHSCOPE_API_KEY` must not be set).
     pub(crate) model_key_provider: Option<String>,
@@ -135,6 +140,10 @@ impl Config {
             max_request_bytes: env.positive("MAX_REQUEST_BYTES", 1_048_576)?,
             sessions: session_settings(&env)?,
             background: background_settings(&env)?,
+            stream_heartbeat: match env.number("STREAM_HEARTBEAT_SECS", DEFAULT_STREAM_HEARTBEAT_SECS)? {
+                0 => None,
+                secs => Some(Duration::from_secs(secs)),
+            },
             model_key_provider: env.get("DASHSCOPE_API_KEY_PROVIDER"),
             oauth2,
             telemetry: telemetry_settings(&env)?,
@@ -254,6 +263,10 @@ fn session_settings(env: &Env) -> Result<SessionSettings, ConfigError> {
             ttl: Duration::from_secs(env.positive("BACKGROUND_TTL_SECS", JournalSettings::DEFAULT_TTL.as_secs())?),
             max_turns: env.positive("BACKGROUND_MAX_TURNS", JournalSettings::DEFAULT_MAX_TURNS)?,
             max_bytes: env.positive("BACKGROUND_MAX_BYTES", JournalSettings::DEFAULT_MAX_BYTES)?,
+        },
+        lease: LeaseSettings {
+            ttl: Duration::from_secs(env.positive("SESSION_LEASE_TTL_SECS", LeaseSettings::DEFAULT_TTL.as_secs())?),
+            busy_wait: Duration::from_secs(env.number("SESSION_BUSY_WAIT_SECS", 0)?),
         },
     })
 }
@@ -464,6 +477,7 @@ fn telemetry_settings(env: &Env) -> Result<Option<TelemetrySettings>, ConfigErro
     const ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
     const HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
     const RESOURCE: &str = "OTEL_RESOURCE_ATTRIBUTES";
+    const TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
     if env.boolean("OTEL_SDK_DISABLED")? == Some(true) {
         return Ok(None);
     }
@@ -499,14 +513,28 @@ fn telemetry_settings(env: &Env) -> Result<Option<TelemetrySettings>, ConfigErro
             }
         }
     }
-    // ARMS takes its token in a header: the values are secrets and are never echoed.
-    let headers = key_values(env, HEADERS, "header")?
-        .into_iter()
-        .map(|(name, value)| match http::HeaderName::from_bytes(name.as_bytes()) {
-            Ok(_) if http::HeaderValue::from_str(&value).is_ok() => Ok((name, Secret::new(value))),
-            _ => Err(invalid(HEADERS, format!("the header {name:?} is not a valid HTTP header"))),
-        })
-        .collect::<Result<_, _>>()?;
+    let timeout = Duration::from_millis(env.positive(TIMEOUT, 10_000)?);
+    // ARMS takes its token in a header: the values are secrets and are never echoed. A signal's own
+    // headers come after the general ones, so a name set in both takes the signal's value.
+    let general = headers(env, HEADERS)?;
+    let export = |endpoint: Option<Endpoint>,
+                  own_headers: &'static str,
+                  own_timeout: &'static str|
+     -> Result<Option<SignalExport>, ConfigError> {
+        let Some(endpoint) = endpoint else { return Ok(None) };
+        let mut headers = general.clone();
+        for (name, value) in self::headers(env, own_headers)? {
+            headers.retain(|(kept, _)| !kept.eq_ignore_ascii_case(&name));
+            headers.push((name, value));
+        }
+        let timeout = match env.get(own_timeout) {
+            Some(_) => Duration::from_millis(env.positive(own_timeout, 10_000)?),
+            None => timeout,
+        };
+        Ok(Some(SignalExport { endpoint, headers, timeout }))
+    };
+    let traces = export(traces, "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT")?;
+    let metrics = export(metrics, "OTEL_EXPORTER_OTLP_METRICS_HEADERS", "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT")?;
     let mut resource = Vec::new();
     // What FC says about the instance (its environment), then the operator's attributes, then the service name.
     for (key, variable) in [
@@ -532,13 +560,23 @@ fn telemetry_settings(env: &Env) -> Result<Option<TelemetrySettings>, ConfigErro
     Ok(Some(TelemetrySettings {
         traces,
         metrics,
-        headers,
-        timeout: Duration::from_millis(env.positive("OTEL_EXPORTER_OTLP_TIMEOUT", 10_000)?),
+        timeout,
         resource,
         sampler: sampler(env)?,
         capture_content: env.boolean("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT")?.unwrap_or(false),
         metric_interval: Duration::from_millis(env.number("OTEL_METRIC_EXPORT_INTERVAL", 60_000)?),
     }))
+}
+
+/// `OTEL_EXPORTER_OTLP_HEADERS` or a signal's own: valid HTTP header names and values, kept as secrets.
+fn headers(env: &Env, variable: &'static str) -> Result<Vec<(String, Secret)>, ConfigError> {
+    key_values(env, variable, "header")?
+        .into_iter()
+        .map(|(name, value)| match http::HeaderName::from_bytes(name.as_bytes()) {
+            Ok(_) if http::HeaderValue::from_str(&value).is_ok() => Ok((name, Secret::new(value))),
+            _ => Err(invalid(variable, format!("the header {name:?} is not a valid HTTP header"))),
+        })
+        .collect()
 }
 
 /// `key=value,key2=value2` with percent-encoded values (`OTEL_EXPORTER_OTLP_HEADERS`,
@@ -870,12 +908,19 @@ mod tests {
         assert!(config(&disabled).unwrap().telemetry.is_none());
     }
 
+    fn ms(millis: u64) -> Duration {
+        Duration::from_millis(millis)
+    }
+
     #[test]
     fn opentelemetry_endpoints_resource_and_sampler() {
         let t = config(&[
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://arms.example.com/otlp/"),
             ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://m:4318/custom"),
             ("OTEL_EXPORTER_OTLP_HEADERS", "Authentication=SENTINEL%2Dtoken, x-b = 2"),
+            ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "authentication=SENTINEL-metrics,x-m=3"),
+            ("OTEL_EXPORTER_OTLP_TIMEOUT", "4000"),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "2500"),
             ("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=prod,service.name=from-attrs"),
             ("OTEL_SERVICE_NAME", "agent"),
             ("FC_FUNCTION_NAME", "fn"),
@@ -886,17 +931,26 @@ mod tests {
         .unwrap()
         .telemetry
         .unwrap();
-        assert_eq!(t.traces.unwrap().as_str(), "https://arms.example.com/otlp/v1/traces");
-        assert_eq!(t.metrics.unwrap().as_str(), "http://m:4318/custom");
-        let headers: Vec<(&str, &str)> = t.headers.iter().map(|(k, v)| (k.as_str(), v.expose())).collect();
-        assert_eq!(headers, [("Authentication", "SENTINEL-token"), ("x-b", "2")]);
+        let (traces, metrics) = (t.traces.as_ref().unwrap(), t.metrics.as_ref().unwrap());
+        assert_eq!(traces.endpoint.as_str(), "https://arms.example.com/otlp/v1/traces");
+        assert_eq!(metrics.endpoint.as_str(), "http://m:4318/custom");
+        let headers = |signal: &SignalExport| -> Vec<(String, String)> {
+            signal.headers.iter().map(|(k, v)| (k.clone(), v.expose().to_owned())).collect()
+        };
+        let pairs = |list: &[(&str, &str)]| -> Vec<(String, String)> {
+            list.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        };
+        assert_eq!(headers(traces), pairs(&[("Authentication", "SENTINEL-token"), ("x-b", "2")]));
+        // A signal's own header replaces the general one of the same name (names are case-insensitive).
+        assert_eq!(headers(metrics), pairs(&[("x-b", "2"), ("authentication", "SENTINEL-metrics"), ("x-m", "3")]));
+        assert_eq!((traces.timeout, metrics.timeout, t.timeout), (ms(2500), ms(4000), ms(4000)));
         // Later wins: FC's function name, then the attributes, then OTEL_SERVICE_NAME.
         let service: Vec<&str> =
             t.resource.iter().filter(|(k, _)| k == "service.name").map(|(_, v)| v.as_str()).collect();
         assert_eq!(service, ["fn", "from-attrs", "agent"]);
         assert!(t.resource.contains(&("cloud.region".to_owned(), "cn-hangzhou".to_owned())));
         assert_eq!(t.sampler, SamplerChoice::ParentBased(Box::new(SamplerChoice::Ratio(0.25))));
-        assert!(!format!("{:?}", t.headers).contains("SENTINEL"), "the headers are secrets");
+        assert!(!format!("{t:?}").contains("SENTINEL"), "the headers are secrets");
     }
 
     #[test]
@@ -910,6 +964,8 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_HEADERS", "no-equals-sign-SENTINEL"),
             ("OTEL_RESOURCE_ATTRIBUTES", "k=%zz"),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "0"),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "bad header=SENTINEL"),
+            ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "soon"),
             ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "maybe"),
         ] {
             let mut pairs = vec![on, (variable, value)];

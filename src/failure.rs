@@ -64,6 +64,8 @@ pub enum FailureCode {
     /// An MCP server needs the user's OAuth2 token and the user did not authorize the provider within
     /// `OAUTH2_POLL_LIMIT` polls (or before the turn's deadline). Start the turn again to get a new link.
     ConsentTimeout,
+    /// Another turn of the same session is running (one turn per session at a time); nothing was run.
+    SessionBusy,
     /// An answer to an approval request that waits for no answer in this session: unknown, answered
     /// already, asked of another user, expired, or sent back with other arguments. Nothing was run.
     ApprovalInvalid,
@@ -100,6 +102,7 @@ impl Failure {
             FailureCode::ConsentTimeout => StatusCode::FORBIDDEN,
             FailureCode::Internal | FailureCode::CredentialsMissing => StatusCode::INTERNAL_SERVER_ERROR,
             FailureCode::SessionError => StatusCode::SERVICE_UNAVAILABLE,
+            FailureCode::SessionBusy => StatusCode::CONFLICT,
             _ => StatusCode::BAD_GATEWAY,
         }
     }
@@ -165,6 +168,18 @@ impl Failure {
         }
     }
 
+    /// The session is running another turn (its lease is held) and stayed so for `waited`.
+    pub(crate) fn session_busy(session: &str, waited: std::time::Duration) -> Failure {
+        let how = match waited.is_zero() {
+            true => String::new(),
+            false => format!(" (waited {} s, SESSION_BUSY_WAIT_SECS)", waited.as_secs()),
+        };
+        Failure::new(
+            FailureCode::SessionBusy,
+            format!("session {session:?} is running another turn{how}; send this one again when it has finished"),
+        )
+    }
+
     /// The turn's answer was given but could not be stored: the caller must know the session lacks it.
     pub(crate) fn session_not_saved(error: &SessionError) -> Failure {
         Failure::new(FailureCode::SessionError, format!("the answer was not saved to the session: {error}"))
@@ -218,6 +233,7 @@ impl FailureCode {
             FailureCode::Cancelled => "cancelled",
             FailureCode::Internal => "internal",
             FailureCode::SessionError => "session_error",
+            FailureCode::SessionBusy => "session_busy",
             FailureCode::ConsentTimeout => "consent_timeout",
             FailureCode::ApprovalInvalid => "approval_invalid",
         }
@@ -253,6 +269,7 @@ mod tests {
         assert_eq!(status(FailureCode::SessionError, Fault::Permission), 403);
         assert_eq!(status(FailureCode::IdentityError, Fault::Request), 400);
         assert_eq!(status(FailureCode::SessionError, Fault::Function), 500);
+        assert_eq!(status(FailureCode::SessionBusy, Fault::Upstream), 409);
     }
 
     #[test]

@@ -411,3 +411,36 @@ async fn an_agentscope_task_runs_in_the_background_and_its_process_stream_resume
     assert_eq!(stale.status(), 404);
     assert_eq!(stack.dashscope.requests().len(), 2, "only the task's own turn reached the model");
 }
+
+/// A background turn is a turn of its session: delivered while a foreground turn holds the session's
+/// lease, it waits (its stream carrying keep-alives meanwhile) and runs once the session is free, on the
+/// conversation the foreground turn left.
+#[tokio::test]
+async fn a_background_turn_waits_for_its_busy_session_and_runs_after_the_foreground_turn() {
+    let stack = Stack::start().await.unwrap();
+    let binary = Binary::start(&stack, &[("STREAM_HEARTBEAT_SECS", "1")]).await;
+    stack.fc.deliver_to(&binary.url(""));
+    let body = json!({"input": "sleep 3 seconds", "stream": true, "conversation": "s", "user": "bob"});
+    let foreground = client().post(binary.url("/compatible-mode/v1/responses")).json(&body).send();
+    let foreground = tokio::spawn(async move { foreground.await.unwrap().text().await.unwrap() });
+    model_called(&stack, 1).await;
+
+    let queued =
+        queue(&binary, json!({"input": "after", "background": true, "conversation": "s", "user": "bob"})).await;
+    let id = queued["id"].as_str().unwrap();
+    until(&binary, id, "in_progress").await;
+    // Taken and waiting for the lease: its journal-served stream is quiet but kept alive.
+    let url = binary.url(&format!("/compatible-mode/v1/responses/{id}?stream=true"));
+    let waiting = tokio::time::timeout(GUARD, client().get(url).send()).await.unwrap().unwrap();
+    let text = tokio::time::timeout(GUARD, waiting.text()).await.unwrap().unwrap();
+    assert!(text.contains(": keep-alive\n\n"), "{text}");
+
+    let foreground = tokio::time::timeout(GUARD, foreground).await.unwrap().unwrap();
+    assert!(foreground.contains("response.completed"), "the foreground turn was not disturbed: {foreground}");
+    let done = until(&binary, id, "completed").await;
+    assert!(done["error"].is_null(), "{done}");
+    // The background turn's model request came last and carried the foreground turn's conversation.
+    let requests = stack.dashscope.requests();
+    let last = requests.last().unwrap().body.to_string();
+    assert!(last.contains("sleep 3 seconds") && last.contains("after"), "{last}");
+}

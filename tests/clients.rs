@@ -17,6 +17,10 @@ use devstack::mcp_server::{McpStandIn, StandInOptions as McpOptions};
 use kit::binary::Binary;
 use kit::venv::{clients_dir, text, venv};
 
+/// A keep-alive after a second of quiet, so each script's slow tool (`sleep 3.5 seconds`) makes its
+/// stream carry three or more, which the official client must read past.
+const HEARTBEAT: (&str, &str) = ("STREAM_HEARTBEAT_SECS", "1");
+
 /// A liveness bound for one script (venv building excluded), not a timing assertion.
 const SCRIPT_GUARD: Duration = Duration::from_secs(180);
 
@@ -57,7 +61,8 @@ async fn consent_binary(stack: &Stack, extra: &[(&str, &str)]) -> Binary {
 async fn a2a_client(requirements: &'static str, script: &str) {
     let python = tokio::task::spawn_blocking(move || venv(requirements)).await.unwrap();
     let stack = Stack::start().await.unwrap();
-    let binary = Binary::start(&stack, &[("AGENT_NAME", "Client Probe")]).await;
+    // Keep-alives every second: each script's slow tool (3.5 s) makes the stream carry several.
+    let binary = Binary::start(&stack, &[("AGENT_NAME", "Client Probe"), HEARTBEAT]).await;
     let consent = consent_binary(&stack, &[("AGENT_NAME", "Client Probe")]).await;
     let approving = Binary::start(&stack, &[("AGENT_NAME", "Client Probe"), ("TOOL_APPROVAL", "helloworld")]).await;
     let env = [
@@ -88,7 +93,7 @@ async fn a2a_sdk_1() {
 async fn ag_ui_protocol() {
     let python = tokio::task::spawn_blocking(|| venv("agui")).await.unwrap();
     let stack = Stack::start().await.unwrap();
-    let binary = Binary::start(&stack, &[("DASHSCOPE_ENABLE_THINKING", "true")]).await;
+    let binary = Binary::start(&stack, &[("DASHSCOPE_ENABLE_THINKING", "true"), HEARTBEAT]).await;
     let consent = consent_binary(&stack, &[("DASHSCOPE_ENABLE_THINKING", "true")]).await;
     let approving = Binary::start(&stack, &[("TOOL_APPROVAL", "helloworld")]).await;
     let env = [("CONSENT_FUNCTION_URL", consent.url("")), ("APPROVAL_FUNCTION_URL", approving.url(""))];
@@ -106,7 +111,7 @@ async fn openai_sdk() {
     // No DASHSCOPE_ALLOWED_MODELS: the SDK names the configured model, which needs no allow-list entry.
     let env = [("DASHSCOPE_ENABLE_THINKING", "true")];
     let stack = Stack::start().await.unwrap();
-    let binary = Binary::start(&stack, &env).await;
+    let binary = Binary::start(&stack, &[env[0], HEARTBEAT]).await;
     let mut refusing_stack = Stack::start().await.unwrap();
     refusing_stack.mcp = McpStandIn::start(McpOptions::new(|_| false)).await.unwrap();
     let refusing = Binary::start(&refusing_stack, &env).await;
@@ -142,7 +147,7 @@ async fn agentscope_runtime_shares_sessions_through_redis() {
     let redis = redis_server::RedisServer::start().await;
     let url = redis.url();
     let stack = Stack::start().await.unwrap();
-    let binary = Binary::start(&stack, &[("SESSION_STORE", &url), ("TOOL_APPROVAL", "helloworld")]).await;
+    let binary = Binary::start(&stack, &[("SESSION_STORE", &url), ("TOOL_APPROVAL", "helloworld"), HEARTBEAT]).await;
     run_script(python, "agentscope_sessions.py", &binary, &[("REDIS_URL", &url)]).await;
     let requests = stack.dashscope.requests();
     let carries_theirs = |body: &serde_json::Value| {

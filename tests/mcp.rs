@@ -52,7 +52,7 @@ async fn one_tool_turn(options: StandInOptions, negotiated: &str) {
 
     let mut names = tool_names(&session);
     names.sort_unstable();
-    assert_eq!(names, ["broken", "getutctime", "helloworld", "rendezvous"]);
+    assert_eq!(names, ["broken", "getutctime", "helloworld", "rendezvous", "sleep"]);
     let hello = session.tools().iter().find(|t| t.name == "helloworld").unwrap();
     assert_eq!(hello.input_schema["properties"]["name"]["type"], "string", "{:?}", hello.input_schema);
     assert!(!hello.description.is_empty());
@@ -149,7 +149,9 @@ async fn two_servers_merge_and_colliding_names_map_back() {
             "helloworld",
             "helloworld_1",
             "rendezvous",
-            "rendezvous_1"
+            "rendezvous_1",
+            "sleep",
+            "sleep_1"
         ]
     );
 
@@ -160,7 +162,7 @@ async fn two_servers_merge_and_colliding_names_map_back() {
     assert_eq!(labels, ["mcp", "mcp_1"]);
     let mut second_names: Vec<&str> = listings[1].tools.iter().map(|t| t.name.as_str()).collect();
     second_names.sort_unstable();
-    assert_eq!(second_names, ["broken_1", "getutctime_1", "helloworld_1", "rendezvous_1"]);
+    assert_eq!(second_names, ["broken_1", "getutctime_1", "helloworld_1", "rendezvous_1", "sleep_1"]);
     assert_eq!(listings[0].tools.len() + listings[1].tools.len(), session.tools().len());
 
     assert_eq!(session.call("helloworld", json!({"name": "A"})).await.unwrap().text, "Hello, A!");
@@ -179,7 +181,10 @@ async fn invalid_tool_names_are_sanitized_and_called_by_their_original_name() {
     let session = open(&client, TOKEN).await.unwrap();
     let mut names = tool_names(&session);
     names.sort_unstable();
-    assert_eq!(names, ["my_tools_broken", "my_tools_getutctime", "my_tools_helloworld", "my_tools_rendezvous"]);
+    assert_eq!(
+        names,
+        ["my_tools_broken", "my_tools_getutctime", "my_tools_helloworld", "my_tools_rendezvous", "my_tools_sleep"]
+    );
 
     let out = session.call("my_tools_helloworld", json!({"name": "Cy"})).await.unwrap();
     assert_eq!(out.text, "Hello, Cy!");
@@ -232,10 +237,10 @@ async fn json_rpc_error_is_a_protocol_error_naming_the_server() {
 #[tokio::test]
 async fn tools_list_follows_cursors() {
     let server =
-        start(StandInOptions { page_size: Some(3), phantom_tool: true, ..StandInOptions::accepting(TOKEN) }).await;
+        start(StandInOptions { page_size: Some(4), phantom_tool: true, ..StandInOptions::accepting(TOKEN) }).await;
     let client = client(&[&server], Duration::from_secs(10));
     let session = open(&client, TOKEN).await.unwrap();
-    assert_eq!(session.tools().len(), 5);
+    assert_eq!(session.tools().len(), 6);
     assert_eq!(server.method_count("tools/list"), 2);
     session.close().await;
 }

@@ -332,6 +332,8 @@ async fn the_function_timeout_ends_the_turn_with_deadline_exceeded() {
     let streaming = user_request("Tell me the time in UTC [fault:slow]");
     let mut single = streaming.clone();
     single["stream"] = json!(false);
+    // Another session: one turn per session at a time.
+    single["session_id"] = json!("s2");
     let (streamed, single) = tokio::join!(f.post_process(&timeout, &streaming), f.post_process(&timeout, &single));
     let last = final_response(&streamed);
     assert_eq!(ending(&last), ("failed".into(), Some("deadline_exceeded".into())), "{last}");

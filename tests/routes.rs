@@ -34,6 +34,10 @@ const ROUTES: &[(&str, &str)] = &[
     ("chat_completions", "POST /compatible-mode/v1/chat/completions"),
     ("models", "GET /compatible-mode/v1/models"),
     ("sessions", "GET or DELETE /sessions/{session_id}"),
+    (
+        "stop",
+        "POST /stop (stop the turn running in the caller's session, on whichever instance (AgentScope's interrupt))",
+    ),
     ("oauth2_callback", "GET /oauth2/callback (the OAuth2 consent's return URL)"),
     (
         "oauth2_complete",

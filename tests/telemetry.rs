@@ -379,7 +379,10 @@ async fn no_secret_in_the_exported_bytes() {
     };
     let stack =
         Stack::start_with(devstack::StackOptions { secrets, ..devstack::StackOptions::default() }).await.unwrap();
-    let capture = [("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true")];
+    let capture = [
+        ("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "true"),
+        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-traces-token=SENTINEL-OTLP-TRACES-HEADER-5e1a"),
+    ];
     let binary = function(&stack, &receiver.endpoint(), &capture).await;
     let jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ1LWp3dCIsImV4cCI6NDEwMjQ0NDgwMH0.SENTINEL-JWT-SIGNATURE-0f3e";
     let bearer = format!("Bearer {jwt}");
@@ -398,7 +401,9 @@ async fn no_secret_in_the_exported_bytes() {
     }
     // The collector's header went to the collector (that is its purpose) and nowhere else.
     assert!(exported.contains("SENTINEL-OTLP-HEADER-91c2"), "the configured header was sent");
+    assert!(exported.contains("SENTINEL-OTLP-TRACES-HEADER-5e1a"), "the traces' own header was sent");
     assert!(!log.contains("SENTINEL-OTLP-HEADER"), "the collector's header was logged");
+    assert!(!log.contains("SENTINEL-OTLP-TRACES-HEADER"), "the traces' own header was logged");
 }
 
 /// Without any OTEL_* variable there is no exporter: nothing reaches a receiver, nothing is sent upstream.

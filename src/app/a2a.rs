@@ -10,19 +10,21 @@ use serde_json::Value;
 
 use super::face::{Caller, Face, Parsed, Reply};
 use crate::config::Config;
-use crate::pipeline::Plan;
+use crate::pipeline::{Pipeline, Plan};
 use crate::protocol::a2a::{
-    A2aAnswer, A2aStream, CancelError, CardSettings, Method, RpcError, RpcRequest, SendParams, TaskIdParams, Tasks,
-    Version, agent_card, rpc_result,
+    A2aAnswer, A2aStream, CancelError, CardSettings, Kept, Method, RpcError, RpcRequest, SendParams, TASK_TTL,
+    TaskIdParams, Tasks, Version, agent_card, kept_name, rpc_result,
 };
 use crate::rejection::Rejection;
 use crate::respond;
 
 /// The A2A face: its tasks and its card.
 pub(super) struct A2aFace {
-    /// The A2A tasks this instance ran or is running.
+    /// The A2A tasks this instance ran or is running (mirrored to a shared store).
     tasks: Arc<Tasks>,
     card: CardSettings,
+    /// For a task another instance runs: its stop (`Pipeline::cancel`) and its mirrored record.
+    pipeline: Arc<Pipeline>,
 }
 
 /// A `message/send` or `message/stream` read: what its answer repeats and the task it becomes.
@@ -35,13 +37,14 @@ pub(super) struct A2aTurn {
 }
 
 impl A2aFace {
-    pub(super) fn new(config: &Config) -> Self {
+    pub(super) fn new(config: &Config, pipeline: Arc<Pipeline>) -> Self {
         let card = CardSettings {
             name: config.agent.name.clone(),
             public_url: config.agent.a2a_public_url.clone(),
             user_source: config.identity.user_source.clone(),
         };
-        A2aFace { tasks: Arc::new(Tasks::default()), card }
+        let tasks = Arc::new(Tasks::mirrored(pipeline.shared_store()));
+        A2aFace { tasks, card, pipeline }
     }
 
     /// `GET /.well-known/agent-card.json` and `/.well-known/agent.json`.
@@ -49,17 +52,53 @@ impl A2aFace {
         respond::json(agent_card(&self.card, headers).to_string())
     }
 
-    /// `tasks/get` and `tasks/cancel`: answered from this instance's tasks.
-    fn task(&self, rpc: &RpcRequest) -> Result<String, RpcError> {
-        let params = TaskIdParams::parse(&rpc.params)?;
+    /// `tasks/get` and `tasks/cancel`: answered from this instance's tasks; `None` when it has no such task.
+    fn task(&self, rpc: &RpcRequest, params: &TaskIdParams) -> Option<Result<String, RpcError>> {
         let task = match rpc.method {
-            Method::CancelTask => self.tasks.cancel(&params.id, rpc.version).map_err(|error| match error {
-                CancelError::NotFound => RpcError::task_not_found(&params.id),
-                CancelError::Finished(state) => RpcError::task_not_cancelable(&params.id, state),
-            })?,
-            _ => self.tasks.get(&params.id, rpc.version).ok_or_else(|| RpcError::task_not_found(&params.id))?,
+            Method::CancelTask => match self.tasks.cancel(&params.id, rpc.version) {
+                Err(CancelError::NotFound) => return None,
+                other => other.map_err(|error| match error {
+                    CancelError::NotFound => RpcError::task_not_found(&params.id),
+                    CancelError::Finished(state) => RpcError::task_not_cancelable(&params.id, state),
+                }),
+            },
+            _ => Ok(self.tasks.get(&params.id, rpc.version)?),
         };
-        Ok(rpc_result(&rpc.id, task))
+        Some(task.map(|task| rpc_result(&rpc.id, task)))
+    }
+
+    /// The same for a task this instance does not know: answered from the shared store's mirror, a
+    /// cancel sent to the instance running the turn (`Pipeline::cancel`).
+    async fn elsewhere(pipeline: Arc<Pipeline>, rpc: RpcRequest, params: TaskIdParams) -> Response<Body> {
+        let not_found = || RpcError::task_not_found(&params.id).to_response(rpc.version, &rpc.id);
+        let Some(store) = pipeline.shared_store() else { return respond::json(not_found()) };
+        let kept = match store.kept(&kept_name(&params.id)).await {
+            Ok(kept) => kept.as_deref().and_then(Kept::parse),
+            Err(error) => {
+                let failure = crate::failure::Failure::session(&error);
+                let answer =
+                    RpcError::rejected(failure.code.as_str(), &failure.message).to_response(rpc.version, &rpc.id);
+                return respond::json(answer);
+            }
+        };
+        let Some(kept) = kept else { return respond::json(not_found()) };
+        if rpc.method != Method::CancelTask {
+            return respond::json(rpc_result(&rpc.id, kept.render(rpc.version, &params.id)));
+        }
+        if kept.state().is_terminal() {
+            let answer = RpcError::task_not_cancelable(&params.id, kept.state_word()).to_response(rpc.version, &rpc.id);
+            return respond::json(answer);
+        }
+        if let Err(failure) = pipeline.cancel(&kept.turn_id).await {
+            let answer = RpcError::rejected(failure.code.as_str(), &failure.message).to_response(rpc.version, &rpc.id);
+            return respond::json(answer);
+        }
+        // The instance running it mirrors the cancelled ending; until then the record says so already.
+        let cancelled = kept.cancelled();
+        if let Err(error) = store.keep(&kept_name(&params.id), cancelled.to_json(), TASK_TTL).await {
+            tracing::warn!(error = %error, "the cancelled task was not mirrored");
+        }
+        respond::json(rpc_result(&rpc.id, cancelled.render(rpc.version, &params.id)))
     }
 }
 
@@ -79,8 +118,20 @@ impl Face for A2aFace {
             Method::Send => false,
             Method::Stream => true,
             Method::GetTask | Method::CancelTask => {
-                let answer = self.task(&rpc).unwrap_or_else(|error| error.to_response(rpc.version, &rpc.id));
-                return Ok(Parsed::Answered(respond::json(answer)));
+                let params = match TaskIdParams::parse(&rpc.params) {
+                    Ok(params) => params,
+                    Err(error) => return Ok(Parsed::Answered(rpc_error(rpc.version, &rpc.id, &error))),
+                };
+                return Ok(match self.task(&rpc, &params) {
+                    Some(answer) => {
+                        let answer = answer.unwrap_or_else(|error| error.to_response(rpc.version, &rpc.id));
+                        Parsed::Answered(respond::json(answer))
+                    }
+                    None if self.tasks.shared() => {
+                        Parsed::Later(Box::pin(A2aFace::elsewhere(self.pipeline.clone(), rpc, params)))
+                    }
+                    None => Parsed::Answered(rpc_error(rpc.version, &rpc.id, &RpcError::task_not_found(&params.id))),
+                });
             }
         };
         let send = match SendParams::parse(rpc.version, &rpc.params) {
@@ -94,11 +145,11 @@ impl Face for A2aFace {
     }
 
     /// The task is registered only once the turn is planned; `tasks/cancel` stops it.
-    fn reply(&self, turn: A2aTurn, _: &Plan) -> Reply<A2aStream, A2aAnswer> {
+    fn reply(&self, turn: A2aTurn, plan: &Plan) -> Reply<A2aStream, A2aAnswer> {
         let A2aTurn { version, id, send, stream } = turn;
         // An answer to an `input-required` task of this instance goes on in that task; otherwise a new one.
         let (task_id, cancel) =
-            self.tasks.submit(send.task_id.as_deref(), &send.context_id, &send.message_id, &send.text);
+            self.tasks.submit(send.task_id.as_deref(), &send.context_id, &send.message_id, &send.text, &plan.turn_id);
         let tasks = self.tasks.clone();
         let reply = match stream {
             true => Reply::stream(A2aStream::new(version, id, task_id, send.context_id, tasks)),

@@ -104,8 +104,10 @@ impl App {
     pub(super) fn follow(self: &Arc<Self>, id: String, from: usize, until: Instant) -> Response<Body> {
         let (sender, body) = Body::channel_starting_with(Vec::new());
         let app = self.clone();
+        let heartbeat = self.pipeline.heartbeat();
         tokio::spawn(async move {
             let mut next = from;
+            let mut last_sent = Instant::now();
             loop {
                 let read = match app.pipeline.read_background(&id, next).await {
                     Ok(Some(read)) => read,
@@ -118,14 +120,26 @@ impl App {
                     if sender.send(Bytes::from(framed)).await.is_err() {
                         return;
                     }
+                    last_sent = Instant::now();
                 }
                 if record.status.is_final() {
                     return;
                 }
+                // A quiet turn (a tool working) still gets the face's keep-alive: an SSE comment, never
+                // journaled nor numbered, so `Last-Event-ID` is untouched.
+                let quiet = heartbeat.map(|every| last_sent + every).unwrap_or(until).min(until);
                 tokio::select! {
                     () = app.pipeline.background_changed(&id) => {}
                     () = sender.closed() => return,
-                    () = tokio::time::sleep_until(until) => return,
+                    () = tokio::time::sleep_until(quiet) => {
+                        if quiet >= until {
+                            return;
+                        }
+                        if sender.send(Bytes::from_static(crate::pipeline::SSE_KEEP_ALIVE)).await.is_err() {
+                            return;
+                        }
+                        last_sent = Instant::now();
+                    }
                 }
             }
         });

@@ -78,6 +78,9 @@ pub(super) enum Parsed<R> {
     Answered(Response<Body>),
     /// An async invocation delivering the background turn of this id.
     Deliver(String),
+    /// Answered without a turn, once something else has answered (the shared store: an A2A task
+    /// another instance ran).
+    Later(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
 }
 
 /// A future that, when it resolves, stops the turn (A2A `tasks/cancel`).
@@ -160,6 +163,7 @@ impl App {
             Ok(Parsed::Turn(ask, read)) => (ask, read),
             Ok(Parsed::Answered(response)) => return response,
             Ok(Parsed::Deliver(id)) => return self.deliver(&id, &request).await,
+            Ok(Parsed::Later(answer)) => return answer.await,
             Err(rejection) => return face.refuse(rejection, None),
         };
         // A background turn keeps the caller's claim for the invocation that will run it.
@@ -196,12 +200,17 @@ impl App {
                 false => crate::respond::json(summary),
             };
         }
-        let Reply { how, until } = face.reply(read, &plan);
+        // The session is claimed before any byte is answered: a busy one is refused in the face's shape.
+        let begun = match self.pipeline.begin(plan).await {
+            Ok(begun) => begun,
+            Err(busy) => return face.refuse(Rejection::from(busy), Some(&read)),
+        };
+        let Reply { how, until } = face.reply(read, begun.plan());
         let mut response = match (how, until) {
-            (How::Stream(renderer), None) => self.pipeline.stream(plan, renderer),
-            (How::Stream(renderer), Some(cancel)) => self.pipeline.stream_until(plan, renderer, cancel),
-            (How::Answer(renderer), None) => self.pipeline.answer(plan, renderer).await,
-            (How::Answer(renderer), Some(cancel)) => self.pipeline.answer_until(plan, renderer, cancel).await,
+            (How::Stream(renderer), None) => self.pipeline.stream(begun, renderer),
+            (How::Stream(renderer), Some(cancel)) => self.pipeline.stream_until(begun, renderer, cancel),
+            (How::Answer(renderer), None) => self.pipeline.answer(begun, renderer).await,
+            (How::Answer(renderer), Some(cancel)) => self.pipeline.answer_until(begun, renderer, cancel).await,
         };
         face.extra_headers(response.headers_mut());
         response

@@ -72,8 +72,9 @@ pub(crate) type AppError = PipelineError;
 
 impl App {
     pub fn new(config: Config) -> Result<Arc<App>, AppError> {
+        let pipeline = Arc::new(Pipeline::new(&config)?);
         Ok(Arc::new(App {
-            pipeline: Arc::new(Pipeline::new(&config)?),
+            pipeline: pipeline.clone(),
             planner: Planner::new(&config),
             user_source: config.identity.user_source.clone(),
             max_request_bytes: config.max_request_bytes,
@@ -82,7 +83,7 @@ impl App {
                 process: process::ProcessFace,
                 process_task: process::ProcessTaskFace,
                 event: invoke::EventFace::new(&config),
-                a2a: a2a::A2aFace::new(&config),
+                a2a: a2a::A2aFace::new(&config, pipeline),
                 agui: agui::AguiFace,
                 responses: openai::ResponsesFace::new(&config),
                 chat: openai::ChatFace::new(&config),
@@ -178,6 +179,7 @@ impl App {
                 let session_id = param.unwrap_or_default();
                 self.session(request, &session_id).await.unwrap_or_else(|rejection| refuse(route, rejection))
             }
+            Endpoint::Stop => self.stop(request).await.unwrap_or_else(|rejection| refuse(route, rejection)),
             Endpoint::OAuth2Callback => self.oauth2_callback(request).await,
             Endpoint::OAuth2Complete => {
                 self.oauth2_complete(request).await.unwrap_or_else(|rejection| refuse(route, rejection))

@@ -24,6 +24,7 @@ pub(super) enum Endpoint {
     Chat,
     Models,
     Session,
+    Stop,
     OAuth2Callback,
     OAuth2Complete,
     Health,
@@ -119,6 +120,10 @@ pub(super) static ROUTES: &[Route] = &[
     },
     Route { shape: Shape::OpenAi, head: true, ..route("models", GET, "/compatible-mode/v1/models", Endpoint::Models) },
     route("sessions", &[Method::GET, Method::DELETE], "/sessions/{session_id}", Endpoint::Session),
+    Route {
+        note: Some("stop the turn running in the caller's session, on whichever instance (AgentScope's interrupt)"),
+        ..route("stop", POST, "/stop", Endpoint::Stop)
+    },
     Route {
         note: Some("the OAuth2 consent's return URL"),
         ..route("oauth2_callback", GET, crate::config::CALLBACK_PATH, Endpoint::OAuth2Callback)

@@ -5,28 +5,31 @@
 //! announced only once both id and name are known, and argument fragments that arrive before that are held
 //! back, so every consumer sees `ToolCallStarted` before that call's first fragment.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 
 use serde::Deserialize;
 
 use super::types::{FinishReason, StepResult, StreamItem, ToolCall, Usage};
 
-/// One `data:` chunk of the stream (fields we do not use are ignored).
+/// One `data:` chunk of the stream (fields we do not use are ignored). `id`, `model` and `request_id`
+/// repeat in every chunk and are kept once per step: they borrow from the chunk's text instead of being
+/// copied out of each (one allocation per chunk saved, whether or not telemetry reads them).
 #[derive(Debug, Deserialize)]
-pub(crate) struct Chunk {
-    #[serde(default)]
-    pub(crate) id: Option<String>,
+pub(crate) struct Chunk<'a> {
+    #[serde(default, borrow)]
+    pub(crate) id: Option<Cow<'a, str>>,
     /// The model that answered (DashScope names the exact version).
-    #[serde(default)]
-    pub(crate) model: Option<String>,
+    #[serde(default, borrow)]
+    pub(crate) model: Option<Cow<'a, str>>,
     #[serde(default)]
     pub(crate) choices: Vec<Choice>,
     #[serde(default)]
     pub(crate) usage: Option<Usage>,
     #[serde(default)]
     pub(crate) error: Option<super::error::ErrorObject>,
-    #[serde(default)]
-    pub(crate) request_id: Option<String>,
+    #[serde(default, borrow)]
+    pub(crate) request_id: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -94,15 +97,15 @@ pub(crate) struct StepAccumulator {
 
 impl StepAccumulator {
     /// Applies the choices and usage of one chunk, queueing what the caller should see.
-    pub(crate) fn apply(&mut self, chunk: Chunk, out: &mut VecDeque<StreamItem>) {
+    pub(crate) fn apply(&mut self, chunk: Chunk<'_>, out: &mut VecDeque<StreamItem>) {
         if let Some(usage) = chunk.usage {
             self.usage = Some(usage);
         }
         if self.response_id.is_none() {
-            self.response_id = chunk.id.filter(|id| !id.is_empty());
+            self.response_id = chunk.id.filter(|id| !id.is_empty()).map(Cow::into_owned);
         }
         if self.model.is_none() {
-            self.model = chunk.model.filter(|model| !model.is_empty());
+            self.model = chunk.model.filter(|model| !model.is_empty()).map(Cow::into_owned);
         }
         // `n` is always 1 for us; other choices would be alternative answers, not parts of this one.
         for choice in chunk.choices.into_iter().filter(|c| c.index == 0) {

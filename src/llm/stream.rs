@@ -1,5 +1,6 @@
 //! Reading one model step: SSE decoding ([`super::sse`]), typed events, the final [`StepResult`].
 
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::pin::Pin;
 
@@ -116,11 +117,15 @@ impl ChatStream {
             request_id: self.request_id.clone(),
         })?;
         if self.request_id.is_none() {
-            self.request_id = chunk.id.clone().or_else(|| chunk.request_id.clone()).filter(|id| !id.is_empty());
+            self.request_id =
+                chunk.id.as_deref().or(chunk.request_id.as_deref()).filter(|id| !id.is_empty()).map(str::to_owned);
         }
         if let Some(error) = chunk.error {
-            let envelope =
-                ErrorEnvelope { error: Some(error), request_id: chunk.request_id, ..ErrorEnvelope::default() };
+            let envelope = ErrorEnvelope {
+                error: Some(error),
+                request_id: chunk.request_id.map(Cow::into_owned),
+                ..ErrorEnvelope::default()
+            };
             let upstream = UpstreamError::from_envelope(200, envelope, self.request_id.clone(), &self.api_key);
             return Err(LlmError::mid_stream(upstream));
         }

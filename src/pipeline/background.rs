@@ -209,14 +209,34 @@ impl Pipeline {
             split_frames(&bytes, &mut opening);
         }
         sink.waiting = opening;
-        let cancel = cancelled(journal, id.to_owned(), stop);
-        self.drive(plan, &mut sink, std::future::pending(), cancel).await;
+        let mut cancel = std::pin::pin!(cancel_of(journal, id.to_owned(), stop));
+        // A background turn is a turn of its session: it takes the session's lease like any other. No
+        // client waits on it, and FC delivering it again would find it taken, so a busy session is waited
+        // for up to the turn's deadline rather than refused (docs/design-notes.md, "Background turns and
+        // the session lease"); a cancel meanwhile ends it before it starts.
+        let wait = plan.turn.deadline.saturating_duration_since(Instant::now());
+        let begun = tokio::select! {
+            begun = self.begin_waiting(plan, Some(wait)) => begun,
+            () = &mut cancel => Err(Failure::cancelled()),
+        };
+        match begun {
+            Ok(begun) => self.drive(begun, &mut sink, std::future::pending(), cancel).await,
+            Err(failure) => {
+                tracing::info!(turn = %id, code = %failure.code, "a background turn ended before it began");
+                let _ = sink.accept(&TurnEvent::Finished(TurnEnd::Failed(failure))).await;
+            }
+        }
         sink.status
     }
 
     /// A journaled turn: its record and its frames from `from` on (`None`: unknown or expired).
     pub(crate) async fn read_background(&self, id: &str, from: usize) -> Result<Option<TurnRead>, Rejection> {
         self.journal()?.read(id, from).await.map_err(store_refusal)
+    }
+
+    /// `STREAM_HEARTBEAT_SECS`: how long a journal-served stream may be quiet before its keep-alive.
+    pub(crate) fn heartbeat(&self) -> Option<Duration> {
+        self.heartbeat
     }
 
     /// Resolves when the journaled turn may have changed.
@@ -238,7 +258,7 @@ fn store_refusal(error: SessionError) -> Rejection {
 
 /// Resolves when the turn should stop: the sink heard of a cancel with a write, or a look at the journal
 /// while the turn was quiet found one.
-async fn cancelled(journal: Arc<dyn Journal>, id: String, stop: Arc<Notify>) {
+async fn cancel_of(journal: Arc<dyn Journal>, id: String, stop: Arc<Notify>) {
     loop {
         tokio::select! {
             () = stop.notified() => return,

@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use tokio::time::Instant;
@@ -22,7 +23,8 @@ use crate::acs::Credentials;
 use crate::agent::{TurnEnd, TurnEvent};
 use crate::failure::{Failure, FailureCode, Fault};
 use crate::identity::{Subject, jwt_subject};
-use crate::sessions::{Record, Session, SessionError, SessionKey, Store, replay};
+use crate::sessions::lease::BUSY_POLL;
+use crate::sessions::{Claim, LeaseSettings, Record, Session, SessionError, SessionKey, Store, replay};
 use crate::telemetry::{Span, SpanKind, names};
 
 /// A turn's session: where to append, and what of the request's input is new.
@@ -32,6 +34,16 @@ pub(crate) struct Memory {
     input: Vec<Record>,
     recorder: Recorder,
     deadline: Instant,
+    /// The session's run lease this turn holds (its token is the turn's id) until the append gives it
+    /// back; `None` once released. Dropped while held (the caller left and the turn with it), it is
+    /// released by a task of its own.
+    lease: Option<Held>,
+}
+
+/// A lease held: whose, and for how long each renewal.
+struct Held {
+    token: String,
+    settings: LeaseSettings,
 }
 
 /// What a store call does, as its span names it.
@@ -40,6 +52,7 @@ enum StoreOp {
     Load,
     Append,
     Delete,
+    Release,
 }
 
 impl StoreOp {
@@ -49,6 +62,7 @@ impl StoreOp {
             StoreOp::Load => ("load", "session_store load"),
             StoreOp::Append => ("append", "session_store append"),
             StoreOp::Delete => ("delete", "session_store delete"),
+            StoreOp::Release => ("release", "session_store release"),
         }
     }
 }
@@ -139,6 +153,20 @@ impl Pipeline {
             .map_err(|e| Failure::session(&e))
     }
 
+    /// `POST /stop`: stops the turn running in the caller's session, wherever it runs; `None` when none
+    /// runs there.
+    pub(crate) async fn stop_session(
+        &self,
+        subject: &Subject,
+        role: Option<Credentials>,
+        session_id: &str,
+        deadline: Instant,
+    ) -> Result<Option<super::Stopped>, Failure> {
+        let key = self.caller_key(subject, role, session_id, deadline).await?;
+        let Some(turn) = self.running_in(&key).await? else { return Ok(None) };
+        self.cancel(&turn).await.map(Some)
+    }
+
     /// [`Pipeline::session_key`] for a request that is not a turn: who may not have a session is the
     /// caller's part (403), a JWT refused by Agent Identity too (401).
     async fn caller_key(
@@ -156,7 +184,8 @@ impl Pipeline {
     }
 
     /// Loads the plan's session into its conversation. `None`: no store, or the request names no session.
-    pub(super) async fn recall(&self, plan: &mut Plan) -> Result<Option<Memory>, Failure> {
+    /// A busy session is waited for `busy_wait` (`None`: `SESSION_BUSY_WAIT_SECS`), never past the deadline.
+    pub(super) async fn recall(&self, plan: &mut Plan, busy_wait: Option<Duration>) -> Result<Option<Memory>, Failure> {
         let (Some(sessions), Some(session_id)) = (&self.sessions, plan.session_id.clone()) else {
             // Nowhere to keep an approval request: calls that need one are declined (the model is told).
             plan.turn.approvals.can_ask = false;
@@ -172,9 +201,8 @@ impl Pipeline {
         };
         let deadline = plan.turn.deadline;
         let key = self.session_key(&plan.subject, plan.role.clone(), &session_id, deadline).await?;
-        let stored = bounded(deadline, sessions.store.as_ref(), StoreOp::Load, sessions.store.load(&key))
-            .await
-            .map_err(|e| Failure::session(&e))?;
+        let waiting = LeaseSettings { busy_wait: busy_wait.unwrap_or(sessions.lease.busy_wait), ..sessions.lease };
+        let stored = self.claim(sessions.store.as_ref(), &key, &plan.turn_id, waiting, deadline).await?;
         let stored = stored.unwrap_or_default();
         // Requests the last turn left for the user are settled first: answered as the user says, the
         // others declined, so every call of the conversation has its output before the model sees it.
@@ -182,7 +210,15 @@ impl Pipeline {
         let settled = match waiting.is_empty() && plan.approval.answers.is_empty() {
             true => Vec::new(),
             false => {
-                let resolved = approvals::resolve(waiting, &plan.approval, unix_now())?;
+                let resolved = match approvals::resolve(waiting, &plan.approval, unix_now()) {
+                    Ok(resolved) => resolved,
+                    Err(failure) => {
+                        // Nothing runs: the lease just taken goes back before the refusal does.
+                        let release = sessions.store.release(&key, &plan.turn_id);
+                        let _ = bounded(deadline, sessions.store.as_ref(), StoreOp::Release, release).await;
+                        return Err(failure);
+                    }
+                };
                 plan.turn.approvals.approved = resolved.approved;
                 resolved.records
             }
@@ -201,7 +237,36 @@ impl Pipeline {
             plan.turn.messages.extend(messages);
         }
         let recorder = Recorder::new(&self.agent_name);
-        Ok(Some(Memory { store: sessions.store.clone(), key, input, recorder, deadline }))
+        let lease = Some(Held { token: plan.turn_id.clone(), settings: sessions.lease });
+        Ok(Some(Memory { store: sessions.store.clone(), key, input, recorder, deadline, lease }))
+    }
+
+    /// Takes the session's lease for `turn` and loads the session with it; a session busy with another
+    /// turn is waited for up to `SESSION_BUSY_WAIT_SECS` (never past the deadline), then refused.
+    async fn claim(
+        &self,
+        store: &dyn Store,
+        key: &SessionKey,
+        turn: &str,
+        lease: LeaseSettings,
+        deadline: Instant,
+    ) -> Result<Option<Vec<crate::sessions::StoredMessage>>, Failure> {
+        let give_up = (Instant::now() + lease.busy_wait).min(deadline);
+        loop {
+            let claimed = bounded(deadline, store, StoreOp::Load, store.claim(key, turn, lease.ttl))
+                .await
+                .map_err(|e| Failure::session(&e))?;
+            match claimed {
+                Claim::Held(stored) => return Ok(stored),
+                Claim::Busy { holder } => {
+                    if Instant::now() + BUSY_POLL > give_up {
+                        tracing::info!(session = %key.session_id, holder = %holder, "session busy; turn refused");
+                        return Err(Failure::session_busy(&key.session_id, lease.busy_wait));
+                    }
+                    tokio::time::sleep(BUSY_POLL).await;
+                }
+            }
+        }
     }
 }
 
@@ -217,18 +282,69 @@ impl Memory {
     }
 
     async fn save(&mut self, end: TurnEnd) -> TurnEnd {
-        if matches!(end, TurnEnd::Failed(_)) {
+        // A cancelled turn keeps what was said before the stop; any other failure stores nothing (the
+        // caller will send its message again) and only gives the lease back.
+        if matches!(&end, TurnEnd::Failed(failure) if failure.code != FailureCode::Cancelled) {
+            if let Some(held) = self.lease.take() {
+                let release = self.store.release(&self.key, &held.token);
+                if let Err(error) = bounded(self.deadline, self.store.as_ref(), StoreOp::Release, release).await {
+                    tracing::warn!(error = %error, "the session's lease was not released; it expires by itself");
+                }
+            }
             return end;
         }
         let mut messages = std::mem::take(&mut self.input);
         messages.extend(self.recorder.finish());
-        match bounded(self.deadline, self.store.as_ref(), StoreOp::Append, self.store.append(&self.key, messages)).await
-        {
+        let held = self.lease.take();
+        let append = match &held {
+            Some(held) => self.store.append_releasing(&self.key, messages, &held.token),
+            None => self.store.append(&self.key, messages),
+        };
+        match bounded(self.deadline, self.store.as_ref(), StoreOp::Append, append).await {
             Ok(()) => end,
             Err(error) => {
                 tracing::warn!(error = %error, "the turn's messages were not saved to the session");
                 TurnEnd::Failed(Failure::session_not_saved(&error))
             }
+        }
+    }
+}
+
+impl Memory {
+    /// Renews the lease every third of its TTL for as long as it is polled (the turn runs); never ends.
+    /// A lease found lost is logged: the turn goes on, and its append is refused (`Fenced`).
+    pub(super) fn keep_leased(&self) -> impl Future<Output = ()> + Send + 'static {
+        let store = self.store.clone();
+        let key = self.key.clone();
+        let held = self.lease.as_ref().map(|held| (held.token.clone(), held.settings));
+        async move {
+            let Some((token, settings)) = held else { return std::future::pending().await };
+            let mut every = tokio::time::interval(settings.renew_every());
+            every.tick().await; // the first tick is now: the claim just set the TTL
+            loop {
+                every.tick().await;
+                match store.renew(&key, &token, settings.ttl).await {
+                    Ok(true) => {}
+                    Ok(false) => tracing::warn!(session = %key.session_id, "the session's lease was lost mid-turn"),
+                    Err(error) => tracing::warn!(error = %error, "the session's lease was not renewed"),
+                }
+            }
+        }
+    }
+}
+
+impl Drop for Memory {
+    /// A turn dropped before it ended (its caller left) still gives its lease back, on a task of its own.
+    fn drop(&mut self) {
+        let Some(held) = self.lease.take() else { return };
+        let (store, key) = (self.store.clone(), self.key.clone());
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let release = tokio::time::timeout(held.settings.ttl, store.release(&key, &held.token)).await;
+                if !matches!(release, Ok(Ok(()))) {
+                    tracing::warn!(session = %key.session_id, "the session's lease was not released; it expires by itself");
+                }
+            });
         }
     }
 }

@@ -16,12 +16,15 @@ mod plan;
 mod pump;
 mod record;
 mod trace;
+mod turns;
 
 pub(crate) use approvals::{ApprovalAnswer, ApprovalInput, ResentRequest};
 pub(crate) use background::{EVENT_KEY, Journaled, Submission, Ticket, status_of};
 pub(crate) use caller::{UserClaim, bearer, event_claim, http_claim};
 pub(crate) use plan::{Ask, Plan, Planner, Platform};
 pub use pump::Renderer;
+pub(crate) use pump::SSE_KEEP_ALIVE;
+pub(crate) use turns::Stopped;
 
 use std::sync::Arc;
 
@@ -60,6 +63,10 @@ pub(crate) struct Pipeline {
     agent_name: String,
     /// Where background turns are queued (FC's asynchronous invocation of this function).
     background: background::Background,
+    /// `STREAM_HEARTBEAT_SECS`: a streamed body quiet this long gets its face's keep-alive; `None`: off.
+    heartbeat: Option<std::time::Duration>,
+    /// The turns running here, for [`Pipeline::cancel`].
+    turns: turns::Turns,
 }
 
 /// A client that could not be built from the configuration.
@@ -97,6 +104,15 @@ impl Pipeline {
             .oauth2
             .as_ref()
             .map(|settings| Arc::new(OAuth2Tokens::new(identity.clone(), roles.clone(), settings.clone())));
+        let sessions = SessionMemory::new(&config.sessions).map_err(|e| PipelineError::Sessions(e.to_string()))?;
+        let turns = turns::Turns::default();
+        if let Some(sessions) = &sessions {
+            // Stop requests for turns running here may arrive at any instance: listen from the start.
+            let running = turns.stopper();
+            sessions.store.listen_stops(Arc::new(move |turn_id: &str| {
+                running(turn_id);
+            }));
+        }
         Ok(Pipeline {
             llm,
             mcp,
@@ -105,9 +121,11 @@ impl Pipeline {
             oauth2,
             env_credentials: Arc::new(StaticProvider::environment(config.env_credentials.clone())),
             uri_credentials: Arc::new(CredentialsUriProvider::new(config.credentials_uri.clone(), identity_http)),
-            sessions: SessionMemory::new(&config.sessions).map_err(|e| PipelineError::Sessions(e.to_string()))?,
+            sessions,
             agent_name: config.agent.name.clone(),
             background: background::Background::new(config)?,
+            heartbeat: config.stream_heartbeat,
+            turns,
         })
     }
 

@@ -56,6 +56,9 @@ pub(crate) struct Platform {
 
 /// A request resolved and validated before anything streams.
 pub(crate) struct Plan {
+    /// This turn's id (`turn_<uuid>`): what [`Pipeline::cancel`](super::Pipeline::cancel) stops and what
+    /// its session's lease holds.
+    pub(crate) turn_id: String,
     /// The conversation the turn belongs to (see [`Ask::session_id`]).
     pub(crate) session_id: Option<String>,
     /// See [`Ask::records`]; the session memory takes them.
@@ -128,6 +131,7 @@ impl Planner {
             true => super::record::from_chat(&turn.messages[1..]),
         };
         Ok(Plan {
+            turn_id: format!("turn_{}", crate::ids::uuid().simple()),
             session_id: ask.session_id,
             records,
             approval: ask.approval,

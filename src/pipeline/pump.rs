@@ -5,13 +5,17 @@
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
+use futures_util::future::Either;
 use http::{HeaderValue, Response, StatusCode, header};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::Pipeline;
+use super::memory::Memory;
 use super::plan::Plan;
 use super::trace::TurnTrace;
 use crate::agent::{TurnEnd, TurnEvent};
@@ -44,11 +48,33 @@ pub trait Renderer: Send + 'static {
     fn status(&self) -> StatusCode {
         StatusCode::OK
     }
+
+    /// Appends the face's keep-alive, sent when a streamed body has been quiet for
+    /// `STREAM_HEARTBEAT_SECS` (a tool working, a model thinking): proxies, load balancers and browsers
+    /// cut idle streams. An SSE comment line unless the protocol has something better; every SSE client
+    /// skips comments.
+    fn heartbeat(&mut self, out: &mut Vec<Bytes>) {
+        out.push(Bytes::from_static(SSE_KEEP_ALIVE));
+    }
 }
+
+/// An SSE comment line (the spec's way to keep a connection open; `sse-starlette` sends `: ping`).
+pub(crate) const SSE_KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 
 /// Where the pump puts each event.
 pub(super) trait Sink: Send {
     fn accept(&mut self, event: &TurnEvent) -> impl Future<Output = Result<(), ClientGone>> + Send;
+
+    /// When the body has been quiet long enough that a keep-alive is due; `None`: never (an answer sent
+    /// whole has no bytes to keep a connection alive with).
+    fn quiet_until(&self) -> Option<Instant> {
+        None
+    }
+
+    /// Sends the face's keep-alive.
+    fn keep_alive(&mut self) -> impl Future<Output = Result<(), ClientGone>> + Send {
+        std::future::ready(Ok(()))
+    }
 }
 
 /// Renders each event and sends its bytes at once.
@@ -56,15 +82,38 @@ struct Streamed<R> {
     renderer: R,
     sender: BodySender,
     frames: Vec<Bytes>,
+    /// `STREAM_HEARTBEAT_SECS`: a keep-alive after this long without a byte.
+    heartbeat: Option<Duration>,
+    last_sent: Instant,
+}
+
+impl<R: Renderer> Streamed<R> {
+    async fn flush(&mut self) -> Result<(), ClientGone> {
+        if !self.frames.is_empty() {
+            self.last_sent = Instant::now();
+        }
+        for frame in self.frames.drain(..) {
+            self.sender.send(frame).await?;
+        }
+        Ok(())
+    }
 }
 
 impl<R: Renderer> Sink for Streamed<R> {
     async fn accept(&mut self, event: &TurnEvent) -> Result<(), ClientGone> {
         self.renderer.render(event, &mut self.frames);
-        for frame in self.frames.drain(..) {
-            self.sender.send(frame).await?;
-        }
-        Ok(())
+        self.flush().await
+    }
+
+    fn quiet_until(&self) -> Option<Instant> {
+        self.heartbeat.map(|every| self.last_sent + every)
+    }
+
+    async fn keep_alive(&mut self) -> Result<(), ClientGone> {
+        self.renderer.heartbeat(&mut self.frames);
+        // A renderer with nothing to send must not be asked again at once.
+        self.last_sent = Instant::now();
+        self.flush().await
     }
 }
 
@@ -81,16 +130,56 @@ impl<R: Renderer> Sink for Collected<R> {
     }
 }
 
+/// A planned turn whose session is claimed and loaded (or whose failure to load waits to be reported in
+/// the turn's own stream), its root span started: what [`Pipeline::begin`] hands the face.
+pub(crate) struct Begun {
+    plan: Plan,
+    trace: TurnTrace,
+    memory: Result<Option<Memory>, Failure>,
+}
+
+impl Begun {
+    pub(crate) fn plan(&self) -> &Plan {
+        &self.plan
+    }
+}
+
 impl Pipeline {
+    /// Starts the turn's trace and claims and loads its session, before any byte is answered: a session
+    /// busy with another turn is refused here (`session_busy`, in the face's shape), every other failure
+    /// to load goes into the turn's own stream as before. A turn without a session costs nothing here.
+    pub(crate) async fn begin(self: &Arc<Self>, plan: Plan) -> Result<Begun, Failure> {
+        self.begin_waiting(plan, None).await
+    }
+
+    /// [`Pipeline::begin`] waiting `busy_wait` for a busy session (`None`: `SESSION_BUSY_WAIT_SECS`).
+    pub(super) async fn begin_waiting(
+        self: &Arc<Self>,
+        mut plan: Plan,
+        busy_wait: Option<Duration>,
+    ) -> Result<Begun, Failure> {
+        let model = self.llm.model_name(plan.turn.model.as_deref());
+        let mut trace = TurnTrace::start(&plan, &self.agent_name, model);
+        let scope = trace.span().scope();
+        let memory = in_scope(scope, self.recall(&mut plan, busy_wait)).await;
+        if let Err(failure) = &memory
+            && failure.code == FailureCode::SessionBusy
+        {
+            trace.observe(&TurnEvent::Finished(TurnEnd::Failed(failure.clone())));
+            return Err(failure.clone());
+        }
+        Ok(Begun { plan, trace, memory })
+    }
+
     /// Starts the turn and answers at once with a body that carries the renderer's bytes as they are made.
-    pub(crate) fn stream<R: Renderer>(self: &Arc<Self>, plan: Plan, renderer: R) -> Response<Body> {
-        self.stream_until(plan, renderer, std::future::pending())
+    pub(crate) fn stream<R: Renderer>(self: &Arc<Self>, begun: Begun, renderer: R) -> Response<Body> {
+        self.stream_until(begun, renderer, std::future::pending())
     }
 
     /// [`Pipeline::stream`] for a turn that someone other than its client may stop (A2A `tasks/cancel`):
-    /// when `cancel` resolves the turn is dropped — every upstream request with it — and the renderer gets
-    /// a `Finished` failing with `cancelled`.
-    pub(crate) fn stream_until<R, C>(self: &Arc<Self>, plan: Plan, mut renderer: R, cancel: C) -> Response<Body>
+    /// when `cancel` resolves the turn is dropped — every upstream request with it — its session keeps
+    /// what was said so far, and the renderer gets a `Finished` failing with `cancelled`.
+    pub(crate) fn stream_until<R, C>(self: &Arc<Self>, begun: Begun, mut renderer: R, cancel: C) -> Response<Body>
     where
         R: Renderer,
         C: Future<Output = ()> + Send + 'static,
@@ -99,16 +188,20 @@ impl Pipeline {
         let status = renderer.status();
         let (sender, body) = Body::channel_starting_with(renderer.opening());
         let pipeline = self.clone();
+        let heartbeat = self.heartbeat;
         let task = async move {
             let gone = sender.clone();
-            let mut sink = Streamed { renderer, sender, frames: Vec::new() };
-            pipeline.drive(plan, &mut sink, gone.closed(), cancel).await;
+            let mut sink = Streamed { renderer, sender, frames: Vec::new(), heartbeat, last_sent: Instant::now() };
+            let cancel = pipeline.turns.register(&begun.plan.turn_id, cancel);
+            pipeline.drive(begun, &mut sink, gone.closed(), cancel).await;
             // The caller has the whole answer; the body ends once the turn's spans are out (FC may freeze
             // the instance as soon as it does). Nothing to wait for without telemetry.
             crate::telemetry::turn_done().await;
             drop(sink);
         };
-        tokio::spawn(task.instrument(tracing::Span::current()));
+        // Boxed: the turn's future is large (every await point of the loop, the sink, the trace), and tokio
+        // copies a task's whole stage each time it moves it or marks it finished; boxed, that is a pointer.
+        tokio::spawn(Box::pin(task).instrument(tracing::Span::current()));
         let mut response = Response::new(body);
         *response.status_mut() = status;
         let headers = response.headers_mut();
@@ -118,19 +211,20 @@ impl Pipeline {
     }
 
     /// Runs the turn to its end and answers with everything the renderer wrote, as one body.
-    pub(crate) async fn answer<R: Renderer>(self: &Arc<Self>, plan: Plan, renderer: R) -> Response<Body> {
-        self.answer_until(plan, renderer, std::future::pending()).await
+    pub(crate) async fn answer<R: Renderer>(self: &Arc<Self>, begun: Begun, renderer: R) -> Response<Body> {
+        self.answer_until(begun, renderer, std::future::pending()).await
     }
 
     /// [`Pipeline::answer`] for a turn that `cancel` may stop (see [`Pipeline::stream_until`]).
     pub(crate) async fn answer_until<R: Renderer>(
         self: &Arc<Self>,
-        plan: Plan,
+        begun: Begun,
         renderer: R,
-        cancel: impl Future<Output = ()>,
+        cancel: impl Future<Output = ()> + Send + 'static,
     ) -> Response<Body> {
         let mut sink = Collected { renderer, body: Vec::new() };
-        self.drive(plan, &mut sink, std::future::pending(), cancel).await;
+        let cancel = self.turns.register(&begun.plan.turn_id, cancel);
+        self.drive(begun, &mut sink, std::future::pending(), cancel).await;
         let Collected { renderer, body } = sink;
         let whole = Bytes::from(body.concat());
         if !crate::telemetry::active() {
@@ -147,27 +241,28 @@ impl Pipeline {
         response
     }
 
-    /// Runs the plan, giving every event to `sink`, and makes sure the sink sees exactly one `Finished`
-    /// — unless the client is gone (`gone` resolved or a write failed), in which case the turn is dropped.
-    /// `cancel` resolving drops the turn too, but the sink still hears how it ended.
+    /// Runs the begun turn, giving every event to `sink`, and makes sure the sink sees exactly one
+    /// `Finished` — unless the client is gone (`gone` resolved or a write failed), in which case the turn
+    /// is dropped. `cancel` resolving stops the turn too, but it ends through the session (which keeps
+    /// what was said so far) and the sink hears how it ended.
     pub(super) async fn drive<S: Sink>(
         self: &Arc<Self>,
-        plan: Plan,
+        begun: Begun,
         sink: &mut S,
         gone: impl Future<Output = ()>,
         cancel: impl Future<Output = ()>,
     ) {
-        let model = self.llm.model_name(plan.turn.model.as_deref());
-        let mut trace = TurnTrace::start(&plan, &self.agent_name, model);
+        let Begun { plan, mut trace, memory } = begun;
         let scope = trace.span().scope();
-        in_scope(scope, self.drive_traced(plan, sink, gone, cancel, &mut trace)).await;
+        in_scope(scope, self.drive_traced(plan, memory, sink, gone, cancel, &mut trace)).await;
         // Still open: the client went away and the turn was dropped.
         trace.end(None);
     }
 
     async fn drive_traced<S: Sink>(
         self: &Arc<Self>,
-        mut plan: Plan,
+        plan: Plan,
+        memory: Result<Option<Memory>, Failure>,
         sink: &mut S,
         gone: impl Future<Output = ()>,
         cancel: impl Future<Output = ()>,
@@ -176,31 +271,61 @@ impl Pipeline {
         let (events_tx, mut events_rx) = mpsc::channel(EVENT_BUFFER);
         let drain = plan.drain.clone();
         let mut finished = false;
+        // The session first: a store that cannot answer fails the turn before anything is spent on it.
+        let mut memory = match memory {
+            Ok(memory) => memory,
+            Err(failure) => {
+                tracing::warn!(code = %failure.code, message = %failure.message, "turn failed before the model");
+                let event = TurnEvent::Finished(TurnEnd::Failed(failure));
+                trace.observe(&event);
+                let _ = sink.accept(&event).await;
+                return;
+            }
+        };
+        let leased = match &memory {
+            Some(memory) => Either::Left(memory.keep_leased()),
+            None => Either::Right(std::future::pending::<()>()),
+        };
         let turn = async {
-            // The session first: a store that cannot answer fails the turn before anything is spent on it.
-            let mut memory = match self.recall(&mut plan).await {
-                Ok(memory) => memory,
-                Err(failure) => {
-                    tracing::warn!(code = %failure.code, message = %failure.message, "turn failed before the model");
-                    finished = true;
-                    let event = TurnEvent::Finished(TurnEnd::Failed(failure));
-                    trace.observe(&event);
-                    return sink.accept(&event).await;
+            let stopper = events_tx.clone();
+            let run = async move {
+                tokio::select! {
+                    () = self.run(plan, events_tx) => {}
+                    () = cancel => {
+                        // The agent is dropped here (every upstream request with it); the turn ends
+                        // through the session, which keeps what was said so far.
+                        tracing::info!("turn cancelled on request");
+                        let _ = stopper.send(TurnEvent::Finished(TurnEnd::Failed(Failure::cancelled()))).await;
+                    }
                 }
             };
             let forward = async {
-                while let Some(event) = events_rx.recv().await {
+                loop {
+                    let quiet = sink.quiet_until();
+                    let event = tokio::select! {
+                        event = events_rx.recv() => event,
+                        () = until(quiet) => {
+                            sink.keep_alive().await?;
+                            continue;
+                        }
+                    };
+                    let Some(event) = event else { break };
                     let event = match &mut memory {
                         Some(memory) => memory.record(event).await,
                         None => event,
                     };
-                    finished |= matches!(event, TurnEvent::Finished(_));
+                    let last = matches!(event, TurnEvent::Finished(_));
+                    finished |= last;
                     trace.observe(&event);
                     sink.accept(&event).await?;
+                    if last {
+                        // Exactly one ending: a cancel racing the agent's own end adds none.
+                        break;
+                    }
                 }
                 Ok::<_, ClientGone>(())
             };
-            tokio::join!(self.run(plan, events_tx), forward).1
+            tokio::join!(run, forward).1
         };
         let cut_short = tokio::select! {
             forwarded = turn => match forwarded {
@@ -213,18 +338,27 @@ impl Pipeline {
                 return;
             }
             () = drain.cutoff() => Some(Failure::shutting_down()),
-            () = cancel => {
-                tracing::info!("turn cancelled on request");
-                Some(Failure::cancelled())
-            }
+            () = leased => None,
         };
         if !finished {
             // The turn's task ended without saying how: say so rather than stop silently.
             let failure =
                 cut_short.unwrap_or_else(|| Failure::new(FailureCode::Internal, "the turn ended without a result"));
             let event = TurnEvent::Finished(TurnEnd::Failed(failure));
+            let event = match &mut memory {
+                Some(memory) => memory.record(event).await,
+                None => event,
+            };
             trace.observe(&event);
             let _ = sink.accept(&event).await;
         }
+    }
+}
+
+/// Resolves at `deadline`; never without one.
+async fn until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
     }
 }

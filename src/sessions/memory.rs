@@ -11,7 +11,7 @@ use std::time::Duration;
 use futures_util::future::{BoxFuture, FutureExt};
 use tokio::time::Instant;
 
-use super::{Record, SessionError, SessionKey, SessionSettings, Store, StoredMessage};
+use super::{Claim, Record, SessionError, SessionKey, SessionSettings, Store, StoredMessage};
 
 /// What a kept message costs beyond its JSON and id, so that `SESSION_MAX_BYTES` is close to the RSS the
 /// store takes: its [`Span`] (24 bytes) and its share of the session buffer's spare capacity (the buffer
@@ -24,6 +24,9 @@ const SESSION_OVERHEAD: usize = 512;
 
 pub(crate) struct MemoryStore {
     sessions: Mutex<SessionTable>,
+    /// The running turns' leases: session → (holding turn, expiry). Only running turns hold one, so it is
+    /// as small as the instance's concurrency; an expired entry is dropped when next looked at.
+    leases: Mutex<HashMap<SessionKey, (String, Instant)>>,
     max_sessions: usize,
     max_messages: usize,
     /// `SESSION_MAX_BYTES`: what all sessions together may cost, counted as [`Span::cost`] and
@@ -166,6 +169,7 @@ impl MemoryStore {
     pub(crate) fn new(settings: &SessionSettings) -> MemoryStore {
         MemoryStore {
             sessions: Mutex::new(SessionTable::default()),
+            leases: Mutex::new(HashMap::new()),
             max_sessions: settings.max_sessions.max(1),
             max_messages: settings.max_messages.max(1),
             max_bytes: settings.max_bytes,
@@ -177,6 +181,45 @@ impl MemoryStore {
         // A panic while holding the lock cannot leave a half-written entry (every update is one push or
         // drain), so a poisoned map is still consistent.
         self.sessions.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn leases(&self) -> std::sync::MutexGuard<'_, HashMap<SessionKey, (String, Instant)>> {
+        // Every update is one insert or remove: a poisoned map is still consistent.
+        self.leases.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn claim_now(&self, key: &SessionKey, token: &str, ttl: Duration) -> Claim {
+        let now = Instant::now();
+        {
+            let mut leases = self.leases();
+            match leases.get(key) {
+                Some((holder, expiry)) if holder != token && *expiry > now => {
+                    return Claim::Busy { holder: holder.clone() };
+                }
+                _ => leases.insert(key.clone(), (token.to_owned(), now + ttl)),
+            };
+        }
+        Claim::Held(self.load_now(key))
+    }
+
+    /// Whether `token` holds the lease now; `then` runs under the leases' lock when it does.
+    fn holding(
+        &self,
+        key: &SessionKey,
+        token: &str,
+        then: impl FnOnce(&mut HashMap<SessionKey, (String, Instant)>),
+    ) -> bool {
+        let mut leases = self.leases();
+        let held = leases.get(key).is_some_and(|(holder, expiry)| holder == token && *expiry > Instant::now());
+        if held {
+            then(&mut leases);
+        }
+        held
+    }
+
+    fn holder_now(&self, key: &SessionKey) -> Option<String> {
+        let leases = self.leases();
+        leases.get(key).filter(|(_, expiry)| *expiry > Instant::now()).map(|(holder, _)| holder.clone())
     }
 
     fn expired(&self, entry: &Entry, now: Instant) -> bool {
@@ -307,6 +350,55 @@ impl Store for MemoryStore {
     fn delete<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<bool, SessionError>> {
         std::future::ready(Ok(self.lock().remove(key))).boxed()
     }
+
+    fn claim<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Claim, SessionError>> {
+        std::future::ready(Ok(self.claim_now(key, token, ttl))).boxed()
+    }
+
+    fn renew<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, SessionError>> {
+        let renewed = self.holding(key, token, |leases| {
+            leases.insert(key.clone(), (token.to_owned(), Instant::now() + ttl));
+        });
+        std::future::ready(Ok(renewed)).boxed()
+    }
+
+    fn release<'a>(&'a self, key: &'a SessionKey, token: &'a str) -> BoxFuture<'a, Result<(), SessionError>> {
+        self.holding(key, token, |leases| {
+            leases.remove(key);
+        });
+        std::future::ready(Ok(())).boxed()
+    }
+
+    fn append_releasing<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        messages: Vec<Record>,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<(), SessionError>> {
+        // Another holder now: this turn's lease expired while it ran and the session went on without it.
+        if self.holder_now(key).is_some_and(|holder| holder != token) {
+            return std::future::ready(Err(SessionError::Fenced)).boxed();
+        }
+        let appended = self.append_now(key, messages);
+        self.holding(key, token, |leases| {
+            leases.remove(key);
+        });
+        std::future::ready(appended).boxed()
+    }
+
+    fn holder<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<Option<String>, SessionError>> {
+        std::future::ready(Ok(self.holder_now(key))).boxed()
+    }
 }
 
 #[cfg(test)]
@@ -331,6 +423,7 @@ mod tests {
             redis_cluster: false,
             window: Window { messages: 10, chars: 1000 },
             journal: crate::sessions::JournalSettings { ttl: Duration::from_secs(60), max_turns: 1, max_bytes: 1 },
+            lease: crate::sessions::LeaseSettings { ttl: Duration::from_secs(30), busy_wait: Duration::ZERO },
         })
     }
 

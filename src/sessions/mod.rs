@@ -10,6 +10,7 @@
 //!   AgentScope key layout and an atomic, de-duplicating append. `SESSION_STORE=none` builds no store.
 
 pub(crate) mod journal;
+pub(crate) mod lease;
 pub(crate) mod memory;
 pub(crate) mod message;
 pub(crate) mod redis;
@@ -22,6 +23,7 @@ use futures_util::future::BoxFuture;
 
 use crate::secret::Secret;
 pub(crate) use journal::{Journal, JournalSettings};
+pub(crate) use lease::{Claim, LeaseSettings};
 pub(crate) use message::{Record, Session, StoredMessage};
 pub(crate) use replay::Window;
 
@@ -45,6 +47,66 @@ pub(crate) trait Store: Send + Sync {
     /// JSON is kept (or sent) as it is.
     fn append<'a>(&'a self, key: &'a SessionKey, messages: Vec<Record>) -> BoxFuture<'a, Result<(), SessionError>>;
 
+    /// Claims the session's run lease for the turn `token` (for `ttl`) and, when it got it, loads the
+    /// session in the same call ([`lease`]).
+    fn claim<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Claim, SessionError>>;
+
+    /// Extends the lease `token` holds; `false` when it holds it no more (expired, taken by another).
+    fn renew<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, SessionError>>;
+
+    /// Gives the lease back if `token` still holds it.
+    fn release<'a>(&'a self, key: &'a SessionKey, token: &'a str) -> BoxFuture<'a, Result<(), SessionError>>;
+
+    /// [`Store::append`] under the lease `token` held, released in the same call. Refused
+    /// ([`SessionError::Fenced`]) when another turn holds the lease now: this turn's lease expired and
+    /// the session went on without it.
+    fn append_releasing<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        messages: Vec<Record>,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<(), SessionError>>;
+
+    /// The id of the turn holding the session's lease, if any (a stop request by session).
+    fn holder<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<Option<String>, SessionError>>;
+
+    /// Asks every instance to stop the turn `turn` (it does not run here): `false` when the store
+    /// connects no instances (in process: there is no other).
+    fn publish_stop<'a>(&'a self, _turn: &'a str) -> BoxFuture<'a, Result<bool, SessionError>> {
+        Box::pin(std::future::ready(Ok(false)))
+    }
+
+    /// Calls `on_stop` with every turn id another instance publishes ([`Store::publish_stop`]), from now
+    /// on, for the life of the process (in process: never).
+    fn listen_stops(&self, _on_stop: Arc<dyn Fn(&str) + Send + Sync>) {}
+
+    /// Whether other instances read what this store keeps (Redis), so records a later request may ask
+    /// about on any instance go here ([`Store::keep`]).
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Keeps `value` under `name` for `ttl` where every instance reads it (a shared store only; the
+    /// in-process store keeps nothing: its instance has its own records).
+    fn keep<'a>(&'a self, _name: &'a str, _value: String, _ttl: Duration) -> BoxFuture<'a, Result<(), SessionError>> {
+        Box::pin(std::future::ready(Ok(())))
+    }
+
+    /// What [`Store::keep`] kept under `name`, if it has not expired.
+    fn kept<'a>(&'a self, _name: &'a str) -> BoxFuture<'a, Result<Option<String>, SessionError>> {
+        Box::pin(std::future::ready(Ok(None)))
+    }
+
     /// Forgets the session; `false` when there was none.
     fn delete<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<bool, SessionError>>;
 
@@ -63,6 +125,8 @@ pub(crate) enum SessionError {
     Corrupt { session: String, reason: String },
     #[error("the session store refused the command: {0}")]
     Refused(String),
+    #[error("the session's lease was lost while the turn ran (another turn of the session holds it now)")]
+    Fenced,
 }
 
 impl From<tokio::time::error::Elapsed> for SessionError {
@@ -108,6 +172,8 @@ pub(crate) struct SessionSettings {
     /// `BACKGROUND_TTL_SECS`, `BACKGROUND_MAX_TURNS`, `BACKGROUND_MAX_BYTES`: the turn journal, kept in the
     /// same store.
     pub(crate) journal: JournalSettings,
+    /// `SESSION_LEASE_TTL_SECS` / `SESSION_BUSY_WAIT_SECS`: one turn per session at a time.
+    pub(crate) lease: LeaseSettings,
 }
 
 impl SessionSettings {
@@ -129,6 +195,7 @@ pub(crate) struct SessionMemory {
     pub(crate) window: Window,
     /// Background turns' events, in the same store (Redis), or in the instance beside the sessions.
     pub(crate) journal: Arc<dyn Journal>,
+    pub(crate) lease: LeaseSettings,
 }
 
 impl SessionMemory {
@@ -143,7 +210,7 @@ impl SessionMemory {
                 (redis.clone(), redis)
             }
         };
-        Ok(Some(SessionMemory { store, window: settings.window, journal }))
+        Ok(Some(SessionMemory { store, window: settings.window, journal, lease: settings.lease }))
     }
 }
 

@@ -14,22 +14,42 @@
 //! record, refuses one that does not parse (leaving it untouched), skips messages whose id is stored,
 //! splices the new ones onto the end of the stored text (so what another writer stored is kept byte for
 //! byte) and refreshes the TTL — atomic, so concurrent turns of one session never lose a message. A turn
-//! costs two round trips: `GET` before, `EVALSHA` after. One multiplexed connection manager per process,
-//! connecting lazily and reconnecting by itself.
+//! costs two round trips: the claim script before (the session's run lease taken, then the session read:
+//! `lease.rs`), the append script after (checked against the lease, which it releases). One multiplexed
+//! connection manager per process, connecting lazily and reconnecting by itself.
+//!
+//! Beside the AgentScope layout, what must outlive an invocation (issue 28):
+//!
+//! - `{prefix}session_lease:{user_id}:{session_id}`: STRING, the id of the turn running in the session,
+//!   with a `PX` expiry its holder renews;
+//! - `{prefix}a2a_task:{task_id}`: STRING, an A2A task as any instance answers `tasks/get` for it, `EX`
+//!   an hour after its last change (`protocol::a2a::tasks`);
+//! - `{prefix}turn_stop`: the pub/sub channel a stop request for a turn on another instance travels on
+//!   (one subscriber connection per process).
 
+use std::sync::Arc;
 use std::time::Duration;
 
+use futures_util::StreamExt;
 use futures_util::future::{BoxFuture, FutureExt};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
-use super::{Record, Session, SessionError, SessionKey, SessionSettings, Store, StoredMessage};
+use super::{Claim, Record, Session, SessionError, SessionKey, SessionSettings, Store, StoredMessage};
 use crate::secret::{self, Secret};
 
 mod journal;
 
-/// KEYS: session, index. ARGV: session id, user id, TTL seconds, then (message id, message JSON) pairs.
+/// KEYS: session, index, and the session's lease when the append is under one. ARGV: session id, user
+/// id, TTL seconds, the lease's token (empty without a lease), then (message id, message JSON) pairs.
+/// Under a lease: refused (`FENCED`) if another turn holds it, and released after the write.
 const APPEND: &str = r#"
+if KEYS[3] then
+  local holder = redis.call('GET', KEYS[3])
+  if holder and holder ~= ARGV[4] then
+    return redis.error_reply('FENCED the session lease is held by another turn')
+  end
+end
 local current = redis.call('GET', KEYS[1])
 local known, stored = {}, 0
 if current then
@@ -48,7 +68,7 @@ if current then
   end
 end
 local fresh = {}
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   if not known[ARGV[i]] then
     known[ARGV[i]] = true
     fresh[#fresh + 1] = ARGV[i + 1]
@@ -72,8 +92,35 @@ end
 redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[1], value, 'EX', ARGV[3])
+if KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
 return #fresh
 "#;
+
+/// KEYS: the session's lease, the session. ARGV: the turn's token, the lease's TTL in milliseconds.
+/// Takes the lease when it is free (or already this turn's) and then reads the session: the claim and
+/// the load in one round trip. `{1, session or nil}` when taken, `{0, holder}` when busy.
+const CLAIM: &str = r#"
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return {0, holder} end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return {1, redis.call('GET', KEYS[2])}
+"#;
+
+/// KEYS: the lease. ARGV: the token, the TTL in milliseconds. 1 when renewed.
+const RENEW: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"#;
+
+/// KEYS: the lease. ARGV: the token. Deleted only by its holder.
+const RELEASE: &str = r#"
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"#;
+
+/// How soon a lost stop-channel subscription is tried again: stop requests published meanwhile are
+/// missed (the turn still ends by its deadline or its caller), so not long; but not a busy loop either.
+const LISTEN_AGAIN_AFTER: Duration = Duration::from_secs(1);
 
 pub(crate) struct RedisStore {
     client: redis::Client,
@@ -91,6 +138,9 @@ pub(crate) struct RedisStore {
     journal_start: redis::Script,
     journal_append: redis::Script,
     journal_cancel: redis::Script,
+    claim: redis::Script,
+    renew: redis::Script,
+    release: redis::Script,
 }
 
 impl RedisStore {
@@ -119,6 +169,9 @@ impl RedisStore {
             journal_start,
             journal_append,
             journal_cancel,
+            claim: redis::Script::new(CLAIM),
+            renew: redis::Script::new(RENEW),
+            release: redis::Script::new(RELEASE),
         })
     }
 
@@ -143,6 +196,17 @@ impl RedisStore {
 
     fn index_key(&self, key: &SessionKey) -> Result<String, SessionError> {
         Ok(format!("{}session_index:{}", self.prefix, self.user_part(key)?))
+    }
+
+    /// `{prefix}session_lease:{user}:{session}`: beside the session key, in its slot on a cluster.
+    fn lease_key(&self, key: &SessionKey) -> Result<String, SessionError> {
+        Ok(format!("{}session_lease:{}:{}", self.prefix, self.user_part(key)?, key.session_id))
+    }
+
+    /// `{prefix}turn_stop`: where a stop request for a turn running on another instance is published
+    /// (the turn's id); every instance listens ([`Store::listen_stops`]).
+    fn stop_channel(&self) -> String {
+        format!("{}turn_stop", self.prefix)
     }
 
     async fn connection(&self) -> Result<ConnectionManager, SessionError> {
@@ -189,11 +253,20 @@ impl RedisStore {
         Ok(Some(session.messages))
     }
 
-    async fn append_now(&self, key: &SessionKey, messages: Vec<Record>) -> Result<(), SessionError> {
+    async fn append_now(
+        &self,
+        key: &SessionKey,
+        messages: Vec<Record>,
+        token: Option<&str>,
+    ) -> Result<(), SessionError> {
         let (session_key, index_key) = (self.session_key(key)?, self.index_key(key)?);
         let mut connection = self.connection().await?;
         let mut invocation = self.append.prepare_invoke();
-        invocation.key(session_key).key(index_key).arg(&key.session_id).arg(&key.user_id).arg(self.ttl_secs);
+        invocation.key(session_key).key(index_key);
+        if token.is_some() {
+            invocation.key(self.lease_key(key)?);
+        }
+        invocation.arg(&key.session_id).arg(&key.user_id).arg(self.ttl_secs).arg(token.unwrap_or(""));
         for message in &messages {
             invocation.arg(&message.id).arg(&message.json);
         }
@@ -203,8 +276,51 @@ impl RedisStore {
             Err(SessionError::Refused(reason)) if reason.contains("CORRUPT") => {
                 Err(SessionError::Corrupt { session: key.session_id.clone(), reason })
             }
+            Err(SessionError::Refused(reason)) if reason.contains("FENCED") => Err(SessionError::Fenced),
             other => other.map(|_| ()),
         }
+    }
+
+    async fn claim_now(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<Claim, SessionError> {
+        let (lease_key, session_key) = (self.lease_key(key)?, self.session_key(key)?);
+        let mut connection = self.connection().await?;
+        let mut invocation = self.claim.prepare_invoke();
+        invocation.key(lease_key).key(session_key).arg(token).arg(ttl.as_millis().max(1) as u64);
+        let (taken, value): (i64, Option<String>) =
+            self.bounded(async { invocation.invoke_async(&mut connection).await.map_err(|e| self.error(e)) }).await?;
+        if taken == 0 {
+            return Ok(Claim::Busy { holder: value.unwrap_or_default() });
+        }
+        let Some(record) = value else { return Ok(Claim::Held(None)) };
+        let session: Session = serde_json::from_str(&record)
+            .map_err(|error| SessionError::Corrupt { session: key.session_id.clone(), reason: error.to_string() })?;
+        Ok(Claim::Held(Some(session.messages)))
+    }
+
+    /// Runs a lease script (renew, release) and reads its integer answer.
+    async fn lease_script(
+        &self,
+        script: &redis::Script,
+        key: &SessionKey,
+        args: &[String],
+    ) -> Result<i64, SessionError> {
+        let lease_key = self.lease_key(key)?;
+        let mut connection = self.connection().await?;
+        let mut invocation = script.prepare_invoke();
+        invocation.key(lease_key);
+        for arg in args {
+            invocation.arg(arg);
+        }
+        self.bounded(async { invocation.invoke_async(&mut connection).await.map_err(|e| self.error(e)) }).await
+    }
+
+    async fn holder_now(&self, key: &SessionKey) -> Result<Option<String>, SessionError> {
+        let lease_key = self.lease_key(key)?;
+        let mut connection = self.connection().await?;
+        self.bounded(async {
+            redis::cmd("GET").arg(lease_key).query_async(&mut connection).await.map_err(|e| self.error(e))
+        })
+        .await
     }
 
     async fn delete_now(&self, key: &SessionKey) -> Result<bool, SessionError> {
@@ -236,7 +352,131 @@ impl Store for RedisStore {
     }
 
     fn append<'a>(&'a self, key: &'a SessionKey, messages: Vec<Record>) -> BoxFuture<'a, Result<(), SessionError>> {
-        self.append_now(key, messages).boxed()
+        self.append_now(key, messages, None).boxed()
+    }
+
+    fn claim<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<Claim, SessionError>> {
+        self.claim_now(key, token, ttl).boxed()
+    }
+
+    fn renew<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        token: &'a str,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<bool, SessionError>> {
+        let args = [token.to_owned(), (ttl.as_millis().max(1) as u64).to_string()];
+        async move { Ok(self.lease_script(&self.renew, key, &args).await? == 1) }.boxed()
+    }
+
+    fn release<'a>(&'a self, key: &'a SessionKey, token: &'a str) -> BoxFuture<'a, Result<(), SessionError>> {
+        let args = [token.to_owned()];
+        async move { self.lease_script(&self.release, key, &args).await.map(|_| ()) }.boxed()
+    }
+
+    fn append_releasing<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        messages: Vec<Record>,
+        token: &'a str,
+    ) -> BoxFuture<'a, Result<(), SessionError>> {
+        self.append_now(key, messages, Some(token)).boxed()
+    }
+
+    fn holder<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<Option<String>, SessionError>> {
+        self.holder_now(key).boxed()
+    }
+
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn keep<'a>(&'a self, name: &'a str, value: String, ttl: Duration) -> BoxFuture<'a, Result<(), SessionError>> {
+        async move {
+            let mut connection = self.connection().await?;
+            let key = format!("{}{name}", self.prefix);
+            self.bounded(async {
+                redis::cmd("SET")
+                    .arg(key)
+                    .arg(value)
+                    .arg("EX")
+                    .arg(ttl.as_secs().max(1))
+                    .query_async::<()>(&mut connection)
+                    .await
+                    .map_err(|e| self.error(e))
+            })
+            .await
+        }
+        .boxed()
+    }
+
+    fn kept<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Option<String>, SessionError>> {
+        async move {
+            let mut connection = self.connection().await?;
+            let key = format!("{}{name}", self.prefix);
+            self.bounded(async {
+                redis::cmd("GET").arg(key).query_async(&mut connection).await.map_err(|e| self.error(e))
+            })
+            .await
+        }
+        .boxed()
+    }
+
+    fn publish_stop<'a>(&'a self, turn: &'a str) -> BoxFuture<'a, Result<bool, SessionError>> {
+        async move {
+            let mut connection = self.connection().await?;
+            let listeners: i64 = self
+                .bounded(async {
+                    redis::cmd("PUBLISH")
+                        .arg(self.stop_channel())
+                        .arg(turn)
+                        .query_async(&mut connection)
+                        .await
+                        .map_err(|e| self.error(e))
+                })
+                .await?;
+            Ok(listeners > 0)
+        }
+        .boxed()
+    }
+
+    fn listen_stops(&self, on_stop: Arc<dyn Fn(&str) + Send + Sync>) {
+        // Built outside a runtime (a unit test's store): nobody to stop anyway.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        let (client, channel, timeout) = (self.client.clone(), self.stop_channel(), self.timeout);
+        let password = self.password.clone();
+        runtime.spawn(async move {
+            loop {
+                let subscribed = tokio::time::timeout(timeout, async {
+                    let mut pubsub = client.get_async_pubsub().await?;
+                    pubsub.subscribe(&channel).await?;
+                    Ok::<_, redis::RedisError>(pubsub)
+                })
+                .await;
+                match subscribed {
+                    Ok(Ok(pubsub)) => {
+                        let mut messages = pubsub.into_on_message();
+                        while let Some(message) = messages.next().await {
+                            if let Ok(turn) = message.get_payload::<String>() {
+                                on_stop(&turn);
+                            }
+                        }
+                        tracing::warn!("the session store's stop channel closed; listening again");
+                    }
+                    Ok(Err(error)) => {
+                        let error = scrub(&error.to_string(), password.as_ref());
+                        tracing::warn!(error = %error, "cannot listen on the session store's stop channel");
+                    }
+                    Err(_) => tracing::warn!("the session store's stop channel did not answer in time"),
+                }
+                tokio::time::sleep(LISTEN_AGAIN_AFTER).await;
+            }
+        });
     }
 
     fn delete<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<bool, SessionError>> {

@@ -34,7 +34,7 @@ use tokio::time::Instant;
 
 use super::metrics::Instruments;
 use super::span::SpanKind;
-use super::{SamplerChoice, TelemetryError, TelemetrySettings};
+use super::{SamplerChoice, SignalExport, TelemetryError, TelemetrySettings};
 
 /// Spans held between two flushes. A turn with ten tool calls makes about 40; this holds dozens of
 /// concurrent turns and, should the collector be unreachable, bounds what waits (a span is ~1 KiB).
@@ -77,23 +77,27 @@ impl Telemetry {
             ])
             .with_attributes(settings.resource.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())))
             .build();
-        let http = crate::upstream::client_builder()
-            .timeout(settings.timeout)
-            .build()
-            .map_err(|e| TelemetryError(format!("HTTP client: {e}")))?;
-        let headers: std::collections::HashMap<String, String> =
-            settings.headers.iter().map(|(name, value)| (name.clone(), value.expose().to_owned())).collect();
+        // One client per signal: each carries its own time limit (`…_TRACES_TIMEOUT`, `…_METRICS_TIMEOUT`).
+        let client = |timeout: Duration| {
+            crate::upstream::client_builder()
+                .timeout(timeout)
+                .build()
+                .map_err(|e| TelemetryError(format!("HTTP client: {e}")))
+        };
+        let headers = |signal: &SignalExport| -> std::collections::HashMap<String, String> {
+            signal.headers.iter().map(|(name, value)| (name.clone(), value.expose().to_owned())).collect()
+        };
         let queue = Arc::new(SpanQueue::default());
         let (tracer, tracer_provider, spans) = match &settings.traces {
             None => (None, None, None),
-            Some(endpoint) => {
+            Some(signal) => {
                 let mut exporter = SpanExporter::builder()
                     .with_http()
                     .with_protocol(Protocol::HttpBinary)
-                    .with_endpoint(endpoint.as_str())
-                    .with_timeout(settings.timeout)
-                    .with_headers(headers.clone())
-                    .with_http_client(http.clone())
+                    .with_endpoint(signal.endpoint.as_str())
+                    .with_timeout(signal.timeout)
+                    .with_headers(headers(signal))
+                    .with_http_client(client(signal.timeout)?)
                     .with_retry_policy(RetryPolicy::disabled())
                     .build()
                     .map_err(|e| TelemetryError(e.to_string()))?;
@@ -108,14 +112,14 @@ impl Telemetry {
         };
         let metrics = match &settings.metrics {
             None => None,
-            Some(endpoint) => {
+            Some(signal) => {
                 let exporter = MetricExporter::builder()
                     .with_http()
                     .with_protocol(Protocol::HttpBinary)
-                    .with_endpoint(endpoint.as_str())
-                    .with_timeout(settings.timeout)
-                    .with_headers(headers)
-                    .with_http_client(http)
+                    .with_endpoint(signal.endpoint.as_str())
+                    .with_timeout(signal.timeout)
+                    .with_headers(headers(signal))
+                    .with_http_client(client(signal.timeout)?)
                     .with_retry_policy(RetryPolicy::disabled())
                     .build()
                     .map_err(|e| TelemetryError(e.to_string()))?;

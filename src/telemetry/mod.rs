@@ -33,13 +33,11 @@ use crate::upstream::Endpoint;
 /// The `OTEL_*` configuration (config.rs parses it); present only when something is to be exported.
 #[derive(Debug, Clone)]
 pub(crate) struct TelemetrySettings {
-    /// Where spans go (`…/v1/traces`); `None`: no spans are recorded.
-    pub(crate) traces: Option<Endpoint>,
-    /// Where metrics go (`…/v1/metrics`); `None`: no metrics are recorded.
-    pub(crate) metrics: Option<Endpoint>,
-    /// `OTEL_EXPORTER_OTLP_HEADERS` (ARMS' authentication token among them): secrets.
-    pub(crate) headers: Vec<(String, Secret)>,
-    /// `OTEL_EXPORTER_OTLP_TIMEOUT`: one export request's limit outside a turn (pre-stop, shutdown).
+    /// Where spans go (`…/v1/traces`) and how; `None`: no spans are recorded.
+    pub(crate) traces: Option<SignalExport>,
+    /// Where metrics go (`…/v1/metrics`) and how; `None`: no metrics are recorded.
+    pub(crate) metrics: Option<SignalExport>,
+    /// `OTEL_EXPORTER_OTLP_TIMEOUT`: the budget for what is left at the pre-stop hook and at shutdown.
     pub(crate) timeout: Duration,
     /// The resource's attributes in order of precedence (a later key wins).
     pub(crate) resource: Vec<(String, String)>,
@@ -48,6 +46,17 @@ pub(crate) struct TelemetrySettings {
     pub(crate) capture_content: bool,
     /// `OTEL_METRIC_EXPORT_INTERVAL`: metrics leave at a turn's end at most this often (0: every turn).
     pub(crate) metric_interval: Duration,
+}
+
+/// One signal's exporter: the OTLP/HTTP endpoint, the headers sent with every export (the general
+/// `OTEL_EXPORTER_OTLP_HEADERS`, then the signal's own, a later name winning) and one request's time limit
+/// (the signal's own `…_TIMEOUT`, else the general one).
+#[derive(Debug, Clone)]
+pub(crate) struct SignalExport {
+    pub(crate) endpoint: Endpoint,
+    /// ARMS' authentication token is among them: secrets.
+    pub(crate) headers: Vec<(String, Secret)>,
+    pub(crate) timeout: Duration,
 }
 
 /// `OTEL_TRACES_SAMPLER` / `_ARG`.
@@ -88,8 +97,8 @@ pub fn install(config: &crate::config::Config) -> Result<(), TelemetryError> {
         return Err(TelemetryError("installed twice".to_owned()));
     }
     tracing::info!(
-        traces = settings.traces.as_ref().map(Endpoint::redacted),
-        metrics = settings.metrics.as_ref().map(Endpoint::redacted),
+        traces = settings.traces.as_ref().map(|t| t.endpoint.redacted()),
+        metrics = settings.metrics.as_ref().map(|m| m.endpoint.redacted()),
         "OpenTelemetry export on"
     );
     Ok(())

@@ -161,6 +161,17 @@ async def main():
         except A2AClientJSONRPCError as e:
             check(e.error.code == -32002, f"cancel twice: {e.error.code}")
 
+        # A tool that works for more than three keep-alive intervals (STREAM_HEARTBEAT_SECS=1): the SSE
+        # comments on the quiet stream are skipped by the client, the task completes with the tool's answer.
+        events = await stream(streaming, "sleep 3.5 seconds")
+        last = [u for _, u in events if u is not None][-1]
+        check(last.final and last.status.state == TaskState.completed, f"a quiet stream ends completed: {last}")
+        check("slept" in answer_of(events[-1][0]), f"the slow tool's answer: {answer_of(events[-1][0])!r}")
+        quiet = {"kind": "message", "messageId": uuid.uuid4().hex, "role": "user",
+                 "parts": [{"kind": "text", "text": "sleep 3.5 seconds"}]}
+        wire = (await http.post(BASE + "/a2a", json=rpc("message/stream", {"message": quiet}))).text
+        check(wire.count(": keep-alive\n\n") >= 3, f"keep-alives on the wire: {wire!r}")
+
         # A failing model: the task fails with our failure code, after the partial answer streamed.
         events = await stream(streaming, "[fault:midstream-error] explain")
         last = [u for _, u in events if u is not None][-1]

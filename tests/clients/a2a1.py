@@ -182,6 +182,13 @@ async def main():
         except TaskNotCancelableError:
             pass
 
+        # A tool that works for more than three keep-alive intervals (STREAM_HEARTBEAT_SECS=1): the SSE
+        # comments on the quiet stream are skipped by the client, the task completes with the tool's answer.
+        stream = await events(streaming, "sleep 3.5 seconds")
+        check(stream[-1].status_update.status.state == COMPLETED, f"a quiet stream ends completed: {stream[-1]}")
+        chunks = [e.artifact_update for e in stream if e.HasField("artifact_update")]
+        check("slept" in "".join(p.text for c in chunks for p in c.artifact.parts), "the slow tool's answer")
+
         # A failing model: failed, with our failure code.
         stream = await events(streaming, "[fault:midstream-error] explain")
         last = stream[-1].status_update

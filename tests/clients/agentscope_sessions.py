@@ -176,6 +176,15 @@ async def main():
         await python_reads_ours(service)
         await ours_continues_python(service)
         await approval_round_trip(service)
+        # A tool that works for more than three keep-alive intervals (STREAM_HEARTBEAT_SECS=1): the stream
+        # carries the runtime's own `heartbeat` messages, each valid as its Message model, none stored.
+        frames = process_input("quiet", [{"role": "user", "type": "message",
+                                          "content": [{"type": "text", "text": "sleep 3.5 seconds"}]}])
+        beats = [f for f in frames if f.get("type") == MessageType.HEARTBEAT]
+        check(len(beats) >= 3, f"heartbeats on the quiet stream: {len(beats)}")
+        check([f["sequence_number"] for f in frames] == list(range(len(frames))), "contiguous sequence numbers")
+        stored = json.loads(await raw(service, "quiet"))
+        check(all(m["type"] != MessageType.HEARTBEAT for m in stored["messages"]), "no heartbeat is stored")
         failed = process("failing", "Tell me the time [fault:429]", ending="failed")
         check(failed["error"]["code"] == "model_throttled", f"the failure's code: {failed['error']}")
     finally:

@@ -29,6 +29,9 @@ def check(condition, what):
         raise SystemExit(f"ag-ui: {what}")
 
 
+KEEP_ALIVES = []
+
+
 def run(text, thread="thread-1", run_id="run-1", url=URL, user="alice", on_event=None, resume=None):
     """POSTs a RunAgentInput built with the SDK's own model; returns the validated events in order.
     `on_event` sees each event as it arrives (the stream is still open). With `resume` (ResumeEntry list)
@@ -48,8 +51,14 @@ def run(text, thread="thread-1", run_id="run-1", url=URL, user="alice", on_event
     events = []
     for line in response:
         line = line.decode().rstrip("\n")
+        if line.startswith(":"):
+            # An SSE comment: the stream's keep-alive while nothing else is sent (every SSE parser,
+            # the AG-UI client's included, skips it).
+            check(line == ": keep-alive", f"the keep-alive comment: {line!r}")
+            KEEP_ALIVES.append(line)
+            continue
         if not line.startswith("data: "):
-            check(line == "", f"only data lines: {line!r}")
+            check(line == "", f"only data lines and keep-alives: {line!r}")
             continue
         raw = json.loads(line[len("data: "):])
         # Strict: an event type, role or other enum value the SDK does not list fails here.
@@ -164,6 +173,13 @@ def main():
     response = conn.getresponse()
     body = json.loads(response.read())
     check(response.status == 400 and "threadId" in body["error"]["message"], f"bad input: {body}")
+    # A tool that works for more than three keep-alive intervals (STREAM_HEARTBEAT_SECS=1): keep-alives,
+    # then the run finishes with the tool's answer, every event still valid.
+    KEEP_ALIVES.clear()
+    quiet = run("sleep 3.5 seconds", thread="thread-quiet", run_id="run-quiet")
+    check(quiet[-1].type == EventType.RUN_FINISHED, f"a quiet run finishes: {quiet[-1]}")
+    check(any(e.type == EventType.TOOL_CALL_RESULT and "slept" in e.content for e in quiet), "the slow tool's answer")
+    check(len(KEEP_ALIVES) >= 3, f"keep-alives on the quiet stream: {len(KEEP_ALIVES)}")
     check_consent_flow()
     check_approval()
     print("ag-ui: ok")

@@ -269,6 +269,21 @@ def test_chat_completions_the_wire_validates_strictly():
     assert status == 429 and error.code == "model_throttled", (status, text)
 
 
+def test_a_quiet_stream_keeps_alive_and_parses():
+    """A tool working for more than three keep-alive intervals (STREAM_HEARTBEAT_SECS=1): SSE comments on
+    the wire, which the SDK's decoder skips — both faces still parse into the SDK's types."""
+    events = list(strict.responses.create(model=MODEL, input="sleep 3.5 seconds", stream=True))
+    final = check_stream_consistency(events)
+    assert final.status == "completed", final
+    assert "slept" in final.output_text, final.output_text
+    chunks = list(strict.chat.completions.create(
+        model=MODEL, messages=[{"role": "user", "content": "sleep 3.5 seconds"}], stream=True))
+    assert all(isinstance(c, ChatCompletionChunk) for c in chunks)
+    assert "slept" in "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    status, text = post(BASE, "/responses", {"model": MODEL, "input": "sleep 3.5 seconds", "stream": True})
+    assert status == 200 and text.count(": keep-alive\n\n") >= 3, text
+
+
 def test_chat_completions_create():
     completion = strict.chat.completions.create(
         model=MODEL, messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello to Grace"}],

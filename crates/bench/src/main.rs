@@ -26,6 +26,7 @@ mod child;
 mod drive;
 mod fc_sized;
 mod mcp_turns;
+mod otlp_sink;
 mod report;
 mod sessions;
 mod sizing;
@@ -74,6 +75,9 @@ struct Options {
     counts_only: bool,
     /// `--mcp-revisions`: the MCP servers the delay mode (and `--counts-only`) runs against.
     delay_revisions: Vec<devstack::mcp_server::Revisions>,
+    /// `--otlp`: the function runs with OpenTelemetry on, exporting to the harness's own sink
+    /// ([`otlp_sink`]); every instance the run starts gets the endpoint.
+    otlp: bool,
 }
 
 /// As in the Python sample's cost runs (README, "Cost"), so the two sides of the cost table compare.
@@ -101,6 +105,7 @@ impl Options {
             delay_only: false,
             counts_only: false,
             delay_revisions: vec![devstack::mcp_server::Revisions::Legacy, devstack::mcp_server::Revisions::Modern],
+            otlp: false,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -149,6 +154,7 @@ impl Options {
                 "--delay-turns" => options.delay_turns = number(value("--delay-turns")?, "--delay-turns")?.max(1),
                 "--delay-only" => options.delay_only = true,
                 "--counts-only" => options.counts_only = true,
+                "--otlp" => options.otlp = true,
                 "--mcp-revisions" => options.delay_revisions = mcp_turns::parse_revisions(&value("--mcp-revisions")?)?,
                 "--quick" => {
                     options.starts = 5;
@@ -158,7 +164,7 @@ impl Options {
                 }
                 "--help" | "-h" => {
                     return Err("usage: bench --function PATH [--out BENCHMARKS.md] [--env KEY=VALUE]... [--starts N] [--turns N] \
-                                [--quick] [--delay-ms N] [--delay-turns N] [--mcp-revisions legacy,modern] | bench --delay-only [--delay-ms N] [--mcp-revisions …] | bench --counts-only [--mcp-revisions …] | bench --stand-ins [--chunk-delay-ms N] | bench --fc-sized [--sizes V/MIB,…] [--bursts N,…] [--faces process,a2a,ag-ui,responses] [--chunk-delay-ms N] [--hostnames] [--out F]"
+                                [--quick] [--otlp] [--delay-ms N] [--delay-turns N] [--mcp-revisions legacy,modern] | bench --delay-only [--delay-ms N] [--mcp-revisions …] | bench --counts-only [--mcp-revisions …] | bench --stand-ins [--chunk-delay-ms N] | bench --fc-sized [--sizes V/MIB,…] [--bursts N,…] [--faces process,a2a,ag-ui,responses] [--chunk-delay-ms N] [--hostnames] [--out F]"
                         .into());
                 }
                 other => return Err(format!("unknown argument {other}")),
@@ -198,7 +204,14 @@ fn parse_sizes(list: &str) -> Result<Vec<cgroup::Limits>, String> {
         .collect()
 }
 
-async fn run(options: Options) -> Result<(), String> {
+async fn run(mut options: Options) -> Result<(), String> {
+    let otlp = if options.otlp {
+        let (endpoint, received) = otlp_sink::start().await?;
+        options.env.push(("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint));
+        Some(received)
+    } else {
+        None
+    };
     if options.fc_sized {
         return run_fc_sized(options).await;
     }
@@ -496,6 +509,12 @@ async fn run(options: Options) -> Result<(), String> {
         Some(size <= 15_000_000),
         "",
     ));
+    if let Some(received) = &otlp {
+        notes.push(format!(
+            "Telemetry on (`--otlp`): every instance exported over OTLP/HTTP to the harness's sink; it got {}.",
+            received.summary()
+        ));
+    }
     notes.push(
         "The stand-ins and the load generator run in the harness process and compete with the function for \
          the same cores; own overhead includes loopback transfer and the harness client's HTTP work."

@@ -4,7 +4,7 @@
 //! on the last user message (see `script.rs`):
 //! - tools offered and no tool result yet: calls `getutctime {}`; "say hello to X" → `helloworld
 //!   {"name":"X"}`; time and hello → both, in parallel; "rendezvous" → `rendezvous {}` twice in parallel;
-//!   "broken tool" → `broken {}`; "loop forever" → calls `getutctime` even after results; "no tools" → answers.
+//!   "broken tool" → `broken {}`; "sleep N seconds" → `sleep {"seconds":N}`; "loop forever" → calls `getutctime` even after results; "no tools" → answers.
 //!   Offered names are matched by suffix (MCP clients may prefix them).
 //! - after tool results: "The tool said: <content>" for each result;
 //! - otherwise a short answer echoing the question; with `enable_thinking:true`, reasoning chunks first.

@@ -1,7 +1,7 @@
 //! The MCP server stand-in: a real rmcp streamable-HTTP server behind a bearer check, like an AI Gateway
 //! MCP endpoint, with tools `getutctime`, `helloworld {name}`, `broken` (always `isError`) and `rendezvous`
 //! (answers "met" only when a second `rendezvous` call is in flight at the same time, so tests can prove
-//! concurrency without clocks). It counts every HTTP request and every response the client abandoned.
+//! concurrency without clocks) and `sleep {seconds}` (a tool that works silently, for keep-alives). It counts every HTTP request and every response the client abandoned.
 //! [`McpStandIn::inject`] queues a [`Fault`] for the next request of a given JSON-RPC method.
 //!
 //! It speaks the 2025 revisions (`initialize`, sessions), 2026-07-28 (`server/discover`, stateless, client

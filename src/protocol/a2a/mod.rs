@@ -17,5 +17,5 @@ mod wire;
 pub(crate) use card::{CardSettings, agent_card};
 pub(crate) use render::{A2aAnswer, A2aStream};
 pub(crate) use request::{Method, RpcRequest, SendParams, TaskIdParams};
-pub(crate) use tasks::{CancelError, Tasks};
+pub(crate) use tasks::{CancelError, Kept, TASK_TTL, Tasks, kept_name};
 pub(crate) use wire::{RpcError, Version, rpc_result};

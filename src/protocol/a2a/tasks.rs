@@ -1,20 +1,30 @@
 //! The tasks this instance ran or is running, so `tasks/get` can answer and `tasks/cancel` can stop a
 //! turn. Bounded ([`MAX_TASKS`], oldest dropped first) and kept for [`TASK_TTL`] after their last change:
-//! an FC instance lives for hours and must not grow without bound. A task lives on the instance that ran
-//! it; another instance answers -32001 for it.
+//! an FC instance lives for hours and must not grow without bound.
+//!
+//! With a shared store (Redis) every task is also mirrored there ([`Kept`], `a2a_task:{id}`, the same
+//! TTL) whenever its state changes — on a writer task of its own, in order, off the turn's path — so
+//! `tasks/get` and `tasks/cancel` answer on any instance (issue 28): FC scales out behind one trigger and
+//! A2A callers send no affinity header. The answer's text is mirrored with each state change, not with
+//! every token.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
 use super::request::new_id;
 use super::wire::{Ids, TaskState, Version};
 use crate::agent::{TurnEnd, TurnEvent};
 use crate::failure::{Failure, FailureCode};
+use crate::sessions::Store;
+
+/// Mirror writes that may wait for the writer; beyond it a write is dropped (logged): the store is
+/// slower than the turns, and the local record still answers on this instance.
+const MIRROR_BUFFER: usize = 256;
 
 pub(crate) const MAX_TASKS: usize = 1000;
 pub(crate) const TASK_TTL: Duration = Duration::from_secs(3600);
@@ -35,6 +45,8 @@ struct TaskRecord {
     approvals: Vec<Value>,
     /// Stops the running turn (see [`Tasks::cancel`]).
     stop: Arc<Notify>,
+    /// The turn the task runs as (`Pipeline::cancel` stops it from any instance).
+    turn_id: String,
     created: Instant,
     touched: Instant,
 }
@@ -77,9 +89,104 @@ pub(crate) enum CancelError {
 #[derive(Debug, Default)]
 pub(crate) struct Tasks {
     records: Mutex<HashMap<String, TaskRecord>>,
+    /// To the writer that mirrors each change to the shared store; `None` without one.
+    mirror: Option<mpsc::Sender<(String, String)>>,
+}
+
+/// A task as the shared store keeps it: what another instance needs to answer `tasks/get` in either
+/// version, and the turn to stop for `tasks/cancel`.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Kept {
+    context_id: String,
+    user_message_id: String,
+    question: String,
+    artifact_id: String,
+    state: TaskState,
+    answer: String,
+    note: Option<String>,
+    approvals: Vec<Value>,
+    pub(crate) turn_id: String,
+}
+
+impl Kept {
+    fn of(record: &TaskRecord) -> Kept {
+        Kept {
+            context_id: record.context_id.clone(),
+            user_message_id: record.user_message_id.clone(),
+            question: record.question.clone(),
+            artifact_id: record.artifact_id.clone(),
+            state: record.state,
+            answer: record.answer.clone(),
+            note: record.note.clone(),
+            approvals: record.approvals.clone(),
+            turn_id: record.turn_id.clone(),
+        }
+    }
+
+    pub(crate) fn parse(json: &str) -> Option<Kept> {
+        serde_json::from_str(json).ok()
+    }
+
+    pub(crate) fn state(&self) -> TaskState {
+        self.state
+    }
+
+    /// The state as a refused cancel names it.
+    pub(crate) fn state_word(&self) -> &'static str {
+        state_word(self.state)
+    }
+
+    /// The task as the caller's version shows it.
+    pub(crate) fn render(&self, version: Version, id: &str) -> Value {
+        render_parts(version, id, self)
+    }
+
+    /// Marked cancelled, as a cancel answers it.
+    pub(crate) fn cancelled(mut self) -> Kept {
+        self.state = TaskState::Canceled;
+        self.note = Some(Failure::cancelled().to_string());
+        self
+    }
+
+    pub(crate) fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// The shared store's name of task `id`.
+pub(crate) fn kept_name(id: &str) -> String {
+    format!("a2a_task:{id}")
 }
 
 impl Tasks {
+    /// Tasks mirrored to `store` (when it is shared between instances) by a writer task of their own.
+    pub(crate) fn mirrored(store: Option<Arc<dyn Store>>) -> Tasks {
+        let Some(store) = store.filter(|store| store.shared()) else { return Tasks::default() };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return Tasks::default() };
+        let (sender, mut changes) = mpsc::channel::<(String, String)>(MIRROR_BUFFER);
+        runtime.spawn(async move {
+            while let Some((id, json)) = changes.recv().await {
+                if let Err(error) = store.keep(&kept_name(&id), json, TASK_TTL).await {
+                    tracing::warn!(error = %error, task = %id, "the task was not mirrored to the session store");
+                }
+            }
+        });
+        Tasks { records: Mutex::default(), mirror: Some(sender) }
+    }
+
+    /// Sends the record's state to the mirror, if any.
+    fn mirror(&self, id: &str, record: &TaskRecord) {
+        let Some(mirror) = &self.mirror else { return };
+        if mirror.try_send((id.to_owned(), Kept::of(record).to_json())).is_err() {
+            tracing::warn!(task = %id, "the task mirror is behind; a change was not mirrored");
+        }
+    }
+
+    /// Whether another instance may know tasks this one does not (the mirror's store is shared).
+    pub(crate) fn shared(&self) -> bool {
+        self.mirror.is_some()
+    }
+
     fn lock(&self) -> MutexGuard<'_, HashMap<String, TaskRecord>> {
         // A panic while holding the lock cannot leave a record half-written in a way that matters more
         // than losing every task: keep serving.
@@ -95,6 +202,7 @@ impl Tasks {
         context_id: &str,
         user_message_id: &str,
         question: &str,
+        turn_id: &str,
     ) -> (String, impl Future<Output = ()> + Send + 'static) {
         let waiting = continues.filter(|id| {
             self.lock().get(*id).is_some_and(|r| r.state == TaskState::InputRequired && r.context_id == context_id)
@@ -113,6 +221,7 @@ impl Tasks {
             failure: None,
             approvals: Vec::new(),
             stop: stop.clone(),
+            turn_id: turn_id.to_owned(),
             created: now,
             touched: now,
         };
@@ -124,13 +233,25 @@ impl Tasks {
             };
             records.remove(&oldest);
         }
+        self.mirror(&id, &record);
         records.insert(id.clone(), record);
         // `notify_one` keeps a permit when nobody waits yet, so a cancel before the turn starts still counts.
         (id, async move { stop.notified().await })
     }
 
-    /// Applies one of the task's turn events. A task already cancelled stays cancelled.
+    /// Applies one of the task's turn events. A task already cancelled stays cancelled. A change of
+    /// state is mirrored (not every token of the answer).
     pub(crate) fn apply(&self, id: &str, event: &TurnEvent) -> Change {
+        let change = self.apply_now(id, event);
+        if !matches!(change, Change::Nothing | Change::Text { first: false, resumed: false, .. })
+            && let Some(record) = self.lock().get(id)
+        {
+            self.mirror(id, record);
+        }
+        change
+    }
+
+    fn apply_now(&self, id: &str, event: &TurnEvent) -> Change {
         let mut records = self.lock();
         let Some(record) = records.get_mut(id) else {
             return Change::Nothing;
@@ -202,7 +323,9 @@ impl Tasks {
         record.failure = Some(Failure::cancelled());
         record.touched = Instant::now();
         record.stop.notify_one();
-        Ok(render(version, id, record))
+        let task = render(version, id, record);
+        self.mirror(id, record);
+        Ok(task)
     }
 
     /// The task as the caller's version shows it, answer and question included.
@@ -241,6 +364,10 @@ fn state_word(state: TaskState) -> &'static str {
 }
 
 fn render(version: Version, id: &str, record: &TaskRecord) -> Value {
+    render_parts(version, id, &Kept::of(record))
+}
+
+fn render_parts(version: Version, id: &str, record: &Kept) -> Value {
     let ids = Ids { task_id: id, context_id: &record.context_id };
     let note = match record.state {
         TaskState::InputRequired => Some(version.approval_message(&ids, &format!("{id}-status"), &record.approvals)),
@@ -259,7 +386,7 @@ mod tests {
     #[tokio::test]
     async fn a_cancel_stops_the_turn_and_sticks() {
         let tasks = Tasks::default();
-        let (id, stopped) = tasks.submit(None, "c1", "m1", "hi");
+        let (id, stopped) = tasks.submit(None, "c1", "m1", "hi", "turn_1");
         assert_eq!(
             tasks.apply(&id, &TurnEvent::TextDelta("he".into())),
             Change::Text { delta: "he".into(), first: true, resumed: false }
@@ -280,9 +407,9 @@ mod tests {
     #[test]
     fn the_registry_is_bounded_oldest_first() {
         let tasks = Tasks::default();
-        let (first, _) = tasks.submit(None, "c", "m", "q");
+        let (first, _) = tasks.submit(None, "c", "m", "q", "turn_1");
         for _ in 0..MAX_TASKS {
-            let _ = tasks.submit(None, "c", "m", "q");
+            let _ = tasks.submit(None, "c", "m", "q", "turn_1");
         }
         assert!(tasks.get(&first, Version::V03).is_none());
         assert_eq!(tasks.lock().len(), MAX_TASKS);
@@ -291,7 +418,7 @@ mod tests {
     #[test]
     fn a_failed_turn_fails_the_task_with_its_code() {
         let tasks = Tasks::default();
-        let (id, _) = tasks.submit(None, "c", "m", "q");
+        let (id, _) = tasks.submit(None, "c", "m", "q", "turn_1");
         let failure = Failure::new(FailureCode::ModelError, "boom");
         tasks.apply(&id, &TurnEvent::Finished(TurnEnd::Failed(failure.clone())));
         assert_eq!(tasks.failure(&id), Some(failure));
@@ -301,7 +428,7 @@ mod tests {
     #[test]
     fn a_consent_prompt_makes_the_task_auth_required_until_the_turn_goes_on() {
         let tasks = Tasks::default();
-        let (id, _stopped) = tasks.submit(None, "c1", "m1", "hi");
+        let (id, _stopped) = tasks.submit(None, "c1", "m1", "hi", "turn_1");
         let prompt = TurnEvent::AuthorizationRequired { provider: "calendar".into(), url: "https://c/a".into() };
         assert_eq!(
             tasks.apply(&id, &prompt),

@@ -11,7 +11,8 @@ pub(crate) enum Version {
 }
 
 /// The task states this agent goes through.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub(crate) enum TaskState {
     Submitted,
     Working,

@@ -228,6 +228,14 @@ impl ResponseBuilder {
         out
     }
 
+    /// A keep-alive for a quiet stream: a `message` of the runtime's `heartbeat` type, completed at once
+    /// with no content. It takes the next sequence number (the numbers stay contiguous) and stays out of
+    /// the response's output.
+    pub(crate) fn heartbeat(&mut self) -> StreamObject {
+        let seq = self.next_seq();
+        StreamObject::Message(message(seq, Status::Completed, new_id("msg"), MessageKind::Heartbeat, Some(Vec::new())))
+    }
+
     fn next_seq(&mut self) -> u64 {
         let seq = self.seq;
         self.seq += 1;

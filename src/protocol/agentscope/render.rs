@@ -60,6 +60,12 @@ impl Renderer for AgentScopeStream {
     fn render(&mut self, event: &TurnEvent, out: &mut Vec<Bytes>) {
         out.extend(self.builder.push(event).iter().map(|object| Bytes::from(object.sse_frame())));
     }
+
+    /// The protocol's own keep-alive (its `heartbeat` message type) rather than an SSE comment: a client
+    /// reading `data:` lines only still sees the stream is alive.
+    fn heartbeat(&mut self, out: &mut Vec<Bytes>) {
+        out.push(Bytes::from(self.builder.heartbeat().sse_frame()));
+    }
 }
 
 /// `POST /process` with `stream:false`: the final response object (what the stream's last event

@@ -78,6 +78,9 @@ pub enum MessageKind {
     PluginCallOutput,
     /// A call waiting for the user's approval (the runtime's `MessageType.MCP_APPROVAL_REQUEST`).
     McpApprovalRequest,
+    /// A keep-alive on a quiet stream (the runtime's `MessageType.HEARTBEAT`): no content, not part of
+    /// the response's output.
+    Heartbeat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -245,6 +248,7 @@ impl StreamObject {
                 MessageKind::PluginCall => "plugin_call",
                 MessageKind::PluginCallOutput => "plugin_call_output",
                 MessageKind::McpApprovalRequest => "mcp_approval_request",
+                MessageKind::Heartbeat => "heartbeat",
             }),
             StreamObject::Content(c) => Some(match c.body {
                 ContentBody::Text(_) => "text",

@@ -344,6 +344,7 @@ fn error_code(code: FailureCode) -> &'static str {
         | FailureCode::Cancelled
         | FailureCode::Internal
         | FailureCode::SessionError
+        | FailureCode::SessionBusy
         | FailureCode::ConsentTimeout => "server_error",
     }
 }

@@ -85,6 +85,7 @@ class AgentTurn {
   }
 
   message(m) {
+    if (m.type === 'heartbeat') return; // the stream's keep-alive while a tool works: nothing to show
     if (m.status === 'in_progress') {
       this.progressed();
       this.open(m);

@@ -205,6 +205,9 @@ fn choose_calls(convo: &Conversation, lower: &str) -> Vec<(String, String)> {
     if lower.contains("broken tool") {
         return vec![(named("broken"), "{}".into())];
     }
+    if let Some(seconds) = sleep_seconds(lower) {
+        return vec![(named("sleep"), json!({ "seconds": seconds }).to_string())];
+    }
     let hello = lower.contains("hello").then(|| convo.tool("helloworld")).flatten();
     let time = convo.tool("getutctime");
     let hello_call = |tool: String| (tool, json!({"name": greeted(&convo.question, lower)}).to_string());
@@ -214,6 +217,13 @@ fn choose_calls(convo: &Conversation, lower: &str) -> Vec<(String, String)> {
         (None, Some(t)) => vec![(t, "{}".into())],
         (None, None) => Vec::new(),
     }
+}
+
+/// N in "sleep N seconds" (a whole or decimal number).
+fn sleep_seconds(lower: &str) -> Option<f64> {
+    let rest = &lower[lower.find("sleep ")? + "sleep ".len()..];
+    let number = rest.split_whitespace().next()?;
+    rest[number.len()..].trim_start().starts_with("second").then(|| number.parse().ok()).flatten()
 }
 
 /// X in "say hello to X", in the user's casing; "world" when nobody is named.

@@ -49,6 +49,16 @@ impl Rendezvous {
     }
 }
 
+/// The longest `sleep` the stand-in takes: long enough for several keep-alive intervals in a test, short
+/// enough that a mistaken call cannot hold a test for long.
+const MAX_SLEEP_SECS: f64 = 30.0;
+
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+struct SleepArgs {
+    /// How long to work before answering, in seconds (at most 30).
+    seconds: f64,
+}
+
 #[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
 struct HelloArgs {
     /// Who to greet.
@@ -132,6 +142,13 @@ impl StandInTools {
     #[tool(description = "Says goodbye by name (listed only once the tool list has changed).")]
     fn goodbyeworld(&self, Parameters(HelloArgs { name }): Parameters<HelloArgs>) -> String {
         format!("Goodbye, {name}!")
+    }
+
+    #[tool(description = "Works silently for the given seconds (at most 30), then says so: a slow tool.")]
+    async fn sleep(&self, Parameters(SleepArgs { seconds }): Parameters<SleepArgs>) -> String {
+        let seconds = seconds.clamp(0.0, MAX_SLEEP_SECS);
+        tokio::time::sleep(Duration::from_secs_f64(seconds)).await;
+        format!("slept {seconds} s")
     }
 
     #[tool(description = "Answers \"met\" once a second concurrent rendezvous call arrives (waits up to 5 s).")]
