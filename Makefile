@@ -10,7 +10,8 @@ PY := python3
 
 ## Run the whole flow locally against the stand-ins (no cloud account): the devstack binary starts them and
 ## runs the freshly built function as its child, and serves the chat page (DEVSTACK_CHAT_PORT, default 9001).
-## DEV_ARGS go to devstack, e.g. DEV_ARGS="--mcp-deny helloworld".
+## DEV_ARGS go to devstack, e.g. DEV_ARGS="--mcp-deny helloworld"; the function inherits the environment
+## (TOOL_APPROVAL=helloworld make dev: the chat page shows Approve / Decline).
 dev:
 	cargo build --bin $(BIN)
 	@# Without the conformance client (devstack's default feature), which would compile the function's library.

@@ -109,7 +109,9 @@ async fn a_call_waits_for_the_users_approval_and_runs_as_asked_once() {
 
 #[tokio::test]
 async fn declined_expired_changed_and_unanswered_requests_run_nothing() {
-    let f = Function::start(&[("TOOL_APPROVAL", "hello*"), ("TOOL_APPROVAL_TTL_SECS", "1")]).await;
+    let f = Function::start(&[("TOOL_APPROVAL", "hello*")]).await;
+    // Only the expiry needs a short TTL: a request answered at once on a loaded machine may take longer.
+    let expiring = Function::start(&[("TOOL_APPROVAL", "hello*"), ("TOOL_APPROVAL_TTL_SECS", "1")]).await;
 
     // Declined: the model hears it, with the user's reason.
     let id = request_of(&f.process(&ask("d", "u1")).await)["id"].as_str().unwrap().to_owned();
@@ -119,9 +121,9 @@ async fn declined_expired_changed_and_unanswered_requests_run_nothing() {
     assert!(told.contains("declined") && told.contains("not now"), "{told}");
 
     // Expired: refused, nothing run.
-    let id = request_of(&f.process(&ask("e", "u1")).await)["id"].as_str().unwrap().to_owned();
+    let id = request_of(&expiring.process(&ask("e", "u1")).await)["id"].as_str().unwrap().to_owned();
     tokio::time::sleep(Duration::from_millis(2100)).await;
-    let events = f.process(&answer("e", "u1", &id, true)).await;
+    let events = expiring.process(&answer("e", "u1", &id, true)).await;
     assert_eq!(failure_code(&events), "approval_invalid");
     assert!(last(&events)["error"]["message"].as_str().unwrap().contains("expired"));
 
@@ -147,7 +149,7 @@ async fn declined_expired_changed_and_unanswered_requests_run_nothing() {
     let tool = sent["messages"].as_array().unwrap().iter().find(|m| m["role"] == "tool").expect("the call's output");
     assert!(tool["content"].as_str().unwrap().contains("without answering"), "{tool}");
 
-    assert_eq!(calls(&f), 0, "no refused or declined call ever ran");
+    assert_eq!(calls(&f) + calls(&expiring), 0, "no refused or declined call ever ran");
 }
 
 #[tokio::test]
@@ -304,4 +306,148 @@ async fn an_ag_ui_run_pauses_with_an_interrupt_and_a_resume_answers_it() {
     let told = texts(&events);
     assert!(told.contains("declined") && told.contains("not now"), "{told}");
     assert_eq!(calls(&f), 1, "the cancelled call never ran");
+}
+
+/// A Responses request on `f` as JSON (not streamed), with the status.
+async fn responses(f: &Function, body: Value) -> (u16, Value) {
+    let answer = f
+        .send("POST", "/compatible-mode/v1/responses", &[("content-type", "application/json")], body.to_string())
+        .await;
+    (answer.status, answer.json())
+}
+
+fn approval_item(response: &Value) -> Value {
+    let output = response["output"].as_array().unwrap();
+    let requests: Vec<&Value> = output.iter().filter(|item| item["type"] == "mcp_approval_request").collect();
+    assert_eq!(requests.len(), 1, "{response:#}");
+    requests[0].clone()
+}
+
+/// OpenAI's documented round trip, with nothing but response ids: a request naming no conversation stops
+/// for approval; the answer is an `mcp_approval_response` item with `previous_response_id`, sent to
+/// **another instance** sharing the Redis store, and the call runs there. The id is this user's only, for
+/// the store's TTL, and a replay through it finds the request answered.
+#[tokio::test]
+async fn a_responses_approval_is_answered_by_previous_response_id_on_another_instance_through_redis() {
+    let redis = redis_server::RedisServer::start().await;
+    let url = redis.url();
+    let env = [("TOOL_APPROVAL", "helloworld"), ("SESSION_STORE", url.as_str()), ("SESSION_KEY_PREFIX", "ap:")];
+    let first = Function::start(&env).await;
+    let second = Function::with_stack(devstack::Stack::start().await.unwrap(), &env).await;
+    let (status, asked) = responses(&first, json!({"model": "qwen-max", "input": ASK, "user": "u1"})).await;
+    assert_eq!((status, asked["status"].as_str()), (200, Some("completed")), "{asked:#}");
+    let request = approval_item(&asked);
+    let id = asked["id"].as_str().unwrap();
+    assert_eq!(asked["store"], true);
+    // The response index entry: the user's, in the store, expiring with the session TTL.
+    let index_key = format!("ap:response_session:u1:{id}");
+    let ttl: i64 = redis.query(redis::cmd("TTL").arg(&index_key)).await;
+    assert!(ttl > 0 && ttl <= 86_400, "the index entry expires (TTL {ttl})");
+
+    let answer = |approve: bool| {
+        json!({"model": "qwen-max", "user": "u1", "previous_response_id": id, "input": [
+            {"type": "mcp_approval_response", "approval_request_id": request["id"], "approve": approve}]})
+    };
+    // Another user's answer through the same id: not found for them, nothing run.
+    let mut stranger = answer(true);
+    stranger["user"] = json!("u2");
+    let (status, refused) = responses(&second, stranger).await;
+    assert_eq!(status, 400, "{refused:#}");
+    assert_eq!(refused["error"]["code"], "previous_response_not_found");
+    assert_eq!(refused["error"]["param"], "previous_response_id");
+    assert_eq!(refused["error"]["type"], "invalid_request_error");
+    // An id this function never issued: the same.
+    let mut made_up = answer(true);
+    made_up["previous_response_id"] = json!("resp_0123456789abcdef0123456789abcdefY29udi0x");
+    assert_eq!(responses(&second, made_up).await.0, 400);
+    assert_eq!(calls(&first) + calls(&second), 0, "nothing ran for a refused answer");
+
+    let (status, done) = responses(&second, answer(true)).await;
+    assert_eq!((status, done["status"].as_str()), (200, Some("completed")), "{done:#}");
+    assert_eq!(done["previous_response_id"], id);
+    let ran: Vec<&Value> = done["output"].as_array().unwrap().iter().filter(|i| i["type"] == "mcp_call").collect();
+    assert_eq!(ran.len(), 1, "{done:#}");
+    assert!(ran[0]["output"].as_str().unwrap().contains("Hello, Ada!"));
+    assert_eq!((calls(&first), calls(&second)), (0, 1), "the instance that was answered ran it, once");
+    // The conversation goes on from the new response, on either instance.
+    let next = done["id"].as_str().unwrap();
+    assert_ne!(next, id);
+    let (status, more) = responses(
+        &first,
+        json!({"model": "qwen-max", "user": "u1", "previous_response_id": next, "input": "no tools: thanks"}),
+    )
+    .await;
+    assert_eq!((status, more["status"].as_str()), (200, Some("completed")), "{more:#}");
+    // A replay through the first id: the request is answered already.
+    let (status, replay) = responses(&first, answer(true)).await;
+    assert_eq!((status, replay["status"].as_str()), (200, Some("failed")), "{replay:#}");
+    assert!(replay["error"]["message"].as_str().unwrap().starts_with("approval_invalid"), "{replay:#}");
+    // Expired (the index entry gone, as its TTL makes it): not found, though the session lives on.
+    let _: i64 = redis.query(redis::cmd("DEL").arg(&index_key)).await;
+    assert_eq!(responses(&second, answer(true)).await.0, 400);
+    assert_eq!(calls(&first) + calls(&second), 1, "the call ran once in all");
+}
+
+/// A request's own `mcp` tool asks for approval where `TOOL_APPROVAL` asks for none (`"always"`, or a
+/// filter naming the tool), and its `"never"` cannot waive what `TOOL_APPROVAL` requires. Declined through
+/// `previous_response_id`: the model is told, nothing runs.
+#[tokio::test]
+async fn require_approval_on_a_requests_mcp_tool_adds_to_the_policy_and_never_loosens_it() {
+    let open = Function::start(&[]).await;
+    let mcp = |require: Value| json!([{"type": "mcp", "server_label": "mcp", "server_url": "https://ignored", "require_approval": require}]);
+    for require in [
+        json!("always"),
+        Value::Null,
+        json!({"always": {"tool_names": ["helloworld"]}}),
+        json!({"never": {"tool_names": ["other"]}}),
+    ] {
+        let (status, asked) =
+            responses(&open, json!({"model": "qwen-max", "input": ASK, "user": "u1", "tools": mcp(require.clone())}))
+                .await;
+        assert_eq!(status, 200, "{asked:#}");
+        assert_eq!(approval_item(&asked)["name"], "helloworld", "{require}");
+    }
+    for require in [json!("never"), json!({"never": {"tool_names": ["helloworld"]}})] {
+        let (_, ran) =
+            responses(&open, json!({"model": "qwen-max", "input": ASK, "user": "u1", "tools": mcp(require)})).await;
+        assert!(ran["output"].as_array().unwrap().iter().any(|i| i["type"] == "mcp_call"), "{ran:#}");
+    }
+    assert_eq!(calls(&open), 2, "only the calls nobody had to approve ran");
+    let (status, refused) = responses(
+        &open,
+        json!({"model": "qwen-max", "input": ASK, "tools": [{"type": "mcp", "server_label": "bank"}]}),
+    )
+    .await;
+    assert_eq!((status, refused["error"]["param"].as_str()), (400, Some("tools[0].server_label")), "{refused:#}");
+
+    let strict = Function::start(&[("TOOL_APPROVAL", "helloworld")]).await;
+    let (_, asked) =
+        responses(&strict, json!({"model": "qwen-max", "input": ASK, "user": "u1", "tools": mcp(json!("never"))}))
+            .await;
+    let request = approval_item(&asked);
+    let declined = json!({"model": "qwen-max", "user": "u1", "previous_response_id": asked["id"], "input": [
+        {"type": "mcp_approval_response", "approval_request_id": request["id"], "approve": false, "reason": "not now"}]});
+    let (status, told) = responses(&strict, declined).await;
+    assert_eq!((status, told["status"].as_str()), (200, Some("completed")), "{told:#}");
+    let text: String = told["output"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "message")
+        .filter_map(|i| i["content"][0]["text"].as_str())
+        .collect();
+    assert!(text.contains("declined") && text.contains("not now"), "{text}");
+    assert_eq!(calls(&strict), 0);
+    // `store: false`: nothing kept, so nobody can be asked (the call is declined) and nothing continues it.
+    let (_, unkept) =
+        responses(&strict, json!({"model": "qwen-max", "input": ASK, "user": "u1", "store": false})).await;
+    assert_eq!(unkept["store"], false);
+    assert!(unkept["output"].as_array().unwrap().iter().all(|i| i["type"] != "mcp_approval_request"), "{unkept:#}");
+    let (status, _) = responses(
+        &strict,
+        json!({"model": "qwen-max", "user": "u1", "previous_response_id": unkept["id"], "input": "hi"}),
+    )
+    .await;
+    assert_eq!(status, 400);
+    assert_eq!(calls(&strict), 0);
 }

@@ -177,8 +177,8 @@ fn user_jwt(sub: &str) -> String {
 
 /// The dev stack's chat page in a real browser (`chat_page.py`): Debian's headless Chromium driven by
 /// Selenium against `devstack` itself, started as `make dev` starts it (the function as its child, the page
-/// on `DEVSTACK_CHAT_PORT`), with the consent stand-in (`DEVSTACK_OAUTH2`), a reasoning model and
-/// `helloworld` denied by the gateway. Without chromium and chromium-driver installed (`.ci/run` installs
+/// on `DEVSTACK_CHAT_PORT`), with the consent stand-in (`DEVSTACK_OAUTH2`), a reasoning model, `broken`
+/// denied by the gateway and `TOOL_APPROVAL=helloworld` (Approve and Decline clicked). Without chromium and chromium-driver installed (`.ci/run` installs
 /// them) the script fails; it never skips. `CHAT_SCREENSHOT=<path>` also writes the README's picture there.
 #[tokio::test]
 async fn chat_page_in_a_real_browser() {
@@ -216,7 +216,7 @@ fn start_devstack_for_the_page() -> (Devstack, String) {
     let function = kit::binary::BIN;
     let mut child = std::process::Command::new(env!("CARGO"))
         .args(["run", "--quiet", "--package", "devstack", "--bin", "devstack", "--"])
-        .args(["--function", function, "--mcp-deny", "helloworld"])
+        .args(["--function", function, "--mcp-deny", "broken"])
         // Nothing of the developer's real services: the stand-ins answer everything.
         .env_remove("DASHSCOPE_API_KEY")
         .env_remove("DASHSCOPE_API_KEY_PROVIDER")
@@ -227,6 +227,8 @@ fn start_devstack_for_the_page() -> (Devstack, String) {
         .env("DEVSTACK_CHAT_PORT", "0")
         .env("DEVSTACK_OAUTH2", "1")
         .env("DASHSCOPE_ENABLE_THINKING", "true")
+        // The function inherits devstack's environment: its calls to helloworld wait for the page's Approve.
+        .env("TOOL_APPROVAL", "helloworld")
         // The function asks the vault again this soon after the click, so the turn goes on at once.
         .env("OAUTH2_POLL_INTERVAL_MS", "50")
         .stdout(std::process::Stdio::piped())

@@ -55,8 +55,10 @@ async fn concurrent_tool_turns(url: &str) {
     let streams = (0..STREAMS).map(|n| {
         let (client, url, start, all_open) = (client.clone(), url.to_owned(), start.clone(), all_open.clone());
         tokio::spawn(async move {
-            // Twenty users: most turns reuse a cached WAT, some race for the same one.
-            let body = request(&format!("load-user-{}", n % 20), "Tell me the time in UTC");
+            // Twenty users: most turns reuse a cached WAT, some race for the same one. A session each: a
+            // session runs one turn at a time.
+            let mut body = request(&format!("load-user-{}", n % 20), "Tell me the time in UTC");
+            body["session_id"] = serde_json::json!(format!("load-session-{n}"));
             start.wait().await;
             let response = open(&client, &url, &body).await;
             all_open.wait().await;

@@ -34,6 +34,8 @@ async fn turns_still_running_at_the_end_of_the_grace_period_end_with_a_final_eve
     let mut first = String::from_utf8(streaming.chunk().await.unwrap().unwrap().to_vec()).unwrap();
     let mut blocking_body = user_request("what time is it [fault:hang]");
     blocking_body["stream"] = serde_json::json!(false);
+    // Another session: a session runs one turn at a time.
+    blocking_body["session_id"] = serde_json::json!("s2");
     let blocking = tokio::spawn(client.post(format!("http://{addr}/process")).json(&blocking_body).send());
     while stack.dashscope.request_count() < 2 {
         tokio::time::sleep(Duration::from_millis(20)).await;

@@ -18,8 +18,11 @@ fn vault_with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'st
 
 /// `(status, error code, error message)` of the final response of a streamed turn.
 async fn turn(f: &Function, user: &str, text: &str) -> (String, Option<String>, String) {
+    // A session per turn: concurrent turns of one session would be refused (one turn per session).
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let mut body = user_request(text);
     body["user_id"] = json!(user);
+    body["session_id"] = json!(format!("s-{}", NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
     let answer = f.post_process(&[], &body).await;
     assert_eq!(answer.status, 200, "{}", answer.text);
     let last: Value = answer.events().pop().expect("events");

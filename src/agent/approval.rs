@@ -60,16 +60,60 @@ impl ToolApproval {
     }
 }
 
+/// A Responses request's `mcp` tool's `require_approval` (OpenAI's `McpRequireApproval`), for the server
+/// it names by `server_label`. It can only add to `TOOL_APPROVAL`: a call waits when either says so, so a
+/// client cannot loosen what the operator requires.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequireApproval {
+    /// `"always"`, and a tool without `require_approval` (OpenAI asks before any call by default).
+    Always,
+    /// `"never"`.
+    Never,
+    /// `{"always": {"tool_names": […]}, "never": {"tool_names": […]}}`: the named tools as listed; a tool
+    /// neither list names waits, as by default.
+    Filter { always: Vec<String>, never: Vec<String> },
+}
+
+impl RequireApproval {
+    /// Whether the request asks for approval before `tool` runs.
+    pub fn requires(&self, tool: &str) -> bool {
+        match self {
+            RequireApproval::Always => true,
+            RequireApproval::Never => false,
+            RequireApproval::Filter { always, never } => {
+                always.iter().any(|t| t == tool) || !never.iter().any(|t| t == tool)
+            }
+        }
+    }
+}
+
 /// What a turn may do with a call that needs approval.
 #[derive(Debug, Clone, Default)]
 pub struct Approvals {
     pub policy: ToolApproval,
+    /// The request's own rules, by server label (Responses `mcp` tools); empty on other faces.
+    pub requested: Vec<(String, RequireApproval)>,
     /// The face can show a request and the session can keep it: pause. Otherwise: decline.
     pub can_ask: bool,
     /// Unix seconds until which a request made now may be answered.
     pub expires_at: u64,
     /// Calls the user approved in this invocation: run first, exactly as stored.
     pub approved: Vec<ToolCall>,
+}
+
+impl Approvals {
+    /// Whether a call to `tool` (the name the model sees) of the server labelled `server` waits for the
+    /// user: `TOOL_APPROVAL` says so, or the request's rule for that server does.
+    /// `server` is asked only when the request has rules (a turn that needs no approval pays nothing).
+    pub fn requires<'a>(&self, tool: &str, server: impl FnOnce() -> Option<&'a str>) -> bool {
+        if self.policy.requires(tool) {
+            return true;
+        }
+        if self.requested.is_empty() {
+            return false;
+        }
+        server().is_some_and(|server| self.requested.iter().any(|(label, rule)| label == server && rule.requires(tool)))
+    }
 }
 
 /// What the model is told when a call needing approval cannot be asked about.
@@ -114,6 +158,24 @@ mod tests {
         assert!(ToolApproval::parse("a b").is_err());
         assert!(ToolApproval::parse(&vec!["x"; MAX_PATTERNS + 1].join(",")).is_err());
         assert!(!ToolApproval::None.requires("x") && ToolApproval::All.requires("x"));
+    }
+
+    #[test]
+    fn a_request_adds_to_the_operators_policy_and_never_loosens_it() {
+        let filter = RequireApproval::Filter { always: vec!["send".into()], never: vec!["read".into(), "send".into()] };
+        assert!(filter.requires("send") && !filter.requires("read") && filter.requires("other"));
+        assert!(RequireApproval::Always.requires("x") && !RequireApproval::Never.requires("x"));
+        let approvals = Approvals {
+            policy: ToolApproval::parse("transfer").unwrap(),
+            requested: vec![("bank".into(), RequireApproval::Never), ("mail".into(), filter)],
+            ..Approvals::default()
+        };
+        let on = |server: &'static str| move || Some(server);
+        assert!(approvals.requires("transfer", on("bank")), "never cannot loosen TOOL_APPROVAL");
+        assert!(!approvals.requires("balance", on("bank")));
+        assert!(approvals.requires("send", on("mail")) && approvals.requires("other", on("mail")));
+        assert!(!approvals.requires("read", on("mail")));
+        assert!(!approvals.requires("other", on("time")) && !approvals.requires("other", || None), "other servers");
     }
 
     #[test]

@@ -5,6 +5,6 @@ mod events;
 mod react;
 mod trace;
 
-pub use approval::{Approvals, DEFAULT_APPROVAL_TTL, ToolApproval, cannot_ask_output};
+pub use approval::{Approvals, DEFAULT_APPROVAL_TTL, RequireApproval, ToolApproval, cannot_ask_output};
 pub use events::{TurnEnd, TurnEvent, authorization_message};
 pub use react::{Turn, run_turn};

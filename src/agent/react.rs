@@ -122,7 +122,9 @@ async fn steps(
             }
         };
         // A call that will wait for the user is not shown as a call: the face shows the request instead.
-        let held = |name: &str| approvals.can_ask && approvals.policy.requires(name);
+        let server_of = |name: &str| servers.iter().find(|(tool, _)| tool == name).map(|(_, server)| server.as_str());
+        let needs = |name: &str| approvals.requires(name, || server_of(name));
+        let held = |name: &str| approvals.can_ask && needs(name);
         let step = match model_step(stream, events, &held, &mut chat).await {
             Ok(step) => step,
             Err(exit) => {
@@ -155,16 +157,15 @@ async fn steps(
         let mut waiting = false;
         let mut now = Vec::with_capacity(step.tool_calls.len());
         for call in step.tool_calls {
-            if !approvals.policy.requires(&call.function.name) {
+            if !needs(&call.function.name) {
                 now.push(call);
                 continue;
             }
             if approvals.can_ask {
-                let server = servers.iter().find(|(name, _)| *name == call.function.name).map(|(_, server)| server);
                 emit(TurnEvent::ApprovalRequested {
                     request_id: format!("mcpr_{}", crate::ids::uuid().simple()),
                     call_id: call.id,
-                    server: server.cloned().unwrap_or_default(),
+                    server: server_of(&call.function.name).unwrap_or_default().to_owned(),
                     name: call.function.name,
                     arguments: call.function.arguments,
                     expires_at: approvals.expires_at,

@@ -175,6 +175,11 @@ impl App {
             Ok(plan) => plan,
             Err(rejection) => return face.refuse(rejection, Some(&read)),
         };
+        // A Responses `previous_response_id` this user was not issued is refused before anything streams.
+        let plan = match self.pipeline.check_continuation(plan).await {
+            Ok(plan) => plan,
+            Err(rejection) => return face.refuse(rejection, Some(&read)),
+        };
         if let (Some(claim), Some((role, deadline))) = (claim, queueing) {
             // Planned only to refuse now what could never run; the plan itself is made again when it runs.
             drop(plan);

@@ -41,6 +41,8 @@ impl Models {
 /// The Responses face.
 pub(super) struct ResponsesFace {
     models: Models,
+    /// The function's MCP server labels: what a request's `mcp` tools may name.
+    servers: Vec<String>,
 }
 
 /// What a Responses answer needs: the model it names, streamed or not, and what it repeats.
@@ -52,7 +54,7 @@ pub(super) struct ResponsesReply {
 
 impl ResponsesFace {
     pub(super) fn new(config: &Config) -> Self {
-        ResponsesFace { models: Models { default: config.model.model.clone() } }
+        ResponsesFace { models: Models { default: config.model.model.clone() }, servers: config.mcp.labels() }
     }
 }
 
@@ -62,7 +64,7 @@ impl Face for ResponsesFace {
     type Answer = ResponsesAnswer;
 
     fn read(&self, body: &[u8], caller: &Caller<'_>) -> Result<Parsed<ResponsesReply>, Rejection> {
-        let ResponsesRequest { turn, stream, echo } = ResponsesRequest::from_slice(body)?;
+        let ResponsesRequest { turn, stream, echo } = ResponsesRequest::from_slice(body, &self.servers)?;
         let (ask, model) = self.models.ask(turn, caller);
         Ok(Parsed::Turn(ask, ResponsesReply { model, stream, echo }))
     }

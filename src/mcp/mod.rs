@@ -103,6 +103,14 @@ impl fmt::Debug for McpClient {
     }
 }
 
+impl McpSettings {
+    /// Each server's label, in server order (what the Responses face shows as `server_label`, and what a
+    /// request's `mcp` tool names a server by).
+    pub(crate) fn labels(&self) -> Vec<String> {
+        names::server_labels(self.servers.iter().map(Endpoint::url))
+    }
+}
+
 impl McpClient {
     pub fn new(settings: McpSettings) -> Result<Self, McpError> {
         let labels = names::server_labels(settings.servers.iter().map(Endpoint::url));

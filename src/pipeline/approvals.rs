@@ -17,6 +17,7 @@
 use std::collections::HashSet;
 
 use super::record::own_message;
+use crate::agent::RequireApproval;
 use crate::failure::{Failure, FailureCode, Fault};
 use crate::llm::ToolCall;
 use crate::sessions::StoredMessage;
@@ -51,6 +52,9 @@ pub(crate) struct ApprovalInput {
     pub(crate) can_ask: bool,
     pub(crate) answers: Vec<ApprovalAnswer>,
     pub(crate) resent: Vec<ResentRequest>,
+    /// The request's own approval rules by server label (a Responses `mcp` tool's `require_approval`):
+    /// they add to `TOOL_APPROVAL`, never loosen it.
+    pub(crate) requested: Vec<(String, RequireApproval)>,
 }
 
 /// A request still waiting in the session.

@@ -11,6 +11,7 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::StatusCode;
 use opentelemetry::KeyValue;
 use tokio::time::Instant;
 
@@ -23,6 +24,7 @@ use crate::acs::Credentials;
 use crate::agent::{TurnEnd, TurnEvent};
 use crate::failure::{Failure, FailureCode, Fault};
 use crate::identity::{Subject, jwt_subject};
+use crate::rejection::Rejection;
 use crate::sessions::lease::BUSY_POLL;
 use crate::sessions::{Claim, LeaseSettings, Record, Session, SessionError, SessionKey, Store, replay};
 use crate::telemetry::{Span, SpanKind, names};
@@ -31,6 +33,8 @@ use crate::telemetry::{Span, SpanKind, names};
 pub(crate) struct Memory {
     store: Arc<dyn Store>,
     key: SessionKey,
+    /// The Responses face's id for this turn's answer, noted in the store's response index on save.
+    issues: Option<String>,
     input: Vec<Record>,
     recorder: Recorder,
     deadline: Instant,
@@ -200,7 +204,17 @@ impl Pipeline {
             return Ok(None);
         };
         let deadline = plan.turn.deadline;
-        let key = self.session_key(&plan.subject, plan.role.clone(), &session_id, deadline).await?;
+        let key = match self.session_key(&plan.subject, plan.role.clone(), &session_id, deadline).await {
+            Ok(key) => key,
+            // A session the face made up for a caller the function keeps none for: the turn runs without
+            // one, as before (so no approval can be asked either).
+            Err(_) if plan.thread.implicit_session => {
+                plan.turn.approvals.can_ask = false;
+                return Ok(None);
+            }
+            Err(failure) => return Err(failure),
+        };
+        // A continued response was checked against the response index before the turn (`check_continuation`).
         let waiting = LeaseSettings { busy_wait: busy_wait.unwrap_or(sessions.lease.busy_wait), ..sessions.lease };
         let stored = self.claim(sessions.store.as_ref(), &key, &plan.turn_id, waiting, deadline).await?;
         let stored = stored.unwrap_or_default();
@@ -238,7 +252,8 @@ impl Pipeline {
         }
         let recorder = Recorder::new(&self.agent_name);
         let lease = Some(Held { token: plan.turn_id.clone(), settings: sessions.lease });
-        Ok(Some(Memory { store: sessions.store.clone(), key, input, recorder, deadline, lease }))
+        let issues = plan.thread.issues.clone();
+        Ok(Some(Memory { store: sessions.store.clone(), key, issues, input, recorder, deadline, lease }))
     }
 
     /// Takes the session's lease for `turn` and loads the session with it; a session busy with another
@@ -268,6 +283,53 @@ impl Pipeline {
             }
         }
     }
+
+    /// A request continuing a `previous_response_id`: the store's response index must hold that id for
+    /// this user and the session it names, checked before anything is answered, so an unknown, expired or
+    /// another user's id is the 400 OpenAI answers (`previous_response_not_found`) rather than a failed
+    /// stream. A caller who cannot be keyed, or a store that fails, is refused too (the turn does not
+    /// check again). The session is read again by the turn's lease claim: a continued turn is one store
+    /// round trip more than another (folding the check into the claim script would save it).
+    pub(crate) async fn check_continuation(&self, plan: Plan) -> Result<Plan, Rejection> {
+        let Some(response) = plan.thread.continues.clone() else { return Ok(plan) };
+        let not_found = || {
+            let failure = previous_response_failure(&response);
+            Rejection::new(StatusCode::BAD_REQUEST, PREVIOUS_RESPONSE_NOT_FOUND, failure.message)
+        };
+        let (Some(sessions), Some(session_id)) = (&self.sessions, plan.session_id.clone()) else {
+            return Err(not_found());
+        };
+        let deadline = plan.turn.deadline;
+        let key = self.caller_key(&plan.subject, plan.role.clone(), &session_id, deadline).await?;
+        let store = sessions.store.as_ref();
+        match bounded(deadline, store, StoreOp::Load, store.load_continuing(&key, &response)).await {
+            Ok(Some(_)) => Ok(plan),
+            Ok(None) => Err(not_found()),
+            Err(error) => Err(Rejection::from(Failure::session(&error))),
+        }
+    }
+}
+
+/// OpenAI's error code for a `previous_response_id` it does not have.
+const PREVIOUS_RESPONSE_NOT_FOUND: &str = "previous_response_not_found";
+/// Longest `previous_response_id` a refusal repeats (ours are at most 5 + 32 + 684 characters; what is
+/// longer, or not plain ASCII, is no id of ours and is not echoed).
+const MAX_ECHOED_RESPONSE_ID: usize = 800;
+
+/// The response `previous_response_id` names is not this user's in this function's store.
+fn previous_response_failure(response: &str) -> Failure {
+    let shown = match response.len() <= MAX_ECHOED_RESPONSE_ID && response.bytes().all(|b| b.is_ascii_graphic()) {
+        true => format!("{response:?}"),
+        false => "(an id this function did not make)".to_owned(),
+    };
+    Failure::new(
+        FailureCode::SessionError,
+        format!(
+            "previous_response_id: no response {shown} was found for this user (unknown, expired after \
+             SESSION_TTL_SECS, issued to another user, or made with store: false)"
+        ),
+    )
+    .with_fault(Fault::Request)
 }
 
 impl Memory {
@@ -297,7 +359,7 @@ impl Memory {
         messages.extend(self.recorder.finish());
         let held = self.lease.take();
         let append = match &held {
-            Some(held) => self.store.append_releasing(&self.key, messages, &held.token),
+            Some(held) => self.store.append_releasing(&self.key, messages, &held.token, self.issues.as_deref()),
             None => self.store.append(&self.key, messages),
         };
         match bounded(self.deadline, self.store.as_ref(), StoreOp::Append, append).await {

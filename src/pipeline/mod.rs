@@ -21,7 +21,7 @@ mod turns;
 pub(crate) use approvals::{ApprovalAnswer, ApprovalInput, ResentRequest};
 pub(crate) use background::{EVENT_KEY, Journaled, Submission, Ticket, status_of};
 pub(crate) use caller::{UserClaim, bearer, event_claim, http_claim};
-pub(crate) use plan::{Ask, Plan, Planner, Platform};
+pub(crate) use plan::{Ask, Plan, Planner, Platform, ResponseThread};
 pub use pump::Renderer;
 pub(crate) use pump::SSE_KEEP_ALIVE;
 pub(crate) use turns::Stopped;

@@ -36,6 +36,24 @@ pub(crate) struct Ask {
     pub(crate) records: Vec<Record>,
     /// Whether the face can show an approval request, and the user's answers it carries.
     pub(crate) approval: ApprovalInput,
+    /// The Responses face's stored responses: which one this turn continues, which id it answers as.
+    pub(crate) thread: ResponseThread,
+}
+
+/// How a turn stands to the Responses API's stored responses (`previous_response_id`); empty on other faces.
+/// A response id names the session it was issued in, so the session is known before the store is asked,
+/// and the store's response index says whether this user was really issued that id there.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct ResponseThread {
+    /// The response id the answer carries: noted in the store's response index when the turn is saved.
+    pub(crate) issues: Option<String>,
+    /// The `previous_response_id` the request continues (its session is `Ask::session_id`); a response the
+    /// index does not hold for this user is refused before the turn (`previous_response_not_found`).
+    pub(crate) continues: Option<String>,
+    /// The face made the session up because the request named none (OpenAI stores every response unless
+    /// `store: false`): kept when the function keeps sessions for this caller, else the turn runs without
+    /// one, as a request naming no session always did.
+    pub(crate) implicit_session: bool,
 }
 
 /// What the platform (Function Compute) says about this invocation that the plan needs: its limits
@@ -65,6 +83,8 @@ pub(crate) struct Plan {
     pub(crate) records: Vec<Record>,
     /// See [`Ask::approval`]; the session memory settles the answers against its waiting requests.
     pub(crate) approval: ApprovalInput,
+    /// See [`Ask::thread`].
+    pub(crate) thread: ResponseThread,
     pub(crate) subject: Subject,
     pub(crate) role: Option<Credentials>,
     pub(crate) turn: Turn,
@@ -120,6 +140,7 @@ impl Planner {
             deadline: turn_deadline(invocation.timeout, invocation.deadline),
             approvals: Approvals {
                 policy: self.approval.clone(),
+                requested: ask.approval.requested.clone(),
                 // Until the session memory says it can keep a request (see `Pipeline::recall`).
                 can_ask: ask.approval.can_ask,
                 expires_at: unix_now().saturating_add(self.approval_ttl.as_secs()),
@@ -135,6 +156,7 @@ impl Planner {
             session_id: ask.session_id,
             records,
             approval: ask.approval,
+            thread: ask.thread,
             subject,
             role: invocation.role,
             turn,
@@ -207,6 +229,7 @@ mod tests {
             session_id: None,
             records: Vec::new(),
             approval: ApprovalInput::default(),
+            thread: ResponseThread::default(),
         }
     }
 

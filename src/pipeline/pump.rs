@@ -300,12 +300,19 @@ impl Pipeline {
                 }
             };
             let forward = async {
+                // One timer per turn, moved only when it rings (never per event): when it rings the
+                // stream may have been busy since, so the keep-alive goes only if it really was quiet.
+                let mut alarm = sink.quiet_until().map(|at| Box::pin(tokio::time::sleep_until(at)));
                 loop {
-                    let quiet = sink.quiet_until();
                     let event = tokio::select! {
                         event = events_rx.recv() => event,
-                        () = until(quiet) => {
-                            sink.keep_alive().await?;
+                        () = ring(&mut alarm) => {
+                            if sink.quiet_until().is_some_and(|due| due <= Instant::now()) {
+                                sink.keep_alive().await?;
+                            }
+                            if let (Some(alarm), Some(due)) = (alarm.as_mut(), sink.quiet_until()) {
+                                alarm.as_mut().reset(due);
+                            }
                             continue;
                         }
                     };
@@ -355,10 +362,10 @@ impl Pipeline {
     }
 }
 
-/// Resolves at `deadline`; never without one.
-async fn until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline).await,
+/// Resolves when the alarm rings; never without one.
+async fn ring(alarm: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>) {
+    match alarm {
+        Some(alarm) => alarm.as_mut().await,
         None => std::future::pending().await,
     }
 }

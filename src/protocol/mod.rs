@@ -49,7 +49,10 @@ pub fn parse_body(face: Wire, body: &[u8]) -> Result<usize, String> {
     match face {
         Wire::Process => agentscope::AgentRequest::from_slice(body).map(|r| r.to_ask(user()).messages.len()),
         Wire::Agui => agui::RunInput::from_slice(body).map(|r| r.to_ask(user()).messages.len()),
-        Wire::Responses => responses::ResponsesRequest::from_slice(body).map(|r| r.turn.messages.len()),
+        // One server labelled `mcp`, as the stand-in's: a request's `mcp` tool may name it.
+        Wire::Responses => {
+            responses::ResponsesRequest::from_slice(body, &["mcp".to_owned()]).map(|r| r.turn.messages.len())
+        }
         Wire::Chat => chat::CompletionsRequest::from_slice(body).map(|r| r.turn.messages.len()),
         Wire::A2aV03 | Wire::A2aV10 => return a2a_body(face == Wire::A2aV10, body),
     }

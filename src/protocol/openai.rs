@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 
 use crate::failure::{Failure, FailureCode};
 use crate::llm::{ChatMessage, Sampling, Usage};
-use crate::pipeline::{ApprovalInput, Ask, UserClaim};
+use crate::pipeline::{ApprovalInput, Ask, ResponseThread, UserClaim};
 use crate::rejection::Rejection;
 use fc_runtime::Body;
 
@@ -27,6 +27,8 @@ pub(crate) struct OpenAiTurn {
     pub(crate) user: Option<String>,
     /// Responses: it can show approval requests, and the answers the input carries. Chat: nobody to ask.
     pub(crate) approval: ApprovalInput,
+    /// Responses: the stored response it continues and the one it issues. Chat: none.
+    pub(crate) thread: ResponseThread,
 }
 
 impl OpenAiTurn {
@@ -45,6 +47,7 @@ impl OpenAiTurn {
             records: Vec::new(),
             session_id: self.session_id,
             approval: self.approval,
+            thread: self.thread,
         }
     }
 }

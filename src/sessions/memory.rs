@@ -21,6 +21,11 @@ const MESSAGE_OVERHEAD: usize = 512;
 /// What a session costs beyond its messages: its map slot (key, entry, hash), the key's two strings, the
 /// use order's copy of the key, and the buffer's and spans' allocations.
 const SESSION_OVERHEAD: usize = 512;
+/// Response ids a session keeps in its response index (`previous_response_id`): the newest. An approval is
+/// answered by continuing the latest response, and a client going back further than this starts anew.
+const MAX_RESPONSES_PER_SESSION: usize = 32;
+/// What a kept response id costs beyond its text: its string and instant in the index.
+const RESPONSE_OVERHEAD: usize = 48;
 
 pub(crate) struct MemoryStore {
     sessions: Mutex<SessionTable>,
@@ -63,6 +68,9 @@ struct Entry {
     last_used: Instant,
     /// Its key in [`SessionTable::order`].
     stamp: u64,
+    /// The response index: the Responses face's response ids issued in this session, oldest first, with
+    /// when each was issued (each is good for the store's TTL from then).
+    responses: Vec<(String, Instant)>,
 }
 
 /// One kept message in [`Entry::text`]: its JSON is `start..id`, its id `id..end`.
@@ -134,7 +142,9 @@ impl SessionTable {
         let bytes = session_cost(key);
         let stamp = self.take_stamp();
         self.order.insert(stamp, key.clone());
-        self.map.insert(key.clone(), Entry { text: String::new(), spans: Vec::new(), bytes, last_used: now, stamp });
+        let entry =
+            Entry { text: String::new(), spans: Vec::new(), bytes, last_used: now, stamp, responses: Vec::new() };
+        self.map.insert(key.clone(), entry);
         self.bytes += bytes;
     }
 
@@ -257,7 +267,21 @@ impl MemoryStore {
         Some(entry.spans.iter().filter_map(|span| serde_json::from_str(entry.json(span)).ok()).collect())
     }
 
-    fn append_now(&self, key: &SessionKey, messages: Vec<Record>) -> Result<(), SessionError> {
+    /// [`MemoryStore::load_now`] when `response` was issued in this session within the TTL.
+    fn load_continuing_now(&self, key: &SessionKey, response: &str) -> Option<Vec<StoredMessage>> {
+        let now = Instant::now();
+        let issued = {
+            let sessions = self.lock();
+            let entry = sessions.map.get(key)?;
+            entry.responses.iter().any(|(id, at)| id == response && now.duration_since(*at) < self.ttl)
+        };
+        if !issued {
+            return None;
+        }
+        self.load_now(key)
+    }
+
+    fn append_now(&self, key: &SessionKey, messages: Vec<Record>, response: Option<&str>) -> Result<(), SessionError> {
         // A message that alone is more than the whole store may hold cannot be kept: refused, so the turn
         // says it was not saved, instead of being stored and evicted at once.
         if let Some(big) = messages.iter().find(|record| record_cost(record) + session_cost(key) > self.max_bytes) {
@@ -297,6 +321,16 @@ impl MemoryStore {
         }
         entry.bytes += added;
         sessions.bytes += added;
+        if let Some(response) = response {
+            entry.responses.push((response.to_owned(), now));
+            entry.bytes += response.len() + RESPONSE_OVERHEAD;
+            sessions.bytes += response.len() + RESPONSE_OVERHEAD;
+            if entry.responses.len() > MAX_RESPONSES_PER_SESSION {
+                let (dropped, _) = entry.responses.remove(0);
+                entry.bytes -= dropped.len() + RESPONSE_OVERHEAD;
+                sessions.bytes -= dropped.len() + RESPONSE_OVERHEAD;
+            }
+        }
         // The session's own bounds: the message cap, then the byte budget (its oldest messages go first).
         let over_count = entry.spans.len().saturating_sub(self.max_messages);
         let mut dropped = over_count;
@@ -325,8 +359,17 @@ impl MemoryStore {
     #[cfg(test)]
     fn bytes(&self) -> usize {
         let sessions = self.lock();
-        let counted: usize =
-            sessions.map.iter().map(|(k, e)| session_cost(k) + e.spans.iter().map(Span::cost).sum::<usize>()).sum();
+        let counted: usize = sessions
+            .map
+            .iter()
+            .map(|(k, e)| session_cost(k) + e.spans.iter().map(Span::cost).sum::<usize>())
+            .sum::<usize>()
+            + sessions
+                .map
+                .values()
+                .flat_map(|e| &e.responses)
+                .map(|(id, _)| id.len() + RESPONSE_OVERHEAD)
+                .sum::<usize>();
         assert_eq!(counted, sessions.bytes, "the running total is the sum of the sessions' costs");
         assert_eq!(sessions.order.len(), sessions.map.len(), "every session has one place in the use order");
         assert!(sessions.order.iter().all(|(stamp, k)| sessions.map[k].stamp == *stamp));
@@ -344,7 +387,15 @@ impl Store for MemoryStore {
     }
 
     fn append<'a>(&'a self, key: &'a SessionKey, messages: Vec<Record>) -> BoxFuture<'a, Result<(), SessionError>> {
-        std::future::ready(self.append_now(key, messages)).boxed()
+        std::future::ready(self.append_now(key, messages, None)).boxed()
+    }
+
+    fn load_continuing<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        response: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<StoredMessage>>, SessionError>> {
+        std::future::ready(Ok(self.load_continuing_now(key, response))).boxed()
     }
 
     fn delete<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<bool, SessionError>> {
@@ -384,12 +435,13 @@ impl Store for MemoryStore {
         key: &'a SessionKey,
         messages: Vec<Record>,
         token: &'a str,
+        response: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), SessionError>> {
         // Another holder now: this turn's lease expired while it ran and the session went on without it.
         if self.holder_now(key).is_some_and(|holder| holder != token) {
             return std::future::ready(Err(SessionError::Fenced)).boxed();
         }
-        let appended = self.append_now(key, messages);
+        let appended = self.append_now(key, messages, response);
         self.holding(key, token, |leases| {
             leases.remove(key);
         });
@@ -540,6 +592,31 @@ mod tests {
         assert_eq!(store.load(&key("u", "s")).await.unwrap(), None, "not even the message that fitted");
         assert_eq!(store.bytes(), before);
         assert_eq!(texts(store.load(&key("u", "small")).await.unwrap()), ["hi"], "others untouched");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_response_continues_its_own_users_session_within_the_ttl() {
+        let store = store(10, 10, 60);
+        store.append_releasing(&key("u", "s"), vec![text("one")], "t", Some("resp_a")).await.unwrap();
+        assert_eq!(texts(store.load_continuing(&key("u", "s"), "resp_a").await.unwrap()), ["one"]);
+        assert_eq!(store.load_continuing(&key("u", "s"), "resp_b").await.unwrap(), None, "never issued");
+        assert_eq!(store.load_continuing(&key("v", "s"), "resp_a").await.unwrap(), None, "another user's");
+        assert_eq!(store.load_continuing(&key("u", "t"), "resp_a").await.unwrap(), None, "another session's");
+        store.bytes();
+        // The session is used again (it stays alive), but the response was issued a TTL ago.
+        tokio::time::advance(Duration::from_secs(40)).await;
+        store.append_releasing(&key("u", "s"), vec![text("two")], "t", Some("resp_b")).await.unwrap();
+        tokio::time::advance(Duration::from_secs(30)).await;
+        assert_eq!(store.load_continuing(&key("u", "s"), "resp_a").await.unwrap(), None, "expired");
+        assert!(store.load_continuing(&key("u", "s"), "resp_b").await.unwrap().is_some());
+        for n in 0..MAX_RESPONSES_PER_SESSION {
+            store.append_releasing(&key("u", "s"), Vec::new(), "t", Some(&format!("resp_{n}"))).await.unwrap();
+        }
+        assert_eq!(store.load_continuing(&key("u", "s"), "resp_b").await.unwrap(), None, "only the newest are kept");
+        assert!(store.load_continuing(&key("u", "s"), "resp_0").await.unwrap().is_some());
+        store.bytes();
+        store.delete(&key("u", "s")).await.unwrap();
+        assert_eq!(store.bytes(), 0);
     }
 
     #[tokio::test]

@@ -47,6 +47,15 @@ pub(crate) trait Store: Send + Sync {
     /// JSON is kept (or sent) as it is.
     fn append<'a>(&'a self, key: &'a SessionKey, messages: Vec<Record>) -> BoxFuture<'a, Result<(), SessionError>>;
 
+    /// The session `key` as the continuation of `response`, in one round trip: `None` unless the response
+    /// index holds `response` for this very user and session (an id never issued, expired, issued to
+    /// another user or in another session) and the session still exists.
+    fn load_continuing<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        response: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<StoredMessage>>, SessionError>>;
+
     /// Claims the session's run lease for the turn `token` (for `ttl`) and, when it got it, loads the
     /// session in the same call ([`lease`]).
     fn claim<'a>(
@@ -69,12 +78,16 @@ pub(crate) trait Store: Send + Sync {
 
     /// [`Store::append`] under the lease `token` held, released in the same call. Refused
     /// ([`SessionError::Fenced`]) when another turn holds the lease now: this turn's lease expired and
-    /// the session went on without it.
+    /// the session went on without it. With `response` (the Responses face answered the turn under that
+    /// id), the same write notes in the store's response index that this user's `response` continues this
+    /// session, for `SESSION_TTL_SECS` from now, so a later `previous_response_id` finds it
+    /// ([`Store::load_continuing`]).
     fn append_releasing<'a>(
         &'a self,
         key: &'a SessionKey,
         messages: Vec<Record>,
         token: &'a str,
+        response: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), SessionError>>;
 
     /// The id of the turn holding the session's lease, if any (a stop request by session).

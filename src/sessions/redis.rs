@@ -25,7 +25,10 @@
 //! - `{prefix}a2a_task:{task_id}`: STRING, an A2A task as any instance answers `tasks/get` for it, `EX`
 //!   an hour after its last change (`protocol::a2a::tasks`);
 //! - `{prefix}turn_stop`: the pub/sub channel a stop request for a turn on another instance travels on
-//!   (one subscriber connection per process).
+//!   (one subscriber connection per process);
+//! - `{prefix}response_session:{user_id}:{response_id}`: STRING, the session id a Responses response was
+//!   issued in (the response index: `previous_response_id` → session), `EX` the session TTL from its
+//!   issue, written by the append script; read, with the session, in one pipelined round trip.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,8 +43,9 @@ use crate::secret::{self, Secret};
 
 mod journal;
 
-/// KEYS: session, index, and the session's lease when the append is under one. ARGV: session id, user
-/// id, TTL seconds, the lease's token (empty without a lease), then (message id, message JSON) pairs.
+/// KEYS: session, index, and the session's lease when the append is under one, then (under a lease) the
+/// response index entry of a Responses turn. ARGV: session id, user id, TTL seconds, the lease's token
+/// (empty without a lease), then (message id, message JSON) pairs.
 /// Under a lease: refused (`FENCED`) if another turn holds it, and released after the write.
 const APPEND: &str = r#"
 if KEYS[3] then
@@ -93,6 +97,7 @@ redis.call('SADD', KEYS[2], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[3])
 redis.call('SET', KEYS[1], value, 'EX', ARGV[3])
 if KEYS[3] and redis.call('GET', KEYS[3]) == ARGV[4] then redis.call('DEL', KEYS[3]) end
+if KEYS[4] then redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[3]) end
 return #fresh
 "#;
 
@@ -199,6 +204,11 @@ impl RedisStore {
     }
 
     /// `{prefix}session_lease:{user}:{session}`: beside the session key, in its slot on a cluster.
+    /// The response index entry of `response` (an id the Responses face made: no `:` in it).
+    fn response_key(&self, key: &SessionKey, response: &str) -> Result<String, SessionError> {
+        Ok(format!("{}response_session:{}:{response}", self.prefix, self.user_part(key)?))
+    }
+
     fn lease_key(&self, key: &SessionKey) -> Result<String, SessionError> {
         Ok(format!("{}session_lease:{}:{}", self.prefix, self.user_part(key)?, key.session_id))
     }
@@ -253,11 +263,38 @@ impl RedisStore {
         Ok(Some(session.messages))
     }
 
+    async fn load_continuing_now(
+        &self,
+        key: &SessionKey,
+        response: &str,
+    ) -> Result<Option<Vec<StoredMessage>>, SessionError> {
+        let (session_key, response_key) = (self.session_key(key)?, self.response_key(key, response)?);
+        let mut connection = self.connection().await?;
+        let (record, issued_in): (Option<String>, Option<String>) = self
+            .bounded(async {
+                redis::pipe()
+                    .get(session_key)
+                    .get(response_key)
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(|e| self.error(e))
+            })
+            .await?;
+        if issued_in.as_deref() != Some(key.session_id.as_str()) {
+            return Ok(None);
+        }
+        let Some(record) = record else { return Ok(None) };
+        let session: Session = serde_json::from_str(&record)
+            .map_err(|error| SessionError::Corrupt { session: key.session_id.clone(), reason: error.to_string() })?;
+        Ok(Some(session.messages))
+    }
+
     async fn append_now(
         &self,
         key: &SessionKey,
         messages: Vec<Record>,
         token: Option<&str>,
+        response: Option<&str>,
     ) -> Result<(), SessionError> {
         let (session_key, index_key) = (self.session_key(key)?, self.index_key(key)?);
         let mut connection = self.connection().await?;
@@ -265,6 +302,9 @@ impl RedisStore {
         invocation.key(session_key).key(index_key);
         if token.is_some() {
             invocation.key(self.lease_key(key)?);
+            if let Some(response) = response {
+                invocation.key(self.response_key(key, response)?);
+            }
         }
         invocation.arg(&key.session_id).arg(&key.user_id).arg(self.ttl_secs).arg(token.unwrap_or(""));
         for message in &messages {
@@ -352,7 +392,7 @@ impl Store for RedisStore {
     }
 
     fn append<'a>(&'a self, key: &'a SessionKey, messages: Vec<Record>) -> BoxFuture<'a, Result<(), SessionError>> {
-        self.append_now(key, messages, None).boxed()
+        self.append_now(key, messages, None, None).boxed()
     }
 
     fn claim<'a>(
@@ -384,8 +424,17 @@ impl Store for RedisStore {
         key: &'a SessionKey,
         messages: Vec<Record>,
         token: &'a str,
+        response: Option<&'a str>,
     ) -> BoxFuture<'a, Result<(), SessionError>> {
-        self.append_now(key, messages, Some(token)).boxed()
+        self.append_now(key, messages, Some(token), response).boxed()
+    }
+
+    fn load_continuing<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        response: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<StoredMessage>>, SessionError>> {
+        self.load_continuing_now(key, response).boxed()
     }
 
     fn holder<'a>(&'a self, key: &'a SessionKey) -> BoxFuture<'a, Result<Option<String>, SessionError>> {

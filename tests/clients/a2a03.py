@@ -1,10 +1,13 @@
 """The official a2a-sdk 0.3 client (what the AgentScope runtime pins) against the function's /a2a.
 
-Run by tests/clients.rs with FUNCTION_URL (the function's base URL), AGENT_NAME, and CONSENT_FUNCTION_URL
+Run by tests/clients.rs with FUNCTION_URL (the function's base URL), AGENT_NAME, CONSENT_FUNCTION_URL
 (the same function whose MCP server takes the user's OAuth2 token: the task goes `auth-required` with the
-link, this script "clicks" it, the task goes on). Exits non-zero, naming the check, when any behaviour breaks.
+link, this script "clicks" it, the task goes on) and APPROVAL_FUNCTION_URL (the same function with
+TOOL_APPROVAL=helloworld: the task goes `input-required`, the answer continues it). Exits non-zero, naming
+the check, when any behaviour breaks.
 """
 import asyncio
+import json
 import os
 import uuid
 
@@ -96,6 +99,44 @@ async def check_the_wire_strictly(http):
 
 def answer_of(task):
     return "".join(p.root.text for a in task.artifacts or [] for p in a.parts)
+
+
+async def check_approval(http):
+    """TOOL_APPROVAL=helloworld: message/send ends the task `input-required` with the request as a data part
+    (nothing run yet); a message in the same task and context whose data part answers it completes that very
+    task with the tool's answer; the same answer again is refused. The declined case: the model is told.
+    Every answer is the raw JSON-RPC text validated strictly with the SDK's models."""
+    url = os.environ["APPROVAL_FUNCTION_URL"] + "/a2a"
+
+    async def send(parts, context_id=None, task_id=None):
+        sent = Message(role=Role.user, parts=parts, message_id=uuid.uuid4().hex, context_id=context_id,
+                       task_id=task_id, metadata={"user_id": "a2a03-approver"})
+        params = {"message": sent.model_dump(mode="json", by_alias=True, exclude_none=True)}
+        return strictly(SendMessageResponse, (await http.post(url, json=rpc("message/send", params))).text)
+
+    for approve in [True, False]:
+        asked = (await send([Part(root=TextPart(text="Please say hello to Ada"))])).result
+        check(asked.status.state == TaskState.input_required, f"input-required: {asked.status}")
+        data = [p.root.data for p in asked.status.message.parts if isinstance(p.root, DataPart)]
+        check(len(data) == 1 and data[0]["type"] == "mcp_approval_request", f"the request as a data part: {data}")
+        check(data[0]["name"].endswith("helloworld") and json.loads(data[0]["arguments"]) == {"name": "Ada"},
+              f"the request names the call: {data[0]}")
+        check("Hello, Ada!" not in answer_of(asked), "nothing ran before the answer")
+        decision = {"approval_request_id": data[0]["id"], "approve": approve}
+        if not approve:
+            decision["reason"] = "not today"
+        answer = [Part(root=DataPart(data=decision))]
+        done = (await send(answer, asked.context_id, asked.id)).result
+        check(done.id == asked.id and done.status.state == TaskState.completed,
+              f"the same task completes: {done.status}")
+        if approve:
+            check("Hello, Ada!" in answer_of(done), f"the approved call's answer: {answer_of(done)!r}")
+        else:
+            said = answer_of(done)
+            check("declined" in said and "not today" in said and "Hello, Ada!" not in said, f"declined: {said!r}")
+        replay = (await send(answer, asked.context_id)).result
+        check(replay.status.state == TaskState.failed and replay.metadata["error"]["code"] == "approval_invalid",
+              f"a replayed answer is refused: {replay.status} {replay.metadata}")
 
 
 async def stream(client, text):
@@ -193,6 +234,7 @@ async def main():
         check(raw.json()["error"]["code"] == -32602, f"bad params: {raw.text}")
         await check_consent_flow(http)
         await check_the_wire_strictly(http)
+        await check_approval(http)
     print("a2a 0.3: ok")
 
 

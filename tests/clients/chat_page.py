@@ -1,16 +1,19 @@
 """The dev stack's chat page in a real headless Chromium (Debian's chromium + chromium-driver, driven by
-Selenium), against `devstack` running the function with the OAuth2 consent stand-in, a reasoning model and
-the `helloworld` tool denied. Checks what a person would see:
+Selenium), against `devstack` running the function with the OAuth2 consent stand-in, a reasoning model, the
+`broken` tool denied and `TOOL_APPROVAL=helloworld`. Checks what a person would see:
 
 1. a question typed and sent with Enter; the consent button opening the stand-in provider's page; "Allow"
    clicked there; the turn going on by itself: the tool call with its arguments and result, the answer
    streamed delta by delta, the reasoning folded away but there;
 2. a multi-line question (Shift+Enter) whose tool call the gateway denies, marked failed;
 3. a failing model: the error with its code;
-4. a reload: the same session, its history back from GET /sessions/{id}, fitting a phone's width;
-5. "New session": a new id, an empty page, kept across a reload.
+4. approvals: a call to `helloworld` shown as a card (tool, arguments, Approve, Decline) and not run;
+   Approve → the tool runs and the answer uses its result; Decline → the model says the user declined;
+5. a reload: the same session, its history back from GET /sessions/{id} (the approval cards as answered),
+   fitting a phone's width; a request left waiting is still answerable after a reload;
+6. "New session": a new id, an empty page, kept across a reload.
 
-CHAT_URL is the page. With SCREENSHOT=<path>, a PNG of the page after step 2 is written there (README).
+CHAT_URL is the page. With SCREENSHOT=<path>, a PNG of the page after step 4 is written there (README).
 Exits non-zero naming the check that broke; a missing browser is a failure, never a skip.
 """
 
@@ -151,22 +154,70 @@ def tool_turn_with_consent(driver):
     return result
 
 
+DENIED_QUESTION = "Use the broken tool\nplease"
+
+
 def denied_tool(driver):
-    send(driver, "Say hello to Ada", Keys.SHIFT, Keys.ENTER, Keys.SHIFT, "please")
-    check(driver.find_element(By.ID, "input").get_attribute("value") == "Say hello to Ada\nplease",
+    send(driver, "Use the broken tool", Keys.SHIFT, Keys.ENTER, Keys.SHIFT, "please")
+    check(driver.find_element(By.ID, "input").get_attribute("value") == DENIED_QUESTION,
           "Shift+Enter is a new line, not a send", driver)
     send(driver, Keys.ENTER)
     wait_for(driver, lambda d: len(turns(d)) == 2, "the second turn")
     wait_for(driver, idle, "the second turn to end")
     bubbles = driver.find_elements(By.CSS_SELECTOR, ".turn-user .bubble")
-    check(text(bubbles[1]) == "Say hello to Ada\nplease", "the question keeps its line break", driver)
+    check(text(bubbles[1]) == DENIED_QUESTION, "the question keeps its line break", driver)
     turn = turns(driver)[1]
     tool = turn.find_element(By.CSS_SELECTOR, "details.tool")
+    check(text(tool.find_element(By.CSS_SELECTOR, ".tool-name")).endswith("broken"), "the denied tool's name", driver)
     check("failed" in tool.get_attribute("class"), "the denied call is marked failed", driver)
     check("tool_error" in text(tool.find_element(By.CSS_SELECTOR, ".tool-status")), "its status names why", driver)
     check("denied" in text(tool.find_element(By.CSS_SELECTOR, ".tool-result")), "its result says denied", driver)
-    check('"Ada"' in text(tool.find_element(By.CSS_SELECTOR, ".tool-args")), "its arguments", driver)
+    check(text(tool.find_element(By.CSS_SELECTOR, ".tool-args")) == "{}", "its arguments", driver)
     check(turn.find_elements(By.CSS_SELECTOR, ".answer"), "the turn still answers", driver)
+
+
+def asked_for_approval(driver, name):
+    """Sends "Say hello to <name>": the turn ends with an approval card, the call not made. The card."""
+    count = len(turns(driver))
+    send(driver, f"Say hello to {name}", Keys.ENTER)
+    wait_for(driver, lambda d: len(turns(d)) == count + 1, f"the turn asking to greet {name}")
+    wait_for(driver, idle, "the asking turn to end")
+    turn = turns(driver)[count]
+    card = wait_for(driver, lambda d: turn.find_elements(By.CSS_SELECTOR, ".approval"), "the approval card")[0]
+    check(text(card.find_element(By.CSS_SELECTOR, ".approval-tool")).endswith("helloworld"), "the card names the tool",
+          driver)
+    check(f'"name": "{name}"' in text(card.find_element(By.CSS_SELECTOR, ".approval-args")),
+          f"the card shows the arguments: {text(card)!r}", driver)
+    check(not turn.find_elements(By.CSS_SELECTOR, "details.tool"), "the call waits: no tool card yet", driver)
+    return card
+
+
+def answered_turn(driver, card, button):
+    count = len(turns(driver))
+    card.find_element(By.CSS_SELECTOR, button).click()
+    wait_for(driver, lambda d: len(turns(d)) == count + 1, "the turn the answer resumes")
+    wait_for(driver, idle, "the resumed turn to end")
+    check(not card.find_elements(By.CSS_SELECTOR, "button"), "an answered card has no buttons left", driver)
+    return turns(driver)[count]
+
+
+def approvals(driver):
+    card = asked_for_approval(driver, "Ada")
+    turn = answered_turn(driver, card, ".approve")
+    check("approved" in card.get_attribute("class"), "the card says approved", driver)
+    tool = wait_for(driver, lambda d: turn.find_elements(By.CSS_SELECTOR, "details.tool.ok"), "the approved call")[0]
+    check(text(tool.find_element(By.CSS_SELECTOR, ".tool-name")).endswith("helloworld"), "the approved tool ran",
+          driver)
+    check("Hello, Ada!" in text(tool.find_element(By.CSS_SELECTOR, ".tool-result")), "with its result", driver)
+    check("Hello, Ada!" in turn.find_element(By.CSS_SELECTOR, ".answer").text, "the answer uses it", driver)
+
+    card = asked_for_approval(driver, "Bo")
+    turn = answered_turn(driver, card, ".decline")
+    check("declined" in card.get_attribute("class"), "the card says declined", driver)
+    check(not turn.find_elements(By.CSS_SELECTOR, "details.tool.ok"), "the declined call did not run", driver)
+    answer = turn.find_element(By.CSS_SELECTOR, ".answer").text
+    check("declined" in answer and "Hello, Bo!" not in answer, f"the model says the user declined: {answer!r}",
+          driver)
 
 
 def failing_model(driver):
@@ -185,9 +236,17 @@ def reload_keeps_history(driver, session, result):
     check(driver.find_element(By.ID, "session-id").text == session, "the same session after reload", driver)
     bubbles = driver.find_elements(By.CSS_SELECTOR, ".turn-user .bubble")
     texts = [text(b) for b in bubbles]
-    # The failed turn is not stored (the function keeps nothing of a failed turn): two questions come back.
-    check(texts == ["What time is it in UTC?", "Say hello to Ada\nplease"], f"the questions came back: {texts!r}",
-          driver)
+    # The failed turn is not stored (the function keeps nothing of a failed turn): the others come back.
+    asked = ["What time is it in UTC?", DENIED_QUESTION, "Say hello to Ada", "Say hello to Bo"]
+    check(texts == asked, f"the questions came back: {texts!r}", driver)
+    ada, bo = turns(driver)[2], turns(driver)[3]
+    check("approved" in ada.find_element(By.CSS_SELECTOR, ".approval").get_attribute("class"),
+          "the approved card comes back approved", driver)
+    check("Hello, Ada!" in text(ada.find_element(By.CSS_SELECTOR, "details.tool.ok .tool-result")),
+          "the approved call's result comes back after its card", driver)
+    check("declined" in bo.find_element(By.CSS_SELECTOR, ".approval").get_attribute("class"),
+          "the declined card comes back declined", driver)
+    check(not driver.find_elements(By.CSS_SELECTOR, ".approval button"), "no answered card has buttons", driver)
     first = turns(driver)[0]
     tool = first.find_element(By.CSS_SELECTOR, "details.tool")
     check(result in text(tool.find_element(By.CSS_SELECTOR, ".tool-result")), "the tool result came back", driver)
@@ -196,6 +255,17 @@ def reload_keeps_history(driver, session, result):
           driver)
     check(not driver.find_elements(By.CSS_SELECTOR, ".consent"), "a consent prompt is not part of the history",
           driver)
+
+
+def waiting_across_a_reload(driver):
+    """A request left waiting is still there after a reload, with its buttons, and Approve runs it."""
+    asked_for_approval(driver, "Cy")
+    driver.refresh()
+    wait_for(driver, ready, "the page to load with a request waiting")
+    card = turns(driver)[-1].find_element(By.CSS_SELECTOR, ".approval")
+    check(card.find_elements(By.CSS_SELECTOR, "button.approve"), "the waiting card keeps its buttons", driver)
+    turn = answered_turn(driver, card, ".approve")
+    check("Hello, Cy!" in turn.find_element(By.CSS_SELECTOR, ".answer").text, "approved after the reload", driver)
 
 
 def phone_width(driver):
@@ -221,8 +291,9 @@ def new_session(driver, session):
 
 
 def screenshot(driver, path):
-    # Tall enough for both turns; the page scrolls to its end as it streams, so back to the top first.
-    driver.set_window_size(1000, 1250)
+    # Tall enough for the consent's tool turn, the denied call, the error and the approved call; the page
+    # scrolls to its end as it streams, so back to the top first.
+    driver.set_window_size(1000, 1900)
     # One reasoning unfolded, to show it is there.
     driver.execute_script("document.querySelector('details.reasoning').open = true; window.scrollTo(0, 0)")
     time.sleep(0.2)
@@ -243,11 +314,13 @@ def main():
               driver)
         result = tool_turn_with_consent(driver)
         denied_tool(driver)
+        failing_model(driver)
+        approvals(driver)
         if SCREENSHOT:
             screenshot(driver, SCREENSHOT)
             driver.set_window_size(1000, 900)
-        failing_model(driver)
         reload_keeps_history(driver, session, result)
+        waiting_across_a_reload(driver)
         phone_width(driver)
         new_session(driver, session)
     finally:

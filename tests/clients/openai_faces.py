@@ -410,6 +410,90 @@ def test_responses_approval_declined_is_told_and_a_replay_refused():
     assert replay.error.code == "invalid_prompt" and "approval_invalid" in replay.error.message, replay.error
 
 
+def asked_for_approval(final):
+    """The one McpApprovalRequest of a completed Response, after checking nothing ran yet."""
+    assert final.status == "completed", final.status
+    requests = [item for item in final.output if isinstance(item, McpApprovalRequest)]
+    assert len(requests) == 1, [item.type for item in final.output]
+    assert requests[0].name.endswith("helloworld") and requests[0].server_label == "mcp", requests[0]
+    assert json.loads(requests[0].arguments) == {"name": "Ada"}, requests[0].arguments
+    assert not [item for item in final.output if item.type == "mcp_call"], "the call waits: no mcp_call yet"
+    return requests[0]
+
+
+def test_responses_approval_through_previous_response_id_as_openai_documents_it():
+    """No conversation: the answer is an mcp_approval_response item with previous_response_id, the SDK's
+    own call; the Response is validated strictly as the SDK's model and chains to the one it continues."""
+    asked = approving.responses.create(model=MODEL, input=APPROVAL_QUESTION)
+    request = asked_for_approval(strictly(Response, asked.model_dump_json()))
+    assert asked.store is True and asked.conversation is None, (asked.store, asked.conversation)
+    answer = McpApprovalResponse(type="mcp_approval_response", approval_request_id=request.id, approve=True)
+    done = approving.responses.create(model=MODEL, previous_response_id=asked.id,
+                                      input=[answer.model_dump(exclude_none=True)])
+    strictly(Response, done.model_dump_json())
+    assert done.status == "completed" and done.previous_response_id == asked.id, (done.status, done.previous_response_id)
+    calls = [item for item in done.output if isinstance(item, McpCall)]
+    assert len(calls) == 1 and "Hello, Ada!" in (calls[0].output or ""), done.output
+    assert "Hello, Ada!" in done.output_text, done.output_text
+    # The same answer again, through the same id: the request is answered already.
+    again = approving.responses.create(model=MODEL, previous_response_id=asked.id,
+                                       input=[answer.model_dump(exclude_none=True)])
+    assert again.status == "failed" and again.error.code == "invalid_prompt", again.error
+    assert "approval_invalid" in again.error.message, again.error
+
+
+def test_responses_approval_declined_through_previous_response_id_streamed():
+    events = list(approving.responses.create(model=MODEL, input=APPROVAL_QUESTION, stream=True))
+    asked = check_stream_consistency(events)
+    request = asked_for_approval(asked)
+    answer = {"type": "mcp_approval_response", "approval_request_id": request.id, "approve": False,
+              "reason": "not today"}
+    events = strict_response_events(APPROVING, {"model": MODEL, "previous_response_id": asked.id, "input": [answer]})
+    told = check_stream_consistency(events)
+    assert told.status == "completed" and told.previous_response_id == asked.id, told
+    assert not [item for item in told.output if item.type == "mcp_call"], told.output
+    assert "declined" in told.output_text and "not today" in told.output_text, told.output_text
+
+
+def test_an_unknown_previous_response_id_is_openais_not_found_error():
+    for unknown in ["resp_nothing", "resp_0123456789abcdef0123456789abcdefY29udi1ub25l"]:
+        try:
+            approving.responses.create(model=MODEL, previous_response_id=unknown, input="hi")
+            raise AssertionError(f"{unknown} was continued")
+        except openai.BadRequestError as error:
+            assert error.status_code == 400 and error.code == "previous_response_not_found", error
+            assert error.param == "previous_response_id", error.param
+            strictly(ErrorObject, json.dumps(error.body))
+    status, text = post(APPROVING, "/responses", {"model": MODEL, "input": "hi", "conversation": "c",
+                                                  "previous_response_id": "resp_x"})
+    assert status == 400 and json.loads(text)["error"]["param"] == "previous_response_id", (status, text)
+
+
+def test_require_approval_on_a_requests_mcp_tool_as_openai_documents_it():
+    """On the function without TOOL_APPROVAL: the request's own mcp tool asks for approval ("always", the
+    default, a filter naming the tool) or lets it run ("never", a filter waiving it)."""
+    def mcp(require_approval=None):
+        tool = {"type": "mcp", "server_label": "mcp", "server_url": "https://example.invalid/mcp"}
+        if require_approval is not None:
+            tool["require_approval"] = require_approval
+        return [tool]
+
+    for waits in [mcp("always"), mcp(), mcp({"always": {"tool_names": ["helloworld"]}}),
+                  mcp({"never": {"tool_names": ["getutctime"]}})]:
+        response = strict.responses.create(model=MODEL, input=APPROVAL_QUESTION, tools=waits)
+        asked_for_approval(strictly(Response, response.model_dump_json()))
+    for runs in [mcp("never"), mcp({"never": {"tool_names": ["helloworld"]}})]:
+        response = strict.responses.create(model=MODEL, input=APPROVAL_QUESTION, tools=runs)
+        calls = [item for item in response.output if isinstance(item, McpCall)]
+        assert len(calls) == 1 and "Hello, Ada!" in (calls[0].output or ""), response.output
+    try:
+        strict.responses.create(model=MODEL, input=APPROVAL_QUESTION,
+                                tools=[{"type": "mcp", "server_label": "bank", "server_url": "https://example.invalid"}])
+        raise AssertionError("an mcp tool naming no server of the function was accepted")
+    except openai.BadRequestError as error:
+        assert error.param == "tools[0].server_label", error.param
+
+
 def test_models_lists_the_configured_model():
     ids = [model.id for model in strict.models.list()]
     assert ids[0] == MODEL, ids

@@ -6,7 +6,7 @@ use serde_json::Value;
 
 use super::wire::{RpcError, Version};
 use crate::llm::{ChatMessage, Sampling};
-use crate::pipeline::{ApprovalAnswer, ApprovalInput, Ask, UserClaim};
+use crate::pipeline::{ApprovalAnswer, ApprovalInput, Ask, ResponseThread, UserClaim};
 use crate::protocol::{RequestError, reader};
 
 /// Parts a message may carry; more is refused rather than read without bound.
@@ -188,7 +188,8 @@ impl SendParams {
             records: Vec::new(),
             session_id: Some(self.context_id.clone()),
             // A call that needs approval ends the task `input-required`; the answer comes back as data parts.
-            approval: ApprovalInput { can_ask: true, answers: self.answers.clone(), resent: Vec::new() },
+            approval: ApprovalInput { can_ask: true, answers: self.answers.clone(), ..ApprovalInput::default() },
+            thread: ResponseThread::default(),
         }
     }
 }

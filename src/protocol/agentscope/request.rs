@@ -9,7 +9,7 @@ use serde::de::{Deserializer, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
 use crate::llm::{Sampling, StopSequences};
-use crate::pipeline::{Ask, UserClaim};
+use crate::pipeline::{Ask, ResponseThread, UserClaim};
 use crate::protocol::reader::{self, Expect, Loose, Obj};
 use crate::protocol::{RequestError, field};
 
@@ -194,6 +194,7 @@ impl AgentRequest {
             records: self.to_records(),
             // Checked when the body was read; a request built in code carries no approval messages.
             approval: self.approval_input().unwrap_or_default(),
+            thread: ResponseThread::default(),
         }
     }
 }

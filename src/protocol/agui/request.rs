@@ -8,7 +8,7 @@ use serde::de::Deserializer;
 use serde_json::Value;
 
 use crate::llm::{ChatMessage, FunctionCall, Sampling, ToolCall};
-use crate::pipeline::{ApprovalAnswer, ApprovalInput, Ask, UserClaim};
+use crate::pipeline::{ApprovalAnswer, ApprovalInput, Ask, ResponseThread, UserClaim};
 use crate::protocol::reader::{self, Expect, Lenient, Loose, Obj, Part, PartRule};
 use crate::protocol::{RequestError, field};
 
@@ -79,7 +79,8 @@ impl RunInput {
             records: Vec::new(),
             session_id: Some(self.thread_id.clone()),
             // A call that needs approval pauses the run with an interrupt; `resume` brings the answer.
-            approval: ApprovalInput { can_ask: true, answers: self.answers.clone(), resent: Vec::new() },
+            approval: ApprovalInput { can_ask: true, answers: self.answers.clone(), ..ApprovalInput::default() },
+            thread: ResponseThread::default(),
         }
     }
 }

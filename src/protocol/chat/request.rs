@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde::de::{Deserializer, SeqAccess, Visitor};
 
 use crate::llm::{ChatMessage, Sampling, StopSequences, ToolCall};
-use crate::pipeline::ApprovalInput;
+use crate::pipeline::{ApprovalInput, ResponseThread};
 use crate::protocol::agentscope::{HistoryItem, MAX_CONTENT_ITEMS, MAX_INPUT_MESSAGES, assemble_history};
 use crate::protocol::openai::OpenAiTurn;
 use crate::protocol::reader::{self, Expect, Obj, Part, PartRule};
@@ -54,6 +54,7 @@ impl CompletionsRequest {
                 user: wire.user_id.or(wire.user),
                 // Chat Completions has no way to show an approval request: such calls are declined.
                 approval: ApprovalInput::default(),
+                thread: ResponseThread::default(),
             },
             stream: wire.stream.unwrap_or(false),
             include_usage: wire.stream_options.and_then(|o| o.0.include_usage).unwrap_or(false),

@@ -124,7 +124,14 @@ pub(crate) struct ResponsesBuilder {
 impl ResponsesBuilder {
     pub(crate) fn new(model: String, echo: Echo, mode: Mode) -> Self {
         ResponsesBuilder {
-            draft: Draft { id: new_id("resp"), created_at: now_secs(), model, echo, output: Vec::new(), usage: None },
+            draft: Draft {
+                id: echo.response_id.clone().unwrap_or_else(|| new_id("resp")),
+                created_at: now_secs(),
+                model,
+                echo,
+                output: Vec::new(),
+                usage: None,
+            },
             frames: Frames { mode, seq: 0 },
             started: false,
             end: None,

@@ -9,6 +9,7 @@
 mod builder;
 mod render;
 mod request;
+mod response_id;
 mod wire;
 
 pub(crate) use render::{ResponsesAnswer, ResponsesStream, queued_response};

@@ -360,6 +360,8 @@ mod tests {
             top_p: Some(0.9),
             max_output_tokens: Some(200),
             background: false,
+            response_id: None,
+            previous_response_id: None,
         };
         let failed = [
             TurnEvent::ReasoningDelta("hm".into()),

@@ -6,18 +6,24 @@
 //!   message before the input.
 //! - `reasoning` and `mcp_list_tools` items are dropped; a replayed `mcp_call` with its `output` is a tool
 //!   call and its result, like a `function_call` with its `function_call_output`.
-//! - `previous_response_id` and `item_reference` name stored responses a stateless function does not have:
-//!   refused with a 400 that says to use `conversation` (the session) instead.
-//! - Client `tools`, `tool_choice`, `store`, `reasoning`, `text` are ignored: the agent's tools are its MCP
-//!   servers, and it runs them itself.
+//! - `previous_response_id` continues the session the response was issued in (its id names it, see
+//!   `response_id`; the store's response index says whether this user was issued it). It cannot be used
+//!   with `conversation`, as in the API. A request naming neither gets a session of its own unless
+//!   `store: false` (OpenAI keeps every response by default), so any response can be continued.
+//!   `item_reference` is still refused.
+//! - Client `tools` are read for one thing: an `mcp` tool's `require_approval`, for the function's server
+//!   of that `server_label` (the function connects only to its own servers; `server_url`, `headers` and
+//!   `allowed_tools` are not read). `tool_choice`, `reasoning`, `text` are ignored.
 //! - The user is `user_id`, else `safety_identifier`, else `user` (no fallback to the conversation).
 
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use super::response_id;
+use crate::agent::RequireApproval;
 use crate::llm::{ChatMessage, Sampling, ToolCall};
-use crate::pipeline::{ApprovalAnswer, ApprovalInput, ResentRequest};
+use crate::pipeline::{ApprovalAnswer, ApprovalInput, ResentRequest, ResponseThread};
 use crate::protocol::agentscope::{HistoryItem, MAX_CONTENT_ITEMS, MAX_INPUT_MESSAGES, assemble_history};
 use crate::protocol::openai::OpenAiTurn;
 use crate::protocol::reader::{self, Expect, Loose, Obj, Part, PartRule};
@@ -27,6 +33,10 @@ use crate::protocol::{RequestError, field};
 const MAX_METADATA_PAIRS: usize = 16;
 const MAX_METADATA_KEY: usize = 64;
 const MAX_METADATA_VALUE: usize = 512;
+/// `tools` entries read (OpenAI allows 128 tools a request).
+const MAX_TOOLS: usize = 128;
+/// Tool names one `require_approval` filter may list.
+const MAX_TOOL_NAMES: usize = 128;
 
 /// A parsed, validated Responses request.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,19 +61,19 @@ pub(crate) struct Echo {
     pub(crate) max_output_tokens: Option<u32>,
     /// `background: true`: the turn is queued and collected later (docs/background.md).
     pub(crate) background: bool,
+    /// The id the Response carries: one naming its session when the response is kept (`store`), so
+    /// `previous_response_id` can continue it; `None`: a fresh id no one can continue.
+    pub(crate) response_id: Option<String>,
+    pub(crate) previous_response_id: Option<String>,
 }
 
 impl ResponsesRequest {
-    pub(crate) fn from_slice(body: &[u8]) -> Result<ResponsesRequest, RequestError> {
+    /// `servers`: the function's MCP server labels, which a request's `mcp` tools must name.
+    pub(crate) fn from_slice(body: &[u8], servers: &[String]) -> Result<ResponsesRequest, RequestError> {
         let wire = reader::read::<Wire>(body)?;
-        if wire.previous_response_id.is_some() {
-            return Err(field(
-                "previous_response_id",
-                "not supported: responses are not stored; send the conversation in `input`, or name it with `conversation`",
-            ));
-        }
         let mut items = Vec::new();
-        let mut approval = ApprovalInput { can_ask: true, ..ApprovalInput::default() };
+        let requested = requested_approvals(wire.tools.unwrap_or_default(), servers)?;
+        let mut approval = ApprovalInput { can_ask: true, requested, ..ApprovalInput::default() };
         if let Some(text) = &wire.instructions {
             items.push(HistoryItem::Message(ChatMessage::System { content: text.clone() }));
         }
@@ -97,6 +107,26 @@ impl ResponsesRequest {
             Some(Conversation(id)) if !id.trim().is_empty() => Some(id),
             _ => wire.session_id,
         };
+        let keep = wire.store != Some(false);
+        let (session_id, thread) = match (&conversation, wire.previous_response_id) {
+            (Some(_), Some(_)) => {
+                return Err(field("previous_response_id", "cannot be used together with conversation"));
+            }
+            (Some(session), None) => (Some(session.clone()), ResponseThread::default()),
+            // An id not of ours names no session: refused before the turn as not found.
+            (None, Some(previous)) => {
+                let thread = ResponseThread { continues: Some(previous.clone()), ..ResponseThread::default() };
+                (response_id::session_of(&previous), thread)
+            }
+            // An answer needs the session its request was asked in: a new one holds none (refused as before).
+            (None, None) if keep && approval.answers.is_empty() => {
+                let thread = ResponseThread { implicit_session: true, ..ResponseThread::default() };
+                (Some(response_id::new_session_id()), thread)
+            }
+            (None, None) => (None, ResponseThread::default()),
+        };
+        let thread =
+            ResponseThread { issues: session_id.as_deref().filter(|_| keep).map(response_id::issue), ..thread };
         let echo = Echo {
             instructions: wire.instructions,
             metadata: wire.metadata.unwrap_or_default(),
@@ -105,21 +135,24 @@ impl ResponsesRequest {
             top_p: sampling.top_p,
             max_output_tokens: sampling.max_tokens,
             background: wire.background.unwrap_or(false),
+            response_id: thread.issues.clone(),
+            previous_response_id: thread.continues.clone(),
         };
         let user = wire.user_id.or(wire.safety_identifier).or(wire.user);
-        let turn =
-            OpenAiTurn { messages, model: wire.model, sampling, session_id: echo.conversation.clone(), user, approval };
+        let turn = OpenAiTurn { messages, model: wire.model, sampling, session_id, user, approval, thread };
         Ok(ResponsesRequest { turn, stream: wire.stream.unwrap_or(false), echo })
     }
 }
 
-/// The body as sent. Unknown fields (client `tools`, `tool_choice`, `store`, `reasoning`, `text`, …) are
-/// ignored.
+/// The body as sent. Unknown fields (`tool_choice`, `reasoning`, `text`, …) are ignored.
 #[derive(Deserialize)]
 struct Wire {
-    /// Any value but `null` is refused (see the module docs).
-    #[serde(default)]
-    previous_response_id: Option<serde::de::IgnoredAny>,
+    #[serde(default, deserialize_with = "reader::opt_string")]
+    previous_response_id: Option<String>,
+    #[serde(default, deserialize_with = "reader::opt_bool")]
+    store: Option<bool>,
+    #[serde(default, deserialize_with = "tools")]
+    tools: Option<Vec<Obj<Tool>>>,
     #[serde(default, deserialize_with = "reader::opt_string")]
     instructions: Option<String>,
     #[serde(default)]
@@ -152,6 +185,112 @@ struct Wire {
 
 impl Expect for Wire {
     const EXPECTING: &'static str = "expected a JSON object";
+}
+
+/// One entry of `tools`: only an `mcp` tool's label and `require_approval` are read.
+#[derive(Deserialize)]
+struct Tool {
+    #[serde(rename = "type", default)]
+    kind: Loose,
+    #[serde(default)]
+    server_label: Loose,
+    #[serde(default)]
+    require_approval: Option<Value>,
+}
+
+impl Expect for Tool {
+    const EXPECTING: &'static str = "expected a tool object";
+}
+
+fn tools<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Obj<Tool>>>, D::Error> {
+    reader::seq_at_most(d, MAX_TOOLS, "tools", "expected a list of tools")
+}
+
+/// The `mcp` tools' approval rules by server label. A label that names none of the function's servers is
+/// refused (a rule the function would silently not apply could leave a call unapproved that the client
+/// meant to approve).
+fn requested_approvals(
+    tools: Vec<Obj<Tool>>,
+    servers: &[String],
+) -> Result<Vec<(String, RequireApproval)>, RequestError> {
+    let mut out = Vec::new();
+    for (i, Obj(tool)) in tools.into_iter().enumerate() {
+        if tool.kind.as_str() != Some("mcp") {
+            continue;
+        }
+        let label =
+            tool.server_label.non_blank().ok_or_else(|| field(format!("tools[{i}].server_label"), "required"))?;
+        if !servers.iter().any(|server| server == label) {
+            let known = if servers.is_empty() { "none".to_owned() } else { servers.join(", ") };
+            return Err(field(
+                format!("tools[{i}].server_label"),
+                format!(
+                    "names none of this function's MCP servers (its servers: {known}); an mcp tool can only set require_approval for one of them"
+                ),
+            ));
+        }
+        let rule = require_approval(&format!("tools[{i}].require_approval"), tool.require_approval)?;
+        out.push((label.to_owned(), rule));
+    }
+    Ok(out)
+}
+
+/// OpenAI's `McpRequireApproval`: `"always"`, `"never"`, or `{always?: {tool_names}, never?: {tool_names}}`;
+/// absent is `"always"`, OpenAI's default.
+fn require_approval(at: &str, value: Option<Value>) -> Result<RequireApproval, RequestError> {
+    let object = match value {
+        None | Some(Value::Null) => return Ok(RequireApproval::Always),
+        Some(Value::String(word)) if word == "always" => return Ok(RequireApproval::Always),
+        Some(Value::String(word)) if word == "never" => return Ok(RequireApproval::Never),
+        Some(Value::Object(object)) => object,
+        Some(_) => return Err(field(at, "expected always, never or {\"always\"|\"never\": {\"tool_names\": […]}}")),
+    };
+    let mut lists = [Vec::new(), Vec::new()];
+    for (key, filter) in object {
+        let slot = match key.as_str() {
+            "always" => 0,
+            "never" => 1,
+            _ => return Err(field(format!("{at}.{key}"), "not a filter (expected always or never)")),
+        };
+        lists[slot] = tool_names(&format!("{at}.{key}"), filter)?;
+    }
+    let [always, never] = lists;
+    Ok(RequireApproval::Filter { always, never })
+}
+
+/// A filter `{tool_names: [..]}`. `read_only` is refused: the function does not read tools' annotations,
+/// and guessing could run a call the user wanted to approve.
+fn tool_names(at: &str, filter: Value) -> Result<Vec<String>, RequestError> {
+    let object = match filter {
+        Value::Null => return Ok(Vec::new()),
+        Value::Object(object) => object,
+        _ => return Err(field(at, "expected {\"tool_names\": […]}")),
+    };
+    let mut names = Vec::new();
+    for (key, value) in object {
+        match (key.as_str(), value) {
+            ("tool_names", Value::Array(list)) if list.len() <= MAX_TOOL_NAMES => {
+                for (j, name) in list.into_iter().enumerate() {
+                    match name {
+                        Value::String(name) => names.push(name),
+                        _ => return Err(field(format!("{at}.tool_names[{j}]"), "expected a string")),
+                    }
+                }
+            }
+            ("tool_names", Value::Null) => {}
+            ("tool_names", _) => {
+                return Err(field(
+                    format!("{at}.tool_names"),
+                    format!("expected a list of at most {MAX_TOOL_NAMES} names"),
+                ));
+            }
+            ("read_only", _) => {
+                return Err(field(format!("{at}.read_only"), "not supported: name the tools in tool_names"));
+            }
+            _ => return Err(field(format!("{at}.{key}"), "unknown (expected tool_names)")),
+        }
+    }
+    Ok(names)
 }
 
 /// `input`: a string (one user message) or a list of items.
@@ -459,7 +598,7 @@ mod tests {
     use serde_json::json;
 
     fn parse(body: Value) -> Result<ResponsesRequest, RequestError> {
-        ResponsesRequest::from_slice(body.to_string().as_bytes())
+        ResponsesRequest::from_slice(body.to_string().as_bytes(), &["mcp".to_owned()])
     }
 
     fn refusal(body: Value) -> String {
@@ -544,8 +683,74 @@ mod tests {
         );
         assert!(refusal(json!({"input": [{"type": "web_search_call"}]})).starts_with("input[0].type:"));
         assert!(refusal(json!({"input": [{"type": "reasoning", "summary": []}]})).starts_with("input:"));
-        assert!(refusal(json!({"input": "x", "previous_response_id": "resp_1"})).starts_with("previous_response_id:"));
+        let both = json!({"input": "x", "previous_response_id": "resp_1", "conversation": "c"});
+        assert!(refusal(both).starts_with("previous_response_id: cannot be used together with conversation"));
         assert!(refusal(json!({"input": "x", "stream": "yes"})).starts_with("stream:"));
-        assert!(ResponsesRequest::from_slice(b"[1").err().unwrap().to_string().starts_with("body:"));
+        assert!(ResponsesRequest::from_slice(b"[1", &[]).err().unwrap().to_string().starts_with("body:"));
+    }
+
+    #[test]
+    fn a_kept_response_names_its_session_and_a_previous_one_continues_it() {
+        // A conversation: the response id names it.
+        let named = parse(json!({"input": "hi", "conversation": "c1"})).unwrap();
+        assert_eq!(named.turn.session_id.as_deref(), Some("c1"));
+        let issued = named.turn.thread.issues.clone().unwrap();
+        assert_eq!(response_id::session_of(&issued).as_deref(), Some("c1"));
+        assert_eq!(named.echo.response_id.as_deref(), Some(issued.as_str()));
+        assert!(!named.turn.thread.implicit_session && named.turn.thread.continues.is_none());
+        // previous_response_id: the session its id names, and a new id in the same session.
+        let next = parse(json!({"input": "more", "previous_response_id": issued})).unwrap();
+        assert_eq!(next.turn.session_id.as_deref(), Some("c1"));
+        assert_eq!(next.turn.thread.continues.as_deref(), Some(issued.as_str()));
+        assert_eq!(next.echo.previous_response_id.as_deref(), Some(issued.as_str()));
+        assert_ne!(next.turn.thread.issues.as_deref(), Some(issued.as_str()));
+        assert_eq!(next.echo.conversation, None, "the request named no conversation");
+        // Neither: a session of its own, so this response can be continued too.
+        let fresh = parse(json!({"input": "hi"})).unwrap();
+        assert!(fresh.turn.thread.implicit_session && fresh.turn.session_id.is_some());
+        // store: false keeps nothing: no session made up, an id no one can continue.
+        let unkept = parse(json!({"input": "hi", "store": false})).unwrap();
+        assert_eq!((unkept.turn.session_id, unkept.turn.thread), (None, ResponseThread::default()));
+        // An id not of ours names no session (refused before the turn, as not found).
+        let made_up = parse(json!({"input": "hi", "previous_response_id": "resp_1"})).unwrap();
+        assert_eq!((made_up.turn.session_id, made_up.turn.thread.issues), (None, None));
+        // An answer without a session: no session is made up for it (it is refused as before).
+        let answer = json!({"type": "mcp_approval_response", "approval_request_id": "mcpr_1", "approve": true});
+        assert_eq!(parse(json!({"input": [answer]})).unwrap().turn.session_id, None);
+    }
+
+    #[test]
+    fn an_mcp_tools_require_approval_is_read_as_openai_documents_it() {
+        let rules = |require: Value| {
+            let body = json!({"input": "hi", "tools": [{"type": "function", "name": "f"},
+                {"type": "mcp", "server_label": "mcp", "server_url": "https://elsewhere", "require_approval": require}]});
+            parse(body).map(|r| r.turn.approval.requested)
+        };
+        let only = |rule| Ok(vec![("mcp".to_owned(), rule)]);
+        assert_eq!(rules(json!("always")), only(RequireApproval::Always));
+        assert_eq!(rules(json!("never")), only(RequireApproval::Never));
+        assert_eq!(rules(Value::Null), only(RequireApproval::Always), "OpenAI's default");
+        assert_eq!(
+            rules(json!({"never": {"tool_names": ["getutctime"]}, "always": {"tool_names": ["helloworld"]}})),
+            only(RequireApproval::Filter { always: vec!["helloworld".into()], never: vec!["getutctime".into()] })
+        );
+        let refused = |require: Value| rules(require).unwrap_err().to_string();
+        assert!(refused(json!("sometimes")).starts_with("tools[1].require_approval: expected always, never"));
+        assert!(
+            refused(json!({"never": {"read_only": true}})).starts_with("tools[1].require_approval.never.read_only:")
+        );
+        assert!(
+            refused(json!({"never": {"tool_names": [1]}}))
+                .starts_with("tools[1].require_approval.never.tool_names[0]:")
+        );
+        assert!(refused(json!({"maybe": {}})).starts_with("tools[1].require_approval.maybe:"));
+        let elsewhere = json!({"input": "hi", "tools": [{"type": "mcp", "server_label": "bank"}]});
+        let refusal = refusal(elsewhere);
+        assert!(
+            refusal.starts_with("tools[0].server_label: names none of this function's MCP servers (its servers: mcp)"),
+            "{refusal}"
+        );
+        assert!(!refusal.contains("bank"), "the value is not echoed");
+        assert_eq!(parse(json!({"input": "hi", "tools": [{"type": "function"}]})).unwrap().turn.approval.requested, []);
     }
 }

@@ -311,9 +311,9 @@ impl Serialize for ResponseObject<'_> {
         map.serialize_entry("object", "response")?;
         map.serialize_entry("output", if done { self.output } else { &[] })?;
         map.serialize_entry("parallel_tool_calls", &true)?;
-        map.serialize_entry("previous_response_id", &())?;
+        map.serialize_entry("previous_response_id", &echo.previous_response_id)?;
         map.serialize_entry("status", status)?;
-        map.serialize_entry("store", &false)?;
+        map.serialize_entry("store", &echo.response_id.is_some())?;
         map.serialize_entry("temperature", &echo.temperature)?;
         map.serialize_entry("text", &Text { format: Format { kind: "text" } })?;
         map.serialize_entry("tool_choice", "auto")?;

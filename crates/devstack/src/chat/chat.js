@@ -34,6 +34,7 @@ const state = {
   user: store.get(KEYS.user) || randomId('web-'),
   session: store.get(KEYS.session) || randomId('chat-'),
   running: null, // the AbortController of the turn streaming now
+  approvals: new Map(), // approval request id → its card, while it waits for the user's answer
 };
 store.set(KEYS.user, state.user);
 store.set(KEYS.session, state.session);
@@ -107,7 +108,15 @@ class AgentTurn {
       for (const c of contents) if (c.type === 'data' && c.data) this.result(m, c.data);
       return;
     }
-    // Approval requests (`mcp_approval_request`) will be rendered here, as a card with their buttons.
+    if (m.type === 'mcp_approval_request') {
+      for (const c of contents) if (c.type === 'data' && c.data) this.approval(c.data);
+      return;
+    }
+    if (m.type === 'mcp_approval_response') {
+      // Only in a reloaded session: the answer the user gave (or the function's "not answered").
+      for (const c of contents) if (c.type === 'data' && c.data) answered(c.data);
+      return;
+    }
     const item = this.messages.get(m.id) || this.open(m);
     if (!item) return;
     for (const c of contents) this.fill(item, c, false);
@@ -184,12 +193,47 @@ class AgentTurn {
   // message carrying an error `code` (`tool_error`); the model is told what went wrong and goes on.
   result(m, data) {
     const card = this.calls.get(data.call_id) || this.toolCard(data.call_id);
+    // A call that waited for approval (reloaded history) shows up again where it finally ran.
+    if (!card.node.isConnected) this.box.appendChild(card.node);
     if (data.name) card.name.textContent = data.name;
     card.result.textContent = toolOutputText(data.output);
     card.node.classList.remove('running');
-    const failed = Boolean(m.code);
+    const declined = card.approval && card.approval.decision === false;
+    const failed = Boolean(m.code) || declined;
     card.node.classList.add(failed ? 'failed' : 'ok');
-    card.status.textContent = failed ? `failed (${m.code})` : 'done';
+    card.status.textContent = declined ? 'declined' : failed ? `failed (${m.code})` : 'done';
+    scrollToEnd();
+  }
+
+  // A call that waits for the user: the tool, its arguments, Approve and Decline. Requests of one model
+  // step are answered together (the function settles them all at once): each button records its card's
+  // decision, and the answers go out when every card of the step has one.
+  approval(data) {
+    if (!data.id || state.approvals.has(data.id)) return;
+    const node = el('div', 'approval');
+    const where = data.server_label ? ` (MCP server ${data.server_label})` : '';
+    const prompt = el('p', 'approval-prompt');
+    prompt.append('The agent wants to call ', el('code', 'approval-tool', data.name || 'a tool'), `${where}.`);
+    const args = el('pre', 'tool-args approval-args', prettyArguments(String(data.arguments ?? '')));
+    const approve = el('button', 'approve', 'Approve');
+    const decline = el('button', 'secondary decline', 'Decline');
+    approve.type = decline.type = 'button';
+    const status = el('span', 'approval-status', 'Waiting for your answer: the turn goes on once you give it.');
+    const actions = el('div', 'approval-actions');
+    actions.append(approve, decline, status);
+    node.append(prompt, el('div', 'label', 'Arguments'), args, actions);
+    this.box.appendChild(node);
+    const card = { id: data.id, node, status, buttons: [approve, decline], decision: null, step: this, settled: false };
+    card.expiresAt = Number(data.expires_at) || null;
+    state.approvals.set(data.id, card);
+    // Reloaded history: the model's call was drawn just before; it reappears when (if) it runs.
+    const call = data.call_id && this.calls.get(data.call_id);
+    if (call) {
+      call.node.remove();
+      call.approval = card;
+    }
+    approve.addEventListener('click', () => decide(card, true));
+    decline.addEventListener('click', () => decide(card, false));
     scrollToEnd();
   }
 
@@ -222,6 +266,53 @@ class AgentTurn {
 
   finish() {
     for (const item of this.messages.values()) if (item.kind === 'answer') item.node.classList.remove('streaming');
+  }
+}
+
+// The cards of one step still waiting for the user.
+function waitingIn(step) {
+  return Array.from(state.approvals.values()).filter((c) => c.step === step && !c.settled);
+}
+
+function settle(card, text, className) {
+  card.settled = true;
+  for (const button of card.buttons) button.remove();
+  card.status.textContent = text;
+  card.node.classList.add('settled', className);
+  state.approvals.delete(card.id);
+}
+
+function decide(card, approve) {
+  if (card.settled || state.running) return;
+  card.decision = approve;
+  card.node.classList.toggle('chose-approve', approve);
+  card.node.classList.toggle('chose-decline', !approve);
+  const step = waitingIn(card.step);
+  if (step.some((c) => c.decision === null)) {
+    card.status.textContent = `${approve ? 'Approve' : 'Decline'}: chosen; answer the other requests to go on.`;
+    return;
+  }
+  for (const c of step) settle(c, c.decision ? 'Approved.' : 'Declined.', c.decision ? 'approved' : 'declined');
+  run(step.map((c) => ({
+    role: 'user',
+    type: 'mcp_approval_response',
+    content: [{ type: 'data', data: { approval_request_id: c.id, approve: c.decision } }],
+  })));
+}
+
+// A stored answer (reloaded history): its card shows what was decided. `approve` is stored as text.
+function answered(data) {
+  const card = state.approvals.get(data.approval_request_id);
+  if (!card) return;
+  card.decision = data.approve === true || data.approve === 'true';
+  if (data.reason === 'not answered') settle(card, 'Not answered: declined when the conversation went on.', 'declined');
+  else settle(card, card.decision ? 'Approved.' : 'Declined.', card.decision ? 'approved' : 'declined');
+}
+
+// A new question while requests wait: the function declines them as unanswered.
+function abandonWaiting() {
+  for (const card of Array.from(state.approvals.values())) {
+    settle(card, 'Not answered: declined when the conversation went on.', 'declined');
   }
 }
 
@@ -268,8 +359,15 @@ function setRunning(controller) {
   els.send.type = controller ? 'button' : 'submit';
 }
 
-async function ask(question) {
+function ask(question) {
+  abandonWaiting();
   userBubble(question);
+  run([{ role: 'user', type: 'message', content: [{ type: 'text', text: question }] }]);
+}
+
+// One turn: `input` (a question, or the answers to approval requests) in this session, streamed into a
+// new agent turn on the page.
+async function run(input) {
   const turn = new AgentTurn(els.transcript);
   const controller = new AbortController();
   setRunning(controller);
@@ -278,12 +376,7 @@ async function ask(question) {
     const response = await fetch('process', {
       method: 'POST',
       headers: { 'content-type': 'application/json', accept: 'text/event-stream' },
-      body: JSON.stringify({
-        input: [{ role: 'user', type: 'message', content: [{ type: 'text', text: question }] }],
-        session_id: session,
-        user_id: state.user,
-        stream: true,
-      }),
+      body: JSON.stringify({ input, session_id: session, user_id: state.user, stream: true }),
       signal: controller.signal,
     });
     if (!response.ok) {
@@ -342,6 +435,10 @@ async function loadHistory() {
     turn.message({ ...m, status: 'completed' });
   }
   if (turn) turn.finish();
+  // Requests still waiting: answerable until they expire.
+  for (const card of Array.from(state.approvals.values())) {
+    if (card.expiresAt && card.expiresAt * 1000 <= Date.now()) settle(card, 'Expired: ask again.', 'declined');
+  }
   scrollToEnd();
 }
 
@@ -355,6 +452,7 @@ function newSession() {
   if (state.running) state.running.abort();
   state.session = randomId('chat-');
   store.set(KEYS.session, state.session);
+  state.approvals.clear();
   for (const node of Array.from(els.transcript.children)) if (node !== els.empty) node.remove();
   els.empty.hidden = false;
   showIds();

@@ -149,7 +149,7 @@ async fn modern_discovers_lists_with_cache_hints_and_calls_with_the_standard_hea
     let listed = modern(url, 2, "tools/list", json!({})).await;
     let list = listed.result(2);
     assert_eq!((list["ttlMs"].clone(), list["cacheScope"].clone()), (json!(60_000), json!("public")));
-    assert_eq!(names(&list), ["broken", "getutctime", "helloworld", "rendezvous"]);
+    assert_eq!(names(&list), ["broken", "getutctime", "helloworld", "rendezvous", "sleep"]);
 
     let called = modern(url, 3, "tools/call", hello("Ada")).await;
     assert_eq!(text(&called.result(3)), "Hello, Ada!");
