@@ -192,7 +192,10 @@ impl Pipeline {
 
     /// Runs a taken background turn to its end, journaling every frame `renderer` makes; no client waits
     /// on it, so only its deadline, a shutdown or a cancel (through the journal) stop it.
-    pub(crate) async fn record(self: &Arc<Self>, id: &str, plan: Plan, renderer: Box<dyn Journaled>) -> TurnStatus {
+    pub(crate) async fn record(self: &Arc<Self>, id: &str, mut plan: Plan, renderer: Box<dyn Journaled>) -> TurnStatus {
+        // The ticket is the turn's id: its lease token and the address the turn registry stops, so a
+        // cancel (or `POST /stop`) on any instance reaches it at once; the journal flag stays the fallback.
+        plan.turn_id = id.to_owned();
         let Ok(journal) = self.journal().cloned() else { return TurnStatus::Failed };
         let stop = Arc::new(Notify::new());
         let mut sink = JournalSink {
@@ -209,7 +212,7 @@ impl Pipeline {
             split_frames(&bytes, &mut opening);
         }
         sink.waiting = opening;
-        let mut cancel = std::pin::pin!(cancel_of(journal, id.to_owned(), stop));
+        let mut cancel = std::pin::pin!(self.turns.register(id, cancel_of(journal, id.to_owned(), stop)));
         // A background turn is a turn of its session: it takes the session's lease like any other. No
         // client waits on it, and FC delivering it again would find it taken, so a busy session is waited
         // for up to the turn's deadline rather than refused (docs/design-notes.md, "Background turns and
@@ -248,7 +251,15 @@ impl Pipeline {
 
     /// Asks the background turn to stop (a queued one never runs); its record afterwards.
     pub(crate) async fn cancel_background(&self, id: &str) -> Result<Option<TurnRecord>, Rejection> {
-        self.journal()?.cancel(id).await.map_err(store_refusal)
+        let record = self.journal()?.cancel(id).await.map_err(store_refusal)?;
+        // Running somewhere: stopped now through the turn registry (here, or the store's stop channel),
+        // not at its next journal write or look; the flag just set still stops it if the stop is lost.
+        if record.as_ref().is_some_and(|record| record.status == TurnStatus::InProgress)
+            && let Err(failure) = self.cancel(id).await
+        {
+            tracing::warn!(turn = %id, message = %failure.message, "the stop was not sent; the journal flag stops it");
+        }
+        Ok(record)
     }
 }
 
