@@ -11,7 +11,7 @@ use crate::identity::{self, IdentitySettings, OAuth2Settings};
 use crate::llm::LlmSettings;
 use crate::mcp::{McpProtocol, McpSettings, OAuth2Grant, PoolLimits};
 use crate::secret::Secret;
-use crate::sessions::{LeaseSettings, SessionSettings, StoreKind, Window};
+use crate::sessions::{JournalSettings, LeaseSettings, SessionSettings, StoreKind, Window};
 use crate::telemetry::{SamplerChoice, SignalExport, TelemetrySettings};
 use crate::upstream::Endpoint;
 
@@ -48,6 +48,9 @@ pub struct Config {
     pub(crate) max_request_bytes: usize,
     /// `SESSION_*`: session memory.
     pub(crate) sessions: SessionSettings,
+    /// `BACKGROUND_*` (and FC's own `FC_ACCOUNT_ID`, `FC_REGION`, `FC_FUNCTION_NAME`): where a background
+    /// turn is queued.
+    pub(crate) background: BackgroundSettings,
     /// `STREAM_HEARTBEAT_SECS` (default 15; 0: off): a streamed body quiet this long gets a keep-alive.
     pub(crate) stream_heartbeat: Option<Duration>,
     /// `DASHSCOPE_API_KEY_PROVIDER`: the Agent Identity API-key credential provider holding the model key
@@ -136,6 +139,7 @@ impl Config {
             function_timeout: Duration::from_secs(env.positive("FUNCTION_TIMEOUT_SECS", 600)?),
             max_request_bytes: env.positive("MAX_REQUEST_BYTES", 1_048_576)?,
             sessions: session_settings(&env)?,
+            background: background_settings(&env)?,
             stream_heartbeat: match env.number("STREAM_HEARTBEAT_SECS", DEFAULT_STREAM_HEARTBEAT_SECS)? {
                 0 => None,
                 secs => Some(Duration::from_secs(secs)),
@@ -255,11 +259,55 @@ fn session_settings(env: &Env) -> Result<SessionSettings, ConfigError> {
             messages: env.positive("SESSION_WINDOW_MESSAGES", defaults.messages)?,
             chars: env.positive("SESSION_WINDOW_CHARS", defaults.chars)?,
         },
+        journal: JournalSettings {
+            ttl: Duration::from_secs(env.positive("BACKGROUND_TTL_SECS", JournalSettings::DEFAULT_TTL.as_secs())?),
+            max_turns: env.positive("BACKGROUND_MAX_TURNS", JournalSettings::DEFAULT_MAX_TURNS)?,
+            max_bytes: env.positive("BACKGROUND_MAX_BYTES", JournalSettings::DEFAULT_MAX_BYTES)?,
+        },
         lease: LeaseSettings {
             ttl: Duration::from_secs(env.positive("SESSION_LEASE_TTL_SECS", LeaseSettings::DEFAULT_TTL.as_secs())?),
             busy_wait: Duration::from_secs(env.number("SESSION_BUSY_WAIT_SECS", 0)?),
         },
     })
+}
+
+/// Where background turns go: FC's asynchronous invocation of this very function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct BackgroundSettings {
+    /// `BACKGROUND_FC_ENDPOINT`, else `https://{FC_ACCOUNT_ID}.{FC_REGION}.fc.aliyuncs.com` (FC sets both);
+    /// `None` outside FC without the variable: `background: true` is then refused, naming it.
+    pub(crate) endpoint: Option<Endpoint>,
+    /// `BACKGROUND_FUNCTION_NAME`, else `FC_FUNCTION_NAME`.
+    pub(crate) function_name: Option<String>,
+    /// `BACKGROUND_QUALIFIER`: the version or alias the async invocation runs (unset: LATEST).
+    pub(crate) qualifier: Option<String>,
+}
+
+/// `BACKGROUND_FC_ENDPOINT`, `BACKGROUND_FUNCTION_NAME`, `BACKGROUND_QUALIFIER`.
+fn background_settings(env: &Env) -> Result<BackgroundSettings, ConfigError> {
+    let endpoint = match env.endpoint("BACKGROUND_FC_ENDPOINT")? {
+        Some(endpoint) => Some(endpoint),
+        None => match (env.get("FC_ACCOUNT_ID"), env.get("FC_REGION")) {
+            (Some(account), Some(region)) => {
+                Some(parse_endpoint("FC_REGION", &format!("https://{account}.{region}.fc.aliyuncs.com"))?)
+            }
+            _ => None,
+        },
+    };
+    // The name goes into the API path: FC's own rule (letters, digits, `_`, `-`), so nothing needs escaping.
+    let name_rule = |variable: &'static str, value: String| {
+        if value.len() <= 128 && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
+            Ok(value)
+        } else {
+            Err(invalid(variable, format!("{value:?} is not a function name (letters, digits, '_' and '-')")))
+        }
+    };
+    let function_name = match env.get("BACKGROUND_FUNCTION_NAME") {
+        Some(name) => Some(name_rule("BACKGROUND_FUNCTION_NAME", name)?),
+        None => env.get("FC_FUNCTION_NAME").map(|name| name_rule("FC_FUNCTION_NAME", name)).transpose()?,
+    };
+    let qualifier = env.get("BACKGROUND_QUALIFIER").map(|q| name_rule("BACKGROUND_QUALIFIER", q)).transpose()?;
+    Ok(BackgroundSettings { endpoint, function_name, qualifier })
 }
 
 /// `AI_GATEWAY_MCP_SERVER` (comma-separated URLs), `AGENT_TOOL_TIMEOUT_SECS`, and `AI_GATEWAY_MCP_OAUTH2`:

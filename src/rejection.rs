@@ -30,6 +30,11 @@ impl Rejection {
         Rejection::new(StatusCode::BAD_REQUEST, "invalid_request", message)
     }
 
+    /// An upstream the function needs (the store, FC's queue) could not do its part: 502.
+    pub(crate) fn upstream(message: impl Into<String>) -> Rejection {
+        Rejection::new(StatusCode::BAD_GATEWAY, "upstream_error", message)
+    }
+
     pub(crate) fn unauthenticated(message: impl Into<String>) -> Rejection {
         Rejection::new(StatusCode::UNAUTHORIZED, "unauthenticated", message)
     }

@@ -15,10 +15,22 @@ const NO_MCP: (&str, &str) = ("AI_GATEWAY_MCP_SERVER", "");
 const ROUTES: &[(&str, &str)] = &[
     ("events", "POST /invoke (an event invocation: x-fc-control-path: /invoke)"),
     ("process", "POST /process"),
+    (
+        "process_task",
+        "POST /process/task (a background task (AgentScope runtime 1.1): answered at once with its task_id)",
+    ),
+    (
+        "process_task_status",
+        "GET /process/task/{task_id} (the task's state; with Accept: text/event-stream or ?stream=true its /process stream)",
+    ),
     ("a2a", "POST /a2a"),
     ("agent_card", "GET /.well-known/agent-card.json (A2A agent card; also /.well-known/agent.json)"),
     ("ag-ui", "POST /ag-ui"),
     ("responses", "POST /compatible-mode/v1/responses"),
+    (
+        "response",
+        "GET or POST /compatible-mode/v1/responses/{response_id} (a background response: GET its state or ?stream=true&starting_after=N, POST {id}/cancel)",
+    ),
     ("chat_completions", "POST /compatible-mode/v1/chat/completions"),
     ("models", "GET /compatible-mode/v1/models"),
     ("sessions", "GET or DELETE /sessions/{session_id}"),
@@ -41,7 +53,8 @@ const METHODS: &[&str] = &["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPT
 fn methods_and_path(line: &str) -> (Vec<&str>, String) {
     let line = line.split(" (").next().unwrap();
     let (methods, path) = line.rsplit_once(' ').unwrap();
-    (methods.split(" or ").collect(), path.replace("{session_id}", "s1"))
+    let path = path.replace("{session_id}", "s1").replace("{task_id}", "task_1").replace("{response_id}", "resp_1");
+    (methods.split(" or ").collect(), path)
 }
 
 #[tokio::test]
@@ -95,10 +108,14 @@ async fn every_route_answers_its_own_methods_with_or_without_a_trailing_slash() 
             for path in [path.clone(), format!("{path}/")] {
                 let answer = f.send(method, &path, &[], "").await;
                 assert_ne!(answer.status, 405, "{method} {path}: {}", answer.text);
-                // The consent routes and the sessions work only when configured; else their 404 says why.
+                // The consent routes and the sessions work only when configured, a background turn only
+                // when there is one; else their 404 says why.
                 if answer.status == 404 {
                     assert!(
-                        matches!(*name, "oauth2_callback" | "oauth2_complete" | "sessions"),
+                        matches!(
+                            *name,
+                            "oauth2_callback" | "oauth2_complete" | "sessions" | "response" | "process_task_status"
+                        ),
                         "{method} {path}: {}",
                         answer.text
                     );

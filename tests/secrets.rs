@@ -186,6 +186,36 @@ async fn no_sentinel_secret_appears_in_any_log_line_or_response() {
     .await;
     seen.answers.extend(slow);
 
+    // A background turn of a JWT user: its claim kept with the queued turn, FC's async stand-in signed with the
+    // sentinel role and delivering with it, the turn collected and its journal followed.
+    stack.fc.deliver_to(&function.url(""));
+    let background_jwt = format!("Bearer {}", jwt("jwt-user-background"));
+    let queued = caller
+        .send(
+            "POST",
+            "/compatible-mode/v1/responses",
+            &[("authorization", &background_jwt)],
+            json!({"input": "Tell me the time", "background": true}).to_string(),
+        )
+        .await;
+    let id_at = queued.find("\"id\":\"resp_").expect("queued") + 6;
+    let id = queued[id_at..id_at + 37].to_owned();
+    seen.answers.push(queued);
+    let state = tokio::time::timeout(HANG_GUARD, async {
+        loop {
+            let state = caller.send("GET", &format!("/compatible-mode/v1/responses/{id}"), &[], String::new()).await;
+            if state.contains(r#""status":"completed""#) {
+                return state;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the background turn completes");
+    seen.answers.push(state);
+    let path = format!("/compatible-mode/v1/responses/{id}?stream=true");
+    seen.answers.push(caller.send("GET", &path, &[], String::new()).await);
+
     function.terminate();
     let (status, logs) = function.wait().await;
     assert!(status.success(), "{status}");
@@ -198,7 +228,7 @@ async fn no_sentinel_secret_appears_in_any_log_line_or_response() {
     assert!(logs.contains(r#""level":"TRACE""#), "not logging at TRACE");
 
     let mut sentinels = vec![AK_SECRET, STS_TOKEN, WAT_PREFIX, DASHSCOPE_KEY, JWT_SIGNATURE];
-    let jwts = [jwt("jwt-user"), jwt("jwt-user-2")];
+    let jwts = [jwt("jwt-user"), jwt("jwt-user-2"), jwt("jwt-user-background")];
     sentinels.extend(jwts.iter().map(String::as_str));
     let mut leaks = Vec::new();
     for sentinel in &sentinels {

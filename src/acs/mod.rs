@@ -1,9 +1,11 @@
 //! Alibaba Cloud access: credentials and their providers, the ACS3-HMAC-SHA256 signer, and a small RPC
-//! client (action + form params → JSON or [`AcsError`]). Knows nothing about Agent Identity or FC.
+//! client (action + form params → JSON or [`AcsError`]), and FC 3.0's asynchronous `InvokeFunction`
+//! (`fc.rs`). Knows nothing about Agent Identity or turns.
 
 mod credentials;
 mod credentials_uri;
 mod error;
+pub mod fc;
 mod rpc;
 pub mod signer;
 

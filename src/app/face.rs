@@ -18,7 +18,7 @@ use http::{HeaderMap, Response};
 use super::App;
 use super::routes::Route;
 use crate::config::UserSource;
-use crate::pipeline::{Ask, Plan, Renderer, UserClaim, http_claim};
+use crate::pipeline::{Ask, Journaled, Plan, Renderer, Submission, Ticket, UserClaim, http_claim};
 use crate::rejection::Rejection;
 
 /// One wire face at the edge.
@@ -43,6 +43,31 @@ pub(super) trait Face: Send + Sync {
 
     /// Headers a turn's response carries besides the renderer's content type.
     fn extra_headers(&self, _headers: &mut HeaderMap) {}
+
+    /// Whether the request asks for background work (docs/background.md): queued, answered at once.
+    fn background(&self, _request: &Self::Request) -> bool {
+        false
+    }
+
+    /// The prefix of the face's background turn ids.
+    fn ticket_prefix(&self) -> &'static str {
+        "turn"
+    }
+
+    /// The face's object for a background turn just queued (what `POST` answers, `GET` shows until it runs).
+    fn queued(&self, _request: &Self::Request, _ticket: &Ticket) -> String {
+        String::new()
+    }
+
+    /// Whether the queued answer is the turn's stream, followed from the journal, rather than the object.
+    fn follows(&self, _request: &Self::Request) -> bool {
+        false
+    }
+
+    /// The renderer that journals a background turn of this face; `None`: the face has none.
+    fn recorded(&self, _request: Self::Request, _ticket: &Ticket) -> Option<Box<dyn Journaled>> {
+        None
+    }
 }
 
 /// What a face's parser made of a request.
@@ -51,6 +76,8 @@ pub(super) enum Parsed<R> {
     Turn(Ask, R),
     /// Answered without a turn.
     Answered(Response<Body>),
+    /// An async invocation delivering the background turn of this id.
+    Deliver(String),
     /// Answered without a turn, once something else has answered (the shared store: an A2A task
     /// another instance ran).
     Later(Pin<Box<dyn Future<Output = Response<Body>> + Send>>),
@@ -95,6 +122,12 @@ pub(super) struct Caller<'a> {
     context: &'a Context,
 }
 
+impl<'a> Caller<'a> {
+    pub(super) fn new(headers: &'a HeaderMap, source: &'a UserSource, context: &'a Context) -> Caller<'a> {
+        Caller { headers, source, context }
+    }
+}
+
 impl Caller<'_> {
     /// The claim of an HTTP caller (`AGENT_IDENTITY_USER_SOURCE` over the headers and `named`, the user the
     /// body names after the face's own fallbacks).
@@ -129,10 +162,16 @@ impl App {
         let (ask, read) = match face.read(&body, &caller) {
             Ok(Parsed::Turn(ask, read)) => (ask, read),
             Ok(Parsed::Answered(response)) => return response,
+            Ok(Parsed::Deliver(id)) => return self.deliver(&id, &request).await,
             Ok(Parsed::Later(answer)) => return answer.await,
             Err(rejection) => return face.refuse(rejection, None),
         };
-        let plan = match self.planner.plan(ask, super::platform(request.fc_context(), route.name)) {
+        // A background turn keeps the caller's claim for the invocation that will run it.
+        let claim = face.background(&read).then(|| ask.user.clone());
+        let platform = super::platform(request.fc_context(), route.name);
+        // Only a background turn needs these after planning: a foreground turn copies nothing more.
+        let queueing = claim.as_ref().map(|_| (platform.role.clone(), platform.deadline));
+        let plan = match self.planner.plan(ask, platform) {
             Ok(plan) => plan,
             Err(rejection) => return face.refuse(rejection, Some(&read)),
         };
@@ -141,6 +180,31 @@ impl App {
             Ok(plan) => plan,
             Err(rejection) => return face.refuse(rejection, Some(&read)),
         };
+        if let (Some(claim), Some((role, deadline))) = (claim, queueing) {
+            // Planned only to refuse now what could never run; the plan itself is made again when it runs.
+            drop(plan);
+            let ticket = match Ticket::new(face.ticket_prefix()) {
+                Ok(ticket) => ticket,
+                Err(failure) => return face.refuse(Rejection::upstream(failure.message), Some(&read)),
+            };
+            let summary = face.queued(&read, &ticket);
+            let submission = Submission {
+                ticket: &ticket,
+                face: route.name,
+                body: &body,
+                claim: &claim,
+                summary: summary.clone(),
+                role,
+                deadline,
+            };
+            if let Err(rejection) = self.pipeline.submit(submission).await {
+                return face.refuse(rejection, Some(&read));
+            }
+            return match face.follows(&read) {
+                true => self.follow(ticket.id, 0, deadline),
+                false => crate::respond::json(summary),
+            };
+        }
         // The session is claimed before any byte is answered: a busy one is refused in the face's shape.
         let begun = match self.pipeline.begin(plan).await {
             Ok(begun) => begun,

@@ -6,7 +6,7 @@ use http::Response;
 
 use super::face::{Caller, Face, Parsed, Reply};
 use crate::config::Config;
-use crate::pipeline::{Plan, event_claim};
+use crate::pipeline::{EVENT_KEY, Plan, event_claim};
 use crate::protocol::agentscope::EventAnswer;
 use crate::protocol::triggers;
 use crate::rejection::Rejection;
@@ -33,6 +33,9 @@ impl Face for EventFace {
     /// An event that names no conversation (`session_id`) has no memory: its session would last one
     /// invocation and only fill the store.
     fn read(&self, body: &[u8], caller: &Caller<'_>) -> Result<Parsed<String>, Rejection> {
+        if let Some(id) = background_turn(body) {
+            return Ok(Parsed::Deliver(id));
+        }
         let request = triggers::request_from_event(body, &self.instruction)?;
         let mut ask = request.to_ask(event_claim(request.user_id()));
         // An event's answer goes to a trigger, not a person: a call that needs approval is declined.
@@ -48,4 +51,20 @@ impl Face for EventFace {
     fn refuse(&self, rejection: Rejection, _: Option<&String>) -> Response<Body> {
         rejection.into_response()
     }
+}
+
+/// The id of the background turn an async invocation of this function delivers: an event that is exactly
+/// `{"background_turn": "<id>"}` (what `pipeline::submit` queues). Any other event is a trigger's. Safe to
+/// take from any invoker: the id only runs a turn queued under it, with the request and caller kept then.
+fn background_turn(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Delivery {
+        background_turn: String,
+    }
+    // Cheap refusal first: trigger payloads are parsed once, by their own reader.
+    if body.len() > 256 || !body.windows(EVENT_KEY.len()).any(|w| w == EVENT_KEY.as_bytes()) {
+        return None;
+    }
+    serde_json::from_slice::<Delivery>(body).ok().map(|d| d.background_turn).filter(|id| !id.is_empty())
 }

@@ -11,12 +11,15 @@
 //! - `agui.rs`: `POST /ag-ui` (AG-UI SSE)
 //! - `openai.rs`: the OpenAI faces under `/compatible-mode/v1` (Responses, Chat Completions, models);
 //!   their refusals are in OpenAI's error shape
+//! - `background.rs`: background turns: the async invocation that runs one, following a journaled stream
+//!   (`starting_after`, `Last-Event-ID`), `GET`/cancel of a background response
 //! - `sessions.rs`: `GET` / `DELETE /sessions/{session_id}` (session memory)
 //! - `oauth2.rs`: `GET /oauth2/callback` (the OAuth2 consent's return URL) and `POST /oauth2/complete`
 //!   (the same, proven by the signed-in user's JWT)
 
 mod a2a;
 mod agui;
+mod background;
 mod face;
 mod invoke;
 mod oauth2;
@@ -56,6 +59,7 @@ pub struct App {
 /// instruction); nothing in it is shared between faces.
 struct Faces {
     process: process::ProcessFace,
+    process_task: process::ProcessTaskFace,
     event: invoke::EventFace,
     a2a: a2a::A2aFace,
     agui: agui::AguiFace,
@@ -77,6 +81,7 @@ impl App {
             index: Bytes::from(routes::index(&config.agent.name)),
             faces: Faces {
                 process: process::ProcessFace,
+                process_task: process::ProcessTaskFace,
                 event: invoke::EventFace::new(&config),
                 a2a: a2a::A2aFace::new(&config, pipeline),
                 agui: agui::AguiFace,
@@ -141,11 +146,33 @@ impl App {
     async fn dispatch(self: &Arc<Self>, route: &Route, request: Request, param: Option<String>) -> Response<Body> {
         match route.endpoint {
             Endpoint::Event => self.serve(&self.faces.event, route, request).await,
+            Endpoint::Process | Endpoint::Responses if request.headers().contains_key("last-event-id") => {
+                match self.resumed(&request).await {
+                    Some(response) => response,
+                    None => refuse(
+                        route,
+                        Rejection::new(
+                            http::StatusCode::NOT_FOUND,
+                            "not_found",
+                            "Last-Event-ID names no journaled turn (only background turns can be resumed, until they expire)",
+                        ),
+                    ),
+                }
+            }
             Endpoint::Process => self.serve(&self.faces.process, route, request).await,
+            Endpoint::ProcessTask => self.serve(&self.faces.process_task, route, request).await,
+            Endpoint::ProcessTaskStatus => {
+                let id = param.unwrap_or_default();
+                self.task_route(request, &id).await.unwrap_or_else(|rejection| refuse(route, rejection))
+            }
             Endpoint::A2a => self.serve(&self.faces.a2a, route, request).await,
             Endpoint::Agui => self.serve(&self.faces.agui, route, request).await,
             Endpoint::Responses => self.serve(&self.faces.responses, route, request).await,
             Endpoint::Chat => self.serve(&self.faces.chat, route, request).await,
+            Endpoint::Response => {
+                let id = param.unwrap_or_default();
+                self.response_route(request, &id).await.unwrap_or_else(|rejection| refuse(route, rejection))
+            }
             Endpoint::AgentCard => self.faces.a2a.card(request.headers()),
             Endpoint::Models => self.faces.chat.models(),
             Endpoint::Session => {

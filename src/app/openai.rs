@@ -7,10 +7,10 @@ use http::Response;
 
 use super::face::{Caller, Face, Parsed, Reply};
 use crate::config::Config;
-use crate::pipeline::{Ask, Plan};
+use crate::pipeline::{Ask, Journaled, Plan, Ticket};
 use crate::protocol::chat::{CompletionsAnswer, CompletionsRequest, CompletionsStream};
 use crate::protocol::openai::{OpenAiTurn, model_list, rejection_response};
-use crate::protocol::responses::{Echo, ResponsesAnswer, ResponsesRequest, ResponsesStream};
+use crate::protocol::responses::{Echo, ResponsesAnswer, ResponsesRequest, ResponsesStream, queued_response};
 use crate::rejection::Rejection;
 use crate::respond;
 
@@ -79,6 +79,27 @@ impl Face for ResponsesFace {
 
     fn refuse(&self, rejection: Rejection, _: Option<&ResponsesReply>) -> Response<Body> {
         rejection_response(rejection)
+    }
+
+    fn background(&self, reply: &ResponsesReply) -> bool {
+        reply.echo.background
+    }
+
+    fn ticket_prefix(&self) -> &'static str {
+        "resp"
+    }
+
+    fn queued(&self, reply: &ResponsesReply, ticket: &Ticket) -> String {
+        queued_response(reply.model.clone(), reply.echo.clone(), ticket)
+    }
+
+    /// `background` with `stream`: the events as they are journaled, resumable (OpenAI's shape).
+    fn follows(&self, reply: &ResponsesReply) -> bool {
+        reply.stream
+    }
+
+    fn recorded(&self, reply: ResponsesReply, ticket: &Ticket) -> Option<Box<dyn Journaled>> {
+        Some(Box::new(ResponsesStream::recorded(reply.model, reply.echo, ticket)))
     }
 }
 

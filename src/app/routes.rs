@@ -11,10 +11,16 @@ pub(super) enum Endpoint {
     /// An event invocation (FC marks it; its path is FC's, not the caller's).
     Event,
     Process,
+    /// `POST /process/task`: a background AgentScope task.
+    ProcessTask,
+    /// `GET /process/task/{task_id}`: its state, or its stream.
+    ProcessTaskStatus,
     A2a,
     AgentCard,
     Agui,
     Responses,
+    /// A background response: `GET …/responses/{id}`, `POST …/responses/{id}/cancel`.
+    Response,
     Chat,
     Models,
     Session,
@@ -81,6 +87,14 @@ pub(super) static ROUTES: &[Route] = &[
         ..route("events", POST, "/invoke", Endpoint::Event)
     },
     route("process", POST, "/process", Endpoint::Process),
+    Route {
+        note: Some("a background task (AgentScope runtime 1.1): answered at once with its task_id"),
+        ..route("process_task", POST, "/process/task", Endpoint::ProcessTask)
+    },
+    Route {
+        note: Some("the task's state; with Accept: text/event-stream or ?stream=true its /process stream"),
+        ..route("process_task_status", GET, "/process/task/{task_id}", Endpoint::ProcessTaskStatus)
+    },
     route("a2a", POST, "/a2a", Endpoint::A2a),
     Route {
         alias: Some("/.well-known/agent.json"),
@@ -90,6 +104,16 @@ pub(super) static ROUTES: &[Route] = &[
     },
     route("ag-ui", POST, "/ag-ui", Endpoint::Agui),
     Route { shape: Shape::OpenAi, ..route("responses", POST, "/compatible-mode/v1/responses", Endpoint::Responses) },
+    Route {
+        shape: Shape::OpenAi,
+        note: Some("a background response: GET its state or ?stream=true&starting_after=N, POST {id}/cancel"),
+        ..route(
+            "response",
+            &[Method::GET, Method::POST],
+            "/compatible-mode/v1/responses/{response_id}",
+            Endpoint::Response,
+        )
+    },
     Route {
         shape: Shape::OpenAi,
         ..route("chat_completions", POST, "/compatible-mode/v1/chat/completions", Endpoint::Chat)

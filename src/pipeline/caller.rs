@@ -60,6 +60,39 @@ impl UserClaim {
     }
 }
 
+impl UserClaim {
+    /// The claim as a background turn keeps it until it runs (JSON; a [`Secret`], as it may hold the JWT).
+    pub(crate) fn to_stored(&self) -> Secret {
+        let value = match self {
+            UserClaim::Jwt(jwt) => serde_json::json!({ "jwt": jwt.expose() }),
+            UserClaim::UserId(user) => serde_json::json!({ "user_id": user }),
+            UserClaim::Agent => serde_json::json!({ "agent": true }),
+            UserClaim::Unnamed { reason } => serde_json::json!({ "unnamed": reason }),
+            UserClaim::Unauthenticated { reason } => serde_json::json!({ "unauthenticated": reason }),
+        };
+        Secret::new(value.to_string())
+    }
+
+    /// [`UserClaim::to_stored`] read back; a text that is none of its forms claims nothing.
+    pub(crate) fn from_stored(stored: &Secret) -> UserClaim {
+        let value: serde_json::Value = serde_json::from_str(stored.expose()).unwrap_or_default();
+        let text = |name: &str| value.get(name).and_then(serde_json::Value::as_str).map(str::to_owned);
+        if let Some(jwt) = text("jwt") {
+            UserClaim::Jwt(Secret::new(jwt))
+        } else if let Some(user) = text("user_id") {
+            UserClaim::UserId(user)
+        } else if value.get("agent").is_some() {
+            UserClaim::Agent
+        } else if let Some(reason) = text("unnamed") {
+            UserClaim::Unnamed { reason }
+        } else {
+            UserClaim::Unauthenticated {
+                reason: text("unauthenticated").unwrap_or_else(|| "the background turn's caller was not kept".into()),
+            }
+        }
+    }
+}
+
 /// The claim of an event invocation: the request's `user_id`, else the agent itself.
 pub(crate) fn event_claim(user_id: Option<&str>) -> UserClaim {
     match user_id.filter(|u| !u.is_empty()) {
@@ -93,6 +126,20 @@ mod tests {
 
     fn is_unauthenticated(claim: &UserClaim) -> bool {
         matches!(claim, UserClaim::Unauthenticated { .. })
+    }
+
+    #[test]
+    fn a_stored_claim_reads_back_the_same() {
+        for claim in [
+            UserClaim::Jwt(Secret::new("eyJ.x.y")),
+            UserClaim::UserId("u1".into()),
+            UserClaim::Agent,
+            UserClaim::Unnamed { reason: "r".into() },
+            UserClaim::Unauthenticated { reason: "s".into() },
+        ] {
+            assert_eq!(UserClaim::from_stored(&claim.to_stored()), claim);
+        }
+        assert!(matches!(UserClaim::from_stored(&Secret::new("garbage")), UserClaim::Unauthenticated { .. }));
     }
 
     #[test]

@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 use std::sync::Arc;
+use std::time::Duration;
 
 use http::StatusCode;
 use opentelemetry::KeyValue;
@@ -188,7 +189,8 @@ impl Pipeline {
     }
 
     /// Loads the plan's session into its conversation. `None`: no store, or the request names no session.
-    pub(super) async fn recall(&self, plan: &mut Plan) -> Result<Option<Memory>, Failure> {
+    /// A busy session is waited for `busy_wait` (`None`: `SESSION_BUSY_WAIT_SECS`), never past the deadline.
+    pub(super) async fn recall(&self, plan: &mut Plan, busy_wait: Option<Duration>) -> Result<Option<Memory>, Failure> {
         let (Some(sessions), Some(session_id)) = (&self.sessions, plan.session_id.clone()) else {
             // Nowhere to keep an approval request: calls that need one are declined (the model is told).
             plan.turn.approvals.can_ask = false;
@@ -223,7 +225,8 @@ impl Pipeline {
             Err(failure) => return Err(failure),
         };
         // A continued response was checked against the response index before the turn (`check_continuation`).
-        let stored = self.claim(sessions.store.as_ref(), &key, &plan.turn_id, sessions.lease, deadline).await?;
+        let waiting = LeaseSettings { busy_wait: busy_wait.unwrap_or(sessions.lease.busy_wait), ..sessions.lease };
+        let stored = self.claim(sessions.store.as_ref(), &key, &plan.turn_id, waiting, deadline).await?;
         let stored = stored.unwrap_or_default();
         // Requests the last turn left for the user are settled first: answered as the user says, the
         // others declined, so every call of the conversation has its output before the model sees it.

@@ -9,6 +9,7 @@
 //! cache survive between warm invocations.
 
 mod approvals;
+mod background;
 mod caller;
 mod memory;
 mod plan;
@@ -19,9 +20,11 @@ mod trace;
 mod turns;
 
 pub(crate) use approvals::{ApprovalAnswer, ApprovalInput, ResentRequest};
+pub(crate) use background::{EVENT_KEY, Journaled, Submission, Ticket, status_of};
 pub(crate) use caller::{UserClaim, bearer, event_claim, http_claim};
 pub(crate) use plan::{Ask, Plan, Planner, Platform, ResponseThread};
 pub use pump::Renderer;
+pub(crate) use pump::SSE_KEEP_ALIVE;
 pub(crate) use questions::QuestionAnswer;
 pub(crate) use turns::Stopped;
 
@@ -60,6 +63,8 @@ pub(crate) struct Pipeline {
     sessions: Option<SessionMemory>,
     /// `AGENT_NAME`: the name stored messages of the agent carry (`metadata.original_name`).
     agent_name: String,
+    /// Where background turns are queued (FC's asynchronous invocation of this function).
+    background: background::Background,
     /// `STREAM_HEARTBEAT_SECS`: a streamed body quiet this long gets its face's keep-alive; `None`: off.
     heartbeat: Option<std::time::Duration>,
     /// The turns running here, for [`Pipeline::cancel`].
@@ -120,6 +125,7 @@ impl Pipeline {
             uri_credentials: Arc::new(CredentialsUriProvider::new(config.credentials_uri.clone(), identity_http)),
             sessions,
             agent_name: config.agent.name.clone(),
+            background: background::Background::new(config)?,
             heartbeat: config.stream_heartbeat,
             turns,
         })

@@ -62,7 +62,7 @@ pub trait Renderer: Send + 'static {
 pub(crate) const SSE_KEEP_ALIVE: &[u8] = b": keep-alive\n\n";
 
 /// Where the pump puts each event.
-trait Sink: Send {
+pub(super) trait Sink: Send {
     fn accept(&mut self, event: &TurnEvent) -> impl Future<Output = Result<(), ClientGone>> + Send;
 
     /// When the body has been quiet long enough that a keep-alive is due; `None`: never (an answer sent
@@ -148,11 +148,20 @@ impl Pipeline {
     /// Starts the turn's trace and claims and loads its session, before any byte is answered: a session
     /// busy with another turn is refused here (`session_busy`, in the face's shape), every other failure
     /// to load goes into the turn's own stream as before. A turn without a session costs nothing here.
-    pub(crate) async fn begin(self: &Arc<Self>, mut plan: Plan) -> Result<Begun, Failure> {
+    pub(crate) async fn begin(self: &Arc<Self>, plan: Plan) -> Result<Begun, Failure> {
+        self.begin_waiting(plan, None).await
+    }
+
+    /// [`Pipeline::begin`] waiting `busy_wait` for a busy session (`None`: `SESSION_BUSY_WAIT_SECS`).
+    pub(super) async fn begin_waiting(
+        self: &Arc<Self>,
+        mut plan: Plan,
+        busy_wait: Option<Duration>,
+    ) -> Result<Begun, Failure> {
         let model = self.llm.model_name(plan.turn.model.as_deref());
         let mut trace = TurnTrace::start(&plan, &self.agent_name, model);
         let scope = trace.span().scope();
-        let memory = in_scope(scope, self.recall(&mut plan)).await;
+        let memory = in_scope(scope, self.recall(&mut plan, busy_wait)).await;
         if let Err(failure) = &memory
             && failure.code == FailureCode::SessionBusy
         {
@@ -236,7 +245,7 @@ impl Pipeline {
     /// `Finished` — unless the client is gone (`gone` resolved or a write failed), in which case the turn
     /// is dropped. `cancel` resolving stops the turn too, but it ends through the session (which keeps
     /// what was said so far) and the sink hears how it ended.
-    async fn drive<S: Sink>(
+    pub(super) async fn drive<S: Sink>(
         self: &Arc<Self>,
         begun: Begun,
         sink: &mut S,

@@ -474,6 +474,7 @@ mod tests {
             key_prefix: String::new(),
             redis_cluster: false,
             window: Window { messages: 10, chars: 1000 },
+            journal: crate::sessions::JournalSettings { ttl: Duration::from_secs(60), max_turns: 1, max_bytes: 1 },
             lease: crate::sessions::LeaseSettings { ttl: Duration::from_secs(30), busy_wait: Duration::ZERO },
         })
     }

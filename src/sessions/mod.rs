@@ -5,9 +5,11 @@
 //! - [`message`]: the AgentScope runtime's `Session`/`Message` JSON, what every store keeps.
 //! - [`replay`]: stored messages → what the model is sent, trimmed to the [`Window`].
 //! - [`record`]: a turn's events → the messages to store.
+//! - [`journal`]: background turns' events, numbered, with a TTL (only background turns are journaled).
 //! - [`memory`]: the in-process store (bounded LRU, message cap, idle TTL); [`redis`]: Redis/Tair with the
 //!   AgentScope key layout and an atomic, de-duplicating append. `SESSION_STORE=none` builds no store.
 
+pub(crate) mod journal;
 pub(crate) mod lease;
 pub(crate) mod memory;
 pub(crate) mod message;
@@ -20,6 +22,7 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 
 use crate::secret::Secret;
+pub(crate) use journal::{Journal, JournalSettings};
 pub(crate) use lease::{Claim, LeaseSettings};
 pub(crate) use message::{Record, Session, StoredMessage};
 pub(crate) use replay::Window;
@@ -179,6 +182,9 @@ pub(crate) struct SessionSettings {
     pub(crate) redis_cluster: bool,
     /// `SESSION_WINDOW_MESSAGES` / `SESSION_WINDOW_CHARS`.
     pub(crate) window: Window,
+    /// `BACKGROUND_TTL_SECS`, `BACKGROUND_MAX_TURNS`, `BACKGROUND_MAX_BYTES`: the turn journal, kept in the
+    /// same store.
+    pub(crate) journal: JournalSettings,
     /// `SESSION_LEASE_TTL_SECS` / `SESSION_BUSY_WAIT_SECS`: one turn per session at a time.
     pub(crate) lease: LeaseSettings,
 }
@@ -200,17 +206,24 @@ impl SessionSettings {
 pub(crate) struct SessionMemory {
     pub(crate) store: Arc<dyn Store>,
     pub(crate) window: Window,
+    /// Background turns' events, in the same store (Redis), or in the instance beside the sessions.
+    pub(crate) journal: Arc<dyn Journal>,
     pub(crate) lease: LeaseSettings,
 }
 
 impl SessionMemory {
     pub(crate) fn new(settings: &SessionSettings) -> Result<Option<SessionMemory>, SessionError> {
-        let store: Arc<dyn Store> = match &settings.store {
+        let (store, journal): (Arc<dyn Store>, Arc<dyn Journal>) = match &settings.store {
             StoreKind::None => return Ok(None),
-            StoreKind::Memory => Arc::new(memory::MemoryStore::new(settings)),
-            StoreKind::Redis(url) => Arc::new(redis::RedisStore::new(url, settings)?),
+            StoreKind::Memory => {
+                (Arc::new(memory::MemoryStore::new(settings)), Arc::new(journal::MemoryJournal::new(settings.journal)))
+            }
+            StoreKind::Redis(url) => {
+                let redis = Arc::new(redis::RedisStore::new(url, settings, settings.journal.ttl)?);
+                (redis.clone(), redis)
+            }
         };
-        Ok(Some(SessionMemory { store, window: settings.window, lease: settings.lease }))
+        Ok(Some(SessionMemory { store, window: settings.window, journal, lease: settings.lease }))
     }
 }
 

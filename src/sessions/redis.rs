@@ -41,6 +41,8 @@ use tokio::sync::OnceCell;
 use super::{Claim, Record, Session, SessionError, SessionKey, SessionSettings, Store, StoredMessage};
 use crate::secret::{self, Secret};
 
+mod journal;
+
 /// KEYS: session, index, and the session's lease when the append is under one, then (under a lease) the
 /// response index entry of a Responses turn. ARGV: session id, user id, TTL seconds, the lease's token
 /// (empty without a lease), then (message id, message JSON) pairs.
@@ -136,16 +138,26 @@ pub(crate) struct RedisStore {
     ttl_secs: u64,
     timeout: Duration,
     append: redis::Script,
+    /// `BACKGROUND_TTL_SECS`: the turn journal's keys (`journal.rs`).
+    journal_ttl_secs: u64,
+    journal_start: redis::Script,
+    journal_append: redis::Script,
+    journal_cancel: redis::Script,
     claim: redis::Script,
     renew: redis::Script,
     release: redis::Script,
 }
 
 impl RedisStore {
-    pub(crate) fn new(url: &Secret, settings: &SessionSettings) -> Result<RedisStore, SessionError> {
+    pub(crate) fn new(
+        url: &Secret,
+        settings: &SessionSettings,
+        journal_ttl: Duration,
+    ) -> Result<RedisStore, SessionError> {
         // `rediss://` goes through rustls; reqwest's clients install the same (ring) provider.
         crate::upstream::install_tls_provider();
         let password = password_of(url.expose());
+        let (journal_start, journal_append, journal_cancel) = journal::scripts();
         let client = redis::Client::open(url.expose()).map_err(|error| {
             SessionError::Refused(format!("SESSION_STORE: {}", scrub(&error.to_string(), password.as_ref())))
         })?;
@@ -158,6 +170,10 @@ impl RedisStore {
             ttl_secs: settings.ttl.as_secs().max(1),
             timeout: settings.timeout,
             append: redis::Script::new(APPEND),
+            journal_ttl_secs: journal_ttl.as_secs().max(1),
+            journal_start,
+            journal_append,
+            journal_cancel,
             claim: redis::Script::new(CLAIM),
             renew: redis::Script::new(RENEW),
             release: redis::Script::new(RELEASE),

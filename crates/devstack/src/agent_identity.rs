@@ -21,8 +21,8 @@ use tokio::sync::oneshot;
 
 use acs3::form_decode;
 pub use oauth2::CONSENT_PATH;
-pub use verify::KnownKey;
-use verify::{Rejection, Verifier};
+use verify::Rejection;
+pub use verify::{KnownKey, Verifier};
 
 /// What the stand-in knows and enforces.
 #[derive(Debug, Clone)]

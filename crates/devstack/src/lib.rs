@@ -1,4 +1,5 @@
-//! Local stand-ins for the function's upstreams (Agent Identity, DashScope, an MCP server), speaking their
+//! Local stand-ins for the function's upstreams (Agent Identity, DashScope, an MCP server, FC's
+//! asynchronous invocation), speaking their
 //! real protocols over real sockets. The function's integration tests, `make dev` (this crate's binary)
 //! and `make bench` run against them. A crate of its own, not depending on the function: the function is
 //! only ever their client, and none of this can end up in the binary FC runs.
@@ -7,13 +8,14 @@ pub mod agent_identity;
 pub mod chat;
 mod client;
 pub mod dashscope;
+pub mod fc_async;
 pub mod mcp_server;
 mod stack;
 
 pub use client::client_builder;
 pub use stack::{
-    DASHSCOPE_KEY, DASHSCOPE_KEY_PROVIDER, OAUTH2_PROVIDER, OAUTH2_SCOPES, OAUTH2_TOOL_PREFIX, Stack, StackOptions,
-    StackSecrets, WORKLOAD_IDENTITY,
+    DASHSCOPE_KEY, DASHSCOPE_KEY_PROVIDER, FUNCTION_NAME, OAUTH2_PROVIDER, OAUTH2_SCOPES, OAUTH2_TOOL_PREFIX, Stack,
+    StackOptions, StackSecrets, WORKLOAD_IDENTITY,
 };
 
 /// Turns Nagle off on every accepted connection, as the real upstreams' front ends do: otherwise a small

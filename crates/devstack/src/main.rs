@@ -117,6 +117,8 @@ async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("the chat page cannot listen on 127.0.0.1:{chat_port} ({e}); set DEVSTACK_CHAT_PORT"))?;
     let oauth2 = dev::oauth2_env(stack.oauth2_env(), port, real);
+    // FC's async invocation stand-in delivers background turns to this function's `/invoke`.
+    stack.fc.deliver_to(&format!("http://127.0.0.1:{port}"));
     let mut command = Command::new(&function);
     dev::stop_with_parent(&mut command);
     let mut child = command

@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use super::agent_identity::{self, AgentIdentityStandIn, KnownKey};
 use super::dashscope::{self, DashScopeStandIn};
+use super::fc_async::{FcAsyncOptions, FcAsyncStandIn};
 use super::mcp_server::{self, McpStandIn, Revisions, SessionMode};
 
 /// The DashScope key the stand-in accepts.
@@ -19,6 +20,8 @@ pub const OAUTH2_PROVIDER: &str = agent_identity::StandInOptions::OAUTH2_PROVIDE
 pub const OAUTH2_SCOPES: &str = "openid calendar.read";
 /// The second MCP server's tools are `calendar_<tool>`.
 pub const OAUTH2_TOOL_PREFIX: &str = "calendar_";
+/// The function's name as the FC async stand-in knows it (`BACKGROUND_FUNCTION_NAME`).
+pub const FUNCTION_NAME: &str = "fc-identity-agent-dev";
 /// The workload identity the Agent Identity stand-in serves.
 pub const WORKLOAD_IDENTITY: &str = "fc-identity-agent-dev";
 
@@ -30,6 +33,8 @@ pub struct StackOptions {
     pub mcp_addr: SocketAddr,
     /// The MCP server that takes the OAuth2 provider's token instead of the WAT.
     pub mcp_oauth2_addr: SocketAddr,
+    /// FC's asynchronous invocation API (background turns).
+    pub fc_addr: SocketAddr,
     pub mcp_sessions: SessionMode,
     /// The MCP revisions both MCP servers speak (`devstack --mcp-revisions`).
     pub mcp_revisions: Revisions,
@@ -53,6 +58,7 @@ impl Default for StackOptions {
             dashscope_addr: any,
             mcp_addr: any,
             mcp_oauth2_addr: any,
+            fc_addr: any,
             mcp_sessions: SessionMode::default(),
             mcp_revisions: Revisions::default(),
             mcp_deny_tools: HashSet::new(),
@@ -98,6 +104,9 @@ pub struct Stack {
     pub mcp: McpStandIn,
     /// Accepts only the OAuth2 provider's access tokens (tools prefixed `calendar_`).
     pub mcp_oauth2: McpStandIn,
+    /// FC's async invocation: background turns come back through it to the function's `/invoke`
+    /// ([`FcAsyncStandIn::deliver_to`] names the instance).
+    pub fc: FcAsyncStandIn,
     secrets: StackSecrets,
 }
 
@@ -115,11 +124,13 @@ impl Stack {
             ..agent_identity::StandInOptions::default()
         };
         identity_options.api_keys.insert(DASHSCOPE_KEY_PROVIDER.to_owned(), secrets.dashscope_key.clone());
-        identity_options.keys.push(KnownKey {
+        let role = KnownKey {
             access_key_id: secrets.sts_access_key_id.clone(),
             access_key_secret: secrets.sts_access_key_secret.clone(),
             security_token: Some(secrets.sts_security_token.clone()),
-        });
+        };
+        identity_options.keys.push(role.clone());
+        let fc = FcAsyncStandIn::bind(FcAsyncOptions::new(FUNCTION_NAME, vec![role]), options.fc_addr).await?;
         let identity = AgentIdentityStandIn::bind(identity_options, options.identity_addr).await?;
         let dashscope = DashScopeStandIn::start(dashscope::StandInOptions {
             bind: options.dashscope_addr,
@@ -150,7 +161,7 @@ impl Stack {
             ..mcp_server::StandInOptions::new(identity.oauth2_token_checker(OAUTH2_PROVIDER))
         })
         .await?;
-        Ok(Stack { identity, dashscope, mcp, mcp_oauth2, secrets })
+        Ok(Stack { identity, dashscope, mcp, mcp_oauth2, fc, secrets })
     }
 
     /// The function's environment pointing at the stand-ins, with the role's STS credentials in the
@@ -165,6 +176,8 @@ impl Stack {
             ("DASHSCOPE_API_KEY", self.secrets.dashscope_key.clone()),
             ("DASHSCOPE_BASE_URL", self.dashscope.base_url()),
             ("AI_GATEWAY_MCP_SERVER", self.mcp.url().to_owned()),
+            ("BACKGROUND_FC_ENDPOINT", self.fc.url()),
+            ("BACKGROUND_FUNCTION_NAME", FUNCTION_NAME.to_owned()),
         ]
     }
 

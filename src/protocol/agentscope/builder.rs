@@ -79,6 +79,13 @@ impl ResponseBuilder {
         }
     }
 
+    /// A background task's response: the task's id and queueing time.
+    pub(crate) fn with_id(mut self, id: &str, created_at: u64) -> Self {
+        id.clone_into(&mut self.id);
+        self.created_at = created_at;
+        self
+    }
+
     /// `response_<uuid4>` of this response.
     pub fn response_id(&self) -> &str {
         &self.id

@@ -8,8 +8,10 @@ use http::StatusCode;
 use super::builder::ResponseBuilder;
 use super::wire::Status;
 use crate::agent::TurnEvent;
-use crate::pipeline::Renderer;
+use crate::failure::FailureCode;
+use crate::pipeline::{Journaled, Renderer, Ticket};
 use crate::rejection::ErrorBody;
+use crate::sessions::journal::{TurnOutcome, TurnStatus};
 
 /// `POST /process` with `stream:true`: every object as a `data: <json>\n\n` frame, as it is made.
 pub struct AgentScopeStream {
@@ -19,6 +21,29 @@ pub struct AgentScopeStream {
 impl AgentScopeStream {
     pub fn new(session_id: Option<String>) -> Self {
         AgentScopeStream { builder: ResponseBuilder::new(session_id) }
+    }
+
+    /// The stream of a background task (`POST /process/task`), journaled: the response's id is the task's.
+    pub(crate) fn recorded(session_id: Option<String>, ticket: &Ticket) -> Self {
+        AgentScopeStream { builder: ResponseBuilder::new(session_id).with_id(&ticket.id, ticket.created_at) }
+    }
+}
+
+/// The task's result is the final response object, as the AgentScope runtime keeps the last event.
+impl Journaled for AgentScopeStream {
+    fn outcome(&self) -> Option<TurnOutcome> {
+        if !self.builder.is_finished() {
+            return None;
+        }
+        let response = self.builder.response()?;
+        let cancelled = response.error.as_ref().is_some_and(|error| error.code == FailureCode::Cancelled.as_str());
+        let status = match response.status {
+            Status::Completed => TurnStatus::Completed,
+            Status::Incomplete => TurnStatus::Incomplete,
+            _ if cancelled => TurnStatus::Cancelled,
+            _ => TurnStatus::Failed,
+        };
+        Some(TurnOutcome { status, result: response.to_json() })
     }
 }
 

@@ -27,6 +27,7 @@ use std::sync::Arc;
 use super::request::Echo;
 use super::wire::{EMPTY, Event, Item, Part, ResponseObject, Standing, TextKind, UrlCitation};
 use crate::agent::{TurnEnd, TurnEvent};
+use crate::failure::FailureCode;
 use crate::llm::Usage;
 use crate::mcp::{ToolDef, ToolOutput};
 use crate::protocol::openai::{add_usage, new_id, now_secs};
@@ -140,10 +141,38 @@ impl ResponsesBuilder {
         }
     }
 
+    /// A background turn's Response: its id and queueing time are the ticket's.
+    pub(crate) fn with_ticket(mut self, id: &str, created_at: u64) -> Self {
+        id.clone_into(&mut self.draft.id);
+        self.draft.created_at = created_at;
+        self
+    }
+
+    /// The Response of a turn still queued (a background turn before FC delivered it).
+    pub(crate) fn queued_body(&self) -> String {
+        serde_json::to_string(&self.draft.response(Standing::Queued)).unwrap_or_default()
+    }
+
+    /// How the turn ended, once it has.
+    pub(crate) fn end(&self) -> Option<&TurnEnd> {
+        self.end.as_ref()
+    }
+
     /// The final Response as a body, once `Finished` was pushed.
     pub(crate) fn final_body(&self) -> Option<Bytes> {
-        let response = self.draft.response(standing(self.end.as_ref()?));
+        let response = self.draft.response(self.standing(self.end.as_ref()?));
         serde_json::to_vec(&response).ok().map(Bytes::from)
+    }
+
+    /// A background turn that was cancelled is `cancelled`, as OpenAI shows one; a foreground turn has no
+    /// such status (its client stopped it by leaving), so a cancel there stays a failure.
+    fn standing<'a>(&self, end: &'a TurnEnd) -> Standing<'a> {
+        match end {
+            TurnEnd::Failed(failure) if self.draft.echo.background && failure.code == FailureCode::Cancelled => {
+                Standing::Cancelled
+            }
+            end => standing(end),
+        }
     }
 
     /// `response.created` and `response.in_progress`; a second call adds nothing.
@@ -243,7 +272,8 @@ impl ResponsesBuilder {
             TurnEnd::Incomplete(_) => "response.incomplete",
             TurnEnd::Failed(_) => "response.failed",
         };
-        let response = Some(self.draft.response(standing(end)));
+        let standing = self.standing(end);
+        let response = Some(self.draft.response(standing));
         self.frames.emit(out, Event { kind, response, ..Event::default() });
         self.end = Some(end.clone());
     }

@@ -12,5 +12,5 @@ mod request;
 mod response_id;
 mod wire;
 
-pub(crate) use render::{ResponsesAnswer, ResponsesStream};
+pub(crate) use render::{ResponsesAnswer, ResponsesStream, queued_response};
 pub(crate) use request::{Echo, ResponsesRequest};

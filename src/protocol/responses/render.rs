@@ -6,7 +6,8 @@ use bytes::Bytes;
 use super::builder::{Mode, ResponsesBuilder};
 use super::request::Echo;
 use crate::agent::TurnEvent;
-use crate::pipeline::Renderer;
+use crate::pipeline::{Journaled, Renderer, Ticket, status_of};
+use crate::sessions::journal::TurnOutcome;
 
 /// Room for the frames of a typical turn event (a delta is one frame of ~200 bytes); more grows the buffer.
 const FRAMES_CAPACITY: usize = 512;
@@ -19,6 +20,25 @@ pub(crate) struct ResponsesStream {
 impl ResponsesStream {
     pub(crate) fn new(model: String, echo: Echo) -> Self {
         ResponsesStream { builder: ResponsesBuilder::new(model, echo, Mode::Stream) }
+    }
+
+    /// The stream of a background turn, journaled: the Response carries the ticket's id and time.
+    pub(crate) fn recorded(model: String, echo: Echo, ticket: &Ticket) -> Self {
+        let builder = ResponsesBuilder::new(model, echo, Mode::Stream).with_ticket(&ticket.id, ticket.created_at);
+        ResponsesStream { builder }
+    }
+}
+
+/// The Response of a background turn just queued: what `POST` answers and `GET` shows until it runs.
+pub(crate) fn queued_response(model: String, echo: Echo, ticket: &Ticket) -> String {
+    ResponsesBuilder::new(model, echo, Mode::Answer).with_ticket(&ticket.id, ticket.created_at).queued_body()
+}
+
+impl Journaled for ResponsesStream {
+    fn outcome(&self) -> Option<TurnOutcome> {
+        let status = status_of(self.builder.end()?);
+        let result = String::from_utf8(self.builder.final_body()?.to_vec()).ok()?;
+        Some(TurnOutcome { status, result })
     }
 }
 
@@ -339,6 +359,7 @@ mod tests {
             temperature: Some(0.2),
             top_p: Some(0.9),
             max_output_tokens: Some(200),
+            background: false,
             response_id: None,
             previous_response_id: None,
         };

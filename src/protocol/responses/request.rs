@@ -59,6 +59,8 @@ pub(crate) struct Echo {
     pub(crate) temperature: Option<f64>,
     pub(crate) top_p: Option<f64>,
     pub(crate) max_output_tokens: Option<u32>,
+    /// `background: true`: the turn is queued and collected later (docs/background.md).
+    pub(crate) background: bool,
     /// The id the Response carries: one naming its session when the response is kept (`store`), so
     /// `previous_response_id` can continue it; `None`: a fresh id no one can continue.
     pub(crate) response_id: Option<String>,
@@ -132,6 +134,7 @@ impl ResponsesRequest {
             temperature: sampling.temperature,
             top_p: sampling.top_p,
             max_output_tokens: sampling.max_tokens,
+            background: wire.background.unwrap_or(false),
             response_id: thread.issues.clone(),
             previous_response_id: thread.continues.clone(),
         };
@@ -152,6 +155,8 @@ struct Wire {
     tools: Option<Vec<Obj<Tool>>>,
     #[serde(default, deserialize_with = "reader::opt_string")]
     instructions: Option<String>,
+    #[serde(default)]
+    background: Option<bool>,
     #[serde(default, deserialize_with = "input")]
     input: Option<Input>,
     #[serde(default, deserialize_with = "reader::temperature_openai")]

@@ -229,7 +229,11 @@ pub(super) struct Event<'a> {
 /// How the Response stands: `in_progress` (no output, no usage yet) or how the turn ended.
 #[derive(Clone, Copy)]
 pub(super) enum Standing<'a> {
+    /// A background turn waiting for FC to deliver it.
+    Queued,
     InProgress,
+    /// A background turn someone stopped.
+    Cancelled,
     Completed,
     Incomplete,
     Failed(&'a Failure),
@@ -273,7 +277,9 @@ impl Serialize for ResponseObject<'_> {
             reason: &'static str,
         }
         let (status, error, incomplete) = match self.standing {
+            Standing::Queued => ("queued", None, None),
             Standing::InProgress => ("in_progress", None, None),
+            Standing::Cancelled => ("cancelled", None, None),
             Standing::Completed => ("completed", None, None),
             // The SDK's enum has no reason for an iteration bound; `max_output_tokens` is the nearest (the
             // turn's budget ran out), and strict clients accept it.
@@ -289,10 +295,10 @@ impl Serialize for ResponseObject<'_> {
                 ("failed", Some(error), None)
             }
         };
-        let done = !matches!(self.standing, Standing::InProgress);
+        let done = !matches!(self.standing, Standing::InProgress | Standing::Queued);
         let echo = self.echo;
         let mut map = serializer.serialize_map(None)?;
-        map.serialize_entry("background", &false)?;
+        map.serialize_entry("background", &echo.background)?;
         map.serialize_entry("conversation", &echo.conversation.as_deref().map(|id| Id { id }))?;
         map.serialize_entry("created_at", &self.created_at)?;
         map.serialize_entry("error", &error)?;
