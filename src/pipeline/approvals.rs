@@ -192,7 +192,8 @@ fn invalid(message: String) -> Failure {
     Failure::new(FailureCode::ApprovalInvalid, message).with_fault(Fault::Request)
 }
 
-fn shown(id: &str) -> String {
+/// An id as an error message may repeat it: quoted when it could be one of ours, else not at all.
+pub(super) fn shown(id: &str) -> String {
     match id.chars().count() <= MAX_ECHOED_ID && id.chars().all(|c| c.is_ascii_graphic()) {
         true => format!("{id:?}"),
         false => "(an id this function did not make)".to_owned(),

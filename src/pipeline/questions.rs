@@ -18,6 +18,7 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value, json};
 
+use super::approvals::shown;
 use super::record::own_message;
 use crate::failure::{Failure, FailureCode, Fault};
 use crate::llm::ToolCall;
@@ -28,8 +29,6 @@ use crate::sessions::message::{Part, Record, new_message_id};
 /// The stored message kinds (named like the AgentScope runtime's `mcp_approval_*` pair).
 pub(crate) const REQUEST_KIND: &str = "mcp_elicitation_request";
 pub(crate) const RESPONSE_KIND: &str = "mcp_elicitation_response";
-/// Longest question id echoed in a refusal (ids we make are 37 characters).
-const MAX_ECHOED_ID: usize = 64;
 
 /// The user's answer to one question, as a face parsed it.
 #[derive(Debug, Clone, PartialEq)]
@@ -216,13 +215,6 @@ pub(crate) fn resolve(
 
 fn invalid(message: String) -> Failure {
     Failure::new(FailureCode::AnswerInvalid, message).with_fault(Fault::Request)
-}
-
-fn shown(id: &str) -> String {
-    match id.chars().count() <= MAX_ECHOED_ID && id.chars().all(|c| c.is_ascii_graphic()) {
-        true => format!("{id:?}"),
-        false => "(an id this function did not make)".to_owned(),
-    }
 }
 
 #[cfg(test)]
