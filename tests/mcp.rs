@@ -325,9 +325,11 @@ async fn per_call_timeout_fails_the_call_and_cancels_the_request() {
 
 #[tokio::test]
 async fn unreachable_server_is_a_transport_error_without_secrets() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/mcp?key=QUERY-SECRET", listener.local_addr().unwrap());
-    drop(listener);
+    // Bound but never listening: connections are refused, and no stand-in of a parallel test can be given
+    // the port (a released port can be, and would then answer).
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let url = format!("http://{}/mcp?key=QUERY-SECRET", socket.local_addr().unwrap());
     let client = McpClient::new(McpSettings::new(vec![endpoint(&url)], Duration::from_secs(1))).unwrap();
     let err = open(&client, TOKEN).await.unwrap_err();
     assert!(matches!(err, McpError::Transport { .. }), "{err:?}");
@@ -338,6 +340,7 @@ async fn unreachable_server_is_a_transport_error_without_secrets() {
     let settings = McpSettings::new(vec![endpoint("http://h/mcp?key=QUERY-SECRET")], Duration::from_secs(1));
     let debug = format!("{settings:?} {:?}", McpClient::new(settings.clone()).unwrap());
     assert!(!debug.contains("QUERY-SECRET"), "{debug}");
+    drop(socket);
 }
 
 #[tokio::test]

@@ -123,10 +123,16 @@ pub async fn assert_drained(f: &Function) {
     assert_eq!(reply.json()["status"], "drained", "{}", reply.text);
 }
 
-/// A loopback URL whose port was just released: connecting is refused.
+/// A loopback URL where connecting is refused, for the whole test run.
+///
+/// Why not "bind, read the port, drop": tests run in parallel, and a stand-in started by another test can be
+/// given the released port a moment later (CI saw a model call answered 404 by some other stand-in). A
+/// socket that is bound but never listens keeps the port to itself while the kernel refuses every
+/// connection to it; it is leaked so the port stays taken until the test binary exits.
 pub async fn closed_port_url() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    drop(listener);
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
+    std::mem::forget(socket);
     format!("http://{addr}")
 }
