@@ -382,11 +382,14 @@ async fn a_silent_upstream_ends_at_the_deadline() {
 
 #[tokio::test]
 async fn a_connection_that_cannot_be_made_is_retried() {
-    // A port with nobody listening yet: the first attempts are refused, then a server appears on it.
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // A port with nobody listening yet: the first attempts are refused, then a server appears on it. The
+    // socket is bound from the start (listening later) so no parallel test can be given the port meanwhile.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
     let server = tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(30)).await;
-        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        let listener = socket.listen(16).unwrap();
         let (mut conn, _) = listener.accept().await.unwrap();
         let mut buf = vec![0u8; 64 * 1024];
         let _ = tokio::io::AsyncReadExt::read(&mut conn, &mut buf).await;
@@ -411,11 +414,15 @@ async fn a_connection_that_cannot_be_made_is_retried() {
 
 #[tokio::test]
 async fn a_connection_refused_for_good_fails_after_the_retries() {
-    let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // Bound, never listening: refused, and the port cannot go to a parallel test's server.
+    let socket = tokio::net::TcpSocket::new_v4().unwrap();
+    socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = socket.local_addr().unwrap();
     let rpc = RpcClient::new(&endpoint(&format!("http://{addr}")), "2025-11-27", http()).with_retry(fast_retry());
     let deadline = Instant::now() + Duration::from_secs(5);
     let err = rpc.call("GetWorkloadAccessToken", &[], &common::stand_in_sts(), deadline).await;
     assert!(matches!(err, Err(AcsError::Transport { unsent: true, .. })), "{err:?}");
+    drop(socket);
 }
 
 // ---------- WorkloadTokens ----------
