@@ -232,6 +232,11 @@ impl Pipeline {
         sink.status
     }
 
+    /// Whether background turns can be kept here (a session store): a lookup of one is worth making.
+    pub(crate) fn journaling(&self) -> bool {
+        self.sessions.is_some()
+    }
+
     /// A journaled turn: its record and its frames from `from` on (`None`: unknown or expired).
     pub(crate) async fn read_background(&self, id: &str, from: usize) -> Result<Option<TurnRead>, Rejection> {
         self.journal()?.read(id, from).await.map_err(store_refusal)
