@@ -32,6 +32,11 @@ use crate::sessions::journal::{TurnRecord, TurnStatus};
 
 /// The route (and journal face) of A2A background tasks.
 const FACE: &str = "a2a";
+/// How often, and how far apart, an answer to a task another instance ran looks for the task's
+/// `input-required` record: the mirror's writer is a Redis write behind the answer (milliseconds), and a
+/// second is far beyond it on a loaded machine yet short for a message that named a stale task.
+const MIRROR_LAG_LOOKS: u32 = 20;
+const MIRROR_LAG_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The A2A face: its tasks and its card.
 pub(super) struct A2aFace {
@@ -86,6 +91,13 @@ impl A2aFace {
 
     /// `tasks/get` and `tasks/cancel`: answered from this instance's tasks; `None` when it has no such task.
     fn task(&self, rpc: &RpcRequest, params: &TaskIdParams) -> Option<Result<String, RpcError>> {
+        // A task waiting for the user runs nowhere: its answer may have reached another instance, which
+        // went on with it; with a shared store its record there is the truth.
+        if self.tasks.shared()
+            && self.tasks.kept(&params.id).is_some_and(|task| task.state() == TaskState::InputRequired)
+        {
+            return None;
+        }
         let task = match rpc.method {
             Method::CancelTask => match self.tasks.cancel(&params.id, rpc.version) {
                 Err(CancelError::NotFound) => return None,
@@ -219,20 +231,37 @@ impl A2aFace {
     /// the journal or the mirror says it waits for this answer, in this context.
     async fn settle_turn(pipeline: Arc<Pipeline>, turn: &mut A2aTurn) {
         let Some(task_id) = turn.send.task_id.clone() else { return };
-        let found = match A2aFace::find(&pipeline, &task_id).await {
-            Ok(found) => found,
-            Err(failure) => {
-                // The message still runs, as a new task: the answer reaches the session either way.
-                tracing::warn!(code = %failure.code, "the continued task could not be looked up");
+        // The mirror is written off the turn's path, so it may trail the answer that ended the task
+        // `input-required` by a moment: a message that answers requests (which only such a task asks)
+        // looks again, for a bounded while, before it goes on as a new task.
+        let answers = !turn.send.answers.is_empty() || !turn.send.questions.is_empty();
+        let mut looks = if answers { MIRROR_LAG_LOOKS } else { 1 };
+        loop {
+            looks -= 1;
+            let found = match A2aFace::find(&pipeline, &task_id).await {
+                Ok(found) => found,
+                Err(failure) => {
+                    // The message still runs, as a new task: the answer reaches the session either way.
+                    tracing::warn!(code = %failure.code, "the continued task could not be looked up");
+                    return;
+                }
+            };
+            let task = match &found {
+                Found::Journaled(_, kept) | Found::Mirrored(kept) => Some(kept),
+                Found::Missing => None,
+            };
+            if let Some(task) =
+                task.filter(|task| task.state() == TaskState::InputRequired || task.state().is_terminal())
+            {
+                turn.waiting_elsewhere =
+                    task.state() == TaskState::InputRequired && task.context_id() == turn.send.context_id;
                 return;
             }
-        };
-        let waiting =
-            |kept: &Kept| kept.state() == TaskState::InputRequired && kept.context_id() == turn.send.context_id;
-        turn.waiting_elsewhere = match &found {
-            Found::Journaled(_, kept) | Found::Mirrored(kept) => waiting(kept),
-            Found::Missing => false,
-        };
+            if looks == 0 {
+                return;
+            }
+            tokio::time::sleep(MIRROR_LAG_PAUSE).await;
+        }
     }
 }
 
