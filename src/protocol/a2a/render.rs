@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use super::request::SendParams;
 use super::steps::Step;
-use super::tasks::Tasks;
+use super::tasks::{Change, Tasks};
 use super::wire::{Ids, RpcError, TaskState, Version, rpc_result, task_result};
 use crate::agent::TurnEvent;
 use crate::pipeline::{Journaled, Renderer};
@@ -63,7 +63,7 @@ impl Renderer for A2aStream {
     fn render(&mut self, event: &TurnEvent, out: &mut Vec<Bytes>) {
         let task = &self.task;
         let change = task.tasks.apply(&task.task_id, event);
-        let failure = task.tasks.failure(&task.task_id);
+        let failure = ends(&change).then(|| task.tasks.failure(&task.task_id)).flatten();
         for step in Step::of(change, &self.artifact_id, failure.as_ref()) {
             out.push(self.frame(&step));
         }
@@ -106,7 +106,7 @@ impl Renderer for A2aRecorded {
 
     fn render(&mut self, event: &TurnEvent, out: &mut Vec<Bytes>) {
         let change = self.tasks.apply(&self.task_id, event);
-        let failure = self.tasks.failure(&self.task_id);
+        let failure = ends(&change).then(|| self.tasks.failure(&self.task_id)).flatten();
         out.extend(Step::of(change, &self.artifact_id, failure.as_ref()).iter().map(|s| Bytes::from(s.to_frame())));
     }
 }
@@ -161,6 +161,11 @@ impl Renderer for A2aAnswer {
         };
         out.push(Bytes::from(body));
     }
+}
+
+/// Whether the change ends the task (only then is its failure looked up: not once per token).
+fn ends(change: &Change) -> bool {
+    matches!(change, Change::Status { state, .. } if state.is_terminal())
 }
 
 /// `{"error":{"code","message"}}` (our failure code) on the terminal status of a task that did not complete.
