@@ -286,6 +286,16 @@ async fn background_is_refused_where_it_cannot_be_kept_or_queued() {
     let (status, message) = refusal(&no_fc).await;
     assert_eq!(status, 400);
     assert!(message.as_str().unwrap().contains("BACKGROUND_FC_ENDPOINT"), "{message}");
+    // A2A's non-blocking send is the caller's preference, not a demand: where nothing could keep the task,
+    // the answer is the finished task (which A2A allows), not a refusal.
+    for binary in [&no_store, &no_fc] {
+        let message = json!({"kind": "message", "role": "user", "messageId": "m1",
+            "parts": [{"kind": "text", "text": "hello"}], "metadata": {"user_id": "dan"}});
+        let params = json!({"message": message, "configuration": {"blocking": false}});
+        let answer: Value = a2a_post(binary, a2a("message/send", params)).await.json().await.unwrap();
+        assert_eq!(answer["result"]["status"]["state"], "completed", "{answer}");
+    }
+    assert!(stack.fc.deliveries().is_empty(), "nothing was queued");
 }
 
 #[tokio::test]

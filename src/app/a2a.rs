@@ -361,10 +361,12 @@ impl Face for A2aFace {
         Some(Box::pin(A2aFace::settle_turn(self.pipeline.clone(), turn)))
     }
 
-    /// A non-blocking `message/send` that starts a task. A message continuing a task runs blocking: the
-    /// task's id is already taken, and its answer is what the caller waits for.
+    /// A non-blocking `message/send` that starts a task, where background work can be queued. A message
+    /// continuing a task runs blocking (the task's id is already taken, and its answer is what the caller
+    /// waits for), and so does any send where nothing could keep the task (no store, no FC async queue):
+    /// A2A lets the agent answer a non-blocking send with the finished task, which beats refusing it.
     fn background(&self, turn: &A2aTurn) -> bool {
-        !turn.stream && turn.send.non_blocking && turn.send.task_id.is_none()
+        !turn.stream && turn.send.non_blocking && turn.send.task_id.is_none() && self.pipeline.queues_background()
     }
 
     fn ticket_prefix(&self) -> &'static str {
