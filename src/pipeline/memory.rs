@@ -203,12 +203,14 @@ impl Pipeline {
             plan.turn.approvals.can_ask = false;
             plan.turn.approvals.can_question = false;
             if !plan.approval.questions.is_empty() {
-                return Err(NotRecalled::Failed(Failure::new(
-                    FailureCode::AnswerInvalid,
-                    "an answer to a tool's question needs the session it was asked in (name the session, and keep \
+                return Err(NotRecalled::Failed(
+                    Failure::new(
+                        FailureCode::AnswerInvalid,
+                        "an answer to a tool's question needs the session it was asked in (name the session, and keep \
                      SESSION_STORE on)",
-                )
-                .with_fault(Fault::Request)));
+                    )
+                    .with_fault(Fault::Request),
+                ));
             }
             if !plan.approval.answers.is_empty() {
                 return Err(NotRecalled::Failed(

@@ -634,9 +634,11 @@ mod tests {
         let store = store(10, 10, 60);
         let ttl = Duration::from_secs(30);
         store.append_releasing(&key("u", "s"), vec![text("one")], "t0", Some("resp_a")).await.unwrap();
-        for (key, response, why) in
-            [(key("u", "s"), "resp_b", "never issued"), (key("v", "s"), "resp_a", "another user's"), (key("u", "t"), "resp_a", "another session's")]
-        {
+        for (key, response, why) in [
+            (key("u", "s"), "resp_b", "never issued"),
+            (key("v", "s"), "resp_a", "another user's"),
+            (key("u", "t"), "resp_a", "another session's"),
+        ] {
             assert_eq!(store.claim(&key, "t1", ttl, Some(response)).await.unwrap(), Claim::NotIssued, "{why}");
             assert_eq!(store.holder(&key).await.unwrap(), None, "{why}: no lease taken");
         }
