@@ -4,35 +4,31 @@
 //! whatever is refused runs nothing: the MCP stand-in counts every `tools/call` it served.
 
 mod common;
+mod kit;
 #[path = "sessions/redis_server.rs"]
 mod redis_server;
 
 use std::time::Duration;
 
 use common::Function;
+use kit::paused::{A2aContext, ag_ui_run, ag_ui_text, answer_text, failure_code, interrupt_of, last};
 use serde_json::{Value, json};
 
 const ASK: &str = "Please say hello to Ada";
 
 fn ask(session: &str, user: &str) -> Value {
-    json!({"input": [{"role": "user", "type": "message", "content": [{"type": "text", "text": ASK}]}],
-        "session_id": session, "user_id": user})
+    kit::paused::ask(ASK, Some(session), user)
 }
 
 /// An `mcp_approval_response` message as an AgentScope client sends it.
 fn answer(session: &str, user: &str, request_id: &str, approve: bool) -> Value {
-    json!({"input": [{"role": "user", "type": "mcp_approval_response",
-        "content": [{"type": "data", "data": {"approval_request_id": request_id, "approve": approve,
-            "reason": if approve { "" } else { "not now" }}}]}],
-        "session_id": session, "user_id": user})
+    let data = json!({"approval_request_id": request_id, "approve": approve,
+        "reason": if approve { "" } else { "not now" }});
+    kit::paused::answer("mcp_approval_response", session, user, data)
 }
 
 fn calls(f: &Function) -> usize {
     f.stack.mcp.method_count("tools/call")
-}
-
-fn last(events: &[Value]) -> &Value {
-    events.iter().rev().find(|e| e["object"] == "response").expect("a response object")
 }
 
 /// The completed `mcp_approval_request` message's data: `{id, arguments, name, server_label}`.
@@ -43,21 +39,6 @@ fn request_of(events: &[Value]) -> Value {
         .unwrap_or_else(|| panic!("no approval request in {events:#?}"));
     assert_eq!(message["role"], "assistant");
     message["content"][0]["data"].clone()
-}
-
-fn answer_text(events: &[Value]) -> String {
-    events
-        .iter()
-        .filter(|e| e["object"] == "message" && e["type"] == "message" && e["status"] == "completed")
-        .filter_map(|e| e["content"][0]["text"].as_str())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn failure_code(events: &[Value]) -> String {
-    let response = last(events);
-    assert_eq!(response["status"], "failed", "{response}");
-    response["error"]["code"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -195,19 +176,8 @@ async fn a_request_made_on_one_instance_is_answered_on_another_through_redis() {
 #[tokio::test]
 async fn an_a2a_task_waits_input_required_and_the_answer_continues_it() {
     let f = Function::start(&[("TOOL_APPROVAL", "helloworld")]).await;
-    let send = |parts: Value, task: Option<&str>| {
-        let mut message = json!({"kind": "message", "role": "user", "messageId": format!("m{}", parts.to_string().len()),
-            "contextId": "ctx-1", "parts": parts, "metadata": {"user_id": "u1"}});
-        if let Some(task) = task {
-            message["taskId"] = json!(task);
-        }
-        json!({"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {"message": message}})
-    };
-    let post = |body: Value| {
-        let url = f.url("/a2a");
-        async move { Function::client().post(url).json(&body).send().await.unwrap().json::<Value>().await.unwrap() }
-    };
-    let asked = post(send(json!([{"kind": "text", "text": ASK}]), None)).await;
+    let a2a = A2aContext { f: &f, context: "ctx-1" };
+    let asked = a2a.send(json!([{"kind": "text", "text": ASK}]), None).await;
     let task = &asked["result"];
     assert_eq!(task["status"]["state"], "input-required", "{asked}");
     let parts = task["status"]["message"]["parts"].as_array().unwrap();
@@ -217,13 +187,13 @@ async fn an_a2a_task_waits_input_required_and_the_answer_continues_it() {
     assert_eq!(calls(&f), 0);
 
     let answer = json!([{"kind": "data", "data": {"approval_request_id": id, "approve": true}}]);
-    let done = post(send(answer.clone(), Some(&task_id))).await;
+    let done = a2a.send(answer.clone(), Some(&task_id)).await;
     let task = &done["result"];
     assert_eq!((task["status"]["state"].as_str(), task["id"].as_str()), (Some("completed"), Some(task_id.as_str())));
     assert!(task["artifacts"][0]["parts"][0]["text"].as_str().unwrap().contains("Hello, Ada!"), "{done}");
     assert_eq!(calls(&f), 1);
 
-    let replay = post(send(answer, Some(&task_id))).await;
+    let replay = a2a.send(answer, Some(&task_id)).await;
     assert_eq!(replay["result"]["status"]["state"], "failed", "{replay}");
     assert_eq!(replay["result"]["metadata"]["error"]["code"], "approval_invalid");
     assert_eq!(calls(&f), 1);
@@ -287,34 +257,8 @@ async fn an_a2a_task_asked_on_one_instance_is_continued_on_another_through_redis
 #[tokio::test]
 async fn an_ag_ui_run_pauses_with_an_interrupt_and_a_resume_answers_it() {
     let f = Function::start(&[("TOOL_APPROVAL", "helloworld")]).await;
-    let run = |thread: &str, run_id: &str, messages: Value, resume: Value| {
-        let body = json!({"threadId": thread, "runId": run_id, "messages": messages, "resume": resume,
-            "forwardedProps": {"user_id": "u1"}});
-        let url = f.url("/ag-ui");
-        async move {
-            let answer = Function::client().post(url).json(&body).send().await.unwrap();
-            assert_eq!(answer.status(), 200);
-            common::parse_sse(&answer.text().await.unwrap())
-        }
-    };
+    let run = |thread, run_id, messages, resume| ag_ui_run(&f, thread, run_id, messages, resume);
     let ask = json!([{"id": "m1", "role": "user", "content": ASK}]);
-    let interrupt_of = |events: &[Value]| {
-        let finished = events.last().unwrap();
-        assert_eq!(
-            (finished["type"].as_str(), finished["outcome"]["type"].as_str()),
-            (Some("RUN_FINISHED"), Some("interrupt")),
-            "{events:#?}"
-        );
-        finished["outcome"]["interrupts"][0].clone()
-    };
-    let texts = |events: &[Value]| {
-        events
-            .iter()
-            .filter(|e| e["type"] == "TEXT_MESSAGE_CONTENT")
-            .map(|e| e["delta"].as_str().unwrap())
-            .collect::<String>()
-    };
-
     let events = run("t1", "r1", ask.clone(), json!([])).await;
     let interrupt = interrupt_of(&events);
     assert_eq!(interrupt["reason"], "tool_approval");
@@ -339,7 +283,7 @@ async fn an_ag_ui_run_pauses_with_an_interrupt_and_a_resume_answers_it() {
     assert_eq!(calls(&f), 1, "the approved call ran, once");
     let result = events.iter().find(|e| e["type"] == "TOOL_CALL_RESULT").expect("the call's result is shown");
     assert!(result["content"].as_str().unwrap().contains("Hello, Ada!"), "{result}");
-    assert!(texts(&events).contains("Hello, Ada!"), "the model went on from the result");
+    assert!(ag_ui_text(&events).contains("Hello, Ada!"), "the model went on from the result");
 
     // Answered once: the same resume again is a RUN_ERROR, and runs nothing.
     let events = run("t1", "r3", json!([]), resume).await;
@@ -356,7 +300,7 @@ async fn an_ag_ui_run_pauses_with_an_interrupt_and_a_resume_answers_it() {
     let cancel = json!([{"interruptId": id, "status": "cancelled", "payload": {"reason": "not now"}}]);
     let events = run("t2", "r2", json!([]), cancel).await;
     assert_eq!(events.last().unwrap()["outcome"]["type"], "success", "{events:#?}");
-    let told = texts(&events);
+    let told = ag_ui_text(&events);
     assert!(told.contains("declined") && told.contains("not now"), "{told}");
     assert_eq!(calls(&f), 1, "the cancelled call never ran");
 }

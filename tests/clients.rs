@@ -63,7 +63,8 @@ async fn asking_stack() -> Stack {
 }
 
 /// An A2A SDK's script: the card, message/send, message/stream, tasks/get, tasks/cancel on a running
-/// turn, a failing model, the JSON-RPC errors. The cancel must stop the model's stream, not just the task.
+/// turn, a failing model, the JSON-RPC errors, an approval and a tool's question each answered in their
+/// `input-required` task. The cancel must stop the model's stream, not just the task.
 async fn a2a_client(requirements: &'static str, script: &str) {
     let python = tokio::task::spawn_blocking(move || venv(requirements)).await.unwrap();
     let stack = Stack::start().await.unwrap();

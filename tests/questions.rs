@@ -7,6 +7,7 @@
 //! where it happens.
 
 mod common;
+mod kit;
 #[path = "sessions/redis_server.rs"]
 mod redis_server;
 
@@ -15,6 +16,7 @@ use std::time::Duration;
 use common::Function;
 use devstack::mcp_server::{Revisions, TERMS_URL};
 use devstack::{Stack, StackOptions};
+use kit::paused::{A2aContext, ag_ui_run, ag_ui_text, answer_text, ask, failure_code, interrupt_of, last};
 use serde_json::{Value, json};
 
 async fn modern(overrides: &[(&str, &str)]) -> Function {
@@ -23,27 +25,13 @@ async fn modern(overrides: &[(&str, &str)]) -> Function {
     Function::with_stack(stack, overrides).await
 }
 
-fn ask(text: &str, session: Option<&str>, user: &str) -> Value {
-    let mut body = json!({"input": [{"role": "user", "type": "message", "content": [{"type": "text", "text": text}]}],
-        "user_id": user});
-    if let Some(session) = session {
-        body["session_id"] = json!(session);
-    }
-    body
-}
-
 /// An `mcp_elicitation_response` message as a `/process` client sends it.
 fn answer(session: &str, user: &str, id: &str, action: &str, content: Option<Value>) -> Value {
     let mut data = json!({"elicitation_request_id": id, "action": action});
     if let Some(content) = content {
         data["content"] = content;
     }
-    json!({"input": [{"role": "user", "type": "mcp_elicitation_response",
-        "content": [{"type": "data", "data": data}]}], "session_id": session, "user_id": user})
-}
-
-fn last(events: &[Value]) -> &Value {
-    events.iter().rev().find(|e| e["object"] == "response").expect("a response object")
+    kit::paused::answer("mcp_elicitation_response", session, user, data)
 }
 
 /// The question: an assistant `message` whose text asks and whose data part is the machine-readable request.
@@ -59,21 +47,6 @@ fn question_of(events: &[Value]) -> Value {
     assert_eq!((message["role"].as_str(), message["type"].as_str()), (Some("assistant"), Some("message")));
     assert_eq!(message["content"][0]["text"], message["content"][1]["data"]["message"], "a person reads the question");
     message["content"][1]["data"].clone()
-}
-
-fn answer_text(events: &[Value]) -> String {
-    events
-        .iter()
-        .filter(|e| e["object"] == "message" && e["type"] == "message" && e["status"] == "completed")
-        .filter_map(|e| e["content"][0]["text"].as_str())
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-fn failure_code(events: &[Value]) -> String {
-    let response = last(events);
-    assert_eq!(response["status"], "failed", "{response}");
-    response["error"]["code"].as_str().unwrap().to_owned()
 }
 
 #[tokio::test]
@@ -140,32 +113,7 @@ async fn an_expired_question_is_refused_and_an_unanswered_one_told_to_the_model(
 #[tokio::test]
 async fn an_ag_ui_run_pauses_with_the_question_and_a_resume_answers_it() {
     let f = modern(&[]).await;
-    let run = |thread: &str, run_id: &str, messages: Value, resume: Value| {
-        let body = json!({"threadId": thread, "runId": run_id, "messages": messages, "resume": resume,
-            "forwardedProps": {"user_id": "u1"}});
-        let url = f.url("/ag-ui");
-        async move {
-            let answer = Function::client().post(url).json(&body).send().await.unwrap();
-            assert_eq!(answer.status(), 200);
-            common::parse_sse(&answer.text().await.unwrap())
-        }
-    };
-    let interrupt_of = |events: &[Value]| {
-        let finished = events.last().unwrap();
-        assert_eq!(
-            (finished["type"].as_str(), finished["outcome"]["type"].as_str()),
-            (Some("RUN_FINISHED"), Some("interrupt")),
-            "{events:#?}"
-        );
-        finished["outcome"]["interrupts"][0].clone()
-    };
-    let texts = |events: &[Value]| {
-        events
-            .iter()
-            .filter(|e| e["type"] == "TEXT_MESSAGE_CONTENT")
-            .map(|e| e["delta"].as_str().unwrap())
-            .collect::<String>()
-    };
+    let run = |thread, run_id, messages, resume| ag_ui_run(&f, thread, run_id, messages, resume);
 
     let events = run("t1", "r1", json!([{"id": "m1", "role": "user", "content": "book a table"}]), json!([])).await;
     let interrupt = interrupt_of(&events);
@@ -178,7 +126,7 @@ async fn an_ag_ui_run_pauses_with_the_question_and_a_resume_answers_it() {
     let resume = json!([{"interruptId": interrupt["id"], "status": "resolved", "payload": {"guests": 2}}]);
     let events = run("t1", "r2", json!([]), resume).await;
     assert_eq!(events.last().unwrap()["outcome"]["type"], "success", "{events:#?}");
-    assert!(texts(&events).contains("Booked a table for 2 guests."), "{events:#?}");
+    assert!(ag_ui_text(&events).contains("Booked a table for 2 guests."), "{events:#?}");
     let retries = f.stack.mcp.ask_retries();
     assert!(retries.len() == 1 && retries[0].state_valid, "{retries:?}");
 
@@ -193,7 +141,7 @@ async fn an_ag_ui_run_pauses_with_the_question_and_a_resume_answers_it() {
     let resume = json!([{"interruptId": interrupt["id"], "status": "cancelled", "payload": {"action": "decline"}}]);
     let events = run("t2", "r2", json!([]), resume.clone()).await;
     assert_eq!(events.last().unwrap()["outcome"]["type"], "success", "{events:#?}");
-    assert!(texts(&events).contains("declined"), "{events:#?}");
+    assert!(ag_ui_text(&events).contains("declined"), "{events:#?}");
     let retries = f.stack.mcp.ask_retries();
     assert_eq!((retries.len(), retries[1].action.as_deref(), retries[1].state_valid), (2, Some("decline"), true));
 
@@ -240,19 +188,8 @@ async fn a_face_that_cannot_relay_declines_the_question_and_the_model_is_told() 
 #[tokio::test]
 async fn an_a2a_task_waits_input_required_with_the_question_and_the_answer_completes_it() {
     let f = modern(&[]).await;
-    let send = |parts: Value, task: Option<&str>| {
-        let mut message = json!({"kind": "message", "role": "user", "messageId": format!("m{}", parts.to_string().len()),
-            "contextId": "ctx-q", "parts": parts, "metadata": {"user_id": "u1"}});
-        if let Some(task) = task {
-            message["taskId"] = json!(task);
-        }
-        json!({"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {"message": message}})
-    };
-    let post = |body: Value| {
-        let url = f.url("/a2a");
-        async move { Function::client().post(url).json(&body).send().await.unwrap().json::<Value>().await.unwrap() }
-    };
-    let asked = post(send(json!([{"kind": "text", "text": "book a table"}]), None)).await;
+    let a2a = A2aContext { f: &f, context: "ctx-q" };
+    let asked = a2a.send(json!([{"kind": "text", "text": "book a table"}]), None).await;
     let task = &asked["result"];
     assert_eq!(task["status"]["state"], "input-required", "{asked}");
     let parts = task["status"]["message"]["parts"].as_array().unwrap();
@@ -264,7 +201,7 @@ async fn an_a2a_task_waits_input_required_with_the_question_and_the_answer_compl
 
     let answer =
         json!([{"kind": "data", "data": {"elicitation_request_id": id, "action": "accept", "content": {"guests": 6}}}]);
-    let done = post(send(answer.clone(), Some(&task_id))).await;
+    let done = a2a.send(answer.clone(), Some(&task_id)).await;
     let task = &done["result"];
     assert_eq!((task["status"]["state"].as_str(), task["id"].as_str()), (Some("completed"), Some(task_id.as_str())));
     assert!(
@@ -274,7 +211,7 @@ async fn an_a2a_task_waits_input_required_with_the_question_and_the_answer_compl
     let retries = f.stack.mcp.ask_retries();
     assert!(retries.len() == 1 && retries[0].state_valid, "{retries:?}");
 
-    let replay = post(send(answer, Some(&task_id))).await;
+    let replay = a2a.send(answer, Some(&task_id)).await;
     assert_eq!(replay["result"]["status"]["state"], "failed", "{replay}");
     assert_eq!(replay["result"]["metadata"]["error"]["code"], "answer_invalid");
     assert_eq!(f.stack.mcp.ask_retries().len(), 1);

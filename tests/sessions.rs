@@ -427,3 +427,65 @@ async fn memory_a_message_larger_than_the_store_is_refused_loudly() {
     assert_eq!(get_session(&f, "small", "u").await.status, 404, "evicted, the least recently used");
     assert_eq!(get_session(&f, "c", "u").await.status, 200);
 }
+
+async fn responses(f: &Function, body: Value) -> kit::Reply {
+    send(f, "POST", "/compatible-mode/v1/responses", &[("content-type", "application/json")], body.to_string().into())
+        .await
+}
+
+/// A turn continuing a Responses `previous_response_id` costs the store what any turn does: the lease
+/// claim (which checks the response index in the same script) and the append — two round trips, counted
+/// with `MONITOR`. An id that is not the caller's is refused by that one claim, before anything streams,
+/// and takes nothing.
+#[tokio::test]
+async fn redis_a_continued_response_costs_two_round_trips_like_any_turn() {
+    let redis = RedisServer::start().await;
+    let f = Function::start(&[("SESSION_STORE", &redis.url()), ("AI_GATEWAY_MCP_SERVER", "")]).await;
+    let ask = |previous: Option<&str>, user: &str| {
+        let mut body = json!({"model": "qwen-max", "input": "no tools: thanks", "user": user, "stream": true});
+        if let Some(previous) = previous {
+            body["previous_response_id"] = json!(previous);
+        }
+        body
+    };
+    let completed_id = |reply: &kit::Reply| {
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        let done = reply
+            .text
+            .lines()
+            .filter_map(|line| line.strip_prefix("data: "))
+            .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+            .find(|event| event["type"] == "response.completed")
+            .unwrap_or_else(|| panic!("no response.completed in {}", reply.text));
+        done["response"]["id"].as_str().unwrap().to_owned()
+    };
+    let first = completed_id(&responses(&f, ask(None, "u1")).await);
+    // Once continued before counting: the scripts are loaded (`SCRIPT LOAD`, once per process).
+    let second = completed_id(&responses(&f, ask(Some(&first), "u1")).await);
+
+    let monitor = redis.monitor().await;
+    let third = completed_id(&responses(&f, ask(Some(&second), "u1")).await);
+    assert_eq!(monitor.finish(&redis).await, ["EVALSHA", "EVALSHA"], "claim (with the index check) + append");
+    assert_ne!(third, second);
+
+    // Another user's id: refused by the claim alone, as OpenAI's 400, and no lease was taken.
+    let monitor = redis.monitor().await;
+    let refused = responses(&f, ask(Some(&third), "u2")).await;
+    assert_eq!(refused.status, 400, "{}", refused.text);
+    assert_eq!(refused.json()["error"]["code"], "previous_response_not_found");
+    assert_eq!(monitor.finish(&redis).await, ["EVALSHA"], "one claim, refused");
+    let leases: Vec<String> = redis.query(redis::cmd("KEYS").arg("session_lease:*")).await;
+    assert!(leases.is_empty(), "nothing taken: {leases:?}");
+    // The session busy with another turn: the caller's own id is checked first, then the lease.
+    let session = third.clone();
+    let key = {
+        let owner: Vec<String> = redis.query(redis::cmd("KEYS").arg("response_session:u1:*")).await;
+        assert_eq!(owner.len(), 3, "one index entry per response: {owner:?}");
+        let session_id: String = redis.get(&format!("response_session:u1:{session}")).await.unwrap();
+        format!("session_lease:u1:{session_id}")
+    };
+    redis.set(&key, "turn_elsewhere").await;
+    let busy = responses(&f, ask(Some(&third), "u1")).await;
+    assert_eq!(busy.status, 409, "{}", busy.text);
+    assert_eq!(redis.get(&key).await.as_deref(), Some("turn_elsewhere"), "the holder keeps its lease");
+}

@@ -214,12 +214,13 @@ impl App {
             Ok(plan) => plan,
             Err(rejection) => return face.refuse(rejection, Some(&read)),
         };
-        // A Responses `previous_response_id` this user was not issued is refused before anything streams.
-        let plan = match self.pipeline.check_continuation(plan).await {
-            Ok(plan) => plan,
-            Err(rejection) => return face.refuse(rejection, Some(&read)),
-        };
         if let (Some(claim), Some((role, deadline))) = (claim, queueing) {
+            // A Responses `previous_response_id` this user was not issued is refused before it is queued
+            // (a turn run now has it checked by its session's claim, in `begin`).
+            let plan = match self.pipeline.check_continuation(plan).await {
+                Ok(plan) => plan,
+                Err(rejection) => return face.refuse(rejection, Some(&read)),
+            };
             // Planned only to refuse now what could never run; the plan itself is made again when it runs.
             drop(plan);
             let ticket = match Ticket::new(face.ticket_prefix()) {
@@ -245,10 +246,11 @@ impl App {
                 false => face.acknowledge(&read, &ticket, summary),
             };
         }
-        // The session is claimed before any byte is answered: a busy one is refused in the face's shape.
+        // The session is claimed before any byte is answered: a busy one, or a `previous_response_id` this
+        // user was not issued, is refused in the face's shape.
         let begun = match self.pipeline.begin(plan).await {
             Ok(begun) => begun,
-            Err(busy) => return face.refuse(Rejection::from(busy), Some(&read)),
+            Err(refused) => return face.refuse(refused.rejection, Some(&read)),
         };
         let Reply { how, until } = face.reply(read, begun.plan());
         let mut response = match (how, until) {

@@ -14,11 +14,10 @@
 //! each answer is stored as an `mcp_approval_response`, after which the request is no longer pending. An
 //! unknown, answered or expired request is refused with `approval_invalid`, nothing run.
 
-use std::collections::HashSet;
-
 use super::record::own_message;
+use super::waiting::{self, Kind, Waiting, check_answers, not_made, shown};
 use crate::agent::RequireApproval;
-use crate::failure::{Failure, FailureCode, Fault};
+use crate::failure::{Failure, FailureCode};
 use crate::llm::ToolCall;
 use crate::sessions::StoredMessage;
 use crate::sessions::message::{Part, Record, new_message_id};
@@ -26,8 +25,15 @@ use crate::sessions::message::{Part, Record, new_message_id};
 /// The stored message kinds (the AgentScope runtime's `MessageType` names).
 pub(crate) const REQUEST_KIND: &str = "mcp_approval_request";
 pub(crate) const RESPONSE_KIND: &str = "mcp_approval_response";
-/// Longest request id echoed in a refusal (ids we make are 37 characters).
-const MAX_ECHOED_ID: usize = 64;
+
+/// Approval requests as they wait in a session ([`waiting`]).
+const APPROVAL: Kind = Kind {
+    request: REQUEST_KIND,
+    response: RESPONSE_KIND,
+    names: "approval_request_id",
+    noun: "approval request",
+    code: FailureCode::ApprovalInvalid,
+};
 
 /// The user's answer to one request, as a face parsed it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,28 +108,20 @@ pub(crate) fn request_record(
 
 /// The requests of `stored` that no stored answer names, oldest first.
 pub(crate) fn pending(stored: &[StoredMessage]) -> Vec<Pending> {
-    let answered: HashSet<&str> = stored
-        .iter()
-        .filter(|m| m.kind == RESPONSE_KIND)
-        .flat_map(|m| m.items().iter().filter_map(|c| c.data.as_ref()))
-        .filter_map(|data| data.get("approval_request_id")?.as_str())
-        .collect();
-    let mut out = Vec::new();
-    for message in stored.iter().filter(|m| m.kind == REQUEST_KIND) {
-        for data in message.items().iter().filter_map(|c| c.data.as_ref()) {
-            let text = |key: &str| data.get(key).and_then(|v| v.as_str()).unwrap_or_default();
-            let (id, call_id, name) = (text("id"), text("call_id"), text("name"));
-            if id.is_empty() || call_id.is_empty() || name.is_empty() || answered.contains(id) {
-                continue;
-            }
-            out.push(Pending {
-                request_id: id.to_owned(),
-                call: ToolCall::new(call_id, name, text("arguments").to_owned()),
-                expires_at: text("expires_at").parse().unwrap_or(0),
-            });
-        }
+    waiting::unanswered(stored, &APPROVAL)
+        .into_iter()
+        .map(|request| Pending { request_id: request.request_id, call: request.call, expires_at: request.expires_at })
+        .collect()
+}
+
+impl Waiting for Pending {
+    fn request_id(&self) -> &str {
+        &self.request_id
     }
-    out
+
+    fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
 }
 
 /// Applies `input`'s answers to the `waiting` requests at `now` (unix seconds). Every waiting request is
@@ -131,29 +129,12 @@ pub(crate) fn pending(stored: &[StoredMessage]) -> Vec<Pending> {
 /// nothing run): an answer to no waiting request, two answers to one, an expired request, a re-sent request
 /// whose arguments differ.
 pub(crate) fn resolve(waiting: Vec<Pending>, input: &ApprovalInput, now: u64) -> Result<Resolved, Failure> {
-    let mut seen = HashSet::new();
-    for answer in &input.answers {
-        if !seen.insert(answer.request_id.as_str()) {
-            return Err(invalid(format!("the approval request {} is answered twice", shown(&answer.request_id))));
-        }
-        let Some(request) = waiting.iter().find(|p| p.request_id == answer.request_id) else {
-            return Err(invalid(format!(
-                "no approval request {} waits in this session (unknown, answered already, or asked of another user)",
-                shown(&answer.request_id)
-            )));
-        };
-        if request.expires_at <= now {
-            return Err(invalid(format!(
-                "the approval request {} expired; ask again and answer within TOOL_APPROVAL_TTL_SECS",
-                shown(&answer.request_id)
-            )));
-        }
-    }
+    check_answers(&APPROVAL, input.answers.iter().map(|a| a.request_id.as_str()), &waiting, now)?;
     for resent in &input.resent {
         if let Some(request) = waiting.iter().find(|p| p.request_id == resent.request_id)
             && request.call.function.arguments != resent.arguments
         {
-            return Err(invalid(format!(
+            return Err(APPROVAL.invalid(format!(
                 "the approval request {} was sent back with other arguments: an answer cannot change them",
                 shown(&resent.request_id)
             )));
@@ -181,23 +162,9 @@ pub(crate) fn resolve(waiting: Vec<Pending>, input: &ApprovalInput, now: u64) ->
                 "The user did not approve this call (they went on without answering); it was not made.".to_owned()
             }
         };
-        let fields =
-            [("call_id", request.call.id.as_str()), ("name", request.call.function.name.as_str()), ("output", &told)];
-        resolved.records.push(own_message("plugin_call_output", "system", &fields));
+        resolved.records.push(not_made(&request.call, &told));
     }
     Ok(resolved)
-}
-
-fn invalid(message: String) -> Failure {
-    Failure::new(FailureCode::ApprovalInvalid, message).with_fault(Fault::Request)
-}
-
-/// An id as an error message may repeat it: quoted when it could be one of ours, else not at all.
-pub(super) fn shown(id: &str) -> String {
-    match id.chars().count() <= MAX_ECHOED_ID && id.chars().all(|c| c.is_ascii_graphic()) {
-        true => format!("{id:?}"),
-        false => "(an id this function did not make)".to_owned(),
-    }
 }
 
 #[cfg(test)]

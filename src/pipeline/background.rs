@@ -14,6 +14,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::caller::UserClaim;
+use super::memory::Refused;
 use super::plan::Plan;
 use super::pump::{Renderer, Sink};
 use super::{Pipeline, PipelineError};
@@ -220,11 +221,11 @@ impl Pipeline {
         let wait = plan.turn.deadline.saturating_duration_since(Instant::now());
         let begun = tokio::select! {
             begun = self.begin_waiting(plan, Some(wait)) => begun,
-            () = &mut cancel => Err(Failure::cancelled()),
+            () = &mut cancel => Err(Failure::cancelled().into()),
         };
         match begun {
             Ok(begun) => self.drive(begun, &mut sink, std::future::pending(), cancel).await,
-            Err(failure) => {
+            Err(Refused { failure, .. }) => {
                 tracing::info!(turn = %id, code = %failure.code, "a background turn ended before it began");
                 let _ = sink.accept(&TurnEvent::Finished(TurnEnd::Failed(failure))).await;
             }

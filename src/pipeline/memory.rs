@@ -181,35 +181,46 @@ impl Pipeline {
         session_id: &str,
         deadline: Instant,
     ) -> Result<SessionKey, Failure> {
-        self.session_key(subject, role, session_id, deadline).await.map_err(|failure| match failure.code {
-            FailureCode::SessionError => failure.with_fault(Fault::Permission),
-            FailureCode::IdentityError => failure.with_fault(Fault::Credential),
-            _ => failure,
-        })
+        self.session_key(subject, role, session_id, deadline).await.map_err(callers_part)
     }
 
     /// Loads the plan's session into its conversation. `None`: no store, or the request names no session.
     /// A busy session is waited for `busy_wait` (`None`: `SESSION_BUSY_WAIT_SECS`), never past the deadline.
-    pub(super) async fn recall(&self, plan: &mut Plan, busy_wait: Option<Duration>) -> Result<Option<Memory>, Failure> {
+    /// A Responses `previous_response_id` is checked by the same claim (the response index), so a
+    /// continued turn costs the store no more than another.
+    pub(super) async fn recall(
+        &self,
+        plan: &mut Plan,
+        busy_wait: Option<Duration>,
+    ) -> Result<Option<Memory>, NotRecalled> {
+        let continuing = plan.thread.continues.clone();
         let (Some(sessions), Some(session_id)) = (&self.sessions, plan.session_id.clone()) else {
+            // An id that names no session (not ours), or no store to have issued it in.
+            if let Some(response) = &continuing {
+                return Err(NotRecalled::Refused(not_continuing(response)));
+            }
             // Nowhere to keep an approval request: calls that need one are declined (the model is told).
             plan.turn.approvals.can_ask = false;
             plan.turn.approvals.can_question = false;
             if !plan.approval.questions.is_empty() {
-                return Err(Failure::new(
-                    FailureCode::AnswerInvalid,
-                    "an answer to a tool's question needs the session it was asked in (name the session, and keep \
+                return Err(NotRecalled::Failed(
+                    Failure::new(
+                        FailureCode::AnswerInvalid,
+                        "an answer to a tool's question needs the session it was asked in (name the session, and keep \
                      SESSION_STORE on)",
-                )
-                .with_fault(Fault::Request));
+                    )
+                    .with_fault(Fault::Request),
+                ));
             }
             if !plan.approval.answers.is_empty() {
-                return Err(Failure::new(
-                    FailureCode::ApprovalInvalid,
-                    "an approval answer needs the session its request was made in (name the session, and keep \
-                     SESSION_STORE on)",
-                )
-                .with_fault(Fault::Request));
+                return Err(NotRecalled::Failed(
+                    Failure::new(
+                        FailureCode::ApprovalInvalid,
+                        "an approval answer needs the session its request was made in (name the session, and keep \
+                         SESSION_STORE on)",
+                    )
+                    .with_fault(Fault::Request),
+                ));
             }
             return Ok(None);
         };
@@ -222,11 +233,14 @@ impl Pipeline {
                 plan.turn.approvals.can_ask = false;
                 return Ok(None);
             }
-            Err(failure) => return Err(failure),
+            // A continued response is answered before anything streams, as OpenAI does: so is a caller
+            // whose responses cannot be looked up.
+            Err(failure) if continuing.is_some() => return Err(NotRecalled::Refused(callers_part(failure).into())),
+            Err(failure) => return Err(NotRecalled::Failed(failure)),
         };
-        // A continued response was checked against the response index before the turn (`check_continuation`).
         let waiting = LeaseSettings { busy_wait: busy_wait.unwrap_or(sessions.lease.busy_wait), ..sessions.lease };
-        let stored = self.claim(sessions.store.as_ref(), &key, &plan.turn_id, waiting, deadline).await?;
+        let claim = Claiming { key: &key, turn: &plan.turn_id, continuing: continuing.as_deref(), lease: waiting };
+        let stored = self.claim(sessions.store.as_ref(), claim, deadline).await?;
         let stored = stored.unwrap_or_default();
         // Requests the last turn left for the user are settled first: answered as the user says, the
         // others declined, so every call of the conversation has its output before the model sees it.
@@ -236,7 +250,7 @@ impl Pipeline {
                 // Nothing runs: the lease just taken goes back before the refusal does.
                 let release = sessions.store.release(&key, &plan.turn_id);
                 let _ = bounded(deadline, sessions.store.as_ref(), StoreOp::Release, release).await;
-                return Err(failure);
+                return Err(NotRecalled::Failed(failure));
             }
         };
         let records = std::mem::take(&mut plan.records);
@@ -258,27 +272,34 @@ impl Pipeline {
         Ok(Some(Memory { store: sessions.store.clone(), key, issues, input, recorder, deadline, lease }))
     }
 
-    /// Takes the session's lease for `turn` and loads the session with it; a session busy with another
-    /// turn is waited for up to `SESSION_BUSY_WAIT_SECS` (never past the deadline), then refused.
+    /// Takes the session's lease for the turn and loads the session with it; a session busy with another
+    /// turn is waited for up to `SESSION_BUSY_WAIT_SECS` (never past the deadline), then refused. A
+    /// continued response the store's index does not hold for this user and session is refused at once.
     async fn claim(
         &self,
         store: &dyn Store,
-        key: &SessionKey,
-        turn: &str,
-        lease: LeaseSettings,
+        claim: Claiming<'_>,
         deadline: Instant,
-    ) -> Result<Option<Vec<crate::sessions::StoredMessage>>, Failure> {
+    ) -> Result<Option<Vec<StoredMessage>>, NotRecalled> {
+        let Claiming { key, turn, continuing, lease } = claim;
         let give_up = (Instant::now() + lease.busy_wait).min(deadline);
         loop {
-            let claimed = bounded(deadline, store, StoreOp::Load, store.claim(key, turn, lease.ttl))
+            let claimed = bounded(deadline, store, StoreOp::Load, store.claim(key, turn, lease.ttl, continuing))
                 .await
-                .map_err(|e| Failure::session(&e))?;
+                .map_err(|e| match continuing {
+                    Some(_) => NotRecalled::Refused(Failure::session(&e).into()),
+                    None => NotRecalled::Failed(Failure::session(&e)),
+                })?;
             match claimed {
                 Claim::Held(stored) => return Ok(stored),
+                Claim::NotIssued => {
+                    return Err(NotRecalled::Refused(not_continuing(continuing.unwrap_or_default())));
+                }
                 Claim::Busy { holder } => {
                     if Instant::now() + BUSY_POLL > give_up {
                         tracing::info!(session = %key.session_id, holder = %holder, "session busy; turn refused");
-                        return Err(Failure::session_busy(&key.session_id, lease.busy_wait));
+                        let busy = Failure::session_busy(&key.session_id, lease.busy_wait);
+                        return Err(NotRecalled::Refused(busy.into()));
                     }
                     tokio::time::sleep(BUSY_POLL).await;
                 }
@@ -286,30 +307,75 @@ impl Pipeline {
         }
     }
 
-    /// A request continuing a `previous_response_id`: the store's response index must hold that id for
-    /// this user and the session it names, checked before anything is answered, so an unknown, expired or
-    /// another user's id is the 400 OpenAI answers (`previous_response_not_found`) rather than a failed
-    /// stream. A caller who cannot be keyed, or a store that fails, is refused too (the turn does not
-    /// check again). The session is read again by the turn's lease claim: a continued turn is one store
-    /// round trip more than another (folding the check into the claim script would save it).
+    /// A request continuing a `previous_response_id` that is not run now (a background request being
+    /// queued): the store's response index must hold that id for this user and the session it names, so
+    /// an unknown, expired or another user's id is the 400 OpenAI answers (`previous_response_not_found`)
+    /// at once rather than a turn failing later. A caller who cannot be keyed, or a store that fails, is
+    /// refused too. A turn run now needs no such check: its lease claim makes it ([`Pipeline::recall`]).
     pub(crate) async fn check_continuation(&self, plan: Plan) -> Result<Plan, Rejection> {
         let Some(response) = plan.thread.continues.clone() else { return Ok(plan) };
-        let not_found = || {
-            let failure = previous_response_failure(&response);
-            Rejection::new(StatusCode::BAD_REQUEST, PREVIOUS_RESPONSE_NOT_FOUND, failure.message)
-        };
         let (Some(sessions), Some(session_id)) = (&self.sessions, plan.session_id.clone()) else {
-            return Err(not_found());
+            return Err(not_continuing(&response).rejection);
         };
         let deadline = plan.turn.deadline;
         let key = self.caller_key(&plan.subject, plan.role.clone(), &session_id, deadline).await?;
         let store = sessions.store.as_ref();
         match bounded(deadline, store, StoreOp::Load, store.load_continuing(&key, &response)).await {
             Ok(Some(_)) => Ok(plan),
-            Ok(None) => Err(not_found()),
+            Ok(None) => Err(not_continuing(&response).rejection),
             Err(error) => Err(Rejection::from(Failure::session(&error))),
         }
     }
+}
+
+/// What a turn's lease claim is for.
+struct Claiming<'a> {
+    key: &'a SessionKey,
+    /// The claiming turn's id: the lease's token.
+    turn: &'a str,
+    /// The Responses `previous_response_id` the turn continues, checked by the claim.
+    continuing: Option<&'a str>,
+    lease: LeaseSettings,
+}
+
+/// A turn refused before anything is answered: the face answers `rejection` in its own shape; a turn no
+/// client waits for (a background delivery) ends with `failure` instead.
+pub(crate) struct Refused {
+    pub(crate) rejection: Rejection,
+    pub(crate) failure: Failure,
+}
+
+impl From<Failure> for Refused {
+    fn from(failure: Failure) -> Refused {
+        Refused { rejection: Rejection::from(failure.clone()), failure }
+    }
+}
+
+/// Why a turn's session was not recalled.
+pub(super) enum NotRecalled {
+    /// Before anything is answered: the session is busy, or the response `previous_response_id` names is
+    /// not the caller's (or cannot be looked up).
+    Refused(Refused),
+    /// In the turn's own stream, as every other failure to load the session.
+    Failed(Failure),
+}
+
+/// A session key failure of a request that is not (or not yet) a turn: who may not have a session is
+/// the caller's part (403), a JWT refused by Agent Identity too (401).
+fn callers_part(failure: Failure) -> Failure {
+    match failure.code {
+        FailureCode::SessionError => failure.with_fault(Fault::Permission),
+        FailureCode::IdentityError => failure.with_fault(Fault::Credential),
+        _ => failure,
+    }
+}
+
+/// `previous_response_id` names no response of this user's: OpenAI's 400 for the face, the same text as a
+/// failure for a background turn that finds it so when it runs.
+fn not_continuing(response: &str) -> Refused {
+    let failure = previous_response_failure(response);
+    let rejection = Rejection::new(StatusCode::BAD_REQUEST, PREVIOUS_RESPONSE_NOT_FOUND, failure.message.clone());
+    Refused { rejection, failure }
 }
 
 /// OpenAI's error code for a `previous_response_id` it does not have.

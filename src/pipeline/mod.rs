@@ -18,6 +18,7 @@ mod questions;
 mod record;
 mod trace;
 mod turns;
+mod waiting;
 
 pub(crate) use approvals::{ApprovalAnswer, ApprovalInput, ResentRequest};
 pub(crate) use background::{EVENT_KEY, Journaled, Submission, Ticket, status_of};

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::Pipeline;
-use super::memory::Memory;
+use super::memory::{Memory, NotRecalled, Refused};
 use super::plan::Plan;
 use super::trace::TurnTrace;
 use crate::agent::{TurnEnd, TurnEvent};
@@ -146,9 +146,11 @@ impl Begun {
 
 impl Pipeline {
     /// Starts the turn's trace and claims and loads its session, before any byte is answered: a session
-    /// busy with another turn is refused here (`session_busy`, in the face's shape), every other failure
-    /// to load goes into the turn's own stream as before. A turn without a session costs nothing here.
-    pub(crate) async fn begin(self: &Arc<Self>, plan: Plan) -> Result<Begun, Failure> {
+    /// busy with another turn is refused here (`session_busy`, in the face's shape), and so is a Responses
+    /// `previous_response_id` that is not the caller's (`previous_response_not_found`, checked by the same
+    /// claim); every other failure to load goes into the turn's own stream as before. A turn without a
+    /// session costs nothing here.
+    pub(crate) async fn begin(self: &Arc<Self>, plan: Plan) -> Result<Begun, Refused> {
         self.begin_waiting(plan, None).await
     }
 
@@ -157,17 +159,18 @@ impl Pipeline {
         self: &Arc<Self>,
         mut plan: Plan,
         busy_wait: Option<Duration>,
-    ) -> Result<Begun, Failure> {
+    ) -> Result<Begun, Refused> {
         let model = self.llm.model_name(plan.turn.model.as_deref());
         let mut trace = TurnTrace::start(&plan, &self.agent_name, model);
         let scope = trace.span().scope();
-        let memory = in_scope(scope, self.recall(&mut plan, busy_wait)).await;
-        if let Err(failure) = &memory
-            && failure.code == FailureCode::SessionBusy
-        {
-            trace.observe(&TurnEvent::Finished(TurnEnd::Failed(failure.clone())));
-            return Err(failure.clone());
-        }
+        let memory = match in_scope(scope, self.recall(&mut plan, busy_wait)).await {
+            Ok(memory) => Ok(memory),
+            Err(NotRecalled::Failed(failure)) => Err(failure),
+            Err(NotRecalled::Refused(refused)) => {
+                trace.observe(&TurnEvent::Finished(TurnEnd::Failed(refused.failure.clone())));
+                return Err(refused);
+            }
+        };
         Ok(Begun { plan, trace, memory })
     }
 
@@ -305,6 +308,9 @@ impl Pipeline {
                 let mut alarm = sink.quiet_until().map(|at| Box::pin(tokio::time::sleep_until(at)));
                 loop {
                     let event = tokio::select! {
+                        // Events first: the alarm is polled (and its timer entry touched) only when no
+                        // event is waiting, and no random branch order is drawn per event.
+                        biased;
                         event = events_rx.recv() => event,
                         () = ring(&mut alarm) => {
                             if sink.quiet_until().is_some_and(|due| due <= Instant::now()) {

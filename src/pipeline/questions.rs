@@ -14,13 +14,11 @@
 //! and only once: each answer is stored as an `mcp_elicitation_response`, after which the question is no
 //! longer pending. An unknown, answered or expired question is refused with `answer_invalid`, nothing run.
 
-use std::collections::HashSet;
-
 use serde_json::{Map, Value, json};
 
-use super::approvals::shown;
 use super::record::own_message;
-use crate::failure::{Failure, FailureCode, Fault};
+use super::waiting::{self, Kind, Waiting, check_answers, not_made, shown};
+use crate::failure::{Failure, FailureCode};
 use crate::llm::ToolCall;
 use crate::mcp::{AnswerAction, QuestionForm, Resume};
 use crate::sessions::StoredMessage;
@@ -29,6 +27,15 @@ use crate::sessions::message::{Part, Record, new_message_id};
 /// The stored message kinds (named like the AgentScope runtime's `mcp_approval_*` pair).
 pub(crate) const REQUEST_KIND: &str = "mcp_elicitation_request";
 pub(crate) const RESPONSE_KIND: &str = "mcp_elicitation_response";
+
+/// Tools' questions as they wait in a session ([`waiting`]).
+const QUESTION: Kind = Kind {
+    request: REQUEST_KIND,
+    response: RESPONSE_KIND,
+    names: "elicitation_request_id",
+    noun: "question",
+    code: FailureCode::AnswerInvalid,
+};
 
 /// The user's answer to one question, as a face parsed it.
 #[derive(Debug, Clone, PartialEq)]
@@ -108,31 +115,27 @@ impl QuestionRecord<'_> {
 
 /// The questions of `stored` that no stored answer names, oldest first.
 pub(crate) fn pending(stored: &[StoredMessage]) -> Vec<PendingQuestion> {
-    let answered: HashSet<&str> = stored
-        .iter()
-        .filter(|m| m.kind == RESPONSE_KIND)
-        .flat_map(|m| m.items().iter().filter_map(|c| c.data.as_ref()))
-        .filter_map(|data| data.get("elicitation_request_id")?.as_str())
-        .collect();
-    let mut out = Vec::new();
-    for message in stored.iter().filter(|m| m.kind == REQUEST_KIND) {
-        for data in message.items().iter().filter_map(|c| c.data.as_ref()) {
-            let text = |key: &str| data.get(key).and_then(Value::as_str).unwrap_or_default();
-            let (id, call_id, name) = (text("id"), text("call_id"), text("name"));
-            if id.is_empty() || call_id.is_empty() || name.is_empty() || answered.contains(id) {
-                continue;
-            }
-            out.push(PendingQuestion {
-                request_id: id.to_owned(),
-                call: ToolCall::new(call_id, name, text("arguments").to_owned()),
-                key: text("key").to_owned(),
-                is_form: text("mode") == "form",
-                request_state: data.get("request_state").and_then(Value::as_str).map(str::to_owned),
-                expires_at: text("expires_at").parse().unwrap_or(0),
-            });
-        }
+    waiting::unanswered(stored, &QUESTION)
+        .into_iter()
+        .map(|question| PendingQuestion {
+            key: question.text("key").to_owned(),
+            is_form: question.text("mode") == "form",
+            request_state: question.data.get("request_state").and_then(Value::as_str).map(str::to_owned),
+            request_id: question.request_id,
+            call: question.call,
+            expires_at: question.expires_at,
+        })
+        .collect()
+}
+
+impl Waiting for PendingQuestion {
+    fn request_id(&self) -> &str {
+        &self.request_id
     }
-    out
+
+    fn expires_at(&self) -> u64 {
+        self.expires_at
+    }
 }
 
 /// Applies `answers` to the `waiting` questions at `now` (unix seconds). Every waiting question is settled.
@@ -143,28 +146,13 @@ pub(crate) fn resolve(
     answers: &[QuestionAnswer],
     now: u64,
 ) -> Result<Resolved, Failure> {
-    let mut seen = HashSet::new();
-    for answer in answers {
-        if !seen.insert(answer.request_id.as_str()) {
-            return Err(invalid(format!("the question {} is answered twice", shown(&answer.request_id))));
-        }
-        let Some(question) = waiting.iter().find(|q| q.request_id == answer.request_id) else {
-            return Err(invalid(format!(
-                "no question {} waits in this session (unknown, answered already, or asked of another user)",
-                shown(&answer.request_id)
-            )));
-        };
-        if question.expires_at <= now {
-            return Err(invalid(format!(
-                "the question {} expired; ask again and answer within TOOL_APPROVAL_TTL_SECS",
-                shown(&answer.request_id)
-            )));
-        }
+    let asked = check_answers(&QUESTION, answers.iter().map(|a| a.request_id.as_str()), &waiting, now)?;
+    for (answer, question) in answers.iter().zip(asked) {
         if question.is_form
             && answer.action == AnswerAction::Accept
             && !matches!(answer.content, Some(Value::Object(_)))
         {
-            return Err(invalid(format!(
+            return Err(QUESTION.invalid(format!(
                 "accepting the question {} needs the form's content: an object of the requested fields",
                 shown(&answer.request_id)
             )));
@@ -207,14 +195,9 @@ pub(crate) fn resolve(
         }
         let told = "The tool asked the user a question and they went on without answering it; the call was not \
                     completed.";
-        let fields = [("call_id", call.id.as_str()), ("name", call.function.name.as_str()), ("output", told)];
-        resolved.records.push(own_message("plugin_call_output", "system", &fields));
+        resolved.records.push(not_made(&call, told));
     }
     Ok(resolved)
-}
-
-fn invalid(message: String) -> Failure {
-    Failure::new(FailureCode::AnswerInvalid, message).with_fault(Fault::Request)
 }
 
 #[cfg(test)]

@@ -9,7 +9,9 @@
 //!
 //! In Redis the claim is folded into the session's load (one script: take the lease if free, then read
 //! the session) and the release into the append (one script: check the token, append, release), so a
-//! turn still costs two round trips (docs/design-notes.md, "One turn per session").
+//! turn still costs two round trips (docs/design-notes.md, "One turn per session"). A turn continuing a
+//! Responses `previous_response_id` has the response index checked by the same claim ([`Claim::NotIssued`]),
+//! so it costs no more.
 
 use std::time::Duration;
 
@@ -22,6 +24,10 @@ pub(crate) enum Claim {
     Held(Option<Vec<StoredMessage>>),
     /// Another turn holds it: its id.
     Busy { holder: String },
+    /// The claim continued a response (`previous_response_id`) the store's response index does not hold
+    /// for this user and session (never issued, expired, another user's or session's), or the session is
+    /// gone: nothing was taken.
+    NotIssued,
 }
 
 /// `SESSION_LEASE_TTL_SECS` / `SESSION_BUSY_WAIT_SECS`.

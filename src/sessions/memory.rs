@@ -198,8 +198,14 @@ impl MemoryStore {
         self.leases.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn claim_now(&self, key: &SessionKey, token: &str, ttl: Duration) -> Claim {
+    fn claim_now(&self, key: &SessionKey, token: &str, ttl: Duration, continuing: Option<&str>) -> Claim {
         let now = Instant::now();
+        // The response index first: a response that is not this user's in this session takes nothing.
+        if let Some(response) = continuing
+            && !self.issued(key, response, now)
+        {
+            return Claim::NotIssued;
+        }
         {
             let mut leases = self.leases();
             match leases.get(key) {
@@ -267,15 +273,18 @@ impl MemoryStore {
         Some(entry.spans.iter().filter_map(|span| serde_json::from_str(entry.json(span)).ok()).collect())
     }
 
+    /// Whether `response` was issued in this (living) session within the TTL.
+    fn issued(&self, key: &SessionKey, response: &str, now: Instant) -> bool {
+        let sessions = self.lock();
+        sessions.map.get(key).is_some_and(|entry| {
+            !self.expired(entry, now)
+                && entry.responses.iter().any(|(id, at)| id == response && now.duration_since(*at) < self.ttl)
+        })
+    }
+
     /// [`MemoryStore::load_now`] when `response` was issued in this session within the TTL.
     fn load_continuing_now(&self, key: &SessionKey, response: &str) -> Option<Vec<StoredMessage>> {
-        let now = Instant::now();
-        let issued = {
-            let sessions = self.lock();
-            let entry = sessions.map.get(key)?;
-            entry.responses.iter().any(|(id, at)| id == response && now.duration_since(*at) < self.ttl)
-        };
-        if !issued {
+        if !self.issued(key, response, Instant::now()) {
             return None;
         }
         self.load_now(key)
@@ -407,8 +416,9 @@ impl Store for MemoryStore {
         key: &'a SessionKey,
         token: &'a str,
         ttl: Duration,
+        continuing: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Claim, SessionError>> {
-        std::future::ready(Ok(self.claim_now(key, token, ttl))).boxed()
+        std::future::ready(Ok(self.claim_now(key, token, ttl, continuing))).boxed()
     }
 
     fn renew<'a>(
@@ -617,6 +627,35 @@ mod tests {
         store.bytes();
         store.delete(&key("u", "s")).await.unwrap();
         assert_eq!(store.bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn a_claim_continuing_a_response_takes_nothing_unless_the_response_is_this_sessions() {
+        let store = store(10, 10, 60);
+        let ttl = Duration::from_secs(30);
+        store.append_releasing(&key("u", "s"), vec![text("one")], "t0", Some("resp_a")).await.unwrap();
+        for (key, response, why) in [
+            (key("u", "s"), "resp_b", "never issued"),
+            (key("v", "s"), "resp_a", "another user's"),
+            (key("u", "t"), "resp_a", "another session's"),
+        ] {
+            assert_eq!(store.claim(&key, "t1", ttl, Some(response)).await.unwrap(), Claim::NotIssued, "{why}");
+            assert_eq!(store.holder(&key).await.unwrap(), None, "{why}: no lease taken");
+        }
+        let Claim::Held(Some(stored)) = store.claim(&key("u", "s"), "t1", ttl, Some("resp_a")).await.unwrap() else {
+            panic!("this user's response continues its session")
+        };
+        assert_eq!(texts(Some(stored)), ["one"]);
+        assert_eq!(store.holder(&key("u", "s")).await.unwrap().as_deref(), Some("t1"));
+        // Busy is told only to a claim whose response is in order.
+        assert_eq!(store.claim(&key("u", "s"), "t2", ttl, Some("resp_x")).await.unwrap(), Claim::NotIssued);
+        assert_eq!(
+            store.claim(&key("u", "s"), "t2", ttl, Some("resp_a")).await.unwrap(),
+            Claim::Busy { holder: "t1".into() }
+        );
+        store.release(&key("u", "s"), "t1").await.unwrap();
+        store.delete(&key("u", "s")).await.unwrap();
+        assert_eq!(store.claim(&key("u", "s"), "t3", ttl, Some("resp_a")).await.unwrap(), Claim::NotIssued, "deleted");
     }
 
     #[tokio::test]

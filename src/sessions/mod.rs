@@ -49,7 +49,8 @@ pub(crate) trait Store: Send + Sync {
 
     /// The session `key` as the continuation of `response`, in one round trip: `None` unless the response
     /// index holds `response` for this very user and session (an id never issued, expired, issued to
-    /// another user or in another session) and the session still exists.
+    /// another user or in another session) and the session still exists. Only for a request checked without
+    /// running (a background request when it is queued): a turn checks in its claim ([`Store::claim`]).
     fn load_continuing<'a>(
         &'a self,
         key: &'a SessionKey,
@@ -57,12 +58,15 @@ pub(crate) trait Store: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<Vec<StoredMessage>>, SessionError>>;
 
     /// Claims the session's run lease for the turn `token` (for `ttl`) and, when it got it, loads the
-    /// session in the same call ([`lease`]).
+    /// session in the same call ([`lease`]). With `continuing` (a Responses `previous_response_id`), the
+    /// same call first checks the response index as [`Store::load_continuing`] does and takes nothing when
+    /// the response is not this user's in this session ([`Claim::NotIssued`]).
     fn claim<'a>(
         &'a self,
         key: &'a SessionKey,
         token: &'a str,
         ttl: Duration,
+        continuing: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Claim, SessionError>>;
 
     /// Extends the lease `token` holds; `false` when it holds it no more (expired, taken by another).
@@ -81,7 +85,7 @@ pub(crate) trait Store: Send + Sync {
     /// the session went on without it. With `response` (the Responses face answered the turn under that
     /// id), the same write notes in the store's response index that this user's `response` continues this
     /// session, for `SESSION_TTL_SECS` from now, so a later `previous_response_id` finds it
-    /// ([`Store::load_continuing`]).
+    /// ([`Store::claim`]).
     fn append_releasing<'a>(
         &'a self,
         key: &'a SessionKey,

@@ -28,7 +28,9 @@
 //!   (one subscriber connection per process);
 //! - `{prefix}response_session:{user_id}:{response_id}`: STRING, the session id a Responses response was
 //!   issued in (the response index: `previous_response_id` → session), `EX` the session TTL from its
-//!   issue, written by the append script; read, with the session, in one pipelined round trip.
+//!   issue, written by the append script; checked by the claim script of a turn that continues the
+//!   response (so a continued turn is two round trips like any other), or read with the session in one
+//!   pipelined round trip when a background request is queued.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,14 +103,20 @@ if KEYS[4] then redis.call('SET', KEYS[4], ARGV[1], 'EX', ARGV[3]) end
 return #fresh
 "#;
 
-/// KEYS: the session's lease, the session. ARGV: the turn's token, the lease's TTL in milliseconds.
-/// Takes the lease when it is free (or already this turn's) and then reads the session: the claim and
-/// the load in one round trip. `{1, session or nil}` when taken, `{0, holder}` when busy.
+/// KEYS: the session's lease, the session, then (a turn continuing a Responses `previous_response_id`)
+/// that response's index entry. ARGV: the turn's token, the lease's TTL in milliseconds, then (continuing)
+/// the session id. Takes the lease when it is free (or already this turn's) and then reads the session:
+/// the claim and the load in one round trip. `{1, session or nil}` when taken, `{0, holder}` when busy,
+/// `{2, nil}` when the response was not issued in this session (or the session is gone): nothing taken,
+/// and checked first, so an id that is not the caller's learns nothing of the session's lease.
 const CLAIM: &str = r#"
+if KEYS[3] and redis.call('GET', KEYS[3]) ~= ARGV[3] then return {2, false} end
 local holder = redis.call('GET', KEYS[1])
 if holder and holder ~= ARGV[1] then return {0, holder} end
+local session = redis.call('GET', KEYS[2])
+if KEYS[3] and not session then return {2, false} end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-return {1, redis.call('GET', KEYS[2])}
+return {1, session}
 "#;
 
 /// KEYS: the lease. ARGV: the token, the TTL in milliseconds. 1 when renewed.
@@ -203,12 +211,13 @@ impl RedisStore {
         Ok(format!("{}session_index:{}", self.prefix, self.user_part(key)?))
     }
 
-    /// `{prefix}session_lease:{user}:{session}`: beside the session key, in its slot on a cluster.
-    /// The response index entry of `response` (an id the Responses face made: no `:` in it).
+    /// The response index entry of `response` (an id the Responses face made: no `:` in it), in the
+    /// session's slot on a cluster.
     fn response_key(&self, key: &SessionKey, response: &str) -> Result<String, SessionError> {
         Ok(format!("{}response_session:{}:{response}", self.prefix, self.user_part(key)?))
     }
 
+    /// `{prefix}session_lease:{user}:{session}`: beside the session key, in its slot on a cluster.
     fn lease_key(&self, key: &SessionKey) -> Result<String, SessionError> {
         Ok(format!("{}session_lease:{}:{}", self.prefix, self.user_part(key)?, key.session_id))
     }
@@ -321,15 +330,26 @@ impl RedisStore {
         }
     }
 
-    async fn claim_now(&self, key: &SessionKey, token: &str, ttl: Duration) -> Result<Claim, SessionError> {
+    async fn claim_now(
+        &self,
+        key: &SessionKey,
+        token: &str,
+        ttl: Duration,
+        continuing: Option<&str>,
+    ) -> Result<Claim, SessionError> {
         let (lease_key, session_key) = (self.lease_key(key)?, self.session_key(key)?);
         let mut connection = self.connection().await?;
         let mut invocation = self.claim.prepare_invoke();
         invocation.key(lease_key).key(session_key).arg(token).arg(ttl.as_millis().max(1) as u64);
+        if let Some(response) = continuing {
+            invocation.key(self.response_key(key, response)?).arg(&key.session_id);
+        }
         let (taken, value): (i64, Option<String>) =
             self.bounded(async { invocation.invoke_async(&mut connection).await.map_err(|e| self.error(e)) }).await?;
-        if taken == 0 {
-            return Ok(Claim::Busy { holder: value.unwrap_or_default() });
+        match taken {
+            0 => return Ok(Claim::Busy { holder: value.unwrap_or_default() }),
+            2 => return Ok(Claim::NotIssued),
+            _ => {}
         }
         let Some(record) = value else { return Ok(Claim::Held(None)) };
         let session: Session = serde_json::from_str(&record)
@@ -400,8 +420,9 @@ impl Store for RedisStore {
         key: &'a SessionKey,
         token: &'a str,
         ttl: Duration,
+        continuing: Option<&'a str>,
     ) -> BoxFuture<'a, Result<Claim, SessionError>> {
-        self.claim_now(key, token, ttl).boxed()
+        self.claim_now(key, token, ttl, continuing).boxed()
     }
 
     fn renew<'a>(

@@ -3,7 +3,9 @@
 Run by tests/clients.rs with FUNCTION_URL (the function's base URL), AGENT_NAME, CONSENT_FUNCTION_URL
 (the same function whose MCP server takes the user's OAuth2 token: the task goes `auth-required` with the
 link, this script "clicks" it, the task goes on) and APPROVAL_FUNCTION_URL (the same function with
-TOOL_APPROVAL=helloworld: the task goes `input-required`, the answer continues it). Exits non-zero, naming
+TOOL_APPROVAL=helloworld: the task goes `input-required`, the answer continues it) and QUESTION_FUNCTION_URL
+(the same function whose MCP server speaks 2026-07-28 and asks the user: `book_table` a form, `sign_terms` a
+link; the task goes `input-required` with the question, the answer resumes the call). Exits non-zero, naming
 the check, when any behaviour breaks.
 """
 import asyncio
@@ -139,6 +141,70 @@ async def check_approval(http):
               f"a replayed answer is refused: {replay.status} {replay.metadata}")
 
 
+async def check_question(http):
+    """QUESTION_FUNCTION_URL (a 2026-07-28 MCP server that asks the user through input_required): the task
+    ends `input-required` with the question as a data part — a form's requested schema, or a link; a message
+    in the same task and context whose data part answers it completes that very task with the repeated
+    call's result (accepted with the form's content; declined for the link); the same answer again is
+    refused with `answer_invalid`. Every answer is the raw JSON-RPC text validated strictly with the SDK's
+    models; the form round trip is also streamed, each update parsed strictly."""
+    url = os.environ["QUESTION_FUNCTION_URL"] + "/a2a"
+    user = {"user_id": "a2a03-asked"}
+
+    def wire(parts, context_id=None, task_id=None):
+        sent = Message(role=Role.user, parts=parts, message_id=uuid.uuid4().hex, context_id=context_id,
+                       task_id=task_id, metadata=user)
+        return {"message": sent.model_dump(mode="json", by_alias=True, exclude_none=True)}
+
+    async def send(parts, context_id=None, task_id=None):
+        answer = await http.post(url, json=rpc("message/send", wire(parts, context_id, task_id)))
+        return strictly(SendMessageResponse, answer.text).result
+
+    def question_of(task):
+        check(task.status.state == TaskState.input_required, f"input-required: {task.status}")
+        data = [p.root.data for p in task.status.message.parts if isinstance(p.root, DataPart)]
+        check(len(data) == 1 and data[0]["type"] == "mcp_elicitation_request", f"the question as a data part: {data}")
+        texts = [p.root.text for p in task.status.message.parts if isinstance(p.root, TextPart)]
+        check(texts and data[0]["message"] in texts[0], f"a person reads the question: {texts}")
+        check("request_state" not in data[0], f"the server's state is never shown: {data[0]}")
+        return data[0]
+
+    # Form mode, streamed: the last update is the final `input-required` status holding the question.
+    async with http.stream("POST", url, json=rpc("message/stream", wire([Part(root=TextPart(text="Please book a table"))]))) as response:
+        updates = [strictly(SendStreamingMessageResponse, line[len("data: "):]).result
+                   async for line in response.aiter_lines() if line.startswith("data: ")]
+    last = updates[-1]
+    check(isinstance(last, TaskStatusUpdateEvent) and last.final, f"the stream ends on a final status: {last}")
+    question = question_of(last)
+    check(question["mode"] == "form" and question["message"] == "For how many guests?", f"the form: {question}")
+    check(question["requested_schema"]["properties"]["guests"]["type"] == "integer"
+          and "guests" in question["requested_schema"].get("required", []), f"the schema: {question}")
+    answer = [Part(root=DataPart(data={"elicitation_request_id": question["id"], "action": "accept",
+                                       "content": {"guests": 3}}))]
+    async with http.stream("POST", url, json=rpc("message/stream", wire(answer, last.context_id, last.task_id))) as response:
+        updates = [strictly(SendStreamingMessageResponse, line[len("data: "):]).result
+                   async for line in response.aiter_lines() if line.startswith("data: ")]
+    done = updates[-1]
+    check(isinstance(done, TaskStatusUpdateEvent) and done.final and done.task_id == last.task_id
+          and done.status.state == TaskState.completed, f"the same task completes: {done}")
+    said = "".join(p.root.text for u in updates if isinstance(u, TaskArtifactUpdateEvent) for p in u.artifact.parts)
+    check("Booked a table for 3 guests." in said, f"the repeated call's answer: {said!r}")
+    replay = await send(answer, last.context_id)
+    check(replay.status.state == TaskState.failed and replay.metadata["error"]["code"] == "answer_invalid",
+          f"a replayed answer is refused: {replay.status} {replay.metadata}")
+
+    # URL mode: the link is shown; the user declines, and the server hears it.
+    asked = await send([Part(root=TextPart(text="Please sign the terms"))])
+    question = question_of(asked)
+    check(question["mode"] == "url" and question["url"].startswith("https://"), f"the link: {question}")
+    check(any(question["url"] in p.root.text for p in asked.status.message.parts if isinstance(p.root, TextPart)),
+          "the link is in the text a person reads")
+    decline = [Part(root=DataPart(data={"elicitation_request_id": question["id"], "action": "decline"}))]
+    done = await send(decline, asked.context_id, asked.id)
+    check(done.id == asked.id and done.status.state == TaskState.completed, f"the same task completes: {done.status}")
+    check("declined" in answer_of(done), f"the model heard the decline: {answer_of(done)!r}")
+
+
 async def stream(client, text):
     """Every (task, update) the client yields."""
     return [event async for event in client.send_message(message(text))]
@@ -235,6 +301,7 @@ async def main():
         await check_consent_flow(http)
         await check_the_wire_strictly(http)
         await check_approval(http)
+        await check_question(http)
     print("a2a 0.3: ok")
 
 

@@ -1,8 +1,10 @@
 //! Helpers shared by the fault, secrets and load tests: requests with a hang guard, the final event of a
-//! stream checked for shape, the `/pre-stop` drain probe, a port nobody listens on.
+//! stream checked for shape, the `/pre-stop` drain probe, a port nobody listens on; and ([`paused`]) by
+//! the approval and question tests.
 #![allow(dead_code)]
 
 pub mod binary;
+pub mod paused;
 pub mod venv;
 
 use std::time::Duration;

@@ -119,6 +119,65 @@ impl RedisServer {
     }
 }
 
+impl RedisServer {
+    /// Starts counting the commands clients send (`MONITOR`), for tests that hold a turn to its round trips.
+    pub async fn monitor(&self) -> Monitor {
+        use tokio::io::{AsyncBufReadExt, AsyncWriteExt};
+        let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.unwrap();
+        if let Some(password) = &self.password {
+            stream.write_all(format!("AUTH {password}\r\n").as_bytes()).await.unwrap();
+        }
+        stream.write_all(b"MONITOR\r\n").await.unwrap();
+        let mut reader = tokio::io::BufReader::new(stream);
+        let mut ok = String::new();
+        if self.password.is_some() {
+            reader.read_line(&mut ok).await.unwrap();
+            ok.clear();
+        }
+        reader.read_line(&mut ok).await.unwrap();
+        assert!(ok.starts_with("+OK"), "MONITOR answered {ok:?}");
+        Monitor { reader }
+    }
+}
+
+/// A `MONITOR` connection: every command the server runs, one line each, its source in brackets —
+/// `[0 127.0.0.1:port]` for a client's, `[0 lua]` for one a script ran (not a round trip).
+pub struct Monitor {
+    reader: tokio::io::BufReader<tokio::net::TcpStream>,
+}
+
+const MONITOR_END: &str = "test-monitor-end";
+
+impl Monitor {
+    /// The commands clients sent since [`RedisServer::monitor`], by name, in order: a marker is sent through
+    /// another connection and the stream read up to it. Commands a script ran are left out.
+    pub async fn finish(mut self, server: &RedisServer) -> Vec<String> {
+        use tokio::io::AsyncBufReadExt;
+        let _: String = server.query(redis::cmd("ECHO").arg(MONITOR_END)).await;
+        let mut commands = Vec::new();
+        let mut line = String::new();
+        loop {
+            line.clear();
+            let read = tokio::time::timeout(Duration::from_secs(10), self.reader.read_line(&mut line)).await;
+            assert!(read.expect("MONITOR went quiet before the marker").unwrap() > 0, "MONITOR ended");
+            if line.contains(MONITOR_END) {
+                return commands;
+            }
+            // `+1764763200.123456 [0 127.0.0.1:5000] "EVALSHA" "ab…" …`
+            let Some((source, rest)) = line.split_once('[').and_then(|(_, r)| r.split_once(']')) else { continue };
+            if source.split_whitespace().nth(1) == Some("lua") {
+                continue;
+            }
+            if let Some(name) = rest.trim_start().strip_prefix('"').and_then(|r| r.split('"').next()) {
+                // The test's own connection's handshake (`CLIENT SETINFO`, `HELLO`) is not the function's.
+                if !matches!(name.to_uppercase().as_str(), "CLIENT" | "HELLO" | "ECHO") {
+                    commands.push(name.to_uppercase());
+                }
+            }
+        }
+    }
+}
+
 /// A distinct suffix per call within one test process.
 fn uuid_like() -> u64 {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);

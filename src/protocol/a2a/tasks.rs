@@ -357,7 +357,10 @@ impl Tasks {
                 }));
                 return Change::Nothing;
             }
-            TurnEvent::QuestionAsked { request_id, server, name, arguments, message, form, expires_at, .. } => {
+            TurnEvent::QuestionAsked(asked) => {
+                let crate::agent::AskedQuestion {
+                    request_id, server, name, arguments, message, form, expires_at, ..
+                } = &**asked;
                 let mut request = serde_json::json!({
                     "type": "mcp_elicitation_request", "id": request_id, "name": name, "arguments": arguments,
                     "server_label": server, "message": message, "expires_at": expires_at,
