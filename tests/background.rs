@@ -530,6 +530,16 @@ async fn an_a2a_background_task_waiting_for_approval_is_continued_in_the_same_ta
     assert_eq!(refused["error"]["code"], -32004, "a foreground task is not recorded: {refused}");
     assert!(refused["error"]["message"].as_str().unwrap().contains("foreground"), "{refused}");
     drop(running);
+
+    // A journaled turn of another face is no A2A task, and an A2A task is no background response.
+    let response = queue(&binary, json!({"input": "hello", "background": true, "user": "gina"})).await;
+    let foreign = response["id"].as_str().unwrap();
+    for method in ["tasks/get", "tasks/resubscribe"] {
+        let body = a2a_post(&binary, a2a(method, json!({"id": foreign}))).await.text().await.unwrap();
+        assert!(body.contains("-32001"), "{method} of a background response: {body}");
+    }
+    let url = binary.url(&format!("/compatible-mode/v1/responses/{task_id}"));
+    assert_eq!(client().get(url).send().await.unwrap().status(), 404);
 }
 
 /// The turn registry alone stops a running background turn: `POST /stop` on its session, sent to the
