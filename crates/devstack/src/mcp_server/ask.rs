@@ -172,8 +172,9 @@ mod tests {
     #[test]
     fn the_booking_form_holds_every_kind_of_field_and_only_guests_is_required() {
         let form = serde_json::to_value(booking_form()).unwrap();
-        let kinds: Vec<&str> =
-            ["guests", "seating", "high_chair", "name"].map(|k| form["properties"][k]["type"].as_str().unwrap()).to_vec();
+        let kinds: Vec<&str> = ["guests", "seating", "high_chair", "name"]
+            .map(|k| form["properties"][k]["type"].as_str().unwrap())
+            .to_vec();
         assert_eq!(kinds, ["integer", "string", "boolean", "string"], "{form}");
         assert_eq!(form["properties"]["seating"]["enum"], json!(["indoors", "terrace"]));
         assert_eq!(form["required"], json!(["guests"]));
