@@ -199,6 +199,59 @@ async fn an_a2a_task_waits_input_required_and_the_answer_continues_it() {
     assert_eq!(calls(&f), 1);
 }
 
+/// A2A callers send no affinity header: the answer to an `input-required` task may reach another instance
+/// (Redis shared). It goes on in that very task — its id, its context — and both instances then read it
+/// `completed`; the call ran once, where the answer arrived.
+#[tokio::test]
+async fn an_a2a_task_asked_on_one_instance_is_continued_on_another_through_redis() {
+    let redis = redis_server::RedisServer::start().await;
+    let url = redis.url();
+    let env = [("TOOL_APPROVAL", "helloworld"), ("SESSION_STORE", url.as_str())];
+    let first = Function::start(&env).await;
+    let second = Function::with_stack(devstack::Stack::start().await.unwrap(), &env).await;
+    let send = |parts: Value, task: Option<&str>| {
+        let mut message = json!({"kind": "message", "role": "user", "messageId": format!("m{}", parts.to_string().len()),
+            "contextId": "ctx-x", "parts": parts, "metadata": {"user_id": "u1"}});
+        if let Some(task) = task {
+            message["taskId"] = json!(task);
+        }
+        json!({"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {"message": message}})
+    };
+    let post = |f: &Function, body: Value| {
+        let url = f.url("/a2a");
+        async move { Function::client().post(url).json(&body).send().await.unwrap().json::<Value>().await.unwrap() }
+    };
+    let asked = post(&first, send(json!([{"kind": "text", "text": ASK}]), None)).await;
+    assert_eq!(asked["result"]["status"]["state"], "input-required", "{asked}");
+    let task_id = asked["result"]["id"].as_str().unwrap().to_owned();
+    let parts = asked["result"]["status"]["message"]["parts"].as_array().unwrap();
+    let request = parts.iter().find(|p| p["kind"] == "data").expect("the request as a data part")["data"].clone();
+
+    let answer = json!([{"kind": "data", "data": {"approval_request_id": request["id"], "approve": true}}]);
+    let done = post(&second, send(answer, Some(&task_id))).await;
+    let task = &done["result"];
+    assert_eq!(task["id"], task_id.as_str(), "the answer went on in the same task: {done}");
+    assert_eq!((task["status"]["state"].as_str(), task["contextId"].as_str()), (Some("completed"), Some("ctx-x")));
+    assert!(task["artifacts"][0]["parts"][0]["text"].as_str().unwrap().contains("Hello, Ada!"), "{done}");
+    assert_eq!((calls(&first), calls(&second)), (0, 1), "the instance that was answered ran it");
+    let get = json!({"jsonrpc": "2.0", "id": 2, "method": "tasks/get", "params": {"id": task_id}});
+    let got = post(&second, get.clone()).await;
+    assert_eq!(got["result"]["status"]["state"], "completed", "{got}");
+    // The instance that asked reads the task as the other left it (its mirror, written a moment after the
+    // answer), not its own input-required record.
+    let read = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let got = post(&first, get.clone()).await;
+            if got["result"]["status"]["state"] != "working" && got["result"]["status"]["state"] != "submitted" {
+                return got;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let got = read.await.expect("the first instance reads the task's ending");
+    assert_eq!(got["result"]["status"]["state"], "completed", "{got}");
+}
+
 /// AG-UI (raw; the SDK checks are in tests/clients): the run finishes with the `interrupt` outcome, one
 /// interrupt per request; the next run in the same `threadId` answers it with `resume` (and no new message).
 #[tokio::test]

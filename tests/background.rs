@@ -11,6 +11,7 @@ mod redis_server;
 
 use std::time::Duration;
 
+use axum::response::IntoResponse;
 use devstack::{Stack, StackOptions};
 use kit::binary::Binary;
 use kit::venv::{clients_dir, text, venv};
@@ -285,6 +286,16 @@ async fn background_is_refused_where_it_cannot_be_kept_or_queued() {
     let (status, message) = refusal(&no_fc).await;
     assert_eq!(status, 400);
     assert!(message.as_str().unwrap().contains("BACKGROUND_FC_ENDPOINT"), "{message}");
+    // A2A's non-blocking send is the caller's preference, not a demand: where nothing could keep the task,
+    // the answer is the finished task (which A2A allows), not a refusal.
+    for binary in [&no_store, &no_fc] {
+        let message = json!({"kind": "message", "role": "user", "messageId": "m1",
+            "parts": [{"kind": "text", "text": "hello"}], "metadata": {"user_id": "dan"}});
+        let params = json!({"message": message, "configuration": {"blocking": false}});
+        let answer: Value = a2a_post(binary, a2a("message/send", params)).await.json().await.unwrap();
+        assert_eq!(answer["result"]["status"]["state"], "completed", "{answer}");
+    }
+    assert!(stack.fc.deliveries().is_empty(), "nothing was queued");
 }
 
 #[tokio::test]
@@ -443,4 +454,190 @@ async fn a_background_turn_waits_for_its_busy_session_and_runs_after_the_foregro
     let requests = stack.dashscope.requests();
     let last = requests.last().unwrap().body.to_string();
     assert!(last.contains("sleep 3 seconds") && last.contains("after"), "{last}");
+}
+
+fn a2a(method: &str, params: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": "r1", "method": method, "params": params})
+}
+
+async fn a2a_post(binary: &Binary, body: Value) -> reqwest::Response {
+    client().post(binary.url("/a2a")).json(&body).send().await.unwrap()
+}
+
+/// A non-blocking A2A task that stops for the user's approval ends its turn `input-required`, which the
+/// journal keeps; the answer (a message naming the task) goes on in that very task, here in the foreground.
+/// A task that ran in the foreground was never recorded: resubscribing to it is refused, not a new stream.
+#[tokio::test]
+async fn an_a2a_background_task_waiting_for_approval_is_continued_in_the_same_task() {
+    let stack = Stack::start().await.unwrap();
+    let binary = Binary::start(&stack, &[("TOOL_APPROVAL", "helloworld")]).await;
+    stack.fc.deliver_to(&binary.url(""));
+    let message = |parts: Value, task: Option<&str>| {
+        let mut message = json!({"kind": "message", "role": "user", "messageId": format!("m{}", parts.to_string().len()),
+            "contextId": "ctx-bg", "parts": parts, "metadata": {"user_id": "gina"}});
+        if let Some(task) = task {
+            message["taskId"] = json!(task);
+        }
+        message
+    };
+    let ask = message(json!([{"kind": "text", "text": "Please say hello to Ada"}]), None);
+    let params = json!({"message": ask, "configuration": {"blocking": false}});
+    let sent: Value = a2a_post(&binary, a2a("message/send", params)).await.json().await.unwrap();
+    assert_eq!(sent["result"]["status"]["state"], "submitted", "{sent}");
+    let task_id = sent["result"]["id"].as_str().unwrap().to_owned();
+    assert!(task_id.starts_with("a2a_") && task_id.len() == "a2a_".len() + 32, "an unguessable ticket: {task_id}");
+
+    // Resubscribed: the steps until the turn ends waiting for the user (input-required is the stream's end).
+    let response = a2a_post(&binary, a2a("tasks/resubscribe", json!({"id": task_id}))).await;
+    let events = frames(&tokio::time::timeout(GUARD, response.text()).await.unwrap().unwrap());
+    assert_eq!(events[0].event["result"]["kind"], "task", "{events:?}");
+    let last = &events.last().unwrap().event["result"];
+    assert_eq!((last["status"]["state"].as_str(), last["final"].as_bool()), (Some("input-required"), Some(true)));
+    let request = last["status"]["message"]["parts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["kind"] == "data")
+        .expect("the request as a data part")["data"]
+        .clone();
+    let got: Value = a2a_post(&binary, a2a("tasks/get", json!({"id": task_id}))).await.json().await.unwrap();
+    assert_eq!(got["result"]["status"]["state"], "input-required", "{got}");
+
+    let answer = message(
+        json!([{"kind": "data", "data": {"approval_request_id": request["id"], "approve": true}}]),
+        Some(&task_id),
+    );
+    let done: Value = a2a_post(&binary, a2a("message/send", json!({"message": answer}))).await.json().await.unwrap();
+    assert_eq!(done["result"]["id"], task_id.as_str(), "the answer went on in the same task: {done}");
+    assert_eq!(done["result"]["status"]["state"], "completed", "{done}");
+    assert!(done["result"]["artifacts"][0]["parts"][0]["text"].as_str().unwrap().contains("Hello, Ada!"), "{done}");
+    assert_eq!(stack.mcp.method_count("tools/call"), 1);
+
+    // Over now (its continuation ran in the foreground): nothing more to stream, in 0.3's SSE error shape.
+    let refused = a2a_post(&binary, a2a("tasks/resubscribe", json!({"id": task_id}))).await;
+    assert!(refused.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let refused = frames(&refused.text().await.unwrap());
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0].event["error"]["code"], -32602, "a finished task: {:?}", refused[0]);
+    let stream = json!({"message": message(json!([{"kind": "text", "text": "[fault:drip] go"}]), None)});
+    let mut running = a2a_post(&binary, a2a("message/stream", stream)).await;
+    let first = tokio::time::timeout(GUARD, running.chunk()).await.unwrap().unwrap().unwrap();
+    let opening = frames(std::str::from_utf8(&first).unwrap());
+    let foreground = opening[0].event["result"]["id"].as_str().unwrap().to_owned();
+    let v10 = json!({"jsonrpc": "2.0", "id": 3, "method": "SubscribeToTask", "params": {"id": foreground}});
+    let refused = client().post(binary.url("/a2a")).header("A2A-Version", "1.0").json(&v10).send().await.unwrap();
+    let refused: Value = refused.json().await.unwrap();
+    assert_eq!(refused["error"]["code"], -32004, "a foreground task is not recorded: {refused}");
+    assert!(refused["error"]["message"].as_str().unwrap().contains("foreground"), "{refused}");
+    drop(running);
+}
+
+/// The turn registry alone stops a running background turn: `POST /stop` on its session, sent to the
+/// instance that does not run it, reaches the running one through the store's stop channel. Nothing flags
+/// the journal here (no Responses cancel is called), so the journal's fallback look has nothing to find:
+/// should the registry or the stop channel break, the slow tool runs its 20 seconds and the turn ends
+/// `completed`, failing this test. It ends while the MCP stand-in's tool still sleeps, which the function
+/// tells the server (`notifications/cancelled`).
+#[tokio::test]
+async fn a_running_background_turn_is_stopped_by_the_turn_registry_alone() {
+    let redis = RedisServer::start().await;
+    let store = format!("redis://127.0.0.1:{}/0", redis.port);
+    let stack = Stack::start().await.unwrap();
+    let first = Binary::start(&stack, &[("SESSION_STORE", &store)]).await;
+    let second = Binary::start(&stack, &[("SESSION_STORE", &store)]).await;
+    stack.fc.deliver_to(&second.url(""));
+    let body = json!({"input": "sleep 20 seconds", "background": true, "conversation": "bg-stop", "user": "hana"});
+    let queued = queue(&first, body).await;
+    let id = queued["id"].as_str().unwrap().to_owned();
+    tokio::time::timeout(GUARD, async {
+        while stack.mcp.method_count("tools/call") == 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the slow tool was called");
+
+    let stop = json!({"session_id": "bg-stop", "user_id": "hana", "input": []});
+    let stopped = client().post(first.url("/stop")).json(&stop).send().await.unwrap();
+    let stopped: Value = stopped.json().await.unwrap();
+    assert_eq!(stopped["stopped"], true, "the session's running turn is the background one: {stopped}");
+    let ended = tokio::time::timeout(GUARD, async {
+        loop {
+            let response = state(&first, &id).await;
+            if !matches!(response["status"].as_str(), Some("queued" | "in_progress")) {
+                return response;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the turn ended");
+    assert_eq!(ended["status"], "cancelled", "stopped, not run to its end: {ended}");
+    let record: Value = serde_json::from_str(&redis.get(&format!("turn:{id}")).await.expect("journaled")).unwrap();
+    assert_eq!(record["cancel"], false, "the journal was never flagged: only the registry could stop it");
+    // The call was dropped while the tool worked: the function told the MCP server so.
+    assert!(stack.mcp.method_count("notifications/cancelled") >= 1, "{:?}", stack.mcp.served());
+}
+
+/// FC retries an async invocation whose delivery failed: here the instance it first reached answered 503
+/// (an instance going down). The retry, `x-fc-retry-count: 1`, runs the turn; it completes once, with one
+/// turn's model calls.
+#[tokio::test]
+async fn a_background_turn_survives_a_failed_first_delivery_and_runs_once() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    let stack = Stack::start().await.unwrap();
+    let binary = Binary::start(&stack, &[]).await;
+    // In front of the function: the first delivery is refused as an instance that is going down answers; the
+    // rest are passed through, headers and body as FC sent them.
+    let seen = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let arrivals = Arc::new(AtomicUsize::new(0));
+    let target = binary.url("/invoke");
+    let front = {
+        let (seen, arrivals) = (seen.clone(), arrivals.clone());
+        axum::Router::new().fallback(move |request: axum::extract::Request| {
+            let (seen, arrivals, target) = (seen.clone(), arrivals.clone(), target.clone());
+            async move {
+                let (parts, body) = request.into_parts();
+                let retry = parts.headers.get("x-fc-retry-count").and_then(|v| v.to_str().ok()).unwrap_or("-");
+                seen.lock().unwrap().push(retry.to_owned());
+                let body = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+                if arrivals.fetch_add(1, Ordering::SeqCst) == 0 {
+                    return (http::StatusCode::SERVICE_UNAVAILABLE, "instance going down").into_response();
+                }
+                let mut forward = client().post(&target).body(body);
+                for (name, value) in &parts.headers {
+                    if name != http::header::HOST && name != http::header::CONTENT_LENGTH {
+                        forward = forward.header(name, value);
+                    }
+                }
+                let answer = forward.send().await.unwrap();
+                let status = answer.status();
+                (status, answer.bytes().await.unwrap()).into_response()
+            }
+        })
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let front_url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, front).await.unwrap() });
+    stack.fc.deliver_to(&front_url);
+
+    let queued = queue(&binary, json!({"input": "Tell me the time in UTC", "background": true, "user": "ivan"})).await;
+    let id = queued["id"].as_str().unwrap();
+    let done = until(&binary, id, "completed").await;
+    assert!(done["error"].is_null(), "{done}");
+    tokio::time::timeout(GUARD, async {
+        while stack.fc.deliveries()[0].succeeded.is_none() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let deliveries = stack.fc.deliveries();
+    assert_eq!((deliveries[0].attempts, deliveries[0].succeeded), (2, Some(true)), "{deliveries:?}");
+    assert_eq!(*seen.lock().unwrap(), ["0", "1"], "FC's retry count on each delivery");
+    assert_eq!(stack.dashscope.requests().len(), 2, "one turn ran (a tool call and the answer), not two");
+    let all = stream(&binary, id, "").await;
+    assert_eq!(all.iter().filter(|f| f.event["type"] == "response.completed").count(), 1, "completed once");
 }

@@ -97,6 +97,39 @@ async fn a2a_sdk_1() {
     a2a_client("a2a1", "a2a1.py").await;
 }
 
+/// An A2A SDK's background-task script (`a2a03_background.py`, `a2a1_background.py`): two instances of the
+/// function on one real redis-server, tasks sent non-blocking to the first and delivered by the FC stand-in
+/// to the second; resubscribed, read and cancelled on either. The cancel must stop the model's stream on the
+/// instance running it, not just the task.
+async fn a2a_background(requirements: &'static str, script: &str) {
+    let python = tokio::task::spawn_blocking(move || venv(requirements)).await.unwrap();
+    let redis = redis_server::RedisServer::start().await;
+    let url = redis.url();
+    let stack = Stack::start().await.unwrap();
+    let env = [("SESSION_STORE", url.as_str()), HEARTBEAT];
+    let first = Binary::start(&stack, &env).await;
+    let second = Binary::start(&stack, &env).await;
+    stack.fc.deliver_to(&second.url(""));
+    run_script(python, script, &first, &[("OTHER_FUNCTION_URL", &second.url(""))]).await;
+    assert!(
+        stack.dashscope.wait_cancelled(1, Duration::from_secs(10)).await,
+        "the background task's cancel did not stop the model's stream"
+    );
+    let deliveries = stack.fc.deliveries();
+    assert_eq!(deliveries.len(), 3, "each non-blocking send went through FC's async invocation once");
+    assert!(deliveries.iter().all(|d| d.succeeded == Some(true) && d.attempts == 1), "{deliveries:?}");
+}
+
+#[tokio::test]
+async fn a2a_sdk_0_3_background_tasks_resubscribe() {
+    a2a_background("a2a03", "a2a03_background.py").await;
+}
+
+#[tokio::test]
+async fn a2a_sdk_1_background_tasks_subscribe() {
+    a2a_background("a2a1", "a2a1_background.py").await;
+}
+
 /// AG-UI with a reasoning model, so reasoning events are in the stream too; the approval interrupt and its
 /// resume on a function with `TOOL_APPROVAL=helloworld`.
 #[tokio::test]

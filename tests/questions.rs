@@ -258,3 +258,56 @@ async fn a_question_asked_on_one_instance_is_answered_on_another_through_redis()
     assert_eq!(failure_code(&replay), "answer_invalid", "answered on one instance is answered on all");
     assert_eq!(first.stack.mcp.ask_retries().len(), 1);
 }
+
+/// A2A 1.0 across instances (Redis shared, no affinity header): the task asked its question on one
+/// instance; the answer, a message in the same task, reaches another, which goes on in that very task.
+#[tokio::test]
+async fn an_a2a_question_asked_on_one_instance_is_answered_in_the_same_task_on_another() {
+    let redis = redis_server::RedisServer::start().await;
+    let url = redis.url();
+    let first = modern(&[("SESSION_STORE", url.as_str())]).await;
+    let stack =
+        Stack::start_with(StackOptions { mcp_revisions: Revisions::Modern, ..StackOptions::default() }).await.unwrap();
+    // One MCP server (which issued the requestState) and one Agent Identity, as for two instances of a function.
+    let (mcp, identity) = (first.stack.mcp.url().to_owned(), first.stack.identity.url());
+    let env = [
+        ("SESSION_STORE", url.as_str()),
+        ("AI_GATEWAY_MCP_SERVER", mcp.as_str()),
+        ("AGENT_IDENTITY_DATA_ENDPOINT", identity.as_str()),
+    ];
+    let second = Function::with_stack(stack, &env).await;
+    let send = |parts: Value, task: Option<&str>| {
+        let mut message = json!({"role": "ROLE_USER", "messageId": format!("m{}", parts.to_string().len()),
+            "contextId": "ctx-q2", "parts": parts, "metadata": {"user_id": "u1"}});
+        if let Some(task) = task {
+            message["taskId"] = json!(task);
+        }
+        json!({"jsonrpc": "2.0", "id": 1, "method": "SendMessage", "params": {"message": message}})
+    };
+    let post = |f: &Function, body: Value| {
+        let url = f.url("/a2a");
+        async move {
+            let request = Function::client().post(url).header("A2A-Version", "1.0").json(&body);
+            request.send().await.unwrap().json::<Value>().await.unwrap()
+        }
+    };
+    let asked = post(&first, send(json!([{"text": "book a table"}]), None)).await;
+    let task = &asked["result"]["task"];
+    assert_eq!(task["status"]["state"], "TASK_STATE_INPUT_REQUIRED", "{asked}");
+    let parts = task["status"]["message"]["parts"].as_array().unwrap();
+    let question = parts.iter().find(|p| p.get("data").is_some()).expect("the question as a data part")["data"].clone();
+    let task_id = task["id"].as_str().unwrap().to_owned();
+
+    let answer =
+        json!([{"data": {"elicitation_request_id": question["id"], "action": "accept", "content": {"guests": 3}}}]);
+    let done = post(&second, send(answer, Some(&task_id))).await;
+    let task = &done["result"]["task"];
+    assert_eq!(task["id"], task_id.as_str(), "the answer went on in the same task: {done}");
+    assert_eq!(task["status"]["state"], "TASK_STATE_COMPLETED", "{done}");
+    assert!(
+        task["artifacts"][0]["parts"][0]["text"].as_str().unwrap().contains("Booked a table for 3 guests."),
+        "{done}"
+    );
+    let retries = first.stack.mcp.ask_retries();
+    assert!(retries.len() == 1 && retries[0].state_valid, "{retries:?}");
+}

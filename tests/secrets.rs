@@ -216,6 +216,33 @@ async fn no_sentinel_secret_appears_in_any_log_line_or_response() {
     let path = format!("/compatible-mode/v1/responses/{id}?stream=true");
     seen.answers.push(caller.send("GET", &path, &[], String::new()).await);
 
+    // An A2A background task of a JWT user (a non-blocking send): its claim kept with the queued turn, its
+    // steps resubscribed to and the task read back.
+    let a2a_jwt = format!("Bearer {}", jwt("jwt-user-a2a-background"));
+    let send = json!({"jsonrpc": "2.0", "id": 1, "method": "message/send", "params": {
+        "message": {"kind": "message", "role": "user", "messageId": "m-bg", "parts": [{"kind": "text", "text": "Tell me the time"}]},
+        "configuration": {"blocking": false}}});
+    let submitted = caller.send("POST", "/a2a", &[("authorization", &a2a_jwt)], send.to_string()).await;
+    let task_at = submitted.find("\"id\":\"a2a_").expect("submitted") + 6;
+    let task = submitted[task_at..task_at + 36].to_owned();
+    seen.answers.push(submitted);
+    // Followed while it runs (or refused as over, should it have ended first), then read until completed.
+    let resubscribe = json!({"jsonrpc": "2.0", "id": 2, "method": "tasks/resubscribe", "params": {"id": task}});
+    seen.answers.push(caller.send("POST", "/a2a", &[], resubscribe.to_string()).await);
+    let get = json!({"jsonrpc": "2.0", "id": 3, "method": "tasks/get", "params": {"id": task}}).to_string();
+    let got = tokio::time::timeout(HANG_GUARD, async {
+        loop {
+            let got = caller.send("POST", "/a2a", &[], get.clone()).await;
+            if got.contains(r#""state":"completed""#) {
+                return got;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the A2A background task completes");
+    seen.answers.push(got);
+
     function.terminate();
     let (status, logs) = function.wait().await;
     assert!(status.success(), "{status}");
@@ -228,7 +255,7 @@ async fn no_sentinel_secret_appears_in_any_log_line_or_response() {
     assert!(logs.contains(r#""level":"TRACE""#), "not logging at TRACE");
 
     let mut sentinels = vec![AK_SECRET, STS_TOKEN, WAT_PREFIX, DASHSCOPE_KEY, JWT_SIGNATURE];
-    let jwts = [jwt("jwt-user"), jwt("jwt-user-2"), jwt("jwt-user-background")];
+    let jwts = [jwt("jwt-user"), jwt("jwt-user-2"), jwt("jwt-user-background"), jwt("jwt-user-a2a-background")];
     sentinels.extend(jwts.iter().map(String::as_str));
     let mut leaks = Vec::new();
     for sentinel in &sentinels {

@@ -45,24 +45,31 @@ pub enum TurnEvent {
     /// keeps it with the call and the server's `request_state`, and the turn ends after this step; the
     /// next invocation's answer repeats the call with it. One event per question; a call that asked
     /// several is retried once all are settled.
-    QuestionAsked {
-        request_id: String,
-        call_id: String,
-        server: String,
-        name: String,
-        arguments: String,
-        /// The server's key for the question (its answer goes back under it).
-        key: String,
-        message: String,
-        form: QuestionForm,
-        /// The server's opaque state, echoed on the retry (never shown).
-        request_state: Option<String>,
-        expires_at: u64,
-    },
+    ///
+    /// Boxed: it is the largest event by far and the rarest; every event a turn sends (a text delta
+    /// each) is moved and queued at the size of the largest.
+    QuestionAsked(Box<AskedQuestion>),
     /// Token usage of one model call; consumers sum them.
     Usage(Usage),
     /// The last event of every turn.
     Finished(TurnEnd),
+}
+
+/// A tool's question to the user ([`TurnEvent::QuestionAsked`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AskedQuestion {
+    pub request_id: String,
+    pub call_id: String,
+    pub server: String,
+    pub name: String,
+    pub arguments: String,
+    /// The server's key for the question (its answer goes back under it).
+    pub key: String,
+    pub message: String,
+    pub form: QuestionForm,
+    /// The server's opaque state, echoed on the retry (never shown).
+    pub request_state: Option<String>,
+    pub expires_at: u64,
 }
 
 /// How the ids of [`TurnEvent::QuestionAsked`] begin: a face whose answers to approvals and to questions

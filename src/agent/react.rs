@@ -258,7 +258,7 @@ async fn report(
                 asked = true;
                 let server = servers.iter().find(|(name, _)| *name == call.function.name).map(|(_, s)| s.as_str());
                 for question in questions.questions {
-                    let event = TurnEvent::QuestionAsked {
+                    let event = TurnEvent::QuestionAsked(Box::new(super::AskedQuestion {
                         request_id: format!("{QUESTION_ID_PREFIX}{}", crate::ids::uuid().simple()),
                         call_id: call.id.clone(),
                         server: server.unwrap_or_default().to_owned(),
@@ -269,7 +269,7 @@ async fn report(
                         form: question.form,
                         request_state: questions.request_state.clone(),
                         expires_at,
-                    };
+                    }));
                     events.send(event).await.map_err(|_| LoopExit::Gone)?;
                 }
                 continue;

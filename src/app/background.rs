@@ -14,7 +14,7 @@ use super::App;
 use super::face::{Caller, Face, Parsed};
 use crate::agent::{TurnEnd, TurnEvent};
 use crate::failure::{Failure, FailureCode};
-use crate::pipeline::{Journaled, Ticket};
+use crate::pipeline::{Journaled, Pipeline, Ticket};
 use crate::rejection::Rejection;
 use crate::sessions::journal::{Pending, TurnRecord};
 
@@ -45,6 +45,7 @@ impl App {
             "process_task" => {
                 self.run_recorded(&self.faces.process_task, "process_task", pending, claim, id, request).await
             }
+            "a2a" => self.run_recorded(&self.faces.a2a, "a2a", pending, claim, id, request).await,
             other => {
                 tracing::warn!(turn = %id, face = %other, "a background turn of a face that has none");
                 self.pipeline.fail_background(id, String::new()).await;
@@ -65,7 +66,7 @@ impl App {
         request: &Request,
     ) -> &'static str {
         let ticket = Ticket { id: id.to_owned(), created_at: pending.created_at };
-        let caller = Caller::new(request.headers(), &self.user_source, request.fc_context());
+        let caller = Caller::new(request.headers(), &self.user_source, request.fc_context()).delivering();
         let (mut ask, read) = match face.read(pending.body.as_bytes(), &caller) {
             Ok(Parsed::Turn(ask, read)) => (ask, read),
             Ok(_) | Err(_) => {
@@ -102,52 +103,10 @@ impl App {
     /// SSE `id:` (`{turn}/{n}`, what `Last-Event-ID` sends back), until the turn's end, the client leaving
     /// or `until`.
     pub(super) fn follow(self: &Arc<Self>, id: String, from: usize, until: Instant) -> Response<Body> {
-        let (sender, body) = Body::channel_starting_with(Vec::new());
-        let app = self.clone();
-        let heartbeat = self.pipeline.heartbeat();
-        tokio::spawn(async move {
-            let mut next = from;
-            let mut last_sent = Instant::now();
-            loop {
-                let read = match app.pipeline.read_background(&id, next).await {
-                    Ok(Some(read)) => read,
-                    Ok(None) | Err(_) => return,
-                };
-                let (record, frames) = read;
-                for frame in frames {
-                    let framed = format!("id: {id}/{next}\n{frame}");
-                    next += 1;
-                    if sender.send(Bytes::from(framed)).await.is_err() {
-                        return;
-                    }
-                    last_sent = Instant::now();
-                }
-                if record.status.is_final() {
-                    return;
-                }
-                // A quiet turn (a tool working) still gets the face's keep-alive: an SSE comment, never
-                // journaled nor numbered, so `Last-Event-ID` is untouched.
-                let quiet = heartbeat.map(|every| last_sent + every).unwrap_or(until).min(until);
-                tokio::select! {
-                    () = app.pipeline.background_changed(&id) => {}
-                    () = sender.closed() => return,
-                    () = tokio::time::sleep_until(quiet) => {
-                        if quiet >= until {
-                            return;
-                        }
-                        if sender.send(Bytes::from_static(crate::pipeline::SSE_KEEP_ALIVE)).await.is_err() {
-                            return;
-                        }
-                        last_sent = Instant::now();
-                    }
-                }
-            }
-        });
-        let mut response = Response::new(body);
-        let headers = response.headers_mut();
-        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
-        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        response
+        let turn = id.clone();
+        follow(self.pipeline.clone(), id, from, until, move |n, frame| {
+            Some(Bytes::from(format!("id: {turn}/{n}\n{frame}")))
+        })
     }
 
     /// `GET /compatible-mode/v1/responses/{id}` (the Response as it stands, or `?stream=true` its events
@@ -166,6 +125,7 @@ impl App {
         }
         match (request.method().clone(), cancel) {
             (Method::POST, true) => {
+                self.journaled(id, "responses").await?;
                 let record = self.pipeline.cancel_background(id).await?.ok_or_else(|| missing(id))?;
                 Ok(crate::respond::json(current(&record)))
             }
@@ -180,10 +140,10 @@ impl App {
                             .map_err(|_| Rejection::invalid_request("starting_after: not a sequence number"))?,
                         None => resume_point(request.headers(), id).unwrap_or(0),
                     };
-                    self.pipeline.read_background(id, usize::MAX).await?.ok_or_else(|| missing(id))?;
+                    self.journaled(id, "responses").await?;
                     return Ok(self.follow(id.to_owned(), from, request.fc_context().deadline()));
                 }
-                let (record, _) = self.pipeline.read_background(id, usize::MAX).await?.ok_or_else(|| missing(id))?;
+                let record = self.journaled(id, "responses").await?;
                 Ok(crate::respond::json(current(&record)))
             }
             // The route serves GET and POST; each means something on one of the two paths only.
@@ -207,7 +167,7 @@ impl App {
                 .get(header::ACCEPT)
                 .and_then(|v| v.to_str().ok())
                 .is_some_and(|accept| accept.contains("text/event-stream"));
-        let (record, _) = self.pipeline.read_background(id, usize::MAX).await?.ok_or_else(|| missing(id))?;
+        let record = self.journaled(id, "process_task").await?;
         if wants_stream {
             let from = resume_point(request.headers(), id).unwrap_or(0);
             return Ok(self.follow(id.to_owned(), from, request.fc_context().deadline()));
@@ -219,9 +179,76 @@ impl App {
     /// frame `n` (`POST /process`, `POST /compatible-mode/v1/responses`), whatever its body says.
     pub(super) async fn resumed(self: &Arc<Self>, request: &Request) -> Option<Response<Body>> {
         let (id, from) = last_event(request.headers())?;
-        self.pipeline.read_background(&id, usize::MAX).await.ok()??;
-        Some(self.follow(id, from, request.fc_context().deadline()))
+        let (record, _) = self.pipeline.read_background(&id, usize::MAX).await.ok()??;
+        // An A2A task's journal holds steps, not a stream of these faces: it is resubscribed over A2A.
+        (record.face != "a2a").then(|| self.follow(id, from, request.fc_context().deadline()))
     }
+
+    /// The record of journaled turn `id` taken by `face`'s route; another face's turn is not found here.
+    async fn journaled(&self, id: &str, face: &str) -> Result<TurnRecord, Rejection> {
+        let (record, _) = self.pipeline.read_background(id, usize::MAX).await?.ok_or_else(|| missing(id))?;
+        if record.face != face {
+            return Err(missing(id));
+        }
+        Ok(record)
+    }
+}
+
+/// A journaled turn's frames from `from` on, then the live ones as they are journaled, each as `shape` makes
+/// it of its number and the frame as journaled (`None`: skipped), until the turn's end, the client leaving or
+/// `until`. A quiet turn (a tool working) still gets the SSE keep-alive comment, never journaled nor
+/// numbered.
+pub(super) fn follow(
+    pipeline: Arc<Pipeline>,
+    id: String,
+    from: usize,
+    until: Instant,
+    shape: impl Fn(usize, &str) -> Option<Bytes> + Send + 'static,
+) -> Response<Body> {
+    let (sender, body) = Body::channel_starting_with(Vec::new());
+    let heartbeat = pipeline.heartbeat();
+    tokio::spawn(async move {
+        let mut next = from;
+        let mut last_sent = Instant::now();
+        loop {
+            let read = match pipeline.read_background(&id, next).await {
+                Ok(Some(read)) => read,
+                Ok(None) | Err(_) => return,
+            };
+            let (record, frames) = read;
+            for frame in frames {
+                let shaped = shape(next, &frame);
+                next += 1;
+                let Some(shaped) = shaped else { continue };
+                if sender.send(shaped).await.is_err() {
+                    return;
+                }
+                last_sent = Instant::now();
+            }
+            if record.status.is_final() {
+                return;
+            }
+            let quiet = heartbeat.map(|every| last_sent + every).unwrap_or(until).min(until);
+            tokio::select! {
+                () = pipeline.background_changed(&id) => {}
+                () = sender.closed() => return,
+                () = tokio::time::sleep_until(quiet) => {
+                    if quiet >= until {
+                        return;
+                    }
+                    if sender.send(Bytes::from_static(crate::pipeline::SSE_KEEP_ALIVE)).await.is_err() {
+                        return;
+                    }
+                    last_sent = Instant::now();
+                }
+            }
+        }
+    });
+    let mut response = Response::new(body);
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream; charset=utf-8"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
 }
 
 /// What an async invocation answers (FC keeps it as the invocation's result).

@@ -59,6 +59,24 @@ pub(super) trait Face: Send + Sync {
         String::new()
     }
 
+    /// The body to keep for the invocation that runs a background turn, when it is not the body as sent (ids
+    /// the parser generated, pinned so the second read makes the same ones).
+    fn pinned(&self, _request: &Self::Request, _body: &[u8]) -> Option<Vec<u8>> {
+        None
+    }
+
+    /// The answer to a request queued as `ticket` whose object is `summary` (what `queued` made).
+    fn acknowledge(&self, _request: &Self::Request, _ticket: &Ticket, summary: String) -> Response<Body> {
+        crate::respond::json(summary)
+    }
+
+    /// What the face must look up before the request is planned (an A2A message continuing a task another
+    /// instance ran: the shared store says whether it waits for this answer). Most requests need nothing,
+    /// and a face that needs nothing costs nothing.
+    fn settle<'a>(&'a self, _request: &'a mut Self::Request) -> Option<Pin<Box<dyn Future<Output = ()> + Send + 'a>>> {
+        None
+    }
+
     /// Whether the queued answer is the turn's stream, followed from the journal, rather than the object.
     fn follows(&self, _request: &Self::Request) -> bool {
         false
@@ -120,11 +138,19 @@ pub(super) struct Caller<'a> {
     headers: &'a HeaderMap,
     source: &'a UserSource,
     context: &'a Context,
+    /// The body is a background turn's stored request, read again where FC delivered it: checked when it
+    /// was queued, and the headers are FC's, not the caller's.
+    delivered: bool,
 }
 
 impl<'a> Caller<'a> {
     pub(super) fn new(headers: &'a HeaderMap, source: &'a UserSource, context: &'a Context) -> Caller<'a> {
-        Caller { headers, source, context }
+        Caller { headers, source, context, delivered: false }
+    }
+
+    /// The same, reading a stored request an async invocation delivered.
+    pub(super) fn delivering(self) -> Caller<'a> {
+        Caller { delivered: true, ..self }
     }
 }
 
@@ -143,6 +169,16 @@ impl Caller<'_> {
     pub(super) fn request_id(&self) -> &str {
         self.context.request_id()
     }
+
+    /// Whether the body is a stored background request being run (see [`Caller::delivering`]).
+    pub(super) fn delivered(&self) -> bool {
+        self.delivered
+    }
+
+    /// When this invocation must have answered.
+    pub(super) fn deadline(&self) -> tokio::time::Instant {
+        self.context.deadline()
+    }
 }
 
 impl App {
@@ -158,14 +194,17 @@ impl App {
             Ok(body) => body,
             Err(rejection) => return face.refuse(rejection, None),
         };
-        let caller = Caller { headers: request.headers(), source: &self.user_source, context: request.fc_context() };
-        let (ask, read) = match face.read(&body, &caller) {
+        let caller = Caller::new(request.headers(), &self.user_source, request.fc_context());
+        let (ask, mut read) = match face.read(&body, &caller) {
             Ok(Parsed::Turn(ask, read)) => (ask, read),
             Ok(Parsed::Answered(response)) => return response,
             Ok(Parsed::Deliver(id)) => return self.deliver(&id, &request).await,
             Ok(Parsed::Later(answer)) => return answer.await,
             Err(rejection) => return face.refuse(rejection, None),
         };
+        if let Some(settling) = face.settle(&mut read) {
+            settling.await;
+        }
         // A background turn keeps the caller's claim for the invocation that will run it.
         let claim = face.background(&read).then(|| ask.user.clone());
         let platform = super::platform(request.fc_context(), route.name);
@@ -189,10 +228,11 @@ impl App {
                 Err(failure) => return face.refuse(Rejection::upstream(failure.message), Some(&read)),
             };
             let summary = face.queued(&read, &ticket);
+            let pinned = face.pinned(&read, &body);
             let submission = Submission {
                 ticket: &ticket,
                 face: route.name,
-                body: &body,
+                body: pinned.as_deref().unwrap_or(&body),
                 claim: &claim,
                 summary: summary.clone(),
                 role,
@@ -203,7 +243,7 @@ impl App {
             }
             return match face.follows(&read) {
                 true => self.follow(ticket.id, 0, deadline),
-                false => crate::respond::json(summary),
+                false => face.acknowledge(&read, &ticket, summary),
             };
         }
         // The session is claimed before any byte is answered: a busy one, or a `previous_response_id` this

@@ -59,6 +59,17 @@ pub enum Called {
     Asks(Questions),
 }
 
+impl Called {
+    /// The tool's output for a caller that cannot ask ([`Asking::Decline`]): declined questions are never
+    /// handed back, and were one, nobody could answer it there either.
+    pub fn into_output(self) -> ToolOutput {
+        match self {
+            Called::Output(output) => output,
+            Called::Asks(_) => ToolOutput::error("the tool asked a question, and nobody can answer it here"),
+        }
+    }
+}
+
 /// The user's decision on one question (MCP `ElicitResult.action`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Action {

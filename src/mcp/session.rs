@@ -113,11 +113,7 @@ impl ToolSession {
     /// the turn goes on. `Err` means the call itself failed (401, transport, JSON-RPC error, timeout).
     /// A tool's questions are declined (see [`ToolSession::call_with`]).
     pub async fn call(&self, name: &str, arguments: Value) -> Result<ToolOutput, McpError> {
-        match self.call_with(name, arguments, None, Asking::Decline).await? {
-            Called::Output(output) => Ok(output),
-            // Declined questions are never handed back; were one, nobody could answer it here either.
-            Called::Asks(_) => Ok(ToolOutput::error("the tool asked a question, and nobody can answer it here")),
-        }
+        Ok(self.call_with(name, arguments, None, Asking::Decline).await?.into_output())
     }
 
     /// [`ToolSession::call`], resumed with the user's answers to the questions it asked last time

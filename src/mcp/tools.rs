@@ -109,11 +109,7 @@ impl Tools {
     /// Calls a tool, declining any question it asks. A 401 mid-turn gets the turn's one refresh and the
     /// call is made again.
     pub async fn call(&self, name: &str, arguments: Value) -> Result<ToolOutput, McpError> {
-        match self.call_with(name, arguments, None, Asking::Decline).await? {
-            Called::Output(output) => Ok(output),
-            // Declined questions are never handed back; were one, nobody could answer it here either.
-            Called::Asks(_) => Ok(ToolOutput::error("the tool asked a question, and nobody can answer it here")),
-        }
+        Ok(self.call_with(name, arguments, None, Asking::Decline).await?.into_output())
     }
 
     /// [`Tools::call`] with the user's answers to the call's last questions, and its questions handed

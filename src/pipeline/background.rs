@@ -233,6 +233,16 @@ impl Pipeline {
         sink.status
     }
 
+    /// Whether background turns can be kept here (a session store): a lookup of one is worth making.
+    pub(crate) fn journaling(&self) -> bool {
+        self.sessions.is_some()
+    }
+
+    /// Whether a background turn can be queued here: a store to keep it in, and FC's async invocation.
+    pub(crate) fn queues_background(&self) -> bool {
+        self.journaling() && self.background.fc.is_some() && self.background.settings.function_name.is_some()
+    }
+
     /// A journaled turn: its record and its frames from `from` on (`None`: unknown or expired).
     pub(crate) async fn read_background(&self, id: &str, from: usize) -> Result<Option<TurnRead>, Rejection> {
         self.journal()?.read(id, from).await.map_err(store_refusal)

@@ -308,6 +308,9 @@ impl Pipeline {
                 let mut alarm = sink.quiet_until().map(|at| Box::pin(tokio::time::sleep_until(at)));
                 loop {
                     let event = tokio::select! {
+                        // Events first: the alarm is polled (and its timer entry touched) only when no
+                        // event is waiting, and no random branch order is drawn per event.
+                        biased;
                         event = events_rx.recv() => event,
                         () = ring(&mut alarm) => {
                             if sink.quiet_until().is_some_and(|due| due <= Instant::now()) {

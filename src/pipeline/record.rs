@@ -60,18 +60,19 @@ impl Recorder {
                 );
                 self.messages.push(request);
             }
-            TurnEvent::QuestionAsked {
-                request_id,
-                call_id,
-                server,
-                name,
-                arguments,
-                key,
-                message,
-                form,
-                request_state,
-                expires_at,
-            } => {
+            TurnEvent::QuestionAsked(asked) => {
+                let crate::agent::AskedQuestion {
+                    request_id,
+                    call_id,
+                    server,
+                    name,
+                    arguments,
+                    key,
+                    message,
+                    form,
+                    request_state,
+                    expires_at,
+                } = &**asked;
                 self.close_texts();
                 // The call itself was recorded when it completed; the question waits for the user beside it.
                 let question = super::questions::QuestionRecord {

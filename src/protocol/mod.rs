@@ -64,12 +64,12 @@ fn a2a_body(v10: bool, body: &[u8]) -> Result<usize, String> {
     if v10 {
         headers.insert("a2a-version", http::HeaderValue::from_static("1.0"));
     }
-    let rpc = a2a::RpcRequest::parse(body, &headers).map_err(|(_, _, error)| error.message)?;
+    let rpc = a2a::RpcRequest::parse(body, &headers, false).map_err(|(_, _, error)| error.message)?;
     match rpc.method {
         a2a::Method::Send | a2a::Method::Stream => a2a::SendParams::parse(rpc.version, &rpc.params)
             .map(|send| send.to_ask(crate::pipeline::UserClaim::Agent).messages.len())
             .map_err(|error| error.message),
-        a2a::Method::GetTask | a2a::Method::CancelTask => {
+        a2a::Method::GetTask | a2a::Method::CancelTask | a2a::Method::Resubscribe => {
             a2a::TaskIdParams::parse(&rpc.params).map(|_| 0).map_err(|error| error.message)
         }
     }

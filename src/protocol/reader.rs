@@ -360,6 +360,46 @@ pub(crate) fn seq_at_most<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     d.deserialize_any(V { max, what, why, out: PhantomData })
 }
 
+/// A field that is either one string or a list of at most `max` elements (a Chat message's `content`, a
+/// Responses `input`).
+pub(crate) enum TextOrList<T> {
+    Text(String),
+    List(Vec<T>),
+}
+
+/// Reads a [`TextOrList`]: `null` is `None`, a list longer than `max` is refused by its length (as
+/// [`seq_at_most`]), another type is refused with `why`.
+pub(crate) fn text_or_list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+    max: usize,
+    what: &'static str,
+    why: &'static str,
+) -> Result<Option<TextOrList<T>>, D::Error> {
+    struct V<T> {
+        max: usize,
+        what: &'static str,
+        why: &'static str,
+        out: PhantomData<T>,
+    }
+    impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
+        type Value = Option<TextOrList<T>>;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.why)
+        }
+        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_str<E: de::Error>(self, s: &str) -> Result<Self::Value, E> {
+            Ok(Some(TextOrList::Text(s.to_owned())))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
+            let list = seq_at_most(de::value::SeqAccessDeserializer::new(seq), self.max, self.what, self.why)?;
+            Ok(list.map(TextOrList::List))
+        }
+    }
+    d.deserialize_any(V { max, what, why, out: PhantomData })
+}
+
 /// An object kept as sent (`tools[0]`, a `data` item); `null` is `None`.
 pub(crate) fn opt_object<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Map<String, Value>>, D::Error> {
     struct V;

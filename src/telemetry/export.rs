@@ -20,9 +20,7 @@ use opentelemetry::trace::{SpanKind as OtelKind, TraceContextExt as _, Tracer as
 use opentelemetry::{Context, KeyValue};
 // Retries off: the exporter would wait between tries with `std::thread::sleep` (its `tokio` feature is
 // not in our build), blocking the runtime's one worker; a failed batch is dropped and counted instead.
-use opentelemetry_otlp::{
-    MetricExporter, Protocol, RetryPolicy, SpanExporter, WithExportConfig as _, WithHttpConfig as _,
-};
+use opentelemetry_otlp::{MetricExporter, Protocol, RetryPolicy, SpanExporter, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::metrics::data::ResourceMetrics;
@@ -77,28 +75,11 @@ impl Telemetry {
             ])
             .with_attributes(settings.resource.iter().map(|(k, v)| KeyValue::new(k.clone(), v.clone())))
             .build();
-        // One client per signal: each carries its own time limit (`…_TRACES_TIMEOUT`, `…_METRICS_TIMEOUT`).
-        let client = |timeout: Duration| {
-            crate::upstream::client_builder()
-                .timeout(timeout)
-                .build()
-                .map_err(|e| TelemetryError(format!("HTTP client: {e}")))
-        };
-        let headers = |signal: &SignalExport| -> std::collections::HashMap<String, String> {
-            signal.headers.iter().map(|(name, value)| (name.clone(), value.expose().to_owned())).collect()
-        };
         let queue = Arc::new(SpanQueue::default());
         let (tracer, tracer_provider, spans) = match &settings.traces {
             None => (None, None, None),
             Some(signal) => {
-                let mut exporter = SpanExporter::builder()
-                    .with_http()
-                    .with_protocol(Protocol::HttpBinary)
-                    .with_endpoint(signal.endpoint.as_str())
-                    .with_timeout(signal.timeout)
-                    .with_headers(headers(signal))
-                    .with_http_client(client(signal.timeout)?)
-                    .with_retry_policy(RetryPolicy::disabled())
+                let mut exporter = for_signal(SpanExporter::builder().with_http(), signal)?
                     .build()
                     .map_err(|e| TelemetryError(e.to_string()))?;
                 exporter.set_resource(&resource);
@@ -113,14 +94,7 @@ impl Telemetry {
         let metrics = match &settings.metrics {
             None => None,
             Some(signal) => {
-                let exporter = MetricExporter::builder()
-                    .with_http()
-                    .with_protocol(Protocol::HttpBinary)
-                    .with_endpoint(signal.endpoint.as_str())
-                    .with_timeout(signal.timeout)
-                    .with_headers(headers(signal))
-                    .with_http_client(client(signal.timeout)?)
-                    .with_retry_policy(RetryPolicy::disabled())
+                let exporter = for_signal(MetricExporter::builder().with_http(), signal)?
                     .build()
                     .map_err(|e| TelemetryError(e.to_string()))?;
                 let reader = SharedReader(Arc::new(ManualReader::builder().build()));
@@ -222,6 +196,23 @@ fn problem(outcome: Result<OTelSdkResult, tokio::time::error::Elapsed>) -> Optio
         Ok(Err(error)) => Some(error.to_string()),
         Err(_elapsed) => Some("the collector did not answer in time".to_owned()),
     }
+}
+
+/// An OTLP/HTTP exporter builder (spans or metrics) set up for its signal: protobuf, the signal's endpoint,
+/// headers and time limit, an HTTP client of its own (each carries its own time limit), no retries.
+fn for_signal<B: WithExportConfig + WithHttpConfig>(builder: B, signal: &SignalExport) -> Result<B, TelemetryError> {
+    let client = crate::upstream::client_builder()
+        .timeout(signal.timeout)
+        .build()
+        .map_err(|e| TelemetryError(format!("HTTP client: {e}")))?;
+    let headers = signal.headers.iter().map(|(name, value)| (name.clone(), value.expose().to_owned())).collect();
+    Ok(builder
+        .with_protocol(Protocol::HttpBinary)
+        .with_endpoint(signal.endpoint.as_str())
+        .with_timeout(signal.timeout)
+        .with_headers(headers)
+        .with_http_client(client)
+        .with_retry_policy(RetryPolicy::disabled()))
 }
 
 fn sampler(choice: &SamplerChoice) -> Sampler {

@@ -1,15 +1,19 @@
-//! The A2A renderers of a turn. Both feed every event to the task's record first ([`Tasks::apply`]), so
-//! `tasks/get` sees what the stream sent; the stream then sends what changed, the answer the whole task.
+//! The A2A renderers of a turn. Each feeds every event to the task's record first ([`Tasks::apply`]), so
+//! `tasks/get` sees what the stream sent; the stream then sends what changed (as [`Step`]s rendered in the
+//! caller's version), the answer the whole task, and a background task journals the steps themselves.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use super::request::SendParams;
+use super::steps::Step;
 use super::tasks::{Change, Tasks};
 use super::wire::{Ids, RpcError, TaskState, Version, rpc_result, task_result};
 use crate::agent::TurnEvent;
-use crate::pipeline::Renderer;
+use crate::pipeline::{Journaled, Renderer};
+use crate::sessions::journal::{TurnOutcome, TurnStatus};
 
 /// The task a renderer reports on.
 struct TaskRef {
@@ -33,7 +37,9 @@ impl A2aStream {
         A2aStream { task: TaskRef { version, rpc_id, task_id, context_id, tasks }, artifact_id }
     }
 
-    fn frame(&self, result: Value) -> Bytes {
+    fn frame(&self, step: &Step) -> Bytes {
+        let ids = Ids { task_id: &self.task.task_id, context_id: &self.task.context_id };
+        let result = step.render(self.task.version, &ids);
         Bytes::from(format!("data: {}\n\n", rpc_result(&self.task.rpc_id, result)))
     }
 }
@@ -45,42 +51,78 @@ impl Renderer for A2aStream {
 
     /// The submitted Task and the first `working` status leave with the response head.
     fn opening(&mut self) -> Vec<Bytes> {
-        let version = self.task.version;
-        let task = self.task.tasks.get(&self.task.task_id, version).unwrap_or(Value::Null);
-        let ids = Ids { task_id: &self.task.task_id, context_id: &self.task.context_id };
-        let working = version.status_update(&ids, version.status(TaskState::Working, None), false, None);
-        vec![self.frame(version.wrap("task", task)), self.frame(working)]
+        let task = self.task.tasks.kept(&self.task.task_id);
+        let mut out = Vec::new();
+        if let Some(task) = task {
+            out.push(self.frame(&Step::Task { task }));
+        }
+        out.push(self.frame(&Step::working()));
+        out
     }
 
     fn render(&mut self, event: &TurnEvent, out: &mut Vec<Bytes>) {
-        let version = self.task.version;
-        let ids = Ids { task_id: &self.task.task_id, context_id: &self.task.context_id };
-        let result = match self.task.tasks.apply(&self.task.task_id, event) {
-            Change::Nothing => return,
-            Change::Text { delta, first, resumed } => {
-                if resumed {
-                    let working = version.status_update(&ids, version.status(TaskState::Working, None), false, None);
-                    out.push(self.frame(working));
-                }
-                version.artifact_update(&ids, version.artifact(&self.artifact_id, &delta), !first)
-            }
-            Change::Authorization { provider, url } => {
-                let message = version.authorization_message(&ids, &super::request::new_id(), &provider, &url);
-                version.status_update(&ids, version.status(TaskState::AuthRequired, Some(message)), false, None)
-            }
-            Change::Approval { requests } => {
-                let message = version.approval_message(&ids, &super::request::new_id(), &requests);
-                // The turn is over: the stream ends here; the answer comes as a new message.
-                version.status_update(&ids, version.status(TaskState::InputRequired, Some(message)), true, None)
-            }
-            Change::Status { state, note } => {
-                let message = note.map(|text| version.message(&ids, &super::request::new_id(), false, &text));
-                let last = state.is_terminal();
-                let metadata = if last { failure_metadata(&self.task) } else { None };
-                version.status_update(&ids, version.status(state, message), last, metadata)
-            }
+        let task = &self.task;
+        let change = task.tasks.apply(&task.task_id, event);
+        let failure = ends(&change).then(|| task.tasks.failure(&task.task_id)).flatten();
+        for step in Step::of(change, &self.artifact_id, failure.as_ref()) {
+            out.push(self.frame(&step));
+        }
+    }
+}
+
+/// A background task's stream (a non-blocking `message/send`): the same steps as [`A2aStream`]'s, journaled
+/// as steps rather than in the sender's version, so a resubscribe in either version can render them; its
+/// outcome is the task as the shared store keeps it. The task lives in a registry of its own: it is
+/// stopped and read through the journal, never through this instance's tasks.
+pub(crate) struct A2aRecorded {
+    task_id: String,
+    tasks: Tasks,
+    artifact_id: String,
+}
+
+impl A2aRecorded {
+    /// The task `ticket` names, for `send` in its context.
+    pub(crate) fn new(ticket: &str, send: &SendParams) -> A2aRecorded {
+        let tasks = Tasks::default();
+        tasks.insert(ticket, &send.context_id, &send.message_id, &send.text, ticket);
+        let artifact_id = tasks.artifact_id(ticket);
+        A2aRecorded { task_id: ticket.to_owned(), tasks, artifact_id }
+    }
+}
+
+impl Renderer for A2aRecorded {
+    fn content_type(&self) -> &'static str {
+        "text/event-stream; charset=utf-8"
+    }
+
+    fn opening(&mut self) -> Vec<Bytes> {
+        let task = self.tasks.kept(&self.task_id);
+        task.map(|task| Step::Task { task })
+            .into_iter()
+            .chain([Step::working()])
+            .map(|s| Bytes::from(s.to_frame()))
+            .collect()
+    }
+
+    fn render(&mut self, event: &TurnEvent, out: &mut Vec<Bytes>) {
+        let change = self.tasks.apply(&self.task_id, event);
+        let failure = ends(&change).then(|| self.tasks.failure(&self.task_id)).flatten();
+        out.extend(Step::of(change, &self.artifact_id, failure.as_ref()).iter().map(|s| Bytes::from(s.to_frame())));
+    }
+}
+
+impl Journaled for A2aRecorded {
+    /// The turn's end as the journal's status (a task waiting for the user is a turn that completed), and
+    /// the task as it ended.
+    fn outcome(&self) -> Option<TurnOutcome> {
+        let task = self.tasks.kept(&self.task_id)?;
+        let status = match task.state() {
+            TaskState::Completed | TaskState::InputRequired => TurnStatus::Completed,
+            TaskState::Canceled => TurnStatus::Cancelled,
+            TaskState::Failed => TurnStatus::Failed,
+            TaskState::Submitted | TaskState::Working | TaskState::AuthRequired => return None,
         };
-        out.push(self.frame(result));
+        Some(TurnOutcome { status, result: task.to_json() })
     }
 }
 
@@ -119,6 +161,11 @@ impl Renderer for A2aAnswer {
         };
         out.push(Bytes::from(body));
     }
+}
+
+/// Whether the change ends the task (only then is its failure looked up: not once per token).
+fn ends(change: &Change) -> bool {
+    matches!(change, Change::Status { state, .. } if state.is_terminal())
 }
 
 /// `{"error":{"code","message"}}` (our failure code) on the terminal status of a task that did not complete.

@@ -20,6 +20,8 @@ pub(crate) enum Method {
     Stream,
     GetTask,
     CancelTask,
+    /// 0.3 `tasks/resubscribe`, 1.0 `SubscribeToTask`: a recorded (background) task's stream again.
+    Resubscribe,
 }
 
 /// One JSON-RPC request, its method resolved and its version known.
@@ -34,7 +36,13 @@ pub(crate) struct RpcRequest {
 
 impl RpcRequest {
     /// The envelope, or the JSON-RPC error that answers it (with the id, when one could be read).
-    pub(crate) fn parse(body: &[u8], headers: &HeaderMap) -> Result<RpcRequest, (Value, Version, RpcError)> {
+    /// `stored`: the body is a background task's request read again at its delivery, its version checked
+    /// against the caller's header when it was queued; the method's style alone says it now.
+    pub(crate) fn parse(
+        body: &[u8],
+        headers: &HeaderMap,
+        stored: bool,
+    ) -> Result<RpcRequest, (Value, Version, RpcError)> {
         let header = headers.get("a2a-version").and_then(|v| v.to_str().ok()).map(str::trim).unwrap_or("");
         // Until the method is known, answer in the version the header names (empty means 0.3).
         let guess = if header.starts_with('1') { Version::V10 } else { Version::V03 };
@@ -60,6 +68,11 @@ impl RpcRequest {
         let Some(name) = envelope.get("method").and_then(Value::as_str) else {
             return Err((id, guess, RpcError::invalid_request("method: required string")));
         };
+        let header = match stored {
+            true if name.contains('/') => "",
+            true => "1.0",
+            false => header,
+        };
         let (version, method) = match resolve(name, header) {
             Ok(resolved) => resolved,
             Err(error) => return Err((id, guess, error)),
@@ -80,6 +93,7 @@ fn resolve(name: &str, header: &str) -> Result<(Version, Method), RpcError> {
         "message/stream" => Some(Method::Stream),
         "tasks/get" => Some(Method::GetTask),
         "tasks/cancel" => Some(Method::CancelTask),
+        "tasks/resubscribe" => Some(Method::Resubscribe),
         _ => None,
     };
     let v10 = match name {
@@ -87,6 +101,7 @@ fn resolve(name: &str, header: &str) -> Result<(Version, Method), RpcError> {
         "SendStreamingMessage" => Some(Method::Stream),
         "GetTask" => Some(Method::GetTask),
         "CancelTask" => Some(Method::CancelTask),
+        "SubscribeToTask" => Some(Method::Resubscribe),
         _ => None,
     };
     // `name` is one of the fixed names above by now: a message never repeats a method name it did not know.
@@ -105,18 +120,12 @@ fn resolve(name: &str, header: &str) -> Result<(Version, Method), RpcError> {
     }
 }
 
-/// Methods of either version this agent does not offer (no push notifications, no re-attach, no listing).
+/// Methods of either version this agent does not offer (no push notifications, no listing, no extended
+/// card).
 fn is_known_unserved(name: &str) -> bool {
     name.starts_with("tasks/pushNotificationConfig/")
         || name.contains("TaskPushNotificationConfig")
-        || matches!(
-            name,
-            "tasks/resubscribe"
-                | "SubscribeToTask"
-                | "ListTasks"
-                | "agent/getAuthenticatedExtendedCard"
-                | "GetExtendedAgentCard"
-        )
+        || matches!(name, "ListTasks" | "agent/getAuthenticatedExtendedCard" | "GetExtendedAgentCard")
 }
 
 /// The params of `message/send` / `message/stream` (`SendMessage` / `SendStreamingMessage`).
@@ -137,6 +146,9 @@ pub(crate) struct SendParams {
     pub(crate) questions: Vec<QuestionAnswer>,
     /// The task the message continues (`taskId`), when it names one.
     pub(crate) task_id: Option<String>,
+    /// The caller asked not to wait for the turn: 0.3 `configuration.blocking: false`, 1.0
+    /// `configuration.returnImmediately: true` (a background task, answered `submitted` at once).
+    pub(crate) non_blocking: bool,
 }
 
 impl SendParams {
@@ -173,6 +185,13 @@ impl SendParams {
         }
         let string = |key: &str| message.get(key).and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_owned);
         let user_id = message.get("metadata").and_then(|m| m.get("user_id")).and_then(Value::as_str);
+        let configuration = params.get("configuration");
+        let non_blocking = match version {
+            Version::V03 => configuration.and_then(|c| c.get("blocking")).and_then(Value::as_bool) == Some(false),
+            Version::V10 => {
+                configuration.and_then(|c| c.get("returnImmediately")).and_then(Value::as_bool) == Some(true)
+            }
+        };
         Ok(SendParams {
             text: texts.join("\n"),
             message_id: string("messageId").unwrap_or_else(new_id),
@@ -181,6 +200,7 @@ impl SendParams {
             answers,
             questions,
             task_id: string("taskId"),
+            non_blocking,
         })
     }
 
@@ -271,6 +291,17 @@ impl TaskIdParams {
     }
 }
 
+/// `body` (a `message/send` read as `send`) with the ids the read settled written in: a background task's
+/// request is read again when FC delivers it, and a context or message id generated then would differ
+/// from the one the caller was answered with. `None` when the body is not an object with a message.
+pub(crate) fn pinned_body(body: &[u8], send: &SendParams) -> Option<Vec<u8>> {
+    let mut value: Value = serde_json::from_slice(body).ok()?;
+    let message = value.get_mut("params")?.get_mut("message")?.as_object_mut()?;
+    message.insert("contextId".into(), Value::from(send.context_id.as_str()));
+    message.insert("messageId".into(), Value::from(send.message_id.as_str()));
+    serde_json::to_vec(&value).ok()
+}
+
 pub(crate) fn new_id() -> String {
     crate::ids::uuid().to_string()
 }
@@ -290,7 +321,7 @@ mod tests {
     }
 
     fn parse(body: Value, version: Option<&'static str>) -> Result<RpcRequest, (Value, Version, RpcError)> {
-        RpcRequest::parse(body.to_string().as_bytes(), &headers(version))
+        RpcRequest::parse(body.to_string().as_bytes(), &headers(version), false)
     }
 
     #[test]
@@ -309,13 +340,15 @@ mod tests {
 
     #[test]
     fn envelope_errors_have_the_spec_codes() {
-        assert_eq!(RpcRequest::parse(b"{", &headers(None)).unwrap_err().2.code, -32700);
+        assert_eq!(RpcRequest::parse(b"{", &headers(None), false).unwrap_err().2.code, -32700);
         assert_eq!(parse(json!([1]), None).unwrap_err().2.code, -32600);
         assert_eq!(parse(json!({"jsonrpc":"1.0","id":1,"method":"message/send"}), None).unwrap_err().2.code, -32600);
         let (id, _, unknown) = parse(json!({"jsonrpc":"2.0","id":7,"method":"nope","params":{}}), None).unwrap_err();
         assert_eq!((id, unknown.code), (json!(7), -32601));
-        let push = parse(json!({"jsonrpc":"2.0","id":7,"method":"tasks/resubscribe","params":{}}), None);
+        let push = parse(json!({"jsonrpc":"2.0","id":7,"method":"tasks/pushNotificationConfig/set","params":{}}), None);
         assert_eq!(push.unwrap_err().2.code, -32004);
+        let again = parse(json!({"jsonrpc":"2.0","id":7,"method":"SubscribeToTask","params":{}}), Some("1.0")).unwrap();
+        assert_eq!((again.version, again.method), (Version::V10, Method::Resubscribe));
         let params = parse(json!({"jsonrpc":"2.0","id":7,"method":"tasks/get","params":[1]}), None);
         assert_eq!(params.unwrap_err().2.code, -32602);
     }
@@ -337,6 +370,13 @@ mod tests {
         assert_eq!(send.to_ask(UserClaim::Agent).session_id.as_deref(), Some(send.context_id.as_str()));
         let wrong_role = SendParams::parse(Version::V10, &json!({"message":{"role":"user","parts":[{"text":"hi"}]}}));
         assert_eq!(wrong_role.unwrap_err().code, -32602);
+        assert!(!send.non_blocking, "blocking unless asked");
+        let v10_later = json!({"message":{"role":"ROLE_USER","parts":[{"text":"hi"}]},
+            "configuration":{"returnImmediately":true}});
+        assert!(SendParams::parse(Version::V10, &v10_later).unwrap().non_blocking);
+        let v03_later = json!({"message":{"kind":"message","role":"user","parts":[{"kind":"text","text":"hi"}]},
+            "configuration":{"blocking":false}});
+        assert!(SendParams::parse(Version::V03, &v03_later).unwrap().non_blocking);
         let no_text = SendParams::parse(Version::V03, &json!({"message":{"role":"user","parts":[{"kind":"file"}]}}));
         assert!(no_text.unwrap_err().message.contains("no text part"));
     }

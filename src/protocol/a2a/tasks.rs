@@ -17,6 +17,7 @@ use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
 use super::request::new_id;
+use super::steps::Step;
 use super::wire::{Ids, TaskState, Version};
 use crate::agent::{TurnEnd, TurnEvent};
 use crate::failure::{Failure, FailureCode};
@@ -96,7 +97,7 @@ pub(crate) struct Tasks {
 
 /// A task as the shared store keeps it: what another instance needs to answer `tasks/get` in either
 /// version, and the turn to stop for `tasks/cancel`.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Kept {
     context_id: String,
     user_message_id: String,
@@ -124,8 +125,51 @@ impl Kept {
         }
     }
 
+    /// A task just submitted (a background task's answer before anything ran).
+    pub(crate) fn submitted(context_id: &str, user_message_id: &str, question: &str, turn_id: &str) -> Kept {
+        Kept {
+            context_id: context_id.to_owned(),
+            user_message_id: user_message_id.to_owned(),
+            question: question.to_owned(),
+            artifact_id: new_id(),
+            state: TaskState::Submitted,
+            answer: String::new(),
+            note: None,
+            approvals: Vec::new(),
+            turn_id: turn_id.to_owned(),
+        }
+    }
+
     pub(crate) fn parse(json: &str) -> Option<Kept> {
         serde_json::from_str(json).ok()
+    }
+
+    pub(crate) fn context_id(&self) -> &str {
+        &self.context_id
+    }
+
+    /// The task after one more step of its stream, as [`Tasks::apply`] left the record that made it.
+    pub(crate) fn apply(&mut self, step: &Step) {
+        match step {
+            Step::Task { task } => *self = task.clone(),
+            Step::Status { state, note, .. } => {
+                self.state = *state;
+                self.note = note.clone();
+            }
+            Step::Text { delta, .. } => {
+                self.answer.push_str(delta);
+                self.state = TaskState::Working;
+            }
+            Step::Authorization { provider, url, .. } => {
+                self.state = TaskState::AuthRequired;
+                self.note = Some(crate::agent::authorization_message(provider, url));
+            }
+            Step::Approval { requests, .. } => {
+                self.state = TaskState::InputRequired;
+                self.approvals = requests.clone();
+                self.note = None;
+            }
+        }
     }
 
     pub(crate) fn state(&self) -> TaskState {
@@ -146,6 +190,13 @@ impl Kept {
     pub(crate) fn cancelled(mut self) -> Kept {
         self.state = TaskState::Canceled;
         self.note = Some(Failure::cancelled().to_string());
+        self
+    }
+
+    /// Marked failed: a background task that ended before it could run (its request no longer planned).
+    pub(crate) fn failed(mut self) -> Kept {
+        self.state = TaskState::Failed;
+        self.note = Some("the background task failed before it could run".to_owned());
         self
     }
 
@@ -195,20 +246,38 @@ impl Tasks {
     }
 
     /// Registers a submitted task — `continues`, when it names a task of this context waiting for the
-    /// user (`input-required`), else a new one; returns its id and the future that resolves when it is
-    /// cancelled.
+    /// user (`input-required`) here, or `waiting_elsewhere` (the shared store said so: another instance ran
+    /// it), else a new one; returns its id and the future that resolves when it is cancelled.
     pub(crate) fn submit(
         &self,
         continues: Option<&str>,
+        waiting_elsewhere: bool,
         context_id: &str,
         user_message_id: &str,
         question: &str,
         turn_id: &str,
     ) -> (String, impl Future<Output = ()> + Send + 'static) {
-        let waiting = continues.filter(|id| {
-            self.lock().get(*id).is_some_and(|r| r.state == TaskState::InputRequired && r.context_id == context_id)
-        });
+        let waiting = continues.filter(|id| waiting_elsewhere || self.waits_for_input(id, context_id));
         let id = waiting.map_or_else(new_id, str::to_owned);
+        let stop = self.insert(&id, context_id, user_message_id, question, turn_id);
+        // `notify_one` keeps a permit when nobody waits yet, so a cancel before the turn starts still counts.
+        (id, async move { stop.notified().await })
+    }
+
+    /// Whether `id` is a task of this context waiting for the user (`input-required`) here.
+    pub(crate) fn waits_for_input(&self, id: &str, context_id: &str) -> bool {
+        self.lock().get(id).is_some_and(|r| r.state == TaskState::InputRequired && r.context_id == context_id)
+    }
+
+    /// Registers a submitted task under `id` (a continued task's, or a background task's ticket); its stop.
+    pub(crate) fn insert(
+        &self,
+        id: &str,
+        context_id: &str,
+        user_message_id: &str,
+        question: &str,
+        turn_id: &str,
+    ) -> Arc<Notify> {
         let now = Instant::now();
         let stop = Arc::new(Notify::new());
         let record = TaskRecord {
@@ -234,10 +303,9 @@ impl Tasks {
             };
             records.remove(&oldest);
         }
-        self.mirror(&id, &record);
-        records.insert(id.clone(), record);
-        // `notify_one` keeps a permit when nobody waits yet, so a cancel before the turn starts still counts.
-        (id, async move { stop.notified().await })
+        self.mirror(id, &record);
+        records.insert(id.to_owned(), record);
+        stop
     }
 
     /// Applies one of the task's turn events. A task already cancelled stays cancelled. A change of
@@ -289,7 +357,10 @@ impl Tasks {
                 }));
                 return Change::Nothing;
             }
-            TurnEvent::QuestionAsked { request_id, server, name, arguments, message, form, expires_at, .. } => {
+            TurnEvent::QuestionAsked(asked) => {
+                let crate::agent::AskedQuestion {
+                    request_id, server, name, arguments, message, form, expires_at, ..
+                } = &**asked;
                 let mut request = serde_json::json!({
                     "type": "mcp_elicitation_request", "id": request_id, "name": name, "arguments": arguments,
                     "server_label": server, "message": message, "expires_at": expires_at,
@@ -352,6 +423,11 @@ impl Tasks {
         self.lock().get(id).map(|record| render(version, id, record))
     }
 
+    /// The task as the shared store would keep it.
+    pub(crate) fn kept(&self, id: &str) -> Option<Kept> {
+        self.lock().get(id).map(Kept::of)
+    }
+
     /// The failure the task ended with, if any.
     pub(crate) fn failure(&self, id: &str) -> Option<Failure> {
         self.lock().get(id).and_then(|r| r.failure.clone())
@@ -405,7 +481,7 @@ mod tests {
     #[tokio::test]
     async fn a_cancel_stops_the_turn_and_sticks() {
         let tasks = Tasks::default();
-        let (id, stopped) = tasks.submit(None, "c1", "m1", "hi", "turn_1");
+        let (id, stopped) = tasks.submit(None, false, "c1", "m1", "hi", "turn_1");
         assert_eq!(
             tasks.apply(&id, &TurnEvent::TextDelta("he".into())),
             Change::Text { delta: "he".into(), first: true, resumed: false }
@@ -426,9 +502,9 @@ mod tests {
     #[test]
     fn the_registry_is_bounded_oldest_first() {
         let tasks = Tasks::default();
-        let (first, _) = tasks.submit(None, "c", "m", "q", "turn_1");
+        let (first, _) = tasks.submit(None, false, "c", "m", "q", "turn_1");
         for _ in 0..MAX_TASKS {
-            let _ = tasks.submit(None, "c", "m", "q", "turn_1");
+            let _ = tasks.submit(None, false, "c", "m", "q", "turn_1");
         }
         assert!(tasks.get(&first, Version::V03).is_none());
         assert_eq!(tasks.lock().len(), MAX_TASKS);
@@ -437,7 +513,7 @@ mod tests {
     #[test]
     fn a_failed_turn_fails_the_task_with_its_code() {
         let tasks = Tasks::default();
-        let (id, _) = tasks.submit(None, "c", "m", "q", "turn_1");
+        let (id, _) = tasks.submit(None, false, "c", "m", "q", "turn_1");
         let failure = Failure::new(FailureCode::ModelError, "boom");
         tasks.apply(&id, &TurnEvent::Finished(TurnEnd::Failed(failure.clone())));
         assert_eq!(tasks.failure(&id), Some(failure));
@@ -447,7 +523,7 @@ mod tests {
     #[test]
     fn a_consent_prompt_makes_the_task_auth_required_until_the_turn_goes_on() {
         let tasks = Tasks::default();
-        let (id, _stopped) = tasks.submit(None, "c1", "m1", "hi", "turn_1");
+        let (id, _stopped) = tasks.submit(None, false, "c1", "m1", "hi", "turn_1");
         let prompt = TurnEvent::AuthorizationRequired { provider: "calendar".into(), url: "https://c/a".into() };
         assert_eq!(
             tasks.apply(&id, &prompt),

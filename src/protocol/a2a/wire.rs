@@ -262,6 +262,16 @@ impl RpcError {
         RpcError::new(-32002, "TASK_NOT_CANCELABLE", format!("task {id} is already {state}"))
     }
 
+    /// A resubscribe to a task that is over, nothing more to stream: 1.0 says `UnsupportedOperationError`;
+    /// 0.3 names no error, and its SDK's server answers `InvalidParams`, which is what 0.3 clients meet.
+    pub(crate) fn task_finished(version: Version, id: &str, state: &str) -> RpcError {
+        let message = format!("task {id} is already {state}: nothing more will stream (tasks/get reads it)");
+        match version {
+            Version::V03 => RpcError::invalid_params(message),
+            Version::V10 => RpcError::unsupported_operation(message),
+        }
+    }
+
     pub(crate) fn unsupported_operation(message: impl Into<String>) -> RpcError {
         RpcError::new(-32004, "UNSUPPORTED_OPERATION", message)
     }

@@ -215,9 +215,17 @@ impl ResponseBuilder {
                 let content = self.emit_content(&mut out, content);
                 self.complete_message(&mut out, msg_id, MessageKind::McpApprovalRequest, content);
             }
-            TurnEvent::QuestionAsked {
-                request_id, server, name, arguments, message: text, form, expires_at, ..
-            } => {
+            TurnEvent::QuestionAsked(asked) => {
+                let crate::agent::AskedQuestion {
+                    request_id,
+                    server,
+                    name,
+                    arguments,
+                    message: text,
+                    form,
+                    expires_at,
+                    ..
+                } = &**asked;
                 self.close_text(&mut out);
                 let (mode, requested_schema, url) = match form {
                     QuestionForm::Schema(schema) => ("form", Some(schema.clone()), None),

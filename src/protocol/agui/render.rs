@@ -244,7 +244,10 @@ impl Renderer for AguiStream {
             TurnEvent::ApprovalRequested { request_id, call_id, server, name, arguments, expires_at } => {
                 self.interrupts.push(interrupt(request_id, call_id, server, name, arguments, *expires_at));
             }
-            TurnEvent::QuestionAsked { request_id, call_id, server, name, message, form, expires_at, .. } => {
+            TurnEvent::QuestionAsked(asked) => {
+                let crate::agent::AskedQuestion {
+                    request_id, call_id, server, name, message, form, expires_at, ..
+                } = &**asked;
                 self.interrupts.push(question_interrupt(request_id, call_id, server, name, message, form, *expires_at));
             }
             TurnEvent::Finished(end) => self.finish(end, out),

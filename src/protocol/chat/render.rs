@@ -133,7 +133,7 @@ impl Renderer for CompletionsStream {
             // Chat Completions has nobody to ask: such calls are declined in the loop and never reach here,
             // and a tool's questions are declined by the MCP client (the model is told).
             | TurnEvent::ApprovalRequested { .. }
-            | TurnEvent::QuestionAsked { .. } => {}
+            | TurnEvent::QuestionAsked(_) => {}
         }
     }
 }
@@ -202,7 +202,7 @@ impl Renderer for CompletionsAnswer {
             // Chat Completions has nobody to ask: such calls are declined in the loop and never reach here,
             // and a tool's questions are declined by the MCP client (the model is told).
             | TurnEvent::ApprovalRequested { .. }
-            | TurnEvent::QuestionAsked { .. } => {}
+            | TurnEvent::QuestionAsked(_) => {}
         }
     }
 

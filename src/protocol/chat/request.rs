@@ -6,13 +6,13 @@
 //! top-level `user_id`, else `user`; the conversation a top-level `session_id` (extra_body in the SDK).
 
 use serde::Deserialize;
-use serde::de::{Deserializer, SeqAccess, Visitor};
+use serde::de::Deserializer;
 
 use crate::llm::{ChatMessage, Sampling, StopSequences, ToolCall};
 use crate::pipeline::{ApprovalInput, ResponseThread};
 use crate::protocol::agentscope::{HistoryItem, MAX_CONTENT_ITEMS, MAX_INPUT_MESSAGES, assemble_history};
 use crate::protocol::openai::OpenAiTurn;
-use crate::protocol::reader::{self, Expect, Obj, Part, PartRule};
+use crate::protocol::reader::{self, Expect, Obj, Part, PartRule, TextOrList};
 use crate::protocol::{RequestError, field};
 
 /// A parsed, validated Chat Completions request.
@@ -124,7 +124,7 @@ struct WireMessage {
     #[serde(default, deserialize_with = "role")]
     role: Option<Role>,
     #[serde(default, deserialize_with = "content")]
-    content: Option<Content>,
+    content: Option<TextOrList<Part>>,
     #[serde(default, deserialize_with = "tool_calls")]
     tool_calls: Option<Vec<Obj<WireCall>>>,
     #[serde(default, deserialize_with = "reader::opt_text")]
@@ -152,8 +152,8 @@ impl WireMessage {
     fn into_items(self, at: &str) -> Result<Vec<HistoryItem>, RequestError> {
         let content = match self.content {
             None => String::new(),
-            Some(Content::Text(text)) => text,
-            Some(Content::Parts(parts)) => reader::parts_text(&format!("{at}.content"), &parts, part_rule)?,
+            Some(TextOrList::Text(text)) => text,
+            Some(TextOrList::List(parts)) => reader::parts_text(&format!("{at}.content"), &parts, part_rule)?,
         };
         Ok(match self.role {
             Some(Role::System) => text_item(content, |content| ChatMessage::System { content }),
@@ -189,35 +189,8 @@ fn part_rule(part: &Part) -> PartRule {
 }
 
 /// `content`: a string, null, or parts (`text` parts joined by newlines, others as a short note).
-enum Content {
-    Text(String),
-    Parts(Vec<Part>),
-}
-
-fn content<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Content>, D::Error> {
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = Option<Content>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("expected a string or a list of content parts")
-        }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
-            Ok(Some(Content::Text(s.to_owned())))
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-            let parts = reader::seq_at_most(
-                serde::de::value::SeqAccessDeserializer::new(seq),
-                MAX_CONTENT_ITEMS,
-                "parts",
-                "expected a list of content parts",
-            )?;
-            Ok(parts.map(Content::Parts))
-        }
-    }
-    d.deserialize_any(V)
+fn content<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TextOrList<Part>>, D::Error> {
+    reader::text_or_list(d, MAX_CONTENT_ITEMS, "parts", "expected a string or a list of content parts")
 }
 
 fn tool_calls<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<Obj<WireCall>>>, D::Error> {

@@ -255,7 +255,7 @@ impl ResponsesBuilder {
             }
             // The Responses API has no item for a tool's question (an MCP elicitation): this face does not
             // relay them, the MCP client declines them and the model is told (docs/faces.md).
-            TurnEvent::QuestionAsked { .. } => {}
+            TurnEvent::QuestionAsked(_) => {}
             TurnEvent::Usage(usage) => add_usage(&mut self.draft.usage, *usage),
             TurnEvent::Finished(end) => self.finish(out, end),
         }

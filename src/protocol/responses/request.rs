@@ -26,7 +26,7 @@ use crate::llm::{ChatMessage, Sampling, ToolCall};
 use crate::pipeline::{ApprovalAnswer, ApprovalInput, ResentRequest, ResponseThread};
 use crate::protocol::agentscope::{HistoryItem, MAX_CONTENT_ITEMS, MAX_INPUT_MESSAGES, assemble_history};
 use crate::protocol::openai::OpenAiTurn;
-use crate::protocol::reader::{self, Expect, Loose, Obj, Part, PartRule};
+use crate::protocol::reader::{self, Expect, Loose, Obj, Part, PartRule, TextOrList};
 use crate::protocol::{RequestError, field};
 
 /// `metadata` bounds of the API: 16 pairs, keys ≤ 64 characters, values ≤ 512.
@@ -79,9 +79,9 @@ impl ResponsesRequest {
         }
         match wire.input {
             None => return Err(field("input", "required: a string or a list of items")),
-            Some(Input::Text(text)) if text.trim().is_empty() => return Err(field("input", "is empty")),
-            Some(Input::Text(text)) => items.push(HistoryItem::Message(ChatMessage::User { content: text })),
-            Some(Input::Items(list)) => {
+            Some(TextOrList::Text(text)) if text.trim().is_empty() => return Err(field("input", "is empty")),
+            Some(TextOrList::Text(text)) => items.push(HistoryItem::Message(ChatMessage::User { content: text })),
+            Some(TextOrList::List(list)) => {
                 for (i, item) in list.into_iter().enumerate() {
                     let at = format!("input[{i}]");
                     match item.0.kind.as_ref().and_then(Loose::as_str) {
@@ -158,7 +158,7 @@ struct Wire {
     #[serde(default)]
     background: Option<bool>,
     #[serde(default, deserialize_with = "input")]
-    input: Option<Input>,
+    input: Option<TextOrList<Obj<Item>>>,
     #[serde(default, deserialize_with = "reader::temperature_openai")]
     temperature: Option<f64>,
     #[serde(default, deserialize_with = "reader::top_p")]
@@ -294,35 +294,8 @@ fn tool_names(at: &str, filter: Value) -> Result<Vec<String>, RequestError> {
 }
 
 /// `input`: a string (one user message) or a list of items.
-enum Input {
-    Text(String),
-    Items(Vec<Obj<Item>>),
-}
-
-fn input<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Input>, D::Error> {
-    struct V;
-    impl<'de> Visitor<'de> for V {
-        type Value = Option<Input>;
-        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-            f.write_str("expected a string or a list of items")
-        }
-        fn visit_unit<E: serde::de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Self::Value, E> {
-            Ok(Some(Input::Text(s.to_owned())))
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-            let items = reader::seq_at_most(
-                serde::de::value::SeqAccessDeserializer::new(seq),
-                MAX_INPUT_MESSAGES,
-                "items",
-                "expected a string or a list of items",
-            )?;
-            Ok(items.map(Input::Items))
-        }
-    }
-    d.deserialize_any(V)
+fn input<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TextOrList<Obj<Item>>>, D::Error> {
+    reader::text_or_list(d, MAX_INPUT_MESSAGES, "items", "expected a string or a list of items")
 }
 
 /// `conversation`: an id, or `{id}`.
