@@ -268,7 +268,8 @@ fn start_devstack_for_the_page() -> (Devstack, String) {
     let function = kit::binary::BIN;
     let mut child = std::process::Command::new(env!("CARGO"))
         .args(["run", "--quiet", "--package", "devstack", "--bin", "devstack", "--"])
-        .args(["--function", function, "--mcp-deny", "broken"])
+        // 2026-07-28 MCP stand-ins: their `book_table` and `sign_terms` ask the user (the page's questions).
+        .args(["--function", function, "--mcp-deny", "broken", "--mcp-revisions", "modern"])
         // Nothing of the developer's real services: the stand-ins answer everything.
         .env_remove("DASHSCOPE_API_KEY")
         .env_remove("DASHSCOPE_API_KEY_PROVIDER")

@@ -207,7 +207,7 @@ impl Pipeline {
                     Failure::new(
                         FailureCode::AnswerInvalid,
                         "an answer to a tool's question needs the session it was asked in (name the session, and keep \
-                     SESSION_STORE on)",
+                         SESSION_STORE on)",
                     )
                     .with_fault(Fault::Request),
                 ));

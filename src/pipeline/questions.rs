@@ -66,6 +66,13 @@ pub(crate) struct Resolved {
     pub(crate) records: Vec<Record>,
 }
 
+/// A call whose questions are being settled: what it is repeated with, and whether the user answered any.
+struct AskingCall {
+    call: ToolCall,
+    resume: Resume,
+    answered: bool,
+}
+
 /// What a face shows of a stored or new question, and what the session keeps.
 pub(crate) struct QuestionRecord<'a> {
     pub(crate) request_id: &'a str,
@@ -160,7 +167,7 @@ pub(crate) fn resolve(
     }
     let mut resolved = Resolved::default();
     // Per call (in the order asked): its questions, answered or dismissed.
-    let mut calls: Vec<(ToolCall, Option<String>, Vec<(String, AnswerAction, Option<Value>)>, bool)> = Vec::new();
+    let mut calls: Vec<AskingCall> = Vec::new();
     for question in waiting {
         let answer = answers.iter().find(|a| a.request_id == question.request_id);
         let (action, content) = match answer {
@@ -175,22 +182,20 @@ pub(crate) fn resolve(
             ("reason", if answer.is_some() { "" } else { "not answered" }),
         ];
         resolved.records.push(own_message(RESPONSE_KIND, "user", &fields));
-        match calls.iter_mut().find(|(call, ..)| call.id == question.call.id) {
-            Some((_, _, replies, answered)) => {
-                replies.push((question.key, action, content));
-                *answered |= answer.is_some();
+        let at = match calls.iter().position(|asking| asking.call.id == question.call.id) {
+            Some(at) => at,
+            None => {
+                let resume = Resume { request_state: question.request_state, answers: Vec::new() };
+                calls.push(AskingCall { call: question.call, resume, answered: false });
+                calls.len() - 1
             }
-            None => calls.push((
-                question.call,
-                question.request_state,
-                vec![(question.key, action, content)],
-                answer.is_some(),
-            )),
-        }
+        };
+        calls[at].resume.answers.push((question.key, action, content));
+        calls[at].answered |= answer.is_some();
     }
-    for (call, request_state, replies, answered) in calls {
+    for AskingCall { call, resume, answered } in calls {
         if answered {
-            resolved.resumed.push((call, Resume { request_state, answers: replies }));
+            resolved.resumed.push((call, resume));
             continue;
         }
         let told = "The tool asked the user a question and they went on without answering it; the call was not \

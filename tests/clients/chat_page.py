@@ -1,6 +1,7 @@
 """The dev stack's chat page in a real headless Chromium (Debian's chromium + chromium-driver, driven by
 Selenium), against `devstack` running the function with the OAuth2 consent stand-in, a reasoning model, the
-`broken` tool denied and `TOOL_APPROVAL=helloworld`. Checks what a person would see:
+`broken` tool denied, `TOOL_APPROVAL=helloworld` and MCP stand-ins speaking 2026-07-28 (whose `book_table` and
+`sign_terms` ask the user). Checks what a person would see:
 
 1. a question typed and sent with Enter; the consent button opening the stand-in provider's page; "Allow"
    clicked there; the turn going on by itself: the tool call with its arguments and result, the answer
@@ -11,7 +12,11 @@ Selenium), against `devstack` running the function with the OAuth2 consent stand
    Approve → the tool runs and the answer uses its result; Decline → the model says the user declined;
 5. a reload: the same session, its history back from GET /sessions/{id} (the approval cards as answered),
    fitting a phone's width; a request left waiting is still answerable after a reload;
-6. "New session": a new id, an empty page, kept across a reload.
+6. a tool's question: `book_table`'s form built from its schema (a required number, a list, a checkbox, a
+   text), not sent while a required field is empty, filled and submitted → the call is repeated with the
+   answer and its result shown; `sign_terms`'s link, declined → the tool hears it; after a reload both
+   come back answered, the form as it was filled;
+7. "New session": a new id, an empty page, kept across a reload.
 
 CHAT_URL is the page. With SCREENSHOT=<path>, a PNG of the page after step 4 is written there (README).
 Exits non-zero naming the check that broke; a missing browser is a failure, never a skip.
@@ -268,6 +273,97 @@ def waiting_across_a_reload(driver):
     check("Hello, Cy!" in turn.find_element(By.CSS_SELECTOR, ".answer").text, "approved after the reload", driver)
 
 
+def asked_a_question(driver, question):
+    """Sends `question`: the turn ends with a question card, the asking call marked waiting. The card."""
+    count = len(turns(driver))
+    send(driver, question, Keys.ENTER)
+    wait_for(driver, lambda d: len(turns(d)) == count + 1, f"the turn of {question!r}")
+    wait_for(driver, idle, "the asking turn to end")
+    turn = turns(driver)[count]
+    card = wait_for(driver, lambda d: turn.find_elements(By.CSS_SELECTOR, "form.question"), "the question card")[0]
+    call = turn.find_element(By.CSS_SELECTOR, "details.tool")
+    check("asked" in call.get_attribute("class") and "waiting" in text(call.find_element(By.CSS_SELECTOR, ".tool-status")),
+          f"the call that asked waits for the answer: {text(call)!r}", driver)
+    check(not turn.find_elements(By.CSS_SELECTOR, ".answer"), "the question is a card, not an answer bubble", driver)
+    return card
+
+
+def questions(driver):
+    card = asked_a_question(driver, "Please book a table")
+    check(text(card.find_element(By.CSS_SELECTOR, ".question-tool")).endswith("book_table"), "the card names the tool",
+          driver)
+    check(text(card.find_element(By.CSS_SELECTOR, ".question-message")) == "For how many guests?", "the question",
+          driver)
+    fields = {f.find_element(By.CSS_SELECTOR, "input, select").get_attribute("name"): f
+              for f in card.find_elements(By.CSS_SELECTOR, ".field")}
+    check(sorted(fields) == ["guests", "high_chair", "name", "seating"], f"one field per property: {sorted(fields)}",
+          driver)
+    guests = fields["guests"].find_element(By.TAG_NAME, "input")
+    check((guests.get_attribute("type"), guests.get_attribute("min"), guests.get_attribute("max"),
+           guests.get_attribute("step")) == ("number", "1", "20", "1"), "an integer in its range", driver)
+    check(guests.get_attribute("required") is not None and fields["guests"].find_elements(By.CSS_SELECTOR, ".field-required"),
+          "the required field is marked and required", driver)
+    check("Guests" in text(fields["guests"]), "labelled by its title", driver)
+    seating = fields["seating"].find_element(By.TAG_NAME, "select")
+    options = [o.get_attribute("value") for o in seating.find_elements(By.TAG_NAME, "option")]
+    check(options == ["", "indoors", "terrace"], f"the choice lists its values (and none): {options}", driver)
+    check(fields["high_chair"].find_element(By.TAG_NAME, "input").get_attribute("type") == "checkbox", "a yes/no",
+          driver)
+    name = fields["name"].find_element(By.TAG_NAME, "input")
+    check(name.get_attribute("maxlength") == "60" and name.get_attribute("required") is None, "an optional text",
+          driver)
+    buttons = [text(b) for b in card.find_elements(By.CSS_SELECTOR, ".question-actions button")]
+    check(buttons == ["Submit", "Decline", "Cancel"], f"MCP's three answers: {buttons}", driver)
+
+    # Submit with the required field empty: the browser refuses it, nothing is sent.
+    count = len(turns(driver))
+    card.find_element(By.CSS_SELECTOR, "button.answer-accept").click()
+    check(idle(driver) and len(turns(driver)) == count, "an incomplete form is not sent", driver)
+    check(driver.execute_script("return arguments[0].validity.valueMissing", guests), "the browser says why", driver)
+    check(card.find_elements(By.CSS_SELECTOR, "button.answer-accept"), "the card still waits", driver)
+
+    guests.send_keys("4")
+    seating.find_element(By.CSS_SELECTOR, "option[value=terrace]").click()
+    fields["high_chair"].find_element(By.TAG_NAME, "input").click()
+    name.send_keys("Ada")
+    turn = answered_turn(driver, card, "button.answer-accept")
+    check("approved" in card.get_attribute("class") and "Answered" in text(card), "the card says answered", driver)
+    check(driver.execute_script("return arguments[0].querySelector('fieldset').disabled", card),
+          "an answered form cannot be changed", driver)
+    tool = wait_for(driver, lambda d: turn.find_elements(By.CSS_SELECTOR, "details.tool.ok"), "the repeated call")[0]
+    booked = "Booked a table for 4 guests. Seating: terrace. With a high chair. Under the name Ada."
+    check(booked in text(tool.find_element(By.CSS_SELECTOR, ".tool-result")), f"the tool's result: {text(tool)!r}",
+          driver)
+    check(booked in turn.find_element(By.CSS_SELECTOR, ".answer").text, "the answer uses it", driver)
+    check(len(driver.find_elements(By.CSS_SELECTOR, "details.tool.asked")) == 0,
+          "the call is drawn once, where it finally ran", driver)
+
+    # URL mode: a link to open (beside the chat), and the user declines.
+    card = asked_a_question(driver, "Please sign the terms")
+    link = card.find_element(By.CSS_SELECTOR, "a.question-link")
+    check(link.get_attribute("href") == "https://terms.example.com/sign" and link.get_attribute("target") == "_blank",
+          f"the link opens the server's page beside the chat: {link.get_attribute('href')!r}", driver)
+    check(not card.find_elements(By.CSS_SELECTOR, ".field"), "no form in URL mode", driver)
+    turn = answered_turn(driver, card, "button.answer-decline")
+    check("declined" in card.get_attribute("class"), "the card says declined", driver)
+    tool = wait_for(driver, lambda d: turn.find_elements(By.CSS_SELECTOR, "details.tool.failed"), "the declined call")[0]
+    check("declined" in text(tool.find_element(By.CSS_SELECTOR, ".tool-result")), "the tool heard the decline", driver)
+
+    # A reload: both questions come back answered, the form as it was filled, the results after them.
+    driver.refresh()
+    wait_for(driver, ready, "the page to load with the answered questions")
+    cards = driver.find_elements(By.CSS_SELECTOR, "form.question")
+    check(len(cards) == 2 and not driver.find_elements(By.CSS_SELECTOR, "form.question button"),
+          "the questions come back answered, without buttons", driver)
+    check("approved" in cards[0].get_attribute("class") and "declined" in cards[1].get_attribute("class"),
+          "each with its answer", driver)
+    filled = driver.execute_script(
+        "const e = arguments[0].elements; return [e.guests.value, e.seating.value, e.high_chair.checked, e.namedItem('name').value]", cards[0])
+    check(filled == ["4", "terrace", True, "Ada"], f"the form as it was filled: {filled}", driver)
+    check(any(booked in text(r) for r in driver.find_elements(By.CSS_SELECTOR, "details.tool.ok .tool-result")),
+          "the booking's result comes back", driver)
+
+
 def phone_width(driver):
     # A phone's screen (a window cannot be made this narrow): the history with its tool cards fits it.
     driver.execute_cdp_cmd("Emulation.setDeviceMetricsOverride",
@@ -321,6 +417,7 @@ def main():
             driver.set_window_size(1000, 900)
         reload_keeps_history(driver, session, result)
         waiting_across_a_reload(driver)
+        questions(driver)
         phone_width(driver)
         new_session(driver, session)
     finally:

@@ -34,7 +34,11 @@ const state = {
   user: store.get(KEYS.user) || randomId('web-'),
   session: store.get(KEYS.session) || randomId('chat-'),
   running: null, // the AbortController of the turn streaming now
-  approvals: new Map(), // approval request id → its card, while it waits for the user's answer
+  // Cards waiting for the user's answer, by request id: approval requests (`mcpr_…`) and tools' questions
+  // (`mcpq_…`). Both kinds of a step are answered in one request (the function settles them together).
+  waiting: new Map(),
+  // Calls that asked the user a question, by call id: the card moves to where the call finally runs.
+  asked: new Map(),
 };
 store.set(KEYS.user, state.user);
 store.set(KEYS.session, state.session);
@@ -94,6 +98,16 @@ class AgentTurn {
     }
     if (m.status !== 'completed') return;
     const contents = Array.isArray(m.content) ? m.content : [];
+    const question = contents.find((c) => c.type === 'data' && c.data && c.data.type === 'mcp_elicitation_request');
+    if (question) {
+      // A tool's question, streamed as an assistant message (its text for any client, its data for us).
+      const opened = this.messages.get(m.id);
+      if (opened) opened.node.remove();
+      this.messages.delete(m.id);
+      this.progressed();
+      this.question(question.data);
+      return;
+    }
     const consent = contents.find((c) => c.type === 'data' && c.data && c.data.type === 'oauth2_authorization');
     if (consent) {
       // Opened as an ordinary message a moment ago: the card takes its place.
@@ -115,6 +129,15 @@ class AgentTurn {
     if (m.type === 'mcp_approval_response') {
       // Only in a reloaded session: the answer the user gave (or the function's "not answered").
       for (const c of contents) if (c.type === 'data' && c.data) answered(c.data);
+      return;
+    }
+    if (m.type === 'mcp_elicitation_request') {
+      // A reloaded session keeps each question as a record of its own.
+      for (const c of contents) if (c.type === 'data' && c.data) this.question(c.data);
+      return;
+    }
+    if (m.type === 'mcp_elicitation_response') {
+      for (const c of contents) if (c.type === 'data' && c.data) answeredQuestion(c.data);
       return;
     }
     const item = this.messages.get(m.id) || this.open(m);
@@ -160,6 +183,10 @@ class AgentTurn {
       const d = c.data;
       if (d.call_id && !item.callId) {
         item.callId = d.call_id;
+        // A call repeated with the user's answer to its question: drawn once, where it finally runs.
+        const earlier = this.calls.get(d.call_id) || state.asked.get(d.call_id);
+        if (earlier && earlier !== item) earlier.node.remove();
+        state.asked.delete(d.call_id);
         this.calls.set(d.call_id, item);
       }
       if (d.name) item.name.textContent = d.name;
@@ -209,7 +236,7 @@ class AgentTurn {
   // step are answered together (the function settles them all at once): each button records its card's
   // decision, and the answers go out when every card of the step has one.
   approval(data) {
-    if (!data.id || state.approvals.has(data.id)) return;
+    if (!data.id || state.waiting.has(data.id)) return;
     const node = el('div', 'approval');
     const where = data.server_label ? ` (MCP server ${data.server_label})` : '';
     const prompt = el('p', 'approval-prompt');
@@ -223,9 +250,10 @@ class AgentTurn {
     actions.append(approve, decline, status);
     node.append(prompt, el('div', 'label', 'Arguments'), args, actions);
     this.box.appendChild(node);
-    const card = { id: data.id, node, status, buttons: [approve, decline], decision: null, step: this, settled: false };
+    const card = { id: data.id, node, status, buttons: [approve, decline], reply: null, step: this, settled: false };
+    card.decision = null;
     card.expiresAt = Number(data.expires_at) || null;
-    state.approvals.set(data.id, card);
+    state.waiting.set(data.id, card);
     // Reloaded history: the model's call was drawn just before; it reappears when (if) it runs.
     const call = data.call_id && this.calls.get(data.call_id);
     if (call) {
@@ -235,6 +263,71 @@ class AgentTurn {
     approve.addEventListener('click', () => decide(card, true));
     decline.addEventListener('click', () => decide(card, false));
     scrollToEnd();
+  }
+
+  // A tool's question (MCP elicitation): a form built from the requested schema, or in URL mode a link to
+  // open. Submit, Decline and Cancel are MCP's three answers (accept with the form's content, decline,
+  // cancel); the browser checks the form (required fields, ranges, lengths) before Submit goes out.
+  question(data) {
+    if (!data.id || state.waiting.has(data.id)) return;
+    const isLink = data.mode === 'url';
+    const node = el('form', 'question');
+    const prompt = el('p', 'question-prompt');
+    prompt.append('The tool ', el('code', 'question-tool', data.name || 'a tool'), ' asks you:');
+    node.append(prompt, el('p', 'question-message', String(data.message ?? '')));
+    const fieldset = el('fieldset', 'question-fields');
+    const fields = [];
+    if (isLink) {
+      const link = el('a', 'button question-link', 'Open the page');
+      // Only a web page: a `javascript:` URL from a server must not become something to click.
+      if (/^https?:\/\//i.test(String(data.url))) link.href = data.url;
+      link.target = '_blank';
+      link.rel = 'noopener';
+      fieldset.classList.add('question-fields-link');
+      fieldset.append(link, el('span', 'question-url', String(data.url ?? '')));
+    } else {
+      const schema = data.requested_schema && typeof data.requested_schema === 'object' ? data.requested_schema : {};
+      const required = new Set(Array.isArray(schema.required) ? schema.required : []);
+      const properties = schema.properties && typeof schema.properties === 'object' ? schema.properties : {};
+      for (const [key, property] of Object.entries(properties)) {
+        const field = formField(key, property && typeof property === 'object' ? property : {}, required.has(key));
+        fields.push(field);
+        fieldset.appendChild(field.node);
+      }
+    }
+    const submit = el('button', 'answer-accept', isLink ? 'Done' : 'Submit');
+    const decline = el('button', 'secondary answer-decline', 'Decline');
+    const cancel = el('button', 'secondary answer-cancel', 'Cancel');
+    submit.type = 'submit';
+    decline.type = cancel.type = 'button';
+    const status = el('span', 'question-status', 'Waiting for your answer: the tool goes on once you give it.');
+    const actions = el('div', 'question-actions');
+    actions.append(submit, decline, cancel, status);
+    node.append(fieldset, actions);
+    this.box.appendChild(node);
+    const card = { id: data.id, node, status, buttons: [submit, decline, cancel], reply: null, step: this, settled: false };
+    Object.assign(card, { fieldset, fields, expiresAt: Number(data.expires_at) || null });
+    state.waiting.set(data.id, card);
+    // The call that asked waits too (a live question names no call id: this turn's running call of the tool).
+    const call = (data.call_id && this.calls.get(data.call_id)) || this.runningCall(data.name);
+    if (call) {
+      call.status.textContent = 'waiting for your answer';
+      call.node.classList.add('asked');
+      if (call.callId) state.asked.set(call.callId, call);
+      card.call = call;
+    }
+    node.addEventListener('submit', (event) => {
+      event.preventDefault();
+      answerQuestion(card, 'accept', isLink ? undefined : formContent(fields));
+    });
+    decline.addEventListener('click', () => answerQuestion(card, 'decline'));
+    cancel.addEventListener('click', () => answerQuestion(card, 'cancel'));
+    scrollToEnd();
+  }
+
+  runningCall(name) {
+    const running = Array.from(this.calls.values()).filter((c) => c.node.classList.contains('running'));
+    return running.reverse().find((c) => c.name.textContent === name) || null;
   }
 
   consent(m, data, text) {
@@ -269,17 +362,123 @@ class AgentTurn {
   }
 }
 
+// One field of a question's form, from its JSON Schema property: a choice (`enum`, or `oneOf` of
+// `{const, title}`) is a list, a boolean a checkbox, a number or integer a number input with its range, a
+// string a text input (email, URL or date by its `format`) with its lengths. `title` labels it (else the
+// key), `description` is its hint, a required one is marked.
+function formField(key, property, required) {
+  const node = el('label', 'field');
+  const title = el('span', 'field-title', String(property.title ?? key));
+  if (required) title.appendChild(el('span', 'field-required', ' *'));
+  node.appendChild(title);
+  const choices = choicesOf(property);
+  let input;
+  let kind;
+  if (choices) {
+    kind = 'choice';
+    input = el('select', 'field-input');
+    const none = new Option(required ? 'Choose…' : '—', '');
+    if (required) none.disabled = true;
+    input.appendChild(none);
+    for (const choice of choices) input.appendChild(new Option(choice.title, choice.value));
+    input.value = property.default !== undefined ? String(property.default) : '';
+  } else if (property.type === 'boolean') {
+    kind = 'boolean';
+    input = el('input', 'field-check');
+    input.type = 'checkbox';
+    input.checked = property.default === true;
+    node.classList.add('field-boolean');
+    node.insertBefore(input, title);
+  } else if (property.type === 'number' || property.type === 'integer') {
+    kind = property.type;
+    input = el('input', 'field-input');
+    input.type = 'number';
+    input.step = kind === 'integer' ? '1' : 'any';
+    if (typeof property.minimum === 'number') input.min = String(property.minimum);
+    if (typeof property.maximum === 'number') input.max = String(property.maximum);
+    if (typeof property.default === 'number') input.value = String(property.default);
+  } else {
+    kind = 'string';
+    input = el('input', 'field-input');
+    input.type = { email: 'email', uri: 'url', date: 'date', 'date-time': 'datetime-local' }[property.format] || 'text';
+    if (Number.isInteger(property.minLength)) input.minLength = property.minLength;
+    if (Number.isInteger(property.maxLength)) input.maxLength = property.maxLength;
+    if (typeof property.default === 'string') input.value = property.default;
+  }
+  input.name = key;
+  if (kind !== 'boolean') {
+    input.required = required;
+    node.appendChild(input);
+  }
+  if (property.description) node.appendChild(el('span', 'field-hint', String(property.description)));
+  return { key, kind, input, node };
+}
+
+function choicesOf(property) {
+  if (Array.isArray(property.oneOf) && property.oneOf.every((o) => o && o.const !== undefined)) {
+    return property.oneOf.map((o) => ({ value: String(o.const), title: String(o.title ?? o.const) }));
+  }
+  if (Array.isArray(property.enum)) {
+    const names = Array.isArray(property.enumNames) ? property.enumNames : [];
+    return property.enum.map((v, i) => ({ value: String(v), title: String(names[i] ?? v) }));
+  }
+  return null;
+}
+
+// The form's content as the schema's types: an optional field left empty is left out.
+function formContent(fields) {
+  const content = {};
+  for (const f of fields) {
+    if (f.kind === 'boolean') {
+      content[f.key] = f.input.checked;
+      continue;
+    }
+    const value = f.input.value;
+    if (value === '') continue;
+    if (f.kind === 'integer') content[f.key] = parseInt(value, 10);
+    else if (f.kind === 'number') content[f.key] = Number(value);
+    else content[f.key] = value;
+  }
+  return content;
+}
+
+// A stored answer's content (JSON text) put back into its form, so a reloaded question shows what was said.
+function fillForm(card, text) {
+  let content;
+  try { content = JSON.parse(text); } catch { return; }
+  if (!content || typeof content !== 'object') return;
+  for (const f of card.fields || []) {
+    if (!(f.key in content)) continue;
+    if (f.kind === 'boolean') f.input.checked = content[f.key] === true;
+    else f.input.value = String(content[f.key]);
+  }
+}
+
 // The cards of one step still waiting for the user.
 function waitingIn(step) {
-  return Array.from(state.approvals.values()).filter((c) => c.step === step && !c.settled);
+  return Array.from(state.waiting.values()).filter((c) => c.step === step && !c.settled);
 }
 
 function settle(card, text, className) {
   card.settled = true;
   for (const button of card.buttons) button.remove();
+  if (card.fieldset) card.fieldset.disabled = true;
   card.status.textContent = text;
   card.node.classList.add('settled', className);
-  state.approvals.delete(card.id);
+  state.waiting.delete(card.id);
+}
+
+// Records `reply` (the answer's input message) for `card`; once every card of its step has one, they
+// are all settled and sent in one request.
+function choose(card, reply, chosen) {
+  card.reply = reply;
+  const step = waitingIn(card.step);
+  if (step.some((c) => c.reply === null)) {
+    card.status.textContent = `${chosen}: chosen; answer the other requests to go on.`;
+    return;
+  }
+  for (const c of step) settle(c, c.reply.said, c.reply.className);
+  run(step.map((c) => c.reply.message));
 }
 
 function decide(card, approve) {
@@ -287,33 +486,68 @@ function decide(card, approve) {
   card.decision = approve;
   card.node.classList.toggle('chose-approve', approve);
   card.node.classList.toggle('chose-decline', !approve);
-  const step = waitingIn(card.step);
-  if (step.some((c) => c.decision === null)) {
-    card.status.textContent = `${approve ? 'Approve' : 'Decline'}: chosen; answer the other requests to go on.`;
+  choose(card, {
+    message: {
+      role: 'user',
+      type: 'mcp_approval_response',
+      content: [{ type: 'data', data: { approval_request_id: card.id, approve } }],
+    },
+    said: approve ? 'Approved.' : 'Declined.',
+    className: approve ? 'approved' : 'declined',
+  }, approve ? 'Approve' : 'Decline');
+}
+
+// What each answer to a question says on its card once given.
+const ANSWERED = {
+  accept: ['Answered.', 'approved', 'Submit'],
+  decline: ['Declined.', 'declined', 'Decline'],
+  cancel: ['Dismissed.', 'declined', 'Cancel'],
+};
+
+function answerQuestion(card, action, content) {
+  if (card.settled || state.running) return;
+  const data = { elicitation_request_id: card.id, action };
+  if (content !== undefined) data.content = content;
+  const [said, className, chosen] = ANSWERED[action];
+  card.node.classList.toggle('chose-accept', action === 'accept');
+  choose(card, {
+    message: { role: 'user', type: 'mcp_elicitation_response', content: [{ type: 'data', data }] },
+    said,
+    className,
+  }, chosen);
+}
+
+// A stored answer to a question (reloaded history): its card shows what was answered.
+function answeredQuestion(data) {
+  const card = state.waiting.get(data.elicitation_request_id);
+  if (!card) return;
+  if (typeof data.content === 'string' && data.content) fillForm(card, data.content);
+  if (data.reason === 'not answered') {
+    settle(card, 'Not answered: dismissed when the conversation went on.', 'declined');
     return;
   }
-  for (const c of step) settle(c, c.decision ? 'Approved.' : 'Declined.', c.decision ? 'approved' : 'declined');
-  run(step.map((c) => ({
-    role: 'user',
-    type: 'mcp_approval_response',
-    content: [{ type: 'data', data: { approval_request_id: c.id, approve: c.decision } }],
-  })));
+  const [said, className] = ANSWERED[data.action] || ANSWERED.cancel;
+  settle(card, said, className);
 }
 
 // A stored answer (reloaded history): its card shows what was decided. `approve` is stored as text.
 function answered(data) {
-  const card = state.approvals.get(data.approval_request_id);
+  const card = state.waiting.get(data.approval_request_id);
   if (!card) return;
   card.decision = data.approve === true || data.approve === 'true';
   if (data.reason === 'not answered') settle(card, 'Not answered: declined when the conversation went on.', 'declined');
   else settle(card, card.decision ? 'Approved.' : 'Declined.', card.decision ? 'approved' : 'declined');
 }
 
-// A new question while requests wait: the function declines them as unanswered.
+// A new question while requests wait: the function declines them as unanswered (and does not repeat a
+// call whose question nobody answered).
 function abandonWaiting() {
-  for (const card of Array.from(state.approvals.values())) {
-    settle(card, 'Not answered: declined when the conversation went on.', 'declined');
+  for (const card of Array.from(state.waiting.values())) {
+    const isQuestion = Boolean(card.fieldset);
+    settle(card, `Not answered: ${isQuestion ? 'dismissed' : 'declined'} when the conversation went on.`, 'declined');
+    if (card.call) card.call.status.textContent = 'not answered';
   }
+  state.asked.clear();
 }
 
 function userBubble(text) {
@@ -365,8 +599,8 @@ function ask(question) {
   run([{ role: 'user', type: 'message', content: [{ type: 'text', text: question }] }]);
 }
 
-// One turn: `input` (a question, or the answers to approval requests) in this session, streamed into a
-// new agent turn on the page.
+// One turn: `input` (a question, or the answers to approval requests and tools' questions) in this
+// session, streamed into a new agent turn on the page.
 async function run(input) {
   const turn = new AgentTurn(els.transcript);
   const controller = new AbortController();
@@ -435,8 +669,8 @@ async function loadHistory() {
     turn.message({ ...m, status: 'completed' });
   }
   if (turn) turn.finish();
-  // Requests still waiting: answerable until they expire.
-  for (const card of Array.from(state.approvals.values())) {
+  // Requests and questions still waiting: answerable until they expire.
+  for (const card of Array.from(state.waiting.values())) {
     if (card.expiresAt && card.expiresAt * 1000 <= Date.now()) settle(card, 'Expired: ask again.', 'declined');
   }
   scrollToEnd();
@@ -452,7 +686,8 @@ function newSession() {
   if (state.running) state.running.abort();
   state.session = randomId('chat-');
   store.set(KEYS.session, state.session);
-  state.approvals.clear();
+  state.waiting.clear();
+  state.asked.clear();
   for (const node of Array.from(els.transcript.children)) if (node !== els.empty) node.remove();
   els.empty.hidden = false;
   showIds();

@@ -1,7 +1,8 @@
 //! The stand-in's tool that asks the user: `book_table` needs to know for how many guests. On 2026-07-28
 //! (when the client declared `elicitation`) the first `tools/call` answers `resultType: "input_required"`
-//! with a form-mode `elicitation/create` (`{guests: integer}`) and a `requestState` the stand-in made; the
-//! retry must carry that same `requestState` (once) and an `inputResponses` entry under the question's key.
+//! with a form-mode `elicitation/create` (`guests`, a required integer, and an optional choice, yes/no and
+//! text) and a `requestState` the stand-in made; the retry must carry that same `requestState` (once) and
+//! an `inputResponses` entry under the question's key.
 //! `sign_terms` asks the same way in URL mode (a link to open). On a 2025 revision, or for a client that
 //! did not declare the capability, the tools say they cannot ask (an `isError` result) — this client does
 //! not advertise elicitation there. Every retry is recorded ([`AskLog`]) so tests see what the server saw.
@@ -93,8 +94,8 @@ pub(super) fn call(
         return error("the requestState is not one this server issued (or it was used already)");
     }
     match (action.as_deref(), form) {
-        (Some("accept"), true) => match content.as_ref().and_then(|c| c.get("guests")).and_then(Value::as_i64) {
-            Some(guests) => ok(&format!("Booked a table for {guests} guests.")),
+        (Some("accept"), true) => match content.as_ref().and_then(|c| c.get(KEY)).and_then(Value::as_i64) {
+            Some(guests) => ok(&booked(guests, content.as_ref().unwrap_or(&Value::Null))),
             None => error("the answer has no number of guests"),
         },
         (Some("accept"), false) => ok("The terms are signed."),
@@ -111,10 +112,7 @@ fn ask(log: &AskLog, form: bool) -> CallToolResponse {
         true => ElicitRequestParams::FormElicitationParams {
             meta: None,
             message: "For how many guests?".to_owned(),
-            requested_schema: ElicitationSchema::builder()
-                .required_integer(KEY, 1, 20)
-                .build()
-                .unwrap_or_else(|_| ElicitationSchema::builder().build().expect("an empty schema builds")),
+            requested_schema: booking_form(),
         },
         false => ElicitRequestParams::UrlElicitationParams {
             meta: None,
@@ -128,10 +126,63 @@ fn ask(log: &AskLog, form: bool) -> CallToolResponse {
     CallToolResponse::InputRequired(InputRequiredResult::new(Some(requests), Some(state)))
 }
 
+/// `book_table`'s form: the number of guests (required), and optional fields of every other kind a form
+/// may hold — a choice from a list, a yes/no, a free text — so a client's form is exercised whole.
+fn booking_form() -> ElicitationSchema {
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            KEY: {"type": "integer", "title": "Guests", "minimum": 1, "maximum": 20},
+            "seating": {"type": "string", "title": "Seating", "enum": ["indoors", "terrace"]},
+            "high_chair": {"type": "boolean", "title": "A high chair", "default": false},
+            "name": {"type": "string", "title": "Name for the booking", "maxLength": 60},
+        },
+        "required": [KEY],
+    });
+    serde_json::from_value(schema).unwrap_or_else(|_| ElicitationSchema::builder().build_unchecked())
+}
+
+/// What the booking says it did: the guests, then whatever else the form said.
+fn booked(guests: i64, content: &Value) -> String {
+    let mut said = format!("Booked a table for {guests} guests.");
+    if let Some(seating) = content.get("seating").and_then(Value::as_str) {
+        said.push_str(&format!(" Seating: {seating}."));
+    }
+    if content.get("high_chair").and_then(Value::as_bool) == Some(true) {
+        said.push_str(" With a high chair.");
+    }
+    if let Some(name) = content.get("name").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+        said.push_str(&format!(" Under the name {name}."));
+    }
+    said
+}
+
 fn ok(text: &str) -> CallToolResponse {
     CallToolResponse::Complete(CallToolResult::success(vec![ContentBlock::text(text)]))
 }
 
 fn error(text: &str) -> CallToolResponse {
     CallToolResponse::Complete(CallToolResult::error(vec![ContentBlock::text(text)]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_booking_form_holds_every_kind_of_field_and_only_guests_is_required() {
+        let form = serde_json::to_value(booking_form()).unwrap();
+        let kinds: Vec<&str> = ["guests", "seating", "high_chair", "name"]
+            .map(|k| form["properties"][k]["type"].as_str().unwrap())
+            .to_vec();
+        assert_eq!(kinds, ["integer", "string", "boolean", "string"], "{form}");
+        assert_eq!(form["properties"]["seating"]["enum"], json!(["indoors", "terrace"]));
+        assert_eq!(form["required"], json!(["guests"]));
+        let content = json!({"guests": 4, "seating": "terrace", "high_chair": true, "name": "Ada"});
+        assert_eq!(
+            booked(4, &content),
+            "Booked a table for 4 guests. Seating: terrace. With a high chair. Under the name Ada."
+        );
+        assert_eq!(booked(2, &json!({"guests": 2, "high_chair": false, "name": ""})), "Booked a table for 2 guests.");
+    }
 }
