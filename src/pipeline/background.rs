@@ -224,7 +224,7 @@ impl Pipeline {
             () = &mut cancel => Err(Failure::cancelled().into()),
         };
         match begun {
-            Ok(begun) => self.drive(begun, &mut sink, std::future::pending(), cancel).await,
+            Ok(begun) => self.drive(begun, &mut sink, Box::pin(std::future::pending()), Box::pin(cancel)).await,
             Err(Refused { failure, .. }) => {
                 tracing::info!(turn = %id, code = %failure.code, "a background turn ended before it began");
                 let _ = sink.accept(&TurnEvent::Finished(TurnEnd::Failed(failure))).await;

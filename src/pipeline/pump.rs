@@ -4,6 +4,7 @@
 //! ending without saying how — so no face writes its own ending.
 
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +23,10 @@ use crate::agent::{TurnEnd, TurnEvent};
 use crate::failure::{Failure, FailureCode};
 use crate::telemetry::in_scope;
 use fc_runtime::{Body, BodySender, ClientGone};
+
+/// Something that resolves when a turn must stop (its client gone, a cancel), type-erased (see
+/// [`Streamed`]).
+type Signal<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// Events a turn may run ahead of its renderer; the renderer's writes apply backpressure beyond it.
 const EVENT_BUFFER: usize = 64;
@@ -78,8 +83,12 @@ pub(super) trait Sink: Send {
 }
 
 /// Renders each event and sends its bytes at once.
-struct Streamed<R> {
-    renderer: R,
+///
+/// The pump's types hold the renderer and the stop signals type-erased (`Box<dyn Renderer>`, [`Signal`]):
+/// generic, the whole turn loop was compiled once per face, sink and stop signal (25 copies of ~6 kB);
+/// erased, once per sink. One virtual call per event and two small boxes per turn are the price.
+struct Streamed {
+    renderer: Box<dyn Renderer>,
     sender: BodySender,
     frames: Vec<Bytes>,
     /// `STREAM_HEARTBEAT_SECS`: a keep-alive after this long without a byte.
@@ -87,7 +96,7 @@ struct Streamed<R> {
     last_sent: Instant,
 }
 
-impl<R: Renderer> Streamed<R> {
+impl Streamed {
     async fn flush(&mut self) -> Result<(), ClientGone> {
         if !self.frames.is_empty() {
             self.last_sent = Instant::now();
@@ -99,7 +108,7 @@ impl<R: Renderer> Streamed<R> {
     }
 }
 
-impl<R: Renderer> Sink for Streamed<R> {
+impl Sink for Streamed {
     async fn accept(&mut self, event: &TurnEvent) -> Result<(), ClientGone> {
         self.renderer.render(event, &mut self.frames);
         self.flush().await
@@ -118,12 +127,12 @@ impl<R: Renderer> Sink for Streamed<R> {
 }
 
 /// Renders each event into one body, answered when the turn is over.
-struct Collected<R> {
-    renderer: R,
+struct Collected {
+    renderer: Box<dyn Renderer>,
     body: Vec<Bytes>,
 }
 
-impl<R: Renderer> Sink for Collected<R> {
+impl Sink for Collected {
     async fn accept(&mut self, event: &TurnEvent) -> Result<(), ClientGone> {
         self.renderer.render(event, &mut self.body);
         Ok(())
@@ -176,17 +185,26 @@ impl Pipeline {
 
     /// Starts the turn and answers at once with a body that carries the renderer's bytes as they are made.
     pub(crate) fn stream<R: Renderer>(self: &Arc<Self>, begun: Begun, renderer: R) -> Response<Body> {
-        self.stream_until(begun, renderer, std::future::pending())
+        self.stream_erased(begun, Box::new(renderer), Box::pin(std::future::pending()))
     }
 
     /// [`Pipeline::stream`] for a turn that someone other than its client may stop (A2A `tasks/cancel`):
     /// when `cancel` resolves the turn is dropped — every upstream request with it — its session keeps
     /// what was said so far, and the renderer gets a `Finished` failing with `cancelled`.
-    pub(crate) fn stream_until<R, C>(self: &Arc<Self>, begun: Begun, mut renderer: R, cancel: C) -> Response<Body>
+    pub(crate) fn stream_until<R, C>(self: &Arc<Self>, begun: Begun, renderer: R, cancel: C) -> Response<Body>
     where
         R: Renderer,
         C: Future<Output = ()> + Send + 'static,
     {
+        self.stream_erased(begun, Box::new(renderer), Box::pin(cancel))
+    }
+
+    fn stream_erased(
+        self: &Arc<Self>,
+        begun: Begun,
+        mut renderer: Box<dyn Renderer>,
+        cancel: Signal<'static>,
+    ) -> Response<Body> {
         let content_type = renderer.content_type();
         let status = renderer.status();
         let (sender, body) = Body::channel_starting_with(renderer.opening());
@@ -196,7 +214,7 @@ impl Pipeline {
             let gone = sender.clone();
             let mut sink = Streamed { renderer, sender, frames: Vec::new(), heartbeat, last_sent: Instant::now() };
             let cancel = pipeline.turns.register(&begun.plan.turn_id, cancel);
-            pipeline.drive(begun, &mut sink, gone.closed(), cancel).await;
+            pipeline.drive(begun, &mut sink, Box::pin(gone.closed()), Box::pin(cancel)).await;
             // The caller has the whole answer; the body ends once the turn's spans are out (FC may freeze
             // the instance as soon as it does). Nothing to wait for without telemetry.
             crate::telemetry::turn_done().await;
@@ -215,7 +233,7 @@ impl Pipeline {
 
     /// Runs the turn to its end and answers with everything the renderer wrote, as one body.
     pub(crate) async fn answer<R: Renderer>(self: &Arc<Self>, begun: Begun, renderer: R) -> Response<Body> {
-        self.answer_until(begun, renderer, std::future::pending()).await
+        self.answer_erased(begun, Box::new(renderer), Box::pin(std::future::pending())).await
     }
 
     /// [`Pipeline::answer`] for a turn that `cancel` may stop (see [`Pipeline::stream_until`]).
@@ -225,9 +243,18 @@ impl Pipeline {
         renderer: R,
         cancel: impl Future<Output = ()> + Send + 'static,
     ) -> Response<Body> {
+        self.answer_erased(begun, Box::new(renderer), Box::pin(cancel)).await
+    }
+
+    async fn answer_erased(
+        self: &Arc<Self>,
+        begun: Begun,
+        renderer: Box<dyn Renderer>,
+        cancel: Signal<'static>,
+    ) -> Response<Body> {
         let mut sink = Collected { renderer, body: Vec::new() };
         let cancel = self.turns.register(&begun.plan.turn_id, cancel);
-        self.drive(begun, &mut sink, std::future::pending(), cancel).await;
+        self.drive(begun, &mut sink, Box::pin(std::future::pending()), Box::pin(cancel)).await;
         let Collected { renderer, body } = sink;
         let whole = Bytes::from(body.concat());
         if !crate::telemetry::active() {
@@ -252,8 +279,8 @@ impl Pipeline {
         self: &Arc<Self>,
         begun: Begun,
         sink: &mut S,
-        gone: impl Future<Output = ()>,
-        cancel: impl Future<Output = ()>,
+        gone: Signal<'_>,
+        cancel: Signal<'_>,
     ) {
         let Begun { plan, mut trace, memory } = begun;
         let scope = trace.span().scope();
@@ -267,8 +294,8 @@ impl Pipeline {
         plan: Plan,
         memory: Result<Option<Memory>, Failure>,
         sink: &mut S,
-        gone: impl Future<Output = ()>,
-        cancel: impl Future<Output = ()>,
+        gone: Signal<'_>,
+        cancel: Signal<'_>,
         trace: &mut TurnTrace,
     ) {
         let (events_tx, mut events_rx) = mpsc::channel(EVENT_BUFFER);
