@@ -150,7 +150,8 @@ async fn every_face_refuses_deep_bodies_in_its_own_shape_naming_the_path() {
     let f = Function::start(&[NO_MCP]).await;
     let deep = format!("{}1{}", "[".repeat(70), "]".repeat(70));
     // (path, extra headers, a body whose deep field has the wrong type, that field's path)
-    let faces: &[(&str, &[(&str, &str)], String, &str)] = &[
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], String, &'a str);
+    let faces: &[Case] = &[
         (
             "/process",
             &[],

@@ -139,7 +139,7 @@ impl App {
         match routes::find(request.method(), request.uri().path()) {
             Found::Served { route, param } => self.dispatch(route, request, param).await,
             Found::WrongMethod(route) => refuse(route, Rejection::method_not_allowed(route.allow())),
-            Found::NotFound => Rejection::not_found(request.uri().path()).into_response(),
+            Found::Nowhere => Rejection::not_found(request.uri().path()).into_response(),
         }
     }
 

@@ -140,13 +140,11 @@ pub(super) static ROUTES: &[Route] = &[
 #[derive(Debug, PartialEq, Eq)]
 pub(super) enum Found {
     /// Served by `route`; `param` is the path's `{name}` segment, for a route that has one.
-    Served {
-        route: &'static Route,
-        param: Option<String>,
-    },
+    Served { route: &'static Route, param: Option<String> },
     /// The path exists, the method does not: a 405 naming `route.allow()`.
     WrongMethod(&'static Route),
-    NotFound,
+    /// No route has this path: a 404.
+    Nowhere,
 }
 
 /// The route of an HTTP request (event invocations are routed by FC's mark, before this).
@@ -159,7 +157,7 @@ pub(super) fn find(method: &Method, path: &str) -> Found {
             false => Found::WrongMethod(route),
         };
     }
-    Found::NotFound
+    Found::Nowhere
 }
 
 /// The route of an event invocation.
@@ -237,9 +235,9 @@ mod tests {
             }
             assert_eq!(find(&Method::PATCH, &path), Found::WrongMethod(route));
         }
-        assert_eq!(find(&Method::POST, "/no-such-path"), Found::NotFound);
-        assert_eq!(find(&Method::POST, "/invoke"), Found::NotFound, "an event is FC's mark, not a path");
-        assert_eq!(find(&Method::GET, "/sessions/"), Found::NotFound);
+        assert_eq!(find(&Method::POST, "/no-such-path"), Found::Nowhere);
+        assert_eq!(find(&Method::POST, "/invoke"), Found::Nowhere, "an event is FC's mark, not a path");
+        assert_eq!(find(&Method::GET, "/sessions/"), Found::Nowhere);
     }
 
     #[test]
