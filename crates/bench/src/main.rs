@@ -265,8 +265,8 @@ async fn run(mut options: Options) -> Result<(), String> {
     rows.push(Row::new(
         "Cold start: spawn → first 200 from /health (median / p90)",
         format!("{} / {} (n={})", ms(cold_median), ms(percentile(&sorted, 90.0)), sorted.len()),
-        "≤ 6 ms",
-        Some(cold_median <= Duration::from_millis(6)),
+        "≤ 5 ms",
+        Some(cold_median <= Duration::from_millis(5)),
         "1.80 s",
     ));
     rows.push(Row::new(
@@ -304,8 +304,8 @@ async fn run(mut options: Options) -> Result<(), String> {
     rows.push(Row::new(
         "Peak RSS after one tool turn (VmHWM; RssAnon now)",
         format!("{} ({})", mib(after_one.hwm_kib), mib(after_one.anon_kib)),
-        "≤ 10 MiB",
-        Some(after_one.hwm_kib <= 10 * 1024),
+        "≤ 8 MiB",
+        Some(after_one.hwm_kib <= 8 * 1024),
         "200 MiB",
     ));
     rows.extend(legacy.rows(""));
@@ -505,8 +505,8 @@ async fn run(mut options: Options) -> Result<(), String> {
     rows.push(Row::new(
         "Release binary size",
         format!("{:.2} MB ({})", size as f64 / 1e6, binary.display()),
-        "≤ 15 MB",
-        Some(size <= 15_000_000),
+        "≤ 8 MB",
+        Some(size <= 8_000_000),
         "",
     ));
     if let Some(received) = &otlp {
