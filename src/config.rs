@@ -61,7 +61,7 @@ pub struct Config {
     pub(crate) oauth2: Option<OAuth2Settings>,
     /// `OTEL_*`: `None` (no exporter, no provider, nothing recorded) unless an OTLP endpoint is set and
     /// `OTEL_SDK_DISABLED` is not `true`.
-    pub(crate) telemetry: Option<TelemetrySettings>,
+    pub telemetry: Option<TelemetrySettings>,
 }
 
 /// `AGENT_*`: what the app itself does with a turn.

@@ -7,6 +7,7 @@
 pub mod acs;
 pub mod agent;
 pub mod app;
+pub(crate) mod clock;
 pub mod config;
 pub(crate) mod dns;
 pub(crate) mod error_chain;

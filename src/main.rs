@@ -48,7 +48,7 @@ async fn serve() -> ExitCode {
         }
     };
     // Before the first span: nothing at all when no OTEL_* endpoint is configured.
-    if let Err(error) = telemetry::install(&config) {
+    if let Err(error) = telemetry::install(config.telemetry.as_ref()) {
         tracing::error!("cannot start: {error}");
         return ExitCode::FAILURE;
     }

@@ -206,7 +206,7 @@ impl OAuth2Tokens {
         credentials: &dyn CredentialsProvider,
         deadline: Instant,
     ) -> Result<String, ConsentRefused> {
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+        let now = crate::clock::unix_now();
         if !self.first_use(&claims.nonce, session_uri, claims.expires, now) {
             return Err(ConsentRefused::Callback("this authorization callback was already used".into()));
         }

@@ -10,7 +10,7 @@
 //! was forged, altered or sealed with another key.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -19,6 +19,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::clock::unix_now;
 use crate::secret::Secret;
 
 const VERSION: &str = "v2";
@@ -176,10 +177,6 @@ impl StateKey {
         }
         Ok(ConsentClaims { user, provider: wire.provider, expires: wire.expires, nonce: wire.nonce })
     }
-}
-
-fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 #[cfg(test)]

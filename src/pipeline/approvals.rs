@@ -14,7 +14,6 @@
 //! each answer is stored as an `mcp_approval_response`, after which the request is no longer pending. An
 //! unknown, answered or expired request is refused with `approval_invalid`, nothing run.
 
-use super::record::own_message;
 use super::waiting::{self, Kind, Waiting, check_answers, not_made, shown};
 use crate::agent::RequireApproval;
 use crate::failure::{Failure, FailureCode};
@@ -150,7 +149,7 @@ pub(crate) fn resolve(waiting: Vec<Pending>, input: &ApprovalInput, now: u64) ->
             ("approve", if approve { "true" } else { "false" }),
             ("reason", if answer.is_some() { reason } else { "not answered" }),
         ];
-        resolved.records.push(own_message(RESPONSE_KIND, "user", &answer_fields));
+        resolved.records.push(Record::own(RESPONSE_KIND, "user", &answer_fields));
         if approve {
             resolved.approved.push(request.call);
             continue;

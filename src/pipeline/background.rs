@@ -59,7 +59,7 @@ impl Ticket {
         SystemRandom::new()
             .fill(&mut bytes)
             .map_err(|_| Failure::new(FailureCode::Internal, "no randomness for a background turn's id"))?;
-        Ok(Ticket { id: format!("{prefix}_{}", hex::encode(bytes)), created_at: crate::protocol::openai::now_secs() })
+        Ok(Ticket { id: format!("{prefix}_{}", hex::encode(bytes)), created_at: crate::clock::unix_now() })
     }
 }
 

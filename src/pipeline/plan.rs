@@ -143,7 +143,7 @@ impl Planner {
                 requested: ask.approval.requested.clone(),
                 // Until the session memory says it can keep a request (see `Pipeline::recall`).
                 can_ask: ask.approval.can_ask,
-                expires_at: unix_now().saturating_add(self.approval_ttl.as_secs()),
+                expires_at: crate::clock::unix_now().saturating_add(self.approval_ttl.as_secs()),
                 approved: Vec::new(),
                 can_question: ask.approval.can_question,
                 resumed: Vec::new(),
@@ -199,11 +199,6 @@ impl Planner {
 fn turn_deadline(timeout: Duration, deadline: Instant) -> Instant {
     let reserve = (timeout / 20).min(MAX_RESERVE);
     deadline.checked_sub(reserve).unwrap_or(deadline)
-}
-
-/// Unix seconds now (an approval request's expiry is kept in the session, read on any instance).
-pub(crate) fn unix_now() -> u64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 #[cfg(test)]

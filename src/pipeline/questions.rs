@@ -16,7 +16,6 @@
 
 use serde_json::{Map, Value, json};
 
-use super::record::own_message;
 use super::waiting::{self, Kind, Waiting, check_answers, not_made, shown};
 use crate::failure::{Failure, FailureCode};
 use crate::llm::ToolCall;
@@ -181,7 +180,7 @@ pub(crate) fn resolve(
             ("elicitation_request_id", question.request_id.as_str()),
             ("reason", if answer.is_some() { "" } else { "not answered" }),
         ];
-        resolved.records.push(own_message(RESPONSE_KIND, "user", &fields));
+        resolved.records.push(Record::own(RESPONSE_KIND, "user", &fields));
         let at = match calls.iter().position(|asking| asking.call.id == question.call.id) {
             Some(at) => at,
             None => {

@@ -155,18 +155,11 @@ pub(crate) fn from_chat(messages: &[ChatMessage]) -> Vec<Record> {
             }
             ChatMessage::Tool { tool_call_id, content } => {
                 let fields = [("call_id", tool_call_id.as_str()), ("output", content)];
-                out.push(own_message("plugin_call_output", "system", &fields));
+                out.push(Record::own("plugin_call_output", "system", &fields));
             }
         }
     }
     out
-}
-
-/// A new message of one `data` item that is an agent-level message of its own, named after its role (a tool
-/// result, a user's answer).
-pub(super) fn own_message(kind: &str, role: &str, fields: &[(&str, &str)]) -> Record {
-    let id = new_message_id();
-    Record::completed(id.clone(), kind, role, &[Part::Fields(fields)], &id, role)
 }
 
 /// A new message of one `data` item, part of the agent-level message `original_id`.

@@ -9,7 +9,6 @@ use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
-use super::record::own_message;
 use crate::failure::{Failure, FailureCode, Fault};
 use crate::llm::ToolCall;
 use crate::sessions::StoredMessage;
@@ -128,7 +127,7 @@ pub(super) fn check_answers<'w, 'n, W: Waiting>(
 /// The output of a call that was not made, telling the model why (`told`): stored like any tool output.
 pub(super) fn not_made(call: &ToolCall, told: &str) -> Record {
     let fields = [("call_id", call.id.as_str()), ("name", call.function.name.as_str()), ("output", told)];
-    own_message("plugin_call_output", "system", &fields)
+    Record::own("plugin_call_output", "system", &fields)
 }
 
 /// An id as an error message may repeat it: quoted when it could be one of ours, else not at all.

@@ -1,9 +1,7 @@
 //! What the two OpenAI faces (`responses`, `chat`) share: OpenAI's error body
 //! `{"error":{"message","type","param","code"}}` (a [`Rejection`] before the turn, a [`Failure`] in a
-//! Chat Completions stream), the ids and clock of their objects, and what both requests hand the pipeline
+//! Chat Completions stream), the ids of their objects, and what both requests hand the pipeline
 //! ([`OpenAiTurn`]). Their request fields are read by the shared rules of `protocol::reader`.
-
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use http::{Response, StatusCode};
 use serde_json::{Value, json};
@@ -87,11 +85,6 @@ pub(crate) fn failure_type(code: FailureCode) -> &'static str {
         FailureCode::ConsentTimeout => "permission_error",
         _ => "server_error",
     }
-}
-
-/// Unix seconds now.
-pub(crate) fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
 
 /// `<prefix>_<32 hex>`, OpenAI's id style.

@@ -127,6 +127,13 @@ const RECORD_FRAME: usize = 320;
 const ITEM_FRAME: usize = 160;
 
 impl Record {
+    /// A new message of one `data` item that is an agent-level message of its own, named after its role (a
+    /// tool result, a user's answer).
+    pub(crate) fn own(kind: &str, role: &str, fields: &[(&str, &str)]) -> Record {
+        let id = new_message_id();
+        Record::completed(id.clone(), kind, role, &[Part::Fields(fields)], &id, role)
+    }
+
     /// A completed message as the runtime stores one: `status:"completed"`, content items `index:0,
     /// delta:false, msg_id`, and `metadata:{original_id, original_name, metadata}` naming the agent-level
     /// message it came from (several runtime messages may share one `original_id`). Keys in the runtime's

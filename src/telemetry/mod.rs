@@ -32,7 +32,7 @@ use crate::upstream::Endpoint;
 
 /// The `OTEL_*` configuration (config.rs parses it); present only when something is to be exported.
 #[derive(Debug, Clone)]
-pub(crate) struct TelemetrySettings {
+pub struct TelemetrySettings {
     /// Where spans go (`…/v1/traces`) and how; `None`: no spans are recorded.
     pub(crate) traces: Option<SignalExport>,
     /// Where metrics go (`…/v1/metrics`) and how; `None`: no metrics are recorded.
@@ -86,10 +86,10 @@ pub(crate) fn active() -> bool {
     INSTALLED.get().is_some()
 }
 
-/// Builds the exporters and the providers once, at start, from the configuration; nothing when it has no
-/// `OTEL_*` endpoint. Must run inside the tokio runtime (the exports run on it).
-pub fn install(config: &crate::config::Config) -> Result<(), TelemetryError> {
-    let Some(settings) = &config.telemetry else {
+/// Builds the exporters and the providers once, at start, from the configuration's telemetry settings;
+/// nothing without them (no `OTEL_*` endpoint). Must run inside the tokio runtime (the exports run on it).
+pub fn install(settings: Option<&TelemetrySettings>) -> Result<(), TelemetryError> {
+    let Some(settings) = settings else {
         return Ok(());
     };
     let telemetry = export::Telemetry::new(settings)?;

@@ -11,8 +11,6 @@
 //! - `Finished` closes whatever is still open as completed (a tool call with the arguments received so
 //!   far) and emits the final response; events after it are ignored.
 
-use std::time::{SystemTime, UNIX_EPOCH};
-
 use super::pyjson::to_python_json;
 use super::wire::{
     ContentBody, ContentObject, ErrorObject, MessageKind, MessageObject, MessageRole, ResponseObject, Status,
@@ -53,10 +51,6 @@ pub struct ResponseBuilder {
     last: Option<ResponseObject>,
 }
 
-fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
-}
-
 fn new_id(prefix: &str) -> String {
     format!("{prefix}_{}", crate::ids::uuid())
 }
@@ -69,7 +63,7 @@ impl ResponseBuilder {
             finished: false,
             seq: 0,
             id: new_id("response"),
-            created_at: now_secs(),
+            created_at: crate::clock::unix_now(),
             session_id,
             output: Vec::new(),
             open_text: None,
@@ -449,7 +443,7 @@ impl ResponseBuilder {
             TurnEnd::Failed(e) => (Status::Failed, Some(e)),
         };
         let error = error.map(|e| ErrorObject { code: e.code.as_str().to_owned(), message: e.message.clone() });
-        let r = self.response_object(status, error, Some(now_secs()));
+        let r = self.response_object(status, error, Some(crate::clock::unix_now()));
         self.emit(out, || StreamObject::Response(r.clone()));
         self.last = Some(r.clone());
         r

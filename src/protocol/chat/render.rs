@@ -13,9 +13,10 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 use crate::agent::{TurnEnd, TurnEvent};
+use crate::clock::unix_now;
 use crate::llm::Usage;
 use crate::pipeline::Renderer;
-use crate::protocol::openai::{add_usage, failure_error, new_id, now_secs};
+use crate::protocol::openai::{add_usage, failure_error, new_id};
 
 /// What both renderers know about the completion.
 struct Completion {
@@ -27,7 +28,7 @@ struct Completion {
 
 impl Completion {
     fn new(model: String) -> Self {
-        Completion { id: new_id("chatcmpl"), created: now_secs(), model, usage: None }
+        Completion { id: new_id("chatcmpl"), created: unix_now(), model, usage: None }
     }
 
     fn chunk(&self, delta: Value, finish_reason: Option<&str>) -> Bytes {

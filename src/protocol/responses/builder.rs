@@ -27,10 +27,11 @@ use std::sync::Arc;
 use super::request::Echo;
 use super::wire::{EMPTY, Event, Item, Part, ResponseObject, Standing, TextKind, UrlCitation};
 use crate::agent::{TurnEnd, TurnEvent};
+use crate::clock::unix_now;
 use crate::failure::FailureCode;
 use crate::llm::Usage;
 use crate::mcp::{ToolDef, ToolOutput};
-use crate::protocol::openai::{add_usage, new_id, now_secs};
+use crate::protocol::openai::{add_usage, new_id};
 use bytes::Bytes;
 
 /// The `server_label` of a call to a tool no listing named (the model made its name up).
@@ -126,7 +127,7 @@ impl ResponsesBuilder {
         ResponsesBuilder {
             draft: Draft {
                 id: echo.response_id.clone().unwrap_or_else(|| new_id("resp")),
-                created_at: now_secs(),
+                created_at: unix_now(),
                 model,
                 echo,
                 output: Vec::new(),
