@@ -66,6 +66,14 @@ pub(crate) struct ApprovalInput {
     pub(crate) questions: Vec<super::questions::QuestionAnswer>,
 }
 
+impl ApprovalInput {
+    /// A face that can show both approval requests and tools' questions (A2A, AG-UI, `/process`), with the
+    /// user's answers this request carries.
+    pub(crate) fn asking(answers: Vec<ApprovalAnswer>, questions: Vec<super::questions::QuestionAnswer>) -> Self {
+        ApprovalInput { can_ask: true, answers, can_question: true, questions, ..ApprovalInput::default() }
+    }
+}
+
 /// A request still waiting in the session.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct Pending {

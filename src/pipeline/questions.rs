@@ -17,6 +17,7 @@
 use serde_json::{Map, Value, json};
 
 use super::waiting::{self, Kind, Waiting, check_answers, not_made, shown};
+use crate::agent::AskedQuestion;
 use crate::failure::{Failure, FailureCode};
 use crate::llm::ToolCall;
 use crate::mcp::{AnswerAction, QuestionForm, Resume};
@@ -72,51 +73,36 @@ struct AskingCall {
     answered: bool,
 }
 
-/// What a face shows of a stored or new question, and what the session keeps.
-pub(crate) struct QuestionRecord<'a> {
-    pub(crate) request_id: &'a str,
-    pub(crate) call_id: &'a str,
-    pub(crate) server: &'a str,
-    pub(crate) name: &'a str,
-    pub(crate) arguments: &'a str,
-    pub(crate) key: &'a str,
-    pub(crate) message: &'a str,
-    pub(crate) form: &'a QuestionForm,
-    pub(crate) request_state: Option<&'a str>,
-    pub(crate) expires_at: u64,
-}
-
-impl QuestionRecord<'_> {
-    /// The stored record of the question (what [`pending`] reads back), part of the step `original_id`.
-    pub(crate) fn record(&self, original_id: &str) -> Record {
-        let mut data = Map::new();
-        for (key, value) in [
-            ("id", self.request_id),
-            ("call_id", self.call_id),
-            ("server_label", self.server),
-            ("name", self.name),
-            ("arguments", self.arguments),
-            ("key", self.key),
-            ("message", self.message),
-        ] {
-            data.insert(key.to_owned(), Value::String(value.to_owned()));
-        }
-        match self.form {
-            QuestionForm::Schema(schema) => {
-                data.insert("mode".into(), json!("form"));
-                data.insert("requested_schema".into(), schema.clone());
-            }
-            QuestionForm::Url(url) => {
-                data.insert("mode".into(), json!("url"));
-                data.insert("url".into(), json!(url));
-            }
-        }
-        if let Some(state) = self.request_state {
-            data.insert("request_state".into(), json!(state));
-        }
-        data.insert("expires_at".into(), json!(self.expires_at.to_string()));
-        Record::completed(new_message_id(), REQUEST_KIND, "assistant", &[Part::Data(&data)], original_id, "assistant")
+/// The stored record of a question a tool asked (what [`pending`] reads back), part of the step
+/// `original_id`.
+pub(crate) fn record(asked: &AskedQuestion, original_id: &str) -> Record {
+    let mut data = Map::new();
+    for (key, value) in [
+        ("id", &asked.request_id),
+        ("call_id", &asked.call_id),
+        ("server_label", &asked.server),
+        ("name", &asked.name),
+        ("arguments", &asked.arguments),
+        ("key", &asked.key),
+        ("message", &asked.message),
+    ] {
+        data.insert(key.to_owned(), Value::String(value.clone()));
     }
+    match &asked.form {
+        QuestionForm::Schema(schema) => {
+            data.insert("mode".into(), json!("form"));
+            data.insert("requested_schema".into(), schema.clone());
+        }
+        QuestionForm::Url(url) => {
+            data.insert("mode".into(), json!("url"));
+            data.insert("url".into(), json!(url));
+        }
+    }
+    if let Some(state) = asked.request_state.as_deref() {
+        data.insert("request_state".into(), json!(state));
+    }
+    data.insert("expires_at".into(), json!(asked.expires_at.to_string()));
+    Record::completed(new_message_id(), REQUEST_KIND, "assistant", &[Part::Data(&data)], original_id, "assistant")
 }
 
 /// The questions of `stored` that no stored answer names, oldest first.
@@ -214,19 +200,19 @@ mod tests {
 
     fn question(id: &str, call: &str, key: &str, expires_at: u64) -> Record {
         let form = QuestionForm::Schema(json!({"type": "object", "properties": {"n": {"type": "integer"}}}));
-        QuestionRecord {
-            request_id: id,
-            call_id: call,
-            server: "s",
-            name: "book_table",
-            arguments: "{}",
-            key,
-            message: "How many?",
-            form: &form,
-            request_state: Some("state-1"),
+        let asked = AskedQuestion {
+            request_id: id.into(),
+            call_id: call.into(),
+            server: "s".into(),
+            name: "book_table".into(),
+            arguments: "{}".into(),
+            key: key.into(),
+            message: "How many?".into(),
+            form,
+            request_state: Some("state-1".into()),
             expires_at,
-        }
-        .record("o")
+        };
+        record(&asked, "o")
     }
 
     fn answer(id: &str, action: AnswerAction, content: Option<Value>) -> QuestionAnswer {

@@ -61,33 +61,9 @@ impl Recorder {
                 self.messages.push(request);
             }
             TurnEvent::QuestionAsked(asked) => {
-                let crate::agent::AskedQuestion {
-                    request_id,
-                    call_id,
-                    server,
-                    name,
-                    arguments,
-                    key,
-                    message,
-                    form,
-                    request_state,
-                    expires_at,
-                } = &**asked;
                 self.close_texts();
                 // The call itself was recorded when it completed; the question waits for the user beside it.
-                let question = super::questions::QuestionRecord {
-                    request_id,
-                    call_id,
-                    server,
-                    name,
-                    arguments,
-                    key,
-                    message,
-                    form,
-                    request_state: request_state.as_deref(),
-                    expires_at: *expires_at,
-                };
-                self.messages.push(question.record(&self.step));
+                self.messages.push(super::questions::record(asked, &self.step));
             }
             TurnEvent::ToolResult { call_id, name, output } => {
                 self.close_texts();

@@ -328,36 +328,39 @@ pub(crate) fn seq_at_most<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     what: &'static str,
     why: &'static str,
 ) -> Result<Option<Vec<T>>, D::Error> {
-    struct V<T> {
-        max: usize,
-        what: &'static str,
-        why: &'static str,
-        out: PhantomData<T>,
+    d.deserialize_any(Bounded { max, what, why, out: PhantomData })
+}
+
+/// The visitor of [`seq_at_most`]: a list of at most `max` `T`s, or `null`.
+struct Bounded<T> {
+    max: usize,
+    what: &'static str,
+    why: &'static str,
+    out: PhantomData<T>,
+}
+
+impl<'de, T: Deserialize<'de>> Visitor<'de> for Bounded<T> {
+    type Value = Option<Vec<T>>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.why)
     }
-    impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
-        type Value = Option<Vec<T>>;
-        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str(self.why)
+    fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
+        Ok(None)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let len = seq.size_hint().unwrap_or(0);
+        if len > self.max {
+            return Err(de::Error::custom(format!("more than {} {}", self.max, self.what)));
         }
-        fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-            let len = seq.size_hint().unwrap_or(0);
-            if len > self.max {
+        let mut out = Vec::with_capacity(len);
+        while let Some(item) = seq.next_element()? {
+            if out.len() == self.max {
                 return Err(de::Error::custom(format!("more than {} {}", self.max, self.what)));
             }
-            let mut out = Vec::with_capacity(len);
-            while let Some(item) = seq.next_element()? {
-                if out.len() == self.max {
-                    return Err(de::Error::custom(format!("more than {} {}", self.max, self.what)));
-                }
-                out.push(item);
-            }
-            Ok(Some(out))
+            out.push(item);
         }
+        Ok(Some(out))
     }
-    d.deserialize_any(V { max, what, why, out: PhantomData })
 }
 
 /// A field that is either one string or a list of at most `max` elements (a Chat message's `content`, a
@@ -375,16 +378,12 @@ pub(crate) fn text_or_list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     what: &'static str,
     why: &'static str,
 ) -> Result<Option<TextOrList<T>>, D::Error> {
-    struct V<T> {
-        max: usize,
-        what: &'static str,
-        why: &'static str,
-        out: PhantomData<T>,
-    }
+    /// [`Bounded`] that also takes a string.
+    struct V<T>(Bounded<T>);
     impl<'de, T: Deserialize<'de>> Visitor<'de> for V<T> {
         type Value = Option<TextOrList<T>>;
         fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-            f.write_str(self.why)
+            self.0.expecting(f)
         }
         fn visit_unit<E: de::Error>(self) -> Result<Self::Value, E> {
             Ok(None)
@@ -393,11 +392,10 @@ pub(crate) fn text_or_list<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
             Ok(Some(TextOrList::Text(s.to_owned())))
         }
         fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Self::Value, A::Error> {
-            let list = seq_at_most(de::value::SeqAccessDeserializer::new(seq), self.max, self.what, self.why)?;
-            Ok(list.map(TextOrList::List))
+            Ok(self.0.visit_seq(seq)?.map(TextOrList::List))
         }
     }
-    d.deserialize_any(V { max, what, why, out: PhantomData })
+    d.deserialize_any(V(Bounded { max, what, why, out: PhantomData }))
 }
 
 /// An object kept as sent (`tools[0]`, a `data` item); `null` is `None`.

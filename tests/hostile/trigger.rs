@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 use super::arb;
 use super::request::{check_conversation, check_rejection, request_like};
 
-const EVENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fc3/events");
+const EVENTS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/fc3/events");
 
 fn real_events() -> &'static [Vec<u8>] {
     static EVENTS: OnceLock<Vec<Vec<u8>>> = OnceLock::new();

@@ -122,7 +122,7 @@ mod tests {
         let c = Cost::per_1000_turns(size(0.05, 128), Duration::from_millis(3800), 100);
         assert!((c.vcpu_seconds - 1.9).abs() < 1e-9, "{c:?}");
         assert!((c.gb_seconds - 4.75).abs() < 1e-9, "{c:?}");
-        // seed-costs.md: the sample at 1 vCPU / 512 MiB, 100 turns in 16 s → 160 vCPU-s, 80 GB-s.
+        // The Python sample, measured: at 1 vCPU / 512 MiB, 100 turns in 16 s → 160 vCPU-s, 80 GB-s.
         let s = Cost::per_1000_turns(size(1.0, 512), Duration::from_secs(16), 100);
         assert!((s.vcpu_seconds - 160.0).abs() < 1e-9 && (s.gb_seconds - 80.0).abs() < 1e-9, "{s:?}");
     }

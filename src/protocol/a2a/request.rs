@@ -218,16 +218,9 @@ impl SendParams {
             // The session memory stores this face's input as the model messages it became.
             records: Vec::new(),
             session_id: Some(self.context_id.clone()),
-            // A call that needs approval ends the task `input-required`; the answer comes back as data parts.
             // A call that needs approval, or a tool's question, ends the task `input-required`; the answer
             // comes back as data parts.
-            approval: ApprovalInput {
-                can_ask: true,
-                answers: self.answers.clone(),
-                can_question: true,
-                questions: self.questions.clone(),
-                ..ApprovalInput::default()
-            },
+            approval: ApprovalInput::asking(self.answers.clone(), self.questions.clone()),
             thread: ResponseThread::default(),
         }
     }

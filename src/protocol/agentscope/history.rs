@@ -33,7 +33,7 @@ impl AgentRequest {
     /// and any `mcp_approval_request` sent back (data `{id, arguments, …}`), in order.
     pub(crate) fn approval_input(&self) -> Result<ApprovalInput, RequestError> {
         // `/process` shows a tool's question as an `mcp_elicitation_request` message (see builder.rs).
-        let mut approval = ApprovalInput { can_ask: true, can_question: true, ..ApprovalInput::default() };
+        let mut approval = ApprovalInput::asking(Vec::new(), Vec::new());
         for (i, message) in self.input.iter().enumerate() {
             let MessageType::Other(kind) = &message.kind else { continue };
             for (j, item) in message.content.iter().enumerate() {

@@ -86,13 +86,7 @@ impl RunInput {
             session_id: Some(self.thread_id.clone()),
             // A call that needs approval, or a tool's question, pauses the run with an interrupt; `resume`
             // brings the answer.
-            approval: ApprovalInput {
-                can_ask: true,
-                answers: self.answers.clone(),
-                can_question: true,
-                questions: self.questions.clone(),
-                ..ApprovalInput::default()
-            },
+            approval: ApprovalInput::asking(self.answers.clone(), self.questions.clone()),
             thread: ResponseThread::default(),
         }
     }
